@@ -1,0 +1,208 @@
+//! The card's persistent state and its fixed byte layout (what a secure element keeps in flash and
+//! `palmgate-vcard` keeps in its `--state` file).
+//!
+//! Layout (`STATE_LEN` bytes): `"PGST" | version 01 | lifecycle | card_id(16) | card secret(32) |
+//! issuer public key(65) | card certificate(158) | max_tries | tries_left | erase_counter(u32 BE) |
+//! 4 × slot(used | kind | template(292)) | SHA-256 of everything before(32)`.
+
+use p256::ecdsa::SigningKey;
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::protocol::cert::{CARD_CERT_LEN, CardCertificate, decode_public_key};
+use crate::protocol::{
+    CARD_ID_LEN, DEFAULT_MAX_TRIES, Lifecycle, MAX_TRIES_LIMIT, PUBLIC_KEY_LEN, SLOT_COUNT, SlotKind,
+    TEMPLATE_LEN,
+};
+
+/// State magic.
+pub const STATE_MAGIC: [u8; 4] = *b"PGST";
+/// State layout version.
+pub const STATE_VERSION: u8 = 1;
+const SLOT_LEN: usize = 2 + TEMPLATE_LEN;
+const BODY_LEN: usize =
+    4 + 1 + 1 + CARD_ID_LEN + 32 + PUBLIC_KEY_LEN + CARD_CERT_LEN + 1 + 1 + 4 + SLOT_COUNT * SLOT_LEN;
+/// Encoded state length.
+pub const STATE_LEN: usize = BODY_LEN + 32;
+
+/// Why stored state was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateError {
+    /// Wrong length, magic or version.
+    Format,
+    /// The checksum does not match (corrupted storage).
+    Checksum,
+    /// A field holds a value the applet never writes.
+    Inconsistent(&'static str),
+}
+
+impl core::fmt::Display for StateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Format => f.write_str("card state has the wrong length, magic or version"),
+            Self::Checksum => f.write_str("card state checksum does not match (corrupted)"),
+            Self::Inconsistent(what) => write!(f, "card state is inconsistent: {what}"),
+        }
+    }
+}
+
+/// One template slot.
+#[derive(Clone, Zeroize)]
+pub(crate) struct Slot {
+    pub(crate) used: bool,
+    pub(crate) kind: u8,
+    pub(crate) template: [u8; TEMPLATE_LEN],
+}
+
+/// Everything the card keeps across power cycles.
+#[derive(Clone, Zeroize)]
+#[zeroize(drop)]
+pub(crate) struct PersistentState {
+    pub(crate) lifecycle: u8,
+    pub(crate) card_id: [u8; CARD_ID_LEN],
+    pub(crate) card_secret: [u8; 32],
+    pub(crate) issuer_public_key: [u8; PUBLIC_KEY_LEN],
+    pub(crate) certificate: [u8; CARD_CERT_LEN],
+    pub(crate) max_tries: u8,
+    pub(crate) tries_left: u8,
+    pub(crate) erase_counter: u32,
+    pub(crate) slots: [Slot; SLOT_COUNT],
+}
+
+impl PersistentState {
+    /// The factory state.
+    pub(crate) fn factory() -> Self {
+        Self {
+            lifecycle: Lifecycle::Factory.to_byte(),
+            card_id: [0; CARD_ID_LEN],
+            card_secret: [0; 32],
+            issuer_public_key: [0; PUBLIC_KEY_LEN],
+            certificate: [0; CARD_CERT_LEN],
+            max_tries: DEFAULT_MAX_TRIES,
+            tries_left: DEFAULT_MAX_TRIES,
+            erase_counter: 0,
+            slots: core::array::from_fn(|_| Slot { used: false, kind: 0, template: [0; TEMPLATE_LEN] }),
+        }
+    }
+
+    pub(crate) fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::from_byte(self.lifecycle).unwrap_or(Lifecycle::Factory)
+    }
+
+    pub(crate) fn slots_used(&self) -> u8 {
+        self.slots.iter().filter(|slot| slot.used).count() as u8
+    }
+
+    /// The card signing key (keyed and personalised states).
+    pub(crate) fn card_key(&self) -> Option<SigningKey> {
+        if self.lifecycle() == Lifecycle::Factory {
+            return None;
+        }
+        SigningKey::from_slice(&self.card_secret).ok()
+    }
+
+    /// Serialises the state (the buffer holds the card secret: zeroized on drop).
+    pub(crate) fn encode(&self) -> Zeroizing<[u8; STATE_LEN]> {
+        let mut out = Zeroizing::new([0u8; STATE_LEN]);
+        let mut w = Writer { buf: out.as_mut(), pos: 0 };
+        w.put(&STATE_MAGIC);
+        w.put(&[STATE_VERSION, self.lifecycle]);
+        w.put(&self.card_id);
+        w.put(&self.card_secret);
+        w.put(&self.issuer_public_key);
+        w.put(&self.certificate);
+        w.put(&[self.max_tries, self.tries_left]);
+        w.put(&self.erase_counter.to_be_bytes());
+        for slot in &self.slots {
+            w.put(&[u8::from(slot.used), slot.kind]);
+            w.put(&slot.template);
+        }
+        let digest: [u8; 32] = Sha256::digest(&out[..BODY_LEN]).into();
+        out[BODY_LEN..].copy_from_slice(&digest);
+        out
+    }
+
+    /// Parses and validates stored state.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StateError> {
+        if bytes.len() != STATE_LEN || bytes[..4] != STATE_MAGIC || bytes[4] != STATE_VERSION {
+            return Err(StateError::Format);
+        }
+        let digest: [u8; 32] = Sha256::digest(&bytes[..BODY_LEN]).into();
+        if digest[..] != bytes[BODY_LEN..] {
+            return Err(StateError::Checksum);
+        }
+        let mut r = Reader { buf: bytes, pos: 5 };
+        let mut state = Self::factory();
+        state.lifecycle = r.byte();
+        r.take(&mut state.card_id);
+        r.take(&mut state.card_secret);
+        r.take(&mut state.issuer_public_key);
+        r.take(&mut state.certificate);
+        state.max_tries = r.byte();
+        state.tries_left = r.byte();
+        let mut counter = [0u8; 4];
+        r.take(&mut counter);
+        state.erase_counter = u32::from_be_bytes(counter);
+        for slot in &mut state.slots {
+            slot.used = match r.byte() {
+                0 => false,
+                1 => true,
+                _ => return Err(StateError::Inconsistent("slot used flag")),
+            };
+            slot.kind = r.byte();
+            r.take(&mut slot.template);
+            if SlotKind::from_byte(slot.kind).is_none() {
+                return Err(StateError::Inconsistent("slot kind"));
+            }
+            if slot.used && palmgate_matcher::template::Template::decode(&slot.template).is_err() {
+                return Err(StateError::Inconsistent("slot template"));
+            }
+        }
+        let lifecycle =
+            Lifecycle::from_byte(state.lifecycle).ok_or(StateError::Inconsistent("lifecycle"))?;
+        if state.max_tries == 0 || state.max_tries > MAX_TRIES_LIMIT || state.tries_left > state.max_tries {
+            return Err(StateError::Inconsistent("retry counter"));
+        }
+        if lifecycle != Lifecycle::Factory && state.card_key().is_none() {
+            return Err(StateError::Inconsistent("card key"));
+        }
+        if lifecycle == Lifecycle::Personalised {
+            let issuer = decode_public_key(&state.issuer_public_key)
+                .map_err(|_| StateError::Inconsistent("issuer key"))?;
+            CardCertificate::decode(&state.certificate)
+                .and_then(|cert| cert.verify(&issuer))
+                .map_err(|_| StateError::Inconsistent("certificate"))?;
+        }
+        Ok(state)
+    }
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> u8 {
+        let byte = self.buf[self.pos];
+        self.pos += 1;
+        byte
+    }
+
+    fn take(&mut self, out: &mut [u8]) {
+        out.copy_from_slice(&self.buf[self.pos..self.pos + out.len()]);
+        self.pos += out.len();
+    }
+}

@@ -1,0 +1,182 @@
+//! The palmgate card protocol: every byte on the wire is defined here, shared by the applet and the
+//! host (see `docs/applet-protocol.md`).
+
+pub mod apdu;
+pub mod cert;
+pub mod identity;
+pub mod receipt;
+pub mod session;
+pub mod status;
+
+pub use apdu::{ApduError, CommandApdu};
+pub use status::StatusWord;
+
+/// The applet's proprietary AID: `F0` (proprietary, no registered RID) + ASCII `palmgate` + version 1.
+pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0x01];
+
+/// Applet version reported in the identity (major, minor).
+pub const APPLET_VERSION: (u8, u8) = (1, 0);
+
+/// Card id length.
+pub const CARD_ID_LEN: usize = 16;
+/// Uncompressed SEC1 P-256 public key length (`04 || X || Y`).
+pub const PUBLIC_KEY_LEN: usize = 65;
+/// Raw P-256 ECDSA signature length (`r || s`).
+pub const SIGNATURE_LEN: usize = 64;
+/// Nonce length in OPEN SECURE SESSION (both directions).
+pub const NONCE_LEN: usize = 16;
+/// AES-GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// Encoded template length (matcher format v1).
+pub const TEMPLATE_LEN: usize = palmgate_matcher::template::ENCODED_LEN;
+/// Number of template slots on the card.
+pub const SLOT_COUNT: usize = 4;
+/// Retry counter used when the enrolment station sets none.
+pub const DEFAULT_MAX_TRIES: u8 = 5;
+/// Highest retry counter an enrolment station may set (as PIV on-card comparison).
+pub const MAX_TRIES_LIMIT: u8 = 10;
+/// Largest command data the applet accepts (after chaining).
+pub const MAX_COMMAND_DATA: usize = 512;
+
+/// Class bytes.
+pub mod cla {
+    /// Interindustry class: SELECT and GET RESPONSE.
+    pub const ISO: u8 = 0x00;
+    /// Proprietary class: every palmgate command.
+    pub const PROPRIETARY: u8 = 0x80;
+    /// Command chaining bit ("more command data follows").
+    pub const CHAINING: u8 = 0x10;
+}
+
+/// Instruction bytes.
+pub mod ins {
+    /// SELECT by AID (`00 A4 04 00`).
+    pub const SELECT: u8 = 0xA4;
+    /// GET RESPONSE (`00 C0 00 00`).
+    pub const GET_RESPONSE: u8 = 0xC0;
+    /// GET DATA: P1 P2 = [`super::data::IDENTITY`] or [`super::data::CERTIFICATE`].
+    pub const GET_DATA: u8 = 0xCA;
+    /// PERSONALISE: P1 = [`super::personalise::GENERATE_KEY`] or [`super::personalise::INSTALL_CERTIFICATE`].
+    pub const PERSONALISE: u8 = 0x50;
+    /// OPEN SECURE SESSION.
+    pub const OPEN_SESSION: u8 = 0x8A;
+    /// VERIFY PALM (in session).
+    pub const VERIFY_PALM: u8 = 0x20;
+    /// PROVE AUTHORITY (in session): enrolment authority certificate + transcript signature.
+    pub const PROVE_AUTHORITY: u8 = 0x82;
+    /// ENROL (in session, authority).
+    pub const ENROL: u8 = 0xE2;
+    /// SET POLICY (in session, authority).
+    pub const SET_POLICY: u8 = 0x24;
+    /// RESET RETRY COUNTER (in session, authority).
+    pub const RESET_RETRY_COUNTER: u8 = 0x2C;
+    /// ERASE (in session, authority): removes every template, answers with a deletion receipt.
+    pub const ERASE: u8 = 0x0E;
+
+    /// The instructions that are only accepted inside a secure session.
+    pub const SECURE: [u8; 6] = [VERIFY_PALM, PROVE_AUTHORITY, ENROL, SET_POLICY, RESET_RETRY_COUNTER, ERASE];
+}
+
+/// GET DATA object references (P1 P2).
+pub mod data {
+    /// Card identity ([`super::identity::CardIdentity`]).
+    pub const IDENTITY: (u8, u8) = (0x01, 0x01);
+    /// Card certificate ([`super::cert::CardCertificate`]).
+    pub const CERTIFICATE: (u8, u8) = (0x01, 0x02);
+}
+
+/// PERSONALISE steps (P1).
+pub mod personalise {
+    /// Generate the card key pair and set the card id (factory or keyed state).
+    pub const GENERATE_KEY: u8 = 0x01;
+    /// Install the issuer public key and the card certificate (keyed state).
+    pub const INSTALL_CERTIFICATE: u8 = 0x02;
+}
+
+/// Kind of an enrolled slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotKind {
+    /// A normal enrolment.
+    Normal,
+    /// A duress enrolment: a match opens the door and raises a silent alarm.
+    Duress,
+}
+
+impl SlotKind {
+    /// Wire value: 0 normal, 1 duress.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Self::Normal => 0,
+            Self::Duress => 1,
+        }
+    }
+
+    /// Decodes the wire value.
+    pub const fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Self::Normal),
+            1 => Some(Self::Duress),
+            _ => None,
+        }
+    }
+}
+
+/// Life-cycle state of the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lifecycle {
+    /// Fresh from the factory: no key, no certificate.
+    Factory,
+    /// Key pair generated, waiting for its certificate.
+    Keyed,
+    /// Certificate installed: the card is in service.
+    Personalised,
+}
+
+impl Lifecycle {
+    /// Wire value.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Self::Factory => 0,
+            Self::Keyed => 1,
+            Self::Personalised => 2,
+        }
+    }
+
+    /// Decodes the wire value.
+    pub const fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Self::Factory),
+            1 => Some(Self::Keyed),
+            2 => Some(Self::Personalised),
+            _ => None,
+        }
+    }
+}
+
+/// Verification decision as carried (encrypted) in the VERIFY PALM response.
+pub mod decision {
+    /// No slot matched.
+    pub const NO_MATCH: u8 = 0x00;
+    /// A slot matched.
+    pub const MATCH: u8 = 0x01;
+    /// The retry counter is at zero: nothing was compared.
+    pub const BLOCKED: u8 = 0x02;
+    /// Slot-kind byte when no slot matched.
+    pub const NO_SLOT: u8 = 0xFF;
+    /// Length of the decision plaintext: `[decision, slot kind, tries left]`.
+    pub const LEN: usize = 3;
+}
+
+/// Enrolment authority permissions (bit mask in the authority certificate).
+pub mod permission {
+    /// ENROL.
+    pub const ENROL: u8 = 0x01;
+    /// SET POLICY.
+    pub const SET_POLICY: u8 = 0x02;
+    /// RESET RETRY COUNTER.
+    pub const RESET_RETRY_COUNTER: u8 = 0x04;
+    /// ERASE.
+    pub const ERASE: u8 = 0x08;
+    /// Every permission.
+    pub const ALL: u8 = ENROL | SET_POLICY | RESET_RETRY_COUNTER | ERASE;
+}

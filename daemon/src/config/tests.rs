@@ -1,0 +1,377 @@
+//! Configuration loading: layering, redaction, and every kind of bad configuration with its exact
+//! message.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const VALID: &str = r#"
+[gate]
+id = "gate-01"
+
+[card]
+issuer_keys = ["issuer.pub"]
+
+[sensor]
+port = "/dev/ttyPALM0"
+
+[door.main]
+lock_pin = 17
+contact_pin = 27
+rex_pin = 22
+
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+
+[storage]
+state_dir = "state"
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("issuer.pub"), "issuer public key").expect("write key");
+        Self { dir }
+    }
+
+    fn main(&self) -> PathBuf {
+        self.dir.path().join("palmgate.toml")
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn write(&self, main: &str, dropins: &[(&str, &str)]) -> &Path {
+        std::fs::write(self.main(), main).expect("write main");
+        if !dropins.is_empty() {
+            let confd = self.dir.path().join("conf.d");
+            std::fs::create_dir_all(&confd).expect("conf.d");
+            for (name, text) in dropins {
+                std::fs::write(confd.join(name), text).expect("write drop-in");
+            }
+        }
+        self.dir.path()
+    }
+
+    fn load(&self, main: &str, dropins: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        self.write(main, dropins);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        load_with_env(&self.main(), env)
+    }
+
+    /// The problem lines of a configuration that must be refused.
+    fn problems(&self, main: &str, dropins: &[(&str, &str)], env: &[(&str, &str)]) -> Vec<String> {
+        match self.load(main, dropins, env) {
+            Ok(settings) => panic!("configuration accepted, expected problems: {settings:#?}"),
+            Err(error) => error.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// The valid configuration with one line replaced (`old` must occur exactly once).
+fn valid_with(old: &str, new: &str) -> String {
+    assert_eq!(VALID.matches(old).count(), 1, "{old:?} must occur once in VALID");
+    VALID.replace(old, new)
+}
+
+#[test]
+fn valid_configuration_is_layered_over_the_defaults() {
+    let fixture = Fixture::new();
+    let settings = fixture.load(VALID, &[], &[]).expect("valid configuration");
+    assert_eq!(settings.gate.id, "gate-01");
+    assert_eq!(settings.gate.name, "gate-01");
+    assert_eq!(settings.card.issuer_keys, vec![PathBuf::from(fixture.path("issuer.pub"))]);
+    assert_eq!(settings.card.presentation_window, std::time::Duration::from_secs(10));
+    assert_eq!(settings.sensor.baud, 921_600);
+    assert_eq!(settings.mqtt.host, "127.0.0.1");
+    assert_eq!(settings.mqtt.port, 1883);
+    assert_eq!(settings.mqtt.client_id, "palmgate-gate-01");
+    // Relative paths are resolved against the file that set them.
+    assert_eq!(settings.storage.state_dir, PathBuf::from(fixture.path("state")));
+    assert_eq!(settings.storage.device_key_file, PathBuf::from(fixture.path("state/device.key")));
+    let door = &settings.door["main"];
+    assert_eq!(door.lock_pin, 17);
+    assert_eq!(door.fail_mode, FailMode::Secure);
+    assert_eq!(door.unlock, std::time::Duration::from_secs(5));
+    assert_eq!(door.rex(), Some(InputPin { pin: 22, active: Level::Low }));
+}
+
+#[test]
+fn dropins_then_environment_override_in_order() {
+    let fixture = Fixture::new();
+    let dropins = [
+        ("10-door.toml", "[door.main]\nunlock_s = 7\n"),
+        ("20-door.toml", "[door.main]\nunlock_s = 8\n[sensor]\nbaud = 115200\n"),
+        ("README", "not toml, not read"),
+    ];
+    let settings = fixture
+        .load(VALID, &dropins, &[("PALMGATE__SENSOR__BAUD", "57600"), ("OTHER__SENSOR__BAUD", "9")])
+        .expect("valid configuration");
+    assert_eq!(settings.door["main"].unlock, std::time::Duration::from_secs(8));
+    assert_eq!(settings.sensor.baud, 57_600);
+}
+
+#[test]
+fn check_output_redacts_the_password() {
+    let fixture = Fixture::new();
+    let main = valid_with(
+        "url = \"mqtt://127.0.0.1:1883\"",
+        "url = \"mqtt://127.0.0.1:1883\"\nusername = \"gate\"\npassword = \"hunter2-secret\"",
+    );
+    let settings = fixture.load(&main, &[], &[]).expect("valid configuration");
+    let printed = toml::to_string_pretty(&settings).expect("serialisable");
+    assert!(printed.contains("password = \"REDACTED\""), "{printed}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(!format!("{settings:?}").contains("hunter2"));
+    assert_eq!(settings.mqtt.password.as_ref().map(Secret::expose), Some("hunter2-secret"));
+    // The printed configuration is itself a valid configuration with the same meaning.
+    let reread = fixture.load(&printed.replace("REDACTED", "hunter2-secret"), &[], &[]).expect("re-readable");
+    assert_eq!(reread.door["main"].unlock, settings.door["main"].unlock);
+    assert_eq!(reread.storage.state_dir, settings.storage.state_dir);
+}
+
+#[test]
+fn unknown_key_names_file_and_key() {
+    let fixture = Fixture::new();
+    let main = valid_with("id = \"gate-01\"", "id = \"gate-01\"\ncolour = \"red\"");
+    assert_eq!(fixture.problems(&main, &[], &[]), [format!("{}: gate.colour: unknown key", fixture.main().display())]);
+}
+
+#[test]
+fn unknown_key_in_a_dropin_names_the_dropin() {
+    let fixture = Fixture::new();
+    let problems = fixture.problems(VALID, &[("50-site.toml", "[door.main]\nunlock_seconds = 3\n")], &[]);
+    assert_eq!(problems, [format!("{}: door.main.unlock_seconds: unknown key", fixture.path("conf.d/50-site.toml"))]);
+}
+
+#[test]
+fn unknown_section_is_refused() {
+    let fixture = Fixture::new();
+    let main = format!("{VALID}\n[doors.main]\nlock_pin = 3\n");
+    assert_eq!(fixture.problems(&main, &[], &[]), [format!("{}: doors: unknown key", fixture.main().display())]);
+}
+
+#[test]
+fn wrong_type_names_the_expected_type() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = \"seventeen\"");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.lock_pin: invalid type: string \"seventeen\", expected i64", fixture.main().display())]
+    );
+}
+
+#[test]
+fn syntax_error_gives_line_and_column() {
+    let fixture = Fixture::new();
+    let main = "[gate]\nid = \"gate-01\n";
+    assert_eq!(
+        fixture.problems(main, &[], &[]),
+        [format!(
+            "{}: invalid TOML at line 2, column 14: invalid basic string, expected `\"`",
+            fixture.main().display()
+        )]
+    );
+}
+
+#[test]
+fn out_of_range_timing() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = 17\nunlock_s = 0.05");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.unlock_s: 0.05 s is out of range (0.2 to 300 s)", fixture.main().display())]
+    );
+}
+
+#[test]
+fn out_of_range_from_the_environment_names_the_environment() {
+    let fixture = Fixture::new();
+    let problems = fixture.problems(VALID, &[], &[("PALMGATE__CARD__VERIFY_TIMEOUT_MS", "60000")]);
+    assert_eq!(problems, ["environment: card.verify_timeout_ms: 60000 is out of range (100 to 10000)"]);
+}
+
+#[test]
+fn duplicate_pin() {
+    let fixture = Fixture::new();
+    let main = valid_with("rex_pin = 22", "rex_pin = 17");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.rex_pin: GPIO 17 is already used by door.main.lock_pin", fixture.main().display())]
+    );
+}
+
+#[test]
+fn duplicate_pin_across_doors_and_fire() {
+    let fixture = Fixture::new();
+    let main = format!("{VALID}\n[door.back]\nlock_pin = 5\n\n[fire]\npin = 27\n");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.contact_pin: GPIO 27 is already used by fire.pin", fixture.main().display())]
+    );
+}
+
+#[test]
+fn pin_that_is_not_a_bcm_gpio() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = 40");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.lock_pin: GPIO 40 is not a BCM pin (0 to 27)", fixture.main().display())]
+    );
+}
+
+#[test]
+fn missing_key_file() {
+    let fixture = Fixture::new();
+    let main = valid_with("issuer_keys = [\"issuer.pub\"]", "issuer_keys = [\"missing.pub\"]");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: card.issuer_keys[0]: cannot read {}: No such file or directory (os error 2)",
+            fixture.main().display(),
+            fixture.path("missing.pub")
+        )]
+    );
+}
+
+#[test]
+fn malformed_broker_url() {
+    let fixture = Fixture::new();
+    for (url, reason) in [
+        ("http://broker", "unsupported scheme \"http\" (use mqtt or mqtts)"),
+        ("broker:1883", "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"),
+        ("mqtt://broker:99999", "invalid port \"99999\""),
+        ("mqtt://:1883", "missing host"),
+    ] {
+        let main = valid_with("url = \"mqtt://127.0.0.1:1883\"", &format!("url = \"{url}\""));
+        assert_eq!(
+            fixture.problems(&main, &[], &[]),
+            [format!("{}: mqtt.url: \"{url}\" is not a broker URL: {reason}", fixture.main().display())]
+        );
+    }
+}
+
+#[test]
+fn tls_without_ca() {
+    let fixture = Fixture::new();
+    let main = valid_with("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtts://broker.example:8883\"");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "built-in defaults: mqtt.ca_file: mqtts:// needs the CA certificate that signs the broker's certificate"
+        )]
+        .map(|line| line.replace("built-in defaults", &fixture.main().display().to_string()))
+    );
+}
+
+#[test]
+fn topic_prefix_with_wildcard() {
+    let fixture = Fixture::new();
+    let main = valid_with("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtt://127.0.0.1:1883\"\ntopic_prefix = \"site/#\"");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: mqtt.topic_prefix: \"site/#\" must not contain MQTT wildcards (+, #) or NUL",
+            fixture.main().display()
+        )]
+    );
+}
+
+#[test]
+fn missing_required_keys_are_all_reported() {
+    let fixture = Fixture::new();
+    let main = "[gate]\nid = \"gate-01\"\n";
+    let shown = fixture.main().display().to_string();
+    assert_eq!(
+        fixture.problems(main, &[], &[]),
+        [
+            format!("{shown}: card.issuer_keys: missing: this key has no default and must be set"),
+            format!("{shown}: sensor.port: missing: this key has no default and must be set"),
+            format!("{shown}: door: no door configured: add a [door.<name>] section"),
+            format!("{shown}: mqtt.url: missing: this key has no default and must be set"),
+        ]
+    );
+}
+
+#[test]
+fn bad_gate_id() {
+    let fixture = Fixture::new();
+    let main = valid_with("id = \"gate-01\"", "id = \"Gate 1\"");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: gate.id: \"Gate 1\" must be 1 to 64 characters of a-z, 0-9, '-' or '_' (it is used in MQTT topics)",
+            fixture.main().display()
+        )]
+    );
+}
+
+#[test]
+fn bad_choice_lists_the_options() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = 17\nlock_active = \"medium\"");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.lock_active: \"medium\" is not one of: high, low", fixture.main().display())]
+    );
+}
+
+#[test]
+fn prealarm_must_come_before_alarm() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = 17\nheld_open_prealarm_s = 40\nheld_open_alarm_s = 30");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.held_open_prealarm_s: must be shorter than held_open_alarm_s", fixture.main().display())]
+    );
+}
+
+#[test]
+fn turnstile_needs_a_passage_input() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = 17\nmode = \"turnstile\"");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.passage_pin: a turnstile needs a passage input to count passages", fixture.main().display())]
+    );
+}
+
+#[test]
+fn interlock_with_an_unknown_door() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = 17\ninterlock_with = \"side\"");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: door.main.interlock_with: no door named \"side\"", fixture.main().display())]
+    );
+}
+
+#[test]
+fn missing_main_file() {
+    let fixture = Fixture::new();
+    let error = load_with_env(&fixture.main(), Vec::new()).expect_err("no file");
+    assert_eq!(
+        error.to_string(),
+        format!("{}: cannot read the configuration file: it does not exist or is not a file", fixture.main().display())
+    );
+}
+
+#[test]
+fn several_problems_are_reported_together() {
+    let fixture = Fixture::new();
+    let main = valid_with("lock_pin = 17", "lock_pin = 17\nunlock_s = 1000\ndebounce_ms = 0");
+    let shown = fixture.main().display().to_string();
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [
+            format!("{shown}: door.main.unlock_s: 1000 s is out of range (0.2 to 300 s)"),
+            format!("{shown}: door.main.debounce_ms: 0 is out of range (1 to 1000)"),
+        ]
+    );
+}

@@ -1,0 +1,557 @@
+//! Validation of the merged configuration into [`Settings`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawDoor};
+use super::settings::*;
+use super::{ConfigError, Origins, Problem};
+
+/// Highest BCM GPIO number on a Raspberry Pi header.
+const MAX_BCM_PIN: i64 = 27;
+const BAUD_RATES: [u32; 12] =
+    [9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000, 2000000, 3000000];
+
+pub(crate) fn validate(raw: RawConfig, origins: &Origins<'_>) -> Result<Settings, ConfigError> {
+    let mut check = Checker { origins, problems: Vec::new() };
+    let settings = check.settings(raw);
+    match settings {
+        Some(settings) if check.problems.is_empty() => Ok(settings),
+        _ => Err(ConfigError { problems: check.problems }),
+    }
+}
+
+struct Checker<'a, 'b> {
+    origins: &'a Origins<'b>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_, '_> {
+    fn problem(&mut self, key: &str, reason: impl Into<String>) {
+        let source = self.origins.source_of(key);
+        self.problems.push(Problem { source, key: key.to_string(), reason: reason.into() });
+    }
+
+    fn required<T>(&mut self, key: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            let source = self.origins.main.clone();
+            let reason = "missing: this key has no default and must be set".to_string();
+            self.problems.push(Problem { source, key: key.to_string(), reason });
+        }
+        value
+    }
+
+    fn int_range(&mut self, key: &str, value: Option<u64>, min: u64, max: u64) -> Option<u64> {
+        let value = self.required(key, value)?;
+        if !(min..=max).contains(&value) {
+            self.problem(key, format!("{value} is out of range ({min} to {max})"));
+            return None;
+        }
+        Some(value)
+    }
+
+    fn millis(&mut self, key: &str, value: Option<u64>, min: u64, max: u64) -> Option<Duration> {
+        self.int_range(key, value, min, max).map(Duration::from_millis)
+    }
+
+    fn seconds(&mut self, key: &str, value: Option<f64>, min: f64, max: f64) -> Option<Duration> {
+        let value = self.required(key, value)?;
+        if !value.is_finite() || value < min || value > max {
+            self.problem(key, format!("{value} s is out of range ({min} to {max} s)"));
+            return None;
+        }
+        Some(Duration::from_secs_f64(value))
+    }
+
+    fn choice<T: Copy>(&mut self, key: &str, value: Option<&str>, options: &[(&str, T)]) -> Option<T> {
+        let value = self.required(key, value)?;
+        match options.iter().find(|(name, _)| *name == value) {
+            Some((_, choice)) => Some(*choice),
+            None => {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                self.problem(key, format!("\"{value}\" is not one of: {}", names.join(", ")));
+                None
+            }
+        }
+    }
+
+    fn level(&mut self, key: &str, value: Option<&str>) -> Option<Level> {
+        self.choice(key, value, &[("high", Level::High), ("low", Level::Low)])
+    }
+
+    fn pin(&mut self, key: &str, value: i64) -> Option<u8> {
+        if !(0..=MAX_BCM_PIN).contains(&value) {
+            self.problem(key, format!("GPIO {value} is not a BCM pin (0 to {MAX_BCM_PIN})"));
+            return None;
+        }
+        u8::try_from(value).ok()
+    }
+
+    fn path(&mut self, key: &str, value: &str) -> Option<PathBuf> {
+        if value.trim().is_empty() {
+            self.problem(key, "empty path");
+            return None;
+        }
+        let path = Path::new(value);
+        Some(if path.is_absolute() { path.to_path_buf() } else { self.origins.base_dir_of(key).join(path) })
+    }
+
+    /// A file that must exist when the daemon starts (keys, certificates, models).
+    fn existing_file(&mut self, key: &str, value: &str) -> Option<PathBuf> {
+        let path = self.path(key, value)?;
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Some(path),
+            Ok(_) => {
+                self.problem(key, format!("{} is not a file", path.display()));
+                None
+            }
+            Err(error) => {
+                self.problem(key, format!("cannot read {}: {error}", path.display()));
+                None
+            }
+        }
+    }
+
+    fn settings(&mut self, raw: RawConfig) -> Option<Settings> {
+        let gate = self.gate(raw.gate.unwrap_or_default());
+        let card = self.card(raw.card.unwrap_or_default());
+        let sensor = self.sensor(raw.sensor.unwrap_or_default());
+        let matcher = self.matcher(raw.matcher.unwrap_or_default());
+        let gpio = self.gpio(raw.gpio.unwrap_or_default());
+        let fire = match raw.fire {
+            Some(fire) => self.fire(fire),
+            None => Some(None),
+        };
+        let door = self.doors(raw.door.unwrap_or_default());
+        let gate_id = gate.as_ref().map(|gate| gate.id.clone()).unwrap_or_default();
+        let mqtt = self.mqtt(raw.mqtt.unwrap_or_default(), &gate_id);
+        let storage = self.storage(raw.storage.unwrap_or_default());
+        let logging = self.logging(raw.logging.unwrap_or_default());
+        if let (Some(door), Some(fire)) = (&door, &fire) {
+            self.pins_used_once(door, fire.as_ref());
+        }
+        Some(Settings {
+            gate: gate?,
+            card: card?,
+            sensor: sensor?,
+            matcher: matcher?,
+            gpio: gpio?,
+            fire: fire?,
+            door: door?,
+            mqtt: mqtt?,
+            storage: storage?,
+            logging: logging?,
+        })
+    }
+
+    fn gate(&mut self, raw: super::raw::RawGate) -> Option<GateSettings> {
+        let id = self.required("gate.id", raw.id)?;
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !id_ok {
+            self.problem("gate.id", format!("\"{id}\" must be 1 to 64 characters of a-z, 0-9, '-' or '_' (it is used in MQTT topics)"));
+            return None;
+        }
+        let name = raw.name.unwrap_or_else(|| id.clone());
+        Some(GateSettings { id, name, site: raw.site })
+    }
+
+    fn card(&mut self, raw: super::raw::RawCard) -> Option<CardSettings> {
+        let reader = raw.reader.unwrap_or_default();
+        let keys = self.required("card.issuer_keys", raw.issuer_keys);
+        let issuer_keys = keys.and_then(|keys| {
+            if keys.is_empty() {
+                self.problem("card.issuer_keys", "at least one issuer key is needed to trust any card");
+                return None;
+            }
+            let mut paths = Vec::new();
+            for (index, key) in keys.iter().enumerate() {
+                paths.push(self.existing_file(&format!("card.issuer_keys[{index}]"), key));
+            }
+            paths.into_iter().collect::<Option<Vec<_>>>()
+        });
+        let revocation_list = match raw.revocation_list {
+            Some(path) => Some(self.path("card.revocation_list", &path)?),
+            None => None,
+        };
+        let presentation_window = self.millis("card.presentation_window_ms", raw.presentation_window_ms, 1000, 120_000);
+        let verify_timeout = self.millis("card.verify_timeout_ms", raw.verify_timeout_ms, 100, 10_000);
+        Some(CardSettings {
+            reader,
+            issuer_keys: issuer_keys?,
+            revocation_list,
+            presentation_window: presentation_window?,
+            verify_timeout: verify_timeout?,
+        })
+    }
+
+    fn sensor(&mut self, raw: super::raw::RawSensor) -> Option<SensorSettings> {
+        let port = self.required("sensor.port", raw.port).and_then(|port| self.path("sensor.port", &port));
+        let baud = self.required("sensor.baud", raw.baud).and_then(|baud| {
+            if BAUD_RATES.contains(&baud) {
+                Some(baud)
+            } else {
+                self.problem("sensor.baud", format!("{baud} is not a supported line speed"));
+                None
+            }
+        });
+        let max_frame_bytes = self
+            .int_range("sensor.max_frame_bytes", raw.max_frame_bytes, 1024, 16 * 1024 * 1024)
+            .and_then(|bytes| u32::try_from(bytes).ok());
+        let request_timeout = self.millis("sensor.request_timeout_ms", raw.request_timeout_ms, 50, 10_000);
+        let reconnect_max = self.millis("sensor.reconnect_max_ms", raw.reconnect_max_ms, 100, 60_000);
+        Some(SensorSettings {
+            port: port?,
+            baud: baud?,
+            max_frame_bytes: max_frame_bytes?,
+            request_timeout: request_timeout?,
+            reconnect_max: reconnect_max?,
+        })
+    }
+
+    fn matcher(&mut self, raw: super::raw::RawMatcher) -> Option<MatcherSettings> {
+        let model = match raw.model {
+            Some(model) => Some(self.existing_file("matcher.model", &model)?),
+            None => None,
+        };
+        let input = self.choice(
+            "matcher.input",
+            raw.input.as_deref(),
+            &[("hand", MatcherInput::Hand), ("roi", MatcherInput::Roi)],
+        );
+        if let Some(threshold) = raw.threshold
+            && !(threshold > 0.0 && threshold < 0.5)
+        {
+            self.problem("matcher.threshold", format!("{threshold} must be a distance between 0 and 0.5 (exclusive)"));
+            return None;
+        }
+        Some(MatcherSettings { model, input: input?, threshold: raw.threshold })
+    }
+
+    fn gpio(&mut self, raw: super::raw::RawGpio) -> Option<GpioSettings> {
+        let backend = self.choice(
+            "gpio.backend",
+            raw.backend.as_deref(),
+            &[("rpi", GpioBackend::Rpi), ("simulated", GpioBackend::Simulated)],
+        )?;
+        Some(GpioSettings { backend })
+    }
+
+    /// `Some(None)`: no fire input configured; `None`: invalid.
+    fn fire(&mut self, raw: super::raw::RawFire) -> Option<Option<FireSettings>> {
+        let pin = self.required("fire.pin", raw.pin).and_then(|pin| self.pin("fire.pin", pin));
+        let active = self.level("fire.active", raw.active.as_deref().or(Some("low")));
+        Some(Some(FireSettings { pin: pin?, active: active? }))
+    }
+
+    fn doors(&mut self, raw: BTreeMap<String, RawDoor>) -> Option<BTreeMap<String, DoorSettings>> {
+        if raw.is_empty() {
+            let source = self.origins.main.clone();
+            let reason = "no door configured: add a [door.<name>] section".to_string();
+            self.problems.push(Problem { source, key: "door".to_string(), reason });
+            return None;
+        }
+        let names: Vec<String> = raw.keys().cloned().collect();
+        let mut doors = BTreeMap::new();
+        let mut ok = true;
+        for (name, door) in raw {
+            match self.door(&name, door, &names) {
+                Some(door) => {
+                    doors.insert(name, door);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(doors)
+    }
+
+    fn door(&mut self, name: &str, raw: RawDoor, names: &[String]) -> Option<DoorSettings> {
+        let key = |field: &str| format!("door.{name}.{field}");
+        let name_ok = !name.is_empty()
+            && name.len() <= 32
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            self.problem(&format!("door.{name}"), "door names must be 1 to 32 characters of a-z, 0-9, '-' or '_' (they are used in MQTT topics)");
+            return None;
+        }
+        let mode = self.choice(
+            &key("mode"),
+            raw.mode.as_deref().or(Some("door")),
+            &[("door", DoorMode::Door), ("turnstile", DoorMode::Turnstile)],
+        );
+        let lock_pin = self.required(&key("lock_pin"), raw.lock_pin).and_then(|pin| self.pin(&key("lock_pin"), pin));
+        let lock_active = self.level(&key("lock_active"), raw.lock_active.as_deref().or(Some("high")));
+        let fail_mode = self.choice(
+            &key("fail_mode"),
+            raw.fail_mode.as_deref().or(Some("secure")),
+            &[("secure", FailMode::Secure), ("safe", FailMode::Safe)],
+        );
+        let unlock = self.seconds(&key("unlock_s"), raw.unlock_s.or(Some(5.0)), 0.2, 300.0);
+        let relock_delay = self.millis(&key("relock_delay_ms"), raw.relock_delay_ms.or(Some(0)), 0, 10_000);
+        let prealarm = self.seconds(&key("held_open_prealarm_s"), raw.held_open_prealarm_s.or(Some(20.0)), 1.0, 3600.0);
+        let alarm = self.seconds(&key("held_open_alarm_s"), raw.held_open_alarm_s.or(Some(30.0)), 1.0, 3600.0);
+        if let (Some(prealarm), Some(alarm)) = (prealarm, alarm)
+            && prealarm >= alarm
+        {
+            self.problem(&key("held_open_prealarm_s"), "must be shorter than held_open_alarm_s");
+        }
+        let debounce = self.millis(&key("debounce_ms"), raw.debounce_ms.or(Some(30)), 1, 1000);
+        let optional_pin = |checker: &mut Self, field: &str, value: Option<i64>| -> Option<Option<u8>> {
+            match value {
+                Some(pin) => checker.pin(&key(field), pin).map(Some),
+                None => Some(None),
+            }
+        };
+        let contact_pin = optional_pin(self, "contact_pin", raw.contact_pin);
+        let rex_pin = optional_pin(self, "rex_pin", raw.rex_pin);
+        let tamper_pin = optional_pin(self, "tamper_pin", raw.tamper_pin);
+        let passage_pin = optional_pin(self, "passage_pin", raw.passage_pin);
+        let green_led_pin = optional_pin(self, "green_led_pin", raw.green_led_pin);
+        let red_led_pin = optional_pin(self, "red_led_pin", raw.red_led_pin);
+        let buzzer_pin = optional_pin(self, "buzzer_pin", raw.buzzer_pin);
+        let contact_active = self.level(&key("contact_active"), raw.contact_active.as_deref().or(Some("high")));
+        let rex_active = self.level(&key("rex_active"), raw.rex_active.as_deref().or(Some("low")));
+        let tamper_active = self.level(&key("tamper_active"), raw.tamper_active.as_deref().or(Some("high")));
+        let passage_active = self.level(&key("passage_active"), raw.passage_active.as_deref().or(Some("low")));
+        let feedback_active = self.level(&key("feedback_active"), raw.feedback_active.as_deref().or(Some("high")));
+        let grant_window = self.seconds(&key("grant_window_s"), raw.grant_window_s.or(Some(10.0)), 1.0, 300.0);
+        if mode == Some(DoorMode::Turnstile) && raw.passage_pin.is_none() {
+            self.problem(&key("passage_pin"), "a turnstile needs a passage input to count passages");
+        }
+        if let Some(other) = &raw.interlock_with {
+            if other == name {
+                self.problem(&key("interlock_with"), "a door cannot be interlocked with itself");
+            } else if !names.contains(other) {
+                self.problem(&key("interlock_with"), format!("no door named \"{other}\""));
+            } else if raw.contact_pin.is_none() {
+                self.problem(&key("interlock_with"), "an interlock needs this door's contact_pin");
+            }
+        }
+        Some(DoorSettings {
+            mode: mode?,
+            lock_pin: lock_pin?,
+            lock_active: lock_active?,
+            fail_mode: fail_mode?,
+            unlock: unlock?,
+            relock_delay: relock_delay?,
+            held_open_prealarm: prealarm?,
+            held_open_alarm: alarm?,
+            debounce: debounce?,
+            contact_pin: contact_pin?,
+            contact_active: contact_active?,
+            rex_pin: rex_pin?,
+            rex_active: rex_active?,
+            tamper_pin: tamper_pin?,
+            tamper_active: tamper_active?,
+            passage_pin: passage_pin?,
+            passage_active: passage_active?,
+            green_led_pin: green_led_pin?,
+            red_led_pin: red_led_pin?,
+            buzzer_pin: buzzer_pin?,
+            feedback_active: feedback_active?,
+            grant_window: grant_window?,
+            interlock_with: raw.interlock_with,
+            lockdown_blocks_rex: raw.lockdown_blocks_rex.unwrap_or(true),
+        })
+    }
+
+    /// A GPIO pin drives or reads one thing only.
+    fn pins_used_once(&mut self, doors: &BTreeMap<String, DoorSettings>, fire: Option<&FireSettings>) {
+        let mut users: Vec<(u8, String)> = Vec::new();
+        if let Some(fire) = fire {
+            users.push((fire.pin, "fire.pin".to_string()));
+        }
+        for (name, door) in doors {
+            let pins = [
+                ("lock_pin", Some(door.lock_pin)),
+                ("contact_pin", door.contact_pin),
+                ("rex_pin", door.rex_pin),
+                ("tamper_pin", door.tamper_pin),
+                ("passage_pin", door.passage_pin),
+                ("green_led_pin", door.green_led_pin),
+                ("red_led_pin", door.red_led_pin),
+                ("buzzer_pin", door.buzzer_pin),
+            ];
+            for (field, pin) in pins {
+                if let Some(pin) = pin {
+                    users.push((pin, format!("door.{name}.{field}")));
+                }
+            }
+        }
+        let mut first_user: HashMap<u8, String> = HashMap::new();
+        for (pin, key) in users {
+            match first_user.get(&pin) {
+                Some(first) => {
+                    let reason = format!("GPIO {pin} is already used by {first}");
+                    self.problem(&key, reason);
+                }
+                None => {
+                    first_user.insert(pin, key);
+                }
+            }
+        }
+    }
+
+    fn mqtt(&mut self, raw: super::raw::RawMqtt, gate_id: &str) -> Option<MqttSettings> {
+        let url = self.required("mqtt.url", raw.url)?;
+        let parsed = parse_mqtt_url(&url);
+        let (scheme, host, port) = match parsed {
+            Ok(parts) => parts,
+            Err(reason) => {
+                self.problem("mqtt.url", format!("\"{url}\" is not a broker URL: {reason}"));
+                return None;
+            }
+        };
+        let file = |checker: &mut Self, key: &str, value: Option<String>| -> Option<Option<PathBuf>> {
+            match value {
+                Some(path) => checker.existing_file(key, &path).map(Some),
+                None => Some(None),
+            }
+        };
+        let ca_file = file(self, "mqtt.ca_file", raw.ca_file);
+        let cert_file = file(self, "mqtt.cert_file", raw.cert_file.clone());
+        let key_file = file(self, "mqtt.key_file", raw.key_file.clone());
+        if scheme == MqttScheme::Mqtts && ca_file == Some(None) {
+            self.problem("mqtt.ca_file", "mqtts:// needs the CA certificate that signs the broker's certificate");
+        }
+        if raw.cert_file.is_some() != raw.key_file.is_some() {
+            let missing = if raw.cert_file.is_some() { "mqtt.key_file" } else { "mqtt.cert_file" };
+            self.problem(missing, "a client certificate needs both cert_file and key_file");
+        }
+        if scheme == MqttScheme::Mqtt && raw.cert_file.is_some() {
+            self.problem("mqtt.cert_file", "client certificates need an mqtts:// URL");
+        }
+        if raw.password.is_some() && raw.username.is_none() {
+            self.problem("mqtt.username", "a password needs a username");
+        }
+        let topic_prefix = raw.topic_prefix.unwrap_or_default();
+        if let Err(reason) = check_topic_prefix(&topic_prefix) {
+            self.problem("mqtt.topic_prefix", format!("\"{topic_prefix}\" {reason}"));
+        }
+        let discovery_prefix = raw.discovery_prefix.unwrap_or_default();
+        if let Err(reason) = check_topic_prefix(&discovery_prefix) {
+            self.problem("mqtt.discovery_prefix", format!("\"{discovery_prefix}\" {reason}"));
+        }
+        let client_id = raw.client_id.unwrap_or_else(|| format!("palmgate-{gate_id}"));
+        if client_id.is_empty() || client_id.len() > 128 {
+            self.problem("mqtt.client_id", "must be 1 to 128 characters");
+        }
+        let keep_alive = self.int_range("mqtt.keep_alive_s", raw.keep_alive_s, 5, 3600).map(Duration::from_secs);
+        let operator_keys = {
+            let mut paths = Vec::new();
+            for (index, key) in raw.operator_keys.unwrap_or_default().iter().enumerate() {
+                paths.push(self.existing_file(&format!("mqtt.operator_keys[{index}]"), key));
+            }
+            paths.into_iter().collect::<Option<Vec<_>>>()
+        };
+        let command_max_age =
+            self.int_range("mqtt.command_max_age_s", raw.command_max_age_s, 5, 3600).map(Duration::from_secs);
+        Some(MqttSettings {
+            url,
+            scheme,
+            host,
+            port,
+            client_id,
+            ca_file: ca_file?,
+            cert_file: cert_file?,
+            key_file: key_file?,
+            username: raw.username,
+            password: raw.password.map(Secret::new),
+            topic_prefix,
+            keep_alive: keep_alive?,
+            operator_keys: operator_keys?,
+            command_max_age: command_max_age?,
+            discovery: raw.discovery.unwrap_or(true),
+            discovery_prefix,
+        })
+    }
+
+    fn storage(&mut self, raw: super::raw::RawStorage) -> Option<StorageSettings> {
+        let state_dir = self.required("storage.state_dir", raw.state_dir).and_then(|dir| self.path("storage.state_dir", &dir));
+        let device_key_file = match (raw.device_key_file, &state_dir) {
+            (Some(file), _) => self.path("storage.device_key_file", &file),
+            (None, Some(dir)) => Some(dir.join("device.key")),
+            (None, None) => None,
+        };
+        let outbox_max_events = self.int_range("storage.outbox_max_events", raw.outbox_max_events, 100, 100_000_000);
+        let outbox_alarm_percent = self
+            .int_range("storage.outbox_alarm_percent", raw.outbox_alarm_percent, 50, 99)
+            .and_then(|percent| u8::try_from(percent).ok());
+        Some(StorageSettings {
+            state_dir: state_dir?,
+            device_key_file: device_key_file?,
+            outbox_max_events: outbox_max_events?,
+            outbox_alarm_percent: outbox_alarm_percent?,
+        })
+    }
+
+    fn logging(&mut self, raw: super::raw::RawLogging) -> Option<LoggingSettings> {
+        let level = self.choice(
+            "logging.level",
+            raw.level.as_deref(),
+            &[
+                ("trace", LogLevel::Trace),
+                ("debug", LogLevel::Debug),
+                ("info", LogLevel::Info),
+                ("warn", LogLevel::Warn),
+                ("error", LogLevel::Error),
+            ],
+        );
+        let format = self.choice(
+            "logging.format",
+            raw.format.as_deref(),
+            &[("auto", LogFormat::Auto), ("human", LogFormat::Human), ("journald", LogFormat::Journald)],
+        );
+        Some(LoggingSettings { level: level?, format: format? })
+    }
+}
+
+/// `mqtt://host[:port]` or `mqtts://host[:port]`, nothing else.
+fn parse_mqtt_url(url: &str) -> Result<(MqttScheme, String, u16), String> {
+    let (scheme, rest) = url.split_once("://").ok_or("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")?;
+    let (scheme, default_port) = match scheme {
+        "mqtt" => (MqttScheme::Mqtt, 1883),
+        "mqtts" => (MqttScheme::Mqtts, 8883),
+        other => return Err(format!("unsupported scheme \"{other}\" (use mqtt or mqtts)")),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err("only a host and a port may follow the scheme".to_string());
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or("unclosed [ in IPv6 address")?;
+        let port = after.strip_prefix(':').map(str::to_string);
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), Some(port.to_string())),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".to_string());
+    }
+    let port = match port {
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => port,
+            _ => return Err(format!("invalid port \"{port}\"")),
+        },
+        None => default_port,
+    };
+    Ok((scheme, host, port))
+}
+
+fn check_topic_prefix(prefix: &str) -> Result<(), &'static str> {
+    if prefix.is_empty() {
+        return Err("is empty");
+    }
+    if prefix.contains(['+', '#', '\0']) {
+        return Err("must not contain MQTT wildcards (+, #) or NUL");
+    }
+    if prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
+        return Err("must not have empty topic levels (leading, trailing or doubled '/')");
+    }
+    Ok(())
+}

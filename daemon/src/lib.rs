@@ -1,0 +1,22 @@
+//! palmgate: the access-control gateway daemon (library part).
+//!
+//! # Layout
+//! - [`config`]: layered configuration (built-in defaults, `/etc/palmgate/palmgate.toml`,
+//!   `conf.d/*.toml`, `PALMGATE__…` environment) validated into [`config::Settings`].
+//! - [`logging`]: `tracing` set-up, human-readable on a terminal, journald under systemd.
+//! - [`notify`]: systemd readiness, watchdog and stopping notifications.
+//! - [`event`]: the events a gate reports (never biometric data).
+//! - [`access`]: the I/O-free access decision state machine (events in, actions out).
+//! - [`outbox`]: the encrypted, persistent, ordered event outbox (sled + AES-256-GCM).
+//! - [`mqtt`]: the MQTT link: status, door state, events, discovery, signed commands.
+//!
+//! The binary (`src/main.rs`, `src/cli/`) parses the command line and wires these together.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod config;
+pub mod event;
+pub mod logging;
+pub mod mqtt;
+pub mod notify;
+pub mod outbox;

@@ -1,0 +1,1 @@
+//! palmgate-door (placeholder).

@@ -1,0 +1,505 @@
+//! Template comparison shared by the gate and the card.
+//!
+//! Distance: for every grid shift `(dx, dy)` with `|dx|, |dy| ≤ MAX_SHIFT`, probe cell `(x, y)` is
+//! compared with reference cell `(x + dx, y + dy)` over the cells valid in both; the normalised Hamming
+//! distance is `mismatched code bits / (3 · overlap cells)`. The result is the minimum over the shifts
+//! whose overlap reaches [`MIN_OVERLAP_CELLS`].
+//!
+//! Integer arithmetic only; constant time with respect to the templates: every shift and every word
+//! is visited, fractions are compared by cross-multiplication and the minimum is selected with
+//! [`subtle`]'s branch-free selection.
+
+use core::fmt;
+
+use subtle::{Choice, ConditionallySelectable, ConstantTimeGreater, ConstantTimeLess};
+
+use crate::template::{CODE_BITS, CELLS, GRID, ROW_MASK, Template, WORDS};
+
+/// Largest shift in cells, in x and in y: 5 × 5 = 25 positions.
+pub const MAX_SHIFT: i32 = 2;
+
+/// Smallest number of cells valid in both templates (at the chosen shift) for a decision: half the
+/// grid. Fewer cells widen the impostor distribution (its spread grows as `1/√cells`), so a
+/// threshold calibrated on full templates would no longer hold its false-match rate.
+pub const MIN_OVERLAP_CELLS: u16 = (CELLS / 2) as u16;
+
+/// One in Q16 fixed point.
+const Q16_ONE: u32 = 1 << 16;
+
+/// A decision threshold on the normalised distance, in Q16 fixed point (`65536` = 1.0).
+/// A comparison matches when its distance is at most the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Threshold(u32);
+
+impl Threshold {
+    /// Default threshold, calibrated at FMR ≤ 1e-3 with exactly ±[`MAX_SHIFT`] cells (see
+    /// `docs/matcher.md` for the evaluation behind the number).
+    pub const DEFAULT: Threshold = Threshold(26_214);
+
+    /// A threshold of `q16 / 65536`.
+    pub const fn from_q16(q16: u32) -> Threshold {
+        Threshold(q16)
+    }
+
+    /// The threshold in Q16 fixed point.
+    pub const fn q16(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Why two templates were not compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompareError {
+    /// The templates were made by different algorithms: their codes mean different things.
+    AlgorithmMismatch {
+        /// Algorithm of the probe.
+        probe: u8,
+        /// Algorithm of the reference.
+        reference: u8,
+    },
+}
+
+impl fmt::Display for CompareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlgorithmMismatch { probe, reference } => write!(
+                f,
+                "templates of different algorithms are not compared (probe {probe:#04x}, reference {reference:#04x})"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for CompareError {}
+
+/// Result of a comparison: the best (smallest) distance over the shifts and its overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    mismatched_bits: u32,
+    compared_bits: u32,
+    overlap_cells: u16,
+}
+
+impl Comparison {
+    /// Normalised Hamming distance × 65536 at the best shift (`65536` when no shift had enough
+    /// overlap). Computed without a data-dependent division.
+    pub fn distance_q16(&self) -> u32 {
+        ct_fraction_q16(self.mismatched_bits, self.compared_bits)
+    }
+
+    /// Cells valid in both templates at the best shift (when no shift reached
+    /// [`MIN_OVERLAP_CELLS`], the largest overlap seen).
+    pub fn overlap_cells(&self) -> u16 {
+        self.overlap_cells
+    }
+
+    /// Mismatched code bits at the best shift.
+    pub fn mismatched_bits(&self) -> u32 {
+        self.mismatched_bits
+    }
+
+    /// Code bits compared at the best shift (`3 × overlap`).
+    pub fn compared_bits(&self) -> u32 {
+        self.compared_bits
+    }
+
+    /// Whether the templates match: enough overlap and a distance at most `threshold`
+    /// (`mismatched / compared ≤ threshold / 65536`, decided by cross-multiplication).
+    pub fn is_match(&self, threshold: Threshold) -> bool {
+        let enough = !self.overlap_cells.ct_lt(&MIN_OVERLAP_CELLS);
+        let lhs = u64::from(self.mismatched_bits) << 16;
+        let rhs = u64::from(threshold.0) * u64::from(self.compared_bits);
+        let close = !lhs.ct_gt(&rhs);
+        bool::from(enough & close)
+    }
+}
+
+/// `floor(num · 65536 / den)` for `num ≤ den`, by a fixed 17-step restoring division (`65536` when
+/// `den` is 0).
+fn ct_fraction_q16(num: u32, den: u32) -> u32 {
+    let den_zero = den.ct_eq_zero();
+    let den = u64::from(u32::conditional_select(&den, &1, den_zero));
+    let num = u64::from(u32::conditional_select(&num, &1, den_zero));
+    let mut remainder = 0u64;
+    let mut quotient = 0u32;
+    // Bits of num << 16, most significant first; num ≤ 1728 < 2^17 is far below 2^33.
+    let dividend = num << 16;
+    for bit in (0..33).rev() {
+        remainder = (remainder << 1) | ((dividend >> bit) & 1);
+        let fits = !remainder.ct_lt(&den);
+        remainder = u64::conditional_select(&remainder, &remainder.wrapping_sub(den), fits);
+        quotient = (quotient << 1) | u32::from(fits.unwrap_u8());
+    }
+    u32::conditional_select(&quotient, &Q16_ONE, den_zero)
+}
+
+trait CtZero {
+    fn ct_eq_zero(&self) -> Choice;
+}
+
+impl CtZero for u32 {
+    fn ct_eq_zero(&self) -> Choice {
+        subtle::ConstantTimeEq::ct_eq(self, &0)
+    }
+}
+
+/// Number of rows of padding on each side of the reference rows, so every y-shift reads in range.
+const PAD: usize = MAX_SHIFT as usize;
+
+/// The reference planes re-packed for one y-shift: word `k` holds reference rows `2k + dy` and
+/// `2k + 1 + dy` (zero outside the grid).
+fn shifted_rows(planes: &[[u64; WORDS]; CODE_BITS + 1], dy: usize) -> [[u64; WORDS]; CODE_BITS + 1] {
+    let mut out = [[0u64; WORDS]; CODE_BITS + 1];
+    for (plane, out_plane) in planes.iter().zip(out.iter_mut()) {
+        let mut rows = [0u64; GRID + 2 * PAD];
+        for y in 0..GRID {
+            rows[y + PAD] = (plane[y / 2] >> ((y % 2) * 32)) & ROW_MASK;
+        }
+        for (k, word) in out_plane.iter_mut().enumerate() {
+            *word = rows[2 * k + dy] | (rows[2 * k + 1 + dy] << 32);
+        }
+    }
+    out
+}
+
+/// Shifts both row lanes of a word so that reference cell `x + dx` lines up with probe cell `x`.
+/// Bits that leave a lane land in the 8 padding bits between lanes or fall off the word; they are
+/// cleared by the probe mask (whose padding is zero).
+#[inline(always)]
+fn shift_x(word: u64, dx: i32) -> u64 {
+    if dx >= 0 { word >> dx } else { word << (-dx) }
+}
+
+/// Compares a probe with a reference: the minimum masked normalised Hamming distance over the
+/// ±[`MAX_SHIFT`] grid shifts with at least [`MIN_OVERLAP_CELLS`] cells of overlap.
+pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, CompareError> {
+    if probe.algorithm() != reference.algorithm() {
+        return Err(CompareError::AlgorithmMismatch {
+            probe: probe.algorithm(),
+            reference: reference.algorithm(),
+        });
+    }
+    let [p0, p1, p2, pm] = &probe.planes;
+    // Start above any real distance (2/1), so the first eligible shift always wins.
+    let mut best_num = 2u32;
+    let mut best_den = 1u32;
+    let mut best_overlap = 0u16;
+    let mut max_overlap = 0u16;
+    for dy in -MAX_SHIFT..=MAX_SHIFT {
+        // dy + PAD is in 0..=2·PAD: public loop index.
+        let [r0, r1, r2, rm] = shifted_rows(&reference.planes, (dy + MAX_SHIFT) as usize);
+        for dx in -MAX_SHIFT..=MAX_SHIFT {
+            let mut ones = 0u32;
+            let mut twos = 0u32;
+            let mut overlap = 0u32;
+            for w in 0..WORDS {
+                let m = pm[w] & shift_x(rm[w], dx);
+                let x0 = p0[w] ^ shift_x(r0[w], dx);
+                let x1 = p1[w] ^ shift_x(r1[w], dx);
+                let x2 = p2[w] ^ shift_x(r2[w], dx);
+                // Per cell, the mismatch count x0 + x1 + x2 (0–3) as two bit planes (full adder).
+                let sum = x0 ^ x1 ^ x2;
+                let carry = (x0 & x1) | (x2 & (x0 ^ x1));
+                ones += (sum & m).count_ones();
+                twos += (carry & m).count_ones();
+                overlap += m.count_ones();
+            }
+            let mismatched = ones + 2 * twos;
+            let compared = 3 * overlap;
+            // overlap ≤ 576 fits in u16.
+            let overlap = overlap as u16;
+            let eligible = !overlap.ct_lt(&MIN_OVERLAP_CELLS);
+            let num = u32::conditional_select(&2, &mismatched, eligible);
+            let den = u32::conditional_select(&1, &compared, eligible);
+            // num/den < best_num/best_den; both sides ≤ 1728 · 1728.
+            let better = (num * best_den).ct_lt(&(best_num * den));
+            best_num = u32::conditional_select(&best_num, &num, better);
+            best_den = u32::conditional_select(&best_den, &den, better);
+            best_overlap = u16::conditional_select(&best_overlap, &overlap, better);
+            max_overlap = u16::conditional_select(&max_overlap, &overlap, overlap.ct_gt(&max_overlap));
+        }
+    }
+    let none_eligible = best_num.ct_gt(&best_den);
+    Ok(Comparison {
+        mismatched_bits: u32::conditional_select(&best_num, &0, none_eligible),
+        compared_bits: u32::conditional_select(&best_den, &0, none_eligible),
+        overlap_cells: u16::conditional_select(&best_overlap, &max_overlap, none_eligible),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{ALGORITHM_COMPCODE_V1, ENCODED_LEN, HEADER_LEN};
+
+    /// Naive per-cell reference implementation (floating point, branches, early outs).
+    fn naive(probe: &Template, reference: &Template) -> (f64, u32, u16) {
+        let mut best: Option<(f64, u32, u16)> = None;
+        let mut max_overlap = 0u16;
+        for dy in -MAX_SHIFT..=MAX_SHIFT {
+            for dx in -MAX_SHIFT..=MAX_SHIFT {
+                let mut mismatched = 0u32;
+                let mut overlap = 0u16;
+                for y in 0..GRID as i32 {
+                    for x in 0..GRID as i32 {
+                        let (rx, ry) = (x + dx, y + dy);
+                        if !(0..GRID as i32).contains(&rx) || !(0..GRID as i32).contains(&ry) {
+                            continue;
+                        }
+                        let (Some(a), Some(b)) = (
+                            probe.orientation(x as usize, y as usize),
+                            reference.orientation(rx as usize, ry as usize),
+                        ) else {
+                            continue;
+                        };
+                        let diff = a.abs_diff(b);
+                        mismatched += u32::from(diff.min(6 - diff));
+                        overlap += 1;
+                    }
+                }
+                max_overlap = max_overlap.max(overlap);
+                if overlap < MIN_OVERLAP_CELLS {
+                    continue;
+                }
+                let d = f64::from(mismatched) / (3.0 * f64::from(overlap));
+                if best.is_none_or(|(bd, _, _)| d < bd) {
+                    best = Some((d, mismatched, overlap));
+                }
+            }
+        }
+        best.unwrap_or((1.0, 0, max_overlap))
+    }
+
+    fn template_from(seed: u64, valid_fraction_per_mille: u64) -> Template {
+        let mut state = seed | 1;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut orientations = [0u8; CELLS];
+        let mut valid = [false; CELLS];
+        for i in 0..CELLS {
+            orientations[i] = (next() % 6) as u8;
+            valid[i] = next() % 1000 < valid_fraction_per_mille;
+        }
+        Template::from_cells(&orientations, &valid).unwrap()
+    }
+
+    #[test]
+    fn identical_templates_have_zero_distance() {
+        let t = template_from(7, 1000);
+        let c = compare(&t, &t).unwrap();
+        assert_eq!(c.distance_q16(), 0);
+        assert_eq!(c.overlap_cells(), 576);
+        assert!(c.is_match(Threshold::from_q16(0)));
+    }
+
+    #[test]
+    fn shifted_copy_is_found() {
+        // Reference = probe moved by (+2, -1) cells.
+        let mut o = [0u8; CELLS];
+        let mut v = [false; CELLS];
+        let probe = template_from(99, 1000);
+        for y in 0..GRID {
+            for x in 0..GRID {
+                let (px, py) = (x as i32 - 2, y as i32 + 1);
+                if (0..GRID as i32).contains(&px) && (0..GRID as i32).contains(&py) {
+                    if let Some(orientation) = probe.orientation(px as usize, py as usize) {
+                        o[y * GRID + x] = orientation;
+                        v[y * GRID + x] = true;
+                    }
+                }
+            }
+        }
+        let reference = Template::from_cells(&o, &v).unwrap();
+        let c = compare(&probe, &reference).unwrap();
+        assert_eq!(c.distance_q16(), 0);
+        assert_eq!(c.overlap_cells(), 22 * 23);
+    }
+
+    #[test]
+    fn opposite_orientations_have_distance_one() {
+        let a = Template::from_cells(&[0; CELLS], &[true; CELLS]).unwrap();
+        let b = Template::from_cells(&[3; CELLS], &[true; CELLS]).unwrap();
+        let c = compare(&a, &b).unwrap();
+        assert_eq!(c.distance_q16(), 65536);
+        // Every shift ties at 1.0: the first one visited, (dx, dy) = (-2, -2), is kept.
+        assert_eq!((c.mismatched_bits(), c.overlap_cells()), (3 * 22 * 22, 22 * 22));
+        // Neighbouring orientation everywhere: one bit in three.
+        let d = Template::from_cells(&[1; CELLS], &[true; CELLS]).unwrap();
+        let c = compare(&a, &d).unwrap();
+        assert_eq!(c.distance_q16(), 65536 / 3);
+        assert!(c.is_match(Threshold::from_q16(65536 / 3 + 1)));
+        assert!(!c.is_match(Threshold::from_q16(65536 / 3 - 1)));
+    }
+
+    #[test]
+    fn too_little_overlap_never_matches() {
+        let a = template_from(1, 1000);
+        let mut valid = [false; CELLS];
+        valid[..200].fill(true);
+        let mut o = [0u8; CELLS];
+        for (i, slot) in o.iter_mut().enumerate() {
+            *slot = a.orientation(i % GRID, i / GRID).unwrap();
+        }
+        let b = Template::from_cells(&o, &valid).unwrap();
+        let c = compare(&a, &b).unwrap();
+        assert_eq!(c.overlap_cells(), 200);
+        assert_eq!(c.distance_q16(), 65536);
+        assert!(!c.is_match(Threshold::from_q16(65536)));
+        let empty = Template::from_cells(&[0; CELLS], &[false; CELLS]).unwrap();
+        let c = compare(&empty, &empty).unwrap();
+        assert_eq!((c.overlap_cells(), c.distance_q16()), (0, 65536));
+        assert!(!c.is_match(Threshold::from_q16(u32::MAX)));
+    }
+
+    #[test]
+    fn algorithm_mismatch_is_refused() {
+        let a = template_from(3, 1000);
+        let mut other = a.clone();
+        other.set_algorithm_for_test(0x02);
+        assert_eq!(
+            compare(&a, &other).unwrap_err(),
+            CompareError::AlgorithmMismatch { probe: ALGORITHM_COMPCODE_V1, reference: 0x02 }
+        );
+    }
+
+    #[test]
+    fn byte_vector_comparison() {
+        // Probe: every cell valid, orientation 0 (all code bits zero). Reference: every cell valid,
+        // row 0 orientation 1 (code 001), the rest orientation 0. A shift dy ≥ 1 keeps row 0 of the
+        // reference out of the overlap: the first zero-distance shift visited is (dx, dy) = (-2, 1),
+        // over 22·23 cells.
+        let mut probe = [0u8; ENCODED_LEN];
+        probe[..HEADER_LEN].copy_from_slice(&[1, 1, 0, 0]);
+        probe[HEADER_LEN + 216..].fill(0xff);
+        let mut reference = probe;
+        reference[HEADER_LEN..HEADER_LEN + 3].fill(0xff);
+        let probe = Template::decode(&probe).unwrap();
+        let reference = Template::decode(&reference).unwrap();
+        let c = compare(&probe, &reference).unwrap();
+        assert_eq!((c.mismatched_bits(), c.overlap_cells()), (0, 22 * 23));
+        assert_eq!(c.distance_q16(), 0);
+        // Against itself the first zero-distance shift visited is (dx, dy) = (-2, 0): rows align.
+        let c = compare(&reference, &reference).unwrap();
+        assert_eq!((c.mismatched_bits(), c.overlap_cells()), (0, 22 * 24));
+    }
+
+    #[test]
+    fn fraction_matches_division() {
+        for den in [0u32, 1, 3, 7, 864, 1727, 1728] {
+            for num in [0u32, 1, 2, 5, 500, 863, 1727, 1728] {
+                if num > den {
+                    continue;
+                }
+                let expected = if den == 0 { 65536 } else { (u64::from(num) << 16) / u64::from(den) };
+                assert_eq!(u64::from(ct_fraction_q16(num, den)), expected, "{num}/{den}");
+            }
+        }
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn arbitrary_template() -> impl Strategy<Value = Template> {
+            (
+                proptest::collection::vec(0u8..6, CELLS),
+                // Validity: mostly full, sometimes sparse, so the overlap rule is exercised.
+                prop_oneof![Just(1000u32), 0u32..1000],
+                proptest::collection::vec(0u32..1000, CELLS),
+            )
+                .prop_map(|(o, fraction, rolls)| {
+                    let o: [u8; CELLS] = o.try_into().unwrap();
+                    let mut v = [false; CELLS];
+                    for (slot, roll) in v.iter_mut().zip(rolls) {
+                        *slot = roll < fraction;
+                    }
+                    Template::from_cells(&o, &v).unwrap()
+                })
+        }
+
+        /// A reference made from the probe: moved by a shift, with some cells changed.
+        fn related_pair() -> impl Strategy<Value = (Template, Template)> {
+            (arbitrary_template(), -3i32..=3, -3i32..=3, proptest::collection::vec(0u8..12, CELLS))
+                .prop_map(|(probe, dx, dy, noise)| {
+                    let mut o = [0u8; CELLS];
+                    let mut v = [false; CELLS];
+                    for y in 0..GRID as i32 {
+                        for x in 0..GRID as i32 {
+                            let (px, py) = (x - dx, y - dy);
+                            if !(0..GRID as i32).contains(&px) || !(0..GRID as i32).contains(&py) {
+                                continue;
+                            }
+                            if let Some(orientation) = probe.orientation(px as usize, py as usize) {
+                                let i = (y * GRID as i32 + x) as usize;
+                                let n = noise[i];
+                                o[i] = if n < 6 { n } else { orientation };
+                                v[i] = true;
+                            }
+                        }
+                    }
+                    let reference = Template::from_cells(&o, &v).unwrap();
+                    (probe, reference)
+                })
+        }
+
+        fn check(probe: &Template, reference: &Template) -> Result<(), TestCaseError> {
+            let c = compare(probe, reference).unwrap();
+            let (d, mismatched, overlap) = naive(probe, reference);
+            prop_assert_eq!(c.overlap_cells(), overlap);
+            if overlap >= MIN_OVERLAP_CELLS {
+                prop_assert_eq!(c.mismatched_bits(), mismatched);
+                prop_assert_eq!(c.compared_bits(), 3 * u32::from(overlap));
+            }
+            let expected_q16 = if overlap >= MIN_OVERLAP_CELLS {
+                (u64::from(mismatched) << 16) / (3 * u64::from(overlap))
+            } else {
+                65536
+            };
+            prop_assert_eq!(u64::from(c.distance_q16()), expected_q16);
+            prop_assert!((f64::from(c.distance_q16()) / 65536.0 - d).abs() < 1e-4);
+            for q16 in [0u32, 20_000, 26_214, 30_000, 65_536] {
+                let expected = overlap >= MIN_OVERLAP_CELLS
+                    && u64::from(mismatched) * 65536 <= u64::from(q16) * 3 * u64::from(overlap);
+                prop_assert_eq!(c.is_match(Threshold::from_q16(q16)), expected);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn random_pairs_match_naive(probe in arbitrary_template(), reference in arbitrary_template()) {
+                check(&probe, &reference)?;
+            }
+
+            #[test]
+            fn related_pairs_match_naive((probe, reference) in related_pair()) {
+                check(&probe, &reference)?;
+            }
+
+            #[test]
+            fn encode_decode_round_trips(t in arbitrary_template()) {
+                let bytes = t.encode();
+                let back = Template::decode(&bytes).unwrap();
+                prop_assert_eq!(back.encode(), bytes);
+            }
+
+            #[test]
+            fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = Template::decode(&bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! palmgate-matcher: palm templates, their comparison, and (with `std`) their extraction.
+//!
+//! # Layout
+//! - [`template`] (no_std, no alloc): the 292-byte template v1 format shared with the card.
+//! - [`compare`] (no_std, no alloc): the constant-time shifted masked Hamming comparison the card
+//!   runs, and the calibrated [`compare::Threshold`].
+//! - `std` feature (default): `roi` (whole hand or ROI image → normalised palm ROI), `quality`
+//!   (refusal reasons), `features` (the ONNX filter bank run with tract), `extract` (image →
+//!   template pipeline), `eval` (genuine/impostor evaluation) and `synth` (synthetic palms).
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod compare;
+pub mod template;
+
+#[cfg(feature = "std")]
+pub mod quality;
+#[cfg(feature = "std")]
+pub mod roi;
+#[cfg(feature = "std")]
+pub mod synth;
+
+pub use compare::{CompareError, Comparison, MAX_SHIFT, MIN_OVERLAP_CELLS, Threshold, compare};
+pub use template::{ENCODED_LEN, Template, TemplateError};

@@ -1,0 +1,1 @@
+//! Capture quality checks (focus, exposure, valid coverage, hand found, ROI inside the frame).

@@ -1,0 +1,533 @@
+//! The gate's side of the sensor: a task that owns the serial port.
+//!
+//! [`run`] opens the port, asks for the sensor's info (the handshake), sets the illumination, starts
+//! capture, and turns what arrives into [`SensorEvent`]s: presence reports, frames decoded to gray
+//! images with their arrival time, and problems. Every request has a timeout; when the sensor stops
+//! answering, the port fails or disappears (USB unplug), the task reports `Disconnected` and opens
+//! the port again with exponential back-off, then repeats the handshake and restarts capture. It ends
+//! when the shutdown future completes or the event receiver is dropped; it never panics on input.
+
+mod requests;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::time::{Duration, SystemTime};
+
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_serial::SerialPortBuilderExt;
+use tokio_util::codec::Framed;
+
+pub use requests::{Answer, InFlight, Requests};
+
+use crate::codec::{
+    DEFAULT_MAX_PAYLOAD, Envelope, FrameFormat, HostCodec, HostMessage, ProtocolError,
+    SensorErrorCode, SensorInfo, SensorMessage,
+};
+use crate::image::{ImageBytes, ImageDecodeError, PalmImage, decode_image};
+
+/// Exponential back-off between reconnection attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failure.
+    pub initial: Duration,
+    /// Upper bound of the delay.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay before attempt `failures + 1`, after `failures` consecutive failures (≥ 1).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(16);
+        self.initial.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { initial: Duration::from_millis(100), max: Duration::from_secs(2) }
+    }
+}
+
+/// Frames to ask for once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureRequest {
+    /// Encoding the sensor should use.
+    pub format: FrameFormat,
+    /// Number of frames, 0 for "until stopped".
+    pub frames: u16,
+}
+
+/// Settings of the device task (the daemon fills them from its configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceConfig {
+    /// Serial device, e.g. `/dev/ttyACM0` or `/dev/serial/by-id/…`.
+    pub path: PathBuf,
+    /// Line speed (ignored by USB-CDC and pseudo-terminals, required by UARTs).
+    pub baud: u32,
+    /// Largest payload accepted from the sensor; longer frames are refused and skipped.
+    pub max_frame_bytes: usize,
+    /// How long the sensor has to answer each request.
+    pub request_timeout: Duration,
+    /// Delay between reconnection attempts.
+    pub reconnect_backoff: Backoff,
+    /// After this long without any message, the task pings the sensor.
+    pub keepalive: Duration,
+    /// Capture to start on every (re)connection; `None` leaves the sensor idle.
+    pub capture: Option<CaptureRequest>,
+    /// Illumination level (percent) to set on every (re)connection.
+    pub illumination: Option<u8>,
+}
+
+impl DeviceConfig {
+    /// Defaults for a port: 921600 baud, 1 MiB frames, 1 s timeout, back-off 100 ms → 2 s, keepalive
+    /// 5 s, continuous JPEG capture.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            baud: 921_600,
+            max_frame_bytes: DEFAULT_MAX_PAYLOAD,
+            request_timeout: Duration::from_secs(1),
+            reconnect_backoff: Backoff::default(),
+            keepalive: Duration::from_secs(5),
+            capture: Some(CaptureRequest { format: FrameFormat::Jpeg, frames: 0 }),
+            illumination: None,
+        }
+    }
+}
+
+/// Changes requested while the task runs; they are also replayed after a reconnection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceCommand {
+    /// Start (or restart with other settings) capture.
+    StartCapture(CaptureRequest),
+    /// Stop capture.
+    StopCapture,
+    /// Set the illumination level (percent).
+    SetIllumination(u8),
+}
+
+/// When something was received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Monotonic time, for latencies.
+    pub instant: std::time::Instant,
+    /// Wall-clock time, for logs and records.
+    pub system: SystemTime,
+}
+
+impl Timestamp {
+    /// Now.
+    pub fn now() -> Self {
+        Self { instant: std::time::Instant::now(), system: SystemTime::now() }
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug)]
+pub struct CapturedFrame {
+    /// The image, 8-bit gray (wiped when dropped).
+    pub image: PalmImage,
+    /// How it travelled.
+    pub format: FrameFormat,
+    /// The sensor's frame counter.
+    pub frame_number: u32,
+    /// Size of the encoded image on the line.
+    pub encoded_bytes: usize,
+    /// When its last byte was decoded from the line.
+    pub received: Timestamp,
+    /// When the image was decoded.
+    pub decoded_at: std::time::Instant,
+}
+
+/// What the device task reports.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SensorEvent {
+    /// Handshake done (after every (re)connection).
+    Connected(SensorInfo),
+    /// A hand appeared or left.
+    Presence {
+        /// Whether a hand is in front of the sensor.
+        present: bool,
+        /// Distance in millimetres, when known.
+        distance_mm: Option<u16>,
+        /// When the report arrived.
+        received: Timestamp,
+    },
+    /// A decoded frame.
+    Frame(CapturedFrame),
+    /// Something went wrong but the connection stays up (bad frame, sensor error, …).
+    Problem(DeviceError),
+    /// The connection is down (or could not be opened); the next attempt is in `retry_in`.
+    Disconnected {
+        /// Why.
+        error: DeviceError,
+        /// Delay before the next attempt.
+        retry_in: Duration,
+    },
+}
+
+/// What can go wrong with the sensor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// The port could not be opened (absent, busy, not a tty, …).
+    #[error("cannot open sensor port {path}")]
+    Open {
+        /// The port.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tokio_serial::Error,
+    },
+    /// Reading or writing the port failed (typically: the device went away).
+    #[error("sensor port I/O failed")]
+    Io(#[source] std::io::Error),
+    /// The port reached end of file.
+    #[error("sensor port closed")]
+    Closed,
+    /// Bad bytes from the sensor (skipped).
+    #[error("bad data from the sensor")]
+    Protocol(#[from] ProtocolError),
+    /// A request got no answer in time.
+    #[error("sensor did not answer {request} within {after:?}")]
+    Timeout {
+        /// The request.
+        request: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The sensor reported an error (`request` is `None` for unsolicited errors).
+    #[error("sensor error {code:?} (request: {}): {message}", request.unwrap_or("none"))]
+    Sensor {
+        /// The request it answers, if any.
+        request: Option<&'static str>,
+        /// The sensor's code.
+        code: SensorErrorCode,
+        /// The sensor's message.
+        message: String,
+    },
+    /// A message that answers no request in flight.
+    #[error("unexpected message type {kind:#04x} with sequence {seq}")]
+    Unexpected {
+        /// Its type.
+        kind: u8,
+        /// Its sequence number.
+        seq: u16,
+    },
+    /// A frame whose image does not decode.
+    #[error("frame {frame_number} does not decode")]
+    Image {
+        /// The sensor's frame counter.
+        frame_number: u32,
+        /// Why.
+        #[source]
+        source: ImageDecodeError,
+    },
+    /// The image decoder crashed on a frame (a bug in a decoder; the frame is dropped).
+    #[error("image decoder failed on frame {frame_number}")]
+    DecoderCrashed {
+        /// The sensor's frame counter.
+        frame_number: u32,
+    },
+}
+
+/// Frames larger than this are decoded on the blocking pool even when they are GRAY8.
+const INLINE_DECODE_LIMIT: usize = 64 * 1024;
+
+/// Runs the device task until `shutdown` completes or `events` is closed.
+///
+/// `commands` may be closed at any time (the task then keeps its current settings).
+pub async fn run(
+    config: DeviceConfig,
+    events: mpsc::Sender<SensorEvent>,
+    mut commands: mpsc::Receiver<DeviceCommand>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = pin!(shutdown);
+    let mut desired =
+        Desired { capture: config.capture, illumination: config.illumination, commands_open: true };
+    let mut failures: u32 = 0;
+    loop {
+        let mut connected = false;
+        let end = session(&config, &mut desired, &events, &mut commands, &mut connected, &mut shutdown)
+            .await;
+        let error = match end {
+            SessionEnd::Stop => return,
+            SessionEnd::Lost(error) => error,
+        };
+        failures = if connected { 1 } else { failures.saturating_add(1) };
+        let retry_in = config.reconnect_backoff.delay(failures);
+        tracing::debug!(error = %error, ?retry_in, "sensor disconnected");
+        if events.send(SensorEvent::Disconnected { error, retry_in }).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(retry_in) => {}
+        }
+    }
+}
+
+/// Settings to (re)apply on every connection.
+struct Desired {
+    capture: Option<CaptureRequest>,
+    illumination: Option<u8>,
+    commands_open: bool,
+}
+
+enum SessionEnd {
+    /// Shutdown requested or nobody listens any more.
+    Stop,
+    /// The connection is lost.
+    Lost(DeviceError),
+}
+
+impl From<DeviceError> for SessionEnd {
+    fn from(error: DeviceError) -> Self {
+        Self::Lost(error)
+    }
+}
+
+/// One connection, from opening the port to losing it.
+async fn session(
+    config: &DeviceConfig,
+    desired: &mut Desired,
+    events: &mpsc::Sender<SensorEvent>,
+    commands: &mut mpsc::Receiver<DeviceCommand>,
+    connected: &mut bool,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> SessionEnd {
+    let port = match tokio_serial::new(config.path.to_string_lossy(), config.baud)
+        .open_native_async()
+    {
+        Ok(port) => port,
+        Err(source) => return DeviceError::Open { path: config.path.clone(), source }.into(),
+    };
+    let mut framed = Framed::new(port, HostCodec::new(config.max_frame_bytes));
+    let mut requests = Requests::new(config.request_timeout);
+    requests.push(HostMessage::GetInfo);
+    let mut last_heard = Instant::now();
+    let mut ping_token: u32 = 0;
+
+    loop {
+        if let Some(envelope) = requests.next_to_send(Instant::now()) {
+            tracing::trace!(request = envelope.message.name(), seq = envelope.seq, "sensor request");
+            if let Err(error) = framed.send(envelope).await {
+                return DeviceError::Io(error).into();
+            }
+        }
+        let wake_at = requests.deadline().unwrap_or(last_heard + config.keepalive);
+
+        let event = tokio::select! {
+            () = shutdown.as_mut() => {
+                // Best effort: leave the sensor idle.
+                let stop = Envelope::new(0, HostMessage::StopCapture);
+                let _ = tokio::time::timeout(config.request_timeout, framed.send(stop)).await;
+                return SessionEnd::Stop;
+            }
+            item = framed.next() => {
+                let received = Timestamp::now();
+                match item {
+                    None => return DeviceError::Closed.into(),
+                    Some(Err(error)) => return DeviceError::Io(error).into(),
+                    Some(Ok(Err(protocol))) => Some(SensorEvent::Problem(protocol.into())),
+                    Some(Ok(Ok(envelope))) => {
+                        last_heard = Instant::now();
+                        match on_message(envelope, received, &mut requests, desired, connected).await {
+                            Ok(event) => event,
+                            Err(error) => return error.into(),
+                        }
+                    }
+                }
+            }
+            command = commands.recv(), if desired.commands_open => {
+                match command {
+                    None => desired.commands_open = false,
+                    Some(command) => {
+                        let request = desired.apply(command);
+                        if *connected {
+                            requests.push(request);
+                        }
+                    }
+                }
+                None
+            }
+            () = tokio::time::sleep_until(wake_at) => {
+                if let Some(in_flight) = requests.expired(Instant::now()) {
+                    return DeviceError::Timeout {
+                        request: in_flight.request.name(),
+                        after: config.request_timeout,
+                    }
+                    .into();
+                }
+                if !requests.busy() {
+                    ping_token = ping_token.wrapping_add(1);
+                    requests.push(HostMessage::Ping { token: ping_token });
+                }
+                None
+            }
+        };
+        if let Some(event) = event
+            && events.send(event).await.is_err()
+        {
+            return SessionEnd::Stop;
+        }
+    }
+}
+
+impl Desired {
+    /// Records a command and returns the request that carries it out.
+    fn apply(&mut self, command: DeviceCommand) -> HostMessage {
+        match command {
+            DeviceCommand::StartCapture(capture) => {
+                self.capture = Some(capture);
+                HostMessage::StartCapture { format: capture.format, frames: capture.frames }
+            }
+            DeviceCommand::StopCapture => {
+                self.capture = None;
+                HostMessage::StopCapture
+            }
+            DeviceCommand::SetIllumination(level) => {
+                self.illumination = Some(level);
+                HostMessage::SetIllumination { level }
+            }
+        }
+    }
+
+    /// The requests that bring a freshly connected sensor to the desired state.
+    fn replay(&self) -> Vec<HostMessage> {
+        let mut requests = Vec::new();
+        if let Some(level) = self.illumination {
+            requests.push(HostMessage::SetIllumination { level });
+        }
+        requests.push(match self.capture {
+            Some(capture) => {
+                HostMessage::StartCapture { format: capture.format, frames: capture.frames }
+            }
+            None => HostMessage::StopCapture,
+        });
+        requests
+    }
+}
+
+/// Handles one message; returns the event to report, or the error that ends the connection.
+async fn on_message(
+    envelope: Envelope<SensorMessage>,
+    received: Timestamp,
+    requests: &mut Requests,
+    desired: &Desired,
+    connected: &mut bool,
+) -> Result<Option<SensorEvent>, DeviceError> {
+    let Envelope { seq, message } = envelope;
+    match requests.on_message(seq, &message) {
+        Answer::Stray => Ok(Some(SensorEvent::Problem(DeviceError::Unexpected {
+            kind: message.kind(),
+            seq,
+        }))),
+        Answer::Response(request) => match message {
+            SensorMessage::Info(info) => {
+                *connected = true;
+                for request in desired.replay() {
+                    requests.push(request);
+                }
+                Ok(Some(SensorEvent::Connected(info)))
+            }
+            SensorMessage::Error { code, message } => {
+                let error = DeviceError::Sensor { request: Some(request.name()), code, message };
+                if request == HostMessage::GetInfo {
+                    // No handshake, no session.
+                    Err(error)
+                } else {
+                    Ok(Some(SensorEvent::Problem(error)))
+                }
+            }
+            _ => Ok(None),
+        },
+        Answer::Unsolicited => match message {
+            SensorMessage::Presence { present, distance_mm } => {
+                Ok(Some(SensorEvent::Presence { present, distance_mm, received }))
+            }
+            SensorMessage::Frame { format, width, height, frame_number, data } => {
+                if !*connected {
+                    // Left over from a capture before this connection's handshake.
+                    return Ok(None);
+                }
+                Ok(Some(decode_frame(format, width, height, frame_number, data, received).await))
+            }
+            SensorMessage::Error { code, message } => {
+                Ok(Some(SensorEvent::Problem(DeviceError::Sensor { request: None, code, message })))
+            }
+            other => Ok(Some(SensorEvent::Problem(DeviceError::Unexpected {
+                kind: other.kind(),
+                seq,
+            }))),
+        },
+    }
+}
+
+/// Decodes a frame, on the blocking pool unless it is a small GRAY8 copy.
+async fn decode_frame(
+    format: FrameFormat,
+    width: u16,
+    height: u16,
+    frame_number: u32,
+    data: ImageBytes,
+    received: Timestamp,
+) -> SensorEvent {
+    let encoded_bytes = data.len();
+    let decode = move || decode_image(format, width.into(), height.into(), &data);
+    let decoded = if format == FrameFormat::Gray8 && encoded_bytes <= INLINE_DECODE_LIMIT {
+        decode()
+    } else {
+        match tokio::task::spawn_blocking(decode).await {
+            Ok(decoded) => decoded,
+            Err(_) => return SensorEvent::Problem(DeviceError::DecoderCrashed { frame_number }),
+        }
+    };
+    match decoded {
+        Ok(image) => SensorEvent::Frame(CapturedFrame {
+            image,
+            format,
+            frame_number,
+            encoded_bytes,
+            received,
+            decoded_at: std::time::Instant::now(),
+        }),
+        Err(source) => SensorEvent::Problem(DeviceError::Image { frame_number, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_max() {
+        let backoff =
+            Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(300) };
+        let delays: Vec<_> = (1..=6).map(|n| backoff.delay(n).as_millis()).collect();
+        assert_eq!(delays, vec![50, 100, 200, 300, 300, 300]);
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn replay_restores_settings() {
+        let mut desired = Desired { capture: None, illumination: None, commands_open: true };
+        assert_eq!(desired.replay(), vec![HostMessage::StopCapture]);
+        desired.apply(DeviceCommand::SetIllumination(40));
+        let capture = CaptureRequest { format: FrameFormat::Png, frames: 3 };
+        assert_eq!(
+            desired.apply(DeviceCommand::StartCapture(capture)),
+            HostMessage::StartCapture { format: FrameFormat::Png, frames: 3 }
+        );
+        assert_eq!(desired.replay(), vec![
+            HostMessage::SetIllumination { level: 40 },
+            HostMessage::StartCapture { format: FrameFormat::Png, frames: 3 },
+        ]);
+    }
+}
