@@ -5,6 +5,7 @@
 //!   `conf.d/*.toml`, `PALMGATE__…` environment) validated into [`config::Settings`].
 //! - [`logging`]: `tracing` set-up, human-readable on a terminal, journald under systemd.
 //! - [`notify`]: systemd readiness, watchdog and stopping notifications.
+//! - [`doors`]: builds the door controllers (door-io) from the door settings.
 //! - [`event`]: the events a gate reports (never biometric data).
 //! - [`access`]: the I/O-free access decision state machine (events in, actions out).
 //! - [`outbox`]: the encrypted, persistent, ordered event outbox (sled + AES-256-GCM).
@@ -15,6 +16,7 @@
 
 pub mod access;
 pub mod config;
+pub mod doors;
 pub mod event;
 pub mod logging;
 pub mod mqtt;

@@ -61,3 +61,102 @@ fn send(states: &[NotifyState<'_>]) {
         tracing::warn!(%error, "could not notify systemd");
     }
 }
+
+/// Pings the watchdog at half its timeout for as long as `alive` says the gate's loops are
+/// turning, until `shutdown` completes. When a loop hangs the pings stop, and systemd restarts the
+/// service (which drives the doors safe at start-up). Returns at once without a watchdog.
+pub async fn run_watchdog(
+    notifier: Notifier,
+    mut alive: impl FnMut() -> bool,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let Some(period) = notifier.watchdog_ping_interval() else {
+        return;
+    };
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = ticker.tick() => {
+                if alive() {
+                    notifier.watchdog_ping();
+                } else {
+                    tracing::error!("a gate loop stopped responding: withholding the watchdog ping");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The notifications are checked against a fake notify socket. `sd_notify` reads
+    //! `NOTIFY_SOCKET` from the environment, which a test must not change in its own process, so
+    //! the test runs itself again as a child with the variables set.
+
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Command;
+    use std::time::Duration;
+
+    use super::*;
+
+    const CHILD: &str = "PALMGATE_NOTIFY_TEST_CHILD";
+
+    /// The child half: runs only when started by `notifications_reach_the_socket`.
+    #[test]
+    fn child_sends_notifications() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let notifier = Notifier::from_env();
+        assert_eq!(notifier.watchdog_ping_interval(), Some(Duration::from_millis(100)));
+        notifier.ready("gate up");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        runtime.block_on(run_watchdog(notifier.clone(), || true, tokio::time::sleep(Duration::from_millis(250))));
+        notifier.stopping();
+    }
+
+    #[test]
+    fn notifications_reach_the_socket() {
+        if std::env::var_os(CHILD).is_some() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket_path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&socket_path).expect("bind fake notify socket");
+        socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let status = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "notify::tests::child_sends_notifications", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "200000")
+            .env_remove("WATCHDOG_PID")
+            .status()
+            .expect("run child");
+        assert!(status.success(), "child test failed");
+
+        let mut messages = Vec::new();
+        socket.set_nonblocking(true).expect("nonblocking");
+        let mut buffer = [0u8; 512];
+        while let Ok(length) = socket.recv(&mut buffer) {
+            messages.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+        }
+        assert_eq!(messages.first().map(String::as_str), Some("READY=1\nSTATUS=gate up\n"), "{messages:?}");
+        assert_eq!(messages.last().map(String::as_str), Some("STOPPING=1\n"), "{messages:?}");
+        let pings = messages.iter().filter(|message| *message == "WATCHDOG=1\n").count();
+        // 250 ms at one ping per 100 ms (the first tick is immediate): 3 pings, give or take
+        // scheduling on a loaded machine.
+        assert!((2..=4).contains(&pings), "{pings} pings: {messages:?}");
+    }
+
+    #[test]
+    fn no_watchdog_without_systemd() {
+        let notifier = Notifier { watchdog: None };
+        assert_eq!(notifier.watchdog_ping_interval(), None);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        // Returns at once instead of waiting for a shutdown that never comes.
+        runtime.block_on(run_watchdog(notifier, || true, std::future::pending()));
+    }
+}

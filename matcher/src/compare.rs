@@ -7,7 +7,7 @@
 //!
 //! Integer arithmetic only; constant time with respect to the templates: every shift and every word
 //! is visited, fractions are compared by cross-multiplication and the minimum is selected with
-//! [`subtle`]'s branch-free selection.
+//! branch-free mask arithmetic.
 
 use core::fmt;
 
@@ -178,6 +178,31 @@ fn shift_x(word: u64, dx: i32) -> u64 {
     if dx >= 0 { word >> dx } else { word << (-dx) }
 }
 
+/// Bitwise full adder: per bit position, `a + b + c` as `(sum, carry)`.
+#[inline(always)]
+fn full_add(a: u64, b: u64, c: u64) -> (u64, u64) {
+    let u = a ^ b;
+    (u ^ c, (a & b) | (u & c))
+}
+
+/// Total number of set bits in 12 words, with a carry-save adder tree (Harley–Seal) so that only
+/// four popcounts are needed: the target has no popcount instruction by default, and a software
+/// popcount costs about as much as the rest of the comparison.
+#[inline(always)]
+fn count_ones(w: &[u64; WORDS]) -> u32 {
+    let (s1, c1) = full_add(w[0], w[1], w[2]);
+    let (s2, c2) = full_add(w[3], w[4], w[5]);
+    let (s3, c3) = full_add(w[6], w[7], w[8]);
+    let (s4, c4) = full_add(w[9], w[10], w[11]);
+    let (s5, c5) = full_add(s1, s2, s3);
+    let (ones, c6) = (s5 ^ s4, s5 & s4);
+    let (t1, f1) = full_add(c1, c2, c3);
+    let (t2, f2) = full_add(c4, c5, c6);
+    let (twos, f3) = (t1 ^ t2, t1 & t2);
+    let (fours, eights) = full_add(f1, f2, f3);
+    ones.count_ones() + 2 * twos.count_ones() + 4 * fours.count_ones() + 8 * eights.count_ones()
+}
+
 /// Compares a probe with a reference: the minimum masked normalised Hamming distance over the
 /// ±[`MAX_SHIFT`] grid shifts with at least [`MIN_OVERLAP_CELLS`] cells of overlap.
 pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, CompareError> {
@@ -191,48 +216,61 @@ pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, Com
     // Start above any real distance (2/1), so the first eligible shift always wins.
     let mut best_num = 2u32;
     let mut best_den = 1u32;
-    let mut best_overlap = 0u16;
-    let mut max_overlap = 0u16;
+    let mut best_overlap = 0u32;
+    let mut max_overlap = 0u32;
     for dy in -MAX_SHIFT..=MAX_SHIFT {
         // dy + PAD is in 0..=2·PAD: public loop index.
         let [r0, r1, r2, rm] = shifted_rows(&reference.planes, (dy + MAX_SHIFT) as usize);
         for dx in -MAX_SHIFT..=MAX_SHIFT {
-            let mut ones = 0u32;
-            let mut twos = 0u32;
-            let mut overlap = 0u32;
+            let mut ones = [0u64; WORDS];
+            let mut twos = [0u64; WORDS];
+            let mut both = [0u64; WORDS];
             for w in 0..WORDS {
                 let m = pm[w] & shift_x(rm[w], dx);
                 let x0 = p0[w] ^ shift_x(r0[w], dx);
                 let x1 = p1[w] ^ shift_x(r1[w], dx);
                 let x2 = p2[w] ^ shift_x(r2[w], dx);
                 // Per cell, the mismatch count x0 + x1 + x2 (0–3) as two bit planes (full adder).
-                let sum = x0 ^ x1 ^ x2;
-                let carry = (x0 & x1) | (x2 & (x0 ^ x1));
-                ones += (sum & m).count_ones();
-                twos += (carry & m).count_ones();
-                overlap += m.count_ones();
+                let (sum, carry) = full_add(x0, x1, x2);
+                ones[w] = sum & m;
+                twos[w] = carry & m;
+                both[w] = m;
             }
+            let (ones, twos, overlap) = (count_ones(&ones), count_ones(&twos), count_ones(&both));
             let mismatched = ones + 2 * twos;
             let compared = 3 * overlap;
-            // overlap ≤ 576 fits in u16.
-            let overlap = overlap as u16;
-            let eligible = !overlap.ct_lt(&MIN_OVERLAP_CELLS);
-            let num = u32::conditional_select(&2, &mismatched, eligible);
-            let den = u32::conditional_select(&1, &compared, eligible);
-            // num/den < best_num/best_den; both sides ≤ 1728 · 1728.
-            let better = (num * best_den).ct_lt(&(best_num * den));
-            best_num = u32::conditional_select(&best_num, &num, better);
-            best_den = u32::conditional_select(&best_den, &den, better);
-            best_overlap = u16::conditional_select(&best_overlap, &overlap, better);
-            max_overlap = u16::conditional_select(&max_overlap, &overlap, overlap.ct_gt(&max_overlap));
+            let eligible = !lt_mask(overlap, u32::from(MIN_OVERLAP_CELLS));
+            let num = select(eligible, mismatched, 2);
+            let den = select(eligible, compared, 1);
+            // num/den < best_num/best_den by cross-multiplication; both sides ≤ 1728 · 1728.
+            let better = lt_mask(num * best_den, best_num * den);
+            best_num = select(better, num, best_num);
+            best_den = select(better, den, best_den);
+            best_overlap = select(better, overlap, best_overlap);
+            max_overlap = select(lt_mask(max_overlap, overlap), overlap, max_overlap);
         }
     }
-    let none_eligible = best_num.ct_gt(&best_den);
+    let none_eligible = lt_mask(best_den, best_num);
     Ok(Comparison {
-        mismatched_bits: u32::conditional_select(&best_num, &0, none_eligible),
-        compared_bits: u32::conditional_select(&best_den, &0, none_eligible),
-        overlap_cells: u16::conditional_select(&best_overlap, &max_overlap, none_eligible),
+        mismatched_bits: select(none_eligible, 0, best_num),
+        compared_bits: select(none_eligible, 0, best_den),
+        // Overlaps are at most 576 cells.
+        overlap_cells: select(none_eligible, max_overlap, best_overlap) as u16,
     })
+}
+
+/// All ones when `a < b`, else zero, without a branch (both are far below 2^32, so the borrow of
+/// the 64-bit subtraction is the answer).
+#[inline(always)]
+fn lt_mask(a: u32, b: u32) -> u32 {
+    let borrow = (u64::from(a).wrapping_sub(u64::from(b)) >> 63) as u32;
+    0u32.wrapping_sub(borrow)
+}
+
+/// `if_true` where `mask` is all ones, `if_false` where it is zero.
+#[inline(always)]
+fn select(mask: u32, if_true: u32, if_false: u32) -> u32 {
+    (if_true & mask) | (if_false & !mask)
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@
 extern crate std;
 
 pub mod compare;
+#[cfg(feature = "std")]
+pub mod extract;
+#[cfg(feature = "std")]
+pub mod features;
 pub mod template;
 
 #[cfg(feature = "std")]

@@ -1,4 +1,30 @@
-//! Palm region of interest (ROI): from a whole-hand image to a 128×128 aligned, normalised palm crop.
+//! Palm region of interest (ROI): from a whole-hand image to a 128×128 palm crop normalised in
+//! rotation, scale and contrast.
+//!
+//! Method (see `docs/roi.md`):
+//! 1. Work on a copy reduced to at most [`WORK_MAX_SIDE`] pixels. Segment the hand against the
+//!    background with Otsu's threshold on the smoothed image, keep the largest component, fill its
+//!    holes and open it (pegs, threads and rings detach and are dropped with the small components).
+//! 2. Palm centre and radius: the centre of the largest inscribed disc (distance transform; the image
+//!    frame counts as background, so a forearm cut by the frame does not win).
+//! 3. Finger valleys: along the hand contour, the distance from the palm centre peaks at the fingertips
+//!    and dips between them. The valleys are the deepest dips between consecutive tips; of the valleys
+//!    found, the regular run of three (index–middle, middle–ring, ring–little) is kept and its two
+//!    outer valleys define the hand frame: rotation from the line through them, scale from their
+//!    distance `d`. The ROI is the square of side [`ROI_SIDE_PER_VALLEY_DISTANCE`]` · d` centred
+//!    [`ROI_OFFSET_PER_VALLEY_DISTANCE`]` · d` below the valley line.
+//! 4. When no such run of valleys exists, fall back to the palm centre, the direction from the wrist
+//!    (where the hand leaves the frame) to the palm centre, and the palm radius as scale.
+//! 5. Cut the ROI from the full-resolution image (bilinear), mark which of its pixels lie on the hand
+//!    inside the frame, and equalise its contrast with CLAHE.
+//!
+//! The ROI is a rotation (never a mirror image) of the input: the fingers point up, the wrist down.
+
+use image::{GrayImage, Luma, RgbImage};
+use imageproc::contours::{BorderType, find_contours};
+use imageproc::distance_transform::{Norm, euclidean_squared_distance_transform};
+use imageproc::region_labelling::{Connectivity, connected_components};
+use zeroize::Zeroize;
 
 /// Side of the square ROI, in pixels.
 pub const ROI_SIZE: u32 = 128;
@@ -8,3 +34,766 @@ pub const ROI_SIDE_PER_VALLEY_DISTANCE: f32 = 1.2;
 /// Distance from the middle of the valley line to the ROI centre (towards the wrist), as a multiple of
 /// the valley distance.
 pub const ROI_OFFSET_PER_VALLEY_DISTANCE: f32 = 0.75;
+/// Segmentation runs on a copy whose longer side is at most this many pixels.
+pub const WORK_MAX_SIDE: u32 = 400;
+
+/// Valley distance as a multiple of the palm's inscribed radius, for the fallback (palm centre)
+/// method: the index–middle to ring–little distance is about the palm's half width.
+const FALLBACK_VALLEY_PER_RADIUS: f32 = 1.0;
+/// ROI centre offset from the palm centre towards the fingers, in palm radii (fallback method).
+const FALLBACK_OFFSET_PER_RADIUS: f32 = 0.3;
+
+/// Why no ROI could be cut.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RoiError {
+    /// The image is too small to hold a hand or a palm.
+    #[error("image too small ({width}×{height})")]
+    ImageTooSmall {
+        /// Image width.
+        width: u32,
+        /// Image height.
+        height: u32,
+    },
+    /// Nothing stands out from the background (blank, black or uniform image).
+    #[error("no hand: no object stands out from the background (contrast {contrast})")]
+    NoHand {
+        /// Difference between the mean hand and background levels found (0–255).
+        contrast: u8,
+    },
+    /// Something was found but it is too small to be a hand at this distance.
+    #[error("hand too small: {percent:.1} % of the image")]
+    HandTooSmall {
+        /// Share of the image covered by the largest object.
+        percent: f32,
+    },
+    /// The object fills the frame: too close, or not a hand on a background.
+    #[error("hand fills the frame ({percent:.1} % of the image)")]
+    HandFillsFrame {
+        /// Share of the image covered by the object.
+        percent: f32,
+    },
+    /// Neither the finger valleys nor the palm centre and wrist give a hand frame.
+    #[error("finger valleys not found and no wrist to orient the palm")]
+    ValleysNotFound,
+    /// The palm ROI would extend beyond the image (hand cut off or too close to an edge).
+    #[error("palm ROI outside the image ({percent:.0} % of it is outside)")]
+    RoiOutsideImage {
+        /// Share of the ROI area that falls outside the image.
+        percent: f32,
+    },
+}
+
+/// How the hand frame of an ROI was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoiMethod {
+    /// From the index–middle and ring–little finger valleys.
+    Valleys,
+    /// Fallback: palm centre, wrist direction and palm radius.
+    PalmCentre,
+    /// The input was already an ROI.
+    Given,
+}
+
+/// What the ROI step found in the input image (input pixel coordinates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandGeometry {
+    /// Method used.
+    pub method: RoiMethod,
+    /// Index–middle and ring–little valleys (in either order), when found.
+    pub valleys: Option<[[f32; 2]; 2]>,
+    /// Centre of the palm's largest inscribed disc (`None` for a given ROI).
+    pub palm_centre: Option<[f32; 2]>,
+    /// Radius of that disc.
+    pub palm_radius: f32,
+    /// Centre of the ROI.
+    pub centre: [f32; 2],
+    /// Rotation of the hand frame, radians: 0 when the fingers point up, positive when they turn
+    /// clockwise on screen.
+    pub angle: f32,
+    /// Side of the ROI, input pixels.
+    pub side: f32,
+    /// Share of the image covered by the hand (0–1).
+    pub hand_fraction: f32,
+}
+
+/// Statistics of the ROI before contrast normalisation (for the quality checks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawStats {
+    /// Mean grey level over the valid pixels.
+    pub mean: f32,
+    /// Share of valid pixels at 250 or above.
+    pub saturated: f32,
+    /// Share of valid pixels at 5 or below.
+    pub dark: f32,
+    /// Sharpness: mean absolute Laplacian over the valid interior, relative to the mean level
+    /// (so that it does not depend on the exposure), ×1000.
+    pub focus: f32,
+}
+
+/// A palm ROI. The pixel buffers are zeroised on drop and never printed.
+pub struct Roi {
+    /// [`ROI_SIZE`]×[`ROI_SIZE`], fingers up, contrast-normalised (CLAHE).
+    pub image: GrayImage,
+    /// [`ROI_SIZE`]×[`ROI_SIZE`], 255 where the pixel lies on the hand inside the input frame.
+    pub valid: GrayImage,
+    /// What was found in the input.
+    pub geometry: HandGeometry,
+    /// The crop before contrast normalisation, summarised.
+    pub raw: RawStats,
+}
+
+impl std::fmt::Debug for Roi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Roi")
+            .field("image", &"REDACTED")
+            .field("valid", &"REDACTED")
+            .field("geometry", &self.geometry)
+            .field("raw", &self.raw)
+            .finish()
+    }
+}
+
+impl Drop for Roi {
+    fn drop(&mut self) {
+        let image: &mut [u8] = &mut self.image;
+        image.zeroize();
+        let valid: &mut [u8] = &mut self.valid;
+        valid.zeroize();
+    }
+}
+
+impl Roi {
+    /// Accepts an image that already is a palm ROI: crops it to a centred square, resizes it to
+    /// [`ROI_SIZE`] if needed and normalises its contrast; every pixel is valid.
+    ///
+    /// # Errors
+    /// [`RoiError::ImageTooSmall`] below 32×32 pixels.
+    pub fn from_roi_image(roi: &GrayImage) -> Result<Roi, RoiError> {
+        let (w, h) = roi.dimensions();
+        if w < 32 || h < 32 {
+            return Err(RoiError::ImageTooSmall {
+                width: w,
+                height: h,
+            });
+        }
+        let side = w.min(h);
+        let square = image::imageops::crop_imm(roi, (w - side) / 2, (h - side) / 2, side, side);
+        let raw = if side == ROI_SIZE {
+            square.to_image()
+        } else {
+            image::imageops::resize(
+                &square.to_image(),
+                ROI_SIZE,
+                ROI_SIZE,
+                image::imageops::FilterType::Triangle,
+            )
+        };
+        let valid = GrayImage::from_pixel(ROI_SIZE, ROI_SIZE, Luma([255]));
+        let stats = raw_stats(&raw, &valid);
+        let image = clahe(&raw, &valid);
+        Ok(Roi {
+            image,
+            valid,
+            geometry: HandGeometry {
+                method: RoiMethod::Given,
+                valleys: None,
+                palm_centre: None,
+                palm_radius: 0.0,
+                centre: [w as f32 / 2.0, h as f32 / 2.0],
+                angle: 0.0,
+                side: side as f32,
+                hand_fraction: 1.0,
+            },
+            raw: stats,
+        })
+    }
+}
+
+/// Cuts the palm ROI from a whole-hand grey image.
+///
+/// # Errors
+/// A [`RoiError`] saying why no ROI could be cut.
+pub fn extract_roi(hand: &GrayImage) -> Result<Roi, RoiError> {
+    let (w, h) = hand.dimensions();
+    if w < 64 || h < 64 {
+        return Err(RoiError::ImageTooSmall {
+            width: w,
+            height: h,
+        });
+    }
+    let factor = w.max(h).div_ceil(WORK_MAX_SIDE);
+    let work = downscale(hand, factor);
+    let mask = segment(&work, None)?;
+    roi_from_mask(hand, &mask, factor)
+}
+
+/// Cuts the palm ROI from a whole-hand colour image. Colour helps the segmentation: pixels that are
+/// clearly not skin-coloured (blue, green or grey pegs, cloth) are kept out of the hand even when
+/// they are as bright as skin.
+///
+/// # Errors
+/// A [`RoiError`] saying why no ROI could be cut.
+pub fn extract_roi_rgb(hand: &RgbImage) -> Result<Roi, RoiError> {
+    let gray = image::DynamicImage::ImageRgb8(hand.clone()).to_luma8();
+    let (w, h) = gray.dimensions();
+    if w < 64 || h < 64 {
+        return Err(RoiError::ImageTooSmall {
+            width: w,
+            height: h,
+        });
+    }
+    let factor = w.max(h).div_ceil(WORK_MAX_SIDE);
+    let work = downscale(&gray, factor);
+    let skin = skin_likelihood(hand, factor);
+    let mask = segment(&work, Some(&skin))?;
+    roi_from_mask(&gray, &mask, factor)
+}
+
+/// Box-filter reduction by an integer factor.
+fn downscale(image: &GrayImage, factor: u32) -> GrayImage {
+    if factor <= 1 {
+        return image.clone();
+    }
+    let (w, h) = (image.width() / factor, image.height() / factor);
+    let area = factor * factor;
+    let mut out = GrayImage::new(w, h);
+    let src = image.as_raw();
+    let stride = image.width() as usize;
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = 0u32;
+            for dy in 0..factor {
+                let row = ((y * factor + dy) as usize) * stride;
+                for dx in 0..factor {
+                    sum += u32::from(src[row + (x * factor + dx) as usize]);
+                }
+            }
+            out.put_pixel(x, y, Luma([((sum + area / 2) / area) as u8]));
+        }
+    }
+    out
+}
+
+/// 255 where the (reduced) colour pixel may be skin: red dominates blue, and green is not far above
+/// red. Dark pixels are left to the brightness segmentation.
+fn skin_likelihood(image: &RgbImage, factor: u32) -> GrayImage {
+    let (w, h) = (image.width() / factor.max(1), image.height() / factor.max(1));
+    let f = factor.max(1);
+    GrayImage::from_fn(w, h, |x, y| {
+        let p = image.get_pixel(x * f + f / 2, y * f + f / 2).0;
+        let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+        let skin = r + 8 >= b && g <= r + 12 && !(b > r + 25);
+        Luma([if skin { 255 } else { 0 }])
+    })
+}
+
+/// Hand mask on the work image.
+fn segment(work: &GrayImage, skin: Option<&GrayImage>) -> Result<GrayImage, RoiError> {
+    let smooth = imageproc::filter::gaussian_blur_f32(work, 1.0);
+    let level = imageproc::contrast::otsu_level(&smooth);
+    let (mut fg_sum, mut fg_n, mut bg_sum, mut bg_n) = (0u64, 0u64, 0u64, 0u64);
+    for p in smooth.pixels() {
+        if p.0[0] > level {
+            fg_sum += u64::from(p.0[0]);
+            fg_n += 1;
+        } else {
+            bg_sum += u64::from(p.0[0]);
+            bg_n += 1;
+        }
+    }
+    let contrast = if fg_n == 0 || bg_n == 0 {
+        0
+    } else {
+        (fg_sum / fg_n).saturating_sub(bg_sum / bg_n)
+    };
+    if contrast < 30 {
+        return Err(RoiError::NoHand {
+            contrast: u8::try_from(contrast).unwrap_or(u8::MAX),
+        });
+    }
+    let mut mask = GrayImage::from_fn(work.width(), work.height(), |x, y| {
+        let bright = smooth.get_pixel(x, y).0[0] > level;
+        let skin_ok = skin.is_none_or(|s| s.get_pixel(x, y).0[0] > 0);
+        Luma([if bright && skin_ok { 255 } else { 0 }])
+    });
+    mask = largest_component(&mask);
+    fill_holes(&mut mask);
+    // Opening detaches pegs, threads and bracelets narrower than ~5 work pixels.
+    imageproc::morphology::open_mut(&mut mask, Norm::L2, 2);
+    mask = largest_component(&mask);
+    let area = mask.pixels().filter(|p| p.0[0] > 0).count() as f32;
+    let percent = 100.0 * area / (work.width() * work.height()) as f32;
+    if percent < 4.0 {
+        return Err(RoiError::HandTooSmall { percent });
+    }
+    if percent > 85.0 {
+        return Err(RoiError::HandFillsFrame { percent });
+    }
+    Ok(mask)
+}
+
+fn largest_component(mask: &GrayImage) -> GrayImage {
+    let labels = connected_components(mask, Connectivity::Eight, Luma([0u8]));
+    let mut counts: Vec<u32> = Vec::new();
+    for p in labels.pixels() {
+        let l = p.0[0] as usize;
+        if l > 0 {
+            if counts.len() <= l {
+                counts.resize(l + 1, 0);
+            }
+            counts[l] += 1;
+        }
+    }
+    let best = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|&(_, &c)| c)
+        .map_or(0, |(l, _)| l as u32);
+    GrayImage::from_fn(mask.width(), mask.height(), |x, y| {
+        let l = labels.get_pixel(x, y).0[0];
+        Luma([if l == best && l > 0 { 255 } else { 0 }])
+    })
+}
+
+/// Fills the background regions that do not touch the image border.
+fn fill_holes(mask: &mut GrayImage) {
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    let data: &mut [u8] = mask;
+    let mut outside = vec![false; w * h];
+    let mut stack = Vec::new();
+    for x in 0..w {
+        stack.push(x);
+        stack.push((h - 1) * w + x);
+    }
+    for y in 0..h {
+        stack.push(y * w);
+        stack.push(y * w + w - 1);
+    }
+    while let Some(i) = stack.pop() {
+        if outside[i] || data[i] != 0 {
+            continue;
+        }
+        outside[i] = true;
+        let (x, y) = (i % w, i / w);
+        if x > 0 {
+            stack.push(i - 1);
+        }
+        if x + 1 < w {
+            stack.push(i + 1);
+        }
+        if y > 0 {
+            stack.push(i - w);
+        }
+        if y + 1 < h {
+            stack.push(i + w);
+        }
+    }
+    for (v, out) in data.iter_mut().zip(outside) {
+        if !out {
+            *v = 255;
+        }
+    }
+}
+
+/// The hand frame found on the work image (work pixels).
+struct Frame {
+    method: RoiMethod,
+    valleys: Option<[[f32; 2]; 2]>,
+    centre: [f32; 2],
+    /// Unit vector from the fingers towards the wrist.
+    down: [f32; 2],
+    side: f32,
+}
+
+fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi, RoiError> {
+    let (ww, wh) = mask.dimensions();
+    // Distance to the background, the image frame counting as background.
+    let background = GrayImage::from_fn(ww, wh, |x, y| {
+        let edge = x == 0 || y == 0 || x + 1 == ww || y + 1 == wh;
+        Luma([if edge || mask.get_pixel(x, y).0[0] == 0 { 255 } else { 0 }])
+    });
+    let dist2 = euclidean_squared_distance_transform(&background);
+    let max2 = dist2.pixels().map(|p| p.0[0]).fold(0.0f64, f64::max);
+    // Centre: centroid of the near-maximal plateau (the arg-max alone jumps along flat ridges).
+    let (mut sx, mut sy, mut n) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y, p) in dist2.enumerate_pixels() {
+        if p.0[0] >= 0.9 * 0.9 * max2 {
+            sx += f64::from(x);
+            sy += f64::from(y);
+            n += 1.0;
+        }
+    }
+    let radius = max2.sqrt() as f32;
+    if n == 0.0 || radius < 4.0 {
+        return Err(RoiError::HandTooSmall { percent: 0.0 });
+    }
+    let palm = [(sx / n) as f32 + 0.5, (sy / n) as f32 + 0.5];
+    let wrist = wrist_point(mask);
+    let frame = valley_frame(mask, palm, radius, wrist)
+        .or_else(|| fallback_frame(palm, radius, wrist))
+        .ok_or(RoiError::ValleysNotFound)?;
+
+    let f = factor as f32;
+    let to_input = |p: [f32; 2]| [p[0] * f, p[1] * f];
+    let centre = to_input(frame.centre);
+    let side = frame.side * f;
+    let angle = (-frame.down[0]).atan2(frame.down[1]);
+    let (image_w, image_h) = hand.dimensions();
+
+    // Sample the ROI and its validity.
+    let n = ROI_SIZE as usize;
+    let step = side / ROI_SIZE as f32;
+    let ex = [frame.down[1], -frame.down[0]];
+    let ey = frame.down;
+    let mut raw = GrayImage::new(ROI_SIZE, ROI_SIZE);
+    let mut valid = GrayImage::new(ROI_SIZE, ROI_SIZE);
+    let mut outside = 0usize;
+    for v in 0..n {
+        for u in 0..n {
+            let a = (u as f32 + 0.5 - n as f32 / 2.0) * step;
+            let b = (v as f32 + 0.5 - n as f32 / 2.0) * step;
+            let p = [
+                centre[0] + a * ex[0] + b * ey[0],
+                centre[1] + a * ex[1] + b * ey[1],
+            ];
+            match bilinear(hand, p) {
+                Some(value) => {
+                    raw.put_pixel(u as u32, v as u32, Luma([value]));
+                    let (mx, my) = ((p[0] / f) as u32, (p[1] / f) as u32);
+                    let on_hand = mx < ww && my < wh && mask.get_pixel(mx, my).0[0] > 0;
+                    if on_hand {
+                        valid.put_pixel(u as u32, v as u32, Luma([255]));
+                    }
+                }
+                None => outside += 1,
+            }
+        }
+    }
+    let outside_percent = 100.0 * outside as f32 / (n * n) as f32;
+    if outside_percent > 5.0 {
+        return Err(RoiError::RoiOutsideImage {
+            percent: outside_percent,
+        });
+    }
+    let hand_fraction =
+        mask.pixels().filter(|p| p.0[0] > 0).count() as f32 / (ww * wh) as f32;
+    let stats = raw_stats(&raw, &valid);
+    let image = clahe(&raw, &valid);
+    let _ = (image_w, image_h);
+    Ok(Roi {
+        image,
+        valid,
+        geometry: HandGeometry {
+            method: frame.method,
+            valleys: frame.valleys.map(|[a, b]| [to_input(a), to_input(b)]),
+            palm_centre: Some(to_input(palm)),
+            palm_radius: radius * f,
+            centre,
+            angle,
+            side,
+            hand_fraction,
+        },
+        raw: stats,
+    })
+}
+
+/// Mean position of the hand pixels on the image frame (where the forearm leaves the picture).
+fn wrist_point(mask: &GrayImage) -> Option<[f32; 2]> {
+    let (w, h) = mask.dimensions();
+    let (mut sx, mut sy, mut n) = (0.0f32, 0.0f32, 0u32);
+    let mut add = |x: u32, y: u32| {
+        if mask.get_pixel(x, y).0[0] > 0 {
+            sx += x as f32 + 0.5;
+            sy += y as f32 + 0.5;
+            n += 1;
+        }
+    };
+    for x in 0..w {
+        add(x, 0);
+        add(x, h - 1);
+    }
+    for y in 1..h - 1 {
+        add(0, y);
+        add(w - 1, y);
+    }
+    (n >= 8).then(|| [sx / n as f32, sy / n as f32])
+}
+
+fn on_frame(p: [i32; 2], w: u32, h: u32) -> bool {
+    p[0] <= 0 || p[1] <= 0 || p[0] + 1 >= w as i32 || p[1] + 1 >= h as i32
+}
+
+/// Hand frame from the finger valleys.
+fn valley_frame(
+    mask: &GrayImage,
+    palm: [f32; 2],
+    radius: f32,
+    wrist: Option<[f32; 2]>,
+) -> Option<Frame> {
+    let (w, h) = mask.dimensions();
+    let contours = find_contours::<i32>(mask);
+    let contour = contours
+        .iter()
+        .filter(|c| c.border_type == BorderType::Outer)
+        .max_by_key(|c| c.points.len())?;
+    let points: Vec<[i32; 2]> = contour.points.iter().map(|p| [p.x, p.y]).collect();
+    let len = points.len();
+    if len < 32 {
+        return None;
+    }
+    // Distance from the palm centre; points on the image frame (the forearm's cut) get zero, so
+    // that no fingertip is found there and no valley spans it.
+    let raw: Vec<f32> = points
+        .iter()
+        .map(|&p| {
+            if on_frame(p, w, h) {
+                0.0
+            } else {
+                dist([p[0] as f32, p[1] as f32], palm)
+            }
+        })
+        .collect();
+    let half = ((radius / 12.0).round() as usize).max(1);
+    let r: Vec<f32> = (0..len)
+        .map(|i| {
+            if raw[i] == 0.0 {
+                return 0.0;
+            }
+            let mut sum = 0.0;
+            for k in 0..=2 * half {
+                sum += raw[(i + len + k - half) % len];
+            }
+            sum / (2 * half + 1) as f32
+        })
+        .collect();
+    // Fingertips: local maxima far from the palm centre.
+    let window = ((0.35 * radius) as usize).max(3);
+    let mut tips = Vec::new();
+    for i in 0..len {
+        if r[i] < 1.5 * radius {
+            continue;
+        }
+        let is_max = (1..=window).all(|k| {
+            let before = r[(i + len - k) % len];
+            let after = r[(i + k) % len];
+            r[i] > before && r[i] >= after
+        });
+        if is_max {
+            tips.push(i);
+        }
+    }
+    if tips.len() < 2 {
+        return None;
+    }
+    // Valleys: the deepest point between consecutive tips, unless that stretch crosses the frame.
+    let mut valleys: Vec<[f32; 2]> = Vec::new();
+    for k in 0..tips.len() {
+        let (a, b) = (tips[k], tips[(k + 1) % tips.len()]);
+        let span = (b + len - a) % len;
+        if span == 0 {
+            continue;
+        }
+        let mut best = (f32::INFINITY, a);
+        let mut crosses_frame = false;
+        for s in 1..span {
+            let i = (a + s) % len;
+            if raw[i] == 0.0 {
+                crosses_frame = true;
+                break;
+            }
+            if r[i] < best.0 {
+                best = (r[i], i);
+            }
+        }
+        let depth = r[a].min(r[b]) - best.0;
+        if crosses_frame || depth < 0.3 * radius {
+            continue;
+        }
+        let p = points[best.1];
+        valleys.push([p[0] as f32 + 0.5, p[1] as f32 + 0.5]);
+    }
+    // Pick the most regular run of three consecutive valleys.
+    let mut best: Option<(f32, [f32; 2], [f32; 2])> = None;
+    for k in 0..valleys.len().saturating_sub(2) {
+        let (a, b, c) = (valleys[k], valleys[k + 1], valleys[k + 2]);
+        let (ab, bc, ac) = (dist(a, b), dist(b, c), dist(a, c));
+        if !(0.5 * radius..=2.2 * radius).contains(&ac) {
+            continue;
+        }
+        // Irregular spacing, or a middle valley far off the line, means a thumb valley is involved.
+        let irregular = (ab - bc).abs() / (ab + bc);
+        let bend = (ab + bc - ac) / ac;
+        let score = irregular + bend;
+        if irregular > 0.45 || bend > 0.35 {
+            continue;
+        }
+        if best.is_none_or(|(s, _, _)| score < s) {
+            best = Some((score, a, c));
+        }
+    }
+    let (_, a, c) = best?;
+    let d = dist(a, c);
+    let mid = [(a[0] + c[0]) / 2.0, (a[1] + c[1]) / 2.0];
+    let mut down = [-(c[1] - a[1]) / d, (c[0] - a[0]) / d];
+    // Towards the palm.
+    if (palm[0] - mid[0]) * down[0] + (palm[1] - mid[1]) * down[1] < 0.0 {
+        down = [-down[0], -down[1]];
+    }
+    // The valleys must lie on the side away from the wrist.
+    if let Some(wr) = wrist {
+        let to_wrist = normalise([wr[0] - palm[0], wr[1] - palm[1]])?;
+        if to_wrist[0] * down[0] + to_wrist[1] * down[1] < 0.3 {
+            return None;
+        }
+    }
+    let offset = ROI_OFFSET_PER_VALLEY_DISTANCE * d;
+    Some(Frame {
+        method: RoiMethod::Valleys,
+        valleys: Some([a, c]),
+        centre: [mid[0] + offset * down[0], mid[1] + offset * down[1]],
+        down,
+        side: ROI_SIDE_PER_VALLEY_DISTANCE * d,
+    })
+}
+
+/// Fallback frame: palm centre, wrist direction, palm radius.
+fn fallback_frame(palm: [f32; 2], radius: f32, wrist: Option<[f32; 2]>) -> Option<Frame> {
+    let wr = wrist?;
+    let down = normalise([wr[0] - palm[0], wr[1] - palm[1]])?;
+    let d = FALLBACK_VALLEY_PER_RADIUS * radius;
+    let offset = FALLBACK_OFFSET_PER_RADIUS * radius;
+    Some(Frame {
+        method: RoiMethod::PalmCentre,
+        valleys: None,
+        centre: [palm[0] - offset * down[0], palm[1] - offset * down[1]],
+        down,
+        side: ROI_SIDE_PER_VALLEY_DISTANCE * d,
+    })
+}
+
+fn normalise(v: [f32; 2]) -> Option<[f32; 2]> {
+    let n = (v[0] * v[0] + v[1] * v[1]).sqrt();
+    (n > 1e-3).then(|| [v[0] / n, v[1] / n])
+}
+
+fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+/// Bilinear sample at pixel-centre coordinates `p` (pixel (0,0) covers [0,1)²); `None` outside.
+fn bilinear(image: &GrayImage, p: [f32; 2]) -> Option<u8> {
+    let (w, h) = image.dimensions();
+    let (fx, fy) = (p[0] - 0.5, p[1] - 0.5);
+    if !(fx >= -0.5 && fy >= -0.5 && fx <= w as f32 - 0.5 && fy <= h as f32 - 0.5) {
+        return None;
+    }
+    let (fx, fy) = (fx.clamp(0.0, (w - 1) as f32), fy.clamp(0.0, (h - 1) as f32));
+    let (x0, y0) = (fx as u32, fy as u32);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+    let g = |x, y| f32::from(image.get_pixel(x, y).0[0]);
+    let top = g(x0, y0) * (1.0 - ax) + g(x1, y0) * ax;
+    let bottom = g(x0, y1) * (1.0 - ax) + g(x1, y1) * ax;
+    Some((top * (1.0 - ay) + bottom * ay).round().clamp(0.0, 255.0) as u8)
+}
+
+fn raw_stats(raw: &GrayImage, valid: &GrayImage) -> RawStats {
+    let (mut sum, mut n, mut sat, mut dark) = (0.0f64, 0u32, 0u32, 0u32);
+    for (p, v) in raw.pixels().zip(valid.pixels()) {
+        if v.0[0] > 0 {
+            let g = p.0[0];
+            sum += f64::from(g);
+            n += 1;
+            sat += u32::from(g >= 250);
+            dark += u32::from(g <= 5);
+        }
+    }
+    let n_f = f64::from(n.max(1));
+    let mean = (sum / n_f) as f32;
+    let (w, h) = raw.dimensions();
+    let (mut lap, mut m) = (0.0f64, 0u32);
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            if valid.get_pixel(x, y).0[0] == 0 {
+                continue;
+            }
+            let g = |dx: i32, dy: i32| {
+                f64::from(
+                    raw.get_pixel((x as i32 + dx) as u32, (y as i32 + dy) as u32)
+                        .0[0],
+                )
+            };
+            lap += (4.0 * g(0, 0) - g(-1, 0) - g(1, 0) - g(0, -1) - g(0, 1)).abs();
+            m += 1;
+        }
+    }
+    let focus = if m == 0 || mean < 1.0 {
+        0.0
+    } else {
+        (1000.0 * lap / f64::from(m) / f64::from(mean)) as f32
+    };
+    RawStats {
+        mean,
+        saturated: sat as f32 / n_f as f32,
+        dark: dark as f32 / n_f as f32,
+        focus,
+    }
+}
+
+/// Contrast-limited adaptive histogram equalisation over a 4×4 grid of tiles; the histograms count
+/// only valid pixels (a tile with none keeps an identity mapping).
+fn clahe(raw: &GrayImage, valid: &GrayImage) -> GrayImage {
+    const TILES: u32 = 4;
+    const CLIP: f32 = 3.0;
+    let (w, h) = raw.dimensions();
+    let (tw, th) = (w.div_ceil(TILES), h.div_ceil(TILES));
+    let mut maps = vec![[0u8; 256]; (TILES * TILES) as usize];
+    for ty in 0..TILES {
+        for tx in 0..TILES {
+            let mut hist = [0f32; 256];
+            let mut count = 0f32;
+            for y in ty * th..((ty + 1) * th).min(h) {
+                for x in tx * tw..((tx + 1) * tw).min(w) {
+                    if valid.get_pixel(x, y).0[0] > 0 {
+                        hist[raw.get_pixel(x, y).0[0] as usize] += 1.0;
+                        count += 1.0;
+                    }
+                }
+            }
+            let map = &mut maps[(ty * TILES + tx) as usize];
+            if count < 16.0 {
+                for (i, m) in map.iter_mut().enumerate() {
+                    *m = i as u8;
+                }
+                continue;
+            }
+            let limit = CLIP * count / 256.0;
+            let mut excess = 0.0;
+            for v in &mut hist {
+                if *v > limit {
+                    excess += *v - limit;
+                    *v = limit;
+                }
+            }
+            let bonus = excess / 256.0;
+            let mut cdf = 0.0;
+            for (i, v) in hist.iter().enumerate() {
+                cdf += v + bonus;
+                map[i] = (255.0 * cdf / count).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    GrayImage::from_fn(w, h, |x, y| {
+        let g = raw.get_pixel(x, y).0[0] as usize;
+        let fx = ((x as f32 + 0.5) / tw as f32 - 0.5).clamp(0.0, (TILES - 1) as f32);
+        let fy = ((y as f32 + 0.5) / th as f32 - 0.5).clamp(0.0, (TILES - 1) as f32);
+        let (x0, y0) = (fx as u32, fy as u32);
+        let (x1, y1) = ((x0 + 1).min(TILES - 1), (y0 + 1).min(TILES - 1));
+        let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+        let m = |tx: u32, ty: u32| f32::from(maps[(ty * TILES + tx) as usize][g]);
+        let top = m(x0, y0) * (1.0 - ax) + m(x1, y0) * ax;
+        let bottom = m(x0, y1) * (1.0 - ax) + m(x1, y1) * ax;
+        Luma([(top * (1.0 - ay) + bottom * ay).round() as u8])
+    })
+}

@@ -27,3 +27,84 @@ fn dump_synth() {
     montage(&rois, 4).save("/tmp/roiw/rois.png").unwrap();
     hands[0].save("/tmp/roiw/hand0.png").unwrap();
 }
+
+#[test]
+#[ignore]
+fn dump_real() {
+    let mut imgs = Vec::new();
+    for id in ["hand001", "hand002", "hand011", "hand017", "hand025", "hand033"] {
+        for s in ["1", "3"] {
+            let im = image::open(format!("/work/shared/data/palm/coep-dev/{id}/{s}.jpg")).unwrap().to_luma8();
+            imgs.push(image::imageops::resize(&im, 267, 200, image::imageops::FilterType::Triangle));
+        }
+    }
+    montage(&imgs, 4).save("/tmp/roiw/coep.png").unwrap();
+    let im = image::open("/work/shared/data/palm/coep-dev/hand001/1.jpg").unwrap().to_rgb8();
+    image::imageops::resize(&im, 400, 300, image::imageops::FilterType::Triangle).save("/tmp/roiw/coep_rgb.png").unwrap();
+    let mut imgs = Vec::new();
+    for id in ["001l", "002l", "003l"] {
+        for s in ["01", "04"] {
+            let im = image::open(format!("/work/shared/data/palm/casia940-small/{id}/{s}.png")).unwrap().to_luma8();
+            imgs.push(image::imageops::resize(&im, 256, 192, image::imageops::FilterType::Triangle));
+        }
+    }
+    montage(&imgs, 3).save("/tmp/roiw/casia.png").unwrap();
+}
+
+fn run_set(name: &str, dir: &str, ids: &[&str], rgb: bool) {
+    let mut rows = Vec::new();
+    let mut fails = 0;
+    let mut total = 0;
+    let mut methods = std::collections::BTreeMap::new();
+    for id in ids {
+        let mut files: Vec<_> = std::fs::read_dir(format!("{dir}/{id}")).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            total += 1;
+            let im = image::open(&f).unwrap();
+            let t = std::time::Instant::now();
+            let r = if rgb { palmgate_matcher::roi::extract_roi_rgb(&im.to_rgb8()) } else { palmgate_matcher::roi::extract_roi(&im.to_luma8()) };
+            let el = t.elapsed();
+            match r {
+                Ok(roi) => {
+                    *methods.entry(format!("{:?}", roi.geometry.method)).or_insert(0) += 1;
+                    if std::env::var("V").is_ok() { eprintln!("{} {:?} {:?} ang {:.1} side {:.0} c {:?} v {:?}", f.display(), el, roi.geometry.method, roi.geometry.angle.to_degrees(), roi.geometry.side, roi.geometry.centre, roi.geometry.valleys); }
+                    rows.push(roi.image.clone());
+                }
+                Err(e) => { fails += 1; eprintln!("{} FAIL {e}", f.display()); rows.push(GrayImage::new(128,128)); }
+            }
+        }
+    }
+    eprintln!("{name}: {fails}/{total} failed, methods {methods:?}");
+    let cols = rows.len() / ids.len();
+    montage(&rows, cols as u32).save(format!("/tmp/roiw/roi_{name}.png")).unwrap();
+}
+
+#[test]
+#[ignore]
+fn dump_rois() {
+    let ids: Vec<String> = {
+        let mut v: Vec<_> = std::fs::read_dir("/work/shared/data/palm/coep-dev").unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort(); v
+    };
+    let ids: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+    let set = std::env::var("SET").unwrap_or_default();
+    if set.contains("coep") {
+        let n: usize = std::env::var("N").map(|n| n.parse().unwrap()).unwrap_or(10);
+        run_set("coep", "/work/shared/data/palm/coep-dev", &ids[..n.min(ids.len())], set.contains("rgb"));
+    }
+    if set.contains("casia") {
+        run_set("casia", "/work/shared/data/palm/casia940-small", &["001l", "002l", "003l"], false);
+    }
+    if set.contains("synth") {
+        let mut rows = Vec::new();
+        for id in 0..6u64 { for c in 0..4 {
+            let h = synth::hand_capture(id, c);
+            match palmgate_matcher::roi::extract_roi(&h.image) {
+                Ok(r) => { eprintln!("synth {id}/{c}: {:?} ang {:.1} vs {:.1}, c {:?} vs {:?}, side {:.0} vs {:.0}", r.geometry.method, r.geometry.angle.to_degrees(), h.pose.angle.to_degrees(), r.geometry.centre, h.roi_centre, r.geometry.side, h.roi_side); rows.push(r.image.clone()); }
+                Err(e) => { eprintln!("synth {id}/{c}: FAIL {e}"); rows.push(GrayImage::new(128,128)); }
+            }
+        }}
+        montage(&rows, 4).save("/tmp/roiw/roi_synth.png").unwrap();
+    }
+}

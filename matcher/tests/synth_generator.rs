@@ -84,27 +84,44 @@ fn mean(image: &GrayImage, cx: f32, cy: f32, r: f32) -> f32 {
     sum / n
 }
 
-/// Correlation of the images minus their 9×9 local means (the crease pattern without illumination).
+/// Best correlation over small shifts of the band-passed images (the crease pattern without
+/// illumination, tolerant of the residual misalignment of an ROI).
 fn high_pass_correlation(a: &GrayImage, b: &GrayImage) -> f32 {
-    let ha = high_pass(a);
-    let hb = high_pass(b);
-    let dot: f32 = ha.iter().zip(&hb).map(|(x, y)| x * y).sum();
-    let na: f32 = ha.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = hb.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
+    let (ha, n) = band_pass_half(a);
+    let (hb, _) = band_pass_half(b);
+    let mut best = f32::NEG_INFINITY;
+    let border = 6i32;
+    for dy in -4i32..=4 {
+        for dx in -4i32..=4 {
+            let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+            for y in border..n as i32 - border {
+                for x in border..n as i32 - border {
+                    let va = ha[(y * n as i32 + x) as usize];
+                    let vb = hb[((y + dy) * n as i32 + x + dx) as usize];
+                    dot += va * vb;
+                    na += va * va;
+                    nb += vb * vb;
+                }
+            }
+            best = best.max(dot / (na * nb).sqrt());
+        }
+    }
+    best
 }
 
-fn high_pass(image: &GrayImage) -> Vec<f32> {
-    let blurred = image::imageops::blur(image, 4.0);
-    let (w, h) = image.dimensions();
+/// Difference of Gaussians, then halved resolution.
+fn band_pass_half(image: &GrayImage) -> (Vec<f32>, u32) {
+    let fine = image::imageops::blur(image, 1.5);
+    let coarse = image::imageops::blur(image, 6.0);
+    let n = image.width() / 2;
     let mut out = Vec::new();
-    // Ignore the border, where the blur is biased.
-    for y in 8..h - 8 {
-        for x in 8..w - 8 {
+    for y in 0..n {
+        for x in 0..n {
+            let (sx, sy) = (2 * x, 2 * y);
             out.push(
-                f32::from(image.get_pixel(x, y).0[0]) - f32::from(blurred.get_pixel(x, y).0[0]),
+                f32::from(fine.get_pixel(sx, sy).0[0]) - f32::from(coarse.get_pixel(sx, sy).0[0]),
             );
         }
     }
-    out
+    (out, n)
 }

@@ -15,3 +15,4 @@
 pub mod codec;
 pub mod image;
 pub mod device;
+pub mod sim;

@@ -13,7 +13,7 @@ use p256::elliptic_curve::Generate;
 use palmgate_matcher::compare::{Threshold, compare};
 use palmgate_matcher::template::{ALGORITHM_COMPCODE_V1, Template};
 use rand_core::CryptoRng;
-use subtle::{ConditionallySelectable, ConstantTimeLess};
+use subtle::ConditionallySelectable;
 use zeroize::{Zeroize, Zeroizing};
 
 pub use state::{STATE_LEN, StateError};
@@ -570,8 +570,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             let Ok(comparison) = compare(&probe, &reference) else {
                 continue;
             };
-            let is_match = comparison.distance_q16().ct_lt(&self.threshold.q16().saturating_add(1))
-                & subtle::Choice::from(u8::from(comparison.is_match(self.threshold)));
+            let is_match = subtle::Choice::from(u8::from(comparison.is_match(self.threshold)));
             let duress = subtle::Choice::from(u8::from(slot.kind == SlotKind::Duress.to_byte()));
             matched_duress |= is_match & duress;
             matched_normal |= is_match & !duress;

@@ -36,6 +36,8 @@ pub enum StateError {
     Inconsistent(&'static str),
 }
 
+impl core::error::Error for StateError {}
+
 impl core::fmt::Display for StateError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

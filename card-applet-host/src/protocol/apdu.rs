@@ -29,6 +29,8 @@ pub enum ApduError {
     LengthMismatch,
 }
 
+impl core::error::Error for ApduError {}
+
 impl core::fmt::Display for ApduError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

@@ -40,6 +40,8 @@ pub enum CertError {
     BadSignature,
 }
 
+impl core::error::Error for CertError {}
+
 impl core::fmt::Display for CertError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {

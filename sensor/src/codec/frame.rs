@@ -195,17 +195,22 @@ impl FrameDecoder {
         }
     }
 
-    /// At the end of the stream: reports what is left in the buffer as a truncated frame.
+    /// At the end of the stream: reports an incomplete frame as truncated, then rescans what
+    /// followed its start marker (a complete frame may hide inside a falsely claimed length).
     pub fn decode_eof(&mut self, src: &mut BytesMut) -> Option<Result<RawFrame, ProtocolError>> {
         if let Some(item) = self.decode(src) {
             return Some(item);
         }
-        self.state = State::Scanning;
+        if let State::Skipping { remaining } = self.state {
+            self.state = State::Scanning;
+            return Some(Err(ProtocolError::Truncated { bytes: remaining }));
+        }
         if src.is_empty() {
             return None;
         }
+        // `decode` stopped at a start marker: the frame it begins is incomplete.
         let bytes = src.len();
-        discard(src, bytes);
+        discard(src, START_MARKER.len().min(bytes));
         Some(Err(ProtocolError::Truncated { bytes }))
     }
 
@@ -361,6 +366,10 @@ mod tests {
         assert_eq!(decoder.decode_eof(&mut buf).unwrap().unwrap_err(), ProtocolError::Truncated {
             bytes: 30
         });
+        assert_eq!(decoder.decode_eof(&mut buf).unwrap().unwrap_err(), ProtocolError::Garbage {
+            skipped: 28
+        });
         assert!(decoder.decode_eof(&mut buf).is_none());
+        assert!(buf.is_empty());
     }
 }

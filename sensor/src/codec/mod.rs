@@ -50,9 +50,9 @@ pub enum ProtocolError {
         actual: u32,
     },
     /// The stream ended in the middle of a frame.
-    #[error("stream ended inside a frame ({bytes} bytes dropped)")]
+    #[error("stream ended inside a frame ({bytes} bytes)")]
     Truncated {
-        /// Bytes dropped.
+        /// Size of the incomplete frame (received, or still missing when it was being skipped).
         bytes: usize,
     },
     /// A sound frame with a message type this side does not know.

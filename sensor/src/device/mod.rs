@@ -75,7 +75,8 @@ pub struct DeviceConfig {
     pub reconnect_backoff: Backoff,
     /// After this long without any message, the task pings the sensor.
     pub keepalive: Duration,
-    /// Capture to start on every (re)connection; `None` leaves the sensor idle.
+    /// Capture to start on every (re)connection; `None` leaves the sensor idle. If the sensor does
+    /// not offer this format, the first format it offers is used.
     pub capture: Option<CaptureRequest>,
     /// Illumination level (percent) to set on every (re)connection.
     pub illumination: Option<u8>,
@@ -399,15 +400,23 @@ impl Desired {
         }
     }
 
-    /// The requests that bring a freshly connected sensor to the desired state.
-    fn replay(&self) -> Vec<HostMessage> {
+    /// The requests that bring a freshly connected sensor to the desired state. A capture format
+    /// the sensor does not offer is replaced by the first one it does.
+    fn replay(&self, offered: &[FrameFormat]) -> Vec<HostMessage> {
         let mut requests = Vec::new();
         if let Some(level) = self.illumination {
             requests.push(HostMessage::SetIllumination { level });
         }
         requests.push(match self.capture {
             Some(capture) => {
-                HostMessage::StartCapture { format: capture.format, frames: capture.frames }
+                let format = match offered.first() {
+                    Some(&first) if !offered.contains(&capture.format) => {
+                        tracing::info!(wanted = %capture.format, used = %first, "sensor does not offer the configured frame format");
+                        first
+                    }
+                    _ => capture.format,
+                };
+                HostMessage::StartCapture { format, frames: capture.frames }
             }
             None => HostMessage::StopCapture,
         });
@@ -432,7 +441,7 @@ async fn on_message(
         Answer::Response(request) => match message {
             SensorMessage::Info(info) => {
                 *connected = true;
-                for request in desired.replay() {
+                for request in desired.replay(&info.formats) {
                     requests.push(request);
                 }
                 Ok(Some(SensorEvent::Connected(info)))
@@ -518,16 +527,25 @@ mod tests {
     #[test]
     fn replay_restores_settings() {
         let mut desired = Desired { capture: None, illumination: None, commands_open: true };
-        assert_eq!(desired.replay(), vec![HostMessage::StopCapture]);
+        assert_eq!(desired.replay(&FrameFormat::ALL), vec![HostMessage::StopCapture]);
         desired.apply(DeviceCommand::SetIllumination(40));
         let capture = CaptureRequest { format: FrameFormat::Png, frames: 3 };
         assert_eq!(
             desired.apply(DeviceCommand::StartCapture(capture)),
             HostMessage::StartCapture { format: FrameFormat::Png, frames: 3 }
         );
-        assert_eq!(desired.replay(), vec![
+        assert_eq!(desired.replay(&FrameFormat::ALL), vec![
             HostMessage::SetIllumination { level: 40 },
             HostMessage::StartCapture { format: FrameFormat::Png, frames: 3 },
         ]);
+        // Not offered: the sensor's first format instead.
+        assert_eq!(desired.replay(&[FrameFormat::Jpeg])[1], HostMessage::StartCapture {
+            format: FrameFormat::Jpeg,
+            frames: 3
+        });
+        assert_eq!(desired.replay(&[])[1], HostMessage::StartCapture {
+            format: FrameFormat::Png,
+            frames: 3
+        });
     }
 }

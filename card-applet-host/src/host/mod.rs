@@ -1,0 +1,16 @@
+//! The host side: client, transports, issuer tooling, and the virtual card's vpcd connection.
+
+pub mod apdu;
+pub mod card;
+pub mod commands;
+pub mod error;
+pub mod issuer;
+pub mod pcsc;
+pub mod platform;
+pub mod transport;
+pub mod vpcd;
+
+pub use card::{Card, EnrolmentSession, ReceiptBundle, SecureSession, VerifiedCard};
+pub use commands::VerifyOutcome;
+pub use error::{CardError, TransportError};
+pub use transport::{CardTransport, InProcessTransport};

@@ -1,0 +1,163 @@
+//! Platform services for running the applet on a host: storage, clock and randomness.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::applet::{Applet, Clock, STATE_LEN, StateError, Storage, StorageFailed};
+
+/// The operating system's random generator as an infallible [`rand_core::CryptoRng`]
+/// (aborts if the OS cannot provide randomness).
+pub type SystemRng = rand_core::UnwrapErr<getrandom::SysRng>;
+
+/// A new [`SystemRng`].
+pub fn system_rng() -> SystemRng {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+/// Monotonic clock from [`Instant`].
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self { origin: Instant::now() }
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_ms(&mut self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// State kept in memory (tests); can be told to fail to test the `6581` path.
+#[derive(Default)]
+pub struct MemoryStorage {
+    stored: Option<Box<[u8; STATE_LEN]>>,
+    /// When `true`, every store fails.
+    pub fail: bool,
+    /// Number of successful stores.
+    pub writes: usize,
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStorage").field("writes", &self.writes).finish_non_exhaustive()
+    }
+}
+
+impl MemoryStorage {
+    /// The last stored state.
+    pub fn stored(&self) -> Option<&[u8; STATE_LEN]> {
+        self.stored.as_deref()
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn store(&mut self, state: &[u8; STATE_LEN]) -> Result<(), StorageFailed> {
+        if self.fail {
+            return Err(StorageFailed);
+        }
+        self.stored = Some(Box::new(*state));
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+/// State in a file, replaced atomically (write a temporary file, flush it, rename it over).
+#[derive(Debug)]
+pub struct FileStorage {
+    path: PathBuf,
+    /// Pause after each store (simulates slow card memory; used by tests to pull the card while
+    /// a command is between its store and its answer).
+    pub delay_after_store: Duration,
+}
+
+impl FileStorage {
+    /// Storage at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into(), delay_after_store: Duration::ZERO }
+    }
+
+    /// The state file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self, state: &[u8]) -> std::io::Result<()> {
+        let mut temporary = self.path.clone().into_os_string();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        {
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            let mut file = file.open(&temporary)?;
+            file.write_all(state)?;
+            file.sync_data()?;
+        }
+        std::fs::rename(&temporary, &self.path)
+    }
+}
+
+impl Storage for FileStorage {
+    fn store(&mut self, state: &[u8; STATE_LEN]) -> Result<(), StorageFailed> {
+        self.write(state).map_err(|_| StorageFailed)?;
+        if !self.delay_after_store.is_zero() {
+            std::thread::sleep(self.delay_after_store);
+        }
+        Ok(())
+    }
+}
+
+/// Why a state file could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateFileError {
+    /// Reading failed.
+    #[error("cannot read card state {path}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content is not a valid state.
+    #[error("card state {path} is not valid")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: StateError,
+    },
+}
+
+/// An applet backed by a state file: loads it, or starts in the factory state when it is missing.
+pub type FileApplet = Applet<FileStorage, SystemRng, SystemClock>;
+
+/// Opens (or creates in the factory state) the applet stored at `storage.path()`.
+pub fn open_file_applet(storage: FileStorage) -> Result<FileApplet, StateFileError> {
+    let path = storage.path().to_path_buf();
+    match std::fs::read(&path) {
+        Ok(bytes) => Applet::load(storage, system_rng(), SystemClock::default(), &bytes)
+            .map_err(|source| StateFileError::Invalid { path, source }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Applet::factory(storage, system_rng(), SystemClock::default()))
+        }
+        Err(source) => Err(StateFileError::Io { path, source }),
+    }
+}
+
+/// Decodes a stored state's identity without starting an applet (tests, diagnostics).
+pub fn identity_of_state(
+    bytes: &[u8],
+) -> Result<crate::protocol::identity::CardIdentity, StateError> {
+    let applet = Applet::load(MemoryStorage::default(), system_rng(), SystemClock::default(), bytes)?;
+    Ok(applet.identity())
+}

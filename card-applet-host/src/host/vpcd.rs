@@ -1,0 +1,183 @@
+//! The virtual card's side of vsmartcard's vpcd protocol.
+//!
+//! vpcd (the driver inside pcscd) listens on TCP; the virtual card connects to it. Every message
+//! in both directions is a 2-byte big-endian length followed by that many bytes. From vpcd, a
+//! 1-byte message is a control code — `00` power off, `01` power on, `02` reset, `04` send ATR —
+//! and anything longer is a command APDU. The card answers an ATR request with the ATR and an APDU
+//! with the response APDU; power off / on / reset get no answer.
+//!
+//! We keep our own small loop instead of the `vpicc` crate because vpcd writes the length and the
+//! body in separate segments: with delayed ACKs each APDU then waits ~40 ms, so `TCP_QUICKACK` must
+//! be set before *every* read (Linux clears it again); we also need a shutdown hook and reconnection,
+//! and want the 2-byte length and the body in one write.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use socket2::SockRef;
+
+use crate::applet::{Applet, Clock, ResponseBuffer, Storage};
+
+/// Control code: power off.
+pub const CONTROL_POWER_OFF: u8 = 0x00;
+/// Control code: power on.
+pub const CONTROL_POWER_ON: u8 = 0x01;
+/// Control code: reset.
+pub const CONTROL_RESET: u8 = 0x02;
+/// Control code: send the ATR.
+pub const CONTROL_ATR: u8 = 0x04;
+
+/// ATR of the virtual card: `3B 88 80 01` + historical bytes `"palmgate"` + TCK
+/// (T=1 only, no interface bytes beyond the protocol indication).
+pub const ATR: [u8; 13] = atr();
+
+const fn atr() -> [u8; 13] {
+    let mut atr = [0x3B, 0x88, 0x80, 0x01, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0];
+    let mut tck = 0u8;
+    let mut i = 1;
+    while i < 12 {
+        tck ^= atr[i];
+        i += 1;
+    }
+    atr[12] = tck;
+    atr
+}
+
+/// Delay between connection attempts while vpcd is not reachable.
+pub const RECONNECT_DELAY: Duration = Duration::from_millis(200);
+
+/// Stops [`serve`] from another thread (e.g. a signal handler thread).
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    requested: Arc<AtomicBool>,
+    stream: Arc<Mutex<Option<TcpStream>>>,
+}
+
+impl Shutdown {
+    /// A new handle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks `serve` to return; unblocks a read in progress.
+    pub fn trigger(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        if let Ok(guard) = self.stream.lock()
+            && let Some(stream) = guard.as_ref()
+        {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, stream: Option<&TcpStream>) {
+        if let Ok(mut guard) = self.stream.lock() {
+            *guard = stream.and_then(|stream| stream.try_clone().ok());
+        }
+    }
+}
+
+/// Events reported by [`serve`] (for logging by the binary).
+#[derive(Debug)]
+pub enum VpcdEvent<'a> {
+    /// Connected to vpcd.
+    Connected,
+    /// The connection ended (vpcd went away, or an I/O error).
+    Disconnected(&'a std::io::Error),
+}
+
+/// Connects to vpcd at `address` and serves the applet until `shutdown` is triggered,
+/// reconnecting whenever vpcd drops the connection. A lost connection is a power loss for the
+/// card (volatile state is reset).
+pub fn serve<S: Storage, R: rand_core::CryptoRng, C: Clock>(
+    address: &str,
+    applet: &mut Applet<S, R, C>,
+    shutdown: &Shutdown,
+    mut on_event: impl FnMut(VpcdEvent<'_>),
+) {
+    while !shutdown.is_requested() {
+        let stream = match TcpStream::connect(address) {
+            Ok(stream) => stream,
+            Err(_) => {
+                std::thread::sleep(RECONNECT_DELAY);
+                continue;
+            }
+        };
+        shutdown.register(Some(&stream));
+        if shutdown.is_requested() {
+            break;
+        }
+        on_event(VpcdEvent::Connected);
+        let result = run_connection(stream, applet);
+        applet.reset();
+        shutdown.register(None);
+        if let Err(error) = result
+            && !shutdown.is_requested()
+        {
+            on_event(VpcdEvent::Disconnected(&error));
+            std::thread::sleep(RECONNECT_DELAY);
+        }
+    }
+}
+
+fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<()> {
+    SockRef::from(&*stream).set_tcp_quickack(true)?;
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length)?;
+    buffer.resize(usize::from(u16::from_be_bytes(length)), 0);
+    SockRef::from(&*stream).set_tcp_quickack(true)?;
+    stream.read_exact(buffer)
+}
+
+fn write_message(stream: &mut TcpStream, body: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    let length = u16::try_from(body.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "message longer than 65535 bytes"))?;
+    out.clear();
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(body);
+    stream.write_all(out)
+}
+
+fn run_connection<S: Storage, R: rand_core::CryptoRng, C: Clock>(
+    mut stream: TcpStream,
+    applet: &mut Applet<S, R, C>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut message = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(1024);
+    let mut response = ResponseBuffer::new();
+    loop {
+        read_message(&mut stream, &mut message)?;
+        match message.as_slice() {
+            [] => {}
+            [CONTROL_POWER_OFF] | [CONTROL_POWER_ON] | [CONTROL_RESET] => applet.reset(),
+            [CONTROL_ATR] => write_message(&mut stream, &ATR, &mut out)?,
+            [_] => {} // unknown control code: ignored, as vpcd expects no answer
+            command => {
+                let status = applet.process(command, &mut response);
+                let mut body = Vec::with_capacity(response.as_slice().len() + 2);
+                body.extend_from_slice(response.as_slice());
+                body.extend_from_slice(&status.to_bytes());
+                write_message(&mut stream, &body, &mut out)?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atr_checksum_makes_the_xor_zero() {
+        assert_eq!(ATR[..4], [0x3B, 0x88, 0x80, 0x01]);
+        assert_eq!(ATR[1..].iter().fold(0u8, |acc, b| acc ^ b), 0);
+    }
+}

@@ -1,0 +1,1 @@
+//! Door controllers from the configuration (issue 6 in progress).

@@ -1,0 +1,169 @@
+//! The extraction pipeline: image → ROI → quality → filter bank → template.
+
+use std::path::Path;
+
+use image::GrayImage;
+
+use crate::features::{CELLS, FeatureError, FeatureModel, INPUT_SIDE, ORIENTATIONS};
+use crate::roi::{self, Roi, RoiError, RoiMethod};
+use crate::template::{GRID, Template};
+
+/// What an input image shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    /// A whole hand on a background: the ROI is found and cut.
+    #[default]
+    Hand,
+    /// An image that already is a palm ROI (sensors that cut it themselves, ROI databases).
+    Roi,
+}
+
+/// Centre of cell 0 in the ROI, pixels (cells are 5 px, centred on 6, 11, …, 121).
+const FIRST_CELL_CENTRE: usize = 6;
+/// Cell pitch in the ROI, pixels.
+const CELL_PITCH: usize = 5;
+/// Half side of the window around a cell centre that must lie on the hand for the cell to count:
+/// the core of the filter (about one wavelength).
+const CELL_WINDOW_HALF: usize = 5;
+/// Share of the window's pixels that must be valid.
+const CELL_WINDOW_VALID: f32 = 0.9;
+/// Fewest valid cells a template may have: below this it could never reach the comparison's
+/// minimum overlap once shifted.
+pub const MIN_VALID_CELLS: u16 = crate::compare::MIN_OVERLAP_CELLS + 64;
+
+/// Why no template was made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// No palm ROI could be cut (no hand, valleys not found, ROI outside the frame, …).
+    #[error("no palm ROI: {0}")]
+    Roi(#[from] RoiError),
+    /// Too little of the ROI lies on the hand.
+    #[error("too little palm visible: {valid_cells} valid cells, {required} required")]
+    Coverage {
+        /// Valid cells found.
+        valid_cells: u16,
+        /// Cells required.
+        required: u16,
+    },
+    /// The feature model failed.
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+}
+
+/// A template with what was measured on the way (for logs and the CLI; no biometric data but the
+/// template itself, which is redacted in `Debug`).
+#[derive(Debug)]
+pub struct Extraction {
+    /// The template.
+    pub template: Template,
+    /// How the ROI was found.
+    pub roi_method: RoiMethod,
+    /// Valid cells in the template.
+    pub valid_cells: u16,
+}
+
+/// Turns palm images into templates. Holds the optimised filter bank; clone it to share between
+/// threads (the plan is shared). All methods are synchronous and CPU-bound.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    model: FeatureModel,
+}
+
+impl Extractor {
+    /// With the committed filter bank.
+    pub fn builtin() -> Result<Extractor, ExtractError> {
+        Ok(Extractor { model: FeatureModel::builtin()? })
+    }
+
+    /// With a replacement model (same input and output as the committed one).
+    pub fn from_model_file(path: &Path) -> Result<Extractor, ExtractError> {
+        Ok(Extractor { model: FeatureModel::from_file(path)? })
+    }
+
+    /// Extracts a template from a grey image.
+    pub fn extract(&self, image: &GrayImage, kind: InputKind) -> Result<Template, ExtractError> {
+        Ok(self.extract_detailed(image, kind)?.template)
+    }
+
+    /// Extracts a template from a decoded image of any colour type; a colour whole-hand image keeps
+    /// its colour for the hand segmentation.
+    pub fn extract_image(
+        &self,
+        image: &image::DynamicImage,
+        kind: InputKind,
+    ) -> Result<Extraction, ExtractError> {
+        let roi = match (kind, image) {
+            (InputKind::Hand, image::DynamicImage::ImageLuma8(gray)) => roi::extract_roi(gray)?,
+            (InputKind::Hand, image) if image.color().has_color() => {
+                roi::extract_roi_rgb(&image.to_rgb8())?
+            }
+            (InputKind::Hand, image) => roi::extract_roi(&image.to_luma8())?,
+            (InputKind::Roi, image) => Roi::from_roi_image(&image.to_luma8())?,
+        };
+        self.extract_from_roi(&roi)
+    }
+
+    /// Like [`Extractor::extract`], with the measurements.
+    pub fn extract_detailed(
+        &self,
+        image: &GrayImage,
+        kind: InputKind,
+    ) -> Result<Extraction, ExtractError> {
+        let roi = match kind {
+            InputKind::Hand => roi::extract_roi(image)?,
+            InputKind::Roi => Roi::from_roi_image(image)?,
+        };
+        self.extract_from_roi(&roi)
+    }
+
+    /// Template from a cut ROI.
+    pub fn extract_from_roi(&self, roi: &Roi) -> Result<Extraction, ExtractError> {
+        let valid = cell_validity(&roi.valid);
+        let valid_cells = valid.iter().filter(|&&v| v).count() as u16;
+        if valid_cells < MIN_VALID_CELLS {
+            return Err(ExtractError::Coverage { valid_cells, required: MIN_VALID_CELLS });
+        }
+        let responses = self.model.responses(roi.image.as_raw())?;
+        let mut orientations = [0u8; CELLS];
+        for (cell, orientation) in orientations.iter_mut().enumerate() {
+            let mut best = 0;
+            for k in 1..ORIENTATIONS {
+                if responses.0[k][cell] < responses.0[best][cell] {
+                    best = k;
+                }
+            }
+            *orientation = best as u8;
+        }
+        let template = Template::from_cells(&orientations, &valid);
+        zeroize::Zeroize::zeroize(&mut orientations);
+        let template = template.map_err(|e| {
+            FeatureError::Run(format!("model output gave an invalid template: {e}"))
+        })?;
+        Ok(Extraction { template, roi_method: roi.geometry.method, valid_cells })
+    }
+}
+
+/// A cell is valid when nearly all of the window around its centre lies on the hand.
+fn cell_validity(valid: &GrayImage) -> [bool; CELLS] {
+    let mut cells = [false; CELLS];
+    if valid.dimensions() != (INPUT_SIDE as u32, INPUT_SIDE as u32) {
+        return cells;
+    }
+    let pixels = valid.as_raw();
+    let window = (2 * CELL_WINDOW_HALF + 1) * (2 * CELL_WINDOW_HALF + 1);
+    for (index, cell) in cells.iter_mut().enumerate() {
+        let cx = FIRST_CELL_CENTRE + CELL_PITCH * (index % GRID);
+        let cy = FIRST_CELL_CENTRE + CELL_PITCH * (index / GRID);
+        let mut count = 0usize;
+        for y in cy.saturating_sub(CELL_WINDOW_HALF)..=(cy + CELL_WINDOW_HALF).min(INPUT_SIDE - 1) {
+            for x in cx.saturating_sub(CELL_WINDOW_HALF)..=(cx + CELL_WINDOW_HALF).min(INPUT_SIDE - 1) {
+                count += usize::from(pixels[y * INPUT_SIDE + x] >= 128);
+            }
+        }
+        *cell = count as f32 >= CELL_WINDOW_VALID * window as f32;
+    }
+    cells
+}

@@ -1,0 +1,451 @@
+//! A palm sensor on a pseudo-terminal: the other end of the real serial path, for tests and demos.
+//!
+//! [`Simulator::run`] opens a pty in raw mode, points a symlink (`--link PATH`) at its device side,
+//! and answers the protocol as a sensor would: `Info`, `Ack`, `Pong`; after `StartCapture`, a
+//! presence report and then frames at the configured rate, from any [`ImageSource`] (a folder, the
+//! synthetic palm generator, any iterator of gray images), encoded as GRAY8, PNG or JPEG.
+//!
+//! Faults are injected on request through a [`FaultInjector`]: garbage on the line, a frame with a
+//! bad CRC, a truncated frame, or a disconnect (the pty is closed and the link removed, then both
+//! come back after a delay, as a USB sensor unplugged and plugged in again).
+
+pub mod pty;
+pub mod source;
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::{Pin, pin};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio::time::MissedTickBehavior;
+use tokio_util::codec::FramedRead;
+
+pub use pty::{Link, Pty};
+pub use source::{FolderError, FolderSource, ImageSource};
+
+use crate::codec::{
+    Envelope, FrameFormat, HostMessage, SensorCodec, SensorErrorCode, SensorInfo, SensorMessage,
+    encode_sensor_message, sensor::PROTOCOL_VERSION,
+};
+use crate::image::{ImageEncodeError, encode_image};
+
+/// Settings of the simulated sensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatorConfig {
+    /// Symlink to create to the pty's device side.
+    pub link: PathBuf,
+    /// Formats offered in `Info` and accepted in `StartCapture`.
+    pub formats: Vec<FrameFormat>,
+    /// Frames per second while capturing.
+    pub fps: f64,
+    /// Resolution reported in `Info`.
+    pub width: u16,
+    /// Resolution reported in `Info`.
+    pub height: u16,
+    /// Model reported in `Info`.
+    pub model: String,
+    /// Firmware reported in `Info`.
+    pub firmware: String,
+    /// Distance reported with presence, in millimetres.
+    pub distance_mm: u16,
+}
+
+impl SimulatorConfig {
+    /// A 640×480 sensor offering every format at 10 frames per second.
+    pub fn new(link: impl Into<PathBuf>) -> Self {
+        Self {
+            link: link.into(),
+            formats: FrameFormat::ALL.to_vec(),
+            fps: 10.0,
+            width: 640,
+            height: 480,
+            model: "palmgate-sim".to_owned(),
+            firmware: env!("CARGO_PKG_VERSION").to_owned(),
+            distance_mm: 85,
+        }
+    }
+
+    fn info(&self) -> SensorInfo {
+        SensorInfo {
+            protocol_version: PROTOCOL_VERSION,
+            width: self.width,
+            height: self.height,
+            formats: self.formats.clone(),
+            max_fps: self.fps.ceil().clamp(1.0, 255.0) as u8,
+            model: self.model.clone(),
+            firmware: self.firmware.clone(),
+        }
+    }
+}
+
+/// A fault to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Writes this many bytes of noise at once (never containing a start marker byte).
+    Garbage {
+        /// How many.
+        bytes: usize,
+    },
+    /// The next frame goes out with a wrong CRC-32.
+    BadCrc,
+    /// Only the first half of the next frame goes out.
+    TruncatedFrame,
+    /// Closes the pty and removes the link at once; both come back after `down_for`.
+    Disconnect {
+        /// How long the sensor stays "unplugged".
+        down_for: Duration,
+    },
+}
+
+/// Sends faults to a running simulator.
+#[derive(Debug, Clone)]
+pub struct FaultInjector(mpsc::UnboundedSender<Fault>);
+
+impl FaultInjector {
+    /// Queues a fault; returns `false` when the simulator has stopped.
+    pub fn inject(&self, fault: Fault) -> bool {
+        self.0.send(fault).is_ok()
+    }
+}
+
+/// What the simulator has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimulatorStatus {
+    /// The device side of the current pty, while the sensor is "plugged in".
+    pub device: Option<PathBuf>,
+    /// Ptys opened so far (1 + disconnects).
+    pub plugged: u64,
+    /// Frames written (including faulty ones).
+    pub frames_sent: u64,
+    /// Faults carried out.
+    pub faults_applied: u64,
+}
+
+/// Why the simulator stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimulatorError {
+    /// The pseudo-terminal could not be opened.
+    #[error("cannot open a pseudo-terminal")]
+    Pty(#[source] io::Error),
+    /// The link could not be created.
+    #[error("cannot link {path} to the pseudo-terminal")]
+    Link {
+        /// The link.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading or writing the pty failed.
+    #[error("pseudo-terminal I/O failed")]
+    Io(#[from] io::Error),
+    /// The image source panicked.
+    #[error("the image source crashed")]
+    SourceCrashed,
+}
+
+/// The simulated sensor.
+pub struct Simulator {
+    config: SimulatorConfig,
+    source: Option<Box<dyn ImageSource>>,
+    faults: mpsc::UnboundedReceiver<Fault>,
+    status: watch::Sender<SimulatorStatus>,
+    frame_number: u32,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// How a connection ended.
+enum Served {
+    Shutdown,
+    Unplugged(Duration),
+}
+
+/// A capture in progress.
+#[derive(Debug, Clone, Copy)]
+struct Capture {
+    format: FrameFormat,
+    /// Frames still to send; `None` for "until stopped".
+    remaining: Option<u16>,
+}
+
+/// A fault waiting for the next frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameFault {
+    BadCrc,
+    Truncated,
+}
+
+type Shutdown<'a, F> = Pin<&'a mut F>;
+
+impl Simulator {
+    /// A simulator serving images from `source`, and the handle to inject faults into it.
+    pub fn new(config: SimulatorConfig, source: impl ImageSource + 'static) -> (Self, FaultInjector) {
+        let (fault_sender, faults) = mpsc::unbounded_channel();
+        let simulator = Self {
+            config,
+            source: Some(Box::new(source)),
+            faults,
+            status: watch::Sender::new(SimulatorStatus::default()),
+            frame_number: 0,
+        };
+        (simulator, FaultInjector(fault_sender))
+    }
+
+    /// Follows what the simulator does (for tests and the CLI).
+    pub fn status(&self) -> watch::Receiver<SimulatorStatus> {
+        self.status.subscribe()
+    }
+
+    /// Serves until `shutdown` completes. The link is removed on return.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), SimulatorError> {
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let pty = Pty::open().map_err(SimulatorError::Pty)?;
+            let link = Link::create(&self.config.link, pty.slave_path()).map_err(|source| {
+                SimulatorError::Link { path: self.config.link.clone(), source }
+            })?;
+            let device = pty.slave_path().to_path_buf();
+            tracing::info!(link = %link.path().display(), device = %device.display(), "sensor simulator plugged in");
+            self.status.send_modify(|status| {
+                status.device = Some(device);
+                status.plugged += 1;
+            });
+            let served = self.serve(pty, shutdown.as_mut()).await;
+            drop(link);
+            self.status.send_modify(|status| status.device = None);
+            match served? {
+                Served::Shutdown => return Ok(()),
+                Served::Unplugged(down_for) => {
+                    tracing::info!(?down_for, "sensor simulator unplugged");
+                    tokio::select! {
+                        () = shutdown.as_mut() => return Ok(()),
+                        () = tokio::time::sleep(down_for) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Speaks the protocol on one pty until shutdown or an injected disconnect.
+    async fn serve<F: Future<Output = ()>>(
+        &mut self,
+        pty: Pty,
+        mut shutdown: Shutdown<'_, F>,
+    ) -> Result<Served, SimulatorError> {
+        let (reader, mut writer) = tokio::io::split(pty);
+        let mut requests = FramedRead::new(reader, SensorCodec::default());
+        let mut capture: Option<Capture> = None;
+        let mut armed: Option<FrameFault> = None;
+        let period = Duration::from_secs_f64(1.0 / self.config.fps.clamp(0.01, 1000.0));
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+        loop {
+            let mut out = BytesMut::new();
+            tokio::select! {
+                () = shutdown.as_mut() => return Ok(Served::Shutdown),
+                fault = self.faults.recv() => match fault {
+                    // Nobody can inject any more: carry on without faults.
+                    None => std::future::pending::<()>().await,
+                    Some(Fault::Disconnect { down_for }) => {
+                        self.status.send_modify(|status| status.faults_applied += 1);
+                        return Ok(Served::Unplugged(down_for));
+                    }
+                    Some(Fault::Garbage { bytes }) => {
+                        out.extend_from_slice(&noise(bytes));
+                        self.status.send_modify(|status| status.faults_applied += 1);
+                    }
+                    Some(Fault::BadCrc) => armed = Some(FrameFault::BadCrc),
+                    Some(Fault::TruncatedFrame) => armed = Some(FrameFault::Truncated),
+                },
+                item = requests.next() => match item {
+                    // The master only reads end of file if the pty is gone: start a new one.
+                    None => return Ok(Served::Unplugged(Duration::ZERO)),
+                    Some(Err(error)) => return Err(error.into()),
+                    Some(Ok(Err(error))) => {
+                        tracing::warn!(%error, "simulator: bad request");
+                        let reply = SensorMessage::Error {
+                            code: SensorErrorCode::BadRequest,
+                            message: short(&error.to_string()),
+                        };
+                        self.encode(Envelope::new(0, reply), &mut out);
+                    }
+                    Some(Ok(Ok(Envelope { seq, message }))) => {
+                        self.answer(seq, message, &mut capture, &mut ticker, &mut out);
+                    }
+                },
+                _ = ticker.tick(), if capture.is_some() => {
+                    if let Some(active) = capture {
+                        capture = self.next_frame(active, &mut armed, &mut out).await?;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                tokio::select! {
+                    () = shutdown.as_mut() => return Ok(Served::Shutdown),
+                    written = write_wiping(&mut writer, out) => written?,
+                }
+            }
+        }
+    }
+
+    /// Answers one request.
+    fn answer(
+        &mut self,
+        seq: u16,
+        message: HostMessage,
+        capture: &mut Option<Capture>,
+        ticker: &mut tokio::time::Interval,
+        out: &mut BytesMut,
+    ) {
+        let reply = match message {
+            HostMessage::GetInfo => SensorMessage::Info(self.config.info()),
+            HostMessage::Ping { token } => SensorMessage::Pong { token },
+            HostMessage::SetIllumination { .. } => SensorMessage::Ack,
+            HostMessage::StartCapture { format, .. } if !self.config.formats.contains(&format) => {
+                SensorMessage::Error {
+                    code: SensorErrorCode::UnsupportedFormat,
+                    message: format!("{format} is not offered"),
+                }
+            }
+            HostMessage::StartCapture { format, frames } => {
+                self.encode(Envelope::new(seq, SensorMessage::Ack), out);
+                *capture = Some(Capture { format, remaining: (frames != 0).then_some(frames) });
+                ticker.reset();
+                self.presence(true, out);
+                return;
+            }
+            HostMessage::StopCapture => {
+                self.encode(Envelope::new(seq, SensorMessage::Ack), out);
+                if capture.take().is_some() {
+                    self.presence(false, out);
+                }
+                return;
+            }
+        };
+        self.encode(Envelope::new(seq, reply), out);
+    }
+
+    fn presence(&self, present: bool, out: &mut BytesMut) {
+        let distance_mm = present.then_some(self.config.distance_mm);
+        self.encode(Envelope::new(0, SensorMessage::Presence { present, distance_mm }), out);
+    }
+
+    fn encode(&self, envelope: Envelope<SensorMessage>, out: &mut BytesMut) {
+        if let Err(error) = encode_sensor_message(&envelope, out) {
+            // Only an over-long string or a frame over 4 GiB can get here.
+            tracing::error!(%error, "simulator: cannot encode a message");
+        }
+    }
+
+    /// Produces the next frame of a capture; returns the capture as it continues.
+    async fn next_frame(
+        &mut self,
+        mut capture: Capture,
+        armed: &mut Option<FrameFault>,
+        out: &mut BytesMut,
+    ) -> Result<Option<Capture>, SimulatorError> {
+        let mut source = self.source.take().ok_or(SimulatorError::SourceCrashed)?;
+        let format = capture.format;
+        let (source, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = source.next_image().map(|image| encode_image(&image, format));
+            (source, encoded)
+        })
+        .await
+        .map_err(|_| SimulatorError::SourceCrashed)?;
+        self.source = Some(source);
+
+        let (width, height, data) = match encoded {
+            None => {
+                self.presence(false, out);
+                return Ok(None);
+            }
+            Some(Err(error)) => {
+                self.encode_error(&error, out);
+                return Ok(Some(capture));
+            }
+            Some(Ok(encoded)) => encoded,
+        };
+        self.frame_number = self.frame_number.wrapping_add(1);
+        let frame =
+            SensorMessage::Frame { format, width, height, frame_number: self.frame_number, data };
+        let start = out.len();
+        self.encode(Envelope::new(0, frame), out);
+        let fault = armed.take();
+        match fault {
+            Some(FrameFault::BadCrc) => {
+                if let Some(last) = out.last_mut() {
+                    *last ^= 0xFF;
+                }
+            }
+            Some(FrameFault::Truncated) => out.truncate(start + (out.len() - start) / 2),
+            None => {}
+        }
+        self.status.send_modify(|status| {
+            status.frames_sent += 1;
+            status.faults_applied += u64::from(fault.is_some());
+        });
+        match capture.remaining {
+            Some(1) => {
+                self.presence(false, out);
+                Ok(None)
+            }
+            Some(remaining) => {
+                capture.remaining = Some(remaining - 1);
+                Ok(Some(capture))
+            }
+            None => Ok(Some(capture)),
+        }
+    }
+
+    fn encode_error(&self, error: &ImageEncodeError, out: &mut BytesMut) {
+        tracing::warn!(%error, "simulator: cannot encode an image");
+        let message = short(&error.to_string());
+        let report = SensorMessage::Error { code: SensorErrorCode::Hardware, message };
+        self.encode(Envelope::new(0, report), out);
+    }
+}
+
+/// Writes `bytes` and wipes them (they may hold an image).
+async fn write_wiping(writer: &mut WriteHalf<Pty>, mut bytes: BytesMut) -> io::Result<()> {
+    let result = writer.write_all(&bytes).await;
+    zeroize::Zeroize::zeroize(bytes.as_mut());
+    result
+}
+
+/// `text` cut to the 255 bytes an error message can carry, on a character boundary.
+fn short(text: &str) -> String {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Deterministic noise without the start marker's first byte.
+fn noise(count: usize) -> Vec<u8> {
+    let mut state: u32 = 0x2545_F491;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            match state.to_le_bytes()[0] {
+                0xA5 => 0x00,
+                byte => byte,
+            }
+        })
+        .collect()
+}

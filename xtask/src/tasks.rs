@@ -1,0 +1,178 @@
+//! The tasks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::services;
+
+/// Debian packages: the build (PC/SC headers, libudev for the serial port crate, pkg-config), the
+/// system tests (pcscd, vsmartcard's vpcd, mosquitto and its clients), the unit check
+/// (systemd-analyze), and the CA bundle the example configuration points at.
+const PACKAGES: &[&str] = &[
+    "pkg-config",
+    "libpcsclite-dev",
+    "libudev-dev",
+    "pcscd",
+    "vsmartcard-vpcd",
+    "mosquitto",
+    "mosquitto-clients",
+    "systemd",
+    "ca-certificates",
+];
+
+/// Highest `systemd-analyze security` exposure accepted for the unit.
+const MAX_EXPOSURE: f64 = 2.5;
+
+fn workspace_root() -> PathBuf {
+    // xtask/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    command.current_dir(workspace_root());
+    command
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let shown = format!("{command:?}");
+    println!("xtask: $ {shown}");
+    let status = command.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{shown} failed ({status})")) }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("install ok installed"))
+}
+
+pub fn deps() -> Result<(), String> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|package| !installed(package)).collect();
+    if missing.is_empty() {
+        println!("xtask: system packages present: {}", PACKAGES.join(" "));
+        return Ok(());
+    }
+    let install = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    if !is_root() {
+        return Err(format!("missing Debian packages: {}\nrun as root: apt-get update && {install}", missing.join(" ")));
+    }
+    println!("xtask: installing {}", missing.join(" "));
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    // Debian's postinst may have started its own pcscd or mosquitto (where an init system runs);
+    // the tests start theirs in the foreground, so stop any that the install started.
+    for service in ["pcscd", "mosquitto"] {
+        let _ = Command::new("systemctl")
+            .args(["stop", service])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    Ok(())
+}
+
+/// `cargo xtask test [extra cargo test args]`.
+pub fn test(extra: &[String]) -> Result<(), String> {
+    deps()?;
+    run(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
+
+    let run_dir = workspace_root().join("target").join("xtask-services");
+    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let pcscd = services::start_pcscd(&run_dir)?;
+    let port = services::free_port()?;
+    let mosquitto_dir = std::env::temp_dir().join(format!("palmgate-mosquitto-{port}"));
+    let config = services::mosquitto_config(&mosquitto_dir, port)?;
+    let mosquitto = services::start_mosquitto(&config, port, &run_dir)?;
+
+    let result = run(cargo()
+        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+        .args(extra)
+        .env("PALMGATE_TEST_PCSCD", "1")
+        .env("PALMGATE_TEST_VPCD", services::VPCD_ADDR)
+        .env("PALMGATE_TEST_MQTT", format!("127.0.0.1:{port}"))
+        .env("PALMGATE_TEST_MOSQUITTO_BIN", services::mosquitto_binary())
+        .env("RUST_BACKTRACE", "1"));
+
+    drop(mosquitto);
+    drop(pcscd);
+    let _ = std::fs::remove_dir_all(&mosquitto_dir);
+    result
+}
+
+pub fn ci() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    deps()?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    // The applet and the comparison it uses must build without std (they run on a card).
+    run(cargo().args(["check", "--locked", "-p", "palmgate-matcher", "--no-default-features"]))?;
+    run(cargo().args(["check", "--locked", "-p", "palmgate-card", "--no-default-features", "--lib"]))?;
+    // The Raspberry Pi GPIO backend builds (it can only run on a Pi).
+    run(cargo().args(["clippy", "--locked", "-p", "palmgate-door", "--features", "rpi", "--", "-D", "warnings"]))?;
+    unit_exposure()?;
+    test(&[])
+}
+
+/// `systemd-analyze security --offline=true` on the unit; fails above [`MAX_EXPOSURE`].
+fn unit_exposure() -> Result<(), String> {
+    let unit = workspace_root().join("systemd").join("palmgate.service");
+    let output = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .map_err(|e| format!("cannot run systemd-analyze (package systemd): {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let exposure = text
+        .lines()
+        .find_map(|line| line.split("Overall exposure level for").nth(1))
+        .and_then(|rest| rest.split(':').nth(1))
+        .and_then(|score| score.split_whitespace().next())
+        .and_then(|score| score.parse::<f64>().ok())
+        .ok_or_else(|| {
+            format!(
+                "could not read the exposure from systemd-analyze:\n{text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+    println!("xtask: systemd unit exposure: {exposure:.1} (limit {MAX_EXPOSURE})");
+    if exposure > MAX_EXPOSURE {
+        return Err(format!("{} exposure {exposure} is above {MAX_EXPOSURE}:\n{text}", unit.display()));
+    }
+    Ok(())
+}
+
+pub fn demo() -> Result<(), String> {
+    deps()?;
+    run(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
+    crate::demo::run(&workspace_root())
+}
+
+pub fn bench() -> Result<(), String> {
+    run(cargo().args(["bench", "--workspace", "--locked"]))
+}
+
+pub fn eval(extra: &[String]) -> Result<(), String> {
+    let data = workspace_root().join("..").join("shared").join("data").join("palm");
+    if !data.is_dir() {
+        return Err(format!("{} is missing: the evaluation sets live in ../shared/data/palm", data.display()));
+    }
+    for (set, input) in [("tongji-roi", "roi"), ("coep-dev", "hand"), ("casia940-small", "hand")] {
+        run(cargo()
+            .args(["run", "--release", "--locked", "-p", "palmgate", "--", "eval", "--data"])
+            .arg(data.join(set))
+            .args(["--input", input])
+            .args(extra))?;
+    }
+    Ok(())
+}
