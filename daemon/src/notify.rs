@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(notifier.watchdog_ping_interval(), Some(Duration::from_millis(100)));
         notifier.ready("gate up");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
-        runtime.block_on(run_watchdog(notifier.clone(), || true, tokio::time::sleep(Duration::from_millis(250))));
+        runtime.block_on(async {
+            let shutdown = tokio::time::sleep(Duration::from_millis(250));
+            run_watchdog(notifier.clone(), || true, shutdown).await;
+        });
         notifier.stopping();
     }
 

@@ -9,8 +9,7 @@ use crate::roi::{self, Roi, RoiError, RoiMethod};
 use crate::template::{GRID, Template};
 
 /// What an input image shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
     /// A whole hand on a background: the ROI is found and cut.

@@ -14,6 +14,8 @@ extern crate std;
 
 pub mod compare;
 #[cfg(feature = "std")]
+pub mod eval;
+#[cfg(feature = "std")]
 pub mod extract;
 #[cfg(feature = "std")]
 pub mod features;

@@ -283,7 +283,7 @@ fn skin_likelihood(image: &RgbImage, factor: u32) -> GrayImage {
     GrayImage::from_fn(w, h, |x, y| {
         let p = image.get_pixel(x * f + f / 2, y * f + f / 2).0;
         let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
-        let skin = r + 8 >= b && g <= r + 12 && !(b > r + 25);
+        let skin = r + 8 >= b && g <= r + 12;
         Luma([if skin { 255 } else { 0 }])
     })
 }
@@ -430,8 +430,11 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
     }
     let palm = [(sx / n) as f32 + 0.5, (sy / n) as f32 + 0.5];
     let wrist = wrist_point(mask);
+    // The fallback needs the whole palm in the picture: a palm disc pressed against the frame means
+    // the palm is cut off.
+    let frame_distance = palm[0].min(palm[1]).min(ww as f32 - palm[0]).min(wh as f32 - palm[1]);
     let frame = valley_frame(mask, palm, radius, wrist)
-        .or_else(|| fallback_frame(palm, radius, wrist))
+        .or_else(|| (frame_distance > 2.0 * radius).then(|| fallback_frame(palm, radius, wrist))?)
         .ok_or(RoiError::ValleysNotFound)?;
 
     let f = factor as f32;
@@ -439,7 +442,6 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
     let centre = to_input(frame.centre);
     let side = frame.side * f;
     let angle = (-frame.down[0]).atan2(frame.down[1]);
-    let (image_w, image_h) = hand.dimensions();
 
     // Sample the ROI and its validity.
     let n = ROI_SIZE as usize;
@@ -480,7 +482,6 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
         mask.pixels().filter(|p| p.0[0] > 0).count() as f32 / (ww * wh) as f32;
     let stats = raw_stats(&raw, &valid);
     let image = clahe(&raw, &valid);
-    let _ = (image_w, image_h);
     Ok(Roi {
         image,
         valid,
@@ -520,9 +521,6 @@ fn wrist_point(mask: &GrayImage) -> Option<[f32; 2]> {
     (n >= 8).then(|| [sx / n as f32, sy / n as f32])
 }
 
-fn on_frame(p: [i32; 2], w: u32, h: u32) -> bool {
-    p[0] <= 0 || p[1] <= 0 || p[0] + 1 >= w as i32 || p[1] + 1 >= h as i32
-}
 
 /// Hand frame from the finger valleys.
 fn valley_frame(
@@ -542,12 +540,28 @@ fn valley_frame(
     if len < 32 {
         return None;
     }
-    // Distance from the palm centre; points on the image frame (the forearm's cut) get zero, so
-    // that no fingertip is found there and no valley spans it.
+    // Distance from the palm centre. Points on the image frame (the forearm's cut) and the contour
+    // just before and after them get zero, so that no fingertip is found there and no valley spans
+    // it; a fingertip that merely comes close to the frame keeps its distance.
+    let on_frame: Vec<bool> = points
+        .iter()
+        .map(|p| p[0] <= 0 || p[1] <= 0 || p[0] + 1 >= w as i32 || p[1] + 1 >= h as i32)
+        .collect();
+    let reach = ((0.3 * radius) as usize).max(2);
+    let mut near_frame = on_frame.clone();
+    for (i, &on) in on_frame.iter().enumerate() {
+        if on {
+            for k in 1..=reach {
+                near_frame[(i + k) % len] = true;
+                near_frame[(i + len - k) % len] = true;
+            }
+        }
+    }
     let raw: Vec<f32> = points
         .iter()
-        .map(|&p| {
-            if on_frame(p, w, h) {
+        .zip(&near_frame)
+        .map(|(&p, &near)| {
+            if near {
                 0.0
             } else {
                 dist([p[0] as f32, p[1] as f32], palm)
@@ -577,7 +591,7 @@ fn valley_frame(
         let is_max = (1..=window).all(|k| {
             let before = r[(i + len - k) % len];
             let after = r[(i + k) % len];
-            r[i] > before && r[i] >= after
+            r[i] > before && r[i] >= after && before > 0.0 && after > 0.0
         });
         if is_max {
             tips.push(i);
@@ -586,39 +600,42 @@ fn valley_frame(
     if tips.len() < 2 {
         return None;
     }
-    // Valleys: the deepest point between consecutive tips, unless that stretch crosses the frame.
-    let mut valleys: Vec<[f32; 2]> = Vec::new();
-    for k in 0..tips.len() {
-        let (a, b) = (tips[k], tips[(k + 1) % tips.len()]);
-        let span = (b + len - a) % len;
-        if span == 0 {
-            continue;
-        }
-        let mut best = (f32::INFINITY, a);
-        let mut crosses_frame = false;
-        for s in 1..span {
-            let i = (a + s) % len;
-            if raw[i] == 0.0 {
-                crosses_frame = true;
-                break;
+    // Valleys: the deepest point between consecutive tips, unless that stretch nears the frame.
+    let valleys: Vec<Option<[f32; 2]>> = (0..tips.len())
+        .map(|k| {
+            let (a, b) = (tips[k], tips[(k + 1) % tips.len()]);
+            let span = (b + len - a) % len;
+            let mut best = (f32::INFINITY, a);
+            for s in 1..span {
+                let i = (a + s) % len;
+                if raw[i] == 0.0 {
+                    return None;
+                }
+                if r[i] < best.0 {
+                    best = (r[i], i);
+                }
             }
-            if r[i] < best.0 {
-                best = (r[i], i);
+            let depth = r[a].min(r[b]) - best.0;
+            if span < 2 || depth < 0.3 * radius {
+                return None;
             }
-        }
-        let depth = r[a].min(r[b]) - best.0;
-        if crosses_frame || depth < 0.3 * radius {
-            continue;
-        }
-        let p = points[best.1];
-        valleys.push([p[0] as f32 + 0.5, p[1] as f32 + 0.5]);
-    }
+            let p = points[best.1];
+            Some([p[0] as f32 + 0.5, p[1] as f32 + 0.5])
+        })
+        .collect();
     // Pick the most regular run of three consecutive valleys.
+    let n = valleys.len();
     let mut best: Option<(f32, [f32; 2], [f32; 2])> = None;
-    for k in 0..valleys.len().saturating_sub(2) {
-        let (a, b, c) = (valleys[k], valleys[k + 1], valleys[k + 2]);
+    for k in 0..n {
+        let (Some(a), Some(b), Some(c)) = (valleys[k], valleys[(k + 1) % n], valleys[(k + 2) % n])
+        else {
+            continue;
+        };
+        if n < 3 {
+            break;
+        }
         let (ab, bc, ac) = (dist(a, b), dist(b, c), dist(a, c));
-        if !(0.5 * radius..=2.2 * radius).contains(&ac) {
+        if !(0.6 * radius..=1.7 * radius).contains(&ac) {
             continue;
         }
         // Irregular spacing, or a middle valley far off the line, means a thumb valley is involved.
@@ -640,12 +657,20 @@ fn valley_frame(
     if (palm[0] - mid[0]) * down[0] + (palm[1] - mid[1]) * down[1] < 0.0 {
         down = [-down[0], -down[1]];
     }
-    // The valleys must lie on the side away from the wrist.
-    if let Some(wr) = wrist {
-        let to_wrist = normalise([wr[0] - palm[0], wr[1] - palm[1]])?;
-        if to_wrist[0] * down[0] + to_wrist[1] * down[1] < 0.3 {
-            return None;
+    // The valleys must lie on the side away from the wrist (or, when the forearm does not reach the
+    // frame, on the side of the fingertips).
+    let towards_wrist = match wrist {
+        Some(wr) => normalise([wr[0] - palm[0], wr[1] - palm[1]])?,
+        None => {
+            let (sx, sy) = tips.iter().fold((0.0, 0.0), |(sx, sy), &i| {
+                (sx + points[i][0] as f32, sy + points[i][1] as f32)
+            });
+            let n = tips.len() as f32;
+            normalise([palm[0] - sx / n, palm[1] - sy / n])?
         }
+    };
+    if towards_wrist[0] * down[0] + towards_wrist[1] * down[1] < 0.5 {
+        return None;
     }
     let offset = ROI_OFFSET_PER_VALLEY_DISTANCE * d;
     Some(Frame {

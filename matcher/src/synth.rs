@@ -224,7 +224,7 @@ impl Identity {
             middle * rng.range(0.90, 0.97),
             middle * rng.range(0.70, 0.78),
         ];
-        let r = palm_half_width * rng.range(0.22, 0.25);
+        let r = palm_half_width * rng.range(0.19, 0.215);
         let finger_radius = [r, r * 1.03, r * 0.97, r * 0.85];
         let finger_rest_angle = [
             -rng.range(0.05, 0.12),
@@ -495,7 +495,7 @@ impl Capture {
                 centre: [0.0, 0.0],
             }
         };
-        let spread_amount = rng.range(0.0, 0.14);
+        let spread_amount = rng.range(0.03, 0.16);
         let mut spread = [0.0; 5];
         for (i, s) in spread.iter_mut().enumerate().take(4) {
             *s = spread_amount * (i as f32 - 1.5) + rng.signed() * 0.04;

@@ -108,3 +108,39 @@ fn dump_rois() {
         montage(&rows, 4).save("/tmp/roiw/roi_synth.png").unwrap();
     }
 }
+#[test]
+#[ignore]
+fn one_synth() {
+    let id: u64 = std::env::var("ID").unwrap().parse().unwrap();
+    let c: u64 = std::env::var("C").unwrap().parse().unwrap();
+    let h = synth::hand_capture(id, c);
+    h.image.save("/tmp/roiw/one.png").unwrap();
+    let r = palmgate_matcher::roi::extract_roi(&h.image);
+    eprintln!("{:?} truth valleys {:?}", r.map(|r| r.geometry.clone()), h.valleys);
+}
+#[test]
+#[ignore]
+fn one_file() {
+    let f = std::env::var("F").unwrap();
+    let im = image::open(&f).unwrap().to_luma8();
+    let r = palmgate_matcher::roi::extract_roi(&im);
+    eprintln!("{:?}", r.map(|r| r.geometry.clone()));
+}
+#[test]
+#[ignore]
+fn focus_values() {
+    use palmgate_matcher::roi::{Roi, extract_roi};
+    for c in 0..3 { let g = synth::roi_image(6, c);
+    for s in [0.0f32, 1.0, 2.0, 4.0] {
+        let im = if s > 0.0 { image::imageops::blur(&g, s) } else { g.clone() };
+        eprintln!("synth roi blur {s}: {:?}", Roi::from_roi_image(&im).unwrap().raw);
+    }}
+    for c in 0..3 { eprintln!("synth hand: {:?}", extract_roi(&synth::hand_image(4, c)).unwrap().raw); }
+    for f in ["coep-dev/hand001/1.jpg", "coep-dev/hand017/2.jpg", "coep-dev/hand033/3.jpg", "casia940-small/001l/01.png", "casia940-small/003l/04.png", "tongji-roi/palm01/1-01.png", "tongji-roi/palm05/2-03.png"] {
+        let p = format!("/work/shared/data/palm/{f}");
+        let Ok(im) = image::open(&p) else { eprintln!("no {p}"); continue };
+        let im = im.to_luma8();
+        let r = if f.starts_with("tongji") { Roi::from_roi_image(&im) } else { extract_roi(&im) };
+        eprintln!("{f}: {:?}", r.map(|r| r.raw));
+    }
+}

@@ -108,7 +108,19 @@ struct Out {
 
 impl Drop for Out {
     fn drop(&mut self) {
-        self.bytes.zeroize();
+        self.bytes[..self.len].zeroize();
+    }
+}
+
+/// The command data being processed (zeroized on drop: it may hold a decrypted template).
+struct Scratch {
+    bytes: [u8; MAX_COMMAND_DATA],
+    len: usize,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.bytes[..self.len].zeroize();
     }
 }
 
@@ -224,7 +236,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
     }
 
     fn clear_pending(&mut self) {
-        self.pending.bytes.zeroize();
+        self.pending.bytes[..self.pending.end].zeroize();
         self.pending.start = 0;
         self.pending.end = 0;
     }
@@ -270,19 +282,19 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         }
 
         // The whole command data: earlier chained parts, then this APDU's data.
-        let mut data = Zeroizing::new([0u8; MAX_COMMAND_DATA]);
         let prefix = if self.chain.active { self.chain.len } else { 0 };
         let total = prefix + apdu.data.len();
         if total > MAX_COMMAND_DATA {
             self.abort_chain();
             return StatusWord::WrongLength;
         }
-        data[..prefix].copy_from_slice(&self.chain.bytes[..prefix]);
-        data[prefix..total].copy_from_slice(apdu.data);
+        let mut data = Scratch { bytes: [0u8; MAX_COMMAND_DATA], len: total };
+        data.bytes[..prefix].copy_from_slice(&self.chain.bytes[..prefix]);
+        data.bytes[prefix..total].copy_from_slice(apdu.data);
         self.abort_chain();
 
         let mut out = Out { bytes: [0; RESPONSE_CAPACITY], len: 0 };
-        let sw = self.dispatch(apdu.cla, header, &mut data[..total], &mut out);
+        let sw = self.dispatch(apdu.cla, header, &mut data.bytes[..total], &mut out);
         self.deliver(&out.bytes[..out.len], apdu.max_response_len(), response);
         match sw {
             StatusWord::Success if self.pending.end > self.pending.start => {
@@ -517,6 +529,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         }
         let plain: &[u8] = body;
         let sw = match header[0] {
+            _ if header[1] != 0 || header[2] != 0 => StatusWord::IncorrectP1P2,
             ins::VERIFY_PALM => self.verify_palm(plain, out),
             ins::PROVE_AUTHORITY => self.prove_authority(&mut session, plain),
             ins::ENROL => self.enrol(&session, plain),

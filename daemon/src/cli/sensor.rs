@@ -1,12 +1,301 @@
-//! `palmgate sensor …`.
+//! `palmgate sensor …`: simulate a palm sensor on a pseudo-terminal, or talk to one.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use palmgate_sensor::codec::{FrameFormat, SensorInfo};
+use palmgate_sensor::device::{
+    self, CaptureRequest, CapturedFrame, DeviceConfig, DeviceError, SensorEvent,
+};
+use palmgate_sensor::sim::{FolderSource, ImageSource, Simulator, SimulatorConfig};
+use tokio::sync::{mpsc, oneshot};
 
 /// `palmgate sensor` subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum SensorCommand {}
+pub enum SensorCommand {
+    /// Simulate a palm sensor on a pseudo-terminal linked at PATH (until Ctrl-C or SIGTERM).
+    Simulate(SimulateArgs),
+    /// Print a sensor's model, firmware, resolution and formats.
+    Info(InfoArgs),
+    /// Capture frames from a sensor and save the last one as a PNG file.
+    Capture(CaptureArgs),
+}
+
+/// Arguments of `palmgate sensor simulate`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("images_from").required(true).args(["images", "synthetic"])))]
+pub struct SimulateArgs {
+    /// Symlink to create to the pseudo-terminal's device side (the "serial port" to open).
+    #[arg(long, value_name = "PATH")]
+    pub link: PathBuf,
+    /// Serve the PNG and JPEG images of this folder, in name order, in a loop.
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Serve synthetic whole-hand images of N identities (identity 0, 1, …, N-1, then the next
+    /// capture of each).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub synthetic: Option<u64>,
+    /// Offer only this frame format (gray8, png or jpeg); all three by default.
+    #[arg(long)]
+    pub format: Option<FrameFormat>,
+    /// Frames per second while capturing.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
+    pub fps: f64,
+}
+
+/// Where the sensor is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PortArgs {
+    /// Serial device of the sensor (or a simulator's link).
+    #[arg(long, value_name = "PATH")]
+    pub port: PathBuf,
+    /// Line speed.
+    #[arg(long, default_value_t = 921_600)]
+    pub baud: u32,
+    /// Give up after this many seconds without the expected answer (the port is retried meanwhile).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub wait: f64,
+}
+
+/// Arguments of `palmgate sensor info`.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub port: PortArgs,
+}
+
+/// Arguments of `palmgate sensor capture`.
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    #[command(flatten)]
+    pub port: PortArgs,
+    /// PNG file to write (the last frame captured).
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Number of frames to capture.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub frames: u16,
+    /// Frame format to ask for (the sensor's first format is used if it does not offer this one).
+    #[arg(long, default_value_t = FrameFormat::Jpeg)]
+    pub format: FrameFormat,
+}
+
+fn parse_fps(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(fps) if (0.01..=1000.0).contains(&fps) => Ok(fps),
+        _ => Err(format!("{text:?} is not a frame rate between 0.01 and 1000")),
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds between 0 and 86400")),
+    }
+}
 
 /// Runs a `palmgate sensor` subcommand.
 pub fn run(command: SensorCommand) -> anyhow::Result<ExitCode> {
-    match command {}
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        match command {
+            SensorCommand::Simulate(args) => simulate(args).await,
+            SensorCommand::Info(args) => info(args).await,
+            SensorCommand::Capture(args) => capture(args).await,
+        }
+    })
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let source: Box<dyn ImageSource> = match (&args.images, args.synthetic) {
+        (Some(dir), _) => Box::new(
+            FolderSource::open(dir).with_context(|| format!("--images {}", dir.display()))?,
+        ),
+        (None, Some(identities)) => Box::new((0u64..).map(move |index| {
+            palmgate_matcher::synth::hand_image(index % identities, index / identities)
+        })),
+        (None, None) => bail!("give --images DIR or --synthetic N"),
+    };
+    let mut config = SimulatorConfig::new(&args.link);
+    if let Some(format) = args.format {
+        config.formats = vec![format];
+    }
+    config.fps = args.fps;
+    let offered: Vec<String> = config.formats.iter().map(ToString::to_string).collect();
+    let (simulator, _faults) = Simulator::new(config, BoxedSource(source));
+
+    let mut status = simulator.status();
+    let link = args.link.clone();
+    let fps = args.fps;
+    tokio::spawn(async move {
+        let mut shown = None;
+        while status.changed().await.is_ok() {
+            let device = status.borrow_and_update().device.clone();
+            if device == shown {
+                continue;
+            }
+            shown.clone_from(&device);
+            if let Some(device) = device {
+                println!(
+                    "sensor simulator: {} -> {} ({}, {fps} fps); Ctrl-C to stop",
+                    link.display(),
+                    device.display(),
+                    offered.join(", ")
+                );
+            }
+        }
+    });
+    simulator
+        .run(stop_signal())
+        .await
+        .with_context(|| format!("sensor simulator on {}", args.link.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An owned boxed source (the simulator takes `impl ImageSource`).
+struct BoxedSource(Box<dyn ImageSource>);
+
+impl ImageSource for BoxedSource {
+    fn next_image(&mut self) -> Option<image::GrayImage> {
+        self.0.next_image()
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// A device task on `port`; returns its events and the sender that stops it.
+fn start_device(
+    port: &PortArgs,
+    capture: Option<CaptureRequest>,
+) -> (mpsc::Receiver<SensorEvent>, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let mut config = DeviceConfig::new(&port.port);
+    config.baud = port.baud;
+    config.capture = capture;
+    let (events_sender, events) = mpsc::channel(16);
+    // No commands: the receiver's sender is dropped at once, which the task accepts.
+    let (_commands, command_receiver) = mpsc::channel(1);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(device::run(config, events_sender, command_receiver, async {
+        let _ = stopped.await;
+    }));
+    (events, stop, task)
+}
+
+async fn stop_device(stop: oneshot::Sender<()>, task: tokio::task::JoinHandle<()>) {
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+}
+
+/// Waits for events until `handle` returns a result, the deadline passes or the task ends.
+async fn follow<T>(
+    events: &mut mpsc::Receiver<SensorEvent>,
+    port: &PortArgs,
+    mut handle: impl FnMut(SensorEvent) -> Option<anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(port.wait);
+    let mut last_error: Option<DeviceError> = None;
+    loop {
+        let event = match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => bail!("the device task stopped"),
+            Err(_) => {
+                let waited = format!("no answer from {} within {} s", port.port.display(), port.wait);
+                return Err(match last_error {
+                    Some(error) => anyhow::Error::new(error).context(waited),
+                    None => anyhow::anyhow!(waited),
+                });
+            }
+        };
+        match event {
+            SensorEvent::Disconnected { error, .. } => last_error = Some(error),
+            SensorEvent::Problem(error) => eprintln!("palmgate: sensor: {:#}", anyhow::Error::new(error)),
+            other => {
+                if let Some(result) = handle(other) {
+                    return result;
+                }
+            }
+        }
+    }
+}
+
+async fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let (mut events, stop, task) = start_device(&args.port, None);
+    let result = follow(&mut events, &args.port, |event| match event {
+        SensorEvent::Connected(info) => Some(Ok(info)),
+        _ => None,
+    })
+    .await;
+    stop_device(stop, task).await;
+    print_info(&result?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_info(info: &SensorInfo) {
+    let formats: Vec<String> = info.formats.iter().map(ToString::to_string).collect();
+    println!("model:      {}", info.model);
+    println!("firmware:   {}", info.firmware);
+    println!("protocol:   {}", info.protocol_version);
+    println!("resolution: {}x{}", info.width, info.height);
+    println!("formats:    {}", formats.join(", "));
+    println!("max fps:    {}", info.max_fps);
+}
+
+async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    let request = CaptureRequest { format: args.format, frames: args.frames };
+    let (mut events, stop, task) = start_device(&args.port, Some(request));
+    let wanted = usize::from(args.frames);
+    let mut captured = 0usize;
+    let mut last: Option<CapturedFrame> = None;
+    let result = follow(&mut events, &args.port, |event| {
+        if let SensorEvent::Frame(frame) = event {
+            captured += 1;
+            println!(
+                "frame {}: {}x{} {} ({} bytes)",
+                frame.frame_number,
+                frame.image.width(),
+                frame.image.height(),
+                frame.format,
+                frame.encoded_bytes
+            );
+            last = Some(frame);
+            if captured >= wanted {
+                return Some(Ok(()));
+            }
+        }
+        None
+    })
+    .await;
+    stop_device(stop, task).await;
+    result?;
+    let frame = last.context("no frame captured")?;
+    save_png(&frame, &args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save_png(frame: &CapturedFrame, out: &Path) -> anyhow::Result<()> {
+    frame
+        .image
+        .as_gray()
+        .save_with_format(out, image::ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", out.display()))
 }

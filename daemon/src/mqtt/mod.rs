@@ -1,1 +1,18 @@
-//! Work in progress (issue 7).
+//! The MQTT link: status with last will, door state, events from the outbox, Home Assistant
+//! discovery and signed commands.
+//!
+//! The protocol decisions are pure and tested without a broker: [`topics`] (topic names and small
+//! payloads), [`discovery`] (Home Assistant config messages), [`command`] (signed command
+//! verification). [`replay`] persists command nonces. [`tls`] builds the TLS client (rustls 0.23)
+//! and [`link`] is the thin I/O shell around rumqttc that runs until its shutdown future completes.
+
+pub mod command;
+pub mod discovery;
+pub mod replay;
+pub mod topics;
+pub mod link;
+pub mod tls;
+
+pub use self::command::{Command, CommandVerifier, OperatorKey, OperatorSigner, VerifiedCommand};
+pub use self::link::{Link, LinkError, LinkHandles, LinkOptions};
+pub use self::topics::{Contact, DoorStatus, LockState, Topics};

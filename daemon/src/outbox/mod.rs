@@ -392,6 +392,15 @@ impl Outbox {
         self.max_events
     }
 
+    /// Another tree in the outbox's database, for small state that must survive restarts with
+    /// the same durability (the command replay cache). Names starting with `outbox` are reserved.
+    pub fn state_tree(&self, name: &str) -> Result<sled::Tree, OutboxError> {
+        if matches!(name, "events" | "meta") || name.starts_with("outbox") {
+            return Err(OutboxError::Options("reserved tree name"));
+        }
+        self.db.open_tree(name).map_err(|e| self.db_error(e))
+    }
+
     /// The id the next event will get.
     pub fn next_id(&self) -> EventId {
         self.counters().next_id

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_serial::SerialPortBuilderExt;
+use tokio_serial::{SerialPort, SerialPortBuilderExt};
 use tokio_util::codec::Framed;
 
 pub use requests::{Answer, InFlight, Requests};
@@ -264,8 +264,11 @@ pub async fn run(
         failures = if connected { 1 } else { failures.saturating_add(1) };
         let retry_in = config.reconnect_backoff.delay(failures);
         tracing::debug!(error = %error, ?retry_in, "sensor disconnected");
-        if events.send(SensorEvent::Disconnected { error, retry_in }).await.is_err() {
-            return;
+        tokio::select! {
+            () = &mut shutdown => return,
+            sent = events.send(SensorEvent::Disconnected { error, retry_in }) => if sent.is_err() {
+                return;
+            },
         }
         tokio::select! {
             () = &mut shutdown => return,
@@ -309,6 +312,10 @@ async fn session(
         Ok(port) => port,
         Err(source) => return DeviceError::Open { path: config.path.clone(), source }.into(),
     };
+    // Whatever a previous user of the port left unread is stale.
+    if let Err(error) = port.clear(tokio_serial::ClearBuffer::Input) {
+        tracing::debug!(%error, "cannot flush the sensor port's input");
+    }
     let mut framed = Framed::new(port, HostCodec::new(config.max_frame_bytes));
     let mut requests = Requests::new(config.request_timeout);
     requests.push(HostMessage::GetInfo);
@@ -318,17 +325,25 @@ async fn session(
     loop {
         if let Some(envelope) = requests.next_to_send(Instant::now()) {
             tracing::trace!(request = envelope.message.name(), seq = envelope.seq, "sensor request");
-            if let Err(error) = framed.send(envelope).await {
-                return DeviceError::Io(error).into();
+            let request = envelope.message.name();
+            match tokio::time::timeout(config.request_timeout, framed.send(envelope)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return DeviceError::Io(error).into(),
+                Err(_) => {
+                    return DeviceError::Timeout { request, after: config.request_timeout }.into();
+                }
             }
         }
         let wake_at = requests.deadline().unwrap_or(last_heard + config.keepalive);
 
         let event = tokio::select! {
             () = shutdown.as_mut() => {
-                // Best effort: leave the sensor idle.
-                let stop = Envelope::new(0, HostMessage::StopCapture);
-                let _ = tokio::time::timeout(config.request_timeout, framed.send(stop)).await;
+                // Best effort: leave the sensor idle (the answer is not awaited).
+                let mut last = Requests::new(config.request_timeout);
+                last.push(HostMessage::StopCapture);
+                if let Some(stop) = last.next_to_send(Instant::now()) {
+                    let _ = tokio::time::timeout(config.request_timeout, framed.send(stop)).await;
+                }
                 return SessionEnd::Stop;
             }
             item = framed.next() => {
@@ -373,10 +388,14 @@ async fn session(
                 None
             }
         };
-        if let Some(event) = event
-            && events.send(event).await.is_err()
-        {
-            return SessionEnd::Stop;
+        if let Some(event) = event {
+            // A consumer that stops reading must not keep the task from shutting down.
+            tokio::select! {
+                () = shutdown.as_mut() => return SessionEnd::Stop,
+                sent = events.send(event) => if sent.is_err() {
+                    return SessionEnd::Stop;
+                },
+            }
         }
     }
 }
@@ -434,10 +453,11 @@ async fn on_message(
 ) -> Result<Option<SensorEvent>, DeviceError> {
     let Envelope { seq, message } = envelope;
     match requests.on_message(seq, &message) {
-        Answer::Stray => Ok(Some(SensorEvent::Problem(DeviceError::Unexpected {
-            kind: message.kind(),
-            seq,
-        }))),
+        Answer::Stray => {
+            // A late answer (after a timeout, or to a previous user of the port): harmless.
+            tracing::debug!(kind = message.kind(), seq, "ignoring a stray sensor answer");
+            Ok(None)
+        }
         Answer::Response(request) => match message {
             SensorMessage::Info(info) => {
                 *connected = true;
@@ -471,6 +491,8 @@ async fn on_message(
             SensorMessage::Error { code, message } => {
                 Ok(Some(SensorEvent::Problem(DeviceError::Sensor { request: None, code, message })))
             }
+            // Answers sent without a sequence number.
+            SensorMessage::Ack | SensorMessage::Pong { .. } => Ok(None),
             other => Ok(Some(SensorEvent::Problem(DeviceError::Unexpected {
                 kind: other.kind(),
                 seq,

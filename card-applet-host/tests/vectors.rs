@@ -1,0 +1,201 @@
+//! Protocol test vectors. The values live in `docs/applet-protocol.md` (between the
+//! `vectors:begin` / `vectors:end` markers); this test recomputes every one of them from the
+//! fixed inputs with the crate's own code and compares.
+//! `PALMGATE_PRINT_VECTORS=1 cargo test -p palmgate-card --test vectors -- --nocapture` prints them.
+
+use std::collections::BTreeMap;
+
+use p256::ecdsa::SigningKey;
+use palmgate_card::applet::{Applet, Clock, ResponseBuffer, STATE_LEN, Storage, StorageFailed};
+use palmgate_card::host::apdu::{LengthMode, encode};
+use palmgate_card::host::commands::{OpenSession, PlainCommand, Select};
+use palmgate_card::protocol::cert::{AuthorityCertificate, CardCertificate, encode_public_key, sign};
+use palmgate_card::protocol::identity::CardIdentity;
+use palmgate_card::protocol::receipt::{DeletionReceipt, ReceiptFields};
+use palmgate_card::protocol::session::{SecureChannel, SessionKeys, authority_message, ecdh, transcript_hash};
+use palmgate_card::protocol::{Lifecycle, StatusWord, decision, ins, permission};
+use palmgate_matcher::template::{CELLS, Template};
+
+fn bytes<const N: usize>(start: u8) -> [u8; N] {
+    core::array::from_fn(|i| start.wrapping_add(i as u8))
+}
+
+fn key(start: u8) -> SigningKey {
+    SigningKey::from_slice(&bytes::<32>(start)).unwrap()
+}
+
+fn compute() -> BTreeMap<&'static str, String> {
+    let mut v = BTreeMap::new();
+    let card_id: [u8; 16] = bytes(0x00);
+    let card_key = key(0x01);
+    let gate_key = key(0x21);
+    let issuer_key = key(0x41);
+    let authority_key = key(0x61);
+    let gate_nonce: [u8; 16] = bytes(0xA0);
+    let card_nonce: [u8; 16] = bytes(0xB0);
+    let card_public = encode_public_key(card_key.verifying_key());
+    let gate_public = encode_public_key(gate_key.verifying_key());
+    let issuer_public = encode_public_key(issuer_key.verifying_key());
+
+    v.insert("select_apdu", hex::encode(&*encode(&Select.command(), LengthMode::Extended).unwrap()[0]));
+    let identity = CardIdentity {
+        card_id,
+        applet_version: (1, 0),
+        lifecycle: Lifecycle::Personalised,
+        algorithm: 1,
+        slots_used: 1,
+        slot_capacity: 4,
+        tries_left: 5,
+        max_tries: 5,
+    };
+    v.insert("identity", hex::encode(identity.encode()));
+    v.insert("card_public_key", hex::encode(card_public));
+    v.insert("gate_public_key", hex::encode(gate_public));
+    v.insert("issuer_public_key", hex::encode(issuer_public));
+    let certificate = CardCertificate::issue(&card_id, &card_public, &issuer_key);
+    v.insert("card_certificate", hex::encode(certificate.as_bytes()));
+    let authority =
+        AuthorityCertificate::issue(&encode_public_key(authority_key.verifying_key()), permission::ALL, &issuer_key);
+    v.insert("authority_certificate", hex::encode(authority.as_bytes()));
+
+    let open = OpenSession { gate_public_key: gate_public, gate_nonce };
+    v.insert("open_session_apdu", hex::encode(&*encode(&open.command(), LengthMode::Extended).unwrap()[0]));
+    let transcript = transcript_hash(&card_id, &card_public, &gate_public, &gate_nonce, &card_nonce);
+    v.insert("transcript", hex::encode(transcript));
+    let shared = ecdh(card_key.as_nonzero_scalar(), &p256::PublicKey::from(gate_key.verifying_key()));
+    let shared_gate = ecdh(gate_key.as_nonzero_scalar(), &p256::PublicKey::from(card_key.verifying_key()));
+    assert_eq!(*shared, *shared_gate);
+    v.insert("ecdh_x", hex::encode(*shared));
+    let keys = SessionKeys::derive(&shared, &transcript);
+    v.insert("command_key", hex::encode(keys.command));
+    v.insert("response_key", hex::encode(keys.response));
+    let mut card_side = SecureChannel::new(&keys);
+    let mut gate_side = SecureChannel::new(&keys);
+    let confirmation = card_side.confirmation(&transcript);
+    gate_side.check_confirmation(&transcript, &confirmation).unwrap();
+    v.insert("open_session_response", hex::encode([&card_nonce[..], &confirmation, &[0x90, 0x00]].concat()));
+
+    let probe = Template::from_cells(&[0; CELLS], &[true; CELLS]).unwrap().encode();
+    let mut body = probe.to_vec();
+    let header = [ins::VERIFY_PALM, 0, 0];
+    let tag = gate_side.seal_command(header, &mut body);
+    body.extend_from_slice(&tag);
+    let mut apdu = vec![0x80, ins::VERIFY_PALM, 0, 0, 0];
+    apdu.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    apdu.extend_from_slice(&body);
+    apdu.extend_from_slice(&[0x01, 0x00]);
+    v.insert("verify_palm_apdu", hex::encode(&apdu));
+    let mut decision_bytes = [decision::MATCH, 0x00, 5];
+    let tag = card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut decision_bytes);
+    v.insert("verify_palm_response", hex::encode([&decision_bytes[..], &tag, &[0x90, 0x00]].concat()));
+
+    let proof = sign(&authority_key, &authority_message(&transcript));
+    v.insert("authority_proof", hex::encode(proof));
+    let receipt = DeletionReceipt::sign(
+        &ReceiptFields {
+            card_id,
+            erase_counter: 1,
+            gate_timestamp: 1_764_000_000,
+            slots_erased: 1,
+            commitment: bytes(0xC0),
+        },
+        &card_key,
+    );
+    v.insert("deletion_receipt", hex::encode(receipt.as_bytes()));
+    v
+}
+
+fn documented() -> BTreeMap<String, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/applet-protocol.md");
+    let doc = std::fs::read_to_string(path).expect("docs/applet-protocol.md");
+    let start = doc.find("<!-- vectors:begin -->").expect("vectors:begin marker");
+    let end = doc.find("<!-- vectors:end -->").expect("vectors:end marker");
+    let mut out = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in doc[start..end].lines() {
+        let line = line.trim();
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim().to_owned();
+            out.insert(name.clone(), value.trim().to_owned());
+            current = Some(name);
+        } else if !line.is_empty() && line.chars().all(|c| c.is_ascii_hexdigit()) {
+            // Continuation line of a long value.
+            if let Some(name) = &current {
+                out.entry(name.clone()).or_default().push_str(line);
+            }
+        } else {
+            current = None;
+        }
+    }
+    out
+}
+
+#[test]
+fn documented_vectors_match_the_implementation() {
+    let computed = compute();
+    if std::env::var_os("PALMGATE_PRINT_VECTORS").is_some() {
+        for (name, value) in &computed {
+            println!("{name}:");
+            for chunk in value.as_bytes().chunks(64) {
+                println!("  {}", std::str::from_utf8(chunk).unwrap());
+            }
+        }
+    }
+    let documented = documented();
+    for (name, value) in &computed {
+        assert_eq!(documented.get(*name), Some(value), "vector {name} differs from docs/applet-protocol.md");
+    }
+    assert_eq!(documented.len(), computed.len(), "the doc has vectors the test does not check");
+}
+
+/// The applet itself answers the documented OPEN SECURE SESSION and VERIFY PALM exchange
+/// byte for byte when its key and randomness are the vectors' ones.
+#[test]
+fn applet_reproduces_the_documented_session() {
+    struct Fixed(Vec<u8>);
+    impl rand_core::TryRng for Fixed {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            unreachable!()
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            unreachable!()
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            let n = dst.len();
+            dst.copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(())
+        }
+    }
+    impl rand_core::TryCryptoRng for Fixed {}
+    struct NoStore;
+    impl Storage for NoStore {
+        fn store(&mut self, _: &[u8; STATE_LEN]) -> Result<(), StorageFailed> {
+            Ok(())
+        }
+    }
+    struct Zero;
+    impl Clock for Zero {
+        fn now_ms(&mut self) -> u64 {
+            0
+        }
+    }
+    let computed = compute();
+    let hex_of = |name: &str| hex::decode(&computed[name]).unwrap();
+    // Randomness: the card key scalar at GENERATE KEY, then the card nonce at OPEN SESSION.
+    let mut random = bytes::<32>(0x01).to_vec();
+    random.extend_from_slice(&bytes::<16>(0xB0));
+    let mut applet = Applet::factory(NoStore, Fixed(random), Zero);
+    let mut response = ResponseBuffer::new();
+    let mut send = |applet: &mut Applet<NoStore, Fixed, Zero>, apdu: &[u8]| {
+        let status = applet.process(apdu, &mut response);
+        [response.as_slice(), &status.to_bytes()].concat()
+    };
+    send(&mut applet, &hex_of("select_apdu"));
+    let generated = send(&mut applet, &[&[0x80, 0x50, 0x01, 0x00, 0x10][..], &bytes::<16>(0), &[0]].concat());
+    assert_eq!(hex::encode(&generated[..65]), computed["card_public_key"]);
+    let install = [&[0x80, 0x50, 0x02, 0x00, 0xDF][..], &hex_of("issuer_public_key"), &hex_of("card_certificate")].concat();
+    assert_eq!(send(&mut applet, &install), [0x90, 0x00]);
+    assert_eq!(hex::encode(send(&mut applet, &hex_of("open_session_apdu"))), computed["open_session_response"]);
+}

@@ -1,0 +1,475 @@
+//! The I/O shell around rumqttc: connects (with back-off), publishes status, discovery, door
+//! state and the outbox's events, and hands verified commands to the daemon.
+//!
+//! # Sessions
+//! Each connection attempt gets a fresh rumqttc client and event loop, driven by a connection
+//! task that is never cancelled mid-poll and forwards what happens over a channel. The link task
+//! keeps one [`Session`] per connection: requests made on an old session's client can never leak
+//! into a new one, so the order of `Outgoing::Publish` notifications matches the order of the
+//! link's own publish calls and each PUBACK maps back to the event it acknowledges.
+//!
+//! # Delivery
+//! Events are published with QoS 1, in id order, at most [`EVENT_WINDOW`] in flight, and only
+//! once durable (see the outbox's flush policy). A PUBACK deletes the event from the outbox. When
+//! a connection drops, unacknowledged events stay in the outbox and the next session starts again
+//! from the oldest one: subscribers may see an event twice (QoS 1 is at least once; the event id
+//! identifies duplicates) but never miss one, and never see them out of order within a session.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event as MqttEvent, Incoming, LastWill, MqttOptions, Outgoing, QoS, Transport};
+use tokio::sync::{mpsc, watch};
+
+use super::command::{CommandVerifier, OperatorKey, OperatorKeyError, ReplayCache, Verdict, VerifiedCommand};
+use super::discovery::{DiscoveryDoor, discovery_messages};
+use super::replay::SledReplayCache;
+use super::tls::{TlsBridge, TlsError, client_config};
+use super::topics::{Availability, Diagnostics, DoorStatus, Topics, last_will_payload, status_payload};
+use crate::config::{MqttScheme, MqttSettings, Settings};
+use crate::event::{EventId, EventKind, NewEvent, Outcome, Timestamp};
+use crate::outbox::{Outbox, OutboxError};
+
+/// Most events published and not yet acknowledged.
+pub const EVENT_WINDOW: usize = 64;
+/// rumqttc's in-flight limit: above the window, so packet ids never collide.
+const MQTT_INFLIGHT: u16 = 128;
+const REQUEST_CAPACITY: usize = 512;
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const DIAGNOSTICS_EVERY: Duration = Duration::from_secs(30);
+
+/// What the link needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// Gate id.
+    pub gate: String,
+    /// Gate display name (Home Assistant device name).
+    pub gate_name: String,
+    /// `[mqtt]`.
+    pub mqtt: MqttSettings,
+    /// Doors (for discovery).
+    pub doors: Vec<DiscoveryDoor>,
+    /// Private directory for the TLS bridge socket (`<state_dir>/run`).
+    pub runtime_dir: PathBuf,
+}
+
+impl LinkOptions {
+    /// From the daemon's settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            gate: settings.gate.id.clone(),
+            gate_name: settings.gate.name.clone(),
+            mqtt: settings.mqtt.clone(),
+            doors: settings
+                .door
+                .iter()
+                .map(|(name, door)| DiscoveryDoor { name: name.clone(), has_contact: door.contact_pin.is_some() })
+                .collect(),
+            runtime_dir: settings.storage.state_dir.join("run"),
+        }
+    }
+}
+
+/// Link set-up failures (connection problems are retried, not returned).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// An operator key file.
+    #[error(transparent)]
+    OperatorKey(#[from] OperatorKeyError),
+    /// The outbox (replay cache tree).
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+}
+
+/// The daemon's side of the link.
+#[derive(Debug)]
+pub struct LinkHandles {
+    /// Send door state changes here (published retained on `door/<door>/state`).
+    pub door_states: mpsc::Sender<(String, DoorStatus)>,
+    /// Verified commands to carry out.
+    pub commands: mpsc::Receiver<VerifiedCommand>,
+    /// Whether the link is connected to the broker.
+    pub connected: watch::Receiver<bool>,
+}
+
+/// The MQTT link.
+pub struct Link {
+    options: LinkOptions,
+    topics: Topics,
+    outbox: Arc<Outbox>,
+    verifier: CommandVerifier,
+    replay: Box<dyn ReplayCache + Send>,
+    commands: mpsc::Sender<VerifiedCommand>,
+    door_rx: mpsc::Receiver<(String, DoorStatus)>,
+    connected: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("gate", &self.options.gate).finish()
+    }
+}
+
+enum Tag {
+    Event(EventId),
+    Other,
+}
+
+struct Session {
+    client: AsyncClient,
+    /// Tags of our publish calls whose `Outgoing::Publish` has not been seen yet, in call order.
+    unsent: VecDeque<Tag>,
+    /// Tags by packet id, awaiting PUBACK.
+    by_pkid: HashMap<u16, Tag>,
+    events_in_flight: usize,
+    last_event: Option<EventId>,
+}
+
+enum FromBroker {
+    Connected(AsyncClient),
+    Mqtt(MqttEvent),
+    Lost(String),
+}
+
+impl Link {
+    /// Builds the link: loads the operator keys and opens the replay cache in the outbox database.
+    pub fn new(options: LinkOptions, outbox: Arc<Outbox>) -> Result<(Self, LinkHandles), LinkError> {
+        let keys = OperatorKey::load_all(&options.mqtt.operator_keys)?;
+        if keys.is_empty() {
+            tracing::warn!("mqtt.operator_keys is empty: every remote command will be refused");
+        }
+        let verifier = CommandVerifier::new(&options.gate, keys, options.mqtt.command_max_age);
+        let replay = Box::new(SledReplayCache::new(outbox.state_tree("command_nonces")?));
+        let (door_tx, door_rx) = mpsc::channel(64);
+        let (command_tx, command_rx) = mpsc::channel(16);
+        let (connected_tx, connected_rx) = watch::channel(false);
+        let topics = Topics::new(&options.mqtt.topic_prefix, &options.gate);
+        let link = Self {
+            options,
+            topics,
+            outbox,
+            verifier,
+            replay,
+            commands: command_tx,
+            door_rx,
+            connected: connected_tx,
+        };
+        Ok((link, LinkHandles { door_states: door_tx, commands: command_rx, connected: connected_rx }))
+    }
+
+    fn mqtt_options(&self, bridge: Option<&TlsBridge>) -> MqttOptions {
+        let settings = &self.options.mqtt;
+        let mut options = match bridge {
+            Some(bridge) => {
+                let mut options = MqttOptions::new(
+                    &settings.client_id,
+                    bridge.socket_path().to_string_lossy(),
+                    0,
+                );
+                options.set_transport(Transport::Unix);
+                options
+            }
+            None => MqttOptions::new(&settings.client_id, &settings.host, settings.port),
+        };
+        options
+            .set_keep_alive(settings.keep_alive.max(Duration::from_secs(5)))
+            .set_clean_session(true)
+            .set_inflight(MQTT_INFLIGHT)
+            .set_request_channel_capacity(REQUEST_CAPACITY)
+            .set_max_packet_size(super::command::MAX_COMMAND_BYTES + 4096, 256 * 1024)
+            .set_last_will(LastWill::new(
+                self.topics.status(),
+                last_will_payload(&self.options.gate),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some(user) = &settings.username {
+            let password = settings.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+            options.set_credentials(user, password);
+        }
+        options
+    }
+
+    /// Runs until `shutdown` completes: then publishes `offline` (retained) and disconnects.
+    /// Unacknowledged events stay in the outbox for the next start.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), LinkError> {
+        let bridge = match self.options.mqtt.scheme {
+            MqttScheme::Mqtts => {
+                let config = client_config(&self.options.mqtt)?;
+                Some(TlsBridge::start(
+                    &self.options.runtime_dir,
+                    &self.options.mqtt.host,
+                    self.options.mqtt.port,
+                    config,
+                )?)
+            }
+            MqttScheme::Mqtt => None,
+        };
+        let (broker_tx, mut broker_rx) = mpsc::channel(1024);
+        let connection =
+            AbortOnDrop(tokio::spawn(connection_task(self.mqtt_options(bridge.as_ref()), broker_tx)));
+        let mut durable = self.outbox.durable();
+        let mut session: Option<Session> = None;
+        let mut doors: BTreeMap<String, DoorStatus> = BTreeMap::new();
+        let mut diagnostics = tokio::time::interval(DIAGNOSTICS_EVERY);
+        diagnostics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                message = broker_rx.recv() => match message {
+                    Some(FromBroker::Connected(client)) => {
+                        tracing::info!(broker = %self.options.mqtt.url, "MQTT connected");
+                        let mut new = Session {
+                            client,
+                            unsent: VecDeque::new(),
+                            by_pkid: HashMap::new(),
+                            events_in_flight: 0,
+                            last_event: None,
+                        };
+                        self.on_connect(&mut new, &doors);
+                        session = Some(new);
+                        self.connected.send_replace(true);
+                    }
+                    Some(FromBroker::Mqtt(event)) => {
+                        if let Some(current) = session.as_mut() {
+                            self.on_mqtt_event(current, event).await;
+                        }
+                    }
+                    Some(FromBroker::Lost(error)) => {
+                        if session.take().is_some() {
+                            tracing::warn!(%error, "MQTT connection lost; reconnecting");
+                        } else {
+                            tracing::debug!(%error, "MQTT connection attempt failed");
+                        }
+                        self.connected.send_replace(false);
+                    }
+                    None => break,
+                },
+                changed = durable.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                Some((door, status)) = self.door_rx.recv() => {
+                    if let Some(current) = session.as_mut() {
+                        publish_other(current, self.topics.door_state(&door), json(&status), true);
+                    }
+                    doors.insert(door, status);
+                }
+                _ = diagnostics.tick() => {
+                    if let Some(current) = session.as_mut() {
+                        self.publish_diagnostics(current);
+                    }
+                }
+            }
+            if let Some(current) = session.as_mut() {
+                self.fill(current);
+            }
+        }
+        if let Some(current) = session.as_mut() {
+            let offline = status_payload(&self.options.gate, Availability::Offline, Timestamp::now());
+            publish_other(current, self.topics.status(), offline, true);
+            // Give the offline status a moment to reach the broker before disconnecting.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while !current.unsent.is_empty() || !current.by_pkid.is_empty() {
+                match tokio::time::timeout_at(deadline, broker_rx.recv()).await {
+                    Ok(Some(FromBroker::Mqtt(event))) => self.on_mqtt_event(current, event).await,
+                    _ => break,
+                }
+            }
+            let _ = current.client.try_disconnect();
+            let _ = tokio::time::timeout(Duration::from_millis(500), broker_rx.recv()).await;
+        }
+        drop(connection);
+        self.connected.send_replace(false);
+        drop(bridge);
+        Ok(())
+    }
+
+    fn on_connect(&self, session: &mut Session, doors: &BTreeMap<String, DoorStatus>) {
+        if let Err(error) = session.client.try_subscribe(self.topics.command_filter(), QoS::AtLeastOnce) {
+            tracing::warn!(%error, "cannot subscribe to commands");
+        }
+        let online = status_payload(&self.options.gate, Availability::Online, Timestamp::now());
+        publish_other(session, self.topics.status(), online, true);
+        if self.options.mqtt.discovery {
+            for message in discovery_messages(
+                &self.options.mqtt.discovery_prefix,
+                &self.topics,
+                &self.options.gate,
+                &self.options.gate_name,
+                &self.options.doors,
+            ) {
+                publish_other(session, message.topic, json(&message.payload), true);
+            }
+        }
+        for (door, status) in doors {
+            publish_other(session, self.topics.door_state(door), json(status), true);
+        }
+        self.publish_diagnostics(session);
+    }
+
+    fn publish_diagnostics(&self, session: &mut Session) {
+        let diagnostics = Diagnostics {
+            outbox_len: self.outbox.len(),
+            outbox_capacity: self.outbox.capacity(),
+            next_event_id: self.outbox.next_id(),
+            time: Timestamp::now(),
+        };
+        publish_other(session, self.topics.diagnostics(), json(&diagnostics), true);
+    }
+
+    /// Publishes durable events until the window is full.
+    fn fill(&self, session: &mut Session) {
+        while session.events_in_flight < EVENT_WINDOW {
+            let room = EVENT_WINDOW - session.events_in_flight;
+            let events = match self.outbox.pending(session.last_event, room) {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the outbox");
+                    return;
+                }
+            };
+            if events.is_empty() {
+                return;
+            }
+            for event in events {
+                let topic = self.topics.event(&event.kind);
+                match session.client.try_publish(topic, QoS::AtLeastOnce, false, event.to_json()) {
+                    Ok(()) => {
+                        session.unsent.push_back(Tag::Event(event.id));
+                        session.events_in_flight += 1;
+                        session.last_event = Some(event.id);
+                    }
+                    // Request channel full: the next wake-up continues from `last_event`.
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    async fn on_mqtt_event(&mut self, session: &mut Session, event: MqttEvent) {
+        match event {
+            MqttEvent::Outgoing(Outgoing::Publish(pkid)) => {
+                let tag = session.unsent.pop_front().unwrap_or(Tag::Other);
+                if pkid != 0 {
+                    session.by_pkid.insert(pkid, tag);
+                } else if let Tag::Event(_) = tag {
+                    session.events_in_flight = session.events_in_flight.saturating_sub(1);
+                }
+            }
+            MqttEvent::Incoming(Incoming::PubAck(ack)) => match session.by_pkid.remove(&ack.pkid) {
+                Some(Tag::Event(id)) => {
+                    session.events_in_flight = session.events_in_flight.saturating_sub(1);
+                    if let Err(error) = self.outbox.ack(id) {
+                        tracing::error!(%error, id, "cannot delete an acknowledged event");
+                    }
+                }
+                Some(Tag::Other) => {}
+                None => tracing::warn!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
+            },
+            MqttEvent::Incoming(Incoming::Publish(publish)) => {
+                if let Some(name) = self.topics.command_name(&publish.topic) {
+                    let name = name.to_owned();
+                    self.on_command(&name, &publish.payload, publish.retain).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_command(&mut self, name: &str, payload: &[u8], retained: bool) {
+        let now = Timestamp::now();
+        let verdict = self.verifier.verify(name, payload, retained, now.unix_ms().div_euclid(1000), self.replay.as_mut());
+        let event = match verdict {
+            Verdict::Accept(verified) => {
+                let door = match &verified.command {
+                    super::command::Command::Unlock { door, .. } => Some(door.clone()),
+                    super::command::Command::Lockdown { door } | super::command::Command::Release { door } => door.clone(),
+                    _ => None,
+                };
+                tracing::info!(command = verified.command.name(), operator = %verified.operator, "command accepted");
+                let mut event = NewEvent::new(EventKind::COMMAND_ACCEPTED, now)
+                    .result(Outcome::Accepted)
+                    .reason(format!("{}:{}", verified.command.name(), verified.operator));
+                event.door = door;
+                if self.commands.send(verified).await.is_err() {
+                    tracing::error!("command receiver closed");
+                }
+                event
+            }
+            Verdict::Refuse(refusal) => {
+                tracing::warn!(reason = %refusal.reason, command = name, "command refused");
+                NewEvent::new(EventKind::COMMAND_REFUSED, now)
+                    .result(Outcome::Refused)
+                    .reason(format!("{}:{}", refusal.reason, refusal.command.unwrap_or("unknown")))
+            }
+            Verdict::AlreadyHandled => return,
+        };
+        if let Err(error) = self.outbox.append(event) {
+            tracing::error!(%error, "cannot record a command event");
+        }
+    }
+}
+
+/// Aborts the connection task when the link's future is dropped (so a cancelled link closes
+/// its connection instead of leaving it to run on).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn publish_other(session: &mut Session, topic: String, payload: Vec<u8>, retain: bool) {
+    match session.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+        Ok(()) => session.unsent.push_back(Tag::Other),
+        Err(error) => tracing::warn!(%error, "MQTT request queue full; message dropped"),
+    }
+}
+
+/// Drives one rumqttc event loop per connection attempt, with exponential back-off between
+/// attempts, and reports everything in order over `tx`. Ends when the link drops `tx`.
+async fn connection_task(options: MqttOptions, tx: mpsc::Sender<FromBroker>) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        let (client, mut eventloop) = AsyncClient::new(options.clone(), REQUEST_CAPACITY);
+        loop {
+            let message = match eventloop.poll().await {
+                Ok(MqttEvent::Incoming(Incoming::ConnAck(_))) => {
+                    backoff = BACKOFF_START;
+                    FromBroker::Connected(client.clone())
+                }
+                Ok(event) => FromBroker::Mqtt(event),
+                Err(error) => {
+                    if tx.send(FromBroker::Lost(error.to_string())).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            };
+            if tx.send(message).await.is_err() {
+                return;
+            }
+        }
+        drop(client);
+        // Jitter spreads the reconnects of many gates after a broker restart.
+        let jitter = Duration::from_millis(u64::from(getrandom::u32().unwrap_or(0) % 250));
+        tokio::time::sleep(backoff + jitter).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}

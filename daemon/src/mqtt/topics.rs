@@ -1,0 +1,184 @@
+//! Topic names and the small JSON payloads of status and door state (pure functions).
+//!
+//! | topic | retained | payload |
+//! | --- | --- | --- |
+//! | `<prefix>/<gate>/status` | yes | [`status_payload`] (`online`; last will `offline`) |
+//! | `<prefix>/<gate>/door/<door>/state` | yes | [`DoorStatus`] |
+//! | `<prefix>/<gate>/diagnostics` | yes | [`Diagnostics`] |
+//! | `<prefix>/<gate>/event/<kind>` | no | [`crate::event::Event`] |
+//! | `<prefix>/<gate>/cmd/<name>` | (operator's choice) | signed command ([`super::command`]) |
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{EventKind, Timestamp};
+
+/// Builds this gate's topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    base: String,
+}
+
+impl Topics {
+    /// Topics under `<prefix>/<gate>/`. A trailing `/` on the prefix is ignored.
+    pub fn new(prefix: &str, gate: &str) -> Self {
+        Self { base: format!("{}/{gate}", prefix.trim_end_matches('/')) }
+    }
+
+    /// `<prefix>/<gate>/status`.
+    pub fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+
+    /// `<prefix>/<gate>/diagnostics`.
+    pub fn diagnostics(&self) -> String {
+        format!("{}/diagnostics", self.base)
+    }
+
+    /// `<prefix>/<gate>/door/<door>/state`.
+    pub fn door_state(&self, door: &str) -> String {
+        format!("{}/door/{}/state", self.base, level(door))
+    }
+
+    /// `<prefix>/<gate>/event/<kind>`.
+    pub fn event(&self, kind: &EventKind) -> String {
+        format!("{}/event/{}", self.base, kind.as_str())
+    }
+
+    /// `<prefix>/<gate>/event/#`: every event.
+    pub fn event_filter(&self) -> String {
+        format!("{}/event/#", self.base)
+    }
+
+    /// `<prefix>/<gate>/cmd/<name>`.
+    pub fn command(&self, name: &str) -> String {
+        format!("{}/cmd/{}", self.base, level(name))
+    }
+
+    /// `<prefix>/<gate>/cmd/+`: the subscription for commands.
+    pub fn command_filter(&self) -> String {
+        format!("{}/cmd/+", self.base)
+    }
+
+    /// The command name of a topic under [`command_filter`](Self::command_filter).
+    pub fn command_name<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic
+            .strip_prefix(self.base.as_str())?
+            .strip_prefix("/cmd/")
+            .filter(|name| !name.contains('/'))
+    }
+}
+
+/// One topic level: MQTT wildcards and separators cannot appear inside a level.
+fn level(name: &str) -> String {
+    name.chars().map(|c| if matches!(c, '/' | '+' | '#' | '\0') { '_' } else { c }).collect()
+}
+
+/// Whether the gate is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    /// Connected and running.
+    Online,
+    /// Stopped, or connection lost (last will).
+    Offline,
+}
+
+/// The retained status payload: `{"state":"online","gate":"…","version":"…","time":"…"}`.
+pub fn status_payload(gate: &str, state: Availability, time: Timestamp) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "state": state,
+        "gate": gate,
+        "version": env!("CARGO_PKG_VERSION"),
+        "time": time,
+    }))
+    .unwrap_or_default()
+}
+
+/// The last will: `{"state":"offline","gate":"…"}` (no time: it is written at connect time).
+pub fn last_will_payload(gate: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "state": Availability::Offline, "gate": gate }))
+        .unwrap_or_default()
+}
+
+/// Lock output state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockState {
+    /// Locked.
+    Locked,
+    /// Unlocked (grant, remote unlock, fire release).
+    Unlocked,
+}
+
+/// Door position switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Contact {
+    /// Door open.
+    Open,
+    /// Door closed.
+    Closed,
+    /// No contact wired.
+    Unknown,
+}
+
+/// The retained door state payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorStatus {
+    /// Lock output.
+    pub lock: LockState,
+    /// Door position.
+    pub contact: Contact,
+    /// Operating mode: `normal`, `lockdown`, `fire_release`, `held_open`, `forced_open`, …
+    pub mode: String,
+}
+
+/// The retained diagnostics payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// Events waiting in the outbox.
+    pub outbox_len: u64,
+    /// The outbox bound.
+    pub outbox_capacity: u64,
+    /// Id the next event will get.
+    pub next_event_id: u64,
+    /// When this was written.
+    pub time: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_follow_the_documented_layout() {
+        let topics = Topics::new("site/palmgate/", "gate-1");
+        assert_eq!(topics.status(), "site/palmgate/gate-1/status");
+        assert_eq!(topics.door_state("main"), "site/palmgate/gate-1/door/main/state");
+        assert_eq!(topics.door_state("a/b#"), "site/palmgate/gate-1/door/a_b_/state");
+        assert_eq!(
+            topics.event(&EventKind::ALARM_DURESS),
+            "site/palmgate/gate-1/event/alarm.duress"
+        );
+        assert_eq!(topics.command_filter(), "site/palmgate/gate-1/cmd/+");
+        assert_eq!(topics.command_name("site/palmgate/gate-1/cmd/unlock"), Some("unlock"));
+        assert_eq!(topics.command_name("site/palmgate/gate-2/cmd/unlock"), None);
+        assert_eq!(topics.command_name("site/palmgate/gate-1/cmd/a/b"), None);
+    }
+
+    #[test]
+    fn status_and_door_payloads() {
+        let online = status_payload("g", Availability::Online, Timestamp::from_unix_ms(0));
+        let json: serde_json::Value = serde_json::from_slice(&online).expect("json");
+        assert_eq!(json["state"], "online");
+        assert_eq!(json["time"], "1970-01-01T00:00:00.000Z");
+        let will: serde_json::Value = serde_json::from_slice(&last_will_payload("g")).expect("json");
+        assert_eq!(will, serde_json::json!({"state": "offline", "gate": "g"}));
+        let door = DoorStatus { lock: LockState::Locked, contact: Contact::Closed, mode: "normal".into() };
+        assert_eq!(
+            serde_json::to_value(&door).expect("json"),
+            serde_json::json!({"lock": "locked", "contact": "closed", "mode": "normal"})
+        );
+    }
+}

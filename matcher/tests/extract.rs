@@ -1,0 +1,81 @@
+//! Extraction pipeline on the project's own synthetic palms (no research data needed).
+
+use palmgate_matcher::extract::{ExtractError, Extractor, InputKind};
+use palmgate_matcher::synth;
+use palmgate_matcher::template::{ENCODED_LEN, Template};
+use palmgate_matcher::{Threshold, compare};
+
+fn distance(a: &Template, b: &Template) -> f64 {
+    f64::from(compare(a, b).expect("same algorithm").distance_q16()) / 65536.0
+}
+
+#[test]
+fn roi_templates_separate_genuine_from_impostor() {
+    let extractor = Extractor::builtin().expect("built-in model");
+    let templates: Vec<Vec<Template>> = (0..3u64)
+        .map(|identity| {
+            (0..2u64)
+                .map(|capture| {
+                    extractor
+                        .extract(&synth::roi_image(identity, capture), InputKind::Roi)
+                        .expect("synthetic ROI gives a template")
+                })
+                .collect()
+        })
+        .collect();
+    let mut worst_genuine = 0.0f64;
+    let mut best_impostor = 1.0f64;
+    for (i, a) in templates.iter().enumerate() {
+        worst_genuine = worst_genuine.max(distance(&a[0], &a[1]));
+        for b in &templates[i + 1..] {
+            for x in a {
+                for y in b {
+                    best_impostor = best_impostor.min(distance(x, y));
+                }
+            }
+        }
+    }
+    assert!(worst_genuine < best_impostor, "genuine {worst_genuine} vs impostor {best_impostor}");
+    // Impostor distances sit near the middle of the scale: the code is not degenerate.
+    assert!(best_impostor > 0.35, "impostor {best_impostor}");
+    let genuine = compare(&templates[0][0], &templates[0][1]).expect("same algorithm");
+    assert!(genuine.is_match(Threshold::DEFAULT), "genuine distance {worst_genuine}");
+}
+
+#[test]
+fn extraction_is_deterministic_and_round_trips() {
+    let extractor = Extractor::builtin().expect("built-in model");
+    let roi = synth::roi_image(11, 0);
+    let a = extractor.extract(&roi, InputKind::Roi).expect("template");
+    let b = extractor.extract(&roi, InputKind::Roi).expect("template");
+    let bytes = a.encode();
+    assert_eq!(bytes, b.encode());
+    assert_eq!(bytes.len(), ENCODED_LEN);
+    assert_eq!(Template::decode(&bytes).expect("decodes").encode(), bytes);
+    assert_eq!(a.valid_cells(), 576, "a given ROI is valid everywhere");
+}
+
+#[test]
+fn whole_hand_matches_its_own_roi_capture() {
+    let extractor = Extractor::builtin().expect("built-in model");
+    let from_hand = extractor
+        .extract_detailed(&synth::hand_image(5, 0), InputKind::Hand)
+        .expect("synthetic hand gives a template");
+    assert!(from_hand.valid_cells >= palmgate_matcher::extract::MIN_VALID_CELLS);
+    let same = extractor.extract(&synth::hand_image(5, 1), InputKind::Hand).expect("template");
+    let other = extractor.extract(&synth::hand_image(6, 0), InputKind::Hand).expect("template");
+    let genuine = distance(&from_hand.template, &same);
+    let impostor = distance(&from_hand.template, &other);
+    assert!(genuine < impostor, "genuine {genuine} vs impostor {impostor}");
+}
+
+#[test]
+fn blank_images_are_refused_with_a_reason() {
+    let extractor = Extractor::builtin().expect("built-in model");
+    let blank = image::GrayImage::from_pixel(640, 480, image::Luma([20]));
+    let error = extractor.extract(&blank, InputKind::Hand).expect_err("no hand in a blank image");
+    assert!(matches!(error, ExtractError::Roi(_)), "{error}");
+    assert!(!error.to_string().is_empty());
+    let tiny = image::GrayImage::new(8, 8);
+    assert!(extractor.extract(&tiny, InputKind::Roi).is_err());
+}

@@ -1,0 +1,141 @@
+//! ROI extraction on synthetic hands whose true geometry is known, refusals, and quality checks.
+
+use image::{GrayImage, Luma};
+use palmgate_matcher::quality::{self, QualityBar, QualityError};
+use palmgate_matcher::roi::{self, ROI_SIZE, Roi, RoiError, RoiMethod};
+use palmgate_matcher::synth;
+
+fn angle_difference(a: f32, b: f32) -> f32 {
+    let d = (a - b).rem_euclid(std::f32::consts::TAU);
+    d.min(std::f32::consts::TAU - d)
+}
+
+#[test]
+fn recovers_the_true_hand_frame_of_synthetic_hands() {
+    for identity in [0u64, 3, 9, 21] {
+        for capture in 0..3 {
+            let hand = synth::hand_capture(identity, capture);
+            let roi = roi::extract_roi(&hand.image)
+                .unwrap_or_else(|e| panic!("{identity}/{capture}: {e}"));
+            let g = &roi.geometry;
+            let context = format!("{identity}/{capture}: found {g:?}, truth {:?}", hand.pose);
+            assert_eq!(g.method, RoiMethod::Valleys, "{context}");
+            assert!(
+                angle_difference(g.angle, hand.pose.angle) < 6f32.to_radians(),
+                "{context}"
+            );
+            let offset = ((g.centre[0] - hand.roi_centre[0]).powi(2)
+                + (g.centre[1] - hand.roi_centre[1]).powi(2))
+            .sqrt();
+            assert!(offset < 0.1 * hand.roi_side, "centre off by {offset}: {context}");
+            assert!((g.side / hand.roi_side - 1.0).abs() < 0.12, "{context}");
+            assert_eq!(roi.image.dimensions(), (ROI_SIZE, ROI_SIZE));
+            let valid = roi.valid.pixels().filter(|p| p.0[0] == 255).count();
+            assert!(valid > (ROI_SIZE * ROI_SIZE) as usize * 95 / 100, "{context}");
+        }
+    }
+}
+
+#[test]
+fn refuses_blank_and_black_images() {
+    let blank = GrayImage::from_pixel(640, 480, Luma([200]));
+    assert!(matches!(roi::extract_roi(&blank), Err(RoiError::NoHand { .. })));
+    let black = GrayImage::new(640, 480);
+    assert!(matches!(roi::extract_roi(&black), Err(RoiError::NoHand { .. })));
+    let tiny = GrayImage::new(20, 20);
+    assert!(matches!(roi::extract_roi(&tiny), Err(RoiError::ImageTooSmall { .. })));
+}
+
+#[test]
+fn refuses_a_hand_whose_palm_is_cut_off() {
+    let hand = synth::hand_capture(5, 1);
+    // Keep only the image above the middle of the true ROI: fingers and half the palm.
+    let cut = (hand.roi_centre[1]) as u32;
+    let top = image::imageops::crop_imm(&hand.image, 0, 0, hand.image.width(), cut).to_image();
+    match roi::extract_roi(&top) {
+        Err(
+            RoiError::RoiOutsideImage { .. }
+            | RoiError::ValleysNotFound
+            | RoiError::HandTooSmall { .. },
+        ) => {}
+        other => panic!("a cut-off palm gave {other:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_small_bright_blob() {
+    let mut image = GrayImage::from_pixel(640, 480, Luma([20]));
+    for y in 200..230 {
+        for x in 300..330 {
+            image.put_pixel(x, y, Luma([220]));
+        }
+    }
+    assert!(matches!(roi::extract_roi(&image), Err(RoiError::HandTooSmall { .. })));
+}
+
+#[test]
+fn given_rois_are_resized_and_fully_valid() {
+    let small = image::imageops::resize(
+        &synth::roi_image(2, 0),
+        100,
+        90,
+        image::imageops::FilterType::Triangle,
+    );
+    let roi = Roi::from_roi_image(&small).expect("ROI");
+    assert_eq!(roi.image.dimensions(), (ROI_SIZE, ROI_SIZE));
+    assert!(roi.valid.pixels().all(|p| p.0[0] == 255));
+    assert_eq!(roi.geometry.method, RoiMethod::Given);
+    // Contrast is normalised: the equalised ROI spans most of the grey range.
+    let (lo, hi) = roi
+        .image
+        .pixels()
+        .fold((255u8, 0u8), |(lo, hi), p| (lo.min(p.0[0]), hi.max(p.0[0])));
+    assert!(lo < 40 && hi > 215, "range {lo}..{hi}");
+    assert!(matches!(
+        Roi::from_roi_image(&GrayImage::new(16, 16)),
+        Err(RoiError::ImageTooSmall { .. })
+    ));
+}
+
+#[test]
+fn debug_output_hides_the_pixels() {
+    let roi = Roi::from_roi_image(&synth::roi_image(1, 1)).expect("ROI");
+    let text = format!("{roi:?}");
+    assert!(text.contains("REDACTED"));
+    assert!(!text.contains("data"));
+}
+
+#[test]
+fn quality_accepts_synthetic_captures_and_says_why_it_refuses_others() {
+    let bar = QualityBar::default();
+    for capture in 0..3 {
+        let (_, report) = quality::accept_hand(&synth::hand_image(4, capture), &bar)
+            .unwrap_or_else(|e| panic!("capture {capture}: {e}"));
+        assert!(report.valid > 0.95);
+    }
+    let good = synth::roi_image(6, 0);
+    assert!(quality::check(&Roi::from_roi_image(&good).expect("ROI"), &bar).is_ok());
+
+    let dark = GrayImage::from_fn(128, 128, |x, y| Luma([good.get_pixel(x, y).0[0] / 8]));
+    assert!(matches!(
+        quality::check(&Roi::from_roi_image(&dark).expect("ROI"), &bar),
+        Err(QualityError::Underexposed { .. })
+    ));
+    let burnt = GrayImage::from_fn(128, 128, |x, y| {
+        Luma([good.get_pixel(x, y).0[0].saturating_mul(2)])
+    });
+    assert!(matches!(
+        quality::check(&Roi::from_roi_image(&burnt).expect("ROI"), &bar),
+        Err(QualityError::Overexposed { .. } | QualityError::Clipped { .. })
+    ));
+    let blurred = image::imageops::blur(&good, 5.0);
+    assert!(matches!(
+        quality::check(&Roi::from_roi_image(&blurred).expect("ROI"), &bar),
+        Err(QualityError::OutOfFocus { .. })
+    ));
+    let blank = GrayImage::from_pixel(640, 480, Luma([128]));
+    assert!(matches!(
+        quality::accept_hand(&blank, &bar),
+        Err(QualityError::Roi(RoiError::NoHand { .. }))
+    ));
+}
