@@ -86,14 +86,14 @@ pub fn door_config(name: &str, door: &DoorSettings) -> DoorConfig {
     }
 }
 
-/// The fire input for door-io (the configuration has no fire debounce: door-io's default).
+/// The fire input for door-io.
 pub fn fire_config(fire: &FireSettings) -> FireConfig {
     FireConfig {
         input: InputConfig {
             pin: fire.pin,
             active: level(fire.active),
         },
-        debounce: DEFAULT_FIRE_DEBOUNCE,
+        debounce: fire.debounce,
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::config::{ConfigError, DoorOutput, GateConfig, InputConfig, Level};
 use crate::event::{Event, Refusal};
 use crate::gpio::{Backend, GpioError, InputPin, OutputPin};
-use crate::machine::{Action, DoorId, Gate, InputId};
+use crate::machine::{Action, DoorId, Gate, GateStatus, InputId};
 
 /// A failure of the door driver.
 #[derive(Debug, thiserror::Error)]
@@ -475,6 +475,7 @@ enum Command {
     Deny(String),
     Lockdown(bool),
     ReadInputs(mpsc::Sender<Result<Vec<InputReading>, DriverError>>),
+    Status(mpsc::Sender<GateStatus>),
     Shutdown,
 }
 
@@ -538,6 +539,10 @@ fn run(
                 let _ = reply.send(driver.read_inputs());
                 Ok(())
             }
+            Command::Status(reply) => {
+                let _ = reply.send(driver.gate().gate_status());
+                Ok(())
+            }
             Command::Shutdown => break,
         };
         driver.take_events().into_iter().for_each(&mut on_event);
@@ -575,6 +580,15 @@ impl GateHandle {
             .send(Command::ReadInputs(reply))
             .map_err(|_| DriverError::Stopped)?;
         answer.recv().map_err(|_| DriverError::Stopped)?
+    }
+
+    /// The state of the gate and every door. Blocks until the driver thread answers.
+    pub fn status(&self) -> Result<GateStatus, DriverError> {
+        let (reply, answer) = mpsc::channel();
+        self.commands
+            .send(Command::Status(reply))
+            .map_err(|_| DriverError::Stopped)?;
+        answer.recv().map_err(|_| DriverError::Stopped)
     }
 
     /// A handle that drives the outputs safe from elsewhere (signal handler, panic hook).

@@ -35,5 +35,5 @@ pub use driver::{
 };
 pub use event::{Event, EventKind, HeldOpenStage, Opening, Refusal, ReleaseCause};
 pub use gpio::{Backend, GpioError, InputPin, OutputPin};
-pub use machine::{Action, DoorId, DoorStatus, Gate, InputId};
+pub use machine::{Action, DoorId, DoorStatus, Gate, GateStatus, InputId};
 pub use sim::{OutputChange, SimulatedGpio};

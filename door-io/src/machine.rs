@@ -96,6 +96,19 @@ pub struct DoorStatus {
     pub pending_grants: usize,
 }
 
+/// The whole gate's state (for retained MQTT status on connect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateStatus {
+    /// Start-up reading complete.
+    pub started: bool,
+    /// Fire input active.
+    pub fire: bool,
+    /// Lockdown on.
+    pub lockdown: bool,
+    /// Every door by name, in configuration order.
+    pub doors: Vec<(String, DoorStatus)>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Release {
     cause: ReleaseCause,
@@ -302,6 +315,21 @@ impl Gate {
             passages: door.passages,
             pending_grants: door.pending.len(),
         })
+    }
+
+    /// The whole gate's state.
+    pub fn gate_status(&self) -> GateStatus {
+        GateStatus {
+            started: self.started,
+            fire: self.fire_active,
+            lockdown: self.lockdown,
+            doors: (0..self.doors.len())
+                .filter_map(|index| {
+                    let status = self.status(DoorId(index))?;
+                    Some((self.doors[index].config.name.clone(), status))
+                })
+                .collect(),
+        }
     }
 
     /// The actions queued since the last call, oldest first.
@@ -680,7 +708,7 @@ impl Gate {
     }
 
     fn run_timers(&mut self, index: usize, now: Instant) {
-        let (started, fire, lockdown) = (self.started, self.fire_active, self.lockdown);
+        let (started, fire) = (self.started, self.fire_active);
         let mut events = Vec::new();
         let door = &mut self.doors[index];
         if let Some(release) = door.release
@@ -716,8 +744,8 @@ impl Gate {
             door.pending.pop_front();
             events.push(EventKind::GrantExpired);
         }
+        // Lockdown cleared the queue when it started; what is queued since was accepted.
         if door.pulse.is_none()
-            && !lockdown
             && door.pulse_gap_until.is_none_or(|until| now >= until)
             && let Some(grant) = door.pending.iter_mut().find(|grant| !grant.pulsed)
         {

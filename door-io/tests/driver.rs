@@ -358,6 +358,11 @@ fn spawned_driver_runs_in_real_time_and_shuts_down_safe() {
     wait("lockdown.on");
     handle.grant("main").expect("sent");
     assert_eq!(wait("grant.refused").door.as_deref(), Some("main"));
+    let status = handle.status().expect("status");
+    assert!(status.started && status.lockdown && !status.fire);
+    assert_eq!(status.doors[0].0, "main");
+    assert_eq!(status.doors[0].1.lock, palmgate_door::LockState::Secured);
+    assert_eq!(status.doors[0].1.open, Some(false));
     handle.set_lockdown(false).expect("lockdown off");
     handle.grant("main").expect("grant");
     wait("door.unlocked");

@@ -894,3 +894,30 @@ fn a_gate_without_fire_input_starts_at_once() {
         ],
     );
 }
+
+#[test]
+fn turnstile_rex_allowed_in_lockdown_pulses() {
+    let mut config = GateConfig {
+        doors: vec![turnstile("gate", 10)],
+        fire: fire(),
+    };
+    config.doors[0].lockdown_blocks_rex = false;
+    run(
+        &config,
+        &[
+            (1000, Lockdown(true), &["lockdown.on"]),
+            (
+                1000,
+                Grant("gate", Err(Refusal::Lockdown)),
+                &["grant.refused door=gate reason=\"lockdown\""],
+            ),
+            (2000, In(Rex("gate"), true), &[]),
+            (
+                2030,
+                Tick,
+                &["door.rex door=gate", "door.unlocked door=gate cause=Rex"],
+            ),
+            (3030, Tick, &["door.locked door=gate"]),
+        ],
+    );
+}

@@ -434,7 +434,7 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
     // the palm is cut off.
     let frame_distance = palm[0].min(palm[1]).min(ww as f32 - palm[0]).min(wh as f32 - palm[1]);
     let frame = valley_frame(mask, palm, radius, wrist)
-        .or_else(|| (frame_distance > 2.0 * radius).then(|| fallback_frame(palm, radius, wrist))?)
+        .or_else(|| (frame_distance > 1.25 * radius).then(|| fallback_frame(palm, radius, wrist))?)
         .ok_or(RoiError::ValleysNotFound)?;
 
     let f = factor as f32;

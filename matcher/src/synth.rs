@@ -102,14 +102,17 @@ pub fn hand_capture(identity: u64, capture: u64) -> SynthHand {
     let (w, h) = (HAND_WIDTH as usize, HAND_HEIGHT as usize);
     let pose = cap.pose;
     let mut buf = vec![0.0f32; w * h];
-    let background = ValueNoise::new(rng.next_u64(), 48.0);
+    let background = ValueNoise::new(rng.next_u64(), 48.0, w as f32, h as f32);
     let bg_level = rng.range(0.05, 0.16);
     let sdf = CoarseSdf::new(&shape, &pose, w, h);
     let illum = Illumination::new(&mut rng, [w as f32 / 2.0, h as f32 / 2.0], 320.0, 0.3);
+    let (sin, cos) = pose.angle.sin_cos();
+    let inv = 1.0 / pose.scale;
     for y in 0..h {
         for x in 0..w {
             let p = [x as f32 + 0.5, y as f32 + 0.5];
-            let hp = pose.to_hand(p);
+            let (dx, dy) = ((p[0] - pose.centre[0]) * inv, (p[1] - pose.centre[1]) * inv);
+            let hp = [cos * dx + sin * dy, -sin * dx + cos * dy];
             let d = sdf.at(x, y, hp, &shape);
             let alpha = (0.5 - d * pose.scale).clamp(0.0, 1.0);
             let bg = bg_level * (0.7 + 0.6 * background.at(p[0], p[1]));
@@ -449,8 +452,9 @@ impl Identity {
                 }
             }
         }
-        let skin = ValueNoise::new(self.skin_noise_seed, 5.0);
-        let skin_fine = ValueNoise::new(self.skin_noise_seed ^ 0x5EED, 1.6);
+        let (tw, th) = (TEX_W as f32, TEX_H as f32);
+        let skin = ValueNoise::new(self.skin_noise_seed, 5.0, tw, th);
+        let skin_fine = ValueNoise::new(self.skin_noise_seed ^ 0x5EED, 1.6, tw, th);
         let mut data = vec![0.0f32; TEX_W * TEX_H];
         for ty in 0..TEX_H {
             for tx in 0..TEX_W {
@@ -793,33 +797,38 @@ impl Illumination {
     }
 }
 
-/// Smooth value noise in [0, 1] with the given cell size.
+/// Smooth value noise in [0, 1] with the given cell size, over `[0, width) × [0, height)`
+/// (clamped outside); the lattice is drawn once.
 struct ValueNoise {
-    seed: u64,
+    lattice: Vec<f32>,
+    cols: usize,
+    rows: usize,
     inv_cell: f32,
 }
 
 impl ValueNoise {
-    fn new(seed: u64, cell: f32) -> Self {
+    fn new(seed: u64, cell: f32, width: f32, height: f32) -> Self {
+        let cols = (width / cell).ceil() as usize + 2;
+        let rows = (height / cell).ceil() as usize + 2;
+        let mut rng = Rng::new(seed);
         Self {
-            seed,
+            lattice: (0..cols * rows).map(|_| rng.unit()).collect(),
+            cols,
+            rows,
             inv_cell: 1.0 / cell,
         }
     }
 
-    fn lattice(&self, x: i64, y: i64) -> f32 {
-        let h = mix(mix(self.seed, x as u64), y as u64);
-        (h >> 40) as f32 / (1u64 << 24) as f32
-    }
-
     fn at(&self, x: f32, y: f32) -> f32 {
-        let (fx, fy) = (x * self.inv_cell, y * self.inv_cell);
-        let (x0, y0) = (fx.floor(), fy.floor());
-        let (ax, ay) = (fx - x0, fy - y0);
+        let fx = (x * self.inv_cell).clamp(0.0, (self.cols - 2) as f32);
+        let fy = (y * self.inv_cell).clamp(0.0, (self.rows - 2) as f32);
+        let (x0, y0) = (fx as usize, fy as usize);
+        let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
         let (ax, ay) = (ax * ax * (3.0 - 2.0 * ax), ay * ay * (3.0 - 2.0 * ay));
-        let (xi, yi) = (x0 as i64, y0 as i64);
-        let top = self.lattice(xi, yi) * (1.0 - ax) + self.lattice(xi + 1, yi) * ax;
-        let bottom = self.lattice(xi, yi + 1) * (1.0 - ax) + self.lattice(xi + 1, yi + 1) * ax;
+        let i = y0 * self.cols + x0;
+        let l = &self.lattice;
+        let top = l[i] * (1.0 - ax) + l[i + 1] * ax;
+        let bottom = l[i + self.cols] * (1.0 - ax) + l[i + self.cols + 1] * ax;
         top * (1.0 - ay) + bottom * ay
     }
 }

@@ -72,6 +72,7 @@ pub struct RawGpio {
 pub struct RawFire {
     pub pin: Option<i64>,
     pub active: Option<String>,
+    pub debounce_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -140,8 +140,12 @@ pub enum Level {
 pub struct FireSettings {
     /// BCM pin of the fire-alarm input.
     pub pin: u8,
-    /// Level that means "fire".
+    /// Level that means "fire" (default high: with the pull-up, a normally-closed loop that is
+    /// opened by the alarm, or cut, reads as fire).
     pub active: Level,
+    /// Input debounce time.
+    #[serde(rename = "debounce_ms", serialize_with = "as_millis")]
+    pub debounce: Duration,
 }
 
 /// Door or turnstile.

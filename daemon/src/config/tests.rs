@@ -264,9 +264,9 @@ fn tls_without_ca() {
     assert_eq!(
         fixture.problems(&main, &[], &[]),
         [format!(
-            "built-in defaults: mqtt.ca_file: mqtts:// needs the CA certificate that signs the broker's certificate"
+            "{}: mqtt.ca_file: mqtts:// needs the CA certificate that signs the broker's certificate",
+            fixture.main().display()
         )]
-        .map(|line| line.replace("built-in defaults", &fixture.main().display().to_string()))
     );
 }
 
@@ -374,4 +374,32 @@ fn several_problems_are_reported_together() {
             format!("{shown}: door.main.debounce_ms: 0 is out of range (1 to 1000)"),
         ]
     );
+}
+
+#[test]
+fn interlock_needs_contacts_on_both_doors_and_no_turnstile() {
+    let fixture = Fixture::new();
+    let shown = fixture.main().display().to_string();
+    let main = format!("{}\n[door.side]\nlock_pin = 5\n", valid_with("lock_pin = 17", "lock_pin = 17\ninterlock_with = \"side\""));
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{shown}: door.main.interlock_with: the door \"side\" needs a contact_pin for an interlock")]
+    );
+    let main = format!(
+        "{}\n[door.side]\nlock_pin = 5\ncontact_pin = 6\nmode = \"turnstile\"\npassage_pin = 7\n",
+        valid_with("lock_pin = 17", "lock_pin = 17\ninterlock_with = \"side\"")
+    );
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{shown}: door.main.interlock_with: turnstiles cannot be interlocked")]
+    );
+}
+
+#[test]
+fn fire_input_defaults_to_active_high_and_debounce() {
+    let fixture = Fixture::new();
+    let settings = fixture.load(&format!("{VALID}\n[fire]\npin = 26\n"), &[], &[]).expect("valid");
+    let fire = settings.fire.expect("fire input");
+    assert_eq!(fire.active, Level::High);
+    assert_eq!(fire.debounce, std::time::Duration::from_millis(100));
 }

@@ -242,8 +242,9 @@ impl Checker<'_, '_> {
     /// `Some(None)`: no fire input configured; `None`: invalid.
     fn fire(&mut self, raw: super::raw::RawFire) -> Option<Option<FireSettings>> {
         let pin = self.required("fire.pin", raw.pin).and_then(|pin| self.pin("fire.pin", pin));
-        let active = self.level("fire.active", raw.active.as_deref().or(Some("low")));
-        Some(Some(FireSettings { pin: pin?, active: active? }))
+        let active = self.level("fire.active", raw.active.as_deref().or(Some("high")));
+        let debounce = self.millis("fire.debounce_ms", raw.debounce_ms.or(Some(100)), 1, 5000);
+        Some(Some(FireSettings { pin: pin?, active: active?, debounce: debounce? }))
     }
 
     fn doors(&mut self, raw: BTreeMap<String, RawDoor>) -> Option<BTreeMap<String, DoorSettings>> {
@@ -253,13 +254,12 @@ impl Checker<'_, '_> {
             self.problems.push(Problem { source, key: "door".to_string(), reason });
             return None;
         }
-        let names: Vec<String> = raw.keys().cloned().collect();
         let mut doors = BTreeMap::new();
         let mut ok = true;
-        for (name, door) in raw {
-            match self.door(&name, door, &names) {
+        for (name, door) in &raw {
+            match self.door(name, door.clone(), &raw) {
                 Some(door) => {
-                    doors.insert(name, door);
+                    doors.insert(name.clone(), door);
                 }
                 None => ok = false,
             }
@@ -267,7 +267,7 @@ impl Checker<'_, '_> {
         ok.then_some(doors)
     }
 
-    fn door(&mut self, name: &str, raw: RawDoor, names: &[String]) -> Option<DoorSettings> {
+    fn door(&mut self, name: &str, raw: RawDoor, all: &BTreeMap<String, RawDoor>) -> Option<DoorSettings> {
         let key = |field: &str| format!("door.{name}.{field}");
         let name_ok = !name.is_empty()
             && name.len() <= 32
@@ -321,12 +321,19 @@ impl Checker<'_, '_> {
             self.problem(&key("passage_pin"), "a turnstile needs a passage input to count passages");
         }
         if let Some(other) = &raw.interlock_with {
+            let partner = all.get(other);
+            let is_turnstile = |door: &RawDoor| door.mode.as_deref() == Some("turnstile");
             if other == name {
                 self.problem(&key("interlock_with"), "a door cannot be interlocked with itself");
-            } else if !names.contains(other) {
+            } else if partner.is_none() {
                 self.problem(&key("interlock_with"), format!("no door named \"{other}\""));
+            } else if is_turnstile(&raw) || partner.is_some_and(is_turnstile) {
+                self.problem(&key("interlock_with"), "turnstiles cannot be interlocked");
             } else if raw.contact_pin.is_none() {
                 self.problem(&key("interlock_with"), "an interlock needs this door's contact_pin");
+            } else if partner.is_some_and(|door| door.contact_pin.is_none()) {
+                let reason = format!("the door \"{other}\" needs a contact_pin for an interlock");
+                self.problem(&key("interlock_with"), reason);
             }
         }
         Some(DoorSettings {
