@@ -30,8 +30,15 @@ fn test_image() -> GrayImage {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;
-        let shade = 60.0 + 100.0 * (-(((x as f32 - 320.0) / 200.0).powi(2) + ((y as f32 - 240.0) / 160.0).powi(2))).exp();
-        let line = if (x + 2 * y) % 53 < 2 || (3 * x + y) % 97 < 2 { -30.0 } else { 0.0 };
+        let shade = 60.0
+            + 100.0
+                * (-(((x as f32 - 320.0) / 200.0).powi(2) + ((y as f32 - 240.0) / 160.0).powi(2)))
+                    .exp();
+        let line = if (x + 2 * y) % 53 < 2 || (3 * x + y) % 97 < 2 {
+            -30.0
+        } else {
+            0.0
+        };
         let noise = (state % 16) as f32 - 8.0;
         Luma([(shade + line + noise).clamp(0.0, 255.0) as u8])
     })
@@ -40,7 +47,13 @@ fn test_image() -> GrayImage {
 fn frame_bytes(image: &GrayImage, format: FrameFormat, number: u32) -> BytesMut {
     let (width, height, data) = encode_image(image, format).expect("encode");
     let mut out = BytesMut::new();
-    let frame = SensorMessage::Frame { format, width, height, frame_number: number, data };
+    let frame = SensorMessage::Frame {
+        format,
+        width,
+        height,
+        frame_number: number,
+        data,
+    };
     encode_sensor_message(&Envelope::new(0, frame), &mut out).expect("frame");
     out
 }
@@ -74,7 +87,12 @@ async fn connect() -> Bench {
     }));
     // Handshake: GetInfo → Info, then StopCapture (no capture configured) → Ack.
     for _ in 0..2 {
-        let Envelope { seq, message } = requests.next().await.expect("request").expect("io").expect("valid");
+        let Envelope { seq, message } = requests
+            .next()
+            .await
+            .expect("request")
+            .expect("io")
+            .expect("valid");
         let reply = match message {
             HostMessage::GetInfo => SensorMessage::Info(SensorInfo {
                 protocol_version: 1,
@@ -98,7 +116,12 @@ async fn connect() -> Bench {
     }
     // Keep draining requests so the host never blocks on writes.
     tokio::spawn(async move { while requests.next().await.is_some() {} });
-    Bench { writer, events, stop, task }
+    Bench {
+        writer,
+        events,
+        stop,
+        task,
+    }
 }
 
 async fn next_frame(events: &mut mpsc::Receiver<SensorEvent>) -> Instant {

@@ -93,7 +93,12 @@ impl Drop for PalmImage {
 
 impl std::fmt::Debug for PalmImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PalmImage({}×{}, REDACTED)", self.0.width(), self.0.height())
+        write!(
+            f,
+            "PalmImage({}×{}, REDACTED)",
+            self.0.width(),
+            self.0.height()
+        )
     }
 }
 
@@ -142,11 +147,19 @@ pub fn decode_image(
     data: &[u8],
 ) -> Result<PalmImage, ImageDecodeError> {
     let image = match format {
-        FrameFormat::Gray8 => GrayImage::from_raw(width, height, data.to_vec())
-            .ok_or(ImageDecodeError::Gray8Length { width, height, length: data.len() })?,
+        FrameFormat::Gray8 => GrayImage::from_raw(width, height, data.to_vec()).ok_or(
+            ImageDecodeError::Gray8Length {
+                width,
+                height,
+                length: data.len(),
+            },
+        )?,
         FrameFormat::Png | FrameFormat::Jpeg => {
-            let image_format =
-                if format == FrameFormat::Png { ImageFormat::Png } else { ImageFormat::Jpeg };
+            let image_format = if format == FrameFormat::Png {
+                ImageFormat::Png
+            } else {
+                ImageFormat::Jpeg
+            };
             // The frame header bounds the image: a file claiming more is refused before it allocates.
             let mut limits = image::Limits::default();
             limits.max_image_width = Some(width);
@@ -154,8 +167,9 @@ pub fn decode_image(
             limits.max_alloc = Some(u64::from(width) * u64::from(height) * 8 + (1 << 20));
             let mut reader = image::ImageReader::with_format(Cursor::new(data), image_format);
             reader.limits(limits);
-            let mut decoded =
-                reader.decode().map_err(|source| ImageDecodeError::Codec { format, source })?;
+            let mut decoded = reader
+                .decode()
+                .map_err(|source| ImageDecodeError::Codec { format, source })?;
             let gray = match &mut decoded {
                 image::DynamicImage::ImageLuma8(gray) => std::mem::take(gray),
                 other => other.to_luma8(),
@@ -249,7 +263,9 @@ mod tests {
     use super::*;
 
     fn gradient(width: u32, height: u32) -> GrayImage {
-        GrayImage::from_fn(width, height, |x, y| image::Luma([((x * 3 + y * 5) % 256) as u8]))
+        GrayImage::from_fn(width, height, |x, y| {
+            image::Luma([((x * 3 + y * 5) % 256) as u8])
+        })
     }
 
     #[test]
@@ -292,6 +308,9 @@ mod tests {
     fn debug_is_redacted() {
         let image = PalmImage::new(gradient(4, 4));
         assert_eq!(format!("{image:?}"), "PalmImage(4×4, REDACTED)");
-        assert_eq!(format!("{:?}", ImageBytes::from(vec![1, 2])), "ImageBytes(2 bytes, REDACTED)");
+        assert_eq!(
+            format!("{:?}", ImageBytes::from(vec![1, 2])),
+            "ImageBytes(2 bytes, REDACTED)"
+        );
     }
 }

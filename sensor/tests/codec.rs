@@ -1,5 +1,6 @@
 //! Codec properties (arbitrary bytes never panic nor grow the buffer past the limit; frames are found
 //! again after garbage and corruption) and the codecs over an in-memory duplex stream.
+#![allow(clippy::unwrap_used)] // helpers of tests unwrap like the tests themselves
 
 use std::time::Duration;
 
@@ -27,22 +28,63 @@ fn short_string() -> impl Strategy<Value = String> {
 
 fn sensor_message() -> impl Strategy<Value = SensorMessage> {
     prop_oneof![
-        (any::<u8>(), any::<u16>(), any::<u16>(), prop::collection::vec(format(), 0..3), any::<u8>(), short_string(), short_string())
-            .prop_map(|(protocol_version, width, height, mut formats, max_fps, model, firmware)| {
-                formats.sort_by_key(|format| *format as u8);
-                formats.dedup();
-                SensorMessage::Info(SensorInfo { protocol_version, width, height, formats, max_fps, model, firmware })
-            }),
+        (
+            any::<u8>(),
+            any::<u16>(),
+            any::<u16>(),
+            prop::collection::vec(format(), 0..3),
+            any::<u8>(),
+            short_string(),
+            short_string()
+        )
+            .prop_map(
+                |(protocol_version, width, height, mut formats, max_fps, model, firmware)| {
+                    formats.sort_by_key(|format| *format as u8);
+                    formats.dedup();
+                    SensorMessage::Info(SensorInfo {
+                        protocol_version,
+                        width,
+                        height,
+                        formats,
+                        max_fps,
+                        model,
+                        firmware,
+                    })
+                }
+            ),
         Just(SensorMessage::Ack),
-        (any::<bool>(), prop::option::of(0u16..0xFFFF))
-            .prop_map(|(present, distance_mm)| SensorMessage::Presence { present, distance_mm }),
-        (1u16..16, 1u16..16, any::<u32>(), any::<u8>()).prop_map(|(width, height, frame_number, fill)| {
-            let data = vec![fill; usize::from(width) * usize::from(height)];
-            SensorMessage::Frame { format: FrameFormat::Gray8, width, height, frame_number, data: ImageBytes::from(data) }
+        (any::<bool>(), prop::option::of(0u16..0xFFFF)).prop_map(|(present, distance_mm)| {
+            SensorMessage::Presence {
+                present,
+                distance_mm,
+            }
         }),
-        (prop::collection::vec(any::<u8>(), 0..200), any::<u16>(), any::<u16>()).prop_map(|(data, width, height)| {
-            SensorMessage::Frame { format: FrameFormat::Jpeg, width, height, frame_number: 1, data: ImageBytes::from(data) }
-        }),
+        (1u16..16, 1u16..16, any::<u32>(), any::<u8>()).prop_map(
+            |(width, height, frame_number, fill)| {
+                let data = vec![fill; usize::from(width) * usize::from(height)];
+                SensorMessage::Frame {
+                    format: FrameFormat::Gray8,
+                    width,
+                    height,
+                    frame_number,
+                    data: ImageBytes::from(data),
+                }
+            }
+        ),
+        (
+            prop::collection::vec(any::<u8>(), 0..200),
+            any::<u16>(),
+            any::<u16>()
+        )
+            .prop_map(|(data, width, height)| {
+                SensorMessage::Frame {
+                    format: FrameFormat::Jpeg,
+                    width,
+                    height,
+                    frame_number: 1,
+                    data: ImageBytes::from(data),
+                }
+            }),
         (any::<u8>(), short_string()).prop_map(|(code, message)| SensorMessage::Error {
             code: SensorErrorCode::from_byte(code),
             message,
@@ -54,20 +96,26 @@ fn sensor_message() -> impl Strategy<Value = SensorMessage> {
 fn host_message() -> impl Strategy<Value = HostMessage> {
     prop_oneof![
         Just(HostMessage::GetInfo),
-        (format(), any::<u16>()).prop_map(|(format, frames)| HostMessage::StartCapture { format, frames }),
+        (format(), any::<u16>())
+            .prop_map(|(format, frames)| HostMessage::StartCapture { format, frames }),
         Just(HostMessage::StopCapture),
         (0u8..=100).prop_map(|level| HostMessage::SetIllumination { level }),
         any::<u32>().prop_map(|token| HostMessage::Ping { token }),
     ]
 }
 
-fn envelope<M: std::fmt::Debug + Clone>(message: impl Strategy<Value = M>) -> impl Strategy<Value = Envelope<M>> {
+fn envelope<M: std::fmt::Debug + Clone>(
+    message: impl Strategy<Value = M>,
+) -> impl Strategy<Value = Envelope<M>> {
     (any::<u16>(), message).prop_map(|(seq, message)| Envelope::new(seq, message))
 }
 
 /// Noise that cannot contain a start marker.
 fn noise() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>().prop_map(|byte| if byte == 0xA5 { 0 } else { byte }), 0..64)
+    prop::collection::vec(
+        any::<u8>().prop_map(|byte| if byte == 0xA5 { 0 } else { byte }),
+        0..64,
+    )
 }
 
 /// Feeds `bytes` to `codec` in chunks of `chunk` bytes, then ends the stream; returns every item.
@@ -79,13 +127,23 @@ where
     let mut items = Vec::new();
     for piece in bytes.chunks(chunk.max(1)) {
         buffer.extend_from_slice(piece);
-        while let Some(item) = codec.decode(&mut buffer).expect("decoding never fails the stream") {
+        while let Some(item) = codec
+            .decode(&mut buffer)
+            .expect("decoding never fails the stream")
+        {
             items.push(item);
         }
         // Never holds more than one frame's worth of bytes plus the chunk just received.
-        assert!(buffer.len() <= HEADER_LEN + limit + TRAILER_LEN + chunk, "buffer {} bytes", buffer.len());
+        assert!(
+            buffer.len() <= HEADER_LEN + limit + TRAILER_LEN + chunk,
+            "buffer {} bytes",
+            buffer.len()
+        );
     }
-    while let Some(item) = codec.decode_eof(&mut buffer).expect("decoding never fails the stream") {
+    while let Some(item) = codec
+        .decode_eof(&mut buffer)
+        .expect("decoding never fails the stream")
+    {
         items.push(item);
     }
     assert!(buffer.is_empty());
@@ -94,7 +152,9 @@ where
 
 fn encode_sensor(envelope: &Envelope<SensorMessage>) -> BytesMut {
     let mut out = BytesMut::new();
-    SensorCodec::default().encode(envelope.clone(), &mut out).unwrap();
+    SensorCodec::default()
+        .encode(envelope.clone(), &mut out)
+        .unwrap();
     out
 }
 
@@ -218,19 +278,25 @@ async fn codecs_talk_over_a_duplex_stream_through_noise() {
     let mut host_out = FramedWrite::new(host_write, HostCodec::default());
     let mut sensor_in = FramedRead::new(sensor_read, SensorCodec::default());
 
-    host_out.send(Envelope::new(1, HostMessage::Ping { token: 42 })).await.unwrap();
+    host_out
+        .send(Envelope::new(1, HostMessage::Ping { token: 42 }))
+        .await
+        .unwrap();
     let request = sensor_in.next().await.unwrap().unwrap().unwrap();
     assert_eq!(request, Envelope::new(1, HostMessage::Ping { token: 42 }));
 
     // The sensor answers through noise, a corrupted frame and a frame split in small writes.
     let pong = encode_sensor(&Envelope::new(1, SensorMessage::Pong { token: 42 }));
-    let frame = encode_sensor(&Envelope::new(0, SensorMessage::Frame {
-        format: FrameFormat::Gray8,
-        width: 40,
-        height: 30,
-        frame_number: 9,
-        data: ImageBytes::from(vec![7; 1200]),
-    }));
+    let frame = encode_sensor(&Envelope::new(
+        0,
+        SensorMessage::Frame {
+            format: FrameFormat::Gray8,
+            width: 40,
+            height: 30,
+            frame_number: 9,
+            data: ImageBytes::from(vec![7; 1200]),
+        },
+    ));
     let mut corrupted = frame.to_vec();
     corrupted[100] ^= 0x55;
     let writer = tokio::spawn(async move {
@@ -244,14 +310,33 @@ async fn codecs_talk_over_a_duplex_stream_through_noise() {
     });
 
     let mut items = Vec::new();
-    while let Some(item) = tokio::time::timeout(Duration::from_secs(5), host_in.next()).await.unwrap() {
+    while let Some(item) = tokio::time::timeout(Duration::from_secs(5), host_in.next())
+        .await
+        .unwrap()
+    {
         items.push(item.unwrap());
     }
     writer.await.unwrap();
     let messages: Vec<_> = items.iter().filter_map(|item| item.as_ref().ok()).collect();
     assert_eq!(messages.len(), 2, "{items:?}");
-    assert_eq!(messages[0], &Envelope::new(1, SensorMessage::Pong { token: 42 }));
-    assert!(matches!(messages[1].message, SensorMessage::Frame { frame_number: 9, .. }));
-    assert!(matches!(items[0], Err(ProtocolError::Garbage { skipped: 8 })), "{items:?}");
-    assert!(items.iter().any(|item| matches!(item, Err(ProtocolError::BadCrc { .. }))));
+    assert_eq!(
+        messages[0],
+        &Envelope::new(1, SensorMessage::Pong { token: 42 })
+    );
+    assert!(matches!(
+        messages[1].message,
+        SensorMessage::Frame {
+            frame_number: 9,
+            ..
+        }
+    ));
+    assert!(
+        matches!(items[0], Err(ProtocolError::Garbage { skipped: 8 })),
+        "{items:?}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|item| matches!(item, Err(ProtocolError::BadCrc { .. })))
+    );
 }

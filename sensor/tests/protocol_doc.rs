@@ -1,5 +1,6 @@
 //! The test vectors of `docs/sensor-protocol.md` are the codec's bytes: every vector in the document
 //! encodes from, and decodes to, the message named here, and every message here has a vector.
+#![allow(clippy::unwrap_used)] // helpers of tests unwrap like the tests themselves
 
 use bytes::BytesMut;
 use palmgate_sensor::codec::{
@@ -20,11 +21,26 @@ fn vectors() -> Vec<(&'static str, Vector)> {
         ("get-info", Host(Envelope::new(1, HostMessage::GetInfo))),
         (
             "start-capture",
-            Host(Envelope::new(2, HostMessage::StartCapture { format: FrameFormat::Jpeg, frames: 0 })),
+            Host(Envelope::new(
+                2,
+                HostMessage::StartCapture {
+                    format: FrameFormat::Jpeg,
+                    frames: 0,
+                },
+            )),
         ),
-        ("stop-capture", Host(Envelope::new(3, HostMessage::StopCapture))),
-        ("set-illumination", Host(Envelope::new(4, HostMessage::SetIllumination { level: 75 }))),
-        ("ping", Host(Envelope::new(5, HostMessage::Ping { token: 0xDEAD_BEEF }))),
+        (
+            "stop-capture",
+            Host(Envelope::new(3, HostMessage::StopCapture)),
+        ),
+        (
+            "set-illumination",
+            Host(Envelope::new(4, HostMessage::SetIllumination { level: 75 })),
+        ),
+        (
+            "ping",
+            Host(Envelope::new(5, HostMessage::Ping { token: 0xDEAD_BEEF })),
+        ),
         (
             "info",
             Sensor(Envelope::new(
@@ -43,11 +59,23 @@ fn vectors() -> Vec<(&'static str, Vector)> {
         ("ack", Sensor(Envelope::new(2, SensorMessage::Ack))),
         (
             "presence",
-            Sensor(Envelope::new(0, SensorMessage::Presence { present: true, distance_mm: Some(85) })),
+            Sensor(Envelope::new(
+                0,
+                SensorMessage::Presence {
+                    present: true,
+                    distance_mm: Some(85),
+                },
+            )),
         ),
         (
             "absence",
-            Sensor(Envelope::new(0, SensorMessage::Presence { present: false, distance_mm: None })),
+            Sensor(Envelope::new(
+                0,
+                SensorMessage::Presence {
+                    present: false,
+                    distance_mm: None,
+                },
+            )),
         ),
         (
             "frame-gray8",
@@ -72,23 +100,32 @@ fn vectors() -> Vec<(&'static str, Vector)> {
                 },
             )),
         ),
-        ("pong", Sensor(Envelope::new(5, SensorMessage::Pong { token: 0xDEAD_BEEF }))),
+        (
+            "pong",
+            Sensor(Envelope::new(5, SensorMessage::Pong { token: 0xDEAD_BEEF })),
+        ),
     ]
 }
 
 fn encode(vector: &Vector) -> Vec<u8> {
     let mut out = BytesMut::new();
     match vector {
-        Vector::Host(envelope) => HostCodec::default().encode(envelope.clone(), &mut out).unwrap(),
-        Vector::Sensor(envelope) => {
-            SensorCodec::default().encode(envelope.clone(), &mut out).unwrap()
-        }
+        Vector::Host(envelope) => HostCodec::default()
+            .encode(envelope.clone(), &mut out)
+            .unwrap(),
+        Vector::Sensor(envelope) => SensorCodec::default()
+            .encode(envelope.clone(), &mut out)
+            .unwrap(),
     }
     out.to_vec()
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `(name, bytes)` of each block that starts with a `# vector: NAME` line.
@@ -101,14 +138,20 @@ fn document_vectors() -> Vec<(String, Vec<u8>)> {
         let line = line.trim();
         if let Some(name) = line.strip_prefix("# vector: ") {
             vectors.extend(current.take());
-            let name = name.split_whitespace().next().unwrap_or_default().to_owned();
+            let name = name
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             current = Some((name, Vec::new()));
         } else if line.starts_with("```") {
             vectors.extend(current.take());
         } else if let Some((_, bytes)) = current.as_mut() {
             let data = line.split('#').next().unwrap_or_default();
             for token in data.split_whitespace() {
-                bytes.push(u8::from_str_radix(token, 16).unwrap_or_else(|_| panic!("bad hex {token:?}")));
+                bytes.push(
+                    u8::from_str_radix(token, 16).unwrap_or_else(|_| panic!("bad hex {token:?}")),
+                );
             }
         }
     }
@@ -125,20 +168,35 @@ fn document_vectors_match_the_codec() {
         .collect();
     let documented = document_vectors();
     assert_eq!(
-        documented.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+        documented
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>(),
         expected.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         "the document's vectors differ from the test's; the codec's are:\n{listing}"
     );
     for ((name, bytes), (_, vector)) in documented.iter().zip(&expected) {
-        assert_eq!(hex(bytes), hex(&encode(vector)), "vector {name}; the codec's are:\n{listing}");
+        assert_eq!(
+            hex(bytes),
+            hex(&encode(vector)),
+            "vector {name}; the codec's are:\n{listing}"
+        );
         let mut buffer = BytesMut::from(&bytes[..]);
         match vector {
             Vector::Host(envelope) => {
-                let decoded = SensorCodec::default().decode(&mut buffer).unwrap().unwrap().unwrap();
+                let decoded = SensorCodec::default()
+                    .decode(&mut buffer)
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(&decoded, envelope, "vector {name}");
             }
             Vector::Sensor(envelope) => {
-                let decoded = HostCodec::default().decode(&mut buffer).unwrap().unwrap().unwrap();
+                let decoded = HostCodec::default()
+                    .decode(&mut buffer)
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(&decoded, envelope, "vector {name}");
             }
         }

@@ -1,5 +1,6 @@
 //! Simulator ↔ device task over a real pseudo-terminal opened with tokio-serial: every frame format,
 //! every injected fault, unplug / replug, timeouts, sensor errors and commands.
+#![allow(clippy::unwrap_used)] // helpers of tests unwrap like the tests themselves
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,8 +11,13 @@ use palmgate_sensor::device::{
     self, Backoff, CaptureRequest, CapturedFrame, DeviceCommand, DeviceConfig, DeviceError,
     SensorEvent,
 };
-use palmgate_sensor::sim::{Fault, FaultInjector, Pty, Simulator, SimulatorConfig, SimulatorStatus};
+use palmgate_sensor::sim::{
+    Fault, FaultInjector, Pty, Simulator, SimulatorConfig, SimulatorStatus,
+};
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// Whether a protocol error is the one a fault should cause.
+type ErrorCheck = fn(&ProtocolError) -> bool;
 
 const WIDTH: u32 = 64;
 const HEIGHT: u32 = 48;
@@ -20,7 +26,9 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Image `n` of the test source: a gradient shifted by `n`, so frames are told apart by content.
 fn test_image(n: u32) -> GrayImage {
-    GrayImage::from_fn(WIDTH, HEIGHT, |x, y| Luma([((x * 2 + y + n * 7) % 200) as u8]))
+    GrayImage::from_fn(WIDTH, HEIGHT, |x, y| {
+        Luma([((x * 2 + y + n * 7) % 200) as u8])
+    })
 }
 
 /// The index of the test image closest to `frame` (JPEG is lossy).
@@ -64,7 +72,10 @@ impl Default for RigOptions {
     fn default() -> Self {
         Self {
             sim_formats: FrameFormat::ALL.to_vec(),
-            capture: Some(CaptureRequest { format: FrameFormat::Gray8, frames: 0 }),
+            capture: Some(CaptureRequest {
+                format: FrameFormat::Gray8,
+                frames: 0,
+            }),
             max_frame_bytes: 64 * 1024,
             fps: 40.0,
         }
@@ -76,8 +87,10 @@ fn device_config(link: &Path, options: &RigOptions) -> DeviceConfig {
     config.baud = 115_200;
     config.max_frame_bytes = options.max_frame_bytes;
     config.request_timeout = Duration::from_millis(800);
-    config.reconnect_backoff =
-        Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) };
+    config.reconnect_backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
     config.keepalive = Duration::from_secs(2);
     config.capture = options.capture;
     config
@@ -126,7 +139,11 @@ fn start(options: RigOptions) -> Rig {
 
 impl Rig {
     /// Waits for the first event matching `select`, returning what it extracts.
-    async fn wait_for<T>(&mut self, what: &str, mut select: impl FnMut(SensorEvent) -> Option<T>) -> T {
+    async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut select: impl FnMut(SensorEvent) -> Option<T>,
+    ) -> T {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -151,12 +168,21 @@ impl Rig {
         if let Some(stop) = self.stop_device.take() {
             stop.send(()).unwrap();
         }
-        tokio::time::timeout(PATIENCE, &mut self.device).await.unwrap().unwrap();
+        tokio::time::timeout(PATIENCE, &mut self.device)
+            .await
+            .unwrap()
+            .unwrap();
         if let Some(stop) = self.stop_sim.take() {
             stop.send(()).unwrap();
         }
-        tokio::time::timeout(PATIENCE, &mut self.sim).await.unwrap().unwrap();
-        assert!(std::fs::symlink_metadata(&self.link).is_err(), "simulator left its link behind");
+        tokio::time::timeout(PATIENCE, &mut self.sim)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            std::fs::symlink_metadata(&self.link).is_err(),
+            "simulator left its link behind"
+        );
     }
 }
 
@@ -178,7 +204,11 @@ async fn every_format_is_delivered_decoded() {
         let mut presence_seen = false;
         let frame = rig
             .wait_for("presence then a frame", |event| match event {
-                SensorEvent::Presence { present: true, distance_mm: Some(85), .. } => {
+                SensorEvent::Presence {
+                    present: true,
+                    distance_mm: Some(85),
+                    ..
+                } => {
                     presence_seen = true;
                     None
                 }
@@ -186,12 +216,19 @@ async fn every_format_is_delivered_decoded() {
                 _ => None,
             })
             .await;
-        assert!(presence_seen, "{format}: no presence report before the first frame");
+        assert!(
+            presence_seen,
+            "{format}: no presence report before the first frame"
+        );
         assert_eq!(frame.format, format);
         assert_eq!(frame.image.as_gray().dimensions(), (WIDTH, HEIGHT));
         assert!(frame.decoded_at >= frame.received.instant);
         let (index, error) = which_image(frame.image.as_gray());
-        assert_eq!(index + 1, frame.frame_number, "{format}: frame content does not match its number");
+        assert_eq!(
+            index + 1,
+            frame.frame_number,
+            "{format}: frame content does not match its number"
+        );
         let tolerance = if format == FrameFormat::Jpeg { 12 } else { 0 };
         assert!(error <= tolerance, "{format}: pixel error {error}");
         // Frames keep coming, in order.
@@ -205,33 +242,49 @@ async fn every_format_is_delivered_decoded() {
 async fn every_injected_fault_is_recovered_from() {
     let mut rig = start(RigOptions::default());
     rig.next_frame().await;
-    let faults: [(Fault, fn(&ProtocolError) -> bool); 3] = [
-        (Fault::Garbage { bytes: 3000 }, |error| {
-            matches!(error, ProtocolError::Garbage { skipped } if *skipped >= 3000)
+    let faults: [(Fault, ErrorCheck); 3] = [
+        (
+            Fault::Garbage { bytes: 3000 },
+            |error| matches!(error, ProtocolError::Garbage { skipped } if *skipped >= 3000),
+        ),
+        (Fault::BadCrc, |error| {
+            matches!(error, ProtocolError::BadCrc { .. })
         }),
-        (Fault::BadCrc, |error| matches!(error, ProtocolError::BadCrc { .. })),
-        (Fault::TruncatedFrame, |error| matches!(error, ProtocolError::BadCrc { .. })),
+        (Fault::TruncatedFrame, |error| {
+            matches!(error, ProtocolError::BadCrc { .. })
+        }),
     ];
     for (fault, expected) in faults {
         let applied_before = rig.status.borrow().faults_applied;
         assert!(rig.faults.inject(fault));
         let error = rig
             .wait_for("the fault's protocol error", |event| match event {
-                SensorEvent::Problem(DeviceError::Protocol(error)) if expected(&error) => Some(error),
+                SensorEvent::Problem(DeviceError::Protocol(error)) if expected(&error) => {
+                    Some(error)
+                }
                 SensorEvent::Frame(frame) => {
                     // Frames sent before the fault may still arrive; the fault must not have gone out yet.
                     assert_eq!(frame.image.width(), WIDTH);
                     None
                 }
-                SensorEvent::Disconnected { error, .. } => panic!("{fault:?} caused a disconnect: {error}"),
+                SensorEvent::Disconnected { error, .. } => {
+                    panic!("{fault:?} caused a disconnect: {error}")
+                }
                 _ => None,
             })
             .await;
-        assert!(rig.status.borrow().faults_applied > applied_before, "{fault:?} not applied ({error})");
+        assert!(
+            rig.status.borrow().faults_applied > applied_before,
+            "{fault:?} not applied ({error})"
+        );
         // Recovered: whole, correct frames again.
         let frame = rig.next_frame().await;
         let (index, pixel_error) = which_image(frame.image.as_gray());
-        assert_eq!((index + 1, pixel_error), (frame.frame_number, 0), "after {fault:?}");
+        assert_eq!(
+            (index + 1, pixel_error),
+            (frame.frame_number, 0),
+            "after {fault:?}"
+        );
     }
     rig.stop().await;
 }
@@ -241,21 +294,29 @@ async fn unplug_and_replug_is_recovered_within_two_seconds() {
     let mut rig = start(RigOptions::default());
     rig.next_frame().await;
     assert_eq!(rig.status.borrow().plugged, 1);
-    assert!(rig.faults.inject(Fault::Disconnect { down_for: Duration::from_millis(500) }));
+    assert!(rig.faults.inject(Fault::Disconnect {
+        down_for: Duration::from_millis(500)
+    }));
     let error = rig
         .wait_for("a disconnect", |event| match event {
             SensorEvent::Disconnected { error, .. } => Some(error),
             _ => None,
         })
         .await;
-    assert!(matches!(error, DeviceError::Io(_) | DeviceError::Closed), "{error}");
+    assert!(
+        matches!(error, DeviceError::Io(_) | DeviceError::Closed),
+        "{error}"
+    );
     // While unplugged, the link is gone and opening fails.
     assert!(std::fs::symlink_metadata(&rig.link).is_err());
     let mut status = rig.status.clone();
-    tokio::time::timeout(PATIENCE, status.wait_for(|status| status.plugged == 2 && status.device.is_some()))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(
+        PATIENCE,
+        status.wait_for(|status| status.plugged == 2 && status.device.is_some()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let replugged = Instant::now();
     let mut reconnected = false;
     let frame = rig
@@ -269,7 +330,10 @@ async fn unplug_and_replug_is_recovered_within_two_seconds() {
         })
         .await;
     let recovery = frame.received.instant.saturating_duration_since(replugged);
-    assert!(recovery < Duration::from_secs(2), "recovery took {recovery:?}");
+    assert!(
+        recovery < Duration::from_secs(2),
+        "recovery took {recovery:?}"
+    );
     rig.stop().await;
 }
 
@@ -289,9 +353,15 @@ async fn silent_sensor_times_out_and_is_retried() {
         let _ = stopped.await;
     }));
     for _ in 0..2 {
-        let event = tokio::time::timeout(PATIENCE, events.recv()).await.unwrap().unwrap();
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
         match event {
-            SensorEvent::Disconnected { error: DeviceError::Timeout { request, after }, retry_in } => {
+            SensorEvent::Disconnected {
+                error: DeviceError::Timeout { request, after },
+                retry_in,
+            } => {
                 assert_eq!((request, after), ("get info", Duration::from_millis(200)));
                 assert!(retry_in <= Duration::from_millis(200));
             }
@@ -315,10 +385,15 @@ async fn missing_port_is_retried_with_backoff() {
     }));
     let mut delays = Vec::new();
     for _ in 0..4 {
-        match tokio::time::timeout(PATIENCE, events.recv()).await.unwrap().unwrap() {
-            SensorEvent::Disconnected { error: DeviceError::Open { .. }, retry_in } => {
-                delays.push(retry_in.as_millis())
-            }
+        match tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            SensorEvent::Disconnected {
+                error: DeviceError::Open { .. },
+                retry_in,
+            } => delays.push(retry_in.as_millis()),
             other => panic!("expected an open failure, got {other:?}"),
         }
     }
@@ -330,12 +405,16 @@ async fn missing_port_is_retried_with_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_limit_frames_and_sensor_errors_are_problems_not_disconnects() {
     // GRAY8 frames are 64×48 = 3072 bytes; allow only 1000.
-    let mut rig = start(RigOptions { max_frame_bytes: 1000, ..RigOptions::default() });
+    let mut rig = start(RigOptions {
+        max_frame_bytes: 1000,
+        ..RigOptions::default()
+    });
     let (length, limit) = rig
         .wait_for("an over-limit frame", |event| match event {
-            SensorEvent::Problem(DeviceError::Protocol(ProtocolError::TooLarge { length, limit })) => {
-                Some((length, limit))
-            }
+            SensorEvent::Problem(DeviceError::Protocol(ProtocolError::TooLarge {
+                length,
+                limit,
+            })) => Some((length, limit)),
             SensorEvent::Frame(_) => panic!("an over-limit frame was delivered"),
             _ => None,
         })
@@ -349,29 +428,56 @@ async fn over_limit_frames_and_sensor_errors_are_problems_not_disconnects() {
         capture: None,
         ..RigOptions::default()
     });
-    rig.wait_for("connected", |event| matches!(event, SensorEvent::Connected(_)).then_some(()))
-        .await;
-    let jpeg = CaptureRequest { format: FrameFormat::Jpeg, frames: 0 };
-    rig.commands.send(DeviceCommand::StartCapture(jpeg)).await.unwrap();
+    rig.wait_for("connected", |event| {
+        matches!(event, SensorEvent::Connected(_)).then_some(())
+    })
+    .await;
+    let jpeg = CaptureRequest {
+        format: FrameFormat::Jpeg,
+        frames: 0,
+    };
+    rig.commands
+        .send(DeviceCommand::StartCapture(jpeg))
+        .await
+        .unwrap();
     let (request, code) = rig
         .wait_for("the sensor's refusal", |event| match event {
-            SensorEvent::Problem(DeviceError::Sensor { request, code, .. }) => Some((request, code)),
+            SensorEvent::Problem(DeviceError::Sensor { request, code, .. }) => {
+                Some((request, code))
+            }
             SensorEvent::Disconnected { error, .. } => panic!("disconnected: {error}"),
             _ => None,
         })
         .await;
-    assert_eq!((request, code), (Some("start capture"), SensorErrorCode::UnsupportedFormat));
+    assert_eq!(
+        (request, code),
+        (Some("start capture"), SensorErrorCode::UnsupportedFormat)
+    );
     rig.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_start_and_stop_capture() {
-    let mut rig = start(RigOptions { capture: None, ..RigOptions::default() });
-    rig.wait_for("connected", |event| matches!(event, SensorEvent::Connected(_)).then_some(()))
-        .await;
-    let three = CaptureRequest { format: FrameFormat::Png, frames: 3 };
-    rig.commands.send(DeviceCommand::SetIllumination(60)).await.unwrap();
-    rig.commands.send(DeviceCommand::StartCapture(three)).await.unwrap();
+    let mut rig = start(RigOptions {
+        capture: None,
+        ..RigOptions::default()
+    });
+    rig.wait_for("connected", |event| {
+        matches!(event, SensorEvent::Connected(_)).then_some(())
+    })
+    .await;
+    let three = CaptureRequest {
+        format: FrameFormat::Png,
+        frames: 3,
+    };
+    rig.commands
+        .send(DeviceCommand::SetIllumination(60))
+        .await
+        .unwrap();
+    rig.commands
+        .send(DeviceCommand::StartCapture(three))
+        .await
+        .unwrap();
     let mut frames = Vec::new();
     rig.wait_for("three frames, then absence", |event| match event {
         SensorEvent::Frame(frame) => {
@@ -385,7 +491,13 @@ async fn commands_start_and_stop_capture() {
     .await;
     assert_eq!(frames.len(), 3, "{frames:?}");
     let sent = rig.status.borrow().frames_sent;
-    rig.commands.send(DeviceCommand::StartCapture(CaptureRequest { frames: 0, ..three })).await.unwrap();
+    rig.commands
+        .send(DeviceCommand::StartCapture(CaptureRequest {
+            frames: 0,
+            ..three
+        }))
+        .await
+        .unwrap();
     rig.next_frame().await;
     rig.commands.send(DeviceCommand::StopCapture).await.unwrap();
     rig.wait_for("absence", |event| {
@@ -395,6 +507,66 @@ async fn commands_start_and_stop_capture() {
     let stopped_at = rig.status.borrow().frames_sent;
     assert!(stopped_at > sent);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rig.status.borrow().frames_sent, stopped_at, "frames still sent after stop");
+    assert_eq!(
+        rig.status.borrow().frames_sent,
+        stopped_at,
+        "frames still sent after stop"
+    );
     rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_answers_requests_and_refuses_bad_ones() {
+    use futures::{SinkExt, StreamExt};
+    use palmgate_sensor::codec::{Envelope, HostCodec, HostMessage, SensorMessage};
+    use tokio_serial::SerialPortBuilderExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sensor");
+    let (simulator, _faults) = Simulator::new(SimulatorConfig::new(&link), (0..2).map(test_image));
+    let mut status = simulator.status();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let sim = tokio::spawn(simulator.run(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::timeout(PATIENCE, status.wait_for(|status| status.device.is_some()))
+        .await
+        .unwrap()
+        .unwrap();
+    let port = tokio_serial::new(link.to_str().unwrap(), 115_200).open_native_async().unwrap();
+    let mut framed = tokio_util::codec::Framed::new(port, HostCodec::default());
+    let mut ask = async |seq: u16, message: HostMessage| {
+        framed.send(Envelope::new(seq, message)).await.unwrap();
+        tokio::time::timeout(PATIENCE, framed.next()).await.unwrap().unwrap().unwrap().unwrap()
+    };
+
+    let info = ask(7, HostMessage::GetInfo).await;
+    assert!(matches!(info, Envelope { seq: 7, message: SensorMessage::Info(_) }), "{info:?}");
+    let pong = ask(8, HostMessage::Ping { token: 99 }).await;
+    assert_eq!(pong, Envelope::new(8, SensorMessage::Pong { token: 99 }));
+    // 101 % is out of range: the sensor refuses the payload.
+    let refusal = ask(9, HostMessage::SetIllumination { level: 101 }).await;
+    assert!(
+        matches!(
+            &refusal,
+            Envelope { seq: 0, message: SensorMessage::Error { code: SensorErrorCode::BadRequest, .. } }
+        ),
+        "{refusal:?}"
+    );
+    // A source of two images: two frames, then the hand "leaves".
+    let ack = ask(10, HostMessage::StartCapture { format: FrameFormat::Gray8, frames: 0 }).await;
+    assert_eq!(ack, Envelope::new(10, SensorMessage::Ack));
+    let mut frames = 0;
+    loop {
+        let next = tokio::time::timeout(PATIENCE, framed.next()).await.unwrap().unwrap().unwrap();
+        match next.unwrap().message {
+            SensorMessage::Frame { .. } => frames += 1,
+            SensorMessage::Presence { present: true, .. } => assert_eq!(frames, 0),
+            SensorMessage::Presence { present: false, .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(frames, 2);
+    stop.send(()).unwrap();
+    tokio::time::timeout(PATIENCE, sim).await.unwrap().unwrap().unwrap();
 }

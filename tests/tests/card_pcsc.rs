@@ -32,8 +32,9 @@ impl VirtualCard {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn palmgate-vcard");
+        let card = Self { child };
         assert!(wait_for_card(READER, Duration::from_secs(10)).unwrap(), "virtual card did not appear in {READER}");
-        Self { child }
+        card
     }
 
     fn signal(&self, signal: &str) {

@@ -1,5 +1,6 @@
 //! `palmgate sensor capture` and `palmgate sensor info` against `palmgate sensor simulate`: two
 //! processes talking over a real pseudo-terminal, the capture written as a PNG that opens.
+#![allow(clippy::unwrap_used)] // helpers of tests unwrap like the tests themselves
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -54,7 +55,9 @@ fn start_simulator(link: &Path, extra: &[&str]) -> Running {
         .spawn()
         .expect("start the simulator");
     let running = Running(child);
-    wait_until("the simulator's link", Duration::from_secs(20), || link.exists());
+    wait_until("the simulator's link", Duration::from_secs(20), || {
+        link.exists()
+    });
     running
 }
 
@@ -62,8 +65,10 @@ fn start_simulator(link: &Path, extra: &[&str]) -> Running {
 fn capture_from_the_simulator_writes_a_png_that_opens() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("palm-sensor");
-    let mut simulator =
-        start_simulator(&link, &["--synthetic", "2", "--format", "jpeg", "--fps", "20"]);
+    let mut simulator = start_simulator(
+        &link,
+        &["--synthetic", "2", "--format", "jpeg", "--fps", "20"],
+    );
     let link_arg = link.to_str().unwrap();
 
     let info = palmgate(&["sensor", "info", "--port", link_arg]);
@@ -74,7 +79,14 @@ fn capture_from_the_simulator_writes_a_png_that_opens() {
 
     let out = dir.path().join("palm.png");
     let capture = palmgate(&[
-        "sensor", "capture", "--port", link_arg, "--out", out.to_str().unwrap(), "--frames", "2",
+        "sensor",
+        "capture",
+        "--port",
+        link_arg,
+        "--out",
+        out.to_str().unwrap(),
+        "--frames",
+        "2",
     ]);
     let stdout = String::from_utf8(capture.stdout).unwrap();
     assert_eq!(stdout.matches("640x480 jpeg").count(), 2, "{stdout}");
@@ -86,7 +98,9 @@ fn capture_from_the_simulator_writes_a_png_that_opens() {
     let (min, max) = image
         .as_gray()
         .pixels()
-        .fold((u8::MAX, u8::MIN), |(min, max), pixel| (min.min(pixel.0[0]), max.max(pixel.0[0])));
+        .fold((u8::MAX, u8::MIN), |(min, max), pixel| {
+            (min.min(pixel.0[0]), max.max(pixel.0[0]))
+        });
     assert!(max - min > 64, "flat image: {min}..{max}");
 
     // SIGTERM stops the simulator cleanly: it exits 0 and removes its link.
@@ -99,7 +113,10 @@ fn capture_from_the_simulator_writes_a_png_that_opens() {
         exit.is_some()
     });
     assert!(exit.unwrap().success(), "simulator exit: {exit:?}");
-    assert!(std::fs::symlink_metadata(&link).is_err(), "link left behind");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "link left behind"
+    );
 }
 
 #[test]
@@ -126,21 +143,35 @@ fn simulate_serves_a_folder_of_images() {
     std::fs::create_dir(&images).unwrap();
     // One 320×240 PNG, encoded with the sensor crate's own encoder.
     let gradient = image_of(320, 240);
-    let (_, _, png) =
-        palmgate_sensor::image::encode_image(&gradient, FrameFormat::Png).unwrap();
+    let (_, _, png) = palmgate_sensor::image::encode_image(&gradient, FrameFormat::Png).unwrap();
     std::fs::write(images.join("a.png"), &*png).unwrap();
     let link = dir.path().join("palm-sensor");
     let _simulator = start_simulator(
         &link,
-        &["--images", images.to_str().unwrap(), "--format", "gray8", "--fps", "30"],
+        &[
+            "--images",
+            images.to_str().unwrap(),
+            "--format",
+            "gray8",
+            "--fps",
+            "30",
+        ],
     );
     let out = dir.path().join("frame.png");
     let capture = palmgate(&[
-        "sensor", "capture", "--port", link.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "sensor",
+        "capture",
+        "--port",
+        link.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(String::from_utf8_lossy(&capture.stdout).contains("320x240 gray8"));
     let written = decode_image(FrameFormat::Png, 320, 240, &std::fs::read(&out).unwrap()).unwrap();
-    assert!(written.as_gray() == &gradient, "GRAY8 capture is not the served image");
+    assert!(
+        written.as_gray() == &gradient,
+        "GRAY8 capture is not the served image"
+    );
 }
 
 fn image_of(width: u32, height: u32) -> GrayImage {

@@ -9,6 +9,7 @@
 //! This crate has no dependencies, so that it builds on a bare machine before `deps` has run.
 
 mod demo;
+mod dist;
 mod services;
 mod tasks;
 
@@ -24,6 +25,7 @@ tasks:
   demo    run the demonstration (what exists of the gate so far)
   bench   run the benchmarks (release build) and print their figures
   eval    evaluate the matcher on ../shared/data/palm (release build)
+  dist    Raspberry Pi package: arm64 cross build + .deb, checked [--profile dev|release]
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         "demo" => tasks::demo(),
         "bench" => tasks::bench(),
         "eval" => tasks::eval(rest),
+        "dist" => dist::dist(rest).map(|_| ()),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

@@ -5,7 +5,8 @@
 //! [`CardEvent`]s over a std channel.
 
 use std::ffi::CString;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use crate::host::transport::CardTransport;
 
 /// A connection to a card in a PC/SC reader.
 pub struct PcscTransport {
-    card: pcsc::Card,
+    /// Always `Some` until dropped.
+    card: Option<pcsc::Card>,
     reader: String,
     buffer: Vec<u8>,
 }
@@ -70,7 +72,7 @@ impl PcscTransport {
                 pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => TransportError::NoCard { reader: reader_name.clone() },
                 other => TransportError::Pcsc(other),
             })?;
-        Ok(Self { card, reader: reader_name, buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] })
+        Ok(Self { card: Some(card), reader: reader_name, buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] })
     }
 
     /// The reader's name.
@@ -81,8 +83,20 @@ impl PcscTransport {
 
 impl CardTransport for PcscTransport {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let response = self.card.transmit(command, &mut self.buffer).map_err(map_error)?;
+        let card = self.card.as_ref().ok_or(TransportError::CardRemoved)?;
+        let response = card.transmit(command, &mut self.buffer).map_err(map_error)?;
         Ok(response.to_vec())
+    }
+}
+
+impl Drop for PcscTransport {
+    /// Disconnects without resetting the card: a reset of a card that was just pulled can stall
+    /// the reader driver for seconds, and the next user SELECTs (which ends any session) anyway.
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+        }
+        self.buffer.fill(0);
     }
 }
 
@@ -113,8 +127,13 @@ pub enum CardEvent {
 /// Watches readers matching a pattern and reports card insertion and removal.
 pub struct CardMonitor {
     context: pcsc::Context,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), TransportError>>>,
 }
+
+/// Longest a monitor waits in one `SCardGetStatusChange` call; bounds how late a stop request
+/// that arrives between two calls is noticed.
+const MONITOR_POLL: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for CardMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,11 +149,13 @@ impl CardMonitor {
         let (sender, receiver) = mpsc::channel();
         let thread_context = context.clone();
         let pattern = reader_pattern.to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
         let thread = std::thread::Builder::new()
             .name("pcsc-monitor".into())
-            .spawn(move || watch(&thread_context, &pattern, &sender))
+            .spawn(move || watch(&thread_context, &pattern, &sender, &thread_stop))
             .map_err(TransportError::Io)?;
-        Ok((Self { context, thread: Some(thread) }, receiver))
+        Ok((Self { context, stop, thread: Some(thread) }, receiver))
     }
 
     /// Stops the thread and returns how it ended.
@@ -143,6 +164,7 @@ impl CardMonitor {
     }
 
     fn stop_thread(&mut self) -> Result<(), TransportError> {
+        self.stop.store(true, Ordering::SeqCst);
         let _ = self.context.cancel();
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
@@ -157,9 +179,14 @@ impl Drop for CardMonitor {
     }
 }
 
-fn watch(context: &pcsc::Context, pattern: &str, events: &mpsc::Sender<CardEvent>) -> Result<(), TransportError> {
+fn watch(
+    context: &pcsc::Context,
+    pattern: &str,
+    events: &mpsc::Sender<CardEvent>,
+    stop: &AtomicBool,
+) -> Result<(), TransportError> {
     let mut states = vec![pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE)];
-    loop {
+    while !stop.load(Ordering::SeqCst) {
         // Keep the notification entry, drop readers that vanished, add new matching readers.
         states.retain(|state| {
             !state.event_state().intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE)
@@ -170,7 +197,7 @@ fn watch(context: &pcsc::Context, pattern: &str, events: &mpsc::Sender<CardEvent
                 states.push(pcsc::ReaderState::new(name, pcsc::State::UNAWARE));
             }
         }
-        match context.get_status_change(None, &mut states) {
+        match context.get_status_change(MONITOR_POLL, &mut states) {
             Ok(()) => {}
             Err(pcsc::Error::Cancelled) => return Ok(()),
             Err(pcsc::Error::Timeout) => continue,
@@ -208,6 +235,7 @@ fn watch(context: &pcsc::Context, pattern: &str, events: &mpsc::Sender<CardEvent
             notification.sync_current_state();
         }
     }
+    Ok(())
 }
 
 /// Waits until a card is present in a reader matching `reader_pattern`, up to `timeout`.
@@ -221,6 +249,7 @@ pub fn wait_for_card(reader_pattern: &str, timeout: Duration) -> Result<bool, Tr
             if context.get_status_change(Duration::ZERO, &mut states).is_ok()
                 && states[0].event_state().contains(pcsc::State::PRESENT)
                 && !states[0].event_state().contains(pcsc::State::MUTE)
+                && !states[0].atr().is_empty()
             {
                 return Ok(true);
             }

@@ -12,7 +12,7 @@
 //! and want the 2-byte length and the body in one write.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,7 +103,9 @@ pub fn serve<S: Storage, R: rand_core::CryptoRng, C: Clock>(
     mut on_event: impl FnMut(VpcdEvent<'_>),
 ) {
     while !shutdown.is_requested() {
-        let stream = match TcpStream::connect(address) {
+        // A bounded connect: vpcd's backlog is tiny, and a SYN left unanswered must not keep us
+        // from noticing a shutdown request.
+        let stream = match connect(address) {
             Ok(stream) => stream,
             Err(_) => {
                 std::thread::sleep(RECONNECT_DELAY);
@@ -125,6 +127,20 @@ pub fn serve<S: Storage, R: rand_core::CryptoRng, C: Clock>(
             std::thread::sleep(RECONNECT_DELAY);
         }
     }
+}
+
+/// Longest wait for vpcd to accept the connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn connect(address: &str) -> std::io::Result<TcpStream> {
+    let mut last_error = std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing");
+    for socket_address in address.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&socket_address, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
 }
 
 fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<()> {

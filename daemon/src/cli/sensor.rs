@@ -85,14 +85,18 @@ pub struct CaptureArgs {
 fn parse_fps(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(fps) if (0.01..=1000.0).contains(&fps) => Ok(fps),
-        _ => Err(format!("{text:?} is not a frame rate between 0.01 and 1000")),
+        _ => Err(format!(
+            "{text:?} is not a frame rate between 0.01 and 1000"
+        )),
     }
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
-        _ => Err(format!("{text:?} is not a number of seconds between 0 and 86400")),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 86400"
+        )),
     }
 }
 
@@ -186,7 +190,11 @@ async fn stop_signal() {
 fn start_device(
     port: &PortArgs,
     capture: Option<CaptureRequest>,
-) -> (mpsc::Receiver<SensorEvent>, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+) -> (
+    mpsc::Receiver<SensorEvent>,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let mut config = DeviceConfig::new(&port.port);
     config.baud = port.baud;
     config.capture = capture;
@@ -194,9 +202,14 @@ fn start_device(
     // No commands: the receiver's sender is dropped at once, which the task accepts.
     let (_commands, command_receiver) = mpsc::channel(1);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(device::run(config, events_sender, command_receiver, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(device::run(
+        config,
+        events_sender,
+        command_receiver,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     (events, stop, task)
 }
 
@@ -218,7 +231,11 @@ async fn follow<T>(
             Ok(Some(event)) => event,
             Ok(None) => bail!("the device task stopped"),
             Err(_) => {
-                let waited = format!("no answer from {} within {} s", port.port.display(), port.wait);
+                let waited = format!(
+                    "no answer from {} within {} s",
+                    port.port.display(),
+                    port.wait
+                );
                 return Err(match last_error {
                     Some(error) => anyhow::Error::new(error).context(waited),
                     None => anyhow::anyhow!(waited),
@@ -227,7 +244,9 @@ async fn follow<T>(
         };
         match event {
             SensorEvent::Disconnected { error, .. } => last_error = Some(error),
-            SensorEvent::Problem(error) => eprintln!("palmgate: sensor: {:#}", anyhow::Error::new(error)),
+            SensorEvent::Problem(error) => {
+                eprintln!("palmgate: sensor: {:#}", anyhow::Error::new(error))
+            }
             other => {
                 if let Some(result) = handle(other) {
                     return result;
@@ -260,7 +279,10 @@ fn print_info(info: &SensorInfo) {
 }
 
 async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
-    let request = CaptureRequest { format: args.format, frames: args.frames };
+    let request = CaptureRequest {
+        format: args.format,
+        frames: args.frames,
+    };
     let (mut events, stop, task) = start_device(&args.port, Some(request));
     let wanted = usize::from(args.frames);
     let mut captured = 0usize;

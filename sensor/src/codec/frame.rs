@@ -110,7 +110,11 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder refusing payloads longer than `max_payload` bytes.
     pub fn new(max_payload: usize) -> Self {
-        Self { max_payload, state: State::Scanning, skipped: 0 }
+        Self {
+            max_payload,
+            state: State::Scanning,
+            skipped: 0,
+        }
     }
 
     /// The payload limit.
@@ -125,7 +129,9 @@ impl FrameDecoder {
                 let dropped = remaining.min(src.len());
                 discard(src, dropped);
                 if dropped < remaining {
-                    self.state = State::Skipping { remaining: remaining - dropped };
+                    self.state = State::Skipping {
+                        remaining: remaining - dropped,
+                    };
                     return None;
                 }
                 self.state = State::Scanning;
@@ -161,11 +167,16 @@ impl FrameDecoder {
                 let dropped = remaining.min(src.len());
                 discard(src, dropped);
                 self.state = if dropped < remaining {
-                    State::Skipping { remaining: remaining - dropped }
+                    State::Skipping {
+                        remaining: remaining - dropped,
+                    }
                 } else {
                     State::Scanning
                 };
-                return Some(Err(ProtocolError::TooLarge { length, limit: self.max_payload }));
+                return Some(Err(ProtocolError::TooLarge {
+                    length,
+                    limit: self.max_payload,
+                }));
             }
 
             let total = HEADER_LEN + length + TRAILER_LEN;
@@ -185,13 +196,22 @@ impl FrameDecoder {
                 // truncated one followed by the next frame: drop only the marker and rescan, so that a
                 // complete frame inside the claimed span is still found.
                 discard(src, START_MARKER.len());
-                return Some(Err(ProtocolError::BadCrc { kind, seq, expected, actual }));
+                return Some(Err(ProtocolError::BadCrc {
+                    kind,
+                    seq,
+                    expected,
+                    actual,
+                }));
             }
 
             let mut frame = src.split_to(total);
             frame.advance(HEADER_LEN);
             frame.truncate(length);
-            return Some(Ok(RawFrame { kind, seq, payload: frame }));
+            return Some(Ok(RawFrame {
+                kind,
+                seq,
+                payload: frame,
+            }));
         }
     }
 
@@ -227,7 +247,10 @@ impl FrameDecoder {
 fn find_marker(src: &[u8]) -> usize {
     let mut index = 0;
     while index < src.len() {
-        match src[index..].iter().position(|&byte| byte == START_MARKER[0]) {
+        match src[index..]
+            .iter()
+            .position(|&byte| byte == START_MARKER[0])
+        {
             None => return src.len(),
             Some(offset) => index += offset,
         }
@@ -261,7 +284,10 @@ mod tests {
         let mut buf = frame(0x05, 7, &[1, 2, 3, 4]);
         let mut decoder = FrameDecoder::new(16);
         let decoded = decoder.decode(&mut buf).unwrap().unwrap();
-        assert_eq!((decoded.kind, decoded.seq, &decoded.payload[..]), (0x05, 7, &[1, 2, 3, 4][..]));
+        assert_eq!(
+            (decoded.kind, decoded.seq, &decoded.payload[..]),
+            (0x05, 7, &[1, 2, 3, 4][..])
+        );
         assert!(buf.is_empty());
         assert!(decoder.decode(&mut buf).is_none());
     }
@@ -287,9 +313,10 @@ mod tests {
         let mut buf = BytesMut::from(&[0x00, 0xA5, 0x13, 0xA5, 0x5A, 0x01][..]);
         buf.extend_from_slice(&frame(0x01, 1, &[]));
         let mut decoder = FrameDecoder::new(16);
-        assert_eq!(decoder.decode(&mut buf).unwrap().unwrap_err(), ProtocolError::Garbage {
-            skipped: 6
-        });
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap().unwrap_err(),
+            ProtocolError::Garbage { skipped: 6 }
+        );
         let decoded = decoder.decode(&mut buf).unwrap().unwrap();
         assert_eq!((decoded.kind, decoded.seq), (0x01, 1));
     }
@@ -299,10 +326,13 @@ mod tests {
         let big = frame(0x84, 0, &[7; 64]);
         let mut decoder = FrameDecoder::new(32);
         let mut buf = BytesMut::from(&big[..HEADER_LEN + 10]);
-        assert_eq!(decoder.decode(&mut buf).unwrap().unwrap_err(), ProtocolError::TooLarge {
-            length: 64,
-            limit: 32
-        });
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap().unwrap_err(),
+            ProtocolError::TooLarge {
+                length: 64,
+                limit: 32
+            }
+        );
         assert!(buf.is_empty());
         buf.extend_from_slice(&big[HEADER_LEN + 10..]);
         buf.extend_from_slice(&frame(0x86, 3, &[1, 2, 3, 4]));
@@ -334,8 +364,14 @@ mod tests {
         buf[last] ^= 0xFF;
         buf.extend_from_slice(&frame(0x83, 0, &[0, 0xFF, 0xFF]));
         let mut decoder = FrameDecoder::new(16);
-        assert!(matches!(decoder.decode(&mut buf), Some(Err(ProtocolError::BadCrc { .. }))));
-        assert!(matches!(decoder.decode(&mut buf), Some(Err(ProtocolError::Garbage { .. }))));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Some(Err(ProtocolError::BadCrc { .. }))
+        ));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Some(Err(ProtocolError::Garbage { .. }))
+        ));
         let decoded = decoder.decode(&mut buf).unwrap().unwrap();
         assert_eq!(&decoded.payload[..], &[0, 0xFF, 0xFF]);
     }
@@ -363,12 +399,14 @@ mod tests {
         let mut buf = BytesMut::from(&whole[..30]);
         let mut decoder = FrameDecoder::new(64);
         assert!(decoder.decode(&mut buf).is_none());
-        assert_eq!(decoder.decode_eof(&mut buf).unwrap().unwrap_err(), ProtocolError::Truncated {
-            bytes: 30
-        });
-        assert_eq!(decoder.decode_eof(&mut buf).unwrap().unwrap_err(), ProtocolError::Garbage {
-            skipped: 28
-        });
+        assert_eq!(
+            decoder.decode_eof(&mut buf).unwrap().unwrap_err(),
+            ProtocolError::Truncated { bytes: 30 }
+        );
+        assert_eq!(
+            decoder.decode_eof(&mut buf).unwrap().unwrap_err(),
+            ProtocolError::Garbage { skipped: 28 }
+        );
         assert!(decoder.decode_eof(&mut buf).is_none());
         assert!(buf.is_empty());
     }

@@ -102,7 +102,9 @@ impl HostMessage {
                 }
                 Self::SetIllumination { level }
             }
-            kind::PING => Self::Ping { token: reader.u32()? },
+            kind::PING => Self::Ping {
+                token: reader.u32()?,
+            },
             other => return Err(ProtocolError::UnknownType { kind: other }),
         };
         reader.finish()?;

@@ -38,7 +38,9 @@ pub enum ProtocolError {
         limit: usize,
     },
     /// A frame's CRC-32 does not match its content; it is dropped.
-    #[error("frame type {kind:#04x} seq {seq}: bad CRC-32 (sent {expected:#010x}, computed {actual:#010x})")]
+    #[error(
+        "frame type {kind:#04x} seq {seq}: bad CRC-32 (sent {expected:#010x}, computed {actual:#010x})"
+    )]
     BadCrc {
         /// Message type of the header.
         kind: u8,
@@ -104,7 +106,10 @@ impl FrameFormat {
 
     /// The formats of an `Info` bitmask (unknown bits are ignored).
     pub fn from_mask(mask: u8) -> Vec<FrameFormat> {
-        Self::ALL.into_iter().filter(|format| mask & format.bit() != 0).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|format| mask & format.bit() != 0)
+            .collect()
     }
 }
 
@@ -126,7 +131,9 @@ impl std::str::FromStr for FrameFormat {
             "gray8" => Ok(Self::Gray8),
             "png" => Ok(Self::Png),
             "jpeg" | "jpg" => Ok(Self::Jpeg),
-            other => Err(format!("unknown frame format {other:?} (expected gray8, png or jpeg)")),
+            other => Err(format!(
+                "unknown frame format {other:?} (expected gray8, png or jpeg)"
+            )),
         }
     }
 }
@@ -156,7 +163,9 @@ pub struct HostCodec {
 impl HostCodec {
     /// A codec refusing received payloads longer than `max_payload` bytes.
     pub fn new(max_payload: usize) -> Self {
-        Self { frames: FrameDecoder::new(max_payload) }
+        Self {
+            frames: FrameDecoder::new(max_payload),
+        }
     }
 }
 
@@ -183,7 +192,10 @@ fn parse_sensor(
     frame: Result<RawFrame, ProtocolError>,
 ) -> Result<Envelope<SensorMessage>, ProtocolError> {
     let frame = frame?;
-    Ok(Envelope::new(frame.seq, SensorMessage::parse(frame.kind, &frame.payload)?))
+    Ok(Envelope::new(
+        frame.seq,
+        SensorMessage::parse(frame.kind, &frame.payload)?,
+    ))
 }
 
 impl Encoder<Envelope<HostMessage>> for HostCodec {
@@ -205,7 +217,9 @@ pub struct SensorCodec {
 impl SensorCodec {
     /// A codec refusing received payloads longer than `max_payload` bytes.
     pub fn new(max_payload: usize) -> Self {
-        Self { frames: FrameDecoder::new(max_payload) }
+        Self {
+            frames: FrameDecoder::new(max_payload),
+        }
     }
 }
 
@@ -229,9 +243,14 @@ impl Decoder for SensorCodec {
     }
 }
 
-fn parse_host(frame: Result<RawFrame, ProtocolError>) -> Result<Envelope<HostMessage>, ProtocolError> {
+fn parse_host(
+    frame: Result<RawFrame, ProtocolError>,
+) -> Result<Envelope<HostMessage>, ProtocolError> {
     let frame = frame?;
-    Ok(Envelope::new(frame.seq, HostMessage::parse(frame.kind, &frame.payload)?))
+    Ok(Envelope::new(
+        frame.seq,
+        HostMessage::parse(frame.kind, &frame.payload)?,
+    ))
 }
 
 impl Encoder<Envelope<SensorMessage>> for SensorCodec {
@@ -267,16 +286,24 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(kind: u8, payload: &'a [u8]) -> Self {
-        Self { kind, rest: payload }
+        Self {
+            kind,
+            rest: payload,
+        }
     }
 
     fn bad(&self, reason: &'static str) -> ProtocolError {
-        ProtocolError::BadPayload { kind: self.kind, reason }
+        ProtocolError::BadPayload {
+            kind: self.kind,
+            reason,
+        }
     }
 
     fn take<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
-        let (head, tail) =
-            self.rest.split_first_chunk::<N>().ok_or(self.bad("payload too short"))?;
+        let (head, tail) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(self.bad("payload too short"))?;
         self.rest = tail;
         Ok(*head)
     }
@@ -308,6 +335,10 @@ impl<'a> Reader<'a> {
     }
 
     fn finish(self) -> Result<(), ProtocolError> {
-        if self.rest.is_empty() { Ok(()) } else { Err(self.bad("payload too long")) }
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.bad("payload too long"))
+        }
     }
 }

@@ -158,11 +158,20 @@ impl SensorMessage {
                 put_short_string(dst, self.kind(), &info.firmware)?;
             }
             Self::Ack => {}
-            Self::Presence { present, distance_mm } => {
+            Self::Presence {
+                present,
+                distance_mm,
+            } => {
                 dst.put_u8(u8::from(*present));
                 dst.put_u16_le(distance_mm.unwrap_or(DISTANCE_UNKNOWN));
             }
-            Self::Frame { format, width, height, frame_number, data } => {
+            Self::Frame {
+                format,
+                width,
+                height,
+                frame_number,
+                data,
+            } => {
                 dst.reserve(9 + data.len());
                 dst.put_u8(*format as u8);
                 dst.put_u16_le(*width);
@@ -215,8 +224,8 @@ impl SensorMessage {
                 }
             }
             kind::FRAME => {
-                let format =
-                    FrameFormat::from_byte(reader.u8()?).ok_or(reader.bad("unknown frame format"))?;
+                let format = FrameFormat::from_byte(reader.u8()?)
+                    .ok_or(reader.bad("unknown frame format"))?;
                 let width = reader.u16()?;
                 let height = reader.u16()?;
                 let frame_number = reader.u32()?;
@@ -226,13 +235,21 @@ impl SensorMessage {
                 {
                     return Err(reader.bad("GRAY8 data length is not width × height"));
                 }
-                Self::Frame { format, width, height, frame_number, data: ImageBytes::from(data) }
+                Self::Frame {
+                    format,
+                    width,
+                    height,
+                    frame_number,
+                    data: ImageBytes::from(data),
+                }
             }
             kind::ERROR => Self::Error {
                 code: SensorErrorCode::from_byte(reader.u8()?),
                 message: reader.short_string()?,
             },
-            kind::PONG => Self::Pong { token: reader.u32()? },
+            kind::PONG => Self::Pong {
+                token: reader.u32()?,
+            },
             other => return Err(ProtocolError::UnknownType { kind: other }),
         };
         reader.finish()?;
@@ -241,8 +258,10 @@ impl SensorMessage {
 }
 
 fn put_short_string(dst: &mut BytesMut, kind: u8, text: &str) -> Result<(), ProtocolError> {
-    let length = u8::try_from(text.len())
-        .map_err(|_| ProtocolError::BadPayload { kind, reason: "string longer than 255 bytes" })?;
+    let length = u8::try_from(text.len()).map_err(|_| ProtocolError::BadPayload {
+        kind,
+        reason: "string longer than 255 bytes",
+    })?;
     dst.put_u8(length);
     dst.put_slice(text.as_bytes());
     Ok(())

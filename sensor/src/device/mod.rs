@@ -28,7 +28,8 @@ use crate::codec::{
 };
 use crate::image::{ImageBytes, ImageDecodeError, PalmImage, decode_image};
 
-/// Exponential back-off between reconnection attempts.
+/// Exponential back-off between reconnection attempts. Keep `max` at or below 1 s for a replugged
+/// sensor to be back within 2 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     /// Delay after the first failure.
@@ -47,7 +48,10 @@ impl Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { initial: Duration::from_millis(100), max: Duration::from_secs(2) }
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        }
     }
 }
 
@@ -83,7 +87,7 @@ pub struct DeviceConfig {
 }
 
 impl DeviceConfig {
-    /// Defaults for a port: 921600 baud, 1 MiB frames, 1 s timeout, back-off 100 ms → 2 s, keepalive
+    /// Defaults for a port: 921600 baud, 1 MiB frames, 1 s timeout, back-off 100 ms → 1 s, keepalive
     /// 5 s, continuous JPEG capture.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
@@ -93,7 +97,10 @@ impl DeviceConfig {
             request_timeout: Duration::from_secs(1),
             reconnect_backoff: Backoff::default(),
             keepalive: Duration::from_secs(5),
-            capture: Some(CaptureRequest { format: FrameFormat::Jpeg, frames: 0 }),
+            capture: Some(CaptureRequest {
+                format: FrameFormat::Jpeg,
+                frames: 0,
+            }),
             illumination: None,
         }
     }
@@ -123,7 +130,10 @@ pub struct Timestamp {
 impl Timestamp {
     /// Now.
     pub fn now() -> Self {
-        Self { instant: std::time::Instant::now(), system: SystemTime::now() }
+        Self {
+            instant: std::time::Instant::now(),
+            system: SystemTime::now(),
+        }
     }
 }
 
@@ -250,18 +260,32 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = pin!(shutdown);
-    let mut desired =
-        Desired { capture: config.capture, illumination: config.illumination, commands_open: true };
+    let mut desired = Desired {
+        capture: config.capture,
+        illumination: config.illumination,
+        commands_open: true,
+    };
     let mut failures: u32 = 0;
     loop {
         let mut connected = false;
-        let end = session(&config, &mut desired, &events, &mut commands, &mut connected, &mut shutdown)
-            .await;
+        let end = session(
+            &config,
+            &mut desired,
+            &events,
+            &mut commands,
+            &mut connected,
+            &mut shutdown,
+        )
+        .await;
         let error = match end {
             SessionEnd::Stop => return,
             SessionEnd::Lost(error) => error,
         };
-        failures = if connected { 1 } else { failures.saturating_add(1) };
+        failures = if connected {
+            1
+        } else {
+            failures.saturating_add(1)
+        };
         let retry_in = config.reconnect_backoff.delay(failures);
         tracing::debug!(error = %error, ?retry_in, "sensor disconnected");
         tokio::select! {
@@ -306,12 +330,17 @@ async fn session(
     connected: &mut bool,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> SessionEnd {
-    let port = match tokio_serial::new(config.path.to_string_lossy(), config.baud)
-        .open_native_async()
-    {
-        Ok(port) => port,
-        Err(source) => return DeviceError::Open { path: config.path.clone(), source }.into(),
-    };
+    let port =
+        match tokio_serial::new(config.path.to_string_lossy(), config.baud).open_native_async() {
+            Ok(port) => port,
+            Err(source) => {
+                return DeviceError::Open {
+                    path: config.path.clone(),
+                    source,
+                }
+                .into();
+            }
+        };
     // Whatever a previous user of the port left unread is stale.
     if let Err(error) = port.clear(tokio_serial::ClearBuffer::Input) {
         tracing::debug!(%error, "cannot flush the sensor port's input");
@@ -324,13 +353,21 @@ async fn session(
 
     loop {
         if let Some(envelope) = requests.next_to_send(Instant::now()) {
-            tracing::trace!(request = envelope.message.name(), seq = envelope.seq, "sensor request");
+            tracing::trace!(
+                request = envelope.message.name(),
+                seq = envelope.seq,
+                "sensor request"
+            );
             let request = envelope.message.name();
             match tokio::time::timeout(config.request_timeout, framed.send(envelope)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => return DeviceError::Io(error).into(),
                 Err(_) => {
-                    return DeviceError::Timeout { request, after: config.request_timeout }.into();
+                    return DeviceError::Timeout {
+                        request,
+                        after: config.request_timeout,
+                    }
+                    .into();
                 }
             }
         }
@@ -406,7 +443,10 @@ impl Desired {
         match command {
             DeviceCommand::StartCapture(capture) => {
                 self.capture = Some(capture);
-                HostMessage::StartCapture { format: capture.format, frames: capture.frames }
+                HostMessage::StartCapture {
+                    format: capture.format,
+                    frames: capture.frames,
+                }
             }
             DeviceCommand::StopCapture => {
                 self.capture = None;
@@ -467,7 +507,11 @@ async fn on_message(
                 Ok(Some(SensorEvent::Connected(info)))
             }
             SensorMessage::Error { code, message } => {
-                let error = DeviceError::Sensor { request: Some(request.name()), code, message };
+                let error = DeviceError::Sensor {
+                    request: Some(request.name()),
+                    code,
+                    message,
+                };
                 if request == HostMessage::GetInfo {
                     // No handshake, no session.
                     Err(error)
@@ -478,18 +522,35 @@ async fn on_message(
             _ => Ok(None),
         },
         Answer::Unsolicited => match message {
-            SensorMessage::Presence { present, distance_mm } => {
-                Ok(Some(SensorEvent::Presence { present, distance_mm, received }))
-            }
-            SensorMessage::Frame { format, width, height, frame_number, data } => {
+            SensorMessage::Presence {
+                present,
+                distance_mm,
+            } => Ok(Some(SensorEvent::Presence {
+                present,
+                distance_mm,
+                received,
+            })),
+            SensorMessage::Frame {
+                format,
+                width,
+                height,
+                frame_number,
+                data,
+            } => {
                 if !*connected {
                     // Left over from a capture before this connection's handshake.
                     return Ok(None);
                 }
-                Ok(Some(decode_frame(format, width, height, frame_number, data, received).await))
+                Ok(Some(
+                    decode_frame(format, width, height, frame_number, data, received).await,
+                ))
             }
             SensorMessage::Error { code, message } => {
-                Ok(Some(SensorEvent::Problem(DeviceError::Sensor { request: None, code, message })))
+                Ok(Some(SensorEvent::Problem(DeviceError::Sensor {
+                    request: None,
+                    code,
+                    message,
+                })))
             }
             // Answers sent without a sequence number.
             SensorMessage::Ack | SensorMessage::Pong { .. } => Ok(None),
@@ -529,7 +590,10 @@ async fn decode_frame(
             received,
             decoded_at: std::time::Instant::now(),
         }),
-        Err(source) => SensorEvent::Problem(DeviceError::Image { frame_number, source }),
+        Err(source) => SensorEvent::Problem(DeviceError::Image {
+            frame_number,
+            source,
+        }),
     }
 }
 
@@ -539,8 +603,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_max() {
-        let backoff =
-            Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(300) };
+        let backoff = Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(300),
+        };
         let delays: Vec<_> = (1..=6).map(|n| backoff.delay(n).as_millis()).collect();
         assert_eq!(delays, vec![50, 100, 200, 300, 300, 300]);
         assert_eq!(backoff.delay(u32::MAX), Duration::from_millis(300));
@@ -548,26 +614,51 @@ mod tests {
 
     #[test]
     fn replay_restores_settings() {
-        let mut desired = Desired { capture: None, illumination: None, commands_open: true };
-        assert_eq!(desired.replay(&FrameFormat::ALL), vec![HostMessage::StopCapture]);
+        let mut desired = Desired {
+            capture: None,
+            illumination: None,
+            commands_open: true,
+        };
+        assert_eq!(
+            desired.replay(&FrameFormat::ALL),
+            vec![HostMessage::StopCapture]
+        );
         desired.apply(DeviceCommand::SetIllumination(40));
-        let capture = CaptureRequest { format: FrameFormat::Png, frames: 3 };
+        let capture = CaptureRequest {
+            format: FrameFormat::Png,
+            frames: 3,
+        };
         assert_eq!(
             desired.apply(DeviceCommand::StartCapture(capture)),
-            HostMessage::StartCapture { format: FrameFormat::Png, frames: 3 }
+            HostMessage::StartCapture {
+                format: FrameFormat::Png,
+                frames: 3
+            }
         );
-        assert_eq!(desired.replay(&FrameFormat::ALL), vec![
-            HostMessage::SetIllumination { level: 40 },
-            HostMessage::StartCapture { format: FrameFormat::Png, frames: 3 },
-        ]);
+        assert_eq!(
+            desired.replay(&FrameFormat::ALL),
+            vec![
+                HostMessage::SetIllumination { level: 40 },
+                HostMessage::StartCapture {
+                    format: FrameFormat::Png,
+                    frames: 3
+                },
+            ]
+        );
         // Not offered: the sensor's first format instead.
-        assert_eq!(desired.replay(&[FrameFormat::Jpeg])[1], HostMessage::StartCapture {
-            format: FrameFormat::Jpeg,
-            frames: 3
-        });
-        assert_eq!(desired.replay(&[])[1], HostMessage::StartCapture {
-            format: FrameFormat::Png,
-            frames: 3
-        });
+        assert_eq!(
+            desired.replay(&[FrameFormat::Jpeg])[1],
+            HostMessage::StartCapture {
+                format: FrameFormat::Jpeg,
+                frames: 3
+            }
+        );
+        assert_eq!(
+            desired.replay(&[])[1],
+            HostMessage::StartCapture {
+                format: FrameFormat::Png,
+                frames: 3
+            }
+        );
     }
 }

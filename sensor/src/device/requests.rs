@@ -42,7 +42,12 @@ pub struct Requests {
 impl Requests {
     /// An empty tracker whose requests time out after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { timeout, next_seq: 1, queue: VecDeque::new(), in_flight: None }
+        Self {
+            timeout,
+            next_seq: 1,
+            queue: VecDeque::new(),
+            in_flight: None,
+        }
     }
 
     /// Queues a request.
@@ -74,8 +79,11 @@ impl Requests {
         let seq = self.next_seq;
         // 0 is reserved for unsolicited messages.
         self.next_seq = self.next_seq.checked_add(1).unwrap_or(1);
-        self.in_flight =
-            Some(InFlight { seq, request: request.clone(), deadline: now + self.timeout });
+        self.in_flight = Some(InFlight {
+            seq,
+            request: request.clone(),
+            deadline: now + self.timeout,
+        });
         Some(Envelope::new(seq, request))
     }
 
@@ -95,7 +103,9 @@ impl Requests {
 
     /// The request in flight if its deadline has passed.
     pub fn expired(&self, now: Instant) -> Option<&InFlight> {
-        self.in_flight.as_ref().filter(|in_flight| in_flight.deadline <= now)
+        self.in_flight
+            .as_ref()
+            .filter(|in_flight| in_flight.deadline <= now)
     }
 }
 
@@ -128,19 +138,31 @@ mod tests {
         let first = requests.next_to_send(now).unwrap();
         assert_eq!(first, Envelope::new(1, HostMessage::GetInfo));
         assert!(requests.next_to_send(now).is_none());
-        assert_eq!(requests.on_message(0, &SensorMessage::Ack), Answer::Unsolicited);
+        assert_eq!(
+            requests.on_message(0, &SensorMessage::Ack),
+            Answer::Unsolicited
+        );
         // An Ack does not answer GetInfo, nor does a wrong sequence number.
         assert_eq!(requests.on_message(1, &SensorMessage::Ack), Answer::Stray);
-        assert_eq!(requests.on_message(2, &SensorMessage::Pong { token: 0 }), Answer::Stray);
+        assert_eq!(
+            requests.on_message(2, &SensorMessage::Pong { token: 0 }),
+            Answer::Stray
+        );
         assert!(requests.busy());
         let error = SensorMessage::Error {
             code: crate::codec::SensorErrorCode::Busy,
             message: String::new(),
         };
-        assert_eq!(requests.on_message(1, &error), Answer::Response(HostMessage::GetInfo));
+        assert_eq!(
+            requests.on_message(1, &error),
+            Answer::Response(HostMessage::GetInfo)
+        );
         let second = requests.next_to_send(now).unwrap();
         assert_eq!(second, Envelope::new(2, HostMessage::StopCapture));
-        assert_eq!(requests.on_message(2, &SensorMessage::Ack), Answer::Response(HostMessage::StopCapture));
+        assert_eq!(
+            requests.on_message(2, &SensorMessage::Ack),
+            Answer::Response(HostMessage::StopCapture)
+        );
         assert!(requests.next_to_send(now).is_none());
     }
 

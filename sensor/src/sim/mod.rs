@@ -162,7 +162,9 @@ pub struct Simulator {
 
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Simulator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -191,7 +193,10 @@ type Shutdown<'a, F> = Pin<&'a mut F>;
 
 impl Simulator {
     /// A simulator serving images from `source`, and the handle to inject faults into it.
-    pub fn new(config: SimulatorConfig, source: impl ImageSource + 'static) -> (Self, FaultInjector) {
+    pub fn new(
+        config: SimulatorConfig,
+        source: impl ImageSource + 'static,
+    ) -> (Self, FaultInjector) {
         let (fault_sender, faults) = mpsc::unbounded_channel();
         let simulator = Self {
             config,
@@ -214,7 +219,10 @@ impl Simulator {
         loop {
             let pty = Pty::open().map_err(SimulatorError::Pty)?;
             let link = Link::create(&self.config.link, pty.slave_path()).map_err(|source| {
-                SimulatorError::Link { path: self.config.link.clone(), source }
+                SimulatorError::Link {
+                    path: self.config.link.clone(),
+                    source,
+                }
             })?;
             let device = pty.slave_path().to_path_buf();
             tracing::info!(link = %link.path().display(), device = %device.display(), "sensor simulator plugged in");
@@ -322,7 +330,10 @@ impl Simulator {
             }
             HostMessage::StartCapture { format, frames } => {
                 self.encode(Envelope::new(seq, SensorMessage::Ack), out);
-                *capture = Some(Capture { format, remaining: (frames != 0).then_some(frames) });
+                *capture = Some(Capture {
+                    format,
+                    remaining: (frames != 0).then_some(frames),
+                });
                 ticker.reset();
                 self.presence(true, out);
                 return;
@@ -340,7 +351,16 @@ impl Simulator {
 
     fn presence(&self, present: bool, out: &mut BytesMut) {
         let distance_mm = present.then_some(self.config.distance_mm);
-        self.encode(Envelope::new(0, SensorMessage::Presence { present, distance_mm }), out);
+        self.encode(
+            Envelope::new(
+                0,
+                SensorMessage::Presence {
+                    present,
+                    distance_mm,
+                },
+            ),
+            out,
+        );
     }
 
     fn encode(&self, envelope: Envelope<SensorMessage>, out: &mut BytesMut) {
@@ -360,7 +380,9 @@ impl Simulator {
         let mut source = self.source.take().ok_or(SimulatorError::SourceCrashed)?;
         let format = capture.format;
         let (source, encoded) = tokio::task::spawn_blocking(move || {
-            let encoded = source.next_image().map(|image| encode_image(&image, format));
+            let encoded = source
+                .next_image()
+                .map(|image| encode_image(&image, format));
             (source, encoded)
         })
         .await
@@ -379,8 +401,13 @@ impl Simulator {
             Some(Ok(encoded)) => encoded,
         };
         self.frame_number = self.frame_number.wrapping_add(1);
-        let frame =
-            SensorMessage::Frame { format, width, height, frame_number: self.frame_number, data };
+        let frame = SensorMessage::Frame {
+            format,
+            width,
+            height,
+            frame_number: self.frame_number,
+            data,
+        };
         let start = out.len();
         self.encode(Envelope::new(0, frame), out);
         let fault = armed.take();
@@ -413,7 +440,10 @@ impl Simulator {
     fn encode_error(&self, error: &ImageEncodeError, out: &mut BytesMut) {
         tracing::warn!(%error, "simulator: cannot encode an image");
         let message = short(&error.to_string());
-        let report = SensorMessage::Error { code: SensorErrorCode::Hardware, message };
+        let report = SensorMessage::Error {
+            code: SensorErrorCode::Hardware,
+            message,
+        };
         self.encode(Envelope::new(0, report), out);
     }
 }

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::pty::{OpenptyResult, openpty};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-use tokio::net::unix::pipe;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::unix::pipe;
 
 /// The master side of a pseudo-terminal (the sensor's end of the "cable").
 #[derive(Debug)]
@@ -38,7 +38,12 @@ impl Pty {
         let slave_path = nix::unistd::ttyname(&slave)?;
         let writer = pipe::Sender::from_owned_fd_unchecked(master.try_clone()?)?;
         let reader = pipe::Receiver::from_owned_fd_unchecked(master)?;
-        Ok(Self { reader, writer, _slave: slave, slave_path })
+        Ok(Self {
+            reader,
+            writer,
+            _slave: slave,
+            slave_path,
+        })
     }
 
     /// The device side, e.g. `/dev/pts/3`.
@@ -96,7 +101,9 @@ impl Link {
             Err(error) => return Err(error),
         }
         std::os::unix::fs::symlink(target, path)?;
-        Ok(Self { path: path.to_path_buf() })
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
     }
 
     /// The link's path.

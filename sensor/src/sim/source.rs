@@ -48,14 +48,19 @@ pub struct FolderSource {
 impl FolderSource {
     /// Lists the images of `dir` (not recursively).
     pub fn open(dir: &Path) -> Result<Self, FolderError> {
-        let read_error = |source| FolderError::Read { path: dir.to_path_buf(), source };
+        let read_error = |source| FolderError::Read {
+            path: dir.to_path_buf(),
+            source,
+        };
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(read_error)? {
             let path = entry.map_err(read_error)?.path();
             let is_image = path
                 .extension()
                 .and_then(|ext| ext.to_str())
-                .is_some_and(|ext| matches!(ext.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"));
+                .is_some_and(|ext| {
+                    matches!(ext.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")
+                });
             if is_image && path.is_file() {
                 files.push(path);
             }
@@ -99,20 +104,29 @@ mod tests {
     #[test]
     fn folder_cycles_in_name_order_and_skips_bad_files() {
         let dir = tempfile::tempdir().unwrap();
-        GrayImage::from_pixel(4, 4, image::Luma([20])).save(dir.path().join("b.png")).unwrap();
-        GrayImage::from_pixel(4, 4, image::Luma([10])).save(dir.path().join("a.png")).unwrap();
+        GrayImage::from_pixel(4, 4, image::Luma([20]))
+            .save(dir.path().join("b.png"))
+            .unwrap();
+        GrayImage::from_pixel(4, 4, image::Luma([10]))
+            .save(dir.path().join("a.png"))
+            .unwrap();
         std::fs::write(dir.path().join("c.jpg"), b"not a jpeg").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
         let mut source = FolderSource::open(dir.path()).unwrap();
         assert_eq!(source.files().len(), 3);
-        let firsts: Vec<u8> = (0..4).map(|_| source.next_image().unwrap().get_pixel(0, 0).0[0]).collect();
+        let firsts: Vec<u8> = (0..4)
+            .map(|_| source.next_image().unwrap().get_pixel(0, 0).0[0])
+            .collect();
         assert_eq!(firsts, vec![10, 20, 10, 20]);
     }
 
     #[test]
     fn empty_folder_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(FolderSource::open(dir.path()), Err(FolderError::Empty(_))));
+        assert!(matches!(
+            FolderSource::open(dir.path()),
+            Err(FolderError::Empty(_))
+        ));
         assert!(matches!(
             FolderSource::open(&dir.path().join("missing")),
             Err(FolderError::Read { .. })

@@ -1,0 +1,247 @@
+//! The card through the real PC/SC stack: pcscd + vsmartcard's vpcd + `palmgate-vcard`
+//! (a child process holding the applet, with its state in a temporary file).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use palmgate_card::host::issuer::IssuerKey;
+use palmgate_card::host::pcsc::{CardEvent, CardMonitor, PcscTransport, wait_for_card};
+use palmgate_card::host::platform::identity_of_state;
+use palmgate_card::host::{Card, CardError, ReceiptBundle, VerifyOutcome};
+use palmgate_card::protocol::{SlotKind, permission};
+use palmgate_matcher::template::{CELLS, Template};
+fn reader_lock() -> std::sync::MutexGuard<'static, ()> { static L: std::sync::Mutex<()> = std::sync::Mutex::new(()); L.lock().unwrap_or_else(|p| p.into_inner()) }
+fn require_pcscd_vpcd() -> String { "127.0.0.1:35963".into() }
+fn workspace_binary(name: &str) -> PathBuf { PathBuf::from("/work/main/target/debug").join(name) }
+
+/// vpcd's first slot (port 35963) appears as this reader.
+const READER: &str = "Virtual PCD 00 00";
+
+struct VirtualCard {
+    child: Child,
+}
+
+impl VirtualCard {
+    fn start(state: &Path, extra: &[&str]) -> Self {
+        let vpcd = require_pcscd_vpcd();
+        let child = Command::new(workspace_binary("palmgate-vcard"))
+            .args(["--vpcd", &vpcd, "--state"])
+            .arg(state)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn palmgate-vcard");
+        let card = Self { child };
+        assert!(wait_for_card(READER, Duration::from_secs(10)).unwrap(), "virtual card did not appear in {READER}");
+        card
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM: the card must exit cleanly and promptly.
+    fn stop(mut self) {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "palmgate-vcard exit status {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "palmgate-vcard ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        wait_for_absence();
+    }
+
+    /// SIGKILL: the card is yanked out of the reader.
+    fn pull(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        wait_for_absence();
+    }
+}
+
+impl Drop for VirtualCard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_absence() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wait_for_card(READER, Duration::ZERO).unwrap() {
+        assert!(Instant::now() < deadline, "card still present after its process ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn cells(seed: u64) -> [u8; CELLS] {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    core::array::from_fn(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 6) as u8
+    })
+}
+
+fn template(seed: u64) -> Template {
+    Template::from_cells(&cells(seed), &[true; CELLS]).unwrap()
+}
+
+/// Another capture of `seed`: a few cells differ.
+fn capture(seed: u64) -> Template {
+    let mut orientations = cells(seed);
+    for index in (0..CELLS).step_by(23) {
+        orientations[index] = (orientations[index] + 1) % 6;
+    }
+    Template::from_cells(&orientations, &[true; CELLS]).unwrap()
+}
+
+struct Site {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    issuer: IssuerKey,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("card.state");
+        Self { _dir: dir, state, issuer: IssuerKey::generate() }
+    }
+}
+
+/// Personalise, enrol, match, no match, lockout, reset by the issuer, erase with a receipt —
+/// all through pcscd and vpcd.
+#[test]
+fn card_lifecycle_through_pcscd() {
+    let _lock = reader_lock();
+    let site = Site::new();
+    let authority = site.issuer.create_authority(permission::ALL);
+    let issuers = [site.issuer.public_key()];
+    let vcard = VirtualCard::start(&site.state, &[]);
+
+    let mut card = Card::connect(READER).unwrap();
+    card.personalise(&site.issuer).unwrap();
+    let verified = card.verify_certificate(&issuers).unwrap();
+    {
+        let session = card.open_session(&verified).unwrap();
+        let mut enrolment = session.prove_authority(&authority).unwrap();
+        enrolment.enrol(0, SlotKind::Normal, &template(1)).unwrap();
+        enrolment.set_policy(3).unwrap();
+    }
+    {
+        let mut session = card.open_session(&verified).unwrap();
+        assert_eq!(
+            session.verify_palm(&capture(1)).unwrap(),
+            VerifyOutcome::Match { slot_kind: SlotKind::Normal, tries_left: 3 }
+        );
+        assert_eq!(session.verify_palm(&template(2)).unwrap(), VerifyOutcome::NoMatch { tries_left: 2 });
+        assert_eq!(session.verify_palm(&template(3)).unwrap(), VerifyOutcome::NoMatch { tries_left: 1 });
+        assert_eq!(session.verify_palm(&template(4)).unwrap(), VerifyOutcome::NoMatch { tries_left: 0 });
+        assert_eq!(session.verify_palm(&capture(1)).unwrap(), VerifyOutcome::Blocked);
+    }
+    // The state file holds what the card holds.
+    let stored = identity_of_state(&std::fs::read(&site.state).unwrap()).unwrap();
+    assert_eq!(stored.tries_left, 0);
+    {
+        let session = card.open_session(&verified).unwrap();
+        session.prove_authority(&authority).unwrap().reset_retry_counter().unwrap();
+    }
+    {
+        let mut session = card.open_session(&verified).unwrap();
+        assert!(matches!(session.verify_palm(&capture(1)).unwrap(), VerifyOutcome::Match { tries_left: 3, .. }));
+    }
+    let receipt = {
+        let session = card.open_session(&verified).unwrap();
+        session.prove_authority(&authority).unwrap().erase(1_764_000_000).unwrap()
+    };
+    let bundle = ReceiptBundle::decode(&ReceiptBundle { receipt, certificate: verified.certificate }.encode()).unwrap();
+    let fields = bundle.verify(&issuers).unwrap();
+    assert_eq!((fields.card_id, fields.slots_erased), (verified.card_id, 1));
+    assert_eq!(card.refresh_identity().unwrap().slots_used, 0);
+    drop(card);
+
+    // The state survives the process: a restarted card is the same card.
+    vcard.stop();
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    let mut card = Card::connect(READER).unwrap();
+    assert_eq!(card.verify_certificate(&issuers).unwrap().card_id, verified.card_id);
+}
+
+/// The card is pulled while VERIFY PALM is between spending the try and answering: no grant,
+/// and the try stays spent.
+#[test]
+fn card_removed_in_the_middle_of_verify() {
+    let _lock = reader_lock();
+    let site = Site::new();
+    let authority = site.issuer.create_authority(permission::ALL);
+    let issuers = [site.issuer.public_key()];
+    {
+        let vcard = VirtualCard::start(&site.state, &[]);
+        let mut card = Card::connect(READER).unwrap();
+        card.personalise(&site.issuer).unwrap();
+        let verified = card.verify_certificate(&issuers).unwrap();
+        let session = card.open_session(&verified).unwrap();
+        session.prove_authority(&authority).unwrap().enrol(0, SlotKind::Normal, &template(7)).unwrap();
+        drop(card);
+        vcard.stop();
+    }
+    // Slow card memory: each write is followed by a 1.5 s pause before the card goes on.
+    let vcard = VirtualCard::start(&site.state, &["--store-delay-ms", "1500"]);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let verifier = std::thread::spawn(move || {
+        let outcome = (|| -> Result<VerifyOutcome, CardError> {
+            let mut card = Card::connect(READER)?;
+            let verified = card.verify_certificate(&issuers)?;
+            let mut session = card.open_session(&verified)?;
+            sender.send(()).unwrap();
+            session.verify_palm(&capture(7))
+        })();
+        outcome
+    });
+    receiver.recv_timeout(Duration::from_secs(10)).expect("session opened");
+    // Wait until the card has stored the spent try, then pull it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stored = identity_of_state(&std::fs::read(&site.state).unwrap()).unwrap();
+        if stored.tries_left == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the try was not stored before the comparison");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    vcard.pull();
+    let outcome = verifier.join().unwrap();
+    assert!(outcome.is_err(), "a pulled card must not produce a decision: {outcome:?}");
+
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    let mut card = Card::connect(READER).unwrap();
+    assert_eq!(card.identity().tries_left, 4, "the try spent before the comparison stays spent");
+}
+
+/// Insertion and removal arrive as events from the monitor thread.
+#[test]
+fn card_presence_events() {
+    let _lock = reader_lock();
+    let site = Site::new();
+    let (monitor, events) = CardMonitor::start(READER).unwrap();
+    let vcard = VirtualCard::start(&site.state, &[]);
+    let inserted = events.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(matches!(&inserted, CardEvent::Inserted { reader, atr } if reader == READER && atr.starts_with(&[0x3B])), "{inserted:?}");
+    let transport = PcscTransport::connect(READER).unwrap();
+    assert_eq!(transport.reader(), READER);
+    drop(transport);
+    vcard.pull();
+    let removed = events.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(removed, CardEvent::Removed { reader: READER.to_owned() });
+    monitor.stop().unwrap();
+}

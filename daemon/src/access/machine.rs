@@ -1,0 +1,432 @@
+//! The presentation state machine.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use super::policy::Policy;
+use crate::event::{CardId, EventKind, Latencies, NewEvent, Outcome, Timestamp, millis};
+
+/// How one reader's presentations are decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// The door this reader opens.
+    pub door: String,
+    /// Card and palm this far apart (either order) form one presentation.
+    pub presentation_window: Duration,
+    /// Time the card has for its decision.
+    pub verify_timeout: Duration,
+}
+
+/// The card's authenticated answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A slot matched; `duress` when it was a duress slot.
+    Match {
+        /// A duress slot matched: open, and raise a silent alarm.
+        duress: bool,
+    },
+    /// No slot matched.
+    NoMatch {
+        /// Verification tries left on the card.
+        tries_left: u8,
+    },
+    /// The card's retry counter is exhausted: nothing was compared.
+    Blocked,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A card whose certificate verified against a configured issuer.
+    CardPresented {
+        /// Certified card id.
+        card: CardId,
+        /// Time spent reading and checking it.
+        read: Duration,
+    },
+    /// A card that cannot be used (not palmgate, unknown issuer, malformed).
+    CardRejected {
+        /// The id it claims, when readable.
+        card: Option<CardId>,
+        /// Why.
+        reason: String,
+    },
+    /// The card left the reader.
+    CardRemoved,
+    /// The pipeline holds a fresh probe template (kept there, never here).
+    PalmReady {
+        /// When the frame's last byte arrived.
+        received: Instant,
+        /// Extraction time.
+        extract: Duration,
+    },
+    /// A captured frame was refused (quality); capture goes on.
+    PalmRefused {
+        /// Why (for the event if no palm comes in time).
+        reason: String,
+    },
+    /// The card's authenticated decision.
+    CardDecision {
+        /// What the card decided.
+        decision: Decision,
+        /// Session + probe + decision time.
+        elapsed: Duration,
+    },
+    /// The verification did not complete (card pulled, authentication failed, …).
+    VerifyFailed {
+        /// Why.
+        reason: String,
+    },
+    /// Lockdown on or off (signed remote command).
+    Lockdown(bool),
+    /// Unlock a door (signed remote command).
+    RemoteUnlock {
+        /// The door.
+        door: String,
+    },
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send the probe the pipeline holds to the card, inside a secure session.
+    Verify,
+    /// Wipe the probe the pipeline holds.
+    DiscardProbe,
+    /// Unlock (pulse) the door.
+    Unlock {
+        /// The door.
+        door: String,
+    },
+    /// Show the denial (red light, buzzer).
+    Deny {
+        /// The door.
+        door: String,
+    },
+    /// Record and publish an event.
+    Publish(NewEvent),
+}
+
+/// Where the current presentation stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Nothing presented.
+    Idle,
+    /// A certified card passed the checks; waiting for a palm until `deadline`.
+    CardWaitingPalm {
+        /// The card.
+        card: CardId,
+        /// When the card arrived (after its read).
+        arrived: Instant,
+        /// Read time.
+        read: Duration,
+        /// End of the presentation window.
+        deadline: Instant,
+        /// The last refusal of a frame, if any.
+        last_refusal: Option<String>,
+    },
+    /// A probe is held; waiting for a card until `deadline`.
+    PalmWaitingCard {
+        /// When its frame arrived.
+        received: Instant,
+        /// Extraction time.
+        extract: Duration,
+        /// End of the presentation window.
+        deadline: Instant,
+    },
+    /// The card is deciding.
+    Verifying {
+        /// The card.
+        card: CardId,
+        /// Stage times so far.
+        latencies: Latencies,
+        /// The later of the card's arrival and the palm's frame.
+        last_input: Instant,
+        /// Give up then.
+        deadline: Instant,
+    },
+    /// Decided: the card must leave the reader before it can be presented again.
+    AwaitRemoval,
+}
+
+/// The access machine of one reader.
+#[derive(Debug)]
+pub struct Access<P> {
+    config: AccessConfig,
+    policy: P,
+    revoked: BTreeSet<CardId>,
+    lockdown: bool,
+    state: State,
+}
+
+impl<P: Policy> Access<P> {
+    /// A machine in the idle state.
+    pub fn new(config: AccessConfig, policy: P) -> Self {
+        Self { config, policy, revoked: BTreeSet::new(), lockdown: false, state: State::Idle }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Whether the gate is in lockdown.
+    pub fn lockdown(&self) -> bool {
+        self.lockdown
+    }
+
+    /// Replaces the revocation list (applies to the next card presented).
+    pub fn set_revoked(&mut self, revoked: BTreeSet<CardId>) {
+        self.revoked = revoked;
+    }
+
+    /// Replaces the policy (SIGHUP).
+    pub fn set_policy(&mut self, policy: P) {
+        self.policy = policy;
+    }
+
+    /// When [`Access::tick`] must next be called.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::CardWaitingPalm { deadline, .. }
+            | State::PalmWaitingCard { deadline, .. }
+            | State::Verifying { deadline, .. } => Some(*deadline),
+            State::Idle | State::AwaitRemoval => None,
+        }
+    }
+
+    /// Handles the expiry of the current deadline, if it has passed.
+    pub fn tick(&mut self, now: Instant, time: Timestamp) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match self.state.clone() {
+            State::CardWaitingPalm { card, deadline, last_refusal, read, .. } if now >= deadline => {
+                let reason = match last_refusal {
+                    Some(refusal) => format!("no usable palm within the presentation window (last capture: {refusal})"),
+                    None => "no palm within the presentation window".to_string(),
+                };
+                let latencies = Latencies { card_ms: Some(millis(read)), ..Latencies::default() };
+                self.deny(&mut actions, time, Some(card), &reason, latencies);
+                self.state = State::AwaitRemoval;
+            }
+            State::PalmWaitingCard { deadline, .. } if now >= deadline => {
+                actions.push(Action::DiscardProbe);
+                self.state = State::Idle;
+            }
+            State::Verifying { card, latencies, deadline, .. } if now >= deadline => {
+                self.deny(&mut actions, time, Some(card), "the card did not answer in time", latencies);
+                self.state = State::AwaitRemoval;
+            }
+            _ => {}
+        }
+        actions
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, now: Instant, time: Timestamp, input: Input) -> Vec<Action> {
+        let mut actions = self.tick(now, time);
+        match input {
+            Input::CardPresented { card, read } => self.card_presented(&mut actions, now, time, card, read),
+            Input::CardRejected { card, reason } => {
+                if matches!(self.state, State::PalmWaitingCard { .. }) {
+                    actions.push(Action::DiscardProbe);
+                }
+                self.deny(&mut actions, time, card, &reason, Latencies::default());
+                self.state = State::AwaitRemoval;
+            }
+            Input::CardRemoved => match self.state.clone() {
+                State::Verifying { card, latencies, .. } => {
+                    // A decision that still arrives is ignored: only Verifying accepts one.
+                    self.deny(&mut actions, time, Some(card), "card removed during verification", latencies);
+                    self.state = State::Idle;
+                }
+                State::CardWaitingPalm { .. } | State::AwaitRemoval => self.state = State::Idle,
+                State::Idle | State::PalmWaitingCard { .. } => {}
+            },
+            Input::PalmReady { received, extract } => match self.state.clone() {
+                State::CardWaitingPalm { card, arrived, read, .. } => {
+                    let latencies = Latencies {
+                        card_ms: Some(millis(read)),
+                        capture_ms: Some(millis(received.saturating_duration_since(arrived))),
+                        extract_ms: Some(millis(extract)),
+                        ..Latencies::default()
+                    };
+                    actions.push(Action::Verify);
+                    self.state = State::Verifying {
+                        card,
+                        latencies,
+                        last_input: received.max(arrived),
+                        deadline: now + self.config.verify_timeout,
+                    };
+                }
+                State::Idle | State::PalmWaitingCard { .. } => {
+                    // The pipeline keeps only its newest probe; the window restarts with it.
+                    let deadline = now + self.config.presentation_window;
+                    self.state = State::PalmWaitingCard { received, extract, deadline };
+                }
+                State::Verifying { .. } | State::AwaitRemoval => actions.push(Action::DiscardProbe),
+            },
+            Input::PalmRefused { reason } => {
+                if let State::CardWaitingPalm { last_refusal, .. } = &mut self.state {
+                    *last_refusal = Some(reason);
+                }
+            }
+            Input::CardDecision { decision, elapsed } => {
+                if let State::Verifying { card, mut latencies, last_input, .. } = self.state.clone() {
+                    latencies.match_ms = Some(millis(elapsed));
+                    self.decided(&mut actions, now, time, card, latencies, last_input, decision);
+                    self.state = State::AwaitRemoval;
+                }
+            }
+            Input::VerifyFailed { reason } => {
+                if let State::Verifying { card, latencies, .. } = self.state.clone() {
+                    self.deny(&mut actions, time, Some(card), &format!("verification failed: {reason}"), latencies);
+                    self.state = State::AwaitRemoval;
+                }
+            }
+            Input::Lockdown(on) => {
+                if on != self.lockdown {
+                    self.lockdown = on;
+                    let kind = if on { EventKind::LOCKDOWN_ON } else { EventKind::LOCKDOWN_OFF };
+                    actions.push(Action::Publish(NewEvent::new(kind, time).result(Outcome::Info)));
+                }
+            }
+            Input::RemoteUnlock { door } => {
+                if self.lockdown {
+                    let event = NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time)
+                        .door(door.clone())
+                        .result(Outcome::Refused)
+                        .reason("lockdown");
+                    actions.push(Action::Publish(event));
+                } else {
+                    let event =
+                        NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time).door(door.clone()).result(Outcome::Granted);
+                    actions.push(Action::Unlock { door });
+                    actions.push(Action::Publish(event));
+                }
+            }
+        }
+        actions
+    }
+
+    fn card_presented(&mut self, actions: &mut Vec<Action>, now: Instant, time: Timestamp, card: CardId, read: Duration) {
+        let latencies = Latencies { card_ms: Some(millis(read)), ..Latencies::default() };
+        let palm = match self.state.clone() {
+            State::Idle => None,
+            State::PalmWaitingCard { received, extract, .. } => Some((received, extract)),
+            // A second card while one is being handled: the reader reports one card at a time,
+            // so this is a new presentation after a missed removal.
+            State::CardWaitingPalm { .. } | State::Verifying { .. } | State::AwaitRemoval => None,
+        };
+        if let Some(reason) = self.refusal_before_capture(&card, time) {
+            if palm.is_some() {
+                actions.push(Action::DiscardProbe);
+            }
+            self.deny(actions, time, Some(card), &reason, latencies);
+            self.state = State::AwaitRemoval;
+            return;
+        }
+        match palm {
+            Some((received, extract)) => {
+                let latencies = Latencies {
+                    extract_ms: Some(millis(extract)),
+                    capture_ms: Some(0.0),
+                    ..latencies
+                };
+                actions.push(Action::Verify);
+                self.state = State::Verifying {
+                    card,
+                    latencies,
+                    last_input: now.max(received),
+                    deadline: now + self.config.verify_timeout,
+                };
+            }
+            None => {
+                self.state = State::CardWaitingPalm {
+                    card,
+                    arrived: now,
+                    read,
+                    deadline: now + self.config.presentation_window,
+                    last_refusal: None,
+                };
+            }
+        }
+    }
+
+    /// The checks that need no palm: revocation, lockdown, the site policy.
+    fn refusal_before_capture(&self, card: &CardId, time: Timestamp) -> Option<String> {
+        if self.revoked.contains(card) {
+            return Some("card revoked".to_string());
+        }
+        if self.lockdown {
+            return Some("lockdown".to_string());
+        }
+        self.policy.check(card, &self.config.door, time).err().map(|refusal| refusal.0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decided(
+        &mut self,
+        actions: &mut Vec<Action>,
+        now: Instant,
+        time: Timestamp,
+        card: CardId,
+        mut latencies: Latencies,
+        last_input: Instant,
+        decision: Decision,
+    ) {
+        match decision {
+            Decision::Match { duress } => {
+                if self.lockdown {
+                    return self.deny(actions, time, Some(card), "lockdown", latencies);
+                }
+                latencies.decision_ms = Some(millis(now.saturating_duration_since(last_input)));
+                let door = self.config.door.clone();
+                actions.push(Action::Unlock { door: door.clone() });
+                // A duress grant looks like any other grant; the alarm is a separate event that
+                // only the security desk subscribes to.
+                let granted = NewEvent::new(EventKind::ACCESS_GRANTED, time)
+                    .door(door.clone())
+                    .card(card.clone())
+                    .result(Outcome::Granted)
+                    .latencies(latencies);
+                actions.push(Action::Publish(granted));
+                if duress {
+                    let alarm = NewEvent::new(EventKind::ALARM_DURESS, time)
+                        .door(door.clone())
+                        .card(card.clone())
+                        .result(Outcome::Alarm)
+                        .reason("duress palm presented");
+                    actions.push(Action::Publish(alarm));
+                }
+                self.policy.granted(&card, &door, time);
+            }
+            Decision::NoMatch { tries_left } => {
+                let reason = format!("palm does not match the card ({tries_left} tries left)");
+                self.deny(actions, time, Some(card), &reason, latencies);
+            }
+            Decision::Blocked => {
+                self.deny(actions, time, Some(card.clone()), "card blocked: too many failed palms", latencies);
+                let alarm = NewEvent::new(EventKind::ALARM_CARD_BLOCKED, time)
+                    .door(self.config.door.clone())
+                    .card(card)
+                    .result(Outcome::Alarm)
+                    .reason("verification blocked on the card");
+                actions.push(Action::Publish(alarm));
+            }
+        }
+    }
+
+    fn deny(&self, actions: &mut Vec<Action>, time: Timestamp, card: Option<CardId>, reason: &str, latencies: Latencies) {
+        let door = self.config.door.clone();
+        let mut event = NewEvent::new(EventKind::ACCESS_DENIED, time)
+            .door(door.clone())
+            .result(Outcome::Denied)
+            .reason(reason)
+            .latencies(latencies);
+        if let Some(card) = card {
+            event = event.card(card);
+        }
+        actions.push(Action::Deny { door });
+        actions.push(Action::Publish(event));
+    }
+}

@@ -1,0 +1,323 @@
+//! The access machine with injected time: table-like scenario tests and a property test of its
+//! invariant (no unlock without a genuine match or an authorised remote unlock).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::event::{CardId, NewEvent, Timestamp};
+
+const WINDOW: Duration = Duration::from_secs(10);
+const VERIFY_TIMEOUT: Duration = Duration::from_millis(1500);
+
+fn config() -> AccessConfig {
+    AccessConfig { door: "main".to_string(), presentation_window: WINDOW, verify_timeout: VERIFY_TIMEOUT }
+}
+
+fn card(byte: u8) -> CardId {
+    CardId::new(&[byte; 16]).expect("card id")
+}
+
+fn time() -> Timestamp {
+    Timestamp::now()
+}
+
+struct Run {
+    access: Access<AllowAll>,
+    start: Instant,
+}
+
+impl Run {
+    fn new() -> Self {
+        Self { access: Access::new(config(), AllowAll), start: Instant::now() }
+    }
+
+    fn at(&mut self, ms: u64, input: Input) -> Vec<Action> {
+        self.access.handle(self.start + Duration::from_millis(ms), time(), input)
+    }
+
+    fn tick(&mut self, ms: u64) -> Vec<Action> {
+        self.access.tick(self.start + Duration::from_millis(ms), time())
+    }
+}
+
+fn presented(byte: u8) -> Input {
+    Input::CardPresented { card: card(byte), read: Duration::from_millis(5) }
+}
+
+fn palm(run: &Run, ms: u64) -> Input {
+    Input::PalmReady { received: run.start + Duration::from_millis(ms), extract: Duration::from_millis(12) }
+}
+
+fn decision(decision: Decision) -> Input {
+    Input::CardDecision { decision, elapsed: Duration::from_millis(3) }
+}
+
+fn events(actions: &[Action]) -> Vec<&NewEvent> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Publish(event) => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kinds(actions: &[Action]) -> Vec<String> {
+    events(actions).iter().map(|event| event.kind.as_str().to_string()).collect()
+}
+
+fn unlocks(actions: &[Action]) -> usize {
+    actions.iter().filter(|action| matches!(action, Action::Unlock { .. })).count()
+}
+
+fn reason(actions: &[Action]) -> Option<String> {
+    events(actions).iter().find_map(|event| event.reason.clone())
+}
+
+#[test]
+fn card_then_palm_then_match_grants_once() {
+    let mut run = Run::new();
+    assert!(run.at(0, presented(1)).is_empty(), "a certified card waits for a palm");
+    assert!(matches!(run.access.state(), State::CardWaitingPalm { .. }));
+    let actions = run.at(800, palm(&run, 790));
+    assert_eq!(actions, [Action::Verify]);
+    let actions = run.at(820, decision(Decision::Match { duress: false }));
+    assert_eq!(unlocks(&actions), 1);
+    assert_eq!(kinds(&actions), ["access.granted"]);
+    let granted = events(&actions)[0];
+    assert_eq!(granted.card_id, Some(card(1)));
+    let latencies = granted.latencies;
+    assert_eq!(latencies.match_ms, Some(3.0));
+    assert_eq!(latencies.extract_ms, Some(12.0));
+    assert_eq!(latencies.capture_ms, Some(790.0));
+    assert_eq!(latencies.decision_ms, Some(30.0), "from the frame to the unlock");
+    assert_eq!(*run.access.state(), State::AwaitRemoval);
+    // The same card staying on the reader does not open again.
+    assert!(run.at(900, palm(&run, 900)).contains(&Action::DiscardProbe));
+    assert_eq!(run.at(1000, Input::CardRemoved), []);
+    assert_eq!(*run.access.state(), State::Idle);
+}
+
+#[test]
+fn palm_then_card_verifies_at_once() {
+    let mut run = Run::new();
+    assert!(run.at(0, palm(&run, 0)).is_empty());
+    assert!(matches!(run.access.state(), State::PalmWaitingCard { .. }));
+    assert_eq!(run.at(2000, presented(1)), [Action::Verify]);
+    let actions = run.at(2010, decision(Decision::Match { duress: false }));
+    assert_eq!(unlocks(&actions), 1);
+    assert_eq!(events(&actions)[0].latencies.decision_ms, Some(10.0), "from the card to the unlock");
+}
+
+#[test]
+fn palm_waits_only_for_the_window() {
+    let mut run = Run::new();
+    run.at(0, palm(&run, 0));
+    assert_eq!(run.access.next_deadline(), Some(run.start + WINDOW));
+    assert_eq!(run.tick(9_999), []);
+    assert_eq!(run.tick(10_000), [Action::DiscardProbe]);
+    assert_eq!(*run.access.state(), State::Idle);
+    // A card after the window waits for a new palm.
+    assert!(run.at(10_500, presented(1)).is_empty());
+    assert!(matches!(run.access.state(), State::CardWaitingPalm { .. }));
+}
+
+#[test]
+fn no_palm_in_the_window_denies_with_the_last_refusal() {
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, Input::PalmRefused { reason: "out of focus".to_string() });
+    let actions = run.tick(10_000);
+    assert_eq!(unlocks(&actions), 0);
+    assert!(actions.contains(&Action::Deny { door: "main".to_string() }));
+    assert_eq!(kinds(&actions), ["access.denied"]);
+    assert_eq!(
+        reason(&actions).as_deref(),
+        Some("no usable palm within the presentation window (last capture: out of focus)")
+    );
+}
+
+#[test]
+fn denials_before_capture() {
+    // Revoked card: denied without a verification, and a held probe is wiped.
+    let mut run = Run::new();
+    run.access.set_revoked(BTreeSet::from([card(7)]));
+    run.at(0, palm(&run, 0));
+    let actions = run.at(100, presented(7));
+    assert!(actions.contains(&Action::DiscardProbe));
+    assert!(!actions.contains(&Action::Verify));
+    assert_eq!(reason(&actions).as_deref(), Some("card revoked"));
+    assert_eq!(*run.access.state(), State::AwaitRemoval);
+
+    // Unknown issuer / not a palmgate card: reported by the card worker as a rejection.
+    let mut run = Run::new();
+    let actions = run.at(0, Input::CardRejected { card: Some(card(3)), reason: "unknown issuer".to_string() });
+    assert_eq!(kinds(&actions), ["access.denied"]);
+    assert_eq!(events(&actions)[0].card_id, Some(card(3)));
+    assert_eq!(unlocks(&actions), 0);
+
+    // Lockdown.
+    let mut run = Run::new();
+    assert_eq!(kinds(&run.at(0, Input::Lockdown(true))), ["lockdown.on"]);
+    let actions = run.at(10, presented(1));
+    assert_eq!(reason(&actions).as_deref(), Some("lockdown"));
+    assert!(!actions.contains(&Action::Verify));
+}
+
+struct NightOnly;
+
+impl Policy for NightOnly {
+    fn check(&self, _card: &CardId, door: &str, _time: Timestamp) -> Result<(), PolicyRefusal> {
+        Err(PolicyRefusal(format!("outside schedule for {door}")))
+    }
+}
+
+#[test]
+fn policy_refusal_denies_before_capture() {
+    let mut access = Access::new(config(), NightOnly);
+    let actions = access.handle(Instant::now(), time(), presented(1));
+    assert_eq!(reason(&actions).as_deref(), Some("outside schedule for main"));
+    assert_eq!(*access.state(), State::AwaitRemoval);
+}
+
+#[test]
+fn duress_opens_and_raises_a_silent_alarm() {
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, palm(&run, 100));
+    let actions = run.at(110, decision(Decision::Match { duress: true }));
+    assert_eq!(unlocks(&actions), 1);
+    assert_eq!(kinds(&actions), ["access.granted", "alarm.duress"]);
+    // The grant itself is indistinguishable from a normal one.
+    let mut normal = Run::new();
+    normal.at(0, presented(1));
+    normal.at(100, palm(&normal, 100));
+    let normal_actions = normal.at(110, decision(Decision::Match { duress: false }));
+    let strip = |event: &NewEvent| (event.kind.clone(), event.result, event.reason.clone(), event.card_id.clone());
+    assert_eq!(strip(events(&actions)[0]), strip(events(&normal_actions)[0]));
+}
+
+#[test]
+fn no_match_and_blocked_deny() {
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, palm(&run, 100));
+    let actions = run.at(110, decision(Decision::NoMatch { tries_left: 3 }));
+    assert_eq!(unlocks(&actions), 0);
+    assert_eq!(reason(&actions).as_deref(), Some("palm does not match the card (3 tries left)"));
+
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, palm(&run, 100));
+    let actions = run.at(110, decision(Decision::Blocked));
+    assert_eq!(unlocks(&actions), 0);
+    assert_eq!(kinds(&actions), ["access.denied", "alarm.card_blocked"]);
+}
+
+#[test]
+fn card_pulled_during_verification_denies_and_ignores_a_late_match() {
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, palm(&run, 100));
+    let actions = run.at(105, Input::CardRemoved);
+    assert_eq!(reason(&actions).as_deref(), Some("card removed during verification"));
+    let late = run.at(110, decision(Decision::Match { duress: false }));
+    assert_eq!(unlocks(&late), 0, "a decision after removal never opens");
+}
+
+#[test]
+fn verification_timeout_denies_and_ignores_a_late_match() {
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, palm(&run, 100));
+    let actions = run.tick(1600);
+    assert_eq!(reason(&actions).as_deref(), Some("the card did not answer in time"));
+    let late = run.at(1700, decision(Decision::Match { duress: false }));
+    assert_eq!(unlocks(&late), 0);
+}
+
+#[test]
+fn verify_failure_denies() {
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, palm(&run, 100));
+    let actions = run.at(110, Input::VerifyFailed { reason: "secure session authentication failed".to_string() });
+    assert_eq!(unlocks(&actions), 0);
+    assert_eq!(reason(&actions).as_deref(), Some("verification failed: secure session authentication failed"));
+}
+
+#[test]
+fn lockdown_during_verification_refuses_the_match_and_remote_unlock() {
+    let mut run = Run::new();
+    run.at(0, presented(1));
+    run.at(100, palm(&run, 100));
+    run.at(105, Input::Lockdown(true));
+    let actions = run.at(110, decision(Decision::Match { duress: false }));
+    assert_eq!(unlocks(&actions), 0);
+    assert_eq!(reason(&actions).as_deref(), Some("lockdown"));
+    let actions = run.at(200, Input::RemoteUnlock { door: "main".to_string() });
+    assert_eq!(unlocks(&actions), 0);
+    assert_eq!(kinds(&run.at(300, Input::Lockdown(false))), ["lockdown.off"]);
+    let actions = run.at(400, Input::RemoteUnlock { door: "main".to_string() });
+    assert_eq!(unlocks(&actions), 1);
+    assert_eq!(kinds(&actions), ["access.remote_unlock"]);
+}
+
+fn any_input() -> impl Strategy<Value = (u64, u8)> {
+    (0u64..3000, 0u8..12)
+}
+
+proptest! {
+    /// Invariant: every unlock follows, in the same presentation, a card that passed the checks, a
+    /// palm, and the card's authenticated match — or is an authorised remote unlock outside
+    /// lockdown. Nothing unlocks twice for one decision.
+    #[test]
+    fn never_unlocks_without_a_genuine_match(steps in proptest::collection::vec(any_input(), 0..40)) {
+        let mut run = Run::new();
+        run.access.set_revoked(BTreeSet::from([card(9)]));
+        let mut now = 0u64;
+        let mut lockdown = false;
+        let mut verify_pending = false;
+        for (delay, choice) in steps {
+            now += delay;
+            let input = match choice {
+                0 => presented(1),
+                1 => presented(9),
+                2 => Input::CardRejected { card: None, reason: "garbage".to_string() },
+                3 => Input::CardRemoved,
+                4 => palm(&run, now),
+                5 => Input::PalmRefused { reason: "blur".to_string() },
+                6 => decision(Decision::Match { duress: false }),
+                7 => decision(Decision::Match { duress: true }),
+                8 => decision(Decision::NoMatch { tries_left: 2 }),
+                9 => Input::VerifyFailed { reason: "pulled".to_string() },
+                10 => Input::Lockdown(!lockdown),
+                _ => Input::RemoteUnlock { door: "main".to_string() },
+            };
+            let is_match = matches!(input, Input::CardDecision { decision: Decision::Match { .. }, .. });
+            let is_remote = matches!(input, Input::RemoteUnlock { .. });
+            let was_verifying = matches!(run.access.state(), State::Verifying { .. });
+            let actions = run.at(now, input);
+            if actions.contains(&Action::Verify) {
+                verify_pending = true;
+            }
+            let opened = unlocks(&actions);
+            prop_assert!(opened <= 1);
+            if opened == 1 {
+                prop_assert!(!lockdown, "never opens in lockdown");
+                prop_assert!(is_remote || (is_match && was_verifying && verify_pending),
+                    "an unlock needs a match answering a verification, or a remote unlock");
+            }
+            if is_match && was_verifying {
+                verify_pending = false;
+            }
+            lockdown = run.access.lockdown();
+            if !matches!(run.access.state(), State::Verifying { .. }) {
+                verify_pending = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The card worker: one thread that owns the PC/SC connection.
+//!
+//! PC/SC calls block, so they run here and never on the async threads. The worker reads the card
+//! as soon as it is presented (identity and certificate, checked against the configured issuers:
+//! a card that fails is reported at once, before any palm capture), keeps the connection, and runs
+//! the secure verification when the gate has a probe template. Events go out on a tokio channel.
+
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use palmgate_card::host::pcsc::{CardEvent, CardMonitor, PcscTransport};
+use palmgate_card::host::{Card, CardError, VerifiedCard, VerifyOutcome};
+use palmgate_card::host::issuer::IssuerPublicKey;
+use palmgate_matcher::template::Template;
+use tokio::sync::mpsc;
+
+/// What the worker reports.
+#[derive(Debug)]
+pub enum CardReport {
+    /// A genuine-looking card: its certificate verified against a configured issuer. Whether it
+    /// is the genuine card is proven only by the secure session at verification.
+    Presented {
+        /// The certified card id.
+        card_id: [u8; 16],
+        /// Time to read and check the card.
+        read: Duration,
+    },
+    /// A card that cannot be used: not a palmgate card, unknown issuer, malformed answers.
+    Rejected {
+        /// The card id it claims, when it could be read.
+        card_id: Option<[u8; 16]>,
+        /// Why, for the event (no secrets in it).
+        reason: String,
+    },
+    /// The card left the reader.
+    Removed,
+    /// The card's decision on a probe.
+    Decision {
+        /// Card id of the card that decided.
+        card_id: [u8; 16],
+        /// Match (normal or duress), no match, or blocked.
+        outcome: VerifyOutcome,
+        /// Session + probe + decision.
+        elapsed: Duration,
+    },
+    /// The verification could not complete (card pulled, authentication failed, …): deny.
+    VerifyFailed {
+        /// Card id, when a card was there.
+        card_id: Option<[u8; 16]>,
+        /// Why.
+        reason: String,
+    },
+    /// The reader watch stopped (pcscd went away); the gate cannot read cards until restarted.
+    MonitorStopped {
+        /// Why.
+        reason: String,
+    },
+}
+
+enum Input {
+    Presence(CardEvent),
+    Verify(Box<Template>),
+    MonitorEnded(String),
+    Stop,
+}
+
+/// Handle to the card worker thread.
+pub struct CardWorker {
+    input: std_mpsc::Sender<Input>,
+    thread: Option<JoinHandle<()>>,
+    forwarder: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for CardWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardWorker").finish_non_exhaustive()
+    }
+}
+
+/// Errors starting the worker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CardWorkerError {
+    /// pcscd cannot be reached or no reader matches.
+    #[error("cannot watch card readers matching \"{pattern}\"")]
+    Monitor {
+        /// The configured reader pattern.
+        pattern: String,
+        /// The PC/SC error.
+        #[source]
+        source: palmgate_card::host::TransportError,
+    },
+    /// The thread could not be started.
+    #[error("cannot start the card worker thread")]
+    Thread(#[source] std::io::Error),
+}
+
+impl CardWorker {
+    /// Starts watching readers matching `reader_pattern`; reports go to `reports`.
+    pub fn start(
+        reader_pattern: &str,
+        issuers: Vec<IssuerPublicKey>,
+        reports: mpsc::Sender<CardReport>,
+    ) -> Result<Self, CardWorkerError> {
+        let (monitor, presence) = CardMonitor::start(reader_pattern).map_err(|source| {
+            CardWorkerError::Monitor { pattern: reader_pattern.to_string(), source }
+        })?;
+        let (input, inbox) = std_mpsc::channel();
+        let presence_input = input.clone();
+        let forwarder = std::thread::Builder::new()
+            .name("card-presence".into())
+            .spawn(move || {
+                for event in presence.iter() {
+                    if presence_input.send(Input::Presence(event)).is_err() {
+                        break;
+                    }
+                }
+                let reason = match monitor.stop() {
+                    Ok(()) => "reader watch ended".to_string(),
+                    Err(error) => format!("reader watch failed: {}", error_chain(&error)),
+                };
+                let _ = presence_input.send(Input::MonitorEnded(reason));
+            })
+            .map_err(CardWorkerError::Thread)?;
+        let pattern = reader_pattern.to_string();
+        let thread = std::thread::Builder::new()
+            .name("card-worker".into())
+            .spawn(move || Worker { pattern, issuers, reports, card: None }.run(&inbox))
+            .map_err(CardWorkerError::Thread)?;
+        Ok(Self { input, thread: Some(thread), forwarder: Some(forwarder) })
+    }
+
+    /// Asks the card to compare `probe` with its enrolled templates. The answer arrives as a
+    /// [`CardReport::Decision`] or [`CardReport::VerifyFailed`].
+    pub fn verify(&self, probe: Template) {
+        let _ = self.input.send(Input::Verify(Box::new(probe)));
+    }
+
+    /// Stops the worker (the presence watch ends with the process; its thread is detached).
+    pub fn stop(mut self) {
+        let _ = self.input.send(Input::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // The presence forwarder blocks in SCardGetStatusChange until the monitor is stopped,
+        // which happens when it notices the worker is gone; do not wait for it here.
+        drop(self.forwarder.take());
+    }
+}
+
+struct Worker {
+    pattern: String,
+    issuers: Vec<IssuerPublicKey>,
+    reports: mpsc::Sender<CardReport>,
+    card: Option<(Card<PcscTransport>, VerifiedCard)>,
+}
+
+impl Worker {
+    fn run(mut self, inbox: &std_mpsc::Receiver<Input>) {
+        for input in inbox.iter() {
+            match input {
+                Input::Presence(CardEvent::Inserted { .. }) => self.read_card(),
+                Input::Presence(CardEvent::Removed { .. }) => {
+                    self.card = None;
+                    self.report(CardReport::Removed);
+                }
+                Input::Verify(probe) => self.verify(&probe),
+                Input::MonitorEnded(reason) => self.report(CardReport::MonitorStopped { reason }),
+                Input::Stop => return,
+            }
+        }
+    }
+
+    fn report(&self, report: CardReport) {
+        let _ = self.reports.blocking_send(report);
+    }
+
+    fn read_card(&mut self) {
+        let started = Instant::now();
+        self.card = None;
+        let mut card = match PcscTransport::connect(&self.pattern).map_err(CardError::from).and_then(Card::open) {
+            Ok(card) => card,
+            Err(error) => {
+                let reason = format!("not a palmgate card: {}", error_chain(&error));
+                return self.report(CardReport::Rejected { card_id: None, reason });
+            }
+        };
+        let claimed = claimed_id(&card);
+        match card.verify_certificate(&self.issuers) {
+            Ok(verified) => {
+                let card_id = verified.card_id;
+                self.card = Some((card, verified));
+                self.report(CardReport::Presented { card_id, read: started.elapsed() });
+            }
+            Err(error) => {
+                let reason = format!("card refused: {}", error_chain(&error));
+                self.report(CardReport::Rejected { card_id: claimed, reason });
+            }
+        }
+    }
+
+    fn verify(&mut self, probe: &Template) {
+        let Some((mut card, verified)) = self.card.take() else {
+            let reason = "no card in the reader".to_string();
+            return self.report(CardReport::VerifyFailed { card_id: None, reason });
+        };
+        let card_id = verified.card_id;
+        let started = Instant::now();
+        let outcome = card.open_session(&verified).and_then(|mut session| session.verify_palm(probe));
+        match outcome {
+            Ok(outcome) => {
+                let elapsed = started.elapsed();
+                // The connection stays for another presentation of the same card.
+                self.card = Some((card, verified));
+                self.report(CardReport::Decision { card_id, outcome, elapsed });
+            }
+            Err(error) => {
+                // Whatever failed (authentication, card pulled, garbage), the connection is not
+                // trusted again: the card must be presented anew.
+                let reason = error_chain(&error);
+                self.report(CardReport::VerifyFailed { card_id: Some(card_id), reason });
+            }
+        }
+    }
+}
+
+fn claimed_id(card: &Card<PcscTransport>) -> Option<[u8; 16]> {
+    Some(card.identity().card_id)
+}
+
+/// An error and its sources, on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

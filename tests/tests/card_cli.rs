@@ -1,0 +1,173 @@
+//! `palmgate issuer …` and `palmgate card …` against `palmgate-vcard` behind pcscd + vpcd.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use palmgate_card::host::pcsc::wait_for_card;
+use palmgate_matcher::template::{CELLS, Template};
+use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, workspace_binary};
+
+const READER: &str = "Virtual PCD 00 00";
+
+struct VirtualCard(Child);
+
+impl VirtualCard {
+    fn start(state: &Path) -> Self {
+        let vpcd = require_pcscd_vpcd();
+        let child = Command::new(workspace_binary("palmgate-vcard"))
+            .args(["--vpcd", &vpcd, "--state"])
+            .arg(state)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn palmgate-vcard");
+        let card = Self(child);
+        assert!(wait_for_card(READER, Duration::from_secs(10)).unwrap(), "virtual card did not appear");
+        card
+    }
+}
+
+impl Drop for VirtualCard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while wait_for_card(READER, Duration::ZERO).unwrap_or(false) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn palmgate(args: &[&str]) -> Output {
+    let output = Command::new(workspace_binary("palmgate")).args(args).output().expect("run palmgate");
+    eprintln!(
+        "palmgate {}: {}\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn cells(seed: u64) -> [u8; CELLS] {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    core::array::from_fn(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 6) as u8
+    })
+}
+
+fn write_template(path: &Path, seed: u64, changed: bool) {
+    let mut orientations = cells(seed);
+    if changed {
+        for index in (0..CELLS).step_by(19) {
+            orientations[index] = (orientations[index] + 1) % 6;
+        }
+    }
+    let template = Template::from_cells(&orientations, &[true; CELLS]).unwrap();
+    std::fs::write(path, template.encode()).unwrap();
+}
+
+#[test]
+fn card_commands_end_to_end() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let issuer = p("issuer");
+
+    let init = palmgate(&["issuer", "init", "--out", &issuer]);
+    assert!(init.status.success());
+    assert!(stdout(&init).starts_with("issuer key id "));
+    for file in ["issuer.key", "issuer.pub", "authority.key", "authority.cert"] {
+        assert!(dir.path().join("issuer").join(file).exists(), "{file}");
+    }
+    assert!(!palmgate(&["issuer", "init", "--out", &issuer]).status.success(), "must not overwrite an issuer");
+
+    write_template(Path::new(&p("right.tpl")), 1, false);
+    write_template(Path::new(&p("left.tpl")), 2, false);
+    write_template(Path::new(&p("right-probe.tpl")), 1, true);
+    write_template(Path::new(&p("left-probe.tpl")), 2, true);
+    write_template(Path::new(&p("stranger.tpl")), 3, false);
+
+    let _vcard = VirtualCard::start(&dir.path().join("card.state"));
+    let info = palmgate(&["card", "info", "--reader", READER]);
+    assert!(info.status.success());
+    assert!(stdout(&info).contains("state: factory"));
+
+    let personalise = palmgate(&["card", "personalise", "--reader", READER, "--issuer", &issuer]);
+    assert!(personalise.status.success());
+    assert!(stdout(&personalise).starts_with("personalised card "));
+    assert!(!palmgate(&["card", "personalise", "--reader", READER, "--issuer", &issuer]).status.success());
+
+    let enrol = palmgate(&[
+        "card", "enrol", "--reader", READER, "--issuer", &issuer, "--template", &p("right.tpl"), &p("left.tpl"),
+        "--duress-slot", "1", "--tries", "3",
+    ]);
+    assert!(enrol.status.success());
+    let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
+    assert!(info.contains("state: personalised") && info.contains("slots: 2 of 4 used") && info.contains("tries left: 3 of 3"), "{info}");
+
+    let verify = |template: &str| palmgate(&["card", "verify", "--reader", READER, "--issuer", &issuer, "--template", &p(template)]);
+    let matched = verify("right-probe.tpl");
+    assert_eq!((matched.status.code(), stdout(&matched).trim()), (Some(0), "match"));
+    let duress = verify("left-probe.tpl");
+    assert_eq!((duress.status.code(), stdout(&duress).trim()), (Some(0), "match (duress)"));
+    for left in [2, 1, 0] {
+        let miss = verify("stranger.tpl");
+        assert_eq!((miss.status.code(), stdout(&miss).trim().to_owned()), (Some(1), format!("no match, {left} tries left")));
+    }
+    let blocked = verify("right-probe.tpl");
+    assert_eq!((blocked.status.code(), stdout(&blocked).trim()), (Some(3), "blocked"));
+
+    // A gate configured with another issuer refuses the card before any palm is sent.
+    let other = p("other-issuer");
+    assert!(palmgate(&["issuer", "init", "--out", &other]).status.success());
+    let refused = palmgate(&["card", "verify", "--reader", READER, "--issuer", &other, "--template", &p("right-probe.tpl")]);
+    assert_eq!(refused.status.code(), Some(2));
+
+    let erase = palmgate(&["card", "erase", "--reader", READER, "--issuer", &issuer, "--receipt", &p("receipt.bin")]);
+    assert!(erase.status.success());
+    assert!(stdout(&erase).starts_with("erased 2 slot(s)"));
+    let receipt = palmgate(&["card", "verify-receipt", "--issuer", &issuer, "--receipt", &p("receipt.bin")]);
+    assert!(receipt.status.success());
+    assert!(stdout(&receipt).contains("receipt valid") && stdout(&receipt).contains("slots erased: 2"));
+    assert!(!palmgate(&["card", "verify-receipt", "--issuer", &other, "--receipt", &p("receipt.bin")]).status.success());
+    let mut forged = std::fs::read(p("receipt.bin")).unwrap();
+    forged[40] ^= 0x01;
+    std::fs::write(p("forged.bin"), forged).unwrap();
+    assert!(!palmgate(&["card", "verify-receipt", "--issuer", &issuer, "--receipt", &p("forged.bin")]).status.success());
+    let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
+    assert!(info.contains("slots: 0 of 4 used"), "{info}");
+}
+
+#[test]
+fn card_bench_reports_median_p99_and_apdus() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let _vcard = VirtualCard::start(&dir.path().join("card.state"));
+    let bench = palmgate(&["card", "bench", "--reader", READER, "--n", "20"]);
+    assert!(bench.status.success());
+    let line = stdout(&bench);
+    let fields: Vec<(&str, u64)> = line
+        .trim()
+        .strip_prefix("verify ")
+        .expect("verify line")
+        .split(' ')
+        .map(|field| {
+            let (name, value) = field.split_once('=').unwrap();
+            (name, value.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(fields.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["median_us", "p99_us", "apdus"]);
+    assert!(fields[0].1 > 0 && fields[1].1 >= fields[0].1);
+    assert_eq!(fields[2].1, 2, "session + verify must take 2 APDUs after SELECT");
+    // A second run refuses: the card is no longer in the factory state.
+    assert!(!palmgate(&["card", "bench", "--reader", READER, "--n", "1"]).status.success());
+}
