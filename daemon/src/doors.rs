@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use palmgate_door::{
-    Backend, DEFAULT_FIRE_DEBOUNCE, DoorConfig, DriverError, Event, FeedbackConfig, FireConfig,
+    Backend, DoorConfig, DriverError, Event, FeedbackConfig, FireConfig,
     GateConfig, GateDriver, GateHandle, GpioError, InputConfig, LockConfig, SimulatedGpio,
 };
 
@@ -211,6 +211,7 @@ mod tests {
     use palmgate_door::EventKind;
 
     use super::*;
+    use palmgate_door::DEFAULT_FIRE_DEBOUNCE;
 
     const CONFIG: &str = r#"
 [gate]

@@ -200,7 +200,14 @@ mod tests {
         r as usize
     }
 
-    /// The long way: Gabor response at every pixel of each cell, averaged over the cell.
+    /// Cells checked by the golden test: the border (where the padding matters) and a lattice
+    /// through the interior (all cells would take long in a debug build).
+    fn checked(cell: usize) -> bool {
+        let (x, y) = (cell % GRID, cell / GRID);
+        x == 0 || y == 0 || x == GRID - 1 || y == GRID - 1 || (x + 2 * y) % 5 == 0
+    }
+
+    /// The long way: Gabor response at every pixel of each checked cell, averaged over the cell.
     fn reference_responses(image: &[u8]) -> Vec<[f64; CELLS]> {
         let n = INPUT_SIDE as i32;
         let half = GABOR_SIZE / 2;
@@ -209,7 +216,7 @@ mod tests {
             .map(|k| {
                 let kernel = gabor(std::f64::consts::PI * k as f64 / ORIENTATIONS as f64);
                 let mut cells = [0.0; CELLS];
-                for (index, cell) in cells.iter_mut().enumerate() {
+                for (index, cell) in cells.iter_mut().enumerate().filter(|(i, _)| checked(*i)) {
                     let cx = FIRST_CELL_CENTRE + CELL * (index % GRID) as i32;
                     let cy = FIRST_CELL_CENTRE + CELL * (index / GRID) as i32;
                     let mut sum = 0.0;
@@ -267,7 +274,7 @@ mod tests {
             let scale = expected.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(scale > 1e-3, "image {n}: responses are all near zero");
             for k in 0..ORIENTATIONS {
-                for c in 0..CELLS {
+                for c in (0..CELLS).filter(|&c| checked(c)) {
                     let (g, e) = (f64::from(got.0[k][c]), expected[k][c]);
                     assert!((g - e).abs() <= 1e-4 * scale, "image {n} orientation {k} cell {c}: {g} vs {e}");
                 }

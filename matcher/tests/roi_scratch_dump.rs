@@ -144,3 +144,23 @@ fn focus_values() {
         eprintln!("{f}: {:?}", r.map(|r| r.raw));
     }
 }
+#[test]
+#[ignore]
+fn time_stages() {
+    use imageproc::distance_transform::Norm;
+    let im = image::open("/work/shared/data/palm/coep-dev/hand001/1.jpg").unwrap();
+    let rgb = im.to_rgb8();
+    let gray = im.to_luma8();
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = palmgate_matcher::roi::extract_roi_rgb(&rgb); } eprintln!("rgb total {:?}", t.elapsed()/10);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = palmgate_matcher::roi::extract_roi(&gray); } eprintln!("gray total {:?}", t.elapsed()/10);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = image::DynamicImage::ImageRgb8(rgb.clone()).to_luma8(); } eprintln!("to_luma {:?}", t.elapsed()/10);
+    let work = image::imageops::resize(&gray, 400, 300, image::imageops::FilterType::Nearest);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = imageproc::filter::gaussian_blur_f32(&work, 1.0); } eprintln!("blur {:?}", t.elapsed()/10);
+    let mask = imageproc::contrast::threshold(&work, 80, imageproc::contrast::ThresholdType::Binary);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = imageproc::region_labelling::connected_components(&mask, imageproc::region_labelling::Connectivity::Eight, image::Luma([0u8])); } eprintln!("cc {:?}", t.elapsed()/10);
+    let t = std::time::Instant::now(); for _ in 0..10 { let mut m = mask.clone(); imageproc::morphology::open_mut(&mut m, Norm::L2, 2); } eprintln!("open {:?}", t.elapsed()/10);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = imageproc::distance_transform::euclidean_squared_distance_transform(&mask); } eprintln!("edt {:?}", t.elapsed()/10);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = imageproc::contours::find_contours::<i32>(&mask); } eprintln!("contours {:?}", t.elapsed()/10);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = synth::hand_image(3, 1); } eprintln!("synth hand {:?}", t.elapsed()/10);
+    let t = std::time::Instant::now(); for _ in 0..10 { let _ = synth::roi_image(3, 1); } eprintln!("synth roi {:?}", t.elapsed()/10);
+}

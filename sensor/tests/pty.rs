@@ -533,15 +533,31 @@ async fn simulator_answers_requests_and_refuses_bad_ones() {
         .await
         .unwrap()
         .unwrap();
-    let port = tokio_serial::new(link.to_str().unwrap(), 115_200).open_native_async().unwrap();
+    let port = tokio_serial::new(link.to_str().unwrap(), 115_200)
+        .open_native_async()
+        .unwrap();
     let mut framed = tokio_util::codec::Framed::new(port, HostCodec::default());
     let mut ask = async |seq: u16, message: HostMessage| {
         framed.send(Envelope::new(seq, message)).await.unwrap();
-        tokio::time::timeout(PATIENCE, framed.next()).await.unwrap().unwrap().unwrap().unwrap()
+        tokio::time::timeout(PATIENCE, framed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap()
     };
 
     let info = ask(7, HostMessage::GetInfo).await;
-    assert!(matches!(info, Envelope { seq: 7, message: SensorMessage::Info(_) }), "{info:?}");
+    assert!(
+        matches!(
+            info,
+            Envelope {
+                seq: 7,
+                message: SensorMessage::Info(_)
+            }
+        ),
+        "{info:?}"
+    );
     let pong = ask(8, HostMessage::Ping { token: 99 }).await;
     assert_eq!(pong, Envelope::new(8, SensorMessage::Pong { token: 99 }));
     // 101 % is out of range: the sensor refuses the payload.
@@ -549,16 +565,33 @@ async fn simulator_answers_requests_and_refuses_bad_ones() {
     assert!(
         matches!(
             &refusal,
-            Envelope { seq: 0, message: SensorMessage::Error { code: SensorErrorCode::BadRequest, .. } }
+            Envelope {
+                seq: 0,
+                message: SensorMessage::Error {
+                    code: SensorErrorCode::BadRequest,
+                    ..
+                }
+            }
         ),
         "{refusal:?}"
     );
     // A source of two images: two frames, then the hand "leaves".
-    let ack = ask(10, HostMessage::StartCapture { format: FrameFormat::Gray8, frames: 0 }).await;
+    let ack = ask(
+        10,
+        HostMessage::StartCapture {
+            format: FrameFormat::Gray8,
+            frames: 0,
+        },
+    )
+    .await;
     assert_eq!(ack, Envelope::new(10, SensorMessage::Ack));
     let mut frames = 0;
     loop {
-        let next = tokio::time::timeout(PATIENCE, framed.next()).await.unwrap().unwrap().unwrap();
+        let next = tokio::time::timeout(PATIENCE, framed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         match next.unwrap().message {
             SensorMessage::Frame { .. } => frames += 1,
             SensorMessage::Presence { present: true, .. } => assert_eq!(frames, 0),
@@ -568,5 +601,9 @@ async fn simulator_answers_requests_and_refuses_bad_ones() {
     }
     assert_eq!(frames, 2);
     stop.send(()).unwrap();
-    tokio::time::timeout(PATIENCE, sim).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(PATIENCE, sim)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

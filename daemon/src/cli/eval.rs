@@ -121,6 +121,13 @@ fn print_report(evaluation: &Evaluation, verbose: bool) -> anyhow::Result<()> {
             same.fnmr_at_fmr(1e-3)
         );
     }
+    let default = palmgate_matcher::Threshold::DEFAULT.q16();
+    println!(
+        "at the default threshold {:.4}: FMR {:.5}, FNMR {:.5}",
+        f64::from(default) / 65536.0,
+        scores.fmr(default),
+        scores.fnmr(default)
+    );
     if !evaluation.failures.is_empty() {
         println!("{} image(s) gave no template", evaluation.failures.len());
         if verbose {
@@ -173,15 +180,15 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
     chart.draw_series(LineSeries::new(genuine, GREEN.stroke_width(2)))?;
     chart.draw_series(LineSeries::new(impostor, RED.stroke_width(2)))?;
     let threshold = evaluation.report.threshold_at_fmr_1e_3;
-    chart.draw_series(LineSeries::new([(threshold, 0.0), (threshold, top)], &BLUE))?;
+    chart.draw_series(LineSeries::new([(threshold, 0.0), (threshold, top)], BLUE.stroke_width(2)))?;
     for i in 0..=6 {
         let (x, y) = chart.backend_coord(&(f64::from(i) * 0.1, 0.0));
         draw_text(&root, x - 8, y + 8, &format!("{:.1}", f64::from(i) * 0.1), &BLACK)?;
     }
     let (x0, y0) = chart.backend_coord(&(0.0, top));
     draw_text(&root, x0, y0 - 36, "GENUINE", &GREEN)?;
-    draw_text(&root, x0 + 90, y0 - 36, "IMPOSTOR", &RED)?;
-    draw_text(&root, x0 + 190, y0 - 36, &format!("THRESHOLD AT FMR 1E-3 = {threshold:.4}"), &BLUE)?;
+    draw_text(&root, x0 + 100, y0 - 36, "IMPOSTOR", &RED)?;
+    draw_text(&root, x0 + 212, y0 - 36, &format!("THRESHOLD AT FMR 1E-3 {threshold:.4}"), &BLUE)?;
     draw_text(&root, x0, y0 - 18, "SHARE OF COMPARISONS PER 0.005 OF DISTANCE", &BLACK)?;
     let (xb, yb) = chart.backend_coord(&(0.3, 0.0));
     draw_text(&root, xb - 70, yb + 26, "NORMALISED DISTANCE", &BLACK)?;
@@ -189,7 +196,7 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
     // DET: log10 FNMR against log10 FMR; zero rates sit on the lower edges.
     let (lo_x, lo_y) = (-5.0f64, -4.0f64);
     let mut det = ChartBuilder::on(&right)
-        .margin_left(60)
+        .margin_left(100)
         .margin_right(30)
         .margin_top(50)
         .margin_bottom(50)
@@ -219,7 +226,7 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
     let (xb, yb) = det.backend_coord(&(-2.5, lo_y));
     draw_text(&root, xb - 20, yb + 26, "FMR", &BLACK)?;
     let (xl, yl) = det.backend_coord(&(lo_x, -2.0));
-    draw_text(&root, xl - 56, yl - 20, "FNMR", &BLACK)?;
+    draw_text(&root, xl - 96, yl - 6, "FNMR", &BLACK)?;
     root.present()?;
     Ok(())
 }

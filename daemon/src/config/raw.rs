@@ -39,6 +39,8 @@ pub struct RawCard {
     pub reader: Option<String>,
     pub issuer_keys: Option<Vec<String>>,
     pub revocation_list: Option<String>,
+    pub door: Option<String>,
+    pub policy_file: Option<String>,
     pub presentation_window_ms: Option<u64>,
     pub verify_timeout_ms: Option<u64>,
 }

@@ -56,6 +56,12 @@ pub struct CardSettings {
     pub reader: String,
     /// Issuer public key files that certify cards.
     pub issuer_keys: Vec<PathBuf>,
+    /// The door this reader opens.
+    pub door: String,
+    /// Access policy file (groups, schedules, holidays, anti-passback); every certified,
+    /// unrevoked card may pass when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<PathBuf>,
     /// Revocation list file (created and updated by signed MQTT commands).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revocation_list: Option<PathBuf>,

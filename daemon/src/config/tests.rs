@@ -11,6 +11,7 @@ id = "gate-01"
 
 [card]
 issuer_keys = ["issuer.pub"]
+door = "main"
 
 [sensor]
 port = "/dev/ttyPALM0"
@@ -402,4 +403,20 @@ fn fire_input_defaults_to_active_high_and_debounce() {
     let fire = settings.fire.expect("fire input");
     assert_eq!(fire.active, Level::High);
     assert_eq!(fire.debounce, std::time::Duration::from_millis(100));
+}
+
+#[test]
+fn the_reader_door_must_be_named_when_there_are_several() {
+    let fixture = Fixture::new();
+    let shown = fixture.main().display().to_string();
+    let main = format!("{}\n[door.side]\nlock_pin = 5\n", VALID.replace("door = \"main\"\n", ""));
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{shown}: card.door: missing: name the door this reader opens (there are several)")]
+    );
+    let main = valid_with("door = \"main\"", "door = \"back\"");
+    assert_eq!(fixture.problems(&main, &[], &[]), [format!("{shown}: card.door: no door named \"back\"")]);
+    // With one door, it is the reader's door.
+    let settings = fixture.load(&VALID.replace("door = \"main\"\n", ""), &[], &[]).expect("valid");
+    assert_eq!(settings.card.door, "main");
 }

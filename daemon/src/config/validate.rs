@@ -115,7 +115,8 @@ impl Checker<'_, '_> {
 
     fn settings(&mut self, raw: RawConfig) -> Option<Settings> {
         let gate = self.gate(raw.gate.unwrap_or_default());
-        let card = self.card(raw.card.unwrap_or_default());
+        let door_names: Vec<String> = raw.door.as_ref().map(|doors| doors.keys().cloned().collect()).unwrap_or_default();
+        let card = self.card(raw.card.unwrap_or_default(), &door_names);
         let sensor = self.sensor(raw.sensor.unwrap_or_default());
         let matcher = self.matcher(raw.matcher.unwrap_or_default());
         let gpio = self.gpio(raw.gpio.unwrap_or_default());
@@ -158,7 +159,7 @@ impl Checker<'_, '_> {
         Some(GateSettings { id, name, site: raw.site })
     }
 
-    fn card(&mut self, raw: super::raw::RawCard) -> Option<CardSettings> {
+    fn card(&mut self, raw: super::raw::RawCard, doors: &[String]) -> Option<CardSettings> {
         let reader = raw.reader.unwrap_or_default();
         let keys = self.required("card.issuer_keys", raw.issuer_keys);
         let issuer_keys = keys.and_then(|keys| {
@@ -176,11 +177,32 @@ impl Checker<'_, '_> {
             Some(path) => Some(self.path("card.revocation_list", &path)?),
             None => None,
         };
+        let door = match (raw.door, doors) {
+            (Some(door), _) if doors.contains(&door) => Some(door),
+            (Some(door), _) => {
+                self.problem("card.door", format!("no door named \"{door}\""));
+                None
+            }
+            (None, [only]) => Some(only.clone()),
+            (None, []) => None,
+            (None, _) => {
+                let source = self.origins.main.clone();
+                let reason = "missing: name the door this reader opens (there are several)".to_string();
+                self.problems.push(Problem { source, key: "card.door".to_string(), reason });
+                None
+            }
+        };
+        let policy_file = match raw.policy_file {
+            Some(path) => Some(self.existing_file("card.policy_file", &path)?),
+            None => None,
+        };
         let presentation_window = self.millis("card.presentation_window_ms", raw.presentation_window_ms, 1000, 120_000);
         let verify_timeout = self.millis("card.verify_timeout_ms", raw.verify_timeout_ms, 100, 10_000);
         Some(CardSettings {
             reader,
             issuer_keys: issuer_keys?,
+            door: door?,
+            policy_file,
             revocation_list,
             presentation_window: presentation_window?,
             verify_timeout: verify_timeout?,
