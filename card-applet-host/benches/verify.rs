@@ -4,10 +4,10 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use palmgate_card::applet::Applet;
+use palmgate_card::host::issuer::IssuerKey;
 use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
 use palmgate_card::host::{Card, InProcessTransport, VerifyOutcome};
 use palmgate_card::protocol::{SlotKind, permission};
-use palmgate_card::host::issuer::IssuerKey;
 use palmgate_matcher::template::{CELLS, Template};
 
 fn template() -> Template {
@@ -24,14 +24,24 @@ fn template() -> Template {
 fn verify(c: &mut Criterion) {
     let issuer = IssuerKey::generate();
     let authority = issuer.create_authority(permission::ALL);
-    let transport = InProcessTransport::new(Applet::factory(MemoryStorage::default(), system_rng(), SystemClock::default()));
+    let transport = InProcessTransport::new(Applet::factory(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+    ));
     let mut card = Card::open(transport).expect("select");
     card.personalise(&issuer).expect("personalise");
-    let verified = card.verify_certificate(&[issuer.public_key()]).expect("certificate");
+    let verified = card
+        .verify_certificate(&[issuer.public_key()])
+        .expect("certificate");
     let probe = template();
     {
         let session = card.open_session(&verified).expect("session");
-        session.prove_authority(&authority).expect("authority").enrol(0, SlotKind::Normal, &probe).expect("enrol");
+        session
+            .prove_authority(&authority)
+            .expect("authority")
+            .enrol(0, SlotKind::Normal, &probe)
+            .expect("enrol");
     }
     c.bench_function("secure_verify_in_process", |b| {
         b.iter(|| {

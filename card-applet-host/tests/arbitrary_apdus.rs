@@ -22,7 +22,12 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let issuer = Issuer::new();
-        let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(5))], Some(4));
+        let mut card = enrolled_card(
+            factory_transport(),
+            &issuer,
+            &[(SlotKind::Normal, &template(5))],
+            Some(4),
+        );
         let state = card.transport_mut().applet().state_bytes().to_vec();
         Fixture { issuer, state }
     })
@@ -44,7 +49,14 @@ fn apdu() -> impl Strategy<Value = Vec<u8>> {
         any::<u8>(),
     ];
     let class = prop_oneof![Just(0x00u8), Just(0x80), Just(0x90), any::<u8>()];
-    let structured = (class, instructions, any::<u8>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..400), prop::option::of(any::<u16>()))
+    let structured = (
+        class,
+        instructions,
+        any::<u8>(),
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 0..400),
+        prop::option::of(any::<u16>()),
+    )
         .prop_map(|(cla, ins, p1, p2, data, le)| {
             let mut out = vec![cla, ins, p1, p2];
             let extended = data.len() > 255 || le.is_some_and(|le| le > 256);
@@ -69,7 +81,9 @@ fn apdu() -> impl Strategy<Value = Vec<u8>> {
             }
             out
         });
-    let select = Just(vec![0x00, 0xA4, 0x04, 0x00, 10, 0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 1]);
+    let select = Just(vec![
+        0x00, 0xA4, 0x04, 0x00, 10, 0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 1,
+    ]);
     prop_oneof![3 => structured, 1 => prop::collection::vec(any::<u8>(), 0..600), 1 => select]
 }
 

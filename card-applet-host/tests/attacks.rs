@@ -16,18 +16,36 @@ use zeroize::Zeroizing;
 #[test]
 fn certificate_from_an_unknown_issuer_is_refused() {
     let (issuer, other) = (Issuer::new(), Issuer::new());
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
     let result = card.verify_certificate(&[other.key.public_key()]);
-    assert!(matches!(result, Err(CardError::Certificate(CertError::UnknownIssuer))), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(CardError::Certificate(CertError::UnknownIssuer))
+        ),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn certificate_claiming_a_configured_issuer_but_signed_by_another_is_refused() {
     let (issuer, forger) = (Issuer::new(), Issuer::new());
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
     let genuine = card.certificate().unwrap();
     // The forger re-signs the card's certificate and patches in the real issuer's key id.
-    let forged = forger.key.certify_card(&genuine.card_id(), &genuine.card_public_key());
+    let forged = forger
+        .key
+        .certify_card(&genuine.card_id(), &genuine.card_public_key());
     let mut forged_bytes = forged.as_bytes().to_vec();
     forged_bytes[86..94].copy_from_slice(&issuer.key.public_key().key_id());
     let mut tamper = Tamper::new(card.into_transport());
@@ -38,35 +56,60 @@ fn certificate_claiming_a_configured_issuer_but_signed_by_another_is_refused() {
     }));
     let mut card = Card::open(tamper).unwrap();
     let result = card.verify_certificate(&[issuer.key.public_key()]);
-    assert!(matches!(result, Err(CardError::Certificate(CertError::BadSignature))), "{result:?}");
+    assert!(
+        matches!(result, Err(CardError::Certificate(CertError::BadSignature))),
+        "{result:?}"
+    );
 }
 
 /// Card B presents card A's (valid) certificate and identity: it cannot derive the session keys.
 #[test]
 fn cloned_certificate_without_the_private_key_is_refused() {
     let issuer = Issuer::new();
-    let mut card_a = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
+    let mut card_a = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
     let certificate_a = card_a.certificate().unwrap();
     let identity_a = *card_a.identity();
-    let card_b = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
+    let card_b = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
 
     let mut clone = Tamper::new(card_b.into_transport());
     clone.on_response = Some(Box::new(move |command, response| match command[1] {
         ins::SELECT => response[..16].copy_from_slice(&identity_a.card_id),
-        ins::GET_DATA if command[3] == 0x02 => response[..158].copy_from_slice(certificate_a.as_bytes()),
+        ins::GET_DATA if command[3] == 0x02 => {
+            response[..158].copy_from_slice(certificate_a.as_bytes())
+        }
         _ => {}
     }));
     let mut card = Card::open(clone).unwrap();
-    let verified = card.verify_certificate(&[issuer.key.public_key()]).expect("the cloned certificate itself is valid");
+    let verified = card
+        .verify_certificate(&[issuer.key.public_key()])
+        .expect("the cloned certificate itself is valid");
     let result = card.open_session(&verified);
-    assert!(matches!(result, Err(CardError::Authentication)), "{result:?}");
+    assert!(
+        matches!(result, Err(CardError::Authentication)),
+        "{result:?}"
+    );
 }
 
 /// A recorded "match" answer from an earlier session is replayed in a later one.
 #[test]
 fn replayed_response_from_an_earlier_session_is_refused() {
     let issuer = Issuer::new();
-    let card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
+    let card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
     let recorded: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
     let replay = Rc::new(RefCell::new(false));
     let mut tamper = Tamper::new(card.into_transport());
@@ -86,14 +129,23 @@ fn replayed_response_from_an_earlier_session_is_refused() {
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     {
         let mut session = card.open_session(&verified).unwrap();
-        assert!(matches!(session.verify_palm(&capture(1, 5)).unwrap(), VerifyOutcome::Match { .. }));
+        assert!(matches!(
+            session.verify_palm(&capture(1, 5)).unwrap(),
+            VerifyOutcome::Match { .. }
+        ));
     }
     *replay.borrow_mut() = true;
     let mut session = card.open_session(&verified).unwrap();
     let result = session.verify_palm(&template(99));
-    assert!(matches!(result, Err(CardError::Authentication)), "{result:?}");
+    assert!(
+        matches!(result, Err(CardError::Authentication)),
+        "{result:?}"
+    );
     // The session is closed after the failure.
-    assert!(matches!(session.verify_palm(&capture(1, 5)), Err(CardError::SessionClosed)));
+    assert!(matches!(
+        session.verify_palm(&capture(1, 5)),
+        Err(CardError::SessionClosed)
+    ));
 }
 
 /// A replayed command in the same session (the counter has moved on) is refused by the card and
@@ -101,7 +153,12 @@ fn replayed_response_from_an_earlier_session_is_refused() {
 #[test]
 fn replayed_command_is_refused_by_the_card() {
     let issuer = Issuer::new();
-    let card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], Some(5));
+    let card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        Some(5),
+    );
     let last: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
     let last_hook = last.clone();
     let mut tamper = Tamper::new(card.into_transport());
@@ -117,9 +174,15 @@ fn replayed_command_is_refused_by_the_card() {
     let mut card = Card::open(tamper).unwrap();
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(session.verify_palm(&template(50)).unwrap(), VerifyOutcome::NoMatch { tries_left: 4 }));
+    assert!(matches!(
+        session.verify_palm(&template(50)).unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 4 }
+    ));
     let result = session.verify_palm(&template(51));
-    assert!(matches!(result, Err(CardError::Authentication)), "{result:?}");
+    assert!(
+        matches!(result, Err(CardError::Authentication)),
+        "{result:?}"
+    );
     drop(session);
     assert!(!card.transport_mut().inner.applet().session_open());
     // The replay did not cost a try.
@@ -128,11 +191,22 @@ fn replayed_command_is_refused_by_the_card() {
 
 fn flip_test(flip_command: bool) {
     let issuer = Issuer::new();
-    let mut baseline = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
-    let verified = baseline.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let mut baseline = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
+    let verified = baseline
+        .verify_certificate(&[issuer.key.public_key()])
+        .unwrap();
     // Every byte of the VERIFY PALM command (header, length, ciphertext, tag; not Le, which only
     // bounds the answer length) or of its response (ciphertext, tag, status word).
-    let positions = if flip_command { 4 + 3 + TEMPLATE_LEN + 16 } else { 3 + 16 + 2 };
+    let positions = if flip_command {
+        4 + 3 + TEMPLATE_LEN + 16
+    } else {
+        3 + 16 + 2
+    };
     let mut transport = baseline.into_transport();
     for position in 0..positions {
         for bit in [0x01u8, 0x80] {
@@ -153,12 +227,19 @@ fn flip_test(flip_command: bool) {
             let mut card = Card::open(tamper).unwrap();
             let mut session = card.open_session(&verified).unwrap();
             let result = session.verify_palm(&capture(1, 5));
-            assert!(result.is_err(), "flipped bit {bit:#04x} at byte {position} was accepted: {result:?}");
+            assert!(
+                result.is_err(),
+                "flipped bit {bit:#04x} at byte {position} was accepted: {result:?}"
+            );
         }
         // Reset the counter between rounds so that tampered tries never block the card.
         let mut card = Card::open(&mut transport).unwrap();
         let session = card.open_session(&verified).unwrap();
-        session.prove_authority(&issuer.authority).unwrap().reset_retry_counter().unwrap();
+        session
+            .prove_authority(&issuer.authority)
+            .unwrap()
+            .reset_retry_counter()
+            .unwrap();
     }
 }
 
@@ -177,50 +258,89 @@ fn flipped_bit_in_an_encrypted_response_is_refused() {
 #[test]
 fn enrolment_without_the_issuer_authority_is_refused() {
     let (issuer, other) = (Issuer::new(), Issuer::new());
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
 
     // Plain session, no authority: the raw commands are refused by the card.
     let mut session = card.open_session(&verified).unwrap();
-    let enrol = Enrol { slot: 1, kind: SlotKind::Normal, template: Zeroizing::new(template(66).encode()) };
+    let enrol = Enrol {
+        slot: 1,
+        kind: SlotKind::Normal,
+        template: Zeroizing::new(template(66).encode()),
+    };
     assert!(matches!(
         session.execute(&enrol),
-        Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
     ));
     assert!(matches!(
         session.execute(&ResetRetryCounter),
-        Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
     ));
     assert!(matches!(
         session.execute(&SetPolicy { max_tries: 10 }),
-        Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
     ));
     drop(session);
 
     // An authority certified by another issuer.
     let session = card.open_session(&verified).unwrap();
     let result = session.prove_authority(&other.authority);
-    assert!(matches!(result, Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })));
+    assert!(matches!(
+        result,
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
+    ));
 
     // Our issuer's certificate, but the attacker holds another key (signature does not verify).
     let session = card.open_session(&verified).unwrap();
     let stolen_certificate = *issuer.authority.certificate();
     let result = session.prove_authority(&other.authority.with_certificate(stolen_certificate));
-    assert!(matches!(result, Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })));
+    assert!(matches!(
+        result,
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
+    ));
 
     // A proof from an earlier session cannot be replayed: its transcript differs.
     let session = card.open_session(&verified).unwrap();
     let old_proof = issuer.authority.prove(session.transcript());
     drop(session);
     let mut session = card.open_session(&verified).unwrap();
-    let replayed = palmgate_card::host::commands::ProveAuthority { certificate: stolen_certificate, signature: old_proof };
+    let replayed = palmgate_card::host::commands::ProveAuthority {
+        certificate: stolen_certificate,
+        signature: old_proof,
+    };
     assert!(matches!(
         session.execute(&replayed),
-        Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
     ));
     assert!(matches!(
         session.execute(&enrol),
-        Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
     ));
     drop(session);
 
@@ -230,7 +350,10 @@ fn enrolment_without_the_issuer_authority_is_refused() {
     let mut enrolment = session.prove_authority(&limited).unwrap();
     assert!(matches!(
         enrolment.enrol(1, SlotKind::Normal, &template(66)),
-        Err(CardError::Status { status: StatusWord::SecurityStatusNotSatisfied, .. })
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
     ));
     enrolment.reset_retry_counter().unwrap();
     drop(enrolment);
@@ -241,13 +364,27 @@ fn enrolment_without_the_issuer_authority_is_refused() {
 #[test]
 fn probe_of_another_algorithm_is_refused_without_spending_a_try() {
     let issuer = Issuer::new();
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &template(1))], None);
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let mut probe = capture(1, 0).encode();
     probe[1] = 0x02;
     let mut session = card.open_session(&verified).unwrap();
     let result = session.verify_palm_encoded(&probe);
-    assert!(matches!(result, Err(CardError::Status { status: StatusWord::FunctionNotSupported, .. })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(CardError::Status {
+                status: StatusWord::FunctionNotSupported,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
     // Malformed payload with the right algorithm: refused as wrong data.
     // Code bits 010 in every cell: not an orientation.
     let mut garbage = [0u8; TEMPLATE_LEN];
@@ -255,7 +392,16 @@ fn probe_of_another_algorithm_is_refused_without_spending_a_try() {
     garbage[4 + 72..4 + 144].fill(0xFF);
     garbage[4 + 216..].fill(0xFF);
     let result = session.verify_palm_encoded(&garbage);
-    assert!(matches!(result, Err(CardError::Status { status: StatusWord::WrongData, .. })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(CardError::Status {
+                status: StatusWord::WrongData,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
     drop(session);
     assert_eq!(card.refresh_identity().unwrap().tries_left, 5);
 }
@@ -289,15 +435,23 @@ impl<const I: u8> SecureCommand for Raw<I> {
 fn template_windows(templates: &[[u8; TEMPLATE_LEN]]) -> HashSet<[u8; 8]> {
     templates
         .iter()
-        .flat_map(|template| template[4..].windows(8).map(|w| <[u8; 8]>::try_from(w).unwrap()))
+        .flat_map(|template| {
+            template[4..]
+                .windows(8)
+                .map(|w| <[u8; 8]>::try_from(w).unwrap())
+        })
         .collect()
 }
 
 fn reveals(answer: &[u8], windows: &HashSet<[u8; 8]>) -> bool {
-    answer.windows(8).any(|w| windows.contains(<&[u8; 8]>::try_from(w).unwrap()))
+    answer
+        .windows(8)
+        .any(|w| windows.contains(<&[u8; 8]>::try_from(w).unwrap()))
 }
 
-const SELECT_APDU: [u8; 15] = [0x00, 0xA4, 0x04, 0x00, 10, 0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 1];
+const SELECT_APDU: [u8; 15] = [
+    0x00, 0xA4, 0x04, 0x00, 10, 0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 1,
+];
 
 /// Both classes × every INS × (every P1 with P2 00/01/02, and every P2 with P1 00/01/04), without
 /// and with data, in the clear; then every secure instruction × P1/P2 inside an authorised
@@ -309,22 +463,32 @@ fn instruction_scan_never_reveals_template_bytes() {
     let card = enrolled_card(
         factory_transport(),
         &issuer,
-        &[(SlotKind::Normal, &enrolled[0]), (SlotKind::Duress, &enrolled[1])],
+        &[
+            (SlotKind::Normal, &enrolled[0]),
+            (SlotKind::Duress, &enrolled[1]),
+        ],
         None,
     );
     let encoded: Vec<[u8; TEMPLATE_LEN]> = enrolled.iter().map(|t| t.encode()).collect();
     let windows = template_windows(&encoded);
-    assert!(reveals(&encoded[1][100..120], &windows), "the detector must detect");
+    assert!(
+        reveals(&encoded[1][100..120], &windows),
+        "the detector must detect"
+    );
     let mut transport = card.into_transport();
-    let pairs: Vec<(u8, u8)> =
-        (0..=255u8).flat_map(|a| [(a, 0), (a, 1), (a, 2), (0, a), (1, a), (4, a)]).collect();
+    let pairs: Vec<(u8, u8)> = (0..=255u8)
+        .flat_map(|a| [(a, 0), (a, 1), (a, 2), (0, a), (1, a), (4, a)])
+        .collect();
     let mut checked = 0usize;
     use palmgate_card::host::CardTransport;
     transport.transmit(&SELECT_APDU).unwrap();
     for class in [0x00u8, 0x80] {
         for instruction in 0..=255u8 {
             for &(p1, p2) in &pairs {
-                for apdu in [vec![class, instruction, p1, p2, 0x00], vec![class, instruction, p1, p2, 2, 0, 0, 0]] {
+                for apdu in [
+                    vec![class, instruction, p1, p2, 0x00],
+                    vec![class, instruction, p1, p2, 2, 0, 0, 0],
+                ] {
                     let response = transport.transmit(&apdu).unwrap();
                     assert!(!reveals(&response, &windows), "{apdu:02X?}");
                     checked += 1;
@@ -340,16 +504,29 @@ fn instruction_scan_never_reveals_template_bytes() {
 
     let mut card = Card::open(&mut transport).unwrap();
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
-    let plaintexts = [Vec::new(), vec![0], encoded[0].to_vec(), encoded[1].to_vec()];
+    let plaintexts = [
+        Vec::new(),
+        vec![0],
+        encoded[0].to_vec(),
+        encoded[1].to_vec(),
+    ];
     macro_rules! scan {
         ($ins:expr) => {{
             let session = card.open_session(&verified).unwrap();
             let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
             for &(p1, p2) in &pairs {
                 for plaintext in &plaintexts {
-                    let raw = Raw::<{ $ins }> { p1, p2, plaintext: plaintext.clone() };
+                    let raw = Raw::<{ $ins }> {
+                        p1,
+                        p2,
+                        plaintext: plaintext.clone(),
+                    };
                     let (status, answer) = enrolment.session().execute(&raw).unwrap();
-                    assert!(!reveals(&answer, &windows), "INS {:02X} {p1:02X}{p2:02X}", $ins);
+                    assert!(
+                        !reveals(&answer, &windows),
+                        "INS {:02X} {p1:02X}{p2:02X}",
+                        $ins
+                    );
                     if (p1, p2) != (0, 0) {
                         assert_eq!(status, StatusWord::IncorrectP1P2);
                     }

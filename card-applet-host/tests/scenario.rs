@@ -14,8 +14,16 @@ use palmgate_matcher::compare::{Threshold, compare};
 fn test_templates_behave_as_genuine_and_impostor() {
     let genuine = compare(&capture(1, 40), &template(1)).unwrap();
     let impostor = compare(&template(2), &template(1)).unwrap();
-    assert!(genuine.is_match(Threshold::DEFAULT), "genuine distance {}", genuine.distance_q16());
-    assert!(!impostor.is_match(Threshold::DEFAULT), "impostor distance {}", impostor.distance_q16());
+    assert!(
+        genuine.is_match(Threshold::DEFAULT),
+        "genuine distance {}",
+        genuine.distance_q16()
+    );
+    assert!(
+        !impostor.is_match(Threshold::DEFAULT),
+        "impostor distance {}",
+        impostor.distance_q16()
+    );
 }
 
 #[test]
@@ -25,7 +33,10 @@ fn factory_card_reports_its_state_and_refuses_sessions() {
     assert_eq!(card.identity().tries_left, DEFAULT_MAX_TRIES);
     assert!(matches!(
         card.certificate(),
-        Err(CardError::Status { status: StatusWord::ReferencedDataNotFound, .. })
+        Err(CardError::Status {
+            status: StatusWord::ReferencedDataNotFound,
+            ..
+        })
     ));
 }
 
@@ -38,17 +49,31 @@ fn personalise_once_only() {
     assert_eq!(certificate.card_id(), card.identity().card_id);
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     assert_eq!(verified.card_id, card.identity().card_id);
-    assert!(matches!(card.personalise(&issuer.key), Err(CardError::Lifecycle { .. })));
+    assert!(matches!(
+        card.personalise(&issuer.key),
+        Err(CardError::Lifecycle { .. })
+    ));
     // The raw command is refused by the card too, whatever the host thinks.
     let again = card.execute(&palmgate_card::host::commands::GenerateCardKey { card_id: [7; 16] });
-    assert!(matches!(again, Err(CardError::Status { status: StatusWord::ConditionsNotSatisfied, .. })));
+    assert!(matches!(
+        again,
+        Err(CardError::Status {
+            status: StatusWord::ConditionsNotSatisfied,
+            ..
+        })
+    ));
 }
 
 #[test]
 fn verify_match_no_match_lockout_and_reset() {
     let issuer = Issuer::new();
     let enrolled = template(10);
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &enrolled)], Some(3));
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &enrolled)],
+        Some(3),
+    );
     assert_eq!(card.identity().slots_used, 1);
     assert_eq!(card.identity().max_tries, 3);
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
@@ -56,16 +81,31 @@ fn verify_match_no_match_lockout_and_reset() {
     let mut session = card.open_session(&verified).unwrap();
     assert_eq!(
         session.verify_palm(&capture(10, 30)).unwrap(),
-        VerifyOutcome::Match { slot_kind: SlotKind::Normal, tries_left: 3 }
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            tries_left: 3
+        }
     );
-    assert_eq!(session.verify_palm(&template(11)).unwrap(), VerifyOutcome::NoMatch { tries_left: 2 });
+    assert_eq!(
+        session.verify_palm(&template(11)).unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 2 }
+    );
     // A match restores the counter.
-    assert!(matches!(session.verify_palm(&capture(10, 5)).unwrap(), VerifyOutcome::Match { tries_left: 3, .. }));
+    assert!(matches!(
+        session.verify_palm(&capture(10, 5)).unwrap(),
+        VerifyOutcome::Match { tries_left: 3, .. }
+    ));
     for left in (0..3).rev() {
-        assert_eq!(session.verify_palm(&template(12)).unwrap(), VerifyOutcome::NoMatch { tries_left: left });
+        assert_eq!(
+            session.verify_palm(&template(12)).unwrap(),
+            VerifyOutcome::NoMatch { tries_left: left }
+        );
     }
     // Blocked: even the genuine palm is not compared.
-    assert_eq!(session.verify_palm(&capture(10, 0)).unwrap(), VerifyOutcome::Blocked);
+    assert_eq!(
+        session.verify_palm(&capture(10, 0)).unwrap(),
+        VerifyOutcome::Blocked
+    );
     drop(session);
     assert_eq!(card.refresh_identity().unwrap().tries_left, 0);
 
@@ -73,7 +113,10 @@ fn verify_match_no_match_lockout_and_reset() {
     let session = card.open_session(&verified).unwrap();
     let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
     enrolment.reset_retry_counter().unwrap();
-    assert!(matches!(enrolment.verify_palm(&capture(10, 3)).unwrap(), VerifyOutcome::Match { .. }));
+    assert!(matches!(
+        enrolment.verify_palm(&capture(10, 3)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
 }
 
 #[test]
@@ -90,11 +133,17 @@ fn duress_slot_is_reported() {
     let mut session = card.open_session(&verified).unwrap();
     assert!(matches!(
         session.verify_palm(&capture(20, 20)).unwrap(),
-        VerifyOutcome::Match { slot_kind: SlotKind::Normal, .. }
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            ..
+        }
     ));
     assert!(matches!(
         session.verify_palm(&capture(21, 20)).unwrap(),
-        VerifyOutcome::Match { slot_kind: SlotKind::Duress, .. }
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Duress,
+            ..
+        }
     ));
 }
 
@@ -102,14 +151,22 @@ fn duress_slot_is_reported() {
 fn erase_returns_a_receipt_that_verifies() {
     let issuer = Issuer::new();
     let enrolled = template(30);
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &enrolled)], None);
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &enrolled)],
+        None,
+    );
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let receipt = {
         let session = card.open_session(&verified).unwrap();
         let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
         enrolment.erase(1_764_000_000).unwrap()
     };
-    let bundle = ReceiptBundle { receipt, certificate: verified.certificate };
+    let bundle = ReceiptBundle {
+        receipt,
+        certificate: verified.certificate,
+    };
     let decoded = ReceiptBundle::decode(&bundle.encode()).unwrap();
     let fields = decoded.verify(&[issuer.key.public_key()]).unwrap();
     assert_eq!(fields.card_id, verified.card_id);
@@ -127,13 +184,21 @@ fn erase_returns_a_receipt_that_verifies() {
     assert!(decoded.verify(&[Issuer::new().key.public_key()]).is_err());
     let mut forged = bundle.encode();
     forged[30] ^= 1;
-    assert!(ReceiptBundle::decode(&forged).unwrap().verify(&[issuer.key.public_key()]).is_err());
+    assert!(
+        ReceiptBundle::decode(&forged)
+            .unwrap()
+            .verify(&[issuer.key.public_key()])
+            .is_err()
+    );
 
     assert_eq!(card.refresh_identity().unwrap().slots_used, 0);
     let mut session = card.open_session(&verified).unwrap();
     assert!(matches!(
         session.verify_palm(&capture(30, 0)),
-        Err(CardError::Status { status: StatusWord::ReferencedDataNotFound, .. })
+        Err(CardError::Status {
+            status: StatusWord::ReferencedDataNotFound,
+            ..
+        })
     ));
 }
 
@@ -149,7 +214,10 @@ fn short_apdus_with_chaining_work_like_extended_ones() {
     let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
     enrolment.enrol(0, SlotKind::Normal, &enrolled).unwrap();
     let before = enrolment.session().card().apdu_count();
-    assert!(matches!(enrolment.verify_palm(&capture(40, 10)).unwrap(), VerifyOutcome::Match { .. }));
+    assert!(matches!(
+        enrolment.verify_palm(&capture(40, 10)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
     // 292 + 16 bytes of ciphertext: two chained APDUs.
     assert_eq!(enrolment.session().card().apdu_count() - before, 2);
 }
@@ -158,11 +226,19 @@ fn short_apdus_with_chaining_work_like_extended_ones() {
 fn verification_takes_two_apdus_after_select_in_extended_mode() {
     let issuer = Issuer::new();
     let enrolled = template(41);
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &enrolled)], None);
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &enrolled)],
+        None,
+    );
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let before = card.apdu_count();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(session.verify_palm(&capture(41, 10)).unwrap(), VerifyOutcome::Match { .. }));
+    assert!(matches!(
+        session.verify_palm(&capture(41, 10)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
     drop(session);
     assert_eq!(card.apdu_count() - before, 2);
 }
@@ -175,7 +251,12 @@ fn state_survives_a_restart_and_failed_writes_change_nothing() {
 
     let issuer = Issuer::new();
     let enrolled = template(50);
-    let mut card = enrolled_card(factory_transport(), &issuer, &[(SlotKind::Normal, &enrolled)], Some(4));
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &enrolled)],
+        Some(4),
+    );
     let stored = *card.transport_mut().applet().storage().stored().unwrap();
     assert_eq!(stored, *card.transport_mut().applet().state_bytes());
 
@@ -185,19 +266,32 @@ fn state_survives_a_restart_and_failed_writes_change_nothing() {
     let mut restarted = Card::open(InProcessTransport::new(applet)).unwrap();
     assert_eq!(restarted.identity().card_id, card.identity().card_id);
     assert_eq!(restarted.identity().tries_left, 4);
-    let verified = restarted.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let verified = restarted
+        .verify_certificate(&[issuer.key.public_key()])
+        .unwrap();
     let mut session = restarted.open_session(&verified).unwrap();
     // The try cannot be recorded: the card refuses to compare.
     assert!(matches!(
         session.verify_palm(&capture(50, 0)),
-        Err(CardError::Status { status: StatusWord::MemoryFailure, .. })
+        Err(CardError::Status {
+            status: StatusWord::MemoryFailure,
+            ..
+        })
     ));
     drop(session);
     assert_eq!(restarted.refresh_identity().unwrap().tries_left, 4);
 
     let mut corrupted = stored;
     corrupted[100] ^= 0x01;
-    assert!(Applet::load(MemoryStorage::default(), system_rng(), SystemClock::default(), &corrupted).is_err());
+    assert!(
+        Applet::load(
+            MemoryStorage::default(),
+            system_rng(),
+            SystemClock::default(),
+            &corrupted
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -209,7 +303,11 @@ fn get_response_serves_long_answers_in_parts() {
         card.personalise(&issuer.key).unwrap();
     }
     use palmgate_card::host::CardTransport;
-    transport.transmit(&[0x00, 0xA4, 0x04, 0x00, 10, 0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 1]).unwrap();
+    transport
+        .transmit(&[
+            0x00, 0xA4, 0x04, 0x00, 10, 0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 1,
+        ])
+        .unwrap();
     // Ask the 158-byte certificate with Le = 100.
     let first = transport.transmit(&[0x80, 0xCA, 0x01, 0x02, 100]).unwrap();
     assert_eq!(first.len(), 102);

@@ -9,10 +9,14 @@ use p256::ecdsa::SigningKey;
 use palmgate_card::applet::{Applet, Clock, ResponseBuffer, STATE_LEN, Storage, StorageFailed};
 use palmgate_card::host::apdu::{LengthMode, encode};
 use palmgate_card::host::commands::{OpenSession, PlainCommand, Select};
-use palmgate_card::protocol::cert::{AuthorityCertificate, CardCertificate, encode_public_key, sign};
+use palmgate_card::protocol::cert::{
+    AuthorityCertificate, CardCertificate, encode_public_key, sign,
+};
 use palmgate_card::protocol::identity::CardIdentity;
 use palmgate_card::protocol::receipt::{DeletionReceipt, ReceiptFields};
-use palmgate_card::protocol::session::{SecureChannel, SessionKeys, authority_message, ecdh, transcript_hash};
+use palmgate_card::protocol::session::{
+    SecureChannel, SessionKeys, authority_message, ecdh, transcript_hash,
+};
 use palmgate_card::protocol::{Lifecycle, StatusWord, decision, ins, permission};
 use palmgate_matcher::template::{CELLS, Template};
 
@@ -37,7 +41,10 @@ fn compute() -> BTreeMap<&'static str, String> {
     let gate_public = encode_public_key(gate_key.verifying_key());
     let issuer_public = encode_public_key(issuer_key.verifying_key());
 
-    v.insert("select_apdu", hex::encode(&*encode(&Select.command(), LengthMode::Extended).unwrap()[0]));
+    v.insert(
+        "select_apdu",
+        hex::encode(&*encode(&Select.command(), LengthMode::Extended).unwrap()[0]),
+    );
     let identity = CardIdentity {
         card_id,
         applet_version: (1, 0),
@@ -54,16 +61,37 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert("issuer_public_key", hex::encode(issuer_public));
     let certificate = CardCertificate::issue(&card_id, &card_public, &issuer_key);
     v.insert("card_certificate", hex::encode(certificate.as_bytes()));
-    let authority =
-        AuthorityCertificate::issue(&encode_public_key(authority_key.verifying_key()), permission::ALL, &issuer_key);
+    let authority = AuthorityCertificate::issue(
+        &encode_public_key(authority_key.verifying_key()),
+        permission::ALL,
+        &issuer_key,
+    );
     v.insert("authority_certificate", hex::encode(authority.as_bytes()));
 
-    let open = OpenSession { gate_public_key: gate_public, gate_nonce };
-    v.insert("open_session_apdu", hex::encode(&*encode(&open.command(), LengthMode::Extended).unwrap()[0]));
-    let transcript = transcript_hash(&card_id, &card_public, &gate_public, &gate_nonce, &card_nonce);
+    let open = OpenSession {
+        gate_public_key: gate_public,
+        gate_nonce,
+    };
+    v.insert(
+        "open_session_apdu",
+        hex::encode(&*encode(&open.command(), LengthMode::Extended).unwrap()[0]),
+    );
+    let transcript = transcript_hash(
+        &card_id,
+        &card_public,
+        &gate_public,
+        &gate_nonce,
+        &card_nonce,
+    );
     v.insert("transcript", hex::encode(transcript));
-    let shared = ecdh(card_key.as_nonzero_scalar(), &p256::PublicKey::from(gate_key.verifying_key()));
-    let shared_gate = ecdh(gate_key.as_nonzero_scalar(), &p256::PublicKey::from(card_key.verifying_key()));
+    let shared = ecdh(
+        card_key.as_nonzero_scalar(),
+        &p256::PublicKey::from(gate_key.verifying_key()),
+    );
+    let shared_gate = ecdh(
+        gate_key.as_nonzero_scalar(),
+        &p256::PublicKey::from(card_key.verifying_key()),
+    );
     assert_eq!(*shared, *shared_gate);
     v.insert("ecdh_x", hex::encode(*shared));
     let keys = SessionKeys::derive(&shared, &transcript);
@@ -72,10 +100,17 @@ fn compute() -> BTreeMap<&'static str, String> {
     let mut card_side = SecureChannel::new(&keys);
     let mut gate_side = SecureChannel::new(&keys);
     let confirmation = card_side.confirmation(&transcript);
-    gate_side.check_confirmation(&transcript, &confirmation).unwrap();
-    v.insert("open_session_response", hex::encode([&card_nonce[..], &confirmation, &[0x90, 0x00]].concat()));
+    gate_side
+        .check_confirmation(&transcript, &confirmation)
+        .unwrap();
+    v.insert(
+        "open_session_response",
+        hex::encode([&card_nonce[..], &confirmation, &[0x90, 0x00]].concat()),
+    );
 
-    let probe = Template::from_cells(&[0; CELLS], &[true; CELLS]).unwrap().encode();
+    let probe = Template::from_cells(&[0; CELLS], &[true; CELLS])
+        .unwrap()
+        .encode();
     let mut body = probe.to_vec();
     let header = [ins::VERIFY_PALM, 0, 0];
     let tag = gate_side.seal_command(header, &mut body);
@@ -87,7 +122,10 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert("verify_palm_apdu", hex::encode(&apdu));
     let mut decision_bytes = [decision::MATCH, 0x00, 5];
     let tag = card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut decision_bytes);
-    v.insert("verify_palm_response", hex::encode([&decision_bytes[..], &tag, &[0x90, 0x00]].concat()));
+    v.insert(
+        "verify_palm_response",
+        hex::encode([&decision_bytes[..], &tag, &[0x90, 0x00]].concat()),
+    );
 
     let proof = sign(&authority_key, &authority_message(&transcript));
     v.insert("authority_proof", hex::encode(proof));
@@ -108,8 +146,11 @@ fn compute() -> BTreeMap<&'static str, String> {
 fn documented() -> BTreeMap<String, String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/applet-protocol.md");
     let doc = std::fs::read_to_string(path).expect("docs/applet-protocol.md");
-    let start = doc.find("<!-- vectors:begin -->").expect("vectors:begin marker");
-    let end = doc.find("<!-- vectors:end -->").expect("vectors:end marker");
+    const BEGIN: &str = "<!-- vectors:begin -->";
+    let start = doc.find(BEGIN).expect("vectors:begin marker") + BEGIN.len();
+    let end = doc
+        .find("<!-- vectors:end -->")
+        .expect("vectors:end marker");
     let mut out = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in doc[start..end].lines() {
@@ -143,9 +184,17 @@ fn documented_vectors_match_the_implementation() {
     }
     let documented = documented();
     for (name, value) in &computed {
-        assert_eq!(documented.get(*name), Some(value), "vector {name} differs from docs/applet-protocol.md");
+        assert_eq!(
+            documented.get(*name),
+            Some(value),
+            "vector {name} differs from docs/applet-protocol.md"
+        );
     }
-    assert_eq!(documented.len(), computed.len(), "the doc has vectors the test does not check");
+    assert_eq!(
+        documented.len(),
+        computed.len(),
+        "the doc has vectors the test does not check"
+    );
 }
 
 /// The applet itself answers the documented OPEN SECURE SESSION and VERIFY PALM exchange
@@ -193,9 +242,20 @@ fn applet_reproduces_the_documented_session() {
         [response.as_slice(), &status.to_bytes()].concat()
     };
     send(&mut applet, &hex_of("select_apdu"));
-    let generated = send(&mut applet, &[&[0x80, 0x50, 0x01, 0x00, 0x10][..], &bytes::<16>(0), &[0]].concat());
+    let generated = send(
+        &mut applet,
+        &[&[0x80, 0x50, 0x01, 0x00, 0x10][..], &bytes::<16>(0), &[0]].concat(),
+    );
     assert_eq!(hex::encode(&generated[..65]), computed["card_public_key"]);
-    let install = [&[0x80, 0x50, 0x02, 0x00, 0xDF][..], &hex_of("issuer_public_key"), &hex_of("card_certificate")].concat();
+    let install = [
+        &[0x80, 0x50, 0x02, 0x00, 0xDF][..],
+        &hex_of("issuer_public_key"),
+        &hex_of("card_certificate"),
+    ]
+    .concat();
     assert_eq!(send(&mut applet, &install), [0x90, 0x00]);
-    assert_eq!(hex::encode(send(&mut applet, &hex_of("open_session_apdu"))), computed["open_session_response"]);
+    assert_eq!(
+        hex::encode(send(&mut applet, &hex_of("open_session_apdu"))),
+        computed["open_session_response"]
+    );
 }

@@ -10,6 +10,7 @@
 //! - [`access`]: the I/O-free access decision state machine (events in, actions out).
 //! - [`outbox`]: the encrypted, persistent, ordered event outbox (sled + AES-256-GCM).
 //! - [`mqtt`]: the MQTT link: status, door state, events, discovery, signed commands.
+//! - [`gate`]: wires reader, sensor, extraction, access machine, doors, outbox and MQTT.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) parses the command line and wires these together.
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod access;
 pub mod config;
 pub mod doors;
 pub mod event;
+pub mod gate;
 pub mod logging;
 pub mod mqtt;
 pub mod notify;

@@ -22,7 +22,10 @@ impl VirtualCard {
             .spawn()
             .expect("spawn palmgate-vcard");
         let card = Self(child);
-        assert!(wait_for_card(READER, Duration::from_secs(10)).unwrap(), "virtual card did not appear");
+        assert!(
+            wait_for_card(READER, Duration::from_secs(10)).unwrap(),
+            "virtual card did not appear"
+        );
         card
     }
 }
@@ -39,7 +42,10 @@ impl Drop for VirtualCard {
 }
 
 fn palmgate(args: &[&str]) -> Output {
-    let output = Command::new(workspace_binary("palmgate")).args(args).output().expect("run palmgate");
+    let output = Command::new(workspace_binary("palmgate"))
+        .args(args)
+        .output()
+        .expect("run palmgate");
     eprintln!(
         "palmgate {}: {}\n{}{}",
         args.join(" "),
@@ -85,10 +91,20 @@ fn card_commands_end_to_end() {
     let init = palmgate(&["issuer", "init", "--out", &issuer]);
     assert!(init.status.success());
     assert!(stdout(&init).starts_with("issuer key id "));
-    for file in ["issuer.key", "issuer.pub", "authority.key", "authority.cert"] {
+    for file in [
+        "issuer.key",
+        "issuer.pub",
+        "authority.key",
+        "authority.cert",
+    ] {
         assert!(dir.path().join("issuer").join(file).exists(), "{file}");
     }
-    assert!(!palmgate(&["issuer", "init", "--out", &issuer]).status.success(), "must not overwrite an issuer");
+    assert!(
+        !palmgate(&["issuer", "init", "--out", &issuer])
+            .status
+            .success(),
+        "must not overwrite an issuer"
+    );
 
     write_template(Path::new(&p("right.tpl")), 1, false);
     write_template(Path::new(&p("left.tpl")), 2, false);
@@ -101,48 +117,158 @@ fn card_commands_end_to_end() {
     assert!(info.status.success());
     assert!(stdout(&info).contains("state: factory"));
 
-    let personalise = palmgate(&["card", "personalise", "--reader", READER, "--issuer", &issuer]);
+    let personalise = palmgate(&[
+        "card",
+        "personalise",
+        "--reader",
+        READER,
+        "--issuer",
+        &issuer,
+    ]);
     assert!(personalise.status.success());
     assert!(stdout(&personalise).starts_with("personalised card "));
-    assert!(!palmgate(&["card", "personalise", "--reader", READER, "--issuer", &issuer]).status.success());
+    assert!(
+        !palmgate(&[
+            "card",
+            "personalise",
+            "--reader",
+            READER,
+            "--issuer",
+            &issuer
+        ])
+        .status
+        .success()
+    );
 
     let enrol = palmgate(&[
-        "card", "enrol", "--reader", READER, "--issuer", &issuer, "--template", &p("right.tpl"), &p("left.tpl"),
-        "--duress-slot", "1", "--tries", "3",
+        "card",
+        "enrol",
+        "--reader",
+        READER,
+        "--issuer",
+        &issuer,
+        "--template",
+        &p("right.tpl"),
+        &p("left.tpl"),
+        "--duress-slot",
+        "1",
+        "--tries",
+        "3",
     ]);
     assert!(enrol.status.success());
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
-    assert!(info.contains("state: personalised") && info.contains("slots: 2 of 4 used") && info.contains("tries left: 3 of 3"), "{info}");
+    assert!(
+        info.contains("state: personalised")
+            && info.contains("slots: 2 of 4 used")
+            && info.contains("tries left: 3 of 3"),
+        "{info}"
+    );
 
-    let verify = |template: &str| palmgate(&["card", "verify", "--reader", READER, "--issuer", &issuer, "--template", &p(template)]);
+    let verify = |template: &str| {
+        palmgate(&[
+            "card",
+            "verify",
+            "--reader",
+            READER,
+            "--issuer",
+            &issuer,
+            "--template",
+            &p(template),
+        ])
+    };
     let matched = verify("right-probe.tpl");
-    assert_eq!((matched.status.code(), stdout(&matched).trim()), (Some(0), "match"));
+    assert_eq!(
+        (matched.status.code(), stdout(&matched).trim()),
+        (Some(0), "match")
+    );
     let duress = verify("left-probe.tpl");
-    assert_eq!((duress.status.code(), stdout(&duress).trim()), (Some(0), "match (duress)"));
+    assert_eq!(
+        (duress.status.code(), stdout(&duress).trim()),
+        (Some(0), "match (duress)")
+    );
     for left in [2, 1, 0] {
         let miss = verify("stranger.tpl");
-        assert_eq!((miss.status.code(), stdout(&miss).trim().to_owned()), (Some(1), format!("no match, {left} tries left")));
+        assert_eq!(
+            (miss.status.code(), stdout(&miss).trim().to_owned()),
+            (Some(1), format!("no match, {left} tries left"))
+        );
     }
     let blocked = verify("right-probe.tpl");
-    assert_eq!((blocked.status.code(), stdout(&blocked).trim()), (Some(3), "blocked"));
+    assert_eq!(
+        (blocked.status.code(), stdout(&blocked).trim()),
+        (Some(3), "blocked")
+    );
 
     // A gate configured with another issuer refuses the card before any palm is sent.
     let other = p("other-issuer");
-    assert!(palmgate(&["issuer", "init", "--out", &other]).status.success());
-    let refused = palmgate(&["card", "verify", "--reader", READER, "--issuer", &other, "--template", &p("right-probe.tpl")]);
+    assert!(
+        palmgate(&["issuer", "init", "--out", &other])
+            .status
+            .success()
+    );
+    let refused = palmgate(&[
+        "card",
+        "verify",
+        "--reader",
+        READER,
+        "--issuer",
+        &other,
+        "--template",
+        &p("right-probe.tpl"),
+    ]);
     assert_eq!(refused.status.code(), Some(2));
 
-    let erase = palmgate(&["card", "erase", "--reader", READER, "--issuer", &issuer, "--receipt", &p("receipt.bin")]);
+    let erase = palmgate(&[
+        "card",
+        "erase",
+        "--reader",
+        READER,
+        "--issuer",
+        &issuer,
+        "--receipt",
+        &p("receipt.bin"),
+    ]);
     assert!(erase.status.success());
     assert!(stdout(&erase).starts_with("erased 2 slot(s)"));
-    let receipt = palmgate(&["card", "verify-receipt", "--issuer", &issuer, "--receipt", &p("receipt.bin")]);
+    let receipt = palmgate(&[
+        "card",
+        "verify-receipt",
+        "--issuer",
+        &issuer,
+        "--receipt",
+        &p("receipt.bin"),
+    ]);
     assert!(receipt.status.success());
-    assert!(stdout(&receipt).contains("receipt valid") && stdout(&receipt).contains("slots erased: 2"));
-    assert!(!palmgate(&["card", "verify-receipt", "--issuer", &other, "--receipt", &p("receipt.bin")]).status.success());
+    assert!(
+        stdout(&receipt).contains("receipt valid") && stdout(&receipt).contains("slots erased: 2")
+    );
+    assert!(
+        !palmgate(&[
+            "card",
+            "verify-receipt",
+            "--issuer",
+            &other,
+            "--receipt",
+            &p("receipt.bin")
+        ])
+        .status
+        .success()
+    );
     let mut forged = std::fs::read(p("receipt.bin")).unwrap();
     forged[40] ^= 0x01;
     std::fs::write(p("forged.bin"), forged).unwrap();
-    assert!(!palmgate(&["card", "verify-receipt", "--issuer", &issuer, "--receipt", &p("forged.bin")]).status.success());
+    assert!(
+        !palmgate(&[
+            "card",
+            "verify-receipt",
+            "--issuer",
+            &issuer,
+            "--receipt",
+            &p("forged.bin")
+        ])
+        .status
+        .success()
+    );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(info.contains("slots: 0 of 4 used"), "{info}");
 }
@@ -165,9 +291,19 @@ fn card_bench_reports_median_p99_and_apdus() {
             (name, value.parse().unwrap())
         })
         .collect();
-    assert_eq!(fields.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["median_us", "p99_us", "apdus"]);
+    assert_eq!(
+        fields.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        ["median_us", "p99_us", "apdus"]
+    );
     assert!(fields[0].1 > 0 && fields[1].1 >= fields[0].1);
-    assert_eq!(fields[2].1, 2, "session + verify must take 2 APDUs after SELECT");
+    assert_eq!(
+        fields[2].1, 2,
+        "session + verify must take 2 APDUs after SELECT"
+    );
     // A second run refuses: the card is no longer in the factory state.
-    assert!(!palmgate(&["card", "bench", "--reader", READER, "--n", "1"]).status.success());
+    assert!(
+        !palmgate(&["card", "bench", "--reader", READER, "--n", "1"])
+            .status
+            .success()
+    );
 }

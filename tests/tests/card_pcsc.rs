@@ -33,12 +33,18 @@ impl VirtualCard {
             .spawn()
             .expect("spawn palmgate-vcard");
         let card = Self { child };
-        assert!(wait_for_card(READER, Duration::from_secs(10)).unwrap(), "virtual card did not appear in {READER}");
+        assert!(
+            wait_for_card(READER, Duration::from_secs(10)).unwrap(),
+            "virtual card did not appear in {READER}"
+        );
         card
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -80,7 +86,10 @@ impl Drop for VirtualCard {
 fn wait_for_absence() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while wait_for_card(READER, Duration::ZERO).unwrap() {
-        assert!(Instant::now() < deadline, "card still present after its process ended");
+        assert!(
+            Instant::now() < deadline,
+            "card still present after its process ended"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -118,7 +127,11 @@ impl Site {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("card.state");
-        Self { _dir: dir, state, issuer: IssuerKey::generate() }
+        Self {
+            _dir: dir,
+            state,
+            issuer: IssuerKey::generate(),
+        }
     }
 }
 
@@ -145,29 +158,62 @@ fn card_lifecycle_through_pcscd() {
         let mut session = card.open_session(&verified).unwrap();
         assert_eq!(
             session.verify_palm(&capture(1)).unwrap(),
-            VerifyOutcome::Match { slot_kind: SlotKind::Normal, tries_left: 3 }
+            VerifyOutcome::Match {
+                slot_kind: SlotKind::Normal,
+                tries_left: 3
+            }
         );
-        assert_eq!(session.verify_palm(&template(2)).unwrap(), VerifyOutcome::NoMatch { tries_left: 2 });
-        assert_eq!(session.verify_palm(&template(3)).unwrap(), VerifyOutcome::NoMatch { tries_left: 1 });
-        assert_eq!(session.verify_palm(&template(4)).unwrap(), VerifyOutcome::NoMatch { tries_left: 0 });
-        assert_eq!(session.verify_palm(&capture(1)).unwrap(), VerifyOutcome::Blocked);
+        assert_eq!(
+            session.verify_palm(&template(2)).unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 2 }
+        );
+        assert_eq!(
+            session.verify_palm(&template(3)).unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 1 }
+        );
+        assert_eq!(
+            session.verify_palm(&template(4)).unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 0 }
+        );
+        assert_eq!(
+            session.verify_palm(&capture(1)).unwrap(),
+            VerifyOutcome::Blocked
+        );
     }
     // The state file holds what the card holds.
     let stored = identity_of_state(&std::fs::read(&site.state).unwrap()).unwrap();
     assert_eq!(stored.tries_left, 0);
     {
         let session = card.open_session(&verified).unwrap();
-        session.prove_authority(&authority).unwrap().reset_retry_counter().unwrap();
+        session
+            .prove_authority(&authority)
+            .unwrap()
+            .reset_retry_counter()
+            .unwrap();
     }
     {
         let mut session = card.open_session(&verified).unwrap();
-        assert!(matches!(session.verify_palm(&capture(1)).unwrap(), VerifyOutcome::Match { tries_left: 3, .. }));
+        assert!(matches!(
+            session.verify_palm(&capture(1)).unwrap(),
+            VerifyOutcome::Match { tries_left: 3, .. }
+        ));
     }
     let receipt = {
         let session = card.open_session(&verified).unwrap();
-        session.prove_authority(&authority).unwrap().erase(1_764_000_000).unwrap()
+        session
+            .prove_authority(&authority)
+            .unwrap()
+            .erase(1_764_000_000)
+            .unwrap()
     };
-    let bundle = ReceiptBundle::decode(&ReceiptBundle { receipt, certificate: verified.certificate }.encode()).unwrap();
+    let bundle = ReceiptBundle::decode(
+        &ReceiptBundle {
+            receipt,
+            certificate: verified.certificate,
+        }
+        .encode(),
+    )
+    .unwrap();
     let fields = bundle.verify(&issuers).unwrap();
     assert_eq!((fields.card_id, fields.slots_erased), (verified.card_id, 1));
     assert_eq!(card.refresh_identity().unwrap().slots_used, 0);
@@ -177,7 +223,10 @@ fn card_lifecycle_through_pcscd() {
     vcard.stop();
     let _vcard = VirtualCard::start(&site.state, &[]);
     let mut card = Card::connect(READER).unwrap();
-    assert_eq!(card.verify_certificate(&issuers).unwrap().card_id, verified.card_id);
+    assert_eq!(
+        card.verify_certificate(&issuers).unwrap().card_id,
+        verified.card_id
+    );
 }
 
 /// The card is pulled while VERIFY PALM is between spending the try and answering: no grant,
@@ -194,7 +243,11 @@ fn card_removed_in_the_middle_of_verify() {
         card.personalise(&site.issuer).unwrap();
         let verified = card.verify_certificate(&issuers).unwrap();
         let session = card.open_session(&verified).unwrap();
-        session.prove_authority(&authority).unwrap().enrol(0, SlotKind::Normal, &template(7)).unwrap();
+        session
+            .prove_authority(&authority)
+            .unwrap()
+            .enrol(0, SlotKind::Normal, &template(7))
+            .unwrap();
         drop(card);
         vcard.stop();
     }
@@ -211,7 +264,9 @@ fn card_removed_in_the_middle_of_verify() {
         })();
         outcome
     });
-    receiver.recv_timeout(Duration::from_secs(10)).expect("session opened");
+    receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("session opened");
     // Wait until the card has stored the spent try, then pull it.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -219,16 +274,26 @@ fn card_removed_in_the_middle_of_verify() {
         if stored.tries_left == 4 {
             break;
         }
-        assert!(Instant::now() < deadline, "the try was not stored before the comparison");
+        assert!(
+            Instant::now() < deadline,
+            "the try was not stored before the comparison"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     vcard.pull();
     let outcome = verifier.join().unwrap();
-    assert!(outcome.is_err(), "a pulled card must not produce a decision: {outcome:?}");
+    assert!(
+        outcome.is_err(),
+        "a pulled card must not produce a decision: {outcome:?}"
+    );
 
     let _vcard = VirtualCard::start(&site.state, &[]);
     let card = Card::connect(READER).unwrap();
-    assert_eq!(card.identity().tries_left, 4, "the try spent before the comparison stays spent");
+    assert_eq!(
+        card.identity().tries_left,
+        4,
+        "the try spent before the comparison stays spent"
+    );
 }
 
 /// Insertion and removal arrive as events from the monitor thread.
@@ -239,12 +304,20 @@ fn card_presence_events() {
     let (monitor, events) = CardMonitor::start(READER).unwrap();
     let vcard = VirtualCard::start(&site.state, &[]);
     let inserted = events.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert!(matches!(&inserted, CardEvent::Inserted { reader, atr } if reader == READER && atr.starts_with(&[0x3B])), "{inserted:?}");
+    assert!(
+        matches!(&inserted, CardEvent::Inserted { reader, atr } if reader == READER && atr.starts_with(&[0x3B])),
+        "{inserted:?}"
+    );
     let transport = PcscTransport::connect(READER).unwrap();
     assert_eq!(transport.reader(), READER);
     drop(transport);
     vcard.pull();
     let removed = events.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!(removed, CardEvent::Removed { reader: READER.to_owned() });
+    assert_eq!(
+        removed,
+        CardEvent::Removed {
+            reader: READER.to_owned()
+        }
+    );
     monitor.stop().unwrap();
 }

@@ -16,8 +16,8 @@ use rand_core::CryptoRng;
 use subtle::ConditionallySelectable;
 use zeroize::{Zeroize, Zeroizing};
 
-pub use state::{STATE_LEN, StateError};
 use state::PersistentState;
+pub use state::{STATE_LEN, StateError};
 
 use crate::protocol::cert::{
     AUTHORITY_CERT_LEN, AuthorityCertificate, CARD_CERT_LEN, CardCertificate, decode_public_key,
@@ -78,7 +78,10 @@ impl core::fmt::Debug for ResponseBuffer {
 impl ResponseBuffer {
     /// An empty buffer.
     pub const fn new() -> Self {
-        Self { bytes: [0; RESPONSE_CAPACITY], len: 0 }
+        Self {
+            bytes: [0; RESPONSE_CAPACITY],
+            len: 0,
+        }
     }
 
     /// The response data (without the status word).
@@ -191,8 +194,17 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             threshold: Threshold::DEFAULT,
             selected: false,
             session: None,
-            chain: Chain { active: false, header: [0; 3], bytes: [0; MAX_COMMAND_DATA], len: 0 },
-            pending: Pending { bytes: [0; RESPONSE_CAPACITY], start: 0, end: 0 },
+            chain: Chain {
+                active: false,
+                header: [0; 3],
+                bytes: [0; MAX_COMMAND_DATA],
+                len: 0,
+            },
+            pending: Pending {
+                bytes: [0; RESPONSE_CAPACITY],
+                start: 0,
+                end: 0,
+            },
         }
     }
 
@@ -288,12 +300,18 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             self.abort_chain();
             return StatusWord::WrongLength;
         }
-        let mut data = Scratch { bytes: [0u8; MAX_COMMAND_DATA], len: total };
+        let mut data = Scratch {
+            bytes: [0u8; MAX_COMMAND_DATA],
+            len: total,
+        };
         data.bytes[..prefix].copy_from_slice(&self.chain.bytes[..prefix]);
         data.bytes[prefix..total].copy_from_slice(apdu.data);
         self.abort_chain();
 
-        let mut out = Out { bytes: [0; RESPONSE_CAPACITY], len: 0 };
+        let mut out = Out {
+            bytes: [0; RESPONSE_CAPACITY],
+            len: 0,
+        };
         let sw = self.dispatch(apdu.cla, header, &mut data.bytes[..total], &mut out);
         self.deliver(&out.bytes[..out.len], apdu.max_response_len(), response);
         match sw {
@@ -320,7 +338,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         self.pending.end = rest.len();
     }
 
-    fn get_response(&mut self, apdu: &CommandApdu<'_>, response: &mut ResponseBuffer) -> StatusWord {
+    fn get_response(
+        &mut self,
+        apdu: &CommandApdu<'_>,
+        response: &mut ResponseBuffer,
+    ) -> StatusWord {
         if apdu.p1 != 0 || apdu.p2 != 0 {
             return StatusWord::IncorrectP1P2;
         }
@@ -342,7 +364,13 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         }
     }
 
-    fn dispatch(&mut self, class: u8, header: [u8; 3], data: &mut [u8], out: &mut Out) -> StatusWord {
+    fn dispatch(
+        &mut self,
+        class: u8,
+        header: [u8; 3],
+        data: &mut [u8],
+        out: &mut Out,
+    ) -> StatusWord {
         let [instruction, p1, p2] = header;
         if instruction == ins::SELECT {
             if class != cla::ISO {
@@ -400,7 +428,9 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
     /// Stores `next` and adopts it, or leaves everything unchanged.
     fn commit(&mut self, next: PersistentState) -> Result<(), StatusWord> {
         let encoded = next.encode();
-        self.storage.store(&encoded).map_err(|StorageFailed| StatusWord::MemoryFailure)?;
+        self.storage
+            .store(&encoded)
+            .map_err(|StorageFailed| StatusWord::MemoryFailure)?;
         self.card_key = next.card_key();
         self.state = next;
         Ok(())
@@ -497,12 +527,20 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             &gate_nonce_bytes,
             &card_nonce,
         );
-        let shared = ecdh(card_key.as_nonzero_scalar(), &p256::PublicKey::from(&gate_public));
+        let shared = ecdh(
+            card_key.as_nonzero_scalar(),
+            &p256::PublicKey::from(&gate_public),
+        );
         let keys = SessionKeys::derive(&shared, &transcript);
         let mut channel = SecureChannel::new(&keys);
         let confirmation = channel.confirmation(&transcript);
         let now = self.clock.now_ms();
-        self.session = Some(Session { channel, transcript, authority: 0, last_used_ms: now });
+        self.session = Some(Session {
+            channel,
+            transcript,
+            authority: 0,
+            last_used_ms: now,
+        });
         out.put(&card_nonce);
         out.put(&confirmation);
         StatusWord::Success
@@ -524,7 +562,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         let (body, tag) = data.split_at_mut(body_len);
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
-        if session.channel.open_command(header, body, &tag_bytes).is_err() {
+        if session
+            .channel
+            .open_command(header, body, &tag_bytes)
+            .is_err()
+        {
             return StatusWord::SecureMessagingIncorrect;
         }
         let plain: &[u8] = body;
@@ -539,7 +581,9 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             _ => StatusWord::InsNotSupported,
         };
         let len = out.len;
-        let tag = session.channel.seal_response(header, sw.to_bytes(), &mut out.bytes[..len]);
+        let tag = session
+            .channel
+            .seal_response(header, sw.to_bytes(), &mut out.bytes[..len]);
         out.put(&tag);
         session.last_used_ms = now;
         self.session = Some(session);
@@ -623,7 +667,13 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         let Ok(authority) = cert.verify(&issuer) else {
             return StatusWord::SecurityStatusNotSatisfied;
         };
-        if verify(&authority, &authority_message(&session.transcript), signature).is_err() {
+        if verify(
+            &authority,
+            &authority_message(&session.transcript),
+            signature,
+        )
+        .is_err()
+        {
             return StatusWord::SecurityStatusNotSatisfied;
         }
         session.authority = cert.permissions();

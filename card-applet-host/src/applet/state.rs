@@ -11,8 +11,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::protocol::cert::{CARD_CERT_LEN, CardCertificate, decode_public_key};
 use crate::protocol::{
-    CARD_ID_LEN, DEFAULT_MAX_TRIES, Lifecycle, MAX_TRIES_LIMIT, PUBLIC_KEY_LEN, SLOT_COUNT, SlotKind,
-    TEMPLATE_LEN,
+    CARD_ID_LEN, DEFAULT_MAX_TRIES, Lifecycle, MAX_TRIES_LIMIT, PUBLIC_KEY_LEN, SLOT_COUNT,
+    SlotKind, TEMPLATE_LEN,
 };
 
 /// State magic.
@@ -20,8 +20,17 @@ pub const STATE_MAGIC: [u8; 4] = *b"PGST";
 /// State layout version.
 pub const STATE_VERSION: u8 = 1;
 const SLOT_LEN: usize = 2 + TEMPLATE_LEN;
-const BODY_LEN: usize =
-    4 + 1 + 1 + CARD_ID_LEN + 32 + PUBLIC_KEY_LEN + CARD_CERT_LEN + 1 + 1 + 4 + SLOT_COUNT * SLOT_LEN;
+const BODY_LEN: usize = 4
+    + 1
+    + 1
+    + CARD_ID_LEN
+    + 32
+    + PUBLIC_KEY_LEN
+    + CARD_CERT_LEN
+    + 1
+    + 1
+    + 4
+    + SLOT_COUNT * SLOT_LEN;
 /// Encoded state length.
 pub const STATE_LEN: usize = BODY_LEN + 32;
 
@@ -83,7 +92,11 @@ impl PersistentState {
             max_tries: DEFAULT_MAX_TRIES,
             tries_left: DEFAULT_MAX_TRIES,
             erase_counter: 0,
-            slots: core::array::from_fn(|_| Slot { used: false, kind: 0, template: [0; TEMPLATE_LEN] }),
+            slots: core::array::from_fn(|_| Slot {
+                used: false,
+                kind: 0,
+                template: [0; TEMPLATE_LEN],
+            }),
         }
     }
 
@@ -106,7 +119,10 @@ impl PersistentState {
     /// Serialises the state (the buffer holds the card secret: zeroized on drop).
     pub(crate) fn encode(&self) -> Zeroizing<[u8; STATE_LEN]> {
         let mut out = Zeroizing::new([0u8; STATE_LEN]);
-        let mut w = Writer { buf: out.as_mut(), pos: 0 };
+        let mut w = Writer {
+            buf: out.as_mut(),
+            pos: 0,
+        };
         w.put(&STATE_MAGIC);
         w.put(&[STATE_VERSION, self.lifecycle]);
         w.put(&self.card_id);
@@ -162,7 +178,10 @@ impl PersistentState {
         }
         let lifecycle =
             Lifecycle::from_byte(state.lifecycle).ok_or(StateError::Inconsistent("lifecycle"))?;
-        if state.max_tries == 0 || state.max_tries > MAX_TRIES_LIMIT || state.tries_left > state.max_tries {
+        if state.max_tries == 0
+            || state.max_tries > MAX_TRIES_LIMIT
+            || state.tries_left > state.max_tries
+        {
             return Err(StateError::Inconsistent("retry counter"));
         }
         if lifecycle != Lifecycle::Factory && state.card_key().is_none() {

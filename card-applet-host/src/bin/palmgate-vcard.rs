@@ -31,13 +31,18 @@ fn parse_args() -> Result<Args, String> {
     let mut store_delay = Duration::ZERO;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        let mut value = |name: &str| {
+            args.next()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+        };
         match arg.as_str() {
             "--vpcd" => vpcd = value("--vpcd")?,
             "--state" => state = Some(PathBuf::from(value("--state")?)),
             "--store-delay-ms" => {
                 let text = value("--store-delay-ms")?;
-                let ms = text.parse::<u64>().map_err(|_| format!("--store-delay-ms: not a number: {text}"))?;
+                let ms = text
+                    .parse::<u64>()
+                    .map_err(|_| format!("--store-delay-ms: not a number: {text}"))?;
                 store_delay = Duration::from_millis(ms);
             }
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -45,7 +50,11 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let state = state.ok_or_else(|| format!("--state FILE is required\n{USAGE}"))?;
-    Ok(Args { vpcd, state, store_delay })
+    Ok(Args {
+        vpcd,
+        state,
+        store_delay,
+    })
 }
 
 fn main() -> ExitCode {
@@ -71,7 +80,9 @@ fn main() -> ExitCode {
     let mut applet = match open_file_applet(storage) {
         Ok(applet) => applet,
         Err(error) => {
-            let source = std::error::Error::source(&error).map(|s| format!(": {s}")).unwrap_or_default();
+            let source = std::error::Error::source(&error)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
             eprintln!("palmgate-vcard: {error}{source}");
             return ExitCode::FAILURE;
         }
@@ -86,10 +97,16 @@ fn main() -> ExitCode {
         signal_shutdown.trigger();
     });
 
-    eprintln!("palmgate-vcard: card {:?}, connecting to vpcd at {}", applet.identity().lifecycle, args.vpcd);
+    eprintln!(
+        "palmgate-vcard: card {:?}, connecting to vpcd at {}",
+        applet.identity().lifecycle,
+        args.vpcd
+    );
     serve(&args.vpcd, &mut applet, &shutdown, |event| match event {
         VpcdEvent::Connected => eprintln!("palmgate-vcard: connected to vpcd"),
-        VpcdEvent::Disconnected(error) => eprintln!("palmgate-vcard: vpcd connection lost ({error}), reconnecting"),
+        VpcdEvent::Disconnected(error) => {
+            eprintln!("palmgate-vcard: vpcd connection lost ({error}), reconnecting")
+        }
     });
     let _ = waiter.join();
     ExitCode::SUCCESS

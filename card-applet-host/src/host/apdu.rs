@@ -87,7 +87,9 @@ pub fn encode(command: &Command, mode: LengthMode) -> Result<Vec<Zeroizing<Vec<u
     let header = [command.cla, command.ins, command.p1, command.p2];
     let fits_short = data.len() <= SHORT_DATA && command.le.is_none_or(|le| le <= SHORT_LE);
     if data.len() > 65535 || command.le.is_some_and(|le| le > 65536) {
-        return Err(CardError::InvalidArgument("APDU longer than extended length allows"));
+        return Err(CardError::InvalidArgument(
+            "APDU longer than extended length allows",
+        ));
     }
     if fits_short {
         let mut out = Zeroizing::new(Vec::with_capacity(6 + data.len()));
@@ -114,14 +116,22 @@ pub fn encode(command: &Command, mode: LengthMode) -> Result<Vec<Zeroizing<Vec<u
             Ok(vec![out])
         }
         LengthMode::Short => {
-            let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(SHORT_DATA).collect() };
+            let chunks: Vec<&[u8]> = if data.is_empty() {
+                vec![&[][..]]
+            } else {
+                data.chunks(SHORT_DATA).collect()
+            };
             let last = chunks.len() - 1;
             Ok(chunks
                 .into_iter()
                 .enumerate()
                 .map(|(index, chunk)| {
                     let mut out = Zeroizing::new(Vec::with_capacity(6 + chunk.len()));
-                    let class = if index < last { command.cla | cla::CHAINING } else { command.cla };
+                    let class = if index < last {
+                        command.cla | cla::CHAINING
+                    } else {
+                        command.cla
+                    };
                     out.extend_from_slice(&[class, command.ins, command.p1, command.p2]);
                     if !chunk.is_empty() {
                         out.push(chunk.len() as u8);
@@ -155,7 +165,10 @@ pub fn exchange<T: CardTransport + ?Sized>(
         let raw = Zeroizing::new(transport.transmit(part)?);
         let (status, _) = StatusWord::from_response(&raw).ok_or(TransportError::ShortResponse)?;
         if !status.is_success() {
-            return Ok(Response { data: Zeroizing::new(Vec::new()), status });
+            return Ok(Response {
+                data: Zeroizing::new(Vec::new()),
+                status,
+            });
         }
     }
     *sent += 1;
@@ -163,12 +176,14 @@ pub fn exchange<T: CardTransport + ?Sized>(
     let mut data = Zeroizing::new(Vec::new());
     let mut resent = false;
     for _ in 0..MAX_ROUNDS {
-        let (status, body) = StatusWord::from_response(&raw).ok_or(TransportError::ShortResponse)?;
+        let (status, body) =
+            StatusWord::from_response(&raw).ok_or(TransportError::ShortResponse)?;
         data.extend_from_slice(body);
         match status {
             StatusWord::BytesRemaining(n) => {
                 *sent += 1;
-                raw = Zeroizing::new(transport.transmit(&[cla::ISO, ins::GET_RESPONSE, 0, 0, n])?);
+                raw =
+                    Zeroizing::new(transport.transmit(&[cla::ISO, ins::GET_RESPONSE, 0, 0, n])?);
             }
             StatusWord::WrongLe(n) if !resent => {
                 resent = true;
@@ -181,7 +196,10 @@ pub fn exchange<T: CardTransport + ?Sized>(
             status => return Ok(Response { data, status }),
         }
     }
-    Err(CardError::MalformedResponse { command: name, reason: "endless GET RESPONSE" })
+    Err(CardError::MalformedResponse {
+        command: name,
+        reason: "endless GET RESPONSE",
+    })
 }
 
 #[cfg(test)]
@@ -189,7 +207,14 @@ mod tests {
     use super::*;
 
     fn command(data_len: usize, le: Option<u32>) -> Command {
-        Command { cla: 0x80, ins: 0x20, p1: 0, p2: 0, data: Data::Plain(vec![0xAB; data_len]), le }
+        Command {
+            cla: 0x80,
+            ins: 0x20,
+            p1: 0,
+            p2: 0,
+            data: Data::Plain(vec![0xAB; data_len]),
+            le,
+        }
     }
 
     #[test]

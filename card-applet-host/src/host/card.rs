@@ -19,8 +19,9 @@ use zeroize::Zeroizing;
 
 use crate::host::apdu::{Command, Data, LengthMode, exchange};
 use crate::host::commands::{
-    Enrol, Erase, GenerateCardKey, GetCertificate, GetIdentity, InstallCertificate, OpenSession, PlainCommand,
-    ProveAuthority, ResetRetryCounter, SecureCommand, Select, SetPolicy, VerifyOutcome, VerifyPalm,
+    Enrol, Erase, GenerateCardKey, GetCertificate, GetIdentity, InstallCertificate, OpenSession,
+    PlainCommand, ProveAuthority, ResetRetryCounter, SecureCommand, Select, SetPolicy,
+    VerifyOutcome, VerifyPalm,
 };
 use crate::host::error::CardError;
 use crate::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey};
@@ -31,7 +32,8 @@ use crate::protocol::identity::CardIdentity;
 use crate::protocol::receipt::DeletionReceipt;
 use crate::protocol::session::{SecureChannel, SessionKeys, ecdh, transcript_hash};
 use crate::protocol::{
-    CARD_ID_LEN, Lifecycle, MAX_TRIES_LIMIT, NONCE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN, TEMPLATE_LEN, cla,
+    CARD_ID_LEN, Lifecycle, MAX_TRIES_LIMIT, NONCE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN,
+    TEMPLATE_LEN, cla,
 };
 
 /// A selected palmgate card.
@@ -44,7 +46,10 @@ pub struct Card<T> {
 
 impl<T> std::fmt::Debug for Card<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Card").field("identity", &self.identity).field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("Card")
+            .field("identity", &self.identity)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +94,13 @@ impl<T: CardTransport> Card<T> {
 
     /// Runs one plain command.
     pub fn execute<C: PlainCommand>(&mut self, command: &C) -> Result<C::Output, CardError> {
-        let response = exchange(&mut self.transport, &command.command(), self.mode, &mut self.apdus, C::NAME)?;
+        let response = exchange(
+            &mut self.transport,
+            &command.command(),
+            self.mode,
+            &mut self.apdus,
+            C::NAME,
+        )?;
         C::decode(response)
     }
 
@@ -111,17 +122,27 @@ impl<T: CardTransport> Card<T> {
 
     /// Reads the certificate and verifies it against the configured issuers; also checks that it
     /// names this card. Possession of the certified key is proven later, by the session.
-    pub fn verify_certificate(&mut self, issuers: &[IssuerPublicKey]) -> Result<VerifiedCard, CardError> {
+    pub fn verify_certificate(
+        &mut self,
+        issuers: &[IssuerPublicKey],
+    ) -> Result<VerifiedCard, CardError> {
         let certificate = self.certificate()?;
         let issuer = issuers
             .iter()
             .find(|issuer| issuer.key_id() == certificate.issuer_key_id())
             .ok_or(CardError::Certificate(CertError::UnknownIssuer))?;
-        let card_public_key = certificate.verify(issuer.verifying_key()).map_err(CardError::Certificate)?;
+        let card_public_key = certificate
+            .verify(issuer.verifying_key())
+            .map_err(CardError::Certificate)?;
         if certificate.card_id() != self.identity.card_id {
             return Err(CardError::CardIdMismatch);
         }
-        Ok(VerifiedCard { card_id: certificate.card_id(), certificate, issuer: *issuer, card_public_key })
+        Ok(VerifiedCard {
+            card_id: certificate.card_id(),
+            certificate,
+            issuer: *issuer,
+            card_public_key,
+        })
     }
 
     /// Personalises a factory-state card with a random card id: the card generates its key pair,
@@ -133,7 +154,11 @@ impl<T: CardTransport> Card<T> {
     }
 
     /// Personalises with a given card id.
-    pub fn personalise_with_id(&mut self, issuer: &IssuerKey, card_id: [u8; CARD_ID_LEN]) -> Result<CardCertificate, CardError> {
+    pub fn personalise_with_id(
+        &mut self,
+        issuer: &IssuerKey,
+        card_id: [u8; CARD_ID_LEN],
+    ) -> Result<CardCertificate, CardError> {
         if self.identity.lifecycle == Lifecycle::Personalised {
             return Err(CardError::Lifecycle {
                 operation: "personalise",
@@ -143,7 +168,10 @@ impl<T: CardTransport> Card<T> {
         }
         let card_public_key = self.execute(&GenerateCardKey { card_id })?;
         let certificate = issuer.certify_card(&card_id, &card_public_key);
-        self.execute(&InstallCertificate { issuer_public_key: issuer.public_key().to_bytes(), certificate })?;
+        self.execute(&InstallCertificate {
+            issuer_public_key: issuer.public_key().to_bytes(),
+            certificate,
+        })?;
         self.refresh_identity()?;
         Ok(certificate)
     }
@@ -154,18 +182,35 @@ impl<T: CardTransport> Card<T> {
     pub fn open_session(&mut self, card: &VerifiedCard) -> Result<SecureSession<'_, T>, CardError> {
         let mut rng = system_rng();
         let ephemeral = p256::NonZeroScalar::generate_from_rng(&mut rng);
-        let gate_public_key = encode_public_key(&VerifyingKey::from(p256::PublicKey::from_secret_scalar(&ephemeral)));
+        let gate_public_key = encode_public_key(&VerifyingKey::from(
+            p256::PublicKey::from_secret_scalar(&ephemeral),
+        ));
         let mut gate_nonce = [0u8; NONCE_LEN];
         rand_core::Rng::fill_bytes(&mut rng, &mut gate_nonce);
-        let answer = self.execute(&OpenSession { gate_public_key, gate_nonce })?;
+        let answer = self.execute(&OpenSession {
+            gate_public_key,
+            gate_nonce,
+        })?;
         let card_public_bytes = encode_public_key(&card.card_public_key);
-        let transcript =
-            transcript_hash(&card.card_id, &card_public_bytes, &gate_public_key, &gate_nonce, &answer.card_nonce);
+        let transcript = transcript_hash(
+            &card.card_id,
+            &card_public_bytes,
+            &gate_public_key,
+            &gate_nonce,
+            &answer.card_nonce,
+        );
         let shared = ecdh(&ephemeral, &p256::PublicKey::from(&card.card_public_key));
         let keys = SessionKeys::derive(&shared, &transcript);
         let mut channel = SecureChannel::new(&keys);
-        channel.check_confirmation(&transcript, &answer.confirmation).map_err(|_| CardError::Authentication)?;
-        Ok(SecureSession { card: self, channel, transcript, closed: false })
+        channel
+            .check_confirmation(&transcript, &answer.confirmation)
+            .map_err(|_| CardError::Authentication)?;
+        Ok(SecureSession {
+            card: self,
+            channel,
+            transcript,
+            closed: false,
+        })
     }
 
     /// APDUs exchanged so far (including GET RESPONSE and chained parts).
@@ -194,7 +239,9 @@ pub struct SecureSession<'c, T> {
 
 impl<T> std::fmt::Debug for SecureSession<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecureSession").field("closed", &self.closed).finish_non_exhaustive()
+        f.debug_struct("SecureSession")
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,20 +257,42 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
         let tag = self.channel.seal_command(header, &mut body);
         let mut data = body.to_vec();
         data.extend_from_slice(&tag);
-        let apdu = Command { cla: cla::PROPRIETARY, ins: C::INS, p1, p2, data: Data::Plain(data), le: Some(256) };
-        let response = exchange(&mut self.card.transport, &apdu, self.card.mode, &mut self.card.apdus, C::NAME)
-            .inspect_err(|_| self.closed = true)?;
+        let apdu = Command {
+            cla: cla::PROPRIETARY,
+            ins: C::INS,
+            p1,
+            p2,
+            data: Data::Plain(data),
+            le: Some(256),
+        };
+        let response = exchange(
+            &mut self.card.transport,
+            &apdu,
+            self.card.mode,
+            &mut self.card.apdus,
+            C::NAME,
+        )
+        .inspect_err(|_| self.closed = true)?;
         let Some(body_len) = response.data.len().checked_sub(TAG_LEN) else {
             self.closed = true;
             return Err(match response.status {
-                StatusWord::SecureMessagingIncorrect | StatusWord::SecurityStatusNotSatisfied => CardError::Authentication,
-                status => CardError::Status { command: C::NAME, status },
+                StatusWord::SecureMessagingIncorrect | StatusWord::SecurityStatusNotSatisfied => {
+                    CardError::Authentication
+                }
+                status => CardError::Status {
+                    command: C::NAME,
+                    status,
+                },
             });
         };
         let mut plain = Zeroizing::new(response.data[..body_len].to_vec());
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&response.data[body_len..]);
-        if self.channel.open_response(header, response.status.to_bytes(), &mut plain, &tag).is_err() {
+        if self
+            .channel
+            .open_response(header, response.status.to_bytes(), &mut plain, &tag)
+            .is_err()
+        {
             self.closed = true;
             return Err(CardError::Authentication);
         }
@@ -237,14 +306,25 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
     }
 
     /// As [`SecureSession::verify_palm`] with an already encoded probe (sent as is).
-    pub fn verify_palm_encoded(&mut self, probe: &[u8; TEMPLATE_LEN]) -> Result<VerifyOutcome, CardError> {
-        self.execute(&VerifyPalm { probe: Zeroizing::new(*probe) })
+    pub fn verify_palm_encoded(
+        &mut self,
+        probe: &[u8; TEMPLATE_LEN],
+    ) -> Result<VerifyOutcome, CardError> {
+        self.execute(&VerifyPalm {
+            probe: Zeroizing::new(*probe),
+        })
     }
 
     /// Proves an enrolment authority (signature over this session's transcript).
-    pub fn prove_authority(mut self, authority: &EnrolmentAuthority) -> Result<EnrolmentSession<'c, T>, CardError> {
+    pub fn prove_authority(
+        mut self,
+        authority: &EnrolmentAuthority,
+    ) -> Result<EnrolmentSession<'c, T>, CardError> {
         let signature = authority.prove(&self.transcript);
-        self.execute(&ProveAuthority { certificate: *authority.certificate(), signature })?;
+        self.execute(&ProveAuthority {
+            certificate: *authority.certificate(),
+            signature,
+        })?;
         Ok(EnrolmentSession { session: self })
     }
 
@@ -267,7 +347,12 @@ pub struct EnrolmentSession<'c, T> {
 
 impl<'c, T: CardTransport> EnrolmentSession<'c, T> {
     /// Enrols `template` into `slot`.
-    pub fn enrol(&mut self, slot: u8, kind: SlotKind, template: &Template) -> Result<(), CardError> {
+    pub fn enrol(
+        &mut self,
+        slot: u8,
+        kind: SlotKind,
+        template: &Template,
+    ) -> Result<(), CardError> {
         if usize::from(slot) >= SLOT_COUNT {
             return Err(CardError::InvalidArgument("slot index out of range"));
         }
@@ -275,8 +360,17 @@ impl<'c, T: CardTransport> EnrolmentSession<'c, T> {
     }
 
     /// Enrols an encoded template as is.
-    pub fn enrol_encoded(&mut self, slot: u8, kind: SlotKind, template: &[u8; TEMPLATE_LEN]) -> Result<(), CardError> {
-        self.session.execute(&Enrol { slot, kind, template: Zeroizing::new(*template) })
+    pub fn enrol_encoded(
+        &mut self,
+        slot: u8,
+        kind: SlotKind,
+        template: &[u8; TEMPLATE_LEN],
+    ) -> Result<(), CardError> {
+        self.session.execute(&Enrol {
+            slot,
+            kind,
+            template: Zeroizing::new(*template),
+        })
     }
 
     /// Sets the retry counter limit (1..=10) and resets the counter to it.
@@ -339,7 +433,10 @@ impl ReceiptBundle {
     }
 
     /// Verifies the certificate against the issuers, then the receipt against the card key.
-    pub fn verify(&self, issuers: &[IssuerPublicKey]) -> Result<crate::protocol::receipt::ReceiptFields, CertError> {
+    pub fn verify(
+        &self,
+        issuers: &[IssuerPublicKey],
+    ) -> Result<crate::protocol::receipt::ReceiptFields, CertError> {
         let issuer = issuers
             .iter()
             .find(|issuer| issuer.key_id() == self.certificate.issuer_key_id())

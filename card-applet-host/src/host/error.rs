@@ -63,7 +63,9 @@ pub enum CardError {
     Certificate(#[source] CertError),
     /// A secure-session message did not authenticate: the card does not hold the certified key,
     /// or a message was tampered with, replayed or reordered. The session is closed.
-    #[error("secure session authentication failed (not the certified card, or a tampered/replayed message); session closed")]
+    #[error(
+        "secure session authentication failed (not the certified card, or a tampered/replayed message); session closed"
+    )]
     Authentication,
     /// The session was closed earlier (after an authentication failure or a card error).
     #[error("secure session is closed")]

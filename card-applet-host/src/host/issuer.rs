@@ -14,7 +14,8 @@ use zeroize::Zeroizing;
 
 use crate::host::platform::system_rng;
 use crate::protocol::cert::{
-    AuthorityCertificate, CardCertificate, CertError, KEY_ID_LEN, decode_public_key, encode_public_key, key_id, sign,
+    AuthorityCertificate, CardCertificate, CertError, KEY_ID_LEN, decode_public_key,
+    encode_public_key, key_id, sign,
 };
 use crate::protocol::session::authority_message;
 use crate::protocol::{CARD_ID_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, permission};
@@ -46,12 +47,16 @@ impl std::fmt::Debug for IssuerKey {
 impl IssuerKey {
     /// A new random issuer key.
     pub fn generate() -> Self {
-        Self { key: SigningKey::generate_from_rng(&mut system_rng()) }
+        Self {
+            key: SigningKey::generate_from_rng(&mut system_rng()),
+        }
     }
 
     /// From the 32-byte private scalar.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CertError> {
-        SigningKey::from_slice(bytes).map(|key| Self { key }).map_err(|_| CertError::BadPublicKey)
+        SigningKey::from_slice(bytes)
+            .map(|key| Self { key })
+            .map_err(|_| CertError::BadPublicKey)
     }
 
     /// The 32-byte private scalar.
@@ -65,14 +70,22 @@ impl IssuerKey {
     }
 
     /// Certifies a card key (personalisation).
-    pub fn certify_card(&self, card_id: &[u8; CARD_ID_LEN], card_public_key: &[u8; PUBLIC_KEY_LEN]) -> CardCertificate {
+    pub fn certify_card(
+        &self,
+        card_id: &[u8; CARD_ID_LEN],
+        card_public_key: &[u8; PUBLIC_KEY_LEN],
+    ) -> CardCertificate {
         CardCertificate::issue(card_id, card_public_key, &self.key)
     }
 
     /// Creates an enrolment authority with a fresh key and the given permission bits.
     pub fn create_authority(&self, permissions: u8) -> EnrolmentAuthority {
         let key = SigningKey::generate_from_rng(&mut system_rng());
-        let certificate = AuthorityCertificate::issue(&encode_public_key(key.verifying_key()), permissions, &self.key);
+        let certificate = AuthorityCertificate::issue(
+            &encode_public_key(key.verifying_key()),
+            permissions,
+            &self.key,
+        );
         EnrolmentAuthority { key, certificate }
     }
 }
@@ -92,7 +105,10 @@ impl std::fmt::Debug for IssuerPublicKey {
 
 impl IssuerPublicKey {
     fn from_verifying_key(key: VerifyingKey) -> Self {
-        Self { bytes: encode_public_key(&key), key }
+        Self {
+            bytes: encode_public_key(&key),
+            key,
+        }
     }
 
     /// From the uncompressed SEC1 encoding.
@@ -132,7 +148,10 @@ pub struct EnrolmentAuthority {
 
 impl std::fmt::Debug for EnrolmentAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnrolmentAuthority").field("key", &"REDACTED").field("certificate", &self.certificate).finish()
+        f.debug_struct("EnrolmentAuthority")
+            .field("key", &"REDACTED")
+            .field("certificate", &self.certificate)
+            .finish()
     }
 }
 
@@ -148,7 +167,10 @@ impl EnrolmentAuthority {
 
     /// An authority whose certificate was signed by someone else (for tests of refusal).
     pub fn with_certificate(&self, certificate: AuthorityCertificate) -> Self {
-        Self { key: self.key.clone(), certificate }
+        Self {
+            key: self.key.clone(),
+            certificate,
+        }
     }
 
     /// The certificate.
@@ -198,12 +220,19 @@ pub enum IssuerFileError {
 }
 
 fn read_hex(path: &Path) -> Result<Zeroizing<Vec<u8>>, IssuerFileError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|source| IssuerFileError::Io { path: path.into(), source })?,
-    );
+    let text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| IssuerFileError::Io {
+                path: path.into(),
+                source,
+            })?,
+        );
     hex::decode(text.trim())
         .map(Zeroizing::new)
-        .map_err(|_| IssuerFileError::Invalid { path: path.into(), source: CertError::Malformed })
+        .map_err(|_| IssuerFileError::Invalid {
+            path: path.into(),
+            source: CertError::Malformed,
+        })
 }
 
 fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), IssuerFileError> {
@@ -212,7 +241,10 @@ fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), IssuerFile
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
-    let io = |source| IssuerFileError::Io { path: path.into(), source };
+    let io = |source| IssuerFileError::Io {
+        path: path.into(),
+        source,
+    };
     let mut file = options.open(path).map_err(io)?;
     file.write_all(content.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)
@@ -221,8 +253,16 @@ fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), IssuerFile
 /// Creates a new issuer in `dir` (created if missing): issuer key pair and an enrolment authority
 /// with every permission. Refuses to overwrite.
 pub fn init_issuer_dir(dir: &Path) -> Result<(IssuerKey, EnrolmentAuthority), IssuerFileError> {
-    std::fs::create_dir_all(dir).map_err(|source| IssuerFileError::Io { path: dir.into(), source })?;
-    for name in [files::ISSUER_KEY, files::ISSUER_PUB, files::AUTHORITY_KEY, files::AUTHORITY_CERT] {
+    std::fs::create_dir_all(dir).map_err(|source| IssuerFileError::Io {
+        path: dir.into(),
+        source,
+    })?;
+    for name in [
+        files::ISSUER_KEY,
+        files::ISSUER_PUB,
+        files::AUTHORITY_KEY,
+        files::AUTHORITY_CERT,
+    ] {
         let path = dir.join(name);
         if path.exists() {
             return Err(IssuerFileError::Exists { path });
@@ -230,9 +270,21 @@ pub fn init_issuer_dir(dir: &Path) -> Result<(IssuerKey, EnrolmentAuthority), Is
     }
     let issuer = IssuerKey::generate();
     let authority = issuer.create_authority(permission::ALL);
-    write_file(&dir.join(files::ISSUER_KEY), &format!("{}\n", hex::encode(issuer.to_bytes().as_ref())), true)?;
-    write_file(&dir.join(files::ISSUER_PUB), &format!("{}\n", hex::encode(issuer.public_key().to_bytes())), false)?;
-    write_file(&dir.join(files::AUTHORITY_KEY), &format!("{}\n", hex::encode(authority.key_bytes().as_ref())), true)?;
+    write_file(
+        &dir.join(files::ISSUER_KEY),
+        &format!("{}\n", hex::encode(issuer.to_bytes().as_ref())),
+        true,
+    )?;
+    write_file(
+        &dir.join(files::ISSUER_PUB),
+        &format!("{}\n", hex::encode(issuer.public_key().to_bytes())),
+        false,
+    )?;
+    write_file(
+        &dir.join(files::AUTHORITY_KEY),
+        &format!("{}\n", hex::encode(authority.key_bytes().as_ref())),
+        true,
+    )?;
     write_file(
         &dir.join(files::AUTHORITY_CERT),
         &format!("{}\n", hex::encode(authority.certificate().as_bytes())),
@@ -259,9 +311,15 @@ pub fn load_issuer_key(dir: &Path) -> Result<IssuerKey, IssuerFileError> {
 pub fn load_authority(dir: &Path) -> Result<EnrolmentAuthority, IssuerFileError> {
     let cert_path = dir.join(files::AUTHORITY_CERT);
     let cert_bytes = read_hex(&cert_path)?;
-    let certificate = AuthorityCertificate::decode(&cert_bytes)
-        .map_err(|source| IssuerFileError::Invalid { path: cert_path.clone(), source })?;
+    let certificate =
+        AuthorityCertificate::decode(&cert_bytes).map_err(|source| IssuerFileError::Invalid {
+            path: cert_path.clone(),
+            source,
+        })?;
     let key_path = dir.join(files::AUTHORITY_KEY);
     let key_bytes = read_hex(&key_path)?;
-    EnrolmentAuthority::new(&key_bytes, certificate).map_err(|source| IssuerFileError::Invalid { path: key_path, source })
+    EnrolmentAuthority::new(&key_bytes, certificate).map_err(|source| IssuerFileError::Invalid {
+        path: key_path,
+        source,
+    })
 }

@@ -24,27 +24,37 @@ pub struct PcscTransport {
 
 impl std::fmt::Debug for PcscTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcscTransport").field("reader", &self.reader).finish_non_exhaustive()
+        f.debug_struct("PcscTransport")
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
     }
 }
 
 fn map_error(error: pcsc::Error) -> TransportError {
     match error {
-        pcsc::Error::RemovedCard | pcsc::Error::ResetCard | pcsc::Error::NoSmartcard => TransportError::CardRemoved,
+        pcsc::Error::RemovedCard | pcsc::Error::ResetCard | pcsc::Error::NoSmartcard => {
+            TransportError::CardRemoved
+        }
         other => TransportError::Pcsc(other),
     }
 }
 
 /// Readers whose name contains `pattern` (case-insensitive; empty matches all).
-pub fn matching_readers(context: &pcsc::Context, pattern: &str) -> Result<Vec<CString>, TransportError> {
+pub fn matching_readers(
+    context: &pcsc::Context,
+    pattern: &str,
+) -> Result<Vec<CString>, TransportError> {
     let readers = match context.list_readers_owned() {
         Ok(readers) => readers,
         Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
         Err(error) => return Err(TransportError::Pcsc(error)),
     };
     let pattern_lower = pattern.to_lowercase();
-    let (matching, _): (Vec<_>, Vec<_>) =
-        readers.into_iter().partition(|name| name.to_string_lossy().to_lowercase().contains(&pattern_lower));
+    let (matching, _): (Vec<_>, Vec<_>) = readers.into_iter().partition(|name| {
+        name.to_string_lossy()
+            .to_lowercase()
+            .contains(&pattern_lower)
+    });
     Ok(matching)
 }
 
@@ -57,7 +67,10 @@ fn find_reader(context: &pcsc::Context, pattern: &str) -> Result<CString, Transp
         .map(|name| name.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(", ");
-    Err(TransportError::NoReader { pattern: pattern.to_owned(), available })
+    Err(TransportError::NoReader {
+        pattern: pattern.to_owned(),
+        available,
+    })
 }
 
 impl PcscTransport {
@@ -69,10 +82,16 @@ impl PcscTransport {
         let card = context
             .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
             .map_err(|error| match error {
-                pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => TransportError::NoCard { reader: reader_name.clone() },
+                pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => TransportError::NoCard {
+                    reader: reader_name.clone(),
+                },
                 other => TransportError::Pcsc(other),
             })?;
-        Ok(Self { card: Some(card), reader: reader_name, buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] })
+        Ok(Self {
+            card: Some(card),
+            reader: reader_name,
+            buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
+        })
     }
 
     /// The reader's name.
@@ -84,7 +103,9 @@ impl PcscTransport {
 impl CardTransport for PcscTransport {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         let card = self.card.as_ref().ok_or(TransportError::CardRemoved)?;
-        let response = card.transmit(command, &mut self.buffer).map_err(map_error)?;
+        let response = card
+            .transmit(command, &mut self.buffer)
+            .map_err(map_error)?;
         Ok(response.to_vec())
     }
 }
@@ -137,14 +158,18 @@ const MONITOR_POLL: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for CardMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardMonitor").field("running", &self.thread.is_some()).finish_non_exhaustive()
+        f.debug_struct("CardMonitor")
+            .field("running", &self.thread.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl CardMonitor {
     /// Starts watching readers whose name contains `reader_pattern` (readers plugged in later are
     /// picked up). Events arrive on the returned receiver.
-    pub fn start(reader_pattern: &str) -> Result<(Self, mpsc::Receiver<CardEvent>), TransportError> {
+    pub fn start(
+        reader_pattern: &str,
+    ) -> Result<(Self, mpsc::Receiver<CardEvent>), TransportError> {
         let context = pcsc::Context::establish(pcsc::Scope::User)?;
         let (sender, receiver) = mpsc::channel();
         let thread_context = context.clone();
@@ -155,7 +180,14 @@ impl CardMonitor {
             .name("pcsc-monitor".into())
             .spawn(move || watch(&thread_context, &pattern, &sender, &thread_stop))
             .map_err(TransportError::Io)?;
-        Ok((Self { context, stop, thread: Some(thread) }, receiver))
+        Ok((
+            Self {
+                context,
+                stop,
+                thread: Some(thread),
+            },
+            receiver,
+        ))
     }
 
     /// Stops the thread and returns how it ended.
@@ -185,11 +217,16 @@ fn watch(
     events: &mpsc::Sender<CardEvent>,
     stop: &AtomicBool,
 ) -> Result<(), TransportError> {
-    let mut states = vec![pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE)];
+    let mut states = vec![pcsc::ReaderState::new(
+        pcsc::PNP_NOTIFICATION(),
+        pcsc::State::UNAWARE,
+    )];
     while !stop.load(Ordering::SeqCst) {
         // Keep the notification entry, drop readers that vanished, add new matching readers.
         states.retain(|state| {
-            !state.event_state().intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE)
+            !state
+                .event_state()
+                .intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE)
                 || state.name() == pcsc::PNP_NOTIFICATION()
         });
         for name in matching_readers(context, pattern)? {
@@ -216,11 +253,19 @@ fn watch(
             // A removal and reinsertion between two calls shows as a changed event count.
             let count_changed = before.bits() >> 16 != after.bits() >> 16;
             let event = match (was_present, is_present) {
-                (false, true) => Some(CardEvent::Inserted { reader, atr: state.atr().to_vec() }),
+                (false, true) => Some(CardEvent::Inserted {
+                    reader,
+                    atr: state.atr().to_vec(),
+                }),
                 (true, false) => Some(CardEvent::Removed { reader }),
                 (true, true) if count_changed && after.contains(pcsc::State::CHANGED) => {
-                    let _ = events.send(CardEvent::Removed { reader: reader.clone() });
-                    Some(CardEvent::Inserted { reader, atr: state.atr().to_vec() })
+                    let _ = events.send(CardEvent::Removed {
+                        reader: reader.clone(),
+                    });
+                    Some(CardEvent::Inserted {
+                        reader,
+                        atr: state.atr().to_vec(),
+                    })
                 }
                 _ => None,
             };
@@ -246,7 +291,9 @@ pub fn wait_for_card(reader_pattern: &str, timeout: Duration) -> Result<bool, Tr
     loop {
         for name in matching_readers(&context, reader_pattern)? {
             let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
-            if context.get_status_change(Duration::ZERO, &mut states).is_ok()
+            if context
+                .get_status_change(Duration::ZERO, &mut states)
+                .is_ok()
                 && states[0].event_state().contains(pcsc::State::PRESENT)
                 && !states[0].event_state().contains(pcsc::State::MUTE)
                 && !states[0].atr().is_empty()

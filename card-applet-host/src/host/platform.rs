@@ -23,7 +23,9 @@ pub struct SystemClock {
 
 impl Default for SystemClock {
     fn default() -> Self {
-        Self { origin: Instant::now() }
+        Self {
+            origin: Instant::now(),
+        }
     }
 }
 
@@ -45,7 +47,9 @@ pub struct MemoryStorage {
 
 impl std::fmt::Debug for MemoryStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStorage").field("writes", &self.writes).finish_non_exhaustive()
+        f.debug_struct("MemoryStorage")
+            .field("writes", &self.writes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,7 +83,10 @@ pub struct FileStorage {
 impl FileStorage {
     /// Storage at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), delay_after_store: Duration::ZERO }
+        Self {
+            path: path.into(),
+            delay_after_store: Duration::ZERO,
+        }
     }
 
     /// The state file path.
@@ -147,9 +154,11 @@ pub fn open_file_applet(storage: FileStorage) -> Result<FileApplet, StateFileErr
     match std::fs::read(&path) {
         Ok(bytes) => Applet::load(storage, system_rng(), SystemClock::default(), &bytes)
             .map_err(|source| StateFileError::Invalid { path, source }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Applet::factory(storage, system_rng(), SystemClock::default()))
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Applet::factory(
+            storage,
+            system_rng(),
+            SystemClock::default(),
+        )),
         Err(source) => Err(StateFileError::Io { path, source }),
     }
 }
@@ -158,6 +167,11 @@ pub fn open_file_applet(storage: FileStorage) -> Result<FileApplet, StateFileErr
 pub fn identity_of_state(
     bytes: &[u8],
 ) -> Result<crate::protocol::identity::CardIdentity, StateError> {
-    let applet = Applet::load(MemoryStorage::default(), system_rng(), SystemClock::default(), bytes)?;
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        bytes,
+    )?;
     Ok(applet.identity())
 }

@@ -32,14 +32,19 @@ pub struct InProcessTransport<S, R, C> {
 
 impl<S, R, C> std::fmt::Debug for InProcessTransport<S, R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InProcessTransport").field("applet", &self.applet).finish()
+        f.debug_struct("InProcessTransport")
+            .field("applet", &self.applet)
+            .finish()
     }
 }
 
 impl<S: Storage, R: rand_core::CryptoRng, C: Clock> InProcessTransport<S, R, C> {
     /// Wraps an applet.
     pub fn new(applet: Applet<S, R, C>) -> Self {
-        Self { applet, response: ResponseBuffer::new() }
+        Self {
+            applet,
+            response: ResponseBuffer::new(),
+        }
     }
 
     /// The applet.

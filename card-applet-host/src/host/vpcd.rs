@@ -35,7 +35,9 @@ pub const CONTROL_ATR: u8 = 0x04;
 pub const ATR: [u8; 13] = atr();
 
 const fn atr() -> [u8; 13] {
-    let mut atr = [0x3B, 0x88, 0x80, 0x01, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0];
+    let mut atr = [
+        0x3B, 0x88, 0x80, 0x01, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0,
+    ];
     let mut tck = 0u8;
     let mut i = 1;
     while i < 12 {
@@ -133,7 +135,8 @@ pub fn serve<S: Storage, R: rand_core::CryptoRng, C: Clock>(
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn connect(address: &str) -> std::io::Result<TcpStream> {
-    let mut last_error = std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing");
+    let mut last_error =
+        std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing");
     for socket_address in address.to_socket_addrs()? {
         match TcpStream::connect_timeout(&socket_address, CONNECT_TIMEOUT) {
             Ok(stream) => return Ok(stream),
@@ -153,8 +156,12 @@ fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result
 }
 
 fn write_message(stream: &mut TcpStream, body: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
-    let length = u16::try_from(body.len())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "message longer than 65535 bytes"))?;
+    let length = u16::try_from(body.len()).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "message longer than 65535 bytes",
+        )
+    })?;
     out.clear();
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(body);

@@ -45,7 +45,15 @@ impl<'a> CommandApdu<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ApduError> {
         let (header, body) = bytes.split_first_chunk::<4>().ok_or(ApduError::TooShort)?;
         let [cla, ins, p1, p2] = *header;
-        let apdu = |data, le, extended| CommandApdu { cla, ins, p1, p2, data, le, extended };
+        let apdu = |data, le, extended| CommandApdu {
+            cla,
+            ins,
+            p1,
+            p2,
+            data,
+            le,
+            extended,
+        };
         match body {
             [] => Ok(apdu(&[], None, false)),
             [le] => Ok(apdu(&[], Some(short_le(*le)), false)),
@@ -106,7 +114,10 @@ mod tests {
     #[test]
     fn parses_every_case() {
         let case1 = CommandApdu::parse(&[0x80, 0x10, 1, 2]).unwrap();
-        assert_eq!((case1.data, case1.le, case1.extended), (&[][..], None, false));
+        assert_eq!(
+            (case1.data, case1.le, case1.extended),
+            (&[][..], None, false)
+        );
         let case2s = CommandApdu::parse(&[0, 0xCA, 1, 1, 0]).unwrap();
         assert_eq!(case2s.le, Some(256));
         let case3s = CommandApdu::parse(&[0, 0xA4, 4, 0, 2, 0xAA, 0xBB]).unwrap();
@@ -116,7 +127,10 @@ mod tests {
         let case2e = CommandApdu::parse(&[0, 0xCA, 1, 1, 0, 0, 0]).unwrap();
         assert_eq!((case2e.le, case2e.extended), (Some(65536), true));
         let case3e = CommandApdu::parse(&[0x80, 0x20, 0, 0, 0, 0, 1, 0xCC]).unwrap();
-        assert_eq!((case3e.data, case3e.le, case3e.extended), (&[0xCC][..], None, true));
+        assert_eq!(
+            (case3e.data, case3e.le, case3e.extended),
+            (&[0xCC][..], None, true)
+        );
         let case4e = CommandApdu::parse(&[0x80, 0x20, 0, 0, 0, 0, 1, 0xCC, 0x01, 0x00]).unwrap();
         assert_eq!((case4e.data, case4e.le), (&[0xCC][..], Some(256)));
     }
@@ -124,10 +138,25 @@ mod tests {
     #[test]
     fn refuses_inconsistent_lengths() {
         assert_eq!(CommandApdu::parse(&[0, 1, 2]), Err(ApduError::TooShort));
-        assert_eq!(CommandApdu::parse(&[0, 1, 2, 3, 2, 0xAA]), Err(ApduError::LengthMismatch));
-        assert_eq!(CommandApdu::parse(&[0, 1, 2, 3, 1, 0xAA, 1, 2]), Err(ApduError::LengthMismatch));
-        assert_eq!(CommandApdu::parse(&[0, 1, 2, 3, 0, 0]), Err(ApduError::LengthMismatch));
-        assert_eq!(CommandApdu::parse(&[0, 1, 2, 3, 0, 0, 0, 0xAA]), Err(ApduError::LengthMismatch));
-        assert_eq!(CommandApdu::parse(&[0, 1, 2, 3, 0, 0, 2, 0xAA]), Err(ApduError::LengthMismatch));
+        assert_eq!(
+            CommandApdu::parse(&[0, 1, 2, 3, 2, 0xAA]),
+            Err(ApduError::LengthMismatch)
+        );
+        assert_eq!(
+            CommandApdu::parse(&[0, 1, 2, 3, 1, 0xAA, 1, 2]),
+            Err(ApduError::LengthMismatch)
+        );
+        assert_eq!(
+            CommandApdu::parse(&[0, 1, 2, 3, 0, 0]),
+            Err(ApduError::LengthMismatch)
+        );
+        assert_eq!(
+            CommandApdu::parse(&[0, 1, 2, 3, 0, 0, 0, 0xAA]),
+            Err(ApduError::LengthMismatch)
+        );
+        assert_eq!(
+            CommandApdu::parse(&[0, 1, 2, 3, 0, 0, 2, 0xAA]),
+            Err(ApduError::LengthMismatch)
+        );
     }
 }

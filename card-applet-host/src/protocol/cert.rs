@@ -88,7 +88,8 @@ pub fn sign(key: &SigningKey, message: &[u8]) -> [u8; SIGNATURE_LEN] {
 /// Verifies a raw `r || s` signature over `message`.
 pub fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), CertError> {
     let signature = Signature::from_slice(signature).map_err(|_| CertError::BadSignature)?;
-    key.verify(message, &signature).map_err(|_| CertError::BadSignature)
+    key.verify(message, &signature)
+        .map_err(|_| CertError::BadSignature)
 }
 
 /// An issuer-signed card certificate: binds a card id to the card's public key.
@@ -166,7 +167,11 @@ impl CardCertificate {
         if self.issuer_key_id() != key_id(&encode_public_key(issuer)) {
             return Err(CertError::UnknownIssuer);
         }
-        verify(issuer, &self.bytes[..Self::SIGNED_LEN], &self.bytes[Self::SIGNED_LEN..])?;
+        verify(
+            issuer,
+            &self.bytes[..Self::SIGNED_LEN],
+            &self.bytes[Self::SIGNED_LEN..],
+        )?;
         decode_public_key(&self.bytes[21..86])
     }
 }
@@ -238,7 +243,11 @@ impl AuthorityCertificate {
         if self.issuer_key_id() != key_id(&encode_public_key(issuer)) {
             return Err(CertError::UnknownIssuer);
         }
-        verify(issuer, &self.bytes[..Self::SIGNED_LEN], &self.bytes[Self::SIGNED_LEN..])?;
+        verify(
+            issuer,
+            &self.bytes[..Self::SIGNED_LEN],
+            &self.bytes[Self::SIGNED_LEN..],
+        )?;
         decode_public_key(&self.bytes[6..71])
     }
 }

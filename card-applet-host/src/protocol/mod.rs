@@ -74,7 +74,14 @@ pub mod ins {
     pub const ERASE: u8 = 0x0E;
 
     /// The instructions that are only accepted inside a secure session.
-    pub const SECURE: [u8; 6] = [VERIFY_PALM, PROVE_AUTHORITY, ENROL, SET_POLICY, RESET_RETRY_COUNTER, ERASE];
+    pub const SECURE: [u8; 6] = [
+        VERIFY_PALM,
+        PROVE_AUTHORITY,
+        ENROL,
+        SET_POLICY,
+        RESET_RETRY_COUNTER,
+        ERASE,
+    ];
 }
 
 /// GET DATA object references (P1 P2).

@@ -44,7 +44,9 @@ pub struct DeletionReceipt {
 
 impl core::fmt::Debug for DeletionReceipt {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_tuple("DeletionReceipt").field(&self.fields()).finish()
+        f.debug_tuple("DeletionReceipt")
+            .field(&self.fields())
+            .finish()
     }
 }
 
@@ -119,7 +121,9 @@ impl DeletionReceipt {
         ReceiptFields {
             card_id,
             erase_counter: u32::from_be_bytes([b[21], b[22], b[23], b[24]]),
-            gate_timestamp: u64::from_be_bytes([b[25], b[26], b[27], b[28], b[29], b[30], b[31], b[32]]),
+            gate_timestamp: u64::from_be_bytes([
+                b[25], b[26], b[27], b[28], b[29], b[30], b[31], b[32],
+            ]),
             slots_erased: b[33],
             commitment,
         }
@@ -127,7 +131,11 @@ impl DeletionReceipt {
 
     /// Verifies the card signature.
     pub fn verify(&self, card_key: &VerifyingKey) -> Result<ReceiptFields, CertError> {
-        verify(card_key, &self.bytes[..Self::SIGNED_LEN], &self.bytes[Self::SIGNED_LEN..])?;
+        verify(
+            card_key,
+            &self.bytes[..Self::SIGNED_LEN],
+            &self.bytes[Self::SIGNED_LEN..],
+        )?;
         Ok(self.fields())
     }
 }

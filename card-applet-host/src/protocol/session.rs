@@ -89,7 +89,10 @@ impl SessionKeys {
         if hkdf.expand(KEYS_INFO, okm.as_mut()).is_err() {
             unreachable!("HKDF output length is fixed and valid");
         }
-        let mut keys = Self { command: [0; 32], response: [0; 32] };
+        let mut keys = Self {
+            command: [0; 32],
+            response: [0; 32],
+        };
         keys.command.copy_from_slice(&okm[..32]);
         keys.response.copy_from_slice(&okm[32..]);
         keys
@@ -139,7 +142,13 @@ impl SecureChannel {
         }
     }
 
-    fn seal(cipher: &Aes256Gcm, direction: u8, counter: &mut u64, aad: &[u8], buffer: &mut [u8]) -> [u8; TAG_LEN] {
+    fn seal(
+        cipher: &Aes256Gcm,
+        direction: u8,
+        counter: &mut u64,
+        aad: &[u8],
+        buffer: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         let nonce = nonce(direction, *counter);
         *counter = counter.wrapping_add(1);
         // Only fails for messages longer than 64 GiB.
@@ -167,29 +176,75 @@ impl SecureChannel {
     /// Card side: key confirmation (response number 0).
     pub fn confirmation(&mut self, transcript: &[u8; 32]) -> [u8; TAG_LEN] {
         let aad = confirmation_aad(transcript);
-        Self::seal(&self.response, DIRECTION_RESPONSE, &mut self.response_counter, &aad, &mut [])
+        Self::seal(
+            &self.response,
+            DIRECTION_RESPONSE,
+            &mut self.response_counter,
+            &aad,
+            &mut [],
+        )
     }
 
     /// Gate side: checks the key confirmation.
-    pub fn check_confirmation(&mut self, transcript: &[u8; 32], tag: &[u8; TAG_LEN]) -> Result<(), AuthenticationFailed> {
+    pub fn check_confirmation(
+        &mut self,
+        transcript: &[u8; 32],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), AuthenticationFailed> {
         let aad = confirmation_aad(transcript);
-        Self::open(&self.response, DIRECTION_RESPONSE, &mut self.response_counter, &aad, &mut [], tag)
+        Self::open(
+            &self.response,
+            DIRECTION_RESPONSE,
+            &mut self.response_counter,
+            &aad,
+            &mut [],
+            tag,
+        )
     }
 
     /// Gate side: encrypts command data in place, returns the tag.
     pub fn seal_command(&mut self, header: [u8; 3], buffer: &mut [u8]) -> [u8; TAG_LEN] {
-        Self::seal(&self.command, DIRECTION_COMMAND, &mut self.command_counter, &header, buffer)
+        Self::seal(
+            &self.command,
+            DIRECTION_COMMAND,
+            &mut self.command_counter,
+            &header,
+            buffer,
+        )
     }
 
     /// Card side: decrypts command data in place.
-    pub fn open_command(&mut self, header: [u8; 3], buffer: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), AuthenticationFailed> {
-        Self::open(&self.command, DIRECTION_COMMAND, &mut self.command_counter, &header, buffer, tag)
+    pub fn open_command(
+        &mut self,
+        header: [u8; 3],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), AuthenticationFailed> {
+        Self::open(
+            &self.command,
+            DIRECTION_COMMAND,
+            &mut self.command_counter,
+            &header,
+            buffer,
+            tag,
+        )
     }
 
     /// Card side: encrypts response data in place, returns the tag.
-    pub fn seal_response(&mut self, header: [u8; 3], sw: [u8; 2], buffer: &mut [u8]) -> [u8; TAG_LEN] {
+    pub fn seal_response(
+        &mut self,
+        header: [u8; 3],
+        sw: [u8; 2],
+        buffer: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         let aad = response_aad(header, sw);
-        Self::seal(&self.response, DIRECTION_RESPONSE, &mut self.response_counter, &aad, buffer)
+        Self::seal(
+            &self.response,
+            DIRECTION_RESPONSE,
+            &mut self.response_counter,
+            &aad,
+            buffer,
+        )
     }
 
     /// Gate side: decrypts response data in place.
@@ -201,7 +256,14 @@ impl SecureChannel {
         tag: &[u8; TAG_LEN],
     ) -> Result<(), AuthenticationFailed> {
         let aad = response_aad(header, sw);
-        Self::open(&self.response, DIRECTION_RESPONSE, &mut self.response_counter, &aad, buffer, tag)
+        Self::open(
+            &self.response,
+            DIRECTION_RESPONSE,
+            &mut self.response_counter,
+            &aad,
+            buffer,
+            tag,
+        )
     }
 }
 

@@ -56,7 +56,9 @@ impl StatusWord {
         match (sw1, sw2) {
             (0x90, 0x00) => Self::Success,
             (0x61, n) => Self::BytesRemaining(n),
-            (0x63, n) if n & 0xF0 == 0xC0 => Self::VerifyFailed { tries_left: n & 0x0F },
+            (0x63, n) if n & 0xF0 == 0xC0 => Self::VerifyFailed {
+                tries_left: n & 0x0F,
+            },
             (0x65, 0x81) => Self::MemoryFailure,
             (0x67, 0x00) => Self::WrongLength,
             (0x68, 0x83) => Self::LastCommandOfChainExpected,
@@ -163,6 +165,9 @@ mod tests {
             assert!(!matches!(sw, StatusWord::Other(_)));
         }
         assert_eq!(StatusWord::from_u16(0x6B00), StatusWord::Other(0x6B00));
-        assert_eq!(StatusWord::VerifyFailed { tries_left: 4 }.to_bytes(), [0x63, 0xC4]);
+        assert_eq!(
+            StatusWord::VerifyFailed { tries_left: 4 }.to_bytes(),
+            [0x63, 0xC4]
+        );
     }
 }

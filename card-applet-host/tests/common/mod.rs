@@ -14,7 +14,11 @@ pub type TestTransport = InProcessTransport<MemoryStorage, SystemRng, SystemCloc
 
 /// A factory-state card.
 pub fn factory_transport() -> TestTransport {
-    InProcessTransport::new(Applet::factory(MemoryStorage::default(), system_rng(), SystemClock::default()))
+    InProcessTransport::new(Applet::factory(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+    ))
 }
 
 fn xorshift(state: &mut u64) -> u64 {
@@ -69,10 +73,14 @@ pub fn enrolled_card<T: CardTransport>(
 ) -> Card<T> {
     let mut card = Card::open(transport).expect("select");
     card.personalise(&issuer.key).expect("personalise");
-    let verified = card.verify_certificate(&[issuer.key.public_key()]).expect("certificate");
+    let verified = card
+        .verify_certificate(&[issuer.key.public_key()])
+        .expect("certificate");
     {
         let session = card.open_session(&verified).expect("session");
-        let mut enrolment = session.prove_authority(&issuer.authority).expect("authority");
+        let mut enrolment = session
+            .prove_authority(&issuer.authority)
+            .expect("authority");
         for (slot, (kind, template)) in templates.iter().enumerate() {
             enrolment.enrol(slot as u8, *kind, template).expect("enrol");
         }
@@ -97,7 +105,11 @@ pub struct Tamper<T> {
 
 impl<T> Tamper<T> {
     pub fn new(inner: T) -> Self {
-        Self { inner, on_command: None, on_response: None }
+        Self {
+            inner,
+            on_command: None,
+            on_response: None,
+        }
     }
 }
 

@@ -180,6 +180,11 @@ impl<P: Policy> Access<P> {
         self.revoked = revoked;
     }
 
+    /// The policy in force.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
     /// Replaces the policy (SIGHUP).
     pub fn set_policy(&mut self, policy: P) {
         self.policy = policy;

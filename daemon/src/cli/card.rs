@@ -152,14 +152,26 @@ fn info(reader: &ReaderArg) -> anyhow::Result<ExitCode> {
     let identity = *card.identity();
     println!("reader: {reader_name}");
     println!("card id: {}", hex::encode(identity.card_id));
-    println!("applet version: {}.{}", identity.applet_version.0, identity.applet_version.1);
+    println!(
+        "applet version: {}.{}",
+        identity.applet_version.0, identity.applet_version.1
+    );
     println!("state: {}", lifecycle_name(identity.lifecycle));
     println!("template algorithm: {:#04x}", identity.algorithm);
-    println!("slots: {} of {} used", identity.slots_used, identity.slot_capacity);
-    println!("tries left: {} of {}", identity.tries_left, identity.max_tries);
+    println!(
+        "slots: {} of {} used",
+        identity.slots_used, identity.slot_capacity
+    );
+    println!(
+        "tries left: {} of {}",
+        identity.tries_left, identity.max_tries
+    );
     if identity.lifecycle == Lifecycle::Personalised {
         let certificate = card.certificate()?;
-        println!("issuer key id: {}", hex::encode(certificate.issuer_key_id()));
+        println!(
+            "issuer key id: {}",
+            hex::encode(certificate.issuer_key_id())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -167,44 +179,83 @@ fn info(reader: &ReaderArg) -> anyhow::Result<ExitCode> {
 fn personalise(args: &PersonaliseArgs) -> anyhow::Result<ExitCode> {
     let issuer = load_issuer_key(&args.issuer)?;
     let mut card = connect(&args.reader)?;
-    let certificate = card.personalise(&issuer).context("personalising the card")?;
+    let certificate = card
+        .personalise(&issuer)
+        .context("personalising the card")?;
     println!("personalised card {}", hex::encode(certificate.card_id()));
     Ok(ExitCode::SUCCESS)
 }
 
 fn read_template(path: &Path) -> anyhow::Result<Template> {
-    let bytes = Zeroizing::new(std::fs::read(path).with_context(|| format!("reading template {}", path.display()))?);
-    Template::decode(&bytes).map_err(|error| anyhow::anyhow!("template {}: {error}", path.display()))
+    let bytes = Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("reading template {}", path.display()))?,
+    );
+    Template::decode(&bytes)
+        .map_err(|error| anyhow::anyhow!("template {}: {error}", path.display()))
 }
 
-fn verified_card(card: &mut Card<PcscTransport>, issuer_dir: &Path) -> anyhow::Result<VerifiedCard> {
+fn verified_card(
+    card: &mut Card<PcscTransport>,
+    issuer_dir: &Path,
+) -> anyhow::Result<VerifiedCard> {
     let issuer = load_issuer_public_key(issuer_dir)?;
-    card.verify_certificate(&[issuer]).context("checking the card certificate")
+    card.verify_certificate(&[issuer])
+        .context("checking the card certificate")
 }
 
 fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
     if args.template.len() > SLOT_COUNT {
-        bail!("the card has {SLOT_COUNT} slots; {} templates given", args.template.len());
+        bail!(
+            "the card has {SLOT_COUNT} slots; {} templates given",
+            args.template.len()
+        );
     }
     if let Some(slot) = args.duress_slot
         && usize::from(slot) >= args.template.len()
     {
-        bail!("--duress-slot {slot}: only {} templates are enrolled (slots 0..{})", args.template.len(), args.template.len());
+        bail!(
+            "--duress-slot {slot}: only {} templates are enrolled (slots 0..{})",
+            args.template.len(),
+            args.template.len()
+        );
     }
-    let templates = args.template.iter().map(|path| read_template(path)).collect::<anyhow::Result<Vec<_>>>()?;
+    let templates = args
+        .template
+        .iter()
+        .map(|path| read_template(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let authority = load_authority(&args.issuer)?;
     let mut card = connect(&args.reader)?;
     let verified = verified_card(&mut card, &args.issuer)?;
-    let session = card.open_session(&verified).context("opening a secure session")?;
-    let mut enrolment = session.prove_authority(&authority).context("proving the enrolment authority")?;
+    let session = card
+        .open_session(&verified)
+        .context("opening a secure session")?;
+    let mut enrolment = session
+        .prove_authority(&authority)
+        .context("proving the enrolment authority")?;
     for (slot, template) in templates.iter().enumerate() {
         let slot = slot as u8;
-        let kind = if args.duress_slot == Some(slot) { SlotKind::Duress } else { SlotKind::Normal };
-        enrolment.enrol(slot, kind, template).with_context(|| format!("enrolling slot {slot}"))?;
-        println!("slot {slot}: enrolled ({})", if kind == SlotKind::Duress { "duress" } else { "normal" });
+        let kind = if args.duress_slot == Some(slot) {
+            SlotKind::Duress
+        } else {
+            SlotKind::Normal
+        };
+        enrolment
+            .enrol(slot, kind, template)
+            .with_context(|| format!("enrolling slot {slot}"))?;
+        println!(
+            "slot {slot}: enrolled ({})",
+            if kind == SlotKind::Duress {
+                "duress"
+            } else {
+                "normal"
+            }
+        );
     }
     if let Some(tries) = args.tries {
-        enrolment.set_policy(tries).context("setting the retry counter")?;
+        enrolment
+            .set_policy(tries)
+            .context("setting the retry counter")?;
         println!("retry counter: {tries}");
     }
     Ok(ExitCode::SUCCESS)
@@ -214,14 +265,22 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let probe = read_template(&args.template)?;
     let mut card = connect(&args.reader)?;
     let verified = verified_card(&mut card, &args.issuer)?;
-    let mut session = card.open_session(&verified).context("opening a secure session")?;
+    let mut session = card
+        .open_session(&verified)
+        .context("opening a secure session")?;
     let outcome = session.verify_palm(&probe).context("verifying")?;
     Ok(match outcome {
-        VerifyOutcome::Match { slot_kind: SlotKind::Normal, .. } => {
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            ..
+        } => {
             println!("match");
             ExitCode::SUCCESS
         }
-        VerifyOutcome::Match { slot_kind: SlotKind::Duress, .. } => {
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Duress,
+            ..
+        } => {
             println!("match (duress)");
             ExitCode::SUCCESS
         }
@@ -240,14 +299,22 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
     let authority = load_authority(&args.issuer)?;
     let mut card = connect(&args.reader)?;
     let verified = verified_card(&mut card, &args.issuer)?;
-    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let session = card.open_session(&verified).context("opening a secure session")?;
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let session = card
+        .open_session(&verified)
+        .context("opening a secure session")?;
     let receipt = session
         .prove_authority(&authority)
         .context("proving the enrolment authority")?
         .erase(timestamp)
         .context("erasing")?;
-    let bundle = ReceiptBundle { receipt, certificate: verified.certificate };
+    let bundle = ReceiptBundle {
+        receipt,
+        certificate: verified.certificate,
+    };
     std::fs::write(&args.receipt, bundle.encode())
         .with_context(|| format!("writing receipt {}", args.receipt.display()))?;
     println!(
@@ -261,9 +328,12 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
 
 fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     let issuer = load_issuer_public_key(&args.issuer)?;
-    let bytes = std::fs::read(&args.receipt).with_context(|| format!("reading receipt {}", args.receipt.display()))?;
+    let bytes = std::fs::read(&args.receipt)
+        .with_context(|| format!("reading receipt {}", args.receipt.display()))?;
     let bundle = ReceiptBundle::decode(&bytes).context("decoding the receipt")?;
-    let fields = bundle.verify(&[issuer]).context("receipt does not verify")?;
+    let fields = bundle
+        .verify(&[issuer])
+        .context("receipt does not verify")?;
     println!("receipt valid");
     println!("card id: {}", hex::encode(fields.card_id));
     println!("erase counter: {}", fields.erase_counter);
@@ -289,16 +359,22 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut card = connect(&args.reader)?;
     let lifecycle = card.identity().lifecycle;
     if lifecycle == Lifecycle::Personalised {
-        bail!("card bench needs a factory-state card (this one is {})", lifecycle_name(lifecycle));
+        bail!(
+            "card bench needs a factory-state card (this one is {})",
+            lifecycle_name(lifecycle)
+        );
     }
     let issuer = palmgate_card::host::issuer::IssuerKey::generate();
     let authority = issuer.create_authority(permission::ALL);
-    card.personalise(&issuer).context("personalising with a throw-away issuer")?;
+    card.personalise(&issuer)
+        .context("personalising with a throw-away issuer")?;
     let verified = card.verify_certificate(&[issuer.public_key()])?;
     let template = bench_template()?;
     {
         let session = card.open_session(&verified)?;
-        session.prove_authority(&authority)?.enrol(0, SlotKind::Normal, &template)?;
+        session
+            .prove_authority(&authority)?
+            .enrol(0, SlotKind::Normal, &template)?;
     }
     let mut micros = Vec::with_capacity(args.n as usize);
     let apdus_before = card.apdu_count();

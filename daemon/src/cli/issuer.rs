@@ -27,7 +27,10 @@ pub fn run(command: IssuerCommand) -> anyhow::Result<ExitCode> {
         IssuerCommand::Init(args) => {
             let (issuer, _authority) = init_issuer_dir(&args.out)
                 .with_context(|| format!("creating issuer in {}", args.out.display()))?;
-            println!("issuer key id {}", hex::encode(issuer.public_key().key_id()));
+            println!(
+                "issuer key id {}",
+                hex::encode(issuer.public_key().key_id())
+            );
             println!(
                 "wrote {dir}/{} (secret), {dir}/{} (give to gates), {dir}/{} (secret), {dir}/{}",
                 files::ISSUER_KEY,

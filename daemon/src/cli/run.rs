@@ -1,6 +1,9 @@
-//! `palmgate run`.
+//! `palmgate run`: the gate daemon.
 
 use std::process::ExitCode;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
 use super::ConfigArg;
 
@@ -11,8 +14,45 @@ pub struct RunArgs {
     pub config: ConfigArg,
 }
 
-/// Runs the gate daemon.
+/// Exit status for an invalid configuration (as `config check`).
+const INVALID_CONFIG: u8 = 2;
+
+/// Runs the gate daemon until SIGTERM or SIGINT; SIGHUP reloads the policy and revocation list.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let settings = palmgate::config::load(&args.config.config)?;
-    anyhow::bail!("palmgate run is not implemented yet (gate {})", settings.gate.id)
+    let settings = match palmgate::config::load(&args.config.config) {
+        Ok(settings) => settings,
+        Err(error) => {
+            for problem in &error.problems {
+                eprintln!("{problem}");
+            }
+            return Ok(ExitCode::from(INVALID_CONFIG));
+        }
+    };
+    palmgate::logging::init(&settings.logging)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        let (reload_tx, reload_rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let _ = reload_tx.try_send(());
+            }
+        });
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM"),
+                _ = interrupt.recv() => tracing::info!("SIGINT"),
+            }
+        };
+        let notifier = palmgate::notify::Notifier::from_env();
+        match palmgate::gate::run(settings, notifier, shutdown, reload_rx).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(error) => {
+                tracing::error!(error = %palmgate::gate::card_worker::error_chain(&error), "gate stopped");
+                Err(anyhow::Error::new(error).context("the gate stopped"))
+            }
+        }
+    })
 }

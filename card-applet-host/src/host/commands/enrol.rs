@@ -18,7 +18,11 @@ pub struct Enrol {
 
 impl std::fmt::Debug for Enrol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Enrol").field("slot", &self.slot).field("kind", &self.kind).field("template", &"REDACTED").finish()
+        f.debug_struct("Enrol")
+            .field("slot", &self.slot)
+            .field("kind", &self.kind)
+            .field("template", &"REDACTED")
+            .finish()
     }
 }
 

@@ -16,7 +16,14 @@ pub struct GetIdentity;
 pub struct GetCertificate;
 
 fn get_data(object: (u8, u8)) -> Command {
-    Command { cla: cla::PROPRIETARY, ins: ins::GET_DATA, p1: object.0, p2: object.1, data: Data::Plain(Vec::new()), le: Some(256) }
+    Command {
+        cla: cla::PROPRIETARY,
+        ins: ins::GET_DATA,
+        p1: object.0,
+        p2: object.1,
+        data: Data::Plain(Vec::new()),
+        le: Some(256),
+    }
 }
 
 impl PlainCommand for GetIdentity {
@@ -29,8 +36,10 @@ impl PlainCommand for GetIdentity {
 
     fn decode(response: Response) -> Result<CardIdentity, CardError> {
         expect_success(Self::NAME, response.status)?;
-        CardIdentity::decode(&response.data)
-            .ok_or(CardError::MalformedResponse { command: Self::NAME, reason: "identity record" })
+        CardIdentity::decode(&response.data).ok_or(CardError::MalformedResponse {
+            command: Self::NAME,
+            reason: "identity record",
+        })
     }
 }
 

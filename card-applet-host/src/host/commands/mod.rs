@@ -63,15 +63,26 @@ pub trait SecureCommand {
 
 /// `Ok(())` for `9000`, the status as an error otherwise.
 pub(crate) fn expect_success(command: &'static str, status: StatusWord) -> Result<(), CardError> {
-    if status.is_success() { Ok(()) } else { Err(CardError::Status { command, status }) }
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(CardError::Status { command, status })
+    }
 }
 
 /// Checks for `9000` and an empty answer.
-pub(crate) fn expect_empty(command: &'static str, status: StatusWord, data: &[u8]) -> Result<(), CardError> {
+pub(crate) fn expect_empty(
+    command: &'static str,
+    status: StatusWord,
+    data: &[u8],
+) -> Result<(), CardError> {
     expect_success(command, status)?;
     if data.is_empty() {
         Ok(())
     } else {
-        Err(CardError::MalformedResponse { command, reason: "unexpected response data" })
+        Err(CardError::MalformedResponse {
+            command,
+            reason: "unexpected response data",
+        })
     }
 }

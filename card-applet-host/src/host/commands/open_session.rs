@@ -31,16 +31,29 @@ impl PlainCommand for OpenSession {
     fn command(&self) -> Command {
         let mut data = self.gate_public_key.to_vec();
         data.extend_from_slice(&self.gate_nonce);
-        Command { cla: cla::PROPRIETARY, ins: ins::OPEN_SESSION, p1: 0, p2: 0, data: Data::Plain(data), le: Some(256) }
+        Command {
+            cla: cla::PROPRIETARY,
+            ins: ins::OPEN_SESSION,
+            p1: 0,
+            p2: 0,
+            data: Data::Plain(data),
+            le: Some(256),
+        }
     }
 
     fn decode(response: Response) -> Result<OpenSessionResponse, CardError> {
         expect_success(Self::NAME, response.status)?;
         let data = response.data.as_slice();
         if data.len() != NONCE_LEN + TAG_LEN {
-            return Err(CardError::MalformedResponse { command: Self::NAME, reason: "length" });
+            return Err(CardError::MalformedResponse {
+                command: Self::NAME,
+                reason: "length",
+            });
         }
-        let mut out = OpenSessionResponse { card_nonce: [0; NONCE_LEN], confirmation: [0; TAG_LEN] };
+        let mut out = OpenSessionResponse {
+            card_nonce: [0; NONCE_LEN],
+            confirmation: [0; TAG_LEN],
+        };
         out.card_nonce.copy_from_slice(&data[..NONCE_LEN]);
         out.confirmation.copy_from_slice(&data[NONCE_LEN..]);
         Ok(out)

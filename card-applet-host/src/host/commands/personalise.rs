@@ -40,8 +40,12 @@ impl PlainCommand for GenerateCardKey {
 
     fn decode(response: Response) -> Result<Self::Output, CardError> {
         expect_success(Self::NAME, response.status)?;
-        <[u8; PUBLIC_KEY_LEN]>::try_from(response.data.as_slice())
-            .map_err(|_| CardError::MalformedResponse { command: Self::NAME, reason: "public key length" })
+        <[u8; PUBLIC_KEY_LEN]>::try_from(response.data.as_slice()).map_err(|_| {
+            CardError::MalformedResponse {
+                command: Self::NAME,
+                reason: "public key length",
+            }
+        })
     }
 }
 

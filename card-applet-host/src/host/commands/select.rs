@@ -15,12 +15,21 @@ impl PlainCommand for Select {
     type Output = CardIdentity;
 
     fn command(&self) -> Command {
-        Command { cla: cla::ISO, ins: ins::SELECT, p1: 0x04, p2: 0x00, data: Data::Plain(AID.to_vec()), le: Some(256) }
+        Command {
+            cla: cla::ISO,
+            ins: ins::SELECT,
+            p1: 0x04,
+            p2: 0x00,
+            data: Data::Plain(AID.to_vec()),
+            le: Some(256),
+        }
     }
 
     fn decode(response: Response) -> Result<CardIdentity, CardError> {
         expect_success(Self::NAME, response.status)?;
-        CardIdentity::decode(&response.data)
-            .ok_or(CardError::MalformedResponse { command: Self::NAME, reason: "identity record" })
+        CardIdentity::decode(&response.data).ok_or(CardError::MalformedResponse {
+            command: Self::NAME,
+            reason: "identity record",
+        })
     }
 }

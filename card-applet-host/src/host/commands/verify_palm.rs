@@ -49,24 +49,36 @@ impl SecureCommand for VerifyPalm {
     }
 
     fn decode(status: StatusWord, plaintext: &[u8]) -> Result<VerifyOutcome, CardError> {
-        let malformed = |reason| CardError::MalformedResponse { command: Self::NAME, reason };
+        let malformed = |reason| CardError::MalformedResponse {
+            command: Self::NAME,
+            reason,
+        };
         let decision_bytes = match status {
-            StatusWord::Success | StatusWord::VerifyFailed { .. } | StatusWord::AuthenticationBlocked => {
-                <[u8; decision::LEN]>::try_from(plaintext).map_err(|_| malformed("decision length"))?
+            StatusWord::Success
+            | StatusWord::VerifyFailed { .. }
+            | StatusWord::AuthenticationBlocked => <[u8; decision::LEN]>::try_from(plaintext)
+                .map_err(|_| malformed("decision length"))?,
+            status => {
+                return Err(CardError::Status {
+                    command: Self::NAME,
+                    status,
+                });
             }
-            status => return Err(CardError::Status { command: Self::NAME, status }),
         };
         match (status, decision_bytes) {
-            (StatusWord::Success, [decision::MATCH, kind, tries_left]) => Ok(VerifyOutcome::Match {
-                slot_kind: SlotKind::from_byte(kind).ok_or(malformed("slot kind"))?,
-                tries_left,
-            }),
-            (StatusWord::VerifyFailed { tries_left }, [decision::NO_MATCH, decision::NO_SLOT, tries])
-                if tries == tries_left =>
-            {
-                Ok(VerifyOutcome::NoMatch { tries_left })
+            (StatusWord::Success, [decision::MATCH, kind, tries_left]) => {
+                Ok(VerifyOutcome::Match {
+                    slot_kind: SlotKind::from_byte(kind).ok_or(malformed("slot kind"))?,
+                    tries_left,
+                })
             }
-            (StatusWord::AuthenticationBlocked, [decision::BLOCKED, decision::NO_SLOT, 0]) => Ok(VerifyOutcome::Blocked),
+            (
+                StatusWord::VerifyFailed { tries_left },
+                [decision::NO_MATCH, decision::NO_SLOT, tries],
+            ) if tries == tries_left => Ok(VerifyOutcome::NoMatch { tries_left }),
+            (StatusWord::AuthenticationBlocked, [decision::BLOCKED, decision::NO_SLOT, 0]) => {
+                Ok(VerifyOutcome::Blocked)
+            }
             _ => Err(malformed("decision does not agree with the status word")),
         }
     }

@@ -1,0 +1,533 @@
+//! The gate: wires the card reader, the palm sensor, template extraction, the access machine, the
+//! doors, the outbox and the MQTT link, and runs them until shutdown.
+//!
+//! Blocking work stays off the async threads: PC/SC in the card worker thread, the door driver in
+//! its own thread, template extraction on the blocking pool. The main loop only moves messages
+//! between them and the I/O-free access machine. The probe template lives in this loop (never in
+//! the machine, an event or a log) and is wiped when used or discarded.
+
+pub mod card_worker;
+pub mod revocation;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use palmgate_card::host::VerifyOutcome;
+use palmgate_card::host::issuer::IssuerPublicKey;
+use palmgate_card::protocol::SlotKind;
+use palmgate_matcher::Template;
+use palmgate_matcher::extract::{Extractor, InputKind};
+use palmgate_sensor::device::{self, CaptureRequest, DeviceConfig, SensorEvent};
+use tokio::sync::{mpsc, watch};
+
+use self::card_worker::{CardReport, CardWorker, error_chain};
+use self::revocation::RevocationList;
+use crate::access::{Access, AccessConfig, Action, Decision, Input, PolicyRules, SitePolicy, State};
+use crate::config::{MatcherInput, Settings};
+use crate::doors::Doors;
+use crate::event::{CardId, EventKind, NewEvent, Outcome, Timestamp};
+use crate::mqtt::{Command, Contact, DoorStatus, Link, LinkOptions, LockState, VerifiedCommand};
+use crate::notify::Notifier;
+use crate::outbox::{Outbox, OutboxOptions};
+
+/// Why the gate could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// An issuer key file could not be used.
+    #[error("issuer key {path}: {reason}")]
+    IssuerKey {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The access policy file could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] crate::access::PolicyError),
+    /// The revocation list could not be read.
+    #[error(transparent)]
+    Revocation(#[from] revocation::RevocationError),
+    /// The doors could not be set up.
+    #[error(transparent)]
+    Doors(#[from] crate::doors::DoorsError),
+    /// The door driver failed.
+    #[error("door driver")]
+    DoorDriver(#[from] palmgate_door::DriverError),
+    /// The outbox could not be opened.
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxError),
+    /// The MQTT link could not be set up.
+    #[error(transparent)]
+    Link(#[from] crate::mqtt::LinkError),
+    /// The template extractor could not be loaded.
+    #[error("template extractor")]
+    Extractor(#[source] palmgate_matcher::extract::ExtractError),
+    /// The card reader could not be watched (pcscd not running?).
+    #[error(transparent)]
+    CardWorker(#[from] card_worker::CardWorkerError),
+    /// A blocking task panicked.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// Loads the issuer public keys named by the configuration (hex, as written by
+/// `palmgate issuer init`).
+pub fn load_issuer_keys(paths: &[PathBuf]) -> Result<Vec<IssuerPublicKey>, GateError> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| GateError::IssuerKey { path: path.clone(), reason: error.to_string() })?;
+            IssuerPublicKey::from_hex(text.trim())
+                .map_err(|error| GateError::IssuerKey { path: path.clone(), reason: error.to_string() })
+        })
+        .collect()
+}
+
+/// A liveness counter the main loop bumps; the watchdog pings only while it moves.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat(Arc<AtomicU64>);
+
+impl Heartbeat {
+    fn beat(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A check for [`crate::notify::run_watchdog`]: true when the loop beat since the last call.
+    pub fn checker(&self) -> impl FnMut() -> bool + Send + 'static {
+        let counter = self.0.clone();
+        let mut last = u64::MAX;
+        move || {
+            let now = counter.load(Ordering::Relaxed);
+            let alive = now != last;
+            last = now;
+            alive
+        }
+    }
+}
+
+/// How often the main loop wakes up even when nothing happens (heartbeat, deadlines).
+const LOOP_TICK: Duration = Duration::from_millis(500);
+
+/// Runs the gate until `shutdown` completes. `reload` receives SIGHUP requests (policy and
+/// revocation list are re-read). Doors are driven to their safe state before this returns.
+pub async fn run(
+    settings: Settings,
+    notifier: Notifier,
+    shutdown: impl Future<Output = ()>,
+    mut reload: mpsc::Receiver<()>,
+) -> Result<(), GateError> {
+    let started = Instant::now();
+    notifier.status("starting");
+    let door_names: BTreeSet<String> = settings.door.keys().cloned().collect();
+    let issuers = load_issuer_keys(&settings.card.issuer_keys)?;
+    let rules = match &settings.card.policy_file {
+        Some(path) => PolicyRules::load(path, &door_names)?,
+        None => PolicyRules::allow_all(),
+    };
+    let mut revocation = match &settings.card.revocation_list {
+        Some(path) => RevocationList::load(path)?,
+        None => RevocationList::default(),
+    };
+    let outbox = Arc::new(Outbox::open(&OutboxOptions::from_settings(&settings))?);
+
+    // Doors first: every output is driven safe before anything else runs.
+    let mut doors = Doors::build(&settings)?;
+    let (door_tx, mut door_rx) = mpsc::unbounded_channel();
+    let door_handle = doors.spawn(move |event| {
+        let _ = door_tx.send(event);
+    })?;
+    door_handle.safe_stop().install_panic_hook();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let (link, mut link_handles) = Link::new(LinkOptions::from_settings(&settings), outbox.clone())?;
+    let link_task = tokio::spawn(link.run(stopped()));
+    let flusher_outbox = outbox.clone();
+    let flusher_stop = stopped();
+    let flusher_task = tokio::spawn(async move { flusher_outbox.run_flusher(flusher_stop).await });
+
+    let model = settings.matcher.model.clone();
+    let extractor = tokio::task::spawn_blocking(move || match model {
+        Some(path) => Extractor::from_model_file(&path),
+        None => Extractor::builtin(),
+    })
+    .await
+    .map_err(|error| GateError::Task(error.to_string()))?
+    .map_err(GateError::Extractor)?;
+    let extractor = Arc::new(extractor);
+    let input_kind = match settings.matcher.input {
+        MatcherInput::Hand => InputKind::Hand,
+        MatcherInput::Roi => InputKind::Roi,
+    };
+
+    let (sensor_tx, mut sensor_rx) = mpsc::channel(8);
+    // No commands yet: capture runs continuously and the device task replays it after reconnects.
+    let (_, sensor_cmd_rx) = mpsc::channel(1);
+    let mut sensor_config = DeviceConfig::new(&settings.sensor.port);
+    sensor_config.baud = settings.sensor.baud;
+    sensor_config.max_frame_bytes = usize::try_from(settings.sensor.max_frame_bytes).unwrap_or(usize::MAX);
+    sensor_config.request_timeout = settings.sensor.request_timeout;
+    sensor_config.reconnect_backoff.max = settings.sensor.reconnect_max;
+    sensor_config.capture = Some(CaptureRequest { format: palmgate_sensor::codec::FrameFormat::Jpeg, frames: 0 });
+    let sensor_task = tokio::spawn(device::run(sensor_config, sensor_tx, sensor_cmd_rx, stopped()));
+
+    let (card_tx, mut card_rx) = mpsc::channel(16);
+    let card_worker = CardWorker::start(&settings.card.reader, issuers, card_tx)?;
+
+    let heartbeat = Heartbeat::default();
+    let watchdog_task = tokio::spawn(crate::notify::run_watchdog(notifier.clone(), heartbeat.checker(), stopped()));
+
+    let mut gate = Loop {
+        access: Access::new(
+            AccessConfig {
+                door: settings.card.door.clone(),
+                presentation_window: settings.card.presentation_window,
+                verify_timeout: settings.card.verify_timeout,
+            },
+            SitePolicy::new(rules),
+        ),
+        outbox: outbox.clone(),
+        door_handle,
+        card_worker,
+        door_states: link_handles.door_states.clone(),
+        statuses: settings.door.iter().map(|(name, door)| (name.clone(), initial_status(door.contact_pin.is_some()))).collect(),
+        held_probe: None,
+        extracting: false,
+        doors_ready: false,
+        sensor_ready: false,
+        ready_sent: false,
+        revocation_path: settings.card.revocation_list.clone(),
+        policy_path: settings.card.policy_file.clone(),
+        door_names,
+        notifier: notifier.clone(),
+        started,
+    };
+    gate.access.set_revoked(revocation.cards().clone());
+    for (door, status) in &gate.statuses {
+        let _ = gate.door_states.try_send((door.clone(), status.clone()));
+    }
+
+    let (extract_tx, mut extract_rx) = mpsc::channel(2);
+    tokio::pin!(shutdown);
+    loop {
+        heartbeat.beat();
+        let deadline = gate.access.next_deadline();
+        let sleep = tokio::time::sleep_until(
+            deadline.map_or_else(|| tokio::time::Instant::now() + LOOP_TICK, tokio::time::Instant::from_std),
+        );
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = sleep => {
+                let actions = gate.access.tick(Instant::now(), Timestamp::now());
+                gate.execute(actions);
+            }
+            Some(report) = card_rx.recv() => gate.card_report(report),
+            Some(event) = sensor_rx.recv() => {
+                if let Some(frame) = gate.sensor_event(event) {
+                    gate.extracting = true;
+                    let extractor = extractor.clone();
+                    let extract_tx = extract_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let begun = Instant::now();
+                        let result = extractor.extract(frame.image.as_gray(), input_kind);
+                        let _ = extract_tx.blocking_send((result, frame.received.instant, begun.elapsed()));
+                    });
+                }
+            }
+            Some((result, received, extract)) = extract_rx.recv() => gate.extracted(result, received, extract),
+            Some(event) = door_rx.recv() => gate.door_event(event),
+            Some(command) = link_handles.commands.recv() => gate.command(command, &mut revocation),
+            Some(()) = reload.recv() => gate.reload(&mut revocation),
+        }
+    }
+
+    tracing::info!("stopping");
+    notifier.stopping();
+    let _ = stop_tx.send(true);
+    gate.card_worker.stop();
+    gate.held_probe = None;
+    let door_result = gate.door_handle.shutdown();
+    for task in [sensor_task, watchdog_task] {
+        let _ = task.await;
+    }
+    let _ = flusher_task.await;
+    if let Ok(Err(error)) = link_task.await {
+        tracing::warn!(error = %error_chain(&error), "MQTT link ended with an error");
+    }
+    if let Err(error) = outbox.flush() {
+        tracing::warn!(error = %error_chain(&error), "final outbox flush failed");
+    }
+    door_result?;
+    Ok(())
+}
+
+fn initial_status(has_contact: bool) -> DoorStatus {
+    DoorStatus {
+        lock: LockState::Locked,
+        contact: if has_contact { Contact::Closed } else { Contact::Unknown },
+        mode: "normal".to_string(),
+    }
+}
+
+/// The main loop's state.
+struct Loop {
+    access: Access<SitePolicy>,
+    outbox: Arc<Outbox>,
+    door_handle: palmgate_door::GateHandle,
+    card_worker: CardWorker,
+    door_states: mpsc::Sender<(String, DoorStatus)>,
+    statuses: BTreeMap<String, DoorStatus>,
+    held_probe: Option<Template>,
+    extracting: bool,
+    doors_ready: bool,
+    sensor_ready: bool,
+    ready_sent: bool,
+    revocation_path: Option<PathBuf>,
+    policy_path: Option<PathBuf>,
+    door_names: BTreeSet<String>,
+    notifier: Notifier,
+    started: Instant,
+}
+
+impl Loop {
+    fn input(&mut self, input: Input) {
+        let actions = self.access.handle(Instant::now(), Timestamp::now(), input);
+        self.execute(actions);
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Verify => match self.held_probe.take() {
+                    Some(probe) => self.card_worker.verify(probe),
+                    None => self.input(Input::VerifyFailed { reason: "no probe template held".to_string() }),
+                },
+                Action::DiscardProbe => self.held_probe = None,
+                Action::Unlock { door } => {
+                    if let Err(error) = self.door_handle.grant(&door) {
+                        tracing::error!(%door, error = %error_chain(&error), "cannot unlock");
+                    }
+                }
+                Action::Deny { door } => {
+                    if let Err(error) = self.door_handle.deny(&door) {
+                        tracing::warn!(%door, error = %error_chain(&error), "cannot show the denial");
+                    }
+                }
+                Action::Publish(event) => self.publish(event),
+            }
+        }
+    }
+
+    fn publish(&self, event: NewEvent) {
+        match self.outbox.append(event) {
+            Ok(event) => tracing::info!(
+                id = event.id,
+                kind = %event.kind,
+                door = event.door.as_deref().unwrap_or("-"),
+                reason = event.reason.as_deref().unwrap_or("-"),
+                "event"
+            ),
+            Err(error) => tracing::error!(error = %error_chain(&error), "event not recorded"),
+        }
+    }
+
+    fn card_report(&mut self, report: CardReport) {
+        let card_id = |bytes: [u8; 16]| CardId::new(&bytes);
+        match report {
+            CardReport::Presented { card_id: id, read } => match card_id(id) {
+                Some(card) => self.input(Input::CardPresented { card, read }),
+                None => self.input(Input::CardRejected { card: None, reason: "empty card id".to_string() }),
+            },
+            CardReport::Rejected { card_id: id, reason } => {
+                self.input(Input::CardRejected { card: id.and_then(card_id), reason });
+            }
+            CardReport::Removed => self.input(Input::CardRemoved),
+            CardReport::Decision { outcome, elapsed, .. } => {
+                let decision = match outcome {
+                    VerifyOutcome::Match { slot_kind, .. } => Decision::Match { duress: slot_kind == SlotKind::Duress },
+                    VerifyOutcome::NoMatch { tries_left } => Decision::NoMatch { tries_left },
+                    VerifyOutcome::Blocked => Decision::Blocked,
+                };
+                self.input(Input::CardDecision { decision, elapsed });
+            }
+            CardReport::VerifyFailed { reason, .. } => self.input(Input::VerifyFailed { reason }),
+            CardReport::MonitorStopped { reason } => {
+                tracing::error!(%reason, "card reader watch stopped");
+                self.notifier.status("card reader unavailable");
+            }
+        }
+    }
+
+    /// Returns a frame to extract, when the presentation wants one and none is being extracted.
+    fn sensor_event(&mut self, event: SensorEvent) -> Option<device::CapturedFrame> {
+        match event {
+            SensorEvent::Connected(info) => {
+                tracing::info!(?info, "palm sensor connected");
+                self.sensor_ready = true;
+                self.maybe_ready();
+                None
+            }
+            SensorEvent::Frame(frame) => {
+                let wants_palm = matches!(self.access.state(), State::Idle | State::CardWaitingPalm { .. });
+                (wants_palm && !self.extracting).then_some(frame)
+            }
+            SensorEvent::Disconnected { error, retry_in } => {
+                tracing::warn!(error = %error_chain(&error), ?retry_in, "palm sensor disconnected");
+                self.notifier.status("palm sensor disconnected");
+                None
+            }
+            SensorEvent::Problem(error) => {
+                tracing::warn!(error = %error_chain(&error), "palm sensor problem");
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn extracted(
+        &mut self,
+        result: Result<Template, palmgate_matcher::extract::ExtractError>,
+        received: Instant,
+        extract: Duration,
+    ) {
+        self.extracting = false;
+        match result {
+            Ok(template) => {
+                self.held_probe = Some(template);
+                self.input(Input::PalmReady { received, extract });
+            }
+            Err(error) => self.input(Input::PalmRefused { reason: error_chain(&error) }),
+        }
+    }
+
+    fn door_event(&mut self, event: palmgate_door::Event) {
+        use palmgate_door::EventKind as DoorKind;
+        if matches!(event.kind, DoorKind::Ready) {
+            self.doors_ready = true;
+            self.maybe_ready();
+        }
+        if let Some(door) = &event.door
+            && let Some(status) = self.statuses.get_mut(door)
+        {
+            let before = status.clone();
+            match &event.kind {
+                DoorKind::Unlocked { .. } => status.lock = LockState::Unlocked,
+                DoorKind::Locked => status.lock = LockState::Locked,
+                DoorKind::Opened { .. } => status.contact = Contact::Open,
+                DoorKind::Closed => status.contact = Contact::Closed,
+                _ => {}
+            }
+            if *status != before {
+                let _ = self.door_states.try_send((door.clone(), status.clone()));
+            }
+        }
+        let kind = match EventKind::new(event.kind.name()) {
+            Ok(kind) => kind,
+            Err(error) => return tracing::warn!(%error, "door event not recorded"),
+        };
+        let alarm = kind.is_alarm() || matches!(kind.as_str(), "door.forced" | "door.held_open" | "door.tamper" | "fire.active");
+        let mut record = NewEvent::new(kind, Timestamp::now())
+            .result(if alarm { Outcome::Alarm } else { Outcome::Info })
+            .reason(event.to_string());
+        if let Some(door) = event.door {
+            record = record.door(door);
+        }
+        self.publish(record);
+    }
+
+    fn maybe_ready(&mut self) {
+        if self.ready_sent || !(self.doors_ready && self.sensor_ready) {
+            return;
+        }
+        self.ready_sent = true;
+        let elapsed = self.started.elapsed();
+        tracing::info!(start_ms = elapsed.as_millis(), "gate ready");
+        self.notifier.ready("gate ready");
+    }
+
+    fn command(&mut self, verified: VerifiedCommand, revocation: &mut RevocationList) {
+        tracing::info!(command = verified.command.name(), operator = %verified.operator, "remote command");
+        match verified.command {
+            Command::Unlock { door, .. } => {
+                if self.door_names.contains(&door) {
+                    self.input(Input::RemoteUnlock { door });
+                } else {
+                    self.publish(refused_command("unlock", &format!("no door named \"{door}\"")));
+                }
+            }
+            Command::Lockdown { .. } => {
+                if let Err(error) = self.door_handle.set_lockdown(true) {
+                    tracing::error!(error = %error_chain(&error), "cannot enter lockdown");
+                }
+                self.input(Input::Lockdown(true));
+            }
+            Command::Release { .. } => {
+                if let Err(error) = self.door_handle.set_lockdown(false) {
+                    tracing::error!(error = %error_chain(&error), "cannot leave lockdown");
+                }
+                self.input(Input::Lockdown(false));
+            }
+            Command::RevocationList { version, cards } => {
+                match revocation.replace(version, cards.into_iter().collect(), self.revocation_path.as_deref()) {
+                    Ok(()) => {
+                        self.access.set_revoked(revocation.cards().clone());
+                        let event = NewEvent::new(EventKind::REVOCATION_UPDATED, Timestamp::now())
+                            .result(Outcome::Accepted)
+                            .reason(format!("version {version}, {} cards revoked", revocation.cards().len()));
+                        self.publish(event);
+                    }
+                    Err(error) => self.publish(refused_command("revocation_list", &error.to_string())),
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self, revocation: &mut RevocationList) {
+        self.notifier.reloading();
+        if let Some(path) = &self.policy_path {
+            match PolicyRules::load(path, &self.door_names) {
+                Ok(rules) => {
+                    // The site policy keeps its anti-passback memory across a reload.
+                    let policy = self.access_policy().with_rules(rules);
+                    self.access.set_policy(policy);
+                    self.publish(NewEvent::new(EventKind::POLICY_LOADED, Timestamp::now()).result(Outcome::Info));
+                }
+                Err(error) => {
+                    tracing::error!(error = %error_chain(&error), "policy not reloaded; the previous one stays in force");
+                }
+            }
+        }
+        if let Some(path) = &self.revocation_path {
+            match RevocationList::load(path) {
+                Ok(list) => {
+                    *revocation = list;
+                    self.access.set_revoked(revocation.cards().clone());
+                }
+                Err(error) => tracing::error!(error = %error_chain(&error), "revocation list not reloaded"),
+            }
+        }
+        self.notifier.ready("gate ready (reloaded)");
+    }
+
+    fn access_policy(&self) -> SitePolicy {
+        self.access.policy().clone()
+    }
+}
+
+fn refused_command(name: &str, reason: &str) -> NewEvent {
+    NewEvent::new(EventKind::COMMAND_REFUSED, Timestamp::now())
+        .result(Outcome::Refused)
+        .reason(format!("{name}: {reason}"))
+}
