@@ -21,7 +21,12 @@ fn event(n: u64) -> NewEvent {
         .door("main")
         .card(CardId::new(&n.to_be_bytes()).unwrap())
         .result(Outcome::Granted)
-        .latencies(Latencies { card_ms: Some(12.3), match_ms: Some(21.7), decision_ms: Some(35.1), ..Latencies::default() })
+        .latencies(Latencies {
+            card_ms: Some(12.3),
+            match_ms: Some(21.7),
+            decision_ms: Some(35.1),
+            ..Latencies::default()
+        })
 }
 
 fn settings(addr: &str, prefix: &str) -> MqttSettings {
@@ -79,10 +84,22 @@ fn start(outbox: Arc<Outbox>, addr: &str, prefix: &str, dir: &std::path::Path) -
     let (link_stop, link_rx) = oneshot::channel::<()>();
     let flusher = tokio::spawn({
         let outbox = outbox.clone();
-        async move { outbox.run_flusher(async { flush_rx.await.unwrap_or(()) }).await }
+        async move {
+            outbox
+                .run_flusher(async { flush_rx.await.unwrap_or(()) })
+                .await
+        }
     });
-    let link = tokio::spawn(async move { link.run(async { link_rx.await.unwrap_or(()) }).await.expect("link") });
-    Running { outbox, stop: vec![link_stop, flush_stop], tasks: vec![link, flusher] }
+    let link = tokio::spawn(async move {
+        link.run(async { link_rx.await.unwrap_or(()) })
+            .await
+            .expect("link")
+    });
+    Running {
+        outbox,
+        stop: vec![link_stop, flush_stop],
+        tasks: vec![link, flusher],
+    }
 }
 
 impl Running {
@@ -100,7 +117,9 @@ impl Running {
 async fn subscribe(addr: &str, prefix: &str) -> mpsc::UnboundedReceiver<(u64, Instant)> {
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut options = MqttOptions::new(format!("{prefix}-sub"), host, port.parse().expect("port"));
-    options.set_keep_alive(Duration::from_secs(30)).set_inflight(1000);
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
     let (tx, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -110,7 +129,10 @@ async fn subscribe(addr: &str, prefix: &str) -> mpsc::UnboundedReceiver<(u64, In
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                    client.subscribe(filter.clone(), QoS::AtLeastOnce).await.expect("subscribe");
+                    client
+                        .subscribe(filter.clone(), QoS::AtLeastOnce)
+                        .await
+                        .expect("subscribe");
                 }
                 Ok(Event::Incoming(Incoming::SubAck(_))) => {
                     if let Some(ready) = ready.take() {
@@ -138,7 +160,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 async fn sustained(addr: &str, events: u64) -> (f64, Vec<f64>, Vec<f64>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prefix = format!("pgbench-{}-{}", std::process::id(), Timestamp::now().unix_ms());
+    let prefix = format!(
+        "pgbench-{}-{}",
+        std::process::id(),
+        Timestamp::now().unix_ms()
+    );
     let mut received = subscribe(addr, &prefix).await;
     let running = start(open(dir.path()), addr, &prefix, dir.path());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -175,7 +201,11 @@ async fn sustained(addr: &str, events: u64) -> (f64, Vec<f64>, Vec<f64>) {
 
 async fn backlog(addr: &str, events: u64) -> (f64, f64, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prefix = format!("pgbench-backlog-{}-{}", std::process::id(), Timestamp::now().unix_ms());
+    let prefix = format!(
+        "pgbench-backlog-{}-{}",
+        std::process::id(),
+        Timestamp::now().unix_ms()
+    );
     let outbox = open(dir.path());
     let fill = Instant::now();
     for n in 0..events {
@@ -214,8 +244,16 @@ fn main() {
     // `cargo bench` passes `--bench`; a plain `cargo test --benches` run passes nothing and gets
     // a short smoke run.
     let full = std::env::args().any(|a| a == "--bench");
-    let (runs, per_run, backlog_events) = if full { (5, 20_000, 100_000) } else { (1, 2_000, 5_000) };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (runs, per_run, backlog_events) = if full {
+        (5, 20_000, 100_000)
+    } else {
+        (1, 2_000, 5_000)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let mut rates = Vec::new();
         let mut latencies = Vec::new();

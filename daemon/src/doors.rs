@@ -18,8 +18,8 @@
 use std::time::Instant;
 
 use palmgate_door::{
-    Backend, DoorConfig, DriverError, Event, FeedbackConfig, FireConfig,
-    GateConfig, GateDriver, GateHandle, GpioError, InputConfig, LockConfig, SimulatedGpio,
+    Backend, DoorConfig, DriverError, Event, FeedbackConfig, FireConfig, GateConfig, GateDriver,
+    GateHandle, GpioError, InputConfig, LockConfig, SimulatedGpio,
 };
 
 use crate::config::{DoorMode, DoorSettings, FailMode, FireSettings, GpioBackend, Level, Settings};

@@ -84,7 +84,9 @@ fn is_valid_kind(name: &str) -> bool {
         && name.split('.').count() >= 2
         && name.split('.').all(|segment| {
             !segment.is_empty()
-                && segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         })
 }
 
@@ -210,7 +212,11 @@ impl Timestamp {
         }
         let num = |range: std::ops::Range<usize>| -> Option<i64> {
             let part = text.get(range)?;
-            if part.bytes().all(|b| b.is_ascii_digit()) { part.parse().ok() } else { None }
+            if part.bytes().all(|b| b.is_ascii_digit()) {
+                part.parse().ok()
+            } else {
+                None
+            }
         };
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -356,7 +362,8 @@ impl Serialize for CardId {
 impl<'de> Deserialize<'de> for CardId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Self::from_hex(&text).ok_or_else(|| serde::de::Error::custom("card id: 1 to 32 bytes of hex"))
+        Self::from_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom("card id: 1 to 32 bytes of hex"))
     }
 }
 
@@ -501,13 +508,22 @@ mod tests {
         ];
         for (ms, text) in cases {
             assert_eq!(Timestamp::from_unix_ms(ms).to_rfc3339(), text);
-            assert_eq!(Timestamp::parse_rfc3339(text), Some(Timestamp::from_unix_ms(ms)), "{text}");
+            assert_eq!(
+                Timestamp::parse_rfc3339(text),
+                Some(Timestamp::from_unix_ms(ms)),
+                "{text}"
+            );
         }
         assert_eq!(
             Timestamp::parse_rfc3339("2026-11-25T03:03:04+00:00"),
             Some(Timestamp::from_unix_ms(1_795_575_784_000))
         );
-        for bad in ["2026-02-29T00:00:00Z", "2026-11-25 02:23:04Z", "2026-11-25T03:03:04", "x"] {
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-11-25 02:23:04Z",
+            "2026-11-25T03:03:04",
+            "x",
+        ] {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
     }
@@ -516,7 +532,14 @@ mod tests {
     fn kinds_are_checked() {
         assert!(EventKind::new("door.forced_open").is_ok());
         assert!(EventKind::new("alarm.tamper").is_ok_and(|kind| kind.is_alarm()));
-        for bad in ["door", "Door.open", "door..open", "door/open", "door.open#", ""] {
+        for bad in [
+            "door",
+            "Door.open",
+            "door..open",
+            "door/open",
+            "door.open#",
+            "",
+        ] {
             assert!(EventKind::new(bad).is_err(), "{bad}");
         }
     }
@@ -527,7 +550,10 @@ mod tests {
             .door("main")
             .card(CardId::new(&[0xab, 0x01]).expect("card id"))
             .result(Outcome::Granted)
-            .latencies(Latencies { match_ms: Some(12.5), ..Latencies::default() })
+            .latencies(Latencies {
+                match_ms: Some(12.5),
+                ..Latencies::default()
+            })
             .into_event(7, "gate-1");
         let json: serde_json::Value = serde_json::from_slice(&event.to_json()).expect("json");
         assert_eq!(

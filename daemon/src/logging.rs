@@ -37,7 +37,9 @@ pub fn choose_output(format: LogFormat, journal_stream: Option<&str>) -> Output 
     match format {
         LogFormat::Human => Output::Human,
         LogFormat::Journald => Output::Journald,
-        LogFormat::Auto if journal_stream.is_some_and(|value| !value.is_empty()) => Output::Journald,
+        LogFormat::Auto if journal_stream.is_some_and(|value| !value.is_empty()) => {
+            Output::Journald
+        }
         LogFormat::Auto => Output::Human,
     }
 }
@@ -62,13 +64,19 @@ pub fn init(settings: &LoggingSettings) -> Result<Output, LoggingError> {
     match output {
         Output::Journald => {
             let journald = tracing_journald::layer().map_err(LoggingError::Journald)?;
-            registry.with(journald).try_init().map_err(LoggingError::AlreadyInitialised)?;
+            registry
+                .with(journald)
+                .try_init()
+                .map_err(LoggingError::AlreadyInitialised)?;
         }
         Output::Human => {
             let fmt = tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-            registry.with(fmt).try_init().map_err(LoggingError::AlreadyInitialised)?;
+            registry
+                .with(fmt)
+                .try_init()
+                .map_err(LoggingError::AlreadyInitialised)?;
         }
     }
     Ok(output)
@@ -78,7 +86,10 @@ pub fn init(settings: &LoggingSettings) -> Result<Output, LoggingError> {
 pub fn init_for_cli() {
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // Ignoring the error is right here: a second initialisation keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(filter(LogLevel::Warn)).with(fmt).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter(LogLevel::Warn))
+        .with(fmt)
+        .try_init();
 }
 
 #[cfg(test)]
@@ -87,10 +98,16 @@ mod tests {
 
     #[test]
     fn auto_follows_the_journal_stream() {
-        assert_eq!(choose_output(LogFormat::Auto, Some("8:1234")), Output::Journald);
+        assert_eq!(
+            choose_output(LogFormat::Auto, Some("8:1234")),
+            Output::Journald
+        );
         assert_eq!(choose_output(LogFormat::Auto, Some("")), Output::Human);
         assert_eq!(choose_output(LogFormat::Auto, None), Output::Human);
-        assert_eq!(choose_output(LogFormat::Human, Some("8:1234")), Output::Human);
+        assert_eq!(
+            choose_output(LogFormat::Human, Some("8:1234")),
+            Output::Human
+        );
         assert_eq!(choose_output(LogFormat::Journald, None), Output::Journald);
     }
 }

@@ -17,7 +17,9 @@ pub struct Notifier {
 impl Notifier {
     /// Reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` from the environment.
     pub fn from_env() -> Self {
-        Self { watchdog: sd_notify::watchdog_enabled() }
+        Self {
+            watchdog: sd_notify::watchdog_enabled(),
+        }
     }
 
     /// How often to ping the watchdog: half its timeout, so one late ping is not fatal.
@@ -111,9 +113,15 @@ mod tests {
             return;
         }
         let notifier = Notifier::from_env();
-        assert_eq!(notifier.watchdog_ping_interval(), Some(Duration::from_millis(100)));
+        assert_eq!(
+            notifier.watchdog_ping_interval(),
+            Some(Duration::from_millis(100))
+        );
         notifier.ready("gate up");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
         runtime.block_on(async {
             let shutdown = tokio::time::sleep(Duration::from_millis(250));
             run_watchdog(notifier.clone(), || true, shutdown).await;
@@ -129,9 +137,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket_path = dir.path().join("notify.sock");
         let socket = UnixDatagram::bind(&socket_path).expect("bind fake notify socket");
-        socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let status = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "notify::tests::child_sends_notifications", "--test-threads=1"])
+            .args([
+                "--exact",
+                "notify::tests::child_sends_notifications",
+                "--test-threads=1",
+            ])
             .env(CHILD, "1")
             .env("NOTIFY_SOCKET", &socket_path)
             .env("WATCHDOG_USEC", "200000")
@@ -146,9 +160,20 @@ mod tests {
         while let Ok(length) = socket.recv(&mut buffer) {
             messages.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
         }
-        assert_eq!(messages.first().map(String::as_str), Some("READY=1\nSTATUS=gate up\n"), "{messages:?}");
-        assert_eq!(messages.last().map(String::as_str), Some("STOPPING=1\n"), "{messages:?}");
-        let pings = messages.iter().filter(|message| *message == "WATCHDOG=1\n").count();
+        assert_eq!(
+            messages.first().map(String::as_str),
+            Some("READY=1\nSTATUS=gate up\n"),
+            "{messages:?}"
+        );
+        assert_eq!(
+            messages.last().map(String::as_str),
+            Some("STOPPING=1\n"),
+            "{messages:?}"
+        );
+        let pings = messages
+            .iter()
+            .filter(|message| *message == "WATCHDOG=1\n")
+            .count();
         // 250 ms at one ping per 100 ms (the first tick is immediate): 3 pings, give or take
         // scheduling on a loaded machine.
         assert!((2..=4).contains(&pings), "{pings} pings: {messages:?}");
@@ -158,7 +183,10 @@ mod tests {
     fn no_watchdog_without_systemd() {
         let notifier = Notifier { watchdog: None };
         assert_eq!(notifier.watchdog_ping_interval(), None);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
         // Returns at once instead of waiting for a shutdown that never comes.
         runtime.block_on(run_watchdog(notifier, || true, std::future::pending()));
     }

@@ -13,7 +13,9 @@ fn config_check(config: &Path) -> std::process::Output {
 }
 
 fn repo_file(relative: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
 }
 
 #[test]
@@ -21,8 +23,15 @@ fn shipped_examples_are_valid() {
     for example in ["config/palmgate.example.toml", "config/demo.toml"] {
         let output = config_check(&repo_file(example));
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{example}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(stdout.contains("[gate]") && stdout.contains("[mqtt]"), "{stdout}");
+        assert!(
+            output.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("[gate]") && stdout.contains("[mqtt]"),
+            "{stdout}"
+        );
     }
 }
 
@@ -38,14 +47,19 @@ fn invalid_configuration_exits_2_with_one_line_per_problem() {
     .expect("write");
     let output = config_check(&main);
     assert_eq!(output.status.code(), Some(2));
-    assert!(output.stdout.is_empty(), "nothing on stdout for an invalid configuration");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout for an invalid configuration"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     let shown = main.display().to_string();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
         lines,
         [
-            format!("{shown}: gate.id: \"Bad Id\" must be 1 to 64 characters of a-z, 0-9, '-' or '_' (it is used in MQTT topics)"),
+            format!(
+                "{shown}: gate.id: \"Bad Id\" must be 1 to 64 characters of a-z, 0-9, '-' or '_' (it is used in MQTT topics)"
+            ),
             format!(
                 "{shown}: card.issuer_keys[0]: cannot read {}: No such file or directory (os error 2)",
                 dir.path().join("nope.pub").display()
@@ -59,7 +73,11 @@ fn invalid_configuration_exits_2_with_one_line_per_problem() {
 #[test]
 fn secrets_are_redacted_in_the_effective_configuration() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(repo_file("config/issuers/example-site.pub"), dir.path().join("issuer.pub")).expect("copy key");
+    std::fs::copy(
+        repo_file("config/issuers/example-site.pub"),
+        dir.path().join("issuer.pub"),
+    )
+    .expect("copy key");
     let main = dir.path().join("palmgate.toml");
     std::fs::write(
         &main,
@@ -68,7 +86,11 @@ fn secrets_are_redacted_in_the_effective_configuration() {
     )
     .expect("write");
     let output = config_check(&main);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("password = \"REDACTED\""), "{stdout}");
     assert!(!stdout.contains("s3cret"), "{stdout}");

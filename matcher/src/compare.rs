@@ -351,11 +351,12 @@ mod tests {
         for y in 0..GRID {
             for x in 0..GRID {
                 let (px, py) = (x as i32 - 2, y as i32 + 1);
-                if (0..GRID as i32).contains(&px) && (0..GRID as i32).contains(&py) {
-                    if let Some(orientation) = probe.orientation(px as usize, py as usize) {
-                        o[y * GRID + x] = orientation;
-                        v[y * GRID + x] = true;
-                    }
+                if (0..GRID as i32).contains(&px)
+                    && (0..GRID as i32).contains(&py)
+                    && let Some(orientation) = probe.orientation(px as usize, py as usize)
+                {
+                    o[y * GRID + x] = orientation;
+                    v[y * GRID + x] = true;
                 }
             }
         }

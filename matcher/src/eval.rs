@@ -221,6 +221,9 @@ impl<F: Fn(&str, usize, usize) + Sync> Progress for F {
     }
 }
 
+/// One image's outcome: its template or why there is none, and the extraction time in ms.
+type Extracted = (Result<Template, String>, f64);
+
 /// Extracts every sample (on `threads` threads) and makes every genuine and impostor comparison.
 pub fn evaluate(
     samples: &[Sample],
@@ -237,7 +240,7 @@ pub fn evaluate(
         )));
     }
     let total = samples.len();
-    let results: Mutex<BTreeMap<usize, (Result<Template, String>, f64)>> = Mutex::new(BTreeMap::new());
+    let results: Mutex<BTreeMap<usize, Extracted>> = Mutex::new(BTreeMap::new());
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -295,10 +298,10 @@ pub fn evaluate(
             let (p, r) = (&samples[*pi], &samples[*ri]);
             if p.identity == r.identity {
                 genuine.push(distance);
-                if let (Some(a), Some(b)) = (p.session(), r.session()) {
-                    if a != b {
-                        cross_session.push(distance);
-                    }
+                if let (Some(a), Some(b)) = (p.session(), r.session())
+                    && a != b
+                {
+                    cross_session.push(distance);
                 }
             } else {
                 impostor.push(distance);

@@ -5,6 +5,7 @@ use std::path::Path;
 use image::GrayImage;
 
 use crate::features::{CELLS, FeatureError, FeatureModel, INPUT_SIDE, ORIENTATIONS};
+use crate::quality::{self, QualityBar, QualityError, QualityReport};
 use crate::roi::{self, Roi, RoiError, RoiMethod};
 use crate::template::{GRID, Template};
 
@@ -39,6 +40,9 @@ pub enum ExtractError {
     /// No palm ROI could be cut (no hand, valleys not found, ROI outside the frame, …).
     #[error("no palm ROI: {0}")]
     Roi(#[from] RoiError),
+    /// The ROI was cut but the capture is below the quality bar (exposure, focus, coverage).
+    #[error("capture refused: {0}")]
+    Quality(QualityError),
     /// Too little of the ROI lies on the hand.
     #[error("too little palm visible: {valid_cells} valid cells, {required} required")]
     Coverage {
@@ -62,6 +66,8 @@ pub struct Extraction {
     pub roi_method: RoiMethod,
     /// Valid cells in the template.
     pub valid_cells: u16,
+    /// Exposure, focus and coverage measured on the ROI.
+    pub quality: QualityReport,
 }
 
 /// Turns palm images into templates. Holds the optimised filter bank; clone it to share between
@@ -69,17 +75,30 @@ pub struct Extraction {
 #[derive(Debug, Clone)]
 pub struct Extractor {
     model: FeatureModel,
+    bar: QualityBar,
 }
 
 impl Extractor {
     /// With the committed filter bank.
     pub fn builtin() -> Result<Extractor, ExtractError> {
-        Ok(Extractor { model: FeatureModel::builtin()? })
+        Ok(Extractor { model: FeatureModel::builtin()?, bar: QualityBar::default() })
     }
 
     /// With a replacement model (same input and output as the committed one).
     pub fn from_model_file(path: &Path) -> Result<Extractor, ExtractError> {
-        Ok(Extractor { model: FeatureModel::from_file(path)? })
+        Ok(Extractor { model: FeatureModel::from_file(path)?, bar: QualityBar::default() })
+    }
+
+    /// The same extractor with another quality bar.
+    #[must_use]
+    pub fn with_quality_bar(mut self, bar: QualityBar) -> Extractor {
+        self.bar = bar;
+        self
+    }
+
+    /// The quality bar captures must clear.
+    pub fn quality_bar(&self) -> &QualityBar {
+        &self.bar
     }
 
     /// Extracts a template from a grey image.
@@ -118,8 +137,13 @@ impl Extractor {
         self.extract_from_roi(&roi)
     }
 
-    /// Template from a cut ROI.
+    /// Template from a cut ROI (after the quality checks).
     pub fn extract_from_roi(&self, roi: &Roi) -> Result<Extraction, ExtractError> {
+        let quality = match quality::check(roi, &self.bar) {
+            Ok(report) => report,
+            Err(QualityError::Roi(e)) => return Err(ExtractError::Roi(e)),
+            Err(refusal) => return Err(ExtractError::Quality(refusal)),
+        };
         let valid = cell_validity(&roi.valid);
         let valid_cells = valid.iter().filter(|&&v| v).count() as u16;
         if valid_cells < MIN_VALID_CELLS {
@@ -141,7 +165,7 @@ impl Extractor {
         let template = template.map_err(|e| {
             FeatureError::Run(format!("model output gave an invalid template: {e}"))
         })?;
-        Ok(Extraction { template, roi_method: roi.geometry.method, valid_cells })
+        Ok(Extraction { template, roi_method: roi.geometry.method, valid_cells, quality })
     }
 }
 

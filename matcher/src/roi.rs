@@ -22,8 +22,6 @@
 
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::contours::{BorderType, find_contours};
-use imageproc::distance_transform::{Norm, euclidean_squared_distance_transform};
-use imageproc::region_labelling::{Connectivity, connected_components};
 use zeroize::Zeroize;
 
 /// Side of the square ROI, in pixels.
@@ -255,50 +253,91 @@ fn downscale(image: &GrayImage, factor: u32) -> GrayImage {
     if factor <= 1 {
         return image.clone();
     }
-    let (w, h) = (image.width() / factor, image.height() / factor);
-    let area = factor * factor;
-    let mut out = GrayImage::new(w, h);
+    let f = factor as usize;
+    let (w, h) = ((image.width() / factor) as usize, (image.height() / factor) as usize);
+    let area = (f * f) as u32;
     let src = image.as_raw();
     let stride = image.width() as usize;
-    for y in 0..h {
-        for x in 0..w {
-            let mut sum = 0u32;
-            for dy in 0..factor {
-                let row = ((y * factor + dy) as usize) * stride;
-                for dx in 0..factor {
-                    sum += u32::from(src[row + (x * factor + dx) as usize]);
-                }
+    let mut out = vec![0u8; w * h];
+    let mut sums = vec![0u32; w];
+    for (y, row_out) in out.chunks_exact_mut(w).enumerate() {
+        sums.iter_mut().for_each(|s| *s = 0);
+        for dy in 0..f {
+            let row = &src[(y * f + dy) * stride..][..w * f];
+            for (x, s) in sums.iter_mut().enumerate() {
+                *s += row[x * f..(x + 1) * f].iter().map(|&v| u32::from(v)).sum::<u32>();
             }
-            out.put_pixel(x, y, Luma([((sum + area / 2) / area) as u8]));
+        }
+        for (o, s) in row_out.iter_mut().zip(&sums) {
+            *o = ((s + area / 2) / area) as u8;
         }
     }
-    out
+    GrayImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
 }
 
-/// 255 where the (reduced) colour pixel may be skin: red dominates blue, and green is not far above
-/// red. Dark pixels are left to the brightness segmentation.
+/// 255 where the (reduced) colour pixel may be skin: red not below blue, green not far above red.
+/// Dark pixels are left to the brightness segmentation.
 fn skin_likelihood(image: &RgbImage, factor: u32) -> GrayImage {
-    let (w, h) = (image.width() / factor.max(1), image.height() / factor.max(1));
-    let f = factor.max(1);
-    GrayImage::from_fn(w, h, |x, y| {
-        let p = image.get_pixel(x * f + f / 2, y * f + f / 2).0;
-        let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
-        let skin = r + 8 >= b && g <= r + 12;
-        Luma([if skin { 255 } else { 0 }])
-    })
+    let f = factor.max(1) as usize;
+    let (w, h) = (image.width() as usize / f, image.height() as usize / f);
+    let stride = image.width() as usize * 3;
+    let src = image.as_raw();
+    let mut out = vec![0u8; w * h];
+    for y in 0..h {
+        let row = &src[(y * f + f / 2) * stride..];
+        for x in 0..w {
+            let p = &row[(x * f + f / 2) * 3..][..3];
+            let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+            if r + 8 >= b && g <= r + 12 {
+                out[y * w + x] = 255;
+            }
+        }
+    }
+    GrayImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
+}
+
+/// Separable binomial smoothing [1 4 6 4 1]/16 (σ = 1), clamped borders.
+fn smooth(image: &GrayImage) -> GrayImage {
+    const K: [u32; 5] = [1, 4, 6, 4, 1];
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let src = image.as_raw();
+    let mut tmp = vec![0u16; w * h];
+    for y in 0..h {
+        let row = &src[y * w..(y + 1) * w];
+        for x in 0..w {
+            let mut acc = 0u32;
+            for (k, &kv) in K.iter().enumerate() {
+                let xx = (x + k).saturating_sub(2).min(w - 1);
+                acc += kv * u32::from(row[xx]);
+            }
+            tmp[y * w + x] = acc as u16;
+        }
+    }
+    let mut out = vec![0u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0u32;
+            for (k, &kv) in K.iter().enumerate() {
+                let yy = (y + k).saturating_sub(2).min(h - 1);
+                acc += kv * u32::from(tmp[yy * w + x]);
+            }
+            out[y * w + x] = ((acc + 128) / 256) as u8;
+        }
+    }
+    GrayImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
 }
 
 /// Hand mask on the work image.
 fn segment(work: &GrayImage, skin: Option<&GrayImage>) -> Result<GrayImage, RoiError> {
-    let smooth = imageproc::filter::gaussian_blur_f32(work, 1.0);
+    let smooth = smooth(work);
     let level = imageproc::contrast::otsu_level(&smooth);
     let (mut fg_sum, mut fg_n, mut bg_sum, mut bg_n) = (0u64, 0u64, 0u64, 0u64);
-    for p in smooth.pixels() {
-        if p.0[0] > level {
-            fg_sum += u64::from(p.0[0]);
+    for &v in smooth.as_raw() {
+        if v > level {
+            fg_sum += u64::from(v);
             fg_n += 1;
         } else {
-            bg_sum += u64::from(p.0[0]);
+            bg_sum += u64::from(v);
             bg_n += 1;
         }
     }
@@ -312,54 +351,99 @@ fn segment(work: &GrayImage, skin: Option<&GrayImage>) -> Result<GrayImage, RoiE
             contrast: u8::try_from(contrast).unwrap_or(u8::MAX),
         });
     }
-    let mut mask = GrayImage::from_fn(work.width(), work.height(), |x, y| {
-        let bright = smooth.get_pixel(x, y).0[0] > level;
-        let skin_ok = skin.is_none_or(|s| s.get_pixel(x, y).0[0] > 0);
-        Luma([if bright && skin_ok { 255 } else { 0 }])
-    });
-    mask = largest_component(&mask);
-    fill_holes(&mut mask);
+    let (w, h) = (work.width() as usize, work.height() as usize);
+    let mut mask: Vec<u8> = smooth
+        .as_raw()
+        .iter()
+        .map(|&v| if v > level { 255 } else { 0 })
+        .collect();
+    if let Some(skin) = skin {
+        for (m, &s) in mask.iter_mut().zip(skin.as_raw()) {
+            *m &= s;
+        }
+    }
+    keep_largest_component(&mut mask, w, h);
+    fill_holes(&mut mask, w, h);
     // Opening detaches pegs, threads and bracelets narrower than ~5 work pixels.
-    imageproc::morphology::open_mut(&mut mask, Norm::L2, 2);
-    mask = largest_component(&mask);
-    let area = mask.pixels().filter(|p| p.0[0] > 0).count() as f32;
-    let percent = 100.0 * area / (work.width() * work.height()) as f32;
+    min_max_filter(&mut mask, w, h, 2, false);
+    min_max_filter(&mut mask, w, h, 2, true);
+    keep_largest_component(&mut mask, w, h);
+    let area = mask.iter().filter(|&&v| v > 0).count() as f32;
+    let percent = 100.0 * area / (w * h) as f32;
     if percent < 4.0 {
         return Err(RoiError::HandTooSmall { percent });
     }
     if percent > 85.0 {
         return Err(RoiError::HandFillsFrame { percent });
     }
-    Ok(mask)
+    Ok(GrayImage::from_raw(w as u32, h as u32, mask).unwrap_or_default())
 }
 
-fn largest_component(mask: &GrayImage) -> GrayImage {
-    let labels = connected_components(mask, Connectivity::Eight, Luma([0u8]));
-    let mut counts: Vec<u32> = Vec::new();
-    for p in labels.pixels() {
-        let l = p.0[0] as usize;
-        if l > 0 {
-            if counts.len() <= l {
-                counts.resize(l + 1, 0);
-            }
-            counts[l] += 1;
+/// Keeps the largest 8-connected foreground component.
+fn keep_largest_component(mask: &mut [u8], w: usize, h: usize) {
+    let mut label = vec![0u32; w * h];
+    let mut sizes = vec![0usize];
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if mask[start] == 0 || label[start] != 0 {
+            continue;
         }
+        let id = sizes.len() as u32;
+        let mut size = 0;
+        label[start] = id;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            size += 1;
+            let (x, y) = (i % w, i / w);
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let j = ny * w + nx;
+                    if mask[j] != 0 && label[j] == 0 {
+                        label[j] = id;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        sizes.push(size);
     }
-    let best = counts
+    let best = sizes
         .iter()
         .enumerate()
-        .max_by_key(|&(_, &c)| c)
+        .skip(1)
+        .max_by_key(|&(_, &s)| s)
         .map_or(0, |(l, _)| l as u32);
-    GrayImage::from_fn(mask.width(), mask.height(), |x, y| {
-        let l = labels.get_pixel(x, y).0[0];
-        Luma([if l == best && l > 0 { 255 } else { 0 }])
-    })
+    for (m, &l) in mask.iter_mut().zip(&label) {
+        *m = if l == best && l != 0 { 255 } else { 0 };
+    }
+}
+
+/// Erosion (`dilate == false`) or dilation by a (2r+1)² square, separable.
+fn min_max_filter(mask: &mut [u8], w: usize, h: usize, r: usize, dilate: bool) {
+    let pick = |a: u8, b: u8| if dilate { a.max(b) } else { a.min(b) };
+    let mut tmp = vec![0u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut v = mask[y * w + x];
+            for xx in x.saturating_sub(r)..=(x + r).min(w - 1) {
+                v = pick(v, mask[y * w + xx]);
+            }
+            tmp[y * w + x] = v;
+        }
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let mut v = tmp[y * w + x];
+            for yy in y.saturating_sub(r)..=(y + r).min(h - 1) {
+                v = pick(v, tmp[yy * w + x]);
+            }
+            mask[y * w + x] = v;
+        }
+    }
 }
 
 /// Fills the background regions that do not touch the image border.
-fn fill_holes(mask: &mut GrayImage) {
-    let (w, h) = (mask.width() as usize, mask.height() as usize);
-    let data: &mut [u8] = mask;
+fn fill_holes(data: &mut [u8], w: usize, h: usize) {
     let mut outside = vec![false; w * h];
     let mut stack = Vec::new();
     for x in 0..w {
@@ -396,6 +480,46 @@ fn fill_holes(mask: &mut GrayImage) {
     }
 }
 
+/// Chamfer (3-4) distance to the background, in pixels, the image frame counting as background.
+fn distance_to_background(mask: &GrayImage) -> Vec<f32> {
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    let m = mask.as_raw();
+    const FAR: u32 = u32::MAX / 4;
+    let mut d: Vec<u32> = (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            if m[i] == 0 || x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+                0
+            } else {
+                FAR
+            }
+        })
+        .collect();
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let i = y * w + x;
+            let v = d[i]
+                .min(d[i - 1] + 3)
+                .min(d[i - w] + 3)
+                .min(d[i - w - 1] + 4)
+                .min(d[i - w + 1] + 4);
+            d[i] = v;
+        }
+    }
+    for y in (1..h - 1).rev() {
+        for x in (1..w - 1).rev() {
+            let i = y * w + x;
+            let v = d[i]
+                .min(d[i + 1] + 3)
+                .min(d[i + w] + 3)
+                .min(d[i + w + 1] + 4)
+                .min(d[i + w - 1] + 4);
+            d[i] = v;
+        }
+    }
+    d.into_iter().map(|v| v as f32 / 3.0).collect()
+}
+
 /// The hand frame found on the work image (work pixels).
 struct Frame {
     method: RoiMethod,
@@ -409,22 +533,18 @@ struct Frame {
 fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi, RoiError> {
     let (ww, wh) = mask.dimensions();
     // Distance to the background, the image frame counting as background.
-    let background = GrayImage::from_fn(ww, wh, |x, y| {
-        let edge = x == 0 || y == 0 || x + 1 == ww || y + 1 == wh;
-        Luma([if edge || mask.get_pixel(x, y).0[0] == 0 { 255 } else { 0 }])
-    });
-    let dist2 = euclidean_squared_distance_transform(&background);
-    let max2 = dist2.pixels().map(|p| p.0[0]).fold(0.0f64, f64::max);
+    let dist_bg = distance_to_background(mask);
+    let max_d = dist_bg.iter().copied().fold(0.0f32, f32::max);
     // Centre: centroid of the near-maximal plateau (the arg-max alone jumps along flat ridges).
     let (mut sx, mut sy, mut n) = (0.0f64, 0.0f64, 0.0f64);
-    for (x, y, p) in dist2.enumerate_pixels() {
-        if p.0[0] >= 0.9 * 0.9 * max2 {
-            sx += f64::from(x);
-            sy += f64::from(y);
+    for (i, &d) in dist_bg.iter().enumerate() {
+        if d >= 0.9 * max_d {
+            sx += (i % ww as usize) as f64;
+            sy += (i / ww as usize) as f64;
             n += 1.0;
         }
     }
-    let radius = max2.sqrt() as f32;
+    let radius = max_d;
     if n == 0.0 || radius < 4.0 {
         return Err(RoiError::HandTooSmall { percent: 0.0 });
     }

@@ -79,3 +79,31 @@ fn blank_images_are_refused_with_a_reason() {
     let tiny = image::GrayImage::new(8, 8);
     assert!(extractor.extract(&tiny, InputKind::Roi).is_err());
 }
+
+#[test]
+fn extractor_can_be_shared_with_blocking_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>(_: &T) {}
+    let extractor = Extractor::builtin().expect("built-in model");
+    assert_send_sync(&extractor);
+    let roi = synth::roi_image(2, 0);
+    let shared = std::sync::Arc::new(extractor);
+    let worker = {
+        let shared = std::sync::Arc::clone(&shared);
+        let roi = roi.clone();
+        std::thread::spawn(move || shared.extract(&roi, InputKind::Roi).expect("template").encode())
+    };
+    let here = shared.extract(&roi, InputKind::Roi).expect("template").encode();
+    assert_eq!(worker.join().expect("worker"), here);
+}
+
+#[test]
+fn underexposed_roi_is_refused_with_the_quality_reason() {
+    let extractor = Extractor::builtin().expect("built-in model");
+    let mut dark = synth::roi_image(3, 0);
+    for pixel in dark.pixels_mut() {
+        pixel.0[0] /= 12;
+    }
+    let error = extractor.extract(&dark, InputKind::Roi).expect_err("too dark");
+    assert!(matches!(error, ExtractError::Quality(_)), "{error}");
+    assert!(error.to_string().contains("underexposed"), "{error}");
+}

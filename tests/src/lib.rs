@@ -63,3 +63,5 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     );
     path
 }
+
+pub mod gate;

@@ -45,13 +45,21 @@ async fn signed_commands_are_accepted_and_bad_ones_refused_and_reported() {
     let late = retained(&addr, &format!("{prefix}/gate-1/status")).await;
     assert_eq!(late["state"], "online");
 
-    let unlock = Command::Unlock { door: "main".into(), duration_s: Some(3) };
+    let unlock = Command::Unlock {
+        door: "main".into(),
+        duration_s: Some(3),
+    };
     let cmd_topic = format!("{prefix}/gate-1/cmd/unlock");
     let publisher = sub.client.clone();
     let send = |payload: Vec<u8>| {
         let client = publisher.clone();
         let topic = cmd_topic.clone();
-        async move { client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("publish") }
+        async move {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .expect("publish")
+        }
     };
 
     // 1. Signed and fresh: accepted, handed over, reported.
@@ -69,11 +77,23 @@ async fn signed_commands_are_accepted_and_bad_ones_refused_and_reported() {
     // 2. Refusals, each reported with its reason.
     let mut unsigned: serde_json::Value =
         serde_json::from_slice(&operator.sign("gate-1", &unlock, now(), &[2; 16])).expect("json");
-    unsigned.as_object_mut().expect("object").remove("signature");
+    unsigned
+        .as_object_mut()
+        .expect("object")
+        .remove("signature");
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("unsigned:unlock", serde_json::to_vec(&unsigned).expect("json")),
-        ("bad_signature:unlock", impostor.sign("gate-1", &unlock, now(), &[3; 16])),
-        ("stale:unlock", operator.sign("gate-1", &unlock, now() - 3600, &[4; 16])),
+        (
+            "unsigned:unlock",
+            serde_json::to_vec(&unsigned).expect("json"),
+        ),
+        (
+            "bad_signature:unlock",
+            impostor.sign("gate-1", &unlock, now(), &[3; 16]),
+        ),
+        (
+            "stale:unlock",
+            operator.sign("gate-1", &unlock, now() - 3600, &[4; 16]),
+        ),
         ("replayed:unlock", signed),
         ("malformed:unlock", b"UNLOCK".to_vec()),
     ];
@@ -106,12 +126,25 @@ async fn discovery_and_last_will() {
     )
     .await;
     // Published in this order: locks, contacts, event entities, diagnostics.
-    let granted = sub.next_on("/event/gate-1_access_granted/config", WAIT).await;
-    assert_eq!(granted.json()["state_topic"], format!("{prefix}/gate-1/event/access.granted"));
-    let connectivity = sub.next_on("/binary_sensor/gate-1_connectivity/config", WAIT).await;
-    assert_eq!(connectivity.json()["state_topic"], format!("{prefix}/gate-1/status"));
-    let late =
-        retained(&addr, &format!("{prefix}-ha/binary_sensor/gate-1_connectivity/config")).await;
+    let granted = sub
+        .next_on("/event/gate-1_access_granted/config", WAIT)
+        .await;
+    assert_eq!(
+        granted.json()["state_topic"],
+        format!("{prefix}/gate-1/event/access.granted")
+    );
+    let connectivity = sub
+        .next_on("/binary_sensor/gate-1_connectivity/config", WAIT)
+        .await;
+    assert_eq!(
+        connectivity.json()["state_topic"],
+        format!("{prefix}/gate-1/status")
+    );
+    let late = retained(
+        &addr,
+        &format!("{prefix}-ha/binary_sensor/gate-1_connectivity/config"),
+    )
+    .await;
     assert_eq!(late["device_class"], "connectivity");
 
     let online = sub.next_on("/gate-1/status", WAIT).await;
@@ -120,7 +153,10 @@ async fn discovery_and_last_will() {
     // Cut the gate off without a goodbye (as a crash would): the broker publishes the last will.
     gate.abort();
     let will = sub.next_on("/gate-1/status", Duration::from_secs(20)).await;
-    assert_eq!(will.json(), serde_json::json!({"state": "offline", "gate": "gate-1"}));
+    assert_eq!(
+        will.json(),
+        serde_json::json!({"state": "offline", "gate": "gate-1"})
+    );
 }
 
 /// The retained message on `topic`, as a newly connected subscriber receives it.

@@ -20,7 +20,13 @@ const CHILD_DIR: &str = "PALMGATE_OUTBOX_CHILD_DIR";
 fn sigkill_during_a_burst_loses_no_durable_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "outbox_child_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "outbox_child_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -37,22 +43,42 @@ fn sigkill_during_a_burst_loses_no_durable_event() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "child too slow: durable {durable}");
+        assert!(
+            Instant::now() < deadline,
+            "child too slow: durable {durable}"
+        );
     }
     // Kill it in the middle of the burst (it keeps appending past 1,000).
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
-    assert!(durable >= 1000, "child reported only {durable} durable events");
+    assert!(
+        durable >= 1000,
+        "child reported only {durable} durable events"
+    );
 
     let outbox = Outbox::open(&outbox_options(dir.path(), "gate-1", 1_000_000)).expect("reopen");
     outbox.flush().expect("flush");
     let events = outbox.pending(None, usize::MAX).expect("read back");
     let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
-    assert!(ids.len() as u64 >= durable, "lost events: {} < {durable}", ids.len());
-    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "ids contiguous from 1");
-    assert!(events.iter().all(|e| e.kind == EventKind::ACCESS_GRANTED && e.gate == "gate-1"));
+    assert!(
+        ids.len() as u64 >= durable,
+        "lost events: {} < {durable}",
+        ids.len()
+    );
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "ids contiguous from 1"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.kind == EventKind::ACCESS_GRANTED && e.gate == "gate-1")
+    );
     // New events continue after the highest id, never reusing one.
-    let next = outbox.append(NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::now())).expect("append");
+    let next = outbox
+        .append(NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::now()))
+        .expect("append");
     assert_eq!(next.id, ids.len() as u64 + 1);
 }
 
@@ -68,8 +94,12 @@ fn outbox_child_process() {
         .expect("runtime");
     runtime.block_on(async {
         let outbox = Arc::new(
-            Outbox::open(&outbox_options(std::path::Path::new(&dir), "gate-1", 1_000_000))
-                .expect("open"),
+            Outbox::open(&outbox_options(
+                std::path::Path::new(&dir),
+                "gate-1",
+                1_000_000,
+            ))
+            .expect("open"),
         );
         let flusher = outbox.clone();
         tokio::spawn(async move { flusher.run_flusher(std::future::pending()).await });

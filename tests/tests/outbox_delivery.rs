@@ -25,7 +25,10 @@ async fn collect_ids(subscriber: &mut Subscriber, count: usize, timeout: Duratio
             .unwrap_or_else(|_| panic!("only {} of {count} events arrived", distinct.len()))
             .expect("subscriber alive");
         let id = message.json()["id"].as_u64().expect("event id");
-        assert!(message.topic.ends_with(&format!("/event/{}", message.json()["kind"].as_str().expect("kind"))));
+        assert!(message.topic.ends_with(&format!(
+            "/event/{}",
+            message.json()["kind"].as_str().expect("kind")
+        )));
         ids.push(id);
         distinct.insert(id);
     }
@@ -36,9 +39,13 @@ async fn collect_ids(subscriber: &mut Subscriber, count: usize, timeout: Duratio
 async fn outbox_events_are_delivered_once_in_order_and_deleted() {
     let addr = palmgate_system_tests::require_mqtt();
     let prefix = unique_prefix("delivery");
-    let mut subscriber =
-        Subscriber::connect(&addr, &format!("{prefix}-sub"), &[format!("{prefix}/gate-1/event/#")], false)
-            .await;
+    let mut subscriber = Subscriber::connect(
+        &addr,
+        &format!("{prefix}-sub"),
+        &[format!("{prefix}/gate-1/event/#")],
+        false,
+    )
+    .await;
     let mut gate = Gate::start(&addr, &prefix, "gate-1", vec![]).await;
     gate.wait_connected().await;
 
@@ -50,7 +57,11 @@ async fn outbox_events_are_delivered_once_in_order_and_deleted() {
     // Every PUBACK deleted its event.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !gate.outbox.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "outbox still holds {}", gate.outbox.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox still holds {}",
+            gate.outbox.len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Nothing more arrives (no duplicates).
@@ -68,8 +79,13 @@ async fn events_flowing_across_a_broker_restart_all_arrive_in_order() {
     let addr = broker.addr();
     let prefix = unique_prefix("restart");
     let filter = format!("{prefix}/gate-1/event/#");
-    let mut subscriber =
-        Subscriber::connect(&addr, &format!("{prefix}-sub"), std::slice::from_ref(&filter), true).await;
+    let mut subscriber = Subscriber::connect(
+        &addr,
+        &format!("{prefix}-sub"),
+        std::slice::from_ref(&filter),
+        true,
+    )
+    .await;
     let mut gate = Gate::start(&addr, &prefix, "gate-1", vec![]).await;
     gate.wait_connected().await;
 
@@ -100,7 +116,11 @@ async fn events_flowing_across_a_broker_restart_all_arrive_in_order() {
     assert!(held > 0, "the outage should have held events back");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !gate.outbox.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "outbox still holds {}", gate.outbox.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox still holds {}",
+            gate.outbox.len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!(

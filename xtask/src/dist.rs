@@ -8,6 +8,9 @@
 //!    named in `docs/operations.md`), the binary is an aarch64 ELF whose shared libraries and glibc
 //!    version are covered by `Depends`, `Architecture: arm64`, pcscd is a dependency, the
 //!    configuration is a conffile, the maintainer scripts are there.
+//! 5. Installs it into an empty directory with `dpkg --root` (maintainer scripts run with
+//!    `DPKG_ROOT`, as image builders run them), checks what `postinst` did (user, groups,
+//!    directories, ownership and modes), purges it and checks what `postrm` removed.
 //!
 //! Only `palmgate` is packaged: `palmgate-vcard` (the virtual card) is a test and demonstration
 //! tool that has no place on a gate, where a real reader and real cards are used.
@@ -86,10 +89,17 @@ fn parse_args(args: &[String]) -> Result<Profile, String> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = match arg.as_str() {
-            "--profile" => args.next().map(String::as_str).ok_or("--profile needs a value: dev or release")?,
+            "--profile" => args
+                .next()
+                .map(String::as_str)
+                .ok_or("--profile needs a value: dev or release")?,
             other => match other.strip_prefix("--profile=") {
                 Some(value) => value,
-                None => return Err(format!("dist: unknown argument `{other}` (usage: dist [--profile dev|release])")),
+                None => {
+                    return Err(format!(
+                        "dist: unknown argument `{other}` (usage: dist [--profile dev|release])"
+                    ));
+                }
             },
         };
         profile = match value {
@@ -111,6 +121,7 @@ pub fn dist(args: &[String]) -> Result<PathBuf, String> {
     let deb = build_deb(profile)?;
     let report = check_package(&deb, &binary)?;
     println!("{report}");
+    check_install(&deb)?;
     println!(
         "xtask: dist ({} profile) done in {:.0} s: {}",
         profile.name(),
@@ -122,9 +133,15 @@ pub fn dist(args: &[String]) -> Result<PathBuf, String> {
 
 fn output(command: &mut Command) -> Result<String, String> {
     let shown = format!("{command:?}");
-    let out = command.output().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{shown} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{shown} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -138,7 +155,11 @@ fn ensure_toolchain() -> Result<(), String> {
 
     let foreign = output(Command::new("dpkg").arg("--print-foreign-architectures"))?;
     let has_arch = foreign.lines().any(|line| line.trim() == DEB_ARCH);
-    let missing: Vec<&str> = CROSS_PACKAGES.iter().copied().filter(|package| !installed(package)).collect();
+    let missing: Vec<&str> = CROSS_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !installed(package))
+        .collect();
     if !missing.is_empty() || !has_arch {
         if !is_root() {
             return Err(format!(
@@ -161,10 +182,18 @@ fn ensure_toolchain() -> Result<(), String> {
     let version = Command::new("cargo").args(["deb", "--version"]).output();
     let present = version.as_ref().is_ok_and(|out| out.status.success());
     if present {
-        let shown = version.map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string()).unwrap_or_default();
+        let shown = version
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .unwrap_or_default();
         println!("xtask: {shown}");
     } else {
-        run(Command::new("cargo").args(["install", "cargo-deb", "--locked", "--version", CARGO_DEB_VERSION]))?;
+        run(Command::new("cargo").args([
+            "install",
+            "cargo-deb",
+            "--locked",
+            "--version",
+            CARGO_DEB_VERSION,
+        ]))?;
     }
     Ok(())
 }
@@ -177,7 +206,10 @@ fn ensure_toolchain() -> Result<(), String> {
 fn cross_env(command: &mut Command) -> &mut Command {
     let target_env = TARGET.replace('-', "_");
     command
-        .env(format!("CARGO_TARGET_{}_LINKER", target_env.to_uppercase()), format!("{GNU_TRIPLET}-gcc"))
+        .env(
+            format!("CARGO_TARGET_{}_LINKER", target_env.to_uppercase()),
+            format!("{GNU_TRIPLET}-gcc"),
+        )
         .env(format!("CC_{target_env}"), format!("{GNU_TRIPLET}-gcc"))
         .env(format!("AR_{target_env}"), format!("{GNU_TRIPLET}-ar"))
         .env(format!("PKG_CONFIG_ALLOW_CROSS_{target_env}"), "1")
@@ -203,9 +235,24 @@ fn cross_build(profile: Profile) -> Result<PathBuf, String> {
         "--profile",
         profile.name(),
     ]))?;
-    println!("xtask: cross build ({} profile) took {:.0} s", profile.name(), started.elapsed().as_secs_f64());
-    let binary = workspace_root().join("target").join(TARGET).join(profile.dir()).join("palmgate");
-    if binary.is_file() { Ok(binary) } else { Err(format!("the cross build did not produce {}", binary.display())) }
+    println!(
+        "xtask: cross build ({} profile) took {:.0} s",
+        profile.name(),
+        started.elapsed().as_secs_f64()
+    );
+    let binary = workspace_root()
+        .join("target")
+        .join(TARGET)
+        .join(profile.dir())
+        .join("palmgate");
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "the cross build did not produce {}",
+            binary.display()
+        ))
+    }
 }
 
 /// The ELF header's machine field must say AArch64 (183).
@@ -216,18 +263,35 @@ fn check_elf_machine(binary: &Path) -> Result<(), String> {
     if is_elf64_le && machine == Some(183) {
         Ok(())
     } else {
-        Err(format!("{} is not a 64-bit little-endian AArch64 ELF (machine {machine:?})", binary.display()))
+        Err(format!(
+            "{} is not a 64-bit little-endian AArch64 ELF (machine {machine:?})",
+            binary.display()
+        ))
     }
 }
 
 fn build_deb(profile: Profile) -> Result<PathBuf, String> {
-    let out_dir = workspace_root().join("target").join("dist");
+    // One directory per profile: a dev package (unoptimised) must not be taken for a release one.
+    let out_dir = workspace_root()
+        .join("target")
+        .join("dist")
+        .join(profile.name());
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     // --no-build: cargo-deb packages the binary built above (with our environment and features);
     // it strips it with the target's strip (`aarch64-linux-gnu-strip`).
     let mut command = cargo();
     cross_env(&mut command)
-        .args(["deb", "--no-build", "-p", "palmgate", "--target", TARGET, "--profile", profile.name(), "--output"])
+        .args([
+            "deb",
+            "--no-build",
+            "-p",
+            "palmgate",
+            "--target",
+            TARGET,
+            "--profile",
+            profile.name(),
+            "--output",
+        ])
         .arg(&out_dir);
     println!("xtask: $ {command:?}");
     let stdout = output(&mut command)?;
@@ -263,7 +327,9 @@ fn expected_files() -> Result<BTreeSet<String>, String> {
     let docs = workspace_root().join("docs");
     let entries = std::fs::read_dir(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
     for entry in entries {
-        let name = entry.map_err(|e| format!("{}: {e}", docs.display()))?.file_name();
+        let name = entry
+            .map_err(|e| format!("{}: {e}", docs.display()))?
+            .file_name();
         let name = name.to_string_lossy();
         if name.ends_with(".md") {
             files.insert(format!("/usr/share/doc/palmgate/{name}"));
@@ -294,18 +360,31 @@ fn check_package(deb: &Path, binary: &Path) -> Result<String, String> {
     let mut problems = Vec::new();
     let listing = output(Command::new("dpkg-deb").arg("-c").arg(deb))?;
     let entries = parse_listing(&listing);
-    let files: BTreeSet<String> =
-        entries.iter().filter(|entry| entry.mode.starts_with('-')).map(|entry| entry.path.clone()).collect();
+    let files: BTreeSet<String> = entries
+        .iter()
+        .filter(|entry| entry.mode.starts_with('-'))
+        .map(|entry| entry.path.clone())
+        .collect();
     let expected = expected_files()?;
     for missing in expected.difference(&files) {
         problems.push(format!("missing from the package: {missing}"));
     }
     for extra in files.difference(&expected) {
-        problems.push(format!("not expected in the package: {extra} (add it to expected_files in xtask/src/dist.rs)"));
+        problems.push(format!(
+            "not expected in the package: {extra} (add it to expected_files in xtask/src/dist.rs)"
+        ));
     }
-    let mode_of = |path: &str| entries.iter().find(|entry| entry.path == path).map(|entry| entry.mode.as_str());
+    let mode_of = |path: &str| {
+        entries
+            .iter()
+            .find(|entry| entry.path == path)
+            .map(|entry| entry.mode.as_str())
+    };
     if mode_of("/usr/bin/palmgate") != Some("-rwxr-xr-x") {
-        problems.push(format!("/usr/bin/palmgate has mode {:?}, expected -rwxr-xr-x", mode_of("/usr/bin/palmgate")));
+        problems.push(format!(
+            "/usr/bin/palmgate has mode {:?}, expected -rwxr-xr-x",
+            mode_of("/usr/bin/palmgate")
+        ));
     }
     if mode_of("/etc/palmgate/palmgate.toml") != Some("-rw-r-----") {
         problems.push(format!(
@@ -316,18 +395,25 @@ fn check_package(deb: &Path, binary: &Path) -> Result<String, String> {
 
     // The installer's guide lists every installed file.
     let guide_path = workspace_root().join("docs").join("operations.md");
-    let guide = std::fs::read_to_string(&guide_path).map_err(|e| format!("{}: {e}", guide_path.display()))?;
+    let guide = std::fs::read_to_string(&guide_path)
+        .map_err(|e| format!("{}: {e}", guide_path.display()))?;
     for path in &expected {
-        let documented = guide.contains(path.as_str()) || path.starts_with("/usr/share/doc/palmgate/");
+        let documented =
+            guide.contains(path.as_str()) || path.starts_with("/usr/share/doc/palmgate/");
         if !documented {
-            problems.push(format!("{path} is installed but docs/operations.md does not name it"));
+            problems.push(format!(
+                "{path} is installed but docs/operations.md does not name it"
+            ));
         }
     }
 
     let field = |name: &str| output(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name));
     let architecture = field("Architecture")?;
     if architecture.trim() != DEB_ARCH {
-        problems.push(format!("Architecture: {} (expected {DEB_ARCH})", architecture.trim()));
+        problems.push(format!(
+            "Architecture: {} (expected {DEB_ARCH})",
+            architecture.trim()
+        ));
     }
     let depends = field("Depends")?;
     let dependencies = parse_depends(&depends);
@@ -336,9 +422,15 @@ fn check_package(deb: &Path, binary: &Path) -> Result<String, String> {
     }
     problems.extend(check_libraries(binary, &dependencies)?);
 
-    let conffiles = output(Command::new("dpkg-deb").arg("-I").arg(deb).arg("conffiles")).unwrap_or_default();
-    if !conffiles.lines().any(|line| line.trim() == "/etc/palmgate/palmgate.toml") {
-        problems.push(format!("/etc/palmgate/palmgate.toml is not a conffile (conffiles: {conffiles:?})"));
+    let conffiles =
+        output(Command::new("dpkg-deb").arg("-I").arg(deb).arg("conffiles")).unwrap_or_default();
+    if !conffiles
+        .lines()
+        .any(|line| line.trim() == "/etc/palmgate/palmgate.toml")
+    {
+        problems.push(format!(
+            "/etc/palmgate/palmgate.toml is not a conffile (conffiles: {conffiles:?})"
+        ));
     }
     for script in ["postinst", "prerm", "postrm"] {
         if output(Command::new("dpkg-deb").arg("-I").arg(deb).arg(script)).is_err() {
@@ -347,12 +439,150 @@ fn check_package(deb: &Path, binary: &Path) -> Result<String, String> {
     }
 
     let info = output(Command::new("dpkg-deb").arg("-I").arg(deb))?;
-    println!("xtask: package {}\n{info}\nxtask: files (dpkg-deb -c):\n{listing}", deb.display());
+    println!(
+        "xtask: package {}\n{info}\nxtask: files (dpkg-deb -c):\n{listing}",
+        deb.display()
+    );
     if problems.is_empty() {
-        Ok(format!("xtask: package checked: {} files as expected, arm64, depends on pcscd", files.len()))
+        Ok(format!(
+            "xtask: package checked: {} files as expected, arm64, depends on pcscd",
+            files.len()
+        ))
     } else {
-        Err(format!("the package {} is wrong:\n  {}", deb.display(), problems.join("\n  ")))
+        Err(format!(
+            "the package {} is wrong:\n  {}",
+            deb.display(),
+            problems.join("\n  ")
+        ))
     }
+}
+
+/// `dpkg --root` install and purge in `target/dist/install-check/`, checked.
+fn check_install(deb: &Path) -> Result<(), String> {
+    if !is_root() {
+        return Err("the install check (dpkg --root) needs root".to_string());
+    }
+    let root = workspace_root()
+        .join("target")
+        .join("dist")
+        .join("install-check");
+    if root.exists() {
+        std::fs::remove_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    }
+    let write = |relative: &str, text: &str| -> Result<(), String> {
+        let path = root.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    // The smallest tree dpkg and systemd-sysusers work on: a dpkg database and the base accounts
+    // (Debian's `dialout` is group 20; `gpio` is created by the package's sysusers file).
+    write("var/lib/dpkg/status", "")?;
+    write("var/lib/dpkg/info/.keep", "")?;
+    write("var/lib/dpkg/updates/.keep", "")?;
+    write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")?;
+    write("etc/group", "root:x:0:\ndialout:x:20:\n")?;
+    write("etc/shadow", "")?;
+    write("etc/gshadow", "")?;
+    let dpkg = |args: &[&str]| {
+        let mut command = Command::new("dpkg");
+        command
+            .arg(format!("--root={}", root.display()))
+            .args([
+                "--force-script-chrootless",
+                "--force-architecture",
+                "--force-depends",
+                "--log=/dev/null",
+            ])
+            .args(args);
+        command
+    };
+    run(dpkg(&["--install"]).arg(deb))?;
+
+    let mut problems = Vec::new();
+    let status = output(&mut dpkg(&["--status", "palmgate"]))?;
+    if !status.contains("Status: install ok installed") {
+        problems.push(format!("not installed cleanly:\n{status}"));
+    }
+    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let palmgate_gid = account_id(&group, "palmgate");
+    let palmgate_uid = account_id(&passwd, "palmgate");
+    for needed in ["gpio", "dialout"] {
+        let member = group.lines().any(|line| {
+            line.starts_with(&format!("{needed}:"))
+                && line
+                    .rsplit(':')
+                    .next()
+                    .is_some_and(|m| m.split(',').any(|u| u == "palmgate"))
+        });
+        if !member {
+            problems.push(format!(
+                "postinst: user palmgate is not in group {needed}:\n{group}"
+            ));
+        }
+    }
+    match (palmgate_uid, palmgate_gid) {
+        (Some(uid), Some(gid)) => {
+            for (path, mode, owner) in [
+                ("etc/palmgate/palmgate.toml", 0o640, (0, gid)),
+                ("etc/palmgate", 0o750, (0, gid)),
+                ("etc/palmgate/conf.d", 0o750, (0, gid)),
+                ("var/lib/palmgate", 0o700, (uid, gid)),
+            ] {
+                match stat(&root.join(path)) {
+                    Some(found) if found == (mode, owner) => {}
+                    found => problems.push(format!(
+                        "postinst: /{path} is {found:?}, expected mode {mode:o} owner {owner:?} (mode, (uid, gid))"
+                    )),
+                }
+            }
+        }
+        _ => problems.push(format!(
+            "postinst did not create the palmgate user and group:\n{passwd}{group}"
+        )),
+    }
+
+    run(&mut dpkg(&["--purge", "palmgate"]))?;
+    for gone in [
+        "var/lib/palmgate",
+        "etc/palmgate/palmgate.toml",
+        "usr/bin/palmgate",
+    ] {
+        if root.join(gone).exists() {
+            problems.push(format!("purge left /{gone} behind"));
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "xtask: install check: dpkg --root install, postinst (user, groups, modes) and purge as expected"
+        );
+        std::fs::remove_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))
+    } else {
+        Err(format!(
+            "install check in {} failed:\n  {}",
+            root.display(),
+            problems.join("\n  ")
+        ))
+    }
+}
+
+/// The numeric id of `name` in an `/etc/passwd` or `/etc/group` text.
+fn account_id(database: &str, name: &str) -> Option<u32> {
+    database.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name))
+            .then(|| fields.nth(1).and_then(|id| id.parse().ok()))
+            .flatten()
+    })
+}
+
+/// (permission bits, (uid, gid)) of a path.
+fn stat(path: &Path) -> Option<(u32, (u32, u32))> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.mode() & 0o7777, (metadata.uid(), metadata.gid())))
 }
 
 /// `Depends:` as (package, minimum version) pairs; alternatives count for each of their names.
@@ -378,12 +608,19 @@ fn parse_depends(depends: &str) -> Vec<(String, Option<String>)> {
 
 /// Every `NEEDED` library of the binary comes from a package in `Depends`, and the `libc6`
 /// minimum there is at least the newest `GLIBC_x.y` symbol version the binary uses.
-fn check_libraries(binary: &Path, dependencies: &[(String, Option<String>)]) -> Result<Vec<String>, String> {
+fn check_libraries(
+    binary: &Path,
+    dependencies: &[(String, Option<String>)],
+) -> Result<Vec<String>, String> {
     let mut problems = Vec::new();
     let readelf = format!("{GNU_TRIPLET}-readelf");
     let dynamic = output(Command::new(&readelf).arg("--dynamic").arg(binary))?;
     for line in dynamic.lines().filter(|line| line.contains("(NEEDED)")) {
-        let library = line.split('[').nth(1).and_then(|rest| rest.split(']').next()).unwrap_or(line);
+        let library = line
+            .split('[')
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .unwrap_or(line);
         match LIBRARY_PACKAGES.iter().find(|(name, _)| *name == library) {
             Some((_, package)) if dependencies.iter().any(|(name, _)| name == package) => {}
             Some((_, package)) => problems.push(format!("the binary needs {library}: add {package} to Depends")),
@@ -398,8 +635,10 @@ fn check_libraries(binary: &Path, dependencies: &[(String, Option<String>)]) -> 
         .filter_map(|word| word.strip_prefix("GLIBC_"))
         .filter_map(parse_version)
         .max();
-    let declared =
-        dependencies.iter().find(|(name, _)| name == "libc6").and_then(|(_, minimum)| minimum.as_deref().and_then(parse_version));
+    let declared = dependencies
+        .iter()
+        .find(|(name, _)| name == "libc6")
+        .and_then(|(_, minimum)| minimum.as_deref().and_then(parse_version));
     if let Some(needed) = newest_glibc {
         match declared {
             Some(declared) if declared >= needed => {}
@@ -415,7 +654,10 @@ fn check_libraries(binary: &Path, dependencies: &[(String, Option<String>)]) -> 
 fn parse_version(text: &str) -> Option<(u32, u32)> {
     let mut parts = text.split(['.', '-', '+', '~']);
     let major = parts.next()?.parse().ok()?;
-    let minor = parts.next().and_then(|minor| minor.parse().ok()).unwrap_or(0);
+    let minor = parts
+        .next()
+        .and_then(|minor| minor.parse().ok())
+        .unwrap_or(0);
     Some((major, minor))
 }
 
@@ -426,8 +668,14 @@ mod tests {
     #[test]
     fn profile_arguments() {
         assert_eq!(parse_args(&[]), Ok(Profile::Release));
-        assert_eq!(parse_args(&["--profile".into(), "dev".into()]), Ok(Profile::Dev));
-        assert_eq!(parse_args(&["--profile=release".into()]), Ok(Profile::Release));
+        assert_eq!(
+            parse_args(&["--profile".into(), "dev".into()]),
+            Ok(Profile::Dev)
+        );
+        assert_eq!(
+            parse_args(&["--profile=release".into()]),
+            Ok(Profile::Release)
+        );
         assert!(parse_args(&["--profile".into()]).is_err());
         assert!(parse_args(&["--profile".into(), "fast".into()]).is_err());
         assert!(parse_args(&["--release".into()]).is_err());
@@ -435,7 +683,9 @@ mod tests {
 
     #[test]
     fn depends_field() {
-        let parsed = parse_depends("libc6 (>= 2.34), libgcc-s1 (>= 4.2), pcscd | pcsc-lite, libpcsclite1:arm64\n");
+        let parsed = parse_depends(
+            "libc6 (>= 2.34), libgcc-s1 (>= 4.2), pcscd | pcsc-lite, libpcsclite1:arm64\n",
+        );
         assert_eq!(
             parsed,
             vec![
@@ -446,6 +696,15 @@ mod tests {
                 ("libpcsclite1".to_string(), None),
             ]
         );
+    }
+
+    #[test]
+    fn account_ids() {
+        let group = "root:x:0:\ndialout:x:20:palmgate\npalmgate:x:997:\n";
+        assert_eq!(account_id(group, "palmgate"), Some(997));
+        assert_eq!(account_id(group, "dialout"), Some(20));
+        assert_eq!(account_id(group, "gpio"), None);
+        assert_eq!(account_id("palmgate:x:notanumber:", "palmgate"), None);
     }
 
     #[test]

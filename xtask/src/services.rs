@@ -38,7 +38,10 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!("xtask: {} (pid {pid}) ignored SIGTERM; killing it", self.name);
+        eprintln!(
+            "xtask: {} (pid {pid}) ignored SIGTERM; killing it",
+            self.name
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -59,7 +62,11 @@ pub fn listening(addr: &str) -> bool {
         .is_ok_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if ready() {
@@ -67,7 +74,10 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) ->
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("{what} did not come up within {} s", timeout.as_secs()))
+    Err(format!(
+        "{what} did not come up within {} s",
+        timeout.as_secs()
+    ))
 }
 
 fn pcscd_running() -> Option<String> {
@@ -117,21 +127,30 @@ pub fn start_pcscd(log_dir: &Path) -> Result<Option<Service>, String> {
     });
     if let Err(error) = started {
         if let Ok(Some(status)) = service.child.try_wait() {
-            return Err(format!("pcscd exited at start ({status}); see {}", log_dir.join("pcscd.log").display()));
+            return Err(format!(
+                "pcscd exited at start ({status}); see {}",
+                log_dir.join("pcscd.log").display()
+            ));
         }
         return Err(format!(
             "{error}: is vsmartcard-vpcd installed (/etc/reader.conf.d/vpcd)? see {}",
             log_dir.join("pcscd.log").display()
         ));
     }
-    println!("xtask: pcscd started (pid {}), vpcd on {VPCD_ADDR}", service.pid());
+    println!(
+        "xtask: pcscd started (pid {}), vpcd on {VPCD_ADDR}",
+        service.pid()
+    );
     Ok(Some(service))
 }
 
 /// A free loopback TCP port (bound and released: good enough for a test broker).
 pub fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    listener.local_addr().map(|addr| addr.port()).map_err(|e| format!("no free port: {e}"))
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|e| format!("no free port: {e}"))
 }
 
 /// Writes a loopback-only, anonymous mosquitto configuration readable by the `mosquitto` user
@@ -150,14 +169,17 @@ pub fn mosquitto_config(dir: &Path, port: u16) -> Result<PathBuf, String> {
          log_dest stderr\n"
     );
     fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", dir.display()))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(|e| format!("{}: {e}", path.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 
 /// Starts mosquitto on `127.0.0.1:port` with the configuration written by [`mosquitto_config`].
 pub fn start_mosquitto(config: &Path, port: u16, log_dir: &Path) -> Result<Service, String> {
-    let log = fs::File::create(log_dir.join("mosquitto.log")).map_err(|e| format!("mosquitto log: {e}"))?;
+    let log = fs::File::create(log_dir.join("mosquitto.log"))
+        .map_err(|e| format!("mosquitto log: {e}"))?;
     let log_err = log.try_clone().map_err(|e| format!("mosquitto log: {e}"))?;
     let child = Command::new(mosquitto_binary())
         .arg("-c")
@@ -166,12 +188,21 @@ pub fn start_mosquitto(config: &Path, port: u16, log_dir: &Path) -> Result<Servi
         .stdout(log)
         .stderr(log_err)
         .spawn()
-        .map_err(|e| format!("cannot start mosquitto (is the mosquitto package installed?): {e}"))?;
-    let mut service = Service { name: "mosquitto", child, leftovers: Vec::new() };
+        .map_err(|e| {
+            format!("cannot start mosquitto (is the mosquitto package installed?): {e}")
+        })?;
+    let mut service = Service {
+        name: "mosquitto",
+        child,
+        leftovers: Vec::new(),
+    };
     let addr = format!("127.0.0.1:{port}");
     if let Err(error) = wait_until("mosquitto", Duration::from_secs(10), || listening(&addr)) {
         if let Ok(Some(status)) = service.child.try_wait() {
-            return Err(format!("mosquitto exited at start ({status}); see {}", log_dir.join("mosquitto.log").display()));
+            return Err(format!(
+                "mosquitto exited at start ({status}); see {}",
+                log_dir.join("mosquitto.log").display()
+            ));
         }
         return Err(error);
     }
@@ -182,5 +213,9 @@ pub fn start_mosquitto(config: &Path, port: u16, log_dir: &Path) -> Result<Servi
 /// Debian installs the broker in /usr/sbin, which is not on every user's PATH.
 pub fn mosquitto_binary() -> PathBuf {
     let sbin = Path::new("/usr/sbin/mosquitto");
-    if sbin.exists() { sbin.to_path_buf() } else { PathBuf::from("mosquitto") }
+    if sbin.exists() {
+        sbin.to_path_buf()
+    } else {
+        PathBuf::from("mosquitto")
+    }
 }

@@ -25,7 +25,10 @@ const MAX_EXPOSURE: f64 = 2.5;
 
 pub(crate) fn workspace_root() -> PathBuf {
     // xtask/ is one level below the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 pub(crate) fn cargo() -> Command {
@@ -37,8 +40,14 @@ pub(crate) fn cargo() -> Command {
 pub(crate) fn run(command: &mut Command) -> Result<(), String> {
     let shown = format!("{command:?}");
     println!("xtask: $ {shown}");
-    let status = command.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{shown} failed ({status})")) }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
 }
 
 pub(crate) fn is_root() -> bool {
@@ -52,18 +61,30 @@ pub(crate) fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
         .output()
-        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("install ok installed"))
+        .is_ok_and(|output| {
+            String::from_utf8_lossy(&output.stdout).contains("install ok installed")
+        })
 }
 
 pub fn deps() -> Result<(), String> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|package| !installed(package)).collect();
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !installed(package))
+        .collect();
     if missing.is_empty() {
         println!("xtask: system packages present: {}", PACKAGES.join(" "));
         return Ok(());
     }
-    let install = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     if !is_root() {
-        return Err(format!("missing Debian packages: {}\nrun as root: apt-get update && {install}", missing.join(" ")));
+        return Err(format!(
+            "missing Debian packages: {}\nrun as root: apt-get update && {install}",
+            missing.join(" ")
+        ));
     }
     println!("xtask: installing {}", missing.join(" "));
     run(Command::new("apt-get").arg("update").arg("-q"))?;
@@ -114,12 +135,43 @@ pub fn test(extra: &[String]) -> Result<(), String> {
 pub fn ci() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     deps()?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The applet and the comparison it uses must build without std (they run on a card).
-    run(cargo().args(["check", "--locked", "-p", "palmgate-matcher", "--no-default-features"]))?;
-    run(cargo().args(["check", "--locked", "-p", "palmgate-card", "--no-default-features", "--lib"]))?;
+    run(cargo().args([
+        "check",
+        "--locked",
+        "-p",
+        "palmgate-matcher",
+        "--no-default-features",
+    ]))?;
+    run(cargo().args([
+        "check",
+        "--locked",
+        "-p",
+        "palmgate-card",
+        "--no-default-features",
+        "--lib",
+    ]))?;
     // The Raspberry Pi GPIO backend builds (it can only run on a Pi).
-    run(cargo().args(["clippy", "--locked", "-p", "palmgate-door", "--features", "rpi", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--locked",
+        "-p",
+        "palmgate-door",
+        "--features",
+        "rpi",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     unit_exposure()?;
     test(&[])
 }
@@ -147,7 +199,10 @@ fn unit_exposure() -> Result<(), String> {
         })?;
     println!("xtask: systemd unit exposure: {exposure:.1} (limit {MAX_EXPOSURE})");
     if exposure > MAX_EXPOSURE {
-        return Err(format!("{} exposure {exposure} is above {MAX_EXPOSURE}:\n{text}", unit.display()));
+        return Err(format!(
+            "{} exposure {exposure} is above {MAX_EXPOSURE}:\n{text}",
+            unit.display()
+        ));
     }
     Ok(())
 }
@@ -163,13 +218,33 @@ pub fn bench() -> Result<(), String> {
 }
 
 pub fn eval(extra: &[String]) -> Result<(), String> {
-    let data = workspace_root().join("..").join("shared").join("data").join("palm");
+    let data = workspace_root()
+        .join("..")
+        .join("shared")
+        .join("data")
+        .join("palm");
     if !data.is_dir() {
-        return Err(format!("{} is missing: the evaluation sets live in ../shared/data/palm", data.display()));
+        return Err(format!(
+            "{} is missing: the evaluation sets live in ../shared/data/palm",
+            data.display()
+        ));
     }
-    for (set, input) in [("tongji-roi", "roi"), ("coep-dev", "hand"), ("casia940-small", "hand")] {
+    for (set, input) in [
+        ("tongji-roi", "roi"),
+        ("coep-dev", "hand"),
+        ("casia940-small", "hand"),
+    ] {
         run(cargo()
-            .args(["run", "--release", "--locked", "-p", "palmgate", "--", "eval", "--data"])
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "-p",
+                "palmgate",
+                "--",
+                "eval",
+                "--data",
+            ])
             .arg(data.join(set))
             .args(["--input", input])
             .args(extra))?;

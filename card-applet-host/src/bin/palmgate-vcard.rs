@@ -2,10 +2,12 @@
 //! (pcscd with vsmartcard's vpcd driver).
 //!
 //! ```text
-//! palmgate-vcard [--vpcd HOST:PORT] --state FILE [--store-delay-ms N]
+//! palmgate-vcard [--vpcd HOST:PORT] --state FILE [--durable] [--store-delay-ms N]
 //! ```
 //! `--state FILE` holds the card's persistent state; it is created in the factory state when
-//! missing and replaced atomically after every change. `--store-delay-ms` pauses after each state
+//! missing and replaced atomically (temporary file + rename) after every change, before the card
+//! answers. That survives the card being pulled (the process killed); `--durable` also waits for
+//! the disk on every write, to survive a host crash (~8 ms per write here). `--store-delay-ms` pauses after each state
 //! write, like slow card memory (tests use it to pull the card in the middle of VERIFY PALM).
 //! Exits cleanly on SIGTERM / SIGINT; reconnects when vpcd drops the connection.
 
@@ -17,11 +19,13 @@ use nix::sys::signal::{SigSet, Signal};
 use palmgate_card::host::platform::{FileStorage, open_file_applet};
 use palmgate_card::host::vpcd::{Shutdown, VpcdEvent, serve};
 
-const USAGE: &str = "usage: palmgate-vcard [--vpcd HOST:PORT] --state FILE [--store-delay-ms N]";
+const USAGE: &str =
+    "usage: palmgate-vcard [--vpcd HOST:PORT] --state FILE [--durable] [--store-delay-ms N]";
 
 struct Args {
     vpcd: String,
     state: PathBuf,
+    durable: bool,
     store_delay: Duration,
 }
 
@@ -29,6 +33,7 @@ fn parse_args() -> Result<Args, String> {
     let mut vpcd = "127.0.0.1:35963".to_owned();
     let mut state = None;
     let mut store_delay = Duration::ZERO;
+    let mut durable = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -38,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--vpcd" => vpcd = value("--vpcd")?,
             "--state" => state = Some(PathBuf::from(value("--state")?)),
+            "--durable" => durable = true,
             "--store-delay-ms" => {
                 let text = value("--store-delay-ms")?;
                 let ms = text
@@ -50,11 +56,7 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let state = state.ok_or_else(|| format!("--state FILE is required\n{USAGE}"))?;
-    Ok(Args {
-        vpcd,
-        state,
-        store_delay,
-    })
+    Ok(Args { vpcd, state, durable, store_delay })
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
 
     let mut storage = FileStorage::new(&args.state);
     storage.delay_after_store = args.store_delay;
+    storage.durable = args.durable;
     let mut applet = match open_file_applet(storage) {
         Ok(applet) => applet,
         Err(error) => {

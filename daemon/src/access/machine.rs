@@ -162,7 +162,13 @@ pub struct Access<P> {
 impl<P: Policy> Access<P> {
     /// A machine in the idle state.
     pub fn new(config: AccessConfig, policy: P) -> Self {
-        Self { config, policy, revoked: BTreeSet::new(), lockdown: false, state: State::Idle }
+        Self {
+            config,
+            policy,
+            revoked: BTreeSet::new(),
+            lockdown: false,
+            state: State::Idle,
+        }
     }
 
     /// The current state.
@@ -204,12 +210,23 @@ impl<P: Policy> Access<P> {
     pub fn tick(&mut self, now: Instant, time: Timestamp) -> Vec<Action> {
         let mut actions = Vec::new();
         match self.state.clone() {
-            State::CardWaitingPalm { card, deadline, last_refusal, read, .. } if now >= deadline => {
+            State::CardWaitingPalm {
+                card,
+                deadline,
+                last_refusal,
+                read,
+                ..
+            } if now >= deadline => {
                 let reason = match last_refusal {
-                    Some(refusal) => format!("no usable palm within the presentation window (last capture: {refusal})"),
+                    Some(refusal) => format!(
+                        "no usable palm within the presentation window (last capture: {refusal})"
+                    ),
                     None => "no palm within the presentation window".to_string(),
                 };
-                let latencies = Latencies { card_ms: Some(millis(read)), ..Latencies::default() };
+                let latencies = Latencies {
+                    card_ms: Some(millis(read)),
+                    ..Latencies::default()
+                };
                 self.deny(&mut actions, time, Some(card), &reason, latencies);
                 self.state = State::AwaitRemoval;
             }
@@ -217,8 +234,19 @@ impl<P: Policy> Access<P> {
                 actions.push(Action::DiscardProbe);
                 self.state = State::Idle;
             }
-            State::Verifying { card, latencies, deadline, .. } if now >= deadline => {
-                self.deny(&mut actions, time, Some(card), "the card did not answer in time", latencies);
+            State::Verifying {
+                card,
+                latencies,
+                deadline,
+                ..
+            } if now >= deadline => {
+                self.deny(
+                    &mut actions,
+                    time,
+                    Some(card),
+                    "the card did not answer in time",
+                    latencies,
+                );
                 self.state = State::AwaitRemoval;
             }
             _ => {}
@@ -230,7 +258,9 @@ impl<P: Policy> Access<P> {
     pub fn handle(&mut self, now: Instant, time: Timestamp, input: Input) -> Vec<Action> {
         let mut actions = self.tick(now, time);
         match input {
-            Input::CardPresented { card, read } => self.card_presented(&mut actions, now, time, card, read),
+            Input::CardPresented { card, read } => {
+                self.card_presented(&mut actions, now, time, card, read)
+            }
             Input::CardRejected { card, reason } => {
                 if matches!(self.state, State::PalmWaitingCard { .. }) {
                     actions.push(Action::DiscardProbe);
@@ -239,16 +269,29 @@ impl<P: Policy> Access<P> {
                 self.state = State::AwaitRemoval;
             }
             Input::CardRemoved => match self.state.clone() {
-                State::Verifying { card, latencies, .. } => {
+                State::Verifying {
+                    card, latencies, ..
+                } => {
                     // A decision that still arrives is ignored: only Verifying accepts one.
-                    self.deny(&mut actions, time, Some(card), "card removed during verification", latencies);
+                    self.deny(
+                        &mut actions,
+                        time,
+                        Some(card),
+                        "card removed during verification",
+                        latencies,
+                    );
                     self.state = State::Idle;
                 }
                 State::CardWaitingPalm { .. } | State::AwaitRemoval => self.state = State::Idle,
                 State::Idle | State::PalmWaitingCard { .. } => {}
             },
             Input::PalmReady { received, extract } => match self.state.clone() {
-                State::CardWaitingPalm { card, arrived, read, .. } => {
+                State::CardWaitingPalm {
+                    card,
+                    arrived,
+                    read,
+                    ..
+                } => {
                     let latencies = Latencies {
                         card_ms: Some(millis(read)),
                         capture_ms: Some(millis(received.saturating_duration_since(arrived))),
@@ -266,7 +309,11 @@ impl<P: Policy> Access<P> {
                 State::Idle | State::PalmWaitingCard { .. } => {
                     // The pipeline keeps only its newest probe; the window restarts with it.
                     let deadline = now + self.config.presentation_window;
-                    self.state = State::PalmWaitingCard { received, extract, deadline };
+                    self.state = State::PalmWaitingCard {
+                        received,
+                        extract,
+                        deadline,
+                    };
                 }
                 State::Verifying { .. } | State::AwaitRemoval => actions.push(Action::DiscardProbe),
             },
@@ -276,23 +323,52 @@ impl<P: Policy> Access<P> {
                 }
             }
             Input::CardDecision { decision, elapsed } => {
-                if let State::Verifying { card, mut latencies, last_input, .. } = self.state.clone() {
+                if let State::Verifying {
+                    card,
+                    mut latencies,
+                    last_input,
+                    ..
+                } = self.state.clone()
+                {
                     latencies.match_ms = Some(millis(elapsed));
-                    self.decided(&mut actions, now, time, card, latencies, last_input, decision);
+                    self.decided(
+                        &mut actions,
+                        now,
+                        time,
+                        card,
+                        latencies,
+                        last_input,
+                        decision,
+                    );
                     self.state = State::AwaitRemoval;
                 }
             }
             Input::VerifyFailed { reason } => {
-                if let State::Verifying { card, latencies, .. } = self.state.clone() {
-                    self.deny(&mut actions, time, Some(card), &format!("verification failed: {reason}"), latencies);
+                if let State::Verifying {
+                    card, latencies, ..
+                } = self.state.clone()
+                {
+                    self.deny(
+                        &mut actions,
+                        time,
+                        Some(card),
+                        &format!("verification failed: {reason}"),
+                        latencies,
+                    );
                     self.state = State::AwaitRemoval;
                 }
             }
             Input::Lockdown(on) => {
                 if on != self.lockdown {
                     self.lockdown = on;
-                    let kind = if on { EventKind::LOCKDOWN_ON } else { EventKind::LOCKDOWN_OFF };
-                    actions.push(Action::Publish(NewEvent::new(kind, time).result(Outcome::Info)));
+                    let kind = if on {
+                        EventKind::LOCKDOWN_ON
+                    } else {
+                        EventKind::LOCKDOWN_OFF
+                    };
+                    actions.push(Action::Publish(
+                        NewEvent::new(kind, time).result(Outcome::Info),
+                    ));
                 }
             }
             Input::RemoteUnlock { door } => {
@@ -303,8 +379,9 @@ impl<P: Policy> Access<P> {
                         .reason("lockdown");
                     actions.push(Action::Publish(event));
                 } else {
-                    let event =
-                        NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time).door(door.clone()).result(Outcome::Granted);
+                    let event = NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time)
+                        .door(door.clone())
+                        .result(Outcome::Granted);
                     actions.push(Action::Unlock { door });
                     actions.push(Action::Publish(event));
                 }
@@ -313,11 +390,23 @@ impl<P: Policy> Access<P> {
         actions
     }
 
-    fn card_presented(&mut self, actions: &mut Vec<Action>, now: Instant, time: Timestamp, card: CardId, read: Duration) {
-        let latencies = Latencies { card_ms: Some(millis(read)), ..Latencies::default() };
+    fn card_presented(
+        &mut self,
+        actions: &mut Vec<Action>,
+        now: Instant,
+        time: Timestamp,
+        card: CardId,
+        read: Duration,
+    ) {
+        let latencies = Latencies {
+            card_ms: Some(millis(read)),
+            ..Latencies::default()
+        };
         let palm = match self.state.clone() {
             State::Idle => None,
-            State::PalmWaitingCard { received, extract, .. } => Some((received, extract)),
+            State::PalmWaitingCard {
+                received, extract, ..
+            } => Some((received, extract)),
             // A second card while one is being handled: the reader reports one card at a time,
             // so this is a new presentation after a missed removal.
             State::CardWaitingPalm { .. } | State::Verifying { .. } | State::AwaitRemoval => None,
@@ -365,7 +454,10 @@ impl<P: Policy> Access<P> {
         if self.lockdown {
             return Some("lockdown".to_string());
         }
-        self.policy.check(card, &self.config.door, time).err().map(|refusal| refusal.0)
+        self.policy
+            .check(card, &self.config.door, time)
+            .err()
+            .map(|refusal| refusal.0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -410,7 +502,13 @@ impl<P: Policy> Access<P> {
                 self.deny(actions, time, Some(card), &reason, latencies);
             }
             Decision::Blocked => {
-                self.deny(actions, time, Some(card.clone()), "card blocked: too many failed palms", latencies);
+                self.deny(
+                    actions,
+                    time,
+                    Some(card.clone()),
+                    "card blocked: too many failed palms",
+                    latencies,
+                );
                 let alarm = NewEvent::new(EventKind::ALARM_CARD_BLOCKED, time)
                     .door(self.config.door.clone())
                     .card(card)
@@ -421,7 +519,14 @@ impl<P: Policy> Access<P> {
         }
     }
 
-    fn deny(&self, actions: &mut Vec<Action>, time: Timestamp, card: Option<CardId>, reason: &str, latencies: Latencies) {
+    fn deny(
+        &self,
+        actions: &mut Vec<Action>,
+        time: Timestamp,
+        card: Option<CardId>,
+        reason: &str,
+        latencies: Latencies,
+    ) {
         let door = self.config.door.clone();
         let mut event = NewEvent::new(EventKind::ACCESS_DENIED, time)
             .door(door.clone())

@@ -20,7 +20,8 @@ mod policy;
 
 pub use machine::{Access, AccessConfig, Action, Decision, Input, State};
 pub use policy::{
-    AllowAll, AntiPassback, Direction, Policy, PolicyDenial, PolicyError, PolicyRefusal, PolicyRules, SitePolicy,
+    AllowAll, AntiPassback, Direction, Policy, PolicyDenial, PolicyError, PolicyRefusal,
+    PolicyRules, SitePolicy,
 };
 
 #[cfg(test)]

@@ -60,12 +60,18 @@ pub enum Direction {
 impl SitePolicy {
     /// A site policy with empty anti-passback memory.
     pub fn new(rules: PolicyRules) -> Self {
-        Self { rules: Arc::new(rules), passback: Arc::default() }
+        Self {
+            rules: Arc::new(rules),
+            passback: Arc::default(),
+        }
     }
 
     /// The same anti-passback memory under new rules (SIGHUP reload).
     pub fn with_rules(&self, rules: PolicyRules) -> Self {
-        Self { rules: Arc::new(rules), passback: self.passback.clone() }
+        Self {
+            rules: Arc::new(rules),
+            passback: self.passback.clone(),
+        }
     }
 
     /// The rules in force.
@@ -74,7 +80,9 @@ impl SitePolicy {
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, BTreeMap<CardId, (Direction, Timestamp)>> {
-        self.passback.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.passback
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -102,7 +110,9 @@ impl Policy for SitePolicy {
     }
 
     fn granted(&mut self, card: &CardId, door: &str, time: Timestamp) {
-        let Some(apb) = &self.rules.anti_passback else { return };
+        let Some(apb) = &self.rules.anti_passback else {
+            return;
+        };
         let direction = if apb.entry_doors.contains(door) {
             Direction::In
         } else if apb.exit_doors.contains(door) {
@@ -277,7 +287,10 @@ impl PolicyRules {
     /// Rules that let every certified card through every door at any time (the daemon's
     /// fallback when no policy file is configured).
     pub fn allow_all() -> Self {
-        let always = vec![Range { start: 0, end: 24 * 60 }];
+        let always = vec![Range {
+            start: 0,
+            end: 24 * 60,
+        }];
         let schedule = Schedule {
             week: std::array::from_fn(|_| always.clone()),
             holiday: always.clone(),
@@ -289,7 +302,10 @@ impl PolicyRules {
             schedules: BTreeMap::from([("always".into(), schedule)]),
             groups: BTreeMap::from([(
                 "everyone".into(),
-                Group { doors: None, schedule: "always".into() },
+                Group {
+                    doors: None,
+                    schedule: "always".into(),
+                },
             )]),
             cards: BTreeMap::new(),
             anti_passback: None,
@@ -298,8 +314,10 @@ impl PolicyRules {
 
     /// Loads and validates a policy file against the configured door names.
     pub fn load(path: &Path, doors: &BTreeSet<String>) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Io { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path, doors)
     }
 
@@ -310,33 +328,44 @@ impl PolicyRules {
             key: ".".into(),
             reason: e.to_string(),
         })?;
-        let raw: RawPolicy = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            PolicyError::Syntax {
+        let raw: RawPolicy =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| PolicyError::Syntax {
                 path: path.to_owned(),
                 key: e.path().to_string(),
                 reason: e.inner().to_string(),
-            }
-        })?;
+            })?;
         let invalid = |key: String, reason: String| PolicyError::Invalid {
             path: path.to_owned(),
             key,
             reason,
         };
         if raw.version != 1 {
-            return Err(invalid("version".into(), format!("unsupported version {}", raw.version)));
+            return Err(invalid(
+                "version".into(),
+                format!("unsupported version {}", raw.version),
+            ));
         }
         if !(-14 * 60..=14 * 60).contains(&raw.utc_offset_minutes) {
-            return Err(invalid("utc_offset_minutes".into(), "must be within ±14 h".into()));
+            return Err(invalid(
+                "utc_offset_minutes".into(),
+                "must be within ±14 h".into(),
+            ));
         }
         let mut holidays = BTreeSet::new();
         for (i, date) in raw.holidays.iter().enumerate() {
-            let day = parse_date(date)
-                .ok_or_else(|| invalid(format!("holidays[{i}]"), format!("{date:?} is not YYYY-MM-DD")))?;
+            let day = parse_date(date).ok_or_else(|| {
+                invalid(
+                    format!("holidays[{i}]"),
+                    format!("{date:?} is not YYYY-MM-DD"),
+                )
+            })?;
             holidays.insert(day);
         }
         let mut schedules = BTreeMap::new();
         for (name, s) in &raw.schedule {
-            let days = [&s.mon, &s.tue, &s.wed, &s.thu, &s.fri, &s.sat, &s.sun, &s.holiday];
+            let days = [
+                &s.mon, &s.tue, &s.wed, &s.thu, &s.fri, &s.sat, &s.sun, &s.holiday,
+            ];
             let labels = ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "holiday"];
             let mut parsed: Vec<Vec<Range>> = Vec::new();
             for (ranges, label) in days.iter().zip(labels) {
@@ -359,7 +388,10 @@ impl PolicyRules {
             if door == "*" || doors.contains(door) {
                 Ok(())
             } else {
-                Err(invalid(key, format!("door {door:?} is not configured ([door.{door}])")))
+                Err(invalid(
+                    key,
+                    format!("door {door:?} is not configured ([door.{door}])"),
+                ))
             }
         };
         let mut groups = BTreeMap::new();
@@ -378,12 +410,21 @@ impl PolicyRules {
             } else {
                 Some(g.doors.iter().cloned().collect())
             };
-            groups.insert(name.clone(), Group { doors, schedule: g.schedule.clone() });
+            groups.insert(
+                name.clone(),
+                Group {
+                    doors,
+                    schedule: g.schedule.clone(),
+                },
+            );
         }
         let check_groups = |key: &str, names: &[String]| {
             for (i, group) in names.iter().enumerate() {
                 if !groups.contains_key(group) {
-                    return Err(invalid(format!("{key}[{i}]"), format!("group {group:?} is not defined")));
+                    return Err(invalid(
+                        format!("{key}[{i}]"),
+                        format!("group {group:?} is not defined"),
+                    ));
                 }
             }
             Ok(())
@@ -392,11 +433,17 @@ impl PolicyRules {
         let mut cards = BTreeMap::new();
         for (id, card) in &raw.card {
             let card_id = CardId::from_hex(id).ok_or_else(|| {
-                invalid(format!("card.{id}"), "card ids are 1 to 32 bytes of hex".into())
+                invalid(
+                    format!("card.{id}"),
+                    "card ids are 1 to 32 bytes of hex".into(),
+                )
             })?;
             check_groups(&format!("card.{id}.groups"), &card.groups)?;
             if cards.insert(card_id, card.groups.clone()).is_some() {
-                return Err(invalid(format!("card.{id}"), "card listed twice (hex case differs)".into()));
+                return Err(invalid(
+                    format!("card.{id}"),
+                    "card listed twice (hex case differs)".into(),
+                ));
             }
         }
         let anti_passback = match raw.anti_passback {
@@ -416,7 +463,11 @@ impl PolicyRules {
                         format!("door {both:?} is both an entry and an exit door"),
                     ));
                 }
-                Some(AntiPassback { entry_doors: entry, exit_doors: exit, reset_after_s: apb.reset_after_s })
+                Some(AntiPassback {
+                    entry_doors: entry,
+                    exit_doors: exit,
+                    reset_after_s: apb.reset_after_s,
+                })
             }
         };
         Ok(Self {
@@ -441,17 +492,31 @@ impl PolicyRules {
         let holiday = self.holidays.contains(&day);
         let mut door_allowed = false;
         for group in groups.iter().filter_map(|g| self.groups.get(g)) {
-            if group.doors.as_ref().is_some_and(|doors| !doors.contains(door)) {
+            if group
+                .doors
+                .as_ref()
+                .is_some_and(|doors| !doors.contains(door))
+            {
                 continue;
             }
             door_allowed = true;
-            let Some(schedule) = self.schedules.get(&group.schedule) else { continue };
-            let ranges = if holiday { &schedule.holiday } else { &schedule.week[weekday] };
+            let Some(schedule) = self.schedules.get(&group.schedule) else {
+                continue;
+            };
+            let ranges = if holiday {
+                &schedule.holiday
+            } else {
+                &schedule.week[weekday]
+            };
             if ranges.iter().any(|r| r.start <= minute && minute < r.end) {
                 return Ok(());
             }
         }
-        Err(if door_allowed { PolicyDenial::OutsideSchedule } else { PolicyDenial::NotAuthorised })
+        Err(if door_allowed {
+            PolicyDenial::OutsideSchedule
+        } else {
+            PolicyDenial::NotAuthorised
+        })
     }
 }
 
@@ -536,7 +601,10 @@ reset_after_s = 3600
 "#;
 
     fn doors() -> BTreeSet<String> {
-        ["main", "side", "exit"].into_iter().map(String::from).collect()
+        ["main", "side", "exit"]
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     fn rules() -> PolicyRules {
@@ -563,22 +631,61 @@ reset_after_s = 3600
         // 2026-11-23 is a Monday, 2026-11-28 a Saturday, 2026-12-25 a holiday (Friday).
         let cases = [
             (STAFF, "main", local("2026-11-23", 8, 0), Ok(())),
-            (STAFF, "main", local("2026-11-23", 12, 30), Err(PolicyDenial::OutsideSchedule)),
-            (STAFF, "main", local("2026-11-23", 6, 59), Err(PolicyDenial::OutsideSchedule)),
+            (
+                STAFF,
+                "main",
+                local("2026-11-23", 12, 30),
+                Err(PolicyDenial::OutsideSchedule),
+            ),
+            (
+                STAFF,
+                "main",
+                local("2026-11-23", 6, 59),
+                Err(PolicyDenial::OutsideSchedule),
+            ),
             (STAFF, "main", local("2026-11-23", 7, 0), Ok(())),
             (STAFF, "main", local("2026-11-23", 18, 59), Ok(())),
-            (STAFF, "main", local("2026-11-23", 19, 0), Err(PolicyDenial::OutsideSchedule)),
+            (
+                STAFF,
+                "main",
+                local("2026-11-23", 19, 0),
+                Err(PolicyDenial::OutsideSchedule),
+            ),
             (STAFF, "side", local("2026-11-24", 9, 0), Ok(())),
-            (STAFF, "exit", local("2026-11-24", 9, 0), Err(PolicyDenial::NotAuthorised)),
-            (STAFF, "main", local("2026-11-28", 9, 0), Err(PolicyDenial::OutsideSchedule)),
-            (STAFF, "main", local("2026-12-25", 9, 0), Err(PolicyDenial::OutsideSchedule)),
+            (
+                STAFF,
+                "exit",
+                local("2026-11-24", 9, 0),
+                Err(PolicyDenial::NotAuthorised),
+            ),
+            (
+                STAFF,
+                "main",
+                local("2026-11-28", 9, 0),
+                Err(PolicyDenial::OutsideSchedule),
+            ),
+            (
+                STAFF,
+                "main",
+                local("2026-12-25", 9, 0),
+                Err(PolicyDenial::OutsideSchedule),
+            ),
             (GUARD, "exit", local("2026-12-25", 3, 0), Ok(())),
             (GUARD, "main", local("2026-11-28", 23, 59), Ok(())),
             (VISITOR, "main", local("2026-11-26", 10, 0), Ok(())),
-            (VISITOR, "side", local("2026-11-26", 10, 0), Err(PolicyDenial::NotAuthorised)),
+            (
+                VISITOR,
+                "side",
+                local("2026-11-26", 10, 0),
+                Err(PolicyDenial::NotAuthorised),
+            ),
         ];
         for (card_hex, door, time, expected) in cases {
-            assert_eq!(rules.check(&card(card_hex), door, time), expected, "{card_hex} {door} {time}");
+            assert_eq!(
+                rules.check(&card(card_hex), door, time),
+                expected,
+                "{card_hex} {door} {time}"
+            );
         }
     }
 
@@ -590,15 +697,28 @@ reset_after_s = 3600
         assert_eq!(policy.check(&guard, "main", t), Ok(()));
         policy.granted(&guard, "main", t);
         let refused = policy.check(&guard, "main", local("2026-11-24", 9, 5));
-        assert_eq!(refused, Err(PolicyRefusal("anti-passback: card already inside".into())));
+        assert_eq!(
+            refused,
+            Err(PolicyRefusal("anti-passback: card already inside".into()))
+        );
         // Clones (other readers) share the memory; reloading keeps it.
         let reloaded = policy.with_rules(rules());
-        assert!(reloaded.check(&guard, "main", local("2026-11-24", 9, 5)).is_err());
+        assert!(
+            reloaded
+                .check(&guard, "main", local("2026-11-24", 9, 5))
+                .is_err()
+        );
         policy.granted(&guard, "exit", local("2026-11-24", 9, 10));
-        assert_eq!(reloaded.check(&guard, "main", local("2026-11-24", 9, 11)), Ok(()));
+        assert_eq!(
+            reloaded.check(&guard, "main", local("2026-11-24", 9, 11)),
+            Ok(())
+        );
         // The memory expires.
         policy.granted(&guard, "main", t);
-        assert_eq!(policy.check(&guard, "main", local("2026-11-24", 10, 1)), Ok(()));
+        assert_eq!(
+            policy.check(&guard, "main", local("2026-11-24", 10, 1)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -606,22 +726,42 @@ reset_after_s = 3600
         let cases = [
             ("version = 2", "version", "unsupported version"),
             ("version = 1\ncolour = 1", ".", "unknown field `colour`"),
-            ("version = 1\nholidays = [\"2026-02-30\"]", "holidays[0]", "not YYYY-MM-DD"),
+            (
+                "version = 1\nholidays = [\"2026-02-30\"]",
+                "holidays[0]",
+                "not YYYY-MM-DD",
+            ),
             (
                 "version = 1\n[schedule.s]\nmon = [\"19:00-07:00\"]",
                 "schedule.s.mon[0]",
                 "HH:MM-HH:MM",
             ),
-            ("version = 1\n[group.g]\ndoors = [\"main\"]\nschedule = \"nope\"", "group.g.schedule", "not defined"),
+            (
+                "version = 1\n[group.g]\ndoors = [\"main\"]\nschedule = \"nope\"",
+                "group.g.schedule",
+                "not defined",
+            ),
             (
                 "version = 1\n[schedule.s]\n[group.g]\ndoors = [\"cellar\"]\nschedule = \"s\"",
                 "group.g.doors[0]",
                 "not configured",
             ),
             ("version = 1\n[card.zz]\ngroups = []", "card.zz", "hex"),
-            ("version = 1\n[card.01]\ngroups = [\"ghost\"]", "card.01.groups[0]", "not defined"),
-            ("version = 1\ndefault_groups = [\"ghost\"]", "default_groups[0]", "not defined"),
-            ("version = 1\n[group.g]\ndoors = []", "group.g", "missing field `schedule`"),
+            (
+                "version = 1\n[card.01]\ngroups = [\"ghost\"]",
+                "card.01.groups[0]",
+                "not defined",
+            ),
+            (
+                "version = 1\ndefault_groups = [\"ghost\"]",
+                "default_groups[0]",
+                "not defined",
+            ),
+            (
+                "version = 1\n[group.g]\ndoors = []",
+                "group.g",
+                "missing field `schedule`",
+            ),
             (
                 "version = 1\n[anti_passback]\nentry_doors = [\"main\"]\nexit_doors = [\"main\"]",
                 "anti_passback",
@@ -632,9 +772,15 @@ reset_after_s = 3600
             let error = PolicyRules::parse(text, Path::new("/etc/palmgate/policy.toml"), &doors())
                 .expect_err(text);
             let message = error.to_string();
-            assert!(message.starts_with("access policy /etc/palmgate/policy.toml: "), "{message}");
+            assert!(
+                message.starts_with("access policy /etc/palmgate/policy.toml: "),
+                "{message}"
+            );
             assert!(message.contains(key), "{text}: {message} lacks key {key}");
-            assert!(message.contains(reason), "{text}: {message} lacks reason {reason}");
+            assert!(
+                message.contains(reason),
+                "{text}: {message} lacks reason {reason}"
+            );
         }
     }
 
@@ -644,11 +790,18 @@ reset_after_s = 3600
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, POLICY).expect("write");
         assert_eq!(PolicyRules::load(&path, &doors()).expect("load"), rules());
-        let missing = PolicyRules::load(&dir.path().join("nope.toml"), &doors()).expect_err("missing");
+        let missing =
+            PolicyRules::load(&dir.path().join("nope.toml"), &doors()).expect_err("missing");
         assert!(matches!(missing, PolicyError::Io { .. }));
         let open = PolicyRules::allow_all();
-        assert_eq!(open.check(&card(STAFF), "anything", local("2026-12-25", 3, 0)), Ok(()));
-        assert_eq!(AllowAll.check(&card(STAFF), "main", Timestamp::from_unix_ms(0)), Ok(()));
+        assert_eq!(
+            open.check(&card(STAFF), "anything", local("2026-12-25", 3, 0)),
+            Ok(())
+        );
+        assert_eq!(
+            AllowAll.check(&card(STAFF), "main", Timestamp::from_unix_ms(0)),
+            Ok(())
+        );
     }
 
     proptest::proptest! {

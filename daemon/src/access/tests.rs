@@ -13,7 +13,11 @@ const WINDOW: Duration = Duration::from_secs(10);
 const VERIFY_TIMEOUT: Duration = Duration::from_millis(1500);
 
 fn config() -> AccessConfig {
-    AccessConfig { door: "main".to_string(), presentation_window: WINDOW, verify_timeout: VERIFY_TIMEOUT }
+    AccessConfig {
+        door: "main".to_string(),
+        presentation_window: WINDOW,
+        verify_timeout: VERIFY_TIMEOUT,
+    }
 }
 
 fn card(byte: u8) -> CardId {
@@ -31,28 +35,42 @@ struct Run {
 
 impl Run {
     fn new() -> Self {
-        Self { access: Access::new(config(), AllowAll), start: Instant::now() }
+        Self {
+            access: Access::new(config(), AllowAll),
+            start: Instant::now(),
+        }
     }
 
     fn at(&mut self, ms: u64, input: Input) -> Vec<Action> {
-        self.access.handle(self.start + Duration::from_millis(ms), time(), input)
+        self.access
+            .handle(self.start + Duration::from_millis(ms), time(), input)
     }
 
     fn tick(&mut self, ms: u64) -> Vec<Action> {
-        self.access.tick(self.start + Duration::from_millis(ms), time())
+        self.access
+            .tick(self.start + Duration::from_millis(ms), time())
     }
 }
 
 fn presented(byte: u8) -> Input {
-    Input::CardPresented { card: card(byte), read: Duration::from_millis(5) }
+    Input::CardPresented {
+        card: card(byte),
+        read: Duration::from_millis(5),
+    }
 }
 
 fn palm(run: &Run, ms: u64) -> Input {
-    Input::PalmReady { received: run.start + Duration::from_millis(ms), extract: Duration::from_millis(12) }
+    Input::PalmReady {
+        received: run.start + Duration::from_millis(ms),
+        extract: Duration::from_millis(12),
+    }
 }
 
 fn decision(decision: Decision) -> Input {
-    Input::CardDecision { decision, elapsed: Duration::from_millis(3) }
+    Input::CardDecision {
+        decision,
+        elapsed: Duration::from_millis(3),
+    }
 }
 
 fn events(actions: &[Action]) -> Vec<&NewEvent> {
@@ -66,21 +84,32 @@ fn events(actions: &[Action]) -> Vec<&NewEvent> {
 }
 
 fn kinds(actions: &[Action]) -> Vec<String> {
-    events(actions).iter().map(|event| event.kind.as_str().to_string()).collect()
+    events(actions)
+        .iter()
+        .map(|event| event.kind.as_str().to_string())
+        .collect()
 }
 
 fn unlocks(actions: &[Action]) -> usize {
-    actions.iter().filter(|action| matches!(action, Action::Unlock { .. })).count()
+    actions
+        .iter()
+        .filter(|action| matches!(action, Action::Unlock { .. }))
+        .count()
 }
 
 fn reason(actions: &[Action]) -> Option<String> {
-    events(actions).iter().find_map(|event| event.reason.clone())
+    events(actions)
+        .iter()
+        .find_map(|event| event.reason.clone())
 }
 
 #[test]
 fn card_then_palm_then_match_grants_once() {
     let mut run = Run::new();
-    assert!(run.at(0, presented(1)).is_empty(), "a certified card waits for a palm");
+    assert!(
+        run.at(0, presented(1)).is_empty(),
+        "a certified card waits for a palm"
+    );
     assert!(matches!(run.access.state(), State::CardWaitingPalm { .. }));
     let actions = run.at(800, palm(&run, 790));
     assert_eq!(actions, [Action::Verify]);
@@ -93,7 +122,11 @@ fn card_then_palm_then_match_grants_once() {
     assert_eq!(latencies.match_ms, Some(3.0));
     assert_eq!(latencies.extract_ms, Some(12.0));
     assert_eq!(latencies.capture_ms, Some(790.0));
-    assert_eq!(latencies.decision_ms, Some(30.0), "from the frame to the unlock");
+    assert_eq!(
+        latencies.decision_ms,
+        Some(30.0),
+        "from the frame to the unlock"
+    );
     assert_eq!(*run.access.state(), State::AwaitRemoval);
     // The same card staying on the reader does not open again.
     assert!(run.at(900, palm(&run, 900)).contains(&Action::DiscardProbe));
@@ -109,7 +142,11 @@ fn palm_then_card_verifies_at_once() {
     assert_eq!(run.at(2000, presented(1)), [Action::Verify]);
     let actions = run.at(2010, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&actions), 1);
-    assert_eq!(events(&actions)[0].latencies.decision_ms, Some(10.0), "from the card to the unlock");
+    assert_eq!(
+        events(&actions)[0].latencies.decision_ms,
+        Some(10.0),
+        "from the card to the unlock"
+    );
 }
 
 #[test]
@@ -129,10 +166,17 @@ fn palm_waits_only_for_the_window() {
 fn no_palm_in_the_window_denies_with_the_last_refusal() {
     let mut run = Run::new();
     run.at(0, presented(1));
-    run.at(100, Input::PalmRefused { reason: "out of focus".to_string() });
+    run.at(
+        100,
+        Input::PalmRefused {
+            reason: "out of focus".to_string(),
+        },
+    );
     let actions = run.tick(10_000);
     assert_eq!(unlocks(&actions), 0);
-    assert!(actions.contains(&Action::Deny { door: "main".to_string() }));
+    assert!(actions.contains(&Action::Deny {
+        door: "main".to_string()
+    }));
     assert_eq!(kinds(&actions), ["access.denied"]);
     assert_eq!(
         reason(&actions).as_deref(),
@@ -154,7 +198,13 @@ fn denials_before_capture() {
 
     // Unknown issuer / not a palmgate card: reported by the card worker as a rejection.
     let mut run = Run::new();
-    let actions = run.at(0, Input::CardRejected { card: Some(card(3)), reason: "unknown issuer".to_string() });
+    let actions = run.at(
+        0,
+        Input::CardRejected {
+            card: Some(card(3)),
+            reason: "unknown issuer".to_string(),
+        },
+    );
     assert_eq!(kinds(&actions), ["access.denied"]);
     assert_eq!(events(&actions)[0].card_id, Some(card(3)));
     assert_eq!(unlocks(&actions), 0);
@@ -179,7 +229,10 @@ impl Policy for NightOnly {
 fn policy_refusal_denies_before_capture() {
     let mut access = Access::new(config(), NightOnly);
     let actions = access.handle(Instant::now(), time(), presented(1));
-    assert_eq!(reason(&actions).as_deref(), Some("outside schedule for main"));
+    assert_eq!(
+        reason(&actions).as_deref(),
+        Some("outside schedule for main")
+    );
     assert_eq!(*access.state(), State::AwaitRemoval);
 }
 
@@ -196,8 +249,18 @@ fn duress_opens_and_raises_a_silent_alarm() {
     normal.at(0, presented(1));
     normal.at(100, palm(&normal, 100));
     let normal_actions = normal.at(110, decision(Decision::Match { duress: false }));
-    let strip = |event: &NewEvent| (event.kind.clone(), event.result, event.reason.clone(), event.card_id.clone());
-    assert_eq!(strip(events(&actions)[0]), strip(events(&normal_actions)[0]));
+    let strip = |event: &NewEvent| {
+        (
+            event.kind.clone(),
+            event.result,
+            event.reason.clone(),
+            event.card_id.clone(),
+        )
+    };
+    assert_eq!(
+        strip(events(&actions)[0]),
+        strip(events(&normal_actions)[0])
+    );
 }
 
 #[test]
@@ -207,7 +270,10 @@ fn no_match_and_blocked_deny() {
     run.at(100, palm(&run, 100));
     let actions = run.at(110, decision(Decision::NoMatch { tries_left: 3 }));
     assert_eq!(unlocks(&actions), 0);
-    assert_eq!(reason(&actions).as_deref(), Some("palm does not match the card (3 tries left)"));
+    assert_eq!(
+        reason(&actions).as_deref(),
+        Some("palm does not match the card (3 tries left)")
+    );
 
     let mut run = Run::new();
     run.at(0, presented(1));
@@ -223,7 +289,10 @@ fn card_pulled_during_verification_denies_and_ignores_a_late_match() {
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
     let actions = run.at(105, Input::CardRemoved);
-    assert_eq!(reason(&actions).as_deref(), Some("card removed during verification"));
+    assert_eq!(
+        reason(&actions).as_deref(),
+        Some("card removed during verification")
+    );
     let late = run.at(110, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&late), 0, "a decision after removal never opens");
 }
@@ -234,7 +303,10 @@ fn verification_timeout_denies_and_ignores_a_late_match() {
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
     let actions = run.tick(1600);
-    assert_eq!(reason(&actions).as_deref(), Some("the card did not answer in time"));
+    assert_eq!(
+        reason(&actions).as_deref(),
+        Some("the card did not answer in time")
+    );
     let late = run.at(1700, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&late), 0);
 }
@@ -244,9 +316,17 @@ fn verify_failure_denies() {
     let mut run = Run::new();
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
-    let actions = run.at(110, Input::VerifyFailed { reason: "secure session authentication failed".to_string() });
+    let actions = run.at(
+        110,
+        Input::VerifyFailed {
+            reason: "secure session authentication failed".to_string(),
+        },
+    );
     assert_eq!(unlocks(&actions), 0);
-    assert_eq!(reason(&actions).as_deref(), Some("verification failed: secure session authentication failed"));
+    assert_eq!(
+        reason(&actions).as_deref(),
+        Some("verification failed: secure session authentication failed")
+    );
 }
 
 #[test]
@@ -258,10 +338,23 @@ fn lockdown_during_verification_refuses_the_match_and_remote_unlock() {
     let actions = run.at(110, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&actions), 0);
     assert_eq!(reason(&actions).as_deref(), Some("lockdown"));
-    let actions = run.at(200, Input::RemoteUnlock { door: "main".to_string() });
+    let actions = run.at(
+        200,
+        Input::RemoteUnlock {
+            door: "main".to_string(),
+        },
+    );
     assert_eq!(unlocks(&actions), 0);
-    assert_eq!(kinds(&run.at(300, Input::Lockdown(false))), ["lockdown.off"]);
-    let actions = run.at(400, Input::RemoteUnlock { door: "main".to_string() });
+    assert_eq!(
+        kinds(&run.at(300, Input::Lockdown(false))),
+        ["lockdown.off"]
+    );
+    let actions = run.at(
+        400,
+        Input::RemoteUnlock {
+            door: "main".to_string(),
+        },
+    );
     assert_eq!(unlocks(&actions), 1);
     assert_eq!(kinds(&actions), ["access.remote_unlock"]);
 }

@@ -22,7 +22,10 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         ConfigCommand::Check(arg) => match palmgate::config::load(&arg.config) {
             Ok(settings) => {
                 let effective = toml::to_string_pretty(&settings)?;
-                println!("# effective configuration of {} (secrets redacted)", arg.config.display());
+                println!(
+                    "# effective configuration of {} (secrets redacted)",
+                    arg.config.display()
+                );
                 print!("{effective}");
                 Ok(ExitCode::SUCCESS)
             }

@@ -55,9 +55,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 old.finish();
             }
             let new = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg:>8} [{bar:40}] {pos}/{len} ({eta})",
-            ) {
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} ({eta})")
+            {
                 new.set_style(style);
             }
             new.set_message(stage.to_owned());
@@ -91,13 +91,20 @@ fn print_report(evaluation: &Evaluation, verbose: bool) -> anyhow::Result<()> {
     let summary = |name: &str, values: &[u32]| {
         let n = values.len().max(1) as f64;
         let mean = values.iter().map(|&v| f64::from(v) / 65536.0).sum::<f64>() / n;
-        let var = values.iter().map(|&v| (f64::from(v) / 65536.0 - mean).powi(2)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) / 65536.0 - mean).powi(2))
+            .sum::<f64>()
+            / n;
         println!("{name:>9} distance: mean {mean:.4}, sd {:.4}", var.sqrt());
     };
     summary("genuine", &scores.genuine);
     summary("impostor", &scores.impostor);
     if !evaluation.cross_session_genuine.is_empty() {
-        let cross = Scores { genuine: evaluation.cross_session_genuine.clone(), impostor: scores.impostor.clone() };
+        let cross = Scores {
+            genuine: evaluation.cross_session_genuine.clone(),
+            impostor: scores.impostor.clone(),
+        };
         println!(
             "cross-session genuine pairs only ({}): eer {:.5}, fnmr_at_fmr_1e-3 {:.5}",
             cross.genuine.len(),
@@ -113,7 +120,10 @@ fn print_report(evaluation: &Evaluation, verbose: bool) -> anyhow::Result<()> {
             }
             rest
         };
-        let same = Scores { genuine: same, impostor: scores.impostor.clone() };
+        let same = Scores {
+            genuine: same,
+            impostor: scores.impostor.clone(),
+        };
         println!(
             " same-session genuine pairs only ({}): eer {:.5}, fnmr_at_fmr_1e-3 {:.5}",
             same.genuine.len(),
@@ -161,11 +171,21 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
             counts[bin.min(bins - 1)] += 1;
         }
         let n = values.len().max(1) as f64;
-        counts.iter().enumerate().map(|(i, &c)| ((i as f64 + 0.5) * 0.6 / bins as f64, c as f64 / n)).collect()
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| ((i as f64 + 0.5) * 0.6 / bins as f64, c as f64 / n))
+            .collect()
     };
     let genuine = histogram(&scores.genuine);
     let impostor = histogram(&scores.impostor);
-    let top = genuine.iter().chain(impostor.iter()).map(|p| p.1).fold(0.0, f64::max).max(1e-3) * 1.05;
+    let top = genuine
+        .iter()
+        .chain(impostor.iter())
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(1e-3)
+        * 1.05;
     let mut chart = ChartBuilder::on(&left)
         .margin_left(50)
         .margin_right(20)
@@ -176,20 +196,44 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
         let x = f64::from(i) * 0.1;
         chart.draw_series(LineSeries::new([(x, 0.0), (x, top)], &GREY))?;
     }
-    chart.draw_series(LineSeries::new([(0.0, 0.0), (0.6, 0.0), (0.6, top), (0.0, top), (0.0, 0.0)], &BLACK))?;
+    chart.draw_series(LineSeries::new(
+        [(0.0, 0.0), (0.6, 0.0), (0.6, top), (0.0, top), (0.0, 0.0)],
+        &BLACK,
+    ))?;
     chart.draw_series(LineSeries::new(genuine, GREEN.stroke_width(2)))?;
     chart.draw_series(LineSeries::new(impostor, RED.stroke_width(2)))?;
     let threshold = evaluation.report.threshold_at_fmr_1e_3;
-    chart.draw_series(LineSeries::new([(threshold, 0.0), (threshold, top)], BLUE.stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(
+        [(threshold, 0.0), (threshold, top)],
+        BLUE.stroke_width(2),
+    ))?;
     for i in 0..=6 {
         let (x, y) = chart.backend_coord(&(f64::from(i) * 0.1, 0.0));
-        draw_text(&root, x - 8, y + 8, &format!("{:.1}", f64::from(i) * 0.1), &BLACK)?;
+        draw_text(
+            &root,
+            x - 8,
+            y + 8,
+            &format!("{:.1}", f64::from(i) * 0.1),
+            &BLACK,
+        )?;
     }
     let (x0, y0) = chart.backend_coord(&(0.0, top));
     draw_text(&root, x0, y0 - 36, "GENUINE", &GREEN)?;
     draw_text(&root, x0 + 100, y0 - 36, "IMPOSTOR", &RED)?;
-    draw_text(&root, x0 + 212, y0 - 36, &format!("THRESHOLD AT FMR 1E-3 {threshold:.4}"), &BLUE)?;
-    draw_text(&root, x0, y0 - 18, "SHARE OF COMPARISONS PER 0.005 OF DISTANCE", &BLACK)?;
+    draw_text(
+        &root,
+        x0 + 212,
+        y0 - 36,
+        &format!("THRESHOLD AT FMR 1E-3 {threshold:.4}"),
+        &BLUE,
+    )?;
+    draw_text(
+        &root,
+        x0,
+        y0 - 18,
+        "SHARE OF COMPARISONS PER 0.005 OF DISTANCE",
+        &BLACK,
+    )?;
     let (xb, yb) = chart.backend_coord(&(0.3, 0.0));
     draw_text(&root, xb - 70, yb + 26, "NORMALISED DISTANCE", &BLACK)?;
 
@@ -213,16 +257,49 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
         let (px, py) = det.backend_coord(&(lo_x, y));
         draw_text(&root, px - 40, py - 3, &format!("1E{decade}"), &BLACK)?;
     }
-    det.draw_series(LineSeries::new([(lo_x, lo_y), (0.0, lo_y), (0.0, 0.0), (lo_x, 0.0), (lo_x, lo_y)], &BLACK))?;
+    det.draw_series(LineSeries::new(
+        [
+            (lo_x, lo_y),
+            (0.0, lo_y),
+            (0.0, 0.0),
+            (lo_x, 0.0),
+            (lo_x, lo_y),
+        ],
+        &BLACK,
+    ))?;
     let log = |v: f64, floor: f64| if v > 0.0 { v.log10().max(floor) } else { floor };
-    let curve: Vec<(f64, f64)> =
-        scores.det_curve().into_iter().map(|(fmr, fnmr)| (log(fmr, lo_x), log(fnmr, lo_y))).collect();
+    let curve: Vec<(f64, f64)> = scores
+        .det_curve()
+        .into_iter()
+        .map(|(fmr, fnmr)| (log(fmr, lo_x), log(fnmr, lo_y)))
+        .collect();
     det.draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))?;
     det.draw_series(LineSeries::new([(-3.0, lo_y), (-3.0, 0.0)], &RED))?;
     let (x0, y0) = det.backend_coord(&(lo_x, 0.0));
     let report = &evaluation.report;
-    draw_text(&root, x0, y0 - 36, &format!("DET  EER {:.3}%  FNMR AT FMR 1E-3 {:.3}%", report.eer * 100.0, report.fnmr_at_fmr_1e_3 * 100.0), &BLACK)?;
-    draw_text(&root, x0, y0 - 18, &format!("{} GENUINE, {} IMPOSTOR, FTA {:.2}%", report.genuine, report.impostor, report.fta * 100.0), &BLACK)?;
+    draw_text(
+        &root,
+        x0,
+        y0 - 36,
+        &format!(
+            "DET  EER {:.3}%  FNMR AT FMR 1E-3 {:.3}%",
+            report.eer * 100.0,
+            report.fnmr_at_fmr_1e_3 * 100.0
+        ),
+        &BLACK,
+    )?;
+    draw_text(
+        &root,
+        x0,
+        y0 - 18,
+        &format!(
+            "{} GENUINE, {} IMPOSTOR, FTA {:.2}%",
+            report.genuine,
+            report.impostor,
+            report.fta * 100.0
+        ),
+        &BLACK,
+    )?;
     let (xb, yb) = det.backend_coord(&(-2.5, lo_y));
     draw_text(&root, xb - 20, yb + 26, "FMR", &BLACK)?;
     let (xl, yl) = det.backend_coord(&(lo_x, -2.0));
@@ -246,7 +323,10 @@ where
     const SCALE: i32 = 2;
     let mut pen = x;
     for ch in text.chars() {
-        let glyph = FONT.iter().find(|(c, _)| *c == ch.to_ascii_uppercase()).map(|(_, rows)| rows);
+        let glyph = FONT
+            .iter()
+            .find(|(c, _)| *c == ch.to_ascii_uppercase())
+            .map(|(_, rows)| rows);
         if let Some(rows) = glyph {
             for (row, bits) in rows.iter().enumerate() {
                 for col in 0..5 {
@@ -270,51 +350,280 @@ where
 
 /// 5×7 glyphs, one row per byte, bit 4 leftmost.
 const FONT: &[(char, [u8; 7])] = &[
-    ('0', [0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110]),
-    ('1', [0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110]),
-    ('2', [0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111]),
-    ('3', [0b11111, 0b00010, 0b00100, 0b00010, 0b00001, 0b10001, 0b01110]),
-    ('4', [0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010]),
-    ('5', [0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110]),
-    ('6', [0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110]),
-    ('7', [0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000]),
-    ('8', [0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110]),
-    ('9', [0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100]),
-    ('A', [0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001]),
-    ('B', [0b11110, 0b10001, 0b10001, 0b11110, 0b10001, 0b10001, 0b11110]),
-    ('C', [0b01110, 0b10001, 0b10000, 0b10000, 0b10000, 0b10001, 0b01110]),
-    ('D', [0b11110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11110]),
-    ('E', [0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111]),
-    ('F', [0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b10000]),
-    ('G', [0b01110, 0b10001, 0b10000, 0b10111, 0b10001, 0b10001, 0b01111]),
-    ('H', [0b10001, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001]),
-    ('I', [0b01110, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110]),
-    ('J', [0b00111, 0b00010, 0b00010, 0b00010, 0b00010, 0b10010, 0b01100]),
-    ('K', [0b10001, 0b10010, 0b10100, 0b11000, 0b10100, 0b10010, 0b10001]),
-    ('L', [0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111]),
-    ('M', [0b10001, 0b11011, 0b10101, 0b10101, 0b10001, 0b10001, 0b10001]),
-    ('N', [0b10001, 0b10001, 0b11001, 0b10101, 0b10011, 0b10001, 0b10001]),
-    ('O', [0b01110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110]),
-    ('P', [0b11110, 0b10001, 0b10001, 0b11110, 0b10000, 0b10000, 0b10000]),
-    ('Q', [0b01110, 0b10001, 0b10001, 0b10001, 0b10101, 0b10010, 0b01101]),
-    ('R', [0b11110, 0b10001, 0b10001, 0b11110, 0b10100, 0b10010, 0b10001]),
-    ('S', [0b01111, 0b10000, 0b10000, 0b01110, 0b00001, 0b00001, 0b11110]),
-    ('T', [0b11111, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100]),
-    ('U', [0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110]),
-    ('V', [0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01010, 0b00100]),
-    ('W', [0b10001, 0b10001, 0b10001, 0b10101, 0b10101, 0b10101, 0b01010]),
-    ('X', [0b10001, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001, 0b10001]),
-    ('Y', [0b10001, 0b10001, 0b01010, 0b00100, 0b00100, 0b00100, 0b00100]),
-    ('Z', [0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b11111]),
-    ('.', [0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b01100]),
-    ('-', [0b00000, 0b00000, 0b00000, 0b11111, 0b00000, 0b00000, 0b00000]),
-    ('%', [0b11000, 0b11001, 0b00010, 0b00100, 0b01000, 0b10011, 0b00011]),
-    ('=', [0b00000, 0b00000, 0b11111, 0b00000, 0b11111, 0b00000, 0b00000]),
-    ('/', [0b00000, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b00000]),
-    (':', [0b00000, 0b01100, 0b01100, 0b00000, 0b01100, 0b01100, 0b00000]),
-    ('(', [0b00010, 0b00100, 0b01000, 0b01000, 0b01000, 0b00100, 0b00010]),
-    (')', [0b01000, 0b00100, 0b00010, 0b00010, 0b00010, 0b00100, 0b01000]),
-    (',', [0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b00100, 0b01000]),
-    ('<', [0b00010, 0b00100, 0b01000, 0b10000, 0b01000, 0b00100, 0b00010]),
-
+    (
+        '0',
+        [
+            0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        '1',
+        [
+            0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
+        ],
+    ),
+    (
+        '2',
+        [
+            0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111,
+        ],
+    ),
+    (
+        '3',
+        [
+            0b11111, 0b00010, 0b00100, 0b00010, 0b00001, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        '4',
+        [
+            0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010,
+        ],
+    ),
+    (
+        '5',
+        [
+            0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        '6',
+        [
+            0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        '7',
+        [
+            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000,
+        ],
+    ),
+    (
+        '8',
+        [
+            0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        '9',
+        [
+            0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100,
+        ],
+    ),
+    (
+        'A',
+        [
+            0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
+        ],
+    ),
+    (
+        'B',
+        [
+            0b11110, 0b10001, 0b10001, 0b11110, 0b10001, 0b10001, 0b11110,
+        ],
+    ),
+    (
+        'C',
+        [
+            0b01110, 0b10001, 0b10000, 0b10000, 0b10000, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        'D',
+        [
+            0b11110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11110,
+        ],
+    ),
+    (
+        'E',
+        [
+            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111,
+        ],
+    ),
+    (
+        'F',
+        [
+            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b10000,
+        ],
+    ),
+    (
+        'G',
+        [
+            0b01110, 0b10001, 0b10000, 0b10111, 0b10001, 0b10001, 0b01111,
+        ],
+    ),
+    (
+        'H',
+        [
+            0b10001, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
+        ],
+    ),
+    (
+        'I',
+        [
+            0b01110, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
+        ],
+    ),
+    (
+        'J',
+        [
+            0b00111, 0b00010, 0b00010, 0b00010, 0b00010, 0b10010, 0b01100,
+        ],
+    ),
+    (
+        'K',
+        [
+            0b10001, 0b10010, 0b10100, 0b11000, 0b10100, 0b10010, 0b10001,
+        ],
+    ),
+    (
+        'L',
+        [
+            0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111,
+        ],
+    ),
+    (
+        'M',
+        [
+            0b10001, 0b11011, 0b10101, 0b10101, 0b10001, 0b10001, 0b10001,
+        ],
+    ),
+    (
+        'N',
+        [
+            0b10001, 0b10001, 0b11001, 0b10101, 0b10011, 0b10001, 0b10001,
+        ],
+    ),
+    (
+        'O',
+        [
+            0b01110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        'P',
+        [
+            0b11110, 0b10001, 0b10001, 0b11110, 0b10000, 0b10000, 0b10000,
+        ],
+    ),
+    (
+        'Q',
+        [
+            0b01110, 0b10001, 0b10001, 0b10001, 0b10101, 0b10010, 0b01101,
+        ],
+    ),
+    (
+        'R',
+        [
+            0b11110, 0b10001, 0b10001, 0b11110, 0b10100, 0b10010, 0b10001,
+        ],
+    ),
+    (
+        'S',
+        [
+            0b01111, 0b10000, 0b10000, 0b01110, 0b00001, 0b00001, 0b11110,
+        ],
+    ),
+    (
+        'T',
+        [
+            0b11111, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100,
+        ],
+    ),
+    (
+        'U',
+        [
+            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
+        ],
+    ),
+    (
+        'V',
+        [
+            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01010, 0b00100,
+        ],
+    ),
+    (
+        'W',
+        [
+            0b10001, 0b10001, 0b10001, 0b10101, 0b10101, 0b10101, 0b01010,
+        ],
+    ),
+    (
+        'X',
+        [
+            0b10001, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001, 0b10001,
+        ],
+    ),
+    (
+        'Y',
+        [
+            0b10001, 0b10001, 0b01010, 0b00100, 0b00100, 0b00100, 0b00100,
+        ],
+    ),
+    (
+        'Z',
+        [
+            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b11111,
+        ],
+    ),
+    (
+        '.',
+        [
+            0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b01100,
+        ],
+    ),
+    (
+        '-',
+        [
+            0b00000, 0b00000, 0b00000, 0b11111, 0b00000, 0b00000, 0b00000,
+        ],
+    ),
+    (
+        '%',
+        [
+            0b11000, 0b11001, 0b00010, 0b00100, 0b01000, 0b10011, 0b00011,
+        ],
+    ),
+    (
+        '=',
+        [
+            0b00000, 0b00000, 0b11111, 0b00000, 0b11111, 0b00000, 0b00000,
+        ],
+    ),
+    (
+        '/',
+        [
+            0b00000, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b00000,
+        ],
+    ),
+    (
+        ':',
+        [
+            0b00000, 0b01100, 0b01100, 0b00000, 0b01100, 0b01100, 0b00000,
+        ],
+    ),
+    (
+        '(',
+        [
+            0b00010, 0b00100, 0b01000, 0b01000, 0b01000, 0b00100, 0b00010,
+        ],
+    ),
+    (
+        ')',
+        [
+            0b01000, 0b00100, 0b00010, 0b00010, 0b00010, 0b00100, 0b01000,
+        ],
+    ),
+    (
+        ',',
+        [
+            0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b00100, 0b01000,
+        ],
+    ),
+    (
+        '<',
+        [
+            0b00010, 0b00100, 0b01000, 0b10000, 0b01000, 0b00100, 0b00010,
+        ],
+    ),
 ];

@@ -67,7 +67,8 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
                             SynthKind::Hand => synth::hand_image(identity, sample),
                             SynthKind::Roi => synth::roi_image(identity, sample),
                         };
-                        let path = identity_dir(&args.out, identity).join(format!("{sample:02}.png"));
+                        let path =
+                            identity_dir(&args.out, identity).join(format!("{sample:02}.png"));
                         image
                             .save(&path)
                             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -78,12 +78,22 @@ fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
     let encoded = extraction.template.encode();
     write_private(&args.out, &encoded)
         .with_context(|| format!("writing template {}", args.out.display()))?;
+    let quality = &extraction.quality;
     println!(
-        "template written to {} ({} bytes): ROI {:?}, {} of 576 cells valid",
+        "template written to {} ({} bytes)",
         args.out.display(),
-        encoded.len(),
+        encoded.len()
+    );
+    println!(
+        "quality: ROI {:?}, {:.0} % of the ROI on the hand, {} of 576 cells valid, mean level {:.0}, \
+         saturated {:.1} %, dark {:.1} %, focus {:.1}",
         extraction.roi_method,
+        100.0 * quality.valid,
         extraction.valid_cells,
+        quality.raw.mean,
+        100.0 * quality.raw.saturated,
+        100.0 * quality.raw.dark,
+        quality.raw.focus,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -70,9 +70,17 @@ impl fmt::Display for ConfigError {
 }
 
 impl ConfigError {
-    fn single(source: impl Into<String>, key: impl Into<String>, reason: impl Into<String>) -> Self {
+    fn single(
+        source: impl Into<String>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
-            problems: vec![Problem { source: source.into(), key: key.into(), reason: reason.into() }],
+            problems: vec![Problem {
+                source: source.into(),
+                key: key.into(),
+                reason: reason.into(),
+            }],
         }
     }
 }
@@ -106,10 +114,13 @@ pub fn load_with_env(
         .into_iter()
         .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}__")))
         .collect();
-    let mut builder = config::Config::builder()
-        .add_source(config::File::from_str(DEFAULTS_TOML, config::FileFormat::Toml));
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULTS_TOML,
+        config::FileFormat::Toml,
+    ));
     for file in &files {
-        builder = builder.add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));
+        builder =
+            builder.add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));
     }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
@@ -125,10 +136,18 @@ pub fn load_with_env(
         .build()
         .map_err(|error| ConfigError::single(main.display().to_string(), "", error.to_string()))?;
 
-    let origins = Origins { merged: &merged, main: main.display().to_string(), files: &files };
+    let origins = Origins {
+        merged: &merged,
+        main: main.display().to_string(),
+        files: &files,
+    };
     let raw: RawConfig = serde_path_to_error::deserialize(merged.clone()).map_err(|error| {
         let key = error.path().to_string();
-        ConfigError::single(origins.source_of(&key), key, clean_serde_message(error.inner()))
+        ConfigError::single(
+            origins.source_of(&key),
+            key,
+            clean_serde_message(error.inner()),
+        )
     })?;
     validate::validate(raw, &origins)
 }
@@ -146,7 +165,11 @@ fn layer_files(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let dropin_dir = main.parent().unwrap_or(Path::new("/")).join("conf.d");
     if dropin_dir.is_dir() {
         let entries = std::fs::read_dir(&dropin_dir).map_err(|error| {
-            ConfigError::single(dropin_dir.display().to_string(), "", format!("cannot list: {error}"))
+            ConfigError::single(
+                dropin_dir.display().to_string(),
+                "",
+                format!("cannot list: {error}"),
+            )
         })?;
         let mut dropins: Vec<PathBuf> = entries
             .filter_map(Result::ok)
@@ -162,7 +185,13 @@ fn layer_files(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 /// Checks one file alone: readable, TOML, known keys, right types.
 fn check_file(file: &Path) -> Result<(), Vec<Problem>> {
     let source = file.display().to_string();
-    let problem = |key: String, reason: String| vec![Problem { source: source.clone(), key, reason }];
+    let problem = |key: String, reason: String| {
+        vec![Problem {
+            source: source.clone(),
+            key,
+            reason,
+        }]
+    };
     let text = std::fs::read_to_string(file)
         .map_err(|error| problem(String::new(), format!("cannot read: {error}")))?;
     let deserializer = toml::Deserializer::parse(&text)
@@ -191,7 +220,12 @@ fn toml_syntax_message(text: &str, error: &toml::de::Error) -> String {
 /// serde's messages, shortened to what an installer needs.
 fn clean_serde_message(message: impl fmt::Display) -> String {
     let message = message.to_string();
-    let message = message.lines().next().unwrap_or_default().trim().to_string();
+    let message = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     // "unknown field `x`, expected one of `a`, `b`" -> keep the first part: the key names the field.
     match message.split_once(", expected one of") {
         Some((head, _)) if head.starts_with("unknown field") => "unknown key".to_string(),

@@ -253,22 +253,34 @@ pub struct InputPin {
 impl DoorSettings {
     /// Door position switch, when wired.
     pub fn contact(&self) -> Option<InputPin> {
-        self.contact_pin.map(|pin| InputPin { pin, active: self.contact_active })
+        self.contact_pin.map(|pin| InputPin {
+            pin,
+            active: self.contact_active,
+        })
     }
 
     /// Request-to-exit button, when wired.
     pub fn rex(&self) -> Option<InputPin> {
-        self.rex_pin.map(|pin| InputPin { pin, active: self.rex_active })
+        self.rex_pin.map(|pin| InputPin {
+            pin,
+            active: self.rex_active,
+        })
     }
 
     /// Tamper switch, when wired.
     pub fn tamper(&self) -> Option<InputPin> {
-        self.tamper_pin.map(|pin| InputPin { pin, active: self.tamper_active })
+        self.tamper_pin.map(|pin| InputPin {
+            pin,
+            active: self.tamper_active,
+        })
     }
 
     /// Turnstile passage sensor, when wired.
     pub fn passage(&self) -> Option<InputPin> {
-        self.passage_pin.map(|pin| InputPin { pin, active: self.passage_active })
+        self.passage_pin.map(|pin| InputPin {
+            pin,
+            active: self.passage_active,
+        })
     }
 }
 

@@ -59,7 +59,12 @@ impl Fixture {
         self.dir.path()
     }
 
-    fn load(&self, main: &str, dropins: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    fn load(
+        &self,
+        main: &str,
+        dropins: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Result<Settings, ConfigError> {
         self.write(main, dropins);
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         load_with_env(&self.main(), env)
@@ -76,7 +81,11 @@ impl Fixture {
 
 /// The valid configuration with one line replaced (`old` must occur exactly once).
 fn valid_with(old: &str, new: &str) -> String {
-    assert_eq!(VALID.matches(old).count(), 1, "{old:?} must occur once in VALID");
+    assert_eq!(
+        VALID.matches(old).count(),
+        1,
+        "{old:?} must occur once in VALID"
+    );
     VALID.replace(old, new)
 }
 
@@ -86,20 +95,38 @@ fn valid_configuration_is_layered_over_the_defaults() {
     let settings = fixture.load(VALID, &[], &[]).expect("valid configuration");
     assert_eq!(settings.gate.id, "gate-01");
     assert_eq!(settings.gate.name, "gate-01");
-    assert_eq!(settings.card.issuer_keys, vec![PathBuf::from(fixture.path("issuer.pub"))]);
-    assert_eq!(settings.card.presentation_window, std::time::Duration::from_secs(10));
+    assert_eq!(
+        settings.card.issuer_keys,
+        vec![PathBuf::from(fixture.path("issuer.pub"))]
+    );
+    assert_eq!(
+        settings.card.presentation_window,
+        std::time::Duration::from_secs(10)
+    );
     assert_eq!(settings.sensor.baud, 921_600);
     assert_eq!(settings.mqtt.host, "127.0.0.1");
     assert_eq!(settings.mqtt.port, 1883);
     assert_eq!(settings.mqtt.client_id, "palmgate-gate-01");
     // Relative paths are resolved against the file that set them.
-    assert_eq!(settings.storage.state_dir, PathBuf::from(fixture.path("state")));
-    assert_eq!(settings.storage.device_key_file, PathBuf::from(fixture.path("state/device.key")));
+    assert_eq!(
+        settings.storage.state_dir,
+        PathBuf::from(fixture.path("state"))
+    );
+    assert_eq!(
+        settings.storage.device_key_file,
+        PathBuf::from(fixture.path("state/device.key"))
+    );
     let door = &settings.door["main"];
     assert_eq!(door.lock_pin, 17);
     assert_eq!(door.fail_mode, FailMode::Secure);
     assert_eq!(door.unlock, std::time::Duration::from_secs(5));
-    assert_eq!(door.rex(), Some(InputPin { pin: 22, active: Level::Low }));
+    assert_eq!(
+        door.rex(),
+        Some(InputPin {
+            pin: 22,
+            active: Level::Low
+        })
+    );
 }
 
 #[test]
@@ -107,13 +134,26 @@ fn dropins_then_environment_override_in_order() {
     let fixture = Fixture::new();
     let dropins = [
         ("10-door.toml", "[door.main]\nunlock_s = 7\n"),
-        ("20-door.toml", "[door.main]\nunlock_s = 8\n[sensor]\nbaud = 115200\n"),
+        (
+            "20-door.toml",
+            "[door.main]\nunlock_s = 8\n[sensor]\nbaud = 115200\n",
+        ),
         ("README", "not toml, not read"),
     ];
     let settings = fixture
-        .load(VALID, &dropins, &[("PALMGATE__SENSOR__BAUD", "57600"), ("OTHER__SENSOR__BAUD", "9")])
+        .load(
+            VALID,
+            &dropins,
+            &[
+                ("PALMGATE__SENSOR__BAUD", "57600"),
+                ("OTHER__SENSOR__BAUD", "9"),
+            ],
+        )
         .expect("valid configuration");
-    assert_eq!(settings.door["main"].unlock, std::time::Duration::from_secs(8));
+    assert_eq!(
+        settings.door["main"].unlock,
+        std::time::Duration::from_secs(8)
+    );
     assert_eq!(settings.sensor.baud, 57_600);
 }
 
@@ -129,9 +169,14 @@ fn check_output_redacts_the_password() {
     assert!(printed.contains("password = \"REDACTED\""), "{printed}");
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(!format!("{settings:?}").contains("hunter2"));
-    assert_eq!(settings.mqtt.password.as_ref().map(Secret::expose), Some("hunter2-secret"));
+    assert_eq!(
+        settings.mqtt.password.as_ref().map(Secret::expose),
+        Some("hunter2-secret")
+    );
     // The printed configuration is itself a valid configuration with the same meaning.
-    let reread = fixture.load(&printed.replace("REDACTED", "hunter2-secret"), &[], &[]).expect("re-readable");
+    let reread = fixture
+        .load(&printed.replace("REDACTED", "hunter2-secret"), &[], &[])
+        .expect("re-readable");
     assert_eq!(reread.door["main"].unlock, settings.door["main"].unlock);
     assert_eq!(reread.storage.state_dir, settings.storage.state_dir);
 }
@@ -140,21 +185,40 @@ fn check_output_redacts_the_password() {
 fn unknown_key_names_file_and_key() {
     let fixture = Fixture::new();
     let main = valid_with("id = \"gate-01\"", "id = \"gate-01\"\ncolour = \"red\"");
-    assert_eq!(fixture.problems(&main, &[], &[]), [format!("{}: gate.colour: unknown key", fixture.main().display())]);
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: gate.colour: unknown key",
+            fixture.main().display()
+        )]
+    );
 }
 
 #[test]
 fn unknown_key_in_a_dropin_names_the_dropin() {
     let fixture = Fixture::new();
-    let problems = fixture.problems(VALID, &[("50-site.toml", "[door.main]\nunlock_seconds = 3\n")], &[]);
-    assert_eq!(problems, [format!("{}: door.main.unlock_seconds: unknown key", fixture.path("conf.d/50-site.toml"))]);
+    let problems = fixture.problems(
+        VALID,
+        &[("50-site.toml", "[door.main]\nunlock_seconds = 3\n")],
+        &[],
+    );
+    assert_eq!(
+        problems,
+        [format!(
+            "{}: door.main.unlock_seconds: unknown key",
+            fixture.path("conf.d/50-site.toml")
+        )]
+    );
 }
 
 #[test]
 fn unknown_section_is_refused() {
     let fixture = Fixture::new();
     let main = format!("{VALID}\n[doors.main]\nlock_pin = 3\n");
-    assert_eq!(fixture.problems(&main, &[], &[]), [format!("{}: doors: unknown key", fixture.main().display())]);
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{}: doors: unknown key", fixture.main().display())]
+    );
 }
 
 #[test]
@@ -163,7 +227,10 @@ fn wrong_type_names_the_expected_type() {
     let main = valid_with("lock_pin = 17", "lock_pin = \"seventeen\"");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.lock_pin: invalid type: string \"seventeen\", expected i64", fixture.main().display())]
+        [format!(
+            "{}: door.main.lock_pin: invalid type: string \"seventeen\", expected i64",
+            fixture.main().display()
+        )]
     );
 }
 
@@ -186,15 +253,25 @@ fn out_of_range_timing() {
     let main = valid_with("lock_pin = 17", "lock_pin = 17\nunlock_s = 0.05");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.unlock_s: 0.05 s is out of range (0.2 to 300 s)", fixture.main().display())]
+        [format!(
+            "{}: door.main.unlock_s: 0.05 s is out of range (0.2 to 300 s)",
+            fixture.main().display()
+        )]
     );
 }
 
 #[test]
 fn out_of_range_from_the_environment_names_the_environment() {
     let fixture = Fixture::new();
-    let problems = fixture.problems(VALID, &[], &[("PALMGATE__CARD__VERIFY_TIMEOUT_MS", "60000")]);
-    assert_eq!(problems, ["environment: card.verify_timeout_ms: 60000 is out of range (100 to 10000)"]);
+    let problems = fixture.problems(
+        VALID,
+        &[],
+        &[("PALMGATE__CARD__VERIFY_TIMEOUT_MS", "60000")],
+    );
+    assert_eq!(
+        problems,
+        ["environment: card.verify_timeout_ms: 60000 is out of range (100 to 10000)"]
+    );
 }
 
 #[test]
@@ -203,7 +280,10 @@ fn duplicate_pin() {
     let main = valid_with("rex_pin = 22", "rex_pin = 17");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.rex_pin: GPIO 17 is already used by door.main.lock_pin", fixture.main().display())]
+        [format!(
+            "{}: door.main.rex_pin: GPIO 17 is already used by door.main.lock_pin",
+            fixture.main().display()
+        )]
     );
 }
 
@@ -213,7 +293,10 @@ fn duplicate_pin_across_doors_and_fire() {
     let main = format!("{VALID}\n[door.back]\nlock_pin = 5\n\n[fire]\npin = 27\n");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.contact_pin: GPIO 27 is already used by fire.pin", fixture.main().display())]
+        [format!(
+            "{}: door.main.contact_pin: GPIO 27 is already used by fire.pin",
+            fixture.main().display()
+        )]
     );
 }
 
@@ -223,14 +306,20 @@ fn pin_that_is_not_a_bcm_gpio() {
     let main = valid_with("lock_pin = 17", "lock_pin = 40");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.lock_pin: GPIO 40 is not a BCM pin (0 to 27)", fixture.main().display())]
+        [format!(
+            "{}: door.main.lock_pin: GPIO 40 is not a BCM pin (0 to 27)",
+            fixture.main().display()
+        )]
     );
 }
 
 #[test]
 fn missing_key_file() {
     let fixture = Fixture::new();
-    let main = valid_with("issuer_keys = [\"issuer.pub\"]", "issuer_keys = [\"missing.pub\"]");
+    let main = valid_with(
+        "issuer_keys = [\"issuer.pub\"]",
+        "issuer_keys = [\"missing.pub\"]",
+    );
     assert_eq!(
         fixture.problems(&main, &[], &[]),
         [format!(
@@ -245,15 +334,27 @@ fn missing_key_file() {
 fn malformed_broker_url() {
     let fixture = Fixture::new();
     for (url, reason) in [
-        ("http://broker", "unsupported scheme \"http\" (use mqtt or mqtts)"),
-        ("broker:1883", "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"),
+        (
+            "http://broker",
+            "unsupported scheme \"http\" (use mqtt or mqtts)",
+        ),
+        (
+            "broker:1883",
+            "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
+        ),
         ("mqtt://broker:99999", "invalid port \"99999\""),
         ("mqtt://:1883", "missing host"),
     ] {
-        let main = valid_with("url = \"mqtt://127.0.0.1:1883\"", &format!("url = \"{url}\""));
+        let main = valid_with(
+            "url = \"mqtt://127.0.0.1:1883\"",
+            &format!("url = \"{url}\""),
+        );
         assert_eq!(
             fixture.problems(&main, &[], &[]),
-            [format!("{}: mqtt.url: \"{url}\" is not a broker URL: {reason}", fixture.main().display())]
+            [format!(
+                "{}: mqtt.url: \"{url}\" is not a broker URL: {reason}",
+                fixture.main().display()
+            )]
         );
     }
 }
@@ -261,7 +362,10 @@ fn malformed_broker_url() {
 #[test]
 fn tls_without_ca() {
     let fixture = Fixture::new();
-    let main = valid_with("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtts://broker.example:8883\"");
+    let main = valid_with(
+        "url = \"mqtt://127.0.0.1:1883\"",
+        "url = \"mqtts://broker.example:8883\"",
+    );
     assert_eq!(
         fixture.problems(&main, &[], &[]),
         [format!(
@@ -274,7 +378,10 @@ fn tls_without_ca() {
 #[test]
 fn topic_prefix_with_wildcard() {
     let fixture = Fixture::new();
-    let main = valid_with("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtt://127.0.0.1:1883\"\ntopic_prefix = \"site/#\"");
+    let main = valid_with(
+        "url = \"mqtt://127.0.0.1:1883\"",
+        "url = \"mqtt://127.0.0.1:1883\"\ntopic_prefix = \"site/#\"",
+    );
     assert_eq!(
         fixture.problems(&main, &[], &[]),
         [format!(
@@ -319,17 +426,26 @@ fn bad_choice_lists_the_options() {
     let main = valid_with("lock_pin = 17", "lock_pin = 17\nlock_active = \"medium\"");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.lock_active: \"medium\" is not one of: high, low", fixture.main().display())]
+        [format!(
+            "{}: door.main.lock_active: \"medium\" is not one of: high, low",
+            fixture.main().display()
+        )]
     );
 }
 
 #[test]
 fn prealarm_must_come_before_alarm() {
     let fixture = Fixture::new();
-    let main = valid_with("lock_pin = 17", "lock_pin = 17\nheld_open_prealarm_s = 40\nheld_open_alarm_s = 30");
+    let main = valid_with(
+        "lock_pin = 17",
+        "lock_pin = 17\nheld_open_prealarm_s = 40\nheld_open_alarm_s = 30",
+    );
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.held_open_prealarm_s: must be shorter than held_open_alarm_s", fixture.main().display())]
+        [format!(
+            "{}: door.main.held_open_prealarm_s: must be shorter than held_open_alarm_s",
+            fixture.main().display()
+        )]
     );
 }
 
@@ -339,7 +455,10 @@ fn turnstile_needs_a_passage_input() {
     let main = valid_with("lock_pin = 17", "lock_pin = 17\nmode = \"turnstile\"");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.passage_pin: a turnstile needs a passage input to count passages", fixture.main().display())]
+        [format!(
+            "{}: door.main.passage_pin: a turnstile needs a passage input to count passages",
+            fixture.main().display()
+        )]
     );
 }
 
@@ -349,7 +468,10 @@ fn interlock_with_an_unknown_door() {
     let main = valid_with("lock_pin = 17", "lock_pin = 17\ninterlock_with = \"side\"");
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{}: door.main.interlock_with: no door named \"side\"", fixture.main().display())]
+        [format!(
+            "{}: door.main.interlock_with: no door named \"side\"",
+            fixture.main().display()
+        )]
     );
 }
 
@@ -359,14 +481,20 @@ fn missing_main_file() {
     let error = load_with_env(&fixture.main(), Vec::new()).expect_err("no file");
     assert_eq!(
         error.to_string(),
-        format!("{}: cannot read the configuration file: it does not exist or is not a file", fixture.main().display())
+        format!(
+            "{}: cannot read the configuration file: it does not exist or is not a file",
+            fixture.main().display()
+        )
     );
 }
 
 #[test]
 fn several_problems_are_reported_together() {
     let fixture = Fixture::new();
-    let main = valid_with("lock_pin = 17", "lock_pin = 17\nunlock_s = 1000\ndebounce_ms = 0");
+    let main = valid_with(
+        "lock_pin = 17",
+        "lock_pin = 17\nunlock_s = 1000\ndebounce_ms = 0",
+    );
     let shown = fixture.main().display().to_string();
     assert_eq!(
         fixture.problems(&main, &[], &[]),
@@ -381,10 +509,15 @@ fn several_problems_are_reported_together() {
 fn interlock_needs_contacts_on_both_doors_and_no_turnstile() {
     let fixture = Fixture::new();
     let shown = fixture.main().display().to_string();
-    let main = format!("{}\n[door.side]\nlock_pin = 5\n", valid_with("lock_pin = 17", "lock_pin = 17\ninterlock_with = \"side\""));
+    let main = format!(
+        "{}\n[door.side]\nlock_pin = 5\n",
+        valid_with("lock_pin = 17", "lock_pin = 17\ninterlock_with = \"side\"")
+    );
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{shown}: door.main.interlock_with: the door \"side\" needs a contact_pin for an interlock")]
+        [format!(
+            "{shown}: door.main.interlock_with: the door \"side\" needs a contact_pin for an interlock"
+        )]
     );
     let main = format!(
         "{}\n[door.side]\nlock_pin = 5\ncontact_pin = 6\nmode = \"turnstile\"\npassage_pin = 7\n",
@@ -392,14 +525,18 @@ fn interlock_needs_contacts_on_both_doors_and_no_turnstile() {
     );
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{shown}: door.main.interlock_with: turnstiles cannot be interlocked")]
+        [format!(
+            "{shown}: door.main.interlock_with: turnstiles cannot be interlocked"
+        )]
     );
 }
 
 #[test]
 fn fire_input_defaults_to_active_high_and_debounce() {
     let fixture = Fixture::new();
-    let settings = fixture.load(&format!("{VALID}\n[fire]\npin = 26\n"), &[], &[]).expect("valid");
+    let settings = fixture
+        .load(&format!("{VALID}\n[fire]\npin = 26\n"), &[], &[])
+        .expect("valid");
     let fire = settings.fire.expect("fire input");
     assert_eq!(fire.active, Level::High);
     assert_eq!(fire.debounce, std::time::Duration::from_millis(100));
@@ -409,14 +546,24 @@ fn fire_input_defaults_to_active_high_and_debounce() {
 fn the_reader_door_must_be_named_when_there_are_several() {
     let fixture = Fixture::new();
     let shown = fixture.main().display().to_string();
-    let main = format!("{}\n[door.side]\nlock_pin = 5\n", VALID.replace("door = \"main\"\n", ""));
+    let main = format!(
+        "{}\n[door.side]\nlock_pin = 5\n",
+        VALID.replace("door = \"main\"\n", "")
+    );
     assert_eq!(
         fixture.problems(&main, &[], &[]),
-        [format!("{shown}: card.door: missing: name the door this reader opens (there are several)")]
+        [format!(
+            "{shown}: card.door: missing: name the door this reader opens (there are several)"
+        )]
     );
     let main = valid_with("door = \"main\"", "door = \"back\"");
-    assert_eq!(fixture.problems(&main, &[], &[]), [format!("{shown}: card.door: no door named \"back\"")]);
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!("{shown}: card.door: no door named \"back\"")]
+    );
     // With one door, it is the reader's door.
-    let settings = fixture.load(&VALID.replace("door = \"main\"\n", ""), &[], &[]).expect("valid");
+    let settings = fixture
+        .load(&VALID.replace("door = \"main\"\n", ""), &[], &[])
+        .expect("valid");
     assert_eq!(settings.card.door, "main");
 }

@@ -10,15 +10,21 @@ use super::{ConfigError, Origins, Problem};
 
 /// Highest BCM GPIO number on a Raspberry Pi header.
 const MAX_BCM_PIN: i64 = 27;
-const BAUD_RATES: [u32; 12] =
-    [9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000, 2000000, 3000000];
+const BAUD_RATES: [u32; 12] = [
+    9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000, 2000000, 3000000,
+];
 
 pub(crate) fn validate(raw: RawConfig, origins: &Origins<'_>) -> Result<Settings, ConfigError> {
-    let mut check = Checker { origins, problems: Vec::new() };
+    let mut check = Checker {
+        origins,
+        problems: Vec::new(),
+    };
     let settings = check.settings(raw);
     match settings {
         Some(settings) if check.problems.is_empty() => Ok(settings),
-        _ => Err(ConfigError { problems: check.problems }),
+        _ => Err(ConfigError {
+            problems: check.problems,
+        }),
     }
 }
 
@@ -30,14 +36,22 @@ struct Checker<'a, 'b> {
 impl Checker<'_, '_> {
     fn problem(&mut self, key: &str, reason: impl Into<String>) {
         let source = self.origins.source_of(key);
-        self.problems.push(Problem { source, key: key.to_string(), reason: reason.into() });
+        self.problems.push(Problem {
+            source,
+            key: key.to_string(),
+            reason: reason.into(),
+        });
     }
 
     fn required<T>(&mut self, key: &str, value: Option<T>) -> Option<T> {
         if value.is_none() {
             let source = self.origins.main.clone();
             let reason = "missing: this key has no default and must be set".to_string();
-            self.problems.push(Problem { source, key: key.to_string(), reason });
+            self.problems.push(Problem {
+                source,
+                key: key.to_string(),
+                reason,
+            });
         }
         value
     }
@@ -52,7 +66,8 @@ impl Checker<'_, '_> {
     }
 
     fn millis(&mut self, key: &str, value: Option<u64>, min: u64, max: u64) -> Option<Duration> {
-        self.int_range(key, value, min, max).map(Duration::from_millis)
+        self.int_range(key, value, min, max)
+            .map(Duration::from_millis)
     }
 
     fn seconds(&mut self, key: &str, value: Option<f64>, min: f64, max: f64) -> Option<Duration> {
@@ -64,13 +79,21 @@ impl Checker<'_, '_> {
         Some(Duration::from_secs_f64(value))
     }
 
-    fn choice<T: Copy>(&mut self, key: &str, value: Option<&str>, options: &[(&str, T)]) -> Option<T> {
+    fn choice<T: Copy>(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        options: &[(&str, T)],
+    ) -> Option<T> {
         let value = self.required(key, value)?;
         match options.iter().find(|(name, _)| *name == value) {
             Some((_, choice)) => Some(*choice),
             None => {
                 let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
-                self.problem(key, format!("\"{value}\" is not one of: {}", names.join(", ")));
+                self.problem(
+                    key,
+                    format!("\"{value}\" is not one of: {}", names.join(", ")),
+                );
                 None
             }
         }
@@ -82,7 +105,10 @@ impl Checker<'_, '_> {
 
     fn pin(&mut self, key: &str, value: i64) -> Option<u8> {
         if !(0..=MAX_BCM_PIN).contains(&value) {
-            self.problem(key, format!("GPIO {value} is not a BCM pin (0 to {MAX_BCM_PIN})"));
+            self.problem(
+                key,
+                format!("GPIO {value} is not a BCM pin (0 to {MAX_BCM_PIN})"),
+            );
             return None;
         }
         u8::try_from(value).ok()
@@ -94,7 +120,11 @@ impl Checker<'_, '_> {
             return None;
         }
         let path = Path::new(value);
-        Some(if path.is_absolute() { path.to_path_buf() } else { self.origins.base_dir_of(key).join(path) })
+        Some(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.origins.base_dir_of(key).join(path)
+        })
     }
 
     /// A file that must exist when the daemon starts (keys, certificates, models).
@@ -115,7 +145,11 @@ impl Checker<'_, '_> {
 
     fn settings(&mut self, raw: RawConfig) -> Option<Settings> {
         let gate = self.gate(raw.gate.unwrap_or_default());
-        let door_names: Vec<String> = raw.door.as_ref().map(|doors| doors.keys().cloned().collect()).unwrap_or_default();
+        let door_names: Vec<String> = raw
+            .door
+            .as_ref()
+            .map(|doors| doors.keys().cloned().collect())
+            .unwrap_or_default();
         let card = self.card(raw.card.unwrap_or_default(), &door_names);
         let sensor = self.sensor(raw.sensor.unwrap_or_default());
         let matcher = self.matcher(raw.matcher.unwrap_or_default());
@@ -125,7 +159,10 @@ impl Checker<'_, '_> {
             None => Some(None),
         };
         let door = self.doors(raw.door.unwrap_or_default());
-        let gate_id = gate.as_ref().map(|gate| gate.id.clone()).unwrap_or_default();
+        let gate_id = gate
+            .as_ref()
+            .map(|gate| gate.id.clone())
+            .unwrap_or_default();
         let mqtt = self.mqtt(raw.mqtt.unwrap_or_default(), &gate_id);
         let storage = self.storage(raw.storage.unwrap_or_default());
         let logging = self.logging(raw.logging.unwrap_or_default());
@@ -150,13 +187,19 @@ impl Checker<'_, '_> {
         let id = self.required("gate.id", raw.id)?;
         let id_ok = !id.is_empty()
             && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !id_ok {
             self.problem("gate.id", format!("\"{id}\" must be 1 to 64 characters of a-z, 0-9, '-' or '_' (it is used in MQTT topics)"));
             return None;
         }
         let name = raw.name.unwrap_or_else(|| id.clone());
-        Some(GateSettings { id, name, site: raw.site })
+        Some(GateSettings {
+            id,
+            name,
+            site: raw.site,
+        })
     }
 
     fn card(&mut self, raw: super::raw::RawCard, doors: &[String]) -> Option<CardSettings> {
@@ -164,7 +207,10 @@ impl Checker<'_, '_> {
         let keys = self.required("card.issuer_keys", raw.issuer_keys);
         let issuer_keys = keys.and_then(|keys| {
             if keys.is_empty() {
-                self.problem("card.issuer_keys", "at least one issuer key is needed to trust any card");
+                self.problem(
+                    "card.issuer_keys",
+                    "at least one issuer key is needed to trust any card",
+                );
                 return None;
             }
             let mut paths = Vec::new();
@@ -187,8 +233,13 @@ impl Checker<'_, '_> {
             (None, []) => None,
             (None, _) => {
                 let source = self.origins.main.clone();
-                let reason = "missing: name the door this reader opens (there are several)".to_string();
-                self.problems.push(Problem { source, key: "card.door".to_string(), reason });
+                let reason =
+                    "missing: name the door this reader opens (there are several)".to_string();
+                self.problems.push(Problem {
+                    source,
+                    key: "card.door".to_string(),
+                    reason,
+                });
                 None
             }
         };
@@ -196,8 +247,14 @@ impl Checker<'_, '_> {
             Some(path) => Some(self.existing_file("card.policy_file", &path)?),
             None => None,
         };
-        let presentation_window = self.millis("card.presentation_window_ms", raw.presentation_window_ms, 1000, 120_000);
-        let verify_timeout = self.millis("card.verify_timeout_ms", raw.verify_timeout_ms, 100, 10_000);
+        let presentation_window = self.millis(
+            "card.presentation_window_ms",
+            raw.presentation_window_ms,
+            1000,
+            120_000,
+        );
+        let verify_timeout =
+            self.millis("card.verify_timeout_ms", raw.verify_timeout_ms, 100, 10_000);
         Some(CardSettings {
             reader,
             issuer_keys: issuer_keys?,
@@ -210,20 +267,36 @@ impl Checker<'_, '_> {
     }
 
     fn sensor(&mut self, raw: super::raw::RawSensor) -> Option<SensorSettings> {
-        let port = self.required("sensor.port", raw.port).and_then(|port| self.path("sensor.port", &port));
+        let port = self
+            .required("sensor.port", raw.port)
+            .and_then(|port| self.path("sensor.port", &port));
         let baud = self.required("sensor.baud", raw.baud).and_then(|baud| {
             if BAUD_RATES.contains(&baud) {
                 Some(baud)
             } else {
-                self.problem("sensor.baud", format!("{baud} is not a supported line speed"));
+                self.problem(
+                    "sensor.baud",
+                    format!("{baud} is not a supported line speed"),
+                );
                 None
             }
         });
         let max_frame_bytes = self
-            .int_range("sensor.max_frame_bytes", raw.max_frame_bytes, 1024, 16 * 1024 * 1024)
+            .int_range(
+                "sensor.max_frame_bytes",
+                raw.max_frame_bytes,
+                1024,
+                16 * 1024 * 1024,
+            )
             .and_then(|bytes| u32::try_from(bytes).ok());
-        let request_timeout = self.millis("sensor.request_timeout_ms", raw.request_timeout_ms, 50, 10_000);
-        let reconnect_max = self.millis("sensor.reconnect_max_ms", raw.reconnect_max_ms, 100, 60_000);
+        let request_timeout = self.millis(
+            "sensor.request_timeout_ms",
+            raw.request_timeout_ms,
+            50,
+            10_000,
+        );
+        let reconnect_max =
+            self.millis("sensor.reconnect_max_ms", raw.reconnect_max_ms, 100, 60_000);
         Some(SensorSettings {
             port: port?,
             baud: baud?,
@@ -246,34 +319,54 @@ impl Checker<'_, '_> {
         if let Some(threshold) = raw.threshold
             && !(threshold > 0.0 && threshold < 0.5)
         {
-            self.problem("matcher.threshold", format!("{threshold} must be a distance between 0 and 0.5 (exclusive)"));
+            self.problem(
+                "matcher.threshold",
+                format!("{threshold} must be a distance between 0 and 0.5 (exclusive)"),
+            );
             return None;
         }
-        Some(MatcherSettings { model, input: input?, threshold: raw.threshold })
+        Some(MatcherSettings {
+            model,
+            input: input?,
+            threshold: raw.threshold,
+        })
     }
 
     fn gpio(&mut self, raw: super::raw::RawGpio) -> Option<GpioSettings> {
         let backend = self.choice(
             "gpio.backend",
             raw.backend.as_deref(),
-            &[("rpi", GpioBackend::Rpi), ("simulated", GpioBackend::Simulated)],
+            &[
+                ("rpi", GpioBackend::Rpi),
+                ("simulated", GpioBackend::Simulated),
+            ],
         )?;
         Some(GpioSettings { backend })
     }
 
     /// `Some(None)`: no fire input configured; `None`: invalid.
     fn fire(&mut self, raw: super::raw::RawFire) -> Option<Option<FireSettings>> {
-        let pin = self.required("fire.pin", raw.pin).and_then(|pin| self.pin("fire.pin", pin));
+        let pin = self
+            .required("fire.pin", raw.pin)
+            .and_then(|pin| self.pin("fire.pin", pin));
         let active = self.level("fire.active", raw.active.as_deref().or(Some("high")));
         let debounce = self.millis("fire.debounce_ms", raw.debounce_ms.or(Some(100)), 1, 5000);
-        Some(Some(FireSettings { pin: pin?, active: active?, debounce: debounce? }))
+        Some(Some(FireSettings {
+            pin: pin?,
+            active: active?,
+            debounce: debounce?,
+        }))
     }
 
     fn doors(&mut self, raw: BTreeMap<String, RawDoor>) -> Option<BTreeMap<String, DoorSettings>> {
         if raw.is_empty() {
             let source = self.origins.main.clone();
             let reason = "no door configured: add a [door.<name>] section".to_string();
-            self.problems.push(Problem { source, key: "door".to_string(), reason });
+            self.problems.push(Problem {
+                source,
+                key: "door".to_string(),
+                reason,
+            });
             return None;
         }
         let mut doors = BTreeMap::new();
@@ -289,11 +382,18 @@ impl Checker<'_, '_> {
         ok.then_some(doors)
     }
 
-    fn door(&mut self, name: &str, raw: RawDoor, all: &BTreeMap<String, RawDoor>) -> Option<DoorSettings> {
+    fn door(
+        &mut self,
+        name: &str,
+        raw: RawDoor,
+        all: &BTreeMap<String, RawDoor>,
+    ) -> Option<DoorSettings> {
         let key = |field: &str| format!("door.{name}.{field}");
         let name_ok = !name.is_empty()
             && name.len() <= 32
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !name_ok {
             self.problem(&format!("door.{name}"), "door names must be 1 to 32 characters of a-z, 0-9, '-' or '_' (they are used in MQTT topics)");
             return None;
@@ -303,29 +403,53 @@ impl Checker<'_, '_> {
             raw.mode.as_deref().or(Some("door")),
             &[("door", DoorMode::Door), ("turnstile", DoorMode::Turnstile)],
         );
-        let lock_pin = self.required(&key("lock_pin"), raw.lock_pin).and_then(|pin| self.pin(&key("lock_pin"), pin));
-        let lock_active = self.level(&key("lock_active"), raw.lock_active.as_deref().or(Some("high")));
+        let lock_pin = self
+            .required(&key("lock_pin"), raw.lock_pin)
+            .and_then(|pin| self.pin(&key("lock_pin"), pin));
+        let lock_active = self.level(
+            &key("lock_active"),
+            raw.lock_active.as_deref().or(Some("high")),
+        );
         let fail_mode = self.choice(
             &key("fail_mode"),
             raw.fail_mode.as_deref().or(Some("secure")),
             &[("secure", FailMode::Secure), ("safe", FailMode::Safe)],
         );
         let unlock = self.seconds(&key("unlock_s"), raw.unlock_s.or(Some(5.0)), 0.2, 300.0);
-        let relock_delay = self.millis(&key("relock_delay_ms"), raw.relock_delay_ms.or(Some(0)), 0, 10_000);
-        let prealarm = self.seconds(&key("held_open_prealarm_s"), raw.held_open_prealarm_s.or(Some(20.0)), 1.0, 3600.0);
-        let alarm = self.seconds(&key("held_open_alarm_s"), raw.held_open_alarm_s.or(Some(30.0)), 1.0, 3600.0);
+        let relock_delay = self.millis(
+            &key("relock_delay_ms"),
+            raw.relock_delay_ms.or(Some(0)),
+            0,
+            10_000,
+        );
+        let prealarm = self.seconds(
+            &key("held_open_prealarm_s"),
+            raw.held_open_prealarm_s.or(Some(20.0)),
+            1.0,
+            3600.0,
+        );
+        let alarm = self.seconds(
+            &key("held_open_alarm_s"),
+            raw.held_open_alarm_s.or(Some(30.0)),
+            1.0,
+            3600.0,
+        );
         if let (Some(prealarm), Some(alarm)) = (prealarm, alarm)
             && prealarm >= alarm
         {
-            self.problem(&key("held_open_prealarm_s"), "must be shorter than held_open_alarm_s");
+            self.problem(
+                &key("held_open_prealarm_s"),
+                "must be shorter than held_open_alarm_s",
+            );
         }
         let debounce = self.millis(&key("debounce_ms"), raw.debounce_ms.or(Some(30)), 1, 1000);
-        let optional_pin = |checker: &mut Self, field: &str, value: Option<i64>| -> Option<Option<u8>> {
-            match value {
-                Some(pin) => checker.pin(&key(field), pin).map(Some),
-                None => Some(None),
-            }
-        };
+        let optional_pin =
+            |checker: &mut Self, field: &str, value: Option<i64>| -> Option<Option<u8>> {
+                match value {
+                    Some(pin) => checker.pin(&key(field), pin).map(Some),
+                    None => Some(None),
+                }
+            };
         let contact_pin = optional_pin(self, "contact_pin", raw.contact_pin);
         let rex_pin = optional_pin(self, "rex_pin", raw.rex_pin);
         let tamper_pin = optional_pin(self, "tamper_pin", raw.tamper_pin);
@@ -333,26 +457,55 @@ impl Checker<'_, '_> {
         let green_led_pin = optional_pin(self, "green_led_pin", raw.green_led_pin);
         let red_led_pin = optional_pin(self, "red_led_pin", raw.red_led_pin);
         let buzzer_pin = optional_pin(self, "buzzer_pin", raw.buzzer_pin);
-        let contact_active = self.level(&key("contact_active"), raw.contact_active.as_deref().or(Some("high")));
-        let rex_active = self.level(&key("rex_active"), raw.rex_active.as_deref().or(Some("low")));
-        let tamper_active = self.level(&key("tamper_active"), raw.tamper_active.as_deref().or(Some("high")));
-        let passage_active = self.level(&key("passage_active"), raw.passage_active.as_deref().or(Some("low")));
-        let feedback_active = self.level(&key("feedback_active"), raw.feedback_active.as_deref().or(Some("high")));
-        let grant_window = self.seconds(&key("grant_window_s"), raw.grant_window_s.or(Some(10.0)), 1.0, 300.0);
+        let contact_active = self.level(
+            &key("contact_active"),
+            raw.contact_active.as_deref().or(Some("high")),
+        );
+        let rex_active = self.level(
+            &key("rex_active"),
+            raw.rex_active.as_deref().or(Some("low")),
+        );
+        let tamper_active = self.level(
+            &key("tamper_active"),
+            raw.tamper_active.as_deref().or(Some("high")),
+        );
+        let passage_active = self.level(
+            &key("passage_active"),
+            raw.passage_active.as_deref().or(Some("low")),
+        );
+        let feedback_active = self.level(
+            &key("feedback_active"),
+            raw.feedback_active.as_deref().or(Some("high")),
+        );
+        let grant_window = self.seconds(
+            &key("grant_window_s"),
+            raw.grant_window_s.or(Some(10.0)),
+            1.0,
+            300.0,
+        );
         if mode == Some(DoorMode::Turnstile) && raw.passage_pin.is_none() {
-            self.problem(&key("passage_pin"), "a turnstile needs a passage input to count passages");
+            self.problem(
+                &key("passage_pin"),
+                "a turnstile needs a passage input to count passages",
+            );
         }
         if let Some(other) = &raw.interlock_with {
             let partner = all.get(other);
             let is_turnstile = |door: &RawDoor| door.mode.as_deref() == Some("turnstile");
             if other == name {
-                self.problem(&key("interlock_with"), "a door cannot be interlocked with itself");
+                self.problem(
+                    &key("interlock_with"),
+                    "a door cannot be interlocked with itself",
+                );
             } else if partner.is_none() {
                 self.problem(&key("interlock_with"), format!("no door named \"{other}\""));
             } else if is_turnstile(&raw) || partner.is_some_and(is_turnstile) {
                 self.problem(&key("interlock_with"), "turnstiles cannot be interlocked");
             } else if raw.contact_pin.is_none() {
-                self.problem(&key("interlock_with"), "an interlock needs this door's contact_pin");
+                self.problem(
+                    &key("interlock_with"),
+                    "an interlock needs this door's contact_pin",
+                );
             } else if partner.is_some_and(|door| door.contact_pin.is_none()) {
                 let reason = format!("the door \"{other}\" needs a contact_pin for an interlock");
                 self.problem(&key("interlock_with"), reason);
@@ -387,7 +540,11 @@ impl Checker<'_, '_> {
     }
 
     /// A GPIO pin drives or reads one thing only.
-    fn pins_used_once(&mut self, doors: &BTreeMap<String, DoorSettings>, fire: Option<&FireSettings>) {
+    fn pins_used_once(
+        &mut self,
+        doors: &BTreeMap<String, DoorSettings>,
+        fire: Option<&FireSettings>,
+    ) {
         let mut users: Vec<(u8, String)> = Vec::new();
         if let Some(fire) = fire {
             users.push((fire.pin, "fire.pin".to_string()));
@@ -429,25 +586,39 @@ impl Checker<'_, '_> {
         let (scheme, host, port) = match parsed {
             Ok(parts) => parts,
             Err(reason) => {
-                self.problem("mqtt.url", format!("\"{url}\" is not a broker URL: {reason}"));
+                self.problem(
+                    "mqtt.url",
+                    format!("\"{url}\" is not a broker URL: {reason}"),
+                );
                 return None;
             }
         };
-        let file = |checker: &mut Self, key: &str, value: Option<String>| -> Option<Option<PathBuf>> {
-            match value {
-                Some(path) => checker.existing_file(key, &path).map(Some),
-                None => Some(None),
-            }
-        };
+        let file =
+            |checker: &mut Self, key: &str, value: Option<String>| -> Option<Option<PathBuf>> {
+                match value {
+                    Some(path) => checker.existing_file(key, &path).map(Some),
+                    None => Some(None),
+                }
+            };
         let ca_file = file(self, "mqtt.ca_file", raw.ca_file);
         let cert_file = file(self, "mqtt.cert_file", raw.cert_file.clone());
         let key_file = file(self, "mqtt.key_file", raw.key_file.clone());
         if scheme == MqttScheme::Mqtts && ca_file == Some(None) {
-            self.problem("mqtt.ca_file", "mqtts:// needs the CA certificate that signs the broker's certificate");
+            self.problem(
+                "mqtt.ca_file",
+                "mqtts:// needs the CA certificate that signs the broker's certificate",
+            );
         }
         if raw.cert_file.is_some() != raw.key_file.is_some() {
-            let missing = if raw.cert_file.is_some() { "mqtt.key_file" } else { "mqtt.cert_file" };
-            self.problem(missing, "a client certificate needs both cert_file and key_file");
+            let missing = if raw.cert_file.is_some() {
+                "mqtt.key_file"
+            } else {
+                "mqtt.cert_file"
+            };
+            self.problem(
+                missing,
+                "a client certificate needs both cert_file and key_file",
+            );
         }
         if scheme == MqttScheme::Mqtt && raw.cert_file.is_some() {
             self.problem("mqtt.cert_file", "client certificates need an mqtts:// URL");
@@ -461,13 +632,20 @@ impl Checker<'_, '_> {
         }
         let discovery_prefix = raw.discovery_prefix.unwrap_or_default();
         if let Err(reason) = check_topic_prefix(&discovery_prefix) {
-            self.problem("mqtt.discovery_prefix", format!("\"{discovery_prefix}\" {reason}"));
+            self.problem(
+                "mqtt.discovery_prefix",
+                format!("\"{discovery_prefix}\" {reason}"),
+            );
         }
-        let client_id = raw.client_id.unwrap_or_else(|| format!("palmgate-{gate_id}"));
+        let client_id = raw
+            .client_id
+            .unwrap_or_else(|| format!("palmgate-{gate_id}"));
         if client_id.is_empty() || client_id.len() > 128 {
             self.problem("mqtt.client_id", "must be 1 to 128 characters");
         }
-        let keep_alive = self.int_range("mqtt.keep_alive_s", raw.keep_alive_s, 5, 3600).map(Duration::from_secs);
+        let keep_alive = self
+            .int_range("mqtt.keep_alive_s", raw.keep_alive_s, 5, 3600)
+            .map(Duration::from_secs);
         let operator_keys = {
             let mut paths = Vec::new();
             for (index, key) in raw.operator_keys.unwrap_or_default().iter().enumerate() {
@@ -475,8 +653,9 @@ impl Checker<'_, '_> {
             }
             paths.into_iter().collect::<Option<Vec<_>>>()
         };
-        let command_max_age =
-            self.int_range("mqtt.command_max_age_s", raw.command_max_age_s, 5, 3600).map(Duration::from_secs);
+        let command_max_age = self
+            .int_range("mqtt.command_max_age_s", raw.command_max_age_s, 5, 3600)
+            .map(Duration::from_secs);
         Some(MqttSettings {
             url,
             scheme,
@@ -498,15 +677,27 @@ impl Checker<'_, '_> {
     }
 
     fn storage(&mut self, raw: super::raw::RawStorage) -> Option<StorageSettings> {
-        let state_dir = self.required("storage.state_dir", raw.state_dir).and_then(|dir| self.path("storage.state_dir", &dir));
+        let state_dir = self
+            .required("storage.state_dir", raw.state_dir)
+            .and_then(|dir| self.path("storage.state_dir", &dir));
         let device_key_file = match (raw.device_key_file, &state_dir) {
             (Some(file), _) => self.path("storage.device_key_file", &file),
             (None, Some(dir)) => Some(dir.join("device.key")),
             (None, None) => None,
         };
-        let outbox_max_events = self.int_range("storage.outbox_max_events", raw.outbox_max_events, 100, 100_000_000);
+        let outbox_max_events = self.int_range(
+            "storage.outbox_max_events",
+            raw.outbox_max_events,
+            100,
+            100_000_000,
+        );
         let outbox_alarm_percent = self
-            .int_range("storage.outbox_alarm_percent", raw.outbox_alarm_percent, 50, 99)
+            .int_range(
+                "storage.outbox_alarm_percent",
+                raw.outbox_alarm_percent,
+                50,
+                99,
+            )
             .and_then(|percent| u8::try_from(percent).ok());
         Some(StorageSettings {
             state_dir: state_dir?,
@@ -531,26 +722,41 @@ impl Checker<'_, '_> {
         let format = self.choice(
             "logging.format",
             raw.format.as_deref(),
-            &[("auto", LogFormat::Auto), ("human", LogFormat::Human), ("journald", LogFormat::Journald)],
+            &[
+                ("auto", LogFormat::Auto),
+                ("human", LogFormat::Human),
+                ("journald", LogFormat::Journald),
+            ],
         );
-        Some(LoggingSettings { level: level?, format: format? })
+        Some(LoggingSettings {
+            level: level?,
+            format: format?,
+        })
     }
 }
 
 /// `mqtt://host[:port]` or `mqtts://host[:port]`, nothing else.
 fn parse_mqtt_url(url: &str) -> Result<(MqttScheme, String, u16), String> {
-    let (scheme, rest) = url.split_once("://").ok_or("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")?;
     let (scheme, default_port) = match scheme {
         "mqtt" => (MqttScheme::Mqtt, 1883),
         "mqtts" => (MqttScheme::Mqtts, 8883),
-        other => return Err(format!("unsupported scheme \"{other}\" (use mqtt or mqtts)")),
+        other => {
+            return Err(format!(
+                "unsupported scheme \"{other}\" (use mqtt or mqtts)"
+            ));
+        }
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains(['/', '?', '#', '@']) {
         return Err("only a host and a port may follow the scheme".to_string());
     }
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']').ok_or("unclosed [ in IPv6 address")?;
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or("unclosed [ in IPv6 address")?;
         let port = after.strip_prefix(':').map(str::to_string);
         (host.to_string(), port)
     } else {

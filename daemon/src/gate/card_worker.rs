@@ -9,9 +9,9 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use palmgate_card::host::issuer::IssuerPublicKey;
 use palmgate_card::host::pcsc::{CardEvent, CardMonitor, PcscTransport};
 use palmgate_card::host::{Card, CardError, VerifiedCard, VerifyOutcome};
-use palmgate_card::host::issuer::IssuerPublicKey;
 use palmgate_matcher::template::Template;
 use tokio::sync::mpsc;
 
@@ -103,9 +103,11 @@ impl CardWorker {
         issuers: Vec<IssuerPublicKey>,
         reports: mpsc::Sender<CardReport>,
     ) -> Result<Self, CardWorkerError> {
-        let (monitor, presence) = CardMonitor::start(reader_pattern).map_err(|source| {
-            CardWorkerError::Monitor { pattern: reader_pattern.to_string(), source }
-        })?;
+        let (monitor, presence) =
+            CardMonitor::start(reader_pattern).map_err(|source| CardWorkerError::Monitor {
+                pattern: reader_pattern.to_string(),
+                source,
+            })?;
         let (input, inbox) = std_mpsc::channel();
         let presence_input = input.clone();
         let forwarder = std::thread::Builder::new()
@@ -126,9 +128,21 @@ impl CardWorker {
         let pattern = reader_pattern.to_string();
         let thread = std::thread::Builder::new()
             .name("card-worker".into())
-            .spawn(move || Worker { pattern, issuers, reports, card: None }.run(&inbox))
+            .spawn(move || {
+                Worker {
+                    pattern,
+                    issuers,
+                    reports,
+                    card: None,
+                }
+                .run(&inbox)
+            })
             .map_err(CardWorkerError::Thread)?;
-        Ok(Self { input, thread: Some(thread), forwarder: Some(forwarder) })
+        Ok(Self {
+            input,
+            thread: Some(thread),
+            forwarder: Some(forwarder),
+        })
     }
 
     /// Asks the card to compare `probe` with its enrolled templates. The answer arrives as a
@@ -179,11 +193,17 @@ impl Worker {
     fn read_card(&mut self) {
         let started = Instant::now();
         self.card = None;
-        let mut card = match PcscTransport::connect(&self.pattern).map_err(CardError::from).and_then(Card::open) {
+        let mut card = match PcscTransport::connect(&self.pattern)
+            .map_err(CardError::from)
+            .and_then(Card::open)
+        {
             Ok(card) => card,
             Err(error) => {
                 let reason = format!("not a palmgate card: {}", error_chain(&error));
-                return self.report(CardReport::Rejected { card_id: None, reason });
+                return self.report(CardReport::Rejected {
+                    card_id: None,
+                    reason,
+                });
             }
         };
         let claimed = claimed_id(&card);
@@ -191,11 +211,17 @@ impl Worker {
             Ok(verified) => {
                 let card_id = verified.card_id;
                 self.card = Some((card, verified));
-                self.report(CardReport::Presented { card_id, read: started.elapsed() });
+                self.report(CardReport::Presented {
+                    card_id,
+                    read: started.elapsed(),
+                });
             }
             Err(error) => {
                 let reason = format!("card refused: {}", error_chain(&error));
-                self.report(CardReport::Rejected { card_id: claimed, reason });
+                self.report(CardReport::Rejected {
+                    card_id: claimed,
+                    reason,
+                });
             }
         }
     }
@@ -203,23 +229,35 @@ impl Worker {
     fn verify(&mut self, probe: &Template) {
         let Some((mut card, verified)) = self.card.take() else {
             let reason = "no card in the reader".to_string();
-            return self.report(CardReport::VerifyFailed { card_id: None, reason });
+            return self.report(CardReport::VerifyFailed {
+                card_id: None,
+                reason,
+            });
         };
         let card_id = verified.card_id;
         let started = Instant::now();
-        let outcome = card.open_session(&verified).and_then(|mut session| session.verify_palm(probe));
+        let outcome = card
+            .open_session(&verified)
+            .and_then(|mut session| session.verify_palm(probe));
         match outcome {
             Ok(outcome) => {
                 let elapsed = started.elapsed();
                 // The connection stays for another presentation of the same card.
                 self.card = Some((card, verified));
-                self.report(CardReport::Decision { card_id, outcome, elapsed });
+                self.report(CardReport::Decision {
+                    card_id,
+                    outcome,
+                    elapsed,
+                });
             }
             Err(error) => {
                 // Whatever failed (authentication, card pulled, garbage), the connection is not
                 // trusted again: the card must be presented anew.
                 let reason = error_chain(&error);
-                self.report(CardReport::VerifyFailed { card_id: Some(card_id), reason });
+                self.report(CardReport::VerifyFailed {
+                    card_id: Some(card_id),
+                    reason,
+                });
             }
         }
     }

@@ -26,7 +26,9 @@ use tokio::sync::{mpsc, watch};
 
 use self::card_worker::{CardReport, CardWorker, error_chain};
 use self::revocation::RevocationList;
-use crate::access::{Access, AccessConfig, Action, Decision, Input, PolicyRules, SitePolicy, State};
+use crate::access::{
+    Access, AccessConfig, Action, Decision, Input, PolicyRules, SitePolicy, State,
+};
 use crate::config::{MatcherInput, Settings};
 use crate::doors::Doors;
 use crate::event::{CardId, EventKind, NewEvent, Outcome, Timestamp};
@@ -81,10 +83,14 @@ pub fn load_issuer_keys(paths: &[PathBuf]) -> Result<Vec<IssuerPublicKey>, GateE
     paths
         .iter()
         .map(|path| {
-            let text = std::fs::read_to_string(path)
-                .map_err(|error| GateError::IssuerKey { path: path.clone(), reason: error.to_string() })?;
-            IssuerPublicKey::from_hex(text.trim())
-                .map_err(|error| GateError::IssuerKey { path: path.clone(), reason: error.to_string() })
+            let text = std::fs::read_to_string(path).map_err(|error| GateError::IssuerKey {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?;
+            IssuerPublicKey::from_hex(text.trim()).map_err(|error| GateError::IssuerKey {
+                path: path.clone(),
+                reason: error.to_string(),
+            })
         })
         .collect()
 }
@@ -152,7 +158,8 @@ pub async fn run(
         }
     };
 
-    let (link, mut link_handles) = Link::new(LinkOptions::from_settings(&settings), outbox.clone())?;
+    let (link, mut link_handles) =
+        Link::new(LinkOptions::from_settings(&settings), outbox.clone())?;
     let link_task = tokio::spawn(link.run(stopped()));
     let flusher_outbox = outbox.clone();
     let flusher_stop = stopped();
@@ -177,17 +184,30 @@ pub async fn run(
     let (_, sensor_cmd_rx) = mpsc::channel(1);
     let mut sensor_config = DeviceConfig::new(&settings.sensor.port);
     sensor_config.baud = settings.sensor.baud;
-    sensor_config.max_frame_bytes = usize::try_from(settings.sensor.max_frame_bytes).unwrap_or(usize::MAX);
+    sensor_config.max_frame_bytes =
+        usize::try_from(settings.sensor.max_frame_bytes).unwrap_or(usize::MAX);
     sensor_config.request_timeout = settings.sensor.request_timeout;
     sensor_config.reconnect_backoff.max = settings.sensor.reconnect_max;
-    sensor_config.capture = Some(CaptureRequest { format: palmgate_sensor::codec::FrameFormat::Jpeg, frames: 0 });
-    let sensor_task = tokio::spawn(device::run(sensor_config, sensor_tx, sensor_cmd_rx, stopped()));
+    sensor_config.capture = Some(CaptureRequest {
+        format: palmgate_sensor::codec::FrameFormat::Jpeg,
+        frames: 0,
+    });
+    let sensor_task = tokio::spawn(device::run(
+        sensor_config,
+        sensor_tx,
+        sensor_cmd_rx,
+        stopped(),
+    ));
 
     let (card_tx, mut card_rx) = mpsc::channel(16);
     let card_worker = CardWorker::start(&settings.card.reader, issuers, card_tx)?;
 
     let heartbeat = Heartbeat::default();
-    let watchdog_task = tokio::spawn(crate::notify::run_watchdog(notifier.clone(), heartbeat.checker(), stopped()));
+    let watchdog_task = tokio::spawn(crate::notify::run_watchdog(
+        notifier.clone(),
+        heartbeat.checker(),
+        stopped(),
+    ));
 
     let mut gate = Loop {
         access: Access::new(
@@ -202,7 +222,11 @@ pub async fn run(
         door_handle,
         card_worker,
         door_states: link_handles.door_states.clone(),
-        statuses: settings.door.iter().map(|(name, door)| (name.clone(), initial_status(door.contact_pin.is_some()))).collect(),
+        statuses: settings
+            .door
+            .iter()
+            .map(|(name, door)| (name.clone(), initial_status(door.contact_pin.is_some())))
+            .collect(),
         held_probe: None,
         extracting: false,
         doors_ready: false,
@@ -224,9 +248,10 @@ pub async fn run(
     loop {
         heartbeat.beat();
         let deadline = gate.access.next_deadline();
-        let sleep = tokio::time::sleep_until(
-            deadline.map_or_else(|| tokio::time::Instant::now() + LOOP_TICK, tokio::time::Instant::from_std),
-        );
+        let sleep = tokio::time::sleep_until(deadline.map_or_else(
+            || tokio::time::Instant::now() + LOOP_TICK,
+            tokio::time::Instant::from_std,
+        ));
         tokio::select! {
             () = &mut shutdown => break,
             () = sleep => {
@@ -276,7 +301,11 @@ pub async fn run(
 fn initial_status(has_contact: bool) -> DoorStatus {
     DoorStatus {
         lock: LockState::Locked,
-        contact: if has_contact { Contact::Closed } else { Contact::Unknown },
+        contact: if has_contact {
+            Contact::Closed
+        } else {
+            Contact::Unknown
+        },
         mode: "normal".to_string(),
     }
 }
@@ -312,7 +341,9 @@ impl Loop {
             match action {
                 Action::Verify => match self.held_probe.take() {
                     Some(probe) => self.card_worker.verify(probe),
-                    None => self.input(Input::VerifyFailed { reason: "no probe template held".to_string() }),
+                    None => self.input(Input::VerifyFailed {
+                        reason: "no probe template held".to_string(),
+                    }),
                 },
                 Action::DiscardProbe => self.held_probe = None,
                 Action::Unlock { door } => {
@@ -348,15 +379,28 @@ impl Loop {
         match report {
             CardReport::Presented { card_id: id, read } => match card_id(id) {
                 Some(card) => self.input(Input::CardPresented { card, read }),
-                None => self.input(Input::CardRejected { card: None, reason: "empty card id".to_string() }),
+                None => self.input(Input::CardRejected {
+                    card: None,
+                    reason: "empty card id".to_string(),
+                }),
             },
-            CardReport::Rejected { card_id: id, reason } => {
-                self.input(Input::CardRejected { card: id.and_then(card_id), reason });
+            CardReport::Rejected {
+                card_id: id,
+                reason,
+            } => {
+                self.input(Input::CardRejected {
+                    card: id.and_then(card_id),
+                    reason,
+                });
             }
             CardReport::Removed => self.input(Input::CardRemoved),
-            CardReport::Decision { outcome, elapsed, .. } => {
+            CardReport::Decision {
+                outcome, elapsed, ..
+            } => {
                 let decision = match outcome {
-                    VerifyOutcome::Match { slot_kind, .. } => Decision::Match { duress: slot_kind == SlotKind::Duress },
+                    VerifyOutcome::Match { slot_kind, .. } => Decision::Match {
+                        duress: slot_kind == SlotKind::Duress,
+                    },
                     VerifyOutcome::NoMatch { tries_left } => Decision::NoMatch { tries_left },
                     VerifyOutcome::Blocked => Decision::Blocked,
                 };
@@ -380,7 +424,10 @@ impl Loop {
                 None
             }
             SensorEvent::Frame(frame) => {
-                let wants_palm = matches!(self.access.state(), State::Idle | State::CardWaitingPalm { .. });
+                let wants_palm = matches!(
+                    self.access.state(),
+                    State::Idle | State::CardWaitingPalm { .. }
+                );
                 (wants_palm && !self.extracting).then_some(frame)
             }
             SensorEvent::Disconnected { error, retry_in } => {
@@ -408,7 +455,9 @@ impl Loop {
                 self.held_probe = Some(template);
                 self.input(Input::PalmReady { received, extract });
             }
-            Err(error) => self.input(Input::PalmRefused { reason: error_chain(&error) }),
+            Err(error) => self.input(Input::PalmRefused {
+                reason: error_chain(&error),
+            }),
         }
     }
 
@@ -437,7 +486,11 @@ impl Loop {
             Ok(kind) => kind,
             Err(error) => return tracing::warn!(%error, "door event not recorded"),
         };
-        let alarm = kind.is_alarm() || matches!(kind.as_str(), "door.forced" | "door.held_open" | "door.tamper" | "fire.active");
+        let alarm = kind.is_alarm()
+            || matches!(
+                kind.as_str(),
+                "door.forced" | "door.held_open" | "door.tamper" | "fire.active"
+            );
         let mut record = NewEvent::new(kind, Timestamp::now())
             .result(if alarm { Outcome::Alarm } else { Outcome::Info })
             .reason(event.to_string());
@@ -464,7 +517,10 @@ impl Loop {
                 if self.door_names.contains(&door) {
                     self.input(Input::RemoteUnlock { door });
                 } else {
-                    self.publish(refused_command("unlock", &format!("no door named \"{door}\"")));
+                    self.publish(refused_command(
+                        "unlock",
+                        &format!("no door named \"{door}\""),
+                    ));
                 }
             }
             Command::Lockdown { .. } => {
@@ -480,15 +536,24 @@ impl Loop {
                 self.input(Input::Lockdown(false));
             }
             Command::RevocationList { version, cards } => {
-                match revocation.replace(version, cards.into_iter().collect(), self.revocation_path.as_deref()) {
+                match revocation.replace(
+                    version,
+                    cards.into_iter().collect(),
+                    self.revocation_path.as_deref(),
+                ) {
                     Ok(()) => {
                         self.access.set_revoked(revocation.cards().clone());
                         let event = NewEvent::new(EventKind::REVOCATION_UPDATED, Timestamp::now())
                             .result(Outcome::Accepted)
-                            .reason(format!("version {version}, {} cards revoked", revocation.cards().len()));
+                            .reason(format!(
+                                "version {version}, {} cards revoked",
+                                revocation.cards().len()
+                            ));
                         self.publish(event);
                     }
-                    Err(error) => self.publish(refused_command("revocation_list", &error.to_string())),
+                    Err(error) => {
+                        self.publish(refused_command("revocation_list", &error.to_string()))
+                    }
                 }
             }
         }
@@ -502,7 +567,10 @@ impl Loop {
                     // The site policy keeps its anti-passback memory across a reload.
                     let policy = self.access_policy().with_rules(rules);
                     self.access.set_policy(policy);
-                    self.publish(NewEvent::new(EventKind::POLICY_LOADED, Timestamp::now()).result(Outcome::Info));
+                    self.publish(
+                        NewEvent::new(EventKind::POLICY_LOADED, Timestamp::now())
+                            .result(Outcome::Info),
+                    );
                 }
                 Err(error) => {
                     tracing::error!(error = %error_chain(&error), "policy not reloaded; the previous one stays in force");
@@ -515,7 +583,9 @@ impl Loop {
                     *revocation = list;
                     self.access.set_revoked(revocation.cards().clone());
                 }
-                Err(error) => tracing::error!(error = %error_chain(&error), "revocation list not reloaded"),
+                Err(error) => {
+                    tracing::error!(error = %error_chain(&error), "revocation list not reloaded")
+                }
             }
         }
         self.notifier.ready("gate ready (reloaded)");

@@ -55,10 +55,15 @@ impl RevocationList {
     /// Reads `path`; a missing file is an empty list at version 0.
     pub fn load(path: &Path) -> Result<Self, RevocationError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|error| RevocationError::Invalid { path: path.into(), reason: error.to_string() }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| RevocationError::Invalid {
+                path: path.into(),
+                reason: error.to_string(),
+            }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(RevocationError::Io { path: path.into(), source }),
+            Err(source) => Err(RevocationError::Io {
+                path: path.into(),
+                source,
+            }),
         }
     }
 
@@ -73,9 +78,17 @@ impl RevocationList {
     }
 
     /// Applies a newer list, writing it to `path` first when given.
-    pub fn replace(&mut self, version: u64, cards: BTreeSet<CardId>, path: Option<&Path>) -> Result<(), RevocationError> {
+    pub fn replace(
+        &mut self,
+        version: u64,
+        cards: BTreeSet<CardId>,
+        path: Option<&Path>,
+    ) -> Result<(), RevocationError> {
         if version <= self.version {
-            return Err(RevocationError::NotNewer { offered: version, current: self.version });
+            return Err(RevocationError::NotNewer {
+                offered: version,
+                current: self.version,
+            });
         }
         let next = Self { version, cards };
         if let Some(path) = path {
@@ -86,9 +99,14 @@ impl RevocationList {
     }
 
     fn save(&self, path: &Path) -> Result<(), RevocationError> {
-        let io = |source| RevocationError::Io { path: path.into(), source };
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|error| RevocationError::Invalid { path: path.into(), reason: error.to_string() })?;
+        let io = |source| RevocationError::Io {
+            path: path.into(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(self).map_err(|error| RevocationError::Invalid {
+            path: path.into(),
+            reason: error.to_string(),
+        })?;
         let temporary = path.with_extension("tmp");
         let mut file = std::fs::File::create(&temporary).map_err(io)?;
         file.write_all(&json).map_err(io)?;
@@ -96,7 +114,9 @@ impl RevocationList {
         std::fs::rename(&temporary, path).map_err(io)?;
         if let Some(dir) = path.parent() {
             // The rename is durable only once the directory is.
-            std::fs::File::open(dir).and_then(|dir| dir.sync_all()).map_err(io)?;
+            std::fs::File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io)?;
         }
         Ok(())
     }
@@ -116,12 +136,24 @@ mod tests {
         let path = dir.path().join("revoked.json");
         let mut list = RevocationList::load(&path).expect("missing file is empty");
         assert_eq!(list.version(), 0);
-        list.replace(3, BTreeSet::from([card(1), card(2)]), Some(&path)).expect("newer");
+        list.replace(3, BTreeSet::from([card(1), card(2)]), Some(&path))
+            .expect("newer");
         assert_eq!(RevocationList::load(&path).expect("reload"), list);
-        let error = list.replace(3, BTreeSet::new(), Some(&path)).expect_err("same version");
-        assert_eq!(error.to_string(), "version 3 is not newer than version 3 in force");
-        assert!(list.cards().contains(&card(1)), "a refused update changes nothing");
-        assert_eq!(RevocationList::load(&path).expect("reload").cards().len(), 2);
+        let error = list
+            .replace(3, BTreeSet::new(), Some(&path))
+            .expect_err("same version");
+        assert_eq!(
+            error.to_string(),
+            "version 3 is not newer than version 3 in force"
+        );
+        assert!(
+            list.cards().contains(&card(1)),
+            "a refused update changes nothing"
+        );
+        assert_eq!(
+            RevocationList::load(&path).expect("reload").cards().len(),
+            2
+        );
     }
 
     #[test]
@@ -129,6 +161,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("revoked.json");
         std::fs::write(&path, b"{\"version\": 1, \"cards\": [\"zz\"]}").expect("write");
-        assert!(matches!(RevocationList::load(&path), Err(RevocationError::Invalid { .. })));
+        assert!(matches!(
+            RevocationList::load(&path),
+            Err(RevocationError::Invalid { .. })
+        ));
     }
 }

@@ -89,7 +89,10 @@ impl Command {
         match self {
             Self::Unlock { door, duration_s } => vec![
                 format!("door={door}"),
-                format!("duration_s={}", duration_s.map(|d| d.to_string()).unwrap_or_default()),
+                format!(
+                    "duration_s={}",
+                    duration_s.map(|d| d.to_string()).unwrap_or_default()
+                ),
             ],
             Self::Lockdown { door } | Self::Release { door } => {
                 vec![format!("door={}", door.as_deref().unwrap_or("*"))]
@@ -98,7 +101,11 @@ impl Command {
                 format!("version={version}"),
                 format!(
                     "cards={}",
-                    cards.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+                    cards
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
                 ),
             ],
         }
@@ -141,7 +148,11 @@ impl Command {
             version: u64,
             cards: Vec<CardId>,
         }
-        let args = if args.is_null() { serde_json::json!({}) } else { args };
+        let args = if args.is_null() {
+            serde_json::json!({})
+        } else {
+            args
+        };
         let bad = |_| RefusalReason::InvalidArguments;
         let valid_door = |door: &str| !door.is_empty() && door.len() <= 64 && door != "*";
         let command = match name {
@@ -150,7 +161,10 @@ impl Command {
                 if !valid_door(&a.door) || a.duration_s.is_some_and(|d| !(1..=3600).contains(&d)) {
                     return Err(RefusalReason::InvalidArguments);
                 }
-                Self::Unlock { door: a.door, duration_s: a.duration_s }
+                Self::Unlock {
+                    door: a.door,
+                    duration_s: a.duration_s,
+                }
             }
             "lockdown" | "release" => {
                 let a: DoorArgs = serde_json::from_value(args).map_err(bad)?;
@@ -165,7 +179,10 @@ impl Command {
             }
             "revocation_list" => {
                 let a: RevocationArgs = serde_json::from_value(args).map_err(bad)?;
-                Self::RevocationList { version: a.version, cards: a.cards }
+                Self::RevocationList {
+                    version: a.version,
+                    cards: a.cards,
+                }
             }
             _ => return Err(RefusalReason::UnknownCommand),
         };
@@ -327,7 +344,10 @@ impl OperatorKey {
 
     /// Reads a PEM SPKI key file.
     pub fn load(path: &Path) -> Result<Self, OperatorKeyError> {
-        let error = |reason: String| OperatorKeyError { path: path.to_owned(), reason };
+        let error = |reason: String| OperatorKeyError {
+            path: path.to_owned(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
         Self::from_pem(&text).map_err(error)
     }
@@ -339,7 +359,10 @@ impl OperatorKey {
 
     fn from_verifying_key(key: VerifyingKey) -> Self {
         use sha2::{Digest, Sha256};
-        let der = key.to_public_key_der().map(|der| der.as_bytes().to_vec()).unwrap_or_default();
+        let der = key
+            .to_public_key_der()
+            .map(|der| der.as_bytes().to_vec())
+            .unwrap_or_default();
         let fingerprint = hex::encode(&Sha256::digest(&der)[..8]);
         Self { key, fingerprint }
     }
@@ -376,7 +399,10 @@ impl OperatorSigner {
 
     /// The public key as PEM SPKI (what goes into `mqtt.operator_keys`).
     pub fn public_key_pem(&self) -> String {
-        self.key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap_or_default()
+        self.key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap_or_default()
     }
 
     /// The public key.
@@ -386,7 +412,9 @@ impl OperatorSigner {
 
     /// The JSON payload of a signed command.
     pub fn sign(&self, gate: &str, command: &Command, timestamp: i64, nonce: &[u8]) -> Vec<u8> {
-        let signature: Signature = self.key.sign(&canonical_message(gate, command, timestamp, nonce));
+        let signature: Signature = self
+            .key
+            .sign(&canonical_message(gate, command, timestamp, nonce));
         serde_json::to_vec(&serde_json::json!({
             "gate": gate,
             "command": command.name(),
@@ -434,7 +462,11 @@ pub enum Verdict {
 impl CommandVerifier {
     /// A verifier for `gate` trusting `keys`, refusing commands older than `max_age`.
     pub fn new(gate: &str, keys: Vec<OperatorKey>, max_age: Duration) -> Self {
-        Self { gate: gate.to_owned(), keys, max_age }
+        Self {
+            gate: gate.to_owned(),
+            keys,
+            max_age,
+        }
     }
 
     /// Checks one command message: `topic_command` is the last topic level, `retained` whether
@@ -447,8 +479,16 @@ impl CommandVerifier {
         now: i64,
         replay: &mut dyn ReplayCache,
     ) -> Verdict {
-        let known = Command::NAMES.iter().copied().find(|name| *name == topic_command);
-        let refuse = |reason| Verdict::Refuse(Refusal { reason, command: known });
+        let known = Command::NAMES
+            .iter()
+            .copied()
+            .find(|name| *name == topic_command);
+        let refuse = |reason| {
+            Verdict::Refuse(Refusal {
+                reason,
+                command: known,
+            })
+        };
         if known.is_none() {
             return refuse(RefusalReason::UnknownCommand);
         }
@@ -489,7 +529,10 @@ impl CommandVerifier {
             return refuse(RefusalReason::BadSignature);
         };
         let message = canonical_message(&self.gate, &command, envelope.timestamp, &nonce);
-        let Some(operator) = self.keys.iter().find(|k| k.key.verify(&message, &signature).is_ok())
+        let Some(operator) = self
+            .keys
+            .iter()
+            .find(|k| k.key.verify(&message, &signature).is_ok())
         else {
             return refuse(RefusalReason::BadSignature);
         };

@@ -42,7 +42,13 @@ pub fn discovery_messages(
     let object = |suffix: &str| {
         format!("{gate_id}_{suffix}")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect::<String>()
     };
     let device = serde_json::json!({
@@ -74,9 +80,15 @@ pub fn discovery_messages(
     for door in doors {
         let state = topics.door_state(&door.name);
         out.push(DiscoveryMessage {
-            topic: format!("{prefix}/lock/{}/config", object(&format!("{}_lock", door.name))),
+            topic: format!(
+                "{prefix}/lock/{}/config",
+                object(&format!("{}_lock", door.name))
+            ),
             payload: merge(
-                base(format!("{} lock", door.name), &format!("{}_lock", door.name)),
+                base(
+                    format!("{} lock", door.name),
+                    &format!("{}_lock", door.name),
+                ),
                 serde_json::json!({
                     "state_topic": state,
                     "value_template": "{{ value_json.lock }}",
@@ -93,7 +105,10 @@ pub fn discovery_messages(
                     object(&format!("{}_contact", door.name))
                 ),
                 payload: merge(
-                    base(format!("{} contact", door.name), &format!("{}_contact", door.name)),
+                    base(
+                        format!("{} contact", door.name),
+                        &format!("{}_contact", door.name),
+                    ),
                     serde_json::json!({
                         "device_class": "door",
                         "state_topic": state,
@@ -124,24 +139,30 @@ pub fn discovery_messages(
     }
     out.push(DiscoveryMessage {
         topic: format!("{prefix}/binary_sensor/{}/config", object("connectivity")),
-        payload: merge(base("connectivity".into(), "connectivity"), serde_json::json!({
-            "device_class": "connectivity",
-            "entity_category": "diagnostic",
-            "state_topic": topics.status(),
-            "value_template": "{{ value_json.state }}",
-            "payload_on": "online",
-            "payload_off": "offline",
-        })),
+        payload: merge(
+            base("connectivity".into(), "connectivity"),
+            serde_json::json!({
+                "device_class": "connectivity",
+                "entity_category": "diagnostic",
+                "state_topic": topics.status(),
+                "value_template": "{{ value_json.state }}",
+                "payload_on": "online",
+                "payload_off": "offline",
+            }),
+        ),
     });
     out.push(DiscoveryMessage {
         topic: format!("{prefix}/sensor/{}/config", object("outbox")),
-        payload: merge(base("outbox backlog".into(), "outbox"), serde_json::json!({
-            "entity_category": "diagnostic",
-            "state_topic": topics.diagnostics(),
-            "value_template": "{{ value_json.outbox_len }}",
-            "unit_of_measurement": "events",
-            "state_class": "measurement",
-        })),
+        payload: merge(
+            base("outbox backlog".into(), "outbox"),
+            serde_json::json!({
+                "entity_category": "diagnostic",
+                "state_topic": topics.diagnostics(),
+                "value_template": "{{ value_json.outbox_len }}",
+                "unit_of_measurement": "events",
+                "state_class": "measurement",
+            }),
+        ),
     });
     out
 }
@@ -158,8 +179,14 @@ mod tests {
     fn one_lock_per_door_contacts_events_and_diagnostics() {
         let topics = Topics::new("palmgate", "gate-1");
         let doors = [
-            DiscoveryDoor { name: "main".into(), has_contact: true },
-            DiscoveryDoor { name: "side".into(), has_contact: false },
+            DiscoveryDoor {
+                name: "main".into(),
+                has_contact: true,
+            },
+            DiscoveryDoor {
+                name: "side".into(),
+                has_contact: false,
+            },
         ];
         let messages = discovery_messages("homeassistant", &topics, "gate-1", "Gate 1", &doors);
         let topics_of: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
@@ -180,9 +207,14 @@ mod tests {
         assert_eq!(lock["command_topic"], "palmgate/gate-1/cmd/unlock");
         assert_eq!(lock["availability_topic"], "palmgate/gate-1/status");
         assert_eq!(lock["device"]["identifiers"][0], "palmgate_gate-1");
-        assert_eq!(messages[3].payload["state_topic"], "palmgate/gate-1/event/access.granted");
-        let unique: std::collections::BTreeSet<_> =
-            messages.iter().map(|m| m.payload["unique_id"].to_string()).collect();
+        assert_eq!(
+            messages[3].payload["state_topic"],
+            "palmgate/gate-1/event/access.granted"
+        );
+        let unique: std::collections::BTreeSet<_> = messages
+            .iter()
+            .map(|m| m.payload["unique_id"].to_string())
+            .collect();
         assert_eq!(unique.len(), messages.len(), "unique ids must be unique");
     }
 }

@@ -21,14 +21,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event as MqttEvent, Incoming, LastWill, MqttOptions, Outgoing, QoS, Transport};
+use rumqttc::{
+    AsyncClient, Event as MqttEvent, Incoming, LastWill, MqttOptions, Outgoing, QoS, Transport,
+};
 use tokio::sync::{mpsc, watch};
 
-use super::command::{CommandVerifier, OperatorKey, OperatorKeyError, ReplayCache, Verdict, VerifiedCommand};
+use super::command::{
+    CommandVerifier, OperatorKey, OperatorKeyError, ReplayCache, Verdict, VerifiedCommand,
+};
 use super::discovery::{DiscoveryDoor, discovery_messages};
 use super::replay::SledReplayCache;
 use super::tls::{TlsBridge, TlsError, client_config};
-use super::topics::{Availability, Diagnostics, DoorStatus, Topics, last_will_payload, status_payload};
+use super::topics::{
+    Availability, Diagnostics, DoorStatus, Topics, last_will_payload, status_payload,
+};
 use crate::config::{MqttScheme, MqttSettings, Settings};
 use crate::event::{EventId, EventKind, NewEvent, Outcome, Timestamp};
 use crate::outbox::{Outbox, OutboxError};
@@ -67,7 +73,10 @@ impl LinkOptions {
             doors: settings
                 .door
                 .iter()
-                .map(|(name, door)| DiscoveryDoor { name: name.clone(), has_contact: door.contact_pin.is_some() })
+                .map(|(name, door)| DiscoveryDoor {
+                    name: name.clone(),
+                    has_contact: door.contact_pin.is_some(),
+                })
                 .collect(),
             runtime_dir: settings.storage.state_dir.join("run"),
         }
@@ -114,7 +123,9 @@ pub struct Link {
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").field("gate", &self.options.gate).finish()
+        f.debug_struct("Link")
+            .field("gate", &self.options.gate)
+            .finish()
     }
 }
 
@@ -141,7 +152,10 @@ enum FromBroker {
 
 impl Link {
     /// Builds the link: loads the operator keys and opens the replay cache in the outbox database.
-    pub fn new(options: LinkOptions, outbox: Arc<Outbox>) -> Result<(Self, LinkHandles), LinkError> {
+    pub fn new(
+        options: LinkOptions,
+        outbox: Arc<Outbox>,
+    ) -> Result<(Self, LinkHandles), LinkError> {
         let keys = OperatorKey::load_all(&options.mqtt.operator_keys)?;
         if keys.is_empty() {
             tracing::warn!("mqtt.operator_keys is empty: every remote command will be refused");
@@ -162,7 +176,14 @@ impl Link {
             door_rx,
             connected: connected_tx,
         };
-        Ok((link, LinkHandles { door_states: door_tx, commands: command_rx, connected: connected_rx }))
+        Ok((
+            link,
+            LinkHandles {
+                door_states: door_tx,
+                commands: command_rx,
+                connected: connected_rx,
+            },
+        ))
     }
 
     fn mqtt_options(&self, bridge: Option<&TlsBridge>) -> MqttOptions {
@@ -192,7 +213,11 @@ impl Link {
                 true,
             ));
         if let Some(user) = &settings.username {
-            let password = settings.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+            let password = settings
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default();
             options.set_credentials(user, password);
         }
         options
@@ -214,8 +239,10 @@ impl Link {
             MqttScheme::Mqtt => None,
         };
         let (broker_tx, mut broker_rx) = mpsc::channel(1024);
-        let connection =
-            AbortOnDrop(tokio::spawn(connection_task(self.mqtt_options(bridge.as_ref()), broker_tx)));
+        let connection = AbortOnDrop(tokio::spawn(connection_task(
+            self.mqtt_options(bridge.as_ref()),
+            broker_tx,
+        )));
         let mut durable = self.outbox.durable();
         let mut session: Option<Session> = None;
         let mut doors: BTreeMap<String, DoorStatus> = BTreeMap::new();
@@ -276,7 +303,8 @@ impl Link {
             }
         }
         if let Some(current) = session.as_mut() {
-            let offline = status_payload(&self.options.gate, Availability::Offline, Timestamp::now());
+            let offline =
+                status_payload(&self.options.gate, Availability::Offline, Timestamp::now());
             publish_other(current, self.topics.status(), offline, true);
             // Give the offline status a moment to reach the broker before disconnecting.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -296,7 +324,10 @@ impl Link {
     }
 
     fn on_connect(&self, session: &mut Session, doors: &BTreeMap<String, DoorStatus>) {
-        if let Err(error) = session.client.try_subscribe(self.topics.command_filter(), QoS::AtLeastOnce) {
+        if let Err(error) = session
+            .client
+            .try_subscribe(self.topics.command_filter(), QoS::AtLeastOnce)
+        {
             tracing::warn!(%error, "cannot subscribe to commands");
         }
         let online = status_payload(&self.options.gate, Availability::Online, Timestamp::now());
@@ -344,7 +375,10 @@ impl Link {
             }
             for event in events {
                 let topic = self.topics.event(&event.kind);
-                match session.client.try_publish(topic, QoS::AtLeastOnce, false, event.to_json()) {
+                match session
+                    .client
+                    .try_publish(topic, QoS::AtLeastOnce, false, event.to_json())
+                {
                     Ok(()) => {
                         session.unsent.push_back(Tag::Event(event.id));
                         session.events_in_flight += 1;
@@ -380,7 +414,8 @@ impl Link {
             MqttEvent::Incoming(Incoming::Publish(publish)) => {
                 if let Some(name) = self.topics.command_name(&publish.topic) {
                     let name = name.to_owned();
-                    self.on_command(&name, &publish.payload, publish.retain).await;
+                    self.on_command(&name, &publish.payload, publish.retain)
+                        .await;
                 }
             }
             _ => {}
@@ -389,12 +424,19 @@ impl Link {
 
     async fn on_command(&mut self, name: &str, payload: &[u8], retained: bool) {
         let now = Timestamp::now();
-        let verdict = self.verifier.verify(name, payload, retained, now.unix_ms().div_euclid(1000), self.replay.as_mut());
+        let verdict = self.verifier.verify(
+            name,
+            payload,
+            retained,
+            now.unix_ms().div_euclid(1000),
+            self.replay.as_mut(),
+        );
         let event = match verdict {
             Verdict::Accept(verified) => {
                 let door = match &verified.command {
                     super::command::Command::Unlock { door, .. } => Some(door.clone()),
-                    super::command::Command::Lockdown { door } | super::command::Command::Release { door } => door.clone(),
+                    super::command::Command::Lockdown { door }
+                    | super::command::Command::Release { door } => door.clone(),
                     _ => None,
                 };
                 tracing::info!(command = verified.command.name(), operator = %verified.operator, "command accepted");
@@ -411,7 +453,11 @@ impl Link {
                 tracing::warn!(reason = %refusal.reason, command = name, "command refused");
                 NewEvent::new(EventKind::COMMAND_REFUSED, now)
                     .result(Outcome::Refused)
-                    .reason(format!("{}:{}", refusal.reason, refusal.command.unwrap_or("unknown")))
+                    .reason(format!(
+                        "{}:{}",
+                        refusal.reason,
+                        refusal.command.unwrap_or("unknown")
+                    ))
             }
             Verdict::AlreadyHandled => return,
         };
@@ -436,7 +482,10 @@ fn json(value: &impl serde::Serialize) -> Vec<u8> {
 }
 
 fn publish_other(session: &mut Session, topic: String, payload: Vec<u8>, retain: bool) {
-    match session.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+    match session
+        .client
+        .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+    {
         Ok(()) => session.unsent.push_back(Tag::Other),
         Err(error) => tracing::warn!(%error, "MQTT request queue full; message dropped"),
     }

@@ -8,10 +8,10 @@
 
 pub mod command;
 pub mod discovery;
-pub mod replay;
-pub mod topics;
 pub mod link;
+pub mod replay;
 pub mod tls;
+pub mod topics;
 
 pub use self::command::{Command, CommandVerifier, OperatorKey, OperatorSigner, VerifiedCommand};
 pub use self::link::{Link, LinkError, LinkHandles, LinkOptions};

@@ -42,7 +42,11 @@ impl ReplayCache for SledReplayCache {
     fn insert_new(&mut self, nonce: &[u8], timestamp: i64, now: i64) -> Result<bool, String> {
         let previous = self
             .tree
-            .compare_and_swap(nonce, None as Option<&[u8]>, Some(&timestamp.to_be_bytes()[..]))
+            .compare_and_swap(
+                nonce,
+                None as Option<&[u8]>,
+                Some(&timestamp.to_be_bytes()[..]),
+            )
             .map_err(|e| e.to_string())?;
         if previous.is_err() {
             return Ok(false);
@@ -77,7 +81,8 @@ mod tests {
         };
         {
             let outbox = Outbox::open(&options).expect("open");
-            let mut cache = SledReplayCache::new(outbox.state_tree("command_nonces").expect("tree"));
+            let mut cache =
+                SledReplayCache::new(outbox.state_tree("command_nonces").expect("tree"));
             assert_eq!(cache.insert_new(b"n1", 100, 100), Ok(true));
             assert_eq!(cache.insert_new(b"n1", 100, 100), Ok(false));
         }

@@ -56,7 +56,10 @@ pub enum TlsError {
 }
 
 fn pem_error(path: &Path, reason: impl ToString) -> TlsError {
-    TlsError::Pem { path: path.to_owned(), reason: reason.to_string() }
+    TlsError::Pem {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 /// The rustls client configuration from `[mqtt]`: trust only `ca_file`; present
@@ -117,7 +120,10 @@ impl TlsBridge {
         let server_name = pki_types::ServerName::try_from(host.to_owned())
             .map_err(|_| TlsError::ServerName(host.to_owned()))?;
         let socket_path = dir.join("mqtt-tls.sock");
-        let socket_error = |source| TlsError::Socket { path: socket_path.clone(), source };
+        let socket_error = |source| TlsError::Socket {
+            path: socket_path.clone(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(socket_error)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(socket_error)?;
@@ -131,11 +137,16 @@ impl TlsBridge {
         let address = format!("{host}:{port}");
         let task = tokio::spawn(async move {
             loop {
-                let Ok((unix, _)) = listener.accept().await else { continue };
+                let Ok((unix, _)) = listener.accept().await else {
+                    continue;
+                };
                 let own_pid = i32::try_from(std::process::id()).ok();
                 let peer_pid = unix.peer_cred().ok().and_then(|cred| cred.pid());
                 if peer_pid.is_none() || peer_pid != own_pid {
-                    tracing::warn!(?peer_pid, "MQTT TLS bridge: refused a connection from another process");
+                    tracing::warn!(
+                        ?peer_pid,
+                        "MQTT TLS bridge: refused a connection from another process"
+                    );
                     continue;
                 }
                 let connector = connector.clone();

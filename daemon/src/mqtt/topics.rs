@@ -21,7 +21,9 @@ pub struct Topics {
 impl Topics {
     /// Topics under `<prefix>/<gate>/`. A trailing `/` on the prefix is ignored.
     pub fn new(prefix: &str, gate: &str) -> Self {
-        Self { base: format!("{}/{gate}", prefix.trim_end_matches('/')) }
+        Self {
+            base: format!("{}/{gate}", prefix.trim_end_matches('/')),
+        }
     }
 
     /// `<prefix>/<gate>/status`.
@@ -70,7 +72,15 @@ impl Topics {
 
 /// One topic level: MQTT wildcards and separators cannot appear inside a level.
 fn level(name: &str) -> String {
-    name.chars().map(|c| if matches!(c, '/' | '+' | '#' | '\0') { '_' } else { c }).collect()
+    name.chars()
+        .map(|c| {
+            if matches!(c, '/' | '+' | '#' | '\0') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Whether the gate is up.
@@ -155,14 +165,23 @@ mod tests {
     fn topics_follow_the_documented_layout() {
         let topics = Topics::new("site/palmgate/", "gate-1");
         assert_eq!(topics.status(), "site/palmgate/gate-1/status");
-        assert_eq!(topics.door_state("main"), "site/palmgate/gate-1/door/main/state");
-        assert_eq!(topics.door_state("a/b#"), "site/palmgate/gate-1/door/a_b_/state");
+        assert_eq!(
+            topics.door_state("main"),
+            "site/palmgate/gate-1/door/main/state"
+        );
+        assert_eq!(
+            topics.door_state("a/b#"),
+            "site/palmgate/gate-1/door/a_b_/state"
+        );
         assert_eq!(
             topics.event(&EventKind::ALARM_DURESS),
             "site/palmgate/gate-1/event/alarm.duress"
         );
         assert_eq!(topics.command_filter(), "site/palmgate/gate-1/cmd/+");
-        assert_eq!(topics.command_name("site/palmgate/gate-1/cmd/unlock"), Some("unlock"));
+        assert_eq!(
+            topics.command_name("site/palmgate/gate-1/cmd/unlock"),
+            Some("unlock")
+        );
         assert_eq!(topics.command_name("site/palmgate/gate-2/cmd/unlock"), None);
         assert_eq!(topics.command_name("site/palmgate/gate-1/cmd/a/b"), None);
     }
@@ -173,9 +192,14 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&online).expect("json");
         assert_eq!(json["state"], "online");
         assert_eq!(json["time"], "1970-01-01T00:00:00.000Z");
-        let will: serde_json::Value = serde_json::from_slice(&last_will_payload("g")).expect("json");
+        let will: serde_json::Value =
+            serde_json::from_slice(&last_will_payload("g")).expect("json");
         assert_eq!(will, serde_json::json!({"state": "offline", "gate": "g"}));
-        let door = DoorStatus { lock: LockState::Locked, contact: Contact::Closed, mode: "normal".into() };
+        let door = DoorStatus {
+            lock: LockState::Locked,
+            contact: Contact::Closed,
+            mode: "normal".into(),
+        };
         assert_eq!(
             serde_json::to_value(&door).expect("json"),
             serde_json::json!({"lock": "locked", "contact": "closed", "mode": "normal"})

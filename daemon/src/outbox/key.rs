@@ -68,28 +68,44 @@ impl DeviceKey {
             Ok(_) => Self::load(path),
             Err(error) if error.kind() == io::ErrorKind::NotFound => match Self::create(path) {
                 // Another process created it between our check and our create: use theirs.
-                Err(KeyError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                Err(KeyError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::AlreadyExists =>
+                {
                     Self::load(path)
                 }
                 other => other,
             },
-            Err(source) => Err(KeyError::Io { path: path.to_owned(), source }),
+            Err(source) => Err(KeyError::Io {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
     /// Loads an existing key file, checking its permissions and length.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io_error = |source| KeyError::Io { path: path.to_owned(), source };
+        let io_error = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let meta = fs::symlink_metadata(path).map_err(io_error)?;
         if !meta.file_type().is_file() {
-            return Err(KeyError::NotAFile { path: path.to_owned() });
+            return Err(KeyError::NotAFile {
+                path: path.to_owned(),
+            });
         }
         let mode = meta.mode() & 0o7777;
         if mode & 0o077 != 0 {
-            return Err(KeyError::TooOpen { path: path.to_owned(), mode });
+            return Err(KeyError::TooOpen {
+                path: path.to_owned(),
+                mode,
+            });
         }
         if meta.len() != DEVICE_KEY_LEN as u64 {
-            return Err(KeyError::WrongLength { path: path.to_owned(), len: meta.len() });
+            return Err(KeyError::WrongLength {
+                path: path.to_owned(),
+                len: meta.len(),
+            });
         }
         let mut file = fs::File::open(path).map_err(io_error)?;
         let mut key = Zeroizing::new([0u8; DEVICE_KEY_LEN]);
@@ -97,13 +113,19 @@ impl DeviceKey {
         // The file must not have grown between the check and the read.
         let mut extra = [0u8; 1];
         if file.read(&mut extra).map_err(io_error)? != 0 {
-            return Err(KeyError::WrongLength { path: path.to_owned(), len: meta.len() + 1 });
+            return Err(KeyError::WrongLength {
+                path: path.to_owned(),
+                len: meta.len() + 1,
+            });
         }
         Ok(Self(key))
     }
 
     fn create(path: &Path) -> Result<Self, KeyError> {
-        let io_error = |source| KeyError::Io { path: path.to_owned(), source };
+        let io_error = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let mut key = Zeroizing::new([0u8; DEVICE_KEY_LEN]);
         getrandom::fill(key.as_mut()).map_err(KeyError::Random)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -119,7 +141,9 @@ impl DeviceKey {
         file.sync_all().map_err(io_error)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the new directory entry durable too.
-            fs::File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_error)?;
+            fs::File::open(parent)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_error)?;
         }
         Ok(Self(key))
     }
@@ -166,14 +190,20 @@ mod tests {
         fs::write(&path, [7u8; 32]).expect("write");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
         let error = DeviceKey::load_or_create(&path).expect_err("group-readable key");
-        assert!(matches!(error, KeyError::TooOpen { mode: 0o640, .. }), "{error}");
+        assert!(
+            matches!(error, KeyError::TooOpen { mode: 0o640, .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains("chmod 600"));
 
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         assert!(DeviceKey::load(&path).is_ok());
         fs::write(&path, [7u8; 31]).expect("write");
         let error = DeviceKey::load(&path).expect_err("short key");
-        assert!(matches!(error, KeyError::WrongLength { len: 31, .. }), "{error}");
+        assert!(
+            matches!(error, KeyError::WrongLength { len: 31, .. }),
+            "{error}"
+        );
 
         let error = DeviceKey::load(dir.path()).expect_err("directory");
         assert!(matches!(error, KeyError::NotAFile { .. }), "{error}");

@@ -140,7 +140,10 @@ pub struct Outbox {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("dir", &self.dir).field("gate", &self.gate).finish()
+        f.debug_struct("Outbox")
+            .field("dir", &self.dir)
+            .field("gate", &self.gate)
+            .finish()
     }
 }
 
@@ -160,7 +163,10 @@ impl Outbox {
             return Err(OutboxError::Options("alarm_percent must be 1 to 100"));
         }
         let dir = options.dir.clone();
-        let db_error = |source| OutboxError::Database { dir: dir.clone(), source };
+        let db_error = |source| OutboxError::Database {
+            dir: dir.clone(),
+            source,
+        };
         let db = sled::Config::new()
             .path(&dir)
             // The outbox is written once and read once per event: a small cache keeps the
@@ -182,7 +188,8 @@ impl Outbox {
             }
             Some(_) => {}
             None => {
-                meta.insert(META_GATE, options.gate.as_bytes()).map_err(db_error)?;
+                meta.insert(META_GATE, options.gate.as_bytes())
+                    .map_err(db_error)?;
             }
         }
         let salt = match meta.get(META_SALT).map_err(db_error)? {
@@ -200,16 +207,26 @@ impl Outbox {
             .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
             .map_or(0, u32::from_be_bytes)
             .wrapping_add(1);
-        meta.insert(META_EPOCH, &epoch.to_be_bytes()).map_err(db_error)?;
+        meta.insert(META_EPOCH, &epoch.to_be_bytes())
+            .map_err(db_error)?;
         // The epoch must be on disk before the first record is sealed under it.
         db.flush().map_err(db_error)?;
 
-        let last_stored = events.last().map_err(db_error)?.map(|(key, _)| decode_id(&key));
-        let last_acked = meta.get(META_LAST_ACKED).map_err(db_error)?.map(|v| decode_id(&v));
+        let last_stored = events
+            .last()
+            .map_err(db_error)?
+            .map(|(key, _)| decode_id(&key));
+        let last_acked = meta
+            .get(META_LAST_ACKED)
+            .map_err(db_error)?
+            .map(|v| decode_id(&v));
         let last_id = last_stored.unwrap_or(0).max(last_acked.unwrap_or(0));
         let len = events.len() as u64;
-        let alarm_level =
-            (options.max_events.saturating_mul(u64::from(options.alarm_percent)) / 100).max(1);
+        let alarm_level = (options
+            .max_events
+            .saturating_mul(u64::from(options.alarm_percent))
+            / 100)
+            .max(1);
         let (durable, _) = watch::channel(last_id);
         Ok(Self {
             dir,
@@ -220,18 +237,27 @@ impl Outbox {
             gate: options.gate.clone(),
             max_events: options.max_events,
             alarm_level,
-            counters: Mutex::new(Counters { next_id: last_id + 1, len, alarm_armed: true }),
+            counters: Mutex::new(Counters {
+                next_id: last_id + 1,
+                len,
+                alarm_armed: true,
+            }),
             appended: Notify::new(),
             durable,
         })
     }
 
     fn counters(&self) -> MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.counters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn db_error(&self, source: sled::Error) -> OutboxError {
-        OutboxError::Database { dir: self.dir.clone(), source }
+        OutboxError::Database {
+            dir: self.dir.clone(),
+            source,
+        }
     }
 
     /// The gate these events belong to.
@@ -244,12 +270,17 @@ impl Outbox {
     pub fn append(&self, event: NewEvent) -> Result<Event, OutboxError> {
         let mut counters = self.counters();
         let stored = self.insert(&mut counters, event)?;
-        if counters.alarm_armed && counters.len >= self.alarm_level && counters.len < self.max_events
+        if counters.alarm_armed
+            && counters.len >= self.alarm_level
+            && counters.len < self.max_events
         {
             counters.alarm_armed = false;
             let alarm = NewEvent::new(EventKind::OUTBOX_FILLING, stored.time)
                 .result(Outcome::Alarm)
-                .reason(format!("{} of {} events held", counters.len, self.max_events));
+                .reason(format!(
+                    "{} of {} events held",
+                    counters.len, self.max_events
+                ));
             self.insert(&mut counters, alarm)?;
         }
         drop(counters);
@@ -259,11 +290,15 @@ impl Outbox {
 
     fn insert(&self, counters: &mut Counters, event: NewEvent) -> Result<Event, OutboxError> {
         if counters.len >= self.max_events {
-            return Err(OutboxError::Full { max: self.max_events });
+            return Err(OutboxError::Full {
+                max: self.max_events,
+            });
         }
         let event = event.into_event(counters.next_id, &self.gate);
         let record = self.sealer.seal(event.id, &event.to_json());
-        self.events.insert(event.id.to_be_bytes(), record).map_err(|e| self.db_error(e))?;
+        self.events
+            .insert(event.id.to_be_bytes(), record)
+            .map_err(|e| self.db_error(e))?;
         counters.next_id += 1;
         counters.len += 1;
         Ok(event)
@@ -333,7 +368,11 @@ impl Outbox {
             if id > durable || out.len() >= limit {
                 break;
             }
-            match self.sealer.open(id, &record).ok().and_then(|json| Event::from_json(&json).ok())
+            match self
+                .sealer
+                .open(id, &record)
+                .ok()
+                .and_then(|json| Event::from_json(&json).ok())
             {
                 Some(event) if event.id == id => out.push(event),
                 _ => corrupt.push(id),
@@ -343,11 +382,14 @@ impl Outbox {
             tracing::error!(id, "outbox record failed authentication; discarded");
             if self.remove(id)? {
                 let alarm = NewEvent::new(
-                    EventKind::new("alarm.outbox_corrupt").map_err(|_| OutboxError::Options("kind"))?,
+                    EventKind::new("alarm.outbox_corrupt")
+                        .map_err(|_| OutboxError::Options("kind"))?,
                     Timestamp::now(),
                 )
                 .result(Outcome::Alarm)
-                .reason(format!("record {id} failed authentication and was discarded"));
+                .reason(format!(
+                    "record {id} failed authentication and was discarded"
+                ));
                 self.append(alarm)?;
             }
         }
@@ -363,11 +405,24 @@ impl Outbox {
         // The acknowledged id is recorded before the record goes, so that the next id can never
         // fall back below it (sled recovers a prefix of its operation log).
         let mut counters = self.counters();
-        let previous = self.meta.get(META_LAST_ACKED).map_err(|e| self.db_error(e))?;
-        if previous.as_deref().map(decode_id).is_none_or(|last| last < id) {
-            self.meta.insert(META_LAST_ACKED, &id.to_be_bytes()).map_err(|e| self.db_error(e))?;
+        let previous = self
+            .meta
+            .get(META_LAST_ACKED)
+            .map_err(|e| self.db_error(e))?;
+        if previous
+            .as_deref()
+            .map(decode_id)
+            .is_none_or(|last| last < id)
+        {
+            self.meta
+                .insert(META_LAST_ACKED, &id.to_be_bytes())
+                .map_err(|e| self.db_error(e))?;
         }
-        let removed = self.events.remove(id.to_be_bytes()).map_err(|e| self.db_error(e))?.is_some();
+        let removed = self
+            .events
+            .remove(id.to_be_bytes())
+            .map_err(|e| self.db_error(e))?
+            .is_some();
         if removed {
             counters.len -= 1;
             if counters.len <= self.alarm_level / 2 {

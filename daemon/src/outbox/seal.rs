@@ -48,7 +48,11 @@ impl Sealer {
         // `Aes256Gcm` zeroizes its key schedule on drop only with the `zeroize` feature; the
         // derived key bytes themselves are wiped here.
         let cipher = Aes256Gcm::new(&(*record_key).into());
-        Self { cipher, epoch, gate: gate.as_bytes().to_vec() }
+        Self {
+            cipher,
+            epoch,
+            gate: gate.as_bytes().to_vec(),
+        }
     }
 
     fn aad(&self, id: EventId) -> Vec<u8> {
@@ -85,7 +89,11 @@ impl Sealer {
         record
     }
 
-    pub(crate) fn open(&self, id: EventId, record: &[u8]) -> Result<Zeroizing<Vec<u8>>, Unreadable> {
+    pub(crate) fn open(
+        &self,
+        id: EventId,
+        record: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Unreadable> {
         if record.len() < HEADER_LEN + TAG_LEN || record[0] != RECORD_VERSION {
             return Err(Unreadable);
         }
@@ -118,24 +126,42 @@ mod tests {
         let record = sealer(3).seal(42, b"{\"id\":42}");
         assert_eq!(&record[..5], &[1, 0, 0, 0, 3]);
         assert_eq!(record.len(), 5 + 9 + 16);
-        assert!(!record.windows(9).any(|w| w == b"{\"id\":42}"), "plaintext visible");
+        assert!(
+            !record.windows(9).any(|w| w == b"{\"id\":42}"),
+            "plaintext visible"
+        );
         // A later opening (new epoch) still reads records of an earlier one.
-        assert_eq!(sealer(4).open(42, &record).expect("open").as_slice(), b"{\"id\":42}");
+        assert_eq!(
+            sealer(4).open(42, &record).expect("open").as_slice(),
+            b"{\"id\":42}"
+        );
     }
 
     #[test]
     fn tampered_moved_or_foreign_records_are_refused() {
         let sealer = sealer(1);
         let record = sealer.seal(7, b"event");
-        assert_eq!(sealer.open(8, &record), Err(Unreadable), "moved to another id");
+        assert_eq!(
+            sealer.open(8, &record),
+            Err(Unreadable),
+            "moved to another id"
+        );
         let mut flipped = record.clone();
         flipped[6] ^= 1;
         assert_eq!(sealer.open(7, &flipped), Err(Unreadable), "tampered");
-        assert_eq!(sealer.open(7, &record[..record.len() - 1]), Err(Unreadable), "truncated");
+        assert_eq!(
+            sealer.open(7, &record[..record.len() - 1]),
+            Err(Unreadable),
+            "truncated"
+        );
         let other_gate = Sealer::new(&DeviceKey::from_bytes([9; 32]), &[1; 32], 1, "gate-2");
         assert_eq!(other_gate.open(7, &record), Err(Unreadable), "other gate");
         let other_salt = Sealer::new(&DeviceKey::from_bytes([9; 32]), &[2; 32], 1, "gate-1");
-        assert_eq!(other_salt.open(7, &record), Err(Unreadable), "other database");
+        assert_eq!(
+            other_salt.open(7, &record),
+            Err(Unreadable),
+            "other database"
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@ fn events_are_numbered_and_published_only_when_durable() {
     let second = outbox.append(event(2)).expect("append");
     assert_eq!((first.id, second.id), (1, 2));
     assert_eq!(first.gate, "gate-1");
-    assert!(outbox.pending(None, 10).expect("pending").is_empty(), "not flushed yet");
+    assert!(
+        outbox.pending(None, 10).expect("pending").is_empty(),
+        "not flushed yet"
+    );
     assert_eq!(outbox.flush().expect("flush"), 2);
     let pending = outbox.pending(None, 10).expect("pending");
     assert_eq!(pending, vec![first.clone(), second.clone()]);
@@ -56,14 +59,22 @@ fn nothing_readable_in_the_database_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let outbox = Outbox::open(&options(dir.path(), 100)).expect("open");
     outbox
-        .append(event(1).reason("very_distinctive_reason_text").door("front_door_marker"))
+        .append(
+            event(1)
+                .reason("very_distinctive_reason_text")
+                .door("front_door_marker"),
+        )
         .expect("append");
     outbox.flush().expect("flush");
     drop(outbox);
     let mut found = Vec::new();
     for entry in walk(&dir.path().join("outbox")) {
         let bytes = std::fs::read(&entry).expect("read");
-        for needle in [&b"very_distinctive_reason_text"[..], b"front_door_marker", b"access.denied"] {
+        for needle in [
+            &b"very_distinctive_reason_text"[..],
+            b"front_door_marker",
+            b"access.denied",
+        ] {
             if bytes.windows(needle.len()).any(|w| w == needle) {
                 found.push(entry.display().to_string());
             }
@@ -76,7 +87,11 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
         let path = entry.path();
-        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+        if path.is_dir() {
+            files.extend(walk(&path))
+        } else {
+            files.push(path)
+        }
     }
     files
 }
@@ -129,17 +144,35 @@ fn a_corrupt_record_is_replaced_by_an_alarm_and_the_queue_flows_on() {
     for n in 0..3 {
         outbox.append(event(n)).expect("append");
     }
-    let mut record = outbox.events.get(2u64.to_be_bytes()).expect("get").expect("record").to_vec();
+    let mut record = outbox
+        .events
+        .get(2u64.to_be_bytes())
+        .expect("get")
+        .expect("record")
+        .to_vec();
     record[8] ^= 0xff;
-    outbox.events.insert(2u64.to_be_bytes(), record).expect("tamper");
+    outbox
+        .events
+        .insert(2u64.to_be_bytes(), record)
+        .expect("tamper");
     outbox.flush().expect("flush");
-    let ids: Vec<_> = outbox.pending(None, 10).expect("pending").iter().map(|e| e.id).collect();
+    let ids: Vec<_> = outbox
+        .pending(None, 10)
+        .expect("pending")
+        .iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(ids, vec![1, 3]);
     outbox.flush().expect("flush");
     let alarm = outbox.pending(Some(3), 10).expect("pending");
     assert_eq!(alarm.len(), 1);
     assert_eq!(alarm[0].kind.as_str(), "alarm.outbox_corrupt");
-    assert!(alarm[0].reason.as_deref().is_some_and(|r| r.contains("record 2")));
+    assert!(
+        alarm[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("record 2"))
+    );
 }
 
 #[test]
@@ -155,7 +188,14 @@ fn another_gate_id_or_key_is_refused_clearly() {
 #[test]
 fn epochs_advance_on_every_opening() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let read_epoch = |outbox: &Outbox| outbox.meta.get(META_EPOCH).expect("get").expect("epoch").to_vec();
+    let read_epoch = |outbox: &Outbox| {
+        outbox
+            .meta
+            .get(META_EPOCH)
+            .expect("get")
+            .expect("epoch")
+            .to_vec()
+    };
     let first = read_epoch(&Outbox::open(&options(dir.path(), 100)).expect("open"));
     let second = read_epoch(&Outbox::open(&options(dir.path(), 100)).expect("open"));
     assert_eq!(first, 1u32.to_be_bytes());
@@ -169,14 +209,21 @@ async fn the_flusher_makes_appends_durable() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let flusher = tokio::spawn({
         let outbox = outbox.clone();
-        async move { outbox.run_flusher(async { stop_rx.await.unwrap_or(()) }).await }
+        async move {
+            outbox
+                .run_flusher(async { stop_rx.await.unwrap_or(()) })
+                .await
+        }
     });
     let mut durable = outbox.durable();
     outbox.append(event(1)).expect("append");
-    tokio::time::timeout(std::time::Duration::from_secs(5), durable.wait_for(|id| *id >= 1))
-        .await
-        .expect("flushed in time")
-        .expect("watch open");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        durable.wait_for(|id| *id >= 1),
+    )
+    .await
+    .expect("flushed in time")
+    .expect("watch open");
     assert_eq!(outbox.pending(None, 10).expect("pending").len(), 1);
     stop_tx.send(()).expect("stop");
     flusher.await.expect("flusher");

@@ -96,20 +96,35 @@ impl Gate {
         let (flusher_stop_tx, flusher_stop_rx) = oneshot::channel::<()>();
         let flusher = tokio::spawn({
             let outbox = outbox.clone();
-            async move { outbox.run_flusher(async { flusher_stop_rx.await.unwrap_or(()) }).await }
+            async move {
+                outbox
+                    .run_flusher(async { flusher_stop_rx.await.unwrap_or(()) })
+                    .await
+            }
         });
         let link_task = tokio::spawn(async move {
-            link.run(async { stop_rx.await.unwrap_or(()) }).await.expect("link run");
+            link.run(async { stop_rx.await.unwrap_or(()) })
+                .await
+                .expect("link run");
             let _ = flusher_stop_tx.send(());
         });
-        Self { dir, outbox, handles, stop: Some(stop_tx), tasks: vec![link_task, flusher] }
+        Self {
+            dir,
+            outbox,
+            handles,
+            stop: Some(stop_tx),
+            tasks: vec![link_task, flusher],
+        }
     }
 
     pub async fn wait_connected(&mut self) {
-        tokio::time::timeout(Duration::from_secs(20), self.handles.connected.wait_for(|c| *c))
-            .await
-            .expect("gate connected to the broker in time")
-            .expect("link alive");
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            self.handles.connected.wait_for(|c| *c),
+        )
+        .await
+        .expect("gate connected to the broker in time")
+        .expect("link alive");
     }
 
     /// Drops the link without a DISCONNECT, as a crash would.
@@ -159,10 +174,17 @@ pub struct Subscriber {
 impl Subscriber {
     /// Subscribes to `filters` (QoS 1). With `persistent`, the broker keeps the session (and
     /// queues messages) while the subscriber is disconnected.
-    pub async fn connect(addr: &str, client_id: &str, filters: &[String], persistent: bool) -> Self {
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        filters: &[String],
+        persistent: bool,
+    ) -> Self {
         let (host, port) = split_addr(addr);
         let mut options = MqttOptions::new(client_id, host, port);
-        options.set_keep_alive(Duration::from_secs(5)).set_clean_session(!persistent);
+        options
+            .set_keep_alive(Duration::from_secs(5))
+            .set_clean_session(!persistent);
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         let (tx, rx) = mpsc::unbounded_channel();
         let (subscribed_tx, subscribed_rx) = oneshot::channel::<()>();
@@ -174,7 +196,9 @@ impl Subscriber {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                         for filter in &filters {
-                            let _ = resubscribe.subscribe(filter.clone(), QoS::AtLeastOnce).await;
+                            let _ = resubscribe
+                                .subscribe(filter.clone(), QoS::AtLeastOnce)
+                                .await;
                         }
                     }
                     Ok(Event::Incoming(Incoming::SubAck(_))) => {
@@ -198,7 +222,12 @@ impl Subscriber {
             .await
             .expect("subscribed in time")
             .expect("subscriber task");
-        Self { client, messages: rx, skipped: Default::default(), task }
+        Self {
+            client,
+            messages: rx,
+            skipped: Default::default(),
+            task,
+        }
     }
 
     /// The next message, or panics after `timeout`.
@@ -246,8 +275,11 @@ impl PrivateBroker {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // mosquitto started as root drops to the `mosquitto` user: it must read and write here.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
-            .expect("chmod");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .expect("chmod");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -264,7 +296,11 @@ impl PrivateBroker {
         .expect("config");
         std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .expect("chmod");
-        let mut broker = Self { dir, port, child: None };
+        let mut broker = Self {
+            dir,
+            port,
+            child: None,
+        };
         broker.resume();
         broker
     }
@@ -285,7 +321,10 @@ impl PrivateBroker {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "private mosquitto did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private mosquitto did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -310,7 +349,11 @@ impl Drop for PrivateBroker {
 }
 
 fn mosquitto_binary() -> PathBuf {
-    for candidate in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
+    for candidate in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
         if Path::new(candidate).exists() {
             return candidate.into();
         }

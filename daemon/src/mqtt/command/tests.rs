@@ -4,13 +4,19 @@ const NOW: i64 = 1_795_575_784;
 const NONCE: [u8; 16] = [0x11; 16];
 
 fn unlock() -> Command {
-    Command::Unlock { door: "main".into(), duration_s: Some(5) }
+    Command::Unlock {
+        door: "main".into(),
+        duration_s: Some(5),
+    }
 }
 
 fn setup() -> (OperatorSigner, CommandVerifier, MemoryReplayCache) {
     let signer = OperatorSigner::generate().expect("key");
-    let verifier =
-        CommandVerifier::new("gate-1", vec![signer.operator_key()], Duration::from_secs(60));
+    let verifier = CommandVerifier::new(
+        "gate-1",
+        vec![signer.operator_key()],
+        Duration::from_secs(60),
+    );
     (signer, verifier, MemoryReplayCache::default())
 }
 
@@ -35,7 +41,14 @@ fn canonical_message_byte_vector() {
     // Length prefixes keep field boundaries: moving a character between fields changes bytes.
     assert_ne!(
         canonical_message("ga", &Command::Lockdown { door: None }, 5, &[0xab]),
-        canonical_message("g", &Command::Lockdown { door: Some("a".into()) }, 5, &[0xab])
+        canonical_message(
+            "g",
+            &Command::Lockdown {
+                door: Some("a".into())
+            },
+            5,
+            &[0xab]
+        )
     );
 }
 
@@ -50,7 +63,10 @@ fn a_signed_fresh_command_is_accepted_once() {
         }
         other => panic!("refused: {other:?}"),
     }
-    assert_eq!(reason(verifier.verify("unlock", &payload, false, NOW, &mut cache)), "replayed");
+    assert_eq!(
+        reason(verifier.verify("unlock", &payload, false, NOW, &mut cache)),
+        "replayed"
+    );
     // The broker's retained copy of a handled command is ignored, not reported.
     assert_eq!(
         reason(verifier.verify("unlock", &payload, true, NOW + 5, &mut cache)),
@@ -69,38 +85,86 @@ fn refusal_table() {
         serde_json::to_vec(&json).expect("json")
     };
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
-        ("unsigned", "unlock", edit(signed(&unlock(), NOW), &|j| {
-            j.as_object_mut().expect("object").remove("signature");
-        })),
-        ("bad_signature", "unlock", other.sign("gate-1", &unlock(), NOW, &NONCE)),
-        ("bad_signature", "unlock", edit(signed(&unlock(), NOW), &|j| {
-            j["args"]["door"] = "back".into();
-        })),
-        ("bad_signature", "unlock", edit(signed(&unlock(), NOW), &|j| {
-            j["timestamp"] = (NOW + 1).into();
-        })),
-        ("bad_signature", "unlock", edit(signed(&unlock(), NOW), &|j| j["signature"] = "zz".into())),
+        (
+            "unsigned",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| {
+                j.as_object_mut().expect("object").remove("signature");
+            }),
+        ),
+        (
+            "bad_signature",
+            "unlock",
+            other.sign("gate-1", &unlock(), NOW, &NONCE),
+        ),
+        (
+            "bad_signature",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| {
+                j["args"]["door"] = "back".into();
+            }),
+        ),
+        (
+            "bad_signature",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| {
+                j["timestamp"] = (NOW + 1).into();
+            }),
+        ),
+        (
+            "bad_signature",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| j["signature"] = "zz".into()),
+        ),
         ("stale", "unlock", signed(&unlock(), NOW - 61)),
         ("from_future", "unlock", signed(&unlock(), NOW + 31)),
-        ("wrong_gate", "unlock", signer.sign("gate-2", &unlock(), NOW, &NONCE)),
+        (
+            "wrong_gate",
+            "unlock",
+            signer.sign("gate-2", &unlock(), NOW, &NONCE),
+        ),
         ("topic_mismatch", "lockdown", signed(&unlock(), NOW)),
         ("unknown_command", "open_sesame", signed(&unlock(), NOW)),
         ("malformed", "unlock", b"UNLOCK".to_vec()),
-        ("malformed", "unlock", edit(signed(&unlock(), NOW), &|j| j["nonce"] = "00".into())),
-        ("malformed", "unlock", edit(signed(&unlock(), NOW), &|j| j["extra"] = 1.into())),
-        ("invalid_arguments", "unlock", edit(signed(&unlock(), NOW), &|j| {
-            j["args"]["duration_s"] = 0.into();
-        })),
-        ("invalid_arguments", "unlock", edit(signed(&unlock(), NOW), &|j| {
-            j["args"] = serde_json::json!({});
-        })),
+        (
+            "malformed",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| j["nonce"] = "00".into()),
+        ),
+        (
+            "malformed",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| j["extra"] = 1.into()),
+        ),
+        (
+            "invalid_arguments",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| {
+                j["args"]["duration_s"] = 0.into();
+            }),
+        ),
+        (
+            "invalid_arguments",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| {
+                j["args"] = serde_json::json!({});
+            }),
+        ),
         ("too_large", "unlock", vec![b' '; MAX_COMMAND_BYTES + 1]),
     ];
     for (expected, topic, payload) in cases {
         let mut cache = MemoryReplayCache::default();
         let verdict = verifier.verify(topic, &payload, false, NOW, &mut cache);
-        assert_eq!(reason(verdict), expected, "payload {}", String::from_utf8_lossy(&payload));
-        assert!(!cache.contains(&NONCE).expect("cache"), "a refused command used up its nonce");
+        assert_eq!(
+            reason(verdict),
+            expected,
+            "payload {}",
+            String::from_utf8_lossy(&payload)
+        );
+        assert!(
+            !cache.contains(&NONCE).expect("cache"),
+            "a refused command used up its nonce"
+        );
     }
 }
 
@@ -109,9 +173,14 @@ fn der_signatures_and_every_command_verify() {
     let (signer, verifier, mut cache) = setup();
     let commands = [
         unlock(),
-        Command::Unlock { door: "side".into(), duration_s: None },
+        Command::Unlock {
+            door: "side".into(),
+            duration_s: None,
+        },
         Command::Lockdown { door: None },
-        Command::Release { door: Some("main".into()) },
+        Command::Release {
+            door: Some("main".into()),
+        },
         Command::RevocationList {
             version: 3,
             cards: vec![CardId::from_hex("00112233445566778899aabbccddeeff").expect("id")],
@@ -121,7 +190,10 @@ fn der_signatures_and_every_command_verify() {
         let nonce = [n as u8; 16];
         let payload = signer.sign("gate-1", command, NOW, &nonce);
         let verdict = verifier.verify(command.name(), &payload, false, NOW, &mut cache);
-        assert!(matches!(&verdict, Verdict::Accept(v) if &v.command == command), "{verdict:?}");
+        assert!(
+            matches!(&verdict, Verdict::Accept(v) if &v.command == command),
+            "{verdict:?}"
+        );
     }
     // DER form (as `openssl dgst -sha256 -sign` writes it).
     let nonce = [0x77; 16];
@@ -133,7 +205,10 @@ fn der_signatures_and_every_command_verify() {
         "signature": hex::encode(signature.to_der().as_bytes()),
     }))
     .expect("json");
-    assert_eq!(reason(verifier.verify("unlock", &payload, false, NOW, &mut cache)), "accepted");
+    assert_eq!(
+        reason(verifier.verify("unlock", &payload, false, NOW, &mut cache)),
+        "accepted"
+    );
 }
 
 #[test]
@@ -143,12 +218,18 @@ fn operator_keys_load_from_pem_with_clear_errors() {
     let good = dir.path().join("op.pem");
     std::fs::write(&good, signer.public_key_pem()).expect("write");
     let bad = dir.path().join("bad.pem");
-    std::fs::write(&bad, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
-        .expect("write");
+    std::fs::write(
+        &bad,
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    )
+    .expect("write");
     let loaded = OperatorKey::load_all(std::slice::from_ref(&good)).expect("load");
     assert_eq!(loaded[0].fingerprint(), signer.operator_key().fingerprint());
     let error = OperatorKey::load_all(&[good, bad.clone()]).expect_err("bad key");
-    assert!(error.to_string().contains(&bad.display().to_string()), "{error}");
+    assert!(
+        error.to_string().contains(&bad.display().to_string()),
+        "{error}"
+    );
 }
 
 #[test]
@@ -156,7 +237,13 @@ fn without_operator_keys_everything_is_refused() {
     let signer = OperatorSigner::generate().expect("key");
     let verifier = CommandVerifier::new("gate-1", vec![], Duration::from_secs(60));
     let payload = signer.sign("gate-1", &unlock(), NOW, &NONCE);
-    let verdict = verifier.verify("unlock", &payload, false, NOW, &mut MemoryReplayCache::default());
+    let verdict = verifier.verify(
+        "unlock",
+        &payload,
+        false,
+        NOW,
+        &mut MemoryReplayCache::default(),
+    );
     assert_eq!(reason(verdict), "no_operator_keys");
 }
 

@@ -1,0 +1,436 @@
+//! A whole gate on this machine for end-to-end tests: an issuer, virtual cards behind the real
+//! pcscd, the sensor simulator on a pseudo-terminal, the daemon with simulated doors, and an MQTT
+//! subscriber on the test broker.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use palmgate_card::host::pcsc::wait_for_card;
+use palmgate_matcher::extract::{Extractor, InputKind};
+
+use crate::{require_mqtt, require_pcscd_vpcd, workspace_binary};
+
+/// vpcd's first slot (port 35963) as pcscd names it.
+pub const READER: &str = "Virtual PCD 00 00";
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct ChildGuard {
+    name: String,
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Spawns `command`, naming it for messages.
+    pub fn spawn(name: &str, command: &mut Command) -> Self {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
+        Self {
+            name: name.to_string(),
+            child: Some(child),
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal (`-TERM`, `-KILL`, `-HUP`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {} failed", self.name);
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        self.wait(timeout)
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a card pulled out or a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `palmgate ARGS` to completion and returns its standard output; panics with its output
+/// when it fails.
+pub fn palmgate(args: &[&str]) -> String {
+    let output = Command::new(workspace_binary("palmgate"))
+        .args(args)
+        .output()
+        .expect("run palmgate");
+    assert!(
+        output.status.success(),
+        "palmgate {args:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A palmgate virtual card behind pcscd (vpcd's first slot).
+pub struct VirtualCard {
+    guard: ChildGuard,
+}
+
+impl VirtualCard {
+    /// Inserts the card whose state is kept in `state` (created in the factory state if missing).
+    pub fn insert(state: &Path) -> Self {
+        let vpcd = require_pcscd_vpcd();
+        let guard = ChildGuard::spawn(
+            "palmgate-vcard",
+            Command::new(workspace_binary("palmgate-vcard"))
+                .args(["--vpcd", &vpcd, "--state"])
+                .arg(state)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit()),
+        );
+        assert!(
+            wait_for_card(READER, Duration::from_secs(10)).expect("pcscd reachable"),
+            "the virtual card did not appear in {READER}"
+        );
+        Self { guard }
+    }
+
+    /// Takes the card out of the reader (the card process ends; its state file stays).
+    pub fn remove(mut self) {
+        let _ = self.guard.terminate(Duration::from_secs(5));
+        wait_for_empty_reader();
+    }
+
+    /// Pulls the card abruptly (SIGKILL), e.g. in the middle of a command.
+    pub fn pull(mut self) {
+        self.guard.kill();
+        wait_for_empty_reader();
+    }
+}
+
+impl Drop for VirtualCard {
+    fn drop(&mut self) {
+        self.guard.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while wait_for_card(READER, Duration::ZERO).unwrap_or(false) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn wait_for_empty_reader() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wait_for_card(READER, Duration::ZERO).expect("pcscd reachable") {
+        assert!(Instant::now() < deadline, "the reader did not become empty");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Synthetic palm data for a test: templates for enrolment and capture folders for the sensor.
+pub struct Palms {
+    extractor: Extractor,
+    dir: PathBuf,
+}
+
+impl Palms {
+    /// Palm files under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            extractor: Extractor::builtin().expect("built-in model"),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Writes the enrolment template of `identity` (from capture 0) and returns its path and bytes.
+    pub fn template(&self, identity: u64) -> (PathBuf, Vec<u8>) {
+        let image = palmgate_matcher::synth::hand_image(identity, 0);
+        let template = self
+            .extractor
+            .extract(&image, InputKind::Hand)
+            .expect("synthetic hand extracts");
+        let bytes = template.encode().to_vec();
+        let path = self.dir.join(format!("enrol-{identity}.tpl"));
+        std::fs::write(&path, &bytes).expect("write template");
+        (path, bytes)
+    }
+
+    /// A folder of later captures (1..=count) of `identity`, for the sensor simulator.
+    pub fn captures(&self, identity: u64, count: u64) -> PathBuf {
+        let folder = self.dir.join(format!("captures-{identity}"));
+        std::fs::create_dir_all(&folder).expect("captures folder");
+        for capture in 1..=count {
+            let image = palmgate_matcher::synth::hand_image(identity, capture);
+            image
+                .save(folder.join(format!("{capture:02}.png")))
+                .expect("write capture");
+        }
+        folder
+    }
+}
+
+/// The sensor simulator on a pseudo-terminal linked at `link`, serving `images`.
+pub fn sensor_simulator(link: &Path, images: &Path, fps: u32) -> ChildGuard {
+    let guard = ChildGuard::spawn(
+        "palmgate sensor simulate",
+        Command::new(workspace_binary("palmgate"))
+            .args([
+                "sensor",
+                "simulate",
+                "--format",
+                "jpeg",
+                "--fps",
+                &fps.to_string(),
+                "--link",
+            ])
+            .arg(link)
+            .arg("--images")
+            .arg(images)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !link.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the simulator did not create {}",
+            link.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    guard
+}
+
+/// Lines `topic payload` seen by `mosquitto_sub` on the test broker.
+pub struct Subscriber {
+    _guard: ChildGuard,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Subscriber {
+    /// Subscribes to `filter` (e.g. `palmgate/#`), retained messages included.
+    pub fn start(filter: &str) -> Self {
+        let broker = require_mqtt();
+        let (host, port) = broker.rsplit_once(':').expect("host:port");
+        let mut command = Command::new("mosquitto_sub");
+        command
+            .args(["-h", host, "-p", port, "-v", "-q", "1", "-t", filter])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut guard = ChildGuard::spawn("mosquitto_sub", &mut command);
+        let stdout = guard
+            .child
+            .as_mut()
+            .and_then(|child| child.stdout.take())
+            .expect("stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // mosquitto_sub has subscribed once it is connected; give it that moment.
+        std::thread::sleep(Duration::from_millis(300));
+        Self {
+            _guard: guard,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line whose topic ends with `topic_suffix`; returns its payload.
+    pub fn wait_for(&mut self, topic_suffix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if let Some((topic, payload)) = line.split_once(' ')
+                        && topic.ends_with(topic_suffix)
+                    {
+                        return payload.to_string();
+                    }
+                }
+                Err(_) => panic!(
+                    "no message on …{topic_suffix} within {timeout:?}; seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line received so far (after draining what is waiting).
+    pub fn all(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+}
+
+/// A fake systemd notify socket.
+pub struct NotifySocket {
+    /// Its path (for `NOTIFY_SOCKET`).
+    pub path: PathBuf,
+    socket: UnixDatagram,
+}
+
+impl NotifySocket {
+    /// Binds a socket in `dir`.
+    pub fn bind(dir: &Path) -> Self {
+        let path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&path).expect("bind notify socket");
+        Self { path, socket }
+    }
+
+    /// Waits for a message containing `needle` (`READY=1`, `STOPPING=1`); `None` on time-out.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut buffer = [0u8; 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.socket.set_read_timeout(Some(left)).expect("timeout");
+            match self.socket.recv(&mut buffer) {
+                Ok(length) => {
+                    let message = String::from_utf8_lossy(&buffer[..length]).into_owned();
+                    if message.contains(needle) {
+                        return Some(message);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Writes a gate configuration for this machine's services into `dir` and returns its path.
+pub fn gate_config(
+    dir: &Path,
+    gate_id: &str,
+    issuer_pub: &Path,
+    sensor_link: &Path,
+    operator_pub: &Path,
+) -> PathBuf {
+    let broker = require_mqtt();
+    let config = format!(
+        r#"[gate]
+id = "{gate_id}"
+
+[card]
+reader = "{READER}"
+issuer_keys = ["{issuer}"]
+revocation_list = "{dir}/revoked.json"
+presentation_window_ms = 10000
+verify_timeout_ms = 5000
+
+[sensor]
+port = "{sensor}"
+reconnect_max_ms = 500
+
+[matcher]
+input = "hand"
+
+[gpio]
+backend = "simulated"
+
+[door.main]
+lock_pin = 17
+contact_pin = 27
+rex_pin = 22
+unlock_s = 1
+
+[mqtt]
+url = "mqtt://{broker}"
+operator_keys = ["{operator}"]
+
+[storage]
+state_dir = "{dir}/state"
+
+[logging]
+level = "debug"
+format = "human"
+"#,
+        issuer = issuer_pub.display(),
+        dir = dir.display(),
+        sensor = sensor_link.display(),
+        operator = operator_pub.display(),
+    );
+    let path = dir.join("palmgate.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+/// Starts `palmgate run --config CONFIG` with a fake notify socket; its log goes to `log`.
+pub fn start_daemon(config: &Path, notify: &NotifySocket, log: &Path) -> ChildGuard {
+    let log_file = std::fs::File::create(log).expect("daemon log");
+    ChildGuard::spawn(
+        "palmgate run",
+        Command::new(workspace_binary("palmgate"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "4000000")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file),
+    )
+}

@@ -1,0 +1,268 @@
+//! The gate end to end, on the real services: pcscd + vpcd with `palmgate-vcard` cards, the sensor
+//! simulator on a pseudo-terminal, mosquitto, and `palmgate run` with simulated doors.
+//!
+//! One test walks through the scenario in order (the reader and the broker are shared): readiness
+//! only once the devices are up, an enrolled person granted, an impostor palm denied, a card of
+//! another issuer denied, a card revoked by a signed MQTT command denied, a forged command
+//! refused, no template bytes anywhere, and a clean stop.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use palmgate::event::CardId;
+use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
+use palmgate_card::host::platform::identity_of_state;
+use palmgate_system_tests::gate::{
+    NotifySocket, Palms, Subscriber, VirtualCard, gate_config, palmgate, sensor_simulator,
+    start_daemon,
+};
+use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
+
+const GATE: &str = "e2e-gate";
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn card_id_of(state: &Path) -> CardId {
+    let bytes = std::fs::read(state).expect("card state");
+    let identity = identity_of_state(&bytes).expect("card state loads");
+    CardId::new(&identity.card_id).expect("card id")
+}
+
+/// A factory-state card personalised by `issuer` and enrolled with `template`.
+fn make_card(state: &Path, issuer: &Path, template: &Path) -> CardId {
+    let card = VirtualCard::insert(state);
+    let issuer = issuer.to_str().expect("utf-8 path");
+    palmgate(&[
+        "card",
+        "personalise",
+        "--issuer",
+        issuer,
+        "--reader",
+        "Virtual PCD",
+    ]);
+    palmgate(&[
+        "card",
+        "enrol",
+        "--issuer",
+        issuer,
+        "--reader",
+        "Virtual PCD",
+        "--template",
+        template.to_str().expect("utf-8"),
+    ]);
+    card.remove();
+    card_id_of(state)
+}
+
+fn publish(topic: &str, payload: &[u8]) {
+    let broker = require_mqtt();
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", host, "-p", port, "-q", "1", "-t", topic, "-m"])
+        .arg(String::from_utf8_lossy(payload).as_ref())
+        .status()
+        .expect("mosquitto_pub");
+    assert!(status.success());
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+fn field(payload: &str, name: &str) -> Option<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(payload).unwrap_or_else(|_| panic!("not JSON: {payload}"));
+    json.get(name).map(|value| {
+        value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string)
+    })
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path)
+            } else {
+                files.push(path)
+            }
+        }
+    }
+    files
+}
+
+/// Whether `haystack` contains any 12-byte window of the template payload, raw or in hex.
+fn contains_template(haystack: &[u8], template: &[u8]) -> bool {
+    let payload = &template[4..];
+    let text = String::from_utf8_lossy(haystack).to_lowercase();
+    payload.windows(12).step_by(6).any(|window| {
+        haystack
+            .windows(window.len())
+            .any(|candidate| candidate == window)
+            || text.contains(&hex::encode(window))
+    })
+}
+
+#[test]
+fn gate_scenario_on_the_real_services() {
+    require_pcscd_vpcd();
+    require_mqtt();
+    let _reader = reader_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+
+    // The site: an issuer that certifies cards, a foreign issuer, an operator.
+    let issuer = root.join("issuer");
+    let foreign = root.join("foreign-issuer");
+    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+    palmgate(&["issuer", "init", "--out", foreign.to_str().expect("utf-8")]);
+    let operator = OperatorSigner::generate().expect("operator key");
+    let operator_pub = root.join("operator.pub");
+    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
+    let intruder = OperatorSigner::generate().expect("intruder key");
+
+    // People: Alice (palm 0) and Bob (palm 1); Carol's card comes from the foreign issuer.
+    let palms = Palms::new(root);
+    let (alice_template, alice_bytes) = palms.template(0);
+    let (bob_template, bob_bytes) = palms.template(1);
+    let alice_state = root.join("alice.card");
+    let bob_state = root.join("bob.card");
+    let carol_state = root.join("carol.card");
+    let alice = make_card(&alice_state, &issuer, &alice_template);
+    make_card(&bob_state, &issuer, &bob_template);
+    make_card(&carol_state, &foreign, &alice_template);
+
+    let sensor_link = root.join("sensor");
+    let config = gate_config(
+        root,
+        GATE,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        &operator_pub,
+    );
+    let mut mqtt = Subscriber::start(&format!("palmgate/{GATE}/#"));
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let mut daemon = start_daemon(&config, &notify, &log);
+
+    // Not ready while the sensor is missing; ready once it is there.
+    assert_eq!(
+        notify.wait_for("READY=1", Duration::from_secs(3)),
+        None,
+        "READY before the sensor was up"
+    );
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 3), 5);
+    let ready = notify.wait_for("READY=1", PATIENCE);
+    assert!(
+        ready.is_some(),
+        "no READY=1; daemon log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(
+        field(&mqtt.wait_for("/status", PATIENCE), "state").as_deref(),
+        Some("online")
+    );
+
+    // Alice: her card and her palm.
+    let card = VirtualCard::insert(&alice_state);
+    let granted = mqtt.wait_for("/event/access.granted", PATIENCE);
+    assert_eq!(
+        field(&granted, "card_id"),
+        Some(alice.to_string()),
+        "{granted}"
+    );
+    assert_eq!(field(&granted, "door").as_deref(), Some("main"));
+    card.remove();
+
+    // Bob's card with Alice's palm on the sensor: the card says no.
+    let card = VirtualCard::insert(&bob_state);
+    let denied = mqtt.wait_for("/event/access.denied", PATIENCE);
+    let reason = field(&denied, "reason").unwrap_or_default();
+    assert!(
+        reason.starts_with("palm does not match the card"),
+        "{denied}"
+    );
+    card.remove();
+
+    // Carol's card is certified by an issuer this gate does not trust: denied before any capture.
+    let card = VirtualCard::insert(&carol_state);
+    let denied = mqtt.wait_for("/event/access.denied", PATIENCE);
+    assert!(
+        field(&denied, "reason")
+            .unwrap_or_default()
+            .starts_with("card refused"),
+        "{denied}"
+    );
+    card.remove();
+
+    // A forged revocation (wrong key) is refused and reported; the signed one is applied.
+    let topics = Topics::new("palmgate", GATE);
+    let revoke = GateCommand::RevocationList {
+        version: 1,
+        cards: vec![alice.clone()],
+    };
+    let forged = intruder.sign(GATE, &revoke, now_unix(), b"nonce-forged-0001");
+    publish(&topics.command(revoke.name()), &forged);
+    let refused = mqtt.wait_for("/event/command.refused", PATIENCE);
+    assert!(refused.contains("signature"), "{refused}");
+    let signed = operator.sign(GATE, &revoke, now_unix(), b"nonce-signed-0001");
+    publish(&topics.command(revoke.name()), &signed);
+    mqtt.wait_for("/event/revocation.updated", PATIENCE);
+    // The same signed message again is a replay.
+    publish(&topics.command(revoke.name()), &signed);
+    let replayed = mqtt.wait_for("/event/command.refused", PATIENCE);
+    assert!(replayed.contains("replay"), "{replayed}");
+
+    let card = VirtualCard::insert(&alice_state);
+    let denied = mqtt.wait_for("/event/access.denied", PATIENCE);
+    assert_eq!(
+        field(&denied, "reason").as_deref(),
+        Some("card revoked"),
+        "{denied}"
+    );
+    card.remove();
+
+    // Clean stop.
+    let status = daemon.terminate(PATIENCE);
+    assert!(status.success(), "daemon exit status {status}");
+    assert!(
+        notify
+            .wait_for("STOPPING=1", Duration::from_secs(1))
+            .is_some()
+    );
+
+    // No template bytes in the state directory, the log or the MQTT traffic.
+    let mut places: Vec<(String, Vec<u8>)> = files_under(&root.join("state"))
+        .into_iter()
+        .map(|path| {
+            (
+                path.display().to_string(),
+                std::fs::read(&path).unwrap_or_default(),
+            )
+        })
+        .collect();
+    places.push((
+        "daemon log".to_string(),
+        std::fs::read(&log).unwrap_or_default(),
+    ));
+    places.push((
+        "MQTT traffic".to_string(),
+        mqtt.all().join("\n").into_bytes(),
+    ));
+    assert!(places.len() > 2, "the state directory has files");
+    for (place, bytes) in &places {
+        for template in [&alice_bytes, &bob_bytes] {
+            assert!(
+                !contains_template(bytes, template),
+                "template bytes found in {place}"
+            );
+        }
+    }
+}
