@@ -12,7 +12,11 @@ fn bench_extract(c: &mut Criterion) {
     let extractor = Extractor::builtin().expect("built-in model loads");
     let roi = synth::roi_image(7, 1);
     c.bench_function("extract 128x128 ROI", |b| {
-        b.iter(|| extractor.extract(black_box(&roi), InputKind::Roi).expect("synthetic ROI is usable"))
+        b.iter(|| {
+            extractor
+                .extract(black_box(&roi), InputKind::Roi)
+                .expect("synthetic ROI is usable")
+        })
     });
     let hand = image::imageops::resize(
         &synth::hand_image(7, 1),
@@ -21,7 +25,11 @@ fn bench_extract(c: &mut Criterion) {
         image::imageops::FilterType::Triangle,
     );
     c.bench_function("extract 800x600 whole hand", |b| {
-        b.iter(|| extractor.extract(black_box(&hand), InputKind::Hand).expect("synthetic hand is usable"))
+        b.iter(|| {
+            extractor
+                .extract(black_box(&hand), InputKind::Hand)
+                .expect("synthetic hand is usable")
+        })
     });
 }
 

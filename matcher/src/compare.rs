@@ -13,7 +13,7 @@ use core::fmt;
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeGreater, ConstantTimeLess};
 
-use crate::template::{CODE_BITS, CELLS, GRID, ROW_MASK, Template, WORDS};
+use crate::template::{CELLS, CODE_BITS, GRID, ROW_MASK, Template, WORDS};
 
 /// Largest shift in cells, in x and in y: 5 × 5 = 25 positions.
 pub const MAX_SHIFT: i32 = 2;
@@ -156,7 +156,10 @@ const PAD: usize = MAX_SHIFT as usize;
 
 /// The reference planes re-packed for one y-shift: word `k` holds reference rows `2k + dy` and
 /// `2k + 1 + dy` (zero outside the grid).
-fn shifted_rows(planes: &[[u64; WORDS]; CODE_BITS + 1], dy: usize) -> [[u64; WORDS]; CODE_BITS + 1] {
+fn shifted_rows(
+    planes: &[[u64; WORDS]; CODE_BITS + 1],
+    dy: usize,
+) -> [[u64; WORDS]; CODE_BITS + 1] {
     let mut out = [[0u64; WORDS]; CODE_BITS + 1];
     for (plane, out_plane) in planes.iter().zip(out.iter_mut()) {
         let mut rows = [0u64; GRID + 2 * PAD];
@@ -373,7 +376,10 @@ mod tests {
         let c = compare(&a, &b).unwrap();
         assert_eq!(c.distance_q16(), 65536);
         // Every shift ties at 1.0: the first one visited, (dx, dy) = (-2, -2), is kept.
-        assert_eq!((c.mismatched_bits(), c.overlap_cells()), (3 * 22 * 22, 22 * 22));
+        assert_eq!(
+            (c.mismatched_bits(), c.overlap_cells()),
+            (3 * 22 * 22, 22 * 22)
+        );
         // Neighbouring orientation everywhere: one bit in three.
         let d = Template::from_cells(&[1; CELLS], &[true; CELLS]).unwrap();
         let c = compare(&a, &d).unwrap();
@@ -409,7 +415,10 @@ mod tests {
         other.set_algorithm_for_test(0x02);
         assert_eq!(
             compare(&a, &other).unwrap_err(),
-            CompareError::AlgorithmMismatch { probe: ALGORITHM_COMPCODE_V1, reference: 0x02 }
+            CompareError::AlgorithmMismatch {
+                probe: ALGORITHM_COMPCODE_V1,
+                reference: 0x02
+            }
         );
     }
 
@@ -441,8 +450,16 @@ mod tests {
                 if num > den {
                     continue;
                 }
-                let expected = if den == 0 { 65536 } else { (u64::from(num) << 16) / u64::from(den) };
-                assert_eq!(u64::from(ct_fraction_q16(num, den)), expected, "{num}/{den}");
+                let expected = if den == 0 {
+                    65536
+                } else {
+                    (u64::from(num) << 16) / u64::from(den)
+                };
+                assert_eq!(
+                    u64::from(ct_fraction_q16(num, den)),
+                    expected,
+                    "{num}/{den}"
+                );
             }
         }
     }
@@ -470,7 +487,12 @@ mod tests {
 
         /// A reference made from the probe: moved by a shift, with some cells changed.
         fn related_pair() -> impl Strategy<Value = (Template, Template)> {
-            (arbitrary_template(), -3i32..=3, -3i32..=3, proptest::collection::vec(0u8..12, CELLS))
+            (
+                arbitrary_template(),
+                -3i32..=3,
+                -3i32..=3,
+                proptest::collection::vec(0u8..12, CELLS),
+            )
                 .prop_map(|(probe, dx, dy, noise)| {
                     let mut o = [0u8; CELLS];
                     let mut v = [false; CELLS];

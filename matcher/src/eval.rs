@@ -57,11 +57,16 @@ impl Sample {
 /// Lists `dir/<identity>/<sample>.<ext>`, sorted by identity and file name.
 pub fn scan(dir: &Path) -> Result<Vec<Sample>, EvalError> {
     let list = |path: &Path| -> Result<Vec<PathBuf>, EvalError> {
-        let entries = std::fs::read_dir(path)
-            .map_err(|source| EvalError::List { path: path.to_path_buf(), source })?;
+        let entries = std::fs::read_dir(path).map_err(|source| EvalError::List {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut paths = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| EvalError::List { path: path.to_path_buf(), source })?;
+            let entry = entry.map_err(|source| EvalError::List {
+                path: path.to_path_buf(),
+                source,
+            })?;
             paths.push(entry.path());
         }
         paths.sort();
@@ -69,7 +74,11 @@ pub fn scan(dir: &Path) -> Result<Vec<Sample>, EvalError> {
     };
     let mut samples = Vec::new();
     for identity_dir in list(dir)?.into_iter().filter(|p| p.is_dir()) {
-        let Some(identity) = identity_dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        let Some(identity) = identity_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+        else {
             continue;
         };
         for path in list(&identity_dir)? {
@@ -78,7 +87,10 @@ pub fn scan(dir: &Path) -> Result<Vec<Sample>, EvalError> {
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
             if is_image && path.is_file() {
-                samples.push(Sample { identity: identity.clone(), path });
+                samples.push(Sample {
+                    identity: identity.clone(),
+                    path,
+                });
             }
         }
     }
@@ -137,7 +149,10 @@ impl Scores {
 
     /// False-match rate at a Q16 threshold (impostors with distance ≤ threshold).
     pub fn fmr(&self, threshold_q16: u32) -> f64 {
-        rate(self.impostor.partition_point(|&d| d <= threshold_q16), self.impostor.len())
+        rate(
+            self.impostor.partition_point(|&d| d <= threshold_q16),
+            self.impostor.len(),
+        )
     }
 
     /// False non-match rate at a Q16 threshold (genuine pairs with distance > threshold).
@@ -184,15 +199,27 @@ impl Scores {
 
     /// DET curve points `(fmr, fnmr)` at every distinct score, by increasing threshold.
     pub fn det_curve(&self) -> Vec<(f64, f64)> {
-        let mut thresholds: Vec<u32> = self.genuine.iter().chain(self.impostor.iter()).copied().collect();
+        let mut thresholds: Vec<u32> = self
+            .genuine
+            .iter()
+            .chain(self.impostor.iter())
+            .copied()
+            .collect();
         thresholds.sort_unstable();
         thresholds.dedup();
-        thresholds.into_iter().map(|t| (self.fmr(t), self.fnmr(t))).collect()
+        thresholds
+            .into_iter()
+            .map(|t| (self.fmr(t), self.fnmr(t)))
+            .collect()
     }
 }
 
 fn rate(count: usize, total: usize) -> f64 {
-    if total == 0 { 0.0 } else { count as f64 / total as f64 }
+    if total == 0 {
+        0.0
+    } else {
+        count as f64 / total as f64
+    }
 }
 
 /// An evaluation's outcome.
@@ -232,7 +259,10 @@ pub fn evaluate(
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<Evaluation, EvalError> {
-    let identities = samples.iter().map(|s| s.identity.as_str()).collect::<std::collections::BTreeSet<_>>();
+    let identities = samples
+        .iter()
+        .map(|s| s.identity.as_str())
+        .collect::<std::collections::BTreeSet<_>>();
     if identities.len() < 2 {
         return Err(EvalError::NotEnoughData(format!(
             "need at least two identities, found {}",
@@ -248,13 +278,20 @@ pub fn evaluate(
             scope.spawn(|| {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(sample) = samples.get(index) else { break };
+                    let Some(sample) = samples.get(index) else {
+                        break;
+                    };
                     let outcome = match image::open(&sample.path) {
                         Ok(image) => {
                             let start = Instant::now();
                             let result = extractor.extract_image(&image, input);
                             let ms = start.elapsed().as_secs_f64() * 1e3;
-                            (result.map(|e| e.template).map_err(|e: ExtractError| e.to_string()), ms)
+                            (
+                                result
+                                    .map(|e| e.template)
+                                    .map_err(|e: ExtractError| e.to_string()),
+                                ms,
+                            )
                         }
                         Err(e) => (Err(format!("cannot read image: {e}")), f64::NAN),
                     };
@@ -267,7 +304,9 @@ pub fn evaluate(
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let results = results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
 
     let mut templates: Vec<(usize, Template)> = Vec::new();
     let mut failures = Vec::new();
@@ -311,7 +350,9 @@ pub fn evaluate(
         progress.update("compare", compared, pairs);
     }
     if genuine.is_empty() {
-        return Err(EvalError::NotEnoughData("no identity has two usable images".into()));
+        return Err(EvalError::NotEnoughData(
+            "no identity has two usable images".into(),
+        ));
     }
     let scores = Scores::new(genuine, impostor);
     let threshold = scores.threshold_at_fmr(1e-3).unwrap_or(0);
@@ -330,7 +371,12 @@ pub fn evaluate(
         compare_us_median: median(&mut compare_us),
     };
     cross_session.sort_unstable();
-    Ok(Evaluation { report, scores, cross_session_genuine: cross_session, failures })
+    Ok(Evaluation {
+        report,
+        scores,
+        cross_session_genuine: cross_session,
+        failures,
+    })
 }
 
 /// Median (NaN for no values).
@@ -386,7 +432,10 @@ mod tests {
 
     #[test]
     fn session_prefix() {
-        let s = |p: &str| Sample { identity: "a".into(), path: PathBuf::from(p) };
+        let s = |p: &str| Sample {
+            identity: "a".into(),
+            path: PathBuf::from(p),
+        };
         assert_eq!(s("x/1-03.png").session(), Some("1"));
         assert_eq!(s("x/03.png").session(), None);
     }

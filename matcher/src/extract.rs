@@ -10,7 +10,9 @@ use crate::roi::{self, Roi, RoiError, RoiMethod};
 use crate::template::{GRID, Template};
 
 /// What an input image shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
     /// A whole hand on a background: the ROI is found and cut.
@@ -81,12 +83,18 @@ pub struct Extractor {
 impl Extractor {
     /// With the committed filter bank.
     pub fn builtin() -> Result<Extractor, ExtractError> {
-        Ok(Extractor { model: FeatureModel::builtin()?, bar: QualityBar::default() })
+        Ok(Extractor {
+            model: FeatureModel::builtin()?,
+            bar: QualityBar::default(),
+        })
     }
 
     /// With a replacement model (same input and output as the committed one).
     pub fn from_model_file(path: &Path) -> Result<Extractor, ExtractError> {
-        Ok(Extractor { model: FeatureModel::from_file(path)?, bar: QualityBar::default() })
+        Ok(Extractor {
+            model: FeatureModel::from_file(path)?,
+            bar: QualityBar::default(),
+        })
     }
 
     /// The same extractor with another quality bar.
@@ -147,7 +155,10 @@ impl Extractor {
         let valid = cell_validity(&roi.valid);
         let valid_cells = valid.iter().filter(|&&v| v).count() as u16;
         if valid_cells < MIN_VALID_CELLS {
-            return Err(ExtractError::Coverage { valid_cells, required: MIN_VALID_CELLS });
+            return Err(ExtractError::Coverage {
+                valid_cells,
+                required: MIN_VALID_CELLS,
+            });
         }
         let responses = self.model.responses(roi.image.as_raw())?;
         let mut orientations = [0u8; CELLS];
@@ -165,7 +176,12 @@ impl Extractor {
         let template = template.map_err(|e| {
             FeatureError::Run(format!("model output gave an invalid template: {e}"))
         })?;
-        Ok(Extraction { template, roi_method: roi.geometry.method, valid_cells, quality })
+        Ok(Extraction {
+            template,
+            roi_method: roi.geometry.method,
+            valid_cells,
+            quality,
+        })
     }
 }
 
@@ -182,7 +198,9 @@ fn cell_validity(valid: &GrayImage) -> [bool; CELLS] {
         let cy = FIRST_CELL_CENTRE + CELL_PITCH * (index / GRID);
         let mut count = 0usize;
         for y in cy.saturating_sub(CELL_WINDOW_HALF)..=(cy + CELL_WINDOW_HALF).min(INPUT_SIDE - 1) {
-            for x in cx.saturating_sub(CELL_WINDOW_HALF)..=(cx + CELL_WINDOW_HALF).min(INPUT_SIDE - 1) {
+            for x in
+                cx.saturating_sub(CELL_WINDOW_HALF)..=(cx + CELL_WINDOW_HALF).min(INPUT_SIDE - 1)
+            {
                 count += usize::from(pixels[y * INPUT_SIDE + x] >= 128);
             }
         }

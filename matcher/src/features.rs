@@ -90,8 +90,10 @@ impl FeatureModel {
 
     /// A replacement model from an ONNX file with the same input and output.
     pub fn from_file(path: &Path) -> Result<FeatureModel, FeatureError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| FeatureError::Read { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| FeatureError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_bytes(&bytes)
     }
 
@@ -135,7 +137,10 @@ impl FeatureModel {
                 roi.len()
             )));
         }
-        let mut values: Vec<f32> = roi.iter().map(|&pixel| f32::from(pixel) * (1.0 / 255.0)).collect();
+        let mut values: Vec<f32> = roi
+            .iter()
+            .map(|&pixel| f32::from(pixel) * (1.0 / 255.0))
+            .collect();
         let input = Tensor::from_shape(&[1, 1, INPUT_SIDE, INPUT_SIDE], &values)
             .map_err(|e| FeatureError::Run(format!("{e:#}")))?;
         values.zeroize();
@@ -150,7 +155,10 @@ impl FeatureModel {
             .to_plain_array_view::<f32>()
             .map_err(|e| FeatureError::Run(format!("{e:#}")))?;
         if view.len() != ORIENTATIONS * CELLS {
-            return Err(FeatureError::Run(format!("model produced {} values", view.len())));
+            return Err(FeatureError::Run(format!(
+                "model produced {} values",
+                view.len()
+            )));
         }
         let mut responses = Responses(Box::new([[0.0; CELLS]; ORIENTATIONS]));
         let cells = responses.0.iter_mut().flat_map(|plane| plane.iter_mut());
@@ -183,7 +191,8 @@ mod tests {
                 let (x, y) = (f64::from(u), f64::from(v));
                 let across = x * theta.cos() + y * theta.sin();
                 let along = -x * theta.sin() + y * theta.cos();
-                let envelope = (-(across.powi(2) + (ASPECT * along).powi(2)) / (2.0 * SIGMA * SIGMA)).exp();
+                let envelope =
+                    (-(across.powi(2) + (ASPECT * along).powi(2)) / (2.0 * SIGMA * SIGMA)).exp();
                 kernel.push(envelope * (std::f64::consts::TAU * across / WAVELENGTH).cos());
             }
         }
@@ -196,7 +205,13 @@ mod tests {
 
     /// Mirror an index into `0..n` without repeating the edge (ONNX `reflect`).
     fn reflect(i: i32, n: i32) -> usize {
-        let r = if i < 0 { -i } else if i >= n { 2 * (n - 1) - i } else { i };
+        let r = if i < 0 {
+            -i
+        } else if i >= n {
+            2 * (n - 1) - i
+        } else {
+            i
+        };
         r as usize
     }
 
@@ -211,7 +226,8 @@ mod tests {
     fn reference_responses(image: &[u8]) -> Vec<[f64; CELLS]> {
         let n = INPUT_SIDE as i32;
         let half = GABOR_SIZE / 2;
-        let pixel = |x: i32, y: i32| f64::from(image[reflect(y, n) * INPUT_SIDE + reflect(x, n)]) / 255.0;
+        let pixel =
+            |x: i32, y: i32| f64::from(image[reflect(y, n) * INPUT_SIDE + reflect(x, n)]) / 255.0;
         (0..ORIENTATIONS)
             .map(|k| {
                 let kernel = gabor(std::f64::consts::PI * k as f64 / ORIENTATIONS as f64);
@@ -224,7 +240,8 @@ mod tests {
                         for px in cx - CELL / 2..=cx + CELL / 2 {
                             for v in -half..=half {
                                 for u in -half..=half {
-                                    let weight = kernel[((v + half) * GABOR_SIZE + u + half) as usize];
+                                    let weight =
+                                        kernel[((v + half) * GABOR_SIZE + u + half) as usize];
                                     sum += weight * pixel(px + u, py + v);
                                 }
                             }
@@ -271,12 +288,18 @@ mod tests {
         for (n, image) in test_images().iter().enumerate() {
             let got = model.responses(image).unwrap();
             let expected = reference_responses(image);
-            let scale = expected.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+            let scale = expected
+                .iter()
+                .flatten()
+                .fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(scale > 1e-3, "image {n}: responses are all near zero");
             for (k, (got_plane, expected_plane)) in got.0.iter().zip(&expected).enumerate() {
                 for c in (0..CELLS).filter(|&c| checked(c)) {
                     let (g, e) = (f64::from(got_plane[c]), expected_plane[c]);
-                    assert!((g - e).abs() <= 1e-4 * scale, "image {n} orientation {k} cell {c}: {g} vs {e}");
+                    assert!(
+                        (g - e).abs() <= 1e-4 * scale,
+                        "image {n} orientation {k} cell {c}: {g} vs {e}"
+                    );
                 }
             }
         }
@@ -291,7 +314,10 @@ mod tests {
             let theta = std::f64::consts::PI * k as f64 / ORIENTATIONS as f64;
             let image: Vec<u8> = (0..INPUT_SIDE * INPUT_SIDE)
                 .map(|i| {
-                    let (x, y) = ((i % INPUT_SIDE) as f64 - 66.0, (i / INPUT_SIDE) as f64 - 66.0);
+                    let (x, y) = (
+                        (i % INPUT_SIDE) as f64 - 66.0,
+                        (i / INPUT_SIDE) as f64 - 66.0,
+                    );
                     let across = x * theta.cos() + y * theta.sin();
                     (200.0 - 150.0 * (-across * across / 8.0).exp()) as u8
                 })
@@ -307,12 +333,18 @@ mod tests {
 
     #[test]
     fn bad_models_and_inputs_are_refused() {
-        assert!(matches!(FeatureModel::from_bytes(b"not onnx"), Err(FeatureError::Model(_))));
+        assert!(matches!(
+            FeatureModel::from_bytes(b"not onnx"),
+            Err(FeatureError::Model(_))
+        ));
         assert!(matches!(
             FeatureModel::from_file(Path::new("/nonexistent/model.onnx")),
             Err(FeatureError::Read { .. })
         ));
         let model = FeatureModel::builtin().unwrap();
-        assert!(matches!(model.responses(&[0; 100]), Err(FeatureError::Run(_))));
+        assert!(matches!(
+            model.responses(&[0; 100]),
+            Err(FeatureError::Run(_))
+        ));
     }
 }

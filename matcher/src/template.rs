@@ -81,11 +81,16 @@ impl fmt::Display for TemplateError {
                 write!(f, "template must be {ENCODED_LEN} bytes, got {actual}")
             }
             Self::FormatVersion(v) => {
-                write!(f, "template format version {v} is not supported (expected {FORMAT_VERSION})")
+                write!(
+                    f,
+                    "template format version {v} is not supported (expected {FORMAT_VERSION})"
+                )
             }
             Self::Algorithm(a) => write!(f, "template algorithm id {a:#04x} is not supported"),
             Self::Reserved => f.write_str("template header reserved bytes are not zero"),
-            Self::InvalidCode => f.write_str("template holds a cell code that is not an orientation"),
+            Self::InvalidCode => {
+                f.write_str("template holds a cell code that is not an orientation")
+            }
             Self::CodeOutsideMask => f.write_str("template has code bits set in masked-out cells"),
             Self::Orientation(o) => {
                 write!(f, "orientation {o} is out of range (0..{ORIENTATIONS})")
@@ -139,7 +144,8 @@ impl Template {
         valid: &[bool; CELLS],
     ) -> Result<Template, TemplateError> {
         let mut planes = [[0u64; WORDS]; PLANES];
-        for (index, (&orientation, &is_valid)) in orientations.iter().zip(valid.iter()).enumerate() {
+        for (index, (&orientation, &is_valid)) in orientations.iter().zip(valid.iter()).enumerate()
+        {
             if !is_valid {
                 continue;
             }
@@ -152,14 +158,18 @@ impl Template {
             }
             planes[CODE_BITS][word] |= 1 << bit;
         }
-        Ok(Template { algorithm: ALGORITHM_COMPCODE_V1, planes })
+        Ok(Template {
+            algorithm: ALGORITHM_COMPCODE_V1,
+            planes,
+        })
     }
 
     /// Decodes an encoded template, refusing a wrong length, version, algorithm or a non-canonical
     /// payload.
     pub fn decode(bytes: &[u8]) -> Result<Template, TemplateError> {
-        let bytes: &[u8; ENCODED_LEN] =
-            bytes.try_into().map_err(|_| TemplateError::Length { actual: bytes.len() })?;
+        let bytes: &[u8; ENCODED_LEN] = bytes.try_into().map_err(|_| TemplateError::Length {
+            actual: bytes.len(),
+        })?;
         let (header, payload) = bytes.split_at(HEADER_LEN);
         if header[0] != FORMAT_VERSION {
             return Err(TemplateError::FormatVersion(header[0]));
@@ -170,7 +180,10 @@ impl Template {
         if header[2] != 0 || header[3] != 0 {
             return Err(TemplateError::Reserved);
         }
-        let mut template = Template { algorithm: header[1], planes: [[0; WORDS]; PLANES] };
+        let mut template = Template {
+            algorithm: header[1],
+            planes: [[0; WORDS]; PLANES],
+        };
         for (plane, plane_bytes) in payload.chunks_exact(PLANE_BYTES).enumerate() {
             for (y, row) in plane_bytes.chunks_exact(ROW_BYTES).enumerate() {
                 let value = u64::from(row[0]) | u64::from(row[1]) << 8 | u64::from(row[2]) << 16;
@@ -217,7 +230,10 @@ impl Template {
     /// Number of valid cells (popcount of the mask).
     pub fn valid_cells(&self) -> u16 {
         // At most 576 cells: always fits.
-        self.planes[CODE_BITS].iter().map(|w| w.count_ones() as u16).sum()
+        self.planes[CODE_BITS]
+            .iter()
+            .map(|w| w.count_ones() as u16)
+            .sum()
     }
 
     /// Changes the algorithm id, to test refusal of mixed algorithms.
@@ -326,7 +342,11 @@ mod tests {
         assert_eq!(decoded.encode(), bytes);
         for i in 0..CELLS {
             let expected = v[i].then_some(o[i]);
-            assert_eq!(decoded.orientation(i % GRID, i / GRID), expected, "cell {i}");
+            assert_eq!(
+                decoded.orientation(i % GRID, i / GRID),
+                expected,
+                "cell {i}"
+            );
         }
     }
 
@@ -334,14 +354,26 @@ mod tests {
     fn decode_refuses_bad_input() {
         let (o, v) = sample_cells();
         let good = Template::from_cells(&o, &v).unwrap().encode();
-        assert_eq!(Template::decode(&good[..291]).unwrap_err(), TemplateError::Length { actual: 291 });
-        assert_eq!(Template::decode(&[]).unwrap_err(), TemplateError::Length { actual: 0 });
+        assert_eq!(
+            Template::decode(&good[..291]).unwrap_err(),
+            TemplateError::Length { actual: 291 }
+        );
+        assert_eq!(
+            Template::decode(&[]).unwrap_err(),
+            TemplateError::Length { actual: 0 }
+        );
         let mut bad = good;
         bad[0] = 2;
-        assert_eq!(Template::decode(&bad).unwrap_err(), TemplateError::FormatVersion(2));
+        assert_eq!(
+            Template::decode(&bad).unwrap_err(),
+            TemplateError::FormatVersion(2)
+        );
         let mut bad = good;
         bad[1] = 0x02;
-        assert_eq!(Template::decode(&bad).unwrap_err(), TemplateError::Algorithm(2));
+        assert_eq!(
+            Template::decode(&bad).unwrap_err(),
+            TemplateError::Algorithm(2)
+        );
         let mut bad = good;
         bad[3] = 1;
         assert_eq!(Template::decode(&bad).unwrap_err(), TemplateError::Reserved);
@@ -350,12 +382,19 @@ mod tests {
         bad[..4].copy_from_slice(&[1, 1, 0, 0]);
         bad[HEADER_LEN + 72] = 0x01; // plane 1
         bad[HEADER_LEN + 216] = 0x01; // mask
-        assert_eq!(Template::decode(&bad).unwrap_err(), TemplateError::InvalidCode);
+        assert_eq!(
+            Template::decode(&bad).unwrap_err(),
+            TemplateError::InvalidCode
+        );
         // Code bits without the mask bit.
         bad[HEADER_LEN + 216] = 0;
-        assert_eq!(Template::decode(&bad).unwrap_err(), TemplateError::CodeOutsideMask);
+        assert_eq!(
+            Template::decode(&bad).unwrap_err(),
+            TemplateError::CodeOutsideMask
+        );
         assert!(
-            Template::from_cells(&[6; CELLS], &[true; CELLS]).is_err_and(|e| e == TemplateError::Orientation(6))
+            Template::from_cells(&[6; CELLS], &[true; CELLS])
+                .is_err_and(|e| e == TemplateError::Orientation(6))
         );
     }
 

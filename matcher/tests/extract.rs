@@ -35,11 +35,17 @@ fn roi_templates_separate_genuine_from_impostor() {
             }
         }
     }
-    assert!(worst_genuine < best_impostor, "genuine {worst_genuine} vs impostor {best_impostor}");
+    assert!(
+        worst_genuine < best_impostor,
+        "genuine {worst_genuine} vs impostor {best_impostor}"
+    );
     // Impostor distances sit near the middle of the scale: the code is not degenerate.
     assert!(best_impostor > 0.35, "impostor {best_impostor}");
     let genuine = compare(&templates[0][0], &templates[0][1]).expect("same algorithm");
-    assert!(genuine.is_match(Threshold::DEFAULT), "genuine distance {worst_genuine}");
+    assert!(
+        genuine.is_match(Threshold::DEFAULT),
+        "genuine distance {worst_genuine}"
+    );
 }
 
 #[test]
@@ -62,18 +68,27 @@ fn whole_hand_matches_its_own_roi_capture() {
         .extract_detailed(&synth::hand_image(5, 0), InputKind::Hand)
         .expect("synthetic hand gives a template");
     assert!(from_hand.valid_cells >= palmgate_matcher::extract::MIN_VALID_CELLS);
-    let same = extractor.extract(&synth::hand_image(5, 1), InputKind::Hand).expect("template");
-    let other = extractor.extract(&synth::hand_image(6, 0), InputKind::Hand).expect("template");
+    let same = extractor
+        .extract(&synth::hand_image(5, 1), InputKind::Hand)
+        .expect("template");
+    let other = extractor
+        .extract(&synth::hand_image(6, 0), InputKind::Hand)
+        .expect("template");
     let genuine = distance(&from_hand.template, &same);
     let impostor = distance(&from_hand.template, &other);
-    assert!(genuine < impostor, "genuine {genuine} vs impostor {impostor}");
+    assert!(
+        genuine < impostor,
+        "genuine {genuine} vs impostor {impostor}"
+    );
 }
 
 #[test]
 fn blank_images_are_refused_with_a_reason() {
     let extractor = Extractor::builtin().expect("built-in model");
     let blank = image::GrayImage::from_pixel(640, 480, image::Luma([20]));
-    let error = extractor.extract(&blank, InputKind::Hand).expect_err("no hand in a blank image");
+    let error = extractor
+        .extract(&blank, InputKind::Hand)
+        .expect_err("no hand in a blank image");
     assert!(matches!(error, ExtractError::Roi(_)), "{error}");
     assert!(!error.to_string().is_empty());
     let tiny = image::GrayImage::new(8, 8);
@@ -90,9 +105,17 @@ fn extractor_can_be_shared_with_blocking_threads() {
     let worker = {
         let shared = std::sync::Arc::clone(&shared);
         let roi = roi.clone();
-        std::thread::spawn(move || shared.extract(&roi, InputKind::Roi).expect("template").encode())
+        std::thread::spawn(move || {
+            shared
+                .extract(&roi, InputKind::Roi)
+                .expect("template")
+                .encode()
+        })
     };
-    let here = shared.extract(&roi, InputKind::Roi).expect("template").encode();
+    let here = shared
+        .extract(&roi, InputKind::Roi)
+        .expect("template")
+        .encode();
     assert_eq!(worker.join().expect("worker"), here);
 }
 
@@ -103,7 +126,9 @@ fn underexposed_roi_is_refused_with_the_quality_reason() {
     for pixel in dark.pixels_mut() {
         pixel.0[0] /= 12;
     }
-    let error = extractor.extract(&dark, InputKind::Roi).expect_err("too dark");
+    let error = extractor
+        .extract(&dark, InputKind::Roi)
+        .expect_err("too dark");
     assert!(matches!(error, ExtractError::Quality(_)), "{error}");
     assert!(error.to_string().contains("underexposed"), "{error}");
 }

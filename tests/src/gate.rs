@@ -258,13 +258,21 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Subscribes to `filter` (e.g. `palmgate/#`), retained messages included.
+    /// Subscribes to `filter` (e.g. `palmgate/#`) on the test broker, retained messages included.
     pub fn start(filter: &str) -> Self {
-        let broker = require_mqtt();
+        Self::start_on(&require_mqtt(), filter, None)
+    }
+
+    /// Subscribes on `broker` (`host:port`); with `session`, as a persistent session of that client
+    /// id, so that QoS 1 messages published while it is away are delivered when it is back.
+    pub fn start_on(broker: &str, filter: &str, session: Option<&str>) -> Self {
         let (host, port) = broker.rsplit_once(':').expect("host:port");
         let mut command = Command::new("mosquitto_sub");
+        command.args(["-h", host, "-p", port, "-v", "-q", "1", "-t", filter]);
+        if let Some(client_id) = session {
+            command.args(["-c", "-i", client_id]);
+        }
         command
-            .args(["-h", host, "-p", port, "-v", "-q", "1", "-t", filter])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -433,4 +441,83 @@ pub fn start_daemon(config: &Path, notify: &NotifySocket, log: &Path) -> ChildGu
             .stdout(Stdio::null())
             .stderr(log_file),
     )
+}
+
+/// A mosquitto of our own on loopback (for tests and the demo that stop and restart it), with
+/// persistence so that queued QoS 1 messages survive its restart.
+pub struct Broker {
+    dir: PathBuf,
+    port: u16,
+    guard: Option<ChildGuard>,
+}
+
+impl Broker {
+    /// Starts a broker on a free loopback port with its files in `dir`.
+    pub fn start(dir: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).expect("broker dir");
+        // mosquitto started as root drops to the `mosquitto` user, which must read and write here.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+            .expect("broker dir mode");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("free port");
+        let config = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+             autosave_interval 1\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+            dir.display()
+        );
+        let path = dir.join("mosquitto.conf");
+        std::fs::write(&path, config).expect("broker config");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .expect("config mode");
+        let mut broker = Self {
+            dir: dir.to_path_buf(),
+            port,
+            guard: None,
+        };
+        broker.resume();
+        broker
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker (SIGTERM: it saves its persistent sessions).
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            let _ = guard.terminate(Duration::from_secs(10));
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn resume(&mut self) {
+        let binary = std::env::var("PALMGATE_TEST_MOSQUITTO_BIN")
+            .unwrap_or_else(|_| "/usr/sbin/mosquitto".to_string());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("mosquitto.log"))
+            .expect("broker log");
+        self.guard = Some(ChildGuard::spawn(
+            "mosquitto",
+            Command::new(binary)
+                .arg("-c")
+                .arg(self.dir.join("mosquitto.conf"))
+                .stdin(Stdio::null())
+                .stderr(log),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.address()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on {}",
+                self.address()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

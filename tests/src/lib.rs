@@ -48,12 +48,12 @@ pub fn reader_lock() -> MutexGuard<'static, ()> {
 /// Path of a binary of this workspace (`palmgate`, `palmgate-vcard`), built in the same target
 /// directory as the running test (`cargo xtask test` builds every binary first).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current test executable");
-    // target/debug/deps/<test> -> target/debug/<name>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps");
+    let exe = std::env::current_exe().expect("current executable");
+    // Tests run from target/<profile>/deps/, binaries (the demo) from target/<profile>/.
+    let mut dir = exe.parent().expect("executable in a directory");
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

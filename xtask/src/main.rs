@@ -21,8 +21,8 @@ usage: cargo xtask <task>
 tasks:
   deps    install the Debian packages needed to build and test (needs root)
   test    deps + build + start pcscd/vpcd and mosquitto + run every test
-  ci      fmt check + clippy -D warnings + no_std checks + unit exposure + test
-  demo    run the demonstration (what exists of the gate so far)
+  ci      fmt check + clippy -D warnings + no_std checks + unit exposure + test + demo
+  demo    the gate end to end on this machine (virtual cards, simulated sensor and doors)
   bench   run the benchmarks (release build) and print their figures
   eval    evaluate the matcher on ../shared/data/palm (release build)
   dist    Raspberry Pi package: arm64 cross build + .deb, checked [--profile dev|release]

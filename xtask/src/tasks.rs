@@ -173,7 +173,9 @@ pub fn ci() -> Result<(), String> {
         "warnings",
     ]))?;
     unit_exposure()?;
-    test(&[])
+    test(&[])?;
+    // The README's first command must work too.
+    demo()
 }
 
 /// `systemd-analyze security --offline=true` on the unit; fails above [`MAX_EXPOSURE`].

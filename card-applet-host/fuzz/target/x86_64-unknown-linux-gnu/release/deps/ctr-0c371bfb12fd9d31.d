@@ -1,0 +1,12 @@
+/work/main/card-applet-host/fuzz/target/x86_64-unknown-linux-gnu/release/deps/ctr-0c371bfb12fd9d31.d: /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/lib.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/ctr_core.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr128.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr32.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr64.rs
+
+/work/main/card-applet-host/fuzz/target/x86_64-unknown-linux-gnu/release/deps/libctr-0c371bfb12fd9d31.rlib: /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/lib.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/ctr_core.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr128.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr32.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr64.rs
+
+/work/main/card-applet-host/fuzz/target/x86_64-unknown-linux-gnu/release/deps/libctr-0c371bfb12fd9d31.rmeta: /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/lib.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/ctr_core.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr128.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr32.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr64.rs
+
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/lib.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/ctr_core.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr128.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr32.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ctr-0.10.1/src/flavors/ctr64.rs:

@@ -1,0 +1,13 @@
+/work/main/card-applet-host/fuzz/target/x86_64-unknown-linux-gnu/release/deps/sec1-d278bfe76d70af5d.d: /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/lib.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/point.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/error.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/parameters.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/private_key.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/traits.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/../README.md
+
+/work/main/card-applet-host/fuzz/target/x86_64-unknown-linux-gnu/release/deps/libsec1-d278bfe76d70af5d.rlib: /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/lib.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/point.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/error.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/parameters.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/private_key.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/traits.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/../README.md
+
+/work/main/card-applet-host/fuzz/target/x86_64-unknown-linux-gnu/release/deps/libsec1-d278bfe76d70af5d.rmeta: /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/lib.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/point.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/error.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/parameters.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/private_key.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/traits.rs /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/../README.md
+
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/lib.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/point.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/error.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/parameters.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/private_key.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/traits.rs:
+/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/sec1-0.8.1/src/../README.md:

@@ -1,0 +1,390 @@
+//! `palmgate-demo`: the gate end to end on this machine, as `cargo xtask demo` runs it.
+//!
+//! It needs pcscd with vpcd running (the xtask starts it) and starts everything else itself: an
+//! issuer and a foreign issuer, virtual cards personalised and enrolled from synthetic palms, the
+//! sensor simulator on a pseudo-terminal, its own mosquitto (so that it can restart it), and
+//! `palmgate run --config config/demo.toml` with the per-run values given as `PALMGATE__…`
+//! variables. It plays a scripted scenario, prints every event it receives over MQTT as a table,
+//! and ends with one summary line. Exit status 0 only if every expectation held and no event was
+//! lost.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use palmgate::event::CardId;
+use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
+use palmgate_card::host::platform::identity_of_state;
+use palmgate_system_tests::gate::{
+    Broker, ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, palmgate, sensor_simulator,
+};
+use palmgate_system_tests::{require_pcscd_vpcd, workspace_binary};
+
+const GATE: &str = "demo-gate";
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Demo {
+    root: PathBuf,
+    issuer: PathBuf,
+    palms: Palms,
+    mqtt: Subscriber,
+    broker: Broker,
+    failures: Vec<String>,
+}
+
+impl Demo {
+    fn expect(&mut self, what: &str, ok: bool, detail: &str) {
+        if ok {
+            println!("  ok    {what}");
+        } else {
+            println!("  FAIL  {what}: {detail}");
+            self.failures.push(what.to_string());
+        }
+    }
+
+    /// A card personalised by `issuer`, enrolled with `templates` (the slot `duress`, if any, is a
+    /// duress slot).
+    fn card(
+        &self,
+        name: &str,
+        issuer: &Path,
+        templates: &[PathBuf],
+        duress: Option<u8>,
+    ) -> (PathBuf, CardId) {
+        let state = self.root.join(format!("{name}.card"));
+        let card = VirtualCard::insert(&state);
+        let issuer = issuer.to_str().unwrap_or_default();
+        palmgate(&[
+            "card",
+            "personalise",
+            "--issuer",
+            issuer,
+            "--reader",
+            "Virtual PCD",
+        ]);
+        let mut args: Vec<String> = [
+            "card",
+            "enrol",
+            "--issuer",
+            issuer,
+            "--reader",
+            "Virtual PCD",
+        ]
+        .map(String::from)
+        .to_vec();
+        for template in templates {
+            args.push("--template".to_string());
+            args.push(template.display().to_string());
+        }
+        if let Some(slot) = duress {
+            args.push("--duress-slot".to_string());
+            args.push(slot.to_string());
+        }
+        palmgate(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        card.remove();
+        let bytes = std::fs::read(&state).unwrap_or_default();
+        let id = identity_of_state(&bytes)
+            .ok()
+            .and_then(|identity| CardId::new(&identity.card_id));
+        (state, id.expect("a personalised card has an id"))
+    }
+
+    /// Presents a card and waits for the event `kind`; returns its payload.
+    fn present(&mut self, state: &Path, kind: &str) -> String {
+        let card = VirtualCard::insert(state);
+        let payload = self.mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
+        card.remove();
+        payload
+    }
+
+    fn publish(&self, topic: &str, payload: &[u8]) {
+        let address = self.broker.address();
+        let (host, port) = address.rsplit_once(':').unwrap_or(("127.0.0.1", "1883"));
+        let _ = Command::new("mosquitto_pub")
+            .args(["-h", host, "-p", port, "-q", "1", "-t", topic, "-m"])
+            .arg(String::from_utf8_lossy(payload).as_ref())
+            .status();
+    }
+}
+
+fn field(payload: &str, name: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(payload).ok()?;
+    json.get(name).map(|value| {
+        value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string)
+    })
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn main() -> ExitCode {
+    require_pcscd_vpcd();
+    let dir = match tempfile::Builder::new().prefix("palmgate-demo-").tempdir() {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("palmgate-demo: cannot create a working directory: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let root = dir.path().to_path_buf();
+    println!("palmgate demo in {}", root.display());
+
+    println!("setting up: issuers, operator, synthetic palms, cards, broker");
+    let issuer = root.join("issuer");
+    let foreign = root.join("foreign-issuer");
+    palmgate(&[
+        "issuer",
+        "init",
+        "--out",
+        issuer.to_str().unwrap_or_default(),
+    ]);
+    palmgate(&[
+        "issuer",
+        "init",
+        "--out",
+        foreign.to_str().unwrap_or_default(),
+    ]);
+    let Ok(operator) = OperatorSigner::generate() else {
+        eprintln!("palmgate-demo: no randomness for the operator key");
+        return ExitCode::FAILURE;
+    };
+    let operator_pub = root.join("operator.pub");
+    let _ = std::fs::write(&operator_pub, operator.public_key_pem());
+    let broker = Broker::start(&root.join("broker"));
+    let mqtt = Subscriber::start_on(
+        &broker.address(),
+        &format!("palmgate/{GATE}/event/#"),
+        Some("palmgate-demo-dashboard"),
+    );
+    let mut demo = Demo {
+        palms: Palms::new(&root),
+        root: root.clone(),
+        issuer: issuer.clone(),
+        mqtt,
+        broker,
+        failures: Vec::new(),
+    };
+
+    let (alice_tpl, _) = demo.palms.template(0);
+    let (bob_tpl, _) = demo.palms.template(1);
+    let (dave_tpl, _) = demo.palms.template(3);
+    let (alice, alice_id) = demo.card("alice", &issuer, std::slice::from_ref(&alice_tpl), None);
+    let (bob, _) = demo.card("bob", &issuer, std::slice::from_ref(&bob_tpl), None);
+    let (carol, _) = demo.card("carol", &foreign, std::slice::from_ref(&alice_tpl), None);
+    // Dave's duress slot holds the palm the sensor shows in this demo.
+    let (dave, _) = demo.card(
+        "dave",
+        &demo.issuer.clone(),
+        &[dave_tpl, alice_tpl.clone()],
+        Some(1),
+    );
+
+    // The sensor shows Alice's palm (later captures than the enrolled one).
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &demo.palms.captures(0, 3), 5);
+    let notify = NotifySocket::bind(&root);
+    let log = root.join("palmgate.log");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/demo.toml");
+    let mut daemon = ChildGuard::spawn(
+        "palmgate run",
+        Command::new(workspace_binary("palmgate"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("PALMGATE__CARD__ISSUER_KEYS", issuer.join("issuer.pub"))
+            .env("PALMGATE__CARD__REVOCATION_LIST", root.join("revoked.json"))
+            .env("PALMGATE__SENSOR__PORT", &sensor_link)
+            .env(
+                "PALMGATE__MQTT__URL",
+                format!("mqtt://{}", demo.broker.address()),
+            )
+            .env("PALMGATE__MQTT__OPERATOR_KEYS", &operator_pub)
+            .env("PALMGATE__STORAGE__STATE_DIR", root.join("state"))
+            .env("NOTIFY_SOCKET", &notify.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            ),
+    );
+    let ready = notify.wait_for("READY=1", PATIENCE).is_some();
+    demo.expect(
+        "the gate reports READY once reader, sensor and doors are up",
+        ready,
+        "no READY=1",
+    );
+    if !ready {
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+        return ExitCode::FAILURE;
+    }
+
+    println!("scenario:");
+    let granted = demo.present(&alice, "access.granted");
+    demo.expect(
+        "Alice (enrolled palm) is granted",
+        field(&granted, "card_id") == Some(alice_id.to_string()),
+        &granted,
+    );
+
+    let denied = demo.present(&bob, "access.denied");
+    let reason = field(&denied, "reason").unwrap_or_default();
+    demo.expect(
+        "Bob's card with another palm is denied by the card",
+        reason.starts_with("palm does not match"),
+        &denied,
+    );
+
+    let denied = demo.present(&carol, "access.denied");
+    let reason = field(&denied, "reason").unwrap_or_default();
+    demo.expect(
+        "Carol's card from a foreign issuer is denied before capture",
+        reason.starts_with("card refused"),
+        &denied,
+    );
+
+    let card = VirtualCard::insert(&dave);
+    let granted = demo.mqtt.wait_for("/event/access.granted", PATIENCE);
+    let alarm = demo.mqtt.wait_for("/event/alarm.duress", PATIENCE);
+    card.remove();
+    demo.expect(
+        "Dave's duress palm opens the door and raises a silent alarm",
+        !granted.is_empty() && !alarm.is_empty(),
+        &alarm,
+    );
+
+    println!("  ..    stopping the broker; Alice passes while it is down");
+    demo.broker.stop();
+    let card = VirtualCard::insert(&alice);
+    std::thread::sleep(Duration::from_secs(3));
+    card.remove();
+    demo.broker.resume();
+    let granted = demo
+        .mqtt
+        .wait_for("/event/access.granted", Duration::from_secs(60));
+    demo.expect(
+        "the grant made while the broker was down is delivered after its restart",
+        field(&granted, "card_id") == Some(alice_id.to_string()),
+        &granted,
+    );
+
+    let topics = Topics::new("palmgate", GATE);
+    let revoke = GateCommand::RevocationList {
+        version: 1,
+        cards: vec![alice_id.clone()],
+    };
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    demo.publish(
+        &topics.command(revoke.name()),
+        &operator.sign(GATE, &revoke, timestamp, b"demo-revocation-1"),
+    );
+    demo.mqtt.wait_for("/event/revocation.updated", PATIENCE);
+    let denied = demo.present(&alice, "access.denied");
+    demo.expect(
+        "Alice's card, revoked by a signed MQTT command, is denied",
+        field(&denied, "reason").as_deref() == Some("card revoked"),
+        &denied,
+    );
+
+    let status = daemon.terminate(PATIENCE);
+    demo.expect(
+        "the gate stops cleanly on SIGTERM",
+        status.success(),
+        &status.to_string(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Every event received, as a table; then the summary.
+    let mut events: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
+    let mut received = 0usize;
+    for line in demo.mqtt.all().to_vec() {
+        let Some((_, payload)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else {
+            continue;
+        };
+        if let Some(id) = json.get("id").and_then(serde_json::Value::as_u64) {
+            received += 1;
+            events.insert(id, json);
+        }
+    }
+    println!();
+    println!(
+        "{:>4}  {:<24}  {:<20}  {:<6}  {:<32}  {:<8}  reason",
+        "id", "time", "kind", "door", "card", "result"
+    );
+    let text = |event: &serde_json::Value, name: &str| {
+        event
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("-")
+            .to_string()
+    };
+    for (id, event) in &events {
+        println!(
+            "{id:>4}  {:<24}  {:<20}  {:<6}  {:<32}  {:<8}  {}",
+            text(event, "time"),
+            text(event, "kind"),
+            text(event, "door"),
+            text(event, "card_id"),
+            text(event, "result"),
+            text(event, "reason")
+        );
+    }
+    let count = |kind: &str| {
+        events
+            .values()
+            .filter(|event| text(event, "kind") == kind)
+            .count()
+    };
+    let alarms = events
+        .values()
+        .filter(|event| {
+            text(event, "kind").starts_with("alarm.") || text(event, "result") == "alarm"
+        })
+        .count();
+    let highest = events.keys().next_back().copied().unwrap_or(0);
+    let lost = (1..=highest).filter(|id| !events.contains_key(id)).count();
+    let mut decisions: Vec<f64> = events
+        .values()
+        .filter_map(|event| event.get("latencies")?.get("decision_ms")?.as_f64())
+        .collect();
+    decisions.sort_by(f64::total_cmp);
+    println!();
+    if received != events.len() {
+        println!(
+            "(the broker delivered {} duplicates at QoS 1; counted once)",
+            received - events.len()
+        );
+    }
+    if !demo.failures.is_empty() {
+        println!("failed expectations: {}", demo.failures.join("; "));
+        println!("daemon log: {}", log.display());
+        // Keep the working directory for a look.
+        let _ = dir.keep();
+    }
+    println!(
+        "demo: granted={} denied={} alarms={alarms} published={} lost={lost} decision_p50_ms={:.1} decision_p99_ms={:.1}",
+        count("access.granted"),
+        count("access.denied"),
+        events.len(),
+        percentile(&decisions, 0.5),
+        percentile(&decisions, 0.99)
+    );
+    if demo.failures.is_empty() && lost == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
