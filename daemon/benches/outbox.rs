@@ -158,7 +158,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn sustained(addr: &str, events: u64) -> (f64, Vec<f64>, Vec<f64>) {
+async fn sustained(addr: &str, events: u64, pace: Option<Duration>) -> (f64, Vec<f64>, Vec<f64>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!(
         "pgbench-{}-{}",
@@ -171,7 +171,11 @@ async fn sustained(addr: &str, events: u64) -> (f64, Vec<f64>, Vec<f64>) {
     let mut appended_at = HashMap::with_capacity(events as usize);
     let mut append_us = Vec::with_capacity(events as usize);
     let start = Instant::now();
+    let mut ticker = pace.map(tokio::time::interval);
     for n in 0..events {
+        if let Some(ticker) = ticker.as_mut() {
+            ticker.tick().await;
+        }
         let t0 = Instant::now();
         let stored = running.outbox.append(event(n)).expect("append");
         append_us.push(t0.elapsed().as_secs_f64() * 1e6);
@@ -259,7 +263,7 @@ fn main() {
         let mut latencies = Vec::new();
         let mut appends = Vec::new();
         for _ in 0..runs {
-            let (rate, latency, append) = sustained(&addr, per_run).await;
+            let (rate, latency, append) = sustained(&addr, per_run, None).await;
             rates.push(rate);
             latencies.extend(latency);
             appends.extend(append);
@@ -274,11 +278,19 @@ fn main() {
             rates[0]
         );
         println!(
-            "  append() latency: median {:.1} us, p99 {:.1} us; append -> subscriber: median {:.1} ms, p99 {:.1} ms",
+            "  append() latency: median {:.1} us, p99 {:.1} us; append -> subscriber under this burst: median {:.1} ms, p99 {:.1} ms",
             percentile(&appends, 0.5),
             percentile(&appends, 0.99),
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99)
+        );
+        let paced_events = if full { 5_000 } else { 500 };
+        let (_, mut paced, _) = sustained(&addr, paced_events, Some(Duration::from_millis(1))).await;
+        paced.sort_by(f64::total_cmp);
+        println!(
+            "  paced at 1,000 events/s ({paced_events} events): append -> subscriber median {:.2} ms, p99 {:.2} ms",
+            percentile(&paced, 0.5),
+            percentile(&paced, 0.99)
         );
         let (fill, drain, lost) = backlog(&addr, backlog_events).await;
         println!(

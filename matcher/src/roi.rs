@@ -233,7 +233,19 @@ pub fn extract_roi(hand: &GrayImage) -> Result<Roi, RoiError> {
 /// # Errors
 /// A [`RoiError`] saying why no ROI could be cut.
 pub fn extract_roi_rgb(hand: &RgbImage) -> Result<Roi, RoiError> {
-    let gray = image::DynamicImage::ImageRgb8(hand.clone()).to_luma8();
+    // The luma `image`'s `to_luma8` computes (BT.709 weights, truncated), without a copy.
+    let gray = GrayImage::from_raw(
+        hand.width(),
+        hand.height(),
+        hand.as_raw()
+            .chunks_exact(3)
+            .map(|p| {
+                let y = 2126 * u32::from(p[0]) + 7152 * u32::from(p[1]) + 722 * u32::from(p[2]);
+                (y / 10000) as u8
+            })
+            .collect(),
+    )
+    .unwrap_or_default();
     let (w, h) = gray.dimensions();
     if w < 64 || h < 64 {
         return Err(RoiError::ImageTooSmall {
@@ -418,26 +430,50 @@ fn keep_largest_component(mask: &mut [u8], w: usize, h: usize) {
     }
 }
 
-/// Erosion (`dilate == false`) or dilation by a (2r+1)² square, separable.
+/// Erosion (`dilate == false`) or dilation of a 0/255 mask by a (2r+1)² square: separable sliding
+/// counts of set pixels (outside the image counts as unset for erosion, ignored for dilation).
 fn min_max_filter(mask: &mut [u8], w: usize, h: usize, r: usize, dilate: bool) {
-    let pick = |a: u8, b: u8| if dilate { a.max(b) } else { a.min(b) };
+    let full = 2 * r + 1;
+    let decide = |count: usize, available: usize| {
+        let set = if dilate { count > 0 } else { count == full && available == full };
+        if set { 255u8 } else { 0 }
+    };
     let mut tmp = vec![0u8; w * h];
     for y in 0..h {
+        let row = &mask[y * w..(y + 1) * w];
+        let out = &mut tmp[y * w..(y + 1) * w];
+        let mut count = row[..r.min(w)].iter().filter(|&&v| v != 0).count();
         for x in 0..w {
-            let mut v = mask[y * w + x];
-            for xx in x.saturating_sub(r)..=(x + r).min(w - 1) {
-                v = pick(v, mask[y * w + xx]);
+            if x + r < w && row[x + r] != 0 {
+                count += 1;
             }
-            tmp[y * w + x] = v;
+            if x > r && row[x - r - 1] != 0 {
+                count -= 1;
+            }
+            let available = (x + r).min(w - 1) + 1 - x.saturating_sub(r);
+            out[x] = decide(count, available);
+        }
+    }
+    let mut counts = vec![0usize; w];
+    for y in 0..r.min(h) {
+        for (c, &v) in counts.iter_mut().zip(&tmp[y * w..(y + 1) * w]) {
+            *c += usize::from(v != 0);
         }
     }
     for y in 0..h {
-        for x in 0..w {
-            let mut v = tmp[y * w + x];
-            for yy in y.saturating_sub(r)..=(y + r).min(h - 1) {
-                v = pick(v, tmp[yy * w + x]);
+        if y + r < h {
+            for (c, &v) in counts.iter_mut().zip(&tmp[(y + r) * w..(y + r + 1) * w]) {
+                *c += usize::from(v != 0);
             }
-            mask[y * w + x] = v;
+        }
+        if y > r {
+            for (c, &v) in counts.iter_mut().zip(&tmp[(y - r - 1) * w..(y - r) * w]) {
+                *c -= usize::from(v != 0);
+            }
+        }
+        let available = (y + r).min(h - 1) + 1 - y.saturating_sub(r);
+        for (m, &c) in mask[y * w..(y + 1) * w].iter_mut().zip(&counts) {
+            *m = decide(c, available);
         }
     }
 }

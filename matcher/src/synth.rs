@@ -187,7 +187,7 @@ fn finish(mut buf: Vec<f32>, w: usize, h: usize, blur: f32, noise: f32, rng: &mu
     let mut out = GrayImage::new(w as u32, h as u32);
     for (px, v) in out.pixels_mut().zip(buf) {
         let value = v * 255.0 + noise * rng.normal();
-        px.0[0] = value.round().clamp(0.0, 255.0) as u8;
+        px.0[0] = (value.clamp(0.0, 255.0) + 0.5) as u8;
     }
     out
 }

@@ -53,7 +53,7 @@ impl ReplayCache for SledReplayCache {
         }
         self.tree.flush().map_err(|e| e.to_string())?;
         self.inserts += 1;
-        if self.inserts % PRUNE_EVERY == 0 {
+        if self.inserts.is_multiple_of(PRUNE_EVERY) {
             self.prune(now).map_err(|e| e.to_string())?;
         }
         Ok(true)

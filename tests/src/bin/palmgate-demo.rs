@@ -127,6 +127,15 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 
 fn main() -> ExitCode {
     require_pcscd_vpcd();
+    // `--latency-rounds N`: after the scenario, N more presentations of Alice's card, for the
+    // decision-latency figures in docs/performance.md.
+    let args: Vec<String> = std::env::args().collect();
+    let latency_rounds: usize = args
+        .iter()
+        .position(|arg| arg == "--latency-rounds")
+        .and_then(|index| args.get(index + 1))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
     let dir = match tempfile::Builder::new().prefix("palmgate-demo-").tempdir() {
         Ok(dir) => dir,
         Err(error) => {
@@ -275,6 +284,16 @@ fn main() -> ExitCode {
         field(&granted, "card_id") == Some(alice_id.to_string()),
         &granted,
     );
+
+    if latency_rounds > 0 {
+        println!("  ..    {latency_rounds} more presentations of Alice's card for the latency figures");
+        let mut all_granted = true;
+        for _ in 0..latency_rounds {
+            let granted = demo.present(&alice, "access.granted");
+            all_granted &= field(&granted, "card_id") == Some(alice_id.to_string());
+        }
+        demo.expect("every latency round is granted", all_granted, "a round was not granted");
+    }
 
     let topics = Topics::new("palmgate", GATE);
     let revoke = GateCommand::RevocationList {

@@ -82,12 +82,17 @@ impl Gate {
         gate: &str,
         keys: Vec<PathBuf>,
     ) -> Self {
+        Self::launch(dir, gate, mqtt_settings(addr, prefix, gate, keys))
+    }
+
+    /// Starts a gate with explicit MQTT settings (TLS tests).
+    pub fn launch(dir: tempfile::TempDir, gate: &str, mqtt: MqttSettings) -> Self {
         let outbox =
             Arc::new(Outbox::open(&outbox_options(dir.path(), gate, 1_000_000)).expect("outbox"));
         let options = LinkOptions {
             gate: gate.to_owned(),
             gate_name: gate.to_owned(),
-            mqtt: mqtt_settings(addr, prefix, gate, keys),
+            mqtt,
             doors: vec![],
             runtime_dir: dir.path().join("run"),
         };
@@ -273,6 +278,17 @@ pub struct PrivateBroker {
 
 impl PrivateBroker {
     pub fn start() -> Self {
+        Self::start_with(|dir, port| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                 persistence_location {}/\nautosave_interval 1\n",
+                dir.display()
+            )
+        })
+    }
+
+    /// Starts with the configuration `config(dir, port)` writes (`port` is free).
+    pub fn start_with(config: impl FnOnce(&Path, u16) -> String) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // mosquitto started as root drops to the `mosquitto` user: it must read and write here.
         std::fs::set_permissions(
@@ -280,21 +296,10 @@ impl PrivateBroker {
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )
         .expect("chmod");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\nautosave_interval 1\n",
-                dir.path().display()
-            ),
-        )
-        .expect("config");
-        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        let port = free_port();
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(&path, config(dir.path(), port)).expect("config");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .expect("chmod");
         let mut broker = Self {
             dir,
@@ -303,6 +308,10 @@ impl PrivateBroker {
         };
         broker.resume();
         broker
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn addr(&self) -> String {
@@ -346,6 +355,14 @@ impl Drop for PrivateBroker {
             let _ = child.wait();
         }
     }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 fn mosquitto_binary() -> PathBuf {
