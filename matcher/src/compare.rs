@@ -34,7 +34,7 @@ pub struct Threshold(u32);
 impl Threshold {
     /// Default threshold, calibrated at FMR ≤ 1e-3 with exactly ±[`MAX_SHIFT`] cells (see
     /// `docs/matcher.md` for the evaluation behind the number).
-    pub const DEFAULT: Threshold = Threshold(25_887);
+    pub const DEFAULT: Threshold = Threshold(25_231);
 
     /// A threshold of `q16 / 65536`.
     pub const fn from_q16(q16: u32) -> Threshold {

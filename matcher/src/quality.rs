@@ -149,7 +149,10 @@ pub fn check(roi: &Roi, bar: &QualityBar) -> Result<QualityReport, QualityError>
 ///
 /// # Errors
 /// Why the capture was refused: the ROI step's reason or a failed quality check.
-pub fn accept_hand(hand: &GrayImage, bar: &QualityBar) -> Result<(Roi, QualityReport), QualityError> {
+pub fn accept_hand(
+    hand: &GrayImage,
+    bar: &QualityBar,
+) -> Result<(Roi, QualityReport), QualityError> {
     let roi = roi::extract_roi(hand)?;
     let report = check(&roi, bar)?;
     Ok((roi, report))

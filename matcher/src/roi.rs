@@ -266,7 +266,10 @@ fn downscale(image: &GrayImage, factor: u32) -> GrayImage {
         return image.clone();
     }
     let f = factor as usize;
-    let (w, h) = ((image.width() / factor) as usize, (image.height() / factor) as usize);
+    let (w, h) = (
+        (image.width() / factor) as usize,
+        (image.height() / factor) as usize,
+    );
     let area = (f * f) as u32;
     let src = image.as_raw();
     let stride = image.width() as usize;
@@ -277,7 +280,10 @@ fn downscale(image: &GrayImage, factor: u32) -> GrayImage {
         for dy in 0..f {
             let row = &src[(y * f + dy) * stride..][..w * f];
             for (x, s) in sums.iter_mut().enumerate() {
-                *s += row[x * f..(x + 1) * f].iter().map(|&v| u32::from(v)).sum::<u32>();
+                *s += row[x * f..(x + 1) * f]
+                    .iter()
+                    .map(|&v| u32::from(v))
+                    .sum::<u32>();
             }
         }
         for (o, s) in row_out.iter_mut().zip(&sums) {
@@ -435,7 +441,11 @@ fn keep_largest_component(mask: &mut [u8], w: usize, h: usize) {
 fn min_max_filter(mask: &mut [u8], w: usize, h: usize, r: usize, dilate: bool) {
     let full = 2 * r + 1;
     let decide = |count: usize, available: usize| {
-        let set = if dilate { count > 0 } else { count == full && available == full };
+        let set = if dilate {
+            count > 0
+        } else {
+            count == full && available == full
+        };
         if set { 255u8 } else { 0 }
     };
     let mut tmp = vec![0u8; w * h];
@@ -588,9 +598,14 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
     let wrist = wrist_point(mask);
     // The fallback needs the whole palm in the picture: a palm disc pressed against the frame means
     // the palm is cut off.
-    let frame_distance = palm[0].min(palm[1]).min(ww as f32 - palm[0]).min(wh as f32 - palm[1]);
+    let frame_distance = palm[0]
+        .min(palm[1])
+        .min(ww as f32 - palm[0])
+        .min(wh as f32 - palm[1]);
     let frame = valley_frame(mask, palm, radius, wrist)
-        .or_else(|| (frame_distance > 1.25 * radius).then(|| fallback_frame(palm, radius, wrist))?)
+        .or_else(|| {
+            (frame_distance > 1.25 * radius).then(|| fallback_frame(palm, radius, wrist))?
+        })
         .ok_or(RoiError::ValleysNotFound)?;
 
     let f = factor as f32;
@@ -634,8 +649,7 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
             percent: outside_percent,
         });
     }
-    let hand_fraction =
-        mask.pixels().filter(|p| p.0[0] > 0).count() as f32 / (ww * wh) as f32;
+    let hand_fraction = mask.pixels().filter(|p| p.0[0] > 0).count() as f32 / (ww * wh) as f32;
     let stats = raw_stats(&raw, &valid);
     let image = clahe(&raw, &valid);
     Ok(Roi {
@@ -676,7 +690,6 @@ fn wrist_point(mask: &GrayImage) -> Option<[f32; 2]> {
     }
     (n >= 8).then(|| [sx / n as f32, sy / n as f32])
 }
-
 
 /// Hand frame from the finger valleys.
 fn valley_frame(

@@ -182,7 +182,14 @@ pub fn roi_image(identity: u64, capture: u64) -> GrayImage {
 }
 
 /// Blur, sensor noise, quantisation.
-fn finish(mut buf: Vec<f32>, w: usize, h: usize, blur: f32, noise: f32, rng: &mut Rng) -> GrayImage {
+fn finish(
+    mut buf: Vec<f32>,
+    w: usize,
+    h: usize,
+    blur: f32,
+    noise: f32,
+    rng: &mut Rng,
+) -> GrayImage {
     gaussian_blur(&mut buf, w, h, blur.max(0.3));
     let mut out = GrayImage::new(w as u32, h as u32);
     for (px, v) in out.pixels_mut().zip(buf) {
@@ -265,7 +272,8 @@ impl Identity {
 
     fn grow_pattern(&mut self, rng: &mut Rng) {
         let hw = self.palm_half_width;
-        let j = |rng: &mut Rng, p: [f32; 2], a: f32| [p[0] + rng.signed() * a, p[1] + rng.signed() * a];
+        let j =
+            |rng: &mut Rng, p: [f32; 2], a: f32| [p[0] + rng.signed() * a, p[1] + rng.signed() * a];
         // Heart line: from the little-finger edge, curving up towards the index–middle valley.
         let heart = [
             j(rng, [hw + 2.0, -52.0], 8.0),
@@ -279,7 +287,10 @@ impl Identity {
             start,
             j(rng, [-0.4 * hw, -25.0], 10.0),
             j(rng, [0.2 * hw, -10.0], 14.0),
-            { let y = rng.range(-5.0, 25.0); j(rng, [0.7 * hw, y], 10.0) },
+            {
+                let y = rng.range(-5.0, 25.0);
+                j(rng, [0.7 * hw, y], 10.0)
+            },
         ];
         let life = [
             j(rng, [start[0] + 6.0, start[1] + 2.0], 3.0),
@@ -302,7 +313,10 @@ impl Identity {
                 j(rng, [0.05 * hw, 92.0], 8.0),
                 j(rng, [0.05 * hw, 50.0], 10.0),
                 j(rng, [0.1 * hw, 10.0], 10.0),
-                { let y = rng.range(-40.0, 0.0); j(rng, [0.1 * hw, y], 10.0) },
+                {
+                    let y = rng.range(-40.0, 0.0);
+                    j(rng, [0.1 * hw, y], 10.0)
+                },
             ];
             self.lines.push(Line {
                 points: bezier(ctrl, 2.0),
@@ -313,7 +327,10 @@ impl Identity {
         }
         // Secondary creases, some branching; their direction follows one of two families fixed per
         // identity, as real palms do.
-        let families = [rng.range(0.0, std::f32::consts::PI), rng.range(0.0, std::f32::consts::PI)];
+        let families = [
+            rng.range(0.0, std::f32::consts::PI),
+            rng.range(0.0, std::f32::consts::PI),
+        ];
         let creases = 24 + (rng.next_u64() % 16) as usize;
         for _ in 0..creases {
             let start = self.random_palm_point(rng);
@@ -618,7 +635,14 @@ fn bezier(c: [[f32; 2]; 4], step: f32) -> Vec<[f32; 2]> {
 }
 
 /// A gently curving random walk.
-fn wander(rng: &mut Rng, start: [f32; 2], dir: f32, length: f32, step: f32, turn: f32) -> Vec<[f32; 2]> {
+fn wander(
+    rng: &mut Rng,
+    start: [f32; 2],
+    dir: f32,
+    length: f32,
+    step: f32,
+    turn: f32,
+) -> Vec<[f32; 2]> {
     let n = ((length / step).ceil() as usize).max(1);
     let mut points = Vec::with_capacity(n + 1);
     let (mut p, mut d) = (start, dir);

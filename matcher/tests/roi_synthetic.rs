@@ -27,11 +27,17 @@ fn recovers_the_true_hand_frame_of_synthetic_hands() {
             let offset = ((g.centre[0] - hand.roi_centre[0]).powi(2)
                 + (g.centre[1] - hand.roi_centre[1]).powi(2))
             .sqrt();
-            assert!(offset < 0.1 * hand.roi_side, "centre off by {offset}: {context}");
+            assert!(
+                offset < 0.1 * hand.roi_side,
+                "centre off by {offset}: {context}"
+            );
             assert!((g.side / hand.roi_side - 1.0).abs() < 0.12, "{context}");
             assert_eq!(roi.image.dimensions(), (ROI_SIZE, ROI_SIZE));
             let valid = roi.valid.pixels().filter(|p| p.0[0] == 255).count();
-            assert!(valid > (ROI_SIZE * ROI_SIZE) as usize * 95 / 100, "{context}");
+            assert!(
+                valid > (ROI_SIZE * ROI_SIZE) as usize * 95 / 100,
+                "{context}"
+            );
         }
     }
 }
@@ -39,11 +45,20 @@ fn recovers_the_true_hand_frame_of_synthetic_hands() {
 #[test]
 fn refuses_blank_and_black_images() {
     let blank = GrayImage::from_pixel(640, 480, Luma([200]));
-    assert!(matches!(roi::extract_roi(&blank), Err(RoiError::NoHand { .. })));
+    assert!(matches!(
+        roi::extract_roi(&blank),
+        Err(RoiError::NoHand { .. })
+    ));
     let black = GrayImage::new(640, 480);
-    assert!(matches!(roi::extract_roi(&black), Err(RoiError::NoHand { .. })));
+    assert!(matches!(
+        roi::extract_roi(&black),
+        Err(RoiError::NoHand { .. })
+    ));
     let tiny = GrayImage::new(20, 20);
-    assert!(matches!(roi::extract_roi(&tiny), Err(RoiError::ImageTooSmall { .. })));
+    assert!(matches!(
+        roi::extract_roi(&tiny),
+        Err(RoiError::ImageTooSmall { .. })
+    ));
 }
 
 #[test]
@@ -70,7 +85,10 @@ fn refuses_a_small_bright_blob() {
             image.put_pixel(x, y, Luma([220]));
         }
     }
-    assert!(matches!(roi::extract_roi(&image), Err(RoiError::HandTooSmall { .. })));
+    assert!(matches!(
+        roi::extract_roi(&image),
+        Err(RoiError::HandTooSmall { .. })
+    ));
 }
 
 #[test]

@@ -19,7 +19,10 @@ fn images_are_deterministic_per_identity_and_capture() {
 
 #[test]
 fn images_have_the_documented_sizes() {
-    assert_eq!(synth::hand_image(1, 1).dimensions(), (HAND_WIDTH, HAND_HEIGHT));
+    assert_eq!(
+        synth::hand_image(1, 1).dimensions(),
+        (HAND_WIDTH, HAND_HEIGHT)
+    );
     assert_eq!(synth::roi_image(1, 1).dimensions(), (ROI_SIZE, ROI_SIZE));
 }
 
@@ -31,8 +34,16 @@ fn hand_geometry_matches_the_image() {
         let hand = synth::hand_capture(3, capture);
         let [cx, cy] = hand.roi_centre;
         let half = hand.roi_side / 2.0;
-        assert!(cx - half > 0.0 && cx + half < HAND_WIDTH as f32, "{:?}", hand.roi_centre);
-        assert!(cy - half > 0.0 && cy + half < HAND_HEIGHT as f32, "{:?}", hand.roi_centre);
+        assert!(
+            cx - half > 0.0 && cx + half < HAND_WIDTH as f32,
+            "{:?}",
+            hand.roi_centre
+        );
+        assert!(
+            cy - half > 0.0 && cy + half < HAND_HEIGHT as f32,
+            "{:?}",
+            hand.roi_centre
+        );
         let palm = mean(&hand.image, cx, cy, half / 2.0);
         let corner = mean(&hand.image, 20.0, 20.0, 15.0);
         assert!(palm > corner + 60.0, "palm {palm} vs background {corner}");
@@ -58,7 +69,11 @@ fn genuine_rois_correlate_more_than_impostor_rois() {
                 for (cb, ib) in b.iter().enumerate() {
                     if (i, ca) < (j, cb) {
                         let score = high_pass_correlation(ia, ib);
-                        if i == j { genuine.push(score) } else { impostor.push(score) }
+                        if i == j {
+                            genuine.push(score)
+                        } else {
+                            impostor.push(score)
+                        }
                     }
                 }
             }

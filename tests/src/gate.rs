@@ -521,3 +521,109 @@ impl Broker {
         }
     }
 }
+
+/// A hostile card behind vpcd: it answers the reader's power and ATR requests like a card, then
+/// every APDU with garbage (random bytes, truncated status words, lying lengths).
+pub struct GarbageCard {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GarbageCard {
+    /// Connects to vpcd and waits until the reader shows the card.
+    pub fn insert() -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let vpcd = require_pcscd_vpcd();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let mut stream = std::net::TcpStream::connect(&vpcd).expect("connect to vpcd");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("read timeout");
+        let thread = std::thread::spawn(move || {
+            let mut answers: u64 = 0x9E37_79B9_7F4A_7C15;
+            while !stopping.load(Ordering::Relaxed) {
+                let mut length = [0u8; 2];
+                match stream.read_exact(&mut length) {
+                    Ok(()) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue;
+                    }
+                    Err(_) => return,
+                }
+                let mut body = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                stream.set_read_timeout(None).ok();
+                if stream.read_exact(&mut body).is_err() {
+                    return;
+                }
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(100)))
+                    .ok();
+                let reply: Vec<u8> = match body.as_slice() {
+                    [palmgate_card::host::vpcd::CONTROL_ATR] => {
+                        palmgate_card::host::vpcd::ATR.to_vec()
+                    }
+                    [_] => continue, // power on / off / reset: no answer
+                    _ => {
+                        // xorshift: a different kind of garbage for every APDU.
+                        answers ^= answers << 13;
+                        answers ^= answers >> 7;
+                        answers ^= answers << 17;
+                        match answers % 4 {
+                            0 => vec![0x90],       // truncated status word
+                            1 => vec![0x61, 0xFF], // "more data" forever
+                            2 => answers
+                                .to_be_bytes()
+                                .iter()
+                                .chain(&[0x90, 0x00])
+                                .copied()
+                                .collect(), // noise + OK
+                            _ => vec![0x6F, 0x00], // no precise diagnosis
+                        }
+                    }
+                };
+                let mut message = u16::try_from(reply.len())
+                    .expect("short")
+                    .to_be_bytes()
+                    .to_vec();
+                message.extend_from_slice(&reply);
+                if stream.write_all(&message).is_err() {
+                    return;
+                }
+            }
+        });
+        assert!(
+            wait_for_card(READER, Duration::from_secs(10)).expect("pcscd reachable"),
+            "the garbage card did not appear in {READER}"
+        );
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Takes the card out of the reader.
+    pub fn remove(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        wait_for_empty_reader();
+    }
+}
+
+impl Drop for GarbageCard {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

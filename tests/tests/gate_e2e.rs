@@ -3,7 +3,8 @@
 //!
 //! One test walks through the scenario in order (the reader and the broker are shared): readiness
 //! only once the devices are up, an enrolled person granted, an impostor palm denied, a card of
-//! another issuer denied, a card revoked by a signed MQTT command denied, a forged command
+//! another issuer denied, a hostile card answering garbage denied with the gate still healthy,
+//! the sensor unplugged and plugged back, a card revoked by a signed MQTT command denied, a forged command
 //! refused, no template bytes anywhere, and a clean stop.
 
 use std::path::Path;
@@ -14,8 +15,8 @@ use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_card::host::platform::identity_of_state;
 use palmgate_system_tests::gate::{
-    NotifySocket, Palms, Subscriber, VirtualCard, gate_config, palmgate, sensor_simulator,
-    start_daemon,
+    GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config, palmgate,
+    sensor_simulator, start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
@@ -158,7 +159,7 @@ fn gate_scenario_on_the_real_services() {
         None,
         "READY before the sensor was up"
     );
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 3), 5);
+    let sensor = sensor_simulator(&sensor_link, &palms.captures(0, 3), 5);
     let ready = notify.wait_for("READY=1", PATIENCE);
     assert!(
         ready.is_some(),
@@ -202,6 +203,29 @@ fn gate_scenario_on_the_real_services() {
     );
     card.remove();
 
+    // A hostile card answering garbage: denied, and the gate stays healthy.
+    let card = GarbageCard::insert();
+    let denied = mqtt.wait_for("/event/access.denied", PATIENCE);
+    assert!(
+        field(&denied, "reason")
+            .unwrap_or_default()
+            .starts_with("not a palmgate card"),
+        "{denied}"
+    );
+    card.remove();
+
+    // The sensor is unplugged and plugged back: the gate recovers, and Alice still passes.
+    drop(sensor);
+    let sensor = sensor_simulator(&sensor_link, &palms.captures(0, 3), 5);
+    let card = VirtualCard::insert(&alice_state);
+    let granted = mqtt.wait_for("/event/access.granted", PATIENCE);
+    assert_eq!(
+        field(&granted, "card_id"),
+        Some(alice.to_string()),
+        "{granted}"
+    );
+    card.remove();
+
     // A forged revocation (wrong key) is refused and reported; the signed one is applied.
     let topics = Topics::new("palmgate", GATE);
     let revoke = GateCommand::RevocationList {
@@ -228,6 +252,8 @@ fn gate_scenario_on_the_real_services() {
         "{denied}"
     );
     card.remove();
+
+    drop(sensor);
 
     // Clean stop.
     let status = daemon.terminate(PATIENCE);

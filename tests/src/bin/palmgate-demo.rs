@@ -286,13 +286,19 @@ fn main() -> ExitCode {
     );
 
     if latency_rounds > 0 {
-        println!("  ..    {latency_rounds} more presentations of Alice's card for the latency figures");
+        println!(
+            "  ..    {latency_rounds} more presentations of Alice's card for the latency figures"
+        );
         let mut all_granted = true;
         for _ in 0..latency_rounds {
             let granted = demo.present(&alice, "access.granted");
             all_granted &= field(&granted, "card_id") == Some(alice_id.to_string());
         }
-        demo.expect("every latency round is granted", all_granted, "a round was not granted");
+        demo.expect(
+            "every latency round is granted",
+            all_granted,
+            "a round was not granted",
+        );
     }
 
     let topics = Topics::new("palmgate", GATE);
