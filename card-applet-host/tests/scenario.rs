@@ -1,6 +1,9 @@
 //! In-process scenarios through the host client: the applet exercised exactly as the gate and
 //! the enrolment station use it.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Issuer, capture, enrolled_card, factory_transport, template};

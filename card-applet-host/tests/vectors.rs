@@ -3,6 +3,9 @@
 //! fixed inputs with the crate's own code and compares.
 //! `PALMGATE_PRINT_VECTORS=1 cargo test -p palmgate-card --test vectors -- --nocapture` prints them.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use p256::ecdsa::SigningKey;

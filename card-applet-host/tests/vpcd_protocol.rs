@@ -1,6 +1,9 @@
 //! The virtual card's vpcd protocol against a fake vpcd (a TCP listener in this test): ATR,
 //! APDUs, power control, reconnection after vpcd drops, shutdown.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;

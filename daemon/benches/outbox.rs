@@ -147,6 +147,9 @@ async fn subscribe(addr: &str, prefix: &str) -> mpsc::UnboundedReceiver<(u64, In
                 Ok(_) => {}
                 Err(error) => panic!("bench subscriber: {error}"),
             }
+            if tx.is_closed() {
+                break;
+            }
         }
     });
     ready_rx.await.expect("subscribed");

@@ -33,7 +33,7 @@ pub const ROI_SIDE_PER_VALLEY_DISTANCE: f32 = 1.2;
 /// the valley distance.
 pub const ROI_OFFSET_PER_VALLEY_DISTANCE: f32 = 0.75;
 /// Segmentation runs on a copy whose longer side is at most this many pixels.
-pub const WORK_MAX_SIDE: u32 = 400;
+pub const WORK_MAX_SIDE: u32 = 320;
 
 /// Valley distance as a multiple of the palm's inscribed radius, for the fallback (palm centre)
 /// method: the index–middle to ring–little distance is about the palm's half width.

@@ -470,18 +470,17 @@ impl Identity {
             }
         }
         let (tw, th) = (TEX_W as f32, TEX_H as f32);
-        let skin = ValueNoise::new(self.skin_noise_seed, 5.0, tw, th);
-        let skin_fine = ValueNoise::new(self.skin_noise_seed ^ 0x5EED, 1.6, tw, th);
-        let mut data = vec![0.0f32; TEX_W * TEX_H];
-        for ty in 0..TEX_H {
-            for tx in 0..TEX_W {
-                let i = ty * TEX_W + tx;
-                let (x, y) = (tx as f32, ty as f32);
-                let grain = 0.05 * (skin.at(x, y) - 0.5) + 0.05 * (skin_fine.at(x, y) - 0.5);
-                data[i] = (1.0 - creases[i]) * (1.0 - veins[i]) * (1.0 + grain);
-            }
+        let data = creases
+            .iter()
+            .zip(&veins)
+            .map(|(c, v)| (1.0 - c) * (1.0 - v))
+            .collect();
+        Texture {
+            data,
+            // Skin grain, evaluated only where the texture is sampled.
+            grain: ValueNoise::new(self.skin_noise_seed, 5.0, tw, th),
+            grain_fine: ValueNoise::new(self.skin_noise_seed ^ 0x5EED, 1.6, tw, th),
         }
-        Texture { data }
     }
 }
 
@@ -569,6 +568,8 @@ impl Warp {
 /// Palm pattern sampled in hand coordinates (1.0 outside).
 struct Texture {
     data: Vec<f32>,
+    grain: ValueNoise,
+    grain_fine: ValueNoise,
 }
 
 impl Texture {
@@ -583,7 +584,9 @@ impl Texture {
         let i = y0 * TEX_W + x0;
         let top = self.data[i] * (1.0 - ax) + self.data[i + 1] * ax;
         let bottom = self.data[i + TEX_W] * (1.0 - ax) + self.data[i + TEX_W + 1] * ax;
-        top * (1.0 - ay) + bottom * ay
+        let grain =
+            0.05 * (self.grain.at(fx, fy) - 0.5) + 0.05 * (self.grain_fine.at(fx, fy) - 0.5);
+        (top * (1.0 - ay) + bottom * ay) * (1.0 + grain)
     }
 }
 

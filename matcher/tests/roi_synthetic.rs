@@ -157,3 +157,39 @@ fn quality_accepts_synthetic_captures_and_says_why_it_refuses_others() {
         Err(QualityError::Roi(RoiError::NoHand { .. }))
     ));
 }
+
+/// Colour input: skin-toned hand, with bright blue pegs pressed into the finger valleys (as on the
+/// COEP board); the colour segmentation keeps them out of the hand and the valleys are still found.
+#[test]
+fn colour_segmentation_ignores_blue_pegs_in_the_valleys() {
+    for capture in 0..2 {
+        let hand = synth::hand_capture(12, capture);
+        let mut rgb = image::RgbImage::from_fn(hand.image.width(), hand.image.height(), |x, y| {
+            let g = f32::from(hand.image.get_pixel(x, y).0[0]);
+            // Skin: red above green above blue; the dark background stays neutral.
+            image::Rgb([
+                (g * 1.1).min(255.0) as u8,
+                (g * 0.92) as u8,
+                (g * 0.8) as u8,
+            ])
+        });
+        for valley in hand.valleys {
+            let r = 0.07 * hand.roi_side;
+            for y in (valley[1] - r) as u32..(valley[1] + r) as u32 {
+                for x in (valley[0] - r) as u32..(valley[0] + r) as u32 {
+                    if (x as f32 - valley[0]).powi(2) + (y as f32 - valley[1]).powi(2) < r * r {
+                        rgb.put_pixel(x, y, image::Rgb([150, 170, 250]));
+                    }
+                }
+            }
+        }
+        let roi = roi::extract_roi_rgb(&rgb).expect("colour ROI");
+        let g = &roi.geometry;
+        assert_eq!(g.method, RoiMethod::Valleys, "{g:?}");
+        assert!(
+            angle_difference(g.angle, hand.pose.angle) < 6f32.to_radians(),
+            "{g:?} vs {:?}",
+            hand.pose
+        );
+    }
+}

@@ -1,5 +1,8 @@
 //! `palmgate issuer …` and `palmgate card …` against `palmgate-vcard` behind pcscd + vpcd.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! The card through the real PC/SC stack: pcscd + vsmartcard's vpcd + `palmgate-vcard`
 //! (a child process holding the applet, with its state in a temporary file).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -254,15 +257,12 @@ fn card_removed_in_the_middle_of_verify() {
     // Slow card memory: each write is followed by a 1.5 s pause before the card goes on.
     let vcard = VirtualCard::start(&site.state, &["--store-delay-ms", "1500"]);
     let (sender, receiver) = std::sync::mpsc::channel();
-    let verifier = std::thread::spawn(move || {
-        let outcome = (|| -> Result<VerifyOutcome, CardError> {
-            let mut card = Card::connect(READER)?;
-            let verified = card.verify_certificate(&issuers)?;
-            let mut session = card.open_session(&verified)?;
-            sender.send(()).unwrap();
-            session.verify_palm(&capture(7))
-        })();
-        outcome
+    let verifier = std::thread::spawn(move || -> Result<VerifyOutcome, CardError> {
+        let mut card = Card::connect(READER)?;
+        let verified = card.verify_certificate(&issuers)?;
+        let mut session = card.open_session(&verified)?;
+        sender.send(()).unwrap();
+        session.verify_palm(&capture(7))
     });
     receiver
         .recv_timeout(Duration::from_secs(10))

@@ -277,13 +277,16 @@ fn build_deb(profile: Profile) -> Result<PathBuf, String> {
         .join("dist")
         .join(profile.name());
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    // --no-build: cargo-deb packages the binary built above (with our environment and features);
-    // it strips it with the target's strip (`aarch64-linux-gnu-strip`).
+    // --no-build: cargo-deb packages the binary built above (with our environment and features).
+    // --strip: always, with the target's strip (`aarch64-linux-gnu-strip`); without it cargo-deb
+    // keeps the release profile's line tables, and the package carries a 190 MB binary instead of
+    // a few tens of MB. The unstripped binary stays in target/ to symbolise a crash report.
     let mut command = cargo();
     cross_env(&mut command)
         .args([
             "deb",
             "--no-build",
+            "--strip",
             "-p",
             "palmgate",
             "--target",
@@ -542,6 +545,22 @@ fn check_install(deb: &Path) -> Result<(), String> {
         _ => problems.push(format!(
             "postinst did not create the palmgate user and group:\n{passwd}{group}"
         )),
+    }
+
+    let installed_binary = root.join("usr/bin/palmgate");
+    let sections = output(
+        Command::new(format!("{GNU_TRIPLET}-readelf"))
+            .arg("--section-headers")
+            .arg(&installed_binary),
+    )?;
+    if sections.contains(".debug_info") {
+        problems.push("/usr/bin/palmgate is not stripped (it has .debug_info)".to_string());
+    }
+    if let Ok(metadata) = std::fs::metadata(&installed_binary) {
+        println!(
+            "xtask: /usr/bin/palmgate in the package: {:.1} MB",
+            metadata.len() as f64 / 1e6
+        );
     }
 
     run(&mut dpkg(&["--purge", "palmgate"]))?;

@@ -56,7 +56,12 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let state = state.ok_or_else(|| format!("--state FILE is required\n{USAGE}"))?;
-    Ok(Args { vpcd, state, durable, store_delay })
+    Ok(Args {
+        vpcd,
+        state,
+        durable,
+        store_delay,
+    })
 }
 
 fn main() -> ExitCode {

@@ -93,12 +93,13 @@ pub fn enrolled_card<T: CardTransport>(
 }
 
 type Hook = Box<dyn FnMut(&[u8], &mut Vec<u8>)>;
+type CommandHook = Box<dyn FnMut(&mut Vec<u8>)>;
 
 /// A transport in the middle: may rewrite commands and responses.
 pub struct Tamper<T> {
     pub inner: T,
     /// Called with each command before it is sent (may change it).
-    pub on_command: Option<Box<dyn FnMut(&mut Vec<u8>)>>,
+    pub on_command: Option<CommandHook>,
     /// Called with the command and its response (may change the response).
     pub on_response: Option<Hook>,
 }

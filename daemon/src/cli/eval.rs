@@ -68,10 +68,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let evaluation = eval::evaluate(&samples, &extractor, args.input.into(), threads, &progress)?;
-    if let Ok(mut slot) = bar.lock() {
-        if let Some((_, old)) = slot.take() {
-            old.finish_and_clear();
-        }
+    if let Ok(mut slot) = bar.lock()
+        && let Some((_, old)) = slot.take()
+    {
+        old.finish_and_clear();
     }
 
     print_report(&evaluation, args.verbose)?;
@@ -255,7 +255,7 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
         let y = f64::from(decade);
         det.draw_series(LineSeries::new([(lo_x, y), (0.0, y)], &GREY))?;
         let (px, py) = det.backend_coord(&(lo_x, y));
-        draw_text(&root, px - 40, py - 3, &format!("1E{decade}"), &BLACK)?;
+        draw_text(&root, px - 52, py - 7, &format!("1E{decade}"), &BLACK)?;
     }
     det.draw_series(LineSeries::new(
         [
@@ -303,7 +303,7 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
     let (xb, yb) = det.backend_coord(&(-2.5, lo_y));
     draw_text(&root, xb - 20, yb + 26, "FMR", &BLACK)?;
     let (xl, yl) = det.backend_coord(&(lo_x, -2.0));
-    draw_text(&root, xl - 96, yl - 6, "FNMR", &BLACK)?;
+    draw_text(&root, xl - 100, yl - 30, "FNMR", &BLACK)?;
     root.present()?;
     Ok(())
 }

@@ -58,6 +58,10 @@ pub enum CardReport {
     },
 }
 
+/// Connection attempts after the first, and the pause between them.
+const CONNECT_RETRIES: u32 = 3;
+const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
 enum Input {
     Presence(CardEvent),
     Verify(Box<Template>),
@@ -193,10 +197,7 @@ impl Worker {
     fn read_card(&mut self) {
         let started = Instant::now();
         self.card = None;
-        let mut card = match PcscTransport::connect(&self.pattern)
-            .map_err(CardError::from)
-            .and_then(Card::open)
-        {
+        let mut card = match self.connect() {
             Ok(card) => card,
             Err(error) => {
                 let reason = format!("not a palmgate card: {}", error_chain(&error));
@@ -222,6 +223,23 @@ impl Worker {
                     card_id: claimed,
                     reason,
                 });
+            }
+        }
+    }
+
+    /// Connects and SELECTs. Right after a card swap pcscd may still report the previous card
+    /// (`NotTransacted`, `ResetCard`): the transport is retried a few times before giving up.
+    fn connect(&self) -> Result<Card<PcscTransport>, CardError> {
+        let mut attempt = 0;
+        loop {
+            match PcscTransport::connect(&self.pattern) {
+                Ok(transport) => return Card::open(transport),
+                Err(error) if attempt < CONNECT_RETRIES => {
+                    tracing::debug!(error = %error_chain(&error), attempt, "card connection retried");
+                    attempt += 1;
+                    std::thread::sleep(CONNECT_RETRY_DELAY);
+                }
+                Err(error) => return Err(error.into()),
             }
         }
     }

@@ -281,7 +281,7 @@ impl PrivateBroker {
         Self::start_with(|dir, port| {
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\nautosave_interval 1\n",
+                 persistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\n",
                 dir.display()
             )
         })
