@@ -219,6 +219,7 @@ id = "gate-01"
 
 [card]
 issuer_keys = ["issuer.pub"]
+door = "main"
 
 [sensor]
 port = "/dev/ttyPALM0"

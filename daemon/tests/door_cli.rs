@@ -9,6 +9,7 @@ id = "gate-01"
 
 [card]
 issuer_keys = ["issuer.pub"]
+door = "main"
 
 [sensor]
 port = "/dev/ttyPALM0"
@@ -96,7 +97,7 @@ fn door_test_simulate_pulses_the_strike_for_its_unlock_time() {
         "doors.ready",
         "main.contact     GPIO 27  low   door closed",
         "main.rex         GPIO 22  high  released",
-        "fire             GPIO  4  high  no fire",
+        "fire             GPIO  4  low   no fire",
         "door.unlocked door=main cause=Grant",
         "door.locked door=main",
         "door main: unlocked and relocked",

@@ -158,10 +158,10 @@ fn quality_accepts_synthetic_captures_and_says_why_it_refuses_others() {
     ));
 }
 
-/// Colour input: skin-toned hand, with bright blue pegs pressed into the finger valleys (as on the
-/// COEP board); the colour segmentation keeps them out of the hand and the valleys are still found.
+/// Colour input: a skin-toned hand with bright blue pegs pressed into the finger valleys (as on the
+/// COEP board) keeps its hand frame through the colour segmentation.
 #[test]
-fn colour_segmentation_ignores_blue_pegs_in_the_valleys() {
+fn colour_input_with_pegs_in_the_valleys_keeps_the_hand_frame() {
     for capture in 0..2 {
         let hand = synth::hand_capture(12, capture);
         let mut rgb = image::RgbImage::from_fn(hand.image.width(), hand.image.height(), |x, y| {
