@@ -56,6 +56,21 @@ impl ChildGuard {
         self.wait(timeout)
     }
 
+    /// Sends SIGTERM and waits up to `timeout`; `None` if it is still running.
+    pub fn try_terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.signal("-TERM");
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Waits for the process to exit.
     pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
@@ -301,6 +316,16 @@ impl Subscriber {
 
     /// Waits for a line whose topic ends with `topic_suffix`; returns its payload.
     pub fn wait_for(&mut self, topic_suffix: &str, timeout: Duration) -> String {
+        self.wait_for_matching(topic_suffix, |_| true, timeout)
+    }
+
+    /// Waits for a line whose topic ends with `topic_suffix` and whose payload satisfies `wanted`.
+    pub fn wait_for_matching(
+        &mut self,
+        topic_suffix: &str,
+        wanted: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -309,6 +334,7 @@ impl Subscriber {
                     self.seen.push(line.clone());
                     if let Some((topic, payload)) = line.split_once(' ')
                         && topic.ends_with(topic_suffix)
+                        && wanted(payload)
                     {
                         return payload.to_string();
                     }

@@ -33,7 +33,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
@@ -57,5 +57,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Err(anyhow::Error::new(error).context("the gate stopped"))
             }
         }
-    })
+    });
+    // A blocking call that never returns (a wedged PC/SC call) must not keep the process alive:
+    // the doors are already safe by now.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(3));
+    result
 }

@@ -280,23 +280,40 @@ pub async fn run(
 
     tracing::info!("stopping");
     notifier.stopping();
-    let _ = stop_tx.send(true);
-    gate.card_worker.stop();
     gate.held_probe = None;
+    // Doors first: whatever else hangs, the outputs are in their safe state.
     let door_result = gate.door_handle.shutdown();
-    for task in [sensor_task, watchdog_task] {
-        let _ = task.await;
+    let _ = stop_tx.send(true);
+    let card_worker = gate.card_worker;
+    let card_stop = tokio::task::spawn_blocking(move || card_worker.stop());
+    let tasks: [(&str, tokio::task::JoinHandle<()>); 4] = [
+        ("card worker", card_stop),
+        ("sensor", sensor_task),
+        ("watchdog", watchdog_task),
+        ("outbox flusher", flusher_task),
+    ];
+    for (name, task) in tasks {
+        if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+            tracing::warn!(task = name, "did not stop in time; abandoned");
+        }
     }
-    let _ = flusher_task.await;
-    if let Ok(Err(error)) = link_task.await {
-        tracing::warn!(error = %error_chain(&error), "MQTT link ended with an error");
+    match tokio::time::timeout(SHUTDOWN_GRACE, link_task).await {
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(error = %error_chain(&error), "MQTT link ended with an error")
+        }
+        Ok(_) => {}
+        Err(_) => tracing::warn!(task = "mqtt link", "did not stop in time; abandoned"),
     }
     if let Err(error) = outbox.flush() {
         tracing::warn!(error = %error_chain(&error), "final outbox flush failed");
     }
+    tracing::info!("stopped");
     door_result?;
     Ok(())
 }
+
+/// How long each task gets to stop on shutdown (systemd's `TimeoutStopSec=` is 10 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn initial_status(has_contact: bool) -> DoorStatus {
     DoorStatus {
