@@ -242,11 +242,13 @@ async fn every_format_is_delivered_decoded() {
 async fn every_injected_fault_is_recovered_from() {
     let mut rig = start(RigOptions::default());
     rig.next_frame().await;
+    // Garbage may be reported in several pieces (how much the decoder skips at once depends on how
+    // the bytes arrive, which varies with load): what matters is that all of it is skipped.
+    let mut garbage_skipped = 0usize;
     let faults: [(Fault, ErrorCheck); 3] = [
-        (
-            Fault::Garbage { bytes: 3000 },
-            |error| matches!(error, ProtocolError::Garbage { skipped } if *skipped >= 3000),
-        ),
+        (Fault::Garbage { bytes: 3000 }, |error| {
+            matches!(error, ProtocolError::Garbage { .. })
+        }),
         (Fault::BadCrc, |error| {
             matches!(error, ProtocolError::BadCrc { .. })
         }),
@@ -257,10 +259,14 @@ async fn every_injected_fault_is_recovered_from() {
     for (fault, expected) in faults {
         let applied_before = rig.status.borrow().faults_applied;
         assert!(rig.faults.inject(fault));
+        let is_garbage = matches!(fault, Fault::Garbage { .. });
         let error = rig
             .wait_for("the fault's protocol error", |event| match event {
                 SensorEvent::Problem(DeviceError::Protocol(error)) if expected(&error) => {
-                    Some(error)
+                    if let ProtocolError::Garbage { skipped } = &error {
+                        garbage_skipped += *skipped;
+                    }
+                    (!is_garbage || garbage_skipped >= 3000).then_some(error)
                 }
                 SensorEvent::Frame(frame) => {
                     // Frames sent before the fault may still arrive; the fault must not have gone out yet.
@@ -307,7 +313,12 @@ async fn unplug_and_replug_is_recovered_within_two_seconds() {
         matches!(error, DeviceError::Io(_) | DeviceError::Closed),
         "{error}"
     );
-    // While unplugged, the link is gone and opening fails.
+    // While unplugged, the link is gone and opening fails. (The simulator closes the pty, which
+    // the device task may notice, before it removes the link: allow it a moment.)
+    let gone_by = Instant::now() + Duration::from_millis(400);
+    while std::fs::symlink_metadata(&rig.link).is_ok() && Instant::now() < gone_by {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(std::fs::symlink_metadata(&rig.link).is_err());
     let mut status = rig.status.clone();
     tokio::time::timeout(

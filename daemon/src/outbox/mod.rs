@@ -167,14 +167,27 @@ impl Outbox {
             dir: dir.clone(),
             source,
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&dir)
             // The outbox is written once and read once per event: a small cache keeps the
             // daemon's memory low.
             .cache_capacity(8 * 1024 * 1024)
-            .flush_every_ms(Some(200))
-            .open()
-            .map_err(db_error)?;
+            .flush_every_ms(Some(200));
+        // sled releases its file lock from background threads shortly after the previous handle
+        // in this process is dropped (a reopen, as in tests and restarts of the link): retry
+        // briefly instead of failing. Another live process keeps the lock and gets the error.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(error))
+                    if attempts < 40 && error.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other.map_err(db_error)?,
+            }
+        };
         let events = db.open_tree("events").map_err(db_error)?;
         let meta = db.open_tree("meta").map_err(db_error)?;
 
