@@ -201,6 +201,7 @@ fn main() -> ExitCode {
     let _sensor = sensor_simulator(&sensor_link, &demo.palms.captures(0, 3), 5);
     let notify = NotifySocket::bind(&root);
     let log = root.join("palmgate.log");
+    let spawned = std::time::Instant::now();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/demo.toml");
     let mut daemon = ChildGuard::spawn(
         "palmgate run",
@@ -226,6 +227,7 @@ fn main() -> ExitCode {
             ),
     );
     let ready = notify.wait_for("READY=1", PATIENCE).is_some();
+    let start_to_ready = spawned.elapsed();
     demo.expect(
         "the gate reports READY once reader, sensor and doors are up",
         ready,
@@ -321,6 +323,20 @@ fn main() -> ExitCode {
         &denied,
     );
 
+    // The daemon's resident memory after the whole scenario (steady state for a gate).
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("VmRSS:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or(0);
     let status = daemon.terminate(PATIENCE);
     demo.expect(
         "the gate stops cleanly on SIGTERM",
@@ -399,6 +415,11 @@ fn main() -> ExitCode {
         // Keep the working directory for a look.
         let _ = dir.keep();
     }
+    println!(
+        "daemon: start_to_ready_ms={} rss_mib={:.1}",
+        start_to_ready.as_millis(),
+        rss_kib as f64 / 1024.0
+    );
     println!(
         "demo: granted={} denied={} alarms={alarms} published={} lost={lost} decision_p50_ms={:.1} decision_p99_ms={:.1}",
         count("access.granted"),
