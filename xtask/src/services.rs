@@ -82,8 +82,19 @@ fn wait_until(
 
 fn pcscd_running() -> Option<String> {
     let output = Command::new("pgrep").args(["-x", "pcscd"]).output().ok()?;
-    let pids = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    (!pids.is_empty()).then_some(pids)
+    // A pcscd that has exited but not been reaped yet (a zombie) is not running.
+    let alive = |pid: &&str| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| !rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let pids: Vec<&str> = stdout.split_whitespace().filter(alive).collect();
+    (!pids.is_empty()).then(|| pids.join(" "))
 }
 
 /// Starts `pcscd -f` with the vpcd driver, or returns `None` when a pcscd with vpcd is already
