@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use palmgate::event::CardId;
 use palmgate_card::host::pcsc::wait_for_card;
 use palmgate_matcher::extract::{Extractor, InputKind};
 
@@ -652,4 +653,60 @@ impl Drop for GarbageCard {
             let _ = thread.join();
         }
     }
+}
+
+/// A card in `state`, personalised by the issuer in `issuer` and enrolled with `templates`
+/// (slots 0, 1, … in order; `duress` marks one slot as duress), through the real PC/SC stack and
+/// the `palmgate card` commands. Returns its certified id.
+pub fn personalised_card(
+    state: &Path,
+    issuer: &Path,
+    templates: &[PathBuf],
+    duress: Option<u8>,
+) -> CardId {
+    let card = VirtualCard::insert(state);
+    let issuer = issuer.to_str().expect("utf-8 path");
+    palmgate(&[
+        "card",
+        "personalise",
+        "--issuer",
+        issuer,
+        "--reader",
+        "Virtual PCD",
+    ]);
+    let mut args: Vec<String> = [
+        "card",
+        "enrol",
+        "--issuer",
+        issuer,
+        "--reader",
+        "Virtual PCD",
+    ]
+    .map(String::from)
+    .to_vec();
+    for template in templates {
+        args.push("--template".to_string());
+        args.push(template.display().to_string());
+    }
+    if let Some(slot) = duress {
+        args.push("--duress-slot".to_string());
+        args.push(slot.to_string());
+    }
+    palmgate(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    card.remove();
+    let bytes = std::fs::read(state).expect("card state");
+    let identity =
+        palmgate_card::host::platform::identity_of_state(&bytes).expect("card state loads");
+    CardId::new(&identity.card_id).expect("a personalised card has an id")
+}
+
+/// Publishes `payload` on `topic` at QoS 1 with `mosquitto_pub` on `broker` (`host:port`).
+pub fn publish(broker: &str, topic: &str, payload: &[u8]) {
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", host, "-p", port, "-q", "1", "-t", topic, "-m"])
+        .arg(String::from_utf8_lossy(payload).as_ref())
+        .status()
+        .expect("mosquitto_pub");
+    assert!(status.success(), "mosquitto_pub failed");
 }

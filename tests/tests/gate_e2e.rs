@@ -4,67 +4,21 @@
 //! One test walks through the scenario in order (the reader and the broker are shared): readiness
 //! only once the devices are up, an enrolled person granted, an impostor palm denied, a card of
 //! another issuer denied, a hostile card answering garbage denied with the gate still healthy,
-//! the sensor unplugged and plugged back, a card revoked by a signed MQTT command denied, a forged command
-//! refused, no template bytes anywhere, and a clean stop.
+//! the sensor unplugged and plugged back, a card revoked by a signed MQTT command denied, forged
+//! and replayed commands refused, no template bytes anywhere, and a clean stop.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
-use palmgate_card::host::platform::identity_of_state;
 use palmgate_system_tests::gate::{
     GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config, palmgate,
-    sensor_simulator, start_daemon,
+    personalised_card, publish, sensor_simulator, start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
 const GATE: &str = "e2e-gate";
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn card_id_of(state: &Path) -> CardId {
-    let bytes = std::fs::read(state).expect("card state");
-    let identity = identity_of_state(&bytes).expect("card state loads");
-    CardId::new(&identity.card_id).expect("card id")
-}
-
-/// A factory-state card personalised by `issuer` and enrolled with `template`.
-fn make_card(state: &Path, issuer: &Path, template: &Path) -> CardId {
-    let card = VirtualCard::insert(state);
-    let issuer = issuer.to_str().expect("utf-8 path");
-    palmgate(&[
-        "card",
-        "personalise",
-        "--issuer",
-        issuer,
-        "--reader",
-        "Virtual PCD",
-    ]);
-    palmgate(&[
-        "card",
-        "enrol",
-        "--issuer",
-        issuer,
-        "--reader",
-        "Virtual PCD",
-        "--template",
-        template.to_str().expect("utf-8"),
-    ]);
-    card.remove();
-    card_id_of(state)
-}
-
-fn publish(topic: &str, payload: &[u8]) {
-    let broker = require_mqtt();
-    let (host, port) = broker.rsplit_once(':').expect("host:port");
-    let status = Command::new("mosquitto_pub")
-        .args(["-h", host, "-p", port, "-q", "1", "-t", topic, "-m"])
-        .arg(String::from_utf8_lossy(payload).as_ref())
-        .status()
-        .expect("mosquitto_pub");
-    assert!(status.success());
-}
 
 fn now_unix() -> i64 {
     SystemTime::now()
@@ -114,7 +68,7 @@ fn contains_template(haystack: &[u8], template: &[u8]) -> bool {
 #[test]
 fn gate_scenario_on_the_real_services() {
     require_pcscd_vpcd();
-    require_mqtt();
+    let broker = require_mqtt();
     let _reader = reader_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
@@ -136,9 +90,24 @@ fn gate_scenario_on_the_real_services() {
     let alice_state = root.join("alice.card");
     let bob_state = root.join("bob.card");
     let carol_state = root.join("carol.card");
-    let alice = make_card(&alice_state, &issuer, &alice_template);
-    make_card(&bob_state, &issuer, &bob_template);
-    make_card(&carol_state, &foreign, &alice_template);
+    let alice = personalised_card(
+        &alice_state,
+        &issuer,
+        std::slice::from_ref(&alice_template),
+        None,
+    );
+    personalised_card(
+        &bob_state,
+        &issuer,
+        std::slice::from_ref(&bob_template),
+        None,
+    );
+    personalised_card(
+        &carol_state,
+        &foreign,
+        std::slice::from_ref(&alice_template),
+        None,
+    );
 
     let sensor_link = root.join("sensor");
     let config = gate_config(
@@ -235,14 +204,14 @@ fn gate_scenario_on_the_real_services() {
         cards: vec![alice.clone()],
     };
     let forged = intruder.sign(GATE, &revoke, now_unix(), b"nonce-forged-0001");
-    publish(&topics.command(revoke.name()), &forged);
+    publish(&broker, &topics.command(revoke.name()), &forged);
     let refused = mqtt.wait_for("/event/command.refused", PATIENCE);
     assert!(refused.contains("signature"), "{refused}");
     let signed = operator.sign(GATE, &revoke, now_unix(), b"nonce-signed-0001");
-    publish(&topics.command(revoke.name()), &signed);
+    publish(&broker, &topics.command(revoke.name()), &signed);
     mqtt.wait_for("/event/revocation.updated", PATIENCE);
     // The same signed message again is a replay.
-    publish(&topics.command(revoke.name()), &signed);
+    publish(&broker, &topics.command(revoke.name()), &signed);
     let replayed = mqtt.wait_for("/event/command.refused", PATIENCE);
     assert!(replayed.contains("replay"), "{replayed}");
 

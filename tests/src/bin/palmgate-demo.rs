@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
-use palmgate_card::host::platform::identity_of_state;
 use palmgate_system_tests::gate::{
-    Broker, ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, palmgate, sensor_simulator,
+    Broker, ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, palmgate, personalised_card,
+    publish, sensor_simulator,
 };
 use palmgate_system_tests::{require_pcscd_vpcd, workspace_binary};
 
@@ -43,8 +43,7 @@ impl Demo {
         }
     }
 
-    /// A card personalised by `issuer`, enrolled with `templates` (the slot `duress`, if any, is a
-    /// duress slot).
+    /// A card personalised by `issuer`, enrolled with `templates`.
     fn card(
         &self,
         name: &str,
@@ -53,41 +52,8 @@ impl Demo {
         duress: Option<u8>,
     ) -> (PathBuf, CardId) {
         let state = self.root.join(format!("{name}.card"));
-        let card = VirtualCard::insert(&state);
-        let issuer = issuer.to_str().unwrap_or_default();
-        palmgate(&[
-            "card",
-            "personalise",
-            "--issuer",
-            issuer,
-            "--reader",
-            "Virtual PCD",
-        ]);
-        let mut args: Vec<String> = [
-            "card",
-            "enrol",
-            "--issuer",
-            issuer,
-            "--reader",
-            "Virtual PCD",
-        ]
-        .map(String::from)
-        .to_vec();
-        for template in templates {
-            args.push("--template".to_string());
-            args.push(template.display().to_string());
-        }
-        if let Some(slot) = duress {
-            args.push("--duress-slot".to_string());
-            args.push(slot.to_string());
-        }
-        palmgate(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        card.remove();
-        let bytes = std::fs::read(&state).unwrap_or_default();
-        let id = identity_of_state(&bytes)
-            .ok()
-            .and_then(|identity| CardId::new(&identity.card_id));
-        (state, id.expect("a personalised card has an id"))
+        let id = personalised_card(&state, issuer, templates, duress);
+        (state, id)
     }
 
     /// Presents a card and waits for the event `kind`; returns its payload.
@@ -96,15 +62,6 @@ impl Demo {
         let payload = self.mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
         card.remove();
         payload
-    }
-
-    fn publish(&self, topic: &str, payload: &[u8]) {
-        let address = self.broker.address();
-        let (host, port) = address.rsplit_once(':').unwrap_or(("127.0.0.1", "1883"));
-        let _ = Command::new("mosquitto_pub")
-            .args(["-h", host, "-p", port, "-q", "1", "-t", topic, "-m"])
-            .arg(String::from_utf8_lossy(payload).as_ref())
-            .status();
     }
 }
 
@@ -311,7 +268,8 @@ fn main() -> ExitCode {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
-    demo.publish(
+    publish(
+        &demo.broker.address(),
         &topics.command(revoke.name()),
         &operator.sign(GATE, &revoke, timestamp, b"demo-revocation-1"),
     );
