@@ -270,3 +270,135 @@ fn gate_scenario_on_the_real_services() {
         }
     }
 }
+
+/// Event ids seen on MQTT (each line `topic payload`).
+fn event_ids(lines: &[String]) -> std::collections::BTreeSet<u64> {
+    lines
+        .iter()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(topic, _)| topic.contains("/event/"))
+        .filter_map(|(_, payload)| serde_json::from_str::<serde_json::Value>(payload).ok())
+        .filter_map(|event| event.get("id").and_then(serde_json::Value::as_u64))
+        .collect()
+}
+
+/// A burst of signed remote commands makes the gate record events quickly; the daemon is
+/// SIGKILLed in the middle of it and started again on the same state directory. Every event it
+/// had recorded is delivered after the restart: the ids seen on MQTT have no gap, and the ids go
+/// on increasing after the restart.
+#[test]
+fn sigkill_during_a_burst_loses_no_recorded_event() {
+    require_pcscd_vpcd();
+    let broker = require_mqtt();
+    let _reader = reader_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let gate = "e2e-kill";
+    let issuer = root.join("issuer");
+    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+    let operator = OperatorSigner::generate().expect("operator key");
+    let operator_pub = root.join("operator.pub");
+    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
+    let palms = Palms::new(root);
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
+    let config = gate_config(
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        &operator_pub,
+    );
+    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let mut daemon = start_daemon(&config, &notify, &log);
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+
+    // 300 signed unlock commands in one go (one mosquitto_pub reading lines).
+    let topics = Topics::new("palmgate", gate);
+    let unlock = GateCommand::Unlock {
+        door: "main".to_string(),
+        duration_s: None,
+    };
+    let lines: String = (0..300u32)
+        .map(|n| {
+            let payload = operator.sign(
+                gate,
+                &unlock,
+                now_unix(),
+                format!("burst-nonce-{n:08}").as_bytes(),
+            );
+            format!("{}\n", String::from_utf8_lossy(&payload))
+        })
+        .collect();
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-q",
+            "1",
+            "-t",
+            &topics.command(unlock.name()),
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    std::io::Write::write_all(
+        &mut publisher.stdin.take().expect("stdin"),
+        lines.as_bytes(),
+    )
+    .expect("write");
+    assert!(publisher.wait().expect("mosquitto_pub").success());
+
+    // Kill the daemon while the burst is being handled.
+    mqtt.wait_for("/event/access.remote_unlock", PATIENCE);
+    daemon.kill();
+    let before_restart = event_ids(mqtt.all()).iter().max().copied().unwrap_or(0);
+
+    // Restart on the same state: what was recorded but not yet delivered goes out now.
+    let notify_again = NotifySocket::bind(&{
+        let again = root.join("again");
+        std::fs::create_dir_all(&again).expect("dir");
+        again
+    });
+    let mut daemon = start_daemon(&config, &notify_again, &root.join("daemon-again.log"));
+    assert!(
+        notify_again.wait_for("READY=1", PATIENCE).is_some(),
+        "no READY=1 after the restart"
+    );
+    // A new event after the restart, then everything up to it must have arrived.
+    let fresh = operator.sign(gate, &unlock, now_unix(), b"after-restart-0001");
+    publish(&broker, &topics.command(unlock.name()), &fresh);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let (ids, highest) = loop {
+        let ids = event_ids(mqtt.all());
+        let highest = ids.iter().max().copied().unwrap_or(0);
+        let complete = highest > before_restart && ids.len() as u64 == highest;
+        if complete || std::time::Instant::now() > deadline {
+            break (ids, highest);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status = daemon
+        .try_terminate(Duration::from_secs(15))
+        .expect("the daemon stops on SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        highest > before_restart,
+        "no event after the restart (highest id {highest})"
+    );
+    let missing: Vec<u64> = (1..=highest).filter(|id| !ids.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "events recorded but never delivered: {missing:?} (of 1..={highest})"
+    );
+    assert!(
+        before_restart >= 2,
+        "the kill came after some events were delivered ({before_restart})"
+    );
+}
