@@ -402,3 +402,81 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
         "the kill came after some events were delivered ({before_restart})"
     );
 }
+
+/// A flood of malformed commands (anyone who may publish on `cmd/#` can send them) is refused and
+/// reported, and does not hold up the gate's other events.
+#[test]
+fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
+    require_pcscd_vpcd();
+    let broker = require_mqtt();
+    let _reader = reader_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let gate = "e2e-flood";
+    let issuer = root.join("issuer");
+    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+    let operator = OperatorSigner::generate().expect("operator key");
+    let operator_pub = root.join("operator.pub");
+    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
+    let palms = Palms::new(root);
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
+    let config = gate_config(
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        &operator_pub,
+    );
+    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
+    let notify = NotifySocket::bind(root);
+    let mut daemon = start_daemon(&config, &notify, &root.join("daemon.log"));
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+
+    let topics = Topics::new("palmgate", gate);
+    let lines: String = (0..200u32)
+        .map(|n| format!("{{\"not\": \"a command {n}\"}}\n"))
+        .collect();
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-q",
+            "1",
+            "-t",
+            &topics.command("unlock"),
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    std::io::Write::write_all(
+        &mut publisher.stdin.take().expect("stdin"),
+        lines.as_bytes(),
+    )
+    .expect("write");
+    assert!(publisher.wait().expect("mosquitto_pub").success());
+    let unlock = GateCommand::Unlock {
+        door: "main".to_string(),
+        duration_s: Some(1),
+    };
+    publish(
+        &broker,
+        &topics.command(unlock.name()),
+        &operator.sign(gate, &unlock, now_unix(), b"after-the-flood-0001"),
+    );
+    mqtt.wait_for("/event/access.remote_unlock", PATIENCE);
+    let refused = mqtt
+        .all()
+        .iter()
+        .filter(|line| line.contains("/event/command.refused"))
+        .count();
+    assert_eq!(refused, 200, "every refused command is reported");
+    let status = daemon
+        .try_terminate(Duration::from_secs(15))
+        .expect("the daemon stops on SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
