@@ -143,12 +143,18 @@ pub struct VirtualCard {
 impl VirtualCard {
     /// Inserts the card whose state is kept in `state` (created in the factory state if missing).
     pub fn insert(state: &Path) -> Self {
+        Self::insert_with(state, &[])
+    }
+
+    /// [`VirtualCard::insert`] with extra `palmgate-vcard` arguments (e.g. `--store-delay-ms`).
+    pub fn insert_with(state: &Path, extra: &[&str]) -> Self {
         let vpcd = require_pcscd_vpcd();
         let guard = ChildGuard::spawn(
             "palmgate-vcard",
             Command::new(workspace_binary("palmgate-vcard"))
                 .args(["--vpcd", &vpcd, "--state"])
                 .arg(state)
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit()),

@@ -480,3 +480,85 @@ fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
         .expect("the daemon stops on SIGTERM");
     assert!(status.success(), "exit status {status}");
 }
+
+/// The card is pulled in the middle of VERIFY PALM, after it stored the decremented retry counter
+/// and before it answered: the gate denies, never grants, and the try stays spent.
+#[test]
+fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
+    require_pcscd_vpcd();
+    let _reader = reader_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let gate = "e2e-pull";
+    let issuer = root.join("issuer");
+    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+    let operator = OperatorSigner::generate().expect("operator key");
+    let operator_pub = root.join("operator.pub");
+    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
+    let palms = Palms::new(root);
+    let (template, _) = palms.template(0);
+    let state = root.join("alice.card");
+    let alice = personalised_card(&state, &issuer, std::slice::from_ref(&template), None);
+    let tries = |state: &Path| {
+        let bytes = std::fs::read(state).expect("card state");
+        palmgate_card::host::platform::identity_of_state(&bytes)
+            .expect("state loads")
+            .tries_left
+    };
+    let tries_before = tries(&state);
+
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
+    let config = gate_config(
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        &operator_pub,
+    );
+    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let mut daemon = start_daemon(&config, &notify, &log);
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+
+    // Every store of the card's state is followed by a long pause: the card is pulled as soon as
+    // the decremented counter is on its storage.
+    let card = VirtualCard::insert_with(&state, &["--store-delay-ms", "5000"]);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while tries(&state) == tries_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the card never started a verification"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    card.pull();
+
+    let denied = mqtt.wait_for("/event/access.denied", PATIENCE);
+    let reason = field(&denied, "reason").unwrap_or_default();
+    assert!(
+        reason == "card removed during verification" || reason.starts_with("verification failed"),
+        "{denied}"
+    );
+    assert_eq!(field(&denied, "card_id"), Some(alice.to_string()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !mqtt
+            .all()
+            .iter()
+            .any(|line| line.contains("/event/access.granted")),
+        "a pulled card was granted: {:?}",
+        mqtt.all()
+    );
+    assert_eq!(tries(&state), tries_before - 1, "the try stays spent");
+    let status = daemon
+        .try_terminate(Duration::from_secs(15))
+        .unwrap_or_else(|| {
+            panic!(
+                "the daemon did not stop; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+    assert!(status.success(), "exit status {status}");
+}
