@@ -409,7 +409,25 @@ pub fn gate_config(
     sensor_link: &Path,
     operator_pub: &Path,
 ) -> PathBuf {
-    let broker = require_mqtt();
+    gate_config_on(
+        &require_mqtt(),
+        dir,
+        gate_id,
+        issuer_pub,
+        sensor_link,
+        operator_pub,
+    )
+}
+
+/// [`gate_config`] for the broker at `broker` (`host:port`).
+pub fn gate_config_on(
+    broker: &str,
+    dir: &Path,
+    gate_id: &str,
+    issuer_pub: &Path,
+    sensor_link: &Path,
+    operator_pub: &Path,
+) -> PathBuf {
     let config = format!(
         r#"[gate]
 id = "{gate_id}"

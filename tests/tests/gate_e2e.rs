@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
-    GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config, palmgate,
-    personalised_card, publish, sensor_simulator, start_daemon,
+    Broker, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config, gate_config_on,
+    palmgate, personalised_card, publish, sensor_simulator, start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
@@ -552,6 +552,128 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
         mqtt.all()
     );
     assert_eq!(tries(&state), tries_before - 1, "the try stays spent");
+    let status = daemon
+        .try_terminate(Duration::from_secs(15))
+        .unwrap_or_else(|| {
+            panic!(
+                "the daemon did not stop; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+    assert!(status.success(), "exit status {status}");
+}
+
+/// The broker is stopped for 30 s while people keep passing; when it is back, every event recorded
+/// meanwhile is delivered, in order, none missing.
+///
+/// KNOWN BUG, so ignored until fixed (run it with `cargo xtask test --test gate_e2e -- --ignored`):
+/// after this outage the MQTT link makes its last connection attempt about 17 s in and then none
+/// at all once the broker is back (90 s observed). Short outages (the demo's) recover. See the
+/// note on issue 7; `connection_task` in daemon/src/mqtt/link.rs is where to look.
+#[test]
+#[ignore = "known bug: the MQTT link stops reconnecting after a 30 s broker outage (issue 7)"]
+fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
+    require_pcscd_vpcd();
+    let _reader = reader_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let gate = "e2e-outage";
+    let issuer = root.join("issuer");
+    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+    let operator = OperatorSigner::generate().expect("operator key");
+    let operator_pub = root.join("operator.pub");
+    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
+    let palms = Palms::new(root);
+    let (template, _) = palms.template(0);
+    let state = root.join("alice.card");
+    personalised_card(&state, &issuer, std::slice::from_ref(&template), None);
+
+    // A broker of this test's own, with persistence, and a dashboard with a persistent session:
+    // what the gate publishes right after the restart reaches it.
+    let mut broker = Broker::start(&root.join("broker"));
+    let mut mqtt = Subscriber::start_on(
+        &broker.address(),
+        &format!("palmgate/{gate}/event/#"),
+        Some("outage-dashboard"),
+    );
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
+    let config = gate_config_on(
+        &broker.address(),
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        &operator_pub,
+    );
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let mut daemon = start_daemon(&config, &notify, &log);
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    mqtt.wait_for("/event/doors.ready", PATIENCE);
+
+    broker.stop();
+    let outage = std::time::Instant::now();
+    for _ in 0..3 {
+        let card = VirtualCard::insert(&state);
+        std::thread::sleep(Duration::from_secs(2));
+        card.remove();
+    }
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed()));
+    broker.resume();
+    // The dashboard comes back on its persistent session (the broker kept it across the restart);
+    // the gate reconnects on its own back-off (at most 30 s between attempts).
+    let before_outage = mqtt.all().to_vec();
+    drop(mqtt);
+    let mut mqtt = Subscriber::start_on(
+        &broker.address(),
+        &format!("palmgate/{gate}/event/#"),
+        Some("outage-dashboard"),
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let granted = loop {
+        let lines = mqtt.all().to_vec();
+        let granted = lines
+            .iter()
+            .filter(|line| line.contains("/event/access.granted"))
+            .count();
+        if granted >= 3 || std::time::Instant::now() > deadline {
+            break granted;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        granted >= 3,
+        "grants made during the outage were not delivered: {:?}\ndaemon log:\n{}",
+        mqtt.all(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let mut lines = before_outage;
+    lines.extend(mqtt.all().iter().cloned());
+    let ids = event_ids(&lines);
+    let highest = ids.iter().max().copied().unwrap_or(0);
+    let missing: Vec<u64> = (1..=highest).filter(|id| !ids.contains(id)).collect();
+    assert!(missing.is_empty(), "events never delivered: {missing:?}");
+    // In order: ids first appear in increasing order.
+    let mut first_seen = Vec::new();
+    for id in lines
+        .iter()
+        .filter_map(|line| line.split_once(' '))
+        .filter_map(|(_, payload)| {
+            serde_json::from_str::<serde_json::Value>(payload)
+                .ok()?
+                .get("id")?
+                .as_u64()
+        })
+    {
+        if !first_seen.contains(&id) {
+            first_seen.push(id);
+        }
+    }
+    let mut sorted = first_seen.clone();
+    sorted.sort_unstable();
+    assert_eq!(first_seen, sorted, "events delivered out of order");
     let status = daemon
         .try_terminate(Duration::from_secs(15))
         .unwrap_or_else(|| {
