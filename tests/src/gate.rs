@@ -734,3 +734,25 @@ pub fn publish(broker: &str, topic: &str, payload: &[u8]) {
         .expect("mosquitto_pub");
     assert!(status.success(), "mosquitto_pub failed");
 }
+
+/// Publishes every line of `lines` as one QoS 1 message on `topic` (one `mosquitto_pub -l`: a
+/// burst, as fast as the broker takes them).
+pub fn publish_lines(broker: &str, topic: &str, lines: &str) {
+    use std::io::Write;
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let mut publisher = Command::new("mosquitto_pub")
+        .args(["-h", host, "-p", port, "-q", "1", "-t", topic, "-l"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    publisher
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.as_bytes())
+        .expect("write");
+    assert!(
+        publisher.wait().expect("mosquitto_pub").success(),
+        "mosquitto_pub failed"
+    );
+}

@@ -7,18 +7,64 @@
 //! the sensor unplugged and plugged back, a card revoked by a signed MQTT command denied, forged
 //! and replayed commands refused, no template bytes anywhere, and a clean stop.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
-    Broker, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config, gate_config_on,
-    palmgate, personalised_card, publish, sensor_simulator, start_daemon,
+    Broker, ChildGuard, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config,
+    gate_config_on, palmgate, personalised_card, publish, publish_lines, sensor_simulator,
+    start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
 const GATE: &str = "e2e-gate";
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// What every scenario starts from: a working directory, an issuer that certifies cards, an
+/// operator whose key signs commands, and the synthetic palms.
+struct Site {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    issuer: PathBuf,
+    operator: OperatorSigner,
+    operator_pub: PathBuf,
+    palms: Palms,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let issuer = root.join("issuer");
+        palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+        let operator = OperatorSigner::generate().expect("operator key");
+        let operator_pub = root.join("operator.pub");
+        std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
+        let palms = Palms::new(&root);
+        Self {
+            _dir: dir,
+            root,
+            issuer,
+            operator,
+            operator_pub,
+            palms,
+        }
+    }
+}
+
+/// SIGTERM; the daemon must exit 0 promptly (its log is shown when it does not).
+fn stop(mut daemon: ChildGuard, log: &Path) {
+    let status = daemon
+        .try_terminate(Duration::from_secs(15))
+        .unwrap_or_else(|| {
+            panic!(
+                "palmgate run did not stop on SIGTERM; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+    assert!(status.success(), "daemon exit status {status}");
+}
 
 fn now_unix() -> i64 {
     SystemTime::now()
@@ -70,21 +116,22 @@ fn gate_scenario_on_the_real_services() {
     require_pcscd_vpcd();
     let broker = require_mqtt();
     let _reader = reader_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-
-    // The site: an issuer that certifies cards, a foreign issuer, an operator.
-    let issuer = root.join("issuer");
+    // The site (issuer, operator, palms), plus a foreign issuer and an intruder's key.
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
     let foreign = root.join("foreign-issuer");
-    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
     palmgate(&["issuer", "init", "--out", foreign.to_str().expect("utf-8")]);
-    let operator = OperatorSigner::generate().expect("operator key");
-    let operator_pub = root.join("operator.pub");
-    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
     let intruder = OperatorSigner::generate().expect("intruder key");
 
     // People: Alice (palm 0) and Bob (palm 1); Carol's card comes from the foreign issuer.
-    let palms = Palms::new(root);
     let (alice_template, alice_bytes) = palms.template(0);
     let (bob_template, bob_bytes) = palms.template(1);
     let alice_state = root.join("alice.card");
@@ -92,13 +139,13 @@ fn gate_scenario_on_the_real_services() {
     let carol_state = root.join("carol.card");
     let alice = personalised_card(
         &alice_state,
-        &issuer,
+        issuer,
         std::slice::from_ref(&alice_template),
         None,
     );
     personalised_card(
         &bob_state,
-        &issuer,
+        issuer,
         std::slice::from_ref(&bob_template),
         None,
     );
@@ -115,12 +162,12 @@ fn gate_scenario_on_the_real_services() {
         GATE,
         &issuer.join("issuer.pub"),
         &sensor_link,
-        &operator_pub,
+        operator_pub,
     );
     let mut mqtt = Subscriber::start(&format!("palmgate/{GATE}/#"));
     let notify = NotifySocket::bind(root);
     let log = root.join("daemon.log");
-    let mut daemon = start_daemon(&config, &notify, &log);
+    let daemon = start_daemon(&config, &notify, &log);
 
     // Not ready while the sensor is missing; ready once it is there.
     assert_eq!(
@@ -227,15 +274,7 @@ fn gate_scenario_on_the_real_services() {
     drop(sensor);
 
     // Clean stop.
-    let status = daemon
-        .try_terminate(Duration::from_secs(15))
-        .unwrap_or_else(|| {
-            panic!(
-                "palmgate run did not stop on SIGTERM; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-    assert!(status.success(), "daemon exit status {status}");
+    stop(daemon, &log);
     assert!(
         notify
             .wait_for("STOPPING=1", Duration::from_secs(1))
@@ -291,15 +330,17 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
     require_pcscd_vpcd();
     let broker = require_mqtt();
     let _reader = reader_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
     let gate = "e2e-kill";
-    let issuer = root.join("issuer");
-    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
-    let operator = OperatorSigner::generate().expect("operator key");
-    let operator_pub = root.join("operator.pub");
-    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
-    let palms = Palms::new(root);
     let sensor_link = root.join("sensor");
     let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
     let config = gate_config(
@@ -307,7 +348,7 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
         gate,
         &issuer.join("issuer.pub"),
         &sensor_link,
-        &operator_pub,
+        operator_pub,
     );
     let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
     let notify = NotifySocket::bind(root);
@@ -332,28 +373,7 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
             format!("{}\n", String::from_utf8_lossy(&payload))
         })
         .collect();
-    let (host, port) = broker.rsplit_once(':').expect("host:port");
-    let mut publisher = std::process::Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            host,
-            "-p",
-            port,
-            "-q",
-            "1",
-            "-t",
-            &topics.command(unlock.name()),
-            "-l",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("mosquitto_pub");
-    std::io::Write::write_all(
-        &mut publisher.stdin.take().expect("stdin"),
-        lines.as_bytes(),
-    )
-    .expect("write");
-    assert!(publisher.wait().expect("mosquitto_pub").success());
+    publish_lines(&broker, &topics.command(unlock.name()), &lines);
 
     // Kill the daemon while the burst is being handled.
     mqtt.wait_for("/event/access.remote_unlock", PATIENCE);
@@ -366,7 +386,8 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
         std::fs::create_dir_all(&again).expect("dir");
         again
     });
-    let mut daemon = start_daemon(&config, &notify_again, &root.join("daemon-again.log"));
+    let log = root.join("daemon-again.log");
+    let daemon = start_daemon(&config, &notify_again, &log);
     assert!(
         notify_again.wait_for("READY=1", PATIENCE).is_some(),
         "no READY=1 after the restart"
@@ -384,10 +405,7 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let status = daemon
-        .try_terminate(Duration::from_secs(15))
-        .expect("the daemon stops on SIGTERM");
-    assert!(status.success(), "exit status {status}");
+    stop(daemon, &log);
     assert!(
         highest > before_restart,
         "no event after the restart (highest id {highest})"
@@ -410,15 +428,17 @@ fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
     require_pcscd_vpcd();
     let broker = require_mqtt();
     let _reader = reader_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
     let gate = "e2e-flood";
-    let issuer = root.join("issuer");
-    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
-    let operator = OperatorSigner::generate().expect("operator key");
-    let operator_pub = root.join("operator.pub");
-    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
-    let palms = Palms::new(root);
     let sensor_link = root.join("sensor");
     let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
     let config = gate_config(
@@ -426,39 +446,19 @@ fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
         gate,
         &issuer.join("issuer.pub"),
         &sensor_link,
-        &operator_pub,
+        operator_pub,
     );
     let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
     let notify = NotifySocket::bind(root);
-    let mut daemon = start_daemon(&config, &notify, &root.join("daemon.log"));
+    let log = root.join("daemon.log");
+    let daemon = start_daemon(&config, &notify, &log);
     assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
 
     let topics = Topics::new("palmgate", gate);
     let lines: String = (0..200u32)
         .map(|n| format!("{{\"not\": \"a command {n}\"}}\n"))
         .collect();
-    let (host, port) = broker.rsplit_once(':').expect("host:port");
-    let mut publisher = std::process::Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            host,
-            "-p",
-            port,
-            "-q",
-            "1",
-            "-t",
-            &topics.command("unlock"),
-            "-l",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("mosquitto_pub");
-    std::io::Write::write_all(
-        &mut publisher.stdin.take().expect("stdin"),
-        lines.as_bytes(),
-    )
-    .expect("write");
-    assert!(publisher.wait().expect("mosquitto_pub").success());
+    publish_lines(&broker, &topics.command("unlock"), &lines);
     let unlock = GateCommand::Unlock {
         door: "main".to_string(),
         duration_s: Some(1),
@@ -475,10 +475,7 @@ fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
         .filter(|line| line.contains("/event/command.refused"))
         .count();
     assert_eq!(refused, 200, "every refused command is reported");
-    let status = daemon
-        .try_terminate(Duration::from_secs(15))
-        .expect("the daemon stops on SIGTERM");
-    assert!(status.success(), "exit status {status}");
+    stop(daemon, &log);
 }
 
 /// The card is pulled in the middle of VERIFY PALM, after it stored the decremented retry counter
@@ -487,18 +484,19 @@ fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
 fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
     require_pcscd_vpcd();
     let _reader = reader_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
     let gate = "e2e-pull";
-    let issuer = root.join("issuer");
-    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
-    let operator = OperatorSigner::generate().expect("operator key");
-    let operator_pub = root.join("operator.pub");
-    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
-    let palms = Palms::new(root);
     let (template, _) = palms.template(0);
     let state = root.join("alice.card");
-    let alice = personalised_card(&state, &issuer, std::slice::from_ref(&template), None);
+    let alice = personalised_card(&state, issuer, std::slice::from_ref(&template), None);
     let tries = |state: &Path| {
         let bytes = std::fs::read(state).expect("card state");
         palmgate_card::host::platform::identity_of_state(&bytes)
@@ -514,12 +512,12 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
         gate,
         &issuer.join("issuer.pub"),
         &sensor_link,
-        &operator_pub,
+        operator_pub,
     );
     let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
     let notify = NotifySocket::bind(root);
     let log = root.join("daemon.log");
-    let mut daemon = start_daemon(&config, &notify, &log);
+    let daemon = start_daemon(&config, &notify, &log);
     assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
 
     // Every store of the card's state is followed by a long pause: the card is pulled as soon as
@@ -552,15 +550,7 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
         mqtt.all()
     );
     assert_eq!(tries(&state), tries_before - 1, "the try stays spent");
-    let status = daemon
-        .try_terminate(Duration::from_secs(15))
-        .unwrap_or_else(|| {
-            panic!(
-                "the daemon did not stop; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-    assert!(status.success(), "exit status {status}");
+    stop(daemon, &log);
 }
 
 /// The broker is stopped for 30 s while people keep passing; when it is back, every event recorded
@@ -575,18 +565,19 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
 fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
     require_pcscd_vpcd();
     let _reader = reader_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
     let gate = "e2e-outage";
-    let issuer = root.join("issuer");
-    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
-    let operator = OperatorSigner::generate().expect("operator key");
-    let operator_pub = root.join("operator.pub");
-    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
-    let palms = Palms::new(root);
     let (template, _) = palms.template(0);
     let state = root.join("alice.card");
-    personalised_card(&state, &issuer, std::slice::from_ref(&template), None);
+    personalised_card(&state, issuer, std::slice::from_ref(&template), None);
 
     // A broker of this test's own, with persistence, and a dashboard with a persistent session:
     // what the gate publishes right after the restart reaches it.
@@ -604,11 +595,11 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
         gate,
         &issuer.join("issuer.pub"),
         &sensor_link,
-        &operator_pub,
+        operator_pub,
     );
     let notify = NotifySocket::bind(root);
     let log = root.join("daemon.log");
-    let mut daemon = start_daemon(&config, &notify, &log);
+    let daemon = start_daemon(&config, &notify, &log);
     assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
     mqtt.wait_for("/event/doors.ready", PATIENCE);
 
@@ -674,13 +665,5 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
     let mut sorted = first_seen.clone();
     sorted.sort_unstable();
     assert_eq!(first_seen, sorted, "events delivered out of order");
-    let status = daemon
-        .try_terminate(Duration::from_secs(15))
-        .unwrap_or_else(|| {
-            panic!(
-                "the daemon did not stop; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-    assert!(status.success(), "exit status {status}");
+    stop(daemon, &log);
 }
