@@ -3,7 +3,17 @@
 //! Outside systemd (no `NOTIFY_SOCKET`) every call does nothing, so the daemon runs the same way on
 //! a terminal. A failure to notify is logged, never fatal: the service manager will notice on its
 //! own (start timeout, watchdog) if it matters.
+//!
+//! Notifications are sent on a non-blocking socket. They are sent from the async runtime's
+//! threads, and a blocking send to a service manager that does not read its socket (its queue
+//! holds only `net.unix.max_dgram_qlen` datagrams, 10 by default) would stall every task on that
+//! worker thread, the MQTT link's reconnection timers included. A notification that does not fit
+//! is dropped and logged instead.
 
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -11,6 +21,7 @@ use sd_notify::NotifyState;
 /// Talks to the service manager.
 #[derive(Debug, Clone)]
 pub struct Notifier {
+    socket: Option<OsString>,
     watchdog: Option<Duration>,
 }
 
@@ -18,6 +29,7 @@ impl Notifier {
     /// Reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` from the environment.
     pub fn from_env() -> Self {
         Self {
+            socket: std::env::var_os("NOTIFY_SOCKET").filter(|path| !path.is_empty()),
             watchdog: sd_notify::watchdog_enabled(),
         }
     }
@@ -30,37 +42,74 @@ impl Notifier {
 
     /// `READY=1` with a status line: call only once every device the gate needs is up.
     pub fn ready(&self, status: &str) {
-        send(&[NotifyState::Ready, NotifyState::Status(status)]);
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
     /// A status line shown by `systemctl status`.
     pub fn status(&self, status: &str) {
-        send(&[NotifyState::Status(status)]);
+        self.send(&[NotifyState::Status(status)]);
     }
 
     /// `WATCHDOG=1`: the main loop is alive.
     pub fn watchdog_ping(&self) {
-        send(&[NotifyState::Watchdog]);
+        self.send(&[NotifyState::Watchdog]);
     }
 
     /// `RELOADING=1` while policy files are re-read (SIGHUP); follow with [`Notifier::ready`].
     pub fn reloading(&self) {
         // systemd 253+ wants the monotonic time with RELOADING=1; older ones ignore it.
         match NotifyState::monotonic_usec_now() {
-            Ok(now) => send(&[NotifyState::Reloading, now]),
-            Err(_) => send(&[NotifyState::Reloading]),
+            Ok(now) => self.send(&[NotifyState::Reloading, now]),
+            Err(_) => self.send(&[NotifyState::Reloading]),
         }
     }
 
     /// `STOPPING=1`: shutdown has begun.
     pub fn stopping(&self) {
-        send(&[NotifyState::Stopping]);
+        self.send(&[NotifyState::Stopping]);
+    }
+
+    fn send(&self, states: &[NotifyState<'_>]) {
+        match self.try_send(states) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                tracing::warn!("the service manager is not reading notifications: one dropped");
+            }
+            Err(error) => tracing::warn!(%error, "could not notify the service manager"),
+        }
+    }
+
+    /// Sends one datagram without blocking; `WouldBlock` when the socket's queue is full.
+    fn try_send(&self, states: &[NotifyState<'_>]) -> io::Result<()> {
+        let Some(path) = &self.socket else {
+            return Ok(());
+        };
+        let mut message = String::new();
+        for state in states {
+            let _ = writeln!(message, "{state}");
+        }
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        socket.connect_addr(&notify_address(path)?)?;
+        let sent = socket.send(message.as_bytes())?;
+        if sent == message.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "notification cut short",
+            ))
+        }
     }
 }
 
-fn send(states: &[NotifyState<'_>]) {
-    if let Err(error) = sd_notify::notify(states) {
-        tracing::warn!(%error, "could not notify systemd");
+/// `NOTIFY_SOCKET` is a path, or `@name` for a socket in the abstract namespace.
+fn notify_address(path: &std::ffi::OsStr) -> io::Result<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    match path.as_bytes().split_first() {
+        Some((b'@', name)) => SocketAddr::from_abstract_name(name),
+        _ => SocketAddr::from_pathname(path),
     }
 }
 
@@ -180,8 +229,55 @@ mod tests {
     }
 
     #[test]
+    fn a_service_manager_that_does_not_read_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket_path = dir.path().join("notify.sock");
+        let _unread = UnixDatagram::bind(&socket_path).expect("bind fake notify socket");
+        let notifier = Notifier {
+            socket: Some(socket_path.into_os_string()),
+            watchdog: Some(Duration::from_secs(1)),
+        };
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let results: Vec<_> = (0..2000)
+                .map(|_| notifier.try_send(&[NotifyState::Watchdog]))
+                .collect();
+            let _ = done_tx.send(results);
+        });
+        let results = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a send blocked on a full notify socket");
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            results.iter().any(|result| result
+                .as_ref()
+                .is_err_and(|error| error.kind() == io::ErrorKind::WouldBlock)),
+            "the queue never filled: the test proves nothing"
+        );
+    }
+
+    #[test]
+    fn abstract_socket_names_are_understood() {
+        use std::os::linux::net::SocketAddrExt as _;
+        let address = notify_address(std::ffi::OsStr::new("@/org/freedesktop/systemd1/notify"))
+            .expect("abstract");
+        assert_eq!(
+            address.as_abstract_name(),
+            Some(&b"/org/freedesktop/systemd1/notify"[..])
+        );
+        let address = notify_address(std::ffi::OsStr::new("/run/systemd/notify")).expect("path");
+        assert_eq!(
+            address.as_pathname(),
+            Some(std::path::Path::new("/run/systemd/notify"))
+        );
+    }
+
+    #[test]
     fn no_watchdog_without_systemd() {
-        let notifier = Notifier { watchdog: None };
+        let notifier = Notifier {
+            socket: None,
+            watchdog: None,
+        };
         assert_eq!(notifier.watchdog_ping_interval(), None);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()

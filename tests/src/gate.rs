@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use palmgate::event::CardId;
@@ -367,37 +367,63 @@ impl Subscriber {
 pub struct NotifySocket {
     /// Its path (for `NOTIFY_SOCKET`).
     pub path: PathBuf,
-    socket: UnixDatagram,
+    received: Arc<(Mutex<Vec<String>>, Condvar)>,
+    seen: Mutex<usize>,
 }
 
 impl NotifySocket {
-    /// Binds a socket in `dir`.
+    /// Binds a socket in `dir` and reads it from a thread of its own, as systemd does: a gate
+    /// must never find its notifications unread (the queue holds 10 datagrams by default).
     pub fn bind(dir: &Path) -> Self {
         let path = dir.join("notify.sock");
         let socket = UnixDatagram::bind(&path).expect("bind notify socket");
-        Self { path, socket }
+        let received = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let sink = Arc::clone(&received);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 1024];
+            while let Ok(length) = socket.recv(&mut buffer) {
+                let (messages, arrived) = &*sink;
+                let mut messages = messages.lock().unwrap_or_else(PoisonError::into_inner);
+                messages.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+                arrived.notify_all();
+            }
+        });
+        Self {
+            path,
+            received,
+            seen: Mutex::new(0),
+        }
     }
 
-    /// Waits for a message containing `needle` (`READY=1`, `STOPPING=1`); `None` on time-out.
+    /// Waits for a message containing `needle` (`READY=1`, `STOPPING=1`) after the last one
+    /// found; `None` on time-out.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
-        let mut buffer = [0u8; 1024];
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let (messages, arrived) = &*self.received;
+        let mut messages = messages.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
+            if let Some(offset) = messages[*seen..].iter().position(|m| m.contains(needle)) {
+                *seen += offset + 1;
+                return Some(messages[*seen - 1].clone());
+            }
+            *seen = messages.len();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            self.socket.set_read_timeout(Some(left)).expect("timeout");
-            match self.socket.recv(&mut buffer) {
-                Ok(length) => {
-                    let message = String::from_utf8_lossy(&buffer[..length]).into_owned();
-                    if message.contains(needle) {
-                        return Some(message);
-                    }
-                }
-                Err(_) => return None,
-            }
+            messages = arrived
+                .wait_timeout(messages, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+    }
+
+    /// How many messages received so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        let (messages, _) = &*self.received;
+        let messages = messages.lock().unwrap_or_else(PoisonError::into_inner);
+        messages.iter().filter(|m| m.contains(needle)).count()
     }
 }
 
