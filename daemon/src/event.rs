@@ -51,6 +51,8 @@ impl EventKind {
     pub const REVOCATION_UPDATED: Self = Self::from_static("revocation.updated");
     /// The access policy was (re)loaded.
     pub const POLICY_LOADED: Self = Self::from_static("policy.loaded");
+    /// A reload found the policy or revocation list file invalid; the one in force stays.
+    pub const POLICY_REJECTED: Self = Self::from_static("policy.rejected");
     /// The outbox passed its alarm fill level.
     pub const OUTBOX_FILLING: Self = Self::from_static("outbox.filling");
 
@@ -367,6 +369,23 @@ impl<'de> Deserialize<'de> for CardId {
     }
 }
 
+/// The signed deletion receipt a `card.erased` event carries: proof, verifiable by anyone with
+/// the issuer public key, that the card erased its templates. It holds no biometric data (the
+/// commitment inside is a hash of what was erased).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureReceipt {
+    /// The card-signed receipt followed by the card certificate, hex (the bytes of the file
+    /// `palmgate card erase --receipt` writes).
+    pub bundle: String,
+    /// The card's erase counter (this erasure included), from the receipt.
+    pub erase_counter: u32,
+    /// The erase time written into the receipt (Unix seconds; the card has no clock).
+    pub timestamp: u64,
+    /// Slots that held a template.
+    pub slots_erased: u8,
+}
+
 /// An event before the outbox numbered it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -390,6 +409,9 @@ pub struct NewEvent {
     /// Per-stage latencies.
     #[serde(skip_serializing_if = "Latencies::is_empty", default)]
     pub latencies: Latencies,
+    /// The deletion receipt (`card.erased` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub receipt: Option<Box<ErasureReceipt>>,
 }
 
 impl NewEvent {
@@ -403,7 +425,15 @@ impl NewEvent {
             result: None,
             reason: None,
             latencies: Latencies::default(),
+            receipt: None,
         }
+    }
+
+    /// Sets the deletion receipt.
+    pub fn receipt(mut self, receipt: ErasureReceipt) -> Self {
+        // Boxed: it is rare and large, and events travel through small action enums.
+        self.receipt = Some(Box::new(receipt));
+        self
     }
 
     /// Sets the door.
@@ -448,6 +478,7 @@ impl NewEvent {
             result: self.result,
             reason: self.reason,
             latencies: self.latencies,
+            receipt: self.receipt,
         }
     }
 }
@@ -479,6 +510,9 @@ pub struct Event {
     /// Per-stage latencies in milliseconds.
     #[serde(skip_serializing_if = "Latencies::is_empty", default)]
     pub latencies: Latencies,
+    /// The deletion receipt (`card.erased` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub receipt: Option<Box<ErasureReceipt>>,
 }
 
 impl Event {

@@ -11,6 +11,8 @@
 //! - [`outbox`]: the encrypted, persistent, ordered event outbox (sled + AES-256-GCM).
 //! - [`mqtt`]: the MQTT link: status, door state, events, discovery, signed commands.
 //! - [`gate`]: wires reader, sensor, extraction, access machine, doors, outbox and MQTT.
+//! - [`enrol`]: the enrolment station's I/O-free decisions (capture acceptance, mutual match,
+//!   template choice, consent and audit records).
 //!
 //! The binary (`src/main.rs`, `src/cli/`) parses the command line and wires these together.
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@
 pub mod access;
 pub mod config;
 pub mod doors;
+pub mod enrol;
 pub mod event;
 pub mod gate;
 pub mod logging;

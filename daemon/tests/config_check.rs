@@ -95,3 +95,34 @@ fn secrets_are_redacted_in_the_effective_configuration() {
     assert!(stdout.contains("password = \"REDACTED\""), "{stdout}");
     assert!(!stdout.contains("s3cret"), "{stdout}");
 }
+
+#[test]
+fn a_broken_policy_file_named_by_a_valid_configuration_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("issuer.pub"), "00").expect("issuer key");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = 1\n[group.staff]\ndoors = 7\n").expect("policy");
+    let main = dir.path().join("palmgate.toml");
+    std::fs::write(
+        &main,
+        "[gate]\nid = \"gate-01\"\n[card]\nissuer_keys = [\"issuer.pub\"]\n\
+         policy_file = \"policy.toml\"\n[sensor]\nport = \"/dev/ttyUSB0\"\n\
+         [door.main]\nlock_pin = 17\n[mqtt]\nurl = \"mqtt://localhost\"\n",
+    )
+    .expect("write");
+    let output = config_check(&main);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("card.policy_file: ") && stderr.contains("policy.toml"),
+        "{stderr}"
+    );
+
+    std::fs::write(&policy, "version = 1\n").expect("policy");
+    let output = config_check(&main);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -474,12 +474,15 @@ input = "hand"
 
 [gpio]
 backend = "simulated"
+simulated_control = "{dir}/gpio.sock"
 
 [door.main]
 lock_pin = 17
 contact_pin = 27
 rex_pin = 22
 unlock_s = 1
+held_open_prealarm_s = 2
+held_open_alarm_s = 3
 
 [mqtt]
 url = "mqtt://{broker}"
@@ -781,4 +784,47 @@ pub fn publish_lines(broker: &str, topic: &str, lines: &str) {
         publisher.wait().expect("mosquitto_pub").success(),
         "mosquitto_pub failed"
     );
+}
+
+/// Removes the retained message on `topic` from `broker` (`host:port`): an empty retained
+/// message, as MQTT defines it. Tests clean up the retained commands they published.
+pub fn clear_retained(broker: &str, topic: &str) {
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", host, "-p", port, "-q", "1", "-r", "-n", "-t", topic])
+        .status()
+        .expect("mosquitto_pub");
+    assert!(status.success(), "mosquitto_pub -r -n failed");
+}
+
+/// Runs `palmgate ARGS` to completion and returns its output whatever its exit status.
+pub fn palmgate_output(args: &[&str]) -> std::process::Output {
+    Command::new(workspace_binary("palmgate"))
+        .args(args)
+        .output()
+        .expect("run palmgate")
+}
+
+/// Sends one request to a simulated gate's GPIO control socket (`gpio.simulated_control`), e.g.
+/// `input 27 high` (door contact open), and returns the answer line.
+pub fn simulated_gpio(socket: &Path, request: &str) -> String {
+    use std::io::Write as _;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        match std::os::unix::net::UnixStream::connect(socket) {
+            Ok(stream) => break stream,
+            Err(error) if Instant::now() > deadline => {
+                panic!("GPIO control socket {}: {error}", socket.display())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    (&stream)
+        .write_all(format!("{request}\n").as_bytes())
+        .expect("write GPIO request");
+    let mut answer = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .expect("read GPIO answer");
+    answer.trim_end().to_string()
 }

@@ -38,11 +38,38 @@ pub fn require_mqtt() -> String {
     require_service(ENV_MQTT)
 }
 
+/// Held while a test uses the virtual reader (see [`reader_lock`]).
+#[derive(Debug)]
+pub struct ReaderLock {
+    _in_process: MutexGuard<'static, ()>,
+    /// Released when the file is closed.
+    _across_processes: Option<std::fs::File>,
+}
+
 /// vpcd has one virtual reader slot per port, and pcscd is one per machine: tests that insert a
-/// virtual card hold this lock so that they take turns.
-pub fn reader_lock() -> MutexGuard<'static, ()> {
+/// virtual card hold this lock so that they take turns — the tests of one binary (a mutex) and
+/// test binaries or demos run at the same time by different people (a file lock in the temporary
+/// directory).
+pub fn reader_lock() -> ReaderLock {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let in_process = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = std::env::temp_dir().join("palmgate-test-reader.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.lock().map(|()| file));
+    if let Err(error) = &file {
+        eprintln!(
+            "warning: no lock on {} ({error}); tests running elsewhere may share the reader",
+            path.display()
+        );
+    }
+    ReaderLock {
+        _in_process: in_process,
+        _across_processes: file.ok(),
+    }
 }
 
 /// Path of a binary of this workspace (`palmgate`, `palmgate-vcard`), built in the same target

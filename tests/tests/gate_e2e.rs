@@ -14,7 +14,7 @@ use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
     Broker, ChildGuard, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config,
     gate_config_on, palmgate, personalised_card, publish, publish_lines, sensor_simulator,
-    start_daemon,
+    simulated_gpio, start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
@@ -321,10 +321,11 @@ fn event_ids(lines: &[String]) -> std::collections::BTreeSet<u64> {
         .collect()
 }
 
-/// A burst of signed remote commands makes the gate record events quickly; the daemon is
-/// SIGKILLed in the middle of it and started again on the same state directory. Every event it
-/// had recorded is delivered after the restart: the ids seen on MQTT have no gap, and the ids go
-/// on increasing after the restart.
+/// A burst of signed remote commands makes the gate record events quickly (500 commands, over
+/// 1,000 events: each records `command.accepted`, `access.remote_unlock` and door events); the
+/// daemon is SIGKILLed in the middle of it, once 300 events have been delivered, and started again
+/// on the same state directory. Every event it had recorded is delivered after the restart: the
+/// ids seen on MQTT have no gap, and the ids go on increasing after the restart.
 #[test]
 fn sigkill_during_a_burst_loses_no_recorded_event() {
     require_pcscd_vpcd();
@@ -356,13 +357,13 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
     let mut daemon = start_daemon(&config, &notify, &log);
     assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
 
-    // 300 signed unlock commands in one go (one mosquitto_pub reading lines).
+    // 500 signed unlock commands in one go (one mosquitto_pub reading lines).
     let topics = Topics::new("palmgate", gate);
     let unlock = GateCommand::Unlock {
         door: "main".to_string(),
         duration_s: None,
     };
-    let lines: String = (0..300u32)
+    let lines: String = (0..500u32)
         .map(|n| {
             let payload = operator.sign(
                 gate,
@@ -376,7 +377,15 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
     publish_lines(&broker, &topics.command(unlock.name()), &lines);
 
     // Kill the daemon while the burst is being handled.
-    mqtt.wait_for("/event/access.remote_unlock", PATIENCE);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while event_ids(mqtt.all()).len() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not get going: {} events",
+            mqtt.all().len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     daemon.kill();
     let before_restart = event_ids(mqtt.all()).iter().max().copied().unwrap_or(0);
 
@@ -553,6 +562,260 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
     stop(daemon, &log);
 }
 
+/// The door contact, played through the simulated GPIO's control socket: a door opened without a
+/// grant is reported forced; a door opened after a grant and left open raises the pre-alarm, then
+/// the alarm (both `result: alarm`), and closing it is reported.
+#[test]
+fn door_forced_and_door_held_open_are_reported() {
+    require_pcscd_vpcd();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
+    let gate = "e2e-held";
+    let (template, _) = palms.template(0);
+    let state = root.join("alice.card");
+    personalised_card(&state, issuer, std::slice::from_ref(&template), None);
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
+    let config = gate_config(
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        operator_pub,
+    );
+    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let daemon = start_daemon(&config, &notify, &log);
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    let gpio = root.join("gpio.sock");
+    // contact_pin = 27, active high: high is "open".
+    let contact = |level: &str| {
+        assert_eq!(simulated_gpio(&gpio, &format!("input 27 {level}")), "ok");
+    };
+
+    // Let the door controller take the contact's first stable reading (closed) before playing
+    // it: an opening before that counts as "found open at start-up", not as forced.
+    std::thread::sleep(Duration::from_secs(1));
+    contact("high");
+    let forced = mqtt.wait_for("/event/door.forced", PATIENCE);
+    assert_eq!(
+        field(&forced, "result").as_deref(),
+        Some("alarm"),
+        "{forced}"
+    );
+    contact("low");
+    mqtt.wait_for("/event/door.closed", PATIENCE);
+
+    let card = VirtualCard::insert(&state);
+    mqtt.wait_for("/event/door.unlocked", PATIENCE);
+    card.remove();
+    contact("high");
+    let opened = mqtt.wait_for("/event/door.opened", PATIENCE);
+    assert!(
+        field(&opened, "reason").is_some_and(|reason| reason.ends_with("how=Released")),
+        "{opened}"
+    );
+    let prealarm = mqtt.wait_for("/event/door.held_open", PATIENCE);
+    assert!(prealarm.contains("PreAlarm"), "{prealarm}");
+    let alarm = mqtt.wait_for("/event/door.held_open", PATIENCE);
+    assert!(alarm.contains("stage=Alarm"), "{alarm}");
+    assert_eq!(field(&alarm, "result").as_deref(), Some("alarm"), "{alarm}");
+    contact("low");
+    mqtt.wait_for("/event/door.closed", PATIENCE);
+    stop(daemon, &log);
+}
+
+/// SIGHUP reloads the access policy and the revocation list from their files: a card the new
+/// policy does not authorise is denied before capture; a policy file that fails validation is
+/// reported and the one in force stays; a card added to the revocation list file is denied.
+#[test]
+fn sighup_reloads_the_policy_and_the_revocation_list() {
+    require_pcscd_vpcd();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
+    let gate = "e2e-reload";
+    let (template, _) = palms.template(0);
+    let alice_state = root.join("alice.card");
+    let alice = personalised_card(&alice_state, issuer, std::slice::from_ref(&template), None);
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
+    let config = gate_config(
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        operator_pub,
+    );
+    let policy = root.join("policy.toml");
+    let policy_for = |groups: &str| {
+        format!(
+            "version = 1\ndefault_groups = [{groups}]\n\n[schedule.always]\n{}\n\n\
+             [group.staff]\ndoors = [\"main\"]\nschedule = \"always\"\n",
+            ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "holiday"]
+                .map(|day| format!("{day} = [\"00:00-24:00\"]"))
+                .join("\n")
+        )
+    };
+    std::fs::write(&policy, policy_for("\"staff\"")).expect("policy");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replacen(
+        "[card]\n",
+        &format!("[card]\npolicy_file = \"{}\"\n", policy.display()),
+        1,
+    );
+    std::fs::write(&config, text).expect("config");
+
+    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let daemon = start_daemon(&config, &notify, &log);
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    let present = |mqtt: &mut Subscriber, kind: &str| {
+        let card = VirtualCard::insert(&alice_state);
+        let payload = mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
+        card.remove();
+        payload
+    };
+    let granted = present(&mut mqtt, "access.granted");
+    assert_eq!(field(&granted, "card_id"), Some(alice.to_string()));
+
+    // A policy with no group for unlisted cards: Alice is no longer authorised.
+    std::fs::write(&policy, policy_for("")).expect("policy");
+    daemon.signal("-HUP");
+    mqtt.wait_for("/event/policy.loaded", PATIENCE);
+    assert!(
+        notify.wait_for("RELOADING=1", PATIENCE).is_some(),
+        "no RELOADING=1"
+    );
+    assert!(
+        notify.wait_for("READY=1", PATIENCE).is_some(),
+        "no READY=1 after the reload"
+    );
+    let denied = present(&mut mqtt, "access.denied");
+    assert_eq!(
+        field(&denied, "reason").as_deref(),
+        Some("not authorised for this door"),
+        "{denied}"
+    );
+
+    // A broken policy file: reported, and the policy in force stays.
+    std::fs::write(&policy, "version = 1\n[group.staff]\ndoors = 7\n").expect("policy");
+    daemon.signal("-HUP");
+    let rejected = mqtt.wait_for("/event/policy.rejected", PATIENCE);
+    assert_eq!(
+        field(&rejected, "result").as_deref(),
+        Some("alarm"),
+        "{rejected}"
+    );
+    assert!(
+        field(&rejected, "reason").is_some_and(|reason| reason.contains("policy.toml")),
+        "{rejected}"
+    );
+    let denied = present(&mut mqtt, "access.denied");
+    assert_eq!(
+        field(&denied, "reason").as_deref(),
+        Some("not authorised for this door"),
+        "{denied}"
+    );
+
+    // Back to a policy that lets Alice in, but her card is now in the revocation list file.
+    std::fs::write(&policy, policy_for("\"staff\"")).expect("policy");
+    std::fs::write(
+        root.join("revoked.json"),
+        format!("{{\"version\":7,\"cards\":[\"{alice}\"]}}"),
+    )
+    .expect("revocation list");
+    daemon.signal("-HUP");
+    mqtt.wait_for("/event/policy.loaded", PATIENCE);
+    let denied = present(&mut mqtt, "access.denied");
+    assert_eq!(
+        field(&denied, "reason").as_deref(),
+        Some("card revoked"),
+        "{denied}"
+    );
+    stop(daemon, &log);
+}
+
+/// `sensor.capture = "on_card"`: the sensor captures only while a card waits for a palm. Each
+/// grant is then card first, so its decision latency runs from the frame's last byte and includes
+/// the extraction; the capture is stopped after each decision.
+#[test]
+fn capture_on_card_takes_the_palm_after_the_card() {
+    require_pcscd_vpcd();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let Site {
+        root,
+        issuer,
+        operator_pub,
+        palms,
+        ..
+    } = &site;
+    let root = root.as_path();
+    let gate = "e2e-on-card";
+    let (template, _) = palms.template(0);
+    let state = root.join("alice.card");
+    personalised_card(&state, issuer, std::slice::from_ref(&template), None);
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 10);
+    let config = gate_config(
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        operator_pub,
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replacen("[sensor]\n", "[sensor]\ncapture = \"on_card\"\n", 1),
+    )
+    .expect("config");
+    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let daemon = start_daemon(&config, &notify, &log);
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    for round in 0..2 {
+        let card = VirtualCard::insert(&state);
+        let granted = mqtt.wait_for("/event/access.granted", PATIENCE);
+        card.remove();
+        let latencies: serde_json::Value =
+            serde_json::from_str::<serde_json::Value>(&granted).expect("json")["latencies"].clone();
+        let millis = |name: &str| latencies[name].as_f64().unwrap_or(-1.0);
+        assert!(
+            millis("capture_ms") >= 0.0 && millis("extract_ms") > 0.0,
+            "round {round}: {granted}"
+        );
+        assert!(
+            millis("decision_ms") >= millis("extract_ms"),
+            "round {round}: the decision did not wait for the palm: {granted}"
+        );
+    }
+    stop(daemon, &log);
+    let text = std::fs::read_to_string(&log).expect("log");
+    let starts = text.matches("palm capture started").count();
+    let stops = text.matches("palm capture stopped").count();
+    assert_eq!((starts, stops), (2, 2), "{text}");
+}
+
 /// The broker is stopped for 30 s while people keep passing; when it is back, every event recorded
 /// meanwhile is delivered once, in order, none missing, and the gate keeps working after it.
 ///
@@ -614,7 +877,10 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
     std::thread::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed()));
     // WATCHDOG_USEC is 4 s: a ping every 2 s while the gate's loops turn.
     let pings = notify.count("WATCHDOG=1") - pings_before;
-    assert!(pings >= 10, "only {pings} watchdog pings during the 30 s outage");
+    assert!(
+        pings >= 10,
+        "only {pings} watchdog pings during the 30 s outage"
+    );
     broker.resume();
     // The dashboard comes back on its persistent session (the broker kept it across the restart);
     // the gate reconnects on its own back-off (at most 30 s between attempts).

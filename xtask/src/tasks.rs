@@ -175,7 +175,11 @@ pub fn ci() -> Result<(), String> {
     unit_exposure()?;
     test(&[])?;
     // The README's first command must work too.
-    demo()
+    demo()?;
+    // The Raspberry Pi package builds, with exactly the files docs/operations.md lists (the
+    // debug profile: the package's contents and maintainer scripts are what is checked here; the
+    // release build only makes the binary faster and takes three times as long).
+    crate::dist::dist(&["--profile".to_string(), "dev".to_string()]).map(|_| ())
 }
 
 /// `systemd-analyze security --offline=true` on the unit; fails above [`MAX_EXPOSURE`].

@@ -12,11 +12,14 @@ use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, 
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
 
+use super::revoke::{BrokerArgs, check_topic_level};
+
 /// `palmgate card` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum CardCommand {
-    /// Print the card's id, applet version, state, slots and tries left.
-    Info(ReaderArg),
+    /// Print what an installer needs: id, applet version, state, certificate (checked against
+    /// the issuer with --issuer), slots, tries left, revocation (with --revocation-list).
+    Info(InfoArgs),
     /// Personalise a factory-state card: key pair on the card, certificate from the issuer.
     Personalise(PersonaliseArgs),
     /// Enrol palm templates (slots 0, 1, … in order), as an enrolment authority of the issuer.
@@ -24,10 +27,15 @@ pub enum CardCommand {
     /// Verify a palm template on the card: prints `match`, `no match, N tries left` or `blocked`
     /// (exit status 0, 1 or 3; 2 on error).
     Verify(VerifyArgs),
-    /// Erase every template and save the card-signed deletion receipt.
+    /// Erase every template, save the card-signed deletion receipt and, with a broker, publish
+    /// it as a `card.erased` event.
     Erase(EraseArgs),
-    /// Check a deletion receipt against the issuer.
+    /// Check a deletion receipt (the file, or a published `card.erased` event) against the
+    /// issuer.
     VerifyReceipt(VerifyReceiptArgs),
+    /// Publish a saved deletion receipt as a `card.erased` event (when publishing at erase time
+    /// failed).
+    PublishReceipt(PublishReceiptArgs),
     /// Benchmark secure verification on a factory-state card (it is personalised with a
     /// throw-away issuer): prints `verify median_us=… p99_us=… apdus=…`.
     Bench(BenchArgs),
@@ -39,6 +47,20 @@ pub struct ReaderArg {
     /// Use the first PC/SC reader whose name contains PATTERN (case-insensitive; default: any).
     #[arg(long, value_name = "PATTERN", default_value = "")]
     pub reader: String,
+}
+
+/// Arguments of `palmgate card info`.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    reader: ReaderArg,
+    /// Issuer directory: check that the card certificate is signed by this issuer.
+    #[arg(long, value_name = "DIR")]
+    issuer: Option<PathBuf>,
+    /// Revocation list (the gate's `card.revocation_list` or the operator's list file): show
+    /// whether the card is revoked.
+    #[arg(long, value_name = "FILE")]
+    revocation_list: Option<PathBuf>,
 }
 
 /// Arguments of `palmgate card personalise`.
@@ -94,6 +116,32 @@ pub struct EraseArgs {
     /// Where to write the deletion receipt (with the card certificate).
     #[arg(long, value_name = "FILE")]
     receipt: PathBuf,
+    #[command(flatten)]
+    publish: PublishArgs,
+}
+
+/// Where a `card.erased` event goes.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// Station id (the event's `gate`): publishes on `<prefix>/<station>/event/card.erased`
+    /// (default with --mqtt-config: its gate.id).
+    #[arg(long, value_name = "ID")]
+    station: Option<String>,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+/// Arguments of `palmgate card publish-receipt`.
+#[derive(Debug, clap::Args)]
+pub struct PublishReceiptArgs {
+    /// Issuer directory (the receipt is checked before it is published).
+    #[arg(long, value_name = "DIR")]
+    issuer: PathBuf,
+    /// Receipt file written by `palmgate card erase`.
+    #[arg(long, value_name = "FILE")]
+    receipt: PathBuf,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 /// Arguments of `palmgate card verify-receipt`.
@@ -102,7 +150,8 @@ pub struct VerifyReceiptArgs {
     /// Issuer directory (its public key).
     #[arg(long, value_name = "DIR")]
     issuer: PathBuf,
-    /// Receipt file written by `palmgate card erase`.
+    /// Receipt file written by `palmgate card erase`, or a `card.erased` event (JSON, as
+    /// published on MQTT).
     #[arg(long, value_name = "FILE")]
     receipt: PathBuf,
 }
@@ -120,7 +169,7 @@ pub struct BenchArgs {
 /// Runs a `palmgate card` subcommand.
 pub fn run(command: CardCommand) -> anyhow::Result<ExitCode> {
     match command {
-        CardCommand::Info(reader) => info(&reader),
+        CardCommand::Info(args) => info(&args),
         CardCommand::Personalise(args) => personalise(&args),
         CardCommand::Enrol(args) => enrol(&args),
         CardCommand::Verify(args) => Ok(verify(&args).unwrap_or_else(|error| {
@@ -129,6 +178,7 @@ pub fn run(command: CardCommand) -> anyhow::Result<ExitCode> {
         })),
         CardCommand::Erase(args) => erase(&args),
         CardCommand::VerifyReceipt(args) => verify_receipt(&args),
+        CardCommand::PublishReceipt(args) => publish_receipt(&args),
         CardCommand::Bench(args) => bench(&args),
     }
 }
@@ -146,34 +196,115 @@ fn lifecycle_name(lifecycle: Lifecycle) -> &'static str {
     }
 }
 
-fn info(reader: &ReaderArg) -> anyhow::Result<ExitCode> {
-    let mut card = connect(reader)?;
+fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
+    use sha2::{Digest, Sha256};
+    let mut card = connect(&args.reader)?;
     let reader_name = card.transport_mut().reader().to_owned();
     let identity = *card.identity();
+    let personalised = identity.lifecycle == Lifecycle::Personalised;
+    let mut problems: Vec<String> = Vec::new();
     println!("reader: {reader_name}");
-    println!("card id: {}", hex::encode(identity.card_id));
+    if personalised {
+        println!("card id: {}", hex::encode(identity.card_id));
+    } else {
+        println!("card id: none yet (not personalised)");
+    }
     println!(
         "applet version: {}.{}",
         identity.applet_version.0, identity.applet_version.1
     );
     println!("state: {}", lifecycle_name(identity.lifecycle));
     println!("template algorithm: {:#04x}", identity.algorithm);
-    println!(
-        "slots: {} of {} used",
-        identity.slots_used, identity.slot_capacity
-    );
-    println!(
-        "tries left: {} of {}",
-        identity.tries_left, identity.max_tries
-    );
-    if identity.lifecycle == Lifecycle::Personalised {
-        let certificate = card.certificate()?;
+    if personalised {
+        let certificate = card.certificate().context("reading the card certificate")?;
         println!(
-            "issuer key id: {}",
-            hex::encode(certificate.issuer_key_id())
+            "certificate: issuer key id {}, fingerprint {} (SHA-256, first 16 bytes)",
+            hex::encode(certificate.issuer_key_id()),
+            hex::encode(&Sha256::digest(certificate.as_bytes())[..16])
         );
+        println!(
+            "card public key: {} (SHA-256, first 16 bytes)",
+            hex::encode(&Sha256::digest(certificate.card_public_key())[..16])
+        );
+        if let Some(dir) = &args.issuer {
+            match verified_card(&mut card, dir) {
+                Ok(_) => println!(
+                    "certificate check: valid for the issuer in {}",
+                    dir.display()
+                ),
+                Err(error) => {
+                    println!(
+                        "certificate check: FAILED for the issuer in {}: {error:#}",
+                        dir.display()
+                    );
+                    problems.push("certificate".into());
+                }
+            }
+        }
+    } else if args.issuer.is_some() {
+        println!("certificate check: no certificate (not personalised)");
+        problems.push("certificate".into());
     }
-    Ok(ExitCode::SUCCESS)
+    let enrolled = identity.slots_used > 0;
+    println!(
+        "slots: {} of {} used ({})",
+        identity.slots_used,
+        identity.slot_capacity,
+        if enrolled { "enrolled" } else { "not enrolled" }
+    );
+    // The card tells its slot kinds only inside a secure session, in a verification answer: an
+    // unauthenticated reader (someone holding the card) must not learn that a duress slot exists.
+    println!("slot kinds: not shown (the card reveals a duress slot to no one but the gate)");
+    println!(
+        "tries left: {} of {}{}",
+        identity.tries_left,
+        identity.max_tries,
+        if identity.tries_left == 0 {
+            " (BLOCKED: re-enrol or reset at the desk)"
+        } else {
+            ""
+        }
+    );
+    // The erase counter is signed into each deletion receipt; the card exposes no other copy.
+    println!("erase counter: see the card's deletion receipts (`palmgate card verify-receipt`)");
+    if let Some(path) = &args.revocation_list {
+        let list = palmgate::gate::revocation::RevocationList::load(path)?;
+        let revoked = palmgate::event::CardId::new(&identity.card_id)
+            .is_some_and(|id| personalised && list.cards().contains(&id));
+        println!(
+            "revoked: {} (list {} version {})",
+            if revoked { "YES" } else { "no" },
+            path.display(),
+            list.version()
+        );
+        if revoked {
+            problems.push("revoked".into());
+        }
+    }
+    if !personalised {
+        problems.push("not personalised".into());
+    }
+    if !enrolled {
+        problems.push("no template enrolled".into());
+    }
+    if identity.tries_left == 0 {
+        problems.push("blocked".into());
+    }
+    if problems.is_empty() {
+        println!("ready for use: yes");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("ready for use: no ({})", problems.join(", "));
+        // A failed check is an installer's error (exit 1); merely unfinished cards are not.
+        let failed = problems
+            .iter()
+            .any(|p| p == "certificate" || p == "revoked");
+        Ok(if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
 }
 
 fn personalise(args: &PersonaliseArgs) -> anyhow::Result<ExitCode> {
@@ -296,6 +427,9 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
+    // Resolve the broker before touching the card: a typo must not leave an erased card whose
+    // event was never sent.
+    let publisher = EventPublisher::resolve(&args.publish)?;
     let authority = load_authority(&args.issuer)?;
     let mut card = connect(&args.reader)?;
     let verified = verified_card(&mut card, &args.issuer)?;
@@ -315,7 +449,7 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
         receipt,
         certificate: verified.certificate,
     };
-    std::fs::write(&args.receipt, bundle.encode())
+    write_atomically(&args.receipt, &bundle.encode())
         .with_context(|| format!("writing receipt {}", args.receipt.display()))?;
     println!(
         "erased {} slot(s) on card {}; receipt written to {}",
@@ -323,23 +457,170 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
         hex::encode(verified.card_id),
         args.receipt.display()
     );
+    if let Some(publisher) = publisher {
+        publisher.publish(&bundle).with_context(|| {
+            format!(
+                "the card is erased and its receipt saved in {}, but the card.erased event was \
+                 not published; publish it with `palmgate card publish-receipt --receipt {} …`",
+                args.receipt.display(),
+                args.receipt.display()
+            )
+        })?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file through a temporary file, fsync and rename: a receipt is the only proof of an
+/// erasure and must not be left half-written.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Publishes `card.erased` events for one station.
+struct EventPublisher {
+    broker: super::revoke::Broker,
+    station: String,
+}
+
+impl EventPublisher {
+    /// `None` without a broker; an error for a half-given destination.
+    fn resolve(args: &PublishArgs) -> anyhow::Result<Option<Self>> {
+        let Some(broker) = args.broker.resolve("palmgate-station")? else {
+            if args.station.is_some() {
+                bail!("--station needs a broker: --broker URL or --mqtt-config FILE");
+            }
+            return Ok(None);
+        };
+        let station = args
+            .station
+            .clone()
+            .or_else(|| broker.config_gate.clone())
+            .context("--broker needs --station ID (the station's id in the event topic)")?;
+        check_topic_level("--station", &station, false)?;
+        Ok(Some(Self { broker, station }))
+    }
+
+    fn publish(&self, bundle: &ReceiptBundle) -> anyhow::Result<()> {
+        let event = erased_event(bundle, &self.station, palmgate::event::Timestamp::now())?;
+        let topic =
+            palmgate::mqtt::Topics::new(&self.broker.prefix, &self.station).event(&event.kind);
+        palmgate::mqtt::oneshot::publish_blocking(
+            &self.broker.options,
+            &[palmgate::mqtt::oneshot::Message {
+                topic: topic.clone(),
+                payload: event.to_json(),
+                retain: false,
+            }],
+        )?;
+        println!(
+            "published card.erased (event {}) on {topic}, acknowledged by {}",
+            event.id, self.broker.options.broker
+        );
+        Ok(())
+    }
+}
+
+/// The `card.erased` event of a receipt, as a station publishes it. Stations keep no outbox:
+/// the event id is the publication time in Unix milliseconds (increasing per station).
+fn erased_event(
+    bundle: &ReceiptBundle,
+    station: &str,
+    now: palmgate::event::Timestamp,
+) -> anyhow::Result<palmgate::event::Event> {
+    use palmgate::event::{CardId, ErasureReceipt, EventKind, NewEvent, Outcome};
+    let fields = bundle.receipt.fields();
+    let card_id = CardId::new(&fields.card_id).context("receipt without a card id")?;
+    let id = u64::try_from(now.unix_ms()).context("clock before 1970")?;
+    Ok(NewEvent::new(EventKind::CARD_ERASED, now)
+        .card(card_id)
+        .result(Outcome::Info)
+        .reason(format!("{} slot(s) erased", fields.slots_erased))
+        .receipt(ErasureReceipt {
+            bundle: hex::encode(bundle.encode()),
+            erase_counter: fields.erase_counter,
+            timestamp: fields.gate_timestamp,
+            slots_erased: fields.slots_erased,
+        })
+        .into_event(id, station))
+}
+
+/// Reads a receipt: the binary file `card erase` writes, or a `card.erased` event (JSON). For an
+/// event, the plain fields it repeats are returned too, to be compared with the signed ones.
+fn read_receipt(path: &Path) -> anyhow::Result<(ReceiptBundle, Option<palmgate::event::Event>)> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading receipt {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let event = palmgate::event::Event::from_json(trimmed.trim_end().as_bytes())
+            .context("reading the card.erased event")?;
+        let receipt = event
+            .receipt
+            .as_ref()
+            .context("the event carries no receipt (not a card.erased event?)")?;
+        let raw = hex::decode(&receipt.bundle).context("the event's receipt is not hex")?;
+        let bundle = ReceiptBundle::decode(&raw).context("decoding the receipt")?;
+        return Ok((bundle, Some(event)));
+    }
+    let bundle = ReceiptBundle::decode(&bytes).context("decoding the receipt")?;
+    Ok((bundle, None))
 }
 
 fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     let issuer = load_issuer_public_key(&args.issuer)?;
-    let bytes = std::fs::read(&args.receipt)
-        .with_context(|| format!("reading receipt {}", args.receipt.display()))?;
-    let bundle = ReceiptBundle::decode(&bytes).context("decoding the receipt")?;
+    let (bundle, event) = read_receipt(&args.receipt)?;
     let fields = bundle
         .verify(&[issuer])
         .context("receipt does not verify")?;
+    if let Some(event) = &event {
+        // What the event says in plain fields must be what the card signed.
+        let receipt = event.receipt.as_ref().context("no receipt")?;
+        let same = event.kind == palmgate::event::EventKind::CARD_ERASED
+            && event.card_id.as_ref().map(|id| id.as_bytes()) == Some(&fields.card_id[..])
+            && receipt.erase_counter == fields.erase_counter
+            && receipt.timestamp == fields.gate_timestamp
+            && receipt.slots_erased == fields.slots_erased;
+        if !same {
+            bail!(
+                "the event's fields (kind, card_id, erase_counter, timestamp, slots_erased) differ \
+                 from the signed receipt"
+            );
+        }
+    }
     println!("receipt valid");
     println!("card id: {}", hex::encode(fields.card_id));
     println!("erase counter: {}", fields.erase_counter);
     println!("timestamp: {}", fields.gate_timestamp);
     println!("slots erased: {}", fields.slots_erased);
     println!("commitment: {}", hex::encode(fields.commitment));
+    if let Some(event) = &event {
+        println!("event: {} from {} at {}", event.id, event.gate, event.time);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn publish_receipt(args: &PublishReceiptArgs) -> anyhow::Result<ExitCode> {
+    let publisher = EventPublisher::resolve(&args.publish)?
+        .context("give the broker: --broker URL --station ID, or --mqtt-config FILE")?;
+    let issuer = load_issuer_public_key(&args.issuer)?;
+    let (bundle, _) = read_receipt(&args.receipt)?;
+    bundle
+        .verify(&[issuer])
+        .context("receipt does not verify; not published")?;
+    publisher.publish(&bundle)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -393,4 +674,102 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
     println!("verify median_us={median} p99_us={p99} apdus={apdus}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palmgate_card::host::issuer::IssuerKey;
+    use palmgate_card::protocol::cert::encode_public_key;
+    use palmgate_card::protocol::receipt::{DeletionReceipt, ReceiptFields};
+
+    fn bundle(issuer: &IssuerKey) -> ReceiptBundle {
+        let card_key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).expect("key");
+        let card_id = [0x5a; 16];
+        let certificate =
+            issuer.certify_card(&card_id, &encode_public_key(card_key.verifying_key()));
+        let fields = ReceiptFields {
+            card_id,
+            erase_counter: 3,
+            gate_timestamp: 1_795_575_784,
+            slots_erased: 2,
+            commitment: [0xc0; 32],
+        };
+        ReceiptBundle {
+            receipt: DeletionReceipt::sign(&fields, &card_key),
+            certificate,
+        }
+    }
+
+    #[test]
+    fn the_card_erased_event_carries_a_receipt_that_verifies() {
+        let issuer = IssuerKey::generate();
+        let bundle = bundle(&issuer);
+        let event = erased_event(
+            &bundle,
+            "desk-1",
+            palmgate::event::Timestamp::from_unix_ms(1_795_575_790_123),
+        )
+        .expect("event");
+        let json: serde_json::Value = serde_json::from_slice(&event.to_json()).expect("json");
+        assert_eq!(json["kind"], "card.erased");
+        assert_eq!(json["gate"], "desk-1");
+        assert_eq!(json["id"], 1_795_575_790_123u64);
+        assert_eq!(json["card_id"], "5a".repeat(16));
+        assert_eq!(json["receipt"]["erase_counter"], 3);
+        assert_eq!(json["receipt"]["timestamp"], 1_795_575_784u64);
+        assert_eq!(json["receipt"]["bundle"], hex::encode(bundle.encode()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("event.json");
+        std::fs::write(&path, event.to_json()).expect("write");
+        let (read, parsed) = read_receipt(&path).expect("read");
+        assert_eq!(read, bundle);
+        assert_eq!(parsed.as_ref(), Some(&event));
+        read.verify(&[issuer.public_key()]).expect("verifies");
+        // The same bytes as the receipt file.
+        let file = dir.path().join("receipt.bin");
+        write_atomically(&file, &bundle.encode()).expect("write");
+        assert_eq!(read_receipt(&file).expect("read").0, bundle);
+        // A receipt bundle from another issuer does not verify.
+        assert!(read.verify(&[IssuerKey::generate().public_key()]).is_err());
+    }
+
+    #[test]
+    fn verify_receipt_checks_the_chain_and_the_plain_fields_of_an_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer_dir = dir.path().join("issuer");
+        palmgate_card::host::issuer::init_issuer_dir(&issuer_dir).expect("issuer dir");
+        let issuer = load_issuer_key(&issuer_dir).expect("issuer key");
+        let event = erased_event(
+            &bundle(&issuer),
+            "desk-1",
+            palmgate::event::Timestamp::from_unix_ms(1),
+        )
+        .expect("event");
+        let path = dir.path().join("event.json");
+        let args = VerifyReceiptArgs {
+            issuer: issuer_dir.clone(),
+            receipt: path.clone(),
+        };
+        std::fs::write(&path, event.to_json()).expect("write");
+        verify_receipt(&args).expect("a genuine event verifies");
+        // Plain fields that lie about the signed ones are refused.
+        let mut json: serde_json::Value = serde_json::from_slice(&event.to_json()).expect("json");
+        json["receipt"]["erase_counter"] = 1.into();
+        std::fs::write(&path, serde_json::to_vec(&json).expect("json")).expect("write");
+        let error = verify_receipt(&args).expect_err("lying fields");
+        assert!(error.to_string().contains("differ"), "{error:#}");
+        // A receipt of another issuer's card does not verify.
+        let foreign = erased_event(
+            &bundle(&IssuerKey::generate()),
+            "desk-1",
+            palmgate::event::Timestamp::from_unix_ms(1),
+        )
+        .expect("event");
+        std::fs::write(&path, foreign.to_json()).expect("write");
+        assert!(verify_receipt(&args).is_err());
+        // Garbage is a clear error, not a panic.
+        std::fs::write(&path, b"{\"id\": 1}").expect("write");
+        assert!(verify_receipt(&args).is_err());
+    }
 }

@@ -7,7 +7,8 @@ use super::ConfigArg;
 /// `palmgate config` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print the effective result (secrets redacted).
+    /// Validate the configuration (and the access policy and revocation list files it names)
+    /// and print the effective result (secrets redacted).
     ///
     /// Exit status 0 when valid; 2 with one `FILE: KEY: reason` line per problem otherwise.
     Check(ConfigArg),
@@ -21,6 +22,13 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
         ConfigCommand::Check(arg) => match palmgate::config::load(&arg.config) {
             Ok(settings) => {
+                let problems = referenced_file_problems(&settings);
+                if !problems.is_empty() {
+                    for problem in problems {
+                        eprintln!("{problem}");
+                    }
+                    return Ok(ExitCode::from(INVALID));
+                }
                 let effective = toml::to_string_pretty(&settings)?;
                 println!(
                     "# effective configuration of {} (secrets redacted)",
@@ -37,4 +45,27 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// The files the daemon loads at start and on SIGHUP besides the configuration itself.
+fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(path) = &settings.card.policy_file {
+        let doors = settings.door.keys().cloned().collect();
+        if let Err(error) = palmgate::access::PolicyRules::load(path, &doors) {
+            problems.push(format!(
+                "card.policy_file: {}",
+                palmgate::gate::card_worker::error_chain(&error)
+            ));
+        }
+    }
+    if let Some(path) = &settings.card.revocation_list
+        && let Err(error) = palmgate::gate::revocation::RevocationList::load(path)
+    {
+        problems.push(format!(
+            "card.revocation_list: {}",
+            palmgate::gate::card_worker::error_chain(&error)
+        ));
+    }
+    problems
 }

@@ -3,8 +3,10 @@
 pub mod card;
 pub mod config_cmd;
 pub mod door;
+pub mod enrol;
 pub mod eval;
 pub mod issuer;
+pub mod revoke;
 pub mod run;
 pub mod sensor;
 pub mod synth;
@@ -49,6 +51,12 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Evaluate the matcher over a folder of `<identity>/<sample>` images.
     Eval(eval::EvalArgs),
+    /// Revoke a lost card (or restore it): update the site's list, sign it for each gate and
+    /// publish it retained over MQTT.
+    Revoke(revoke::RevokeArgs),
+    /// Enrolment station: consent, palm captures, personalise and enrol a card, verify it
+    /// (exit status 0 enrolled, 1 refused, 2 error).
+    Enrol(enrol::EnrolArgs),
 }
 
 /// `--config FILE`, shared by the commands that read the configuration.
@@ -71,5 +79,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Template(cmd) => template::run(cmd),
         Command::Synth(args) => synth::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Revoke(args) => revoke::run(args),
+        Command::Enrol(args) => enrol::run(args),
     }
 }

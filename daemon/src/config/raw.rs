@@ -53,6 +53,7 @@ pub struct RawSensor {
     pub max_frame_bytes: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub reconnect_max_ms: Option<u64>,
+    pub capture: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -67,6 +68,7 @@ pub struct RawMatcher {
 #[serde(deny_unknown_fields)]
 pub struct RawGpio {
     pub backend: Option<String>,
+    pub simulated_control: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -88,6 +88,19 @@ pub struct SensorSettings {
     /// Longest wait between reconnection attempts.
     #[serde(rename = "reconnect_max_ms", serialize_with = "as_millis")]
     pub reconnect_max: Duration,
+    /// When the sensor captures.
+    pub capture: CaptureMode,
+}
+
+/// When the palm sensor captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    /// All the time: card and palm may come in either order.
+    Continuous,
+    /// Only while a card that passed the checks waits for a palm: card first, and no extraction
+    /// work (nor illumination) while nobody is at the gate.
+    OnCard,
 }
 
 /// What the sensor delivers.
@@ -129,6 +142,9 @@ pub enum GpioBackend {
 pub struct GpioSettings {
     /// Which GPIO implementation drives the pins.
     pub backend: GpioBackend,
+    /// Simulated backend only: a Unix socket on which the demo and tests set input levels
+    /// (door contacts, buttons, fire) and read outputs. See `gate::sim_control`.
+    pub simulated_control: Option<PathBuf>,
 }
 
 /// Electrical level at which a pin is "active".

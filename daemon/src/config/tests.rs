@@ -567,3 +567,23 @@ fn the_reader_door_must_be_named_when_there_are_several() {
         .expect("valid");
     assert_eq!(settings.card.door, "main");
 }
+
+#[test]
+fn simulated_control_socket_needs_the_simulated_backend() {
+    let fixture = Fixture::new();
+    let main = format!("{VALID}\n[gpio]\nsimulated_control = \"gpio.sock\"\n");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: gpio.simulated_control: only the simulated backend has inputs to set from outside",
+            fixture.main().display()
+        )]
+    );
+    let main =
+        format!("{VALID}\n[gpio]\nbackend = \"simulated\"\nsimulated_control = \"gpio.sock\"\n");
+    let settings = fixture.load(&main, &[], &[]).expect("valid configuration");
+    assert_eq!(
+        settings.gpio.simulated_control,
+        Some(PathBuf::from(fixture.path("gpio.sock")))
+    );
+}

@@ -297,12 +297,21 @@ impl Checker<'_, '_> {
         );
         let reconnect_max =
             self.millis("sensor.reconnect_max_ms", raw.reconnect_max_ms, 100, 60_000);
+        let capture = self.choice(
+            "sensor.capture",
+            raw.capture.as_deref(),
+            &[
+                ("continuous", CaptureMode::Continuous),
+                ("on_card", CaptureMode::OnCard),
+            ],
+        );
         Some(SensorSettings {
             port: port?,
             baud: baud?,
             max_frame_bytes: max_frame_bytes?,
             request_timeout: request_timeout?,
             reconnect_max: reconnect_max?,
+            capture: capture?,
         })
     }
 
@@ -341,7 +350,21 @@ impl Checker<'_, '_> {
                 ("simulated", GpioBackend::Simulated),
             ],
         )?;
-        Some(GpioSettings { backend })
+        let simulated_control = match raw.simulated_control.as_deref() {
+            None => None,
+            Some(_) if backend != GpioBackend::Simulated => {
+                self.problem(
+                    "gpio.simulated_control",
+                    "only the simulated backend has inputs to set from outside",
+                );
+                return None;
+            }
+            Some(path) => Some(self.path("gpio.simulated_control", path)?),
+        };
+        Some(GpioSettings {
+            backend,
+            simulated_control,
+        })
     }
 
     /// `Some(None)`: no fire input configured; `None`: invalid.

@@ -8,6 +8,7 @@
 
 pub mod card_worker;
 pub mod revocation;
+pub mod sim_control;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -21,15 +22,15 @@ use palmgate_card::host::issuer::IssuerPublicKey;
 use palmgate_card::protocol::SlotKind;
 use palmgate_matcher::Template;
 use palmgate_matcher::extract::{Extractor, InputKind};
-use palmgate_sensor::device::{self, CaptureRequest, DeviceConfig, SensorEvent};
+use palmgate_sensor::device::{self, CaptureRequest, DeviceCommand, DeviceConfig, SensorEvent};
 use tokio::sync::{mpsc, watch};
 
 use self::card_worker::{CardReport, CardWorker, error_chain};
-use self::revocation::RevocationList;
+use self::revocation::{RevocationError, RevocationList};
 use crate::access::{
     Access, AccessConfig, Action, Decision, Input, PolicyRules, SitePolicy, State,
 };
-use crate::config::{MatcherInput, Settings};
+use crate::config::{CaptureMode, MatcherInput, Settings};
 use crate::doors::Doors;
 use crate::event::{CardId, EventKind, NewEvent, Outcome, Timestamp};
 use crate::mqtt::{Command, Contact, DoorStatus, Link, LinkOptions, LockState, VerifiedCommand};
@@ -117,6 +118,12 @@ impl Heartbeat {
     }
 }
 
+/// What the gate asks the sensor for: JPEG frames until told to stop.
+const CAPTURE: CaptureRequest = CaptureRequest {
+    format: palmgate_sensor::codec::FrameFormat::Jpeg,
+    frames: 0,
+};
+
 /// How often the main loop wakes up even when nothing happens (heartbeat, deadlines).
 const LOOP_TICK: Duration = Duration::from_millis(500);
 
@@ -161,6 +168,17 @@ pub async fn run(
     let (link, mut link_handles) =
         Link::new(LinkOptions::from_settings(&settings), outbox.clone())?;
     let link_task = tokio::spawn(link.run(stopped()));
+    let sim_control_task = match (&settings.gpio.simulated_control, doors.simulated()) {
+        (Some(path), Some(gpio)) => {
+            let (path, gpio, stop) = (path.clone(), gpio.clone(), stopped());
+            tokio::spawn(async move {
+                if let Err(error) = sim_control::serve(&path, gpio, stop).await {
+                    tracing::error!(%error, path = %path.display(), "simulated GPIO control socket");
+                }
+            })
+        }
+        _ => tokio::spawn(async {}),
+    };
     let flusher_outbox = outbox.clone();
     let flusher_stop = stopped();
     let flusher_task = tokio::spawn(async move { flusher_outbox.run_flusher(flusher_stop).await });
@@ -180,18 +198,19 @@ pub async fn run(
     };
 
     let (sensor_tx, mut sensor_rx) = mpsc::channel(8);
-    // No commands yet: capture runs continuously and the device task replays it after reconnects.
-    let (_, sensor_cmd_rx) = mpsc::channel(1);
+    // The device task keeps the capture state it was last asked for and replays it after a
+    // reconnection.
+    let (sensor_cmd_tx, sensor_cmd_rx) = mpsc::channel(4);
     let mut sensor_config = DeviceConfig::new(&settings.sensor.port);
     sensor_config.baud = settings.sensor.baud;
     sensor_config.max_frame_bytes =
         usize::try_from(settings.sensor.max_frame_bytes).unwrap_or(usize::MAX);
     sensor_config.request_timeout = settings.sensor.request_timeout;
     sensor_config.reconnect_backoff.max = settings.sensor.reconnect_max;
-    sensor_config.capture = Some(CaptureRequest {
-        format: palmgate_sensor::codec::FrameFormat::Jpeg,
-        frames: 0,
-    });
+    sensor_config.capture = match settings.sensor.capture {
+        CaptureMode::Continuous => Some(CAPTURE),
+        CaptureMode::OnCard => None,
+    };
     let sensor_task = tokio::spawn(device::run(
         sensor_config,
         sensor_tx,
@@ -229,6 +248,9 @@ pub async fn run(
             .collect(),
         held_probe: None,
         extracting: false,
+        capture_mode: settings.sensor.capture,
+        capturing: settings.sensor.capture == CaptureMode::Continuous,
+        sensor_commands: sensor_cmd_tx,
         doors_ready: false,
         sensor_ready: false,
         ready_sent: false,
@@ -276,6 +298,7 @@ pub async fn run(
             Some(command) = link_handles.commands.recv() => gate.command(command, &mut revocation),
             Some(()) = reload.recv() => gate.reload(&mut revocation),
         }
+        gate.steer_capture();
     }
 
     tracing::info!("stopping");
@@ -286,11 +309,12 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let card_worker = gate.card_worker;
     let card_stop = tokio::task::spawn_blocking(move || card_worker.stop());
-    let tasks: [(&str, tokio::task::JoinHandle<()>); 4] = [
+    let tasks: [(&str, tokio::task::JoinHandle<()>); 5] = [
         ("card worker", card_stop),
         ("sensor", sensor_task),
         ("watchdog", watchdog_task),
         ("outbox flusher", flusher_task),
+        ("simulated GPIO control", sim_control_task),
     ];
     for (name, task) in tasks {
         if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
@@ -337,6 +361,10 @@ struct Loop {
     statuses: BTreeMap<String, DoorStatus>,
     held_probe: Option<Template>,
     extracting: bool,
+    capture_mode: CaptureMode,
+    /// Whether the sensor was last asked to capture.
+    capturing: bool,
+    sensor_commands: mpsc::Sender<DeviceCommand>,
     doors_ready: bool,
     sensor_ready: bool,
     ready_sent: bool,
@@ -348,6 +376,31 @@ struct Loop {
 }
 
 impl Loop {
+    /// In `on_card` mode, captures exactly while a card waits for a palm.
+    fn steer_capture(&mut self) {
+        if self.capture_mode != CaptureMode::OnCard {
+            return;
+        }
+        let wanted = matches!(self.access.state(), State::CardWaitingPalm { .. });
+        if wanted == self.capturing {
+            return;
+        }
+        let command = if wanted {
+            DeviceCommand::StartCapture(CAPTURE)
+        } else {
+            DeviceCommand::StopCapture
+        };
+        // When the queue is full the next turn of the loop tries again.
+        if self.sensor_commands.try_send(command).is_ok() {
+            self.capturing = wanted;
+            if wanted {
+                tracing::debug!("palm capture started for the card presented");
+            } else {
+                tracing::debug!("palm capture stopped");
+            }
+        }
+    }
+
     fn input(&mut self, input: Input) {
         let actions = self.access.handle(Instant::now(), Timestamp::now(), input);
         self.execute(actions);
@@ -441,10 +494,13 @@ impl Loop {
                 None
             }
             SensorEvent::Frame(frame) => {
-                let wants_palm = matches!(
-                    self.access.state(),
-                    State::Idle | State::CardWaitingPalm { .. }
-                );
+                // In on_card mode a frame still in flight after the capture stopped is dropped:
+                // a palm is taken only for the card that asked for it.
+                let wants_palm = match self.access.state() {
+                    State::CardWaitingPalm { .. } => true,
+                    State::Idle => self.capture_mode == CaptureMode::Continuous,
+                    _ => false,
+                };
                 (wants_palm && !self.extracting).then_some(frame)
             }
             SensorEvent::Disconnected { error, retry_in } => {
@@ -529,6 +585,7 @@ impl Loop {
 
     fn command(&mut self, verified: VerifiedCommand, revocation: &mut RevocationList) {
         tracing::info!(command = verified.command.name(), operator = %verified.operator, "remote command");
+        let retained_state = verified.retained_state;
         match verified.command {
             Command::Unlock { door, .. } => {
                 if self.door_names.contains(&door) {
@@ -568,6 +625,11 @@ impl Loop {
                             ));
                         self.publish(event);
                     }
+                    // The broker's retained copy of a list this gate already has (or of an older
+                    // one, which cannot un-revoke a card): nothing happened, nothing to report.
+                    Err(error @ RevocationError::NotNewer { .. }) if retained_state => {
+                        tracing::debug!(%error, "retained revocation list already applied");
+                    }
                     Err(error) => {
                         self.publish(refused_command("revocation_list", &error.to_string()))
                     }
@@ -590,7 +652,13 @@ impl Loop {
                     );
                 }
                 Err(error) => {
-                    tracing::error!(error = %error_chain(&error), "policy not reloaded; the previous one stays in force");
+                    let reason = error_chain(&error);
+                    tracing::error!(error = %reason, "policy not reloaded; the previous one stays in force");
+                    self.publish(
+                        NewEvent::new(EventKind::POLICY_REJECTED, Timestamp::now())
+                            .result(Outcome::Alarm)
+                            .reason(reason),
+                    );
                 }
             }
         }
@@ -601,7 +669,13 @@ impl Loop {
                     self.access.set_revoked(revocation.cards().clone());
                 }
                 Err(error) => {
-                    tracing::error!(error = %error_chain(&error), "revocation list not reloaded")
+                    let reason = error_chain(&error);
+                    tracing::error!(error = %reason, "revocation list not reloaded; the previous one stays in force");
+                    self.publish(
+                        NewEvent::new(EventKind::POLICY_REJECTED, Timestamp::now())
+                            .result(Outcome::Alarm)
+                            .reason(reason),
+                    );
                 }
             }
         }

@@ -35,6 +35,10 @@ pub const MAX_COMMAND_BYTES: usize = 1 << 20;
 /// How far in the future a command's timestamp may be (clock skew between operator and gate).
 pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(30);
 const DOMAIN: &str = "palmgate-command-v1";
+/// Shortest nonce accepted: 128 random bits never repeat by chance.
+pub const MIN_NONCE_BYTES: usize = 16;
+/// Longest nonce accepted.
+pub const MAX_NONCE_BYTES: usize = 64;
 
 /// A command the gate carries out after it verified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +217,8 @@ pub enum RefusalReason {
     TooLarge,
     /// Not a well-formed command envelope.
     Malformed,
+    /// The nonce is not 16 to 64 bytes of hex.
+    BadNonce,
     /// Not one of [`Command::NAMES`].
     UnknownCommand,
     /// The topic names another command than the payload.
@@ -243,6 +249,7 @@ impl RefusalReason {
         match self {
             Self::TooLarge => "too_large",
             Self::Malformed => "malformed",
+            Self::BadNonce => "bad_nonce",
             Self::UnknownCommand => "unknown_command",
             Self::TopicMismatch => "topic_mismatch",
             Self::WrongGate => "wrong_gate",
@@ -285,6 +292,8 @@ pub struct VerifiedCommand {
     pub timestamp: i64,
     /// The nonce.
     pub nonce: Vec<u8>,
+    /// A retained revocation list (state kept by the broker rather than a fresh action).
+    pub retained_state: bool,
 }
 
 /// Remembers nonces so that a command is carried out at most once.
@@ -397,6 +406,58 @@ impl OperatorSigner {
         }
     }
 
+    /// From a PEM private key: SEC1 (`-----BEGIN EC PRIVATE KEY-----`, as `openssl ecparam
+    /// -genkey` writes it) or PKCS#8 (`-----BEGIN PRIVATE KEY-----`), P-256.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        use p256::pkcs8::DecodePrivateKey;
+        let pem = pem.trim();
+        let secret = if pem.starts_with("-----BEGIN EC PRIVATE KEY-----") {
+            p256::SecretKey::from_sec1_pem(pem)
+                .map_err(|_| "not a P-256 SEC1 private key".to_string())?
+        } else if pem.starts_with("-----BEGIN PRIVATE KEY-----") {
+            p256::SecretKey::from_pkcs8_pem(pem)
+                .map_err(|_| "not a P-256 PKCS#8 private key".to_string())?
+        } else {
+            return Err(
+                "expected a PEM P-256 private key (-----BEGIN EC PRIVATE KEY----- or \
+                        -----BEGIN PRIVATE KEY-----)"
+                    .to_string(),
+            );
+        };
+        Ok(Self {
+            key: SigningKey::from(&secret),
+        })
+    }
+
+    /// Reads a private key file ([`from_pem`](Self::from_pem)). A file that group or others
+    /// may read is refused, as ssh does: the key signs door openings.
+    pub fn load(path: &Path) -> Result<Self, OperatorKeyError> {
+        use std::os::unix::fs::PermissionsExt;
+        let error = |reason: String| OperatorKeyError {
+            path: path.to_owned(),
+            reason,
+        };
+        let metadata = std::fs::metadata(path).map_err(|e| error(e.to_string()))?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(error(format!(
+                "private key readable by group or others (mode {mode:03o}); run chmod 600 on it"
+            )));
+        }
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?,
+        );
+        Self::from_pem(&text).map_err(error)
+    }
+
+    /// The private key as PKCS#8 PEM (to write a key file; tests and tools).
+    pub fn to_pkcs8_pem(&self) -> Result<zeroize::Zeroizing<String>, String> {
+        use p256::pkcs8::EncodePrivateKey;
+        p256::SecretKey::from(&self.key)
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|error| error.to_string())
+    }
+
     /// The public key as PEM SPKI (what goes into `mqtt.operator_keys`).
     pub fn public_key_pem(&self) -> String {
         self.key
@@ -502,8 +563,8 @@ impl CommandVerifier {
             return refuse(RefusalReason::TopicMismatch);
         }
         let nonce = match hex::decode(&envelope.nonce) {
-            Ok(nonce) if (16..=64).contains(&nonce.len()) => nonce,
-            _ => return refuse(RefusalReason::Malformed),
+            Ok(nonce) if (MIN_NONCE_BYTES..=MAX_NONCE_BYTES).contains(&nonce.len()) => nonce,
+            _ => return refuse(RefusalReason::BadNonce),
         };
         let command = match Command::from_args(topic_command, envelope.args) {
             Ok(command) => command,
@@ -540,15 +601,28 @@ impl CommandVerifier {
         if retained && replay.contains(&nonce).unwrap_or(false) {
             return Verdict::AlreadyHandled;
         }
+        // A retained revocation list is state, not an action: it is how a gate that was offline
+        // when the operator revoked gets the list. Its age does not matter because the gate
+        // applies a list only if its version is newer than the one in force (no rollback), so it
+        // is exempt from the staleness check. Actions (unlock, lockdown, release) never are.
+        let retained_state = retained && matches!(command, Command::RevocationList { .. });
         let max_age = i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX);
         let skew = i64::try_from(MAX_FUTURE_SKEW.as_secs()).unwrap_or(i64::MAX);
-        if envelope.timestamp < now.saturating_sub(max_age) {
+        if !retained_state && envelope.timestamp < now.saturating_sub(max_age) {
             return refuse(RefusalReason::Stale);
         }
         if envelope.timestamp > now.saturating_add(skew) {
             return refuse(RefusalReason::FromFuture);
         }
-        match replay.insert_new(&nonce, envelope.timestamp, now) {
+        // The nonce of an old retained list is remembered from now on (not from its timestamp),
+        // so that the broker's redeliveries on later reconnects stay silent for the cache's
+        // whole retention.
+        let remembered_as = if retained_state {
+            envelope.timestamp.max(now)
+        } else {
+            envelope.timestamp
+        };
+        match replay.insert_new(&nonce, remembered_as, now) {
             Ok(true) => {}
             Ok(false) => return refuse(RefusalReason::Replayed),
             Err(error) => {
@@ -561,6 +635,7 @@ impl CommandVerifier {
             operator: operator.fingerprint.clone(),
             timestamp: envelope.timestamp,
             nonce,
+            retained_state,
         })
     }
 }

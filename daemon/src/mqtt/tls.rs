@@ -65,8 +65,21 @@ fn pem_error(path: &Path, reason: impl ToString) -> TlsError {
 /// The rustls client configuration from `[mqtt]`: trust only `ca_file`; present
 /// `cert_file`/`key_file` when given.
 pub fn client_config(settings: &MqttSettings) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    client_config_from_files(
+        settings.ca_file.as_deref(),
+        settings.cert_file.as_deref(),
+        settings.key_file.as_deref(),
+    )
+}
+
+/// [`client_config`] from the files themselves (for tools that take them on the command line).
+pub fn client_config_from_files(
+    ca_file: Option<&Path>,
+    cert_file: Option<&Path>,
+    key_file: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     use pki_types::pem::PemObject;
-    let ca_file = settings.ca_file.as_deref().ok_or(TlsError::NoCa)?;
+    let ca_file = ca_file.ok_or(TlsError::NoCa)?;
     let mut roots = rustls::RootCertStore::empty();
     let cas = pki_types::CertificateDer::pem_file_iter(ca_file)
         .map_err(|e| pem_error(ca_file, e))?
@@ -82,7 +95,7 @@ pub fn client_config(settings: &MqttSettings) -> Result<Arc<rustls::ClientConfig
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    let config = match (&settings.cert_file, &settings.key_file) {
+    let config = match (cert_file, key_file) {
         (Some(cert_file), Some(key_file)) => {
             let chain = pki_types::CertificateDer::pem_file_iter(cert_file)
                 .map_err(|e| pem_error(cert_file, e))?

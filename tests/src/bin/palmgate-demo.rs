@@ -17,9 +17,9 @@ use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
     Broker, ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, palmgate, personalised_card,
-    publish, sensor_simulator,
+    publish, sensor_simulator, simulated_gpio,
 };
-use palmgate_system_tests::{require_pcscd_vpcd, workspace_binary};
+use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, workspace_binary};
 
 const GATE: &str = "demo-gate";
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -84,15 +84,23 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 
 fn main() -> ExitCode {
     require_pcscd_vpcd();
+    // Tests run at the same time on this machine would insert their cards into the same reader.
+    let _reader = reader_lock();
     // `--latency-rounds N`: after the scenario, N more presentations of Alice's card, for the
-    // decision-latency figures in docs/performance.md.
+    // decision-latency figures in docs/performance.md. `--capture on_card`: the sensor captures
+    // only once a card is presented (sensor.capture), so that every round is card first and its
+    // decision latency runs from the frame's last byte to the relay command.
     let args: Vec<String> = std::env::args().collect();
-    let latency_rounds: usize = args
-        .iter()
-        .position(|arg| arg == "--latency-rounds")
-        .and_then(|index| args.get(index + 1))
+    let option = |name: &str| {
+        args.iter()
+            .position(|arg| arg == name)
+            .and_then(|index| args.get(index + 1))
+            .cloned()
+    };
+    let latency_rounds: usize = option("--latency-rounds")
         .and_then(|value| value.parse().ok())
         .unwrap_or(0);
+    let capture = option("--capture").unwrap_or_else(|| "continuous".to_string());
     let dir = match tempfile::Builder::new().prefix("palmgate-demo-").tempdir() {
         Ok(dir) => dir,
         Err(error) => {
@@ -174,6 +182,8 @@ fn main() -> ExitCode {
             )
             .env("PALMGATE__MQTT__OPERATOR_KEYS", &operator_pub)
             .env("PALMGATE__STORAGE__STATE_DIR", root.join("state"))
+            .env("PALMGATE__GPIO__SIMULATED_CONTROL", root.join("gpio.sock"))
+            .env("PALMGATE__SENSOR__CAPTURE", &capture)
             .env("NOTIFY_SOCKET", &notify.path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -226,6 +236,27 @@ fn main() -> ExitCode {
     demo.expect(
         "Dave's duress palm opens the door and raises a silent alarm",
         !granted.is_empty() && !alarm.is_empty(),
+        &alarm,
+    );
+
+    // The door's contact is played through the simulated GPIO's control socket.
+    let gpio = root.join("gpio.sock");
+    // (The door may still be unlocked from Dave's grant: Alice's grant then extends it, with no
+    // new door.unlocked.)
+    demo.present(&alice, "access.granted");
+    println!("  ..    Alice opens the door and leaves it open");
+    let opened = simulated_gpio(&gpio, "input 27 high");
+    let prealarm = demo.mqtt.wait_for("/event/door.held_open", PATIENCE);
+    let alarm = demo.mqtt.wait_for("/event/door.held_open", PATIENCE);
+    let closed = simulated_gpio(&gpio, "input 27 low");
+    demo.mqtt.wait_for("/event/door.closed", PATIENCE);
+    demo.expect(
+        "a door held open raises the pre-alarm, then the alarm",
+        opened == "ok"
+            && closed == "ok"
+            && prealarm.contains("stage=PreAlarm")
+            && alarm.contains("stage=Alarm")
+            && field(&alarm, "result").as_deref() == Some("alarm"),
         &alarm,
     );
 

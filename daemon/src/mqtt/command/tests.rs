@@ -127,9 +127,14 @@ fn refusal_table() {
         ("unknown_command", "open_sesame", signed(&unlock(), NOW)),
         ("malformed", "unlock", b"UNLOCK".to_vec()),
         (
-            "malformed",
+            "bad_nonce",
             "unlock",
             edit(signed(&unlock(), NOW), &|j| j["nonce"] = "00".into()),
+        ),
+        (
+            "bad_nonce",
+            "unlock",
+            edit(signed(&unlock(), NOW), &|j| j["nonce"] = "not hex".into()),
         ),
         (
             "malformed",
@@ -271,4 +276,81 @@ proptest::proptest! {
         let verdict = verifier.verify(&command, &payload, false, NOW, &mut cache);
         proptest::prop_assert!(matches!(verdict, Verdict::Refuse(_)));
     }
+}
+
+#[test]
+fn a_retained_revocation_list_is_state_and_may_be_old() {
+    let (signer, verifier, mut cache) = setup();
+    let list = Command::RevocationList {
+        version: 7,
+        cards: vec![CardId::from_hex("00112233445566778899aabbccddeeff").expect("id")],
+    };
+    let old = NOW - 86_400;
+    let payload = signer.sign("gate-1", &list, old, &NONCE);
+    // Live, a day-old list is stale like any command…
+    assert_eq!(
+        reason(verifier.verify("revocation_list", &payload, false, NOW, &mut cache)),
+        "stale"
+    );
+    // …but from the broker's retained store it is how an offline gate catches up.
+    match verifier.verify("revocation_list", &payload, true, NOW, &mut cache) {
+        Verdict::Accept(verified) => assert_eq!(verified.command, list),
+        other => panic!("refused: {other:?}"),
+    }
+    // Redelivered on the next reconnect: silently ignored.
+    assert_eq!(
+        reason(verifier.verify("revocation_list", &payload, true, NOW + 60, &mut cache)),
+        "already_handled"
+    );
+    // Signature, gate and clock checks still hold for retained lists.
+    let other = OperatorSigner::generate().expect("key");
+    let forged = other.sign("gate-1", &list, old, &[0x22; 16]);
+    assert_eq!(
+        reason(verifier.verify("revocation_list", &forged, true, NOW, &mut cache)),
+        "bad_signature"
+    );
+    let future = signer.sign("gate-1", &list, NOW + 31, &[0x33; 16]);
+    assert_eq!(
+        reason(verifier.verify("revocation_list", &future, true, NOW, &mut cache)),
+        "from_future"
+    );
+    // Actions never get the exemption: a retained old unlock is stale.
+    let unlock_payload = signer.sign("gate-1", &unlock(), old, &[0x44; 16]);
+    assert_eq!(
+        reason(verifier.verify("unlock", &unlock_payload, true, NOW, &mut cache)),
+        "stale"
+    );
+}
+
+#[test]
+fn operator_private_keys_load_from_sec1_and_pkcs8_pem() {
+    use std::os::unix::fs::PermissionsExt;
+    let signer = OperatorSigner::generate().expect("key");
+    let pkcs8 = signer.to_pkcs8_pem().expect("pkcs8");
+    let sec1 = p256::SecretKey::from(&signer.key)
+        .to_sec1_pem(LineEnding::LF)
+        .expect("sec1");
+    for pem in [pkcs8.as_str(), sec1.as_str()] {
+        let loaded = OperatorSigner::from_pem(pem).expect("loads");
+        assert_eq!(
+            loaded.operator_key().fingerprint(),
+            signer.operator_key().fingerprint()
+        );
+    }
+    assert!(OperatorSigner::from_pem(&signer.public_key_pem()).is_err());
+    assert!(format!("{signer:?}").contains("REDACTED"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("operator.key");
+    std::fs::write(&path, pkcs8.as_bytes()).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let error = OperatorSigner::load(&path).expect_err("world-readable key");
+    assert!(error.to_string().contains("chmod 600"), "{error}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_eq!(
+        OperatorSigner::load(&path)
+            .expect("private key")
+            .operator_key()
+            .fingerprint(),
+        signer.operator_key().fingerprint()
+    );
 }

@@ -1,0 +1,330 @@
+//! Do the captures of one hand agree, and which one is enrolled?
+//!
+//! Every pair of captures of a hand is compared with the matcher's comparison (the one the card
+//! runs, same shifts) and must match under the card's threshold: a series that does not agree
+//! with itself (two people, a hand turned over, a smudged sensor) is refused before anything is
+//! written to the card. The enrolled template is the *medoid* capture: the one whose largest
+//! distance to the other captures is smallest (ties: smallest sum, then the earlier capture).
+//! Fusing the captures into one template would need registering them against each other first
+//! (their best shifts differ); the medoid needs no new template logic and is, by construction, a
+//! real capture that matched every other one.
+//!
+//! With a duress hand, no duress capture may match any normal capture: the card reports duress
+//! whenever a duress slot matches, so the normal hand would raise silent alarms.
+
+use std::fmt;
+
+use palmgate_matcher::compare::{MIN_OVERLAP_CELLS, Threshold, compare};
+use palmgate_matcher::template::Template;
+
+/// The comparison of two captures (1-based capture numbers, as shown to the operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairDistance {
+    /// First capture (1-based).
+    pub first: usize,
+    /// Second capture (1-based).
+    pub second: usize,
+    /// Normalised Hamming distance × 65536 at the best shift.
+    pub distance_q16: u32,
+    /// Cells valid in both at the best shift.
+    pub overlap_cells: u16,
+    /// Whether the pair matches under the threshold.
+    pub matched: bool,
+}
+
+impl PairDistance {
+    fn of(first: usize, second: usize, a: &Template, b: &Template, threshold: Threshold) -> Self {
+        match compare(a, b) {
+            Ok(comparison) => Self {
+                first,
+                second,
+                distance_q16: comparison.distance_q16(),
+                overlap_cells: comparison.overlap_cells(),
+                matched: comparison.is_match(threshold),
+            },
+            // Templates of different algorithms never match.
+            Err(_) => Self {
+                first,
+                second,
+                distance_q16: 1 << 16,
+                overlap_cells: 0,
+                matched: false,
+            },
+        }
+    }
+
+    /// The distance as a fraction (0–1).
+    pub fn distance(&self) -> f64 {
+        f64::from(self.distance_q16) / 65536.0
+    }
+
+    fn describe(&self, threshold: Threshold, first_name: &str, second_name: &str) -> String {
+        let limit = f64::from(threshold.q16()) / 65536.0;
+        let relation = if self.matched { "≤" } else { ">" };
+        let mut text = format!(
+            "{first_name} {} and {second_name} {}: distance {:.3} {relation} threshold {limit:.3}",
+            self.first,
+            self.second,
+            self.distance()
+        );
+        if self.overlap_cells < MIN_OVERLAP_CELLS {
+            text.push_str(&format!(
+                " (only {} cells overlap, {MIN_OVERLAP_CELLS} needed)",
+                self.overlap_cells
+            ));
+        }
+        text
+    }
+}
+
+/// Captures of one hand that agree with each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutualReport {
+    /// Every pair, in order (1,2), (1,3), …, (2,3), …
+    pub pairs: Vec<PairDistance>,
+    /// Index (0-based) of the capture to enrol: the medoid.
+    pub reference: usize,
+    /// The largest pairwise distance (Q16).
+    pub worst_q16: u32,
+}
+
+/// Why a series of captures is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Disagreement {
+    /// Fewer than two captures: nothing to check them against.
+    #[error("{got} capture(s): at least 2 are needed to check that they match each other")]
+    TooFewCaptures {
+        /// Captures given.
+        got: usize,
+    },
+    /// Some pairs of captures do not match each other.
+    #[error("{}", describe_pairs(.pairs, *.threshold, "the captures do not match each other", "capture", "capture"))]
+    NotMutual {
+        /// The pairs that do not match.
+        pairs: Vec<PairDistance>,
+        /// The threshold they were judged with.
+        threshold: Threshold,
+    },
+    /// Duress captures match normal captures: the same hand was presented twice.
+    #[error("{}", describe_pairs(.pairs, *.threshold, "the duress hand matches the normal hand (present the OTHER hand for the duress slot)", "hand capture", "duress capture"))]
+    DuressMatchesNormal {
+        /// The (normal, duress) pairs that match.
+        pairs: Vec<PairDistance>,
+        /// The threshold.
+        threshold: Threshold,
+    },
+}
+
+fn describe_pairs(
+    pairs: &[PairDistance],
+    threshold: Threshold,
+    headline: &str,
+    first_name: &str,
+    second_name: &str,
+) -> String {
+    let details: Vec<String> = pairs
+        .iter()
+        .map(|pair| pair.describe(threshold, first_name, second_name))
+        .collect();
+    format!("{headline}: {}", details.join("; "))
+}
+
+/// Checks that every pair of `templates` matches under `threshold` and picks the medoid.
+///
+/// # Errors
+/// [`Disagreement::TooFewCaptures`] below two captures; [`Disagreement::NotMutual`] naming every
+/// pair that does not match, with its distance and the threshold.
+pub fn check_mutual(
+    templates: &[Template],
+    threshold: Threshold,
+) -> Result<MutualReport, Disagreement> {
+    if templates.len() < 2 {
+        return Err(Disagreement::TooFewCaptures {
+            got: templates.len(),
+        });
+    }
+    let count = templates.len();
+    let mut pairs = Vec::with_capacity(count * (count - 1) / 2);
+    for i in 0..count {
+        for j in i + 1..count {
+            pairs.push(PairDistance::of(
+                i + 1,
+                j + 1,
+                &templates[i],
+                &templates[j],
+                threshold,
+            ));
+        }
+    }
+    let failing: Vec<PairDistance> = pairs.iter().filter(|p| !p.matched).copied().collect();
+    if !failing.is_empty() {
+        return Err(Disagreement::NotMutual {
+            pairs: failing,
+            threshold,
+        });
+    }
+    let reference = (0..count)
+        .min_by_key(|&index| {
+            let distances = pairs
+                .iter()
+                .filter(|p| p.first == index + 1 || p.second == index + 1)
+                .map(|p| u64::from(p.distance_q16));
+            let (max, sum) = distances.fold((0u64, 0u64), |(max, sum), d| (max.max(d), sum + d));
+            (max, sum, index)
+        })
+        .unwrap_or(0);
+    let worst_q16 = pairs.iter().map(|p| p.distance_q16).max().unwrap_or(0);
+    Ok(MutualReport {
+        pairs,
+        reference,
+        worst_q16,
+    })
+}
+
+/// Checks that no duress capture matches a normal capture.
+///
+/// # Errors
+/// [`Disagreement::DuressMatchesNormal`] with every (normal, duress) pair that matches.
+pub fn check_distinct(
+    normal: &[Template],
+    duress: &[Template],
+    threshold: Threshold,
+) -> Result<(), Disagreement> {
+    let mut matching = Vec::new();
+    for (i, a) in normal.iter().enumerate() {
+        for (j, b) in duress.iter().enumerate() {
+            let pair = PairDistance::of(i + 1, j + 1, a, b, threshold);
+            if pair.matched {
+                matching.push(pair);
+            }
+        }
+    }
+    if matching.is_empty() {
+        Ok(())
+    } else {
+        Err(Disagreement::DuressMatchesNormal {
+            pairs: matching,
+            threshold,
+        })
+    }
+}
+
+impl fmt::Display for MutualReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} pairs match (largest distance {:.3}); capture {} is enrolled",
+            self.pairs.len(),
+            f64::from(self.worst_q16) / 65536.0,
+            self.reference + 1
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palmgate_matcher::template::CELLS;
+
+    fn pattern(seed: u64) -> [u8; CELLS] {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        core::array::from_fn(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 6) as u8
+        })
+    }
+
+    /// `seed`'s pattern with every `step`-th cell turned by one orientation (from `offset`).
+    fn noisy(seed: u64, step: usize, offset: usize) -> Template {
+        let mut cells = pattern(seed);
+        if step > 0 {
+            for index in (offset..CELLS).step_by(step) {
+                cells[index] = (cells[index] + 1) % 6;
+            }
+        }
+        Template::from_cells(&cells, &[true; CELLS]).expect("template")
+    }
+
+    #[test]
+    fn captures_of_one_palm_agree_and_the_medoid_is_enrolled() {
+        // Capture 2 is the clean one; 1 and 3 each differ from it in their own cells.
+        let templates = [noisy(7, 5, 0), noisy(7, 0, 0), noisy(7, 5, 2)];
+        let report = check_mutual(&templates, Threshold::DEFAULT).expect("mutual");
+        assert_eq!(report.pairs.len(), 3);
+        assert!(report.pairs.iter().all(|p| p.matched));
+        assert_eq!(report.reference, 1, "{report:?}");
+        assert_eq!(
+            report.worst_q16,
+            report
+                .pairs
+                .iter()
+                .map(|p| p.distance_q16)
+                .max()
+                .unwrap_or(0)
+        );
+        assert!(report.to_string().contains("capture 2 is enrolled"));
+    }
+
+    #[test]
+    fn a_foreign_capture_is_named_with_its_distances() {
+        let templates = [noisy(7, 0, 0), noisy(7, 9, 0), noisy(8, 0, 0)];
+        let error = check_mutual(&templates, Threshold::DEFAULT).expect_err("not mutual");
+        let Disagreement::NotMutual { pairs, threshold } = &error else {
+            panic!("unexpected {error:?}");
+        };
+        assert_eq!(*threshold, Threshold::DEFAULT);
+        let named: Vec<(usize, usize)> = pairs.iter().map(|p| (p.first, p.second)).collect();
+        assert_eq!(named, vec![(1, 3), (2, 3)]);
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "the captures do not match each other: capture 1 and capture 3: distance 0."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("> threshold 0.385"), "{text}");
+        assert!(text.contains("capture 2 and capture 3"), "{text}");
+        assert!(!text.contains("capture 1 and capture 2"), "{text}");
+    }
+
+    #[test]
+    fn one_capture_is_not_enough() {
+        assert_eq!(
+            check_mutual(&[noisy(1, 0, 0)], Threshold::DEFAULT),
+            Err(Disagreement::TooFewCaptures { got: 1 })
+        );
+    }
+
+    #[test]
+    fn too_little_overlap_is_explained() {
+        let mut valid = [false; CELLS];
+        valid[..100].fill(true);
+        let sparse = Template::from_cells(&pattern(3), &valid).expect("template");
+        let error =
+            check_mutual(&[noisy(3, 0, 0), sparse], Threshold::DEFAULT).expect_err("refused");
+        assert!(error.to_string().contains("cells overlap"), "{error}");
+    }
+
+    #[test]
+    fn a_duress_hand_must_differ_from_the_normal_hand() {
+        let normal = [noisy(1, 0, 0), noisy(1, 7, 0)];
+        let other = [noisy(2, 0, 0), noisy(2, 7, 0)];
+        assert_eq!(check_distinct(&normal, &other, Threshold::DEFAULT), Ok(()));
+        let same = [noisy(2, 0, 0), noisy(1, 11, 0)];
+        let error = check_distinct(&normal, &same, Threshold::DEFAULT).expect_err("same hand");
+        let Disagreement::DuressMatchesNormal { pairs, .. } = &error else {
+            panic!("unexpected {error:?}");
+        };
+        assert_eq!(
+            pairs
+                .iter()
+                .map(|p| (p.first, p.second))
+                .collect::<Vec<_>>(),
+            vec![(1, 2), (2, 2)]
+        );
+        assert!(error.to_string().contains("OTHER hand"), "{error}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The enrolment station's decisions, without I/O: which captures are accepted (and what to tell
+//! the person when one is not), whether the captures of one hand agree with each other, which
+//! capture becomes the enrolled template, and the audit records (consent, erasure, completion).
+//!
+//! # Layout
+//! - [`capture`]: the capture loop as a state machine: extraction results in, "accepted k of N" /
+//!   "refused: reason, advice" / "gave up" out.
+//! - [`consistency`]: every pair of captures of one hand must match under the card's threshold;
+//!   the enrolled template is the medoid capture; a duress hand must not match the normal hand.
+//! - [`audit`]: the consent text and its hash, the consent answer, and the JSON audit lines
+//!   (`enrol.consent`, `card.erased`, `enrol.completed`): never biometric data.
+//!
+//! The `palmgate enrol` command (`src/cli/enrol.rs`) does the I/O around these: the sensor, the
+//! card, the terminal and the audit file.
+
+pub mod audit;
+pub mod capture;
+pub mod consistency;
+
+pub use audit::{AuditRecord, ConsentMethod, DEFAULT_CONSENT_TEXT, consent_answer, consent_hash};
+pub use capture::{CaptureLoop, CaptureStep, Hand};
+pub use consistency::{Disagreement, MutualReport, PairDistance, check_distinct, check_mutual};

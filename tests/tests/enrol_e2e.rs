@@ -1,0 +1,457 @@
+//! `palmgate enrol` (the enrolment station) end to end: the real binary, the sensor simulator on a
+//! pseudo-terminal, and `palmgate-vcard` behind the real pcscd + vpcd.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use palmgate_matcher::extract::{Extractor, InputKind};
+use palmgate_system_tests::gate::{ChildGuard, READER, VirtualCard, palmgate};
+use palmgate_system_tests::{reader_lock, workspace_binary};
+
+/// The simulator on a pty at `link`, with extra `palmgate sensor simulate` arguments. Frames are
+/// served as GRAY8 so that the images the station extracts are exactly the generator's.
+fn simulator(link: &Path, source: &[&str]) -> ChildGuard {
+    let guard = ChildGuard::spawn(
+        "palmgate sensor simulate",
+        Command::new(workspace_binary("palmgate"))
+            .args([
+                "sensor", "simulate", "--format", "gray8", "--fps", "50", "--link",
+            ])
+            .arg(link)
+            .args(source)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !link.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no simulator link {}",
+            link.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    guard
+}
+
+struct Station {
+    dir: PathBuf,
+    issuer: String,
+    audit: PathBuf,
+}
+
+impl Station {
+    fn new(dir: &Path) -> Self {
+        let issuer = dir.join("issuer").display().to_string();
+        palmgate(&["issuer", "init", "--out", &issuer]);
+        Self {
+            dir: dir.to_path_buf(),
+            issuer,
+            audit: dir.join("enrolment").join("audit.jsonl"),
+        }
+    }
+
+    /// Runs `palmgate enrol` (stdin is not a terminal) with the common arguments and `extra`.
+    fn enrol(&self, sensor: &Path, extra: &[&str]) -> Output {
+        let output = Command::new(workspace_binary("palmgate"))
+            .args([
+                "enrol",
+                "--reader",
+                READER,
+                "--issuer",
+                &self.issuer,
+                "--sensor",
+            ])
+            .arg(sensor)
+            .arg("--audit-log")
+            .arg(&self.audit)
+            .args(["--wait", "10"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "palmgate enrol {extra:?}: {}\n--- stdout\n{}--- stderr\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Runs `palmgate enrol` on a pseudo-terminal (util-linux `script`), typing `answer` at the
+    /// consent prompt. Standard output and error both come back in `stdout`.
+    fn enrol_on_terminal(&self, sensor: &Path, extra: &[&str], answer: &str) -> Output {
+        use std::io::Write;
+        let quote = |arg: &str| format!("'{arg}'");
+        let mut words = vec![
+            quote(workspace_binary("palmgate").to_str().unwrap()),
+            "enrol".to_string(),
+        ];
+        for arg in [
+            "--reader",
+            READER,
+            "--issuer",
+            &self.issuer,
+            "--sensor",
+            sensor.to_str().unwrap(),
+            "--audit-log",
+            self.audit.to_str().unwrap(),
+            "--wait",
+            "10",
+        ]
+        .iter()
+        .chain(extra)
+        {
+            words.push(quote(arg));
+        }
+        let mut child = Command::new("script")
+            .args([
+                "--quiet",
+                "--return",
+                "--command",
+                &words.join(" "),
+                "/dev/null",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux script");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        eprintln!(
+            "palmgate enrol {extra:?} on a terminal, answering {answer:?}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout)
+        );
+        output
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        match std::fs::read_to_string(&self.audit) {
+            Ok(text) => text
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => panic!("audit log: {error}"),
+        }
+    }
+
+    /// `palmgate card info` output.
+    fn card_info(&self) -> String {
+        palmgate(&["card", "info", "--reader", READER])
+    }
+
+    /// `palmgate card verify` with a template of capture `capture` of synthetic `identity`.
+    fn card_verify(&self, identity: u64, capture: u64) -> Output {
+        let template = synthetic_template(identity, capture);
+        let path = self.dir.join(format!("probe-{identity}-{capture}.tpl"));
+        std::fs::write(&path, template).unwrap();
+        Command::new(workspace_binary("palmgate"))
+            .args([
+                "card",
+                "verify",
+                "--reader",
+                READER,
+                "--issuer",
+                &self.issuer,
+            ])
+            .arg("--template")
+            .arg(&path)
+            .output()
+            .unwrap()
+    }
+}
+
+fn synthetic_template(identity: u64, capture: u64) -> Vec<u8> {
+    let extractor = Extractor::builtin().unwrap();
+    let image = palmgate_matcher::synth::hand_image(identity, capture);
+    extractor
+        .extract(&image, InputKind::Hand)
+        .unwrap()
+        .encode()
+        .to_vec()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[test]
+fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let card_state = dir.path().join("card.state");
+    let _card = VirtualCard::insert(&card_state);
+    assert!(station.card_info().contains("state: factory"));
+
+    // One person (synthetic identity 0): captures 0, 1, 2, … in turn.
+    let link = dir.path().join("sensor");
+    let sim = simulator(&link, &["--synthetic", "1"]);
+    let first = station.enrol(&link, &["--consent-confirmed"]);
+    assert_eq!(first.status.code(), Some(0), "enrolment must succeed");
+    let out = text(&first.stdout);
+    assert!(out.contains("card in the factory state"), "{out}");
+    for number in 1..=3 {
+        assert!(
+            out.contains(&format!("hand capture {number} of 3: accepted")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("3 pairs match"), "{out}");
+    assert!(out.contains("slot 0: enrolled (normal)"), "{out}");
+    assert!(out.contains("verification (hand): match"), "{out}");
+    assert!(out.contains("enrolled and verified"), "{out}");
+    let info = station.card_info();
+    assert!(info.contains("state: personalised"), "{info}");
+    assert!(info.contains("slots: 1 of 4 used"), "{info}");
+    let card_id = info
+        .lines()
+        .find_map(|line| line.strip_prefix("card id: "))
+        .unwrap()
+        .to_string();
+
+    // The audit log: consent (hash of the text shown, time, card) and completion; mode 0600.
+    let lines = station.audit_lines();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["enrol.consent", "enrol.completed"]);
+    let consent = &lines[0];
+    let shown_hash = out
+        .lines()
+        .find_map(|line| line.strip_prefix("consent text sha256: "))
+        .unwrap();
+    assert_eq!(consent["consent_text_sha256"], shown_hash);
+    assert_eq!(shown_hash.len(), 64);
+    assert_eq!(consent["card_id"], card_id.as_str());
+    assert_eq!(consent["method"], "flag");
+    let time = consent["time"].as_str().unwrap();
+    assert!(time.ends_with('Z') && time.len() == 24, "{time}");
+    let mut keys: Vec<&String> = consent.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "card_id",
+            "consent_text_sha256",
+            "duress_hand",
+            "kind",
+            "method",
+            "time"
+        ]
+    );
+    assert_eq!(lines[1]["verified"], true);
+    assert_eq!(lines[1]["personalised"], true);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&station.audit)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // No template bytes in the log, raw or hex (captures 0..=3 were extracted: 3 + verification).
+    let log = std::fs::read(&station.audit).unwrap();
+    for capture in 0..=3 {
+        let template = synthetic_template(0, capture);
+        let payload = &template[4..];
+        assert!(
+            !contains_bytes(&log, &payload[..32]),
+            "raw template bytes in the log"
+        );
+        let hex_text = hex::encode(&payload[..32]);
+        assert!(
+            !contains_bytes(&log, hex_text.as_bytes()),
+            "template hex in the log"
+        );
+    }
+
+    // A fresh capture of the same person matches on the card; another person does not.
+    let verify = station.card_verify(0, 20);
+    assert_eq!(text(&verify.stdout).trim(), "match");
+    let stranger = station.card_verify(5, 1);
+    assert!(
+        text(&stranger.stdout).starts_with("no match"),
+        "{}",
+        text(&stranger.stdout)
+    );
+
+    // Already enrolled: refused without --re-enrol, nothing changes.
+    let again = station.enrol(&link, &["--consent-confirmed"]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = text(&again.stderr);
+    assert!(err.contains("already has 1 enrolled template(s)"), "{err}");
+    assert!(err.contains("--re-enrol"), "{err}");
+    assert_eq!(station.audit_lines().len(), 2);
+    assert!(station.card_info().contains("slots: 1 of 4 used"));
+
+    // With --re-enrol: erased first (receipt next to the audit log), then enrolled again.
+    let re = station.enrol(&link, &["--consent-confirmed", "--re-enrol"]);
+    assert_eq!(re.status.code(), Some(0));
+    let out = text(&re.stdout);
+    assert!(out.contains("erased 1 slot(s)"), "{out}");
+    let lines = station.audit_lines();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "enrol.consent",
+            "enrol.completed",
+            "enrol.consent",
+            "card.erased",
+            "enrol.completed"
+        ]
+    );
+    let erased = &lines[3];
+    assert_eq!(erased["card_id"], card_id.as_str());
+    assert_eq!(erased["slots_erased"], 1);
+    let receipt = PathBuf::from(erased["receipt_file"].as_str().unwrap());
+    assert_eq!(receipt.parent(), station.audit.parent());
+    assert!(receipt.exists());
+    let checked = palmgate(&[
+        "card",
+        "verify-receipt",
+        "--issuer",
+        &station.issuer,
+        "--receipt",
+        receipt.to_str().unwrap(),
+    ]);
+    assert!(checked.contains("receipt valid"), "{checked}");
+    assert!(
+        checked.contains(&format!("card id: {card_id}")),
+        "{checked}"
+    );
+    assert_eq!(lines[4]["personalised"], false);
+    assert!(station.card_info().contains("slots: 1 of 4 used"));
+    assert_eq!(text(&station.card_verify(0, 21).stdout).trim(), "match");
+    drop(sim);
+}
+
+#[test]
+fn captures_that_do_not_match_each_other_are_refused_and_nothing_is_written() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let _card = VirtualCard::insert(&dir.path().join("card.state"));
+    // Two people in turn: identity 0, identity 1, identity 0, …
+    let link = dir.path().join("sensor");
+    let _sim = simulator(&link, &["--synthetic", "2"]);
+    let output = station.enrol(&link, &["--consent-confirmed"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("the captures do not match each other: capture 1 and capture 2: distance 0."),
+        "{err}"
+    );
+    assert!(err.contains("> threshold 0.385"), "{err}");
+    assert!(err.contains("capture 2 and capture 3"), "{err}");
+    // Captures 1 and 3 are the same person: not named.
+    assert!(!err.contains("capture 1 and capture 3"), "{err}");
+    let info = station.card_info();
+    assert!(info.contains("state: factory"), "{info}");
+    assert!(info.contains("slots: 0 of"), "{info}");
+    assert!(station.audit_lines().is_empty());
+}
+
+#[test]
+fn without_consent_on_a_non_terminal_nothing_is_captured_or_written() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let _card = VirtualCard::insert(&dir.path().join("card.state"));
+    // No sensor at all: consent is asked before the sensor is touched (a capture attempt would
+    // end in a sensor error, exit status 2).
+    let output = station.enrol(&dir.path().join("no-sensor"), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(err.contains("consent not confirmed"), "{err}");
+    assert!(err.contains("--consent-confirmed"), "{err}");
+    assert!(text(&output.stdout).contains("consent text sha256: "));
+    // On a terminal the station asks; Enter or anything but yes is a no.
+    for answer in ["", "n", "ok"] {
+        let output = station.enrol_on_terminal(&dir.path().join("no-sensor"), &[], answer);
+        assert_eq!(output.status.code(), Some(1));
+        let out = text(&output.stdout);
+        assert!(out.contains("do they consent to enrolment? [y/N]"), "{out}");
+        assert!(out.contains("consent not given"), "{out}");
+    }
+    let info = station.card_info();
+    assert!(info.contains("state: factory"), "{info}");
+    assert!(station.audit_lines().is_empty());
+}
+
+#[test]
+fn duress_hand_goes_to_a_duress_slot_with_feedback_for_a_refused_capture() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let _card = VirtualCard::insert(&dir.path().join("card.state"));
+    // The sensor's sequence: hand (identity 3) ×3 with an empty frame among them, the other hand
+    // (identity 4) ×3, then one fresh capture of each for the verification.
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let sequence: [Option<(u64, u64)>; 9] = [
+        Some((3, 0)),
+        None,
+        Some((3, 1)),
+        Some((3, 2)),
+        Some((4, 0)),
+        Some((4, 1)),
+        Some((4, 2)),
+        Some((3, 3)),
+        Some((4, 3)),
+    ];
+    for (index, item) in sequence.iter().enumerate() {
+        let image = match item {
+            Some((identity, capture)) => palmgate_matcher::synth::hand_image(*identity, *capture),
+            None => image::GrayImage::new(640, 480),
+        };
+        image.save(images.join(format!("{index:02}.png"))).unwrap();
+    }
+    let link = dir.path().join("sensor");
+    let _sim = simulator(&link, &["--images", images.to_str().unwrap()]);
+    // Consent given at the terminal prompt this time.
+    let output = station.enrol_on_terminal(&link, &["--duress-hand"], "yes");
+    assert_eq!(output.status.code(), Some(0));
+    let out = text(&output.stdout);
+    assert!(
+        out.contains("hand capture refused (1 of 10 allowed): no hand"),
+        "{out}"
+    );
+    assert!(out.contains("place the hand over the sensor"), "{out}");
+    assert!(
+        out.contains("duress hand capture 3 of 3: accepted"),
+        "{out}"
+    );
+    assert!(out.contains("slot 0: enrolled (normal)"), "{out}");
+    assert!(out.contains("slot 1: enrolled (duress)"), "{out}");
+    assert!(out.contains("verification (hand): match"), "{out}");
+    assert!(out.contains("verification (duress hand): match"), "{out}");
+    assert!(station.card_info().contains("slots: 2 of 4 used"));
+    let verify = station.card_verify(4, 9);
+    assert_eq!(text(&verify.stdout).trim(), "match (duress)");
+    let verify = station.card_verify(3, 9);
+    assert_eq!(text(&verify.stdout).trim(), "match");
+    let lines = station.audit_lines();
+    assert_eq!(lines[0]["duress_hand"], true);
+    assert_eq!(lines[0]["method"], "prompt");
+    assert_eq!(lines[1]["slots"][1]["kind"], "duress");
+}
