@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
     Broker, ChildGuard, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config,
@@ -50,6 +51,76 @@ impl Site {
             operator_pub,
             palms,
         }
+    }
+}
+
+/// A gate running for one person, Alice: her card is enrolled with palm 0, and the sensor shows
+/// later captures of that palm.
+struct AliceAtTheGate {
+    /// Her virtual card's state file.
+    card: PathBuf,
+    card_id: CardId,
+    mqtt: Subscriber,
+    notify: NotifySocket,
+    log: PathBuf,
+    daemon: ChildGuard,
+    _sensor: ChildGuard,
+}
+
+impl Site {
+    /// Starts gate `gate` (configuration from [`gate_config`], changed by `edit`) with the sensor
+    /// at `fps` frames per second, and waits for READY.
+    fn alice_at_the_gate(
+        &self,
+        gate: &str,
+        fps: u32,
+        edit: impl FnOnce(String) -> String,
+    ) -> AliceAtTheGate {
+        let root = self.root.as_path();
+        let (template, _) = self.palms.template(0);
+        let card = root.join("alice.card");
+        let card_id = personalised_card(&card, &self.issuer, std::slice::from_ref(&template), None);
+        let sensor_link = root.join("sensor");
+        let sensor = sensor_simulator(&sensor_link, &self.palms.captures(0, 2), fps);
+        let config = gate_config(
+            root,
+            gate,
+            &self.issuer.join("issuer.pub"),
+            &sensor_link,
+            &self.operator_pub,
+        );
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(&config, edit(text)).expect("config");
+        let mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
+        let notify = NotifySocket::bind(root);
+        let log = root.join("daemon.log");
+        let daemon = start_daemon(&config, &notify, &log);
+        assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+        AliceAtTheGate {
+            card,
+            card_id,
+            mqtt,
+            notify,
+            log,
+            daemon,
+            _sensor: sensor,
+        }
+    }
+}
+
+impl AliceAtTheGate {
+    /// Presents her card, waits for the event `kind`, takes the card away; returns the payload.
+    fn present(&mut self, kind: &str) -> String {
+        let card = VirtualCard::insert(&self.card);
+        let payload = self.mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
+        card.remove();
+        payload
+    }
+
+    /// SIGTERM, clean exit; returns the daemon's log.
+    fn stop(self) -> String {
+        stop(self.daemon, &self.log);
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -494,18 +565,8 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    let Site {
-        root,
-        issuer,
-        operator_pub,
-        palms,
-        ..
-    } = &site;
-    let root = root.as_path();
-    let gate = "e2e-pull";
-    let (template, _) = palms.template(0);
-    let state = root.join("alice.card");
-    let alice = personalised_card(&state, issuer, std::slice::from_ref(&template), None);
+    let mut gate = site.alice_at_the_gate("e2e-pull", 5, |config| config);
+    let state = gate.card.clone();
     let tries = |state: &Path| {
         let bytes = std::fs::read(state).expect("card state");
         palmgate_card::host::platform::identity_of_state(&bytes)
@@ -513,21 +574,6 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
             .tries_left
     };
     let tries_before = tries(&state);
-
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
-    let config = gate_config(
-        root,
-        gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        operator_pub,
-    );
-    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-    let notify = NotifySocket::bind(root);
-    let log = root.join("daemon.log");
-    let daemon = start_daemon(&config, &notify, &log);
-    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
 
     // Every store of the card's state is followed by a long pause: the card is pulled as soon as
     // the decremented counter is on its storage.
@@ -542,24 +588,25 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
     }
     card.pull();
 
-    let denied = mqtt.wait_for("/event/access.denied", PATIENCE);
+    let denied = gate.mqtt.wait_for("/event/access.denied", PATIENCE);
     let reason = field(&denied, "reason").unwrap_or_default();
     assert!(
         reason == "card removed during verification" || reason.starts_with("verification failed"),
         "{denied}"
     );
-    assert_eq!(field(&denied, "card_id"), Some(alice.to_string()));
+    assert_eq!(field(&denied, "card_id"), Some(gate.card_id.to_string()));
     std::thread::sleep(Duration::from_secs(1));
     assert!(
-        !mqtt
+        !gate
+            .mqtt
             .all()
             .iter()
             .any(|line| line.contains("/event/access.granted")),
         "a pulled card was granted: {:?}",
-        mqtt.all()
+        gate.mqtt.all()
     );
     assert_eq!(tries(&state), tries_before - 1, "the try stays spent");
-    stop(daemon, &log);
+    gate.stop();
 }
 
 /// The door contact, played through the simulated GPIO's control socket: a door opened without a
@@ -570,33 +617,8 @@ fn door_forced_and_door_held_open_are_reported() {
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    let Site {
-        root,
-        issuer,
-        operator_pub,
-        palms,
-        ..
-    } = &site;
-    let root = root.as_path();
-    let gate = "e2e-held";
-    let (template, _) = palms.template(0);
-    let state = root.join("alice.card");
-    personalised_card(&state, issuer, std::slice::from_ref(&template), None);
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
-    let config = gate_config(
-        root,
-        gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        operator_pub,
-    );
-    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-    let notify = NotifySocket::bind(root);
-    let log = root.join("daemon.log");
-    let daemon = start_daemon(&config, &notify, &log);
-    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
-    let gpio = root.join("gpio.sock");
+    let mut gate = site.alice_at_the_gate("e2e-held", 5, |config| config);
+    let gpio = site.root.join("gpio.sock");
     // contact_pin = 27, active high: high is "open".
     let contact = |level: &str| {
         assert_eq!(simulated_gpio(&gpio, &format!("input 27 {level}")), "ok");
@@ -606,32 +628,30 @@ fn door_forced_and_door_held_open_are_reported() {
     // it: an opening before that counts as "found open at start-up", not as forced.
     std::thread::sleep(Duration::from_secs(1));
     contact("high");
-    let forced = mqtt.wait_for("/event/door.forced", PATIENCE);
+    let forced = gate.mqtt.wait_for("/event/door.forced", PATIENCE);
     assert_eq!(
         field(&forced, "result").as_deref(),
         Some("alarm"),
         "{forced}"
     );
     contact("low");
-    mqtt.wait_for("/event/door.closed", PATIENCE);
+    gate.mqtt.wait_for("/event/door.closed", PATIENCE);
 
-    let card = VirtualCard::insert(&state);
-    mqtt.wait_for("/event/door.unlocked", PATIENCE);
-    card.remove();
+    gate.present("door.unlocked");
     contact("high");
-    let opened = mqtt.wait_for("/event/door.opened", PATIENCE);
+    let opened = gate.mqtt.wait_for("/event/door.opened", PATIENCE);
     assert!(
         field(&opened, "reason").is_some_and(|reason| reason.ends_with("how=Released")),
         "{opened}"
     );
-    let prealarm = mqtt.wait_for("/event/door.held_open", PATIENCE);
+    let prealarm = gate.mqtt.wait_for("/event/door.held_open", PATIENCE);
     assert!(prealarm.contains("PreAlarm"), "{prealarm}");
-    let alarm = mqtt.wait_for("/event/door.held_open", PATIENCE);
+    let alarm = gate.mqtt.wait_for("/event/door.held_open", PATIENCE);
     assert!(alarm.contains("stage=Alarm"), "{alarm}");
     assert_eq!(field(&alarm, "result").as_deref(), Some("alarm"), "{alarm}");
     contact("low");
-    mqtt.wait_for("/event/door.closed", PATIENCE);
-    stop(daemon, &log);
+    gate.mqtt.wait_for("/event/door.closed", PATIENCE);
+    gate.stop();
 }
 
 /// SIGHUP reloads the access policy and the revocation list from their files: a card the new
@@ -642,28 +662,7 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    let Site {
-        root,
-        issuer,
-        operator_pub,
-        palms,
-        ..
-    } = &site;
-    let root = root.as_path();
-    let gate = "e2e-reload";
-    let (template, _) = palms.template(0);
-    let alice_state = root.join("alice.card");
-    let alice = personalised_card(&alice_state, issuer, std::slice::from_ref(&template), None);
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
-    let config = gate_config(
-        root,
-        gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        operator_pub,
-    );
-    let policy = root.join("policy.toml");
+    let policy = site.root.join("policy.toml");
     let policy_for = |groups: &str| {
         format!(
             "version = 1\ndefault_groups = [{groups}]\n\n[schedule.always]\n{}\n\n\
@@ -674,41 +673,29 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
         )
     };
     std::fs::write(&policy, policy_for("\"staff\"")).expect("policy");
-    let text = std::fs::read_to_string(&config).expect("config");
-    let text = text.replacen(
-        "[card]\n",
-        &format!("[card]\npolicy_file = \"{}\"\n", policy.display()),
-        1,
-    );
-    std::fs::write(&config, text).expect("config");
-
-    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-    let notify = NotifySocket::bind(root);
-    let log = root.join("daemon.log");
-    let daemon = start_daemon(&config, &notify, &log);
-    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
-    let present = |mqtt: &mut Subscriber, kind: &str| {
-        let card = VirtualCard::insert(&alice_state);
-        let payload = mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
-        card.remove();
-        payload
-    };
-    let granted = present(&mut mqtt, "access.granted");
-    assert_eq!(field(&granted, "card_id"), Some(alice.to_string()));
+    let mut gate = site.alice_at_the_gate("e2e-reload", 5, |config| {
+        config.replacen(
+            "[card]\n",
+            &format!("[card]\npolicy_file = \"{}\"\n", policy.display()),
+            1,
+        )
+    });
+    let granted = gate.present("access.granted");
+    assert_eq!(field(&granted, "card_id"), Some(gate.card_id.to_string()));
 
     // A policy with no group for unlisted cards: Alice is no longer authorised.
     std::fs::write(&policy, policy_for("")).expect("policy");
-    daemon.signal("-HUP");
-    mqtt.wait_for("/event/policy.loaded", PATIENCE);
+    gate.daemon.signal("-HUP");
+    gate.mqtt.wait_for("/event/policy.loaded", PATIENCE);
     assert!(
-        notify.wait_for("RELOADING=1", PATIENCE).is_some(),
+        gate.notify.wait_for("RELOADING=1", PATIENCE).is_some(),
         "no RELOADING=1"
     );
     assert!(
-        notify.wait_for("READY=1", PATIENCE).is_some(),
+        gate.notify.wait_for("READY=1", PATIENCE).is_some(),
         "no READY=1 after the reload"
     );
-    let denied = present(&mut mqtt, "access.denied");
+    let denied = gate.present("access.denied");
     assert_eq!(
         field(&denied, "reason").as_deref(),
         Some("not authorised for this door"),
@@ -717,8 +704,8 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
 
     // A broken policy file: reported, and the policy in force stays.
     std::fs::write(&policy, "version = 1\n[group.staff]\ndoors = 7\n").expect("policy");
-    daemon.signal("-HUP");
-    let rejected = mqtt.wait_for("/event/policy.rejected", PATIENCE);
+    gate.daemon.signal("-HUP");
+    let rejected = gate.mqtt.wait_for("/event/policy.rejected", PATIENCE);
     assert_eq!(
         field(&rejected, "result").as_deref(),
         Some("alarm"),
@@ -728,7 +715,7 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
         field(&rejected, "reason").is_some_and(|reason| reason.contains("policy.toml")),
         "{rejected}"
     );
-    let denied = present(&mut mqtt, "access.denied");
+    let denied = gate.present("access.denied");
     assert_eq!(
         field(&denied, "reason").as_deref(),
         Some("not authorised for this door"),
@@ -738,19 +725,19 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
     // Back to a policy that lets Alice in, but her card is now in the revocation list file.
     std::fs::write(&policy, policy_for("\"staff\"")).expect("policy");
     std::fs::write(
-        root.join("revoked.json"),
-        format!("{{\"version\":7,\"cards\":[\"{alice}\"]}}"),
+        site.root.join("revoked.json"),
+        format!("{{\"version\":7,\"cards\":[\"{}\"]}}", gate.card_id),
     )
     .expect("revocation list");
-    daemon.signal("-HUP");
-    mqtt.wait_for("/event/policy.loaded", PATIENCE);
-    let denied = present(&mut mqtt, "access.denied");
+    gate.daemon.signal("-HUP");
+    gate.mqtt.wait_for("/event/policy.loaded", PATIENCE);
+    let denied = gate.present("access.denied");
     assert_eq!(
         field(&denied, "reason").as_deref(),
         Some("card revoked"),
         "{denied}"
     );
-    stop(daemon, &log);
+    gate.stop();
 }
 
 /// `sensor.capture = "on_card"`: the sensor captures only while a card waits for a palm. Each
@@ -761,42 +748,11 @@ fn capture_on_card_takes_the_palm_after_the_card() {
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    let Site {
-        root,
-        issuer,
-        operator_pub,
-        palms,
-        ..
-    } = &site;
-    let root = root.as_path();
-    let gate = "e2e-on-card";
-    let (template, _) = palms.template(0);
-    let state = root.join("alice.card");
-    personalised_card(&state, issuer, std::slice::from_ref(&template), None);
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 10);
-    let config = gate_config(
-        root,
-        gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        operator_pub,
-    );
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replacen("[sensor]\n", "[sensor]\ncapture = \"on_card\"\n", 1),
-    )
-    .expect("config");
-    let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-    let notify = NotifySocket::bind(root);
-    let log = root.join("daemon.log");
-    let daemon = start_daemon(&config, &notify, &log);
-    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    let mut gate = site.alice_at_the_gate("e2e-on-card", 10, |config| {
+        config.replacen("[sensor]\n", "[sensor]\ncapture = \"on_card\"\n", 1)
+    });
     for round in 0..2 {
-        let card = VirtualCard::insert(&state);
-        let granted = mqtt.wait_for("/event/access.granted", PATIENCE);
-        card.remove();
+        let granted = gate.present("access.granted");
         let latencies: serde_json::Value =
             serde_json::from_str::<serde_json::Value>(&granted).expect("json")["latencies"].clone();
         let millis = |name: &str| latencies[name].as_f64().unwrap_or(-1.0);
@@ -809,8 +765,7 @@ fn capture_on_card_takes_the_palm_after_the_card() {
             "round {round}: the decision did not wait for the palm: {granted}"
         );
     }
-    stop(daemon, &log);
-    let text = std::fs::read_to_string(&log).expect("log");
+    let text = gate.stop();
     let starts = text.matches("palm capture started").count();
     let stops = text.matches("palm capture stopped").count();
     assert_eq!((starts, stops), (2, 2), "{text}");
