@@ -43,6 +43,11 @@ impl EventKind {
     pub const LOCKDOWN_OFF: Self = Self::from_static("lockdown.off");
     /// A card's templates were erased (with a signed deletion receipt).
     pub const CARD_ERASED: Self = Self::from_static("card.erased");
+    /// The enrolment station recorded a person's consent (the consent text's hash, no biometric
+    /// data).
+    pub const ENROL_CONSENT: Self = Self::from_static("enrol.consent");
+    /// The enrolment station finished writing a card.
+    pub const ENROL_COMPLETED: Self = Self::from_static("enrol.completed");
     /// A signed command was accepted.
     pub const COMMAND_ACCEPTED: Self = Self::from_static("command.accepted");
     /// A command was refused (bad signature, stale, replayed, malformed…).

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use palmgate_matcher::extract::{Extractor, InputKind};
-use palmgate_system_tests::gate::{ChildGuard, READER, VirtualCard, palmgate};
-use palmgate_system_tests::{reader_lock, workspace_binary};
+use palmgate_system_tests::gate::{ChildGuard, READER, Subscriber, VirtualCard, palmgate};
+use palmgate_system_tests::{reader_lock, require_mqtt, workspace_binary};
 
 /// The simulator on a pty at `link`, with extra `palmgate sensor simulate` arguments. Frames are
 /// served as GRAY8 so that the images the station extracts are exactly the generator's.
@@ -303,9 +303,36 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert_eq!(station.audit_lines().len(), 2);
     assert!(station.card_info().contains("slots: 1 of 4 used"));
 
-    // With --re-enrol: erased first (receipt next to the audit log), then enrolled again.
-    let re = station.enrol(&link, &["--consent-confirmed", "--re-enrol"]);
-    assert_eq!(re.status.code(), Some(0));
+    // With --re-enrol: erased first (receipt next to the audit log), then enrolled again; the
+    // records are also published as events for the dashboards.
+    let broker = format!("mqtt://{}", require_mqtt());
+    let mut mqtt = Subscriber::start("palmgate/enrol-desk/event/#");
+    let re = station.enrol(
+        &link,
+        &[
+            "--consent-confirmed",
+            "--re-enrol",
+            "--broker",
+            &broker,
+            "--station",
+            "enrol-desk",
+        ],
+    );
+    assert_eq!(re.status.code(), Some(0), "{}", text(&re.stderr));
+    let consent = mqtt.wait_for("/event/enrol.consent", Duration::from_secs(30));
+    let erased_event = mqtt.wait_for("/event/card.erased", Duration::from_secs(30));
+    let completed = mqtt.wait_for("/event/enrol.completed", Duration::from_secs(30));
+    for event in [&consent, &erased_event, &completed] {
+        let event: serde_json::Value = serde_json::from_str(event).unwrap();
+        assert_eq!(event["card_id"], card_id.as_str(), "{event}");
+        assert_eq!(event["gate"], "enrol-desk", "{event}");
+    }
+    assert!(consent.contains("consent_text_sha256="), "{consent}");
+    assert!(erased_event.contains("\"receipt\""), "{erased_event}");
+    assert!(
+        completed.contains("slots=normal verified=true personalised=false"),
+        "{completed}"
+    );
     let out = text(&re.stdout);
     assert!(out.contains("erased 1 slot(s)"), "{out}");
     let lines = station.audit_lines();

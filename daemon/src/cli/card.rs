@@ -120,7 +120,7 @@ pub struct EraseArgs {
     publish: PublishArgs,
 }
 
-/// Where a `card.erased` event goes.
+/// Where a station's events (`card.erased`, `enrol.*`) go.
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
     /// Station id (the event's `gate`): publishes on `<prefix>/<station>/event/card.erased`
@@ -489,15 +489,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Publishes `card.erased` events for one station.
-struct EventPublisher {
+/// Publishes a station's events (`card.erased`, the enrolment station's `enrol.*`).
+pub(crate) struct EventPublisher {
     broker: super::revoke::Broker,
     station: String,
 }
 
 impl EventPublisher {
     /// `None` without a broker; an error for a half-given destination.
-    fn resolve(args: &PublishArgs) -> anyhow::Result<Option<Self>> {
+    pub(crate) fn resolve(args: &PublishArgs) -> anyhow::Result<Option<Self>> {
         let Some(broker) = args.broker.resolve("palmgate-station")? else {
             if args.station.is_some() {
                 bail!("--station needs a broker: --broker URL or --mqtt-config FILE");
@@ -511,6 +511,38 @@ impl EventPublisher {
             .context("--broker needs --station ID (the station's id in the event topic)")?;
         check_topic_level("--station", &station, false)?;
         Ok(Some(Self { broker, station }))
+    }
+
+    /// Publishes `events` in order with QoS 1 and waits for every PUBACK. Stations keep no
+    /// outbox: the ids are the publication time in Unix milliseconds, plus the event's position.
+    pub(crate) fn publish_events(
+        &self,
+        events: Vec<palmgate::event::NewEvent>,
+    ) -> anyhow::Result<()> {
+        let base = u64::try_from(palmgate::event::Timestamp::now().unix_ms())
+            .context("clock before 1970")?;
+        let topics = palmgate::mqtt::Topics::new(&self.broker.prefix, &self.station);
+        let messages: Vec<_> = events
+            .into_iter()
+            .zip(base..)
+            .map(|(event, id)| {
+                let event = event.into_event(id, &self.station);
+                palmgate::mqtt::oneshot::Message {
+                    topic: topics.event(&event.kind),
+                    payload: event.to_json(),
+                    retain: false,
+                }
+            })
+            .collect();
+        palmgate::mqtt::oneshot::publish_blocking(&self.broker.options, &messages)?;
+        println!(
+            "published {} event(s) on {}/{}/event/…, acknowledged by {}",
+            messages.len(),
+            self.broker.prefix,
+            self.station,
+            self.broker.options.broker
+        );
+        Ok(())
     }
 
     fn publish(&self, bundle: &ReceiptBundle) -> anyhow::Result<()> {
@@ -540,10 +572,18 @@ fn erased_event(
     station: &str,
     now: palmgate::event::Timestamp,
 ) -> anyhow::Result<palmgate::event::Event> {
+    let id = u64::try_from(now.unix_ms()).context("clock before 1970")?;
+    Ok(erased_new_event(bundle, now)?.into_event(id, station))
+}
+
+/// The `card.erased` event of a receipt, before it gets its id and station.
+pub(crate) fn erased_new_event(
+    bundle: &ReceiptBundle,
+    now: palmgate::event::Timestamp,
+) -> anyhow::Result<palmgate::event::NewEvent> {
     use palmgate::event::{CardId, ErasureReceipt, EventKind, NewEvent, Outcome};
     let fields = bundle.receipt.fields();
     let card_id = CardId::new(&fields.card_id).context("receipt without a card id")?;
-    let id = u64::try_from(now.unix_ms()).context("clock before 1970")?;
     Ok(NewEvent::new(EventKind::CARD_ERASED, now)
         .card(card_id)
         .result(Outcome::Info)
@@ -553,8 +593,7 @@ fn erased_event(
             erase_counter: fields.erase_counter,
             timestamp: fields.gate_timestamp,
             slots_erased: fields.slots_erased,
-        })
-        .into_event(id, station))
+        }))
 }
 
 /// Reads a receipt: the binary file `card erase` writes, or a `card.erased` event (JSON). For an

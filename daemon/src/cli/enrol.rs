@@ -25,7 +25,7 @@ use palmgate::enrol::{
     AuditRecord, CaptureLoop, CaptureStep, ConsentMethod, DEFAULT_CONSENT_TEXT, Hand,
     check_distinct, check_mutual, consent_answer, consent_hash,
 };
-use palmgate::event::{CardId, Timestamp};
+use palmgate::event::{CardId, EventKind, NewEvent, Outcome, Timestamp};
 use palmgate_card::host::issuer::{
     EnrolmentAuthority, load_authority, load_issuer_key, load_issuer_public_key,
 };
@@ -93,6 +93,10 @@ pub struct EnrolArgs {
     /// A replacement ONNX feature model (as for the gate).
     #[arg(long, value_name = "FILE.onnx")]
     model: Option<PathBuf>,
+    /// Also publish the audit log's records as events (`enrol.consent`, `card.erased` with the
+    /// receipt, `enrol.completed`) on `<prefix>/<station>/event/<kind>`.
+    #[command(flatten)]
+    publish: super::card::PublishArgs,
 }
 
 /// Why the station stopped: a refusal (exit 1) or an error (exit 2).
@@ -135,6 +139,8 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
             .with_context(|| format!("reading consent text {}", path.display()))?,
         None => DEFAULT_CONSENT_TEXT.to_string(),
     };
+    // A half-given broker destination is an error before anything happens.
+    let publisher = super::card::EventPublisher::resolve(&args.publish)?;
     let extractor = load_extractor(args.model.as_deref())?;
     let mut audit = AuditLog::open(&args.audit_log)?;
 
@@ -225,6 +231,21 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
         method: consent.method,
         duress_hand: args.duress_hand,
     })?;
+    // The same records as events, published once the card is written (the audit log is the
+    // durable record; publishing is for the facility's dashboards).
+    let mut events = vec![
+        NewEvent::new(EventKind::ENROL_CONSENT, consent.time)
+            .card(card_id.clone())
+            .result(Outcome::Info)
+            .reason(format!(
+                "consent_text_sha256={} method={}",
+                consent_hash(&consent_text),
+                match consent.method {
+                    ConsentMethod::Prompt => "prompt",
+                    ConsentMethod::Flag => "flag",
+                }
+            )),
+    ];
     let mut slots = vec![(SlotKind::Normal, &normal[normal_report.reference])];
     if let Some((duress, reference)) = &duress {
         slots.push((SlotKind::Duress, &duress[*reference]));
@@ -259,6 +280,7 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
             receipt_file: path.display().to_string(),
             receipt_sha256: hex::encode(sha2::Sha256::digest(&bytes)),
         })?;
+        events.push(super::card::erased_new_event(&receipt, Timestamp::now())?);
     }
     enrol_slots(&mut card, &verified, &authority, &slots)?;
     for (slot, (kind, _)) in slots.iter().enumerate() {
@@ -316,6 +338,28 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
             .collect(),
         verified: all_matched,
     })?;
+    events.push(
+        NewEvent::new(EventKind::ENROL_COMPLETED, Timestamp::now())
+            .card(card_id.clone())
+            .result(Outcome::Info)
+            .reason(format!(
+                "slots={} verified={all_matched} personalised={personalised}",
+                slots
+                    .iter()
+                    .map(|(kind, _)| kind_name(*kind))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
+    );
+    if let Some(publisher) = &publisher
+        && let Err(error) = publisher.publish_events(events)
+    {
+        eprintln!(
+            "palmgate: warning: the events were not published ({error:#}); they are in the audit \
+             log {}",
+            args.audit_log.display()
+        );
+    }
     if !all_matched {
         return refused(format!(
             "card {card_id} is enrolled but the verification capture did not match: check with \
