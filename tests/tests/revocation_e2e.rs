@@ -180,6 +180,21 @@ fn revocation_from_the_operator_side_reaches_running_and_offline_gates() {
     let site_list = root.join("site-revoked.json");
     let broker_url = format!("mqtt://{broker}");
     let alice_hex = alice.to_string();
+    // `palmgate revoke` for this gate and broker, by the operator with `key` who keeps `list`.
+    let revoke_as = |key: &Path, list: &Path, what: &[&str]| {
+        let mut args = what.to_vec();
+        args.extend([
+            "--operator-key",
+            utf8(key),
+            "--list",
+            utf8(list),
+            "--gate",
+            &gate_id,
+            "--broker",
+            &broker_url,
+        ]);
+        revoke(&args)
+    };
 
     let mut mqtt = Subscriber::start(&format!("palmgate/{gate_id}/#"));
     let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 3), 5);
@@ -195,17 +210,7 @@ fn revocation_from_the_operator_side_reaches_running_and_offline_gates() {
     // A list signed by a key the gate does not trust: published (the broker takes anything),
     // refused by the gate and reported; nothing is applied.
     let intruder_list = root.join("intruder-list.json");
-    let out = revoke(&[
-        &alice_hex,
-        "--operator-key",
-        utf8(&intruder_key),
-        "--list",
-        utf8(&intruder_list),
-        "--gate",
-        &gate_id,
-        "--broker",
-        &broker_url,
-    ]);
+    let out = revoke_as(&intruder_key, &intruder_list, &[&alice_hex]);
     assert!(out.contains("revoked card"), "{out}");
     let refused = mqtt.wait_for("/event/command.refused", PATIENCE);
     assert_eq!(
@@ -217,17 +222,7 @@ fn revocation_from_the_operator_side_reaches_running_and_offline_gates() {
 
     // The operator revokes Alice's card while the gate is stopped.
     gate.stop();
-    let out = revoke(&[
-        &alice_hex,
-        "--operator-key",
-        utf8(&operator_key),
-        "--list",
-        utf8(&site_list),
-        "--gate",
-        &gate_id,
-        "--broker",
-        &broker_url,
-    ]);
+    let out = revoke_as(&operator_key, &site_list, &[&alice_hex]);
     assert!(out.contains(&format!("revoked card {alice_hex}")), "{out}");
     assert!(out.contains("acknowledged"), "{out}");
     let site = RevocationList::load(&site_list).expect("operator's list");
@@ -266,17 +261,7 @@ fn revocation_from_the_operator_side_reaches_running_and_offline_gates() {
     );
     // Once more with the retained list back on the broker: redelivered on connect, ignored
     // silently (not a refusal at every reconnect).
-    let out = revoke(&[
-        "--republish",
-        "--operator-key",
-        utf8(&operator_key),
-        "--list",
-        utf8(&site_list),
-        "--gate",
-        &gate_id,
-        "--broker",
-        &broker_url,
-    ]);
+    let out = revoke_as(&operator_key, &site_list, &["--republish"]);
     assert!(out.contains("publishing the list again"), "{out}");
     mqtt.wait_for("/event/revocation.updated", PATIENCE);
     gate.stop();
@@ -295,18 +280,7 @@ fn revocation_from_the_operator_side_reaches_running_and_offline_gates() {
     assert!(refusals.is_empty(), "refusals after restarts: {refusals:?}");
 
     // Live, on the running gate: restore, then revoke again.
-    revoke(&[
-        &alice_hex,
-        "--unrevoke",
-        "--operator-key",
-        utf8(&operator_key),
-        "--list",
-        utf8(&site_list),
-        "--gate",
-        &gate_id,
-        "--broker",
-        &broker_url,
-    ]);
+    revoke_as(&operator_key, &site_list, &[&alice_hex, "--unrevoke"]);
     mqtt.wait_for("/event/revocation.updated", PATIENCE);
     let granted = present(&alice_state, &mut mqtt);
     assert_eq!(
@@ -314,17 +288,7 @@ fn revocation_from_the_operator_side_reaches_running_and_offline_gates() {
         Some("access.granted"),
         "{granted}"
     );
-    revoke(&[
-        &alice_hex,
-        "--operator-key",
-        utf8(&operator_key),
-        "--list",
-        utf8(&site_list),
-        "--gate",
-        &gate_id,
-        "--broker",
-        &broker_url,
-    ]);
+    revoke_as(&operator_key, &site_list, &[&alice_hex]);
     mqtt.wait_for("/event/revocation.updated", PATIENCE);
     let denied = present(&alice_state, &mut mqtt);
     assert_eq!(
