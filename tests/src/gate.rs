@@ -241,21 +241,29 @@ impl Palms {
 
 /// The sensor simulator on a pseudo-terminal linked at `link`, serving `images`.
 pub fn sensor_simulator(link: &Path, images: &Path, fps: u32) -> ChildGuard {
+    let images = images.to_str().expect("utf-8 path");
+    sensor_simulator_with(
+        link,
+        &[
+            "--format",
+            "jpeg",
+            "--fps",
+            &fps.to_string(),
+            "--images",
+            images,
+        ],
+    )
+}
+
+/// `palmgate sensor simulate --link LINK ARGS…` (ARGS: format, rate, image source); waits until
+/// the link exists.
+pub fn sensor_simulator_with(link: &Path, args: &[&str]) -> ChildGuard {
     let guard = ChildGuard::spawn(
         "palmgate sensor simulate",
         Command::new(workspace_binary("palmgate"))
-            .args([
-                "sensor",
-                "simulate",
-                "--format",
-                "jpeg",
-                "--fps",
-                &fps.to_string(),
-                "--link",
-            ])
+            .args(["sensor", "simulate", "--link"])
             .arg(link)
-            .arg("--images")
-            .arg(images)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit()),

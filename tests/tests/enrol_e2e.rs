@@ -6,37 +6,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use palmgate_matcher::extract::{Extractor, InputKind};
-use palmgate_system_tests::gate::{ChildGuard, READER, Subscriber, VirtualCard, palmgate};
+use palmgate_system_tests::gate::{
+    ChildGuard, READER, Subscriber, VirtualCard, palmgate, sensor_simulator_with,
+};
 use palmgate_system_tests::{reader_lock, require_mqtt, workspace_binary};
 
 /// The simulator on a pty at `link`, with extra `palmgate sensor simulate` arguments. Frames are
 /// served as GRAY8 so that the images the station extracts are exactly the generator's.
 fn simulator(link: &Path, source: &[&str]) -> ChildGuard {
-    let guard = ChildGuard::spawn(
-        "palmgate sensor simulate",
-        Command::new(workspace_binary("palmgate"))
-            .args([
-                "sensor", "simulate", "--format", "gray8", "--fps", "50", "--link",
-            ])
-            .arg(link)
-            .args(source)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit()),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !link.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no simulator link {}",
-            link.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    guard
+    sensor_simulator_with(
+        link,
+        &[&["--format", "gray8", "--fps", "50"], source].concat(),
+    )
 }
 
 struct Station {
