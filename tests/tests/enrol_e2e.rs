@@ -15,11 +15,32 @@ use palmgate_system_tests::gate::{
 use palmgate_system_tests::{reader_lock, require_mqtt, workspace_binary};
 
 /// The simulator on a pty at `link`, with extra `palmgate sensor simulate` arguments. Frames are
-/// served as GRAY8 so that the images the station extracts are exactly the generator's.
+/// served as GRAY8 so that the images the station extracts are exactly the generator's. The hand
+/// is held 120 ms, then lifted for 80 ms: each presentation shows the source's next image, and the
+/// station takes at most one capture per presentation.
 fn simulator(link: &Path, source: &[&str]) -> ChildGuard {
+    simulator_holding(link, 120, source)
+}
+
+/// [`simulator`] with the hand held `held_ms` per presentation.
+fn simulator_holding(link: &Path, held_ms: u64, source: &[&str]) -> ChildGuard {
+    let held_ms = held_ms.to_string();
     sensor_simulator_with(
         link,
-        &[&["--format", "gray8", "--fps", "50"], source].concat(),
+        &[
+            &[
+                "--format",
+                "gray8",
+                "--fps",
+                "50",
+                "--hand-held-ms",
+                held_ms.as_str(),
+                "--hand-away-ms",
+                "80",
+            ],
+            source,
+        ]
+        .concat(),
     )
 }
 
@@ -167,6 +188,21 @@ fn synthetic_template(identity: u64, capture: u64) -> Vec<u8> {
         .unwrap()
         .encode()
         .to_vec()
+}
+
+/// A folder of PNG images for the simulator's `--images`, in order: `Some((identity, capture))` a
+/// synthetic hand, `None` an empty (black) frame.
+fn image_folder(dir: &Path, sequence: &[Option<(u64, u64)>]) -> PathBuf {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for (index, item) in sequence.iter().enumerate() {
+        let image = match item {
+            Some((identity, capture)) => palmgate_matcher::synth::hand_image(*identity, *capture),
+            None => image::GrayImage::new(640, 480),
+        };
+        image.save(images.join(format!("{index:02}.png"))).unwrap();
+    }
+    images
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -417,26 +453,20 @@ fn duress_hand_goes_to_a_duress_slot_with_feedback_for_a_refused_capture() {
     let _card = VirtualCard::insert(&dir.path().join("card.state"));
     // The sensor's sequence: hand (identity 3) ×3 with an empty frame among them, the other hand
     // (identity 4) ×3, then one fresh capture of each for the verification.
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let sequence: [Option<(u64, u64)>; 9] = [
-        Some((3, 0)),
-        None,
-        Some((3, 1)),
-        Some((3, 2)),
-        Some((4, 0)),
-        Some((4, 1)),
-        Some((4, 2)),
-        Some((3, 3)),
-        Some((4, 3)),
-    ];
-    for (index, item) in sequence.iter().enumerate() {
-        let image = match item {
-            Some((identity, capture)) => palmgate_matcher::synth::hand_image(*identity, *capture),
-            None => image::GrayImage::new(640, 480),
-        };
-        image.save(images.join(format!("{index:02}.png"))).unwrap();
-    }
+    let images = image_folder(
+        dir.path(),
+        &[
+            Some((3, 0)),
+            None,
+            Some((3, 1)),
+            Some((3, 2)),
+            Some((4, 0)),
+            Some((4, 1)),
+            Some((4, 2)),
+            Some((3, 3)),
+            Some((4, 3)),
+        ],
+    );
     let link = dir.path().join("sensor");
     let _sim = simulator(&link, &["--images", images.to_str().unwrap()]);
     // Consent given at the terminal prompt this time.
@@ -465,4 +495,96 @@ fn duress_hand_goes_to_a_duress_slot_with_feedback_for_a_refused_capture() {
     assert_eq!(lines[0]["duress_hand"], true);
     assert_eq!(lines[0]["method"], "prompt");
     assert_eq!(lines[1]["slots"][1]["kind"], "duress");
+}
+
+#[test]
+fn each_capture_comes_from_its_own_presentation_of_the_hand() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let _card = VirtualCard::insert(&dir.path().join("card.state"));
+    // The hand stays 1.5 s in front of the sensor (≈ 75 identical frames at 50 fps) before it is
+    // lifted. Three captures from one presentation would be the same image (distance 0.000).
+    let link = dir.path().join("sensor");
+    let _sim = simulator_holding(&link, 1_500, &["--synthetic", "1"]);
+    let output = station.enrol(&link, &["--consent-confirmed"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    assert!(out.contains("Lift the hand and present it again."), "{out}");
+    let largest = out
+        .lines()
+        .find_map(|line| line.split("(largest distance ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|number| number.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no distance report in {out}"));
+    assert!(
+        largest > 0.0,
+        "the captures are identical: taken from one presentation\n{out}"
+    );
+    assert!(out.contains("enrolled and verified"), "{out}");
+}
+
+#[test]
+fn a_hand_that_is_never_lifted_gives_one_capture_and_a_clear_error() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let _card = VirtualCard::insert(&dir.path().join("card.state"));
+    let link = dir.path().join("sensor");
+    // Held for ten minutes: longer than the station waits (10 s).
+    let _sim = simulator_holding(&link, 600_000, &["--synthetic", "1"]);
+    let output = station.enrol(&link, &["--consent-confirmed"]);
+    assert_eq!(output.status.code(), Some(2));
+    let out = text(&output.stdout);
+    assert!(out.contains("hand capture 1 of 3: accepted"), "{out}");
+    assert!(!out.contains("hand capture 2 of 3"), "{out}");
+    let err = text(&output.stderr);
+    assert!(err.contains("still sees the hand after 10 s"), "{err}");
+    assert!(err.contains("lifted and presented again"), "{err}");
+    // Nothing was written to the card and no consent was recorded for it.
+    assert!(station.card_info().contains("state: factory"));
+    assert!(station.audit_lines().is_empty());
+}
+
+#[test]
+fn an_enrolment_that_fails_after_writing_still_records_and_publishes_what_happened() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let _card = VirtualCard::insert(&dir.path().join("card.state"));
+    // Three good captures of identity 6, then only empty frames: the verification gives up.
+    let sequence: Vec<Option<(u64, u64)>> = (0..6_u64).map(|n| (n < 3).then_some((6, n))).collect();
+    let images = image_folder(dir.path(), &sequence);
+    let link = dir.path().join("sensor");
+    let _sim = simulator(&link, &["--images", images.to_str().unwrap()]);
+    let broker = format!("mqtt://{}", require_mqtt());
+    let mut mqtt = Subscriber::start("palmgate/desk-2/event/#");
+    let output = station.enrol(
+        &link,
+        &[
+            "--consent-confirmed",
+            "--max-refused",
+            "1",
+            "--broker",
+            &broker,
+            "--station",
+            "desk-2",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("the card is enrolled but not verified"),
+        "{err}"
+    );
+    // The card was written: the audit log and the dashboards both know it, unverified.
+    assert!(station.card_info().contains("slots: 1 of 4 used"));
+    let lines = station.audit_lines();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["enrol.consent", "enrol.completed"]);
+    assert_eq!(lines[1]["verified"], false);
+    let consent = mqtt.wait_for("/event/enrol.consent", Duration::from_secs(30));
+    assert!(consent.contains("consent_text_sha256="), "{consent}");
+    let completed = mqtt.wait_for("/event/enrol.completed", Duration::from_secs(30));
+    assert!(completed.contains("verified=false"), "{completed}");
 }

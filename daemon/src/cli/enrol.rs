@@ -9,6 +9,9 @@
 //!    keeping the signed receipt), enrol, reset the retry counter;
 //! 5. verify each enrolled hand on the card with a fresh capture.
 //!
+//! Each capture comes from its own presentation of the hand: after an accepted capture the station
+//! ignores frames until the sensor reports the hand gone (`palmgate::enrol::presentation`).
+//!
 //! Exit status: 0 enrolled and verified; 1 refused (the reason is printed); 2 error.
 
 use std::fs::File;
@@ -16,14 +19,14 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use palmgate::enrol::audit::SlotRecord;
 use palmgate::enrol::{
     AuditRecord, CaptureLoop, CaptureStep, ConsentMethod, DEFAULT_CONSENT_TEXT, Hand,
-    check_distinct, check_mutual, consent_answer, consent_hash,
+    PresentationFilter, check_distinct, check_mutual, consent_answer, consent_hash,
 };
 use palmgate::event::{CardId, EventKind, NewEvent, Outcome, Timestamp};
 use palmgate_card::host::issuer::{
@@ -209,7 +212,8 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
         None
     };
 
-    // 4. Write to the card.
+    // 4. Write to the card (the station keeps watching the hand meanwhile).
+    station.watch();
     let personalised = verified.is_none();
     let verified = match verified {
         Some(verified) => verified,
@@ -231,8 +235,8 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
         method: consent.method,
         duress_hand: args.duress_hand,
     })?;
-    // The same records as events, published once the card is written (the audit log is the
-    // durable record; publishing is for the facility's dashboards).
+    // The same records as events for the facility's dashboards (the audit log is the durable
+    // record), published at the end however the enrolment ends.
     let mut events = vec![
         NewEvent::new(EventKind::ENROL_CONSENT, consent.time)
             .card(card_id.clone())
@@ -250,56 +254,120 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
     if let Some((duress, reference)) = &duress {
         slots.push((SlotKind::Duress, &duress[*reference]));
     }
-    // Erase first and keep the receipt safe before anything new is written.
-    let used = card
-        .refresh_identity()
-        .context("reading the card")?
-        .slots_used;
-    if used > 0 {
-        if !args.re_enrol {
-            return refused(format!(
-                "card {card_id} gained templates during enrolment; nothing was written"
-            ));
+    // Erase, enrol and verify as one step whose events are published however it ends: a
+    // consent given or a card erased is news for the facility even when enrolment fails later.
+    let written = (|| -> Result<bool, Stop> {
+        // Erase first and keep the receipt safe before anything new is written.
+        let used = card
+            .refresh_identity()
+            .context("reading the card")?
+            .slots_used;
+        if used > 0 {
+            if !args.re_enrol {
+                return refused(format!(
+                    "card {card_id} gained templates during enrolment; nothing was written"
+                ));
+            }
+            let receipt = erase_card(&mut card, &verified, &authority)?;
+            let fields = receipt.receipt.fields();
+            let path = audit.receipt_path(&card_id, fields.erase_counter);
+            let bytes = receipt.encode();
+            write_new_private(&path, &bytes)
+                .with_context(|| format!("writing the deletion receipt {}", path.display()))?;
+            println!(
+                "erased {} slot(s); deletion receipt {}",
+                fields.slots_erased,
+                path.display()
+            );
+            audit.append(&AuditRecord::CardErased {
+                time: Timestamp::now(),
+                card_id: card_id.clone(),
+                erase_counter: fields.erase_counter,
+                slots_erased: fields.slots_erased,
+                receipt_file: path.display().to_string(),
+                receipt_sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+            })?;
+            events.push(super::card::erased_new_event(&receipt, Timestamp::now())?);
         }
-        let receipt = erase_card(&mut card, &verified, &authority)?;
-        let fields = receipt.receipt.fields();
-        let path = audit.receipt_path(&card_id, fields.erase_counter);
-        let bytes = receipt.encode();
-        write_new_private(&path, &bytes)
-            .with_context(|| format!("writing the deletion receipt {}", path.display()))?;
-        println!(
-            "erased {} slot(s); deletion receipt {}",
-            fields.slots_erased,
-            path.display()
-        );
-        audit.append(&AuditRecord::CardErased {
+        enrol_slots(&mut card, &verified, &authority, &slots)?;
+        for (slot, (kind, _)) in slots.iter().enumerate() {
+            println!("slot {slot}: enrolled ({})", kind_name(*kind));
+        }
+
+        // 5. Verify with fresh captures. The card now holds templates: its completion is
+        // recorded (verified or not) before any verification error is passed on.
+        let verification = verify_enrolled(&mut station, &mut card, &verified, slots.len());
+        let all_matched = matches!(verification, Ok(true));
+        station.stop();
+        audit.append(&AuditRecord::Completed {
             time: Timestamp::now(),
             card_id: card_id.clone(),
-            erase_counter: fields.erase_counter,
-            slots_erased: fields.slots_erased,
-            receipt_file: path.display().to_string(),
-            receipt_sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+            personalised,
+            slots: slots
+                .iter()
+                .enumerate()
+                .map(|(slot, (kind, _))| SlotRecord {
+                    slot: slot as u8,
+                    kind: kind_name(*kind),
+                })
+                .collect(),
+            verified: all_matched,
         })?;
-        events.push(super::card::erased_new_event(&receipt, Timestamp::now())?);
+        events.push(
+            NewEvent::new(EventKind::ENROL_COMPLETED, Timestamp::now())
+                .card(card_id.clone())
+                .result(Outcome::Info)
+                .reason(format!(
+                    "slots={} verified={all_matched} personalised={personalised}",
+                    slots
+                        .iter()
+                        .map(|(kind, _)| kind_name(*kind))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+        );
+        verification.map(|_| all_matched)
+    })();
+    if let Some(publisher) = &publisher
+        && let Err(error) = publisher.publish_events(events)
+    {
+        eprintln!(
+            "palmgate: warning: the events were not published ({error:#}); they are in the audit \
+             log {}",
+            args.audit_log.display()
+        );
     }
-    enrol_slots(&mut card, &verified, &authority, &slots)?;
-    for (slot, (kind, _)) in slots.iter().enumerate() {
-        println!("slot {slot}: enrolled ({})", kind_name(*kind));
+    let all_matched = written?;
+    if !all_matched {
+        return refused(format!(
+            "card {card_id} is enrolled but the verification capture did not match: check with \
+             `palmgate card verify`, or enrol again with --re-enrol"
+        ));
     }
+    println!("card {card_id}: enrolled and verified");
+    Ok(())
+}
 
-    // 5. Verify with fresh captures.
+/// Verifies each enrolled hand with a fresh capture (slot 0 the normal hand, slot 1 the duress
+/// hand); whether every one matched its own slot.
+fn verify_enrolled(
+    station: &mut Station,
+    card: &mut Card<PcscTransport>,
+    verified: &VerifiedCard,
+    slots: usize,
+) -> Result<bool, Stop> {
     let mut all_matched = true;
     for (kind, hand) in [
         (SlotKind::Normal, Hand::Normal),
         (SlotKind::Duress, Hand::Duress),
     ]
     .into_iter()
-    .take(slots.len())
+    .take(slots)
     {
-        println!("Verification: present the {hand} once more.");
+        println!("Verification: lift the hand, then present the {hand} once more.");
         let probe = station.capture_one(hand)?;
         let mut session = card
-            .open_session(&verified)
+            .open_session(verified)
             .context("opening a secure session")?;
         let outcome = session.verify_palm(&probe).context("verifying")?;
         match outcome {
@@ -323,51 +391,7 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
             }
         }
     }
-    station.stop();
-    audit.append(&AuditRecord::Completed {
-        time: Timestamp::now(),
-        card_id: card_id.clone(),
-        personalised,
-        slots: slots
-            .iter()
-            .enumerate()
-            .map(|(slot, (kind, _))| SlotRecord {
-                slot: slot as u8,
-                kind: kind_name(*kind),
-            })
-            .collect(),
-        verified: all_matched,
-    })?;
-    events.push(
-        NewEvent::new(EventKind::ENROL_COMPLETED, Timestamp::now())
-            .card(card_id.clone())
-            .result(Outcome::Info)
-            .reason(format!(
-                "slots={} verified={all_matched} personalised={personalised}",
-                slots
-                    .iter()
-                    .map(|(kind, _)| kind_name(*kind))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )),
-    );
-    if let Some(publisher) = &publisher
-        && let Err(error) = publisher.publish_events(events)
-    {
-        eprintln!(
-            "palmgate: warning: the events were not published ({error:#}); they are in the audit \
-             log {}",
-            args.audit_log.display()
-        );
-    }
-    if !all_matched {
-        return refused(format!(
-            "card {card_id} is enrolled but the verification capture did not match: check with \
-             `palmgate card verify`, or enrol again with --re-enrol"
-        ));
-    }
-    println!("card {card_id}: enrolled and verified");
-    Ok(())
+    Ok(all_matched)
 }
 
 fn kind_name(kind: SlotKind) -> &'static str {
@@ -518,10 +542,20 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// What [`Station::watch`] hands back.
+struct WatchResult {
+    events: mpsc::Receiver<SensorEvent>,
+    /// Whether the sensor reported the hand gone while the station was busy.
+    lifted: bool,
+}
+
 /// The sensor side of the station: a device task and the extractor.
 struct Station {
     runtime: tokio::runtime::Runtime,
-    events: mpsc::Receiver<SensorEvent>,
+    /// The sensor's events; lent to the watch task while the station works on the card.
+    events: Option<mpsc::Receiver<SensorEvent>>,
+    /// Reads the sensor while the station works on the card (see [`Station::watch`]).
+    watch: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<WatchResult>)>,
     commands: mpsc::Sender<DeviceCommand>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -533,6 +567,10 @@ struct Station {
     /// Frame format to ask for: JPEG when the sensor offers it (the gate's default), else the
     /// sensor's first format.
     format: FrameFormat,
+    /// Whether the sensor was asked to stream (once, for the whole enrolment).
+    capturing: bool,
+    /// One capture per presentation of the hand, across every series and the verification.
+    presentations: PresentationFilter,
 }
 
 impl Station {
@@ -558,7 +596,7 @@ impl Station {
         ));
         let mut station = Self {
             runtime,
-            events,
+            events: Some(events),
             commands,
             stop: Some(stop),
             task: Some(task),
@@ -568,6 +606,9 @@ impl Station {
             max_refused: usize::from(args.max_refused),
             sensor: args.sensor.clone(),
             format: FrameFormat::Jpeg,
+            capturing: false,
+            watch: None,
+            presentations: PresentationFilter::default(),
         };
         station.wait_connected()?;
         Ok(station)
@@ -576,7 +617,10 @@ impl Station {
     fn wait_connected(&mut self) -> anyhow::Result<()> {
         let wait = self.wait;
         let sensor = self.sensor.clone();
-        let events = &mut self.events;
+        let events = self
+            .events
+            .as_mut()
+            .context("the sensor events are lent out")?;
         let format = &mut self.format;
         self.runtime.block_on(async {
             let deadline = tokio::time::Instant::now() + wait;
@@ -619,42 +663,126 @@ impl Station {
         })
     }
 
-    /// Asks the sensor for one frame and extracts it (refusals are results, not errors).
-    fn capture_frame(
+    /// Starts the sensor streaming presence reports and frames, unless it already is.
+    fn start_capture(&mut self) -> anyhow::Result<()> {
+        if self.capturing {
+            return Ok(());
+        }
+        let request = DeviceCommand::StartCapture(CaptureRequest {
+            format: self.format,
+            frames: 0,
+        });
+        let commands = self.commands.clone();
+        self.runtime
+            .block_on(commands.send(request))
+            .map_err(|_| anyhow!("the sensor task stopped"))?;
+        self.capturing = true;
+        Ok(())
+    }
+
+    /// While the station works on the card, keeps reading the sensor: frames are dropped (they
+    /// would be stale by the time the station looks again) and a lift of the hand is remembered,
+    /// so that the verification that follows knows whether a new presentation has begun.
+    fn watch(&mut self) {
+        let Some(mut events) = self.events.take() else {
+            return;
+        };
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = self.runtime.spawn(async move {
+            let mut lifted = false;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    event = events.recv() => match event {
+                        Some(SensorEvent::Presence { present: false, .. }) => lifted = true,
+                        Some(SensorEvent::Problem(error)) => {
+                            eprintln!("palmgate: sensor: {:#}", anyhow::Error::new(error));
+                        }
+                        Some(_) => {}
+                        None => break,
+                    },
+                }
+            }
+            WatchResult { events, lifted }
+        });
+        self.watch = Some((stop, task));
+    }
+
+    /// Ends [`Self::watch`]: the events come back, and a lift seen meanwhile opens the next
+    /// presentation.
+    fn end_watch(&mut self) -> anyhow::Result<()> {
+        if let Some((stop, task)) = self.watch.take() {
+            // The task may have ended on its own (sensor task gone): then the send fails.
+            let _ = stop.send(());
+            let result = self
+                .runtime
+                .block_on(task)
+                .context("the sensor watch crashed")?;
+            self.events = Some(result.events);
+            if result.lifted {
+                self.presentations.presence(false);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next frame the presentation filter admits, extracted (refusals are results, not
+    /// errors), with the time it was received.
+    fn next_capture(
         &mut self,
-    ) -> anyhow::Result<
+    ) -> anyhow::Result<(
+        Instant,
         Result<palmgate_matcher::extract::Extraction, palmgate_matcher::extract::ExtractError>,
-    > {
+    )> {
+        self.end_watch()?;
+        self.start_capture()?;
         let wait = self.wait;
         let sensor = self.sensor.clone();
         let extractor = self.extractor.clone();
         let input = self.input;
-        let commands = self.commands.clone();
-        let format = self.format;
-        let events = &mut self.events;
+        let events = self
+            .events
+            .as_mut()
+            .context("the sensor events are lent out")?;
+        let presentations = &mut self.presentations;
         self.runtime.block_on(async {
-            commands
-                .send(DeviceCommand::StartCapture(CaptureRequest {
-                    format,
-                    frames: 1,
-                }))
-                .await
-                .map_err(|_| anyhow!("the sensor task stopped"))?;
             let deadline = tokio::time::Instant::now() + wait;
             loop {
                 match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Ok(Some(SensorEvent::Presence { present, .. })) => {
+                        presentations.presence(present);
+                    }
                     Ok(Some(SensorEvent::Frame(frame))) => {
-                        return tokio::task::spawn_blocking(move || {
+                        let received = frame.received.instant;
+                        if presentations.admits(received).is_err() {
+                            continue;
+                        }
+                        let extraction = tokio::task::spawn_blocking(move || {
                             extractor.extract_detailed(frame.image.as_gray(), input)
                         })
                         .await
-                        .context("template extraction crashed");
+                        .context("template extraction crashed")?;
+                        return Ok((received, extraction));
                     }
                     Ok(Some(SensorEvent::Problem(error))) => {
                         eprintln!("palmgate: sensor: {:#}", anyhow::Error::new(error));
                     }
+                    Ok(Some(SensorEvent::Disconnected { error, retry_in })) => {
+                        eprintln!(
+                            "palmgate: sensor: {:#}; retrying in {} ms",
+                            anyhow::Error::new(error),
+                            retry_in.as_millis()
+                        );
+                    }
+                    // Connected, and whatever a newer sensor crate reports.
                     Ok(Some(_)) => {}
                     Ok(None) => anyhow::bail!("the sensor task stopped"),
+                    Err(_) if presentations.waiting_for_lift() => anyhow::bail!(
+                        "the sensor on {} still sees the hand after {} s: each capture needs the \
+                         hand lifted and presented again",
+                        sensor.display(),
+                        wait.as_secs()
+                    ),
                     Err(_) => anyhow::bail!(
                         "no frame from the sensor on {} within {} s",
                         sensor.display(),
@@ -663,6 +791,20 @@ impl Station {
                 }
             }
         })
+    }
+
+    /// Offers the next admitted capture to `captures`, and tells the presentation filter what
+    /// became of it.
+    fn offer_next(&mut self, captures: &mut CaptureLoop) -> Result<CaptureStep, Stop> {
+        let (received, extraction) = self.next_capture()?;
+        let step = captures.offer(extraction).context("template extraction")?;
+        match step {
+            CaptureStep::Accepted { .. } => self.presentations.accepted(),
+            CaptureStep::Refused { .. } | CaptureStep::GaveUp { .. } => {
+                self.presentations.refused(received);
+            }
+        }
+        Ok(step)
     }
 
     /// `wanted` accepted captures of `hand`, with progress and feedback.
@@ -676,9 +818,7 @@ impl Station {
         bar.set_prefix(hand.to_string());
         bar.suspend(|| println!("Present the {hand} to the sensor: palm flat, fingers spread."));
         while !captures.is_complete() {
-            let step = captures
-                .offer(self.capture_frame()?)
-                .context("template extraction")?;
+            let step = self.offer_next(&mut captures)?;
             match step {
                 CaptureStep::Accepted {
                     number,
@@ -729,10 +869,7 @@ impl Station {
     fn capture_one(&mut self, hand: Hand) -> Result<Template, Stop> {
         let mut captures = CaptureLoop::new(1, self.max_refused);
         while !captures.is_complete() {
-            match captures
-                .offer(self.capture_frame()?)
-                .context("template extraction")?
-            {
+            match self.offer_next(&mut captures)? {
                 CaptureStep::Accepted { .. } => {}
                 CaptureStep::Refused { reason, advice, .. } => {
                     println!("{hand} capture refused: {reason} — {advice}");
@@ -752,6 +889,9 @@ impl Station {
     }
 
     fn stop(&mut self) {
+        if let Some((stop, _)) = self.watch.take() {
+            let _ = stop.send(());
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -9,7 +9,7 @@ use palmgate_sensor::codec::{FrameFormat, SensorInfo};
 use palmgate_sensor::device::{
     self, CaptureRequest, CapturedFrame, DeviceConfig, DeviceError, SensorEvent,
 };
-use palmgate_sensor::sim::{FolderSource, ImageSource, Simulator, SimulatorConfig};
+use palmgate_sensor::sim::{FolderSource, ImageSource, Presentation, Simulator, SimulatorConfig};
 use tokio::sync::{mpsc, oneshot};
 
 /// `palmgate sensor` subcommands.
@@ -43,6 +43,27 @@ pub struct SimulateArgs {
     /// Frames per second while capturing.
     #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
     pub fps: f64,
+    /// Simulate a hand that is presented and lifted: it stays MS milliseconds in front of the
+    /// sensor (frames of one image) before it is lifted for --hand-away-ms. Without it the hand
+    /// is there whenever a capture runs and every frame is a new image.
+    #[arg(long, value_name = "MS", requires = "hand_away_ms", value_parser = parse_hand_ms)]
+    pub hand_held_ms: Option<u64>,
+    /// How long the simulated hand stays lifted between presentations, in milliseconds (with
+    /// --hand-held-ms).
+    #[arg(long, value_name = "MS", requires = "hand_held_ms", value_parser = parse_hand_ms)]
+    pub hand_away_ms: Option<u64>,
+}
+
+/// Longest time a simulated hand may stay, or stay away: one hour.
+const MAX_HAND_MS: u64 = 3_600_000;
+
+fn parse_hand_ms(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(ms) if (1..=MAX_HAND_MS).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "{text:?} is not a whole number of milliseconds between 1 and {MAX_HAND_MS}"
+        )),
+    }
 }
 
 /// Where the sensor is.
@@ -130,6 +151,23 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         config.formats = vec![format];
     }
     config.fps = args.fps;
+    config.presentation = match (args.hand_held_ms, args.hand_away_ms) {
+        (Some(held), Some(away)) => Some(Presentation {
+            held: Duration::from_millis(held),
+            away: Duration::from_millis(away),
+        }),
+        (None, None) => None,
+        // clap's `requires` makes them a pair; said again here in case that ever changes.
+        _ => bail!("--hand-held-ms and --hand-away-ms go together"),
+    };
+    let hand = match config.presentation {
+        Some(cycle) => format!(
+            ", hand held {} ms / away {} ms",
+            cycle.held.as_millis(),
+            cycle.away.as_millis()
+        ),
+        None => String::new(),
+    };
     let offered: Vec<String> = config.formats.iter().map(ToString::to_string).collect();
     let (simulator, _faults) = Simulator::new(config, BoxedSource(source));
 
@@ -146,7 +184,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             shown.clone_from(&device);
             if let Some(device) = device {
                 println!(
-                    "sensor simulator: {} -> {} ({}, {fps} fps); Ctrl-C to stop",
+                    "sensor simulator: {} -> {} ({}, {fps} fps{hand}); Ctrl-C to stop",
                     link.display(),
                     device.display(),
                     offered.join(", ")

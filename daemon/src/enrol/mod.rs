@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`capture`]: the capture loop as a state machine: extraction results in, "accepted k of N" /
 //!   "refused: reason, advice" / "gave up" out.
+//! - [`presentation`]: one capture per presentation of the hand (the next capture waits for the
+//!   hand to be lifted), and a short pause after a refused capture.
 //! - [`consistency`]: every pair of captures of one hand must match under the card's threshold;
 //!   the enrolled template is the medoid capture; a duress hand must not match the normal hand.
 //! - [`audit`]: the consent text and its hash, the consent answer, and the JSON audit lines
@@ -16,7 +18,9 @@
 pub mod audit;
 pub mod capture;
 pub mod consistency;
+pub mod presentation;
 
 pub use audit::{AuditRecord, ConsentMethod, DEFAULT_CONSENT_TEXT, consent_answer, consent_hash};
 pub use capture::{CaptureLoop, CaptureStep, Hand};
 pub use consistency::{Disagreement, MutualReport, PairDistance, check_distinct, check_mutual};
+pub use presentation::{PresentationFilter, Skip};

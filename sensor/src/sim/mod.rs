@@ -5,10 +5,16 @@
 //! presence report and then frames at the configured rate, from any [`ImageSource`] (a folder, the
 //! synthetic palm generator, any iterator of gray images), encoded as GRAY8, PNG or JPEG.
 //!
+//! By default the hand is in front of the sensor for as long as a capture runs, and every frame is
+//! a new image. With a [`Presentation`] cycle the hand comes and goes on its own clock: presence
+//! is reported as it arrives and leaves, frames are sent only while it is there, and all frames of
+//! one presentation repeat the one image taken from the source when the hand arrived.
+//!
 //! Faults are injected on request through a [`FaultInjector`]: garbage on the line, a frame with a
 //! bad CRC, a truncated frame, or a disconnect (the pty is closed and the link removed, then both
 //! come back after a delay, as a USB sensor unplugged and plugged in again).
 
+mod hand;
 pub mod pty;
 pub mod source;
 
@@ -22,9 +28,10 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, watch};
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::codec::FramedRead;
 
+pub use hand::Presentation;
 pub use pty::{Link, Pty};
 pub use source::{FolderError, FolderSource, ImageSource};
 
@@ -32,7 +39,8 @@ use crate::codec::{
     Envelope, FrameFormat, HostMessage, SensorCodec, SensorErrorCode, SensorInfo, SensorMessage,
     encode_sensor_message, sensor::PROTOCOL_VERSION,
 };
-use crate::image::{ImageEncodeError, encode_image};
+use crate::image::{ImageBytes, ImageEncodeError, PalmImage, encode_image};
+use hand::{HandClock, HandReports};
 
 /// Settings of the simulated sensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +61,9 @@ pub struct SimulatorConfig {
     pub firmware: String,
     /// Distance reported with presence, in millimetres.
     pub distance_mm: u16,
+    /// A hand that is presented and lifted in a cycle; `None`: the hand is there whenever a
+    /// capture runs, and every frame is a new image.
+    pub presentation: Option<Presentation>,
 }
 
 impl SimulatorConfig {
@@ -67,6 +78,7 @@ impl SimulatorConfig {
             model: "palmgate-sim".to_owned(),
             firmware: env!("CARGO_PKG_VERSION").to_owned(),
             distance_mm: 85,
+            presentation: None,
         }
     }
 
@@ -125,6 +137,9 @@ pub struct SimulatorStatus {
     pub frames_sent: u64,
     /// Faults carried out.
     pub faults_applied: u64,
+    /// Hand arrivals reported while capturing, each with a new image from the source (only with
+    /// a [`Presentation`] cycle; a presentation reported again by a later capture counts once).
+    pub presentations: u64,
 }
 
 /// Why the simulator stopped.
@@ -158,6 +173,10 @@ pub struct Simulator {
     faults: mpsc::UnboundedReceiver<Fault>,
     status: watch::Sender<SimulatorStatus>,
     frame_number: u32,
+    /// The hand's cycle, when it comes and goes (kept across captures and reconnections).
+    hand: Option<HandClock>,
+    /// The image of the hand's current (or last) presentation.
+    presented: Option<PresentedImage>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -180,7 +199,27 @@ struct Capture {
     format: FrameFormat,
     /// Frames still to send; `None` for "until stopped".
     remaining: Option<u16>,
+    /// What this capture has reported about a hand that comes and goes.
+    hand: HandReports,
 }
+
+/// The one image of a presentation, served for each of its frames.
+struct PresentedImage {
+    presentation: u64,
+    image: PalmImage,
+    /// The last encoding, reused while the format stays the same.
+    encoded: Option<EncodedImage>,
+}
+
+struct EncodedImage {
+    format: FrameFormat,
+    width: u16,
+    height: u16,
+    data: ImageBytes,
+}
+
+/// A frame's image as encoded: `None` when there is no image (the capture ends).
+type Encoded = Option<Result<(u16, u16, ImageBytes), ImageEncodeError>>;
 
 /// A fault waiting for the next frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,11 +238,13 @@ impl Simulator {
     ) -> (Self, FaultInjector) {
         let (fault_sender, faults) = mpsc::unbounded_channel();
         let simulator = Self {
+            hand: config.presentation.map(HandClock::new),
             config,
             source: Some(Box::new(source)),
             faults,
             status: watch::Sender::new(SimulatorStatus::default()),
             frame_number: 0,
+            presented: None,
         };
         (simulator, FaultInjector(fault_sender))
     }
@@ -256,17 +297,23 @@ impl Simulator {
         let mut requests = FramedRead::new(reader, SensorCodec::default());
         let mut capture: Option<Capture> = None;
         let mut armed: Option<FrameFault> = None;
+        // Off once every `FaultInjector` is gone (awaiting here must not stall the sensor).
+        let mut faults_open = true;
         let period = Duration::from_secs_f64(1.0 / self.config.fps.clamp(0.01, 1000.0));
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
         loop {
             let mut out = BytesMut::new();
+            let hand_change = match (&capture, &self.hand) {
+                (Some(_), Some(hand)) => hand.next_change(Instant::now()),
+                _ => None,
+            };
             tokio::select! {
                 () = shutdown.as_mut() => return Ok(Served::Shutdown),
-                fault = self.faults.recv() => match fault {
+                fault = self.faults.recv(), if faults_open => match fault {
                     // Nobody can inject any more: carry on without faults.
-                    None => std::future::pending::<()>().await,
+                    None => faults_open = false,
                     Some(Fault::Disconnect { down_for }) => {
                         self.status.send_modify(|status| status.faults_applied += 1);
                         return Ok(Served::Unplugged(down_for));
@@ -291,12 +338,26 @@ impl Simulator {
                         self.encode(Envelope::new(0, reply), &mut out);
                     }
                     Some(Ok(Ok(Envelope { seq, message }))) => {
-                        self.answer(seq, message, &mut capture, &mut ticker, &mut out);
+                        let report_hand =
+                            self.answer(seq, message, &mut capture, &mut ticker, &mut out);
+                        if report_hand && let Some(active) = capture {
+                            capture = self.follow_hand(active, &mut ticker, &mut out).await?.0;
+                        }
                     }
                 },
+                () = sleep_until_some(hand_change) => {
+                    if let Some(active) = capture {
+                        capture = self.follow_hand(active, &mut ticker, &mut out).await?.0;
+                    }
+                }
                 _ = ticker.tick(), if capture.is_some() => {
                     if let Some(active) = capture {
-                        capture = self.next_frame(active, &mut armed, &mut out).await?;
+                        capture = if self.hand.is_some() {
+                            self.next_presented_frame(active, &mut armed, &mut ticker, &mut out)
+                                .await?
+                        } else {
+                            self.next_frame(active, &mut armed, &mut out).await?
+                        };
                     }
                 }
             }
@@ -309,7 +370,8 @@ impl Simulator {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request. Returns whether a capture started that must report the hand's state
+    /// at once (with a presentation cycle: see [`Self::follow_hand`]).
     fn answer(
         &mut self,
         seq: u16,
@@ -317,7 +379,7 @@ impl Simulator {
         capture: &mut Option<Capture>,
         ticker: &mut tokio::time::Interval,
         out: &mut BytesMut,
-    ) {
+    ) -> bool {
         let reply = match message {
             HostMessage::GetInfo => SensorMessage::Info(self.config.info()),
             HostMessage::Ping { token } => SensorMessage::Pong { token },
@@ -333,20 +395,102 @@ impl Simulator {
                 *capture = Some(Capture {
                     format,
                     remaining: (frames != 0).then_some(frames),
+                    hand: HandReports::default(),
                 });
                 ticker.reset();
+                if self.hand.is_some() {
+                    return true;
+                }
                 self.presence(true, out);
-                return;
+                return false;
             }
             HostMessage::StopCapture => {
                 self.encode(Envelope::new(seq, SensorMessage::Ack), out);
-                if capture.take().is_some() {
+                if let Some(stopped) = capture.take()
+                    && self.shows_present(&stopped)
+                {
                     self.presence(false, out);
                 }
-                return;
+                return false;
             }
         };
         self.encode(Envelope::new(seq, reply), out);
+        false
+    }
+
+    /// Whether the host was last told that a hand is present (always, without a cycle).
+    fn shows_present(&self, capture: &Capture) -> bool {
+        self.hand.is_none() || capture.hand.shows_present()
+    }
+
+    /// Reports the hand's arrivals and lifts up to now (its state as it is, on the first call of
+    /// a capture). An arrival of a new presentation takes the next image from the source; when the
+    /// source has run out the capture ends instead. Returns the capture as it continues, and
+    /// whether anything was reported.
+    async fn follow_hand(
+        &mut self,
+        mut capture: Capture,
+        ticker: &mut tokio::time::Interval,
+        out: &mut BytesMut,
+    ) -> Result<(Option<Capture>, bool), SimulatorError> {
+        let Some(hand) = self.hand.as_mut() else {
+            return Ok((Some(capture), false));
+        };
+        let state = hand.state(Instant::now());
+        let first_report = !capture.hand.has_reported();
+        let reports = capture.hand.follow(state);
+        for &present in reports {
+            if present {
+                let looking = Instant::now();
+                if !self.take_image_for(state.presentation).await? {
+                    // No hand to show: a capture that has said nothing yet says "absent".
+                    if first_report {
+                        self.presence(false, out);
+                    }
+                    return Ok((None, true));
+                }
+                // The hand is held for its full time once its image is ready.
+                if let Some(hand) = self.hand.as_mut() {
+                    hand.hold_back(looking.elapsed());
+                }
+                // The first frame of a presentation comes one period after the hand arrives.
+                ticker.reset();
+            }
+            self.presence(present, out);
+        }
+        Ok((Some(capture), !reports.is_empty()))
+    }
+
+    /// Makes sure the image of `presentation` is at hand, taking a new one from the source for a
+    /// new presentation; `false` when the source has run out.
+    async fn take_image_for(&mut self, presentation: u64) -> Result<bool, SimulatorError> {
+        if self
+            .presented
+            .as_ref()
+            .is_some_and(|presented| presented.presentation == presentation)
+        {
+            return Ok(true);
+        }
+        // The previous hand's image is wiped now, not kept until the next one is ready.
+        self.presented = None;
+        let mut source = self.source.take().ok_or(SimulatorError::SourceCrashed)?;
+        let (source, image) = tokio::task::spawn_blocking(move || {
+            let image = source.next_image();
+            (source, image)
+        })
+        .await
+        .map_err(|_| SimulatorError::SourceCrashed)?;
+        self.source = Some(source);
+        let Some(image) = image else {
+            return Ok(false);
+        };
+        self.presented = Some(PresentedImage {
+            presentation,
+            image: PalmImage::new(image),
+            encoded: None,
+        });
+        self.status.send_modify(|status| status.presentations += 1);
+        Ok(true)
     }
 
     fn presence(&self, present: bool, out: &mut BytesMut) {
@@ -370,10 +514,11 @@ impl Simulator {
         }
     }
 
-    /// Produces the next frame of a capture; returns the capture as it continues.
+    /// Produces the next frame of a capture, a new image from the source; returns the capture as
+    /// it continues.
     async fn next_frame(
         &mut self,
-        mut capture: Capture,
+        capture: Capture,
         armed: &mut Option<FrameFault>,
         out: &mut BytesMut,
     ) -> Result<Option<Capture>, SimulatorError> {
@@ -388,15 +533,81 @@ impl Simulator {
         .await
         .map_err(|_| SimulatorError::SourceCrashed)?;
         self.source = Some(source);
+        Ok(self.send_frame(capture, encoded, armed, out))
+    }
 
+    /// With a hand that comes and goes: reports its arrival or lift if it just happened, or else
+    /// sends a frame of the current presentation's image while the hand is there.
+    async fn next_presented_frame(
+        &mut self,
+        capture: Capture,
+        armed: &mut Option<FrameFault>,
+        ticker: &mut tokio::time::Interval,
+        out: &mut BytesMut,
+    ) -> Result<Option<Capture>, SimulatorError> {
+        let (capture, reported) = self.follow_hand(capture, ticker, out).await?;
+        let Some(capture) = capture else {
+            return Ok(None);
+        };
+        if reported || !capture.hand.shows_present() {
+            return Ok(Some(capture));
+        }
+        let encoded = self.encode_presented(capture.format).await?;
+        Ok(self.send_frame(capture, encoded, armed, out))
+    }
+
+    /// The current presentation's image in `format` (encoded once per presentation and format).
+    async fn encode_presented(&mut self, format: FrameFormat) -> Result<Encoded, SimulatorError> {
+        let Some(presented) = self.presented.take() else {
+            return Ok(None);
+        };
+        if let Some(cached) = presented
+            .encoded
+            .as_ref()
+            .filter(|cached| cached.format == format)
+        {
+            let encoded = (cached.width, cached.height, cached.data.clone());
+            self.presented = Some(presented);
+            return Ok(Some(Ok(encoded)));
+        }
+        let (mut presented, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = encode_image(presented.image.as_gray(), format);
+            (presented, encoded)
+        })
+        .await
+        .map_err(|_| SimulatorError::SourceCrashed)?;
+        if let Ok((width, height, data)) = &encoded {
+            presented.encoded = Some(EncodedImage {
+                format,
+                width: *width,
+                height: *height,
+                data: data.clone(),
+            });
+        }
+        self.presented = Some(presented);
+        Ok(Some(encoded))
+    }
+
+    /// Sends one frame (with an armed fault, if any) and counts it; returns the capture as it
+    /// continues (it ends without an image, or after its last counted frame).
+    fn send_frame(
+        &mut self,
+        mut capture: Capture,
+        encoded: Encoded,
+        armed: &mut Option<FrameFault>,
+        out: &mut BytesMut,
+    ) -> Option<Capture> {
+        let format = capture.format;
         let (width, height, data) = match encoded {
             None => {
-                self.presence(false, out);
-                return Ok(None);
+                if self.shows_present(&capture) {
+                    self.presence(false, out);
+                }
+                return None;
             }
             Some(Err(error)) => {
                 self.encode_error(&error, out);
-                return Ok(Some(capture));
+                return Some(capture);
             }
             Some(Ok(encoded)) => encoded,
         };
@@ -427,13 +638,13 @@ impl Simulator {
         match capture.remaining {
             Some(1) => {
                 self.presence(false, out);
-                Ok(None)
+                None
             }
             Some(remaining) => {
                 capture.remaining = Some(remaining - 1);
-                Ok(Some(capture))
+                Some(capture)
             }
-            None => Ok(Some(capture)),
+            None => Some(capture),
         }
     }
 
@@ -445,6 +656,14 @@ impl Simulator {
             message,
         };
         self.encode(Envelope::new(0, report), out);
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
