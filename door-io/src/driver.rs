@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::config::{ConfigError, DoorOutput, GateConfig, InputConfig, Level};
 use crate::event::{Event, Refusal};
 use crate::gpio::{Backend, GpioError, InputPin, OutputPin};
-use crate::machine::{Action, DoorId, Gate, GateStatus, InputId};
+use crate::machine::{Action, DoorId, Gate, GateStatus, InputId, LockdownScope};
 
 /// A failure of the door driver.
 #[derive(Debug, thiserror::Error)]
@@ -351,11 +351,22 @@ impl GateDriver {
         self.apply()
     }
 
-    /// Starts or ends lockdown.
-    pub fn set_lockdown(&mut self, on: bool, now: Instant) -> Result<(), DriverError> {
+    /// Starts (`on`) or ends lockdown of the named door, or of every door when `door` is `None`
+    /// (see [`Gate::set_lockdown`]). An unknown door changes nothing: [`DriverError::UnknownDoor`].
+    pub fn set_lockdown(
+        &mut self,
+        door: Option<&str>,
+        on: bool,
+        now: Instant,
+    ) -> Result<(), DriverError> {
         self.check_running()?;
-        self.gate.set_lockdown(on, now);
-        self.apply()
+        let scope = match door {
+            Some(name) => LockdownScope::Door(self.door(name)?),
+            None => LockdownScope::Gate,
+        };
+        let result = self.gate.set_lockdown(scope, on, now);
+        self.apply()?;
+        Ok(result?)
     }
 
     /// The events since the last call, oldest first.
@@ -473,7 +484,7 @@ pub fn drive_outputs_safe(
 enum Command {
     Grant(String),
     Deny(String),
-    Lockdown(bool),
+    Lockdown { door: Option<String>, on: bool },
     ReadInputs(mpsc::Sender<Result<Vec<InputReading>, DriverError>>),
     Status(mpsc::Sender<GateStatus>),
     Shutdown,
@@ -534,7 +545,7 @@ fn run(
         let result = match command {
             Command::Grant(door) => driver.grant(&door, now),
             Command::Deny(door) => driver.deny(&door, now),
-            Command::Lockdown(on) => driver.set_lockdown(on, now),
+            Command::Lockdown { door, on } => driver.set_lockdown(door.as_deref(), on, now),
             Command::ReadInputs(reply) => {
                 let _ = reply.send(driver.read_inputs());
                 Ok(())
@@ -565,11 +576,21 @@ impl GateHandle {
         self.send(door, Command::Deny(door.to_string()))
     }
 
-    /// Starts or ends lockdown.
-    pub fn set_lockdown(&self, on: bool) -> Result<(), DriverError> {
-        self.commands
-            .send(Command::Lockdown(on))
-            .map_err(|_| DriverError::Stopped)
+    /// Starts (`on`) or ends lockdown of the named door, or of every door when `door` is `None`;
+    /// each door that changes reports `lockdown.on` / `lockdown.off`. An unknown door is refused
+    /// here, before anything is sent.
+    pub fn set_lockdown(&self, door: Option<&str>, on: bool) -> Result<(), DriverError> {
+        let command = Command::Lockdown {
+            door: door.map(str::to_string),
+            on,
+        };
+        match door {
+            Some(name) => self.send(name, command),
+            None => self
+                .commands
+                .send(command)
+                .map_err(|_| DriverError::Stopped),
+        }
     }
 
     /// Reads every input once (for diagnostics: `palmgate door test`, status reports). Blocks

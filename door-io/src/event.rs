@@ -36,11 +36,11 @@ pub enum HeldOpenStage {
     Alarm,
 }
 
-/// Why a grant or request-to-exit was refused.
+/// Why a grant, a request-to-exit or a lockdown command was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// The gate is in lockdown.
+    /// The door is in lockdown.
     #[error("lockdown")]
     Lockdown,
     /// The interlocked door is open or released.
@@ -97,7 +97,7 @@ pub enum EventKind {
     },
     /// `grant.expired`: a turnstile grant not used within its window.
     GrantExpired,
-    /// `grant.cancelled`: a pending turnstile grant dropped by lockdown.
+    /// `grant.cancelled`: a pending turnstile grant dropped by its door's lockdown.
     GrantCancelled,
     /// `turnstile.passage`.
     Passage {
@@ -110,9 +110,9 @@ pub enum EventKind {
     FireActive,
     /// `fire.cleared`.
     FireCleared,
-    /// `lockdown.on`.
+    /// `lockdown.on`: the door entered lockdown (one event per door, gate-wide lockdown too).
     LockdownOn,
-    /// `lockdown.off`.
+    /// `lockdown.off`: the door left lockdown (one event per door, gate-wide release too).
     LockdownOff,
 }
 
@@ -147,7 +147,7 @@ impl EventKind {
 pub struct Event {
     /// When it happened (the `now` of the call that produced it).
     pub at: Instant,
-    /// The door, for door events; `None` for gate events (fire, lockdown, ready).
+    /// The door, for door events (lockdown included); `None` for gate events (fire, ready).
     pub door: Option<String>,
     /// What happened.
     pub kind: EventKind,

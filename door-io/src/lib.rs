@@ -4,8 +4,9 @@
 //! - [`config`]: plain configuration types (pins, active levels, fail modes, timings) and their
 //!   validation. The daemon maps its settings onto them; this crate reads no files.
 //! - [`debounce`]: input debouncing with injected time.
-//! - [`machine`]: the I/O-free gate state machine (doors, turnstiles, fire, lockdown, interlock):
-//!   inputs, grants and `tick(now)` in; lock, feedback and event [`Action`]s out; next deadline.
+//! - [`machine`]: the I/O-free gate state machine (doors, turnstiles, fire, per-door lockdown,
+//!   interlock): inputs, grants and `tick(now)` in; lock, feedback and event [`Action`]s out;
+//!   next deadline.
 //! - [`event`]: the events it reports (`door.unlocked`, `door.forced`, `fire.active`, …).
 //! - [`gpio`]: the pin seam, one primitive per trait ([`OutputPin::set`], [`InputPin::read`]).
 //! - [`sim`]: the simulated backend that records every output change with its time.
@@ -35,5 +36,5 @@ pub use driver::{
 };
 pub use event::{Event, EventKind, HeldOpenStage, Opening, Refusal, ReleaseCause};
 pub use gpio::{Backend, GpioError, InputPin, OutputPin};
-pub use machine::{Action, DoorId, DoorStatus, Gate, GateStatus, InputId};
+pub use machine::{Action, DoorId, DoorStatus, Gate, GateStatus, InputId, LockdownScope};
 pub use sim::{OutputChange, SimulatedGpio};

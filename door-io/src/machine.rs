@@ -9,12 +9,18 @@
 //! - before start-up is complete, when the lock's unpowered state is released (fail-safe maglock);
 //! - while the fire input is active;
 //! - for `unlock` after an accepted grant or request-to-exit (cut short when the door closes and
-//!   `relock_delay` has passed, or when lockdown starts);
+//!   `relock_delay` has passed, or when that door's lockdown starts);
 //! - on a turnstile, for one `unlock` pulse per accepted grant or request-to-exit, within its window.
 //!
-//! A grant is accepted only after start-up, outside lockdown, and (outside fire) when no
+//! A grant is accepted only after start-up, outside its door's lockdown, and (outside fire) when no
 //! interlocked door is open or released; a request-to-exit likewise, except that lockdown refuses
 //! it only when `lockdown_blocks_rex` is set.
+//!
+//! Lockdown is a state of each door ([`Gate::set_lockdown`]): a gate-wide command sets or clears it
+//! on every door, a door's command on that door only. So releasing one door during a gate-wide
+//! lockdown opens that door to grants again and leaves the others locked down; a gate-wide
+//! release then clears the rest. Each door that changes reports `lockdown.on` / `lockdown.off`
+//! with its name; a command that changes nothing reports nothing.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -43,6 +49,15 @@ impl DoorId {
     pub fn index(self) -> usize {
         self.0
     }
+}
+
+/// Which doors a lockdown command ([`Gate::set_lockdown`]) covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockdownScope {
+    /// Every door and turnstile of the gate.
+    Gate,
+    /// One door.
+    Door(DoorId),
 }
 
 /// An input of the gate.
@@ -94,6 +109,8 @@ pub struct DoorStatus {
     pub passages: u64,
     /// Turnstile grants waiting for their passage.
     pub pending_grants: usize,
+    /// In lockdown: grants refused (request-to-exit too when `lockdown_blocks_rex`).
+    pub lockdown: bool,
 }
 
 /// The whole gate's state (for retained MQTT status on connect).
@@ -103,8 +120,6 @@ pub struct GateStatus {
     pub started: bool,
     /// Fire input active.
     pub fire: bool,
-    /// Lockdown on.
-    pub lockdown: bool,
     /// Every door by name, in configuration order.
     pub doors: Vec<(String, DoorStatus)>,
 }
@@ -135,6 +150,8 @@ struct Door {
     passage: Option<Debouncer>,
     open: Option<bool>,
     tampered: bool,
+    /// In lockdown (see [`Gate::set_lockdown`]).
+    lockdown: bool,
     // Door mode.
     release: Option<Release>,
     relock_at: Option<Instant>,
@@ -168,6 +185,7 @@ impl Door {
             passage: debouncer(config.passage),
             open: None,
             tampered: false,
+            lockdown: false,
             release: None,
             relock_at: None,
             open_since: None,
@@ -222,7 +240,6 @@ pub struct Gate {
     doors: Vec<Door>,
     fire: Option<Debouncer>,
     fire_active: bool,
-    lockdown: bool,
     started: bool,
     now: Instant,
     actions: Vec<Action>,
@@ -252,7 +269,6 @@ impl Gate {
             doors,
             fire,
             fire_active: false,
-            lockdown: false,
             started: false,
             now,
             actions: Vec::new(),
@@ -282,9 +298,9 @@ impl Gate {
         self.fire_active
     }
 
-    /// Whether the gate is in lockdown.
-    pub fn is_lockdown(&self) -> bool {
-        self.lockdown
+    /// Whether a door is in lockdown.
+    pub fn is_lockdown(&self, door: DoorId) -> Option<bool> {
+        self.doors.get(door.0).map(|door| door.lockdown)
     }
 
     /// A door's lock as commanded.
@@ -314,6 +330,7 @@ impl Gate {
             tampered: door.tampered,
             passages: door.passages,
             pending_grants: door.pending.len(),
+            lockdown: door.lockdown,
         })
     }
 
@@ -322,7 +339,6 @@ impl Gate {
         GateStatus {
             started: self.started,
             fire: self.fire_active,
-            lockdown: self.lockdown,
             doors: (0..self.doors.len())
                 .filter_map(|index| {
                     let status = self.status(DoorId(index))?;
@@ -393,7 +409,7 @@ impl Gate {
         self.settle();
         let refusal = if !self.started {
             Some(Refusal::Starting)
-        } else if self.lockdown {
+        } else if self.doors[door.0].lockdown {
             Some(Refusal::Lockdown)
         } else if !self.fire_active && self.interlock_blocked(door.0) {
             Some(Refusal::Interlock)
@@ -427,30 +443,44 @@ impl Gate {
         self.settle();
     }
 
-    /// Starts or ends lockdown. Starting it cuts every grant and request-to-exit release short
-    /// and cancels pending turnstile grants; it never overrides fire.
-    pub fn set_lockdown(&mut self, on: bool, now: Instant) {
+    /// Starts (`on`) or ends lockdown of one door or of every door. Starting it on a door cuts its
+    /// grant or request-to-exit release short and cancels its pending turnstile grants; it never
+    /// overrides fire. A door already in the requested state is left as it is (no event), so
+    /// ending one door's lockdown during a gate-wide lockdown leaves the other doors locked down.
+    pub fn set_lockdown(
+        &mut self,
+        scope: LockdownScope,
+        on: bool,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         self.clock(now);
-        if on != self.lockdown {
-            self.lockdown = on;
-            if on {
-                self.emit(None, EventKind::LockdownOn);
-                for index in 0..self.doors.len() {
-                    let door = &mut self.doors[index];
-                    door.release = None;
-                    door.relock_at = None;
-                    door.pulse = None;
-                    let cancelled = door.pending.len();
-                    door.pending.clear();
-                    for _ in 0..cancelled {
-                        self.emit(Some(index), EventKind::GrantCancelled);
-                    }
-                }
-            } else {
-                self.emit(None, EventKind::LockdownOff);
+        let doors = match scope {
+            LockdownScope::Gate => 0..self.doors.len(),
+            LockdownScope::Door(door) if door.0 < self.doors.len() => door.0..door.0 + 1,
+            LockdownScope::Door(_) => return Err(Refusal::UnknownDoor),
+        };
+        for index in doors {
+            if self.doors[index].lockdown == on {
+                continue;
+            }
+            self.doors[index].lockdown = on;
+            if !on {
+                self.emit(Some(index), EventKind::LockdownOff);
+                continue;
+            }
+            self.emit(Some(index), EventKind::LockdownOn);
+            let door = &mut self.doors[index];
+            door.release = None;
+            door.relock_at = None;
+            door.pulse = None;
+            let cancelled = door.pending.len();
+            door.pending.clear();
+            for _ in 0..cancelled {
+                self.emit(Some(index), EventKind::GrantCancelled);
             }
         }
         self.settle();
+        Ok(())
     }
 
     /// When the next timer or debounce falls due; `None` when nothing is pending.
@@ -641,7 +671,7 @@ impl Gate {
     fn request_exit(&mut self, index: usize) {
         let refused = if self.fire_active {
             None
-        } else if self.lockdown && self.doors[index].config.lockdown_blocks_rex {
+        } else if self.doors[index].lockdown && self.doors[index].config.lockdown_blocks_rex {
             Some(Refusal::Lockdown)
         } else if self.interlock_blocked(index) {
             Some(Refusal::Interlock)
@@ -744,7 +774,7 @@ impl Gate {
             door.pending.pop_front();
             events.push(EventKind::GrantExpired);
         }
-        // Lockdown cleared the queue when it started; what is queued since was accepted.
+        // Lockdown cleared the door's queue when it started; what is queued since was accepted.
         if door.pulse.is_none()
             && door.pulse_gap_until.is_none_or(|until| now >= until)
             && let Some(grant) = door.pending.iter_mut().find(|grant| !grant.pulsed)
@@ -764,7 +794,7 @@ impl Gate {
     }
 
     fn drive_outputs(&mut self, index: usize) {
-        let (started, fire, lockdown) = (self.started, self.fire_active, self.lockdown);
+        let (started, fire) = (self.started, self.fire_active);
         let door = &self.doors[index];
         let (lock, cause) = if !started {
             (door.config.lock.unpowered_state(), ReleaseCause::Unpowered)
@@ -779,7 +809,7 @@ impl Gate {
         };
         let green = started && lock == LockState::Released;
         let red = started
-            && (lockdown
+            && (door.lockdown
                 || door.forced
                 || door.held == Some(HeldOpenStage::Alarm)
                 || door.tampered

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use palmgate_door::{
     Backend, DoorConfig, DriverError, EventKind, FailMode, FeedbackConfig, FireConfig, GateConfig,
-    GateDriver, GpioError, InputConfig, Level, LockConfig, OutputChange, SimulatedGpio,
+    GateDriver, GpioError, InputConfig, Level, LockConfig, OutputChange, Refusal, SimulatedGpio,
     drive_outputs_safe, spawn,
 };
 
@@ -17,6 +17,8 @@ const GREEN: u8 = 5;
 const RED: u8 = 6;
 const BUZZER: u8 = 13;
 const FIRE: u8 = 4;
+/// The lock of the second door, `back`, of [`two_doors`].
+const BACK_LOCK: u8 = 16;
 
 fn config(fail_mode: FailMode, lock_active: Level) -> GateConfig {
     let mut door = DoorConfig::new(
@@ -53,6 +55,20 @@ fn config(fail_mode: FailMode, lock_active: Level) -> GateConfig {
         doors: vec![door],
         fire: Some(fire),
     }
+}
+
+/// [`config`] plus a door `back` with a fail-secure strike and no inputs.
+fn two_doors() -> GateConfig {
+    let mut config = config(FailMode::Secure, Level::High);
+    config.doors.push(DoorConfig::new(
+        "back",
+        LockConfig {
+            pin: BACK_LOCK,
+            active: Level::High,
+            fail_mode: FailMode::Secure,
+        },
+    ));
+    config
 }
 
 /// Inputs at rest: door closed (contact low), REX released (high), no fire (high).
@@ -165,6 +181,87 @@ fn grant_drives_the_strike_for_the_unlock_time_with_recorded_times() {
     );
     driver.shutdown().expect("shutdown");
     assert_eq!(gpio.output_level(LOCK), Some(Level::Low));
+}
+
+#[test]
+fn lockdown_by_door_name_drives_only_that_door_and_unknown_names_change_nothing() {
+    let mut gpio = SimulatedGpio::new();
+    at_rest(&gpio);
+    let t0 = Instant::now();
+    let mut driver = GateDriver::start(&two_doors(), &mut gpio, t0).expect("start");
+    for ms in (0..=100).step_by(10) {
+        step(&mut driver, &gpio, t0 + Duration::from_millis(ms));
+    }
+    driver.take_events();
+    let at = |ms| t0 + Duration::from_millis(ms);
+    let events = |driver: &mut GateDriver| -> Vec<String> {
+        driver
+            .take_events()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    driver.grant("main", at(200)).expect("grant main");
+    driver.grant("back", at(200)).expect("grant back");
+    events(&mut driver);
+
+    driver
+        .set_lockdown(Some("back"), true, at(300))
+        .expect("lockdown back");
+    assert_eq!(
+        events(&mut driver),
+        ["lockdown.on door=back", "door.locked door=back"]
+    );
+    assert_eq!(
+        gpio.output_level(BACK_LOCK),
+        Some(Level::Low),
+        "back relocked"
+    );
+    assert_eq!(
+        gpio.output_level(LOCK),
+        Some(Level::High),
+        "main still released"
+    );
+    let status = driver.gate().gate_status();
+    let lockdown: Vec<(&str, bool)> = status
+        .doors
+        .iter()
+        .map(|(name, door)| (name.as_str(), door.lockdown))
+        .collect();
+    assert_eq!(lockdown, [("main", false), ("back", true)]);
+    assert!(matches!(
+        driver.grant("back", at(400)),
+        Err(DriverError::Refused(Refusal::Lockdown))
+    ));
+    events(&mut driver);
+
+    for on in [true, false] {
+        assert!(matches!(
+            driver.set_lockdown(Some("side"), on, at(500)),
+            Err(DriverError::UnknownDoor(name)) if name == "side"
+        ));
+        assert_eq!(events(&mut driver), Vec::<String>::new());
+    }
+    assert_eq!(gpio.output_level(LOCK), Some(Level::High));
+
+    driver
+        .set_lockdown(None, true, at(600))
+        .expect("gate-wide lockdown");
+    assert_eq!(
+        events(&mut driver),
+        ["lockdown.on door=main", "door.locked door=main"]
+    );
+    assert_eq!(gpio.output_level(LOCK), Some(Level::Low));
+    driver
+        .set_lockdown(None, false, at(700))
+        .expect("gate-wide release");
+    assert_eq!(
+        events(&mut driver),
+        ["lockdown.off door=main", "lockdown.off door=back"]
+    );
+    driver.grant("back", at(800)).expect("back works again");
+    assert_eq!(gpio.output_level(BACK_LOCK), Some(Level::High));
+    driver.shutdown().expect("shutdown");
 }
 
 #[test]
@@ -353,17 +450,23 @@ fn spawned_driver_runs_in_real_time_and_shuts_down_safe() {
         "relocked on close"
     );
     assert_eq!(gpio.output_level(LOCK), Some(Level::Low));
-    // Lockdown and a grant refused.
-    handle.set_lockdown(true).expect("lockdown");
-    wait("lockdown.on");
+    // Lockdown and a grant refused; an unknown door is refused before anything is sent.
+    assert!(matches!(
+        handle.set_lockdown(Some("back"), true),
+        Err(DriverError::UnknownDoor(_))
+    ));
+    handle.set_lockdown(Some("main"), true).expect("lockdown");
+    assert_eq!(wait("lockdown.on").door.as_deref(), Some("main"));
     handle.grant("main").expect("sent");
     assert_eq!(wait("grant.refused").door.as_deref(), Some("main"));
     let status = handle.status().expect("status");
-    assert!(status.started && status.lockdown && !status.fire);
+    assert!(status.started && !status.fire);
     assert_eq!(status.doors[0].0, "main");
+    assert!(status.doors[0].1.lockdown);
     assert_eq!(status.doors[0].1.lock, palmgate_door::LockState::Secured);
     assert_eq!(status.doors[0].1.open, Some(false));
-    handle.set_lockdown(false).expect("lockdown off");
+    handle.set_lockdown(None, false).expect("lockdown off");
+    assert_eq!(wait("lockdown.off").door.as_deref(), Some("main"));
     handle.grant("main").expect("grant");
     wait("door.unlocked");
     assert!(handle.is_running());

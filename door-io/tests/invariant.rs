@@ -2,13 +2,14 @@
 //! the simulated backend with injected time.
 //!
 //! For any wiring (fail modes, active levels, timings) and any sequence of raw input changes,
-//! grants, denials and lockdown changes, after every step:
+//! grants, denials and lockdown changes (gate-wide and per door), after every step:
 //! 1. every output pin is driven, at the level that encodes the commanded state;
 //! 2. before start-up is complete a lock is in its unpowered state;
 //! 3. after start-up a released lock is justified by the inputs and commands themselves (not by
 //!    the machine's own bookkeeping): the raw fire input was active within the fire debounce, or a
-//!    grant made outside lockdown, or a REX press allowed by lockdown, happened recently enough
-//!    (door: `unlock`; turnstile: `grant_window + unlock`) with no lockdown started since;
+//!    grant made outside that door's lockdown, or a REX press allowed by it, happened recently
+//!    enough (door: `unlock`; turnstile: `grant_window + unlock`) with no lockdown of that door
+//!    started since;
 //! 4. the two interlocked doors are never released together outside fire;
 //! 5. a fire input active for its whole debounce time releases every lock, lockdown or not.
 
@@ -55,7 +56,8 @@ enum Op {
     Set(usize, bool),
     Grant(usize),
     Deny(usize),
-    Lockdown(bool),
+    /// Lockdown on or off: of one door, or of the whole gate (`None`).
+    Lockdown(Option<usize>, bool),
 }
 
 fn level() -> impl Strategy<Value = Level> {
@@ -112,7 +114,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0..INPUTS.len(), any::<bool>()).prop_map(|(input, active)| Op::Set(input, active)),
         2 => (0..DOORS.len()).prop_map(Op::Grant),
         1 => (0..DOORS.len()).prop_map(Op::Deny),
-        1 => any::<bool>().prop_map(Op::Lockdown),
+        1 => (proptest::option::of(0..DOORS.len()), any::<bool>())
+            .prop_map(|(door, on)| Op::Lockdown(door, on)),
     ]
 }
 
@@ -171,13 +174,15 @@ struct Snapshot {
     op_index: usize,
     at: Instant,
     raw: [bool; 8],
-    lockdown: bool,
+    /// Per door.
+    lockdown: [bool; 3],
 }
 
 struct Grant {
     op_index: usize,
     at: Instant,
     door: usize,
+    /// The door's lockdown when the grant was made.
     lockdown: bool,
 }
 
@@ -206,8 +211,9 @@ fn check_invariant(wiring: Wiring, initial: [bool; 8], ops: Vec<Op>) -> Result<(
     let mut driver = GateDriver::start(&config, &mut gpio, now).expect("valid configuration");
     let mut snapshots: Vec<Snapshot> = Vec::new();
     let mut grants: Vec<Grant> = Vec::new();
-    let mut lockdown_starts: Vec<usize> = Vec::new();
-    let mut lockdown = false;
+    // (op index, door) of every lockdown start.
+    let mut lockdown_starts: Vec<(usize, usize)> = Vec::new();
+    let mut lockdown = [false; 3];
     let fire_debounce = Duration::from_millis(wiring.fire_debounce_ms);
     // When the raw fire input last became active (None while inactive).
     let mut fire_active_since = raw[FIRE].then_some(t0);
@@ -227,17 +233,24 @@ fn check_invariant(wiring: Wiring, initial: [bool; 8], ops: Vec<Op>) -> Result<(
                     op_index,
                     at: now,
                     door,
-                    lockdown,
+                    lockdown: lockdown[door],
                 });
                 let _ = driver.grant(DOORS[door], now);
             }
             Op::Deny(door) => driver.deny(DOORS[door], now).expect("deny"),
-            Op::Lockdown(on) => {
-                if on && !lockdown {
-                    lockdown_starts.push(op_index);
+            Op::Lockdown(scope, on) => {
+                let doors = match scope {
+                    Some(door) => door..door + 1,
+                    None => 0..DOORS.len(),
+                };
+                for door in doors {
+                    if on && !lockdown[door] {
+                        lockdown_starts.push((op_index, door));
+                    }
+                    lockdown[door] = on;
                 }
-                lockdown = on;
-                driver.set_lockdown(on, now).expect("lockdown");
+                let name = scope.map(|door| DOORS[door]);
+                driver.set_lockdown(name, on, now).expect("lockdown");
             }
         }
         gpio.set_now(now);
@@ -260,8 +273,11 @@ fn check_invariant(wiring: Wiring, initial: [bool; 8], ops: Vec<Op>) -> Result<(
         });
         let fire_settled =
             fire_active_since.is_some_and(|since| now.duration_since(since) >= fire_debounce);
-        let no_lockdown_since =
-            |op_index: usize| lockdown_starts.iter().all(|&start| start <= op_index);
+        let no_lockdown_since = |door: usize, op_index: usize| {
+            lockdown_starts
+                .iter()
+                .all(|&(start, locked)| locked != door || start <= op_index)
+        };
 
         for (door, door_config) in config.doors.iter().enumerate() {
             let id = gate.door_id(DOORS[door]).expect("door");
@@ -310,13 +326,13 @@ fn check_invariant(wiring: Wiring, initial: [bool; 8], ops: Vec<Op>) -> Result<(
                     grant.door == door
                         && !grant.lockdown
                         && now.duration_since(grant.at) < window
-                        && no_lockdown_since(grant.op_index)
+                        && no_lockdown_since(door, grant.op_index)
                 });
                 let by_rex = snapshots.iter().any(|snapshot| {
                     snapshot.raw[rex_input(door)]
                         && now.duration_since(snapshot.at) < window
-                        && (!snapshot.lockdown || !wiring.blocks_rex[door])
-                        && no_lockdown_since(snapshot.op_index)
+                        && (!snapshot.lockdown[door] || !wiring.blocks_rex[door])
+                        && no_lockdown_since(door, snapshot.op_index)
                 });
                 prop_assert!(
                     by_grant || by_rex,
@@ -388,7 +404,7 @@ fn fire_during_lockdown_is_checked_by_the_invariant() {
         Op::Wait(100),
         Op::Grant(0),
         Op::Wait(50),
-        Op::Lockdown(true),
+        Op::Lockdown(None, true),
         Op::Grant(1),
         Op::Set(FIRE, true),
         Op::Wait(10),
@@ -399,7 +415,9 @@ fn fire_during_lockdown_is_checked_by_the_invariant() {
         Op::Set(FIRE, false),
         Op::Wait(60),
         Op::Wait(2000),
-        Op::Lockdown(false),
+        Op::Lockdown(Some(1), false),
+        Op::Grant(1),
+        Op::Lockdown(None, false),
         Op::Grant(2),
         Op::Wait(600),
     ];

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use palmgate_door::{
     Action, DoorConfig, DoorInput, DoorMode, DoorOutput, FailMode, FeedbackConfig, FireConfig,
-    Gate, GateConfig, InputConfig, InputId, Level, LockConfig, LockState, Refusal,
+    Gate, GateConfig, InputConfig, InputId, Level, LockConfig, LockState, LockdownScope, Refusal,
 };
 
 const DEBOUNCE_MS: u64 = 30;
@@ -27,7 +27,10 @@ enum Op {
     Tick,
     Grant(&'static str, Result<(), Refusal>),
     Deny(&'static str),
+    /// Gate-wide lockdown on or off.
     Lockdown(bool),
+    /// One door's lockdown on or off.
+    DoorLockdown(&'static str, bool),
     /// Assertion only: the commanded lock state.
     Lock(&'static str, LockState),
     /// Assertion only: a feedback output (green, red, buzzer) is on.
@@ -135,7 +138,14 @@ fn run_from_power_on(config: &GateConfig, steps: &[Step]) {
                 );
             }
             Deny(name) => gate.deny(gate.door_id(name).expect("door exists"), now),
-            Lockdown(on) => gate.set_lockdown(on, now),
+            Lockdown(on) => gate
+                .set_lockdown(LockdownScope::Gate, on, now)
+                .expect("gate-wide lockdown"),
+            DoorLockdown(name, on) => {
+                let id = gate.door_id(name).expect("door exists");
+                gate.set_lockdown(LockdownScope::Door(id), on, now)
+                    .expect("door lockdown");
+            }
             Lock(name, state) => {
                 let id = gate.door_id(name).expect("door exists");
                 assert_eq!(
@@ -545,7 +555,7 @@ fn lockdown_refuses_grants_and_rex_but_never_overrides_fire() {
             (
                 2000,
                 Lockdown(true),
-                &["lockdown.on", "door.locked door=main"],
+                &["lockdown.on door=main", "door.locked door=main"],
             ),
             (2000, Feedback("main", DoorOutput::RedLed, true), &[]),
             (
@@ -571,7 +581,7 @@ fn lockdown_refuses_grants_and_rex_but_never_overrides_fire() {
             (5100, Lock("main", LockState::Released), &[]),
             (6000, In(Fire, false), &[]),
             (6030, Tick, &["fire.cleared", "door.locked door=main"]),
-            (7000, Lockdown(false), &["lockdown.off"]),
+            (7000, Lockdown(false), &["lockdown.off door=main"]),
             (7000, Lockdown(false), &[]),
             (
                 8000,
@@ -589,7 +599,7 @@ fn lockdown_may_leave_request_to_exit_working() {
     run(
         &config,
         &[
-            (1000, Lockdown(true), &["lockdown.on"]),
+            (1000, Lockdown(true), &["lockdown.on door=main"]),
             (2000, In(Rex("main"), true), &[]),
             (
                 2030,
@@ -604,6 +614,163 @@ fn lockdown_may_leave_request_to_exit_working() {
             (7030, Tick, &["door.locked door=main"]),
         ],
     );
+}
+
+#[test]
+fn lockdown_of_one_door_leaves_the_other_doors_and_turnstiles_working() {
+    let config = GateConfig {
+        doors: vec![door("a", 10), door("b", 20), turnstile("t", 30)],
+        fire: fire(),
+    };
+    run(
+        &config,
+        &[
+            (
+                1000,
+                Grant("a", Ok(())),
+                &["door.unlocked door=a cause=Grant"],
+            ),
+            (
+                1500,
+                Grant("t", Ok(())),
+                &["door.unlocked door=t cause=Grant"],
+            ),
+            // Only a's release is cut short; the turnstile's pulse runs on.
+            (
+                2000,
+                DoorLockdown("a", true),
+                &["lockdown.on door=a", "door.locked door=a"],
+            ),
+            (2000, DoorLockdown("a", true), &[]),
+            (2000, Lock("t", LockState::Released), &[]),
+            (2000, Feedback("a", DoorOutput::RedLed, true), &[]),
+            (2000, Feedback("b", DoorOutput::RedLed, false), &[]),
+            (2000, Feedback("t", DoorOutput::RedLed, false), &[]),
+            (2500, Tick, &["door.locked door=t"]),
+            (
+                3000,
+                Grant("a", Err(Refusal::Lockdown)),
+                &["grant.refused door=a reason=\"lockdown\""],
+            ),
+            (
+                3000,
+                Grant("b", Ok(())),
+                &["door.unlocked door=b cause=Grant"],
+            ),
+            (
+                3000,
+                Grant("t", Ok(())),
+                &["door.unlocked door=t cause=Grant"],
+            ),
+            // REX: refused on a (lockdown_blocks_rex), working on b.
+            (4000, In(Rex("a"), true), &["door.locked door=t"]),
+            (4030, Tick, &["door.rex door=a refused=\"lockdown\""]),
+            (4100, In(Rex("a"), false), &[]),
+            (8000, Tick, &["door.locked door=b"]),
+            (8100, In(Rex("b"), true), &[]),
+            (
+                8130,
+                Tick,
+                &["door.rex door=b", "door.unlocked door=b cause=Rex"],
+            ),
+            (8200, In(Rex("b"), false), &[]),
+            // Releasing a door that is not locked down changes nothing; releasing a lifts a only.
+            (9000, DoorLockdown("b", false), &[]),
+            (10_000, DoorLockdown("a", false), &["lockdown.off door=a"]),
+            (10_000, Feedback("a", DoorOutput::RedLed, false), &[]),
+            (
+                10_100,
+                Grant("a", Ok(())),
+                &["door.unlocked door=a cause=Grant"],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn gate_wide_lockdown_sets_every_door_and_a_door_release_lifts_only_that_door() {
+    let config = GateConfig {
+        doors: vec![door("a", 10), door("b", 20)],
+        fire: fire(),
+    };
+    run(
+        &config,
+        &[
+            (500, DoorLockdown("a", true), &["lockdown.on door=a"]),
+            // Gate-wide: only the doors that change report.
+            (1000, Lockdown(true), &["lockdown.on door=b"]),
+            (
+                1100,
+                Grant("b", Err(Refusal::Lockdown)),
+                &["grant.refused door=b reason=\"lockdown\""],
+            ),
+            // Releasing b during the gate-wide lockdown: b works, a stays locked down.
+            (2000, DoorLockdown("b", false), &["lockdown.off door=b"]),
+            (
+                2100,
+                Grant("b", Ok(())),
+                &["door.unlocked door=b cause=Grant"],
+            ),
+            (
+                2100,
+                Grant("a", Err(Refusal::Lockdown)),
+                &["grant.refused door=a reason=\"lockdown\""],
+            ),
+            (
+                3000,
+                DoorLockdown("b", true),
+                &["lockdown.on door=b", "door.locked door=b"],
+            ),
+            (3000, Lockdown(true), &[]),
+            // Gate-wide release lifts every door.
+            (
+                4000,
+                Lockdown(false),
+                &["lockdown.off door=a", "lockdown.off door=b"],
+            ),
+            (4000, Lockdown(false), &[]),
+            (
+                4100,
+                Grant("a", Ok(())),
+                &["door.unlocked door=a cause=Grant"],
+            ),
+            (
+                4100,
+                Grant("b", Ok(())),
+                &["door.unlocked door=b cause=Grant"],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn lockdown_of_a_door_the_gate_does_not_have_is_refused_and_changes_nothing() {
+    let t0 = Instant::now();
+    let bigger = Gate::new(
+        &GateConfig {
+            doors: vec![door("main", 10), door("other", 20)],
+            fire: None,
+        },
+        t0,
+    )
+    .expect("valid configuration");
+    let other = bigger.door_id("other").expect("door exists");
+    let mut config = one_door();
+    config.fire = None;
+    let mut gate = Gate::new(&config, t0).expect("valid configuration");
+    gate.tick(t0);
+    gate.take_actions();
+    let main = gate.door_id("main").expect("door exists");
+    for on in [true, false] {
+        assert_eq!(
+            gate.set_lockdown(LockdownScope::Door(other), on, t0),
+            Err(Refusal::UnknownDoor)
+        );
+        assert_eq!(gate.take_actions(), []);
+    }
+    assert_eq!(gate.is_lockdown(main), Some(false));
+    assert_eq!(gate.is_lockdown(other), None);
+    assert_eq!(gate.grant(main, t0), Ok(()));
 }
 
 #[test]
@@ -801,7 +968,7 @@ fn turnstile_pulses_once_per_grant_counts_passages_and_expires_unused_grants() {
                 23_100,
                 Lockdown(true),
                 &[
-                    "lockdown.on",
+                    "lockdown.on door=gate",
                     "grant.cancelled door=gate",
                     "door.locked door=gate",
                 ],
@@ -905,7 +1072,7 @@ fn turnstile_rex_allowed_in_lockdown_pulses() {
     run(
         &config,
         &[
-            (1000, Lockdown(true), &["lockdown.on"]),
+            (1000, Lockdown(true), &["lockdown.on door=gate"]),
             (
                 1000,
                 Grant("gate", Err(Refusal::Lockdown)),

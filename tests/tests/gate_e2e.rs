@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
-    Broker, ChildGuard, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, gate_config,
-    gate_config_on, palmgate, personalised_card, publish, publish_lines, sensor_simulator,
-    simulated_gpio, start_daemon,
+    Broker, ChildGuard, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, clear_retained,
+    gate_config, gate_config_on, palmgate, personalised_card, publish, publish_lines,
+    sensor_simulator, simulated_gpio, start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
@@ -606,6 +606,172 @@ fn card_pulled_during_verification_is_denied_and_the_try_stays_spent() {
         gate.mqtt.all()
     );
     assert_eq!(tries(&state), tries_before - 1, "the try stays spent");
+    gate.stop();
+}
+
+/// Lockdown is per door: `lockdown door=back` leaves Alice passing at her reader's door (`main`)
+/// while a remote unlock of `back` is refused and `back` alone shows `mode: lockdown`;
+/// `release door=back` opens `back` to remote unlocks again; a lockdown of a door the gate does
+/// not have is refused; a gate-wide `lockdown` denies Alice.
+#[test]
+fn lockdown_of_another_door_leaves_alice_passing_at_hers() {
+    require_pcscd_vpcd();
+    let broker = require_mqtt();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let gate_id = "e2e-lockdown";
+    let topics = Topics::new("palmgate", gate_id);
+    // Door states of an earlier run must not stand in for this run's.
+    for door in ["main", "back"] {
+        clear_retained(&broker, &topics.door_state(door));
+    }
+    // A second door, back; the reader opens main.
+    let mut gate = site.alice_at_the_gate(gate_id, 5, |config| {
+        config
+            .replacen("[card]\n", "[card]\ndoor = \"main\"\n", 1)
+            .replacen(
+                "[mqtt]\n",
+                "[door.back]\nlock_pin = 16\nunlock_s = 1\n\n[mqtt]\n",
+                1,
+            )
+    });
+    let mut states = Subscriber::start(&format!("palmgate/{gate_id}/door/+/state"));
+    let gpio = site.root.join("gpio.sock");
+    let mut nonce = 0u32;
+    let mut command = |command: GateCommand| {
+        nonce += 1;
+        let signed = site.operator.sign(
+            gate_id,
+            &command,
+            now_unix(),
+            format!("lockdown-test-nonce-{nonce:04}").as_bytes(),
+        );
+        publish(&broker, &topics.command(command.name()), &signed);
+    };
+    let unlock = |door: &str| GateCommand::Unlock {
+        door: door.to_string(),
+        duration_s: None,
+    };
+    let is_door =
+        |door: &'static str| move |payload: &str| field(payload, "door").as_deref() == Some(door);
+
+    command(GateCommand::Lockdown {
+        door: Some("back".to_string()),
+    });
+    let on = gate.mqtt.wait_for("/event/lockdown.on", PATIENCE);
+    assert_eq!(field(&on, "door").as_deref(), Some("back"), "{on}");
+    let back = states.wait_for_matching(
+        "/door/back/state",
+        |payload| field(payload, "mode").as_deref() == Some("lockdown"),
+        PATIENCE,
+    );
+    assert_eq!(field(&back, "lock").as_deref(), Some("locked"), "{back}");
+
+    // Alice at her reader (door main): granted, the door opens.
+    let granted = gate.present("access.granted");
+    assert_eq!(
+        field(&granted, "door").as_deref(),
+        Some("main"),
+        "{granted}"
+    );
+    gate.mqtt
+        .wait_for_matching("/event/door.unlocked", is_door("main"), PATIENCE);
+
+    // A remote unlock of back is refused; its lock stays secured.
+    command(unlock("back"));
+    let refused = gate.mqtt.wait_for("/event/access.remote_unlock", PATIENCE);
+    assert_eq!(
+        field(&refused, "door").as_deref(),
+        Some("back"),
+        "{refused}"
+    );
+    assert_eq!(
+        field(&refused, "result").as_deref(),
+        Some("refused"),
+        "{refused}"
+    );
+    assert_eq!(
+        field(&refused, "reason").as_deref(),
+        Some("lockdown"),
+        "{refused}"
+    );
+    assert_eq!(
+        simulated_gpio(&gpio, "output 16"),
+        "low",
+        "back's strike stays off"
+    );
+
+    // A door this gate does not have: refused, nothing changes.
+    command(GateCommand::Lockdown {
+        door: Some("side".to_string()),
+    });
+    let unknown = gate.mqtt.wait_for("/event/command.refused", PATIENCE);
+    assert_eq!(
+        field(&unknown, "reason").as_deref(),
+        Some("lockdown: no door named \"side\""),
+        "{unknown}"
+    );
+
+    // Release of back: back opens to remote unlocks again.
+    command(GateCommand::Release {
+        door: Some("back".to_string()),
+    });
+    let off = gate.mqtt.wait_for("/event/lockdown.off", PATIENCE);
+    assert_eq!(field(&off, "door").as_deref(), Some("back"), "{off}");
+    states.wait_for_matching(
+        "/door/back/state",
+        |payload| field(payload, "mode").as_deref() == Some("normal"),
+        PATIENCE,
+    );
+    command(unlock("back"));
+    let granted = gate.mqtt.wait_for("/event/access.remote_unlock", PATIENCE);
+    assert_eq!(
+        field(&granted, "door").as_deref(),
+        Some("back"),
+        "{granted}"
+    );
+    assert_eq!(
+        field(&granted, "result").as_deref(),
+        Some("granted"),
+        "{granted}"
+    );
+    gate.mqtt
+        .wait_for_matching("/event/door.unlocked", is_door("back"), PATIENCE);
+    // Until now main was never in lockdown.
+    let main_modes: Vec<String> = states
+        .all()
+        .iter()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(topic, _)| topic.ends_with("/door/main/state"))
+        .filter_map(|(_, payload)| field(payload, "mode"))
+        .collect();
+    assert!(
+        !main_modes.is_empty() && main_modes.iter().all(|mode| mode == "normal"),
+        "{main_modes:?}"
+    );
+
+    // Gate-wide lockdown: every door, and Alice is denied.
+    command(GateCommand::Lockdown { door: None });
+    let mut locked: Vec<String> = (0..2)
+        .map(|_| {
+            let on = gate.mqtt.wait_for("/event/lockdown.on", PATIENCE);
+            field(&on, "door").unwrap_or_default()
+        })
+        .collect();
+    locked.sort();
+    assert_eq!(locked, ["back", "main"]);
+    states.wait_for_matching(
+        "/door/main/state",
+        |payload| field(payload, "mode").as_deref() == Some("lockdown"),
+        PATIENCE,
+    );
+    let denied = gate.present("access.denied");
+    assert_eq!(
+        field(&denied, "reason").as_deref(),
+        Some("lockdown"),
+        "{denied}"
+    );
+    assert_eq!(field(&denied, "door").as_deref(), Some("main"), "{denied}");
     gate.stop();
 }
 

@@ -77,8 +77,16 @@ pub enum Input {
         /// Why.
         reason: String,
     },
-    /// Lockdown on or off (signed remote command).
-    Lockdown(bool),
+    /// One door's lockdown on or off (signed remote command; a gate-wide one is one input per
+    /// door). The door controller reports `lockdown.on` / `lockdown.off`; the machine only keeps
+    /// the state: presentations at this reader are denied while its own door is in lockdown,
+    /// remote unlocks while the door they name is.
+    Lockdown {
+        /// The door.
+        door: String,
+        /// On (lockdown) or off (release).
+        on: bool,
+    },
     /// Unlock a door (signed remote command).
     RemoteUnlock {
         /// The door.
@@ -155,7 +163,8 @@ pub struct Access<P> {
     config: AccessConfig,
     policy: P,
     revoked: BTreeSet<CardId>,
-    lockdown: bool,
+    /// Doors in lockdown.
+    lockdown: BTreeSet<String>,
     state: State,
 }
 
@@ -166,7 +175,7 @@ impl<P: Policy> Access<P> {
             config,
             policy,
             revoked: BTreeSet::new(),
-            lockdown: false,
+            lockdown: BTreeSet::new(),
             state: State::Idle,
         }
     }
@@ -176,9 +185,14 @@ impl<P: Policy> Access<P> {
         &self.state
     }
 
-    /// Whether the gate is in lockdown.
-    pub fn lockdown(&self) -> bool {
-        self.lockdown
+    /// Whether a door is in lockdown.
+    pub fn in_lockdown(&self, door: &str) -> bool {
+        self.lockdown.contains(door)
+    }
+
+    /// Whether this reader's door is in lockdown.
+    fn reader_door_in_lockdown(&self) -> bool {
+        self.in_lockdown(&self.config.door)
     }
 
     /// Replaces the revocation list (applies to the next card presented).
@@ -358,21 +372,15 @@ impl<P: Policy> Access<P> {
                     self.state = State::AwaitRemoval;
                 }
             }
-            Input::Lockdown(on) => {
-                if on != self.lockdown {
-                    self.lockdown = on;
-                    let kind = if on {
-                        EventKind::LOCKDOWN_ON
-                    } else {
-                        EventKind::LOCKDOWN_OFF
-                    };
-                    actions.push(Action::Publish(
-                        NewEvent::new(kind, time).result(Outcome::Info),
-                    ));
+            Input::Lockdown { door, on } => {
+                if on {
+                    self.lockdown.insert(door);
+                } else {
+                    self.lockdown.remove(&door);
                 }
             }
             Input::RemoteUnlock { door } => {
-                if self.lockdown {
+                if self.in_lockdown(&door) {
                     let event = NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time)
                         .door(door.clone())
                         .result(Outcome::Refused)
@@ -446,12 +454,12 @@ impl<P: Policy> Access<P> {
         }
     }
 
-    /// The checks that need no palm: revocation, lockdown, the site policy.
+    /// The checks that need no palm: revocation, lockdown of this reader's door, the site policy.
     fn refusal_before_capture(&self, card: &CardId, time: Timestamp) -> Option<String> {
         if self.revoked.contains(card) {
             return Some("card revoked".to_string());
         }
-        if self.lockdown {
+        if self.reader_door_in_lockdown() {
             return Some("lockdown".to_string());
         }
         self.policy
@@ -473,7 +481,7 @@ impl<P: Policy> Access<P> {
     ) {
         match decision {
             Decision::Match { duress } => {
-                if self.lockdown {
+                if self.reader_door_in_lockdown() {
                     return self.deny(actions, time, Some(card), "lockdown", latencies);
                 }
                 latencies.decision_ms = Some(millis(now.saturating_duration_since(last_input)));

@@ -97,6 +97,19 @@ fn unlocks(actions: &[Action]) -> usize {
         .count()
 }
 
+fn lockdown(door: &str, on: bool) -> Input {
+    Input::Lockdown {
+        door: door.to_string(),
+        on,
+    }
+}
+
+fn remote_unlock(door: &str) -> Input {
+    Input::RemoteUnlock {
+        door: door.to_string(),
+    }
+}
+
 fn reason(actions: &[Action]) -> Option<String> {
     events(actions)
         .iter()
@@ -209,12 +222,57 @@ fn denials_before_capture() {
     assert_eq!(events(&actions)[0].card_id, Some(card(3)));
     assert_eq!(unlocks(&actions), 0);
 
-    // Lockdown.
+    // Lockdown of the reader's door (the door controller reports lockdown.on, not the machine).
     let mut run = Run::new();
-    assert_eq!(kinds(&run.at(0, Input::Lockdown(true))), ["lockdown.on"]);
+    assert_eq!(run.at(0, lockdown("main", true)), []);
     let actions = run.at(10, presented(1));
     assert_eq!(reason(&actions).as_deref(), Some("lockdown"));
+    assert_eq!(events(&actions)[0].door.as_deref(), Some("main"));
     assert!(!actions.contains(&Action::Verify));
+}
+
+#[test]
+fn lockdown_of_another_door_leaves_this_reader_working_and_refuses_that_doors_remote_unlock() {
+    let mut run = Run::new();
+    assert_eq!(run.at(0, lockdown("back", true)), []);
+    assert!(!run.access.in_lockdown("main"));
+    assert!(run.access.in_lockdown("back"));
+    // Alice at this reader (door main): granted.
+    assert!(run.at(10, presented(1)).is_empty());
+    assert_eq!(run.at(100, palm(&run, 100)), [Action::Verify]);
+    let actions = run.at(110, decision(Decision::Match { duress: false }));
+    assert_eq!(kinds(&actions), ["access.granted"]);
+    assert!(actions.contains(&Action::Unlock {
+        door: "main".to_string()
+    }));
+    run.at(200, Input::CardRemoved);
+    // A remote unlock of the door in lockdown is refused; of this reader's door granted.
+    let actions = run.at(300, remote_unlock("back"));
+    assert_eq!(unlocks(&actions), 0);
+    assert_eq!(kinds(&actions), ["access.remote_unlock"]);
+    assert_eq!(events(&actions)[0].door.as_deref(), Some("back"));
+    assert_eq!(reason(&actions).as_deref(), Some("lockdown"));
+    let actions = run.at(310, remote_unlock("main"));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|action| matches!(action, Action::Unlock { door } if door == "main"))
+            .count(),
+        1
+    );
+
+    // Lockdown of main too; releasing back lifts back only.
+    run.at(400, lockdown("main", true));
+    run.at(410, lockdown("back", false));
+    assert_eq!(unlocks(&run.at(420, remote_unlock("back"))), 1);
+    assert_eq!(unlocks(&run.at(430, remote_unlock("main"))), 0);
+    let actions = run.at(440, presented(1));
+    assert_eq!(reason(&actions).as_deref(), Some("lockdown"));
+    run.at(450, Input::CardRemoved);
+    // Release of main: this reader works again.
+    run.at(500, lockdown("main", false));
+    assert!(run.at(510, presented(1)).is_empty());
+    assert!(matches!(run.access.state(), State::CardWaitingPalm { .. }));
 }
 
 struct NightOnly;
@@ -334,45 +392,34 @@ fn lockdown_during_verification_refuses_the_match_and_remote_unlock() {
     let mut run = Run::new();
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
-    run.at(105, Input::Lockdown(true));
+    run.at(105, lockdown("main", true));
     let actions = run.at(110, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&actions), 0);
     assert_eq!(reason(&actions).as_deref(), Some("lockdown"));
-    let actions = run.at(
-        200,
-        Input::RemoteUnlock {
-            door: "main".to_string(),
-        },
-    );
+    let actions = run.at(200, remote_unlock("main"));
     assert_eq!(unlocks(&actions), 0);
-    assert_eq!(
-        kinds(&run.at(300, Input::Lockdown(false))),
-        ["lockdown.off"]
-    );
-    let actions = run.at(
-        400,
-        Input::RemoteUnlock {
-            door: "main".to_string(),
-        },
-    );
+    assert_eq!(run.at(300, lockdown("main", false)), []);
+    let actions = run.at(400, remote_unlock("main"));
     assert_eq!(unlocks(&actions), 1);
     assert_eq!(kinds(&actions), ["access.remote_unlock"]);
 }
 
 fn any_input() -> impl Strategy<Value = (u64, u8)> {
-    (0u64..3000, 0u8..12)
+    (0u64..3000, 0u8..14)
 }
 
 proptest! {
     /// Invariant: every unlock follows, in the same presentation, a card that passed the checks, a
-    /// palm, and the card's authenticated match — or is an authorised remote unlock outside
-    /// lockdown. Nothing unlocks twice for one decision.
+    /// palm, and the card's authenticated match — or is an authorised remote unlock. No door is
+    /// unlocked while it is in lockdown (this reader's door `main`, another door `back`). Nothing
+    /// unlocks twice for one decision.
     #[test]
     fn never_unlocks_without_a_genuine_match(steps in proptest::collection::vec(any_input(), 0..40)) {
         let mut run = Run::new();
         run.access.set_revoked(BTreeSet::from([card(9)]));
         let mut now = 0u64;
-        let mut lockdown = false;
+        // Lockdown of main and back, as the test commanded it.
+        let mut locked = [false, false];
         let mut verify_pending = false;
         for (delay, choice) in steps {
             now += delay;
@@ -387,9 +434,18 @@ proptest! {
                 7 => decision(Decision::Match { duress: true }),
                 8 => decision(Decision::NoMatch { tries_left: 2 }),
                 9 => Input::VerifyFailed { reason: "pulled".to_string() },
-                10 => Input::Lockdown(!lockdown),
-                _ => Input::RemoteUnlock { door: "main".to_string() },
+                10 => {
+                    locked[0] = !locked[0];
+                    lockdown("main", locked[0])
+                }
+                11 => {
+                    locked[1] = !locked[1];
+                    lockdown("back", locked[1])
+                }
+                12 => remote_unlock("main"),
+                _ => remote_unlock("back"),
             };
+            let was_locked = locked;
             let is_match = matches!(input, Input::CardDecision { decision: Decision::Match { .. }, .. });
             let is_remote = matches!(input, Input::RemoteUnlock { .. });
             let was_verifying = matches!(run.access.state(), State::Verifying { .. });
@@ -399,15 +455,19 @@ proptest! {
             }
             let opened = unlocks(&actions);
             prop_assert!(opened <= 1);
+            for action in &actions {
+                if let Action::Unlock { door } = action {
+                    let index = usize::from(door == "back");
+                    prop_assert!(!was_locked[index], "{} opened in lockdown", door);
+                }
+            }
             if opened == 1 {
-                prop_assert!(!lockdown, "never opens in lockdown");
                 prop_assert!(is_remote || (is_match && was_verifying && verify_pending),
                     "an unlock needs a match answering a verification, or a remote unlock");
             }
             if is_match && was_verifying {
                 verify_pending = false;
             }
-            lockdown = run.access.lockdown();
             if !matches!(run.access.state(), State::Verifying { .. }) {
                 verify_pending = false;
             }

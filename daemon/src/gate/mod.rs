@@ -241,11 +241,12 @@ pub async fn run(
         door_handle,
         card_worker,
         door_states: link_handles.door_states.clone(),
-        statuses: settings
-            .door
-            .iter()
-            .map(|(name, door)| (name.clone(), initial_status(door.contact_pin.is_some())))
-            .collect(),
+        door_view: DoorStates::new(
+            settings
+                .door
+                .iter()
+                .map(|(name, door)| (name.clone(), door.contact_pin.is_some())),
+        ),
         held_probe: None,
         extracting: false,
         capture_mode: settings.sensor.capture,
@@ -261,7 +262,7 @@ pub async fn run(
         started,
     };
     gate.access.set_revoked(revocation.cards().clone());
-    for (door, status) in &gate.statuses {
+    for (door, status) in gate.door_view.all() {
         let _ = gate.door_states.try_send((door.clone(), status.clone()));
     }
 
@@ -339,15 +340,98 @@ pub async fn run(
 /// How long each task gets to stop on shutdown (systemd's `TimeoutStopSec=` is 10 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-fn initial_status(has_contact: bool) -> DoorStatus {
-    DoorStatus {
-        lock: LockState::Locked,
-        contact: if has_contact {
-            Contact::Closed
-        } else {
-            Contact::Unknown
-        },
-        mode: "normal".to_string(),
+/// Every door's retained state (`door/<door>/state`), kept from the door controller's events.
+#[derive(Debug)]
+struct DoorStates {
+    statuses: BTreeMap<String, DoorStatus>,
+    /// Doors in lockdown.
+    locked_down: BTreeSet<String>,
+    fire: bool,
+}
+
+impl DoorStates {
+    /// Every door locked and closed (unknown without a contact), in normal mode.
+    fn new(doors: impl IntoIterator<Item = (String, bool)>) -> Self {
+        let statuses = doors
+            .into_iter()
+            .map(|(name, has_contact)| {
+                let status = DoorStatus {
+                    lock: LockState::Locked,
+                    contact: if has_contact {
+                        Contact::Closed
+                    } else {
+                        Contact::Unknown
+                    },
+                    mode: door_mode(false, false).to_string(),
+                };
+                (name, status)
+            })
+            .collect();
+        Self {
+            statuses,
+            locked_down: BTreeSet::new(),
+            fire: false,
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = (&String, &DoorStatus)> {
+        self.statuses.iter()
+    }
+
+    /// Applies a door controller event; returns the states that changed, to publish. A door event
+    /// changes that door's state; a gate event (fire) may change every door's mode.
+    fn apply(&mut self, event: &palmgate_door::Event) -> Vec<(String, DoorStatus)> {
+        use palmgate_door::EventKind as DoorKind;
+        match (&event.kind, &event.door) {
+            (DoorKind::FireActive, _) => self.fire = true,
+            (DoorKind::FireCleared, _) => self.fire = false,
+            (DoorKind::LockdownOn, Some(door)) => {
+                self.locked_down.insert(door.clone());
+            }
+            (DoorKind::LockdownOff, Some(door)) => {
+                self.locked_down.remove(door);
+            }
+            _ => {}
+        }
+        let doors: Vec<String> = match &event.door {
+            Some(door) => vec![door.clone()],
+            None => self.statuses.keys().cloned().collect(),
+        };
+        let mut changed = Vec::new();
+        for door in doors {
+            let mode = door_mode(self.fire, self.locked_down.contains(&door));
+            let Some(status) = self.statuses.get_mut(&door) else {
+                continue;
+            };
+            let before = status.clone();
+            if event.door.is_some() {
+                match &event.kind {
+                    DoorKind::Unlocked { .. } => status.lock = LockState::Unlocked,
+                    DoorKind::Locked => status.lock = LockState::Locked,
+                    DoorKind::Opened { .. } => status.contact = Contact::Open,
+                    DoorKind::Closed => status.contact = Contact::Closed,
+                    _ => {}
+                }
+            }
+            if status.mode != mode {
+                status.mode = mode.to_string();
+            }
+            if *status != before {
+                changed.push((door, status.clone()));
+            }
+        }
+        changed
+    }
+}
+
+/// The `mode` of a door's retained state: fire overrides lockdown (every door is released).
+fn door_mode(fire: bool, lockdown: bool) -> &'static str {
+    if fire {
+        "fire_release"
+    } else if lockdown {
+        "lockdown"
+    } else {
+        "normal"
     }
 }
 
@@ -358,7 +442,7 @@ struct Loop {
     door_handle: palmgate_door::GateHandle,
     card_worker: CardWorker,
     door_states: mpsc::Sender<(String, DoorStatus)>,
-    statuses: BTreeMap<String, DoorStatus>,
+    door_view: DoorStates,
     held_probe: Option<Template>,
     extracting: bool,
     capture_mode: CaptureMode,
@@ -540,20 +624,8 @@ impl Loop {
             self.doors_ready = true;
             self.maybe_ready();
         }
-        if let Some(door) = &event.door
-            && let Some(status) = self.statuses.get_mut(door)
-        {
-            let before = status.clone();
-            match &event.kind {
-                DoorKind::Unlocked { .. } => status.lock = LockState::Unlocked,
-                DoorKind::Locked => status.lock = LockState::Locked,
-                DoorKind::Opened { .. } => status.contact = Contact::Open,
-                DoorKind::Closed => status.contact = Contact::Closed,
-                _ => {}
-            }
-            if *status != before {
-                let _ = self.door_states.try_send((door.clone(), status.clone()));
-            }
+        for state in self.door_view.apply(&event) {
+            let _ = self.door_states.try_send(state);
         }
         let kind = match EventKind::new(event.kind.name()) {
             Ok(kind) => kind,
@@ -597,18 +669,8 @@ impl Loop {
                     ));
                 }
             }
-            Command::Lockdown { .. } => {
-                if let Err(error) = self.door_handle.set_lockdown(true) {
-                    tracing::error!(error = %error_chain(&error), "cannot enter lockdown");
-                }
-                self.input(Input::Lockdown(true));
-            }
-            Command::Release { .. } => {
-                if let Err(error) = self.door_handle.set_lockdown(false) {
-                    tracing::error!(error = %error_chain(&error), "cannot leave lockdown");
-                }
-                self.input(Input::Lockdown(false));
-            }
+            Command::Lockdown { door } => self.lockdown(door, true),
+            Command::Release { door } => self.lockdown(door, false),
             Command::RevocationList { version, cards } => {
                 match revocation.replace(
                     version,
@@ -635,6 +697,30 @@ impl Loop {
                     }
                 }
             }
+        }
+    }
+
+    /// `lockdown` (`on`) or `release` of one door, or of every door when `door` is `None`. Lockdown
+    /// is a state of each door: a gate-wide command sets or clears it on every door, a door's
+    /// command on that door only (so `release door=X` during a gate-wide lockdown reopens X and
+    /// nothing else). The door controller reports each door that changes.
+    fn lockdown(&mut self, door: Option<String>, on: bool) {
+        let command = if on { "lockdown" } else { "release" };
+        let doors: Vec<String> = match &door {
+            Some(name) if self.door_names.contains(name) => vec![name.clone()],
+            Some(name) => {
+                return self.publish(refused_command(
+                    command,
+                    &format!("no door named \"{name}\""),
+                ));
+            }
+            None => self.door_names.iter().cloned().collect(),
+        };
+        if let Err(error) = self.door_handle.set_lockdown(door.as_deref(), on) {
+            tracing::error!(error = %error_chain(&error), door = door.as_deref().unwrap_or("*"), "cannot {command}");
+        }
+        for door in doors {
+            self.input(Input::Lockdown { door, on });
         }
     }
 
@@ -691,4 +777,85 @@ fn refused_command(name: &str, reason: &str) -> NewEvent {
     NewEvent::new(EventKind::COMMAND_REFUSED, Timestamp::now())
         .result(Outcome::Refused)
         .reason(format!("{name}: {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use palmgate_door::{Event, EventKind as DoorKind};
+
+    use super::*;
+
+    fn event(door: Option<&str>, kind: DoorKind) -> Event {
+        Event {
+            at: Instant::now(),
+            door: door.map(str::to_string),
+            kind,
+        }
+    }
+
+    /// (door, mode) of each changed state.
+    fn modes(changed: &[(String, DoorStatus)]) -> Vec<(&str, &str)> {
+        changed
+            .iter()
+            .map(|(door, status)| (door.as_str(), status.mode.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn door_state_mode_follows_each_doors_lockdown_and_fire() {
+        let mut view = DoorStates::new([("back".to_string(), false), ("main".to_string(), true)]);
+        assert_eq!(
+            view.apply(&event(Some("back"), DoorKind::LockdownOn)),
+            [(
+                "back".to_string(),
+                DoorStatus {
+                    lock: LockState::Locked,
+                    contact: Contact::Unknown,
+                    mode: "lockdown".to_string(),
+                }
+            )]
+        );
+        let main = view
+            .all()
+            .find(|(door, _)| *door == "main")
+            .map(|(_, s)| s.clone());
+        assert_eq!(main.map(|status| status.mode), Some("normal".to_string()));
+        assert_eq!(
+            modes(&view.apply(&event(Some("back"), DoorKind::Locked))),
+            []
+        );
+        // Fire overrides lockdown on every door, and lockdown shows again when it clears.
+        assert_eq!(
+            modes(&view.apply(&event(None, DoorKind::FireActive))),
+            [("back", "fire_release"), ("main", "fire_release")]
+        );
+        assert_eq!(
+            modes(&view.apply(&event(None, DoorKind::FireCleared))),
+            [("back", "lockdown"), ("main", "normal")]
+        );
+        assert_eq!(
+            modes(&view.apply(&event(Some("main"), DoorKind::LockdownOn))),
+            [("main", "lockdown")]
+        );
+        assert_eq!(
+            modes(&view.apply(&event(Some("back"), DoorKind::LockdownOff))),
+            [("back", "normal")]
+        );
+        let unlocked = view.apply(&event(
+            Some("main"),
+            DoorKind::Unlocked {
+                cause: palmgate_door::ReleaseCause::Grant,
+            },
+        ));
+        assert_eq!(unlocked.len(), 1);
+        assert_eq!(unlocked[0].1.lock, LockState::Unlocked);
+        assert_eq!(unlocked[0].1.mode, "lockdown");
+        // A door this gate does not have changes nothing.
+        assert_eq!(
+            modes(&view.apply(&event(Some("side"), DoorKind::LockdownOn))),
+            []
+        );
+    }
 }
