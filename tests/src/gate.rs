@@ -239,9 +239,11 @@ impl Palms {
     }
 }
 
-/// The sensor simulator on a pseudo-terminal linked at `link`, serving `images`.
+/// The sensor simulator on a pseudo-terminal linked at `link`, serving `images`, one per
+/// presentation of a hand that comes and goes ([`presentation_ms`]).
 pub fn sensor_simulator(link: &Path, images: &Path, fps: u32) -> ChildGuard {
     let images = images.to_str().expect("utf-8 path");
+    let (held, away) = presentation_ms(fps);
     sensor_simulator_with(
         link,
         &[
@@ -251,8 +253,20 @@ pub fn sensor_simulator(link: &Path, images: &Path, fps: u32) -> ChildGuard {
             &fps.to_string(),
             "--images",
             images,
+            "--hand-held-ms",
+            &held.to_string(),
+            "--hand-away-ms",
+            &away.to_string(),
         ],
     )
+}
+
+/// How long the simulated hand stays in front of the sensor and how long it is away, in ms, at
+/// `fps`: a few frames per presentation. The gate takes one decision per presentation, so the
+/// hand must come and go for the same person to pass again.
+pub fn presentation_ms(fps: u32) -> (u64, u64) {
+    let period = 1000 / u64::from(fps.max(1));
+    ((4 * period).max(800), period.max(200))
 }
 
 /// `palmgate sensor simulate --link LINK ARGS…` (ARGS: format, rate, image source); waits until

@@ -92,6 +92,11 @@ pub enum Input {
         /// The door.
         door: String,
     },
+    /// The sensor reported a hand arriving (`true`) or leaving (`false`).
+    HandPresence {
+        /// Whether a hand is in front of the sensor.
+        present: bool,
+    },
 }
 
 /// What to do.
@@ -166,6 +171,13 @@ pub struct Access<P> {
     /// Doors in lockdown.
     lockdown: BTreeSet<String>,
     state: State,
+    /// Whether the sensor last reported a hand in front of it.
+    hand_present: bool,
+    /// The hand in front of the sensor has already been sent to a card: its frames are not taken
+    /// again until the sensor reports it gone. One presentation of a palm serves one decision;
+    /// otherwise a hand left on the sensor would be checked against the next person's card (a
+    /// denial for them, and one of their card's tries spent).
+    palm_spent: bool,
 }
 
 impl<P: Policy> Access<P> {
@@ -177,12 +189,31 @@ impl<P: Policy> Access<P> {
             revoked: BTreeSet::new(),
             lockdown: BTreeSet::new(),
             state: State::Idle,
+            hand_present: false,
+            palm_spent: false,
         }
     }
 
     /// The current state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Whether a new palm frame is wanted now: a card waits for one, or (with `continuous`
+    /// capture) nothing is presented yet; and the hand in front of the sensor has not already
+    /// served a decision.
+    pub fn wants_palm(&self, continuous: bool) -> bool {
+        let wanted = match self.state {
+            State::CardWaitingPalm { .. } => true,
+            State::Idle => continuous,
+            State::PalmWaitingCard { .. } | State::Verifying { .. } | State::AwaitRemoval => false,
+        };
+        wanted && !self.palm_spent
+    }
+
+    /// Whether the hand in front of the sensor has served a decision and must leave first.
+    pub fn palm_spent(&self) -> bool {
+        self.palm_spent
     }
 
     /// Whether a door is in lockdown.
@@ -313,6 +344,7 @@ impl<P: Policy> Access<P> {
                         ..Latencies::default()
                     };
                     actions.push(Action::Verify);
+                    self.palm_spent = self.hand_present;
                     self.state = State::Verifying {
                         card,
                         latencies,
@@ -370,6 +402,12 @@ impl<P: Policy> Access<P> {
                         latencies,
                     );
                     self.state = State::AwaitRemoval;
+                }
+            }
+            Input::HandPresence { present } => {
+                self.hand_present = present;
+                if !present {
+                    self.palm_spent = false;
                 }
             }
             Input::Lockdown { door, on } => {
@@ -435,6 +473,9 @@ impl<P: Policy> Access<P> {
                     ..latencies
                 };
                 actions.push(Action::Verify);
+                // In palm-first order the hand may have left while its probe waited for the card:
+                // then the next presentation is already a new one.
+                self.palm_spent = self.hand_present;
                 self.state = State::Verifying {
                     card,
                     latencies,

@@ -474,3 +474,49 @@ proptest! {
         }
     }
 }
+
+fn hand(present: bool) -> Input {
+    Input::HandPresence { present }
+}
+
+#[test]
+fn a_palm_left_on_the_sensor_serves_one_decision_only() {
+    let mut run = Run::new();
+    run.at(0, hand(true));
+    assert!(run.access.wants_palm(true));
+    // Card first, then the palm: verified, granted, card taken away.
+    run.at(10, presented(1));
+    assert_eq!(run.at(40, palm(&run, 40)), [Action::Verify]);
+    assert!(run.access.palm_spent());
+    run.at(50, decision(Decision::Match { duress: false }));
+    run.at(60, Input::CardRemoved);
+    // The same hand is still there: the next person's card does not get it.
+    assert!(!run.access.wants_palm(true));
+    run.at(100, presented(2));
+    assert!(matches!(run.access.state(), State::CardWaitingPalm { .. }));
+    assert!(!run.access.wants_palm(true));
+    // The hand leaves and a hand arrives: that presentation is taken.
+    run.at(300, hand(false));
+    assert!(run.access.wants_palm(true));
+    run.at(400, hand(true));
+    assert_eq!(run.at(450, palm(&run, 450)), [Action::Verify]);
+}
+
+#[test]
+fn a_palm_that_left_before_its_card_came_leaves_the_next_presentation_free() {
+    let mut run = Run::new();
+    // Palm first; the hand is lifted before the card is tapped.
+    run.at(0, hand(true));
+    run.at(20, palm(&run, 20));
+    run.at(30, hand(false));
+    assert_eq!(run.at(500, presented(1)), [Action::Verify]);
+    assert!(!run.access.palm_spent());
+    run.at(520, decision(Decision::Match { duress: false }));
+    run.at(600, Input::CardRemoved);
+    assert!(run.access.wants_palm(true));
+    // Without presence reports at all (a sensor that sends none), nothing is ever held back.
+    let mut silent = Run::new();
+    silent.at(0, presented(1));
+    assert_eq!(silent.at(10, palm(&silent, 10)), [Action::Verify]);
+    assert!(!silent.access.palm_spent());
+}

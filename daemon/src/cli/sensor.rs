@@ -43,15 +43,18 @@ pub struct SimulateArgs {
     /// Frames per second while capturing.
     #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
     pub fps: f64,
-    /// Simulate a hand that is presented and lifted: it stays MS milliseconds in front of the
-    /// sensor (frames of one image) before it is lifted for --hand-away-ms. Without it the hand
-    /// is there whenever a capture runs and every frame is a new image.
-    #[arg(long, value_name = "MS", requires = "hand_away_ms", value_parser = parse_hand_ms)]
-    pub hand_held_ms: Option<u64>,
-    /// How long the simulated hand stays lifted between presentations, in milliseconds (with
-    /// --hand-held-ms).
-    #[arg(long, value_name = "MS", requires = "hand_held_ms", value_parser = parse_hand_ms)]
-    pub hand_away_ms: Option<u64>,
+    /// How long the simulated hand stays in front of the sensor per presentation, in
+    /// milliseconds (frames of one image), before it is lifted for --hand-away-ms. A gate takes
+    /// one decision per presentation: the hand must come and go for someone to pass again.
+    #[arg(long, value_name = "MS", default_value_t = 2_000, value_parser = parse_hand_ms)]
+    pub hand_held_ms: u64,
+    /// How long the simulated hand stays lifted between presentations, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = parse_hand_ms)]
+    pub hand_away_ms: u64,
+    /// No presentations: the hand is there whenever a capture runs and every frame is a new
+    /// image (for throughput tests; a gate then takes one decision and waits for a lift).
+    #[arg(long, conflicts_with_all = ["hand_held_ms", "hand_away_ms"])]
+    pub hand_always_present: bool,
 }
 
 /// Longest time a simulated hand may stay, or stay away: one hour.
@@ -151,15 +154,10 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         config.formats = vec![format];
     }
     config.fps = args.fps;
-    config.presentation = match (args.hand_held_ms, args.hand_away_ms) {
-        (Some(held), Some(away)) => Some(Presentation {
-            held: Duration::from_millis(held),
-            away: Duration::from_millis(away),
-        }),
-        (None, None) => None,
-        // clap's `requires` makes them a pair; said again here in case that ever changes.
-        _ => bail!("--hand-held-ms and --hand-away-ms go together"),
-    };
+    config.presentation = (!args.hand_always_present).then(|| Presentation {
+        held: Duration::from_millis(args.hand_held_ms),
+        away: Duration::from_millis(args.hand_away_ms),
+    });
     let hand = match config.presentation {
         Some(cycle) => format!(
             ", hand held {} ms / away {} ms",

@@ -579,13 +579,16 @@ impl Loop {
             }
             SensorEvent::Frame(frame) => {
                 // In on_card mode a frame still in flight after the capture stopped is dropped:
-                // a palm is taken only for the card that asked for it.
-                let wants_palm = match self.access.state() {
-                    State::CardWaitingPalm { .. } => true,
-                    State::Idle => self.capture_mode == CaptureMode::Continuous,
-                    _ => false,
-                };
+                // a palm is taken only for the card that asked for it. A hand that already served
+                // a decision is not taken again until it has left the sensor.
+                let wants_palm = self
+                    .access
+                    .wants_palm(self.capture_mode == CaptureMode::Continuous);
                 (wants_palm && !self.extracting).then_some(frame)
+            }
+            SensorEvent::Presence { present, .. } => {
+                self.input(Input::HandPresence { present });
+                None
             }
             SensorEvent::Disconnected { error, retry_in } => {
                 tracing::warn!(error = %error_chain(&error), ?retry_in, "palm sensor disconnected");
