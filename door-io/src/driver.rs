@@ -336,9 +336,19 @@ impl GateDriver {
 
     /// An access grant (or remote unlock) for the named door; the outputs change at once.
     pub fn grant(&mut self, door: &str, now: Instant) -> Result<(), DriverError> {
+        self.grant_for(door, None, now)
+    }
+
+    /// [`Driver::grant`] with the door released for `unlock` instead of its configured time.
+    pub fn grant_for(
+        &mut self,
+        door: &str,
+        unlock: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), DriverError> {
         self.check_running()?;
         let id = self.door(door)?;
-        let result = self.gate.grant(id, now);
+        let result = self.gate.grant_for(id, unlock, now);
         self.apply()?;
         Ok(result?)
     }
@@ -482,7 +492,7 @@ pub fn drive_outputs_safe(
 /// A command to a spawned driver.
 #[derive(Debug)]
 enum Command {
-    Grant(String),
+    Grant(String, Option<Duration>),
     Deny(String),
     Lockdown { door: Option<String>, on: bool },
     ReadInputs(mpsc::Sender<Result<Vec<InputReading>, DriverError>>),
@@ -543,7 +553,7 @@ fn run(
         };
         let now = Instant::now();
         let result = match command {
-            Command::Grant(door) => driver.grant(&door, now),
+            Command::Grant(door, unlock) => driver.grant_for(&door, unlock, now),
             Command::Deny(door) => driver.deny(&door, now),
             Command::Lockdown { door, on } => driver.set_lockdown(door.as_deref(), on, now),
             Command::ReadInputs(reply) => {
@@ -568,7 +578,13 @@ fn run(
 impl GateHandle {
     /// Grants access through a door; the outcome arrives as `door.unlocked` or `grant.refused`.
     pub fn grant(&self, door: &str) -> Result<(), DriverError> {
-        self.send(door, Command::Grant(door.to_string()))
+        self.send(door, Command::Grant(door.to_string(), None))
+    }
+
+    /// [`GateHandle::grant`] with the door released for `unlock` (a remote unlock's own time)
+    /// instead of its configured time; `None` is the configured time.
+    pub fn grant_for(&self, door: &str, unlock: Option<Duration>) -> Result<(), DriverError> {
+        self.send(door, Command::Grant(door.to_string(), unlock))
     }
 
     /// Deny feedback on a door.

@@ -400,8 +400,19 @@ impl Gate {
         self.settle();
     }
 
-    /// An access grant (or remote unlock) for a door.
+    /// An access grant (or remote unlock) for a door, released for the door's `unlock` time.
     pub fn grant(&mut self, door: DoorId, now: Instant) -> Result<(), Refusal> {
+        self.grant_for(door, None, now)
+    }
+
+    /// [`Gate::grant`], with the door released for `unlock` instead of its configured time (a
+    /// remote unlock that asks for longer or shorter). A turnstile still admits one passage.
+    pub fn grant_for(
+        &mut self,
+        door: DoorId,
+        unlock: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         let now = self.clock(now);
         if door.0 >= self.doors.len() {
             return Err(Refusal::UnknownDoor);
@@ -426,7 +437,7 @@ impl Gate {
             // fire and could bypass lockdown or the interlock once it clears.
             None if self.fire_active => Ok(()),
             None => {
-                self.release_door(door.0, ReleaseCause::Grant);
+                self.release_door(door.0, ReleaseCause::Grant, unlock);
                 Ok(())
             }
         };
@@ -537,7 +548,7 @@ impl Gate {
         })
     }
 
-    fn release_door(&mut self, index: usize, cause: ReleaseCause) {
+    fn release_door(&mut self, index: usize, cause: ReleaseCause, unlock: Option<Duration>) {
         let now = self.now;
         let door = &mut self.doors[index];
         door.beep_until = Some(
@@ -552,7 +563,7 @@ impl Gate {
             });
             return;
         }
-        let until = now + door.config.unlock;
+        let until = now + unlock.unwrap_or(door.config.unlock);
         let previous = door.release.take();
         door.release = Some(Release {
             cause: previous.map_or(cause, |previous| previous.cause),
@@ -682,7 +693,7 @@ impl Gate {
         match refused {
             Some(_) => self.deny_feedback(index, self.now),
             None if self.fire_active => {}
-            None => self.release_door(index, ReleaseCause::Rex),
+            None => self.release_door(index, ReleaseCause::Rex, None),
         }
     }
 

@@ -26,6 +26,8 @@ enum Op {
     In(Pin, bool),
     Tick,
     Grant(&'static str, Result<(), Refusal>),
+    /// A grant with its own release time in ms (a remote unlock's `duration_s`).
+    GrantFor(&'static str, u64, Result<(), Refusal>),
     Deny(&'static str),
     /// Gate-wide lockdown on or off.
     Lockdown(bool),
@@ -137,6 +139,14 @@ fn run_from_power_on(config: &GateConfig, steps: &[Step]) {
                     "step {index} at {ms} ms: grant {name}"
                 );
             }
+            GrantFor(name, unlock_ms, result) => {
+                let id = gate.door_id(name).expect("door exists");
+                assert_eq!(
+                    gate.grant_for(id, Some(Duration::from_millis(unlock_ms)), now),
+                    result,
+                    "step {index} at {ms} ms: grant {name} for {unlock_ms} ms"
+                );
+            }
             Deny(name) => gate.deny(gate.door_id(name).expect("door exists"), now),
             Lockdown(on) => gate
                 .set_lockdown(LockdownScope::Gate, on, now)
@@ -231,6 +241,34 @@ fn grant_unlocks_for_unlock_time_and_relocks_at_timeout() {
             (6000, Tick, &["door.locked door=main"]),
             (6000, Feedback("main", DoorOutput::GreenLed, false), &[]),
             (6000, Deadline(None), &[]),
+        ],
+    );
+}
+
+#[test]
+fn a_grant_with_its_own_time_releases_for_that_time_instead_of_unlock() {
+    run(
+        &one_door(),
+        &[
+            (
+                1000,
+                GrantFor("main", 20_000, Ok(())),
+                &["door.unlocked door=main cause=Grant"],
+            ),
+            (1150, Tick, &[]),
+            // Past the door's own unlock time (5 s): still released.
+            (6000, Tick, &[]),
+            (6000, Lock("main", LockState::Released), &[]),
+            (6000, Deadline(Some(21_000)), &[]),
+            (21_000, Tick, &["door.locked door=main"]),
+            // Shorter than unlock: relocks after 2 s.
+            (
+                22_000,
+                GrantFor("main", 2_000, Ok(())),
+                &["door.unlocked door=main cause=Grant"],
+            ),
+            (22_150, Tick, &[]),
+            (24_000, Tick, &["door.locked door=main"]),
         ],
     );
 }

@@ -91,6 +91,8 @@ pub enum Input {
     RemoteUnlock {
         /// The door.
         door: String,
+        /// How long to release it (`None`: the door's own `unlock_s`).
+        unlock: Option<Duration>,
     },
     /// The sensor reported a hand arriving (`true`) or leaving (`false`).
     HandPresence {
@@ -110,6 +112,8 @@ pub enum Action {
     Unlock {
         /// The door.
         door: String,
+        /// How long (`None`: the door's own `unlock_s`; a remote unlock may ask for another).
+        unlock: Option<Duration>,
     },
     /// Show the denial (red light, buzzer).
     Deny {
@@ -417,7 +421,7 @@ impl<P: Policy> Access<P> {
                     self.lockdown.remove(&door);
                 }
             }
-            Input::RemoteUnlock { door } => {
+            Input::RemoteUnlock { door, unlock } => {
                 if self.in_lockdown(&door) {
                     let event = NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time)
                         .door(door.clone())
@@ -428,7 +432,7 @@ impl<P: Policy> Access<P> {
                     let event = NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time)
                         .door(door.clone())
                         .result(Outcome::Granted);
-                    actions.push(Action::Unlock { door });
+                    actions.push(Action::Unlock { door, unlock });
                     actions.push(Action::Publish(event));
                 }
             }
@@ -527,7 +531,10 @@ impl<P: Policy> Access<P> {
                 }
                 latencies.decision_ms = Some(millis(now.saturating_duration_since(last_input)));
                 let door = self.config.door.clone();
-                actions.push(Action::Unlock { door: door.clone() });
+                actions.push(Action::Unlock {
+                    door: door.clone(),
+                    unlock: None,
+                });
                 // A duress grant looks like any other grant; the alarm is a separate event that
                 // only the security desk subscribes to.
                 let granted = NewEvent::new(EventKind::ACCESS_GRANTED, time)

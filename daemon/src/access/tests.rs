@@ -107,6 +107,7 @@ fn lockdown(door: &str, on: bool) -> Input {
 fn remote_unlock(door: &str) -> Input {
     Input::RemoteUnlock {
         door: door.to_string(),
+        unlock: None,
     }
 }
 
@@ -243,7 +244,8 @@ fn lockdown_of_another_door_leaves_this_reader_working_and_refuses_that_doors_re
     let actions = run.at(110, decision(Decision::Match { duress: false }));
     assert_eq!(kinds(&actions), ["access.granted"]);
     assert!(actions.contains(&Action::Unlock {
-        door: "main".to_string()
+        door: "main".to_string(),
+        unlock: None,
     }));
     run.at(200, Input::CardRemoved);
     // A remote unlock of the door in lockdown is refused; of this reader's door granted.
@@ -256,7 +258,7 @@ fn lockdown_of_another_door_leaves_this_reader_working_and_refuses_that_doors_re
     assert_eq!(
         actions
             .iter()
-            .filter(|action| matches!(action, Action::Unlock { door } if door == "main"))
+            .filter(|action| matches!(action, Action::Unlock { door, .. } if door == "main"))
             .count(),
         1
     );
@@ -456,7 +458,7 @@ proptest! {
             let opened = unlocks(&actions);
             prop_assert!(opened <= 1);
             for action in &actions {
-                if let Action::Unlock { door } = action {
+                if let Action::Unlock { door, .. } = action {
                     let index = usize::from(door == "back");
                     prop_assert!(!was_locked[index], "{} opened in lockdown", door);
                 }
@@ -519,4 +521,27 @@ fn a_palm_that_left_before_its_card_came_leaves_the_next_presentation_free() {
     silent.at(0, presented(1));
     assert_eq!(silent.at(10, palm(&silent, 10)), [Action::Verify]);
     assert!(!silent.access.palm_spent());
+}
+
+#[test]
+fn a_remote_unlock_carries_its_own_release_time_and_a_grant_the_doors() {
+    let mut run = Run::new();
+    let actions = run.at(
+        0,
+        Input::RemoteUnlock {
+            door: "main".to_string(),
+            unlock: Some(Duration::from_secs(60)),
+        },
+    );
+    assert!(actions.contains(&Action::Unlock {
+        door: "main".to_string(),
+        unlock: Some(Duration::from_secs(60)),
+    }));
+    run.at(10, presented(1));
+    run.at(20, palm(&run, 20));
+    let actions = run.at(30, decision(Decision::Match { duress: false }));
+    assert!(actions.contains(&Action::Unlock {
+        door: "main".to_string(),
+        unlock: None,
+    }));
 }

@@ -500,8 +500,8 @@ impl Loop {
                     }),
                 },
                 Action::DiscardProbe => self.held_probe = None,
-                Action::Unlock { door } => {
-                    if let Err(error) = self.door_handle.grant(&door) {
+                Action::Unlock { door, unlock } => {
+                    if let Err(error) = self.door_handle.grant_for(&door, unlock) {
                         tracing::error!(%door, error = %error_chain(&error), "cannot unlock");
                     }
                 }
@@ -662,9 +662,12 @@ impl Loop {
         tracing::info!(command = verified.command.name(), operator = %verified.operator, "remote command");
         let retained_state = verified.retained_state;
         match verified.command {
-            Command::Unlock { door, .. } => {
+            Command::Unlock { door, duration_s } => {
                 if self.door_names.contains(&door) {
-                    self.input(Input::RemoteUnlock { door });
+                    self.input(Input::RemoteUnlock {
+                        door,
+                        unlock: duration_s.map(|seconds| Duration::from_secs(u64::from(seconds))),
+                    });
                 } else {
                     self.publish(refused_command(
                         "unlock",
