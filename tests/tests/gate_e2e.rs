@@ -815,6 +815,16 @@ fn door_forced_and_door_held_open_are_reported() {
     let contact = |level: &str| {
         assert_eq!(simulated_gpio(&gpio, &format!("input 27 {level}")), "ok");
     };
+    // The door's retained state shows the alarm while it lasts.
+    let mut door_state = Subscriber::start("palmgate/e2e-held/door/main/state");
+    let mut wait_for_mode = |mode: &str| {
+        let wanted = format!("\"mode\":\"{mode}\"");
+        door_state.wait_for_matching(
+            "/door/main/state",
+            |state| state.contains(&wanted),
+            PATIENCE,
+        )
+    };
 
     // Let the door controller take the contact's first stable reading (closed) before playing
     // it: an opening before that counts as "found open at start-up", not as forced.
@@ -826,8 +836,10 @@ fn door_forced_and_door_held_open_are_reported() {
         Some("alarm"),
         "{forced}"
     );
+    wait_for_mode("forced_open");
     contact("low");
     gate.mqtt.wait_for("/event/door.closed", PATIENCE);
+    wait_for_mode("normal");
 
     gate.present("door.unlocked");
     contact("high");
@@ -841,8 +853,10 @@ fn door_forced_and_door_held_open_are_reported() {
     let alarm = gate.mqtt.wait_for("/event/door.held_open", PATIENCE);
     assert!(alarm.contains("stage=Alarm"), "{alarm}");
     assert_eq!(field(&alarm, "result").as_deref(), Some("alarm"), "{alarm}");
+    wait_for_mode("held_open");
     contact("low");
     gate.mqtt.wait_for("/event/door.closed", PATIENCE);
+    wait_for_mode("normal");
     gate.stop();
 }
 
@@ -973,7 +987,8 @@ fn a_palm_held_over_the_sensor_serves_one_decision() {
     let _reader = reader_lock();
     let site = Site::new();
     // Held 4 s, away 0.3 s; the first presentation starts with the daemon.
-    let mut gate = site.alice_at_the_gate_with_hand("e2e-held", 10, (4_000, 300), |config| config);
+    let mut gate =
+        site.alice_at_the_gate_with_hand("e2e-one-palm", 10, (4_000, 300), |config| config);
     let capture_ms = |granted: &str| {
         serde_json::from_str::<serde_json::Value>(granted).expect("json")["latencies"]["capture_ms"]
             .as_f64()

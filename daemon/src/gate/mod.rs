@@ -346,6 +346,10 @@ struct DoorStates {
     statuses: BTreeMap<String, DoorStatus>,
     /// Doors in lockdown.
     locked_down: BTreeSet<String>,
+    /// Doors opened without a grant, until they close.
+    forced: BTreeSet<String>,
+    /// Doors held open past `held_open_alarm_s`, until they close.
+    held_open: BTreeSet<String>,
     fire: bool,
 }
 
@@ -362,7 +366,7 @@ impl DoorStates {
                     } else {
                         Contact::Unknown
                     },
-                    mode: door_mode(false, false).to_string(),
+                    mode: DoorMode::default().name().to_string(),
                 };
                 (name, status)
             })
@@ -370,6 +374,8 @@ impl DoorStates {
         Self {
             statuses,
             locked_down: BTreeSet::new(),
+            forced: BTreeSet::new(),
+            held_open: BTreeSet::new(),
             fire: false,
         }
     }
@@ -391,6 +397,21 @@ impl DoorStates {
             (DoorKind::LockdownOff, Some(door)) => {
                 self.locked_down.remove(door);
             }
+            (DoorKind::Forced, Some(door)) => {
+                self.forced.insert(door.clone());
+            }
+            (
+                DoorKind::HeldOpen {
+                    stage: palmgate_door::HeldOpenStage::Alarm,
+                },
+                Some(door),
+            ) => {
+                self.held_open.insert(door.clone());
+            }
+            (DoorKind::Closed, Some(door)) => {
+                self.forced.remove(door);
+                self.held_open.remove(door);
+            }
             _ => {}
         }
         let doors: Vec<String> = match &event.door {
@@ -399,7 +420,13 @@ impl DoorStates {
         };
         let mut changed = Vec::new();
         for door in doors {
-            let mode = door_mode(self.fire, self.locked_down.contains(&door));
+            let mode = DoorMode {
+                fire: self.fire,
+                forced: self.forced.contains(&door),
+                held_open: self.held_open.contains(&door),
+                lockdown: self.locked_down.contains(&door),
+            }
+            .name();
             let Some(status) = self.statuses.get_mut(&door) else {
                 continue;
             };
@@ -424,14 +451,30 @@ impl DoorStates {
     }
 }
 
-/// The `mode` of a door's retained state: fire overrides lockdown (every door is released).
-fn door_mode(fire: bool, lockdown: bool) -> &'static str {
-    if fire {
-        "fire_release"
-    } else if lockdown {
-        "lockdown"
-    } else {
-        "normal"
+/// What decides the `mode` of a door's retained state.
+#[derive(Debug, Clone, Copy, Default)]
+struct DoorMode {
+    fire: bool,
+    forced: bool,
+    held_open: bool,
+    lockdown: bool,
+}
+
+impl DoorMode {
+    /// The most urgent condition first: fire releases every door (whatever else holds); a forced
+    /// or held-open door is an alarm until it closes; lockdown is an operating mode.
+    fn name(self) -> &'static str {
+        if self.fire {
+            "fire_release"
+        } else if self.forced {
+            "forced_open"
+        } else if self.held_open {
+            "held_open"
+        } else if self.lockdown {
+            "lockdown"
+        } else {
+            "normal"
+        }
     }
 }
 
@@ -807,6 +850,48 @@ mod tests {
             .iter()
             .map(|(door, status)| (door.as_str(), status.mode.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn door_state_mode_shows_a_forced_or_held_open_door_until_it_closes() {
+        use palmgate_door::HeldOpenStage;
+        let mut view = DoorStates::new([("main".to_string(), true)]);
+        assert_eq!(
+            modes(&view.apply(&event(Some("main"), DoorKind::Forced))),
+            [("main", "forced_open")]
+        );
+        assert_eq!(
+            modes(&view.apply(&event(Some("main"), DoorKind::Closed))),
+            [("main", "normal")]
+        );
+        // The pre-alarm is a local warning; the alarm shows.
+        assert_eq!(
+            modes(&view.apply(&event(
+                Some("main"),
+                DoorKind::HeldOpen {
+                    stage: HeldOpenStage::PreAlarm
+                }
+            ))),
+            []
+        );
+        assert_eq!(
+            modes(&view.apply(&event(
+                Some("main"),
+                DoorKind::HeldOpen {
+                    stage: HeldOpenStage::Alarm
+                }
+            ))),
+            [("main", "held_open")]
+        );
+        // An alarm outranks lockdown; once the door closes lockdown shows again.
+        assert_eq!(
+            modes(&view.apply(&event(Some("main"), DoorKind::LockdownOn))),
+            []
+        );
+        assert_eq!(
+            modes(&view.apply(&event(Some("main"), DoorKind::Closed))),
+            [("main", "lockdown")]
+        );
     }
 
     #[test]

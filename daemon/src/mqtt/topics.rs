@@ -140,7 +140,8 @@ pub struct DoorStatus {
     pub lock: LockState,
     /// Door position.
     pub contact: Contact,
-    /// Operating mode: `normal`, `lockdown`, `fire_release`, `held_open`, `forced_open`, …
+    /// The most urgent condition: `fire_release`, `forced_open`, `held_open`, `lockdown` or
+    /// `normal` (docs/mqtt-api.md).
     pub mode: String,
 }
 
