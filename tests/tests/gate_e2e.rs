@@ -63,6 +63,7 @@ struct AliceAtTheGate {
     mqtt: Subscriber,
     notify: NotifySocket,
     log: PathBuf,
+    config: PathBuf,
     daemon: ChildGuard,
     _sensor: ChildGuard,
 }
@@ -128,8 +129,33 @@ impl Site {
             mqtt,
             notify,
             log,
+            config,
             daemon,
             _sensor: sensor,
+        }
+    }
+}
+
+impl Site {
+    /// Sends the site operator's signed commands to gate `gate` through `broker`, each with a
+    /// fresh timestamp and its own nonce (`<nonce_prefix>-nonce-0001`, …).
+    fn commands_to<'a>(
+        &'a self,
+        broker: &'a str,
+        gate: &'a str,
+        nonce_prefix: &'a str,
+    ) -> impl FnMut(GateCommand) + 'a {
+        let topics = Topics::new("palmgate", gate);
+        let mut nonce = 0u32;
+        move |command: GateCommand| {
+            nonce += 1;
+            let signed = self.operator.sign(
+                gate,
+                &command,
+                now_unix(),
+                format!("{nonce_prefix}-nonce-{nonce:04}").as_bytes(),
+            );
+            publish(broker, &topics.command(command.name()), &signed);
         }
     }
 }
@@ -141,6 +167,26 @@ impl AliceAtTheGate {
         let payload = self.mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
         card.remove();
         payload
+    }
+
+    /// Stops the daemon (SIGTERM and a clean exit, or SIGKILL: a crash or a power cut) and starts
+    /// it again on the same configuration and state directory; waits for READY.
+    fn restart(&mut self, kill: bool) {
+        if kill {
+            self.daemon.signal("-KILL");
+            self.daemon.wait(PATIENCE);
+        } else {
+            let status = self
+                .daemon
+                .try_terminate(PATIENCE)
+                .expect("stops on SIGTERM");
+            assert!(status.success(), "daemon exit status {status}");
+        }
+        self.daemon = start_daemon(&self.config, &self.notify, &self.log);
+        assert!(
+            self.notify.wait_for("READY=1", PATIENCE).is_some(),
+            "no READY=1 after the restart"
+        );
     }
 
     /// SIGTERM, clean exit; returns the daemon's log.
@@ -663,17 +709,7 @@ fn lockdown_of_another_door_leaves_alice_passing_at_hers() {
     });
     let mut states = Subscriber::start(&format!("palmgate/{gate_id}/door/+/state"));
     let gpio = site.root.join("gpio.sock");
-    let mut nonce = 0u32;
-    let mut command = |command: GateCommand| {
-        nonce += 1;
-        let signed = site.operator.sign(
-            gate_id,
-            &command,
-            now_unix(),
-            format!("lockdown-test-nonce-{nonce:04}").as_bytes(),
-        );
-        publish(&broker, &topics.command(command.name()), &signed);
-    };
+    let mut command = site.commands_to(&broker, gate_id, "lockdown-test");
     let unlock = |door: &str| GateCommand::Unlock {
         door: door.to_string(),
         duration_s: None,
@@ -975,6 +1011,39 @@ fn capture_on_card_takes_the_palm_after_the_card() {
     let starts = text.matches("palm capture started").count();
     let stops = text.matches("palm capture stopped").count();
     assert_eq!((starts, stops), (2, 2), "{text}");
+}
+
+/// A lockdown outlives a restart of the daemon, a clean one or a crash: pulling a gate's plug
+/// must not release it. A release is kept as well.
+#[test]
+fn a_lockdown_outlives_a_restart_and_a_crash() {
+    require_pcscd_vpcd();
+    let broker = require_mqtt();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let gate_id = "e2e-lockdown-kept";
+    let mut gate = site.alice_at_the_gate(gate_id, 5, |config| config);
+    let mut command = site.commands_to(&broker, gate_id, "lockdown-kept");
+
+    command(GateCommand::Lockdown { door: None });
+    gate.mqtt.wait_for("/event/lockdown.on", PATIENCE);
+    for kill in [false, true] {
+        gate.restart(kill);
+        // The door controller takes the lockdown back at start-up and says so.
+        let on = gate.mqtt.wait_for("/event/lockdown.on", PATIENCE);
+        assert_eq!(field(&on, "door").as_deref(), Some("main"), "{on}");
+        let denied = gate.present("access.denied");
+        assert_eq!(
+            field(&denied, "reason").as_deref(),
+            Some("lockdown"),
+            "after a restart (kill: {kill}): {denied}"
+        );
+    }
+    command(GateCommand::Release { door: None });
+    gate.mqtt.wait_for("/event/lockdown.off", PATIENCE);
+    gate.restart(true);
+    gate.present("access.granted");
+    gate.stop();
 }
 
 /// One presentation of a palm serves one decision: Alice passes, and when her card is presented

@@ -225,6 +225,11 @@ impl<P: Policy> Access<P> {
         self.lockdown.contains(door)
     }
 
+    /// The doors in lockdown.
+    pub fn doors_in_lockdown(&self) -> &BTreeSet<String> {
+        &self.lockdown
+    }
+
     /// Whether this reader's door is in lockdown.
     fn reader_door_in_lockdown(&self) -> bool {
         self.in_lockdown(&self.config.door)

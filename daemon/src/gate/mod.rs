@@ -7,8 +7,12 @@
 //! the machine, an event or a log) and is wiped when used or discarded.
 
 pub mod card_worker;
+pub mod durable;
+pub mod lockdown_file;
 pub mod revocation;
 pub mod sim_control;
+
+use lockdown_file::LockdownFile;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -55,6 +59,9 @@ pub enum GateError {
     /// The revocation list could not be read.
     #[error(transparent)]
     Revocation(#[from] revocation::RevocationError),
+    /// The doors in lockdown could not be read back.
+    #[error(transparent)]
+    Lockdown(#[from] lockdown_file::LockdownFileError),
     /// The doors could not be set up.
     #[error(transparent)]
     Doors(#[from] crate::doors::DoorsError),
@@ -147,6 +154,8 @@ pub async fn run(
         Some(path) => RevocationList::load(path)?,
         None => RevocationList::default(),
     };
+    let lockdown_file = LockdownFile::in_state_dir(&settings.storage.state_dir);
+    let locked_down = lockdown_file.load()?;
     let outbox = Arc::new(Outbox::open(&OutboxOptions::from_settings(&settings))?);
 
     // Doors first: every output is driven safe before anything else runs.
@@ -156,6 +165,14 @@ pub async fn run(
         let _ = door_tx.send(event);
     })?;
     door_handle.safe_stop().install_panic_hook();
+    // A lockdown outlives a restart: the doors take it back before anything can be granted.
+    for door in &locked_down {
+        if door_names.contains(door) {
+            door_handle.set_lockdown(Some(door), true)?;
+        } else {
+            tracing::warn!(%door, file = %lockdown_file.path().display(), "a door in lockdown is no longer configured");
+        }
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -258,9 +275,15 @@ pub async fn run(
         revocation_path: settings.card.revocation_list.clone(),
         policy_path: settings.card.policy_file.clone(),
         door_names,
+        lockdown_file,
         notifier: notifier.clone(),
         started,
     };
+    for door in locked_down {
+        if gate.door_names.contains(&door) {
+            gate.input(Input::Lockdown { door, on: true });
+        }
+    }
     gate.access.set_revoked(revocation.cards().clone());
     for (door, status) in gate.door_view.all() {
         let _ = gate.door_states.try_send((door.clone(), status.clone()));
@@ -498,6 +521,8 @@ struct Loop {
     revocation_path: Option<PathBuf>,
     policy_path: Option<PathBuf>,
     door_names: BTreeSet<String>,
+    /// Where the doors in lockdown are kept across restarts.
+    lockdown_file: LockdownFile,
     notifier: Notifier,
     started: Instant,
 }
@@ -770,6 +795,10 @@ impl Loop {
         }
         for door in doors {
             self.input(Input::Lockdown { door, on });
+        }
+        // In force already; a failure to record it only matters at the next start.
+        if let Err(error) = self.lockdown_file.save(self.access.doors_in_lockdown()) {
+            tracing::error!(error = %error_chain(&error), "cannot record the doors in lockdown: a restart would lift the lockdown");
         }
     }
 

@@ -5,7 +5,6 @@
 //! (temporary file, fsync, rename) before it takes effect.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -107,17 +106,7 @@ impl RevocationList {
             path: path.into(),
             reason: error.to_string(),
         })?;
-        let temporary = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&temporary).map_err(io)?;
-        file.write_all(&json).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&temporary, path).map_err(io)?;
-        if let Some(dir) = path.parent() {
-            // The rename is durable only once the directory is.
-            std::fs::File::open(dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(io)?;
-        }
+        super::durable::replace_file(path, &json).map_err(io)?;
         Ok(())
     }
 }

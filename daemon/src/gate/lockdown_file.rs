@@ -1,0 +1,153 @@
+//! The doors in lockdown, kept in the state directory so that a restart (a crash, a power cut, an
+//! update) does not lift a lockdown: a gate that could be released by pulling its plug would make
+//! lockdown worthless. Written durably after every `lockdown` / `release`, read at start-up.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name in the state directory.
+pub const FILE_NAME: &str = "lockdown.json";
+
+/// Lockdown file errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockdownFileError {
+    /// The file could not be read or written.
+    #[error("lockdown file {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a lockdown file (a damaged one is not taken for "no lockdown").
+    #[error("lockdown file {path}: {reason}; remove it only if no door must stay in lockdown")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    version: u32,
+    doors: BTreeSet<String>,
+}
+
+const VERSION: u32 = 1;
+
+/// The lockdown file of a gate.
+#[derive(Debug, Clone)]
+pub struct LockdownFile {
+    path: PathBuf,
+}
+
+impl LockdownFile {
+    /// The file in `state_dir`.
+    pub fn in_state_dir(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join(FILE_NAME),
+        }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The doors in lockdown; none when the file does not exist (a gate never locked down).
+    ///
+    /// # Errors
+    /// The file cannot be read or is damaged.
+    pub fn load(&self) -> Result<BTreeSet<String>, LockdownFileError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(BTreeSet::new());
+            }
+            Err(source) => {
+                return Err(LockdownFileError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let stored: Stored =
+            serde_json::from_slice(&bytes).map_err(|error| self.invalid(error.to_string()))?;
+        if stored.version != VERSION {
+            return Err(self.invalid(format!("unknown version {}", stored.version)));
+        }
+        Ok(stored.doors)
+    }
+
+    /// Records `doors` as the doors in lockdown (durably: see [`super::durable`]).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self, doors: &BTreeSet<String>) -> Result<(), LockdownFileError> {
+        let stored = Stored {
+            version: VERSION,
+            doors: doors.clone(),
+        };
+        let json =
+            serde_json::to_vec_pretty(&stored).map_err(|error| self.invalid(error.to_string()))?;
+        super::durable::replace_file(&self.path, &json).map_err(|source| LockdownFileError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn invalid(&self, reason: String) -> LockdownFileError {
+        LockdownFileError::Invalid {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doors(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| (*name).to_string()).collect()
+    }
+
+    #[test]
+    fn saved_doors_load_back_and_a_missing_file_is_no_lockdown() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = LockdownFile::in_state_dir(dir.path());
+        assert_eq!(file.load().expect("no file"), doors(&[]));
+        file.save(&doors(&["back", "main"])).expect("save");
+        assert_eq!(file.load().expect("load"), doors(&["back", "main"]));
+        file.save(&doors(&[])).expect("save");
+        assert_eq!(file.load().expect("load"), doors(&[]));
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_not_an_empty_set() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = LockdownFile::in_state_dir(dir.path());
+        for text in [
+            "",
+            "{",
+            "[\"main\"]",
+            "{\"version\":2,\"doors\":[]}",
+            "{\"version\":1,\"doors\":[],\"x\":1}",
+        ] {
+            std::fs::write(file.path(), text).expect("write");
+            let error = file.load().expect_err(text);
+            assert!(
+                matches!(error, LockdownFileError::Invalid { .. }),
+                "{text}: {error}"
+            );
+            assert!(error.to_string().contains("lockdown.json"), "{error}");
+        }
+    }
+}
