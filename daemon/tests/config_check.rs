@@ -126,3 +126,37 @@ fn a_broken_policy_file_named_by_a_valid_configuration_exits_2() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_damaged_lockdown_record_in_the_state_directory_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("issuer.pub"), "00").expect("issuer key");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let main = dir.path().join("palmgate.toml");
+    std::fs::write(
+        &main,
+        format!(
+            "[gate]\nid = \"gate-01\"\n[card]\nissuer_keys = [\"issuer.pub\"]\n\
+             [sensor]\nport = \"/dev/ttyUSB0\"\n[door.main]\nlock_pin = 17\n\
+             [mqtt]\nurl = \"mqtt://localhost\"\n[storage]\nstate_dir = \"{}\"\n",
+            state.display()
+        ),
+    )
+    .expect("write");
+    // No record yet: a gate that was never locked down.
+    let output = config_check(&main);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::write(state.join("lockdown.json"), "{\"doors\":").expect("damaged record");
+    let output = config_check(&main);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("storage.state_dir: ") && stderr.contains("lockdown.json"),
+        "{stderr}"
+    );
+}

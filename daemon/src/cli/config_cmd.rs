@@ -47,7 +47,8 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The files the daemon loads at start and on SIGHUP besides the configuration itself.
+/// The files the daemon loads at start and on SIGHUP besides the configuration itself (the policy,
+/// the revocation list, the doors in lockdown).
 fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(path) = &settings.card.policy_file {
@@ -66,6 +67,25 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
             "card.revocation_list: {}",
             palmgate::gate::card_worker::error_chain(&error)
         ));
+    }
+    // The gate's own record of the doors in lockdown (in the state directory, when it exists).
+    // A user who may not read the state directory cannot check it: said, not counted.
+    let lockdown =
+        palmgate::gate::lockdown_file::LockdownFile::in_state_dir(&settings.storage.state_dir);
+    match lockdown.load() {
+        Ok(_) => {}
+        Err(palmgate::gate::lockdown_file::LockdownFileError::Io { path, source })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            eprintln!(
+                "note: {} not checked (permission denied): run as the palmgate user",
+                path.display()
+            );
+        }
+        Err(error) => problems.push(format!(
+            "storage.state_dir: {}",
+            palmgate::gate::card_worker::error_chain(&error)
+        )),
     }
     problems
 }

@@ -5,6 +5,14 @@
 //! its own thread, template extraction on the blocking pool. The main loop only moves messages
 //! between them and the I/O-free access machine. The probe template lives in this loop (never in
 //! the machine, an event or a log) and is wiped when used or discarded.
+//!
+//! # Layout
+//! - [`card_worker`]: the PC/SC thread (reader events, certificate checks, secure sessions).
+//! - [`revocation`]: the versioned revocation list, persisted; [`lockdown_file`]: the doors in
+//!   lockdown, persisted (a restart must not lift a lockdown); both written through [`durable`].
+//! - [`sim_control`]: the simulated GPIO backend's control socket (demo and tests).
+//! - this module: `run` (start-up in a safe order, the main loop, shutdown), the retained door
+//!   states, and the handling of signed commands.
 
 pub mod card_worker;
 pub mod durable;

@@ -4,7 +4,7 @@
 //! # Sessions
 //! Each connection attempt gets a fresh rumqttc client and event loop, driven by a connection
 //! task that is never cancelled mid-poll and forwards what happens over a channel. The link task
-//! keeps one [`Session`] per connection: requests made on an old session's client can never leak
+//! keeps one `Session` per connection: requests made on an old session's client can never leak
 //! into a new one, so the order of `Outgoing::Publish` notifications matches the order of the
 //! link's own publish calls and each PUBACK maps back to the event it acknowledges.
 //!
