@@ -1055,9 +1055,9 @@ fn a_palm_held_over_the_sensor_serves_one_decision() {
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    // Held 4 s, away 0.3 s; the first presentation starts with the daemon.
+    // Held 6 s, away 0.3 s; the first presentation starts with the daemon.
     let mut gate =
-        site.alice_at_the_gate_with_hand("e2e-one-palm", 10, (4_000, 300), |config| config);
+        site.alice_at_the_gate_with_hand("e2e-one-palm", 10, (6_000, 300), |config| config);
     let capture_ms = |granted: &str| {
         serde_json::from_str::<serde_json::Value>(granted).expect("json")["latencies"]["capture_ms"]
             .as_f64()
@@ -1071,7 +1071,7 @@ fn a_palm_held_over_the_sensor_serves_one_decision() {
     // presentation: its capture latency is the time from the card to that palm's frame.
     assert!(capture_ms(&first) >= 0.0, "{first}");
     assert!(
-        again_at < Duration::from_millis(3_000),
+        again_at < Duration::from_millis(4_500),
         "the test was too slow to present the card again during the first presentation \
          ({again_at:?} after READY); the check below would prove nothing"
     );
