@@ -984,7 +984,7 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
 
 /// `sensor.capture = "on_card"`: the sensor captures only while a card waits for a palm. Each
 /// grant is then card first, so its decision latency runs from the frame's last byte and includes
-/// the extraction; the capture is stopped after each decision.
+/// the extraction; after each decision the capture goes on until the hand has left, then stops.
 #[test]
 fn capture_on_card_takes_the_palm_after_the_card() {
     require_pcscd_vpcd();
@@ -1007,10 +1007,16 @@ fn capture_on_card_takes_the_palm_after_the_card() {
             "round {round}: the decision did not wait for the palm: {granted}"
         );
     }
+    // After the last decision the sensor watches until Alice's hand has left (held 800 ms, away
+    // 200 ms at 10 fps), then stops: every start has its stop.
+    std::thread::sleep(Duration::from_millis(1_500));
     let text = gate.stop();
     let starts = text.matches("palm capture started").count();
     let stops = text.matches("palm capture stopped").count();
-    assert_eq!((starts, stops), (2, 2), "{text}");
+    assert!(
+        starts >= 1 && starts == stops,
+        "{starts} starts, {stops} stops:\n{text}"
+    );
 }
 
 /// A lockdown outlives a restart of the daemon, a clean one or a crash: pulling a gate's plug
@@ -1052,12 +1058,28 @@ fn a_lockdown_outlives_a_restart_and_a_crash() {
 /// person's card).
 #[test]
 fn a_palm_held_over_the_sensor_serves_one_decision() {
+    one_decision_per_presentation("e2e-one-palm", "continuous");
+}
+
+/// The same with `sensor.capture = "on_card"`: after the decision the sensor keeps capturing
+/// until the hand has left, so that the lift is seen.
+#[test]
+fn a_palm_held_over_the_sensor_serves_one_decision_with_capture_on_card() {
+    one_decision_per_presentation("e2e-one-palm-on-card", "on_card");
+}
+
+fn one_decision_per_presentation(gate_id: &str, capture: &str) {
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    // Held 6 s, away 0.3 s; the first presentation starts with the daemon.
-    let mut gate =
-        site.alice_at_the_gate_with_hand("e2e-one-palm", 10, (6_000, 300), |config| config);
+    // Held 6 s, away 0.3 s; the first presentation starts with the first capture.
+    let mut gate = site.alice_at_the_gate_with_hand(gate_id, 10, (6_000, 300), |config| {
+        config.replacen(
+            "[sensor]\n",
+            &format!("[sensor]\ncapture = \"{capture}\"\n"),
+            1,
+        )
+    });
     let capture_ms = |granted: &str| {
         serde_json::from_str::<serde_json::Value>(granted).expect("json")["latencies"]["capture_ms"]
             .as_f64()
@@ -1067,8 +1089,8 @@ fn a_palm_held_over_the_sensor_serves_one_decision() {
     let first = gate.present("access.granted");
     let again_at = ready.elapsed();
     let second = gate.present("access.granted");
-    // The first grant used the palm already waiting; the second card had to wait for the next
-    // presentation: its capture latency is the time from the card to that palm's frame.
+    // The second card had to wait for the next presentation: its capture latency is the time
+    // from the card to that palm's frame.
     assert!(capture_ms(&first) >= 0.0, "{first}");
     assert!(
         again_at < Duration::from_millis(4_500),
@@ -1077,7 +1099,8 @@ fn a_palm_held_over_the_sensor_serves_one_decision() {
     );
     assert!(
         capture_ms(&second) >= 300.0,
-        "the second card was verified with the palm that had already opened the door: {second}"
+        "{capture}: the second card was verified with the palm that had already opened the door: \
+         {second}"
     );
     drop(gate.stop());
 }

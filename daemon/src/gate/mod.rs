@@ -536,12 +536,16 @@ struct Loop {
 }
 
 impl Loop {
-    /// In `on_card` mode, captures exactly while a card waits for a palm.
+    /// In `on_card` mode, captures while a card waits for a palm, and after a decision until the
+    /// hand that served it has left.
     fn steer_capture(&mut self) {
         if self.capture_mode != CaptureMode::OnCard {
             return;
         }
-        let wanted = matches!(self.access.state(), State::CardWaitingPalm { .. });
+        // After a decision the sensor keeps watching until the hand that served it is gone: a
+        // sensor that is off cannot report the lift, and the next card would get that hand.
+        let wanted = matches!(self.access.state(), State::CardWaitingPalm { .. })
+            || self.access.palm_spent();
         if wanted == self.capturing {
             return;
         }
