@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use image::{GrayImage, Luma};
+use image::GrayImage;
 use palmgate_sensor::codec::{FrameFormat, ProtocolError, SensorErrorCode};
 use palmgate_sensor::device::{
     self, Backoff, CaptureRequest, CapturedFrame, DeviceCommand, DeviceConfig, DeviceError,
@@ -19,17 +19,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Whether a protocol error is the one a fault should cause.
 type ErrorCheck = fn(&ProtocolError) -> bool;
 
-const WIDTH: u32 = 64;
-const HEIGHT: u32 = 48;
-/// Generous for a loaded 2-core CI machine; the tests normally finish far sooner.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Image `n` of the test source: a gradient shifted by `n`, so frames are told apart by content.
-fn test_image(n: u32) -> GrayImage {
-    GrayImage::from_fn(WIDTH, HEIGHT, |x, y| {
-        Luma([((x * 2 + y + n * 7) % 200) as u8])
-    })
-}
+mod common;
+use common::{HEIGHT, PATIENCE, WIDTH, test_image};
 
 /// The index of the test image closest to `frame` (JPEG is lossy).
 fn which_image(frame: &GrayImage) -> (u32, u8) {

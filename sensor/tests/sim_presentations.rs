@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use image::{GrayImage, Luma};
 use palmgate_sensor::codec::{Envelope, FrameFormat, HostCodec, HostMessage, SensorMessage};
 use palmgate_sensor::image::ImageBytes;
 use palmgate_sensor::sim::{
@@ -16,17 +15,8 @@ use tokio::sync::{oneshot, watch};
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tokio_util::codec::Framed;
 
-const WIDTH: u32 = 32;
-const HEIGHT: u32 = 24;
-/// Generous for a loaded 2-core CI machine; the tests normally finish far sooner.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Image `n` of the test source: a gradient shifted by `n`, so images are told apart by content.
-fn test_image(n: u32) -> GrayImage {
-    GrayImage::from_fn(WIDTH, HEIGHT, |x, y| {
-        Luma([((x * 2 + y + n * 7) % 200) as u8])
-    })
-}
+mod common;
+use common::{HEIGHT, PATIENCE, WIDTH, test_image};
 
 fn cycle(held_ms: u64, away_ms: u64) -> Presentation {
     Presentation {
