@@ -4,6 +4,8 @@
 //! - a `lock` per door (state from the door's retained state topic; its command topic is the
 //!   signed `unlock` command topic: Home Assistant's plain `UNLOCK` payload carries no signature
 //!   and is refused and reported as `command.refused`, so remote unlocking needs a signing tool),
+//! - a `sensor` (device class `enum`) per door for its `mode` (normal, lockdown, held_open,
+//!   forced_open, fire_release),
 //! - a `binary_sensor` (device class `door`) per door with a position switch,
 //! - an `event` entity per access kind (`access.granted`, `access.denied`),
 //! - diagnostics: a connectivity `binary_sensor` on the status topic and an outbox backlog `sensor`.
@@ -98,6 +100,24 @@ pub fn discovery_messages(
                 }),
             ),
         });
+        out.push(DiscoveryMessage {
+            topic: format!(
+                "{prefix}/sensor/{}/config",
+                object(&format!("{}_mode", door.name))
+            ),
+            payload: merge(
+                base(
+                    format!("{} mode", door.name),
+                    &format!("{}_mode", door.name),
+                ),
+                serde_json::json!({
+                    "device_class": "enum",
+                    "options": DOOR_MODES,
+                    "state_topic": state,
+                    "value_template": "{{ value_json.mode }}",
+                }),
+            ),
+        });
         if door.has_contact {
             out.push(DiscoveryMessage {
                 topic: format!(
@@ -167,6 +187,16 @@ pub fn discovery_messages(
     out
 }
 
+/// Every `mode` a door's retained state can show (docs/mqtt-api.md), for Home Assistant's enum
+/// sensor.
+pub const DOOR_MODES: [&str; 5] = [
+    "normal",
+    "lockdown",
+    "held_open",
+    "forced_open",
+    "fire_release",
+];
+
 fn topics_base(topics: &Topics) -> String {
     topics.status().trim_end_matches("/status").to_owned()
 }
@@ -194,8 +224,10 @@ mod tests {
             topics_of,
             [
                 "homeassistant/lock/gate-1_main_lock/config",
+                "homeassistant/sensor/gate-1_main_mode/config",
                 "homeassistant/binary_sensor/gate-1_main_contact/config",
                 "homeassistant/lock/gate-1_side_lock/config",
+                "homeassistant/sensor/gate-1_side_mode/config",
                 "homeassistant/event/gate-1_access_granted/config",
                 "homeassistant/event/gate-1_access_denied/config",
                 "homeassistant/binary_sensor/gate-1_connectivity/config",
@@ -207,8 +239,12 @@ mod tests {
         assert_eq!(lock["command_topic"], "palmgate/gate-1/cmd/unlock");
         assert_eq!(lock["availability_topic"], "palmgate/gate-1/status");
         assert_eq!(lock["device"]["identifiers"][0], "palmgate_gate-1");
+        let mode = &messages[1].payload;
+        assert_eq!(mode["state_topic"], "palmgate/gate-1/door/main/state");
+        assert_eq!(mode["value_template"], "{{ value_json.mode }}");
+        assert_eq!(mode["options"].as_array().map(Vec::len), Some(5));
         assert_eq!(
-            messages[3].payload["state_topic"],
+            messages[5].payload["state_topic"],
             "palmgate/gate-1/event/access.granted"
         );
         let unique: std::collections::BTreeSet<_> = messages
