@@ -78,66 +78,53 @@ pub fn discovery_messages(
         }
         a
     };
+    // One entity of a door: `<component>/<gate>_<door>_<what>/config`, named "<door> <what>".
+    let door_entity = |component: &str, door: &str, what: &str, fields: serde_json::Value| {
+        let unique = format!("{door}_{what}");
+        DiscoveryMessage {
+            topic: format!("{prefix}/{component}/{}/config", object(&unique)),
+            payload: merge(base(format!("{door} {what}"), &unique), fields),
+        }
+    };
     let mut out = Vec::new();
     for door in doors {
         let state = topics.door_state(&door.name);
-        out.push(DiscoveryMessage {
-            topic: format!(
-                "{prefix}/lock/{}/config",
-                object(&format!("{}_lock", door.name))
-            ),
-            payload: merge(
-                base(
-                    format!("{} lock", door.name),
-                    &format!("{}_lock", door.name),
-                ),
-                serde_json::json!({
-                    "state_topic": state,
-                    "value_template": "{{ value_json.lock }}",
-                    "state_locked": "locked",
-                    "state_unlocked": "unlocked",
-                    "command_topic": topics.command("unlock"),
-                }),
-            ),
-        });
-        out.push(DiscoveryMessage {
-            topic: format!(
-                "{prefix}/sensor/{}/config",
-                object(&format!("{}_mode", door.name))
-            ),
-            payload: merge(
-                base(
-                    format!("{} mode", door.name),
-                    &format!("{}_mode", door.name),
-                ),
-                serde_json::json!({
-                    "device_class": "enum",
-                    "options": DOOR_MODES,
-                    "state_topic": state,
-                    "value_template": "{{ value_json.mode }}",
-                }),
-            ),
-        });
+        out.push(door_entity(
+            "lock",
+            &door.name,
+            "lock",
+            serde_json::json!({
+                "state_topic": state,
+                "value_template": "{{ value_json.lock }}",
+                "state_locked": "locked",
+                "state_unlocked": "unlocked",
+                "command_topic": topics.command("unlock"),
+            }),
+        ));
+        out.push(door_entity(
+            "sensor",
+            &door.name,
+            "mode",
+            serde_json::json!({
+                "device_class": "enum",
+                "options": DOOR_MODES,
+                "state_topic": state,
+                "value_template": "{{ value_json.mode }}",
+            }),
+        ));
         if door.has_contact {
-            out.push(DiscoveryMessage {
-                topic: format!(
-                    "{prefix}/binary_sensor/{}/config",
-                    object(&format!("{}_contact", door.name))
-                ),
-                payload: merge(
-                    base(
-                        format!("{} contact", door.name),
-                        &format!("{}_contact", door.name),
-                    ),
-                    serde_json::json!({
-                        "device_class": "door",
-                        "state_topic": state,
-                        "value_template": "{{ value_json.contact }}",
-                        "payload_on": "open",
-                        "payload_off": "closed",
-                    }),
-                ),
-            });
+            out.push(door_entity(
+                "binary_sensor",
+                &door.name,
+                "contact",
+                serde_json::json!({
+                    "device_class": "door",
+                    "state_topic": state,
+                    "value_template": "{{ value_json.contact }}",
+                    "payload_on": "open",
+                    "payload_off": "closed",
+                }),
+            ));
         }
     }
     for kind in ["access.granted", "access.denied"] {
