@@ -97,15 +97,7 @@ fn start(options: RigOptions) -> Rig {
     sim_config.height = HEIGHT as u16;
     let (simulator, faults) = Simulator::new(sim_config, (0..).map(test_image));
     let status = simulator.status();
-    let (stop_sim, sim_stopped) = oneshot::channel::<()>();
-    let sim = tokio::spawn(async move {
-        simulator
-            .run(async {
-                let _ = sim_stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let (stop_sim, sim) = common::spawn(simulator);
 
     let (event_sender, events) = mpsc::channel(64);
     let (commands, command_receiver) = mpsc::channel(8);

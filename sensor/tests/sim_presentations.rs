@@ -60,15 +60,7 @@ impl Host {
         // The fault injector is dropped at once: the simulator must carry on without it.
         let (simulator, _) = Simulator::new(config, source);
         let mut status = simulator.status();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let sim = tokio::spawn(async move {
-            simulator
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let (stop, sim) = common::spawn(simulator);
         tokio::time::timeout(PATIENCE, status.wait_for(|status| status.device.is_some()))
             .await
             .unwrap()

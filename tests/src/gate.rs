@@ -7,7 +7,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use palmgate::event::CardId;
 use palmgate_card::host::pcsc::wait_for_card;
@@ -849,4 +849,25 @@ pub fn simulated_gpio(socket: &Path, request: &str) -> String {
         .read_line(&mut answer)
         .expect("read GPIO answer");
     answer.trim_end().to_string()
+}
+
+/// Seconds since the Unix epoch (a signed command's timestamp).
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Field `name` of an event's JSON `payload`, as text (a string as is, anything else as JSON);
+/// panics when the payload is not JSON.
+pub fn field(payload: &str, name: &str) -> Option<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(payload).unwrap_or_else(|_| panic!("not JSON: {payload}"));
+    json.get(name).map(|value| {
+        value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string)
+    })
 }

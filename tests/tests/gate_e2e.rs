@@ -8,14 +8,14 @@
 //! and replayed commands refused, no template bytes anywhere, and a clean stop.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
     Broker, ChildGuard, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, clear_retained,
-    gate_config, gate_config_on, palmgate, personalised_card, presentation_ms, publish,
-    publish_lines, sensor_simulator, sensor_simulator_with, simulated_gpio, start_daemon,
+    field, gate_config, gate_config_on, now_unix, palmgate, personalised_card, presentation_ms,
+    publish, publish_lines, sensor_simulator, sensor_simulator_with, simulated_gpio, start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
@@ -207,22 +207,6 @@ fn stop(mut daemon: ChildGuard, log: &Path) {
             )
         });
     assert!(status.success(), "daemon exit status {status}");
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64)
-}
-
-fn field(payload: &str, name: &str) -> Option<String> {
-    let json: serde_json::Value =
-        serde_json::from_str(payload).unwrap_or_else(|_| panic!("not JSON: {payload}"));
-    json.get(name).map(|value| {
-        value
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_string)
-    })
 }
 
 /// Every file under `dir`, recursively.

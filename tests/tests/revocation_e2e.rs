@@ -14,14 +14,15 @@
 mod mqtt_support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use palmgate::event::CardId;
 use palmgate::gate::revocation::RevocationList;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
-    ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, clear_retained, gate_config,
-    palmgate, palmgate_output, personalised_card, publish, sensor_simulator, start_daemon,
+    ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, clear_retained, field, gate_config,
+    now_unix, palmgate, palmgate_output, personalised_card, publish, sensor_simulator,
+    start_daemon,
 };
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
@@ -29,22 +30,6 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `mqtt.command_max_age_s` of the test gate (the smallest allowed): a list published while the
 /// gate is stopped is stale by the time it starts.
 const MAX_AGE_S: u64 = 5;
-
-fn field(payload: &str, name: &str) -> Option<String> {
-    let json: serde_json::Value =
-        serde_json::from_str(payload).unwrap_or_else(|_| panic!("not JSON: {payload}"));
-    json.get(name).map(|value| {
-        value
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_string)
-    })
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64)
-}
 
 fn utf8(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")

@@ -17,3 +17,23 @@ pub fn test_image(n: u32) -> GrayImage {
         Luma([((x * 2 + y + n * 7) % 200) as u8])
     })
 }
+
+/// Runs `simulator` on the current runtime until the returned sender is used or dropped; the task
+/// fails the test if the simulator ends with an error.
+pub fn spawn(
+    simulator: palmgate_sensor::sim::Simulator,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        simulator
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (stop, task)
+}
