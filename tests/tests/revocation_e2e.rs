@@ -434,125 +434,19 @@ fn card_info_then_erase_publishes_a_receipt_that_verifies() {
     card.remove();
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs (package openssl)");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// A CA `ca` and certificates it signs for `names` (`NAME.crt`, `NAME.key`, SAN 127.0.0.1).
-fn pki(dir: &Path, ca: &str, names: &[&str]) {
-    let (ca_key, ca_crt) = (format!("{ca}.key"), format!("{ca}.crt"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca_crt,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={ca}"),
-        ],
-    );
-    for name in names {
-        let (key, csr, crt, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        std::fs::write(dir.join(&ext), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca_crt,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
-    }
-    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
-        use std::os::unix::fs::PermissionsExt;
-        // mosquitto runs as its own user and must read its files.
-        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644))
-            .expect("chmod");
-    }
-}
-
 #[test]
 fn revoke_publishes_over_tls_with_a_client_certificate() {
     let _ = require_mqtt();
-    let tls_port = mqtt_support::free_port();
-    let broker = mqtt_support::PrivateBroker::start_with(|dir, plain_port| {
-        pki(dir, "ca", &["server", "operator"]);
-        pki(dir, "rogue-ca", &[]);
-        let d = dir.display();
-        format!(
-            "per_listener_settings true\n\
-             listener {tls_port} 127.0.0.1\nallow_anonymous true\nrequire_certificate true\n\
-             cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n\
-             listener {plain_port} 127.0.0.1\nallow_anonymous true\n"
-        )
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "TLS listener did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let file = |name: &str| broker.dir().join(name).display().to_string();
+    let tls = mqtt_support::TlsBroker::start(&[("ca", &["server", "operator"]), ("rogue-ca", &[])]);
+    let tls_port = tls.tls_port;
+    let file = |name: &str| tls.file(name).display().to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = OperatorSigner::generate().expect("operator key");
     let operator_key = dir.path().join("operator.key");
     write_private_key(&operator_key, &operator);
     let list = dir.path().join("list.json");
     let card = "00112233445566778899aabbccddeeff";
-    let mut sub = Subscriber::start_on(&broker.addr(), "palmgate/tls-gate/cmd/#", None);
+    let mut sub = Subscriber::start_on(&tls.broker.addr(), "palmgate/tls-gate/cmd/#", None);
     let url = format!("mqtts://127.0.0.1:{tls_port}");
     let args = |ca: &str| {
         vec![

@@ -377,3 +377,141 @@ fn mosquitto_binary() -> PathBuf {
     }
     "mosquitto".into()
 }
+
+/// Runs `openssl ARGS` in `dir`; fails the test when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Process::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs (package openssl)");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A CA `ca` and certificates it signs for `names` (`NAME.crt`, `NAME.key`, SAN 127.0.0.1 and
+/// localhost), in `dir`.
+pub fn pki(dir: &Path, ca: &str, names: &[&str]) {
+    let (ca_key, ca_crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca_crt,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ca}"),
+        ],
+    );
+    for name in names {
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(
+            dir.join(&ext),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("ext");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+/// A private mosquitto with a TLS listener that requires a client certificate (CA `ca.crt`,
+/// server certificate `server.crt`) beside its plain one. `cas`: the CAs to make and the
+/// certificates each signs (`("ca", &["server", …])` must be among them).
+pub struct TlsBroker {
+    /// The broker (its plain listener, its files in `dir()`).
+    pub broker: PrivateBroker,
+    /// The TLS listener's port on 127.0.0.1.
+    pub tls_port: u16,
+}
+
+impl TlsBroker {
+    /// Makes the PKI and starts the broker; returns once both listeners accept connections.
+    pub fn start(cas: &[(&str, &[&str])]) -> Self {
+        let tls_port = free_port();
+        let broker = PrivateBroker::start_with(|dir, plain_port| {
+            for (ca, names) in cas {
+                pki(dir, ca, names);
+            }
+            for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+                use std::os::unix::fs::PermissionsExt;
+                // mosquitto runs as its own user and must read its files.
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644))
+                    .expect("chmod");
+            }
+            let d = dir.display();
+            format!(
+                "per_listener_settings true\n\
+                 listener {tls_port} 127.0.0.1\nallow_anonymous true\nrequire_certificate true\n\
+                 cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n\
+                 listener {plain_port} 127.0.0.1\nallow_anonymous true\n"
+            )
+        });
+        // The plain listener is up (start_with waits for it); wait for the TLS one too.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "TLS listener did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { broker, tls_port }
+    }
+
+    /// A file of the broker's PKI (`ca.crt`, `gate.key`, …).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.broker.dir().join(name)
+    }
+}
