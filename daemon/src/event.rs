@@ -37,10 +37,6 @@ impl EventKind {
     pub const ALARM_DURESS: Self = Self::from_static("alarm.duress");
     /// The card's verification retry counter is exhausted.
     pub const ALARM_CARD_BLOCKED: Self = Self::from_static("alarm.card_blocked");
-    /// The gate entered lockdown.
-    pub const LOCKDOWN_ON: Self = Self::from_static("lockdown.on");
-    /// The gate left lockdown.
-    pub const LOCKDOWN_OFF: Self = Self::from_static("lockdown.off");
     /// A card's templates were erased (with a signed deletion receipt).
     pub const CARD_ERASED: Self = Self::from_static("card.erased");
     /// The enrolment station recorded a person's consent (the consent text's hash, no biometric
