@@ -783,6 +783,23 @@ fn lockdown_of_another_door_leaves_alice_passing_at_hers() {
     );
     gate.mqtt
         .wait_for_matching("/event/door.unlocked", is_door("back"), PATIENCE);
+    // Back relocks after its unlock_s (1 s); an unlock with duration_s keeps it released longer.
+    gate.mqtt
+        .wait_for_matching("/event/door.locked", is_door("back"), PATIENCE);
+    command(GateCommand::Unlock {
+        door: "back".to_string(),
+        duration_s: Some(3),
+    });
+    gate.mqtt
+        .wait_for_matching("/event/door.unlocked", is_door("back"), PATIENCE);
+    let unlocked_at = std::time::Instant::now();
+    gate.mqtt
+        .wait_for_matching("/event/door.locked", is_door("back"), PATIENCE);
+    let released = unlocked_at.elapsed();
+    assert!(
+        released >= Duration::from_millis(2_500),
+        "back was released for {released:?}; the unlock asked for 3 s (its unlock_s is 1 s)"
+    );
     // Until now main was never in lockdown.
     let main_modes: Vec<String> = states
         .all()
