@@ -6,7 +6,14 @@
 //! own (syntax, unknown keys, types), so that a problem names the file that has it; the merge is then
 //! validated once (ranges, pins used twice, files that must exist, URLs, topics). Every problem is
 //! reported, one line each, as `SOURCE: KEY: reason`; loading never panics.
+//!
+//! Every file the configuration names (and the configuration files themselves) must be a regular
+//! file of bounded size, checked without blocking ([`files`]); strings and numbers have limits.
+//!
+//! Layout: [`raw`] (the keys as written), [`settings`] (validated), [`validate`] (raw to
+//! settings), [`files`] (bounded, non-blocking reads of named files).
 
+pub mod files;
 mod raw;
 mod settings;
 mod validate;
@@ -192,8 +199,8 @@ fn check_file(file: &Path) -> Result<(), Vec<Problem>> {
             reason,
         }]
     };
-    let text = std::fs::read_to_string(file)
-        .map_err(|error| problem(String::new(), format!("cannot read: {error}")))?;
+    let text = files::read_bounded_to_string(file, files::MAX_CONFIG_FILE_BYTES)
+        .map_err(|error| problem(String::new(), error.to_string()))?;
     let deserializer = toml::Deserializer::parse(&text)
         .map_err(|error| problem(String::new(), toml_syntax_message(&text, &error)))?;
     serde_path_to_error::deserialize::<_, RawConfig>(deserializer)
@@ -201,7 +208,43 @@ fn check_file(file: &Path) -> Result<(), Vec<Problem>> {
         .map_err(|error| {
             let key = error.path().to_string();
             problem(key, clean_serde_message(error.inner().message()))
-        })
+        })?;
+    // The TOML reader takes integers up to 2^64-1, the layer merge only signed 64-bit ones
+    // (and would then fail without naming the key): name it here.
+    let deserializer = toml::Deserializer::parse(&text)
+        .map_err(|error| problem(String::new(), toml_syntax_message(&text, &error)))?;
+    let value: serde_json::Value = serde::Deserialize::deserialize(deserializer)
+        .map_err(|error| problem(String::new(), error.message().trim().to_string()))?;
+    match integer_too_large(&value, "") {
+        Some((key, number)) => Err(problem(
+            key,
+            format!("{number} is too large (at most {})", i64::MAX),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first integer above `i64::MAX` in `value`, with its dotted key.
+fn integer_too_large(value: &serde_json::Value, key: &str) -> Option<(String, u64)> {
+    match value {
+        serde_json::Value::Number(number) => number
+            .as_u64()
+            .filter(|n| i64::try_from(*n).is_err())
+            .map(|n| (key.to_string(), n)),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| integer_too_large(item, &format!("{key}[{index}]"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(name, item)| {
+            let key = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            integer_too_large(item, &key)
+        }),
+        _ => None,
+    }
 }
 
 fn toml_syntax_message(text: &str, error: &toml::de::Error) -> String {

@@ -4,12 +4,28 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::files::{
+    BoundedFileError, MAX_KEY_FILE_BYTES, MAX_MODEL_FILE_BYTES, MAX_POLICY_FILE_BYTES,
+    MAX_REVOCATION_LIST_BYTES, open_bounded,
+};
 use super::raw::{RawConfig, RawDoor};
 use super::settings::*;
 use super::{ConfigError, Origins, Problem};
 
 /// Highest BCM GPIO number on a Raspberry Pi header.
 const MAX_BCM_PIN: i64 = 27;
+/// Longest path accepted (Linux's `PATH_MAX` less the terminating NUL).
+const MAX_PATH_BYTES: usize = 4095;
+/// Longest display name or site (`gate.name`, `gate.site`): a label, not a document.
+const MAX_LABEL_CHARS: usize = 128;
+/// Longest broker URL: a host name is at most 253 characters.
+const MAX_URL_CHARS: usize = 512;
+/// Longest PC/SC reader name, MQTT user name and topic prefix.
+const MAX_NAME_CHARS: usize = 256;
+/// Longest MQTT password (long enough for a token used as a password).
+const MAX_PASSWORD_CHARS: usize = 4096;
+/// Most key files in a list (`card.issuer_keys`, `mqtt.operator_keys`).
+const MAX_KEY_FILES: usize = 64;
 const BAUD_RATES: [u32; 12] = [
     9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000, 2000000, 3000000,
 ];
@@ -114,9 +130,34 @@ impl Checker<'_, '_> {
         u8::try_from(value).ok()
     }
 
+    /// A string of at most `max` characters (the reason never repeats a value that is too long).
+    fn bounded_text(&mut self, key: &str, value: &str, max: usize) -> bool {
+        let chars = value.chars().count();
+        if chars > max {
+            self.problem(
+                key,
+                format!("{chars} characters is too long (at most {max})"),
+            );
+            return false;
+        }
+        true
+    }
+
     fn path(&mut self, key: &str, value: &str) -> Option<PathBuf> {
         if value.trim().is_empty() {
             self.problem(key, "empty path");
+            return None;
+        }
+        if value.len() > MAX_PATH_BYTES {
+            let reason = format!(
+                "a path of {} bytes is too long (at most {MAX_PATH_BYTES})",
+                value.len()
+            );
+            self.problem(key, reason);
+            return None;
+        }
+        if value.contains('\0') {
+            self.problem(key, "a path cannot contain NUL");
             return None;
         }
         let path = Path::new(value);
@@ -127,20 +168,62 @@ impl Checker<'_, '_> {
         })
     }
 
-    /// A file that must exist when the daemon starts (keys, certificates, models).
-    fn existing_file(&mut self, key: &str, value: &str) -> Option<PathBuf> {
+    /// A file that must exist when the daemon starts (keys, certificates, models): a regular
+    /// file of at most `limit` bytes, opened without blocking (see [`super::files`]).
+    fn existing_file(&mut self, key: &str, value: &str, limit: u64) -> Option<PathBuf> {
         let path = self.path(key, value)?;
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => Some(path),
-            Ok(_) => {
-                self.problem(key, format!("{} is not a file", path.display()));
-                None
-            }
+        match open_bounded(&path, limit) {
+            Ok(_) => Some(path),
             Err(error) => {
-                self.problem(key, format!("cannot read {}: {error}", path.display()));
+                self.problem(key, error.to_string());
                 None
             }
         }
+    }
+
+    /// A file the gate may write later (the revocation list, the device key): when it exists,
+    /// a regular file of at most `limit` bytes. A file this user may not open is checked by its
+    /// metadata (the device key is private to the palmgate user).
+    fn optional_file(&mut self, key: &str, path: PathBuf, limit: u64) -> Option<PathBuf> {
+        let error = match open_bounded(&path, limit) {
+            Ok(_) => return Some(path),
+            Err(error) if error.is_not_found() => return Some(path),
+            Err(error) => error,
+        };
+        let denied = matches!(&error, BoundedFileError::Open { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied);
+        let error = match std::fs::metadata(&path) {
+            Ok(meta) if denied && !meta.is_file() => BoundedFileError::NotRegular {
+                path: path.clone(),
+                kind: "not a regular file",
+            },
+            Ok(meta) if denied && meta.len() > limit => BoundedFileError::TooLarge {
+                path: path.clone(),
+                size: meta.len(),
+                limit,
+            },
+            Ok(_) if denied => return Some(path),
+            _ => error,
+        };
+        self.problem(key, error.to_string());
+        None
+    }
+
+    /// A list of key files, each a regular file of at most [`MAX_KEY_FILE_BYTES`].
+    fn key_files(&mut self, key: &str, values: &[String]) -> Option<Vec<PathBuf>> {
+        if values.len() > MAX_KEY_FILES {
+            let reason = format!(
+                "{} files is too many (at most {MAX_KEY_FILES})",
+                values.len()
+            );
+            self.problem(key, reason);
+            return None;
+        }
+        let mut paths = Vec::new();
+        for (index, value) in values.iter().enumerate() {
+            paths.push(self.existing_file(&format!("{key}[{index}]"), value, MAX_KEY_FILE_BYTES));
+        }
+        paths.into_iter().collect()
     }
 
     fn settings(&mut self, raw: RawConfig) -> Option<Settings> {
@@ -185,6 +268,9 @@ impl Checker<'_, '_> {
 
     fn gate(&mut self, raw: super::raw::RawGate) -> Option<GateSettings> {
         let id = self.required("gate.id", raw.id)?;
+        if !self.bounded_text("gate.id", &id, 64) {
+            return None;
+        }
         let id_ok = !id.is_empty()
             && id.len() <= 64
             && id
@@ -195,6 +281,14 @@ impl Checker<'_, '_> {
             return None;
         }
         let name = raw.name.unwrap_or_else(|| id.clone());
+        let name_ok = self.bounded_text("gate.name", &name, MAX_LABEL_CHARS);
+        let site_ok = raw
+            .site
+            .as_deref()
+            .is_none_or(|site| self.bounded_text("gate.site", site, MAX_LABEL_CHARS));
+        if !(name_ok && site_ok) {
+            return None;
+        }
         Some(GateSettings {
             id,
             name,
@@ -204,6 +298,7 @@ impl Checker<'_, '_> {
 
     fn card(&mut self, raw: super::raw::RawCard, doors: &[String]) -> Option<CardSettings> {
         let reader = raw.reader.unwrap_or_default();
+        let reader_ok = self.bounded_text("card.reader", &reader, MAX_NAME_CHARS);
         let keys = self.required("card.issuer_keys", raw.issuer_keys);
         let issuer_keys = keys.and_then(|keys| {
             if keys.is_empty() {
@@ -213,14 +308,13 @@ impl Checker<'_, '_> {
                 );
                 return None;
             }
-            let mut paths = Vec::new();
-            for (index, key) in keys.iter().enumerate() {
-                paths.push(self.existing_file(&format!("card.issuer_keys[{index}]"), key));
-            }
-            paths.into_iter().collect::<Option<Vec<_>>>()
+            self.key_files("card.issuer_keys", &keys)
         });
         let revocation_list = match raw.revocation_list {
-            Some(path) => Some(self.path("card.revocation_list", &path)?),
+            Some(path) => {
+                let path = self.path("card.revocation_list", &path)?;
+                Some(self.optional_file("card.revocation_list", path, MAX_REVOCATION_LIST_BYTES)?)
+            }
             None => None,
         };
         let door = match (raw.door, doors) {
@@ -244,7 +338,9 @@ impl Checker<'_, '_> {
             }
         };
         let policy_file = match raw.policy_file {
-            Some(path) => Some(self.existing_file("card.policy_file", &path)?),
+            Some(path) => {
+                Some(self.existing_file("card.policy_file", &path, MAX_POLICY_FILE_BYTES)?)
+            }
             None => None,
         };
         let presentation_window = self.millis(
@@ -255,6 +351,9 @@ impl Checker<'_, '_> {
         );
         let verify_timeout =
             self.millis("card.verify_timeout_ms", raw.verify_timeout_ms, 100, 10_000);
+        if !reader_ok {
+            return None;
+        }
         Some(CardSettings {
             reader,
             issuer_keys: issuer_keys?,
@@ -317,7 +416,9 @@ impl Checker<'_, '_> {
 
     fn matcher(&mut self, raw: super::raw::RawMatcher) -> Option<MatcherSettings> {
         let model = match raw.model {
-            Some(model) => Some(self.existing_file("matcher.model", &model)?),
+            Some(model) => {
+                Some(self.existing_file("matcher.model", &model, MAX_MODEL_FILE_BYTES)?)
+            }
             None => None,
         };
         let input = self.choice(
@@ -412,6 +513,15 @@ impl Checker<'_, '_> {
         all: &BTreeMap<String, RawDoor>,
     ) -> Option<DoorSettings> {
         let key = |field: &str| format!("door.{name}.{field}");
+        if name.chars().count() > 32 {
+            // The key would repeat the whole name: show its start only.
+            let start: String = name.chars().take(32).collect();
+            self.problem(
+                &format!("door.{start}…"),
+                "door names must be 1 to 32 characters of a-z, 0-9, '-' or '_' (they are used in MQTT topics)",
+            );
+            return None;
+        }
         let name_ok = !name.is_empty()
             && name.len() <= 32
             && name
@@ -605,6 +715,9 @@ impl Checker<'_, '_> {
 
     fn mqtt(&mut self, raw: super::raw::RawMqtt, gate_id: &str) -> Option<MqttSettings> {
         let url = self.required("mqtt.url", raw.url)?;
+        if !self.bounded_text("mqtt.url", &url, MAX_URL_CHARS) {
+            return None;
+        }
         let parsed = parse_mqtt_url(&url);
         let (scheme, host, port) = match parsed {
             Ok(parts) => parts,
@@ -619,7 +732,9 @@ impl Checker<'_, '_> {
         let file =
             |checker: &mut Self, key: &str, value: Option<String>| -> Option<Option<PathBuf>> {
                 match value {
-                    Some(path) => checker.existing_file(key, &path).map(Some),
+                    Some(path) => checker
+                        .existing_file(key, &path, MAX_KEY_FILE_BYTES)
+                        .map(Some),
                     None => Some(None),
                 }
             };
@@ -649,12 +764,23 @@ impl Checker<'_, '_> {
         if raw.password.is_some() && raw.username.is_none() {
             self.problem("mqtt.username", "a password needs a username");
         }
+        let mut texts_ok = true;
+        if let Some(username) = &raw.username {
+            texts_ok &= self.bounded_text("mqtt.username", username, MAX_NAME_CHARS);
+        }
+        if let Some(password) = &raw.password {
+            texts_ok &= self.bounded_text("mqtt.password", password, MAX_PASSWORD_CHARS);
+        }
         let topic_prefix = raw.topic_prefix.unwrap_or_default();
-        if let Err(reason) = check_topic_prefix(&topic_prefix) {
+        if !self.bounded_text("mqtt.topic_prefix", &topic_prefix, MAX_NAME_CHARS) {
+            texts_ok = false;
+        } else if let Err(reason) = check_topic_prefix(&topic_prefix) {
             self.problem("mqtt.topic_prefix", format!("\"{topic_prefix}\" {reason}"));
         }
         let discovery_prefix = raw.discovery_prefix.unwrap_or_default();
-        if let Err(reason) = check_topic_prefix(&discovery_prefix) {
+        if !self.bounded_text("mqtt.discovery_prefix", &discovery_prefix, MAX_NAME_CHARS) {
+            texts_ok = false;
+        } else if let Err(reason) = check_topic_prefix(&discovery_prefix) {
             self.problem(
                 "mqtt.discovery_prefix",
                 format!("\"{discovery_prefix}\" {reason}"),
@@ -663,22 +789,20 @@ impl Checker<'_, '_> {
         let client_id = raw
             .client_id
             .unwrap_or_else(|| format!("palmgate-{gate_id}"));
-        if client_id.is_empty() || client_id.len() > 128 {
+        if client_id.is_empty() || client_id.chars().count() > 128 {
             self.problem("mqtt.client_id", "must be 1 to 128 characters");
         }
         let keep_alive = self
             .int_range("mqtt.keep_alive_s", raw.keep_alive_s, 5, 3600)
             .map(Duration::from_secs);
-        let operator_keys = {
-            let mut paths = Vec::new();
-            for (index, key) in raw.operator_keys.unwrap_or_default().iter().enumerate() {
-                paths.push(self.existing_file(&format!("mqtt.operator_keys[{index}]"), key));
-            }
-            paths.into_iter().collect::<Option<Vec<_>>>()
-        };
+        let operator_keys =
+            self.key_files("mqtt.operator_keys", &raw.operator_keys.unwrap_or_default());
         let command_max_age = self
             .int_range("mqtt.command_max_age_s", raw.command_max_age_s, 5, 3600)
             .map(Duration::from_secs);
+        if !texts_ok {
+            return None;
+        }
         Some(MqttSettings {
             url,
             scheme,
@@ -707,7 +831,8 @@ impl Checker<'_, '_> {
             (Some(file), _) => self.path("storage.device_key_file", &file),
             (None, Some(dir)) => Some(dir.join("device.key")),
             (None, None) => None,
-        };
+        }
+        .and_then(|file| self.optional_file("storage.device_key_file", file, MAX_KEY_FILE_BYTES));
         let outbox_max_events = self.int_range(
             "storage.outbox_max_events",
             raw.outbox_max_events,

@@ -14,6 +14,14 @@
 //! a connection drops, unacknowledged events stay in the outbox and the next session starts again
 //! from the oldest one: subscribers may see an event twice (QoS 1 is at least once; the event id
 //! identifies duplicates) but never miss one, and never see them out of order within a session.
+//!
+//! # What the broker cannot do to the link
+//! rumqttc drops the connection on any incoming packet above its size limit, before reading it;
+//! a retained oversized command then came back on every reconnect (a reconnect storm). The
+//! transport limit is therefore MQTT's own maximum ([`MQTT_MAX_PACKET`]): a conforming broker
+//! cannot send anything the client refuses, and the verifier refuses commands over
+//! [`super::command::MAX_COMMAND_BYTES`] as `too_large`. Reconnect back-off ([`Backoff`]) only
+//! resets after a connection that stayed up, and refusals are rate-limited ([`RefusalLimiter`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -26,10 +34,12 @@ use rumqttc::{
 };
 use tokio::sync::{mpsc, watch};
 
+use super::backoff::Backoff;
 use super::command::{
     CommandVerifier, OperatorKey, OperatorKeyError, ReplayCache, Verdict, VerifiedCommand,
 };
 use super::discovery::{DiscoveryDoor, discovery_messages};
+use super::refusals::{RefusalLimiter, RefusalSummary};
 use super::replay::SledReplayCache;
 use super::tls::{TlsBridge, TlsError, client_config};
 use super::topics::{
@@ -46,6 +56,14 @@ const MQTT_INFLIGHT: u16 = 128;
 const REQUEST_CAPACITY: usize = 512;
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the back-off (see [`Backoff`]).
+const BACKOFF_STABLE_AFTER: Duration = Duration::from_secs(30);
+/// The largest packet MQTT 3.1.1 can frame (§2.2.3: the remaining length is at most
+/// 268,435,455 bytes). The client takes any packet a broker can send; commands above
+/// [`super::command::MAX_COMMAND_BYTES`] are refused by the verifier, not by the transport.
+pub const MQTT_MAX_PACKET: usize = 268_435_455;
+/// Largest packet the gate sends (events, discovery): far below any broker's limit.
+const MAX_OUTGOING_PACKET: usize = 256 * 1024;
 const DIAGNOSTICS_EVERY: Duration = Duration::from_secs(30);
 
 /// What the link needs from the configuration.
@@ -119,6 +137,7 @@ pub struct Link {
     commands: mpsc::Sender<VerifiedCommand>,
     door_rx: mpsc::Receiver<(String, DoorStatus)>,
     connected: watch::Sender<bool>,
+    refusals: RefusalLimiter,
 }
 
 impl std::fmt::Debug for Link {
@@ -175,6 +194,7 @@ impl Link {
             commands: command_tx,
             door_rx,
             connected: connected_tx,
+            refusals: RefusalLimiter::default(),
         };
         Ok((
             link,
@@ -205,7 +225,7 @@ impl Link {
             .set_clean_session(true)
             .set_inflight(MQTT_INFLIGHT)
             .set_request_channel_capacity(REQUEST_CAPACITY)
-            .set_max_packet_size(super::command::MAX_COMMAND_BYTES + 4096, 256 * 1024)
+            .set_max_packet_size(MQTT_MAX_PACKET, MAX_OUTGOING_PACKET)
             .set_last_will(LastWill::new(
                 self.topics.status(),
                 last_will_payload(&self.options.gate),
@@ -250,8 +270,14 @@ impl Link {
         diagnostics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
+            let summary_due = self.refusals.summary_due();
             tokio::select! {
                 () = &mut shutdown => break,
+                () = sleep_until_some(summary_due) => {
+                    if let Some(summary) = self.refusals.tick(std::time::Instant::now()) {
+                        self.record_refusal_summary(&summary);
+                    }
+                }
                 message = broker_rx.recv() => match message {
                     Some(FromBroker::Connected(client)) => {
                         tracing::info!(broker = %self.options.mqtt.url, "MQTT connected");
@@ -450,20 +476,55 @@ impl Link {
                 event
             }
             Verdict::Refuse(refusal) => {
+                let reason = format!(
+                    "{}:{}",
+                    refusal.reason,
+                    refusal.command.unwrap_or("unknown")
+                );
+                let (report, ended) = self.refusals.refused(std::time::Instant::now(), &reason);
+                if let Some(summary) = ended {
+                    self.record_refusal_summary(&summary);
+                }
+                if !report {
+                    // Counted in the window's summary; a flood must not flood the log either.
+                    tracing::debug!(%reason, "command refused (reported in the next summary)");
+                    return;
+                }
                 tracing::warn!(reason = %refusal.reason, command = name, "command refused");
                 NewEvent::new(EventKind::COMMAND_REFUSED, now)
                     .result(Outcome::Refused)
-                    .reason(format!(
-                        "{}:{}",
-                        refusal.reason,
-                        refusal.command.unwrap_or("unknown")
-                    ))
+                    .reason(reason)
             }
             Verdict::AlreadyHandled => return,
         };
         if let Err(error) = self.outbox.append(event) {
             tracing::error!(%error, "cannot record a command event");
         }
+    }
+}
+
+impl Link {
+    /// Records the refusals a window did not report one by one, as one `command.refused` event.
+    fn record_refusal_summary(&self, summary: &RefusalSummary) {
+        tracing::warn!(
+            suppressed = summary.suppressed,
+            "a flood of refused commands: {}",
+            summary.reason()
+        );
+        let event = NewEvent::new(EventKind::COMMAND_REFUSED, Timestamp::now())
+            .result(Outcome::Refused)
+            .reason(summary.reason());
+        if let Err(error) = self.outbox.append(event) {
+            tracing::error!(%error, "cannot record the summary of refused commands");
+        }
+    }
+}
+
+/// Completes at `deadline`, never without one.
+async fn sleep_until_some(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -494,13 +555,13 @@ fn publish_other(session: &mut Session, topic: String, payload: Vec<u8>, retain:
 /// Drives one rumqttc event loop per connection attempt, with exponential back-off between
 /// attempts, and reports everything in order over `tx`. Ends when the link drops `tx`.
 async fn connection_task(options: MqttOptions, tx: mpsc::Sender<FromBroker>) {
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX, BACKOFF_STABLE_AFTER);
     loop {
         let (client, mut eventloop) = AsyncClient::new(options.clone(), REQUEST_CAPACITY);
         loop {
             let message = match eventloop.poll().await {
                 Ok(MqttEvent::Incoming(Incoming::ConnAck(_))) => {
-                    backoff = BACKOFF_START;
+                    backoff.connected(std::time::Instant::now());
                     FromBroker::Connected(client.clone())
                 }
                 Ok(event) => FromBroker::Mqtt(event),
@@ -518,7 +579,7 @@ async fn connection_task(options: MqttOptions, tx: mpsc::Sender<FromBroker>) {
         drop(client);
         // Jitter spreads the reconnects of many gates after a broker restart.
         let jitter = Duration::from_millis(u64::from(getrandom::u32().unwrap_or(0) % 250));
-        tokio::time::sleep(backoff + jitter).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let delay = backoff.lost(std::time::Instant::now());
+        tokio::time::sleep(delay + jitter).await;
     }
 }

@@ -5,12 +5,15 @@
 //! payloads), [`discovery`] (Home Assistant config messages), [`command`] (signed command
 //! verification). [`replay`] persists command nonces. [`tls`] builds the TLS client (rustls 0.23)
 //! and [`link`] is the thin I/O shell around rumqttc that runs until its shutdown future completes.
-//! [`oneshot`] publishes a batch of messages and waits for every PUBACK (operator tools).
+//! [`backoff`] decides when to reconnect and [`refusals`] how many refused commands are reported
+//! one by one (both pure, with injected time). [`oneshot`] publishes a batch of messages and waits for every PUBACK (operator tools).
 
+pub mod backoff;
 pub mod command;
 pub mod discovery;
 pub mod link;
 pub mod oneshot;
+pub mod refusals;
 pub mod replay;
 pub mod tls;
 pub mod topics;
