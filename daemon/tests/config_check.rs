@@ -160,3 +160,176 @@ fn a_damaged_lockdown_record_in_the_state_directory_exits_2() {
         "{stderr}"
     );
 }
+
+/// Runs `palmgate ARGS`; fails the test (and kills the process) when it has not exited within
+/// 10 s: a configuration must be refused promptly, never hang `config check` or the daemon.
+fn palmgate_within_10_s(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palmgate"))
+        .args(args)
+        .env_remove("PALMGATE__MQTT__URL")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run palmgate");
+    // Read both pipes from threads: a full pipe must not pass for a hang.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("palmgate {args:?} still running after 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    }
+}
+
+/// `/dev/zero` and a FIFO named as the revocation list or the device key: `config check` and
+/// `run` refuse them at once, naming the file and the key (they used to read `/dev/zero` until
+/// they held 2 GB and wait on a FIFO forever; the device key passed `config check`).
+#[test]
+fn a_fifo_or_a_device_named_as_a_file_is_refused_promptly_by_check_and_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("issuer.pub"), "00").expect("issuer key");
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo");
+    let state = dir.path().join("state");
+    let main = dir.path().join("palmgate.toml");
+    for (key, value, kind) in [
+        (
+            "card.revocation_list",
+            Path::new("/dev/zero"),
+            "a character device",
+        ),
+        ("card.revocation_list", fifo.as_path(), "a FIFO"),
+        (
+            "storage.device_key_file",
+            Path::new("/dev/zero"),
+            "a character device",
+        ),
+        ("storage.device_key_file", fifo.as_path(), "a FIFO"),
+    ] {
+        let (revocation, device_key) = if key == "card.revocation_list" {
+            (
+                format!("revocation_list = \"{}\"\n", value.display()),
+                String::new(),
+            )
+        } else {
+            (
+                String::new(),
+                format!("device_key_file = \"{}\"\n", value.display()),
+            )
+        };
+        std::fs::write(
+            &main,
+            format!(
+                "[gate]\nid = \"gate-01\"\n[card]\nissuer_keys = [\"issuer.pub\"]\n{revocation}\
+                 [sensor]\nport = \"/dev/ttyUSB0\"\n[door.main]\nlock_pin = 17\n\
+                 [mqtt]\nurl = \"mqtt://localhost\"\n[storage]\nstate_dir = \"{}\"\n{device_key}",
+                state.display()
+            ),
+        )
+        .expect("write");
+        for command in [&["config", "check"][..], &["run"][..]] {
+            let mut args: Vec<&std::ffi::OsStr> =
+                command.iter().map(std::ffi::OsStr::new).collect();
+            args.push("--config".as_ref());
+            args.push(main.as_os_str());
+            let output = palmgate_within_10_s(&args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{command:?} {key}: {stderr}");
+            let expected = format!(
+                "{}: {key}: {} is {kind}, not a regular file",
+                main.display(),
+                value.display()
+            );
+            assert!(
+                stderr.contains(&expected),
+                "{command:?} {key} = {}: expected {expected:?} in:\n{stderr}",
+                value.display()
+            );
+        }
+    }
+}
+
+/// Absurd sizes: a 10 MB gate name, a 100,000-character broker URL, an integer beyond 64 bits.
+/// Each is refused with the file and the key, without repeating the value.
+#[test]
+fn oversized_values_are_refused_with_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("issuer.pub"), "00").expect("issuer key");
+    let main = dir.path().join("palmgate.toml");
+    let base = "[gate]\nid = \"gate-01\"\n[card]\nissuer_keys = [\"issuer.pub\"]\n\
+                [sensor]\nport = \"/dev/ttyUSB0\"\n[door.main]\nlock_pin = 17\n";
+    let shown = main.display().to_string();
+    let long_url = format!("mqtt://{}", "h".repeat(100_000));
+    let cases = [
+        (
+            format!("{base}[mqtt]\nurl = \"{long_url}\"\n"),
+            format!("{shown}: mqtt.url: 100007 characters is too long (at most 512)"),
+        ),
+        (
+            format!(
+                "{base}[mqtt]\nurl = \"mqtt://localhost\"\n[storage]\noutbox_max_events = 18446744073709551615\n"
+            ),
+            format!(
+                "{shown}: storage.outbox_max_events: 18446744073709551615 is too large (at most 9223372036854775807)"
+            ),
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&main, text).expect("write");
+        let output = palmgate_within_10_s(&[
+            "config".as_ref(),
+            "check".as_ref(),
+            "--config".as_ref(),
+            main.as_os_str(),
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end(), expected);
+    }
+    // A 10 MB name: in a file it makes the file too large; from the environment it is too long.
+    let name = "n".repeat(10 * 1024 * 1024);
+    let text = base.replacen("[gate]\n", &format!("[gate]\nname = \"{name}\"\n"), 1);
+    std::fs::write(&main, format!("{text}[mqtt]\nurl = \"mqtt://localhost\"\n")).expect("write");
+    let output = palmgate_within_10_s(&[
+        "config".as_ref(),
+        "check".as_ref(),
+        "--config".as_ref(),
+        main.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+    assert!(
+        stderr.starts_with(&format!("{shown}: {shown} is larger than 1048576 bytes")),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+}

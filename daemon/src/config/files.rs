@@ -30,7 +30,7 @@ pub const MAX_MODEL_FILE_BYTES: u64 = 256 * 1024 * 1024;
 #[non_exhaustive]
 pub enum BoundedFileError {
     /// It cannot be opened (missing, permissions…).
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", path.display())]
     Open {
         /// The file.
         path: PathBuf,

@@ -587,3 +587,209 @@ fn simulated_control_socket_needs_the_simulated_backend() {
         Some(PathBuf::from(fixture.path("gpio.sock")))
     );
 }
+
+/// A configuration naming `path` at `key` (`card.revocation_list`, `storage.device_key_file`…).
+fn naming(section: &str, key: &str, path: &str) -> String {
+    let line = format!("{key} = \"{path}\"");
+    VALID.replacen(
+        &format!("[{section}]\n"),
+        &format!("[{section}]\n{line}\n"),
+        1,
+    )
+}
+
+#[test]
+fn named_files_must_be_regular_files_and_a_fifo_cannot_hang_loading() {
+    let fixture = Fixture::new();
+    let fifo = fixture.dir.path().join("fifo");
+    make_fifo(&fifo);
+    let fifo = fifo.display().to_string();
+    let main = fixture.main().display().to_string();
+    for (section, key) in [
+        ("card", "revocation_list"),
+        ("card", "policy_file"),
+        ("storage", "device_key_file"),
+    ] {
+        for (path, kind) in [
+            ("/dev/zero", "a character device"),
+            (fifo.as_str(), "a FIFO"),
+            ("/tmp", "a directory"),
+        ] {
+            let problems = fixture.problems(&naming(section, key, path), &[], &[]);
+            assert_eq!(
+                problems,
+                [format!(
+                    "{main}: {section}.{key}: {path} is {kind}, not a regular file"
+                )],
+                "{section}.{key} = {path}"
+            );
+        }
+    }
+    // Key lists and TLS files too.
+    let text = VALID.replace(
+        "issuer_keys = [\"issuer.pub\"]",
+        &format!("issuer_keys = [\"issuer.pub\", \"{fifo}\"]"),
+    );
+    assert_eq!(
+        fixture.problems(&text, &[], &[]),
+        [format!(
+            "{main}: card.issuer_keys[1]: {fifo} is a FIFO, not a regular file"
+        )]
+    );
+    let text = naming("mqtt", "operator_keys", "x")
+        .replace("operator_keys = \"x\"", "operator_keys = [\"/dev/zero\"]");
+    assert_eq!(
+        fixture.problems(&text, &[], &[]),
+        [format!(
+            "{main}: mqtt.operator_keys[0]: /dev/zero is a character device, not a regular file"
+        )]
+    );
+}
+
+fn make_fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn named_files_have_a_size_limit() {
+    let fixture = Fixture::new();
+    let main = fixture.main().display().to_string();
+    let list = fixture.path("revoked.json");
+    let big = files::MAX_REVOCATION_LIST_BYTES + 1;
+    std::fs::File::create(&list)
+        .and_then(|file| file.set_len(big))
+        .expect("sparse file");
+    assert_eq!(
+        fixture.problems(&naming("card", "revocation_list", &list), &[], &[]),
+        [format!(
+            "{main}: card.revocation_list: {list} is larger than {} bytes ({big} bytes)",
+            files::MAX_REVOCATION_LIST_BYTES
+        )]
+    );
+    // At the limit, and absent (the gate writes it on the first list it receives): accepted.
+    std::fs::File::create(&list)
+        .and_then(|file| file.set_len(files::MAX_REVOCATION_LIST_BYTES))
+        .expect("sparse file");
+    fixture
+        .load(&naming("card", "revocation_list", &list), &[], &[])
+        .expect("a list at the limit");
+    std::fs::remove_file(&list).expect("remove");
+    fixture
+        .load(&naming("card", "revocation_list", &list), &[], &[])
+        .expect("no list yet");
+
+    // A configuration file itself.
+    let padding = "#".repeat(usize::try_from(files::MAX_CONFIG_FILE_BYTES).unwrap_or(0));
+    let problems = fixture.problems(&format!("{VALID}{padding}\n"), &[], &[]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("{main}: {main} is larger than 1048576 bytes")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn read_bounded_reads_a_regular_file_and_refuses_devices_without_reading_them() {
+    let fixture = Fixture::new();
+    let file = fixture.dir.path().join("issuer.pub");
+    assert_eq!(
+        files::read_bounded(&file, 100).expect("read"),
+        b"issuer public key"
+    );
+    assert!(matches!(
+        files::read_bounded(&file, 5),
+        Err(files::BoundedFileError::TooLarge {
+            size: 17,
+            limit: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        files::read_bounded(Path::new("/dev/zero"), u64::MAX),
+        Err(files::BoundedFileError::NotRegular {
+            kind: "a character device",
+            ..
+        })
+    ));
+    let missing = files::read_bounded(&fixture.dir.path().join("missing"), 5);
+    assert!(missing.is_err_and(|error| error.is_not_found()));
+}
+
+#[test]
+fn texts_have_limits_and_a_long_value_is_not_repeated() {
+    let fixture = Fixture::new();
+    let main = fixture.main().display().to_string();
+    let huge_name = "n".repeat(10 * 1024 * 1024);
+    assert_eq!(
+        fixture.problems(VALID, &[], &[("PALMGATE__GATE__NAME", &huge_name)]),
+        [format!(
+            "environment: gate.name: {} characters is too long (at most 128)",
+            huge_name.len()
+        )]
+    );
+    let url = format!("mqtt://{}", "h".repeat(100_000));
+    assert_eq!(
+        fixture.problems(&VALID.replace("mqtt://127.0.0.1:1883", &url), &[], &[]),
+        [format!(
+            "{main}: mqtt.url: {} characters is too long (at most 512)",
+            url.len()
+        )]
+    );
+    for (key, max) in [
+        ("GATE__SITE", 128),
+        ("CARD__READER", 256),
+        ("MQTT__TOPIC_PREFIX", 256),
+        ("MQTT__DISCOVERY_PREFIX", 256),
+        ("MQTT__USERNAME", 256),
+    ] {
+        let value = "v".repeat(max + 1);
+        let variable = format!("PALMGATE__{key}");
+        let problems = fixture.problems(VALID, &[], &[(&variable, &value)]);
+        let dotted = key.to_lowercase().replace("__", ".");
+        assert_eq!(
+            problems,
+            [format!(
+                "environment: {dotted}: {} characters is too long (at most {max})",
+                max + 1
+            )]
+        );
+        // At the limit: fine.
+        let value = "v".repeat(max);
+        fixture
+            .load(VALID, &[], &[(&variable, &value)])
+            .unwrap_or_else(|error| panic!("{key} at its limit: {error}"));
+    }
+    let path = format!("/{}", "p".repeat(5000));
+    assert_eq!(
+        fixture.problems(&naming("card", "revocation_list", &path), &[], &[]),
+        [format!(
+            "{main}: card.revocation_list: a path of 5001 bytes is too long (at most 4095)"
+        )]
+    );
+}
+
+#[test]
+fn an_integer_beyond_64_bits_signed_names_its_key() {
+    let fixture = Fixture::new();
+    let main = fixture.main().display().to_string();
+    let text = format!("{VALID}outbox_max_events = 18446744073709551615\n");
+    assert_eq!(
+        fixture.problems(&text, &[], &[]),
+        [format!(
+            "{main}: storage.outbox_max_events: 18446744073709551615 is too large (at most 9223372036854775807)"
+        )]
+    );
+    let dropin = "[door.main]\nunlock_s = 1\nrelock_delay_ms = 9223372036854775808\n";
+    let dropin_path = fixture.dir.path().join("conf.d").join("50-door.toml");
+    assert_eq!(
+        fixture.problems(VALID, &[("50-door.toml", dropin)], &[]),
+        [format!(
+            "{}: door.main.relock_delay_ms: 9223372036854775808 is too large (at most 9223372036854775807)",
+            dropin_path.display()
+        )]
+    );
+}
