@@ -167,3 +167,132 @@ async fn retained(addr: &str, topic: &str) -> serde_json::Value {
     assert!(message.retain, "{topic} is not retained");
     message.json()
 }
+
+/// A 16 MiB command published retained (anyone who may publish on `cmd/#` can, no signature
+/// needed) used to make the client drop the connection on every reconnect: a reconnect storm in
+/// which signed commands never ran. Now the real `palmgate run` stays connected, refuses and
+/// reports it as `too_large` (as a 2 MiB non-retained one), and still carries out signed commands.
+#[test]
+fn a_16_mib_retained_command_leaves_the_gate_connected_and_serving() {
+    use palmgate_system_tests::gate::{
+        NotifySocket, Palms, Subscriber as LineSubscriber, clear_retained, field, gate_config,
+        now_unix, palmgate, publish, sensor_simulator, start_daemon,
+    };
+    use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+    require_pcscd_vpcd();
+    let broker = require_mqtt();
+    let _reader = reader_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let issuer = root.join("issuer");
+    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+    let operator = OperatorSigner::generate().expect("operator key");
+    let operator_pub = root.join("operator.pub");
+    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
+    let palms = Palms::new(root);
+    let sensor_link = root.join("sensor");
+    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
+    let gate = "e2e-oversize";
+    let config = gate_config(
+        root,
+        gate,
+        &issuer.join("issuer.pub"),
+        &sensor_link,
+        &operator_pub,
+    );
+    let mut events = LineSubscriber::start(&format!("palmgate/{gate}/event/#"));
+    let mut status = LineSubscriber::start(&format!("palmgate/{gate}/status"));
+    let notify = NotifySocket::bind(root);
+    let log = root.join("daemon.log");
+    let mut daemon = start_daemon(&config, &notify, &log);
+    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    status.wait_for_matching("/status", |p| p.contains("\"online\""), PATIENCE);
+
+    let topics = palmgate::mqtt::Topics::new("palmgate", gate);
+    let lockdown_topic = topics.command("lockdown");
+    // 16 MiB of JSON-looking text, retained: every (re)connection receives it.
+    let oversized = root.join("oversized.json");
+    let mut payload = b"{\"pad\": \"".to_vec();
+    payload.resize(16 * 1024 * 1024 - 2, b'x');
+    payload.extend_from_slice(b"\"}");
+    std::fs::write(&oversized, &payload).expect("payload file");
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    let published = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            &lockdown_topic,
+            "-f",
+        ])
+        .arg(&oversized)
+        .status()
+        .expect("mosquitto_pub");
+    assert!(published.success(), "mosquitto_pub of 16 MiB failed");
+    let refused = events.wait_for_matching(
+        "/event/command.refused",
+        |p| p.contains("too_large:lockdown"),
+        PATIENCE,
+    );
+    assert_eq!(field(&refused, "result").as_deref(), Some("refused"));
+
+    // Not retained, 2 MiB: refused as documented, once, the connection kept.
+    let unlock_topic = topics.command("unlock");
+    payload.truncate(2 * 1024 * 1024);
+    payload.extend_from_slice(b"\"}");
+    std::fs::write(&oversized, &payload).expect("payload file");
+    let published = std::process::Command::new("mosquitto_pub")
+        .args(["-h", host, "-p", port, "-q", "1", "-t", &unlock_topic, "-f"])
+        .arg(&oversized)
+        .status()
+        .expect("mosquitto_pub");
+    assert!(published.success(), "mosquitto_pub of 2 MiB failed");
+    events.wait_for_matching(
+        "/event/command.refused",
+        |p| p.contains("too_large:unlock"),
+        PATIENCE,
+    );
+
+    // A signed command still runs.
+    let unlock = Command::Unlock {
+        door: "main".into(),
+        duration_s: Some(1),
+    };
+    publish(
+        &broker,
+        &unlock_topic,
+        &operator.sign(gate, &unlock, now_unix(), b"after-16-mib-0001"),
+    );
+    let granted = events.wait_for("/event/access.remote_unlock", PATIENCE);
+    assert_eq!(field(&granted, "result").as_deref(), Some("granted"));
+
+    // One connection all along: never offline, one oversized refusal of each, no reconnection.
+    let lines = status.all().to_vec();
+    assert!(
+        lines.iter().all(|line| !line.contains("\"offline\"")),
+        "the gate went offline:\n{}",
+        lines.join("\n")
+    );
+    let too_large = events
+        .all()
+        .iter()
+        .filter(|line| line.contains("too_large:"))
+        .count();
+    assert_eq!(too_large, 2, "each oversized command reported once");
+    let daemon_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !daemon_log.contains("MQTT connection lost"),
+        "the connection was lost:\n{daemon_log}"
+    );
+
+    clear_retained(&broker, &lockdown_topic);
+    let exit = daemon.terminate(PATIENCE);
+    assert!(exit.success(), "daemon exit status {exit}");
+}

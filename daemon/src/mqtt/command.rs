@@ -28,6 +28,7 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
 use serde::Deserialize;
 
+use crate::config::files::{MAX_KEY_FILE_BYTES, read_bounded_to_string};
 use crate::event::CardId;
 
 /// Largest command payload accepted (a revocation list of ~25,000 cards).
@@ -357,7 +358,8 @@ impl OperatorKey {
             path: path.to_owned(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let text =
+            read_bounded_to_string(path, MAX_KEY_FILE_BYTES).map_err(|e| error(e.to_string()))?;
         Self::from_pem(&text).map_err(error)
     }
 
@@ -445,7 +447,7 @@ impl OperatorSigner {
             )));
         }
         let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?,
+            read_bounded_to_string(path, MAX_KEY_FILE_BYTES).map_err(|e| error(e.to_string()))?,
         );
         Self::from_pem(&text).map_err(error)
     }

@@ -9,6 +9,7 @@
 //! and copies bytes both ways. One bridge connection per MQTT connection; a failed handshake
 //! closes the Unix side, which rumqttc sees as a connection error and retries with back-off.
 
+use crate::config::files::{MAX_KEY_FILE_BYTES, read_bounded};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -81,8 +82,10 @@ pub fn client_config_from_files(
     use pki_types::pem::PemObject;
     let ca_file = ca_file.ok_or(TlsError::NoCa)?;
     let mut roots = rustls::RootCertStore::empty();
-    let cas = pki_types::CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| pem_error(ca_file, e))?
+    // Bounded, non-blocking reads: a FIFO or a device named here cannot hang or flood the gate.
+    let read = |path: &Path| read_bounded(path, MAX_KEY_FILE_BYTES).map_err(|e| pem_error(path, e));
+    let ca_bytes = read(ca_file)?;
+    let cas = pki_types::CertificateDer::pem_slice_iter(&ca_bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(ca_file, e))?;
     if cas.is_empty() {
@@ -97,14 +100,15 @@ pub fn client_config_from_files(
         .with_root_certificates(roots);
     let config = match (cert_file, key_file) {
         (Some(cert_file), Some(key_file)) => {
-            let chain = pki_types::CertificateDer::pem_file_iter(cert_file)
-                .map_err(|e| pem_error(cert_file, e))?
+            let cert_bytes = read(cert_file)?;
+            let chain = pki_types::CertificateDer::pem_slice_iter(&cert_bytes)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| pem_error(cert_file, e))?;
             if chain.is_empty() {
                 return Err(pem_error(cert_file, "no CERTIFICATE in the file"));
             }
-            let key = pki_types::PrivateKeyDer::from_pem_file(key_file)
+            let key_bytes = zeroize::Zeroizing::new(read(key_file)?);
+            let key = pki_types::PrivateKeyDer::from_pem_slice(&key_bytes)
                 .map_err(|e| pem_error(key_file, e))?;
             builder.with_client_auth_cert(chain, key)?
         }
