@@ -328,6 +328,10 @@ impl Link {
                 self.fill(current);
             }
         }
+        // What the refusal limiter counted is recorded (delivered now or after the restart).
+        if let Some(summary) = self.refusals.finish() {
+            self.record_refusal_summary(&summary);
+        }
         if let Some(current) = session.as_mut() {
             let offline =
                 status_payload(&self.options.gate, Availability::Offline, Timestamp::now());

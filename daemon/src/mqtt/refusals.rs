@@ -116,6 +116,13 @@ impl RefusalLimiter {
         self.close_ended(now)
     }
 
+    /// The current window's summary now, whether or not the window ended (the link stops:
+    /// what was counted is reported, not lost).
+    pub fn finish(&mut self) -> Option<RefusalSummary> {
+        let start = self.window_start?;
+        self.close_ended(start + self.window)
+    }
+
     fn close_ended(&mut self, now: Instant) -> Option<RefusalSummary> {
         let start = self.window_start?;
         if now.saturating_duration_since(start) < self.window {
@@ -216,6 +223,22 @@ mod tests {
             None,
             "the new window suppressed nothing"
         );
+    }
+
+    #[test]
+    fn stopping_reports_what_the_current_window_counted() {
+        let mut limiter = RefusalLimiter::new(1, WINDOW);
+        let t0 = Instant::now();
+        assert_eq!(limiter.finish(), None, "nothing refused");
+        limiter.refused(t0, "malformed:unlock");
+        assert_eq!(limiter.finish(), None, "everything was reported one by one");
+        let mut limiter = RefusalLimiter::new(1, WINDOW);
+        for _ in 0..3 {
+            limiter.refused(t0, "malformed:unlock");
+        }
+        let summary = limiter.finish().expect("summary before the window ends");
+        assert_eq!(summary.suppressed, 2);
+        assert_eq!(limiter.finish(), None, "reported once");
     }
 
     #[test]
