@@ -11,6 +11,6 @@ pub mod transport;
 pub mod vpcd;
 
 pub use card::{Card, EnrolmentSession, ReceiptBundle, SecureSession, VerifiedCard};
-pub use commands::VerifyOutcome;
+pub use commands::{KeptReceipt, VerifyOutcome};
 pub use error::{CardError, TransportError};
 pub use transport::{CardTransport, InProcessTransport};

@@ -230,6 +230,13 @@ impl SecureChannel {
         )
     }
 
+    /// Card side: counts a command the card could not even hold (secure data over
+    /// [`crate::protocol::MAX_COMMAND_DATA`] bytes) as received, so that its encrypted answer and
+    /// the next command keep both sides' counters in step.
+    pub fn skip_command(&mut self) {
+        self.command_counter = self.command_counter.wrapping_add(1);
+    }
+
     /// Card side: encrypts response data in place, returns the tag.
     pub fn seal_response(
         &mut self,
