@@ -321,3 +321,74 @@ fn card_presence_events() {
     );
     monitor.stop().unwrap();
 }
+
+/// A personalised card with `template(seed)` enrolled in slot 0, through pcscd.
+fn enrolled(site: &Site, seed: u64) -> palmgate_card::host::VerifiedCard {
+    let authority = site.issuer.create_authority(permission::ALL);
+    let mut card = Card::connect(READER).unwrap();
+    card.personalise(&site.issuer).unwrap();
+    let verified = card
+        .verify_certificate(&[site.issuer.public_key()])
+        .unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .prove_authority(&authority)
+        .unwrap()
+        .enrol(0, SlotKind::Normal, &template(seed))
+        .unwrap();
+    verified
+}
+
+/// Connects, checks the certificate, opens a session and verifies `capture(seed)`.
+fn verify_once(issuer: &palmgate_card::host::issuer::IssuerPublicKey, seed: u64) -> VerifyOutcome {
+    let mut card = Card::connect(READER).unwrap();
+    let verified = card
+        .verify_certificate(std::slice::from_ref(issuer))
+        .unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .verify_palm(&capture(seed))
+        .unwrap()
+}
+
+/// A local PC/SC client sends 1-byte APDUs (`00`, `02`, `80`, `04`): vpcd passes them as if they
+/// were its own control codes. Each gets an answer (status word `6700`) or a clean error in
+/// bounded time, never a `SCardTransmit` that waits forever, and the card verifies afterwards.
+#[test]
+fn one_byte_apdus_do_not_stall_the_reader() {
+    let _lock = reader_lock();
+    let site = Site::new();
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    enrolled(&site, 21);
+    let issuer = site.issuer.public_key();
+
+    for byte in [0x00u8, 0x02, 0x80, 0x04] {
+        let (sender, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = PcscTransport::connect(READER).and_then(|mut transport| {
+                use palmgate_card::host::CardTransport;
+                transport.transmit(&[byte])
+            });
+            let _ = sender.send(result);
+        });
+        let result = answer
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("1-byte APDU {byte:02X}: SCardTransmit still waiting"));
+        match result {
+            Ok(response) => assert_eq!(
+                response[response.len().saturating_sub(2)..],
+                [0x67, 0x00],
+                "1-byte APDU {byte:02X} answered {response:02X?}"
+            ),
+            Err(error) => eprintln!("1-byte APDU {byte:02X}: clean error {error}"),
+        }
+        assert_eq!(
+            verify_once(&issuer, 21),
+            VerifyOutcome::Match {
+                slot_kind: SlotKind::Normal,
+                tries_left: 5
+            },
+            "verification after the 1-byte APDU {byte:02X}"
+        );
+    }
+}
