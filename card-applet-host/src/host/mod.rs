@@ -7,6 +7,7 @@ pub mod error;
 pub mod issuer;
 pub mod pcsc;
 pub mod platform;
+pub mod reader_health;
 pub mod transport;
 pub mod vpcd;
 
