@@ -14,8 +14,8 @@ pub use status::StatusWord;
 /// The applet's proprietary AID: `F0` (proprietary, no registered RID) + ASCII `palmgate` + version 1.
 pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0x01];
 
-/// Applet version reported in the identity (major, minor).
-pub const APPLET_VERSION: (u8, u8) = (1, 0);
+/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2.
+pub const APPLET_VERSION: (u8, u8) = (1, 1);
 
 /// Card id length.
 pub const CARD_ID_LEN: usize = 16;

@@ -124,11 +124,16 @@ impl core::fmt::Debug for SecureChannel {
     }
 }
 
-fn nonce(direction: u8, counter: u64) -> Nonce<aes_gcm::aead::consts::U12> {
+/// The AES-GCM nonce of message `counter` in `direction`: `direction || 00 00 00 || counter`.
+pub fn nonce_bytes(direction: u8, counter: u64) -> [u8; 12] {
     let mut bytes = [0u8; 12];
     bytes[0] = direction;
     bytes[4..].copy_from_slice(&counter.to_be_bytes());
-    Nonce::from(bytes)
+    bytes
+}
+
+fn nonce(direction: u8, counter: u64) -> Nonce<aes_gcm::aead::consts::U12> {
+    Nonce::from(nonce_bytes(direction, counter))
 }
 
 impl SecureChannel {
