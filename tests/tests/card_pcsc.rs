@@ -621,3 +621,75 @@ fn the_reader_comes_back_after_pcscd_restarts() {
     monitor.stop().unwrap();
     card_only.stop().unwrap();
 }
+
+/// The card is pulled (SIGKILL) after it stored an ERASE and before it answered: the gate gets
+/// no receipt then, and reads it with GET RECEIPT when the card is presented again.
+#[test]
+fn erase_torn_by_pulling_the_card_keeps_its_receipt() {
+    const TIMESTAMP: u64 = 1_764_000_123;
+    let _lock = reader_lock();
+    let site = Site::new();
+    let authority = site.issuer.create_authority(permission::ALL);
+    let issuers = [site.issuer.public_key()];
+    {
+        let vcard = VirtualCard::start(&site.state, &[]);
+        enrolled(&site, 41);
+        vcard.stop();
+    }
+    // Slow card memory: each write is followed by a 1.5 s pause before the card answers.
+    let vcard = VirtualCard::start(&site.state, &["--store-delay-ms", "1500"]);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let thread_authority = site.issuer.create_authority(permission::ALL);
+    let thread_issuers = issuers.clone();
+    let eraser = std::thread::spawn(move || {
+        let mut card = Card::connect(READER)?;
+        let verified = card.verify_certificate(&thread_issuers)?;
+        let mut enrolment = card
+            .open_session(&verified)?
+            .prove_authority(&thread_authority)?;
+        sender.send(()).unwrap();
+        enrolment.erase(TIMESTAMP)
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("authority proven");
+    // Wait until the card has stored the erase, then pull it before it answers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while identity_of_state(&std::fs::read(&site.state).unwrap())
+        .unwrap()
+        .slots_used
+        != 0
+    {
+        assert!(Instant::now() < deadline, "the erase was not stored");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    vcard.pull();
+    let outcome = eraser.join().unwrap();
+    assert!(
+        outcome.is_err(),
+        "a pulled card answers nothing: {outcome:?}"
+    );
+
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    let mut card = Card::connect(READER).unwrap();
+    assert_eq!(card.identity().slots_used, 0);
+    let verified = card.verify_certificate(&issuers).unwrap();
+    let receipt = card
+        .open_session(&verified)
+        .unwrap()
+        .prove_authority(&authority)
+        .unwrap()
+        .recover_erase_receipt(TIMESTAMP)
+        .unwrap()
+        .expect("the torn erase's receipt is kept on the card");
+    let fields = ReceiptBundle {
+        receipt,
+        certificate: verified.certificate,
+    }
+    .verify(&issuers)
+    .unwrap();
+    assert_eq!(
+        (fields.card_id, fields.slots_erased, fields.gate_timestamp),
+        (verified.card_id, 1, TIMESTAMP)
+    );
+}
