@@ -12,10 +12,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::host::card::Card;
+use crate::host::card::{Card, VerifiedCard};
 use crate::host::error::{CardError, TransportError};
+use crate::host::issuer::EnrolmentAuthority;
 use crate::host::reader_health::{HealthTracker, ReaderHealth, ReconnectBackoff};
 use crate::host::transport::CardTransport;
+use crate::protocol::receipt::DeletionReceipt;
 
 /// A connection to a card in a PC/SC reader.
 pub struct PcscTransport {
@@ -146,6 +148,56 @@ pub enum CardEvent {
         /// Reader name.
         reader: String,
     },
+}
+
+/// ERASE on a card in a PC/SC reader, keeping its receipt even when the answer is lost.
+///
+/// Runs ERASE in a new session under `authority`. If the exchange fails in transport (the card
+/// was pulled or the reader went away between the card storing the erase and answering), it
+/// waits up to `wait` for the same card to be presented again in the same reader, and reads the
+/// receipt with GET RECEIPT (`recover_erase_receipt`); `card` is then the new connection. Returns
+/// the first error when the card refused the erase, when it does not come back in time, or when
+/// it kept no receipt for `timestamp` (then the erase was not stored and may be sent again).
+pub fn erase_recovering_receipt(
+    card: &mut Card<PcscTransport>,
+    verified: &VerifiedCard,
+    authority: &EnrolmentAuthority,
+    timestamp: u64,
+    wait: Duration,
+) -> Result<DeletionReceipt, CardError> {
+    let first = card
+        .open_session(verified)
+        .and_then(|session| session.prove_authority(authority))
+        .and_then(|mut enrolment| enrolment.erase(timestamp));
+    let error = match first {
+        Ok(receipt) => return Ok(receipt),
+        Err(error @ CardError::Transport(_)) => error,
+        Err(error) => return Err(error),
+    };
+    let reader = card.transport_mut().reader().to_owned();
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        // Right after a pull pcscd may still list the old card: retry until the card answers.
+        let recovered = Card::connect(&reader).and_then(|mut again| {
+            if again.identity().card_id != verified.card_id {
+                return Ok(None);
+            }
+            let receipt = again
+                .open_session(verified)?
+                .prove_authority(authority)?
+                .recover_erase_receipt(timestamp)?;
+            *card = again;
+            Ok(Some(receipt))
+        });
+        match recovered {
+            Ok(Some(Some(receipt))) => return Ok(receipt),
+            // The card is back and kept no receipt for this erase: it was not done.
+            Ok(Some(None)) => return Err(error),
+            // Another card, or no card yet.
+            Ok(None) | Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    Err(error)
 }
 
 /// What a [`CardMonitor`] started with [`CardMonitor::start_watching`] reports, in the order it
