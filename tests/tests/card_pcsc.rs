@@ -640,7 +640,7 @@ fn erase_torn_by_pulling_the_card_keeps_its_receipt() {
     let vcard = VirtualCard::start(&site.state, &["--store-delay-ms", "1500"]);
     let (sender, receiver) = std::sync::mpsc::channel();
     let authority = site.issuer.create_authority(permission::ALL);
-    let thread_issuers = issuers.clone();
+    let thread_issuers = issuers;
     let eraser = std::thread::spawn(move || {
         let mut card = Card::connect(READER)?;
         let verified = card.verify_certificate(&thread_issuers)?;
