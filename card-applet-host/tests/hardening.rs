@@ -11,15 +11,18 @@ use common::{Issuer, Tamper, capture, enrolled_card, factory_transport, template
 use palmgate_card::applet::{Applet, STATE_LEN, STATE_V1_LEN};
 use palmgate_card::host::apdu::LengthMode;
 use palmgate_card::host::commands::SecureCommand;
+use palmgate_card::host::issuer::IssuerPublicKey;
 use palmgate_card::host::platform::{MemoryStorage, SystemClock, identity_of_state, system_rng};
-use palmgate_card::host::{Card, CardError, CardTransport, InProcessTransport, ReceiptBundle};
+use palmgate_card::host::{
+    Card, CardError, CardTransport, InProcessTransport, ReceiptBundle, VerifyOutcome,
+};
 use palmgate_card::protocol::{AID, SlotKind, StatusWord, TAG_LEN, ins};
 use zeroize::Zeroizing;
 
 const TIMESTAMP: u64 = 1_764_000_000;
 
 /// A state file written by applet 1.0 (`STATE_V1_LEN` bytes, layout version 1): a personalised
-/// card with a normal and a duress slot and max tries 4.
+/// card with `template(11)` in a normal slot, `template(12)` in a duress slot, max tries 4.
 const STATE_V1: &[u8] = include_bytes!("fixtures/state-v1.bin");
 
 fn selected(transport: &mut impl CardTransport) {
@@ -40,7 +43,8 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_as_version_2() {
     let identity = identity_of_state(STATE_V1).unwrap();
     assert_eq!((identity.slots_used, identity.max_tries), (2, 4));
 
-    // Its card still answers, and its next change writes the current layout.
+    // Its card still works (same key, certificate, templates), and its next change writes the
+    // current layout: a verification spends and restores a try, two writes.
     let applet = Applet::load(
         MemoryStorage::default(),
         system_rng(),
@@ -48,15 +52,25 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_as_version_2() {
         STATE_V1,
     )
     .unwrap();
-    let mut transport = InProcessTransport::new(applet);
-    selected(&mut transport);
-    // PERSONALISE is refused once personalised, without a write.
-    let refused = transport.transmit(&[0x80, 0x50, 0x01, 0x00, 0x00]).unwrap();
-    assert_eq!(refused, [0x69, 0x85]);
-    let stored = transport.applet().state_bytes();
-    assert_eq!(stored.len(), STATE_LEN);
-    assert_eq!(stored[4], 2);
-    assert_eq!(identity_of_state(&stored[..]).unwrap(), identity);
+    // The issuer public key the 1.0 card stored (after magic, version, life-cycle, card id and
+    // card key).
+    let issuer = IssuerPublicKey::from_bytes(&STATE_V1[54..54 + 65]).unwrap();
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    let verified = card.verify_certificate(&[issuer]).unwrap();
+    assert!(matches!(
+        card.open_session(&verified)
+            .unwrap()
+            .verify_palm(&capture(11, 10))
+            .unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            tries_left: 4
+        }
+    ));
+    let transport = card.into_transport();
+    let stored = transport.applet().storage().stored().unwrap();
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 2));
+    assert_eq!(identity_of_state(stored).unwrap(), identity);
 
     // A damaged version 1 file is still refused.
     let mut damaged = STATE_V1.to_vec();
@@ -295,7 +309,7 @@ fn wrong_length_of_over_long_secure_data_is_encrypted() {
         // Both sides still count alike: the next command authenticates.
         assert!(matches!(
             session.verify_palm(&capture(1, 10)).unwrap(),
-            palmgate_card::host::VerifyOutcome::Match { .. }
+            VerifyOutcome::Match { .. }
         ));
     }
 }
