@@ -10,15 +10,18 @@ use std::collections::BTreeMap;
 
 use p256::ecdsa::SigningKey;
 use palmgate_card::applet::{Applet, Clock, ResponseBuffer, STATE_LEN, Storage, StorageFailed};
+use palmgate_card::host::apdu::{Command, Data};
 use palmgate_card::host::apdu::{LengthMode, encode};
 use palmgate_card::host::commands::{OpenSession, PlainCommand, Select};
+use palmgate_card::host::vpcd::ATR;
 use palmgate_card::protocol::cert::{
     AuthorityCertificate, CardCertificate, encode_public_key, sign,
 };
 use palmgate_card::protocol::identity::CardIdentity;
 use palmgate_card::protocol::receipt::{DeletionReceipt, ReceiptFields};
 use palmgate_card::protocol::session::{
-    SecureChannel, SessionKeys, authority_message, ecdh, transcript_hash,
+    DIRECTION_COMMAND, DIRECTION_RESPONSE, SecureChannel, SessionKeys, authority_message, ecdh,
+    nonce_bytes, transcript_hash,
 };
 use palmgate_card::protocol::{Lifecycle, StatusWord, decision, ins, permission};
 use palmgate_matcher::template::{CELLS, Template};
@@ -50,7 +53,7 @@ fn compute() -> BTreeMap<&'static str, String> {
     );
     let identity = CardIdentity {
         card_id,
-        applet_version: (1, 0),
+        applet_version: palmgate_card::protocol::APPLET_VERSION,
         lifecycle: Lifecycle::Personalised,
         algorithm: 1,
         slots_used: 1,
@@ -143,6 +146,48 @@ fn compute() -> BTreeMap<&'static str, String> {
         &card_key,
     );
     v.insert("deletion_receipt", hex::encode(receipt.as_bytes()));
+
+    // The counters: the key confirmation is response 0, so the first secure command is command 0
+    // and its answer response 1 (the VERIFY PALM exchange above).
+    v.insert(
+        "first_command_nonce",
+        hex::encode(nonce_bytes(DIRECTION_COMMAND, 0)),
+    );
+    v.insert(
+        "first_response_nonce",
+        hex::encode(nonce_bytes(DIRECTION_RESPONSE, 1)),
+    );
+    // GET RECEIPT as the session's second command (command 1, response 2), as the host sends it
+    // (Le 256, short `00`); the card answers `0E || receipt` encrypted.
+    let header = [ins::GET_RECEIPT, 0, 0];
+    let tag = gate_side.seal_command(header, &mut []);
+    let get_receipt = Command {
+        cla: 0x80,
+        ins: ins::GET_RECEIPT,
+        p1: 0,
+        p2: 0,
+        data: Data::Plain(tag.to_vec()),
+        le: Some(256),
+    };
+    v.insert(
+        "get_receipt_apdu",
+        hex::encode(&*encode(&get_receipt, LengthMode::Extended).unwrap()[0]),
+    );
+    let mut kept = [&[ins::ERASE][..], receipt.as_bytes()].concat();
+    let tag = card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut kept);
+    v.insert(
+        "get_receipt_response",
+        hex::encode([&kept[..], &tag, &[0x90, 0x00]].concat()),
+    );
+    // Secure data over 512 bytes (an ENROL as the third command): counted as command 2, answered
+    // with `6700` encrypted as response 3 (tag only).
+    let header = [ins::ENROL, 0, 0];
+    let tag = card_side.seal_response(header, StatusWord::WrongLength.to_bytes(), &mut []);
+    v.insert(
+        "oversized_enrol_response",
+        hex::encode([&tag[..], &[0x67, 0x00]].concat()),
+    );
+    v.insert("atr", hex::encode(ATR));
     v
 }
 

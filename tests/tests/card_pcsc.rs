@@ -9,8 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use palmgate_card::host::issuer::IssuerKey;
-use palmgate_card::host::pcsc::{CardEvent, CardMonitor, PcscTransport, wait_for_card};
+use palmgate_card::host::pcsc::{
+    CardEvent, CardMonitor, MonitorEvent, PcscTransport, erase_recovering_receipt, wait_for_card,
+};
 use palmgate_card::host::platform::identity_of_state;
+use palmgate_card::host::reader_health::{ReaderHealth, UnavailableReason};
 use palmgate_card::host::{Card, CardError, ReceiptBundle, VerifyOutcome};
 use palmgate_card::protocol::{SlotKind, permission};
 use palmgate_matcher::template::{CELLS, Template};
@@ -320,4 +323,363 @@ fn card_presence_events() {
         }
     );
     monitor.stop().unwrap();
+}
+
+/// A personalised card with `template(seed)` enrolled in slot 0, through pcscd.
+fn enrolled(site: &Site, seed: u64) -> palmgate_card::host::VerifiedCard {
+    let authority = site.issuer.create_authority(permission::ALL);
+    let mut card = Card::connect(READER).unwrap();
+    card.personalise(&site.issuer).unwrap();
+    let verified = card
+        .verify_certificate(&[site.issuer.public_key()])
+        .unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .prove_authority(&authority)
+        .unwrap()
+        .enrol(0, SlotKind::Normal, &template(seed))
+        .unwrap();
+    verified
+}
+
+/// Connects, checks the certificate, opens a session and verifies `capture(seed)`.
+fn verify_once(issuer: &palmgate_card::host::issuer::IssuerPublicKey, seed: u64) -> VerifyOutcome {
+    let mut card = Card::connect(READER).unwrap();
+    let verified = card
+        .verify_certificate(std::slice::from_ref(issuer))
+        .unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .verify_palm(&capture(seed))
+        .unwrap()
+}
+
+/// A local PC/SC client sends 1-byte APDUs (`00`, `02`, `80`, `04`): vpcd passes them as if they
+/// were its own control codes. Each gets an answer (status word `6700`) or a clean error in
+/// bounded time, never a `SCardTransmit` that waits forever, and the card verifies afterwards.
+#[test]
+fn one_byte_apdus_do_not_stall_the_reader() {
+    let _lock = reader_lock();
+    let site = Site::new();
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    enrolled(&site, 21);
+    let issuer = site.issuer.public_key();
+
+    for byte in [0x00u8, 0x02, 0x80, 0x04] {
+        let (sender, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = PcscTransport::connect(READER).and_then(|mut transport| {
+                use palmgate_card::host::CardTransport;
+                transport.transmit(&[byte])
+            });
+            let _ = sender.send(result);
+        });
+        let result = answer
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("1-byte APDU {byte:02X}: SCardTransmit still waiting"));
+        match result {
+            Ok(response) => assert_eq!(
+                response[response.len().saturating_sub(2)..],
+                [0x67, 0x00],
+                "1-byte APDU {byte:02X} answered {response:02X?}"
+            ),
+            Err(error) => eprintln!("1-byte APDU {byte:02X}: clean error {error}"),
+        }
+        assert_eq!(
+            verify_once(&issuer, 21),
+            VerifyOutcome::Match {
+                slot_kind: SlotKind::Normal,
+                tries_left: 5
+            },
+            "verification after the 1-byte APDU {byte:02X}"
+        );
+    }
+}
+
+/// The pcscd this test run started (through `cargo xtask test`), stopped and started again by
+/// PID. Refuses to touch a pcscd that is not a child of one of this process's ancestors (someone
+/// else's, or the system's).
+struct OwnedPcscd {
+    pid: u32,
+    /// Set once this test started the pcscd itself.
+    child: Option<Child>,
+}
+
+const PCSCD_RUN_DIR: &str = "/run/pcscd";
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces, so split after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = &stat[stat.rfind(')')? + 1..];
+            after.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+impl OwnedPcscd {
+    fn find() -> Self {
+        require_pcscd_vpcd();
+        let output = Command::new("pgrep")
+            .args(["-x", "pcscd"])
+            .output()
+            .unwrap();
+        let pids: Vec<u32> = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .filter(|pid| running(*pid))
+            .collect();
+        let [pid] = pids[..] else {
+            panic!("expected one running pcscd, found {pids:?}");
+        };
+        let mut ancestors = vec![std::process::id()];
+        while let Some(parent) = ancestors.last().and_then(|pid| parent_of(*pid)) {
+            if parent == 0 || ancestors.contains(&parent) {
+                break;
+            }
+            ancestors.push(parent);
+        }
+        let owner = parent_of(pid).unwrap_or(0);
+        // PID 1 is everyone's ancestor: it owns pcscd for this run only when it is the xtask
+        // that started the services, i.e. in a private PID namespace (`isolated`).
+        let pid_1_is_xtask = std::fs::read_link("/proc/1/exe")
+            .is_ok_and(|exe| exe.file_name().is_some_and(|name| name == "xtask"));
+        assert!(
+            owner != 0 && ancestors.contains(&owner) && (owner != 1 || pid_1_is_xtask),
+            "pcscd (pid {pid}) was not started by this test run (its parent {owner} is not one of \
+             ours: {ancestors:?}); this test stops pcscd, so run it in a private namespace: \
+             `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test card_pcsc`"
+        );
+        Self { pid, child: None }
+    }
+
+    /// Sends `signal` to pcscd and waits until it has exited; after SIGKILL removes the socket
+    /// and pid file it leaves behind (a new pcscd refuses to start while they exist).
+    fn stop(&mut self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {}", self.pid);
+        if let Some(mut child) = self.child.take() {
+            child.wait().unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while running(self.pid) {
+            assert!(Instant::now() < deadline, "pcscd ignored {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if signal == "-KILL" {
+            for leftover in ["pcscd.comm", "pcscd.pid"] {
+                let _ = std::fs::remove_file(Path::new(PCSCD_RUN_DIR).join(leftover));
+            }
+        }
+    }
+
+    /// Starts `pcscd --foreground` again (it stays running for the tests that follow).
+    fn start(&mut self) {
+        let log =
+            std::fs::File::create(std::env::temp_dir().join("palmgate-test-pcscd.log")).unwrap();
+        let child = Command::new("pcscd")
+            .arg("--foreground")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start pcscd");
+        self.pid = child.id();
+        self.child = Some(child);
+        let comm = Path::new(PCSCD_RUN_DIR).join("pcscd.comm");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !comm.exists() {
+            assert!(Instant::now() < deadline, "pcscd did not create {comm:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Waits for the first event that `wanted` accepts; returns it and every event before it.
+fn wait_for_event(
+    events: &std::sync::mpsc::Receiver<MonitorEvent>,
+    timeout: Duration,
+    what: &str,
+    wanted: impl Fn(&MonitorEvent) -> bool,
+) -> Vec<MonitorEvent> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(event) => {
+                let done = wanted(&event);
+                seen.push(event);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no {what} within {timeout:?}; events: {seen:?}"),
+        }
+    }
+}
+
+fn is_inserted(event: &MonitorEvent) -> bool {
+    matches!(event, MonitorEvent::Card(CardEvent::Inserted { reader, .. }) if reader == READER)
+}
+
+/// pcscd killed (SIGKILL, then SIGTERM) and started again under a running monitor, as a crash
+/// or a package upgrade does: the monitor reports the reader unavailable, re-establishes its
+/// context by itself, reports it available, and the card presented again is verified — without
+/// restarting this process. The plain `CardMonitor::start` (what the gate uses) recovers too.
+#[test]
+fn the_reader_comes_back_after_pcscd_restarts() {
+    let _lock = reader_lock();
+    let mut pcscd = OwnedPcscd::find();
+    let site = Site::new();
+    let issuer = site.issuer.public_key();
+    let (monitor, events) = CardMonitor::start_watching(READER).unwrap();
+    let (card_only, card_events) = CardMonitor::start(READER).unwrap();
+    wait_for_event(
+        &events,
+        Duration::from_secs(5),
+        "reader available",
+        |event| matches!(event, MonitorEvent::Health(health) if health.is_available()),
+    );
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    enrolled(&site, 31);
+    wait_for_event(
+        &events,
+        Duration::from_secs(5),
+        "card inserted",
+        is_inserted,
+    );
+    while card_events.try_recv().is_ok() {}
+
+    for signal in ["-KILL", "-TERM"] {
+        pcscd.stop(signal);
+        let seen = wait_for_event(
+            &events,
+            Duration::from_secs(5),
+            "reader unavailable",
+            |event| {
+                matches!(
+                    event,
+                    MonitorEvent::Health(ReaderHealth::Unavailable {
+                        reason: UnavailableReason::ServiceUnavailable { .. }
+                    })
+                )
+            },
+        );
+        assert!(
+            seen.iter()
+                .any(|event| matches!(event, MonitorEvent::Card(CardEvent::Removed { .. }))),
+            "{signal}: the card is reported removed with the service: {seen:?}"
+        );
+        let restarted = Instant::now();
+        pcscd.start();
+        wait_for_event(
+            &events,
+            Duration::from_secs(5),
+            "reader available",
+            |event| matches!(event, MonitorEvent::Health(health) if health.is_available()),
+        );
+        wait_for_event(
+            &events,
+            Duration::from_secs(10),
+            "card inserted",
+            is_inserted,
+        );
+        // The monitor the gate uses reports the card again as well.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match card_events.recv_timeout(left) {
+                Ok(CardEvent::Inserted { .. }) => break,
+                Ok(CardEvent::Removed { .. }) => {}
+                Err(error) => panic!("{signal}: CardMonitor::start reported no insertion: {error}"),
+            }
+        }
+        assert_eq!(
+            verify_once(&issuer, 31),
+            VerifyOutcome::Match {
+                slot_kind: SlotKind::Normal,
+                tries_left: 5
+            },
+            "{signal}: verification after pcscd came back"
+        );
+        eprintln!(
+            "pcscd {signal}: card verified {:?} after pcscd was started again",
+            restarted.elapsed()
+        );
+    }
+    monitor.stop().unwrap();
+    card_only.stop().unwrap();
+}
+
+/// The card is pulled (SIGKILL) after it stored an ERASE and before it answered: the host's
+/// erase (`erase_recovering_receipt`, what `palmgate card erase` is to call) waits for the card
+/// to be presented again and reads the receipt with GET RECEIPT.
+#[test]
+fn erase_torn_by_pulling_the_card_keeps_its_receipt() {
+    const TIMESTAMP: u64 = 1_764_000_123;
+    let _lock = reader_lock();
+    let site = Site::new();
+    let issuers = [site.issuer.public_key()];
+    {
+        let vcard = VirtualCard::start(&site.state, &[]);
+        enrolled(&site, 41);
+        vcard.stop();
+    }
+    // Slow card memory: each write is followed by a 1.5 s pause before the card answers.
+    let vcard = VirtualCard::start(&site.state, &["--store-delay-ms", "1500"]);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let authority = site.issuer.create_authority(permission::ALL);
+    let thread_issuers = issuers;
+    let eraser = std::thread::spawn(move || {
+        let mut card = Card::connect(READER)?;
+        let verified = card.verify_certificate(&thread_issuers)?;
+        sender.send(()).unwrap();
+        let receipt = erase_recovering_receipt(
+            &mut card,
+            &verified,
+            &authority,
+            TIMESTAMP,
+            Duration::from_secs(30),
+        )?;
+        Ok::<_, CardError>((receipt, verified))
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("card read");
+    // Wait until the card has stored the erase, then pull it before it answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while identity_of_state(&std::fs::read(&site.state).unwrap())
+        .unwrap()
+        .slots_used
+        != 0
+    {
+        assert!(Instant::now() < deadline, "the erase was not stored");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    vcard.pull();
+    assert!(!eraser.is_finished(), "the pulled card answered the erase");
+    // The card is presented again (without the slow memory).
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    let (receipt, verified) = eraser.join().unwrap().expect("receipt recovered");
+    let fields = ReceiptBundle {
+        receipt,
+        certificate: verified.certificate,
+    }
+    .verify(&issuers)
+    .unwrap();
+    assert_eq!(
+        (fields.card_id, fields.slots_erased, fields.gate_timestamp),
+        (verified.card_id, 1, TIMESTAMP)
+    );
 }

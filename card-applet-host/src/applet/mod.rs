@@ -17,7 +17,7 @@ use subtle::ConditionallySelectable;
 use zeroize::{Zeroize, Zeroizing};
 
 use state::PersistentState;
-pub use state::{STATE_LEN, StateError};
+pub use state::{RECEIPT_CAPACITY, STATE_LEN, STATE_V1_LEN, StateError};
 
 use crate::protocol::cert::{
     AUTHORITY_CERT_LEN, AuthorityCertificate, CARD_CERT_LEN, CardCertificate, decode_public_key,
@@ -281,10 +281,24 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
                 self.abort_chain();
                 return StatusWord::ClaNotSupported;
             }
+            // Only the parts of a command that takes data, for a selected applet: anything
+            // else is refused now rather than answered 9000 and buffered.
+            if !ins::takes_data(apdu.ins) {
+                self.abort_chain();
+                return if ins::is_known(apdu.ins) {
+                    StatusWord::ChainingNotSupported
+                } else {
+                    StatusWord::InsNotSupported
+                };
+            }
+            if !self.selected {
+                self.abort_chain();
+                return StatusWord::ConditionsNotSatisfied;
+            }
             let end = self.chain.len + apdu.data.len();
             if end > MAX_COMMAND_DATA {
                 self.abort_chain();
-                return StatusWord::WrongLength;
+                return self.refuse_too_long(header, response);
             }
             self.chain.bytes[self.chain.len..end].copy_from_slice(apdu.data);
             self.chain.len = end;
@@ -298,7 +312,10 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         let total = prefix + apdu.data.len();
         if total > MAX_COMMAND_DATA {
             self.abort_chain();
-            return StatusWord::WrongLength;
+            if apdu.cla != cla::PROPRIETARY {
+                return StatusWord::WrongLength;
+            }
+            return self.refuse_too_long(header, response);
         }
         let mut data = Scratch {
             bytes: [0u8; MAX_COMMAND_DATA],
@@ -320,6 +337,32 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             }
             sw => sw,
         }
+    }
+
+    /// `6700` for command data over [`MAX_COMMAND_DATA`]. For a secure instruction in an open
+    /// session the answer is encrypted like every other answer to a secure command: the command
+    /// counts as one message in each direction (the card cannot hold it to authenticate it), so
+    /// the session stays usable.
+    fn refuse_too_long(&mut self, header: [u8; 3], response: &mut ResponseBuffer) -> StatusWord {
+        let sw = StatusWord::WrongLength;
+        if !self.selected || !ins::SECURE.contains(&header[0]) {
+            return sw;
+        }
+        let Some(mut session) = self.session.take() else {
+            return sw;
+        };
+        let now = self.clock.now_ms();
+        if now.saturating_sub(session.last_used_ms) > SESSION_IDLE_LIMIT_MS {
+            return sw;
+        }
+        session.channel.skip_command();
+        let tag = session
+            .channel
+            .seal_response(header, sw.to_bytes(), &mut []);
+        response.set(&tag);
+        session.last_used_ms = now;
+        self.session = Some(session);
+        sw
     }
 
     fn abort_chain(&mut self) {
@@ -578,6 +621,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             ins::SET_POLICY => self.set_policy(&session, plain),
             ins::RESET_RETRY_COUNTER => self.reset_retry_counter(&session, plain),
             ins::ERASE => self.erase(&session, plain, out),
+            ins::GET_RECEIPT => self.get_receipt(&session, plain, out),
             _ => StatusWord::InsNotSupported,
         };
         let len = out.len;
@@ -768,10 +812,37 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             slots_erased,
             commitment: commitment.finish(),
         };
+        // The receipt is stored with the erase, in the same write: a card pulled before the
+        // answer leaves it readable with GET RECEIPT.
+        let receipt = DeletionReceipt::sign(&fields, &card_key);
+        if !next
+            .last_receipt
+            .set(ins::ERASE, permission::ERASE, receipt.as_bytes())
+        {
+            return StatusWord::ConditionsNotSatisfied;
+        }
         if let Err(sw) = self.commit(next) {
             return sw;
         }
-        out.put(DeletionReceipt::sign(&fields, &card_key).as_bytes());
+        out.put(receipt.as_bytes());
+        StatusWord::Success
+    }
+
+    /// The kept receipt: `instruction that produced it (1) || receipt`. Reading it needs the
+    /// permission the producing command needed (ERASE: an authority with the erase bit).
+    fn get_receipt(&mut self, session: &Session, plain: &[u8], out: &mut Out) -> StatusWord {
+        if !plain.is_empty() {
+            return StatusWord::WrongLength;
+        }
+        let kept = &self.state.last_receipt;
+        let Some(receipt) = kept.get() else {
+            return StatusWord::ReferencedDataNotFound;
+        };
+        if session.authority & kept.permission != kept.permission {
+            return StatusWord::SecurityStatusNotSatisfied;
+        }
+        out.put(&[kept.instruction]);
+        out.put(receipt);
         StatusWord::Success
     }
 }

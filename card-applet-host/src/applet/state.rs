@@ -1,9 +1,13 @@
 //! The card's persistent state and its fixed byte layout (what a secure element keeps in flash and
 //! `palmgate-vcard` keeps in its `--state` file).
 //!
-//! Layout (`STATE_LEN` bytes): `"PGST" | version 01 | lifecycle | card_id(16) | card secret(32) |
-//! issuer public key(65) | card certificate(158) | max_tries | tries_left | erase_counter(u32 BE) |
-//! 4 × slot(used | kind | template(292)) | SHA-256 of everything before(32)`.
+//! Layout, version 2 (`STATE_LEN` bytes): `"PGST" | version 02 | lifecycle | card_id(16) |
+//! card secret(32) | issuer public key(65) | card certificate(158) | max_tries | tries_left |
+//! erase_counter(u32 BE) | 4 × slot(used | kind | template(292)) | last receipt(instruction |
+//! permission | length(u16 BE) | bytes(256, zero padded)) | SHA-256 of everything before(32)`.
+//!
+//! Version 1 (`STATE_V1_LEN` bytes, applet 1.0) is the same without the last-receipt record; it
+//! still loads (as "no receipt kept") and is rewritten as version 2 at the next change.
 
 use p256::ecdsa::SigningKey;
 use sha2::{Digest, Sha256};
@@ -17,10 +21,15 @@ use crate::protocol::{
 
 /// State magic.
 pub const STATE_MAGIC: [u8; 4] = *b"PGST";
-/// State layout version.
-pub const STATE_VERSION: u8 = 1;
+/// State layout version written by this applet.
+pub const STATE_VERSION: u8 = 2;
+/// The first layout (applet 1.0): no last-receipt record.
+const STATE_VERSION_1: u8 = 1;
 const SLOT_LEN: usize = 2 + TEMPLATE_LEN;
-const BODY_LEN: usize = 4
+/// Largest receipt the card keeps for GET RECEIPT.
+pub const RECEIPT_CAPACITY: usize = 256;
+const RECEIPT_RECORD_LEN: usize = 1 + 1 + 2 + RECEIPT_CAPACITY;
+const BODY_V1_LEN: usize = 4
     + 1
     + 1
     + CARD_ID_LEN
@@ -31,8 +40,11 @@ const BODY_LEN: usize = 4
     + 1
     + 4
     + SLOT_COUNT * SLOT_LEN;
-/// Encoded state length.
+const BODY_LEN: usize = BODY_V1_LEN + RECEIPT_RECORD_LEN;
+/// Encoded state length (version 2).
 pub const STATE_LEN: usize = BODY_LEN + 32;
+/// Encoded length of a version 1 state (still accepted by [`PersistentState::decode`]).
+pub const STATE_V1_LEN: usize = BODY_V1_LEN + 32;
 
 /// Why stored state was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +77,52 @@ pub(crate) struct Slot {
     pub(crate) template: [u8; TEMPLATE_LEN],
 }
 
+/// The answer of the last receipt-bearing command (ERASE today), kept until the next one replaces
+/// it so that a receipt whose answer was lost (card pulled between store and answer) can be read
+/// again with GET RECEIPT.
+#[derive(Clone, Zeroize)]
+pub(crate) struct LastReceipt {
+    /// Instruction that produced it; 0 when none is kept.
+    pub(crate) instruction: u8,
+    /// Permission bit an enrolment authority needs to read it (0: any open session).
+    pub(crate) permission: u8,
+    pub(crate) len: u16,
+    pub(crate) bytes: [u8; RECEIPT_CAPACITY],
+}
+
+impl LastReceipt {
+    const fn none() -> Self {
+        Self {
+            instruction: 0,
+            permission: 0,
+            len: 0,
+            bytes: [0; RECEIPT_CAPACITY],
+        }
+    }
+
+    /// The kept receipt, if any.
+    pub(crate) fn get(&self) -> Option<&[u8]> {
+        (self.instruction != 0).then(|| &self.bytes[..usize::from(self.len)])
+    }
+
+    /// Keeps `receipt` (at most [`RECEIPT_CAPACITY`] bytes: a longer one is a programming error
+    /// and is refused).
+    pub(crate) fn set(&mut self, instruction: u8, permission: u8, receipt: &[u8]) -> bool {
+        let Ok(len) = u16::try_from(receipt.len()) else {
+            return false;
+        };
+        if receipt.len() > RECEIPT_CAPACITY || instruction == 0 {
+            return false;
+        }
+        self.bytes = [0; RECEIPT_CAPACITY];
+        self.bytes[..receipt.len()].copy_from_slice(receipt);
+        self.instruction = instruction;
+        self.permission = permission;
+        self.len = len;
+        true
+    }
+}
+
 /// Everything the card keeps across power cycles.
 #[derive(Clone, Zeroize)]
 #[zeroize(drop)]
@@ -78,6 +136,7 @@ pub(crate) struct PersistentState {
     pub(crate) tries_left: u8,
     pub(crate) erase_counter: u32,
     pub(crate) slots: [Slot; SLOT_COUNT],
+    pub(crate) last_receipt: LastReceipt,
 }
 
 impl PersistentState {
@@ -97,6 +156,7 @@ impl PersistentState {
                 kind: 0,
                 template: [0; TEMPLATE_LEN],
             }),
+            last_receipt: LastReceipt::none(),
         }
     }
 
@@ -135,18 +195,24 @@ impl PersistentState {
             w.put(&[u8::from(slot.used), slot.kind]);
             w.put(&slot.template);
         }
+        let receipt = &self.last_receipt;
+        w.put(&[receipt.instruction, receipt.permission]);
+        w.put(&receipt.len.to_be_bytes());
+        w.put(&receipt.bytes);
         let digest: [u8; 32] = Sha256::digest(&out[..BODY_LEN]).into();
         out[BODY_LEN..].copy_from_slice(&digest);
         out
     }
 
-    /// Parses and validates stored state.
+    /// Parses and validates stored state (version 2, or version 1 without a kept receipt).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StateError> {
-        if bytes.len() != STATE_LEN || bytes[..4] != STATE_MAGIC || bytes[4] != STATE_VERSION {
-            return Err(StateError::Format);
-        }
-        let digest: [u8; 32] = Sha256::digest(&bytes[..BODY_LEN]).into();
-        if digest[..] != bytes[BODY_LEN..] {
+        let body_len = match (bytes.len(), bytes.get(..5)) {
+            (STATE_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION])) => BODY_LEN,
+            (STATE_V1_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_1])) => BODY_V1_LEN,
+            _ => return Err(StateError::Format),
+        };
+        let digest: [u8; 32] = Sha256::digest(&bytes[..body_len]).into();
+        if digest[..] != bytes[body_len..] {
             return Err(StateError::Checksum);
         }
         let mut r = Reader { buf: bytes, pos: 5 };
@@ -174,6 +240,20 @@ impl PersistentState {
             }
             if slot.used && palmgate_matcher::template::Template::decode(&slot.template).is_err() {
                 return Err(StateError::Inconsistent("slot template"));
+            }
+        }
+        if body_len == BODY_LEN {
+            let receipt = &mut state.last_receipt;
+            receipt.instruction = r.byte();
+            receipt.permission = r.byte();
+            let mut len = [0u8; 2];
+            r.take(&mut len);
+            receipt.len = u16::from_be_bytes(len);
+            r.take(&mut receipt.bytes);
+            if usize::from(receipt.len) > RECEIPT_CAPACITY
+                || (receipt.instruction == 0 && receipt.len != 0)
+            {
+                return Err(StateError::Inconsistent("last receipt"));
             }
         }
         let lifecycle =

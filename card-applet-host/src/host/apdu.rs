@@ -163,10 +163,13 @@ pub fn exchange<T: CardTransport + ?Sized>(
     for part in chain {
         *sent += 1;
         let raw = Zeroizing::new(transport.transmit(part)?);
-        let (status, _) = StatusWord::from_response(&raw).ok_or(TransportError::ShortResponse)?;
+        let (status, body) =
+            StatusWord::from_response(&raw).ok_or(TransportError::ShortResponse)?;
         if !status.is_success() {
+            // The card ended the chain early; its answer (an encrypted `6700` for over-long
+            // secure data) is the command's answer.
             return Ok(Response {
-                data: Zeroizing::new(Vec::new()),
+                data: Zeroizing::new(body.to_vec()),
                 status,
             });
         }

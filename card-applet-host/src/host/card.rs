@@ -7,6 +7,7 @@
 //!       .verify_palm(&probe) -> VerifyOutcome               VERIFY PALM
 //!       .prove_authority(&authority) -> EnrolmentSession    PROVE AUTHORITY
 //!           .enrol / .set_policy / .reset_retry_counter / .erase
+//!           .last_receipt / .recover_erase_receipt             GET RECEIPT (after a torn ERASE)
 //!   .personalise(&issuer_key) -> CardCertificate            factory state only
 //! ```
 //! Operations that need a session exist only on the session types; those that need an enrolment
@@ -19,9 +20,9 @@ use zeroize::Zeroizing;
 
 use crate::host::apdu::{Command, Data, LengthMode, exchange};
 use crate::host::commands::{
-    Enrol, Erase, GenerateCardKey, GetCertificate, GetIdentity, InstallCertificate, OpenSession,
-    PlainCommand, ProveAuthority, ResetRetryCounter, SecureCommand, Select, SetPolicy,
-    VerifyOutcome, VerifyPalm,
+    Enrol, Erase, GenerateCardKey, GetCertificate, GetIdentity, GetReceipt, InstallCertificate,
+    KeptReceipt, OpenSession, PlainCommand, ProveAuthority, ResetRetryCounter, SecureCommand,
+    Select, SetPolicy, VerifyOutcome, VerifyPalm,
 };
 use crate::host::error::CardError;
 use crate::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey};
@@ -33,7 +34,7 @@ use crate::protocol::receipt::DeletionReceipt;
 use crate::protocol::session::{SecureChannel, SessionKeys, ecdh, transcript_hash};
 use crate::protocol::{
     CARD_ID_LEN, Lifecycle, MAX_TRIES_LIMIT, NONCE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN,
-    TEMPLATE_LEN, cla,
+    TEMPLATE_LEN, cla, ins,
 };
 
 /// A selected palmgate card.
@@ -389,6 +390,30 @@ impl<'c, T: CardTransport> EnrolmentSession<'c, T> {
     /// Erases every template; returns the card-signed deletion receipt.
     pub fn erase(&mut self, timestamp: u64) -> Result<DeletionReceipt, CardError> {
         self.session.execute(&Erase { timestamp })
+    }
+
+    /// The receipt the card keeps from its last receipt-bearing command (GET RECEIPT), `None`
+    /// when it keeps none.
+    pub fn last_receipt(&mut self) -> Result<Option<KeptReceipt>, CardError> {
+        self.session.execute(&GetReceipt)
+    }
+
+    /// After an ERASE whose answer was lost (card pulled between the card storing the erase and
+    /// answering): the deletion receipt of the erase made with `timestamp`, if the card did it.
+    /// `None` means the card kept no receipt for that erase, so the erase did not happen (the
+    /// card stores the erase and its receipt in one write) and may be sent again.
+    pub fn recover_erase_receipt(
+        &mut self,
+        timestamp: u64,
+    ) -> Result<Option<DeletionReceipt>, CardError> {
+        let Some(kept) = self.last_receipt()? else {
+            return Ok(None);
+        };
+        if kept.instruction != ins::ERASE {
+            return Ok(None);
+        }
+        let receipt = DeletionReceipt::decode(&kept.receipt).map_err(CardError::Certificate)?;
+        Ok((receipt.fields().gate_timestamp == timestamp).then_some(receipt))
     }
 
     /// Verifies a probe (as in a gate session).

@@ -7,10 +7,11 @@ pub mod error;
 pub mod issuer;
 pub mod pcsc;
 pub mod platform;
+pub mod reader_health;
 pub mod transport;
 pub mod vpcd;
 
 pub use card::{Card, EnrolmentSession, ReceiptBundle, SecureSession, VerifiedCard};
-pub use commands::VerifyOutcome;
+pub use commands::{KeptReceipt, VerifyOutcome};
 pub use error::{CardError, TransportError};
 pub use transport::{CardTransport, InProcessTransport};

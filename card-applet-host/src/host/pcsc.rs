@@ -2,17 +2,22 @@
 //!
 //! Every call here blocks: an async caller runs them with `spawn_blocking` (or keeps a dedicated
 //! thread). [`CardMonitor`] runs `SCardGetStatusChange` in its own thread and sends
-//! [`CardEvent`]s over a std channel.
+//! [`CardEvent`]s (and, with [`CardMonitor::start_watching`], [`ReaderHealth`]) over a std
+//! channel; it re-establishes its PC/SC context by itself after pcscd restarts. Each
+//! [`PcscTransport::connect`] establishes a fresh context, so connections after a restart work.
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::host::card::Card;
+use crate::host::card::{Card, VerifiedCard};
 use crate::host::error::{CardError, TransportError};
+use crate::host::issuer::EnrolmentAuthority;
+use crate::host::reader_health::{HealthTracker, ReaderHealth, ReconnectBackoff};
 use crate::host::transport::CardTransport;
+use crate::protocol::receipt::DeletionReceipt;
 
 /// A connection to a card in a PC/SC reader.
 pub struct PcscTransport {
@@ -145,11 +150,77 @@ pub enum CardEvent {
     },
 }
 
-/// Watches readers matching a pattern and reports card insertion and removal.
+/// ERASE on a card in a PC/SC reader, keeping its receipt even when the answer is lost.
+///
+/// Runs ERASE in a new session under `authority`. If the exchange fails in transport (the card
+/// was pulled or the reader went away between the card storing the erase and answering), it
+/// waits up to `wait` for the same card to be presented again in the same reader, and reads the
+/// receipt with GET RECEIPT (`recover_erase_receipt`); `card` is then the new connection. Returns
+/// the first error when the card refused the erase, when it does not come back in time, or when
+/// it kept no receipt for `timestamp` (then the erase was not stored and may be sent again).
+pub fn erase_recovering_receipt(
+    card: &mut Card<PcscTransport>,
+    verified: &VerifiedCard,
+    authority: &EnrolmentAuthority,
+    timestamp: u64,
+    wait: Duration,
+) -> Result<DeletionReceipt, CardError> {
+    let first = card
+        .open_session(verified)
+        .and_then(|session| session.prove_authority(authority))
+        .and_then(|mut enrolment| enrolment.erase(timestamp));
+    let error = match first {
+        Ok(receipt) => return Ok(receipt),
+        Err(error @ CardError::Transport(_)) => error,
+        Err(error) => return Err(error),
+    };
+    let reader = card.transport_mut().reader().to_owned();
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        // Right after a pull pcscd may still list the old card: retry until the card answers.
+        let recovered = Card::connect(&reader).and_then(|mut again| {
+            if again.identity().card_id != verified.card_id {
+                return Ok(None);
+            }
+            let receipt = again
+                .open_session(verified)?
+                .prove_authority(authority)?
+                .recover_erase_receipt(timestamp)?;
+            *card = again;
+            Ok(Some(receipt))
+        });
+        match recovered {
+            Ok(Some(Some(receipt))) => return Ok(receipt),
+            // The card is back and kept no receipt for this erase: it was not done.
+            Ok(Some(None)) => return Err(error),
+            // Another card, or no card yet.
+            Ok(None) | Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    Err(error)
+}
+
+/// What a [`CardMonitor`] started with [`CardMonitor::start_watching`] reports, in the order it
+/// happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MonitorEvent {
+    /// A card came or went.
+    Card(CardEvent),
+    /// The reader became available or unavailable (reported once per change; the first event
+    /// is always a health event).
+    Health(ReaderHealth),
+}
+
+/// Watches readers matching a pattern and reports card insertion and removal — and keeps doing
+/// so across pcscd restarts and reader replugs: when its PC/SC context is lost it reports every
+/// present card removed, establishes a new context by itself (100 ms, doubling to 1 s between
+/// attempts) and reports the cards present again as inserted.
 pub struct CardMonitor {
-    context: pcsc::Context,
+    /// The context the watch uses now (cancelled by [`CardMonitor::stop`]).
+    context: Arc<Mutex<Option<pcsc::Context>>>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), TransportError>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 /// Longest a monitor waits in one `SCardGetStatusChange` call; bounds how late a stop request
@@ -166,121 +237,279 @@ impl std::fmt::Debug for CardMonitor {
 
 impl CardMonitor {
     /// Starts watching readers whose name contains `reader_pattern` (readers plugged in later are
-    /// picked up). Events arrive on the returned receiver.
+    /// picked up). Card events arrive on the returned receiver; reader health is not reported
+    /// (use [`CardMonitor::start_watching`] for it). Fails when pcscd cannot be reached now;
+    /// once started, the monitor survives pcscd restarts by itself.
     pub fn start(
         reader_pattern: &str,
     ) -> Result<(Self, mpsc::Receiver<CardEvent>), TransportError> {
         let context = pcsc::Context::establish(pcsc::Scope::User)?;
         let (sender, receiver) = mpsc::channel();
-        let thread_context = context.clone();
-        let pattern = reader_pattern.to_owned();
+        let monitor = Self::spawn(reader_pattern, Some(context), move |event| match event {
+            MonitorEvent::Card(card) => sender.send(card).is_ok(),
+            MonitorEvent::Health(_) => true,
+        })?;
+        Ok((monitor, receiver))
+    }
+
+    /// Starts watching readers whose name contains `reader_pattern`, reporting card events and
+    /// reader health on one receiver. Starts even when pcscd is down (the first event then says
+    /// the reader is unavailable) and keeps trying until it comes.
+    pub fn start_watching(
+        reader_pattern: &str,
+    ) -> Result<(Self, mpsc::Receiver<MonitorEvent>), TransportError> {
+        let (sender, receiver) = mpsc::channel();
+        let monitor = Self::spawn(reader_pattern, None, move |event| {
+            sender.send(event).is_ok()
+        })?;
+        Ok((monitor, receiver))
+    }
+
+    fn spawn(
+        reader_pattern: &str,
+        first_context: Option<pcsc::Context>,
+        emit: impl FnMut(MonitorEvent) -> bool + Send + 'static,
+    ) -> Result<Self, TransportError> {
+        let context = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = stop.clone();
+        let watch = Watch {
+            pattern: reader_pattern.to_owned(),
+            shared_context: context.clone(),
+            stop: stop.clone(),
+            emit: Box::new(emit),
+            tracker: HealthTracker::new(),
+            backoff: ReconnectBackoff::new(),
+        };
         let thread = std::thread::Builder::new()
             .name("pcsc-monitor".into())
-            .spawn(move || watch(&thread_context, &pattern, &sender, &thread_stop))
+            .spawn(move || watch.run(first_context))
             .map_err(TransportError::Io)?;
-        Ok((
-            Self {
-                context,
-                stop,
-                thread: Some(thread),
-            },
-            receiver,
-        ))
+        Ok(Self {
+            context,
+            stop,
+            thread: Some(thread),
+        })
     }
 
-    /// Stops the thread and returns how it ended.
+    /// Stops the thread.
     pub fn stop(mut self) -> Result<(), TransportError> {
-        self.stop_thread()
+        self.stop_thread();
+        Ok(())
     }
 
-    fn stop_thread(&mut self) -> Result<(), TransportError> {
+    fn stop_thread(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.context.cancel();
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) | None => Ok(()),
+        if let Ok(guard) = self.context.lock()
+            && let Some(context) = guard.as_ref()
+        {
+            let _ = context.cancel();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
 
 impl Drop for CardMonitor {
     fn drop(&mut self) {
-        let _ = self.stop_thread();
+        self.stop_thread();
     }
 }
 
-fn watch(
-    context: &pcsc::Context,
-    pattern: &str,
-    events: &mpsc::Sender<CardEvent>,
-    stop: &AtomicBool,
-) -> Result<(), TransportError> {
-    let mut states = vec![pcsc::ReaderState::new(
-        pcsc::PNP_NOTIFICATION(),
-        pcsc::State::UNAWARE,
-    )];
-    while !stop.load(Ordering::SeqCst) {
-        // Keep the notification entry, drop readers that vanished, add new matching readers.
-        states.retain(|state| {
-            !state
-                .event_state()
-                .intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE)
-                || state.name() == pcsc::PNP_NOTIFICATION()
-        });
-        for name in matching_readers(context, pattern)? {
-            if !states.iter().any(|state| state.name() == name.as_c_str()) {
-                states.push(pcsc::ReaderState::new(name, pcsc::State::UNAWARE));
-            }
-        }
-        match context.get_status_change(MONITOR_POLL, &mut states) {
-            Ok(()) => {}
-            Err(pcsc::Error::Cancelled) => return Ok(()),
-            Err(pcsc::Error::Timeout) => continue,
-            Err(pcsc::Error::UnknownReader) => {
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-            Err(error) => return Err(TransportError::Pcsc(error)),
-        }
-        for state in states.iter_mut().skip(1) {
-            let before = state.current_state();
-            let after = state.event_state();
-            let reader = state.name().to_string_lossy().into_owned();
-            let was_present = before.contains(pcsc::State::PRESENT);
-            let is_present = after.contains(pcsc::State::PRESENT);
-            // A removal and reinsertion between two calls shows as a changed event count.
-            let count_changed = before.bits() >> 16 != after.bits() >> 16;
-            let event = match (was_present, is_present) {
-                (false, true) => Some(CardEvent::Inserted {
-                    reader,
-                    atr: state.atr().to_vec(),
-                }),
-                (true, false) => Some(CardEvent::Removed { reader }),
-                (true, true) if count_changed && after.contains(pcsc::State::CHANGED) => {
-                    let _ = events.send(CardEvent::Removed {
-                        reader: reader.clone(),
-                    });
-                    Some(CardEvent::Inserted {
-                        reader,
-                        atr: state.atr().to_vec(),
-                    })
-                }
-                _ => None,
-            };
-            state.sync_current_state();
-            if let Some(event) = event
-                && events.send(event).is_err()
-            {
-                return Ok(());
-            }
-        }
-        if let Some(notification) = states.first_mut() {
-            notification.sync_current_state();
+/// Why one context's watch ended.
+enum WatchEnd {
+    /// Stop requested, or nobody listens any more.
+    Stopped,
+    /// pcscd went away (or the context broke): establish a new one.
+    ContextLost(pcsc::Error),
+}
+
+/// The monitor thread.
+struct Watch {
+    pattern: String,
+    shared_context: Arc<Mutex<Option<pcsc::Context>>>,
+    stop: Arc<AtomicBool>,
+    /// Returns `false` when the receiver is gone.
+    emit: Box<dyn FnMut(MonitorEvent) -> bool + Send>,
+    tracker: HealthTracker,
+    backoff: ReconnectBackoff,
+}
+
+impl Watch {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn health(&mut self, change: Option<ReaderHealth>) -> bool {
+        match change {
+            Some(health) => (self.emit)(MonitorEvent::Health(health)),
+            None => true,
         }
     }
-    Ok(())
+
+    fn set_shared(&self, context: Option<&pcsc::Context>) {
+        if let Ok(mut guard) = self.shared_context.lock() {
+            *guard = context.cloned();
+        }
+    }
+
+    /// Sleeps up to `delay`, waking early when stop is requested.
+    fn pause(&self, delay: Duration) {
+        let deadline = std::time::Instant::now() + delay;
+        while !self.stopping() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    fn run(mut self, mut first_context: Option<pcsc::Context>) {
+        while !self.stopping() {
+            let context = match first_context
+                .take()
+                .map_or_else(|| pcsc::Context::establish(pcsc::Scope::User), Ok)
+            {
+                Ok(context) => context,
+                Err(error) => {
+                    let change = self.tracker.service_lost(error);
+                    if !self.health(change) {
+                        return;
+                    }
+                    let delay = self.backoff.failed();
+                    self.pause(delay);
+                    continue;
+                }
+            };
+            self.set_shared(Some(&context));
+            // A stop requested while the context was being established must not be missed.
+            if self.stopping() {
+                break;
+            }
+            let end = self.watch_context(&context);
+            self.set_shared(None);
+            match end {
+                WatchEnd::Stopped => return,
+                WatchEnd::ContextLost(error) => {
+                    let change = self.tracker.service_lost(error);
+                    if !self.health(change) {
+                        return;
+                    }
+                    let delay = self.backoff.failed();
+                    self.pause(delay);
+                }
+            }
+        }
+    }
+
+    /// Reports removal of every card present (the context that saw them is gone).
+    fn all_removed(&mut self, states: &[pcsc::ReaderState]) -> bool {
+        for state in states.iter().skip(1) {
+            if state.current_state().contains(pcsc::State::PRESENT) {
+                let reader = state.name().to_string_lossy().into_owned();
+                if !(self.emit)(MonitorEvent::Card(CardEvent::Removed { reader })) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn watch_context(&mut self, context: &pcsc::Context) -> WatchEnd {
+        let mut states = vec![pcsc::ReaderState::new(
+            pcsc::PNP_NOTIFICATION(),
+            pcsc::State::UNAWARE,
+        )];
+        while !self.stopping() {
+            // Keep the notification entry, drop readers that vanished, add new matching readers.
+            states.retain(|state| {
+                !state
+                    .event_state()
+                    .intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE)
+                    || state.name() == pcsc::PNP_NOTIFICATION()
+            });
+            let readers = match matching_readers(context, &self.pattern) {
+                Ok(readers) => readers,
+                Err(TransportError::Pcsc(error)) => {
+                    return self.lost(&states, error);
+                }
+                Err(_) => return self.lost(&states, pcsc::Error::UnknownError),
+            };
+            let names: Vec<String> = readers
+                .iter()
+                .map(|name| name.to_string_lossy().into_owned())
+                .collect();
+            let change = self.tracker.readers_listed(&self.pattern, &names);
+            if change.as_ref().is_some_and(ReaderHealth::is_available) {
+                self.backoff.succeeded();
+            }
+            if !self.health(change) {
+                return WatchEnd::Stopped;
+            }
+            for name in readers {
+                if !states.iter().any(|state| state.name() == name.as_c_str()) {
+                    states.push(pcsc::ReaderState::new(name, pcsc::State::UNAWARE));
+                }
+            }
+            match context.get_status_change(MONITOR_POLL, &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => continue,
+                Err(pcsc::Error::Cancelled) if self.stopping() => return WatchEnd::Stopped,
+                Err(pcsc::Error::UnknownReader) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                // pcscd stopped (NoService, ServiceStopped, CommError, InvalidHandle, …).
+                Err(error) => return self.lost(&states, error),
+            }
+            for state in states.iter_mut().skip(1) {
+                let before = state.current_state();
+                let after = state.event_state();
+                let reader = state.name().to_string_lossy().into_owned();
+                let was_present = before.contains(pcsc::State::PRESENT);
+                let is_present = after.contains(pcsc::State::PRESENT);
+                // A removal and reinsertion between two calls shows as a changed event count.
+                let count_changed = before.bits() >> 16 != after.bits() >> 16;
+                let events = match (was_present, is_present) {
+                    (false, true) => vec![CardEvent::Inserted {
+                        reader,
+                        atr: state.atr().to_vec(),
+                    }],
+                    (true, false) => vec![CardEvent::Removed { reader }],
+                    (true, true) if count_changed && after.contains(pcsc::State::CHANGED) => {
+                        vec![
+                            CardEvent::Removed {
+                                reader: reader.clone(),
+                            },
+                            CardEvent::Inserted {
+                                reader,
+                                atr: state.atr().to_vec(),
+                            },
+                        ]
+                    }
+                    _ => Vec::new(),
+                };
+                state.sync_current_state();
+                for event in events {
+                    if !(self.emit)(MonitorEvent::Card(event)) {
+                        return WatchEnd::Stopped;
+                    }
+                }
+            }
+            if let Some(notification) = states.first_mut() {
+                notification.sync_current_state();
+            }
+        }
+        WatchEnd::Stopped
+    }
+
+    fn lost(&mut self, states: &[pcsc::ReaderState], error: pcsc::Error) -> WatchEnd {
+        if self.stopping() || !self.all_removed(states) {
+            return WatchEnd::Stopped;
+        }
+        WatchEnd::ContextLost(error)
+    }
 }
 
 /// Waits until a card is present in a reader matching `reader_pattern`, up to `timeout`.

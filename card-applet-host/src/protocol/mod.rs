@@ -14,8 +14,8 @@ pub use status::StatusWord;
 /// The applet's proprietary AID: `F0` (proprietary, no registered RID) + ASCII `palmgate` + version 1.
 pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0x01];
 
-/// Applet version reported in the identity (major, minor).
-pub const APPLET_VERSION: (u8, u8) = (1, 0);
+/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2.
+pub const APPLET_VERSION: (u8, u8) = (1, 1);
 
 /// Card id length.
 pub const CARD_ID_LEN: usize = 16;
@@ -73,15 +73,42 @@ pub mod ins {
     /// ERASE (in session, authority): removes every template, answers with a deletion receipt.
     pub const ERASE: u8 = 0x0E;
 
+    /// GET RECEIPT (in session): the receipt of the last receipt-bearing command (ERASE), kept
+    /// on the card until the next one replaces it.
+    pub const GET_RECEIPT: u8 = 0x0A;
+
     /// The instructions that are only accepted inside a secure session.
-    pub const SECURE: [u8; 6] = [
+    pub const SECURE: [u8; 7] = [
         VERIFY_PALM,
         PROVE_AUTHORITY,
         ENROL,
         SET_POLICY,
         RESET_RETRY_COUNTER,
         ERASE,
+        GET_RECEIPT,
     ];
+
+    /// Whether command chaining (CLA `90`) is accepted for `instruction`: only instructions that
+    /// take command data (every secure one carries at least its 16-byte tag).
+    pub const fn takes_data(instruction: u8) -> bool {
+        matches!(
+            instruction,
+            PERSONALISE
+                | OPEN_SESSION
+                | VERIFY_PALM
+                | PROVE_AUTHORITY
+                | ENROL
+                | SET_POLICY
+                | RESET_RETRY_COUNTER
+                | ERASE
+                | GET_RECEIPT
+        )
+    }
+
+    /// Whether `instruction` is one the applet knows (SELECT and GET RESPONSE included).
+    pub const fn is_known(instruction: u8) -> bool {
+        matches!(instruction, SELECT | GET_RESPONSE | GET_DATA) || takes_data(instruction)
+    }
 }
 
 /// GET DATA object references (P1 P2).

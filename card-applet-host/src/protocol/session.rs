@@ -124,11 +124,16 @@ impl core::fmt::Debug for SecureChannel {
     }
 }
 
-fn nonce(direction: u8, counter: u64) -> Nonce<aes_gcm::aead::consts::U12> {
+/// The AES-GCM nonce of message `counter` in `direction`: `direction || 00 00 00 || counter`.
+pub fn nonce_bytes(direction: u8, counter: u64) -> [u8; 12] {
     let mut bytes = [0u8; 12];
     bytes[0] = direction;
     bytes[4..].copy_from_slice(&counter.to_be_bytes());
-    Nonce::from(bytes)
+    bytes
+}
+
+fn nonce(direction: u8, counter: u64) -> Nonce<aes_gcm::aead::consts::U12> {
+    Nonce::from(nonce_bytes(direction, counter))
 }
 
 impl SecureChannel {
@@ -228,6 +233,13 @@ impl SecureChannel {
             buffer,
             tag,
         )
+    }
+
+    /// Card side: counts a command the card could not even hold (secure data over
+    /// [`crate::protocol::MAX_COMMAND_DATA`] bytes) as received, so that its encrypted answer and
+    /// the next command keep both sides' counters in step.
+    pub fn skip_command(&mut self) {
+        self.command_counter = self.command_counter.wrapping_add(1);
     }
 
     /// Card side: encrypts response data in place, returns the tag.

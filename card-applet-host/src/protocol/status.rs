@@ -21,6 +21,8 @@ pub enum StatusWord {
     WrongLength,
     /// `6883`: the last command of a chain was expected.
     LastCommandOfChainExpected,
+    /// `6884`: command chaining not supported for this instruction (it takes no data).
+    ChainingNotSupported,
     /// `6982`: security status not satisfied (no secure session, or no enrolment authority).
     SecurityStatusNotSatisfied,
     /// `6983`: verification is blocked (retry counter at zero).
@@ -62,6 +64,7 @@ impl StatusWord {
             (0x65, 0x81) => Self::MemoryFailure,
             (0x67, 0x00) => Self::WrongLength,
             (0x68, 0x83) => Self::LastCommandOfChainExpected,
+            (0x68, 0x84) => Self::ChainingNotSupported,
             (0x69, 0x82) => Self::SecurityStatusNotSatisfied,
             (0x69, 0x83) => Self::AuthenticationBlocked,
             (0x69, 0x85) => Self::ConditionsNotSatisfied,
@@ -87,6 +90,7 @@ impl StatusWord {
             Self::MemoryFailure => 0x6581,
             Self::WrongLength => 0x6700,
             Self::LastCommandOfChainExpected => 0x6883,
+            Self::ChainingNotSupported => 0x6884,
             Self::SecurityStatusNotSatisfied => 0x6982,
             Self::AuthenticationBlocked => 0x6983,
             Self::ConditionsNotSatisfied => 0x6985,
@@ -147,6 +151,7 @@ mod tests {
             StatusWord::MemoryFailure,
             StatusWord::WrongLength,
             StatusWord::LastCommandOfChainExpected,
+            StatusWord::ChainingNotSupported,
             StatusWord::SecurityStatusNotSatisfied,
             StatusWord::AuthenticationBlocked,
             StatusWord::ConditionsNotSatisfied,

@@ -6,6 +6,7 @@
 mod enrol;
 mod erase;
 mod get_data;
+mod get_receipt;
 mod open_session;
 mod personalise;
 mod prove_authority;
@@ -17,6 +18,7 @@ mod verify_palm;
 pub use enrol::Enrol;
 pub use erase::Erase;
 pub use get_data::{GetCertificate, GetIdentity};
+pub use get_receipt::{GetReceipt, KeptReceipt};
 pub use open_session::{OpenSession, OpenSessionResponse};
 pub use personalise::{GenerateCardKey, InstallCertificate};
 pub use prove_authority::ProveAuthority;

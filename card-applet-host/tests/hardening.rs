@@ -1,0 +1,318 @@
+//! Card hardening (issue 13): a torn ERASE keeps its receipt (GET RECEIPT), chained parts only for
+//! instructions that take data, every answer to a secure command encrypted (over-long data too),
+//! and state files of applet 1.0 still load.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Issuer, Tamper, capture, enrolled_card, factory_transport, template};
+use palmgate_card::applet::{Applet, STATE_LEN, STATE_V1_LEN};
+use palmgate_card::host::apdu::LengthMode;
+use palmgate_card::host::commands::SecureCommand;
+use palmgate_card::host::issuer::IssuerPublicKey;
+use palmgate_card::host::platform::{MemoryStorage, SystemClock, identity_of_state, system_rng};
+use palmgate_card::host::{
+    Card, CardError, CardTransport, InProcessTransport, ReceiptBundle, VerifyOutcome,
+};
+use palmgate_card::protocol::{AID, SlotKind, StatusWord, TAG_LEN, ins};
+use zeroize::Zeroizing;
+
+const TIMESTAMP: u64 = 1_764_000_000;
+
+/// A state file written by applet 1.0 (`STATE_V1_LEN` bytes, layout version 1): a personalised
+/// card with `template(11)` in a normal slot, `template(12)` in a duress slot, max tries 4.
+const STATE_V1: &[u8] = include_bytes!("fixtures/state-v1.bin");
+
+fn selected(transport: &mut impl CardTransport) {
+    let select = [
+        &[0x00, 0xA4, 0x04, 0x00, AID.len() as u8][..],
+        &AID,
+        &[0x00],
+    ]
+    .concat();
+    let answer = transport.transmit(&select).unwrap();
+    assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
+}
+
+#[test]
+fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_as_version_2() {
+    assert_eq!(STATE_V1.len(), STATE_V1_LEN);
+    assert_eq!(STATE_V1[4], 1, "fixture is a version 1 state");
+    let identity = identity_of_state(STATE_V1).unwrap();
+    assert_eq!((identity.slots_used, identity.max_tries), (2, 4));
+
+    // Its card still works (same key, certificate, templates), and its next change writes the
+    // current layout: a verification spends and restores a try, two writes.
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        STATE_V1,
+    )
+    .unwrap();
+    // The issuer public key the 1.0 card stored (after magic, version, life-cycle, card id and
+    // card key).
+    let issuer = IssuerPublicKey::from_bytes(&STATE_V1[54..54 + 65]).unwrap();
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    let verified = card.verify_certificate(&[issuer]).unwrap();
+    assert!(matches!(
+        card.open_session(&verified)
+            .unwrap()
+            .verify_palm(&capture(11, 10))
+            .unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            tries_left: 4
+        }
+    ));
+    let transport = card.into_transport();
+    let stored = transport.applet().storage().stored().unwrap();
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 2));
+    assert_eq!(identity_of_state(stored).unwrap(), identity);
+
+    // A damaged version 1 file is still refused.
+    let mut damaged = STATE_V1.to_vec();
+    damaged[100] ^= 1;
+    assert!(identity_of_state(&damaged).is_err());
+}
+
+/// The card stores the erase (with its receipt) and is pulled before its answer arrives: the
+/// gate reads the receipt again in a new session.
+#[test]
+fn a_torn_erase_keeps_its_receipt_for_get_receipt() {
+    let issuer = Issuer::new();
+    let issuers = [issuer.key.public_key()];
+    let card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[
+            (SlotKind::Normal, &template(1)),
+            (SlotKind::Duress, &template(2)),
+        ],
+        None,
+    );
+    let mut torn = Tamper::new(card.into_transport());
+    // The answer to ERASE is lost on the way back.
+    torn.on_response = Some(Box::new(|command: &[u8], response: &mut Vec<u8>| {
+        if command.get(1) == Some(&ins::ERASE) {
+            response.clear();
+        }
+    }));
+    let mut card = Card::open(torn).unwrap();
+    let verified = card.verify_certificate(&issuers).unwrap();
+    {
+        let mut enrolment = card
+            .open_session(&verified)
+            .unwrap()
+            .prove_authority(&issuer.authority)
+            .unwrap();
+        assert!(enrolment.erase(TIMESTAMP).is_err(), "the answer was lost");
+    }
+    // Power loss: the card restarts from what it stored.
+    let stored = card.into_transport().inner.applet().state_bytes();
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        &stored[..],
+    )
+    .unwrap();
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    assert_eq!(card.identity().slots_used, 0, "the erase was stored");
+    let verified = card.verify_certificate(&issuers).unwrap();
+
+    // Without an authority holding the erase permission the receipt stays on the card.
+    let eraser_less = issuer
+        .key
+        .create_authority(palmgate_card::protocol::permission::ENROL);
+    {
+        let mut enrolment = card
+            .open_session(&verified)
+            .unwrap()
+            .prove_authority(&eraser_less)
+            .unwrap();
+        assert!(matches!(
+            enrolment.last_receipt(),
+            Err(CardError::Status {
+                status: StatusWord::SecurityStatusNotSatisfied,
+                ..
+            })
+        ));
+    }
+    let mut enrolment = card
+        .open_session(&verified)
+        .unwrap()
+        .prove_authority(&issuer.authority)
+        .unwrap();
+    // Another erase's timestamp: not this erase's receipt.
+    assert_eq!(
+        enrolment.recover_erase_receipt(TIMESTAMP + 1).unwrap(),
+        None
+    );
+    let receipt = enrolment
+        .recover_erase_receipt(TIMESTAMP)
+        .unwrap()
+        .expect("the receipt of the torn erase");
+    let fields = ReceiptBundle {
+        receipt,
+        certificate: verified.certificate,
+    }
+    .verify(&issuers)
+    .unwrap();
+    assert_eq!(
+        (
+            fields.slots_erased,
+            fields.erase_counter,
+            fields.gate_timestamp
+        ),
+        (2, 1, TIMESTAMP)
+    );
+    // Still kept: reading it does not consume it.
+    assert_eq!(
+        enrolment.last_receipt().unwrap().unwrap().receipt,
+        receipt.as_bytes()
+    );
+}
+
+#[test]
+fn a_card_that_never_erased_keeps_no_receipt() {
+    let issuer = Issuer::new();
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(1))],
+        None,
+    );
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let mut enrolment = card
+        .open_session(&verified)
+        .unwrap()
+        .prove_authority(&issuer.authority)
+        .unwrap();
+    assert_eq!(enrolment.last_receipt().unwrap(), None);
+    assert_eq!(enrolment.recover_erase_receipt(TIMESTAMP).unwrap(), None);
+    // The session goes on: the `6A88` was authenticated.
+    enrolment.set_policy(5).unwrap();
+}
+
+#[test]
+fn chained_parts_only_for_instructions_that_take_data() {
+    let mut transport = factory_transport();
+    // Not selected: refused at the first part.
+    assert_eq!(
+        transport
+            .transmit(&[0x90, ins::PERSONALISE, 0x01, 0x00, 0x01, 0xAA])
+            .unwrap(),
+        [0x69, 0x85]
+    );
+    selected(&mut transport);
+    // GET DATA takes no data: `6884`, command chaining not supported.
+    assert_eq!(
+        transport
+            .transmit(&[0x90, ins::GET_DATA, 0x01, 0x01, 0x01, 0xAA])
+            .unwrap(),
+        [0x68, 0x84]
+    );
+    // Undocumented instructions: `6D00`, as without chaining.
+    for instruction in [0x00, 0x42, 0xB0, 0xFE] {
+        assert_eq!(
+            transport
+                .transmit(&[0x90, instruction, 0x00, 0x00, 0x01, 0xAA])
+                .unwrap(),
+            [0x6D, 0x00],
+            "INS {instruction:02X}"
+        );
+    }
+    // GET RESPONSE is not chained either (CLA 90 is not its class).
+    assert_eq!(
+        transport
+            .transmit(&[0x90, ins::GET_RESPONSE, 0x00, 0x00, 0x01, 0xAA])
+            .unwrap(),
+        [0x68, 0x84]
+    );
+    // Instructions that take data accept parts (and the chain still completes).
+    for instruction in [
+        ins::PERSONALISE,
+        ins::OPEN_SESSION,
+        ins::ERASE,
+        ins::GET_RECEIPT,
+    ] {
+        assert_eq!(
+            transport
+                .transmit(&[0x90, instruction, 0x00, 0x00, 0x01, 0xAA])
+                .unwrap(),
+            [0x90, 0x00],
+            "INS {instruction:02X}"
+        );
+        // End the chain (the last part answers whatever the command answers).
+        let last = transport
+            .transmit(&[0x80, instruction, 0x00, 0x00, 0x01, 0xAA])
+            .unwrap();
+        assert_ne!(last[last.len() - 2..], [0x90, 0x00]);
+    }
+    // A GET DATA identity still works after the refused parts.
+    let identity = transport.transmit(&[0x80, 0xCA, 0x01, 0x01, 0x00]).unwrap();
+    assert_eq!(identity[identity.len() - 2..], [0x90, 0x00]);
+}
+
+/// Secure command with any plaintext (to send more than the card holds).
+struct Oversized(usize);
+
+impl SecureCommand for Oversized {
+    const NAME: &'static str = "OVERSIZED";
+    const INS: u8 = ins::ENROL;
+    type Output = (StatusWord, usize);
+
+    fn plaintext(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(vec![0x5A; self.0])
+    }
+
+    fn decode(status: StatusWord, plaintext: &[u8]) -> Result<Self::Output, CardError> {
+        Ok((status, plaintext.len()))
+    }
+}
+
+/// Secure data over 512 bytes, as one extended APDU and as a chain of short ones: the `6700` is
+/// encrypted and authenticated like every answer to a secure command, and the session goes on.
+#[test]
+fn wrong_length_of_over_long_secure_data_is_encrypted() {
+    for mode in [LengthMode::Extended, LengthMode::Short] {
+        let issuer = Issuer::new();
+        let card = enrolled_card(
+            factory_transport(),
+            &issuer,
+            &[(SlotKind::Normal, &template(1))],
+            None,
+        );
+        let mut tapped = Tamper::new(card.into_transport());
+        let (sender, answers) = std::sync::mpsc::channel();
+        tapped.on_response = Some(Box::new(move |command: &[u8], response: &mut Vec<u8>| {
+            if command.get(1) == Some(&ins::ENROL) {
+                sender.send(response.clone()).unwrap();
+            }
+        }));
+        let mut card = Card::open_with_mode(tapped, mode).unwrap();
+        let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+        let mut session = card.open_session(&verified).unwrap();
+        for length in [MAX_PLUS_ONE, 600, 2000] {
+            assert_eq!(
+                session.execute(&Oversized(length)).unwrap(),
+                (StatusWord::WrongLength, 0),
+                "{mode:?} {length}"
+            );
+        }
+        let last = answers.try_iter().last().unwrap();
+        assert_eq!(last.len(), TAG_LEN + 2, "{mode:?}: tag and SW only");
+        assert_eq!(last[TAG_LEN..], [0x67, 0x00]);
+        // Both sides still count alike: the next command authenticates.
+        assert!(matches!(
+            session.verify_palm(&capture(1, 10)).unwrap(),
+            VerifyOutcome::Match { .. }
+        ));
+    }
+}
+
+/// Plaintext of 497 bytes: with its tag, one byte over the 512 the card holds.
+const MAX_PLUS_ONE: usize = palmgate_card::protocol::MAX_COMMAND_DATA + 1 - TAG_LEN;
