@@ -587,3 +587,26 @@ fn simulated_control_socket_needs_the_simulated_backend() {
         Some(PathBuf::from(fixture.path("gpio.sock")))
     );
 }
+
+#[test]
+fn panel_section_is_checked_with_file_key_and_reason() {
+    let fixture = Fixture::new();
+    let main = format!(
+        "{VALID}\n[panel]\nprotocol = \"wiegand\"\ncredential_map = \"m.toml\"\n[panel.wiegand]\nd0_pin = 23\nd1_pin = 23\n"
+    );
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: panel.wiegand.d1_pin: is the same pin as d0_pin",
+            fixture.main().display()
+        )]
+    );
+    let unknown = format!("{VALID}\n[panel]\nprotocl = \"osdp\"\n");
+    assert_eq!(
+        fixture.problems(&unknown, &[], &[]),
+        [format!("{}: panel.protocl: unknown key", fixture.main().display())]
+    );
+    let valid = main.replace("d1_pin = 23", "d1_pin = 24");
+    let settings = fixture.load(&valid, &[], &[]).expect("valid");
+    assert!(settings.panel.is_some());
+}

@@ -166,6 +166,7 @@ impl Checker<'_, '_> {
         let mqtt = self.mqtt(raw.mqtt.unwrap_or_default(), &gate_id);
         let storage = self.storage(raw.storage.unwrap_or_default());
         let logging = self.logging(raw.logging.unwrap_or_default());
+        let panel = self.panel(raw.panel.as_ref());
         if let (Some(door), Some(fire)) = (&door, &fire) {
             self.pins_used_once(door, fire.as_ref());
         }
@@ -180,7 +181,27 @@ impl Checker<'_, '_> {
             mqtt: mqtt?,
             storage: storage?,
             logging: logging?,
+            panel: panel?,
         })
+    }
+
+    /// `[panel]`: palmgate-panel validates it; its problems are reported like ours.
+    fn panel(
+        &mut self,
+        raw: Option<&palmgate_panel::config::RawPanel>,
+    ) -> Option<Option<palmgate_panel::config::PanelSettings>> {
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        match palmgate_panel::config::validate(raw) {
+            Ok(settings) => Some(Some(settings)),
+            Err(problems) => {
+                for problem in problems {
+                    self.problem(&problem.key, problem.reason);
+                }
+                None
+            }
+        }
     }
 
     fn gate(&mut self, raw: super::raw::RawGate) -> Option<GateSettings> {
