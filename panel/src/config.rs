@@ -462,13 +462,13 @@ impl Checker {
             .interval_us
             .unwrap_or(defaults.interval.as_micros() as u64);
         let interval = self.range("panel.wiegand.interval_us", interval, 200, 20_000, "µs");
-        if let (Some(pulse), Some(interval)) = (pulse, interval) {
-            if interval < 2 * pulse {
-                self.problem(
+        if let (Some(pulse), Some(interval)) = (pulse, interval)
+            && interval < 2 * pulse
+        {
+            self.problem(
                     "panel.wiegand.interval_us",
                     format!("{interval} µs leaves no gap after a {pulse} µs pulse (at least twice the pulse)"),
                 );
-            }
         }
         let gap = raw
             .frame_gap_ms
@@ -555,13 +555,13 @@ pub fn validate(raw: &RawPanel) -> Result<PanelSettings, Vec<Problem>> {
         .feedback
         .as_ref()
         .map(|feedback| check.feedback(feedback, wiegand));
-    if let (Some(Some(denied)), Some(Some(duress))) = (&denied, &duress) {
-        if denied == duress {
-            check.problem(
-                "panel.duress",
-                "equals panel.denied: the panel could not tell duress from a denial",
-            );
-        }
+    if let (Some(Some(denied)), Some(Some(duress))) = (&denied, &duress)
+        && denied == duress
+    {
+        check.problem(
+            "panel.duress",
+            "equals panel.denied: the panel could not tell duress from a denial",
+        );
     }
     match (protocol, credential_map) {
         (Some(protocol), Some(credential_map)) if check.problems.is_empty() => Ok(PanelSettings {

@@ -148,10 +148,10 @@ impl ReaderFeedback {
             // 100 ms after the latest start is exact enough for a human-facing light.
             next = Some(now + TICK);
         }
-        if let Some((_, until)) = &self.temporary {
-            if now < *until {
-                next = Some(next.map_or(*until, |at| at.min(*until)));
-            }
+        if let Some((_, until)) = &self.temporary
+            && now < *until
+        {
+            next = Some(next.map_or(*until, |at| at.min(*until)));
         }
         next
     }

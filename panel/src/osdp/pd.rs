@@ -306,13 +306,13 @@ impl Pd {
             self.session = None;
             self.handshake = None;
             self.last = None;
-        } else if let Some((sequence, bytes)) = &self.last {
-            if *sequence == packet.sequence {
-                return Step {
-                    reply: Some(bytes.clone()),
-                    events: Vec::new(),
-                };
-            }
+        } else if let Some((sequence, bytes)) = &self.last
+            && *sequence == packet.sequence
+        {
+            return Step {
+                reply: Some(bytes.clone()),
+                events: Vec::new(),
+            };
         }
         let mut events = Vec::new();
         let reply = match self.respond(packet, &mut events) {

@@ -121,7 +121,7 @@ impl SessionKeys {
     /// The full 16-byte MAC of `message` chained from `iv`.
     pub fn mac(&self, iv: &[u8; 16], message: &[u8]) -> [u8; 16] {
         let mut padded = message.to_vec();
-        if padded.len() % 16 != 0 || padded.is_empty() {
+        if !padded.len().is_multiple_of(16) || padded.is_empty() {
             padded.push(0x80);
             padded.resize(padded.len().div_ceil(16) * 16, 0);
         }
@@ -158,7 +158,7 @@ impl SessionKeys {
     /// Decrypts data encrypted by [`SessionKeys::encrypt`] and strips the padding; `None` when
     /// the length or the padding is wrong.
     pub fn decrypt(&self, chain: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
-        if data.is_empty() || data.len() % 16 != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(16) {
             return None;
         }
         let cipher = self.enc.cipher();

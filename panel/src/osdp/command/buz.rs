@@ -30,7 +30,7 @@ impl BuzzerCommand {
 
     /// Decodes every record of the command's data.
     pub fn decode_all(data: &[u8]) -> Result<Vec<Self>, super::CommandError> {
-        if data.is_empty() || data.len() % RECORD_LEN != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(RECORD_LEN) {
             return Err(super::CommandError::Length {
                 code: CODE,
                 len: data.len(),

@@ -69,10 +69,10 @@ impl Cp {
     fn command(&mut self, command: &Command) -> Vec<u8> {
         let (code, data) = command.encode();
         let sequence = self.next_sequence();
-        let handshake = match command {
-            Command::Challenge(_) | Command::ServerCryptogram(_) => true,
-            _ => false,
-        };
+        let handshake = matches!(
+            command,
+            Command::Challenge(_) | Command::ServerCryptogram(_)
+        );
         match &mut self.session {
             Some((keys, rmac, cmac)) if !handshake => {
                 let (kind, body) = if data.is_empty() {
