@@ -226,22 +226,27 @@ mod tests {
         }
     }
 
+    /// A feedback that received one LED record at `t0`.
+    fn after_led(t0: Instant, temporary: Temporary, permanent: LedPattern) -> ReaderFeedback {
+        let mut feedback = ReaderFeedback::new(t0);
+        let command = LedCommand {
+            reader: 0,
+            led: 0,
+            temporary,
+            permanent: Some(permanent),
+        };
+        feedback.led(&command, t0);
+        feedback
+    }
+
     #[test]
     fn a_temporary_red_shows_for_its_timer_then_the_permanent_green() {
         let t0 = Instant::now();
-        let mut feedback = ReaderFeedback::new(t0);
-        feedback.led(
-            &LedCommand {
-                reader: 0,
-                led: 0,
-                temporary: Temporary::Set {
-                    pattern: pattern(1, 0, Color::Red),
-                    timer: 10,
-                },
-                permanent: Some(pattern(1, 0, Color::Green)),
-            },
-            t0,
-        );
+        let temporary = Temporary::Set {
+            pattern: pattern(1, 0, Color::Red),
+            timer: 10,
+        };
+        let feedback = after_led(t0, temporary, pattern(1, 0, Color::Green));
         assert_eq!(feedback.shown(t0).color, Color::Red);
         assert_eq!(feedback.next_change(t0), Some(t0 + Duration::from_secs(1)));
         assert_eq!(
@@ -257,16 +262,7 @@ mod tests {
     #[test]
     fn a_blink_alternates_on_its_100ms_units() {
         let t0 = Instant::now();
-        let mut feedback = ReaderFeedback::new(t0);
-        feedback.led(
-            &LedCommand {
-                reader: 0,
-                led: 0,
-                temporary: Temporary::NoChange,
-                permanent: Some(pattern(2, 3, Color::Amber)),
-            },
-            t0,
-        );
+        let feedback = after_led(t0, Temporary::NoChange, pattern(2, 3, Color::Amber));
         let at = |ms| feedback.shown(t0 + Duration::from_millis(ms)).color;
         assert_eq!(
             [at(0), at(199), at(200), at(499), at(500)],

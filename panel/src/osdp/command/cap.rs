@@ -1,29 +1,10 @@
-//! `osdp_CAP`: capabilities request: command code 0x62, one byte (reply type, 0x00).
+//! `osdp_CAP`: command code 0x62, one byte (reply type, 0x00).
 
-/// Command code.
-pub const CODE: u8 = 0x62;
-
-/// `osdp_CAP`: capabilities request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// The requested reply type (0x00: standard).
-    pub reply_type: u8,
-}
-
-impl Capabilities {
-    /// Decodes the data after the code.
-    pub fn decode(data: &[u8]) -> Result<Self, super::CommandError> {
-        super::expect_len(CODE, data, 1)?;
-        Ok(Self {
-            reply_type: data[0],
-        })
-    }
-
-    /// The data after the code.
-    pub fn encode(&self) -> Vec<u8> {
-        vec![self.reply_type]
-    }
-}
+super::reply_type_command!(
+    /// Capabilities request.
+    Capabilities,
+    0x62
+);
 
 #[cfg(test)]
 mod tests {
@@ -31,6 +12,7 @@ mod tests {
 
     #[test]
     fn one_byte_of_reply_type() {
+        assert_eq!(CODE, 0x62);
         assert_eq!(
             Capabilities::decode(&[0x00]),
             Ok(Capabilities { reply_type: 0 })

@@ -1,17 +1,5 @@
 //! Commands (CP → PD), one module each.
 
-pub mod buz;
-pub mod cap;
-pub mod chlng;
-pub mod comset;
-pub mod id;
-pub mod istat;
-pub mod keyset;
-pub mod led;
-pub mod lstat;
-pub mod poll;
-pub mod scrypt;
-
 pub use buz::BuzzerCommand;
 pub use cap::Capabilities;
 pub use chlng::Challenge;
@@ -48,6 +36,74 @@ pub enum CommandError {
     #[error("unknown command 0x{0:02X}")]
     Unknown(u8),
 }
+
+/// A command with no data: `$name` decodes from empty data only.
+macro_rules! no_data_command {
+    ($(#[$doc:meta])* $name:ident, $code:expr) => {
+        /// Command code.
+        pub const CODE: u8 = $code;
+
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name;
+
+        impl $name {
+            /// Decodes the data after the code (there must be none).
+            pub fn decode(data: &[u8]) -> Result<Self, super::CommandError> {
+                super::expect_len(CODE, data, 0)?;
+                Ok(Self)
+            }
+
+            /// The data after the code: none.
+            pub fn encode(&self) -> Vec<u8> {
+                Vec::new()
+            }
+        }
+    };
+}
+
+/// A command whose one data byte is the requested reply type (0x00: standard).
+macro_rules! reply_type_command {
+    ($(#[$doc:meta])* $name:ident, $code:expr) => {
+        /// Command code.
+        pub const CODE: u8 = $code;
+
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            /// The requested reply type (0x00: standard).
+            pub reply_type: u8,
+        }
+
+        impl $name {
+            /// Decodes the data after the code.
+            pub fn decode(data: &[u8]) -> Result<Self, super::CommandError> {
+                super::expect_len(CODE, data, 1)?;
+                Ok(Self {
+                    reply_type: data[0],
+                })
+            }
+
+            /// The data after the code.
+            pub fn encode(&self) -> Vec<u8> {
+                vec![self.reply_type]
+            }
+        }
+    };
+}
+use {no_data_command, reply_type_command};
+
+pub mod buz;
+pub mod cap;
+pub mod chlng;
+pub mod comset;
+pub mod id;
+pub mod istat;
+pub mod keyset;
+pub mod led;
+pub mod lstat;
+pub mod poll;
+pub mod scrypt;
 
 pub(crate) fn expect_len(code: u8, data: &[u8], len: usize) -> Result<(), CommandError> {
     if data.len() == len {

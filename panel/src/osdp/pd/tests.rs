@@ -42,6 +42,19 @@ fn pd(install_mode: bool, require_secure: bool, scbk: Option<Key>) -> Pd {
     )
 }
 
+/// A command without a MAC (plain, or a handshake step).
+fn unmaced(sequence: u8, security: Option<&SecurityBlock>, code: u8, data: &[u8]) -> Vec<u8> {
+    Outgoing {
+        mark: true,
+        address: ADDRESS,
+        sequence,
+        security,
+        code,
+        data,
+    }
+    .encode(|_| [0; 4])
+}
+
 /// The CP side, from the specification.
 struct Cp {
     sequence: u8,
@@ -96,15 +109,7 @@ impl Cp {
                     mac
                 })
             }
-            _ => Outgoing {
-                mark: true,
-                address: ADDRESS,
-                sequence,
-                security: None,
-                code,
-                data: &data,
-            }
-            .encode(|_| [0; 4]),
+            _ => unmaced(sequence, None, code, &data),
         }
     }
 
@@ -114,15 +119,7 @@ impl Cp {
             kind,
             data: vec![key_selector],
         };
-        Outgoing {
-            mark: true,
-            address: ADDRESS,
-            sequence,
-            security: Some(&block),
-            code,
-            data,
-        }
-        .encode(|_| [0; 4])
+        unmaced(sequence, Some(&block), code, data)
     }
 
     /// Checks and opens a reply: (code, plain data).
