@@ -125,9 +125,11 @@ fn python_deps() -> Result<(), String> {
                 .arg(requirement))
         };
         // A distribution's own Python refuses pip without --break-system-packages (PEP 668).
-        pip(&[]).or_else(|_| pip(&["--break-system-packages"])).map_err(|error| {
-            format!("{error}\ninstall it by hand: python3 -m pip install {requirement}")
-        })?;
+        pip(&[])
+            .or_else(|_| pip(&["--break-system-packages"]))
+            .map_err(|error| {
+                format!("{error}\ninstall it by hand: python3 -m pip install {requirement}")
+            })?;
     }
     Ok(())
 }

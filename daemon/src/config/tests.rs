@@ -604,7 +604,10 @@ fn panel_section_is_checked_with_file_key_and_reason() {
     let unknown = format!("{VALID}\n[panel]\nprotocl = \"osdp\"\n");
     assert_eq!(
         fixture.problems(&unknown, &[], &[]),
-        [format!("{}: panel.protocl: unknown key", fixture.main().display())]
+        [format!(
+            "{}: panel.protocl: unknown key",
+            fixture.main().display()
+        )]
     );
     let valid = main.replace("d1_pin = 23", "d1_pin = 24");
     let settings = fixture.load(&valid, &[], &[]).expect("valid");
