@@ -84,6 +84,8 @@ pub enum SecureRefusal {
     KeySetOutsideSession,
     /// The new key could not be stored; the old one stays.
     KeyNotStored(String),
+    /// The operating system gave no random number for the handshake.
+    NoRandomness,
 }
 
 impl std::fmt::Display for SecureRefusal {
@@ -104,6 +106,7 @@ impl std::fmt::Display for SecureRefusal {
             }
             Self::KeySetOutsideSession => f.write_str("KEYSET outside the secure channel"),
             Self::KeyNotStored(why) => write!(f, "new SCBK not stored: {why}"),
+            Self::NoRandomness => f.write_str("no random number for the handshake"),
         }
     }
 }
@@ -163,8 +166,8 @@ struct Session {
     cmac: [u8; 16],
 }
 
-/// Source of the PD's random numbers (RND.B).
-pub type Random = Box<dyn FnMut() -> [u8; 8] + Send>;
+/// Source of the PD's random numbers (RND.B); `None` when none can be had.
+pub type Random = Box<dyn FnMut() -> Option<[u8; 8]> + Send>;
 
 /// The peripheral device.
 pub struct Pd {
@@ -190,20 +193,11 @@ impl std::fmt::Debug for Pd {
     }
 }
 
-/// Random numbers from the operating system.
+/// Random numbers from the operating system (a handshake is refused when it has none).
 pub fn system_random() -> Random {
     Box::new(|| {
         let mut bytes = [0u8; 8];
-        // Without an OS random source the handshake cannot be secure; a fixed value would be
-        // worse than failing, so fall back to the time-derived bits only to keep serving.
-        if getrandom::fill(&mut bytes).is_err() {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            bytes = (nanos as u64).to_le_bytes();
-        }
-        bytes
+        getrandom::fill(&mut bytes).ok().map(|()| bytes)
     })
 }
 
@@ -469,7 +463,8 @@ impl Pd {
                 .clone()
                 .ok_or(Refusal::Secure(SecureRefusal::NoKeyInstalled))?
         };
-        let pd_random = (self.random)();
+        // Without randomness the session keys would repeat: refuse rather than weaken.
+        let pd_random = (self.random)().ok_or(Refusal::Secure(SecureRefusal::NoRandomness))?;
         let keys = SessionKeys::derive(&key, &cp_random);
         let cryptogram = keys.client_cryptogram(&cp_random, &pd_random);
         let data =

@@ -32,7 +32,7 @@ fn pd(install_mode: bool, require_secure: bool, scbk: Option<Key>) -> Pd {
     let mut counter = 0u8;
     let random: Random = Box::new(move || {
         counter = counter.wrapping_add(1);
-        [counter; 8]
+        Some([counter; 8])
     });
     Pd::new(
         config(install_mode, require_secure),
@@ -404,4 +404,18 @@ fn a_bad_crc_addressed_here_gets_nak_1() {
         .reply
         .is_none()
     );
+}
+
+#[test]
+fn no_randomness_refuses_the_handshake() {
+    let mut pd = Pd::new(
+        config(true, true),
+        None,
+        Box::new(MemoryKeyStore::default()),
+        Box::new(|| None),
+    );
+    let mut cp = Cp::new();
+    let (ok, events) = cp.secure(&mut pd, &Key::default_key(), 0);
+    assert!(!ok);
+    assert_eq!(events, vec![PdEvent::Refused(SecureRefusal::NoRandomness)]);
 }
