@@ -610,6 +610,17 @@ fn panel_section_is_checked_with_file_key_and_reason() {
         )]
     );
     let valid = main.replace("d1_pin = 23", "d1_pin = 24");
+    std::fs::write(fixture.path("m.toml"), "version = 1\n").expect("map");
+    assert_eq!(
+        fixture.problems(&valid, &[], &[]),
+        [format!(
+            "{}: panel.credential_map: {}.sig is missing: the map must be signed (palmgate-panel sign-map)",
+            fixture.main().display(),
+            fixture.path("m.toml")
+        )]
+    );
+    std::fs::write(fixture.path("m.toml.sig"), "00").expect("signature");
     let settings = fixture.load(&valid, &[], &[]).expect("valid");
-    assert!(settings.panel.is_some());
+    let panel = settings.panel.expect("[panel]");
+    assert_eq!(panel.credential_map, PathBuf::from(fixture.path("m.toml")));
 }

@@ -194,7 +194,28 @@ impl Checker<'_, '_> {
             return Some(None);
         };
         match palmgate_panel::config::validate(raw) {
-            Ok(settings) => Some(Some(settings)),
+            Ok(mut settings) => {
+                // Paths are relative to the file that set them, like every other path here.
+                let map = settings.credential_map.display().to_string();
+                let map = self.existing_file("panel.credential_map", &map)?;
+                let signature = palmgate_panel::credential_map::signature_path(&map);
+                if !signature.is_file() {
+                    self.problem(
+                        "panel.credential_map",
+                        format!(
+                            "{} is missing: the map must be signed (palmgate-panel sign-map)",
+                            signature.display()
+                        ),
+                    );
+                    return None;
+                }
+                settings.credential_map = map;
+                if let palmgate_panel::config::PanelProtocol::Osdp(osdp) = &mut settings.protocol {
+                    let key_file = osdp.scbk_file.display().to_string();
+                    osdp.scbk_file = self.path("panel.osdp.scbk_file", &key_file)?;
+                }
+                Some(Some(settings))
+            }
             Err(problems) => {
                 for problem in problems {
                     self.problem(&problem.key, problem.reason);
