@@ -167,6 +167,7 @@ fn event_json(event: &PdEvent) -> serde_json::Value {
             json!({"event": "secure_channel", "default_key": default_key})
         }
         PdEvent::KeyInstalled => json!({"event": "key_installed"}),
+        PdEvent::SessionExpired => json!({"event": "session_expired"}),
         PdEvent::CardDelivered { bits } => json!({"event": "card_delivered", "bits": bits}),
         PdEvent::Refused(refusal) => {
             json!({"event": "secure_refused", "reason": refusal.to_string()})

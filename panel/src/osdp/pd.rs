@@ -13,6 +13,7 @@
 //!   card data never crosses the bus in clear.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use super::command::{self, Command, CommandError};
 use super::nak;
@@ -20,6 +21,10 @@ use super::packet::{BROADCAST, Outgoing, Packet, PacketError, REPLY_BIT, Securit
 use super::reply::{self, Capability, Identity, pdcap::function};
 use super::secure::{self, Key, SessionKeys};
 use crate::credential::WiegandBits;
+
+/// A secure channel session with no valid secured command for this long is dropped (the value
+/// libosdp's PD uses); the CP then sets up a new one.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// How the PD presents itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +126,8 @@ pub enum PdEvent {
     Buzzer(command::BuzzerCommand),
     /// New address and baud rate, in force from the next command.
     ComSet(command::ComSet),
+    /// The secure channel session expired (no secured command for [`SESSION_TIMEOUT`]).
+    SessionExpired,
     /// A secure channel session started.
     SecureChannel {
         /// With SCBK-D (install mode).
@@ -164,6 +171,7 @@ struct Session {
     keys: SessionKeys,
     rmac: [u8; 16],
     cmac: [u8; 16],
+    last_valid: Instant,
 }
 
 /// Source of the PD's random numbers (RND.B); `None` when none can be had.
@@ -181,6 +189,7 @@ pub struct Pd {
     tamper: bool,
     inputs: Vec<bool>,
     last: Option<(u8, Vec<u8>)>,
+    now: Instant,
 }
 
 impl std::fmt::Debug for Pd {
@@ -221,6 +230,7 @@ impl Pd {
             tamper: false,
             inputs,
             last: None,
+            now: Instant::now(),
         }
     }
 
@@ -290,11 +300,20 @@ impl Pd {
         }
     }
 
-    /// Handles one checked packet.
-    pub fn handle(&mut self, packet: &Packet) -> Step {
+    /// Handles one checked packet received at `now`.
+    pub fn handle(&mut self, packet: &Packet, now: Instant) -> Step {
         if packet.is_reply || (packet.address != self.config.address && packet.address != BROADCAST)
         {
             return Step::default();
+        }
+        self.now = now;
+        let mut events = Vec::new();
+        let expired = self.session.as_ref().is_some_and(|session| {
+            now.saturating_duration_since(session.last_valid) > SESSION_TIMEOUT
+        });
+        if expired {
+            self.session = None;
+            events.push(PdEvent::SessionExpired);
         }
         if packet.sequence == 0 {
             self.session = None;
@@ -305,10 +324,9 @@ impl Pd {
         {
             return Step {
                 reply: Some(bytes.clone()),
-                events: Vec::new(),
+                events,
             };
         }
-        let mut events = Vec::new();
         let reply = match self.respond(packet, &mut events) {
             Ok(reply) => reply,
             Err(refusal) => Reply::nak(packet.code, refusal, &mut events),
@@ -428,6 +446,7 @@ impl Pd {
                     return Err(Refusal::Secure(SecureRefusal::BadMac));
                 }
                 session.cmac = expected;
+                session.last_valid = self.now;
                 if block.kind == scs::COMMAND_MAC {
                     return Ok(packet.data.clone());
                 }
@@ -506,6 +525,7 @@ impl Pd {
             keys: handshake.keys,
             rmac,
             cmac: [0; 16],
+            last_valid: self.now,
         });
         events.push(PdEvent::SecureChannel {
             default_key: handshake.default_key,

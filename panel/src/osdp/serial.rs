@@ -84,7 +84,7 @@ where
                 deframer.push(&buffer[..count]);
                 while let Some(result) = deframer.next_packet() {
                     let step = match result {
-                        Ok(packet) => pd.handle(&packet),
+                        Ok(packet) => pd.handle(&packet, std::time::Instant::now()),
                         Err(error) => pd.handle_error(&error),
                     };
                     if let Some(reply) = step.reply {

@@ -57,6 +57,7 @@ fn unmaced(sequence: u8, security: Option<&SecurityBlock>, code: u8, data: &[u8]
 
 /// The CP side, from the specification.
 struct Cp {
+    now: Instant,
     sequence: u8,
     session: Option<(SessionKeys, [u8; 16], [u8; 16])>,
 }
@@ -64,6 +65,7 @@ struct Cp {
 impl Cp {
     fn new() -> Self {
         Self {
+            now: Instant::now(),
             sequence: 0,
             session: None,
         }
@@ -145,7 +147,7 @@ impl Cp {
 
     fn exchange(&mut self, pd: &mut Pd, command: &Command) -> (u8, Vec<u8>, Vec<PdEvent>) {
         let bytes = self.command(command);
-        let step = pd.handle(&parse(&bytes[1..], true).expect("own packet"));
+        let step = pd.handle(&parse(&bytes[1..], true).expect("own packet"), self.now);
         let (code, data) = self.reply(&step.reply.expect("a reply"));
         (code, data, step.events)
     }
@@ -156,7 +158,7 @@ impl Cp {
         let cp_random = [0xA5; 8];
         let bytes =
             self.handshake_command(command::chlng::CODE, &cp_random, scs::CHALLENGE, selector);
-        let step = pd.handle(&parse(&bytes[1..], true).expect("own"));
+        let step = pd.handle(&parse(&bytes[1..], true).expect("own"), self.now);
         let (code, data) = self.reply(&step.reply.expect("reply"));
         if code != reply::ccrypt::CODE {
             return (false, step.events);
@@ -174,7 +176,7 @@ impl Cp {
             scs::SERVER_CRYPTOGRAM,
             selector,
         );
-        let step = pd.handle(&parse(&bytes[1..], true).expect("own"));
+        let step = pd.handle(&parse(&bytes[1..], true).expect("own"), self.now);
         let (code, data) = self.reply(&step.reply.expect("reply"));
         if code != reply::rmac_i::CODE {
             return (false, step.events);
@@ -225,8 +227,8 @@ fn a_repeated_sequence_number_gets_the_same_reply_and_no_second_card() {
     pd.present(card());
     let bytes = cp.command(&Command::Poll(command::Poll));
     let packet = parse(&bytes[1..], true).expect("own");
-    let first = pd.handle(&packet);
-    let again = pd.handle(&packet);
+    let first = pd.handle(&packet, cp.now);
+    let again = pd.handle(&packet, cp.now);
     assert_eq!(first.reply, again.reply);
     assert!(again.events.is_empty());
     assert_eq!(pd.queued_cards(), 0);
@@ -317,7 +319,7 @@ fn a_wrong_key_is_refused_at_the_cryptogram() {
     // pressed on would send a server cryptogram the PD cannot verify.
     let cp_random = [3; 8];
     let bytes = cp.handshake_command(command::chlng::CODE, &cp_random, scs::CHALLENGE, 1);
-    let step = pd.handle(&parse(&bytes[1..], true).expect("own"));
+    let step = pd.handle(&parse(&bytes[1..], true).expect("own"), cp.now);
     let (_, data) = cp.reply(&step.reply.expect("reply"));
     let wrong = SessionKeys::derive(&Key::new([2; 16]), &cp_random);
     let pd_random: [u8; 8] = data[8..16].try_into().expect("8");
@@ -327,7 +329,7 @@ fn a_wrong_key_is_refused_at_the_cryptogram() {
         scs::SERVER_CRYPTOGRAM,
         1,
     );
-    let step = pd.handle(&parse(&bytes[1..], true).expect("own"));
+    let step = pd.handle(&parse(&bytes[1..], true).expect("own"), cp.now);
     let (code, data) = cp.reply(&step.reply.expect("reply"));
     assert_eq!(
         (code, data),
@@ -353,7 +355,7 @@ fn a_bad_mac_drops_the_session_and_is_reported() {
     let crc = crate::osdp::packet::crc16(&bytes[1..bytes.len() - 2]).to_le_bytes();
     let len = bytes.len();
     bytes[len - 2..].copy_from_slice(&crc);
-    let step = pd.handle(&parse(&bytes[1..], true).expect("CRC is right"));
+    let step = pd.handle(&parse(&bytes[1..], true).expect("CRC is right"), cp.now);
     assert_eq!(step.events, vec![PdEvent::Refused(SecureRefusal::BadMac)]);
     assert!(!pd.is_secure());
     let packet = parse(&step.reply.expect("reply")[1..], true).expect("valid");
@@ -378,7 +380,7 @@ fn comset_answers_with_the_new_settings_then_switches() {
     // The old address is no longer answered.
     let bytes = cp.command(&Command::Poll(command::Poll));
     assert!(
-        pd.handle(&parse(&bytes[1..], true).expect("own"))
+        pd.handle(&parse(&bytes[1..], true).expect("own"), cp.now)
             .reply
             .is_none()
     );
@@ -418,4 +420,31 @@ fn no_randomness_refuses_the_handshake() {
     let (ok, events) = cp.secure(&mut pd, &Key::default_key(), 0);
     assert!(!ok);
     assert_eq!(events, vec![PdEvent::Refused(SecureRefusal::NoRandomness)]);
+}
+
+#[test]
+fn an_idle_session_expires_and_the_next_secured_command_is_refused() {
+    let key = Key::new([5; 16]);
+    let mut pd = pd(false, true, Some(key.clone()));
+    let mut cp = Cp::new();
+    cp.exchange(&mut pd, &Command::Id(command::IdReport { reply_type: 0 }));
+    assert!(cp.secure(&mut pd, &key, 1).0);
+    cp.now += SESSION_TIMEOUT;
+    let (code, _, events) = cp.exchange(&mut pd, &Command::Poll(command::Poll));
+    assert_eq!(
+        (code, events),
+        (reply::ack::CODE, vec![]),
+        "still inside the timeout"
+    );
+    cp.now += SESSION_TIMEOUT + Duration::from_millis(1);
+    let bytes = cp.command(&Command::Poll(command::Poll));
+    let step = pd.handle(&parse(&bytes[1..], true).expect("own"), cp.now);
+    assert_eq!(
+        step.events,
+        vec![
+            PdEvent::SessionExpired,
+            PdEvent::Refused(SecureRefusal::NoSession)
+        ]
+    );
+    assert!(!pd.is_secure());
 }
