@@ -116,10 +116,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn backend(simulate: bool) -> anyhow::Result<Box<dyn Backend>> {
-    if simulate {
-        return Ok(Box::new(SimulatedGpio::new()));
-    }
+/// The Raspberry Pi's GPIO, when this build has it.
+fn hardware_gpio() -> anyhow::Result<Box<dyn Backend>> {
     #[cfg(feature = "rpi")]
     {
         Ok(Box::new(palmgate_door::rpi::RpiGpio::new()?))
@@ -190,12 +188,13 @@ fn parse_card(word: Option<&str>) -> anyhow::Result<Option<CardId>> {
 }
 
 async fn serve(settings: PanelSettings, map: CredentialMap, simulate: bool) -> anyhow::Result<()> {
-    let mut gpio = backend(simulate)?;
+    // The simulated chip is a shared handle: this clone reports its pin changes.
     let simulated = SimulatedGpio::new();
-    // The simulated chip is shared by handle so its changes can be reported.
-    if simulate {
-        gpio = Box::new(simulated.clone());
-    }
+    let mut gpio: Box<dyn Backend> = if simulate {
+        Box::new(simulated.clone())
+    } else {
+        hardware_gpio()?
+    };
     let mut pins = match &settings.feedback {
         Some(feedback) => {
             let off = match feedback.active {
