@@ -1,8 +1,8 @@
 //! palmgate as an OSDP reader against libosdp's control panel (PyPI `libosdp`, a C library
 //! nobody on this team wrote), over a real pseudo-terminal: `palmgate-panel serve` is the PD,
 //! `panel_osdp/cp_driver.py` the CP. Plain and secure channel, install mode with SCBK-D and
-//! KEYSET, card data after a grant, LED/buzzer reaching the simulated feedback pins, COMSET, a bad
-//! MAC and a wrong key refused and reported.
+//! KEYSET, card data after a grant, LSTAT/ISTAT, LED/buzzer reaching the simulated feedback pins,
+//! COMSET, a bad MAC and a wrong key refused and reported.
 #![allow(clippy::unwrap_used)] // helpers of tests unwrap like the tests themselves
 
 use std::io::{BufRead, BufReader, Write};
@@ -268,6 +268,22 @@ fn plain_channel_grant_denial_duress_and_feedback() {
         card["card"],
         Value::Null,
         "nothing reaches the panel for an unmapped card"
+    );
+
+    // LSTAT (tamper, power) and ISTAT (one input) as the gate reports them.
+    reader.process.send("tamper on");
+    let report = cp.ask("status_report local");
+    assert_eq!(
+        report["report"]["report"], "0100",
+        "tamper on, power normal: {report}"
+    );
+    reader.process.send("tamper off");
+    let report = cp.ask("status_report local");
+    assert_eq!(report["report"]["report"], "0000", "{report}");
+    let report = cp.ask("status_report input");
+    assert_eq!(
+        report["report"]["report"], "00",
+        "one input, inactive: {report}"
     );
 
     assert_eq!(cp.ask("led green")["submitted"], true);

@@ -12,6 +12,7 @@ Commands on stdin:
   led COLOR                    permanent LED colour (red, green, amber, off)
   buzzer                       two beeps
   comset ADDRESS BAUD          osdp_COMSET
+  status_report local|input    osdp_LSTAT / osdp_ISTAT: {"report": {"type", "nr_entries", "mask"}}
   corrupt_mac                  flip one MAC byte of the next secured command (CRC kept valid)
   quit
 """
@@ -168,6 +169,18 @@ def main():
                 "command": osdp.Command.Comset, "address": int(words[1]), "baud_rate": int(words[2]),
             })
             say({"submitted": bool(ok)})
+        elif command == "status_report":
+            kinds = {"local": osdp.StatusReportType.Local, "input": osdp.StatusReportType.Input}
+            ok = cp.submit_command(address, {
+                "command": osdp.Command.Status, "type": kinds[words[1]], "nr_entries": 0, "mask": 0,
+            })
+            deadline = time.time() + 10
+            report = None
+            while ok and time.time() < deadline and report is None:
+                event = cp.get_event(address, timeout=max(0.05, deadline - time.time()))
+                if event and event.get("event") == osdp.Event.Status:
+                    report = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in event.items()}
+            say({"submitted": bool(ok), "report": report})
         elif command == "corrupt_mac":
             channel.corrupt_next = True
             deadline = time.time() + 5
