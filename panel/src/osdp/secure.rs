@@ -50,9 +50,10 @@ impl Key {
 
     /// From 32 hex digits (whitespace around them ignored).
     pub fn from_hex(text: &str) -> Option<Self> {
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(text.trim(), &mut bytes).ok()?;
-        Some(Self(bytes))
+        // Decoded in place: no copy of the key is left behind on the stack.
+        let mut key = Self([0u8; 16]);
+        hex::decode_to_slice(text.trim(), &mut key.0).ok()?;
+        Some(key)
     }
 
     /// 32 hex digits (for the key file only).
