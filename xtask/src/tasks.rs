@@ -74,7 +74,7 @@ pub fn deps() -> Result<(), String> {
         .collect();
     if missing.is_empty() {
         println!("xtask: system packages present: {}", PACKAGES.join(" "));
-        return Ok(());
+        return python_deps();
     }
     let install = format!(
         "apt-get install -y --no-install-recommends {}",
@@ -100,6 +100,36 @@ pub fn deps() -> Result<(), String> {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+    }
+    python_deps()
+}
+
+/// Python packages of the system tests, as (module, pip requirement): libosdp's control panel
+/// drives the OSDP reader in `tests/tests/panel_osdp.rs`.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("osdp", "libosdp==3.2.9")];
+
+fn python_deps() -> Result<(), String> {
+    for (module, requirement) in PYTHON_PACKAGES {
+        let present = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if present {
+            println!("xtask: python package present: {requirement}");
+            continue;
+        }
+        let pip = |extra: &[&str]| {
+            run(Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(extra)
+                .arg(requirement))
+        };
+        // A distribution's own Python refuses pip without --break-system-packages (PEP 668).
+        pip(&[])
+            .or_else(|_| pip(&["--break-system-packages"]))
+            .map_err(|error| {
+                format!("{error}\ninstall it by hand: python3 -m pip install {requirement}")
+            })?;
     }
     Ok(())
 }

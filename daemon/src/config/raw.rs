@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub mqtt: Option<RawMqtt>,
     pub storage: Option<RawStorage>,
     pub logging: Option<RawLogging>,
+    /// `[panel]`: reader mode in front of an access panel (validated by `palmgate-panel`).
+    pub panel: Option<palmgate_panel::config::RawPanel>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -35,6 +35,9 @@ pub struct Settings {
     pub storage: StorageSettings,
     /// Logging.
     pub logging: LoggingSettings,
+    /// Reader mode in front of an access panel (`[panel]`, issue 17).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panel: Option<palmgate_panel::config::PanelSettings>,
 }
 
 /// `[gate]`.

@@ -793,3 +793,40 @@ fn an_integer_beyond_64_bits_signed_names_its_key() {
         )]
     );
 }
+
+#[test]
+fn panel_section_is_checked_with_file_key_and_reason() {
+    let fixture = Fixture::new();
+    let main = format!(
+        "{VALID}\n[panel]\nprotocol = \"wiegand\"\ncredential_map = \"m.toml\"\n[panel.wiegand]\nd0_pin = 23\nd1_pin = 23\n"
+    );
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: panel.wiegand.d1_pin: is the same pin as d0_pin",
+            fixture.main().display()
+        )]
+    );
+    let unknown = format!("{VALID}\n[panel]\nprotocl = \"osdp\"\n");
+    assert_eq!(
+        fixture.problems(&unknown, &[], &[]),
+        [format!(
+            "{}: panel.protocl: unknown key",
+            fixture.main().display()
+        )]
+    );
+    let valid = main.replace("d1_pin = 23", "d1_pin = 24");
+    std::fs::write(fixture.path("m.toml"), "version = 1\n").expect("map");
+    assert_eq!(
+        fixture.problems(&valid, &[], &[]),
+        [format!(
+            "{}: panel.credential_map: {}.sig is missing: the map must be signed (palmgate-panel sign-map)",
+            fixture.main().display(),
+            fixture.path("m.toml")
+        )]
+    );
+    std::fs::write(fixture.path("m.toml.sig"), "00").expect("signature");
+    let settings = fixture.load(&valid, &[], &[]).expect("valid");
+    let panel = settings.panel.expect("[panel]");
+    assert_eq!(panel.credential_map, PathBuf::from(fixture.path("m.toml")));
+}

@@ -249,6 +249,7 @@ impl Checker<'_, '_> {
         let mqtt = self.mqtt(raw.mqtt.unwrap_or_default(), &gate_id);
         let storage = self.storage(raw.storage.unwrap_or_default());
         let logging = self.logging(raw.logging.unwrap_or_default());
+        let panel = self.panel(raw.panel.as_ref());
         if let (Some(door), Some(fire)) = (&door, &fire) {
             self.pins_used_once(door, fire.as_ref());
         }
@@ -263,7 +264,48 @@ impl Checker<'_, '_> {
             mqtt: mqtt?,
             storage: storage?,
             logging: logging?,
+            panel: panel?,
         })
+    }
+
+    /// `[panel]`: palmgate-panel validates it; its problems are reported like ours.
+    fn panel(
+        &mut self,
+        raw: Option<&palmgate_panel::config::RawPanel>,
+    ) -> Option<Option<palmgate_panel::config::PanelSettings>> {
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        match palmgate_panel::config::validate(raw) {
+            Ok(mut settings) => {
+                // Paths are relative to the file that set them, like every other path here.
+                let map = settings.credential_map.display().to_string();
+                let map = self.existing_file("panel.credential_map", &map)?;
+                let signature = palmgate_panel::credential_map::signature_path(&map);
+                if !signature.is_file() {
+                    self.problem(
+                        "panel.credential_map",
+                        format!(
+                            "{} is missing: the map must be signed (palmgate-panel sign-map)",
+                            signature.display()
+                        ),
+                    );
+                    return None;
+                }
+                settings.credential_map = map;
+                if let palmgate_panel::config::PanelProtocol::Osdp(osdp) = &mut settings.protocol {
+                    let key_file = osdp.scbk_file.display().to_string();
+                    osdp.scbk_file = self.path("panel.osdp.scbk_file", &key_file)?;
+                }
+                Some(Some(settings))
+            }
+            Err(problems) => {
+                for problem in problems {
+                    self.problem(&problem.key, problem.reason);
+                }
+                None
+            }
+        }
     }
 
     fn gate(&mut self, raw: super::raw::RawGate) -> Option<GateSettings> {
