@@ -280,7 +280,11 @@ impl Checker<'_, '_> {
             Ok(mut settings) => {
                 // Paths are relative to the file that set them, like every other path here.
                 let map = settings.credential_map.display().to_string();
-                let map = self.existing_file("panel.credential_map", &map)?;
+                let map = self.existing_file(
+                    "panel.credential_map",
+                    &map,
+                    crate::config::files::MAX_POLICY_FILE_BYTES,
+                )?;
                 let signature = palmgate_panel::credential_map::signature_path(&map);
                 if !signature.is_file() {
                     self.problem(
