@@ -27,3 +27,15 @@ pub mod logging;
 pub mod mqtt;
 pub mod notify;
 pub mod outbox;
+
+/// An error and its sources, on one line (for logs and event reasons).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -268,7 +268,7 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     // The erase counter is signed into each deletion receipt; the card exposes no other copy.
     println!("erase counter: see the card's deletion receipts (`palmgate card verify-receipt`)");
     if let Some(path) = &args.revocation_list {
-        let list = palmgate::gate::revocation::RevocationList::load(path)?;
+        let list = palmgate::gate::state::revocation::RevocationList::load(path)?;
         let revoked = palmgate::event::CardId::new(&identity.card_id)
             .is_some_and(|id| personalised && list.cards().contains(&id));
         println!(
@@ -449,7 +449,7 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
         receipt,
         certificate: verified.certificate,
     };
-    write_atomically(&args.receipt, &bundle.encode())
+    palmgate::gate::state::durable::replace_file(&args.receipt, &bundle.encode())
         .with_context(|| format!("writing receipt {}", args.receipt.display()))?;
     println!(
         "erased {} slot(s) on card {}; receipt written to {}",
@@ -468,25 +468,6 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
         })?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes a file through a temporary file, fsync and rename: a receipt is the only proof of an
-/// erasure and must not be left half-written.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp-{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
 }
 
 /// Publishes a station's events (`card.erased`, the enrolment station's `enrol.*`).
@@ -767,7 +748,7 @@ mod tests {
         read.verify(&[issuer.public_key()]).expect("verifies");
         // The same bytes as the receipt file.
         let file = dir.path().join("receipt.bin");
-        write_atomically(&file, &bundle.encode()).expect("write");
+        palmgate::gate::state::durable::replace_file(&file, &bundle.encode()).expect("write");
         assert_eq!(read_receipt(&file).expect("read").0, bundle);
         // A receipt bundle from another issuer does not verify.
         assert!(read.verify(&[IssuerKey::generate().public_key()]).is_err());

@@ -12,14 +12,13 @@
 //! versions growing on one station whose clock went back.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use palmgate::event::CardId;
-use palmgate::gate::revocation::RevocationList;
+use palmgate::gate::state::revocation::RevocationList;
 use palmgate::mqtt::command::MAX_COMMAND_BYTES;
 use palmgate::mqtt::oneshot::{self, Message, OneShotOptions};
 use palmgate::mqtt::{Command, OperatorSigner, Topics};
@@ -215,37 +214,13 @@ pub fn apply(
     Ok((next, changed))
 }
 
-/// Writes `list` to `path` atomically (temporary file in the same directory, fsync, rename,
-/// directory fsync), mode 0600.
+/// Writes `list` to `path` durably through [`palmgate::gate::state::durable::replace_file`]
+/// (mode 0600).
 pub fn save(list: &RevocationList, path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let json = serde_json::to_vec_pretty(list).context("encoding the revocation list")?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file name", path.display()))?;
-    let mut temporary_name = name.to_os_string();
-    temporary_name.push(format!(".tmp-{}", std::process::id()));
-    let temporary = dir.join(temporary_name);
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(&json)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    };
-    write().map_err(|error| {
-        let _ = std::fs::remove_file(&temporary);
-        anyhow::Error::new(error).context(format!("writing {}", path.display()))
-    })
+    let mut json = serde_json::to_vec_pretty(list).context("encoding the revocation list")?;
+    json.push(b'\n');
+    palmgate::gate::state::durable::replace_file(path, &json)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn now_ms() -> u64 {

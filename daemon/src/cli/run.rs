@@ -50,10 +50,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let notifier = palmgate::notify::Notifier::from_env();
-        match palmgate::gate::run(settings, notifier, shutdown, reload_rx).await {
+        let devices = palmgate::gate::Devices::production(&settings)?;
+        match palmgate::gate::run(settings, devices, notifier, shutdown, reload_rx).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(error) => {
-                tracing::error!(error = %palmgate::gate::card_worker::error_chain(&error), "gate stopped");
+                tracing::error!(error = %palmgate::error_chain(&error), "gate stopped");
                 Err(anyhow::Error::new(error).context("the gate stopped"))
             }
         }
