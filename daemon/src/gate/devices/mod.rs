@@ -114,6 +114,9 @@ pub struct Devices<R: CardReader> {
     pub doors: Doors,
     /// The event and command link.
     pub link: Box<dyn EventLink>,
+    /// Whether a panic anywhere in the process drives the doors safe (the daemon: yes; a test
+    /// running several gates in one process: no, one test's failure must not halt the others).
+    pub safe_on_panic: bool,
 }
 
 impl<R: CardReader> std::fmt::Debug for Devices<R> {

@@ -115,6 +115,7 @@ impl Devices<PcscReader> {
             sensor: Box::new(SerialSensor::from_settings(settings)),
             doors: Doors::build(settings)?,
             link: Box::new(MqttLink(LinkOptions::from_settings(settings))),
+            safe_on_panic: true,
         })
     }
 }
