@@ -7,9 +7,11 @@
 //! - `issuer`, `card`: issuer keys; card personalisation, enrolment, erasure and receipts.
 //! - `enrol`: the enrolment station (`palmgate enrol`).
 //! - `revoke`: the operator side of the revocation list.
+//! - `broker`: the broker and station arguments shared by the commands that publish.
 //! - `door`: door diagnostics on the configured GPIO.
 //! - `sensor`, `synth`, `template`, `eval`: sensor tools, synthetic palms, templates, evaluation.
 
+pub mod broker;
 pub mod card;
 pub mod config_cmd;
 pub mod door;
