@@ -103,6 +103,19 @@ fn frame(identity: u64, capture: u64, number: u32) -> SensorEvent {
     })
 }
 
+/// The sensor's handshake, as the sensor link reports it after every (re)connection.
+fn sensor_connected() -> SensorEvent {
+    SensorEvent::Connected(SensorInfo {
+        protocol_version: 1,
+        width: 640,
+        height: 480,
+        formats: vec![FrameFormat::Gray8],
+        max_fps: 10,
+        model: "in-process".to_string(),
+        firmware: "0".to_string(),
+    })
+}
+
 /// An issuer (its public key is what the gate trusts when it is `trusted`).
 struct Issuer {
     key: IssuerKey,
@@ -209,16 +222,7 @@ impl Gate {
             stop: Some(stop),
             task,
         };
-        gate.sensor_event(SensorEvent::Connected(SensorInfo {
-            protocol_version: 1,
-            width: 640,
-            height: 480,
-            formats: vec![FrameFormat::Gray8],
-            max_fps: 10,
-            model: "in-process".to_string(),
-            firmware: "0".to_string(),
-        }))
-        .await;
+        gate.sensor_event(sensor_connected()).await;
         gate
     }
 
@@ -267,6 +271,20 @@ impl Gate {
             EventKind::ALARM_CARD_BLOCKED,
         ])
         .await
+    }
+
+    /// The next decision, which must be a denial whose reason contains `because`.
+    async fn denial_because(&mut self, because: &str) -> Event {
+        let decision = self.decision().await;
+        assert_eq!(decision.kind, EventKind::ACCESS_DENIED, "{decision:?}");
+        assert!(
+            decision
+                .reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains(because)),
+            "not denied because {because:?}: {decision:?}"
+        );
+        decision
     }
 
     /// No decision for `quiet`.
@@ -347,16 +365,8 @@ async fn another_persons_palm_is_denied() {
     let (card, id) = gate.issuer.card(&[(SlotKind::Normal, 3)]);
     gate.cards.present(card);
     gate.palm(4).await;
-    let decision = gate.decision().await;
-    assert_eq!(decision.kind, EventKind::ACCESS_DENIED);
+    let decision = gate.denial_because("does not match").await;
     assert_eq!(decision.card_id, Some(id));
-    assert!(
-        decision
-            .reason
-            .as_deref()
-            .is_some_and(|reason| reason.contains("does not match")),
-        "{decision:?}"
-    );
     gate.stop().await;
 }
 
@@ -367,15 +377,7 @@ async fn a_card_of_a_foreign_issuer_is_denied_without_a_palm() {
     let foreign = Issuer::init(foreign_dir.path());
     let (card, _) = foreign.card(&[(SlotKind::Normal, 5)]);
     gate.cards.present(card);
-    let decision = gate.decision().await;
-    assert_eq!(decision.kind, EventKind::ACCESS_DENIED);
-    assert!(
-        decision
-            .reason
-            .as_deref()
-            .is_some_and(|reason| reason.contains("card refused")),
-        "{decision:?}"
-    );
+    gate.denial_because("card refused").await;
     gate.stop().await;
 }
 
@@ -387,7 +389,7 @@ async fn the_duress_palm_opens_and_raises_the_alarm() {
         .card(&[(SlotKind::Normal, 6), (SlotKind::Duress, 7)]);
     gate.cards.present(card);
     gate.palm(7).await;
-    let mut kinds = vec![gate.decision().await, gate.decision().await];
+    let mut kinds = [gate.decision().await, gate.decision().await];
     kinds.sort_by(|a, b| a.kind.as_str().cmp(b.kind.as_str()));
     assert_eq!(kinds[0].kind, EventKind::ACCESS_GRANTED);
     assert_eq!(kinds[1].kind, EventKind::ALARM_DURESS);
@@ -407,16 +409,8 @@ async fn a_revoked_card_is_denied_at_once() {
     .await;
     gate.event(&[EventKind::REVOCATION_UPDATED]).await;
     gate.cards.present(card);
-    let decision = gate.decision().await;
-    assert_eq!(decision.kind, EventKind::ACCESS_DENIED);
+    let decision = gate.denial_because("revoked").await;
     assert_eq!(decision.card_id, Some(id));
-    assert!(
-        decision
-            .reason
-            .as_deref()
-            .is_some_and(|reason| reason.contains("revoked")),
-        "{decision:?}"
-    );
     gate.stop().await;
 }
 
@@ -518,16 +512,7 @@ async fn after_a_sensor_replug_presentations_still_decide() {
         retry_in: Duration::from_millis(10),
     })
     .await;
-    gate.sensor_event(SensorEvent::Connected(SensorInfo {
-        protocol_version: 1,
-        width: 640,
-        height: 480,
-        formats: vec![FrameFormat::Gray8],
-        max_fps: 10,
-        model: "in-process".to_string(),
-        firmware: "0".to_string(),
-    }))
-    .await;
+    gate.sensor_event(sensor_connected()).await;
     let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 12)]);
     gate.cards.present(card);
     gate.palm(12).await;
