@@ -11,6 +11,8 @@
 //! - [`outbox`]: the encrypted, persistent, ordered event outbox (sled + AES-256-GCM).
 //! - [`mqtt`]: the MQTT link: status, door state, events, discovery, signed commands.
 //! - [`gate`]: wires reader, sensor, extraction, access machine, doors, outbox and MQTT.
+//! - [`station`]: a station's events (enrolment station, card tools), published without an
+//!   outbox.
 //! - [`enrol`]: the enrolment station's I/O-free decisions (capture acceptance, mutual match,
 //!   template choice, consent and audit records).
 //!
@@ -27,3 +29,16 @@ pub mod logging;
 pub mod mqtt;
 pub mod notify;
 pub mod outbox;
+pub mod station;
+
+/// An error and its sources, on one line (for logs and event reasons).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -8,8 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use palmgate_card::host::pcsc::wait_for_card;
-use palmgate_matcher::template::{CELLS, Template};
-use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, workspace_binary};
+use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, templates, workspace_binary};
 
 const READER: &str = "Virtual PCD 00 00";
 
@@ -63,24 +62,12 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn cells(seed: u64) -> [u8; CELLS] {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    core::array::from_fn(|_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 6) as u8
-    })
-}
-
 fn write_template(path: &Path, seed: u64, changed: bool) {
-    let mut orientations = cells(seed);
-    if changed {
-        for index in (0..CELLS).step_by(19) {
-            orientations[index] = (orientations[index] + 1) % 6;
-        }
-    }
-    let template = Template::from_cells(&orientations, &[true; CELLS]).unwrap();
+    let template = if changed {
+        templates::capture(seed, 19)
+    } else {
+        templates::template(seed)
+    };
     std::fs::write(path, template.encode()).unwrap();
 }
 

@@ -54,6 +54,62 @@ impl Site {
     }
 }
 
+/// `palmgate run` on a gate configuration (from [`gate_config_on`]), READY, with the sensor
+/// simulator it reads.
+struct RunningGate {
+    notify: NotifySocket,
+    log: PathBuf,
+    config: PathBuf,
+    daemon: ChildGuard,
+    _sensor: ChildGuard,
+}
+
+impl Site {
+    /// Where the sensor simulator's pty is linked.
+    fn sensor_link(&self) -> PathBuf {
+        self.root.join("sensor")
+    }
+
+    /// Starts gate `gate` on `broker` (configuration changed by `edit`) reading `sensor` (a
+    /// simulator at [`Site::sensor_link`]), and waits for READY.
+    fn start_gate(
+        &self,
+        broker: &str,
+        gate: &str,
+        sensor: ChildGuard,
+        edit: impl FnOnce(String) -> String,
+    ) -> RunningGate {
+        let root = self.root.as_path();
+        let config = gate_config_on(
+            broker,
+            root,
+            gate,
+            &self.issuer.join("issuer.pub"),
+            &self.sensor_link(),
+            &self.operator_pub,
+        );
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(&config, edit(text)).expect("config");
+        let notify = NotifySocket::bind(root);
+        let log = root.join("daemon.log");
+        let daemon = start_daemon(&config, &notify, &log);
+        assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+        RunningGate {
+            notify,
+            log,
+            config,
+            daemon,
+            _sensor: sensor,
+        }
+    }
+
+    /// A gate on the test broker with no card enrolled; the sensor shows one capture of palm 0.
+    fn gate_without_cards(&self, gate: &str) -> RunningGate {
+        let sensor = sensor_simulator(&self.sensor_link(), &self.palms.captures(0, 1), 1);
+        self.start_gate(&require_mqtt(), gate, sensor, |text| text)
+    }
+}
+
 /// A gate running for one person, Alice: her card is enrolled with palm 0, and the sensor shows
 /// later captures of that palm.
 struct AliceAtTheGate {
@@ -61,11 +117,7 @@ struct AliceAtTheGate {
     card: PathBuf,
     card_id: CardId,
     mqtt: Subscriber,
-    notify: NotifySocket,
-    log: PathBuf,
-    config: PathBuf,
-    daemon: ChildGuard,
-    _sensor: ChildGuard,
+    running: RunningGate,
 }
 
 impl Site {
@@ -92,10 +144,9 @@ impl Site {
         let (template, _) = self.palms.template(0);
         let card = root.join("alice.card");
         let card_id = personalised_card(&card, &self.issuer, std::slice::from_ref(&template), None);
-        let sensor_link = root.join("sensor");
         let images = self.palms.captures(0, 2);
         let sensor = sensor_simulator_with(
-            &sensor_link,
+            &self.sensor_link(),
             &[
                 "--format",
                 "jpeg",
@@ -109,29 +160,13 @@ impl Site {
                 &away_ms.to_string(),
             ],
         );
-        let config = gate_config(
-            root,
-            gate,
-            &self.issuer.join("issuer.pub"),
-            &sensor_link,
-            &self.operator_pub,
-        );
-        let text = std::fs::read_to_string(&config).expect("config");
-        std::fs::write(&config, edit(text)).expect("config");
         let mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-        let notify = NotifySocket::bind(root);
-        let log = root.join("daemon.log");
-        let daemon = start_daemon(&config, &notify, &log);
-        assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+        let running = self.start_gate(&require_mqtt(), gate, sensor, edit);
         AliceAtTheGate {
             card,
             card_id,
             mqtt,
-            notify,
-            log,
-            config,
-            daemon,
-            _sensor: sensor,
+            running,
         }
     }
 }
@@ -172,27 +207,28 @@ impl AliceAtTheGate {
     /// Stops the daemon (SIGTERM and a clean exit, or SIGKILL: a crash or a power cut) and starts
     /// it again on the same configuration and state directory; waits for READY.
     fn restart(&mut self, kill: bool) {
+        let gate = &mut self.running;
         if kill {
-            self.daemon.signal("-KILL");
-            self.daemon.wait(PATIENCE);
+            gate.daemon.signal("-KILL");
+            gate.daemon.wait(PATIENCE);
         } else {
-            let status = self
+            let status = gate
                 .daemon
                 .try_terminate(PATIENCE)
                 .expect("stops on SIGTERM");
             assert!(status.success(), "daemon exit status {status}");
         }
-        self.daemon = start_daemon(&self.config, &self.notify, &self.log);
+        gate.daemon = start_daemon(&gate.config, &gate.notify, &gate.log);
         assert!(
-            self.notify.wait_for("READY=1", PATIENCE).is_some(),
+            gate.notify.wait_for("READY=1", PATIENCE).is_some(),
             "no READY=1 after the restart"
         );
     }
 
     /// SIGTERM, clean exit; returns the daemon's log.
     fn stop(self) -> String {
-        stop(self.daemon, &self.log);
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        stop(self.running.daemon, &self.running.log);
+        std::fs::read_to_string(&self.running.log).unwrap_or_default()
     }
 }
 
@@ -459,30 +495,15 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
     let broker = require_mqtt();
     let _reader = reader_lock();
     let site = Site::new();
-    let Site {
-        root,
-        issuer,
-        operator,
-        operator_pub,
-        palms,
-        ..
-    } = &site;
-    let root = root.as_path();
+    let (root, operator) = (site.root.as_path(), &site.operator);
     let gate = "e2e-kill";
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
-    let config = gate_config(
-        root,
-        gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        operator_pub,
-    );
     let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-    let notify = NotifySocket::bind(root);
-    let log = root.join("daemon.log");
-    let mut daemon = start_daemon(&config, &notify, &log);
-    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    let RunningGate {
+        config,
+        mut daemon,
+        _sensor,
+        ..
+    } = site.gate_without_cards(gate);
 
     // 500 signed unlock commands in one go (one mosquitto_pub reading lines).
     let topics = Topics::new("palmgate", gate);
@@ -565,30 +586,10 @@ fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
     let broker = require_mqtt();
     let _reader = reader_lock();
     let site = Site::new();
-    let Site {
-        root,
-        issuer,
-        operator,
-        operator_pub,
-        palms,
-        ..
-    } = &site;
-    let root = root.as_path();
+    let operator = &site.operator;
     let gate = "e2e-flood";
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
-    let config = gate_config(
-        root,
-        gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        operator_pub,
-    );
     let mut mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-    let notify = NotifySocket::bind(root);
-    let log = root.join("daemon.log");
-    let daemon = start_daemon(&config, &notify, &log);
-    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    let running = site.gate_without_cards(gate);
 
     let topics = Topics::new("palmgate", gate);
     let lines: String = (0..200u32)
@@ -611,7 +612,7 @@ fn a_flood_of_bad_commands_is_reported_and_does_not_stall_events() {
         .filter(|line| line.contains("/event/command.refused"))
         .count();
     assert_eq!(refused, 200, "every refused command is reported");
-    stop(daemon, &log);
+    stop(running.daemon, &running.log);
 }
 
 /// The card is pulled in the middle of VERIFY PALM, after it stored the decremented retry counter
@@ -928,14 +929,17 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
 
     // A policy with no group for unlisted cards: Alice is no longer authorised.
     std::fs::write(&policy, policy_for("")).expect("policy");
-    gate.daemon.signal("-HUP");
+    gate.running.daemon.signal("-HUP");
     gate.mqtt.wait_for("/event/policy.loaded", PATIENCE);
     assert!(
-        gate.notify.wait_for("RELOADING=1", PATIENCE).is_some(),
+        gate.running
+            .notify
+            .wait_for("RELOADING=1", PATIENCE)
+            .is_some(),
         "no RELOADING=1"
     );
     assert!(
-        gate.notify.wait_for("READY=1", PATIENCE).is_some(),
+        gate.running.notify.wait_for("READY=1", PATIENCE).is_some(),
         "no READY=1 after the reload"
     );
     let denied = gate.present("access.denied");
@@ -947,7 +951,7 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
 
     // A broken policy file: reported, and the policy in force stays.
     std::fs::write(&policy, "version = 1\n[group.staff]\ndoors = 7\n").expect("policy");
-    gate.daemon.signal("-HUP");
+    gate.running.daemon.signal("-HUP");
     let rejected = gate.mqtt.wait_for("/event/policy.rejected", PATIENCE);
     assert_eq!(
         field(&rejected, "result").as_deref(),
@@ -972,7 +976,7 @@ fn sighup_reloads_the_policy_and_the_revocation_list() {
         format!("{{\"version\":7,\"cards\":[\"{}\"]}}", gate.card_id),
     )
     .expect("revocation list");
-    gate.daemon.signal("-HUP");
+    gate.running.daemon.signal("-HUP");
     gate.mqtt.wait_for("/event/policy.loaded", PATIENCE);
     let denied = gate.present("access.denied");
     assert_eq!(
@@ -1122,7 +1126,6 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
     let Site {
         root,
         issuer,
-        operator_pub,
         palms,
         ..
     } = &site;
@@ -1140,20 +1143,14 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
         &format!("palmgate/{gate}/event/#"),
         Some("outage-dashboard"),
     );
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 2), 5);
-    let config = gate_config_on(
-        &broker.address(),
-        root,
-        gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        operator_pub,
-    );
-    let notify = NotifySocket::bind(root);
-    let log = root.join("daemon.log");
-    let daemon = start_daemon(&config, &notify, &log);
-    assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
+    let sensor = sensor_simulator(&site.sensor_link(), &palms.captures(0, 2), 5);
+    let RunningGate {
+        notify,
+        log,
+        daemon,
+        _sensor,
+        ..
+    } = site.start_gate(&broker.address(), gate, sensor, |text| text);
     mqtt.wait_for("/event/doors.ready", PATIENCE);
 
     broker.stop();

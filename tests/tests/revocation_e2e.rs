@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use palmgate::event::CardId;
-use palmgate::gate::revocation::RevocationList;
+use palmgate::gate::state::revocation::RevocationList;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
     ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, clear_retained, field, gate_config,

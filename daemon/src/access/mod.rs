@@ -1,9 +1,10 @@
 //! The access decision: an I/O-free state machine.
 //!
-//! NOTE FOR THE DAEMON HELPER: the lead wrote this module (02:30) because the gate pipeline needed
-//! it; please do not rewrite it. What is left for you, if you get there: the policy file (access
-//! groups, weekly schedules, holidays, anti-passback rules) in `access/policy.rs`, implementing
-//! [`Policy`] below, with its own tests and docs/access-policy.md.
+//! # Layout
+//! - `machine.rs`: [`Access`], the presentation state machine ([`Input`] → [`Action`]).
+//! - `policy.rs`: the site policy file (groups, weekly schedules, holidays, anti-passback), behind
+//!   [`Policy`]; see docs/access-policy.md.
+//! - `tests.rs`: the machine's scenarios with injected time.
 //!
 //! Events in ([`Input`]), actions out ([`Action`]), time injected (`now` on every call). The
 //! machine never touches a card, a sensor or a template: the pipeline keeps the probe template and

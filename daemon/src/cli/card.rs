@@ -12,7 +12,9 @@ use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, 
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
 
-use super::revoke::{BrokerArgs, check_topic_level};
+use palmgate::station::EventPublisher;
+
+use super::broker::{PublishArgs, resolve_publisher};
 
 /// `palmgate card` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -118,17 +120,6 @@ pub struct EraseArgs {
     receipt: PathBuf,
     #[command(flatten)]
     publish: PublishArgs,
-}
-
-/// Where a station's events (`card.erased`, `enrol.*`) go.
-#[derive(Debug, clap::Args)]
-pub struct PublishArgs {
-    /// Station id (the event's `gate`): publishes on `<prefix>/<station>/event/card.erased`
-    /// (default with --mqtt-config: its gate.id).
-    #[arg(long, value_name = "ID")]
-    station: Option<String>,
-    #[command(flatten)]
-    broker: BrokerArgs,
 }
 
 /// Arguments of `palmgate card publish-receipt`.
@@ -268,7 +259,7 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     // The erase counter is signed into each deletion receipt; the card exposes no other copy.
     println!("erase counter: see the card's deletion receipts (`palmgate card verify-receipt`)");
     if let Some(path) = &args.revocation_list {
-        let list = palmgate::gate::revocation::RevocationList::load(path)?;
+        let list = palmgate::gate::state::revocation::RevocationList::load(path)?;
         let revoked = palmgate::event::CardId::new(&identity.card_id)
             .is_some_and(|id| personalised && list.cards().contains(&id));
         println!(
@@ -429,7 +420,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
     // Resolve the broker before touching the card: a typo must not leave an erased card whose
     // event was never sent.
-    let publisher = EventPublisher::resolve(&args.publish)?;
+    let publisher = resolve_publisher(&args.publish)?;
     let authority = load_authority(&args.issuer)?;
     let mut card = connect(&args.reader)?;
     let verified = verified_card(&mut card, &args.issuer)?;
@@ -449,7 +440,7 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
         receipt,
         certificate: verified.certificate,
     };
-    write_atomically(&args.receipt, &bundle.encode())
+    palmgate::gate::state::durable::replace_file(&args.receipt, &bundle.encode())
         .with_context(|| format!("writing receipt {}", args.receipt.display()))?;
     println!(
         "erased {} slot(s) on card {}; receipt written to {}",
@@ -458,7 +449,7 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
         args.receipt.display()
     );
     if let Some(publisher) = publisher {
-        publisher.publish(&bundle).with_context(|| {
+        publish_erased(&publisher, &bundle).with_context(|| {
             format!(
                 "the card is erased and its receipt saved in {}, but the card.erased event was \
                  not published; publish it with `palmgate card publish-receipt --receipt {} …`",
@@ -470,130 +461,19 @@ fn erase(args: &EraseArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a file through a temporary file, fsync and rename: a receipt is the only proof of an
-/// erasure and must not be left half-written.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp-{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
-}
-
-/// Publishes a station's events (`card.erased`, the enrolment station's `enrol.*`).
-pub(crate) struct EventPublisher {
-    broker: super::revoke::Broker,
-    station: String,
-}
-
-impl EventPublisher {
-    /// `None` without a broker; an error for a half-given destination.
-    pub(crate) fn resolve(args: &PublishArgs) -> anyhow::Result<Option<Self>> {
-        let Some(broker) = args.broker.resolve("palmgate-station")? else {
-            if args.station.is_some() {
-                bail!("--station needs a broker: --broker URL or --mqtt-config FILE");
-            }
-            return Ok(None);
-        };
-        let station = args
-            .station
-            .clone()
-            .or_else(|| broker.config_gate.clone())
-            .context("--broker needs --station ID (the station's id in the event topic)")?;
-        check_topic_level("--station", &station, false)?;
-        Ok(Some(Self { broker, station }))
-    }
-
-    /// Publishes `events` in order with QoS 1 and waits for every PUBACK. Stations keep no
-    /// outbox: the ids are the publication time in Unix milliseconds, plus the event's position.
-    pub(crate) fn publish_events(
-        &self,
-        events: Vec<palmgate::event::NewEvent>,
-    ) -> anyhow::Result<()> {
-        let base = u64::try_from(palmgate::event::Timestamp::now().unix_ms())
-            .context("clock before 1970")?;
-        let topics = palmgate::mqtt::Topics::new(&self.broker.prefix, &self.station);
-        let messages: Vec<_> = events
-            .into_iter()
-            .zip(base..)
-            .map(|(event, id)| {
-                let event = event.into_event(id, &self.station);
-                palmgate::mqtt::oneshot::Message {
-                    topic: topics.event(&event.kind),
-                    payload: event.to_json(),
-                    retain: false,
-                }
-            })
-            .collect();
-        palmgate::mqtt::oneshot::publish_blocking(&self.broker.options, &messages)?;
+/// Publishes one receipt's `card.erased` event and says where it went.
+fn publish_erased(publisher: &EventPublisher, bundle: &ReceiptBundle) -> anyhow::Result<()> {
+    let now = palmgate::event::Timestamp::now();
+    let event = palmgate::station::erased_new_event(bundle, now)?;
+    let (id, messages) = publisher.publish_events(vec![event])?;
+    for message in &messages {
         println!(
-            "published {} event(s) on {}/{}/event/…, acknowledged by {}",
-            messages.len(),
-            self.broker.prefix,
-            self.station,
-            self.broker.options.broker
+            "published card.erased (event {id}) on {}, acknowledged by {}",
+            message.topic,
+            publisher.options().broker
         );
-        Ok(())
     }
-
-    fn publish(&self, bundle: &ReceiptBundle) -> anyhow::Result<()> {
-        let event = erased_event(bundle, &self.station, palmgate::event::Timestamp::now())?;
-        let topic =
-            palmgate::mqtt::Topics::new(&self.broker.prefix, &self.station).event(&event.kind);
-        palmgate::mqtt::oneshot::publish_blocking(
-            &self.broker.options,
-            &[palmgate::mqtt::oneshot::Message {
-                topic: topic.clone(),
-                payload: event.to_json(),
-                retain: false,
-            }],
-        )?;
-        println!(
-            "published card.erased (event {}) on {topic}, acknowledged by {}",
-            event.id, self.broker.options.broker
-        );
-        Ok(())
-    }
-}
-
-/// The `card.erased` event of a receipt, as a station publishes it. Stations keep no outbox:
-/// the event id is the publication time in Unix milliseconds (increasing per station).
-fn erased_event(
-    bundle: &ReceiptBundle,
-    station: &str,
-    now: palmgate::event::Timestamp,
-) -> anyhow::Result<palmgate::event::Event> {
-    let id = u64::try_from(now.unix_ms()).context("clock before 1970")?;
-    Ok(erased_new_event(bundle, now)?.into_event(id, station))
-}
-
-/// The `card.erased` event of a receipt, before it gets its id and station.
-pub(crate) fn erased_new_event(
-    bundle: &ReceiptBundle,
-    now: palmgate::event::Timestamp,
-) -> anyhow::Result<palmgate::event::NewEvent> {
-    use palmgate::event::{CardId, ErasureReceipt, EventKind, NewEvent, Outcome};
-    let fields = bundle.receipt.fields();
-    let card_id = CardId::new(&fields.card_id).context("receipt without a card id")?;
-    Ok(NewEvent::new(EventKind::CARD_ERASED, now)
-        .card(card_id)
-        .result(Outcome::Info)
-        .reason(format!("{} slot(s) erased", fields.slots_erased))
-        .receipt(ErasureReceipt {
-            bundle: hex::encode(bundle.encode()),
-            erase_counter: fields.erase_counter,
-            timestamp: fields.gate_timestamp,
-            slots_erased: fields.slots_erased,
-        }))
+    Ok(())
 }
 
 /// Reads a receipt: the binary file `card erase` writes, or a `card.erased` event (JSON). For an
@@ -652,14 +532,14 @@ fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn publish_receipt(args: &PublishReceiptArgs) -> anyhow::Result<ExitCode> {
-    let publisher = EventPublisher::resolve(&args.publish)?
+    let publisher = resolve_publisher(&args.publish)?
         .context("give the broker: --broker URL --station ID, or --mqtt-config FILE")?;
     let issuer = load_issuer_public_key(&args.issuer)?;
     let (bundle, _) = read_receipt(&args.receipt)?;
     bundle
         .verify(&[issuer])
         .context("receipt does not verify; not published")?;
-    publisher.publish(&bundle)?;
+    publish_erased(&publisher, &bundle)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -718,6 +598,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palmgate::station::erased_event;
     use palmgate_card::host::issuer::IssuerKey;
     use palmgate_card::protocol::cert::encode_public_key;
     use palmgate_card::protocol::receipt::{DeletionReceipt, ReceiptFields};
@@ -767,7 +648,7 @@ mod tests {
         read.verify(&[issuer.public_key()]).expect("verifies");
         // The same bytes as the receipt file.
         let file = dir.path().join("receipt.bin");
-        write_atomically(&file, &bundle.encode()).expect("write");
+        palmgate::gate::state::durable::replace_file(&file, &bundle.encode()).expect("write");
         assert_eq!(read_receipt(&file).expect("read").0, bundle);
         // A receipt bundle from another issuer does not verify.
         assert!(read.verify(&[IssuerKey::generate().public_key()]).is_err());

@@ -56,25 +56,25 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
         if let Err(error) = palmgate::access::PolicyRules::load(path, &doors) {
             problems.push(format!(
                 "card.policy_file: {}",
-                palmgate::gate::card_worker::error_chain(&error)
+                palmgate::error_chain(&error)
             ));
         }
     }
     if let Some(path) = &settings.card.revocation_list
-        && let Err(error) = palmgate::gate::revocation::RevocationList::load(path)
+        && let Err(error) = palmgate::gate::state::revocation::RevocationList::load(path)
     {
         problems.push(format!(
             "card.revocation_list: {}",
-            palmgate::gate::card_worker::error_chain(&error)
+            palmgate::error_chain(&error)
         ));
     }
     // The gate's own record of the doors in lockdown (in the state directory, when it exists).
     // A user who may not read the state directory cannot check it: said, not counted.
     let lockdown =
-        palmgate::gate::lockdown_file::LockdownFile::in_state_dir(&settings.storage.state_dir);
+        palmgate::gate::state::lockdown::LockdownFile::in_state_dir(&settings.storage.state_dir);
     match lockdown.load() {
         Ok(_) => {}
-        Err(palmgate::gate::lockdown_file::LockdownFileError::Io { path, source })
+        Err(palmgate::gate::state::lockdown::LockdownFileError::Io { path, source })
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
             eprintln!(
@@ -84,7 +84,7 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
         }
         Err(error) => problems.push(format!(
             "storage.state_dir: {}",
-            palmgate::gate::card_worker::error_chain(&error)
+            palmgate::error_chain(&error)
         )),
     }
     problems

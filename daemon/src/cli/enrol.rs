@@ -99,7 +99,7 @@ pub struct EnrolArgs {
     /// Also publish the audit log's records as events (`enrol.consent`, `card.erased` with the
     /// receipt, `enrol.completed`) on `<prefix>/<station>/event/<kind>`.
     #[command(flatten)]
-    publish: super::card::PublishArgs,
+    publish: super::broker::PublishArgs,
 }
 
 /// Why the station stopped: a refusal (exit 1) or an error (exit 2).
@@ -143,7 +143,7 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
         None => DEFAULT_CONSENT_TEXT.to_string(),
     };
     // A half-given broker destination is an error before anything happens.
-    let publisher = super::card::EventPublisher::resolve(&args.publish)?;
+    let publisher = super::broker::resolve_publisher(&args.publish)?;
     let extractor = load_extractor(args.model.as_deref())?;
     let mut audit = AuditLog::open(&args.audit_log)?;
 
@@ -287,7 +287,10 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
                 receipt_file: path.display().to_string(),
                 receipt_sha256: hex::encode(sha2::Sha256::digest(&bytes)),
             })?;
-            events.push(super::card::erased_new_event(&receipt, Timestamp::now())?);
+            events.push(palmgate::station::erased_new_event(
+                &receipt,
+                Timestamp::now(),
+            )?);
         }
         enrol_slots(&mut card, &verified, &authority, &slots)?;
         for (slot, (kind, _)) in slots.iter().enumerate() {

@@ -1,5 +1,17 @@
 //! Command-line interface: one module per command group, each with its clap definition and runner.
+//! The logic lives in the library (`palmgate::…`); these modules parse, call it and print.
+//!
+//! # Layout
+//! - `run`: `palmgate run` (signals, runtime, `gate::Devices::production`, `gate::run`).
+//! - `config_cmd`: `config check` / `config show`.
+//! - `issuer`, `card`: issuer keys; card personalisation, enrolment, erasure and receipts.
+//! - `enrol`: the enrolment station (`palmgate enrol`).
+//! - `revoke`: the operator side of the revocation list.
+//! - `broker`: the broker and station arguments shared by the commands that publish.
+//! - `door`: door diagnostics on the configured GPIO.
+//! - `sensor`, `synth`, `template`, `eval`: sensor tools, synthetic palms, templates, evaluation.
 
+pub mod broker;
 pub mod card;
 pub mod config_cmd;
 pub mod door;

@@ -50,10 +50,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let notifier = palmgate::notify::Notifier::from_env();
-        match palmgate::gate::run(settings, notifier, shutdown, reload_rx).await {
+        // The real devices, built in this one place; a door configuration the backend refuses
+        // stops the gate like any other start-up failure.
+        let ran = match palmgate::gate::Devices::production(&settings) {
+            Ok(devices) => {
+                palmgate::gate::run(settings, devices, notifier, shutdown, reload_rx).await
+            }
+            Err(error) => Err(error),
+        };
+        match ran {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(error) => {
-                tracing::error!(error = %palmgate::gate::card_worker::error_chain(&error), "gate stopped");
+                tracing::error!(error = %palmgate::error_chain(&error), "gate stopped");
                 Err(anyhow::Error::new(error).context("the gate stopped"))
             }
         }

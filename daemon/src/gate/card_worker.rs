@@ -4,16 +4,22 @@
 //! as soon as it is presented (identity and certificate, checked against the configured issuers:
 //! a card that fails is reported at once, before any palm capture), keeps the connection, and runs
 //! the secure verification when the gate has a probe template. Events go out on a tokio channel.
+//!
+//! The worker is generic over the [`CardReader`] (the PC/SC reader in production, the applet
+//! in-process in tests): it only watches presence and opens [`Card`]s over the reader's transport.
 
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use palmgate_card::host::issuer::IssuerPublicKey;
-use palmgate_card::host::pcsc::{CardEvent, CardMonitor, PcscTransport};
+use palmgate_card::host::pcsc::CardEvent;
 use palmgate_card::host::{Card, CardError, VerifiedCard, VerifyOutcome};
 use palmgate_matcher::template::Template;
 use tokio::sync::mpsc;
+
+use super::devices::{CardPresence, CardReader};
+use crate::error_chain;
 
 /// What the worker reports.
 #[derive(Debug)]
@@ -95,46 +101,40 @@ pub enum CardWorkerError {
         #[source]
         source: palmgate_card::host::TransportError,
     },
+    /// The reader is watched already (an in-process reader gives its presence events once).
+    #[error("the card reader is watched already")]
+    AlreadyWatched,
     /// The thread could not be started.
     #[error("cannot start the card worker thread")]
     Thread(#[source] std::io::Error),
 }
 
 impl CardWorker {
-    /// Starts watching readers matching `reader_pattern`; reports go to `reports`.
-    pub fn start(
-        reader_pattern: &str,
+    /// Starts watching `reader` for cards; reports go to `reports`.
+    pub fn start<R: CardReader>(
+        mut reader: R,
         issuers: Vec<IssuerPublicKey>,
         reports: mpsc::Sender<CardReport>,
     ) -> Result<Self, CardWorkerError> {
-        let (monitor, presence) =
-            CardMonitor::start(reader_pattern).map_err(|source| CardWorkerError::Monitor {
-                pattern: reader_pattern.to_string(),
-                source,
-            })?;
+        let CardPresence { events, ended } = reader.watch()?;
         let (input, inbox) = std_mpsc::channel();
         let presence_input = input.clone();
         let forwarder = std::thread::Builder::new()
             .name("card-presence".into())
             .spawn(move || {
-                for event in presence.iter() {
+                for event in events.iter() {
                     if presence_input.send(Input::Presence(event)).is_err() {
                         break;
                     }
                 }
-                let reason = match monitor.stop() {
-                    Ok(()) => "reader watch ended".to_string(),
-                    Err(error) => format!("reader watch failed: {}", error_chain(&error)),
-                };
-                let _ = presence_input.send(Input::MonitorEnded(reason));
+                let _ = presence_input.send(Input::MonitorEnded(ended()));
             })
             .map_err(CardWorkerError::Thread)?;
-        let pattern = reader_pattern.to_string();
         let thread = std::thread::Builder::new()
             .name("card-worker".into())
             .spawn(move || {
                 Worker {
-                    pattern,
+                    reader,
                     issuers,
                     reports,
                     card: None,
@@ -167,14 +167,14 @@ impl CardWorker {
     }
 }
 
-struct Worker {
-    pattern: String,
+struct Worker<R: CardReader> {
+    reader: R,
     issuers: Vec<IssuerPublicKey>,
     reports: mpsc::Sender<CardReport>,
-    card: Option<(Card<PcscTransport>, VerifiedCard)>,
+    card: Option<(Card<R::Transport>, VerifiedCard)>,
 }
 
-impl Worker {
+impl<R: CardReader> Worker<R> {
     fn run(mut self, inbox: &std_mpsc::Receiver<Input>) {
         for input in inbox.iter() {
             match input {
@@ -229,10 +229,10 @@ impl Worker {
 
     /// Connects and SELECTs. Right after a card swap pcscd may still report the previous card
     /// (`NotTransacted`, `ResetCard`): the transport is retried a few times before giving up.
-    fn connect(&self) -> Result<Card<PcscTransport>, CardError> {
+    fn connect(&mut self) -> Result<Card<R::Transport>, CardError> {
         let mut attempt = 0;
         loop {
-            match PcscTransport::connect(&self.pattern) {
+            match self.reader.connect() {
                 Ok(transport) => return Card::open(transport),
                 Err(error) if attempt < CONNECT_RETRIES => {
                     tracing::debug!(error = %error_chain(&error), attempt, "card connection retried");
@@ -281,18 +281,6 @@ impl Worker {
     }
 }
 
-fn claimed_id(card: &Card<PcscTransport>) -> Option<[u8; 16]> {
+fn claimed_id<T: palmgate_card::host::CardTransport>(card: &Card<T>) -> Option<[u8; 16]> {
     Some(card.identity().card_id)
-}
-
-/// An error and its sources, on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

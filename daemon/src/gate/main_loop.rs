@@ -1,0 +1,323 @@
+//! The main loop: waits on every input (card reports, sensor events, finished extractions, door
+//! events, remote commands, reload requests, the access machine's deadlines) and turns each into
+//! an input of the I/O-free access machine, whose actions it carries out: verify the held probe on
+//! the card, unlock or deny a door, publish an event. It holds the probe template between
+//! extraction and verification.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use palmgate_card::host::VerifyOutcome;
+use palmgate_card::protocol::SlotKind;
+use palmgate_matcher::Template;
+use palmgate_matcher::extract::{Extractor, InputKind};
+use palmgate_sensor::device::{self, DeviceCommand, SensorEvent};
+use tokio::sync::mpsc;
+
+use super::card_worker::{CardReport, CardWorker};
+use super::door_view::{DoorStates, door_event_record};
+use super::startup::Running;
+use super::state::lockdown::LockdownFile;
+use super::state::revocation::RevocationList;
+use super::{CAPTURE, LOOP_TICK};
+use crate::access::{Access, Action, Decision, Input, SitePolicy, State};
+use crate::config::CaptureMode;
+use crate::error_chain;
+use crate::event::{CardId, NewEvent, Timestamp};
+use crate::mqtt::{DoorStatus, VerifiedCommand};
+use crate::notify::Notifier;
+use crate::outbox::Outbox;
+
+/// What the loop waits on besides its own state.
+pub(super) struct Inputs {
+    pub(super) cards: mpsc::Receiver<CardReport>,
+    pub(super) sensor: mpsc::Receiver<SensorEvent>,
+    pub(super) doors: mpsc::UnboundedReceiver<palmgate_door::Event>,
+    pub(super) commands: mpsc::Receiver<VerifiedCommand>,
+    pub(super) extractor: Arc<Extractor>,
+    pub(super) input_kind: InputKind,
+}
+
+/// When the sensor captures.
+pub(super) struct Capture {
+    pub(super) mode: CaptureMode,
+    /// Whether the sensor was last asked to capture.
+    pub(super) capturing: bool,
+    pub(super) commands: mpsc::Sender<DeviceCommand>,
+}
+
+/// What `READY=1` waits for.
+pub(super) struct Readiness {
+    pub(super) doors: bool,
+    pub(super) sensor: bool,
+    pub(super) sent: bool,
+    pub(super) started: Instant,
+}
+
+/// The main loop's state.
+pub(super) struct Loop {
+    pub(super) access: Access<SitePolicy>,
+    pub(super) outbox: Arc<Outbox>,
+    pub(super) door_handle: palmgate_door::GateHandle,
+    pub(super) card_worker: CardWorker,
+    pub(super) door_states: mpsc::Sender<(String, DoorStatus)>,
+    pub(super) door_view: DoorStates,
+    pub(super) held_probe: Option<Template>,
+    pub(super) extracting: bool,
+    pub(super) capture: Capture,
+    pub(super) readiness: Readiness,
+    /// The revocation list in force, and where it is kept.
+    pub(super) revocation: RevocationList,
+    pub(super) revocation_path: Option<PathBuf>,
+    pub(super) policy_path: Option<PathBuf>,
+    pub(super) door_names: BTreeSet<String>,
+    /// Where the doors in lockdown are kept across restarts.
+    pub(super) lockdown_file: LockdownFile,
+    pub(super) notifier: Notifier,
+}
+
+/// Runs the loop until `shutdown` completes.
+pub(super) async fn run(
+    mut running: Running,
+    shutdown: impl Future<Output = ()>,
+    mut reload: mpsc::Receiver<()>,
+) -> Running {
+    let Running {
+        gate,
+        inputs,
+        heartbeat,
+        ..
+    } = &mut running;
+    let (extract_tx, mut extract_rx) = mpsc::channel(2);
+    tokio::pin!(shutdown);
+    loop {
+        heartbeat.beat();
+        let deadline = gate.access.next_deadline();
+        let sleep = tokio::time::sleep_until(deadline.map_or_else(
+            || tokio::time::Instant::now() + LOOP_TICK,
+            tokio::time::Instant::from_std,
+        ));
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = sleep => {
+                let actions = gate.access.tick(Instant::now(), Timestamp::now());
+                gate.execute(actions);
+            }
+            Some(report) = inputs.cards.recv() => gate.card_report(report),
+            Some(event) = inputs.sensor.recv() => {
+                if let Some(frame) = gate.sensor_event(event) {
+                    gate.extracting = true;
+                    let extractor = inputs.extractor.clone();
+                    let input_kind = inputs.input_kind;
+                    let extract_tx = extract_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let begun = Instant::now();
+                        let result = extractor.extract(frame.image.as_gray(), input_kind);
+                        let _ = extract_tx.blocking_send((result, frame.received.instant, begun.elapsed()));
+                    });
+                }
+            }
+            Some((result, received, extract)) = extract_rx.recv() => gate.extracted(result, received, extract),
+            Some(event) = inputs.doors.recv() => gate.door_event(event),
+            Some(command) = inputs.commands.recv() => gate.command(command),
+            Some(()) = reload.recv() => gate.reload(),
+        }
+        gate.steer_capture();
+    }
+    running
+}
+
+impl Loop {
+    /// In `on_card` mode, captures while a card waits for a palm, and after a decision until the
+    /// hand that served it has left.
+    fn steer_capture(&mut self) {
+        if self.capture.mode != CaptureMode::OnCard {
+            return;
+        }
+        // After a decision the sensor keeps watching until the hand that served it is gone: a
+        // sensor that is off cannot report the lift, and the next card would get that hand.
+        let wanted = matches!(self.access.state(), State::CardWaitingPalm { .. })
+            || self.access.palm_spent();
+        if wanted == self.capture.capturing {
+            return;
+        }
+        let command = if wanted {
+            DeviceCommand::StartCapture(CAPTURE)
+        } else {
+            DeviceCommand::StopCapture
+        };
+        // When the queue is full the next turn of the loop tries again.
+        if self.capture.commands.try_send(command).is_ok() {
+            self.capture.capturing = wanted;
+            if wanted {
+                tracing::debug!("palm capture started for the card presented");
+            } else {
+                tracing::debug!("palm capture stopped");
+            }
+        }
+    }
+
+    pub(super) fn input(&mut self, input: Input) {
+        let actions = self.access.handle(Instant::now(), Timestamp::now(), input);
+        self.execute(actions);
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Verify => match self.held_probe.take() {
+                    Some(probe) => self.card_worker.verify(probe),
+                    None => self.input(Input::VerifyFailed {
+                        reason: "no probe template held".to_string(),
+                    }),
+                },
+                Action::DiscardProbe => self.held_probe = None,
+                Action::Unlock { door, unlock } => {
+                    if let Err(error) = self.door_handle.grant_for(&door, unlock) {
+                        tracing::error!(%door, error = %error_chain(&error), "cannot unlock");
+                    }
+                }
+                Action::Deny { door } => {
+                    if let Err(error) = self.door_handle.deny(&door) {
+                        tracing::warn!(%door, error = %error_chain(&error), "cannot show the denial");
+                    }
+                }
+                Action::Publish(event) => self.publish(event),
+            }
+        }
+    }
+
+    pub(super) fn publish(&self, event: NewEvent) {
+        match self.outbox.append(event) {
+            Ok(event) => tracing::info!(
+                id = event.id,
+                kind = %event.kind,
+                door = event.door.as_deref().unwrap_or("-"),
+                reason = event.reason.as_deref().unwrap_or("-"),
+                "event"
+            ),
+            Err(error) => tracing::error!(error = %error_chain(&error), "event not recorded"),
+        }
+    }
+
+    fn card_report(&mut self, report: CardReport) {
+        let card_id = |bytes: [u8; 16]| CardId::new(&bytes);
+        match report {
+            CardReport::Presented { card_id: id, read } => match card_id(id) {
+                Some(card) => self.input(Input::CardPresented { card, read }),
+                None => self.input(Input::CardRejected {
+                    card: None,
+                    reason: "empty card id".to_string(),
+                }),
+            },
+            CardReport::Rejected {
+                card_id: id,
+                reason,
+            } => {
+                self.input(Input::CardRejected {
+                    card: id.and_then(card_id),
+                    reason,
+                });
+            }
+            CardReport::Removed => self.input(Input::CardRemoved),
+            CardReport::Decision {
+                outcome, elapsed, ..
+            } => {
+                let decision = match outcome {
+                    VerifyOutcome::Match { slot_kind, .. } => Decision::Match {
+                        duress: slot_kind == SlotKind::Duress,
+                    },
+                    VerifyOutcome::NoMatch { tries_left } => Decision::NoMatch { tries_left },
+                    VerifyOutcome::Blocked => Decision::Blocked,
+                };
+                self.input(Input::CardDecision { decision, elapsed });
+            }
+            CardReport::VerifyFailed { reason, .. } => self.input(Input::VerifyFailed { reason }),
+            CardReport::MonitorStopped { reason } => {
+                tracing::error!(%reason, "card reader watch stopped");
+                self.notifier.status("card reader unavailable");
+            }
+        }
+    }
+
+    /// Returns a frame to extract, when the presentation wants one and none is being extracted.
+    fn sensor_event(&mut self, event: SensorEvent) -> Option<device::CapturedFrame> {
+        match event {
+            SensorEvent::Connected(info) => {
+                tracing::info!(?info, "palm sensor connected");
+                self.readiness.sensor = true;
+                self.maybe_ready();
+                None
+            }
+            SensorEvent::Frame(frame) => {
+                // In on_card mode a frame still in flight after the capture stopped is dropped:
+                // a palm is taken only for the card that asked for it. A hand that already served
+                // a decision is not taken again until it has left the sensor.
+                let wants_palm = self
+                    .access
+                    .wants_palm(self.capture.mode == CaptureMode::Continuous);
+                (wants_palm && !self.extracting).then_some(frame)
+            }
+            SensorEvent::Presence { present, .. } => {
+                self.input(Input::HandPresence { present });
+                None
+            }
+            SensorEvent::Disconnected { error, retry_in } => {
+                tracing::warn!(error = %error_chain(&error), ?retry_in, "palm sensor disconnected");
+                self.notifier.status("palm sensor disconnected");
+                None
+            }
+            SensorEvent::Problem(error) => {
+                tracing::warn!(error = %error_chain(&error), "palm sensor problem");
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn extracted(
+        &mut self,
+        result: Result<Template, palmgate_matcher::extract::ExtractError>,
+        received: Instant,
+        extract: Duration,
+    ) {
+        self.extracting = false;
+        match result {
+            Ok(template) => {
+                self.held_probe = Some(template);
+                self.input(Input::PalmReady { received, extract });
+            }
+            Err(error) => self.input(Input::PalmRefused {
+                reason: error_chain(&error),
+            }),
+        }
+    }
+
+    fn door_event(&mut self, event: palmgate_door::Event) {
+        use palmgate_door::EventKind as DoorKind;
+        if matches!(event.kind, DoorKind::Ready) {
+            self.readiness.doors = true;
+            self.maybe_ready();
+        }
+        for state in self.door_view.apply(&event) {
+            let _ = self.door_states.try_send(state);
+        }
+        match door_event_record(&event, Timestamp::now()) {
+            Ok(record) => self.publish(record),
+            Err(error) => tracing::warn!(%error, "door event not recorded"),
+        }
+    }
+
+    fn maybe_ready(&mut self) {
+        if self.readiness.sent || !(self.readiness.doors && self.readiness.sensor) {
+            return;
+        }
+        self.readiness.sent = true;
+        let elapsed = self.readiness.started.elapsed();
+        tracing::info!(start_ms = elapsed.as_millis(), "gate ready");
+        self.notifier.ready("gate ready");
+    }
+}

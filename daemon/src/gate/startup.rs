@@ -1,0 +1,243 @@
+//! Start-up, in a safe order: durable state read back, doors driven safe and lockdown restored
+//! before anything can be granted, then the link, the flusher, the extractor, the sensor, the card
+//! reader and the watchdog.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use palmgate_card::host::issuer::IssuerPublicKey;
+use palmgate_matcher::extract::{Extractor, InputKind};
+use tokio::sync::mpsc;
+
+use super::GateError;
+use super::card_worker::CardWorker;
+use super::devices::{CardReader, Devices, StopSignal};
+use super::door_view::DoorStates;
+use super::main_loop::{Capture, Inputs, Loop, Readiness};
+use super::shutdown::Tasks;
+use super::sim_control;
+use super::state::lockdown::LockdownFile;
+use super::state::revocation::RevocationList;
+use crate::access::{Access, AccessConfig, Input, PolicyRules, SitePolicy};
+use crate::config::{CaptureMode, MatcherInput, Settings};
+use crate::notify::Notifier;
+use crate::outbox::{Outbox, OutboxOptions};
+
+/// Loads the issuer public keys named by the configuration (hex, as written by
+/// `palmgate issuer init`).
+///
+/// # Errors
+/// A file cannot be read or holds no key.
+pub fn load_issuer_keys(paths: &[PathBuf]) -> Result<Vec<IssuerPublicKey>, GateError> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|error| GateError::IssuerKey {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?;
+            IssuerPublicKey::from_hex(text.trim()).map_err(|error| GateError::IssuerKey {
+                path: path.clone(),
+                reason: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A liveness counter the main loop bumps; the watchdog pings only while it moves.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat(Arc<AtomicU64>);
+
+impl Heartbeat {
+    pub(super) fn beat(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A check for [`crate::notify::run_watchdog`]: true when the loop beat since the last call.
+    pub fn checker(&self) -> impl FnMut() -> bool + Send + 'static {
+        let counter = self.0.clone();
+        let mut last = u64::MAX;
+        move || {
+            let now = counter.load(Ordering::Relaxed);
+            let alive = now != last;
+            last = now;
+            alive
+        }
+    }
+}
+
+/// A started gate: the loop's state, its inputs, and the tasks to stop at the end.
+pub(super) struct Running {
+    pub(super) gate: Loop,
+    pub(super) inputs: Inputs,
+    pub(super) heartbeat: Heartbeat,
+    pub(super) tasks: Tasks,
+}
+
+/// Starts everything (see the module documentation for the order).
+pub(super) async fn start<R: CardReader>(
+    settings: Settings,
+    devices: Devices<R>,
+    notifier: Notifier,
+) -> Result<Running, GateError> {
+    let started = Instant::now();
+    notifier.status("starting");
+    let door_names: BTreeSet<String> = settings.door.keys().cloned().collect();
+    let issuers = load_issuer_keys(&settings.card.issuer_keys)?;
+    let rules = match &settings.card.policy_file {
+        Some(path) => PolicyRules::load(path, &door_names)?,
+        None => PolicyRules::allow_all(),
+    };
+    let revocation = match &settings.card.revocation_list {
+        Some(path) => RevocationList::load(path)?,
+        None => RevocationList::default(),
+    };
+    let lockdown_file = LockdownFile::in_state_dir(&settings.storage.state_dir);
+    let locked_down = lockdown_file.load()?;
+    let outbox = Arc::new(Outbox::open(&OutboxOptions::from_settings(&settings))?);
+
+    // Doors first: every output is driven safe before anything else runs.
+    let Devices {
+        card_reader,
+        sensor,
+        mut doors,
+        link,
+        safe_on_panic,
+    } = devices;
+    let (door_tx, door_rx) = mpsc::unbounded_channel();
+    let door_handle = doors.spawn(move |event| {
+        let _ = door_tx.send(event);
+    })?;
+    if safe_on_panic {
+        door_handle.safe_stop().install_panic_hook();
+    }
+    // A lockdown outlives a restart: the doors take it back before anything can be granted.
+    for door in &locked_down {
+        if door_names.contains(door) {
+            door_handle.set_lockdown(Some(door), true)?;
+        } else {
+            tracing::warn!(%door, file = %lockdown_file.path().display(), "a door in lockdown is no longer configured");
+        }
+    }
+
+    let (stop_tx, stop) = StopSignal::new();
+    let (link_handles, link_task) = link.start(outbox.clone(), stop.clone())?;
+    let sim_control_task = match (&settings.gpio.simulated_control, doors.simulated()) {
+        (Some(path), Some(gpio)) => {
+            let (path, gpio, stop) = (path.clone(), gpio.clone(), stop.clone());
+            tokio::spawn(async move {
+                if let Err(error) = sim_control::serve(&path, gpio, stop.wait()).await {
+                    tracing::error!(%error, path = %path.display(), "simulated GPIO control socket");
+                }
+            })
+        }
+        _ => tokio::spawn(async {}),
+    };
+    let flusher_outbox = outbox.clone();
+    let flusher_stop = stop.clone();
+    let flusher_task =
+        tokio::spawn(async move { flusher_outbox.run_flusher(flusher_stop.wait()).await });
+
+    let model = settings.matcher.model.clone();
+    let extractor = tokio::task::spawn_blocking(move || match model {
+        Some(path) => Extractor::from_model_file(&path),
+        None => Extractor::builtin(),
+    })
+    .await
+    .map_err(|error| GateError::Task(error.to_string()))?
+    .map_err(GateError::Extractor)?;
+    let input_kind = match settings.matcher.input {
+        MatcherInput::Hand => InputKind::Hand,
+        MatcherInput::Roi => InputKind::Roi,
+    };
+
+    let (sensor_tx, sensor_rx) = mpsc::channel(8);
+    // The sensor link keeps the capture state it was last asked for and replays it after a
+    // reconnection.
+    let (sensor_cmd_tx, sensor_cmd_rx) = mpsc::channel(4);
+    let sensor_task = sensor.spawn(sensor_tx, sensor_cmd_rx, stop.clone());
+
+    let (card_tx, card_rx) = mpsc::channel(16);
+    let card_worker = CardWorker::start(card_reader, issuers, card_tx)?;
+
+    let heartbeat = Heartbeat::default();
+    let watchdog_task = tokio::spawn(crate::notify::run_watchdog(
+        notifier.clone(),
+        heartbeat.checker(),
+        stop.clone().wait(),
+    ));
+
+    let mut gate = Loop {
+        access: Access::new(
+            AccessConfig {
+                door: settings.card.door.clone(),
+                presentation_window: settings.card.presentation_window,
+                verify_timeout: settings.card.verify_timeout,
+            },
+            SitePolicy::new(rules),
+        ),
+        outbox: outbox.clone(),
+        door_handle,
+        card_worker,
+        door_states: link_handles.door_states.clone(),
+        door_view: DoorStates::new(
+            settings
+                .door
+                .iter()
+                .map(|(name, door)| (name.clone(), door.contact_pin.is_some())),
+        ),
+        held_probe: None,
+        extracting: false,
+        capture: Capture {
+            mode: settings.sensor.capture,
+            capturing: settings.sensor.capture == CaptureMode::Continuous,
+            commands: sensor_cmd_tx,
+        },
+        readiness: Readiness {
+            doors: false,
+            sensor: false,
+            sent: false,
+            started,
+        },
+        revocation,
+        revocation_path: settings.card.revocation_list.clone(),
+        policy_path: settings.card.policy_file.clone(),
+        door_names,
+        lockdown_file,
+        notifier,
+    };
+    for door in locked_down {
+        if gate.door_names.contains(&door) {
+            gate.input(Input::Lockdown { door, on: true });
+        }
+    }
+    gate.access.set_revoked(gate.revocation.cards().clone());
+    for (door, status) in gate.door_view.all() {
+        let _ = gate.door_states.try_send((door.clone(), status.clone()));
+    }
+
+    Ok(Running {
+        gate,
+        inputs: Inputs {
+            cards: card_rx,
+            sensor: sensor_rx,
+            doors: door_rx,
+            commands: link_handles.commands,
+            extractor: Arc::new(extractor),
+            input_kind,
+        },
+        heartbeat,
+        tasks: Tasks {
+            stop: stop_tx,
+            outbox,
+            link: link_task,
+            sensor: sensor_task,
+            watchdog: watchdog_task,
+            flusher: flusher_task,
+            sim_control: sim_control_task,
+        },
+    })
+}

@@ -1,0 +1,536 @@
+//! The whole gate in this process, on its device seams: cards are applets behind
+//! `InProcessTransport`, the sensor is played over a channel with the project's synthetic palms,
+//! the doors run on the simulated GPIO backend, and events come out of the real outbox through a
+//! channel link. No service is needed; each scenario is one presentation (or a few) end to end
+//! through `gate::run`. What needs the real stack (pcscd + vpcd, mosquitto, a pty) stays in
+//! tests/tests/gate_e2e.rs.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use palmgate::config::{GpioBackend, Settings};
+use palmgate::doors::{Doors, gate_config};
+use palmgate::event::{CardId, Event, EventKind, Outcome};
+use palmgate::gate::devices::{
+    ChannelLink, ChannelLinkEnds, ChannelSensor, ChannelSensorEnds, InProcessCardSlot,
+    InProcessReader,
+};
+use palmgate::gate::{Devices, GateError};
+use palmgate::mqtt::{Command, VerifiedCommand};
+use palmgate::notify::Notifier;
+use palmgate_card::applet::Applet;
+use palmgate_card::host::issuer::{EnrolmentAuthority, IssuerKey, files, init_issuer_dir};
+use palmgate_card::host::platform::{MemoryStorage, SystemClock, SystemRng, system_rng};
+use palmgate_card::host::{Card, InProcessTransport};
+use palmgate_card::protocol::SlotKind;
+use palmgate_door::{InputConfig, SimulatedGpio};
+use palmgate_matcher::Template;
+use palmgate_matcher::extract::{Extractor, InputKind};
+use palmgate_sensor::codec::{FrameFormat, SensorInfo};
+use palmgate_sensor::device::{CapturedFrame, SensorEvent, Timestamp as Received};
+use palmgate_sensor::image::PalmImage;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+type Applet_ = InProcessTransport<MemoryStorage, SystemRng, SystemClock>;
+type SharedCard = Arc<Mutex<Applet_>>;
+
+/// How long a test waits for one expected event (a decision takes milliseconds).
+const WAIT: Duration = Duration::from_secs(5);
+
+const CONFIG: &str = r#"
+[gate]
+id = "gate-in-process"
+
+[card]
+issuer_keys = ["{dir}/issuer/issuer.pub"]
+door = "main"
+presentation_window_ms = 3000
+verify_timeout_ms = 2000
+
+[sensor]
+port = "/nonexistent/in-process-sensor"
+capture = "continuous"
+
+[matcher]
+input = "hand"
+
+[gpio]
+backend = "simulated"
+
+[door.main]
+lock_pin = 17
+contact_pin = 27
+unlock_s = 1
+held_open_prealarm_s = 1
+held_open_alarm_s = 2
+
+[door.back]
+lock_pin = 18
+
+[mqtt]
+url = "mqtt://127.0.0.1:1"
+
+[storage]
+state_dir = "{dir}/state"
+"#;
+
+/// Enrolment templates and later captures of synthetic identities (extracted once per process).
+fn extractor() -> &'static Extractor {
+    static EXTRACTOR: OnceLock<Extractor> = OnceLock::new();
+    EXTRACTOR.get_or_init(|| Extractor::builtin().unwrap())
+}
+
+fn enrolment_template(identity: u64) -> Template {
+    let image = palmgate_matcher::synth::hand_image(identity, 0);
+    extractor().extract(&image, InputKind::Hand).unwrap()
+}
+
+/// A frame of `identity`'s hand as the sensor link delivers it.
+fn frame(identity: u64, capture: u64, number: u32) -> SensorEvent {
+    let image = palmgate_matcher::synth::hand_image(identity, capture);
+    SensorEvent::Frame(CapturedFrame {
+        image: PalmImage::new(image),
+        format: FrameFormat::Gray8,
+        frame_number: number,
+        encoded_bytes: 0,
+        received: Received::now(),
+        decoded_at: std::time::Instant::now(),
+    })
+}
+
+/// The sensor's handshake, as the sensor link reports it after every (re)connection.
+fn sensor_connected() -> SensorEvent {
+    SensorEvent::Connected(SensorInfo {
+        protocol_version: 1,
+        width: 640,
+        height: 480,
+        formats: vec![FrameFormat::Gray8],
+        max_fps: 10,
+        model: "in-process".to_string(),
+        firmware: "0".to_string(),
+    })
+}
+
+/// An issuer (its public key is what the gate trusts when it is `trusted`).
+struct Issuer {
+    key: IssuerKey,
+    authority: EnrolmentAuthority,
+}
+
+impl Issuer {
+    fn init(dir: &Path) -> Self {
+        let (key, authority) = init_issuer_dir(dir).unwrap();
+        Self { key, authority }
+    }
+
+    /// A card personalised by this issuer, enrolled with `slots`.
+    fn card(&self, slots: &[(SlotKind, u64)]) -> (SharedCard, CardId) {
+        let mut transport = InProcessTransport::new(Applet::factory(
+            MemoryStorage::default(),
+            system_rng(),
+            SystemClock::default(),
+        ));
+        let id = {
+            let mut card = Card::open(&mut transport).unwrap();
+            card.personalise(&self.key).unwrap();
+            let verified = card.verify_certificate(&[self.key.public_key()]).unwrap();
+            let session = card.open_session(&verified).unwrap();
+            let mut enrolment = session.prove_authority(&self.authority).unwrap();
+            for (slot, (kind, identity)) in slots.iter().enumerate() {
+                let slot = u8::try_from(slot).unwrap();
+                enrolment
+                    .enrol(slot, *kind, &enrolment_template(*identity))
+                    .unwrap();
+            }
+            CardId::new(&verified.card_id).unwrap()
+        };
+        (Arc::new(Mutex::new(transport)), id)
+    }
+}
+
+/// A running gate and the test's ends of its devices.
+struct Gate {
+    _dir: tempfile::TempDir,
+    issuer: Issuer,
+    cards: InProcessCardSlot<Applet_>,
+    sensor: ChannelSensorEnds,
+    link: ChannelLinkEnds,
+    gpio: SimulatedGpio,
+    /// Door "main"'s contact input.
+    main_contact: InputConfig,
+    frame_number: u32,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), GateError>>,
+}
+
+impl Gate {
+    /// Starts the gate; returns once the sensor has been connected.
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = Issuer::init(&dir.path().join("issuer"));
+        assert!(dir.path().join("issuer").join(files::ISSUER_PUB).exists());
+        let config = CONFIG.replace("{dir}", &dir.path().display().to_string());
+        let main = dir.path().join("palmgate.toml");
+        std::fs::write(&main, config).unwrap();
+        let settings: Settings =
+            palmgate::config::load_with_env(&main, std::iter::empty()).unwrap();
+
+        let (card_reader, cards) = InProcessReader::new();
+        let (sensor, sensor_ends) = ChannelSensor::new();
+        let (link, link_ends) = ChannelLink::new();
+        let door_config = gate_config(&settings);
+        let main_contact = door_config
+            .doors
+            .iter()
+            .find(|door| door.name == "main")
+            .and_then(|door| door.contact)
+            .unwrap();
+        let doors = Doors::with_backend(door_config, GpioBackend::Simulated).unwrap();
+        let gpio = doors.simulated().unwrap().clone();
+        let devices = Devices {
+            card_reader,
+            sensor: Box::new(sensor),
+            doors,
+            link: Box::new(link),
+            safe_on_panic: false,
+        };
+        let (stop, stopped) = oneshot::channel();
+        let (_reload_tx, reload) = mpsc::channel(1);
+        let task = tokio::spawn(palmgate::gate::run(
+            settings,
+            devices,
+            Notifier::from_env(),
+            async move {
+                let _ = stopped.await;
+            },
+            reload,
+        ));
+        let mut gate = Self {
+            _dir: dir,
+            issuer,
+            cards,
+            sensor: sensor_ends,
+            link: link_ends,
+            gpio,
+            main_contact,
+            frame_number: 0,
+            stop: Some(stop),
+            task,
+        };
+        gate.sensor_event(sensor_connected()).await;
+        gate
+    }
+
+    async fn sensor_event(&mut self, event: SensorEvent) {
+        self.sensor.events.send(event).await.unwrap();
+    }
+
+    /// A hand arrives and the sensor sends one frame of `identity` (a later capture than the
+    /// enrolment's).
+    async fn palm(&mut self, identity: u64) {
+        self.hand(true).await;
+        self.frame_number += 1;
+        let number = self.frame_number;
+        self.sensor_event(frame(identity, 1, number)).await;
+    }
+
+    async fn hand(&mut self, present: bool) {
+        self.sensor_event(SensorEvent::Presence {
+            present,
+            distance_mm: Some(80),
+            received: Received::now(),
+        })
+        .await;
+    }
+
+    /// The next event of one of `kinds` (others are skipped).
+    async fn event(&mut self, kinds: &[EventKind]) -> Event {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let event = self.link.events.recv().await.expect("gate running");
+                if kinds.contains(&event.kind) {
+                    return event;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {kinds:?} event within {WAIT:?}"))
+    }
+
+    /// The next access decision.
+    async fn decision(&mut self) -> Event {
+        self.event(&[
+            EventKind::ACCESS_GRANTED,
+            EventKind::ACCESS_DENIED,
+            EventKind::ALARM_DURESS,
+            EventKind::ALARM_CARD_BLOCKED,
+        ])
+        .await
+    }
+
+    /// The next decision, which must be a denial whose reason contains `because`.
+    async fn denial_because(&mut self, because: &str) -> Event {
+        let decision = self.decision().await;
+        assert_eq!(decision.kind, EventKind::ACCESS_DENIED, "{decision:?}");
+        assert!(
+            decision
+                .reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains(because)),
+            "not denied because {because:?}: {decision:?}"
+        );
+        decision
+    }
+
+    /// No decision for `quiet`.
+    async fn no_decision(&mut self, quiet: Duration) {
+        let kinds = [EventKind::ACCESS_GRANTED, EventKind::ACCESS_DENIED];
+        let found = tokio::time::timeout(quiet, async {
+            loop {
+                let event = self.link.events.recv().await.expect("gate running");
+                if kinds.contains(&event.kind) {
+                    return event;
+                }
+            }
+        })
+        .await;
+        if let Ok(event) = found {
+            panic!("unexpected decision {event:?}");
+        }
+    }
+
+    async fn command(&mut self, command: Command) {
+        self.link
+            .commands
+            .send(VerifiedCommand {
+                command,
+                operator: "test".to_string(),
+                timestamp: 0,
+                nonce: vec![1],
+                retained_state: false,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .expect("the gate stops")
+            .expect("no panic")
+            .expect("a clean stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_and_its_palm_unlock_the_door() {
+    let mut gate = Gate::start().await;
+    let (card, id) = gate.issuer.card(&[(SlotKind::Normal, 1)]);
+    gate.cards.present(card);
+    gate.palm(1).await;
+    let decision = gate.decision().await;
+    assert_eq!(decision.kind, EventKind::ACCESS_GRANTED);
+    assert_eq!(decision.card_id, Some(id));
+    assert_eq!(decision.door.as_deref(), Some("main"));
+    let unlocked = gate
+        .event(&[EventKind::new("door.unlocked").unwrap()])
+        .await;
+    assert_eq!(unlocked.door.as_deref(), Some("main"));
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_palm_first_then_the_card_is_one_presentation_too() {
+    let mut gate = Gate::start().await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 2)]);
+    gate.palm(2).await;
+    // Let the palm be extracted before the card arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.cards.present(card);
+    assert_eq!(gate.decision().await.kind, EventKind::ACCESS_GRANTED);
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_persons_palm_is_denied() {
+    let mut gate = Gate::start().await;
+    let (card, id) = gate.issuer.card(&[(SlotKind::Normal, 3)]);
+    gate.cards.present(card);
+    gate.palm(4).await;
+    let decision = gate.denial_because("does not match").await;
+    assert_eq!(decision.card_id, Some(id));
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_of_a_foreign_issuer_is_denied_without_a_palm() {
+    let mut gate = Gate::start().await;
+    let foreign_dir = tempfile::tempdir().unwrap();
+    let foreign = Issuer::init(foreign_dir.path());
+    let (card, _) = foreign.card(&[(SlotKind::Normal, 5)]);
+    gate.cards.present(card);
+    gate.denial_because("card refused").await;
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duress_palm_opens_and_raises_the_alarm() {
+    let mut gate = Gate::start().await;
+    let (card, id) = gate
+        .issuer
+        .card(&[(SlotKind::Normal, 6), (SlotKind::Duress, 7)]);
+    gate.cards.present(card);
+    gate.palm(7).await;
+    let mut kinds = [gate.decision().await, gate.decision().await];
+    kinds.sort_by(|a, b| a.kind.as_str().cmp(b.kind.as_str()));
+    assert_eq!(kinds[0].kind, EventKind::ACCESS_GRANTED);
+    assert_eq!(kinds[1].kind, EventKind::ALARM_DURESS);
+    assert_eq!(kinds[1].result, Some(Outcome::Alarm));
+    assert_eq!(kinds[1].card_id, Some(id));
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_card_is_denied_at_once() {
+    let mut gate = Gate::start().await;
+    let (card, id) = gate.issuer.card(&[(SlotKind::Normal, 8)]);
+    gate.command(Command::RevocationList {
+        version: 1,
+        cards: vec![id.clone()],
+    })
+    .await;
+    gate.event(&[EventKind::REVOCATION_UPDATED]).await;
+    gate.cards.present(card);
+    let decision = gate.denial_because("revoked").await;
+    assert_eq!(decision.card_id, Some(id));
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockdown_of_the_door_denies_and_release_restores() {
+    let mut gate = Gate::start().await;
+    // Lockdown of another door leaves this one open for business.
+    gate.command(Command::Lockdown {
+        door: Some("back".to_string()),
+    })
+    .await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 9)]);
+    gate.cards.present(card.clone());
+    gate.palm(9).await;
+    assert_eq!(gate.decision().await.kind, EventKind::ACCESS_GRANTED);
+    gate.cards.pull();
+    gate.hand(false).await;
+
+    gate.command(Command::Lockdown {
+        door: Some("main".to_string()),
+    })
+    .await;
+    gate.event(&[EventKind::new("lockdown.on").unwrap()]).await;
+    gate.cards.present(card.clone());
+    let decision = gate.decision().await;
+    assert_eq!(decision.kind, EventKind::ACCESS_DENIED);
+    assert_eq!(decision.reason.as_deref(), Some("lockdown"));
+    gate.cards.pull();
+
+    gate.command(Command::Release { door: None }).await;
+    gate.event(&[EventKind::new("lockdown.off").unwrap()]).await;
+    gate.cards.present(card);
+    gate.palm(9).await;
+    assert_eq!(gate.decision().await.kind, EventKind::ACCESS_GRANTED);
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_for_a_door_the_gate_does_not_have_is_refused() {
+    let mut gate = Gate::start().await;
+    gate.command(Command::Unlock {
+        door: "side".to_string(),
+        duration_s: None,
+    })
+    .await;
+    let refused = gate.event(&[EventKind::COMMAND_REFUSED]).await;
+    assert_eq!(refused.result, Some(Outcome::Refused));
+    assert_eq!(
+        refused.reason.as_deref(),
+        Some("unlock: no door named \"side\"")
+    );
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_door_held_open_raises_the_alarm() {
+    let mut gate = Gate::start().await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 10)]);
+    gate.cards.present(card);
+    gate.palm(10).await;
+    assert_eq!(gate.decision().await.kind, EventKind::ACCESS_GRANTED);
+    gate.event(&[EventKind::new("door.unlocked").unwrap()])
+        .await;
+    // The contact at its active level: the door is open.
+    gate.gpio
+        .set_input(gate.main_contact.pin, gate.main_contact.active);
+    let held = gate
+        .event(&[EventKind::new("door.held_open").unwrap()])
+        .await;
+    let alarm = if held.result == Some(Outcome::Alarm) {
+        held
+    } else {
+        gate.event(&[EventKind::new("door.held_open").unwrap()])
+            .await
+    };
+    assert_eq!(alarm.result, Some(Outcome::Alarm));
+    assert_eq!(alarm.door.as_deref(), Some("main"));
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_pulled_before_the_palm_decides_nothing() {
+    let mut gate = Gate::start().await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 11)]);
+    gate.cards.present(card);
+    // Read (certificate checked) before it leaves, as a card on a real reader would be.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.cards.pull();
+    gate.palm(11).await;
+    gate.no_decision(Duration::from_millis(800)).await;
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sensor_replug_presentations_still_decide() {
+    let mut gate = Gate::start().await;
+    gate.sensor_event(SensorEvent::Disconnected {
+        error: palmgate_sensor::device::DeviceError::Closed,
+        retry_in: Duration::from_millis(10),
+    })
+    .await;
+    gate.sensor_event(sensor_connected()).await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 12)]);
+    gate.cards.present(card);
+    gate.palm(12).await;
+    assert_eq!(gate.decision().await.kind, EventKind::ACCESS_GRANTED);
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_presentation_gives_one_decision() {
+    let mut gate = Gate::start().await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 13)]);
+    gate.cards.present(card.clone());
+    gate.palm(13).await;
+    assert_eq!(gate.decision().await.kind, EventKind::ACCESS_GRANTED);
+    // The same card left on the reader and more frames of the same hand: no second decision.
+    gate.frame_number += 1;
+    let number = gate.frame_number;
+    gate.sensor_event(frame(13, 2, number)).await;
+    gate.no_decision(Duration::from_millis(800)).await;
+    gate.stop().await;
+}
