@@ -71,7 +71,7 @@ use crate::event::{Event, EventId, EventKind, NewEvent, Outcome, Timestamp};
 /// The database file in the outbox directory.
 pub const DB_FILE: &str = "events.redb";
 /// Most events held in memory while the disk refuses writes; beyond, appends are refused (and
-/// counted).
+/// counted) until a commit succeeds.
 pub const UNWRITTEN_MAX: usize = 10_000;
 /// Most `alarm.events_lost` events one start-up raises (further gaps are summed into the last).
 const MAX_LOST_REPORTS: usize = 16;
@@ -523,7 +523,9 @@ impl Outbox {
                 max: self.max_events,
             });
         }
-        if state.unwritten.len() >= self.unwritten_max {
+        // Only while the disk refuses writes: otherwise the flusher keeps up and `max_events`
+        // bounds what waits.
+        if state.failing.is_some() && state.unwritten.len() >= self.unwritten_max {
             return Err(OutboxError::NotStored {
                 dir: self.dir.clone(),
                 held: state.unwritten.len(),

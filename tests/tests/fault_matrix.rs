@@ -1,0 +1,375 @@
+//! The fault matrix of docs/reliability.md, on the real `palmgate run` with mosquitto: the gate
+//! records events while the broker is away (door contact played through the simulated GPIO), is
+//! stopped, its state directory is damaged in one way per test, and it is started again with the
+//! broker back. Every event it held must then be delivered unchanged or named in an
+//! `alarm.events_lost` report, and no id it used before may come back for another event.
+//!
+//! Run: `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test fault_matrix`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use palmgate::event::Event;
+use palmgate::mqtt::OperatorSigner;
+use palmgate::outbox::{Outbox, OutboxOptions};
+use palmgate_system_tests::gate::{
+    Broker, ChildGuard, NotifySocket, Palms, Subscriber, gate_config_on, palmgate,
+    sensor_simulator, simulated_gpio, start_daemon,
+};
+use palmgate_system_tests::require_pcscd_vpcd;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How the state directory is damaged between the two runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    /// Nothing (control).
+    None,
+    /// The database's used part cut to half its length.
+    TruncateHalf,
+    /// Three 512-byte blocks of the database overwritten with noise.
+    Overwrite512x3,
+    /// 40 bytes of the database inverted.
+    Flip40Bytes,
+    /// The database cut to nothing.
+    TruncateToZero,
+    /// The whole outbox directory deleted (the device key kept).
+    DeleteOutboxDir,
+    /// No damage, but the gate is killed (SIGKILL) while it records events.
+    KillWhileWriting,
+}
+
+/// A gate on a broker of its own, with the state it recorded.
+struct Bench {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    gate: String,
+    config: PathBuf,
+    broker: Broker,
+    _sensor: ChildGuard,
+}
+
+impl Bench {
+    fn new(gate: &str) -> Self {
+        require_pcscd_vpcd();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let issuer = root.join("issuer");
+        palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
+        let operator = OperatorSigner::generate().expect("operator key");
+        let operator_pub = root.join("operator.pub");
+        std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key");
+        let palms = Palms::new(&root);
+        let sensor_link = root.join("sensor");
+        let sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
+        let mut broker = Broker::start(&root.join("broker"));
+        // Away from the start: the gate holds every event it records.
+        broker.stop();
+        let config = gate_config_on(
+            &broker.address(),
+            &root,
+            gate,
+            &issuer.join("issuer.pub"),
+            &sensor_link,
+            &operator_pub,
+        );
+        Self {
+            _dir: dir,
+            root,
+            gate: gate.to_string(),
+            config,
+            broker,
+            _sensor: sensor,
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// Starts the gate and waits for READY=1.
+    fn start(&self, run: &str) -> ChildGuard {
+        let notify_dir = self.root.join(format!("notify-{run}"));
+        std::fs::create_dir_all(&notify_dir).expect("notify dir");
+        let notify = NotifySocket::bind(&notify_dir);
+        let daemon = start_daemon(
+            &self.config,
+            &notify,
+            &self.root.join(format!("daemon-{run}.log")),
+        );
+        assert!(
+            notify.wait_for("READY=1", PATIENCE).is_some(),
+            "no READY=1 ({run}); log:\n{}",
+            self.log(run)
+        );
+        daemon
+    }
+
+    fn log(&self, run: &str) -> String {
+        std::fs::read_to_string(self.root.join(format!("daemon-{run}.log"))).unwrap_or_default()
+    }
+
+    /// Opens and closes the door `times` times: each records `door.forced` and `door.closed`.
+    fn play_door(&self, times: usize) {
+        let gpio = self.root.join("gpio.sock");
+        for _ in 0..times {
+            for level in ["high", "low"] {
+                assert_eq!(simulated_gpio(&gpio, &format!("input 27 {level}")), "ok");
+                // Longer than the contact's debounce, so each change counts.
+                std::thread::sleep(Duration::from_millis(60));
+            }
+        }
+    }
+
+    /// The events the stopped gate holds, read with the library from its state directory.
+    fn held(&self) -> Vec<Event> {
+        let state = self.state();
+        let outbox = Outbox::open(&OutboxOptions {
+            dir: state.join("outbox"),
+            device_key_file: state.join("device.key"),
+            gate: self.gate.clone(),
+            max_events: 1_000_000,
+            alarm_percent: 90,
+        })
+        .expect("open the stopped gate's outbox");
+        outbox.pending(None, usize::MAX).expect("held events")
+    }
+}
+
+/// Changes bytes of `file`: `(offset, bytes)` pairs; offsets are derived from `seed`.
+fn scribble(file: &Path, patches: &[(u64, Vec<u8>)]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .expect("open the database");
+    for (offset, bytes) in patches {
+        handle.seek(SeekFrom::Start(*offset)).expect("seek");
+        handle.write_all(bytes).expect("write");
+    }
+    handle.sync_all().expect("sync");
+}
+
+/// The database file: the largest file in the outbox directory (whatever the engine names it).
+fn database_file(state: &Path) -> PathBuf {
+    std::fs::read_dir(state.join("outbox"))
+        .expect("outbox directory")
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .max_by_key(|entry| entry.metadata().map_or(0, |m| m.len()))
+        .map(|entry| entry.path())
+        .expect("a database file in the outbox directory")
+}
+
+fn apply(damage: Damage, state: &Path) {
+    let db = database_file(state);
+    let content = std::fs::read(&db).unwrap_or_default();
+    let len = content.len() as u64;
+    // Positions spread over the whole file, not all at its start (where redb's header is).
+    let spread = |n: u64, i: u64, width: u64| (len.saturating_sub(width) * (2 * i + 1)) / (2 * n);
+    match damage {
+        Damage::None | Damage::KillWhileWriting => {}
+        Damage::TruncateHalf => std::fs::File::options()
+            .write(true)
+            .open(&db)
+            .and_then(|f| f.set_len(len / 2))
+            .expect("truncate"),
+        Damage::TruncateToZero => std::fs::File::options()
+            .write(true)
+            .open(&db)
+            .and_then(|f| f.set_len(0))
+            .expect("truncate"),
+        Damage::Overwrite512x3 => scribble(
+            &db,
+            &(0..3)
+                .map(|i| (spread(3, i, 512), vec![0xA5; 512]))
+                .collect::<Vec<_>>(),
+        ),
+        Damage::Flip40Bytes => scribble(
+            &db,
+            &(0..40)
+                .map(|i| {
+                    let at = spread(40, i, 1);
+                    (at, vec![!content[at as usize]])
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Damage::DeleteOutboxDir => {
+            std::fs::remove_dir_all(state.join("outbox")).expect("delete the outbox")
+        }
+    }
+}
+
+/// `first_id=… last_id=…` of a loss report.
+fn lost_range(event: &serde_json::Value) -> Option<(u64, u64)> {
+    let reason = event.get("reason")?.as_str()?;
+    let field = |name: &str| {
+        reason
+            .split(' ')
+            .find_map(|part| part.strip_prefix(name))
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    Some((field("first_id=")?, field("last_id=")?))
+}
+
+fn run_matrix_row(damage: Damage, gate: &str) {
+    let mut bench = Bench::new(gate);
+
+    // First run: the broker is away; the gate records events.
+    let mut daemon = bench.start("first");
+    bench.play_door(15);
+    if damage == Damage::KillWhileWriting {
+        // Kill it while it is still recording: contact changes go on around the kill.
+        let gpio = bench.root.join("gpio.sock");
+        for n in 0..14 {
+            let level = if n % 2 == 0 { "high" } else { "low" };
+            assert_eq!(simulated_gpio(&gpio, &format!("input 27 {level}")), "ok");
+            std::thread::sleep(Duration::from_millis(35));
+        }
+        daemon.kill();
+    } else {
+        let status = daemon.terminate(PATIENCE);
+        assert!(
+            status.success(),
+            "first run exit {status}:\n{}",
+            bench.log("first")
+        );
+    }
+    let held = bench.held();
+    assert!(held.len() >= 20, "only {} events held", held.len());
+    let highest_used = held.iter().map(|e| e.id).max().unwrap_or(0);
+    let held: BTreeMap<u64, serde_json::Value> = held
+        .iter()
+        .map(|e| {
+            let json: serde_json::Value = serde_json::from_slice(&e.to_json()).expect("event JSON");
+            (e.id, json)
+        })
+        .collect();
+
+    apply(damage, &bench.state());
+
+    // Second run: the broker is back.
+    bench.broker.resume();
+    let mut mqtt = Subscriber::start_on(
+        &bench.broker.address(),
+        &format!("palmgate/{gate}/event/#"),
+        None,
+    );
+    let daemon = bench.start("second");
+    // One event after the restart: it must get a new id.
+    bench.play_door(1);
+
+    let deadline = Instant::now() + PATIENCE;
+    let mut received: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
+    let mut lost: Vec<(u64, u64)> = Vec::new();
+    loop {
+        for line in mqtt.all() {
+            let Some((_, payload)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(payload) else {
+                continue;
+            };
+            let Some(id) = event.get("id").and_then(serde_json::Value::as_u64) else {
+                continue;
+            };
+            if event.get("kind").and_then(|k| k.as_str()) == Some("alarm.events_lost")
+                && let Some(range) = lost_range(&event)
+                && !lost.contains(&range)
+            {
+                lost.push(range);
+            }
+            if let Some(earlier) = received.get(&id) {
+                assert_eq!(
+                    earlier, &event,
+                    "{damage:?}: id {id} delivered for two events"
+                );
+            }
+            received.insert(id, event);
+        }
+        let unaccounted: Vec<u64> = held
+            .keys()
+            .copied()
+            .filter(|id| {
+                !received.contains_key(id)
+                    && !lost
+                        .iter()
+                        .any(|(first, last)| (first..=last).contains(&id))
+            })
+            .collect();
+        let fresh = received.keys().any(|id| *id > highest_used);
+        if unaccounted.is_empty() && fresh {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{damage:?}: held events neither delivered nor reported lost: {unaccounted:?} \
+             (reports {lost:?}, new event after restart: {fresh}); log:\n{}",
+            bench.log("second")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Ids the gate used before the damage never name another event.
+    for (id, event) in &received {
+        if let Some(original) = held.get(id) {
+            assert_eq!(
+                event, original,
+                "{damage:?}: id {id} reused for another event"
+            );
+        } else {
+            assert!(
+                *id > highest_used,
+                "{damage:?}: id {id} (at or below {highest_used}, the highest used before) \
+                 names an event the gate did not hold"
+            );
+        }
+    }
+    if damage == Damage::None {
+        assert!(lost.is_empty(), "control: nothing to report, got {lost:?}");
+    }
+    if matches!(damage, Damage::DeleteOutboxDir | Damage::TruncateHalf) {
+        assert!(!lost.is_empty(), "{damage:?}: the loss must be reported");
+    }
+    eprintln!(
+        "{damage:?}: {} held, {} delivered, lost ranges {lost:?}",
+        held.len(),
+        held.keys().filter(|id| received.contains_key(id)).count()
+    );
+    drop(daemon);
+}
+
+#[test]
+fn control_without_damage_delivers_everything() {
+    run_matrix_row(Damage::None, "fm-control");
+}
+
+#[test]
+fn a_database_truncated_to_half_is_delivered_or_reported() {
+    run_matrix_row(Damage::TruncateHalf, "fm-truncate");
+}
+
+#[test]
+fn three_overwritten_blocks_are_delivered_or_reported() {
+    run_matrix_row(Damage::Overwrite512x3, "fm-overwrite");
+}
+
+#[test]
+fn forty_flipped_bytes_are_delivered_or_reported() {
+    run_matrix_row(Damage::Flip40Bytes, "fm-flip");
+}
+
+#[test]
+fn a_database_truncated_to_nothing_is_reported() {
+    run_matrix_row(Damage::TruncateToZero, "fm-empty");
+}
+
+#[test]
+fn a_deleted_outbox_directory_is_reported_and_ids_go_on() {
+    run_matrix_row(Damage::DeleteOutboxDir, "fm-deleted");
+}
+
+#[test]
+fn a_gate_killed_while_recording_delivers_what_it_held() {
+    run_matrix_row(Damage::KillWhileWriting, "fm-killed");
+}
