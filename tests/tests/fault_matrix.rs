@@ -26,11 +26,11 @@ const PATIENCE: Duration = Duration::from_secs(30);
 enum Damage {
     /// Nothing (control).
     None,
-    /// The database's used part cut to half its length.
+    /// The database's used part (up to its last block holding data) cut to half.
     TruncateHalf,
-    /// Three 512-byte blocks of the database overwritten with noise.
+    /// Three 512-byte blocks of the database's used part overwritten.
     Overwrite512x3,
-    /// 40 bytes of the database inverted.
+    /// 40 bytes of the database's used part inverted.
     Flip40Bytes,
     /// The database cut to nothing.
     TruncateToZero,
@@ -137,7 +137,7 @@ impl Bench {
     }
 }
 
-/// Changes bytes of `file`: `(offset, bytes)` pairs; offsets are derived from `seed`.
+/// Changes bytes of `file`: `(offset, bytes)` pairs.
 fn scribble(file: &Path, patches: &[(u64, Vec<u8>)]) {
     use std::io::{Seek, SeekFrom, Write};
     let mut handle = std::fs::OpenOptions::new()
@@ -162,35 +162,56 @@ fn database_file(state: &Path) -> PathBuf {
         .expect("a database file in the outbox directory")
 }
 
+/// Offsets of the 512-byte blocks of `content` that hold data (not all zero): "the used part",
+/// whatever the engine's layout (redb preallocates, sled appends).
+fn used_blocks(content: &[u8]) -> Vec<u64> {
+    content
+        .chunks(512)
+        .enumerate()
+        .filter(|(_, block)| block.iter().any(|b| *b != 0))
+        .map(|(index, _)| index as u64 * 512)
+        .collect()
+}
+
+/// `n` picks spread evenly over `items`.
+fn spread(items: &[u64], n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| items[(items.len() * (2 * i + 1)) / (2 * n)])
+        .collect()
+}
+
 fn apply(damage: Damage, state: &Path) {
     let db = database_file(state);
     let content = std::fs::read(&db).unwrap_or_default();
-    let len = content.len() as u64;
-    // Positions spread over the whole file, not all at its start (where redb's header is).
-    let spread = |n: u64, i: u64, width: u64| (len.saturating_sub(width) * (2 * i + 1)) / (2 * n);
+    let used = used_blocks(&content);
+    let used_end = used
+        .last()
+        .map_or(0, |last| last + 512)
+        .min(content.len() as u64);
+    let truncate = |len: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(&db)
+            .and_then(|f| f.set_len(len))
+            .expect("truncate")
+    };
     match damage {
         Damage::None | Damage::KillWhileWriting => {}
-        Damage::TruncateHalf => std::fs::File::options()
-            .write(true)
-            .open(&db)
-            .and_then(|f| f.set_len(len / 2))
-            .expect("truncate"),
-        Damage::TruncateToZero => std::fs::File::options()
-            .write(true)
-            .open(&db)
-            .and_then(|f| f.set_len(0))
-            .expect("truncate"),
+        Damage::TruncateHalf => truncate(used_end / 2),
+        Damage::TruncateToZero => truncate(0),
         Damage::Overwrite512x3 => scribble(
             &db,
-            &(0..3)
-                .map(|i| (spread(3, i, 512), vec![0xA5; 512]))
+            &spread(&used, 3)
+                .into_iter()
+                .map(|at| (at, vec![0xA5; 512]))
                 .collect::<Vec<_>>(),
         ),
         Damage::Flip40Bytes => scribble(
             &db,
-            &(0..40)
-                .map(|i| {
-                    let at = spread(40, i, 1);
+            &spread(&used, 40)
+                .into_iter()
+                .map(|block| {
+                    let at = (block + 256).min(content.len() as u64 - 1);
                     (at, vec![!content[at as usize]])
                 })
                 .collect::<Vec<_>>(),

@@ -248,12 +248,12 @@ async fn the_flusher_makes_appends_durable() {
 // ---- Damage, loss accounting and full disk ----
 
 /// What a consumer sees after damage: the events delivered and the id ranges reported lost.
-struct Outcome2 {
+struct Seen {
     delivered: Vec<Event>,
     lost: Vec<(EventId, EventId)>,
 }
 
-fn drain(outbox: &Outbox) -> Outcome2 {
+fn drain(outbox: &Outbox) -> Seen {
     // Twice: loss reports raised by the first commit are committed by the second.
     outbox.flush().expect("flush");
     outbox.flush().expect("flush");
@@ -274,7 +274,7 @@ fn drain(outbox: &Outbox) -> Outcome2 {
         }
         delivered.push(event);
     }
-    Outcome2 { delivered, lost }
+    Seen { delivered, lost }
 }
 
 /// Appends `count` events, delivers (acknowledges) the first `delivered`, shuts down cleanly.
