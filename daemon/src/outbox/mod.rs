@@ -463,7 +463,7 @@ impl Outbox {
                 cause,
                 "outbox events lost; reported"
             );
-            outbox.report_lost(range.reason(cause))?;
+            outbox.report_lost(range.reason(cause));
         }
         Ok(outbox)
     }
@@ -541,7 +541,7 @@ impl Outbox {
 
     /// Appends an `alarm.events_lost` event (bypassing the bound: a loss report is never
     /// refused for lack of room).
-    fn report_lost(&self, reason: String) -> Result<(), OutboxError> {
+    fn report_lost(&self, reason: String) {
         let event = NewEvent::new(EventKind::ALARM_EVENTS_LOST, Timestamp::now())
             .result(Outcome::Alarm)
             .reason(reason);
@@ -553,7 +553,6 @@ impl Outbox {
         state.len += 1;
         drop(state);
         self.appended.notify_one();
-        Ok(())
     }
 
     fn committing(&self) -> MutexGuard<'_, ()> {
@@ -628,7 +627,7 @@ impl Outbox {
                         cause = refused.cause,
                         "events were refused by the outbox; reported"
                     );
-                    self.report_lost(format!("count={} cause={}", refused.count, refused.cause))?;
+                    self.report_lost(format!("count={} cause={}", refused.count, refused.cause));
                 }
                 Ok(upto)
             }
@@ -830,7 +829,7 @@ impl Outbox {
                 count = run.count,
                 "outbox records failed authentication; discarded and reported"
             );
-            self.report_lost(run.reason("record_unreadable"))?;
+            self.report_lost(run.reason("record_unreadable"));
         }
         Ok(())
     }
