@@ -6,16 +6,17 @@
 //!
 //! Run: `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test fault_matrix`.
 
+mod outbox_support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use outbox_support::{Delivered, Site, play_door};
 use palmgate::event::Event;
-use palmgate::mqtt::OperatorSigner;
 use palmgate::outbox::{Outbox, OutboxOptions};
 use palmgate_system_tests::gate::{
-    Broker, ChildGuard, NotifySocket, Palms, Subscriber, gate_config_on, palmgate,
-    sensor_simulator, simulated_gpio, start_daemon,
+    Broker, ChildGuard, NotifySocket, Subscriber, gate_config_on, simulated_gpio, start_daemon,
 };
 use palmgate_system_tests::require_pcscd_vpcd;
 
@@ -47,7 +48,7 @@ struct Bench {
     gate: String,
     config: PathBuf,
     broker: Broker,
-    _sensor: ChildGuard,
+    _site: Site,
 }
 
 impl Bench {
@@ -55,14 +56,7 @@ impl Bench {
         require_pcscd_vpcd();
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
-        let issuer = root.join("issuer");
-        palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
-        let operator = OperatorSigner::generate().expect("operator key");
-        let operator_pub = root.join("operator.pub");
-        std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key");
-        let palms = Palms::new(&root);
-        let sensor_link = root.join("sensor");
-        let sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
+        let site = Site::new(&root);
         let mut broker = Broker::start(&root.join("broker"));
         // Away from the start: the gate holds every event it records.
         broker.stop();
@@ -70,9 +64,9 @@ impl Bench {
             &broker.address(),
             &root,
             gate,
-            &issuer.join("issuer.pub"),
-            &sensor_link,
-            &operator_pub,
+            &site.issuer_pub,
+            &site.sensor_link,
+            &site.operator_pub,
         );
         Self {
             _dir: dir,
@@ -80,7 +74,7 @@ impl Bench {
             gate: gate.to_string(),
             config,
             broker,
-            _sensor: sensor,
+            _site: site,
         }
     }
 
@@ -110,16 +104,8 @@ impl Bench {
         std::fs::read_to_string(self.root.join(format!("daemon-{run}.log"))).unwrap_or_default()
     }
 
-    /// Opens and closes the door `times` times: each records `door.forced` and `door.closed`.
     fn play_door(&self, times: usize) {
-        let gpio = self.root.join("gpio.sock");
-        for _ in 0..times {
-            for level in ["high", "low"] {
-                assert_eq!(simulated_gpio(&gpio, &format!("input 27 {level}")), "ok");
-                // Longer than the contact's debounce, so each change counts.
-                std::thread::sleep(Duration::from_millis(60));
-            }
-        }
+        play_door(&self.root.join("gpio.sock"), times);
     }
 
     /// The events the stopped gate holds, read with the library from its state directory.
@@ -222,18 +208,6 @@ fn apply(damage: Damage, state: &Path) {
     }
 }
 
-/// `first_id=… last_id=…` of a loss report.
-fn lost_range(event: &serde_json::Value) -> Option<(u64, u64)> {
-    let reason = event.get("reason")?.as_str()?;
-    let field = |name: &str| {
-        reason
-            .split(' ')
-            .find_map(|part| part.strip_prefix(name))
-            .and_then(|value| value.parse::<u64>().ok())
-    };
-    Some((field("first_id=")?, field("last_id=")?))
-}
-
 fn run_matrix_row(damage: Damage, gate: &str) {
     let mut bench = Bench::new(gate);
 
@@ -282,57 +256,28 @@ fn run_matrix_row(damage: Damage, gate: &str) {
     bench.play_door(1);
 
     let deadline = Instant::now() + PATIENCE;
-    let mut received: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
-    let mut lost: Vec<(u64, u64)> = Vec::new();
-    loop {
-        for line in mqtt.all() {
-            let Some((_, payload)) = line.split_once(' ') else {
-                continue;
-            };
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(payload) else {
-                continue;
-            };
-            let Some(id) = event.get("id").and_then(serde_json::Value::as_u64) else {
-                continue;
-            };
-            if event.get("kind").and_then(|k| k.as_str()) == Some("alarm.events_lost")
-                && let Some(range) = lost_range(&event)
-                && !lost.contains(&range)
-            {
-                lost.push(range);
-            }
-            if let Some(earlier) = received.get(&id) {
-                assert_eq!(
-                    earlier, &event,
-                    "{damage:?}: id {id} delivered for two events"
-                );
-            }
-            received.insert(id, event);
-        }
+    let delivered = loop {
+        let delivered = Delivered::from_lines(mqtt.all());
         let unaccounted: Vec<u64> = held
             .keys()
             .copied()
-            .filter(|id| {
-                !received.contains_key(id)
-                    && !lost
-                        .iter()
-                        .any(|(first, last)| (first..=last).contains(&id))
-            })
+            .filter(|id| !delivered.accounts_for(*id))
             .collect();
-        let fresh = received.keys().any(|id| *id > highest_used);
+        let fresh = delivered.events.keys().any(|id| *id > highest_used);
         if unaccounted.is_empty() && fresh {
-            break;
+            break delivered;
         }
         assert!(
             Instant::now() < deadline,
             "{damage:?}: held events neither delivered nor reported lost: {unaccounted:?} \
-             (reports {lost:?}, new event after restart: {fresh}); log:\n{}",
+             (reports {:?}, new event after restart: {fresh}); log:\n{}",
+            delivered.reports,
             bench.log("second")
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
     // Ids the gate used before the damage never name another event.
-    for (id, event) in &received {
+    for (id, event) in &delivered.events {
         if let Some(original) = held.get(id) {
             assert_eq!(
                 event, original,
@@ -346,6 +291,7 @@ fn run_matrix_row(damage: Damage, gate: &str) {
             );
         }
     }
+    let lost = delivered.lost_ranges();
     if damage == Damage::None {
         assert!(lost.is_empty(), "control: nothing to report, got {lost:?}");
     }
@@ -355,7 +301,9 @@ fn run_matrix_row(damage: Damage, gate: &str) {
     eprintln!(
         "{damage:?}: {} held, {} delivered, lost ranges {lost:?}",
         held.len(),
-        held.keys().filter(|id| received.contains_key(id)).count()
+        held.keys()
+            .filter(|id| delivered.events.contains_key(id))
+            .count()
     );
     drop(daemon);
 }

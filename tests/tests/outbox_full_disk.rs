@@ -6,16 +6,16 @@
 //! Mounting needs the private namespace `isolated` gives:
 //! `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test outbox_full_disk`.
 
-use std::collections::BTreeMap;
+mod outbox_support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use palmgate::mqtt::OperatorSigner;
+use outbox_support::{Delivered, Site, play_door};
 use palmgate_system_tests::gate::{
-    NotifySocket, Palms, Subscriber, gate_config, palmgate, sensor_simulator, simulated_gpio,
-    start_daemon,
+    NotifySocket, Subscriber, gate_config, simulated_gpio, start_daemon,
 };
 use palmgate_system_tests::{require_mqtt, require_pcscd_vpcd};
 
@@ -79,21 +79,14 @@ fn a_full_disk_recovers_without_a_restart_and_loses_nothing_in_silence() {
     let broker = require_mqtt();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    let issuer = root.join("issuer");
-    palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
-    let operator = OperatorSigner::generate().expect("operator key");
-    let operator_pub = root.join("operator.pub");
-    std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key");
-    let palms = Palms::new(root);
-    let sensor_link = root.join("sensor");
-    let _sensor = sensor_simulator(&sensor_link, &palms.captures(0, 1), 1);
+    let site = Site::new(root);
     let gate = format!("fulldisk-{}", std::process::id());
     let config = gate_config(
         root,
         &gate,
-        &issuer.join("issuer.pub"),
-        &sensor_link,
-        &operator_pub,
+        &site.issuer_pub,
+        &site.sensor_link,
+        &site.operator_pub,
     );
     let state = root.join("state");
     let _disk = SmallDisk::mount(&state, "2m");
@@ -108,14 +101,7 @@ fn a_full_disk_recovers_without_a_restart_and_loses_nothing_in_silence() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     let gpio = root.join("gpio.sock");
-    let door = |times: usize| {
-        for _ in 0..times {
-            for level in ["high", "low"] {
-                assert_eq!(simulated_gpio(&gpio, &format!("input 27 {level}")), "ok");
-                std::thread::sleep(Duration::from_millis(60));
-            }
-        }
-    };
+    let door = |times: usize| play_door(&gpio, times);
     door(2);
     mqtt.wait_for("/event/door.closed", PATIENCE);
 
@@ -138,56 +124,27 @@ fn a_full_disk_recovers_without_a_restart_and_loses_nothing_in_silence() {
     let pid = daemon.pid();
 
     let deadline = Instant::now() + PATIENCE;
-    let (received, lost) = loop {
-        let mut received: BTreeMap<u64, String> = BTreeMap::new();
-        let mut lost: Vec<(u64, u64)> = Vec::new();
-        let mut counted = 0u64;
-        for line in mqtt.all() {
-            let Some((topic, payload)) = line.split_once(' ') else {
-                continue;
-            };
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(payload) else {
-                continue;
-            };
-            let Some(id) = event.get("id").and_then(serde_json::Value::as_u64) else {
-                continue;
-            };
-            if topic.ends_with("/event/alarm.events_lost") {
-                let reason = event["reason"].as_str().unwrap_or_default().to_string();
-                let field = |name: &str| {
-                    reason
-                        .split(' ')
-                        .find_map(|part| part.strip_prefix(name))
-                        .and_then(|v| v.parse::<u64>().ok())
-                };
-                if let (Some(first), Some(last)) = (field("first_id="), field("last_id=")) {
-                    lost.push((first, last));
-                }
-                counted += field("count=").unwrap_or(0);
-            }
-            received.insert(id, topic.to_string());
-        }
-        let highest = received.keys().max().copied().unwrap_or(0);
+    let delivered = loop {
+        let delivered = Delivered::from_lines(mqtt.all());
+        let highest = delivered.events.keys().max().copied().unwrap_or(0);
         let gaps: Vec<u64> = (1..=highest)
-            .filter(|id| {
-                !received.contains_key(id)
-                    && !lost
-                        .iter()
-                        .any(|(first, last)| (*first..=*last).contains(id))
-            })
+            .filter(|id| !delivered.accounts_for(*id))
             .collect();
-        // 2 + 10 + 1 + 3 door cycles, two events each; refused ones are counted in reports.
-        let doors = received
+        // 2 + 10 + 1 + 3 door cycles, one `door.closed` each; refused events are counted in
+        // reports.
+        let closings = delivered
+            .events
             .values()
-            .filter(|topic| topic.ends_with("/event/door.closed"))
+            .filter(|event| event["kind"] == "door.closed")
             .count() as u64;
-        if gaps.is_empty() && doors + counted >= 16 {
-            break (received, lost);
+        let counted: u64 = delivered.reports.iter().map(|report| report.count).sum();
+        if gaps.is_empty() && closings + counted >= 16 {
+            break delivered;
         }
         assert!(
             Instant::now() < deadline,
-            "after the disk was freed: ids {gaps:?} neither delivered nor reported, {doors} door \
-             closings delivered and {counted} events reported lost of 16; log:\n{}",
+            "after the disk was freed: ids {gaps:?} neither delivered nor reported, {closings} \
+             door closings delivered and {counted} events reported lost of 16; log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -205,8 +162,9 @@ fn a_full_disk_recovers_without_a_restart_and_loses_nothing_in_silence() {
         "a full disk floods the log: {failures} write failures logged"
     );
     eprintln!(
-        "full disk: {} events delivered, lost ranges {lost:?}, {failures} failure lines logged",
-        received.len()
+        "full disk: {} events delivered, reports {:?}, {failures} failure lines logged",
+        delivered.events.len(),
+        delivered.reports
     );
     drop(daemon);
 }

@@ -5,6 +5,7 @@
 //! - [`store`]: the [`Store`] trait the outbox (and the replay cache) keep their data behind.
 //! - `redb_store`: the engine in use, [`RedbStore`] (checksummed, crash-safe, integrity-checked).
 //! - `mark`: the event-id mark beside the device key ([`IdMark`]).
+//! - `loss`: the machine-readable `reason` of `alarm.events_lost` ([`LossReport`]).
 //! - `seal`: AES-256-GCM record sealing; `key`: the device key.
 //!
 //! # Recording and delivery
@@ -45,6 +46,7 @@
 //! the alarm re-arms when the outbox has drained to half that level.
 
 mod key;
+mod loss;
 mod mark;
 mod redb_store;
 mod seal;
@@ -60,6 +62,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 pub use self::key::{DEVICE_KEY_LEN, DeviceKey, KeyError};
+pub use self::loss::LossReport;
 pub use self::mark::{IdMark, MarkError};
 pub use self::redb_store::RedbStore;
 use self::seal::Sealer;
@@ -242,10 +245,12 @@ struct LostRange {
 
 impl LostRange {
     fn reason(&self, cause: &str) -> String {
-        format!(
-            "first_id={} last_id={} count={} cause={cause}",
-            self.first, self.last, self.count
-        )
+        LossReport {
+            ids: Some((self.first, self.last)),
+            count: self.count,
+            cause: cause.to_string(),
+        }
+        .to_string()
     }
 }
 
@@ -627,7 +632,14 @@ impl Outbox {
                         cause = refused.cause,
                         "events were refused by the outbox; reported"
                     );
-                    self.report_lost(format!("count={} cause={}", refused.count, refused.cause));
+                    self.report_lost(
+                        LossReport {
+                            ids: None,
+                            count: refused.count,
+                            cause: refused.cause.to_string(),
+                        }
+                        .to_string(),
+                    );
                 }
                 Ok(upto)
             }

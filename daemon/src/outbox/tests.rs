@@ -260,17 +260,14 @@ fn drain(outbox: &Outbox) -> Seen {
     let mut delivered = Vec::new();
     let mut lost = Vec::new();
     for event in outbox.pending(None, usize::MAX).expect("pending") {
-        if event.kind == EventKind::ALARM_EVENTS_LOST {
-            let reason = event.reason.clone().unwrap_or_default();
-            let field = |name: &str| {
-                reason
-                    .split(' ')
-                    .find_map(|part| part.strip_prefix(name))
-                    .and_then(|v| v.parse::<u64>().ok())
-            };
-            if let (Some(first), Some(last)) = (field("first_id="), field("last_id=")) {
-                lost.push((first, last));
-            }
+        if event.kind == EventKind::ALARM_EVENTS_LOST
+            && let Some(ids) = event
+                .reason
+                .as_deref()
+                .and_then(LossReport::parse)
+                .and_then(|report| report.ids)
+        {
+            lost.push(ids);
         }
         delivered.push(event);
     }
