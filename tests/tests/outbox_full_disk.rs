@@ -14,10 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use outbox_support::{Delivered, Site, play_door};
-use palmgate_system_tests::gate::{
-    NotifySocket, Subscriber, gate_config, simulated_gpio, start_daemon,
-};
-use palmgate_system_tests::{require_mqtt, require_pcscd_vpcd};
+use palmgate_system_tests::gate::{Broker, NotifySocket, Subscriber, gate_config_on, start_daemon};
+use palmgate_system_tests::require_pcscd_vpcd;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -73,15 +71,32 @@ fn fill(path: &Path) -> u64 {
     written
 }
 
+/// What the gate logs when its outbox cannot write (this code, and `main` before the fix).
+fn met_the_full_disk(log: &str) -> bool {
+    log.contains("outbox cannot write") || log.contains("flush failed")
+}
+
 #[test]
 fn a_full_disk_recovers_without_a_restart_and_loses_nothing_in_silence() {
     require_pcscd_vpcd();
-    let broker = require_mqtt();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let site = Site::new(root);
     let gate = format!("fulldisk-{}", std::process::id());
-    let config = gate_config(
+    let filter = format!("palmgate/{gate}/event/#");
+    let session = format!("{gate}-subscriber");
+    // A broker of our own, away while the disk is full, so that the outbox keeps what it records
+    // (nothing is deleted) and its file must grow into the full disk. A persistent subscriber
+    // session collects everything published once it is back.
+    let mut broker = Broker::start(&root.join("broker"));
+    drop(Subscriber::start_on(
+        &broker.address(),
+        &filter,
+        Some(&session),
+    ));
+    broker.stop();
+    let config = gate_config_on(
+        &broker.address(),
         root,
         &gate,
         &site.issuer_pub,
@@ -91,37 +106,43 @@ fn a_full_disk_recovers_without_a_restart_and_loses_nothing_in_silence() {
     let state = root.join("state");
     let _disk = SmallDisk::mount(&state, "2m");
 
-    let mut mqtt = Subscriber::start_on(&broker, &format!("palmgate/{gate}/event/#"), None);
     let notify = NotifySocket::bind(root);
     let log = root.join("daemon.log");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let daemon = start_daemon(&config, &notify, &log);
     assert!(
         notify.wait_for("READY=1", PATIENCE).is_some(),
         "no READY=1; log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        read_log()
     );
+    let pid = daemon.pid();
     let gpio = root.join("gpio.sock");
-    let door = |times: usize| play_door(&gpio, times);
-    door(2);
-    mqtt.wait_for("/event/door.closed", PATIENCE);
+    play_door(&gpio, 2);
 
-    // The disk fills up; the door goes on being used.
+    // The disk fills up; the door goes on being used (each cycle answers on the control socket)
+    // until the outbox has met the full disk.
     let filler = state.join("filler");
-    let filled = fill(&filler);
-    assert!(filled > 0, "nothing could be written to the small disk");
-    door(10);
-    // Give the gate time to meet the full disk (and, before the fix, to give up on it).
-    std::thread::sleep(Duration::from_secs(2));
-    // The door still answers while the disk is full.
-    assert_eq!(simulated_gpio(&gpio, "input 27 high"), "ok");
-    std::thread::sleep(Duration::from_millis(60));
-    assert_eq!(simulated_gpio(&gpio, "input 27 low"), "ok");
+    assert!(
+        fill(&filler) > 0,
+        "nothing could be written to the small disk"
+    );
+    let mut cycles = 2;
+    while !met_the_full_disk(&read_log()) {
+        assert!(cycles < 400, "the outbox never met the full disk");
+        play_door(&gpio, 1);
+        cycles += 1;
+    }
+    // A little more use of the door while the disk is still full.
+    play_door(&gpio, 3);
+    std::thread::sleep(Duration::from_secs(1));
 
-    // Space comes back; the same process must record and deliver again.
+    // Space comes back: the same process must record and deliver again.
     std::fs::remove_file(&filler).expect("free the space");
     std::thread::sleep(Duration::from_millis(300));
-    door(3);
-    let pid = daemon.pid();
+    play_door(&gpio, 3);
+    let expected = cycles + 6;
+    broker.resume();
+    let mut mqtt = Subscriber::start_on(&broker.address(), &filter, Some(&session));
 
     let deadline = Instant::now() + PATIENCE;
     let delivered = loop {
@@ -130,31 +151,26 @@ fn a_full_disk_recovers_without_a_restart_and_loses_nothing_in_silence() {
         let gaps: Vec<u64> = (1..=highest)
             .filter(|id| !delivered.accounts_for(*id))
             .collect();
-        // 2 + 10 + 1 + 3 door cycles, one `door.closed` each; refused events are counted in
-        // reports.
+        // One `door.closed` per cycle; refused events are counted in reports.
         let closings = delivered
             .events
             .values()
             .filter(|event| event["kind"] == "door.closed")
             .count() as u64;
         let counted: u64 = delivered.reports.iter().map(|report| report.count).sum();
-        if gaps.is_empty() && closings + counted >= 16 {
+        if gaps.is_empty() && closings + counted >= expected {
             break delivered;
         }
         assert!(
             Instant::now() < deadline,
             "after the disk was freed: ids {gaps:?} neither delivered nor reported, {closings} \
-             door closings delivered and {counted} events reported lost of 16; log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+             door closings delivered and {counted} events reported lost of {expected}; log:\n{}",
+            read_log()
         );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(daemon.pid(), pid, "the gate was not restarted");
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        log_text.contains("outbox cannot write") || log_text.contains("flush failed"),
-        "the gate never met the full disk; log:\n{log_text}"
-    );
+    let log_text = read_log();
     let failures = log_text.matches("outbox cannot write").count()
         + log_text.matches("outbox still cannot write").count();
     assert!(
