@@ -186,7 +186,8 @@ struct Refused {
 struct Failing {
     since: Instant,
     attempts: u64,
-    logged: Instant,
+    /// Whether this failure was logged (its recovery is logged then too).
+    logged: bool,
 }
 
 struct State {
@@ -206,6 +207,9 @@ struct State {
     /// Events refused since the last report.
     refused: Option<Refused>,
     failing: Option<Failing>,
+    /// When a storage failure was last logged: at most one line per [`FAILURE_LOG_EVERY`], even
+    /// when a nearly full disk makes commits fail and succeed in turn.
+    failure_logged: Option<Instant>,
 }
 
 /// The outbox. Share it as `Arc<Outbox>`: appends, acknowledgements and the flusher run
@@ -451,6 +455,7 @@ impl Outbox {
                 accounted_dirty: !lost.is_empty(),
                 refused: None,
                 failing: None,
+                failure_logged: None,
             }),
             committing: Mutex::new(()),
             appended: Notify::new(),
@@ -604,7 +609,7 @@ impl Outbox {
                     state.acked.remove(id);
                 }
                 state.accounted_dirty = state.accounted_through != accounted;
-                if let Some(failing) = state.failing.take() {
+                if let Some(failing) = state.failing.take().filter(|failing| failing.logged) {
                     tracing::info!(
                         after_s = failing.since.elapsed().as_secs(),
                         attempts = failing.attempts,
@@ -645,24 +650,28 @@ impl Outbox {
                     state.unwritten.push_front(record);
                 }
                 let now = Instant::now();
+                let log_now = state
+                    .failure_logged
+                    .is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY);
+                if log_now {
+                    state.failure_logged = Some(now);
+                }
+                let held = state.unwritten.len();
                 let failing = state.failing.get_or_insert(Failing {
                     since: now,
                     attempts: 0,
-                    logged: now,
+                    logged: false,
                 });
                 failing.attempts += 1;
-                // Logged once, then every FAILURE_LOG_EVERY: a full disk must not flood the log.
-                let first = failing.attempts == 1;
-                let again = !first && failing.logged.elapsed() >= FAILURE_LOG_EVERY;
-                if again {
-                    failing.logged = now;
-                }
-                let (attempts, failing_s) = (failing.attempts, failing.since.elapsed().as_secs());
-                let held = state.unwritten.len();
-                if first {
-                    tracing::error!(%error, held, "outbox cannot write; events wait in memory, retrying");
-                } else if again {
-                    tracing::error!(%error, attempts, failing_s, held, "outbox still cannot write");
+                if log_now {
+                    let (attempts, failing_s) =
+                        (failing.attempts, failing.since.elapsed().as_secs());
+                    if failing.logged {
+                        tracing::error!(%error, attempts, failing_s, held, "outbox still cannot write");
+                    } else {
+                        tracing::error!(%error, held, "outbox cannot write; events wait in memory, retrying");
+                    }
+                    failing.logged = true;
                 }
                 Err(error)
             }

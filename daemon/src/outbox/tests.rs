@@ -752,19 +752,3 @@ fn engine_fault_matrix_redb_never_loses_silently() {
         "redb lost records silently: {redb_silent:?}"
     );
 }
-
-#[test]
-#[ignore = "measurement"]
-fn redb_file_growth() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let outbox = Outbox::open(&options(dir.path(), 100_000)).expect("open");
-    let size = || std::fs::metadata(db_file(dir.path())).expect("meta").len();
-    eprintln!("fresh: {}", size());
-    for round in 0..10 {
-        for n in 0..100 {
-            outbox.append(event(n)).expect("append");
-            outbox.flush().expect("flush");
-        }
-        eprintln!("after {} events: {}", (round + 1) * 100, size());
-    }
-}
