@@ -56,6 +56,8 @@ impl EventKind {
     pub const POLICY_REJECTED: Self = Self::from_static("policy.rejected");
     /// The outbox passed its alarm fill level.
     pub const OUTBOX_FILLING: Self = Self::from_static("outbox.filling");
+    /// Recorded events that will never be delivered (`reason`: first_id, last_id, count, cause).
+    pub const ALARM_EVENTS_LOST: Self = Self::from_static("alarm.events_lost");
 
     const fn from_static(name: &'static str) -> Self {
         Self(Cow::Borrowed(name))

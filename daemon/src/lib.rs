@@ -8,7 +8,7 @@
 //! - [`doors`]: builds the door controllers (door-io) from the door settings.
 //! - [`event`]: the events a gate reports (never biometric data).
 //! - [`access`]: the I/O-free access decision state machine (events in, actions out).
-//! - [`outbox`]: the encrypted, persistent, ordered event outbox (sled + AES-256-GCM).
+//! - [`outbox`]: the encrypted, persistent, ordered event outbox (redb + AES-256-GCM).
 //! - [`mqtt`]: the MQTT link: status, door state, events, discovery, signed commands.
 //! - [`gate`]: wires reader, sensor, extraction, access machine, doors, outbox and MQTT.
 //! - [`station`]: a station's events (enrolment station, card tools), published without an

@@ -40,7 +40,7 @@ use super::command::{
 };
 use super::discovery::{DiscoveryDoor, discovery_messages};
 use super::refusals::{RefusalLimiter, RefusalSummary};
-use super::replay::SledReplayCache;
+use super::replay::StoreReplayCache;
 use super::tls::{TlsBridge, TlsError, client_config};
 use super::topics::{
     Availability, Diagnostics, DoorStatus, Topics, last_will_payload, status_payload,
@@ -180,7 +180,7 @@ impl Link {
             tracing::warn!("mqtt.operator_keys is empty: every remote command will be refused");
         }
         let verifier = CommandVerifier::new(&options.gate, keys, options.mqtt.command_max_age);
-        let replay = Box::new(SledReplayCache::new(outbox.state_tree("command_nonces")?));
+        let replay = Box::new(StoreReplayCache::new(outbox.state_tree("command_nonces")?));
         let (door_tx, door_rx) = mpsc::channel(64);
         let (command_tx, command_rx) = mpsc::channel(16);
         let (connected_tx, connected_rx) = watch::channel(false);

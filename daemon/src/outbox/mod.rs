@@ -1,57 +1,94 @@
-//! The encrypted, persistent, ordered event outbox.
+//! The encrypted, persistent, ordered event outbox, which loses nothing in silence.
 //!
-//! Every event is numbered, encrypted ([`seal`](self) module docs: AES-256-GCM under a key derived
-//! from the device key) and written to sled *before* anything else happens with it. The MQTT link
-//! publishes events in id order with QoS 1 and calls [`Outbox::ack`] on each PUBACK, which deletes
-//! the record. Nothing is deleted without an acknowledgement, so events survive broker outages and
-//! daemon restarts; after a reconnect the link starts again from the oldest unacknowledged event.
+//! # Layout
+//! - `mod.rs`: the [`Outbox`]: ids, group commit, delivery bookkeeping, damage accounting.
+//! - [`store`]: the [`Store`] trait the outbox (and the replay cache) keep their data behind.
+//! - `redb_store`: the engine in use, [`RedbStore`] (checksummed, crash-safe, integrity-checked).
+//! - `mark`: the event-id mark beside the device key ([`IdMark`]).
+//! - `loss`: the machine-readable `reason` of `alarm.events_lost` ([`LossReport`]).
+//! - `seal`: AES-256-GCM record sealing; `key`: the device key.
 //!
-//! # Flush policy (group commit)
-//! [`Outbox::append`] writes into sled's in-memory log and returns at once (microseconds: the access
-//! decision never waits for a disk). A flusher task ([`Outbox::run_flusher`]) wakes on every
-//! append and calls `fsync` through sled's `flush_async`; everything appended while one flush runs
-//! is covered by the next, so under load one fsync serves hundreds of events. The highest id that
-//! is on disk is published on a watch channel ([`Outbox::durable`]), and [`Outbox::pending`] hands
-//! out only events up to it: **an event is never published before it is durable**. Hence a crash
-//! or power cut can only lose events appended in the last few milliseconds that nobody outside the
-//! gate has seen, and ids seen by the facility are never reused. Per-event fsync would make every
-//! event pay a full disk sync (≈ 1–10 ms on SD cards), far below the 5,000 events/s target.
+//! # Recording and delivery
+//! Every event is numbered, sealed (module `seal`: AES-256-GCM under a key derived from the
+//! device key) and queued in memory by [`Outbox::append`], which returns at once (the access
+//! decision never waits for a disk). A flusher task ([`Outbox::run_flusher`]) commits everything
+//! queued in one durable transaction (group commit: one fsync serves hundreds of events) and
+//! publishes the highest durable id on a watch channel ([`Outbox::durable`]). [`Outbox::pending`]
+//! hands out only durable events, so **an event is never published before it is on disk**. The
+//! MQTT link publishes in id order with QoS 1 and calls [`Outbox::ack`] on each PUBACK; the next
+//! commit deletes the record.
+//!
+//! # Nothing lost in silence
+//! Every id the outbox gave an event is delivered or named in an `alarm.events_lost` event
+//! (`reason`: `first_id=… last_id=… count=… cause=…`); events refused before they got an id are
+//! counted and reported the same way (`count=… cause=…`). docs/reliability.md states the promise
+//! kind of damage by kind of damage:
+//! - at start-up, the ids the outbox should hold (above the last delivered one, up to the last
+//!   issued one) are compared with the records present: each gap is reported; a database that
+//!   fails its integrity check is set aside (`events.redb.damaged-<time>`) and replaced;
+//! - while running, a record that fails authentication is removed and reported;
+//! - when the disk refuses writes (full), appended events wait in memory (up to
+//!   [`UNWRITTEN_MAX`]) and the flusher retries with back-off; the database is opened again when
+//!   writes work, so the outbox recovers without a restart; events refused meanwhile are counted
+//!   and reported once storage works again.
+//!
+//! # Ids
+//! Ids never go back or repeat, even when the outbox directory is damaged or deleted: the
+//! event-id mark beside the device key (module `mark`) bounds every id ever published, written
+//! ahead in blocks before an id above it can be published. After damage the next id starts above
+//! the mark. A crash can lose only events appended in the last milliseconds, which nobody outside
+//! the gate has seen; their ids are given again.
 //!
 //! # Bound and alarm
 //! The outbox holds at most `outbox_max_events` records; beyond that [`Outbox::append`] refuses
-//! with [`OutboxError::Full`]. When the fill level reaches `outbox_alarm_percent`, an
-//! `outbox.filling` event (result `alarm`) is appended once; the alarm re-arms when the outbox has
-//! drained to half that level.
-//!
-//! # Ids
-//! The next id is one more than the larger of the newest stored record and the newest acknowledged
-//! id (kept in the `meta` tree, written before the record is removed), so ids stay monotonic across
-//! restarts without a separate counter write per event.
+//! with [`OutboxError::Full`] (counted and reported once there is room). When the fill level
+//! reaches `outbox_alarm_percent`, an `outbox.filling` event (result `alarm`) is appended once;
+//! the alarm re-arms when the outbox has drained to half that level.
 
 mod key;
+mod loss;
+mod mark;
+mod redb_store;
 mod seal;
+#[cfg(test)]
+mod sled_store;
+pub mod store;
 
-use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
 pub use self::key::{DEVICE_KEY_LEN, DeviceKey, KeyError};
+pub use self::loss::LossReport;
+pub use self::mark::{IdMark, MarkError};
+pub use self::redb_store::RedbStore;
 use self::seal::Sealer;
+pub use self::store::{Batch, Store, StoreError};
+use self::store::{decode_u64, meta};
 use crate::config::Settings;
 use crate::event::{Event, EventId, EventKind, NewEvent, Outcome, Timestamp};
 
-const META_SALT: &[u8] = b"salt";
-const META_EPOCH: &[u8] = b"epoch";
-const META_GATE: &[u8] = b"gate";
-const META_LAST_ACKED: &[u8] = b"last_acked";
+/// The database file in the outbox directory.
+pub const DB_FILE: &str = "events.redb";
+/// Most events held in memory while the disk refuses writes; beyond, appends are refused (and
+/// counted) until a commit succeeds.
+pub const UNWRITTEN_MAX: usize = 10_000;
+/// Most `alarm.events_lost` events one start-up raises (further gaps are summed into the last).
+const MAX_LOST_REPORTS: usize = 16;
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// How often a storage failure that goes on is logged again.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// Where and how big the outbox is.
 #[derive(Debug, Clone)]
 pub struct OutboxOptions {
-    /// Directory of the sled database (`<state_dir>/outbox`).
+    /// Directory of the database (`<state_dir>/outbox`).
     pub dir: PathBuf,
-    /// Device key file.
+    /// Device key file (the event-id mark lives beside it).
     pub device_key_file: PathBuf,
     /// The gate id (part of every event and of each record's associated data).
     pub gate: String,
@@ -81,19 +118,35 @@ pub enum OutboxError {
     /// The device key could not be loaded or created.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// The sled database failed.
+    /// The event-id mark could not be read or written.
+    #[error(transparent)]
+    Mark(#[from] MarkError),
+    /// The database failed.
     #[error("outbox database {dir}: {source}")]
     Database {
         /// The database directory.
         dir: PathBuf,
         /// The underlying error.
-        source: sled::Error,
+        source: StoreError,
     },
-    /// The outbox is full: the event was not stored.
+    /// The outbox is full: the event was not stored (it is counted and reported).
     #[error("outbox full ({max} events): event not stored; is the broker reachable?")]
     Full {
         /// The configured bound.
         max: u64,
+    },
+    /// The disk has refused writes for a while and the events waiting in memory reached
+    /// [`UNWRITTEN_MAX`]: the event was not stored (it is counted and reported once the disk
+    /// takes writes again).
+    #[error(
+        "event not recorded: the outbox cannot write to {dir} and holds {held} events in memory \
+         already; it is counted and reported once storage works again"
+    )]
+    NotStored {
+        /// The database directory.
+        dir: PathBuf,
+        /// Events waiting in memory.
+        held: usize,
     },
     /// The database belongs to another gate id.
     #[error(
@@ -108,32 +161,71 @@ pub enum OutboxError {
         /// Gate id configured now.
         configured: String,
     },
+    /// The damaged database could not be set aside.
+    #[error("outbox database {path} is damaged and could not be moved aside: {source}")]
+    SetAside {
+        /// The damaged file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// Invalid options.
     #[error("outbox options: {0}")]
     Options(&'static str),
 }
 
-struct Counters {
+/// Events refused before they got an id, not yet reported.
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    count: u64,
+    cause: &'static str,
+}
+
+/// The storage failure in progress.
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    attempts: u64,
+    /// Whether this failure was logged (its recovery is logged then too).
+    logged: bool,
+}
+
+struct State {
     /// Id the next event gets.
     next_id: EventId,
-    /// Records held.
+    /// Records held (stored or waiting in memory, not yet acknowledged).
     len: u64,
     /// Whether crossing the alarm level raises `outbox.filling`.
     alarm_armed: bool,
+    /// Sealed records not yet committed, in id order.
+    unwritten: VecDeque<(EventId, Vec<u8>)>,
+    /// Delivered (or discarded and reported) records whose deletion is not yet committed.
+    acked: BTreeSet<EventId>,
+    /// Every id up to this was delivered or reported lost.
+    accounted_through: EventId,
+    accounted_dirty: bool,
+    /// Events refused since the last report.
+    refused: Option<Refused>,
+    failing: Option<Failing>,
+    /// When a storage failure was last logged: at most one line per [`FAILURE_LOG_EVERY`], even
+    /// when a nearly full disk makes commits fail and succeed in turn.
+    failure_logged: Option<Instant>,
 }
 
 /// The outbox. Share it as `Arc<Outbox>`: appends, acknowledgements and the flusher run
 /// concurrently.
 pub struct Outbox {
     dir: PathBuf,
-    db: sled::Db,
-    events: sled::Tree,
-    meta: sled::Tree,
+    store: Arc<dyn Store>,
+    mark: Mutex<IdMark>,
     sealer: Sealer,
     gate: String,
     max_events: u64,
     alarm_level: u64,
-    counters: Mutex<Counters>,
+    unwritten_max: usize,
+    state: Mutex<State>,
+    /// One commit at a time (the flusher and a final synchronous flush).
+    committing: Mutex<()>,
     appended: Notify,
     durable: watch::Sender<EventId>,
 }
@@ -147,6 +239,60 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
+/// A run of ids that will never be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LostRange {
+    first: EventId,
+    last: EventId,
+    count: u64,
+}
+
+impl LostRange {
+    fn reason(&self, cause: &str) -> String {
+        LossReport {
+            ids: Some((self.first, self.last)),
+            count: self.count,
+            cause: cause.to_string(),
+        }
+        .to_string()
+    }
+}
+
+/// The gaps of `present` (sorted) within `first..=last`, at most `max` of them (further gaps
+/// are summed into the last one).
+fn gaps(present: &[EventId], first: EventId, last: EventId, max: usize) -> Vec<LostRange> {
+    let mut ranges: Vec<LostRange> = Vec::new();
+    let mut push = |from: EventId, to: EventId| {
+        if from > to {
+            return;
+        }
+        let count = to - from + 1;
+        let full = ranges.len() >= max;
+        match ranges.last_mut() {
+            Some(tail) if full => {
+                tail.last = to;
+                tail.count += count;
+            }
+            _ => ranges.push(LostRange {
+                first: from,
+                last: to,
+                count,
+            }),
+        }
+    };
+    let mut expected = first;
+    for &id in present.iter().filter(|id| (first..=last).contains(*id)) {
+        if id > expected {
+            push(expected, id - 1);
+        }
+        expected = id + 1;
+    }
+    if expected <= last {
+        push(expected, last);
+    }
+    ranges
+}
+
 impl Outbox {
     /// Opens (or creates) the outbox and its device key.
     pub fn open(options: &OutboxOptions) -> Result<Self, OutboxError> {
@@ -154,8 +300,39 @@ impl Outbox {
         Self::open_with_key(options, &key)
     }
 
-    /// Opens (or creates) the outbox with a given device key.
+    /// Opens (or creates) the outbox with a given device key. A database that fails its
+    /// integrity check is moved aside and replaced; its events are reported lost.
     pub fn open_with_key(options: &OutboxOptions, key: &DeviceKey) -> Result<Self, OutboxError> {
+        let dir = options.dir.clone();
+        let db_error = |source| OutboxError::Database {
+            dir: dir.clone(),
+            source,
+        };
+        create_private_dir(&dir).map_err(|e| db_error(StoreError::Io(e)))?;
+        let path = dir.join(DB_FILE);
+        let (store, damage) = match RedbStore::open(&path) {
+            Ok(store) => (store, None),
+            Err(StoreError::Damaged(detail)) => {
+                let aside = set_aside(&path)?;
+                tracing::error!(
+                    %detail,
+                    moved_to = %aside.display(),
+                    "outbox database damaged: moved aside, starting a new one; its events are reported lost"
+                );
+                (RedbStore::open(&path).map_err(db_error)?, Some(detail))
+            }
+            Err(other) => return Err(db_error(other)),
+        };
+        Self::open_with_store(options, key, Arc::new(store), damage)
+    }
+
+    /// Opens the outbox on `store`. `damage`: why the previous database was replaced, if it was.
+    pub(crate) fn open_with_store(
+        options: &OutboxOptions,
+        key: &DeviceKey,
+        store: Arc<dyn Store>,
+        damage: Option<String>,
+    ) -> Result<Self, OutboxError> {
         if options.max_events == 0 {
             return Err(OutboxError::Options("max_events must be at least 1"));
         }
@@ -167,106 +344,143 @@ impl Outbox {
             dir: dir.clone(),
             source,
         };
-        let config = sled::Config::new()
-            .path(&dir)
-            // The outbox is written once and read once per event: a small cache keeps the
-            // daemon's memory low.
-            .cache_capacity(8 * 1024 * 1024)
-            .flush_every_ms(Some(200));
-        // sled releases its file lock from background threads shortly after the previous handle
-        // in this process is dropped (a reopen, as in tests and restarts of the link): retry
-        // briefly instead of failing. Another live process keeps the lock and gets the error.
-        let mut attempts = 0;
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(error))
-                    if attempts < 40 && error.to_string().contains("could not acquire lock") =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => break other.map_err(db_error)?,
-            }
-        };
-        let events = db.open_tree("events").map_err(db_error)?;
-        let meta = db.open_tree("meta").map_err(db_error)?;
+        let (mark, _) = IdMark::open(&IdMark::path_beside(&options.device_key_file))?;
+        let marks = mark.values();
 
-        match meta.get(META_GATE).map_err(db_error)? {
-            Some(stored) if stored.as_ref() != options.gate.as_bytes() => {
-                return Err(OutboxError::GateChanged {
-                    dir,
-                    stored: String::from_utf8_lossy(&stored).into_owned(),
-                    configured: options.gate.clone(),
-                });
-            }
-            Some(_) => {}
-            None => {
-                meta.insert(META_GATE, options.gate.as_bytes())
-                    .map_err(db_error)?;
-            }
+        let stored_gate = store.meta(meta::GATE).map_err(db_error)?;
+        let fresh = stored_gate.is_none();
+        if let Some(stored) = &stored_gate
+            && stored.as_slice() != options.gate.as_bytes()
+        {
+            return Err(OutboxError::GateChanged {
+                dir,
+                stored: String::from_utf8_lossy(stored).into_owned(),
+                configured: options.gate.clone(),
+            });
         }
-        let salt = match meta.get(META_SALT).map_err(db_error)? {
-            Some(salt) => salt.to_vec(),
+        let salt = match store.meta(meta::SALT).map_err(db_error)? {
+            Some(salt) => salt,
             None => {
                 let mut salt = [0u8; 32];
                 getrandom::fill(&mut salt).map_err(KeyError::Random)?;
-                meta.insert(META_SALT, &salt[..]).map_err(db_error)?;
                 salt.to_vec()
             }
         };
-        let epoch = meta
-            .get(META_EPOCH)
+        let epoch = store
+            .meta(meta::EPOCH)
             .map_err(db_error)?
-            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_slice()).ok())
             .map_or(0, u32::from_be_bytes)
             .wrapping_add(1);
-        meta.insert(META_EPOCH, &epoch.to_be_bytes())
-            .map_err(db_error)?;
-        // The epoch must be on disk before the first record is sealed under it.
-        db.flush().map_err(db_error)?;
-
-        let last_stored = events
+        let read_u64 = |key| -> Result<EventId, OutboxError> {
+            Ok(store
+                .meta(key)
+                .map_err(db_error)?
+                .as_deref()
+                .and_then(decode_u64)
+                .unwrap_or(0))
+        };
+        let issued_through = read_u64(meta::ISSUED_THROUGH)?;
+        let accounted_meta = read_u64(meta::ACCOUNTED_THROUGH)?;
+        let present = store.ids().map_err(db_error)?;
+        let known_high = present
             .last()
-            .map_err(db_error)?
-            .map(|(key, _)| decode_id(&key));
-        let last_acked = meta
-            .get(META_LAST_ACKED)
-            .map_err(db_error)?
-            .map(|v| decode_id(&v));
-        let last_id = last_stored.unwrap_or(0).max(last_acked.unwrap_or(0));
-        let len = events.len() as u64;
+            .copied()
+            .unwrap_or(0)
+            .max(issued_through)
+            .max(accounted_meta);
+        let accounted = accounted_meta.max(marks.accounted_through);
+
+        // Which ids should be here and are not, and where numbering goes on.
+        let (cause, lost_through, next_id) = if let Some(detail) = &damage {
+            tracing::warn!(%detail, "reporting the events of the damaged outbox database");
+            (
+                "outbox_damaged",
+                marks.reserved_end,
+                marks.reserved_end.max(known_high) + 1,
+            )
+        } else if fresh && marks.reserved_end > 0 {
+            (
+                "outbox_missing",
+                marks.reserved_end,
+                marks.reserved_end.max(known_high) + 1,
+            )
+        } else {
+            // An intact database knows every id it published (commits are atomic and only
+            // committed events are published). The mark may be ahead of it after a crash in the
+            // middle of a commit, whose events nobody outside the gate saw.
+            ("records_missing", known_high, known_high + 1)
+        };
+        let lost = gaps(
+            &present,
+            accounted.saturating_add(1),
+            lost_through,
+            MAX_LOST_REPORTS,
+        );
+
+        // The epoch must be on disk before the first record is sealed under it.
+        store
+            .commit(&Batch {
+                meta: vec![
+                    (meta::GATE, options.gate.as_bytes().to_vec()),
+                    (meta::SALT, salt.clone()),
+                    (meta::EPOCH, epoch.to_be_bytes().to_vec()),
+                ],
+                ..Batch::default()
+            })
+            .map_err(db_error)?;
+
         let alarm_level = (options
             .max_events
             .saturating_mul(u64::from(options.alarm_percent))
             / 100)
             .max(1);
-        let (durable, _) = watch::channel(last_id);
-        Ok(Self {
+        let (durable, _) = watch::channel(next_id - 1);
+        let outbox = Self {
             dir,
+            store,
+            mark: Mutex::new(mark),
             sealer: Sealer::new(key, &salt, epoch, &options.gate),
-            db,
-            events,
-            meta,
             gate: options.gate.clone(),
             max_events: options.max_events,
             alarm_level,
-            counters: Mutex::new(Counters {
-                next_id: last_id + 1,
-                len,
+            unwritten_max: UNWRITTEN_MAX,
+            state: Mutex::new(State {
+                next_id,
+                len: present.len() as u64,
                 alarm_armed: true,
+                unwritten: VecDeque::new(),
+                acked: BTreeSet::new(),
+                accounted_through: accounted.max(lost.last().map_or(0, |range| range.last)),
+                accounted_dirty: !lost.is_empty(),
+                refused: None,
+                failing: None,
+                failure_logged: None,
             }),
+            committing: Mutex::new(()),
             appended: Notify::new(),
             durable,
-        })
+        };
+        for range in &lost {
+            tracing::error!(
+                first_id = range.first,
+                last_id = range.last,
+                count = range.count,
+                cause,
+                "outbox events lost; reported"
+            );
+            outbox.report_lost(range.reason(cause));
+        }
+        Ok(outbox)
     }
 
-    fn counters(&self) -> MutexGuard<'_, Counters> {
-        self.counters
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn db_error(&self, source: sled::Error) -> OutboxError {
+    fn db_error(&self, source: StoreError) -> OutboxError {
         OutboxError::Database {
             dir: self.dir.clone(),
             source,
@@ -278,59 +492,240 @@ impl Outbox {
         &self.gate
     }
 
-    /// Numbers, encrypts and stores an event. Returns the stored event. The event becomes
+    /// Numbers, encrypts and queues an event for the next commit. Returns the event. It becomes
     /// durable (and publishable) with the next flush.
     pub fn append(&self, event: NewEvent) -> Result<Event, OutboxError> {
-        let mut counters = self.counters();
-        let stored = self.insert(&mut counters, event)?;
-        if counters.alarm_armed
-            && counters.len >= self.alarm_level
-            && counters.len < self.max_events
-        {
-            counters.alarm_armed = false;
+        let mut state = self.state();
+        let stored = match self.insert(&mut state, event) {
+            Ok(stored) => stored,
+            Err(error) => {
+                let cause = match error {
+                    OutboxError::Full { .. } => "outbox_full",
+                    _ => "not_stored",
+                };
+                let refused = state.refused.get_or_insert(Refused { count: 0, cause });
+                refused.count += 1;
+                drop(state);
+                // The flusher reports the count once events can be stored again.
+                self.appended.notify_one();
+                return Err(error);
+            }
+        };
+        if state.alarm_armed && state.len >= self.alarm_level && state.len < self.max_events {
+            state.alarm_armed = false;
             let alarm = NewEvent::new(EventKind::OUTBOX_FILLING, stored.time)
                 .result(Outcome::Alarm)
-                .reason(format!(
-                    "{} of {} events held",
-                    counters.len, self.max_events
-                ));
-            self.insert(&mut counters, alarm)?;
+                .reason(format!("{} of {} events held", state.len, self.max_events));
+            self.insert(&mut state, alarm)?;
         }
-        drop(counters);
+        drop(state);
         self.appended.notify_one();
         Ok(stored)
     }
 
-    fn insert(&self, counters: &mut Counters, event: NewEvent) -> Result<Event, OutboxError> {
-        if counters.len >= self.max_events {
+    fn insert(&self, state: &mut State, event: NewEvent) -> Result<Event, OutboxError> {
+        if state.len >= self.max_events {
             return Err(OutboxError::Full {
                 max: self.max_events,
             });
         }
-        let event = event.into_event(counters.next_id, &self.gate);
+        // Only while the disk refuses writes: otherwise the flusher keeps up and `max_events`
+        // bounds what waits.
+        if state.failing.is_some() && state.unwritten.len() >= self.unwritten_max {
+            return Err(OutboxError::NotStored {
+                dir: self.dir.clone(),
+                held: state.unwritten.len(),
+            });
+        }
+        let event = event.into_event(state.next_id, &self.gate);
         let record = self.sealer.seal(event.id, &event.to_json());
-        self.events
-            .insert(event.id.to_be_bytes(), record)
-            .map_err(|e| self.db_error(e))?;
-        counters.next_id += 1;
-        counters.len += 1;
+        state.unwritten.push_back((event.id, record));
+        state.next_id += 1;
+        state.len += 1;
         Ok(event)
     }
 
-    /// Writes everything appended so far to disk. Returns the highest durable id.
+    /// Appends an `alarm.events_lost` event (bypassing the bound: a loss report is never
+    /// refused for lack of room).
+    fn report_lost(&self, reason: String) {
+        let event = NewEvent::new(EventKind::ALARM_EVENTS_LOST, Timestamp::now())
+            .result(Outcome::Alarm)
+            .reason(reason);
+        let mut state = self.state();
+        let event = event.into_event(state.next_id, &self.gate);
+        let record = self.sealer.seal(event.id, &event.to_json());
+        state.unwritten.push_back((event.id, record));
+        state.next_id += 1;
+        state.len += 1;
+        drop(state);
+        self.appended.notify_one();
+    }
+
+    fn committing(&self) -> MutexGuard<'_, ()> {
+        self.committing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Commits everything queued (records, deletions, bookkeeping) in one durable transaction.
+    fn commit_pending(&self) -> Result<EventId, OutboxError> {
+        let _one_at_a_time = self.committing();
+        self.commit_locked()
+    }
+
+    /// [`Self::commit_pending`] under the `committing` lock.
+    fn commit_locked(&self) -> Result<EventId, OutboxError> {
+        let (batch, upto, accounted) = {
+            let mut state = self.state();
+            let mut batch = Batch {
+                insert: state.unwritten.drain(..).collect(),
+                remove: state.acked.iter().copied().collect(),
+                meta: Vec::new(),
+            };
+            let upto = state.next_id - 1;
+            if !batch.insert.is_empty() {
+                batch
+                    .meta
+                    .push((meta::ISSUED_THROUGH, upto.to_be_bytes().to_vec()));
+            }
+            if state.accounted_dirty {
+                batch.meta.push((
+                    meta::ACCOUNTED_THROUGH,
+                    state.accounted_through.to_be_bytes().to_vec(),
+                ));
+            }
+            (batch, upto, state.accounted_through)
+        };
+        let newest = batch.insert.last().map(|(id, _)| *id);
+        let result = match newest {
+            Some(newest) => self.reserve(newest, accounted),
+            None => Ok(()),
+        }
+        .and_then(|()| self.store.commit(&batch).map_err(|e| self.db_error(e)));
+        let mut state = self.state();
+        match result {
+            Ok(()) => {
+                for id in &batch.remove {
+                    state.acked.remove(id);
+                }
+                state.accounted_dirty = state.accounted_through != accounted;
+                if let Some(failing) = state.failing.take().filter(|failing| failing.logged) {
+                    tracing::info!(
+                        after_s = failing.since.elapsed().as_secs(),
+                        attempts = failing.attempts,
+                        "outbox storage works again; recording and delivery resume"
+                    );
+                }
+                // A full outbox reports its refusals once there is room again.
+                let refused = match state.refused {
+                    Some(refused)
+                        if refused.cause != "outbox_full" || state.len < self.max_events =>
+                    {
+                        state.refused.take()
+                    }
+                    _ => None,
+                };
+                drop(state);
+                self.mark_durable(upto);
+                if let Some(refused) = refused {
+                    tracing::error!(
+                        count = refused.count,
+                        cause = refused.cause,
+                        "events were refused by the outbox; reported"
+                    );
+                    self.report_lost(
+                        LossReport {
+                            ids: None,
+                            count: refused.count,
+                            cause: refused.cause.to_string(),
+                        }
+                        .to_string(),
+                    );
+                }
+                Ok(upto)
+            }
+            Err(error) => {
+                // Back in front of whatever was appended meanwhile, in id order.
+                for record in batch.insert.into_iter().rev() {
+                    state.unwritten.push_front(record);
+                }
+                let now = Instant::now();
+                let log_now = state
+                    .failure_logged
+                    .is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY);
+                if log_now {
+                    state.failure_logged = Some(now);
+                }
+                let held = state.unwritten.len();
+                let failing = state.failing.get_or_insert(Failing {
+                    since: now,
+                    attempts: 0,
+                    logged: false,
+                });
+                failing.attempts += 1;
+                if log_now {
+                    let (attempts, failing_s) =
+                        (failing.attempts, failing.since.elapsed().as_secs());
+                    if failing.logged {
+                        tracing::error!(%error, attempts, failing_s, held, "outbox still cannot write");
+                    } else {
+                        tracing::error!(%error, held, "outbox cannot write; events wait in memory, retrying");
+                    }
+                    failing.logged = true;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Raises the event-id mark above `newest` (a block ahead) before it can be published.
+    fn reserve(&self, newest: EventId, accounted: EventId) -> Result<(), OutboxError> {
+        let mut mark = self
+            .mark
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let values = mark.values();
+        if newest <= values.reserved_end {
+            return Ok(());
+        }
+        mark.write(mark::MarkValues {
+            reserved_end: newest + mark::BLOCK,
+            accounted_through: accounted.max(values.accounted_through),
+        })?;
+        Ok(())
+    }
+
+    /// Writes everything appended so far to disk and brings the event-id mark down to the exact
+    /// last id (as at shutdown: a later loss report then names exactly the ids used). Returns the
+    /// highest durable id.
     pub fn flush(&self) -> Result<EventId, OutboxError> {
-        let upto = self.counters().next_id - 1;
-        self.db.flush().map_err(|e| self.db_error(e))?;
-        self.mark_durable(upto);
+        // Under the commit lock: no commit can publish an id above `upto` before the mark is
+        // back up (each commit raises it first).
+        let _one_at_a_time = self.committing();
+        let upto = self.commit_locked()?;
+        let accounted = self.state().accounted_through;
+        let mut mark = self
+            .mark
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let exact = mark::MarkValues {
+            reserved_end: upto,
+            accounted_through: accounted,
+        };
+        if mark.values() != exact {
+            mark.write(exact)?;
+        }
         Ok(upto)
     }
 
-    /// [`flush`](Self::flush) without blocking the async worker.
-    pub async fn flush_async(&self) -> Result<EventId, OutboxError> {
-        let upto = self.counters().next_id - 1;
-        self.db.flush_async().await.map_err(|e| self.db_error(e))?;
-        self.mark_durable(upto);
-        Ok(upto)
+    /// Commits what is queued without blocking the async worker (the commit runs on a blocking
+    /// thread).
+    pub async fn flush_async(self: &Arc<Self>) -> Result<EventId, OutboxError> {
+        let outbox = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || outbox.commit_pending()).await {
+            Ok(result) => result,
+            Err(join) => Err(self.db_error(StoreError::Engine(join.to_string()))),
+        }
     }
 
     fn mark_durable(&self, upto: EventId) {
@@ -346,19 +741,30 @@ impl Outbox {
         self.durable.subscribe()
     }
 
-    /// Flushes after every append until `shutdown` completes, then flushes once more.
-    pub async fn run_flusher(&self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Commits after every append or acknowledgement until `shutdown` completes, then once more.
+    /// While the disk refuses writes it retries with back-off (events wait in memory), and
+    /// resumes by itself when writes work again.
+    pub async fn run_flusher(self: &Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut retry = None;
         loop {
+            let wait = async {
+                match retry {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
                 () = self.appended.notified() => {}
+                () = wait => {}
             }
-            if let Err(error) = self.flush_async().await {
-                tracing::error!(%error, "outbox flush failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                self.appended.notify_one();
-            }
+            retry = match self.flush_async().await {
+                Ok(_) => None,
+                Err(_) => {
+                    Some(retry.map_or(RETRY_FIRST, |delay: Duration| (delay * 2).min(RETRY_MAX)))
+                }
+            };
         }
         if let Err(error) = self.flush_async().await {
             tracing::error!(%error, "final outbox flush failed");
@@ -367,87 +773,110 @@ impl Outbox {
 
     /// Up to `limit` durable events with ids above `after`, oldest first.
     ///
-    /// A record that fails authentication (disk corruption or tampering) cannot be delivered:
-    /// it is removed and an `alarm.outbox_corrupt` event naming its id takes its place at the
-    /// end of the outbox, so the rest of the queue keeps flowing and the loss is reported.
+    /// A record that fails authentication (disk damage or tampering) cannot be delivered: it is
+    /// removed and an `alarm.events_lost` event naming its id takes its place at the end of the
+    /// outbox, so the rest of the queue keeps flowing and the loss is reported.
     pub fn pending(&self, after: Option<EventId>, limit: usize) -> Result<Vec<Event>, OutboxError> {
         let durable = *self.durable.borrow();
-        let start = after.map_or(0, |id| id.saturating_add(1));
+        let mut cursor = after.map_or(0, |id| id.saturating_add(1));
         let mut out = Vec::with_capacity(limit.min(1024));
-        let mut corrupt = Vec::new();
-        for item in self.events.range(start.to_be_bytes()..) {
-            let (key, record) = item.map_err(|e| self.db_error(e))?;
-            let id = decode_id(&key);
-            if id > durable || out.len() >= limit {
+        let mut unreadable = Vec::new();
+        'chunks: while out.len() < limit {
+            let chunk = self
+                .store
+                .records_from(cursor, (limit - out.len()).clamp(16, 1024))
+                .map_err(|e| self.db_error(e))?;
+            let Some(&(last, _)) = chunk.last() else {
                 break;
+            };
+            let acked = self.state().acked.clone();
+            for (id, record) in chunk {
+                if id > durable || out.len() >= limit {
+                    break 'chunks;
+                }
+                if acked.contains(&id) {
+                    continue;
+                }
+                match self
+                    .sealer
+                    .open(id, &record)
+                    .ok()
+                    .and_then(|json| Event::from_json(&json).ok())
+                {
+                    Some(event) if event.id == id => out.push(event),
+                    _ => unreadable.push(id),
+                }
             }
-            match self
-                .sealer
-                .open(id, &record)
-                .ok()
-                .and_then(|json| Event::from_json(&json).ok())
-            {
-                Some(event) if event.id == id => out.push(event),
-                _ => corrupt.push(id),
-            }
+            cursor = last.saturating_add(1);
         }
-        for id in corrupt {
-            tracing::error!(id, "outbox record failed authentication; discarded");
-            if self.remove(id)? {
-                let alarm = NewEvent::new(
-                    EventKind::new("alarm.outbox_corrupt")
-                        .map_err(|_| OutboxError::Options("kind"))?,
-                    Timestamp::now(),
-                )
-                .result(Outcome::Alarm)
-                .reason(format!(
-                    "record {id} failed authentication and was discarded"
-                ));
-                self.append(alarm)?;
-            }
+        if !unreadable.is_empty() {
+            self.discard_unreadable(&unreadable)?;
         }
         Ok(out)
     }
 
-    /// Deletes an event after its PUBACK. Returns whether it was still held.
-    pub fn ack(&self, id: EventId) -> Result<bool, OutboxError> {
-        self.remove(id)
-    }
-
-    fn remove(&self, id: EventId) -> Result<bool, OutboxError> {
-        // The acknowledged id is recorded before the record goes, so that the next id can never
-        // fall back below it (sled recovers a prefix of its operation log).
-        let mut counters = self.counters();
-        let previous = self
-            .meta
-            .get(META_LAST_ACKED)
-            .map_err(|e| self.db_error(e))?;
-        if previous
-            .as_deref()
-            .map(decode_id)
-            .is_none_or(|last| last < id)
+    fn discard_unreadable(&self, ids: &[EventId]) -> Result<(), OutboxError> {
+        let mut runs: Vec<LostRange> = Vec::new();
         {
-            self.meta
-                .insert(META_LAST_ACKED, &id.to_be_bytes())
-                .map_err(|e| self.db_error(e))?;
-        }
-        let removed = self
-            .events
-            .remove(id.to_be_bytes())
-            .map_err(|e| self.db_error(e))?
-            .is_some();
-        if removed {
-            counters.len -= 1;
-            if counters.len <= self.alarm_level / 2 {
-                counters.alarm_armed = true;
+            let mut state = self.state();
+            for &id in ids {
+                if state.acked.insert(id) {
+                    state.len = state.len.saturating_sub(1);
+                }
+                state.accounted_through = state.accounted_through.max(id);
+                state.accounted_dirty = true;
+                let full = runs.len() >= MAX_LOST_REPORTS;
+                match runs.last_mut() {
+                    Some(run) if run.last + 1 == id || full => {
+                        run.last = id;
+                        run.count += 1;
+                    }
+                    _ => runs.push(LostRange {
+                        first: id,
+                        last: id,
+                        count: 1,
+                    }),
+                }
             }
         }
-        Ok(removed)
+        for run in runs {
+            tracing::error!(
+                first_id = run.first,
+                last_id = run.last,
+                count = run.count,
+                "outbox records failed authentication; discarded and reported"
+            );
+            self.report_lost(run.reason("record_unreadable"));
+        }
+        Ok(())
+    }
+
+    /// Deletes an event after its PUBACK (with the next commit). Returns whether it was still
+    /// held.
+    pub fn ack(&self, id: EventId) -> Result<bool, OutboxError> {
+        // Read before taking the state lock: appends never wait for the disk.
+        let stored = self.store.contains(id).map_err(|e| self.db_error(e))?;
+        let mut state = self.state();
+        if !stored || state.acked.contains(&id) {
+            return Ok(false);
+        }
+        state.acked.insert(id);
+        state.len = state.len.saturating_sub(1);
+        if state.len <= self.alarm_level / 2 {
+            state.alarm_armed = true;
+        }
+        if id > state.accounted_through {
+            state.accounted_through = id;
+            state.accounted_dirty = true;
+        }
+        drop(state);
+        self.appended.notify_one();
+        Ok(true)
     }
 
     /// Records held (delivered ones are gone).
     pub fn len(&self) -> u64 {
-        self.counters().len
+        self.state().len
     }
 
     /// Whether every event has been delivered.
@@ -460,23 +889,96 @@ impl Outbox {
         self.max_events
     }
 
-    /// Another tree in the outbox's database, for small state that must survive restarts with
-    /// the same durability (the command replay cache). Names starting with `outbox` are reserved.
-    pub fn state_tree(&self, name: &str) -> Result<sled::Tree, OutboxError> {
-        if matches!(name, "events" | "meta") || name.starts_with("outbox") {
-            return Err(OutboxError::Options("reserved tree name"));
+    /// A state table in the outbox's database, for small state that must survive restarts with
+    /// the same durability (the command replay cache).
+    pub fn state_tree(&self, name: &str) -> Result<StateTable, OutboxError> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(OutboxError::Options(
+                "state table names are lowercase letters and _",
+            ));
         }
-        self.db.open_tree(name).map_err(|e| self.db_error(e))
+        Ok(StateTable {
+            store: Arc::clone(&self.store),
+            name: name.to_owned(),
+        })
     }
 
     /// The id the next event will get.
     pub fn next_id(&self) -> EventId {
-        self.counters().next_id
+        self.state().next_id
+    }
+
+    #[cfg(test)]
+    fn set_unwritten_max(&mut self, max: usize) {
+        self.unwritten_max = max;
     }
 }
 
-fn decode_id(bytes: &[u8]) -> EventId {
-    <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes)
+/// A named table of small durable state in the outbox's database (see [`Outbox::state_tree`]).
+#[derive(Clone)]
+pub struct StateTable {
+    store: Arc<dyn Store>,
+    name: String,
+}
+
+impl std::fmt::Debug for StateTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateTable")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl StateTable {
+    /// Inserts `key` unless present, durably. Returns whether it was new.
+    pub fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        self.store.state_insert_new(&self.name, key, value)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.store.state_contains(&self.name, key)
+    }
+
+    /// Deletes the entries whose value `expired` says so.
+    pub fn prune(&self, expired: &dyn Fn(&[u8]) -> bool) -> Result<(), StoreError> {
+        self.store.state_prune(&self.name, expired)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Moves a damaged database file aside (`<file>.damaged-<unix seconds>`), keeping only the most
+/// recent damaged copy so that repeated damage cannot fill the disk.
+fn set_aside(path: &Path) -> Result<PathBuf, OutboxError> {
+    let error = |source| OutboxError::SetAside {
+        path: path.to_owned(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!("{name}.damaged-");
+    if let Some(dir) = path.parent()
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let seconds = Timestamp::now().unix_ms().div_euclid(1000);
+    let aside = path.with_file_name(format!("{prefix}{seconds}"));
+    std::fs::rename(path, &aside).map_err(error)?;
+    Ok(aside)
 }
 
 #[cfg(test)]
