@@ -79,6 +79,12 @@ impl Profile {
         }
     }
 
+    /// The stricter of two profiles: what the card applies when the gate asks for `requested` and
+    /// its enrolment policy set `floor` (a gate may tighten the policy, never loosen it).
+    pub const fn stricter(self, other: Profile) -> Profile {
+        if self.id() >= other.id() { self } else { other }
+    }
+
     /// The threshold when the probe is compared with `enrolled` templates (taking the minimum
     /// distance). `enrolled` is clamped to `1..=MAX_ENROLLED_TEMPLATES`.
     pub const fn threshold(self, enrolled: usize) -> Threshold {
@@ -144,6 +150,16 @@ mod tests {
         assert_eq!(Profile::from_id(0), None);
         assert_eq!(Profile::from_id(4), None);
         assert_eq!(Profile::default(), Profile::Balanced);
+    }
+
+    #[test]
+    fn a_request_never_loosens_the_floor() {
+        use Profile::*;
+        assert_eq!(Balanced.stricter(Convenience), Balanced);
+        assert_eq!(Convenience.stricter(Balanced), Balanced);
+        assert_eq!(Balanced.stricter(Security), Security);
+        assert_eq!(Security.stricter(Convenience), Security);
+        assert_eq!(Convenience.stricter(Convenience), Convenience);
     }
 
     #[test]

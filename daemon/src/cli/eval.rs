@@ -33,7 +33,7 @@ pub struct EvalArgs {
     /// numbered `1..=N` are the first session, the others the second). Repeat for every set.
     #[arg(long, value_name = "KIND[,sessions=N]:DIR", conflicts_with = "data")]
     pub set: Vec<SetArg>,
-    /// Add N synthetic whole-hand identities (3 captures each, made in memory) to the suite and
+    /// Add N synthetic whole-hand identities (4 captures each, made in memory) to the suite and
     /// to the calibration pool.
     #[arg(long, value_name = "N")]
     pub synthetic: Option<u64>,
@@ -123,7 +123,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 // Identities the unit tests do not use.
                 first: 10_000,
                 identities,
-                samples: 3,
+                // Three to enrol, one probe.
+                samples: 4,
             },
         });
     }
@@ -273,7 +274,14 @@ fn print_tables(suite: &SuiteReport) {
         .collect();
     println!("| set | {} |", header.join(" | "));
     println!("|---|{}", "---|".repeat(header.len()));
-    let cell = |o: &ProfileOutcome| format!("{} / {}", pct(o.fmr), pct(o.fnmr));
+    // "–": no tuning fold had enough impostors to calibrate the target.
+    let cell = |o: &ProfileOutcome| {
+        if o.impostors == 0 {
+            "–".to_owned()
+        } else {
+            format!("{} / {}", pct(o.fmr), pct(o.fnmr))
+        }
+    };
     for set in &suite.sets {
         let cells: Vec<String> = set
             .profiles_1

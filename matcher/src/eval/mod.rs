@@ -327,11 +327,14 @@ struct Distances {
     compare_us: Vec<f64>,
 }
 
+/// One row of [`Distances`]: distances to the later templates and the time of each comparison.
+type Row = (Vec<u32>, Vec<f64>);
+
 impl Distances {
     fn compute(templates: &[&Template], threads: usize, progress: &dyn Progress) -> Distances {
         let n = templates.len();
         let pairs = n * n.saturating_sub(1) / 2;
-        let rows: Mutex<BTreeMap<usize, (Vec<u32>, Vec<f64>)>> = Mutex::new(BTreeMap::new());
+        let rows: Mutex<BTreeMap<usize, Row>> = Mutex::new(BTreeMap::new());
         let next = AtomicUsize::new(0);
         let compared = AtomicUsize::new(0);
         std::thread::scope(|scope| {
@@ -761,6 +764,7 @@ pub fn evaluate_suite(
                     ProfileOutcome {
                         profile: format!("{} ({enrolled} template(s))", p.name()),
                         target_fmr: p.target_fmr(),
+                        calibrated_folds: 0,
                         false_matches: fm,
                         impostors: imp,
                         false_non_matches: fnm,

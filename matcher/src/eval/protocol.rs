@@ -479,6 +479,9 @@ pub struct ProfileOutcome {
     pub profile: String,
     /// Its target FMR.
     pub target_fmr: f64,
+    /// Folds for which a threshold could be calibrated (the others count nothing: no tuning set
+    /// was large enough for the target).
+    pub calibrated_folds: usize,
     /// Impostor trials accepted, summed over the held-out folds.
     pub false_matches: u64,
     /// Impostor trials.
@@ -520,6 +523,7 @@ pub fn validate_calibration(
                 .map(|&(name, target)| ProfileOutcome {
                     profile: name.to_owned(),
                     target_fmr: target,
+                    calibrated_folds: 0,
                     false_matches: 0,
                     impostors: 0,
                     false_non_matches: 0,
@@ -555,6 +559,7 @@ pub fn validate_calibration(
                 let (fm, imp) = h.false_matches(threshold);
                 let (fnm, genuine) = h.false_non_matches(threshold);
                 let o = &mut outcomes[s][t];
+                o.calibrated_folds += 1;
                 o.false_matches += fm;
                 o.impostors += imp;
                 o.false_non_matches += fnm;
@@ -747,7 +752,14 @@ mod tests {
         );
         assert_eq!(o.false_matches, 3);
         assert_eq!(o.false_non_matches, 0);
+        assert_eq!(o.calibrated_folds, 2);
         assert!((o.fmr - 0.5).abs() < 1e-12);
+        let strict = validate_calibration(&[(&trials, &fold[..])], 2, &[("y", 1e-3)]);
+        assert_eq!(
+            strict[0][0].calibrated_folds, 0,
+            "3 impostors cannot calibrate 1e-3"
+        );
+        assert_eq!(strict[0][0].impostors, 0);
         assert_eq!(
             calibrate(&[trials.histogram()], 1e-3),
             None,
