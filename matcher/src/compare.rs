@@ -262,6 +262,48 @@ pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, Com
     })
 }
 
+/// Compares a probe with every template enrolled for one hand and keeps the closest (the
+/// smallest distance; on ties the first). Every reference is compared, whatever the earlier
+/// results: the time depends only on how many there are. No reference gives a comparison that
+/// never matches (no overlap). Thresholds for `n` references: `Profile::threshold(n)`.
+pub fn compare_enrolled(
+    probe: &Template,
+    references: &[Template],
+) -> Result<Comparison, CompareError> {
+    let mut best = Comparison {
+        mismatched_bits: 0,
+        compared_bits: 0,
+        overlap_cells: 0,
+    };
+    // A comparison without an eligible shift (compared 0) ranks as distance 1, after any real one.
+    let rank = |c: &Comparison| {
+        let none = lt_mask(c.compared_bits, 1);
+        (
+            select(none, 1, c.mismatched_bits),
+            select(none, 1, c.compared_bits),
+        )
+    };
+    // Above any real distance, so the first reference always wins.
+    let (mut best_num, mut best_den) = (2u32, 1u32);
+    for reference in references {
+        let c = compare(probe, reference)?;
+        let (num, den) = rank(&c);
+        let better = lt_mask(num * best_den, best_num * den);
+        best_num = select(better, num, best_num);
+        best_den = select(better, den, best_den);
+        best = Comparison {
+            mismatched_bits: select(better, c.mismatched_bits, best.mismatched_bits),
+            compared_bits: select(better, c.compared_bits, best.compared_bits),
+            overlap_cells: select(
+                better,
+                u32::from(c.overlap_cells),
+                u32::from(best.overlap_cells),
+            ) as u16,
+        };
+    }
+    Ok(best)
+}
+
 /// All ones when `a < b`, else zero, without a branch (both are far below 2^32, so the borrow of
 /// the 64-bit subtraction is the answer).
 #[inline(always)]
@@ -406,6 +448,24 @@ mod tests {
         let c = compare(&empty, &empty).unwrap();
         assert_eq!((c.overlap_cells(), c.distance_q16()), (0, 65536));
         assert!(!c.is_match(Threshold::from_q16(u32::MAX)));
+    }
+
+    #[test]
+    fn enrolled_templates_give_the_closest_comparison() {
+        let probe = template_from(11, 950);
+        let far = template_from(12, 950);
+        let near = probe.clone();
+        let c = compare_enrolled(&probe, &[far.clone(), near.clone(), far.clone()])
+            .expect("same algorithm");
+        assert_eq!(c.distance_q16(), 0);
+        assert_eq!(c, compare(&probe, &near).expect("same algorithm"));
+        let only_far =
+            compare_enrolled(&probe, core::slice::from_ref(&far)).expect("same algorithm");
+        assert_eq!(only_far, compare(&probe, &far).expect("same algorithm"));
+        assert!(only_far.distance_q16() > 0);
+        let none = compare_enrolled(&probe, &[]).expect("nothing to refuse");
+        assert_eq!(none.distance_q16(), 65536);
+        assert!(!none.is_match(Threshold::from_q16(u32::MAX)));
     }
 
     #[test]

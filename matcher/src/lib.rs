@@ -19,6 +19,7 @@ pub mod eval;
 pub mod extract;
 #[cfg(feature = "std")]
 pub mod features;
+pub mod profile;
 pub mod template;
 
 #[cfg(feature = "std")]
@@ -28,5 +29,8 @@ pub mod roi;
 #[cfg(feature = "std")]
 pub mod synth;
 
-pub use compare::{CompareError, Comparison, MAX_SHIFT, MIN_OVERLAP_CELLS, Threshold, compare};
+pub use compare::{
+    CompareError, Comparison, MAX_SHIFT, MIN_OVERLAP_CELLS, Threshold, compare, compare_enrolled,
+};
+pub use profile::Profile;
 pub use template::{ENCODED_LEN, Template, TemplateError};

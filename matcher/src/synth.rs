@@ -907,14 +907,14 @@ fn mix(seed: u64, value: u64) -> u64 {
 
 /// A small deterministic generator (SplitMix64). Hand-written on purpose: the images must stay the
 /// same across dependency upgrades, which a general-purpose RNG crate does not promise.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

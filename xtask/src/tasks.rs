@@ -253,37 +253,56 @@ pub fn bench() -> Result<(), String> {
     run(cargo().args(["bench", "--workspace", "--locked"]))
 }
 
+/// The evaluation sets in `../shared/data/palm` and how `palmgate eval --set` reads them
+/// (what the images show, and which sample numbers make the first session).
+const EVAL_SETS: [&str; 6] = [
+    "roi:tongji-roi",
+    "roi:tongji-roi-dev",
+    "roi:iitd-roi-dev",
+    "hand,sessions=3:casia940-small",
+    "hand,sessions=3:casia940-dev",
+    "hand:coep-dev",
+];
+
+/// Synthetic hands added to the calibration pool of the profiles.
+const EVAL_SYNTHETIC_IDENTITIES: &str = "100";
+
+/// One `palmgate eval` over every set: one table, one calibration of the profiles.
+/// `PALMGATE_PALM_DATA` overrides the data folder (a git worktree's `..` is not the checkout's).
 pub fn eval(extra: &[String]) -> Result<(), String> {
-    let data = workspace_root()
-        .join("..")
-        .join("shared")
-        .join("data")
-        .join("palm");
+    let data = std::env::var_os("PALMGATE_PALM_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            workspace_root()
+                .join("..")
+                .join("shared")
+                .join("data")
+                .join("palm")
+        });
     if !data.is_dir() {
         return Err(format!(
-            "{} is missing: the evaluation sets live in ../shared/data/palm",
+            "{} is missing: the evaluation sets live in ../shared/data/palm (or set PALMGATE_PALM_DATA)",
             data.display()
         ));
     }
-    for (set, input) in [
-        ("tongji-roi", "roi"),
-        ("coep-dev", "hand"),
-        ("casia940-small", "hand"),
-    ] {
-        run(cargo()
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "-p",
-                "palmgate",
-                "--",
-                "eval",
-                "--data",
-            ])
-            .arg(data.join(set))
-            .args(["--input", input])
-            .args(extra))?;
+    let mut command = cargo();
+    command.args([
+        "run",
+        "--release",
+        "--locked",
+        "-p",
+        "palmgate",
+        "--bin",
+        "palmgate",
+        "--",
+        "eval",
+    ]);
+    for set in EVAL_SETS {
+        let (kind, name) = set.split_once(':').unwrap_or(("hand", set));
+        command
+            .arg("--set")
+            .arg(format!("{kind}:{}", data.join(name).display()));
     }
-    Ok(())
+    command.args(["--synthetic", EVAL_SYNTHETIC_IDENTITIES]);
+    run(command.args(extra))
 }

@@ -1,28 +1,47 @@
-//! `palmgate eval`: accuracy and speed of the matcher over a folder of `<identity>/<sample>` images.
+//! `palmgate eval`: accuracy and speed of the matcher over folders of `<identity>/<sample>` images.
+//!
+//! One set (`--data DIR --input KIND`) or a suite (`--set KIND:DIR` repeated, `--synthetic N`):
+//! every set's all-pairs figures, its held-out-fold figures with 95 % bootstrap intervals, the
+//! enrolment protocol with one and three templates, and the profiles calibrated on the pooled
+//! sets (see `docs/matcher.md`).
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context as _;
-use palmgate_matcher::eval::{self, Evaluation, Scores};
+use palmgate_matcher::Profile;
+use palmgate_matcher::eval::protocol::{FiguresCi, ProfileOutcome};
+use palmgate_matcher::eval::{
+    self, Evaluation, Scores, SessionRule, SetEvaluation, SetSource, SetSpec, SuiteReport,
+};
+use palmgate_matcher::extract::InputKind;
 
 use super::template::{InputArg, load_extractor};
 
 /// Arguments of `palmgate eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Data folder: `DIR/<identity>/<sample>.<png|jpg|bmp>`.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// What the images show.
+    /// Data folder: `DIR/<identity>/<sample>.<png|jpg|bmp>` (one set; or use `--set`).
+    #[arg(long, value_name = "DIR", required_unless_present = "set")]
+    pub data: Option<PathBuf>,
+    /// What the images of `--data` show.
     #[arg(long, value_enum, default_value_t = InputArg::Hand)]
     pub input: InputArg,
+    /// A set of the suite: `KIND:DIR` or `KIND,sessions=N:DIR` (KIND `hand` or `roi`; samples
+    /// numbered `1..=N` are the first session, the others the second). Repeat for every set.
+    #[arg(long, value_name = "KIND[,sessions=N]:DIR", conflicts_with = "data")]
+    pub set: Vec<SetArg>,
+    /// Add N synthetic whole-hand identities (4 captures each, made in memory) to the suite and
+    /// to the calibration pool.
+    #[arg(long, value_name = "N")]
+    pub synthetic: Option<u64>,
     /// Also write the figures as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Draw the genuine/impostor distance distributions and the DET curve.
+    /// Draw the genuine/impostor distance distributions and the DET curve with every profile's
+    /// threshold (with several sets: one file per set, `FILE-<set>.png`).
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,
     /// A replacement ONNX feature model (same input and output as the built-in one).
@@ -36,10 +55,79 @@ pub struct EvalArgs {
     pub verbose: bool,
 }
 
+/// One `--set` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetArg(SetSpec);
+
+impl std::str::FromStr for SetArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (head, dir) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: expected KIND:DIR or KIND,sessions=N:DIR"))?;
+        let mut parts = head.split(',');
+        let input = match parts.next() {
+            Some("hand") => InputKind::Hand,
+            Some("roi") => InputKind::Roi,
+            other => return Err(format!("`{s}`: unknown kind {other:?} (hand or roi)")),
+        };
+        let mut sessions = SessionRule::Prefix;
+        for option in parts {
+            let n = option
+                .strip_prefix("sessions=")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("`{s}`: unknown option `{option}` (sessions=N)"))?;
+            sessions = SessionRule::SplitAfter(n);
+        }
+        if dir.is_empty() {
+            return Err(format!("`{s}`: no folder"));
+        }
+        let dir = PathBuf::from(dir);
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("set")
+            .to_owned();
+        Ok(SetArg(SetSpec {
+            name,
+            input,
+            sessions,
+            source: SetSource::Folder(dir),
+        }))
+    }
+}
+
 /// Runs `palmgate eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let extractor = load_extractor(args.model.as_deref())?;
-    let samples = eval::scan(&args.data)?;
+    let mut specs: Vec<SetSpec> = args.set.iter().map(|s| s.0.clone()).collect();
+    if let Some(dir) = &args.data {
+        specs.push(SetSpec {
+            name: dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("data")
+                .to_owned(),
+            input: args.input.into(),
+            sessions: SessionRule::Prefix,
+            source: SetSource::Folder(dir.clone()),
+        });
+    }
+    if let Some(identities) = args.synthetic {
+        specs.push(SetSpec {
+            name: "synthetic-hand".into(),
+            input: InputKind::Hand,
+            sessions: SessionRule::Prefix,
+            source: SetSource::Synthetic {
+                // Identities the unit tests do not use.
+                first: 10_000,
+                identities,
+                // Three to enrol, one probe.
+                samples: 4,
+            },
+        });
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -67,22 +155,191 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             current.set_position(done as u64);
         }
     };
-    let evaluation = eval::evaluate(&samples, &extractor, args.input.into(), threads, &progress)?;
-    if let Ok(mut slot) = bar.lock()
-        && let Some((_, old)) = slot.take()
-    {
-        old.finish_and_clear();
-    }
+    let finish_bar = || {
+        if let Ok(mut slot) = bar.lock()
+            && let Some((_, old)) = slot.take()
+        {
+            old.finish_and_clear();
+        }
+    };
+    let on_set = |spec: &SetSpec, set: &SetEvaluation| {
+        finish_bar();
+        eprintln!(
+            "{}: {} images, {} genuine / {} impostor pairs",
+            spec.name,
+            set.evaluation.report.images,
+            set.evaluation.report.genuine,
+            set.evaluation.report.impostor
+        );
+    };
+    let (suite, evaluations) =
+        eval::evaluate_suite(&specs, &extractor, threads, &progress, &on_set)?;
+    finish_bar();
 
-    print_report(&evaluation, args.verbose)?;
+    let single = specs.len() == 1;
+    if single && let (Some(set), Some(evaluation)) = (suite.sets.first(), evaluations.first()) {
+        print_report(&evaluation.evaluation, args.verbose)?;
+        print_set_details(set);
+    }
+    print_tables(&suite);
+    if !single {
+        for (spec, evaluation) in specs.iter().zip(&evaluations) {
+            print_failures(&spec.name, &evaluation.evaluation, args.verbose);
+        }
+    }
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&evaluation.report)?;
+        let json = match suite.sets.first() {
+            Some(set) if single => serde_json::to_string_pretty(set)?,
+            _ => serde_json::to_string_pretty(&suite)?,
+        };
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.plot {
-        plot(&evaluation, path).with_context(|| format!("drawing {}", path.display()))?;
+        for (spec, evaluation) in specs.iter().zip(&evaluations) {
+            let file = if single {
+                path.clone()
+            } else {
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("eval");
+                path.with_file_name(format!("{stem}-{}.png", spec.name))
+            };
+            plot(&spec.name, &evaluation.evaluation, &file)
+                .with_context(|| format!("drawing {}", file.display()))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.3}", v * 100.0)
+}
+
+fn with_ci(value: f64, ci: [f64; 2]) -> String {
+    format!("{} [{}, {}]", pct(value), pct(ci[0]), pct(ci[1]))
+}
+
+fn eer_cell(f: &FiguresCi) -> String {
+    with_ci(f.figures.eer, f.eer_ci95)
+}
+
+fn fnmr3_cell(f: &FiguresCi) -> String {
+    with_ci(f.figures.fnmr_at_fmr[1], f.fnmr_at_fmr_ci95[1])
+}
+
+/// The suite's tables (percentages; 95 % intervals in brackets).
+fn print_tables(suite: &SuiteReport) {
+    println!();
+    println!(
+        "All identities (threshold-free figures), all pairs and enrolment; rates in %, 95 % bootstrap intervals over identities"
+    );
+    println!(
+        "| set | input | ids × images | FTA | genuine / impostor | EER | FNMR @ FMR 1e-3 | EER cross-session | EER, 1 template enrolled | EER, 3 templates enrolled | FNMR @ 1e-3, 3 templates | EER 3 templates, cross-session | extract ms (median) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for set in &suite.sets {
+        let r = &set.report;
+        println!(
+            "| {} | {} | {} × {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            set.name,
+            match set.input {
+                InputKind::Hand => "hand",
+                _ => "roi",
+            },
+            r.identities,
+            r.images,
+            pct(r.fta),
+            set.all_pairs.genuine,
+            set.all_pairs.impostor,
+            eer_cell(&set.all_pairs),
+            fnmr3_cell(&set.all_pairs),
+            set.all_pairs_cross_session
+                .as_ref()
+                .map_or_else(|| "–".to_owned(), eer_cell),
+            eer_cell(&set.enrolment_1),
+            eer_cell(&set.enrolment_3),
+            fnmr3_cell(&set.enrolment_3),
+            set.enrolment_3_cross_session
+                .as_ref()
+                .map_or_else(|| "–".to_owned(), eer_cell),
+            r.extract_ms_median,
+        );
+    }
+    println!();
+    println!(
+        "Profiles: thresholds calibrated on the other {} identity folds of every set (pooled), rates on the held-out fold (FMR / FNMR in %)",
+        eval::FOLDS - 1
+    );
+    let header: Vec<String> = Profile::ALL
+        .iter()
+        .flat_map(|p| [1, 3].map(|n| format!("{} ({:.0e}), {n} tpl", p.name(), p.target_fmr())))
+        .collect();
+    println!("| set | {} |", header.join(" | "));
+    println!("|---|{}", "---|".repeat(header.len()));
+    // "–": no tuning fold had enough impostors to calibrate the target.
+    let cell = |o: &ProfileOutcome| {
+        if o.impostors == 0 {
+            "–".to_owned()
+        } else {
+            format!("{} / {}", pct(o.fmr), pct(o.fnmr))
+        }
+    };
+    for set in &suite.sets {
+        let cells: Vec<String> = set
+            .profiles_1
+            .iter()
+            .zip(&set.profiles_3)
+            .flat_map(|(one, three)| [cell(one), cell(three)])
+            .collect();
+        println!("| {} | {} |", set.name, cells.join(" | "));
+    }
+    println!();
+    println!("Thresholds calibrated on all folds of all sets (what `Profile` should ship):");
+    for c in &suite.calibrated {
+        println!(
+            "  {:<12} {} template(s): {}",
+            c.profile,
+            c.enrolled,
+            c.q16.map_or_else(
+                || "no set large enough".to_owned(),
+                |q| format!("{q} (Q16) = {:.4}", f64::from(q) / 65536.0)
+            )
+        );
+    }
+    println!();
+    println!("Shipped `Profile` thresholds on every trial of each set (FMR / FNMR in %):");
+    for set in &suite.sets {
+        let cells: Vec<String> = set
+            .shipped_profiles
+            .iter()
+            .map(|o| format!("{}: {}", o.profile, cell(o)))
+            .collect();
+        println!("  {}: {}", set.name, cells.join("; "));
+    }
+}
+
+fn print_set_details(set: &eval::SetReport) {
+    println!(
+        "all pairs with 95 % intervals: eer {} %, fnmr_at_fmr_1e-3 {} %",
+        eer_cell(&set.all_pairs),
+        fnmr3_cell(&set.all_pairs)
+    );
+    if let Some(same) = &set.all_pairs_same_session {
+        println!("  same-session genuine only: eer {} %", eer_cell(same));
+    }
+}
+
+fn print_failures(name: &str, evaluation: &Evaluation, verbose: bool) {
+    if evaluation.failures.is_empty() {
+        return;
+    }
+    println!(
+        "{name}: {} image(s) gave no template",
+        evaluation.failures.len()
+    );
+    if verbose {
+        for (path, reason) in &evaluation.failures {
+            println!("  {}: {reason}", path.display());
+        }
+    }
 }
 
 fn print_report(evaluation: &Evaluation, verbose: bool) -> anyhow::Result<()> {
@@ -149,17 +406,60 @@ fn print_report(evaluation: &Evaluation, verbose: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Draws the genuine/impostor distance distributions (left) and the DET curve (right).
-fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
+/// Where the plot labels' font is looked for (`PALMGATE_PLOT_FONT` first): plotters renders text
+/// with `ab_glyph` from a TrueType file; the workspace ships none (DejaVu Sans is in Debian's
+/// `fonts-dejavu-core`).
+const FONT_PATHS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+/// Registers the label font with plotters once (its registry keeps `'static` bytes).
+fn register_font() -> anyhow::Result<()> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let candidates: Vec<PathBuf> = std::env::var_os("PALMGATE_PLOT_FONT")
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(FONT_PATHS.iter().map(PathBuf::from))
+                .collect();
+            let (path, bytes) = candidates
+                .iter()
+                .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)))
+                .ok_or_else(|| {
+                    format!(
+                        "no TrueType font for the plot labels: install fonts-dejavu-core or set PALMGATE_PLOT_FONT (looked at {})",
+                        FONT_PATHS.join(", ")
+                    )
+                })?;
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+                .map_err(|_| format!("{} is not a usable TrueType font", path.display()))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Draws the genuine/impostor distance distributions (left) and the DET curve (right), with the
+/// threshold at FMR 1e-3 of this set and every profile's (one enrolled template) threshold.
+fn plot(name: &str, evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
     use plotters::prelude::*;
 
+    register_font()?;
     const GREEN: RGBColor = RGBColor(0, 140, 60);
     const RED: RGBColor = RGBColor(200, 30, 30);
-    const GREY: RGBColor = RGBColor(200, 200, 200);
+    const PROFILE_COLOURS: [RGBColor; 3] = [
+        RGBColor(230, 150, 0),
+        RGBColor(120, 40, 160),
+        RGBColor(0, 0, 0),
+    ];
     let scores = &evaluation.scores;
-    let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+    let report = &evaluation.report;
+    let root = BitMapBackend::new(path, (1300, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(600);
+    let (left, right) = root.split_horizontally(650);
 
     // Distributions: share of comparisons per 0.005 bin of normalised distance.
     let bins = 120usize;
@@ -187,443 +487,146 @@ fn plot(evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
         .max(1e-3)
         * 1.05;
     let mut chart = ChartBuilder::on(&left)
-        .margin_left(50)
-        .margin_right(20)
-        .margin_top(50)
-        .margin_bottom(50)
+        .caption(
+            format!(
+                "{name}: distances ({} genuine, {} impostor)",
+                report.genuine, report.impostor
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
         .build_cartesian_2d(0f64..0.6, 0f64..top)?;
-    for i in 0..=6 {
-        let x = f64::from(i) * 0.1;
-        chart.draw_series(LineSeries::new([(x, 0.0), (x, top)], &GREY))?;
+    chart
+        .configure_mesh()
+        .x_desc("normalised distance")
+        .y_desc("share of comparisons per 0.005")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(genuine, GREEN.stroke_width(2)))?
+        .label("genuine")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], GREEN.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(impostor, RED.stroke_width(2)))?
+        .label("impostor")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED.stroke_width(2)));
+    let threshold = report.threshold_at_fmr_1e_3;
+    chart
+        .draw_series(LineSeries::new(
+            [(threshold, 0.0), (threshold, top)],
+            BLUE.stroke_width(1),
+        ))?
+        .label(format!("this set at FMR 1e-3: {threshold:.4}"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(1)));
+    for (profile, colour) in Profile::ALL.into_iter().zip(PROFILE_COLOURS) {
+        let t = f64::from(profile.threshold(1).q16()) / 65536.0;
+        chart
+            .draw_series(LineSeries::new(
+                [(t, 0.0), (t, top)],
+                colour.stroke_width(2),
+            ))?
+            .label(format!("{profile} {t:.4}"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
     }
-    chart.draw_series(LineSeries::new(
-        [(0.0, 0.0), (0.6, 0.0), (0.6, top), (0.0, top), (0.0, 0.0)],
-        &BLACK,
-    ))?;
-    chart.draw_series(LineSeries::new(genuine, GREEN.stroke_width(2)))?;
-    chart.draw_series(LineSeries::new(impostor, RED.stroke_width(2)))?;
-    let threshold = evaluation.report.threshold_at_fmr_1e_3;
-    chart.draw_series(LineSeries::new(
-        [(threshold, 0.0), (threshold, top)],
-        BLUE.stroke_width(2),
-    ))?;
-    for i in 0..=6 {
-        let (x, y) = chart.backend_coord(&(f64::from(i) * 0.1, 0.0));
-        draw_text(
-            &root,
-            x - 8,
-            y + 8,
-            &format!("{:.1}", f64::from(i) * 0.1),
-            &BLACK,
-        )?;
-    }
-    let (x0, y0) = chart.backend_coord(&(0.0, top));
-    draw_text(&root, x0, y0 - 36, "GENUINE", &GREEN)?;
-    draw_text(&root, x0 + 100, y0 - 36, "IMPOSTOR", &RED)?;
-    draw_text(
-        &root,
-        x0 + 212,
-        y0 - 36,
-        &format!("THRESHOLD AT FMR 1E-3 {threshold:.4}"),
-        &BLUE,
-    )?;
-    draw_text(
-        &root,
-        x0,
-        y0 - 18,
-        "SHARE OF COMPARISONS PER 0.005 OF DISTANCE",
-        &BLACK,
-    )?;
-    let (xb, yb) = chart.backend_coord(&(0.3, 0.0));
-    draw_text(&root, xb - 70, yb + 26, "NORMALISED DISTANCE", &BLACK)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 13))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
 
     // DET: log10 FNMR against log10 FMR; zero rates sit on the lower edges.
     let (lo_x, lo_y) = (-5.0f64, -4.0f64);
     let mut det = ChartBuilder::on(&right)
-        .margin_left(100)
-        .margin_right(30)
-        .margin_top(50)
-        .margin_bottom(50)
+        .caption(
+            format!(
+                "DET: EER {:.3} %, FNMR {:.3} % at FMR 1e-3, FTA {:.2} %",
+                report.eer * 100.0,
+                report.fnmr_at_fmr_1e_3 * 100.0,
+                report.fta * 100.0
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
         .build_cartesian_2d(lo_x..0f64, lo_y..0f64)?;
-    for decade in -5..=0 {
-        let x = f64::from(decade);
-        det.draw_series(LineSeries::new([(x, lo_y), (x, 0.0)], &GREY))?;
-        let (px, py) = det.backend_coord(&(x, lo_y));
-        draw_text(&root, px - 12, py + 8, &format!("1E{decade}"), &BLACK)?;
-    }
-    for decade in -4..=0 {
-        let y = f64::from(decade);
-        det.draw_series(LineSeries::new([(lo_x, y), (0.0, y)], &GREY))?;
-        let (px, py) = det.backend_coord(&(lo_x, y));
-        draw_text(&root, px - 52, py - 7, &format!("1E{decade}"), &BLACK)?;
-    }
-    det.draw_series(LineSeries::new(
-        [
-            (lo_x, lo_y),
-            (0.0, lo_y),
-            (0.0, 0.0),
-            (lo_x, 0.0),
-            (lo_x, lo_y),
-        ],
-        &BLACK,
-    ))?;
+    det.configure_mesh()
+        .x_desc("FMR")
+        .y_desc("FNMR")
+        .x_labels(6)
+        .y_labels(5)
+        .x_label_formatter(&|v| format!("1e{v:.0}"))
+        .y_label_formatter(&|v| format!("1e{v:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()?;
     let log = |v: f64, floor: f64| if v > 0.0 { v.log10().max(floor) } else { floor };
     let curve: Vec<(f64, f64)> = scores
         .det_curve()
         .into_iter()
         .map(|(fmr, fnmr)| (log(fmr, lo_x), log(fnmr, lo_y)))
         .collect();
-    det.draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))?;
-    det.draw_series(LineSeries::new([(-3.0, lo_y), (-3.0, 0.0)], &RED))?;
-    let (x0, y0) = det.backend_coord(&(lo_x, 0.0));
-    let report = &evaluation.report;
-    draw_text(
-        &root,
-        x0,
-        y0 - 36,
-        &format!(
-            "DET  EER {:.3}%  FNMR AT FMR 1E-3 {:.3}%",
-            report.eer * 100.0,
-            report.fnmr_at_fmr_1e_3 * 100.0
-        ),
-        &BLACK,
-    )?;
-    draw_text(
-        &root,
-        x0,
-        y0 - 18,
-        &format!(
-            "{} GENUINE, {} IMPOSTOR, FTA {:.2}%",
-            report.genuine,
-            report.impostor,
-            report.fta * 100.0
-        ),
-        &BLACK,
-    )?;
-    let (xb, yb) = det.backend_coord(&(-2.5, lo_y));
-    draw_text(&root, xb - 20, yb + 26, "FMR", &BLACK)?;
-    let (xl, yl) = det.backend_coord(&(lo_x, -2.0));
-    draw_text(&root, xl - 100, yl - 30, "FNMR", &BLACK)?;
+    det.draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))?
+        .label("all pairs")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+    for (profile, colour) in Profile::ALL.into_iter().zip(PROFILE_COLOURS) {
+        let t = profile.threshold(1).q16();
+        let point = (log(scores.fmr(t), lo_x), log(scores.fnmr(t), lo_y));
+        det.draw_series([Circle::new(point, 6, colour.filled())])?
+            .label(format!(
+                "{profile}: FMR {:.4} %, FNMR {:.3} %",
+                scores.fmr(t) * 100.0,
+                scores.fnmr(t) * 100.0
+            ))
+            .legend(move |(x, y)| Circle::new((x + 9, y), 5, colour.filled()));
+        let target = profile.target_fmr().log10();
+        det.draw_series(DashedLineSeries::new(
+            [(target, lo_y), (target, 0.0)],
+            4,
+            4,
+            colour.stroke_width(1),
+        ))?;
+    }
+    det.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 13))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
 
-/// Draws text with a built-in 5×7 pixel font at twice its size: plotters' own text needs a font
-/// backend, which the workspace does not build.
-fn draw_text<DB: plotters::prelude::DrawingBackend>(
-    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
-    x: i32,
-    y: i32,
-    text: &str,
-    color: &plotters::style::RGBColor,
-) -> anyhow::Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    const SCALE: i32 = 2;
-    let mut pen = x;
-    for ch in text.chars() {
-        let glyph = FONT
-            .iter()
-            .find(|(c, _)| *c == ch.to_ascii_uppercase())
-            .map(|(_, rows)| rows);
-        if let Some(rows) = glyph {
-            for (row, bits) in rows.iter().enumerate() {
-                for col in 0..5 {
-                    if bits & (0b10000 >> col) != 0 {
-                        for dy in 0..SCALE {
-                            for dx in 0..SCALE {
-                                let px = pen + col * SCALE + dx;
-                                let py = y + row as i32 * SCALE + dy;
-                                area.draw_pixel((px, py), color)
-                                    .map_err(|e| anyhow::anyhow!("drawing text: {e}"))?;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        pen += 6 * SCALE;
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// 5×7 glyphs, one row per byte, bit 4 leftmost.
-const FONT: &[(char, [u8; 7])] = &[
-    (
-        '0',
-        [
-            0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '1',
-        [
-            0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-    ),
-    (
-        '2',
-        [
-            0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111,
-        ],
-    ),
-    (
-        '3',
-        [
-            0b11111, 0b00010, 0b00100, 0b00010, 0b00001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '4',
-        [
-            0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010,
-        ],
-    ),
-    (
-        '5',
-        [
-            0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '6',
-        [
-            0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '7',
-        [
-            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000,
-        ],
-    ),
-    (
-        '8',
-        [
-            0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '9',
-        [
-            0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100,
-        ],
-    ),
-    (
-        'A',
-        [
-            0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'B',
-        [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10001, 0b10001, 0b11110,
-        ],
-    ),
-    (
-        'C',
-        [
-            0b01110, 0b10001, 0b10000, 0b10000, 0b10000, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'D',
-        [
-            0b11110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11110,
-        ],
-    ),
-    (
-        'E',
-        [
-            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111,
-        ],
-    ),
-    (
-        'F',
-        [
-            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b10000,
-        ],
-    ),
-    (
-        'G',
-        [
-            0b01110, 0b10001, 0b10000, 0b10111, 0b10001, 0b10001, 0b01111,
-        ],
-    ),
-    (
-        'H',
-        [
-            0b10001, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'I',
-        [
-            0b01110, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-    ),
-    (
-        'J',
-        [
-            0b00111, 0b00010, 0b00010, 0b00010, 0b00010, 0b10010, 0b01100,
-        ],
-    ),
-    (
-        'K',
-        [
-            0b10001, 0b10010, 0b10100, 0b11000, 0b10100, 0b10010, 0b10001,
-        ],
-    ),
-    (
-        'L',
-        [
-            0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111,
-        ],
-    ),
-    (
-        'M',
-        [
-            0b10001, 0b11011, 0b10101, 0b10101, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'N',
-        [
-            0b10001, 0b10001, 0b11001, 0b10101, 0b10011, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'O',
-        [
-            0b01110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'P',
-        [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10000, 0b10000, 0b10000,
-        ],
-    ),
-    (
-        'Q',
-        [
-            0b01110, 0b10001, 0b10001, 0b10001, 0b10101, 0b10010, 0b01101,
-        ],
-    ),
-    (
-        'R',
-        [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10100, 0b10010, 0b10001,
-        ],
-    ),
-    (
-        'S',
-        [
-            0b01111, 0b10000, 0b10000, 0b01110, 0b00001, 0b00001, 0b11110,
-        ],
-    ),
-    (
-        'T',
-        [
-            0b11111, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100,
-        ],
-    ),
-    (
-        'U',
-        [
-            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'V',
-        [
-            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01010, 0b00100,
-        ],
-    ),
-    (
-        'W',
-        [
-            0b10001, 0b10001, 0b10001, 0b10101, 0b10101, 0b10101, 0b01010,
-        ],
-    ),
-    (
-        'X',
-        [
-            0b10001, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'Y',
-        [
-            0b10001, 0b10001, 0b01010, 0b00100, 0b00100, 0b00100, 0b00100,
-        ],
-    ),
-    (
-        'Z',
-        [
-            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b11111,
-        ],
-    ),
-    (
-        '.',
-        [
-            0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b01100,
-        ],
-    ),
-    (
-        '-',
-        [
-            0b00000, 0b00000, 0b00000, 0b11111, 0b00000, 0b00000, 0b00000,
-        ],
-    ),
-    (
-        '%',
-        [
-            0b11000, 0b11001, 0b00010, 0b00100, 0b01000, 0b10011, 0b00011,
-        ],
-    ),
-    (
-        '=',
-        [
-            0b00000, 0b00000, 0b11111, 0b00000, 0b11111, 0b00000, 0b00000,
-        ],
-    ),
-    (
-        '/',
-        [
-            0b00000, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b00000,
-        ],
-    ),
-    (
-        ':',
-        [
-            0b00000, 0b01100, 0b01100, 0b00000, 0b01100, 0b01100, 0b00000,
-        ],
-    ),
-    (
-        '(',
-        [
-            0b00010, 0b00100, 0b01000, 0b01000, 0b01000, 0b00100, 0b00010,
-        ],
-    ),
-    (
-        ')',
-        [
-            0b01000, 0b00100, 0b00010, 0b00010, 0b00010, 0b00100, 0b01000,
-        ],
-    ),
-    (
-        ',',
-        [
-            0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b00100, 0b01000,
-        ],
-    ),
-    (
-        '<',
-        [
-            0b00010, 0b00100, 0b01000, 0b10000, 0b01000, 0b00100, 0b00010,
-        ],
-    ),
-];
+    #[test]
+    fn set_arguments_parse_kind_sessions_and_folder() {
+        let SetArg(spec) = "hand,sessions=3:/d/casia940-dev".parse().expect("valid");
+        assert_eq!(spec.name, "casia940-dev");
+        assert_eq!(spec.input, InputKind::Hand);
+        assert_eq!(spec.sessions, SessionRule::SplitAfter(3));
+        assert_eq!(
+            spec.source,
+            SetSource::Folder(PathBuf::from("/d/casia940-dev"))
+        );
+        let SetArg(spec) = "roi:/d/tongji-roi".parse().expect("valid");
+        assert_eq!(
+            (spec.input, spec.sessions),
+            (InputKind::Roi, SessionRule::Prefix)
+        );
+        for bad in [
+            "/d/x",
+            "face:/d/x",
+            "roi,sessions=x:/d/x",
+            "roi:",
+            "roi,foo=1:/d",
+        ] {
+            assert!(bad.parse::<SetArg>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,870 @@
+//! Evaluation over a folder of `<identity>/<sample>.<png|jpg|bmp>` images: every genuine and every
+//! impostor comparison, error rates, and timings.
+//!
+//! Conventions: scores are distances (lower is more similar) in Q16; a comparison matches when its
+//! distance is at most the threshold. Each unordered pair of images is compared once (the first
+//! image as probe). Images whose extraction fails count in the failure-to-acquire rate (`fta`) and
+//! take no part in the comparisons.
+//!
+//! # Layout
+//! - this module: listing a folder ([`scan`]), extracting every image, every pairwise distance
+//!   ([`evaluate`], the figures of `palmgate eval --data`), and the suite of sets
+//!   ([`evaluate_suite`]: held-out-fold figures with confidence intervals, enrolment with several
+//!   templates, calibrated profiles).
+//! - [`protocol`]: identity folds, trials, bootstrap intervals, calibration and its validation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::compare::compare;
+use crate::extract::{ExtractError, Extractor, InputKind};
+use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile};
+use crate::template::Template;
+
+pub mod protocol;
+
+use protocol::{FiguresCi, ProfileOutcome, SampleKey, SessionPair, Trials};
+
+/// File extensions read as images.
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+
+/// Why an evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// The data folder or one of its sub-folders could not be listed.
+    #[error("cannot list {path}: {source}")]
+    List {
+        /// Folder.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Fewer than two identities, or no identity with two images: nothing to compare.
+    #[error("{0}")]
+    NotEnoughData(String),
+}
+
+/// One image of the data set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Identity (the sub-folder name).
+    pub identity: String,
+    /// Image file.
+    pub path: PathBuf,
+}
+
+impl Sample {
+    /// Capture session, when sample names carry one as a prefix (`1-03.png` → `1`, as in Tongji).
+    pub fn session(&self) -> Option<&str> {
+        let stem = self.path.file_stem()?.to_str()?;
+        let (session, _) = stem.split_once('-')?;
+        (!session.is_empty()).then_some(session)
+    }
+}
+
+/// Lists `dir/<identity>/<sample>.<ext>`, sorted by identity and file name.
+pub fn scan(dir: &Path) -> Result<Vec<Sample>, EvalError> {
+    let list = |path: &Path| -> Result<Vec<PathBuf>, EvalError> {
+        let entries = std::fs::read_dir(path).map_err(|source| EvalError::List {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| EvalError::List {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            paths.push(entry.path());
+        }
+        paths.sort();
+        Ok(paths)
+    };
+    let mut samples = Vec::new();
+    for identity_dir in list(dir)?.into_iter().filter(|p| p.is_dir()) {
+        let Some(identity) = identity_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        for path in list(&identity_dir)? {
+            let is_image = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+            if is_image && path.is_file() {
+                samples.push(Sample {
+                    identity: identity.clone(),
+                    path,
+                });
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// The figures of an evaluation (the JSON keys of `palmgate eval`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    /// Identities (folders with at least one image).
+    pub identities: usize,
+    /// Images.
+    pub images: usize,
+    /// Genuine comparisons made.
+    pub genuine: usize,
+    /// Impostor comparisons made.
+    pub impostor: usize,
+    /// Failure-to-acquire rate: share of images with no template.
+    pub fta: f64,
+    /// Equal error rate.
+    pub eer: f64,
+    /// False non-match rate at the largest threshold with FMR ≤ 1e-2.
+    #[serde(rename = "fnmr_at_fmr_1e-2")]
+    pub fnmr_at_fmr_1e_2: f64,
+    /// False non-match rate at FMR ≤ 1e-3.
+    #[serde(rename = "fnmr_at_fmr_1e-3")]
+    pub fnmr_at_fmr_1e_3: f64,
+    /// False non-match rate at FMR ≤ 1e-4.
+    #[serde(rename = "fnmr_at_fmr_1e-4")]
+    pub fnmr_at_fmr_1e_4: f64,
+    /// Largest normalised distance threshold with FMR ≤ 1e-3.
+    #[serde(rename = "threshold_at_fmr_1e-3")]
+    pub threshold_at_fmr_1e_3: f64,
+    /// Median time of one extraction (ROI, quality, filter bank, template), milliseconds.
+    pub extract_ms_median: f64,
+    /// Median time of one comparison, microseconds.
+    pub compare_us_median: f64,
+}
+
+/// Genuine and impostor distances (Q16), for rates and plots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scores {
+    /// Genuine distances, sorted.
+    pub genuine: Vec<u32>,
+    /// Impostor distances, sorted.
+    pub impostor: Vec<u32>,
+}
+
+impl Scores {
+    /// From unsorted distances.
+    pub fn new(mut genuine: Vec<u32>, mut impostor: Vec<u32>) -> Scores {
+        genuine.sort_unstable();
+        impostor.sort_unstable();
+        Scores { genuine, impostor }
+    }
+
+    /// False-match rate at a Q16 threshold (impostors with distance ≤ threshold).
+    pub fn fmr(&self, threshold_q16: u32) -> f64 {
+        rate(
+            self.impostor.partition_point(|&d| d <= threshold_q16),
+            self.impostor.len(),
+        )
+    }
+
+    /// False non-match rate at a Q16 threshold (genuine pairs with distance > threshold).
+    pub fn fnmr(&self, threshold_q16: u32) -> f64 {
+        let accepted = self.genuine.partition_point(|&d| d <= threshold_q16);
+        rate(self.genuine.len() - accepted, self.genuine.len())
+    }
+
+    /// The largest Q16 threshold whose FMR is at most `target` (`None` without impostors).
+    pub fn threshold_at_fmr(&self, target: f64) -> Option<u32> {
+        if self.impostor.is_empty() {
+            return None;
+        }
+        // At most `allowed` impostors may be at or below the threshold.
+        let allowed = (target * self.impostor.len() as f64).floor() as usize;
+        Some(match self.impostor.get(allowed) {
+            Some(&first_rejected) => first_rejected.saturating_sub(1),
+            None => u32::MAX,
+        })
+    }
+
+    /// FNMR at the threshold of [`Scores::threshold_at_fmr`] (1.0 without impostors).
+    pub fn fnmr_at_fmr(&self, target: f64) -> f64 {
+        self.threshold_at_fmr(target).map_or(1.0, |t| self.fnmr(t))
+    }
+
+    /// Equal error rate: at the threshold where FMR and FNMR cross, their mean.
+    pub fn eer(&self) -> f64 {
+        if self.genuine.is_empty() || self.impostor.is_empty() {
+            return 1.0;
+        }
+        let mut best = (f64::INFINITY, 1.0);
+        for &t in self.genuine.iter().chain(self.impostor.iter()) {
+            for threshold in [t.saturating_sub(1), t] {
+                let (fmr, fnmr) = (self.fmr(threshold), self.fnmr(threshold));
+                let gap = (fmr - fnmr).abs();
+                if gap < best.0 {
+                    best = (gap, (fmr + fnmr) / 2.0);
+                }
+            }
+        }
+        best.1
+    }
+
+    /// DET curve points `(fmr, fnmr)` at every distinct score, by increasing threshold.
+    pub fn det_curve(&self) -> Vec<(f64, f64)> {
+        let mut thresholds: Vec<u32> = self
+            .genuine
+            .iter()
+            .chain(self.impostor.iter())
+            .copied()
+            .collect();
+        thresholds.sort_unstable();
+        thresholds.dedup();
+        thresholds
+            .into_iter()
+            .map(|t| (self.fmr(t), self.fnmr(t)))
+            .collect()
+    }
+}
+
+fn rate(count: usize, total: usize) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        count as f64 / total as f64
+    }
+}
+
+/// An evaluation's outcome.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The figures.
+    pub report: Report,
+    /// All distances.
+    pub scores: Scores,
+    /// Distances of genuine pairs from different sessions only (empty when samples carry no
+    /// session), with all impostors in `scores`.
+    pub cross_session_genuine: Vec<u32>,
+    /// Images that gave no template, with the reason.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+/// Progress callbacks: `(done, total)` per extracted image, then per comparison batch.
+pub trait Progress: Sync {
+    /// Called as work completes.
+    fn update(&self, stage: &str, done: usize, total: usize);
+}
+
+impl<F: Fn(&str, usize, usize) + Sync> Progress for F {
+    fn update(&self, stage: &str, done: usize, total: usize) {
+        self(stage, done, total)
+    }
+}
+
+/// One image's outcome: its template or why there is none, and the extraction time in ms.
+type Extracted = (Result<Template, String>, f64);
+
+/// Reads a sample's image.
+pub type Loader = dyn Fn(&Sample) -> Result<image::DynamicImage, String> + Sync;
+
+/// Reads the sample's file.
+pub fn load_file(sample: &Sample) -> Result<image::DynamicImage, String> {
+    image::open(&sample.path).map_err(|e| format!("cannot read image: {e}"))
+}
+
+/// Extracts every sample on `threads` threads.
+fn extract_all(
+    samples: &[Sample],
+    load: &Loader,
+    extractor: &Extractor,
+    input: InputKind,
+    threads: usize,
+    progress: &dyn Progress,
+) -> BTreeMap<usize, Extracted> {
+    let total = samples.len();
+    let results: Mutex<BTreeMap<usize, Extracted>> = Mutex::new(BTreeMap::new());
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(sample) = samples.get(index) else {
+                        break;
+                    };
+                    let outcome = match load(sample) {
+                        Ok(image) => {
+                            let start = Instant::now();
+                            let result = extractor.extract_image(&image, input);
+                            let ms = start.elapsed().as_secs_f64() * 1e3;
+                            (
+                                result
+                                    .map(|e| e.template)
+                                    .map_err(|e: ExtractError| e.to_string()),
+                                ms,
+                            )
+                        }
+                        Err(e) => (Err(e), f64::NAN),
+                    };
+                    if let Ok(mut map) = results.lock() {
+                        map.insert(index, outcome);
+                    }
+                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress.update("extract", finished, total);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every pairwise distance of the usable templates (upper triangle, row by row), with the time
+/// of every comparison in µs. Rows are spread over `threads`.
+struct Distances {
+    rows: Vec<Vec<u32>>,
+    compare_us: Vec<f64>,
+}
+
+/// One row of [`Distances`]: distances to the later templates and the time of each comparison.
+type Row = (Vec<u32>, Vec<f64>);
+
+impl Distances {
+    fn compute(templates: &[&Template], threads: usize, progress: &dyn Progress) -> Distances {
+        let n = templates.len();
+        let pairs = n * n.saturating_sub(1) / 2;
+        let rows: Mutex<BTreeMap<usize, Row>> = Mutex::new(BTreeMap::new());
+        let next = AtomicUsize::new(0);
+        let compared = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..threads.max(1) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(probe) = templates.get(i) else { break };
+                        let mut row = Vec::with_capacity(n - i - 1);
+                        let mut times = Vec::with_capacity(n - i - 1);
+                        for reference in &templates[i + 1..] {
+                            let start = Instant::now();
+                            let result = compare(probe, reference);
+                            times.push(start.elapsed().as_secs_f64() * 1e6);
+                            // Templates of one extractor share the algorithm; a refusal would be a
+                            // stranger.
+                            row.push(result.map_or(1 << 16, |c| c.distance_q16()));
+                        }
+                        if let Ok(mut map) = rows.lock() {
+                            map.insert(i, (row, times));
+                        }
+                        let done = compared.fetch_add(n - i - 1, Ordering::Relaxed) + n - i - 1;
+                        progress.update("compare", done, pairs);
+                    }
+                });
+            }
+        });
+        let rows = rows
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out = Distances {
+            rows: Vec::with_capacity(n),
+            compare_us: Vec::with_capacity(pairs),
+        };
+        for (_, (row, times)) in rows {
+            out.rows.push(row);
+            out.compare_us.extend(times);
+        }
+        out
+    }
+
+    /// Distance of usable templates `i < j`.
+    fn get(&self, i: usize, j: usize) -> u32 {
+        self.rows
+            .get(i)
+            .and_then(|row| row.get(j.wrapping_sub(i + 1)))
+            .copied()
+            .unwrap_or(1 << 16)
+    }
+}
+
+/// How a set's sample names tell their capture session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionRule {
+    /// A prefix before `-` (`1-03.png` → session `1`, as in Tongji); none without it.
+    #[default]
+    Prefix,
+    /// Numbered samples: `1..=n` are the first session, the others the second (CASIA: `01`–`03`,
+    /// `04`–`06`).
+    SplitAfter(u32),
+}
+
+impl SessionRule {
+    /// The session of a sample.
+    pub fn session(self, sample: &Sample) -> Option<String> {
+        match self {
+            SessionRule::Prefix => sample.session().map(str::to_owned),
+            SessionRule::SplitAfter(n) => {
+                let number: u32 = sample.path.file_stem()?.to_str()?.parse().ok()?;
+                Some(if number <= n { "1" } else { "2" }.to_owned())
+            }
+        }
+    }
+}
+
+/// Everything one set's evaluation keeps for the suite: the pairwise figures and the trials of
+/// both protocols.
+#[derive(Debug, Clone)]
+pub struct SetEvaluation {
+    /// The all-pairs evaluation (the figures of `palmgate eval --data`).
+    pub evaluation: Evaluation,
+    /// Every unordered pair of usable samples.
+    pub all_pairs: Trials,
+    /// Enrolment with one template and with [`MAX_ENROLLED_TEMPLATES`], on the same probes.
+    pub enrolment: [Trials; 2],
+}
+
+/// Extracts every sample (on `threads` threads) and makes every genuine and impostor comparison.
+pub fn evaluate(
+    samples: &[Sample],
+    extractor: &Extractor,
+    input: InputKind,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Evaluation, EvalError> {
+    evaluate_set(
+        samples,
+        &load_file,
+        SessionRule::Prefix,
+        extractor,
+        input,
+        threads,
+        progress,
+    )
+    .map(|set| set.evaluation)
+}
+
+/// [`evaluate`] with any image source and session rule, keeping the trials of both protocols.
+pub fn evaluate_set(
+    samples: &[Sample],
+    load: &Loader,
+    sessions: SessionRule,
+    extractor: &Extractor,
+    input: InputKind,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<SetEvaluation, EvalError> {
+    let identities: Vec<&str> = samples
+        .iter()
+        .map(|s| s.identity.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if identities.len() < 2 {
+        return Err(EvalError::NotEnoughData(format!(
+            "need at least two identities, found {}",
+            identities.len()
+        )));
+    }
+    let total = samples.len();
+    let results = extract_all(samples, load, extractor, input, threads, progress);
+
+    let mut templates: Vec<Template> = Vec::new();
+    let mut keys: Vec<SampleKey> = Vec::new();
+    let mut failures = Vec::new();
+    let mut extract_ms = Vec::new();
+    for (index, (outcome, ms)) in results {
+        let sample = &samples[index];
+        match outcome {
+            Ok(template) => {
+                extract_ms.push(ms);
+                templates.push(template);
+                keys.push(SampleKey {
+                    identity: identities
+                        .binary_search(&sample.identity.as_str())
+                        .unwrap_or(0) as u32,
+                    session: sessions.session(sample),
+                });
+            }
+            Err(reason) => failures.push((sample.path.clone(), reason)),
+        }
+    }
+    let refs: Vec<&Template> = templates.iter().collect();
+    let mut distances = Distances::compute(&refs, threads, progress);
+    let d = |i: usize, j: usize| distances.get(i, j);
+    let all_pairs = protocol::all_pairs(identities.len(), &keys, d);
+    let enrolment = [1, MAX_ENROLLED_TEMPLATES].map(|enrolled| {
+        protocol::enrolment(
+            identities.len(),
+            &keys,
+            enrolled,
+            MAX_ENROLLED_TEMPLATES,
+            |i, j| distances.get(i, j),
+        )
+    });
+    if all_pairs.genuine.is_empty() {
+        return Err(EvalError::NotEnoughData(
+            "no identity has two usable images".into(),
+        ));
+    }
+    let scores = Scores::new(
+        all_pairs.genuine.iter().map(|t| t.distance).collect(),
+        all_pairs.impostor.iter().map(|t| t.distance).collect(),
+    );
+    let mut cross_session: Vec<u32> = all_pairs
+        .genuine
+        .iter()
+        .filter(|t| t.sessions == SessionPair::Cross)
+        .map(|t| t.distance)
+        .collect();
+    cross_session.sort_unstable();
+    let threshold = scores.threshold_at_fmr(1e-3).unwrap_or(0);
+    let report = Report {
+        identities: identities.len(),
+        images: total,
+        genuine: scores.genuine.len(),
+        impostor: scores.impostor.len(),
+        fta: rate(failures.len(), total),
+        eer: scores.eer(),
+        fnmr_at_fmr_1e_2: scores.fnmr_at_fmr(1e-2),
+        fnmr_at_fmr_1e_3: scores.fnmr_at_fmr(1e-3),
+        fnmr_at_fmr_1e_4: scores.fnmr_at_fmr(1e-4),
+        threshold_at_fmr_1e_3: f64::from(threshold) / 65536.0,
+        extract_ms_median: median(&mut extract_ms),
+        compare_us_median: median(&mut distances.compare_us),
+    };
+    Ok(SetEvaluation {
+        evaluation: Evaluation {
+            report,
+            scores,
+            cross_session_genuine: cross_session,
+            failures,
+        },
+        all_pairs,
+        enrolment,
+    })
+}
+
+/// Where a set's images come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetSource {
+    /// `DIR/<identity>/<sample>.<ext>`.
+    Folder(PathBuf),
+    /// The project's synthetic palms (`synth`), made in memory: identities `first..first + n`,
+    /// `samples` captures each, of the set's input kind.
+    Synthetic {
+        /// First identity.
+        first: u64,
+        /// Identities.
+        identities: u64,
+        /// Captures per identity.
+        samples: u64,
+    },
+}
+
+/// One set of the suite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetSpec {
+    /// Name in the tables.
+    pub name: String,
+    /// What the images show.
+    pub input: InputKind,
+    /// How sample names tell sessions.
+    pub sessions: SessionRule,
+    /// Where the images come from.
+    pub source: SetSource,
+}
+
+/// Folds of the identity-disjoint validation.
+pub const FOLDS: usize = 5;
+/// Seed of the fold assignment and of the bootstrap (fixed: the tables are reproducible).
+pub const SEED: u64 = 0x5EED_0F01D;
+
+/// One set's figures in the suite (JSON of `palmgate eval`: the keys of [`Report`] at the top).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetReport {
+    /// Set name.
+    pub name: String,
+    /// What the images show.
+    pub input: InputKind,
+    /// All pairs, all identities (the figures `palmgate eval` always printed).
+    #[serde(flatten)]
+    pub report: Report,
+    /// Identity folds of the profile validation.
+    pub folds: usize,
+    /// All pairs with 95 % intervals (bootstrap over identities). Threshold-free: nothing of the
+    /// matcher is tuned on these trials, so all identities count.
+    pub all_pairs: FiguresCi,
+    /// The same with cross-session genuine pairs only (sets with sessions).
+    pub all_pairs_cross_session: Option<FiguresCi>,
+    /// The same with same-session genuine pairs only (sets with sessions).
+    pub all_pairs_same_session: Option<FiguresCi>,
+    /// Enrolment with one template.
+    pub enrolment_1: FiguresCi,
+    /// Enrolment with [`MAX_ENROLLED_TEMPLATES`] templates (the minimum distance), same probes.
+    pub enrolment_3: FiguresCi,
+    /// Enrolment with three templates, cross-session probes only (sets with sessions).
+    pub enrolment_3_cross_session: Option<FiguresCi>,
+    /// The profiles with one enrolled template: thresholds tuned on the other folds.
+    pub profiles_1: Vec<ProfileOutcome>,
+    /// The profiles with three enrolled templates.
+    pub profiles_3: Vec<ProfileOutcome>,
+    /// The shipped [`Profile`] thresholds applied to every trial of the set (all pairs with one
+    /// template, enrolment with three).
+    pub shipped_profiles: Vec<ProfileOutcome>,
+}
+
+/// A threshold calibrated on every set of the suite.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CalibratedThreshold {
+    /// Profile name.
+    pub profile: String,
+    /// Enrolled templates.
+    pub enrolled: usize,
+    /// Target FMR.
+    pub target_fmr: f64,
+    /// Calibrated threshold, Q16 (`None`: no set large enough for the target).
+    pub q16: Option<u32>,
+}
+
+/// The suite's outcome.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SuiteReport {
+    /// Per set.
+    pub sets: Vec<SetReport>,
+    /// Thresholds calibrated on all folds of all sets (what [`Profile`] should ship).
+    pub calibrated: Vec<CalibratedThreshold>,
+}
+
+/// Lists a synthetic set's samples (paths name identity and capture; nothing is written).
+fn synthetic_samples(first: u64, identities: u64, samples: u64) -> Vec<Sample> {
+    (first..first + identities)
+        .flat_map(|identity| {
+            (0..samples).map(move |capture| Sample {
+                identity: format!("{identity:05}"),
+                path: PathBuf::from(format!("synthetic/{identity:05}/{capture:02}")),
+            })
+        })
+        .collect()
+}
+
+fn synthetic_loader(input: InputKind) -> impl Fn(&Sample) -> Result<image::DynamicImage, String> {
+    move |sample: &Sample| {
+        let number = |s: Option<&std::ffi::OsStr>| {
+            s.and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| format!("not a synthetic sample: {}", sample.path.display()))
+        };
+        let capture = number(sample.path.file_name())?;
+        let identity = number(sample.path.parent().and_then(Path::file_name))?;
+        Ok(image::DynamicImage::ImageLuma8(match input {
+            InputKind::Hand => crate::synth::hand_image(identity, capture),
+            InputKind::Roi => crate::synth::roi_image(identity, capture),
+        }))
+    }
+}
+
+/// Evaluates every set; calibrates the profiles on the pooled sets with identity-disjoint folds.
+/// `on_set` is called as each set finishes (for progress output).
+pub fn evaluate_suite(
+    specs: &[SetSpec],
+    extractor: &Extractor,
+    threads: usize,
+    progress: &dyn Progress,
+    on_set: &dyn Fn(&SetSpec, &SetEvaluation),
+) -> Result<(SuiteReport, Vec<SetEvaluation>), EvalError> {
+    let mut evaluations = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let evaluation = match &spec.source {
+            SetSource::Folder(dir) => evaluate_set(
+                &scan(dir)?,
+                &load_file,
+                spec.sessions,
+                extractor,
+                spec.input,
+                threads,
+                progress,
+            ),
+            SetSource::Synthetic {
+                first,
+                identities,
+                samples,
+            } => evaluate_set(
+                &synthetic_samples(*first, *identities, *samples),
+                &synthetic_loader(spec.input),
+                spec.sessions,
+                extractor,
+                spec.input,
+                threads,
+                progress,
+            ),
+        }
+        .map_err(|e| match e {
+            EvalError::NotEnoughData(why) => {
+                EvalError::NotEnoughData(format!("set {}: {why}", spec.name))
+            }
+            other => other,
+        })?;
+        on_set(spec, &evaluation);
+        evaluations.push(evaluation);
+    }
+    let folds: Vec<Vec<usize>> = evaluations
+        .iter()
+        .map(|e| protocol::folds(e.all_pairs.identities, FOLDS, SEED))
+        .collect();
+    let targets: Vec<(&str, f64)> = Profile::ALL
+        .iter()
+        .map(|p| (p.name(), p.target_fmr()))
+        .collect();
+    let validated = |pick: &dyn Fn(&SetEvaluation) -> &Trials| {
+        let sets: Vec<(&Trials, &[usize])> = evaluations
+            .iter()
+            .zip(&folds)
+            .map(|(e, f)| (pick(e), f.as_slice()))
+            .collect();
+        protocol::validate_calibration(&sets, FOLDS, &targets)
+    };
+    let profiles_1 = validated(&|e| &e.all_pairs);
+    let profiles_3 = validated(&|e| &e.enrolment[1]);
+
+    let mut calibrated = Vec::new();
+    for enrolled in [1usize, MAX_ENROLLED_TEMPLATES] {
+        let pick = |e: &SetEvaluation| -> protocol::Histogram {
+            if enrolled == 1 {
+                e.all_pairs.histogram()
+            } else {
+                e.enrolment[1].histogram()
+            }
+        };
+        let histograms: Vec<protocol::Histogram> = evaluations.iter().map(pick).collect();
+        for profile in Profile::ALL {
+            calibrated.push(CalibratedThreshold {
+                profile: profile.name().to_owned(),
+                enrolled,
+                target_fmr: profile.target_fmr(),
+                q16: protocol::calibrate(&histograms, profile.target_fmr()),
+            });
+        }
+    }
+
+    let mut sets = Vec::with_capacity(specs.len());
+    for (s, (spec, e)) in specs.iter().zip(&evaluations).enumerate() {
+        let ci = |trials: &Trials| {
+            protocol::with_confidence(trials, protocol::BOOTSTRAP_REPLICATES, SEED, threads)
+        };
+        let all = &e.all_pairs;
+        let has_sessions = all.genuine.iter().any(|t| t.sessions == SessionPair::Cross);
+        let enrolment_3 = &e.enrolment[1];
+        let shipped = |trials: &Trials, enrolled: usize| -> Vec<ProfileOutcome> {
+            let h = trials.histogram();
+            Profile::ALL
+                .iter()
+                .map(|p| {
+                    let t = p.threshold(enrolled).q16();
+                    let (fm, imp) = h.false_matches(t);
+                    let (fnm, genuine_trials) = h.false_non_matches(t);
+                    ProfileOutcome {
+                        profile: format!("{} ({enrolled} template(s))", p.name()),
+                        target_fmr: p.target_fmr(),
+                        calibrated_folds: 0,
+                        false_matches: fm,
+                        impostors: imp,
+                        false_non_matches: fnm,
+                        genuine: genuine_trials,
+                        fmr: rate(fm as usize, imp as usize),
+                        fnmr: rate(fnm as usize, genuine_trials as usize),
+                    }
+                })
+                .collect()
+        };
+        let mut shipped_profiles = shipped(&e.all_pairs, 1);
+        shipped_profiles.extend(shipped(&e.enrolment[1], MAX_ENROLLED_TEMPLATES));
+        sets.push(SetReport {
+            name: spec.name.clone(),
+            input: spec.input,
+            report: e.evaluation.report.clone(),
+            folds: FOLDS,
+            all_pairs_cross_session: has_sessions
+                .then(|| ci(&all.with_genuine_sessions(SessionPair::Cross))),
+            all_pairs_same_session: has_sessions
+                .then(|| ci(&all.with_genuine_sessions(SessionPair::Same))),
+            all_pairs: ci(all),
+            enrolment_1: ci(&e.enrolment[0]),
+            enrolment_3_cross_session: has_sessions
+                .then(|| ci(&enrolment_3.with_genuine_sessions(SessionPair::Cross))),
+            enrolment_3: ci(enrolment_3),
+            profiles_1: profiles_1[s].clone(),
+            profiles_3: profiles_3[s].clone(),
+            shipped_profiles,
+        });
+    }
+    Ok((SuiteReport { sets, calibrated }, evaluations))
+}
+
+/// Median (NaN for no values).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_on_known_scores() {
+        // Genuine 100..=109 (10), impostor 105..=204 (100).
+        let scores = Scores::new((100..110).collect(), (105..205).collect());
+        assert_eq!(scores.fmr(104), 0.0);
+        assert_eq!(scores.fmr(105), 0.01);
+        assert_eq!(scores.fnmr(104), 0.5);
+        assert_eq!(scores.fnmr(109), 0.0);
+        // FMR ≤ 1e-2 allows one impostor: threshold 105, FNMR 4/10.
+        assert_eq!(scores.threshold_at_fmr(1e-2), Some(105));
+        assert!((scores.fnmr_at_fmr(1e-2) - 0.4).abs() < 1e-12);
+        // FMR ≤ 1e-3 allows none: threshold 104.
+        assert_eq!(scores.threshold_at_fmr(1e-3), Some(104));
+        assert!((scores.fnmr_at_fmr(1e-3) - 0.5).abs() < 1e-12);
+        // EER: at 106, FMR 0.02 and FNMR 0.3; the crossing is near 108/109 (FMR 0.04/0.05, FNMR
+        // 0.1/0): the smallest gap is at 108 (|0.04 - 0.1| = 0.06) vs 109 (0.05): 109 wins.
+        assert!((scores.eer() - 0.025).abs() < 1e-12, "{}", scores.eer());
+    }
+
+    #[test]
+    fn separated_scores_have_zero_eer() {
+        let scores = Scores::new(vec![10, 20, 30], vec![40, 50, 60, 70]);
+        assert_eq!(scores.eer(), 0.0);
+        assert_eq!(scores.fnmr_at_fmr(1e-4), 0.0);
+        assert_eq!(scores.threshold_at_fmr(1e-4), Some(39));
+        let det = scores.det_curve();
+        assert_eq!(det.first(), Some(&(0.0, 2.0 / 3.0)));
+        assert_eq!(det.last(), Some(&(1.0, 0.0)));
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn session_prefix() {
+        let s = |p: &str| Sample {
+            identity: "a".into(),
+            path: PathBuf::from(p),
+        };
+        assert_eq!(s("x/1-03.png").session(), Some("1"));
+        assert_eq!(s("x/03.png").session(), None);
+        let casia = SessionRule::SplitAfter(3);
+        assert_eq!(casia.session(&s("x/03.jpg")).as_deref(), Some("1"));
+        assert_eq!(casia.session(&s("x/04.jpg")).as_deref(), Some("2"));
+        assert_eq!(casia.session(&s("x/a.jpg")), None);
+        assert_eq!(
+            SessionRule::Prefix.session(&s("x/2-01.png")).as_deref(),
+            Some("2")
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Security profiles: a stated target false-match rate and the threshold calibrated for it.
+//!
+//! `no_std`, no allocator: the card maps the profile it was told into its threshold with exactly
+//! this table. The thresholds depend on how many templates the probe is compared with (the minimum
+//! distance over several references lowers impostor distances too), so there is one per
+//! enrolment size; see `docs/matcher.md` ("Security profiles") for the calibration behind every
+//! number and the measured rates on the validation folds.
+
+use core::fmt;
+use core::str::FromStr;
+
+use crate::compare::Threshold;
+
+/// Most templates one hand keeps on the card (enrolment captures three).
+pub const MAX_ENROLLED_TEMPLATES: usize = 3;
+
+/// How strict the palm decision is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Profile {
+    /// Target FMR 1e-2: fewest second presentations, for low-risk doors.
+    Convenience,
+    /// Target FMR 1e-3 (the default).
+    #[default]
+    Balanced,
+    /// Target FMR 1e-4: for doors where a false accept costs more than a retry.
+    Security,
+}
+
+/// Thresholds (Q16) per profile, for 1, 2 and 3 enrolled templates (the probe's distance is the
+/// minimum over them). Calibrated by `palmgate eval` over every development set and 100 synthetic
+/// hands (`docs/matcher.md`, "Security profiles"), rounded down to a multiple of 100. A minimum
+/// over more templates only lowers impostor distances, so a several-template threshold is never
+/// above the one-template one (security: the 3-template calibration, 21 224, rested on fewer
+/// impostor trials and came out higher; the 1-template value is used). Two templates use the
+/// three-template value (stricter than needed, never looser).
+const THRESHOLDS_Q16: [[u32; MAX_ENROLLED_TEMPLATES]; 3] = [
+    // Convenience: calibrated 26 435 (1 template), 26 087 (3).
+    [26_400, 26_000, 26_000],
+    // Balanced: calibrated 25 236 (1), 24 823 (3).
+    [25_200, 24_800, 24_800],
+    // Security: calibrated 19 984 (1), 21 224 (3).
+    [19_900, 19_900, 19_900],
+];
+
+impl Profile {
+    /// Every profile, from the most permissive to the strictest.
+    pub const ALL: [Profile; 3] = [Profile::Convenience, Profile::Balanced, Profile::Security];
+
+    /// The configuration name (`convenience`, `balanced`, `security`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Profile::Convenience => "convenience",
+            Profile::Balanced => "balanced",
+            Profile::Security => "security",
+        }
+    }
+
+    /// The false-match rate the profile's thresholds are calibrated for.
+    pub const fn target_fmr(self) -> f64 {
+        match self {
+            Profile::Convenience => 1e-2,
+            Profile::Balanced => 1e-3,
+            Profile::Security => 1e-4,
+        }
+    }
+
+    /// One byte for the card (`1`, `2`, `3`): how the gate or the enrolment names the profile.
+    pub const fn id(self) -> u8 {
+        match self {
+            Profile::Convenience => 1,
+            Profile::Balanced => 2,
+            Profile::Security => 3,
+        }
+    }
+
+    /// The profile of [`Profile::id`]'s byte.
+    pub const fn from_id(id: u8) -> Option<Profile> {
+        match id {
+            1 => Some(Profile::Convenience),
+            2 => Some(Profile::Balanced),
+            3 => Some(Profile::Security),
+            _ => None,
+        }
+    }
+
+    /// The stricter of two profiles: what the card applies when the gate asks for `requested` and
+    /// its enrolment policy set `floor` (a gate may tighten the policy, never loosen it).
+    pub const fn stricter(self, other: Profile) -> Profile {
+        if self.id() >= other.id() { self } else { other }
+    }
+
+    /// The threshold when the probe is compared with `enrolled` templates (taking the minimum
+    /// distance). `enrolled` is clamped to `1..=MAX_ENROLLED_TEMPLATES`.
+    pub const fn threshold(self, enrolled: usize) -> Threshold {
+        let column = if enrolled <= 1 {
+            0
+        } else if enrolled >= MAX_ENROLLED_TEMPLATES {
+            MAX_ENROLLED_TEMPLATES - 1
+        } else {
+            enrolled - 1
+        };
+        let row = match self {
+            Profile::Convenience => 0,
+            Profile::Balanced => 1,
+            Profile::Security => 2,
+        };
+        Threshold::from_q16(THRESHOLDS_Q16[row][column])
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A profile name that is not one of `convenience`, `balanced`, `security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownProfile;
+
+impl fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown matcher profile (expected convenience, balanced or security)")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownProfile {}
+
+impl FromStr for Profile {
+    type Err = UnknownProfile;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or(UnknownProfile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for profile in Profile::ALL {
+            assert_eq!(profile.name().parse::<Profile>(), Ok(profile));
+            assert_eq!(std::format!("{profile}"), profile.name());
+            assert_eq!(Profile::from_id(profile.id()), Some(profile));
+        }
+        assert_eq!("Balanced".parse::<Profile>(), Err(UnknownProfile));
+        assert_eq!("".parse::<Profile>(), Err(UnknownProfile));
+        assert_eq!(Profile::from_id(0), None);
+        assert_eq!(Profile::from_id(4), None);
+        assert_eq!(Profile::default(), Profile::Balanced);
+    }
+
+    #[test]
+    fn a_request_never_loosens_the_floor() {
+        use Profile::*;
+        assert_eq!(Balanced.stricter(Convenience), Balanced);
+        assert_eq!(Convenience.stricter(Balanced), Balanced);
+        assert_eq!(Balanced.stricter(Security), Security);
+        assert_eq!(Security.stricter(Convenience), Security);
+        assert_eq!(Convenience.stricter(Convenience), Convenience);
+    }
+
+    #[test]
+    fn stricter_profiles_have_lower_thresholds_and_more_templates_lower_ones_too() {
+        for enrolled in 1..=MAX_ENROLLED_TEMPLATES {
+            let t: std::vec::Vec<u32> = Profile::ALL
+                .iter()
+                .map(|p| p.threshold(enrolled).q16())
+                .collect();
+            assert!(t[0] > t[1] && t[1] > t[2], "{enrolled} templates: {t:?}");
+        }
+        for profile in Profile::ALL {
+            assert!(profile.threshold(3).q16() <= profile.threshold(1).q16());
+            let distance = f64::from(profile.threshold(1).q16()) / 65536.0;
+            assert!((0.25..0.45).contains(&distance), "{profile}: {distance}");
+            assert_eq!(profile.threshold(0), profile.threshold(1));
+            assert_eq!(profile.threshold(9), profile.threshold(3));
+            assert_eq!(profile.threshold(2), profile.threshold(3));
+        }
+    }
+}
