@@ -47,7 +47,7 @@ async fn tls_with_client_certificate_delivers_and_wrong_identities_are_kept_out(
 
     let mut gate = tls_gate(&tls, &prefix, "ca", "gate");
     gate.wait_connected().await;
-    let event = NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::now())
+    let event = NewEvent::new(EventKind::AccessGranted, Timestamp::now())
         .door("main")
         .result(Outcome::Granted);
     gate.outbox.append(event).expect("append");

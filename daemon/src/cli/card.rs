@@ -584,10 +584,10 @@ pub(crate) fn erased_new_event(
     use palmgate::event::{CardId, ErasureReceipt, EventKind, NewEvent, Outcome};
     let fields = bundle.receipt.fields();
     let card_id = CardId::new(&fields.card_id).context("receipt without a card id")?;
-    Ok(NewEvent::new(EventKind::CARD_ERASED, now)
+    Ok(NewEvent::new(EventKind::CardErased, now)
         .card(card_id)
         .result(Outcome::Info)
-        .reason(format!("{} slot(s) erased", fields.slots_erased))
+        .detail(format!("{} slot(s) erased", fields.slots_erased))
         .receipt(ErasureReceipt {
             bundle: hex::encode(bundle.encode()),
             erase_counter: fields.erase_counter,
@@ -627,7 +627,7 @@ fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     if let Some(event) = &event {
         // What the event says in plain fields must be what the card signed.
         let receipt = event.receipt.as_ref().context("no receipt")?;
-        let same = event.kind == palmgate::event::EventKind::CARD_ERASED
+        let same = event.kind == palmgate::event::EventKind::CardErased
             && event.card_id.as_ref().map(|id| id.as_bytes()) == Some(&fields.card_id[..])
             && receipt.erase_counter == fields.erase_counter
             && receipt.timestamp == fields.gate_timestamp

@@ -44,8 +44,8 @@ use crate::access::{
 };
 use crate::config::{CaptureMode, MatcherInput, Settings};
 use crate::doors::Doors;
-use crate::event::{CardId, EventKind, NewEvent, Outcome, Timestamp};
-use crate::mqtt::{Command, Contact, DoorStatus, Link, LinkOptions, LockState, VerifiedCommand};
+use crate::event::{CardId, EventKind, NewEvent, Outcome, Reason, Timestamp};
+use crate::mqtt::{Command, Contact, DoorCondition, DoorStatus, Link, LinkOptions, LockState, VerifiedCommand};
 use crate::notify::Notifier;
 use crate::outbox::{Outbox, OutboxOptions};
 
@@ -397,7 +397,7 @@ impl DoorStates {
                     } else {
                         Contact::Unknown
                     },
-                    mode: DoorMode::default().name().to_string(),
+                    mode: DoorMode::default().name(),
                 };
                 (name, status)
             })
@@ -472,7 +472,7 @@ impl DoorStates {
                 }
             }
             if status.mode != mode {
-                status.mode = mode.to_string();
+                status.mode = mode;
             }
             if *status != before {
                 changed.push((door, status.clone()));
@@ -494,17 +494,17 @@ struct DoorMode {
 impl DoorMode {
     /// The most urgent condition first: fire releases every door (whatever else holds); a forced
     /// or held-open door is an alarm until it closes; lockdown is an operating mode.
-    fn name(self) -> &'static str {
+    fn name(self) -> DoorCondition {
         if self.fire {
-            "fire_release"
+            DoorCondition::FireRelease
         } else if self.forced {
-            "forced_open"
+            DoorCondition::ForcedOpen
         } else if self.held_open {
-            "held_open"
+            DoorCondition::HeldOpen
         } else if self.lockdown {
-            "lockdown"
+            DoorCondition::Lockdown
         } else {
-            "normal"
+            DoorCondition::Normal
         }
     }
 }
@@ -601,7 +601,7 @@ impl Loop {
                 id = event.id,
                 kind = %event.kind,
                 door = event.door.as_deref().unwrap_or("-"),
-                reason = event.reason.as_deref().unwrap_or("-"),
+                reason = event.reason.as_ref().map_or("-", Reason::as_str),
                 "event"
             ),
             Err(error) => tracing::error!(error = %error_chain(&error), "event not recorded"),
@@ -710,22 +710,10 @@ impl Loop {
         for state in self.door_view.apply(&event) {
             let _ = self.door_states.try_send(state);
         }
-        let kind = match EventKind::new(event.kind.name()) {
-            Ok(kind) => kind,
-            Err(error) => return tracing::warn!(%error, "door event not recorded"),
-        };
-        let alarm = kind.is_alarm()
-            || matches!(
-                kind.as_str(),
-                "door.forced" | "door.held_open" | "door.tamper" | "fire.active"
-            );
-        let mut record = NewEvent::new(kind, Timestamp::now())
-            .result(if alarm { Outcome::Alarm } else { Outcome::Info })
-            .reason(event.to_string());
-        if let Some(door) = event.door {
-            record = record.door(door);
+        match NewEvent::from_door_event(&event, Timestamp::now()) {
+            Some(record) => self.publish(record),
+            None => tracing::warn!(kind = event.kind.name(), "door event not recorded"),
         }
-        self.publish(record);
     }
 
     fn maybe_ready(&mut self) {
@@ -751,6 +739,7 @@ impl Loop {
                 } else {
                     self.publish(refused_command(
                         "unlock",
+                        Reason::UNKNOWN_DOOR,
                         &format!("no door named \"{door}\""),
                     ));
                 }
@@ -765,9 +754,9 @@ impl Loop {
                 ) {
                     Ok(()) => {
                         self.access.set_revoked(revocation.cards().clone());
-                        let event = NewEvent::new(EventKind::REVOCATION_UPDATED, Timestamp::now())
+                        let event = NewEvent::new(EventKind::RevocationUpdated, Timestamp::now())
                             .result(Outcome::Accepted)
-                            .reason(format!(
+                            .detail(format!(
                                 "version {version}, {} cards revoked",
                                 revocation.cards().len()
                             ));
@@ -778,9 +767,15 @@ impl Loop {
                     Err(error @ RevocationError::NotNewer { .. }) if retained_state => {
                         tracing::debug!(%error, "retained revocation list already applied");
                     }
-                    Err(error) => {
-                        self.publish(refused_command("revocation_list", &error.to_string()))
-                    }
+                    Err(error) => self.publish(refused_command(
+                        "revocation_list",
+                        if matches!(error, RevocationError::NotNewer { .. }) {
+                            Reason::NOT_NEWER
+                        } else {
+                            Reason::NOT_STORED
+                        },
+                        &error.to_string(),
+                    )),
                 }
             }
         }
@@ -797,6 +792,7 @@ impl Loop {
             Some(name) => {
                 return self.publish(refused_command(
                     command,
+                    Reason::UNKNOWN_DOOR,
                     &format!("no door named \"{name}\""),
                 ));
             }
@@ -823,7 +819,7 @@ impl Loop {
                     let policy = self.access_policy().with_rules(rules);
                     self.access.set_policy(policy);
                     self.publish(
-                        NewEvent::new(EventKind::POLICY_LOADED, Timestamp::now())
+                        NewEvent::new(EventKind::PolicyLoaded, Timestamp::now())
                             .result(Outcome::Info),
                     );
                 }
@@ -831,9 +827,10 @@ impl Loop {
                     let reason = error_chain(&error);
                     tracing::error!(error = %reason, "policy not reloaded; the previous one stays in force");
                     self.publish(
-                        NewEvent::new(EventKind::POLICY_REJECTED, Timestamp::now())
+                        NewEvent::new(EventKind::PolicyRejected, Timestamp::now())
                             .result(Outcome::Alarm)
-                            .reason(reason),
+                            .reason(Reason::INVALID_FILE)
+                            .detail(reason),
                     );
                 }
             }
@@ -848,9 +845,10 @@ impl Loop {
                     let reason = error_chain(&error);
                     tracing::error!(error = %reason, "revocation list not reloaded; the previous one stays in force");
                     self.publish(
-                        NewEvent::new(EventKind::POLICY_REJECTED, Timestamp::now())
+                        NewEvent::new(EventKind::PolicyRejected, Timestamp::now())
                             .result(Outcome::Alarm)
-                            .reason(reason),
+                            .reason(Reason::INVALID_FILE)
+                            .detail(reason),
                     );
                 }
             }
@@ -863,10 +861,11 @@ impl Loop {
     }
 }
 
-fn refused_command(name: &str, reason: &str) -> NewEvent {
-    NewEvent::new(EventKind::COMMAND_REFUSED, Timestamp::now())
+fn refused_command(name: &str, reason: Reason, detail: &str) -> NewEvent {
+    NewEvent::new(EventKind::CommandRefused, Timestamp::now())
         .result(Outcome::Refused)
-        .reason(format!("{name}: {reason}"))
+        .reason(reason)
+        .detail(format!("{name}: {detail}"))
 }
 
 #[cfg(test)]
@@ -945,7 +944,7 @@ mod tests {
                 DoorStatus {
                     lock: LockState::Locked,
                     contact: Contact::Unknown,
-                    mode: "lockdown".to_string(),
+                    mode: DoorCondition::Lockdown,
                 }
             )]
         );
@@ -953,7 +952,7 @@ mod tests {
             .all()
             .find(|(door, _)| *door == "main")
             .map(|(_, s)| s.clone());
-        assert_eq!(main.map(|status| status.mode), Some("normal".to_string()));
+        assert_eq!(main.map(|status| status.mode), Some(DoorCondition::Normal));
         assert_eq!(
             modes(&view.apply(&event(Some("back"), DoorKind::Locked))),
             []
@@ -983,7 +982,7 @@ mod tests {
         ));
         assert_eq!(unlocked.len(), 1);
         assert_eq!(unlocked[0].1.lock, LockState::Unlocked);
-        assert_eq!(unlocked[0].1.mode, "lockdown");
+        assert_eq!(unlocked[0].1.mode, DoorCondition::Lockdown);
         // A door this gate does not have changes nothing.
         assert_eq!(
             modes(&view.apply(&event(Some("side"), DoorKind::LockdownOn))),

@@ -39,7 +39,7 @@ use tokio::sync::{Notify, watch};
 pub use self::key::{DEVICE_KEY_LEN, DeviceKey, KeyError};
 use self::seal::Sealer;
 use crate::config::Settings;
-use crate::event::{Event, EventId, EventKind, NewEvent, Outcome, Timestamp};
+use crate::event::{Event, EventId, EventKind, NewEvent, Outcome, Reason, Timestamp};
 
 const META_SALT: &[u8] = b"salt";
 const META_EPOCH: &[u8] = b"epoch";
@@ -288,9 +288,10 @@ impl Outbox {
             && counters.len < self.max_events
         {
             counters.alarm_armed = false;
-            let alarm = NewEvent::new(EventKind::OUTBOX_FILLING, stored.time)
+            let alarm = NewEvent::new(EventKind::OutboxFilling, stored.time)
                 .result(Outcome::Alarm)
-                .reason(format!(
+                .reason(Reason::FILL_LEVEL)
+                .detail(format!(
                     "{} of {} events held",
                     counters.len, self.max_events
                 ));
@@ -394,13 +395,10 @@ impl Outbox {
         for id in corrupt {
             tracing::error!(id, "outbox record failed authentication; discarded");
             if self.remove(id)? {
-                let alarm = NewEvent::new(
-                    EventKind::new("alarm.outbox_corrupt")
-                        .map_err(|_| OutboxError::Options("kind"))?,
-                    Timestamp::now(),
-                )
+                let alarm = NewEvent::new(EventKind::AlarmOutboxCorrupt, Timestamp::now())
                 .result(Outcome::Alarm)
-                .reason(format!(
+                .reason(Reason::AUTHENTICATION_FAILED)
+                .detail(format!(
                     "record {id} failed authentication and was discarded"
                 ));
                 self.append(alarm)?;

@@ -11,7 +11,7 @@ fn options(dir: &std::path::Path, max_events: u64) -> OutboxOptions {
 }
 
 fn event(n: i64) -> NewEvent {
-    NewEvent::new(EventKind::ACCESS_DENIED, Timestamp::from_unix_ms(n)).reason("no_match")
+    NewEvent::new(EventKind::AccessDenied, Timestamp::from_unix_ms(n)).reason(Reason::NO_MATCH)
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn nothing_readable_in_the_database_files() {
     outbox
         .append(
             event(1)
-                .reason("very_distinctive_reason_text")
+                .detail("very_distinctive_reason_text")
                 .door("front_door_marker"),
         )
         .expect("append");
@@ -130,7 +130,7 @@ fn bounded_with_one_filling_alarm_that_rearms_after_draining() {
         .pending(None, 100)
         .expect("pending")
         .iter()
-        .filter(|e| e.kind == EventKind::OUTBOX_FILLING)
+        .filter(|e| e.kind == EventKind::OutboxFilling)
         .map(|e| e.id)
         .collect::<Vec<_>>();
     // Records 9, 10 and four new ones (11–14): the sixth record is the re-armed alarm.
@@ -169,7 +169,7 @@ fn a_corrupt_record_is_replaced_by_an_alarm_and_the_queue_flows_on() {
     assert_eq!(alarm[0].kind.as_str(), "alarm.outbox_corrupt");
     assert!(
         alarm[0]
-            .reason
+            .detail
             .as_deref()
             .is_some_and(|r| r.contains("record 2"))
     );
