@@ -945,7 +945,10 @@ mod tests {
         }
         assert_eq!(EventKind::AlarmDuress.severity(), Severity::Alarm);
         assert_eq!(EventKind::DoorForced.severity(), Severity::Alarm);
-        assert_eq!(EventKind::DoorHeldOpenPrealarm.severity(), Severity::Warning);
+        assert_eq!(
+            EventKind::DoorHeldOpenPrealarm.severity(),
+            Severity::Warning
+        );
         assert_eq!(EventKind::AccessGranted.severity(), Severity::Info);
         assert!(EventKind::from_name("door.open#").is_err());
         for bad in ["", "Lockdown", "no match", "a-b", "_x", "cause=Grant"] {
@@ -978,7 +981,10 @@ mod tests {
         let refused = record(Door::GrantRefused {
             reason: Refusal::Interlock,
         });
-        assert_eq!(refused.reason.as_ref().map(Reason::as_str), Some("interlock"));
+        assert_eq!(
+            refused.reason.as_ref().map(Reason::as_str),
+            Some("interlock")
+        );
         assert_eq!(refused.severity, Severity::Warning);
         let rex = record(Door::Rex {
             refused: Some(Refusal::Lockdown),

@@ -92,3 +92,4 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 pub mod gate;
+pub mod schema;

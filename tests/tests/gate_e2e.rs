@@ -330,7 +330,11 @@ fn gate_scenario_on_the_real_services() {
     // Bob's card with Alice's palm on the sensor: the card says no.
     let card = VirtualCard::insert(&bob_state);
     let denied = mqtt.wait_for("/event/access.denied", PATIENCE);
-    assert_eq!(field(&denied, "reason").as_deref(), Some("no_match"), "{denied}");
+    assert_eq!(
+        field(&denied, "reason").as_deref(),
+        Some("no_match"),
+        "{denied}"
+    );
     assert!(
         field(&denied, "detail")
             .unwrap_or_default()
@@ -903,7 +907,11 @@ fn door_forced_and_door_held_open_are_reported() {
         "{prealarm}"
     );
     let alarm = gate.mqtt.wait_for("/event/door.held_open", PATIENCE);
-    assert_eq!(field(&alarm, "severity").as_deref(), Some("alarm"), "{alarm}");
+    assert_eq!(
+        field(&alarm, "severity").as_deref(),
+        Some("alarm"),
+        "{alarm}"
+    );
     assert_eq!(field(&alarm, "result").as_deref(), Some("alarm"), "{alarm}");
     wait_for_mode("held_open");
     contact("low");

@@ -82,10 +82,7 @@ async fn signed_commands_are_accepted_and_bad_ones_refused_and_reported() {
         .expect("object")
         .remove("signature");
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "unsigned",
-            serde_json::to_vec(&unsigned).expect("json"),
-        ),
+        ("unsigned", serde_json::to_vec(&unsigned).expect("json")),
         (
             "bad_signature",
             impostor.sign("gate-1", &unlock, now(), &[3; 16]),

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::policy::Policy;
-use crate::event::{Reason, CardId, EventKind, Latencies, NewEvent, Outcome, Timestamp, millis};
+use crate::event::{CardId, EventKind, Latencies, NewEvent, Outcome, Reason, Timestamp, millis};
 
 /// How one reader's presentations are decided.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -354,10 +354,7 @@ fn card_pulled_during_verification_denies_and_ignores_a_late_match() {
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
     let actions = run.at(105, Input::CardRemoved);
-    assert_eq!(
-        reason(&actions).as_deref(),
-        Some("card_removed")
-    );
+    assert_eq!(reason(&actions).as_deref(), Some("card_removed"));
     let late = run.at(110, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&late), 0, "a decision after removal never opens");
 }
@@ -368,10 +365,7 @@ fn verification_timeout_denies_and_ignores_a_late_match() {
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
     let actions = run.tick(1600);
-    assert_eq!(
-        reason(&actions).as_deref(),
-        Some("card_timeout")
-    );
+    assert_eq!(reason(&actions).as_deref(), Some("card_timeout"));
     let late = run.at(1700, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&late), 0);
 }

@@ -45,7 +45,9 @@ use crate::access::{
 use crate::config::{CaptureMode, MatcherInput, Settings};
 use crate::doors::Doors;
 use crate::event::{CardId, EventKind, NewEvent, Outcome, Reason, Timestamp};
-use crate::mqtt::{Command, Contact, DoorCondition, DoorStatus, Link, LinkOptions, LockState, VerifiedCommand};
+use crate::mqtt::{
+    Command, Contact, DoorCondition, DoorStatus, Link, LinkOptions, LockState, VerifiedCommand,
+};
 use crate::notify::Notifier;
 use crate::outbox::{Outbox, OutboxOptions};
 

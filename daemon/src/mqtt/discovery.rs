@@ -377,7 +377,11 @@ impl LegacyTopics {
             ("binary_sensor", "connectivity"),
             ("sensor", "outbox"),
         ] {
-            out.push(format!("{}/{component}/{}/config", self.prefix, object(what)));
+            out.push(format!(
+                "{}/{component}/{}/config",
+                self.prefix,
+                object(what)
+            ));
         }
         out
     }

@@ -396,11 +396,11 @@ impl Outbox {
             tracing::error!(id, "outbox record failed authentication; discarded");
             if self.remove(id)? {
                 let alarm = NewEvent::new(EventKind::AlarmOutboxCorrupt, Timestamp::now())
-                .result(Outcome::Alarm)
-                .reason(Reason::AUTHENTICATION_FAILED)
-                .detail(format!(
-                    "record {id} failed authentication and was discarded"
-                ));
+                    .result(Outcome::Alarm)
+                    .reason(Reason::AUTHENTICATION_FAILED)
+                    .detail(format!(
+                        "record {id} failed authentication and was discarded"
+                    ));
                 self.append(alarm)?;
             }
         }

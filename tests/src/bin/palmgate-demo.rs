@@ -132,7 +132,23 @@ fn main() -> ExitCode {
     };
     let operator_pub = root.join("operator.pub");
     let _ = std::fs::write(&operator_pub, operator.public_key_pem());
-    let broker = Broker::start(&root.join("broker"));
+    // `cargo xtask ha-check` sets up Home Assistant for a broker port first: then the demo's
+    // broker takes that port, and Home Assistant (which retries every 10 s) gets time to
+    // reconnect before the gate starts.
+    let fixed_port = std::env::var("PALMGATE_DEMO_BROKER_PORT")
+        .ok()
+        .and_then(|port| port.parse().ok());
+    let broker = match fixed_port {
+        Some(port) => {
+            let broker = Broker::start_on_port(&root.join("broker"), port);
+            println!(
+                "broker on the fixed port {port}: 15 s for its other subscribers to reconnect"
+            );
+            std::thread::sleep(Duration::from_secs(15));
+            broker
+        }
+        None => Broker::start(&root.join("broker")),
+    };
     let mqtt = Subscriber::start_on(
         &broker.address(),
         &format!("palmgate/{GATE}/event/#"),

@@ -237,10 +237,12 @@ impl Subscriber {
 
     /// The next message, or panics after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Received {
-        tokio::time::timeout(timeout, self.messages.recv())
+        let message = tokio::time::timeout(timeout, self.messages.recv())
             .await
             .expect("message in time")
-            .expect("subscriber alive")
+            .expect("subscriber alive");
+        palmgate_system_tests::schema::assert_valid(&message.topic, &message.payload);
+        message
     }
 
     /// The next message whose topic ends with `suffix` (others are kept for later calls).
@@ -254,6 +256,7 @@ impl Subscriber {
                 .await
                 .unwrap_or_else(|_| panic!("no message on …{suffix} in time"))
                 .expect("subscriber alive");
+            palmgate_system_tests::schema::assert_valid(&message.topic, &message.payload);
             if message.topic.ends_with(suffix) {
                 return message;
             }

@@ -176,8 +176,7 @@ fn every_template_renders_against_every_payload_it_receives() {
                 }
                 Some("sensor") => assert!(value.parse::<u64>().is_ok(), "{id}: {value}"),
                 Some("event") => {
-                    let json: serde_json::Value =
-                        serde_json::from_str(&value).expect("event JSON");
+                    let json: serde_json::Value = serde_json::from_str(&value).expect("event JSON");
                     let types = component["event_types"].as_array().expect("types");
                     assert!(types.contains(&json["event_type"]), "{id}: {value}");
                 }
@@ -209,7 +208,12 @@ fn duress_and_every_alarm_kind_have_an_event_entity() {
     let event_types: BTreeSet<String> = components(&device)
         .values()
         .filter(|component| component["platform"] == "event")
-        .flat_map(|component| component["event_types"].as_array().cloned().unwrap_or_default())
+        .flat_map(|component| {
+            component["event_types"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|kind| kind.as_str().map(str::to_owned))
         .collect();
     for kind in EventKind::ALL {
@@ -267,7 +271,10 @@ fn removed_doors_and_discovery_off_clear_what_was_published() {
         config["cmps"]["palmgate_gate-1_side_lock"],
         serde_json::json!({"platform": "binary_sensor"})
     );
-    assert_eq!(config["cmps"]["palmgate_gate-1_main_lock"]["name"], "main lock");
+    assert_eq!(
+        config["cmps"]["palmgate_gate-1_main_lock"]["name"],
+        "main lock"
+    );
     let record = second.record.expect("record");
     assert!(!record.components.contains_key("palmgate_gate-1_side_mode"));
 
