@@ -885,9 +885,17 @@ impl Event {
     }
 
     /// Parses an event's JSON; unknown fields, unknown kinds and a severity that is not the
-    /// kind's are refused.
+    /// kind's are refused. An event of API version 1 (no `severity`, prose `reason`) is taken
+    /// too, its `reason` becoming the `detail`: an outbox written before an upgrade still
+    /// delivers what it holds.
     pub fn from_json(bytes: &[u8]) -> Result<Self, EventParseError> {
-        let event: Self = serde_json::from_slice(bytes)?;
+        let event: Self = match serde_json::from_slice(bytes) {
+            Ok(event) => event,
+            Err(error) => match serde_json::from_slice::<EventV1>(bytes) {
+                Ok(v1) => v1.upgrade().ok_or(EventParseError::Json(error))?,
+                Err(_) => return Err(EventParseError::Json(error)),
+            },
+        };
         let expected = event.kind.severity();
         if event.severity != expected {
             return Err(EventParseError::Severity {
@@ -897,6 +905,51 @@ impl Event {
             });
         }
         Ok(event)
+    }
+}
+
+/// An event as API version 1 wrote it (outbox records from before an upgrade).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventV1 {
+    id: EventId,
+    time: Timestamp,
+    gate: String,
+    #[serde(default)]
+    door: Option<String>,
+    kind: String,
+    #[serde(default)]
+    card_id: Option<CardId>,
+    #[serde(default)]
+    result: Option<Outcome>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    latencies: Latencies,
+    #[serde(default)]
+    receipt: Option<Box<ErasureReceipt>>,
+}
+
+impl EventV1 {
+    /// The version 2 event; `None` for a kind version 2 does not have.
+    fn upgrade(self) -> Option<Event> {
+        let prealarm = self.kind == "door.held_open"
+            && self
+                .reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("stage=PreAlarm"));
+        let kind = if prealarm {
+            EventKind::DoorHeldOpenPrealarm
+        } else {
+            EventKind::from_name(&self.kind).ok()?
+        };
+        let mut event = NewEvent::new(kind, self.time).latencies(self.latencies);
+        event.door = self.door;
+        event.card_id = self.card_id;
+        event.result = self.result;
+        event.detail = self.reason;
+        event.receipt = self.receipt;
+        Some(event.into_event(self.id, &self.gate))
     }
 }
 
@@ -954,6 +1007,23 @@ mod tests {
         for bad in ["", "Lockdown", "no match", "a-b", "_x", "cause=Grant"] {
             assert!(Reason::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn version_1_events_are_read_with_their_reason_as_detail() {
+        let v1 = br#"{"id":3,"time":"2026-11-25T03:03:04.567Z","gate":"g","door":"main",
+            "kind":"door.held_open","result":"alarm","reason":"door.held_open door=main stage=PreAlarm"}"#;
+        let event = Event::from_json(v1).expect("version 1 event");
+        assert_eq!(event.kind, EventKind::DoorHeldOpenPrealarm);
+        assert_eq!(event.severity, Severity::Warning);
+        assert_eq!(event.reason, None);
+        assert_eq!(
+            event.detail.as_deref(),
+            Some("door.held_open door=main stage=PreAlarm")
+        );
+        assert_eq!(event.id, 3);
+        let unknown = br#"{"id":3,"time":"2026-11-25T03:03:04.567Z","gate":"g","kind":"x.y"}"#;
+        assert!(Event::from_json(unknown).is_err());
     }
 
     fn door_event(kind: palmgate_door::EventKind) -> palmgate_door::Event {

@@ -36,6 +36,8 @@ const PACKAGES: &[&str] = &[
     "paho-mqtt==1.6.1",
     "Pillow==10.2.0",
     "janus==1.0.0",
+    "psutil-home-assistant==0.0.1",
+    "securetar==2024.2.1",
 ];
 
 /// The interpreter: 2024.3 is the last Home Assistant release for Python 3.11.

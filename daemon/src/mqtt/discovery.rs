@@ -14,9 +14,8 @@
 //!   gate is offline: it is the one entity without the status topic as availability) and the
 //!   outbox backlog.
 //!
-//! Every value template reads only fields that every payload it receives carries, or goes
-//! through `default(none)`; the tests render each one with a Jinja engine against every kind of
-//! payload the gate publishes.
+//! Every value template reads only fields that every payload it receives carries; the tests
+//! render each one with a Jinja engine against every kind of payload the gate publishes.
 //!
 //! What was published before is cleared with empty retained payloads: [`DiscoveryPlan`] compares
 //! the [`DiscoveryRecord`] of the previous start (kept by the caller in the state directory) with
@@ -93,14 +92,11 @@ pub const EVENT_ENTITIES: [(EventKind, &str); 16] = [
     (EventKind::PolicyRejected, "policy rejected"),
 ];
 
-/// The event entities' template: `event_type` and `event_id` from fields every event has, the
-/// optional ones through `default(none)` (a grant has no `reason`: reading it bare gave Home
-/// Assistant an undefined value that `to_json` cannot serialise).
-pub const EVENT_TEMPLATE: &str = "{{ {'event_type': value_json.kind, 'event_id': value_json.id, \
-     'severity': value_json.severity, 'door': value_json.door | default(none), \
-     'card_id': value_json.card_id | default(none), 'result': value_json.result | default(none), \
-     'reason': value_json.reason | default(none), 'detail': value_json.detail | default(none)} \
-     | to_json }}";
+/// The event entities' template: every field of the event as an attribute, plus `event_type`
+/// (its `kind`). It names no optional field, so it renders for every event (API version 1's
+/// template read `value_json.reason`, which a grant does not carry, and Home Assistant's
+/// `to_json` failed on every grant).
+pub const EVENT_TEMPLATE: &str = "{{ dict(value_json, event_type=value_json.kind) | to_json }}";
 
 /// The contact's template: `open`/`closed`, and Home Assistant's `None` (state unknown) for
 /// `unknown`.
@@ -141,10 +137,15 @@ impl DeviceDiscovery {
                 (component.as_object_mut(), fields)
             {
                 component.extend(fields);
+                // Every entity but connectivity is unavailable while the gate is offline.
+                if what != "connectivity"
+                    && let serde_json::Value::Object(available) = availability(topics)
+                {
+                    component.extend(available);
+                }
             }
             components.insert(unique_id, component);
         };
-        let available = availability(topics);
         for door in doors {
             let state = topics.door_state(&door.name);
             add(
@@ -158,7 +159,6 @@ impl DeviceDiscovery {
                     // Device class `lock`: on means unlocked.
                     "payload_on": "unlocked",
                     "payload_off": "locked",
-                    "availability": available,
                 }),
             );
             add(
@@ -170,7 +170,6 @@ impl DeviceDiscovery {
                     "options": DoorCondition::ALL.map(DoorCondition::as_str),
                     "state_topic": state,
                     "value_template": "{{ value_json.mode }}",
-                    "availability": available,
                 }),
             );
             if door.has_contact {
@@ -179,13 +178,12 @@ impl DeviceDiscovery {
                     "binary_sensor",
                     format!("{} contact", door.name),
                     serde_json::json!({
-                        "device_class": "door",
-                        "state_topic": state,
-                        // `None` is Home Assistant's "unknown" (a contact not read yet).
-                        "value_template": CONTACT_TEMPLATE,
-                        "payload_on": "open",
-                        "payload_off": "closed",
-                        "availability": available,
+                    "device_class": "door",
+                    "state_topic": state,
+                    // `None` is Home Assistant's "unknown" (a contact not read yet).
+                    "value_template": CONTACT_TEMPLATE,
+                    "payload_on": "open",
+                    "payload_off": "closed",
                     }),
                 );
             }
@@ -199,7 +197,6 @@ impl DeviceDiscovery {
                     "state_topic": topics.event(&kind),
                     "event_types": [kind.as_str()],
                     "value_template": EVENT_TEMPLATE,
-                    "availability": available,
                 }),
             );
         }
@@ -227,7 +224,6 @@ impl DeviceDiscovery {
                 "value_template": "{{ value_json.outbox_len }}",
                 "unit_of_measurement": "events",
                 "state_class": "measurement",
-                "availability": available,
             }),
         );
         let config = serde_json::json!({
@@ -442,14 +438,13 @@ fn entity_part(text: &str) -> String {
         .collect()
 }
 
-/// The gate's status topic as the entities' availability.
+/// The gate's status topic as the entities' availability (Home Assistant's default payloads are
+/// `online` / `offline`, the status payload's `state`).
 fn availability(topics: &Topics) -> serde_json::Value {
-    serde_json::json!([{
-        "topic": topics.status(),
-        "value_template": "{{ value_json.state }}",
-        "payload_available": "online",
-        "payload_not_available": "offline",
-    }])
+    serde_json::json!({
+        "availability_topic": topics.status(),
+        "availability_template": "{{ value_json.state }}",
+    })
 }
 
 #[cfg(test)]

@@ -189,7 +189,9 @@ impl Subscriber {
         let mut options = MqttOptions::new(client_id, host, port);
         options
             .set_keep_alive(Duration::from_secs(5))
-            .set_clean_session(!persistent);
+            .set_clean_session(!persistent)
+            // The discovery device message is over rumqttc's default 10 KiB (docs/mqtt-api.md).
+            .set_max_packet_size(256 * 1024, 256 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         let (tx, rx) = mpsc::unbounded_channel();
         let (subscribed_tx, subscribed_rx) = oneshot::channel::<()>();
