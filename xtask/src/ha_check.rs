@@ -3,7 +3,8 @@
 //! 1. Installs Home Assistant into a venv under `<target>/ha-check/venv` when it is not there
 //!    (`--install` only installs; needs the network). 2024.3.x is the last release for Python
 //!    3.11; it needs `josepy<2`, and the requirements of the integrations it loads are installed
-//!    here because it runs with `--skip-pip` (no network where the check runs).
+//!    here (pinned, then by one first start with the network) because the check runs it with
+//!    `--skip-pip` (no network where the check runs).
 //! 2. Starts mosquitto on a free loopback port, then Home Assistant (`http`, `api`, `config`,
 //!    `onboarding`), and drives onboarding and the MQTT config flow through its REST API
 //!    (`xtask/ha-check/driver.py setup`).
@@ -150,7 +151,28 @@ fn install(venv: &Path) -> Result<(), String> {
     run(Command::new(PYTHON).args(["-m", "venv"]).arg(venv))?;
     run(Command::new(venv.join("bin").join("pip"))
         .args(["install", "--quiet"])
-        .args(PACKAGES))
+        .args(PACKAGES))?;
+    // Home Assistant always sets up `frontend` and its other default integrations (recovery
+    // mode without them) and installs their requirements on first start: start it once here,
+    // with the network, so that the check can run with `--skip-pip` where there is none.
+    let warm = venv.with_file_name("warm-up");
+    let _ = std::fs::remove_dir_all(&warm);
+    std::fs::create_dir_all(&warm).map_err(|e| format!("{}: {e}", warm.display()))?;
+    let port = services::free_port()?;
+    std::fs::write(warm.join("configuration.yaml"), configuration(port))
+        .map_err(|e| format!("configuration.yaml: {e}"))?;
+    let mut hass = Running::spawn(
+        "Home Assistant (first start: installs requirements)",
+        Command::new(venv.join("bin").join("hass"))
+            .arg("--config")
+            .arg(&warm)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    let ready = wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(900));
+    hass.terminate(Duration::from_secs(30));
+    ready
 }
 
 /// Home Assistant's configuration: the integrations the check needs and nothing else (no

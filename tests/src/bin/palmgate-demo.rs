@@ -149,6 +149,13 @@ fn main() -> ExitCode {
         }
         None => Broker::start(&root.join("broker")),
     };
+    // Under `cargo xtask ha-check`: time for Home Assistant to show a state before the scenario
+    // changes it again, and to reconnect after the broker restarts.
+    let settle = |seconds: u64| {
+        if fixed_port.is_some() {
+            std::thread::sleep(Duration::from_secs(seconds));
+        }
+    };
     let mqtt = Subscriber::start_on(
         &broker.address(),
         &format!("palmgate/{GATE}/event/#"),
@@ -264,6 +271,7 @@ fn main() -> ExitCode {
         .mqtt
         .wait_for("/event/door.held_open_prealarm", PATIENCE);
     let alarm = demo.mqtt.wait_for("/event/door.held_open", PATIENCE);
+    settle(3);
     let closed = simulated_gpio(&gpio, "input 27 low");
     demo.mqtt.wait_for("/event/door.closed", PATIENCE);
     demo.expect(
@@ -277,11 +285,13 @@ fn main() -> ExitCode {
     );
 
     println!("  ..    stopping the broker; Alice passes while it is down");
+    settle(3);
     demo.broker.stop();
     let card = VirtualCard::insert(&alice);
     std::thread::sleep(Duration::from_secs(3));
     card.remove();
     demo.broker.resume();
+    settle(15);
     let granted = demo
         .mqtt
         .wait_for("/event/access.granted", Duration::from_secs(60));
@@ -349,6 +359,7 @@ fn main() -> ExitCode {
         &status.to_string(),
     );
     std::thread::sleep(Duration::from_millis(500));
+    settle(3);
 
     // Every event received, as a table; then the summary.
     let mut events: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
