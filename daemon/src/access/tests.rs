@@ -316,7 +316,7 @@ fn duress_opens_and_raises_a_silent_alarm() {
     let normal_actions = normal.at(110, decision(Decision::Match { duress: false }));
     let strip = |event: &NewEvent| {
         (
-            event.kind.clone(),
+            event.kind,
             event.result,
             event.reason.clone(),
             event.card_id.clone(),
