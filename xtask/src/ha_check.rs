@@ -59,11 +59,7 @@ pub fn ha_check(args: &[String]) -> Result<(), String> {
     }
     run(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
     let config = dir.join("config");
-    let _ = std::fs::remove_dir_all(&config);
-    std::fs::create_dir_all(&config).map_err(|e| format!("{}: {e}", config.display()))?;
-    let http_port = services::free_port()?;
-    std::fs::write(config.join("configuration.yaml"), configuration(http_port))
-        .map_err(|e| format!("configuration.yaml: {e}"))?;
+    let http_port = fresh_config(&config)?;
     let broker_port = services::free_port()?;
     let broker_dir = dir.join("broker");
     let broker = services::start_mosquitto(
@@ -156,11 +152,7 @@ fn install(venv: &Path) -> Result<(), String> {
     // mode without them) and installs their requirements on first start: start it once here,
     // with the network, so that the check can run with `--skip-pip` where there is none.
     let warm = venv.with_file_name("warm-up");
-    let _ = std::fs::remove_dir_all(&warm);
-    std::fs::create_dir_all(&warm).map_err(|e| format!("{}: {e}", warm.display()))?;
-    let port = services::free_port()?;
-    std::fs::write(warm.join("configuration.yaml"), configuration(port))
-        .map_err(|e| format!("configuration.yaml: {e}"))?;
+    let port = fresh_config(&warm)?;
     let mut hass = Running::spawn(
         "Home Assistant (first start: installs requirements)",
         Command::new(venv.join("bin").join("hass"))
@@ -173,6 +165,17 @@ fn install(venv: &Path) -> Result<(), String> {
     let ready = wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(900));
     hass.terminate(Duration::from_secs(30));
     ready
+}
+
+/// An empty Home Assistant configuration directory with [`configuration`] on a free HTTP port
+/// (returned).
+fn fresh_config(dir: &Path) -> Result<u16, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let port = services::free_port()?;
+    std::fs::write(dir.join("configuration.yaml"), configuration(port))
+        .map_err(|e| format!("configuration.yaml: {e}"))?;
+    Ok(port)
 }
 
 /// Home Assistant's configuration: the integrations the check needs and nothing else (no
