@@ -21,7 +21,7 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tokio::sync::{mpsc, oneshot};
 
 fn event(n: u64) -> NewEvent {
-    NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::now())
+    NewEvent::new(EventKind::AccessGranted, Timestamp::now())
         .door("main")
         .card(CardId::new(&n.to_be_bytes()).unwrap())
         .result(Outcome::Granted)

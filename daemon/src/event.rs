@@ -8,6 +8,11 @@
 //! Events are created by the access logic, the door controllers, the MQTT command handler and the
 //! outbox itself as [`NewEvent`]s; the outbox gives each one its [`EventId`] (monotonic per gate,
 //! persisted) when it stores it, which makes it an [`Event`].
+//!
+//! The model is typed end to end: an [`EventKind`] is an enum (each with one dotted name and a
+//! [`Severity`]); `reason` is a stable `snake_case` [`Reason`] code and `detail` the words for
+//! people, so no Rust `Debug`/`Display` text becomes part of the MQTT API. The JSON contract is
+//! `schemas/event.schema.json` (docs/mqtt-api.md).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -18,106 +23,355 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Event identifier: monotonic per gate, never reused, persisted across restarts.
 pub type EventId = u64;
 
-/// What happened, as a dotted name (`access.granted`, `door.forced_open`, …).
-///
-/// Kinds form the last level of the MQTT topic `…/event/<kind>`, so they are restricted to
-/// `[a-z0-9_]` segments separated by dots. The door crate's events use the `door.` namespace and
-/// alarms the `alarm.` namespace; the constants below are the kinds the daemon itself raises.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventKind(Cow<'static, str>);
+/// How urgent an event is, derived from its kind: `alarm` asks for someone to act now, `warning`
+/// for attention, `info` is a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// A record of normal operation.
+    Info,
+    /// Something to look at (a denial, a refused command, a door about to be held open).
+    Warning,
+    /// Someone should act now (duress, forced door, fire, tamper, …).
+    Alarm,
+}
+
+/// What happened. Each kind has one dotted name (`access.granted`, …), which is also the last
+/// level of its MQTT topic `…/event/<kind>`, and one [`Severity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `access.granted`: A presentation was granted and the door unlocked (a duress grant too).
+    AccessGranted,
+    /// `access.denied`: A presentation was denied (see `reason`).
+    AccessDenied,
+    /// `access.remote_unlock`: A signed remote unlock was carried out or refused.
+    AccessRemoteUnlock,
+    /// `alarm.duress`: A duress slot matched: the door opened and this silent alarm was raised.
+    AlarmDuress,
+    /// `alarm.card_blocked`: The card's verification retry counter is exhausted.
+    AlarmCardBlocked,
+    /// `alarm.events_lost`: recorded events that will never be delivered, or events that could
+    /// not be recorded (`reason`: the cause; `detail`: `first_id=… last_id=… count=… cause=…`).
+    AlarmEventsLost,
+    /// `card.erased`: A card's templates were erased (with a signed deletion receipt).
+    CardErased,
+    /// `enrol.consent`: The enrolment station recorded a person's consent (the consent text's hash, no biometric data).
+    EnrolConsent,
+    /// `enrol.completed`: The enrolment station finished writing a card.
+    EnrolCompleted,
+    /// `command.accepted`: A signed command was accepted.
+    CommandAccepted,
+    /// `command.refused`: A command was refused (bad signature, stale, replayed, malformed…) or could not be carried out.
+    CommandRefused,
+    /// `revocation.updated`: The revocation list was replaced.
+    RevocationUpdated,
+    /// `policy.loaded`: The access policy was (re)loaded.
+    PolicyLoaded,
+    /// `policy.rejected`: A reload found the policy or revocation list file invalid; the one in force stays.
+    PolicyRejected,
+    /// `outbox.filling`: The outbox passed its alarm fill level.
+    OutboxFilling,
+    /// `doors.ready`: The door controller read its inputs at start-up; doors run normally.
+    DoorsReady,
+    /// `door.unlocked`: A lock was released (`reason`: grant, rex, fire, unpowered).
+    DoorUnlocked,
+    /// `door.locked`: A lock was secured.
+    DoorLocked,
+    /// `door.opened`: A door opened (`reason`: released, forced, at_startup).
+    DoorOpened,
+    /// `door.closed`: A door closed.
+    DoorClosed,
+    /// `door.forced`: A door was opened while secured.
+    DoorForced,
+    /// `door.held_open_prealarm`: A door is open past its held-open pre-alarm time (local warning).
+    DoorHeldOpenPrealarm,
+    /// `door.held_open`: A door is open past its held-open alarm time.
+    DoorHeldOpen,
+    /// `door.rex`: The request-to-exit button was pressed (`reason` when refused).
+    DoorRex,
+    /// `door.tamper`: A door's tamper input is active.
+    DoorTamper,
+    /// `door.tamper_cleared`: A door's tamper input cleared.
+    DoorTamperCleared,
+    /// `grant.refused`: The door controller did not release a door for a grant (`reason`).
+    GrantRefused,
+    /// `grant.expired`: A turnstile grant was not used within its window.
+    GrantExpired,
+    /// `grant.cancelled`: A pending turnstile grant was dropped by its door's lockdown.
+    GrantCancelled,
+    /// `turnstile.passage`: A turnstile counted a passage (`reason`: authorised, unauthorised).
+    TurnstilePassage,
+    /// `fire.active`: The fire input is active: every door is released.
+    FireActive,
+    /// `fire.cleared`: The fire input cleared.
+    FireCleared,
+    /// `lockdown.on`: A door entered lockdown.
+    LockdownOn,
+    /// `lockdown.off`: A door left lockdown.
+    LockdownOff,
+}
 
 impl EventKind {
-    /// A presentation was granted and the door unlocked.
-    pub const ACCESS_GRANTED: Self = Self::from_static("access.granted");
-    /// A presentation was denied (see `reason`).
-    pub const ACCESS_DENIED: Self = Self::from_static("access.denied");
-    /// A door was unlocked by a signed remote command.
-    pub const ACCESS_REMOTE_UNLOCK: Self = Self::from_static("access.remote_unlock");
-    /// A duress slot matched: the door opened and this silent alarm was raised.
-    pub const ALARM_DURESS: Self = Self::from_static("alarm.duress");
-    /// The card's verification retry counter is exhausted.
-    pub const ALARM_CARD_BLOCKED: Self = Self::from_static("alarm.card_blocked");
-    /// A card's templates were erased (with a signed deletion receipt).
-    pub const CARD_ERASED: Self = Self::from_static("card.erased");
-    /// The enrolment station recorded a person's consent (the consent text's hash, no biometric
-    /// data).
-    pub const ENROL_CONSENT: Self = Self::from_static("enrol.consent");
-    /// The enrolment station finished writing a card.
-    pub const ENROL_COMPLETED: Self = Self::from_static("enrol.completed");
-    /// A signed command was accepted.
-    pub const COMMAND_ACCEPTED: Self = Self::from_static("command.accepted");
-    /// A command was refused (bad signature, stale, replayed, malformed…).
-    pub const COMMAND_REFUSED: Self = Self::from_static("command.refused");
-    /// The revocation list was replaced.
-    pub const REVOCATION_UPDATED: Self = Self::from_static("revocation.updated");
-    /// The access policy was (re)loaded.
-    pub const POLICY_LOADED: Self = Self::from_static("policy.loaded");
-    /// A reload found the policy or revocation list file invalid; the one in force stays.
-    pub const POLICY_REJECTED: Self = Self::from_static("policy.rejected");
-    /// The outbox passed its alarm fill level.
-    pub const OUTBOX_FILLING: Self = Self::from_static("outbox.filling");
-    /// Recorded events that will never be delivered (`reason`: first_id, last_id, count, cause).
-    pub const ALARM_EVENTS_LOST: Self = Self::from_static("alarm.events_lost");
+    /// Every kind, in documentation order.
+    pub const ALL: [Self; 34] = [
+        Self::AccessGranted,
+        Self::AccessDenied,
+        Self::AccessRemoteUnlock,
+        Self::AlarmDuress,
+        Self::AlarmCardBlocked,
+        Self::AlarmEventsLost,
+        Self::CardErased,
+        Self::EnrolConsent,
+        Self::EnrolCompleted,
+        Self::CommandAccepted,
+        Self::CommandRefused,
+        Self::RevocationUpdated,
+        Self::PolicyLoaded,
+        Self::PolicyRejected,
+        Self::OutboxFilling,
+        Self::DoorsReady,
+        Self::DoorUnlocked,
+        Self::DoorLocked,
+        Self::DoorOpened,
+        Self::DoorClosed,
+        Self::DoorForced,
+        Self::DoorHeldOpenPrealarm,
+        Self::DoorHeldOpen,
+        Self::DoorRex,
+        Self::DoorTamper,
+        Self::DoorTamperCleared,
+        Self::GrantRefused,
+        Self::GrantExpired,
+        Self::GrantCancelled,
+        Self::TurnstilePassage,
+        Self::FireActive,
+        Self::FireCleared,
+        Self::LockdownOn,
+        Self::LockdownOff,
+    ];
 
-    const fn from_static(name: &'static str) -> Self {
-        Self(Cow::Borrowed(name))
-    }
-
-    /// A kind from its dotted name, checked: 2 or more segments of `[a-z0-9_]`, at most 64 bytes.
-    pub fn new(name: impl Into<String>) -> Result<Self, InvalidKind> {
-        let name = name.into();
-        if is_valid_kind(&name) {
-            Ok(Self(Cow::Owned(name)))
-        } else {
-            Err(InvalidKind(name))
+    /// The dotted name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessGranted => "access.granted",
+            Self::AccessDenied => "access.denied",
+            Self::AccessRemoteUnlock => "access.remote_unlock",
+            Self::AlarmDuress => "alarm.duress",
+            Self::AlarmCardBlocked => "alarm.card_blocked",
+            Self::AlarmEventsLost => "alarm.events_lost",
+            Self::CardErased => "card.erased",
+            Self::EnrolConsent => "enrol.consent",
+            Self::EnrolCompleted => "enrol.completed",
+            Self::CommandAccepted => "command.accepted",
+            Self::CommandRefused => "command.refused",
+            Self::RevocationUpdated => "revocation.updated",
+            Self::PolicyLoaded => "policy.loaded",
+            Self::PolicyRejected => "policy.rejected",
+            Self::OutboxFilling => "outbox.filling",
+            Self::DoorsReady => "doors.ready",
+            Self::DoorUnlocked => "door.unlocked",
+            Self::DoorLocked => "door.locked",
+            Self::DoorOpened => "door.opened",
+            Self::DoorClosed => "door.closed",
+            Self::DoorForced => "door.forced",
+            Self::DoorHeldOpenPrealarm => "door.held_open_prealarm",
+            Self::DoorHeldOpen => "door.held_open",
+            Self::DoorRex => "door.rex",
+            Self::DoorTamper => "door.tamper",
+            Self::DoorTamperCleared => "door.tamper_cleared",
+            Self::GrantRefused => "grant.refused",
+            Self::GrantExpired => "grant.expired",
+            Self::GrantCancelled => "grant.cancelled",
+            Self::TurnstilePassage => "turnstile.passage",
+            Self::FireActive => "fire.active",
+            Self::FireCleared => "fire.cleared",
+            Self::LockdownOn => "lockdown.on",
+            Self::LockdownOff => "lockdown.off",
         }
     }
 
-    /// The dotted name.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// How urgent an event of this kind is.
+    pub const fn severity(self) -> Severity {
+        match self {
+            Self::AlarmDuress
+            | Self::AlarmCardBlocked
+            | Self::AlarmEventsLost
+            | Self::PolicyRejected
+            | Self::OutboxFilling
+            | Self::DoorForced
+            | Self::DoorHeldOpen
+            | Self::DoorTamper
+            | Self::FireActive => Severity::Alarm,
+            Self::AccessDenied
+            | Self::CommandRefused
+            | Self::DoorHeldOpenPrealarm
+            | Self::GrantRefused => Severity::Warning,
+            _ => Severity::Info,
+        }
     }
 
-    /// Whether this kind is an alarm (`alarm.*`).
-    pub fn is_alarm(&self) -> bool {
-        self.0.starts_with("alarm.")
+    /// The kind of a dotted name.
+    pub fn from_name(name: &str) -> Result<Self, UnknownKind> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| UnknownKind(name.to_owned()))
     }
-}
-
-fn is_valid_kind(name: &str) -> bool {
-    name.len() <= 64
-        && name.split('.').count() >= 2
-        && name.split('.').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        })
 }
 
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl Serialize for EventKind {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for EventKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
-        Self::new(name).map_err(serde::de::Error::custom)
+        Self::from_name(&name).map_err(serde::de::Error::custom)
     }
 }
 
-/// An event kind name that is not a dotted `[a-z0-9_]` name.
+/// An event kind name that this version does not define.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid event kind {0:?}: expected dotted [a-z0-9_] segments, at most 64 bytes")]
-pub struct InvalidKind(pub String);
+#[error("unknown event kind {0:?}")]
+pub struct UnknownKind(pub String);
+
+/// Why, as a stable machine-readable code (`snake_case`: `card_revoked`, `interlock`,
+/// `bad_signature`, …). Consumers switch on it; the prose for people is the event's `detail`.
+/// The codes each kind uses are listed in docs/mqtt-api.md and in `schemas/event.schema.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reason(Cow<'static, str>);
+
+impl Reason {
+    /// The card is on the revocation list.
+    pub const CARD_REVOKED: Self = Self::from_static("card_revoked");
+    /// The door is in lockdown.
+    pub const LOCKDOWN: Self = Self::from_static("lockdown");
+    /// The site policy refuses this card here or now (`detail` says which rule).
+    pub const NOT_PERMITTED: Self = Self::from_static("not_permitted");
+    /// The palm does not match the card (`detail`: tries left).
+    pub const NO_MATCH: Self = Self::from_static("no_match");
+    /// The card blocked its verification (too many failed palms).
+    pub const CARD_BLOCKED: Self = Self::from_static("card_blocked");
+    /// The card left the reader during verification.
+    pub const CARD_REMOVED: Self = Self::from_static("card_removed");
+    /// No usable palm within the presentation window.
+    pub const NO_PALM: Self = Self::from_static("no_palm");
+    /// The card did not answer in time.
+    pub const CARD_TIMEOUT: Self = Self::from_static("card_timeout");
+    /// The verification did not complete (`detail` says why).
+    pub const VERIFICATION_FAILED: Self = Self::from_static("verification_failed");
+    /// The card cannot be used here (not a palmgate card, unknown issuer, …; `detail`).
+    pub const CARD_REJECTED: Self = Self::from_static("card_rejected");
+    /// A duress palm was presented.
+    pub const DURESS_PALM: Self = Self::from_static("duress_palm");
+    /// A lock released for an access grant or a remote unlock.
+    pub const GRANT: Self = Self::from_static("grant");
+    /// A lock released, or a door refused, for the request-to-exit button.
+    pub const REX: Self = Self::from_static("rex");
+    /// A lock released by the fire input.
+    pub const FIRE: Self = Self::from_static("fire");
+    /// A fail-safe lock that is unpowered.
+    pub const UNPOWERED: Self = Self::from_static("unpowered");
+    /// A door opened while released.
+    pub const RELEASED: Self = Self::from_static("released");
+    /// A door opened while secured.
+    pub const FORCED: Self = Self::from_static("forced");
+    /// A door found open at start-up.
+    pub const AT_STARTUP: Self = Self::from_static("at_startup");
+    /// The interlocked door is open or released.
+    pub const INTERLOCK: Self = Self::from_static("interlock");
+    /// The door inputs have not been read yet.
+    pub const STARTING: Self = Self::from_static("starting");
+    /// The command or the controller named a door this gate does not have.
+    pub const UNKNOWN_DOOR: Self = Self::from_static("unknown_door");
+    /// A turnstile passage allowed by a grant (or fire).
+    pub const AUTHORISED: Self = Self::from_static("authorised");
+    /// A turnstile passage nothing allowed.
+    pub const UNAUTHORISED: Self = Self::from_static("unauthorised");
+    /// A revocation list not newer than the one in force.
+    pub const NOT_NEWER: Self = Self::from_static("not_newer");
+    /// The revocation list could not be stored.
+    pub const NOT_STORED: Self = Self::from_static("not_stored");
+    /// A policy or revocation list file failed validation.
+    pub const INVALID_FILE: Self = Self::from_static("invalid_file");
+    /// Events were lost for a cause that has no code of its own (`alarm.events_lost`).
+    pub const EVENTS_LOST: Self = Self::from_static("events_lost");
+    /// Refused commands beyond the reporting limit, summarised (`detail`: counts by reason).
+    pub const REFUSALS_SUPPRESSED: Self = Self::from_static("refusals_suppressed");
+    /// The outbox reached its alarm fill level.
+    pub const FILL_LEVEL: Self = Self::from_static("fill_level");
+
+    const fn from_static(code: &'static str) -> Self {
+        Self(Cow::Borrowed(code))
+    }
+
+    /// The code of an accepted command: its name (`unlock`, `lockdown`, `release`,
+    /// `revocation_list`), which is `snake_case` already.
+    pub const fn command(name: &'static str) -> Self {
+        Self::from_static(name)
+    }
+
+    /// A code from its text, checked: `[a-z][a-z0-9_]*`, at most 64 bytes.
+    pub fn new(code: impl Into<Cow<'static, str>>) -> Result<Self, InvalidReason> {
+        let code = code.into();
+        let valid = !code.is_empty()
+            && code.len() <= 64
+            && code.starts_with(|c: char| c.is_ascii_lowercase())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if valid {
+            Ok(Self(code))
+        } else {
+            Err(InvalidReason(code.into_owned()))
+        }
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<crate::mqtt::command::RefusalReason> for Reason {
+    fn from(refusal: crate::mqtt::command::RefusalReason) -> Self {
+        // The verifier's refusal names are snake_case codes already (`bad_signature`, …).
+        Self::from_static(refusal.as_str())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Self::new(code).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A reason code that is not `snake_case`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid reason code {0:?}: expected [a-z][a-z0-9_]*, at most 64 bytes")]
+pub struct InvalidReason(pub String);
 
 /// The outcome an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,7 +643,8 @@ pub struct ErasureReceipt {
     pub slots_erased: u8,
 }
 
-/// An event before the outbox numbered it.
+/// What happened, where, when and why: every field of an event except the two the outbox adds
+/// ([`Event`] adds `id` and `gate`). This is the one declaration of the event's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
@@ -400,15 +655,21 @@ pub struct NewEvent {
     pub door: Option<String>,
     /// What happened.
     pub kind: EventKind,
+    /// How urgent (always `kind.severity()`; carried so that a consumer need not know every
+    /// kind to sort alarms out).
+    pub severity: Severity,
     /// The card concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub card_id: Option<CardId>,
     /// The outcome.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub result: Option<Outcome>,
-    /// Why (machine-readable, `snake_case`: `revoked`, `no_match`, `bad_signature`, …).
+    /// Why, as a stable code.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
+    /// Why, in words for people (not for parsing: its wording may change).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
     /// Per-stage latencies.
     #[serde(skip_serializing_if = "Latencies::is_empty", default)]
     pub latencies: Latencies,
@@ -424,12 +685,86 @@ impl NewEvent {
             time,
             door: None,
             kind,
+            severity: kind.severity(),
             card_id: None,
             result: None,
             reason: None,
+            detail: None,
             latencies: Latencies::default(),
             receipt: None,
         }
+    }
+
+    /// The event recording what the door controller reported: its kind, door, outcome (`alarm`
+    /// for alarm kinds, else `info`) and reason code. Nothing of the controller's `Debug` or
+    /// `Display` text reaches the payload. `None` for a kind this version does not know (the
+    /// caller logs it).
+    pub fn from_door_event(event: &palmgate_door::Event, time: Timestamp) -> Option<Self> {
+        use palmgate_door::{EventKind as Door, HeldOpenStage, Opening, ReleaseCause};
+        let (kind, reason) = match &event.kind {
+            Door::Ready => (EventKind::DoorsReady, None),
+            Door::Unlocked { cause } => (
+                EventKind::DoorUnlocked,
+                Some(match cause {
+                    ReleaseCause::Grant => Reason::GRANT,
+                    ReleaseCause::Rex => Reason::REX,
+                    ReleaseCause::Fire => Reason::FIRE,
+                    ReleaseCause::Unpowered => Reason::UNPOWERED,
+                }),
+            ),
+            Door::Locked => (EventKind::DoorLocked, None),
+            Door::Opened { how } => (
+                EventKind::DoorOpened,
+                Some(match how {
+                    Opening::Released => Reason::RELEASED,
+                    Opening::Forced => Reason::FORCED,
+                    Opening::AtStartup => Reason::AT_STARTUP,
+                }),
+            ),
+            Door::Closed => (EventKind::DoorClosed, None),
+            Door::Forced => (EventKind::DoorForced, None),
+            Door::HeldOpen {
+                stage: HeldOpenStage::PreAlarm,
+            } => (EventKind::DoorHeldOpenPrealarm, None),
+            Door::HeldOpen {
+                stage: HeldOpenStage::Alarm,
+            } => (EventKind::DoorHeldOpen, None),
+            Door::Rex { refused } => (EventKind::DoorRex, refused.map(refusal_reason)),
+            Door::Tamper => (EventKind::DoorTamper, None),
+            Door::TamperCleared => (EventKind::DoorTamperCleared, None),
+            Door::GrantRefused { reason } => {
+                (EventKind::GrantRefused, Some(refusal_reason(*reason)))
+            }
+            Door::GrantExpired => (EventKind::GrantExpired, None),
+            Door::GrantCancelled => (EventKind::GrantCancelled, None),
+            Door::Passage { authorised, .. } => (
+                EventKind::TurnstilePassage,
+                Some(if *authorised {
+                    Reason::AUTHORISED
+                } else {
+                    Reason::UNAUTHORISED
+                }),
+            ),
+            Door::FireActive => (EventKind::FireActive, None),
+            Door::FireCleared => (EventKind::FireCleared, None),
+            Door::LockdownOn => (EventKind::LockdownOn, None),
+            Door::LockdownOff => (EventKind::LockdownOff, None),
+            _ => return None,
+        };
+        let outcome = if kind.severity() == Severity::Alarm {
+            Outcome::Alarm
+        } else {
+            Outcome::Info
+        };
+        let mut record = Self::new(kind, time).result(outcome);
+        record.reason = reason;
+        if let Door::Passage { count, .. } = &event.kind {
+            record.detail = Some(format!("passage {count} since start"));
+        }
+        if let Some(door) = &event.door {
+            record = record.door(door.clone());
+        }
+        Some(record)
     }
 
     /// Sets the deletion receipt.
@@ -457,9 +792,15 @@ impl NewEvent {
         self
     }
 
-    /// Sets the reason.
-    pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
+    /// Sets the reason code.
+    pub fn reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Sets the words for people.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
         self
     }
 
@@ -473,49 +814,70 @@ impl NewEvent {
     pub fn into_event(self, id: EventId, gate: &str) -> Event {
         Event {
             id,
-            time: self.time,
             gate: gate.to_owned(),
-            door: self.door,
-            kind: self.kind,
-            card_id: self.card_id,
-            result: self.result,
-            reason: self.reason,
-            latencies: self.latencies,
-            receipt: self.receipt,
+            event: self,
         }
     }
 }
 
-/// A numbered event, as stored in the outbox and published on `…/event/<kind>`.
+/// The reason code of a door controller refusal (docs/door-io.md names them).
+fn refusal_reason(refusal: palmgate_door::Refusal) -> Reason {
+    use palmgate_door::Refusal;
+    match refusal {
+        Refusal::Lockdown => Reason::LOCKDOWN,
+        Refusal::Interlock => Reason::INTERLOCK,
+        Refusal::Starting => Reason::STARTING,
+        Refusal::UnknownDoor => Reason::UNKNOWN_DOOR,
+        // A refusal added to the controller later: still a refusal, with a code saying so.
+        _ => Reason::from_static("refused"),
+    }
+}
+
+/// A numbered event, as stored in the outbox and published on `…/event/<kind>`: the outbox's
+/// `id` and the `gate`, then the fields of the [`NewEvent`] it numbered (read through `Deref`:
+/// `event.kind`, `event.door`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Event {
     /// Monotonic per gate.
     pub id: EventId,
-    /// When it happened (UTC, RFC 3339).
-    pub time: Timestamp,
     /// The gate's id.
     pub gate: String,
-    /// The door concerned, if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub door: Option<String>,
     /// What happened.
-    pub kind: EventKind,
-    /// The card concerned, if any (hex).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub card_id: Option<CardId>,
-    /// The outcome.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub result: Option<Outcome>,
-    /// Why.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reason: Option<String>,
-    /// Per-stage latencies in milliseconds.
-    #[serde(skip_serializing_if = "Latencies::is_empty", default)]
-    pub latencies: Latencies,
-    /// The deletion receipt (`card.erased` only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub receipt: Option<Box<ErasureReceipt>>,
+    #[serde(flatten)]
+    pub event: NewEvent,
+}
+
+impl std::ops::Deref for Event {
+    type Target = NewEvent;
+
+    fn deref(&self) -> &NewEvent {
+        &self.event
+    }
+}
+
+impl std::ops::DerefMut for Event {
+    fn deref_mut(&mut self) -> &mut NewEvent {
+        &mut self.event
+    }
+}
+
+/// Why an event's JSON was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventParseError {
+    /// Not an event object (bad JSON, a missing field, an unknown field or kind, …).
+    #[error("not a palmgate event")]
+    Json(#[from] serde_json::Error),
+    /// The severity is not the one of its kind.
+    #[error("severity {severity:?} does not match kind {kind} ({expected:?})")]
+    Severity {
+        /// The kind.
+        kind: EventKind,
+        /// What the JSON said.
+        severity: Severity,
+        /// What the kind has.
+        expected: Severity,
+    },
 }
 
 impl Event {
@@ -525,9 +887,72 @@ impl Event {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Parses an event's JSON.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Parses an event's JSON; unknown fields, unknown kinds and a severity that is not the
+    /// kind's are refused. An event of API version 1 (no `severity`, prose `reason`) is taken
+    /// too, its `reason` becoming the `detail`: an outbox written before an upgrade still
+    /// delivers what it holds.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, EventParseError> {
+        let event: Self = match serde_json::from_slice(bytes) {
+            Ok(event) => event,
+            Err(error) => match serde_json::from_slice::<EventV1>(bytes) {
+                Ok(v1) => v1.upgrade().ok_or(EventParseError::Json(error))?,
+                Err(_) => return Err(EventParseError::Json(error)),
+            },
+        };
+        let expected = event.kind.severity();
+        if event.severity != expected {
+            return Err(EventParseError::Severity {
+                kind: event.kind,
+                severity: event.severity,
+                expected,
+            });
+        }
+        Ok(event)
+    }
+}
+
+/// An event as API version 1 wrote it (outbox records from before an upgrade).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventV1 {
+    id: EventId,
+    time: Timestamp,
+    gate: String,
+    #[serde(default)]
+    door: Option<String>,
+    kind: String,
+    #[serde(default)]
+    card_id: Option<CardId>,
+    #[serde(default)]
+    result: Option<Outcome>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    latencies: Latencies,
+    #[serde(default)]
+    receipt: Option<Box<ErasureReceipt>>,
+}
+
+impl EventV1 {
+    /// The version 2 event; `None` for a kind version 2 does not have.
+    fn upgrade(self) -> Option<Event> {
+        let prealarm = self.kind == "door.held_open"
+            && self
+                .reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("stage=PreAlarm"));
+        let kind = if prealarm {
+            EventKind::DoorHeldOpenPrealarm
+        } else {
+            EventKind::from_name(&self.kind).ok()?
+        };
+        let mut event = NewEvent::new(kind, self.time).latencies(self.latencies);
+        event.door = self.door;
+        event.card_id = self.card_id;
+        event.result = self.result;
+        event.detail = self.reason;
+        event.receipt = self.receipt;
+        Some(event.into_event(self.id, &self.gate))
     }
 }
 
@@ -566,46 +991,92 @@ mod tests {
     }
 
     #[test]
-    fn kinds_are_checked() {
-        assert!(EventKind::new("door.forced_open").is_ok());
-        assert!(EventKind::new("alarm.tamper").is_ok_and(|kind| kind.is_alarm()));
-        for bad in [
-            "door",
-            "Door.open",
-            "door..open",
-            "door/open",
-            "door.open#",
-            "",
-        ] {
-            assert!(EventKind::new(bad).is_err(), "{bad}");
+    fn kinds_round_trip_through_their_names_and_carry_a_severity() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_name(kind.as_str()), Ok(kind));
+            let segments: Vec<&str> = kind.as_str().split('.').collect();
+            assert_eq!(segments.len(), 2, "{kind}");
+            assert!(Reason::new(segments[0].to_owned()).is_ok(), "{kind}");
+            assert!(Reason::new(segments[1].to_owned()).is_ok(), "{kind}");
+        }
+        assert_eq!(EventKind::AlarmDuress.severity(), Severity::Alarm);
+        assert_eq!(EventKind::DoorForced.severity(), Severity::Alarm);
+        assert_eq!(
+            EventKind::DoorHeldOpenPrealarm.severity(),
+            Severity::Warning
+        );
+        assert_eq!(EventKind::AccessGranted.severity(), Severity::Info);
+        assert!(EventKind::from_name("door.open#").is_err());
+        for bad in ["", "Lockdown", "no match", "a-b", "_x", "cause=Grant"] {
+            assert!(Reason::new(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn event_json_has_the_documented_shape() {
-        let event = NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::from_unix_ms(0))
-            .door("main")
-            .card(CardId::new(&[0xab, 0x01]).expect("card id"))
-            .result(Outcome::Granted)
-            .latencies(Latencies {
-                match_ms: Some(12.5),
-                ..Latencies::default()
-            })
-            .into_event(7, "gate-1");
-        let json: serde_json::Value = serde_json::from_slice(&event.to_json()).expect("json");
+    fn version_1_events_are_read_with_their_reason_as_detail() {
+        let v1 = br#"{"id":3,"time":"2026-11-25T03:03:04.567Z","gate":"g","door":"main",
+            "kind":"door.held_open","result":"alarm","reason":"door.held_open door=main stage=PreAlarm"}"#;
+        let event = Event::from_json(v1).expect("version 1 event");
+        assert_eq!(event.kind, EventKind::DoorHeldOpenPrealarm);
+        assert_eq!(event.severity, Severity::Warning);
+        assert_eq!(event.reason, None);
         assert_eq!(
-            json,
-            serde_json::json!({
-                "id": 7, "time": "1970-01-01T00:00:00.000Z", "gate": "gate-1", "door": "main",
-                "kind": "access.granted", "card_id": "ab01", "result": "granted",
-                "latencies": {"match_ms": 12.5}
-            })
+            event.detail.as_deref(),
+            Some("door.held_open door=main stage=PreAlarm")
         );
-        assert_eq!(Event::from_json(&event.to_json()).expect("parse"), event);
-        // Unknown fields (a smuggled "template", say) are refused on input.
-        let mut with_extra = json;
-        with_extra["template"] = serde_json::json!("00");
-        assert!(serde_json::from_value::<Event>(with_extra).is_err());
+        assert_eq!(event.id, 3);
+        let unknown = br#"{"id":3,"time":"2026-11-25T03:03:04.567Z","gate":"g","kind":"x.y"}"#;
+        assert!(Event::from_json(unknown).is_err());
+    }
+
+    fn door_event(kind: palmgate_door::EventKind) -> palmgate_door::Event {
+        palmgate_door::Event {
+            at: std::time::Instant::now(),
+            door: Some("main".into()),
+            kind,
+        }
+    }
+
+    /// Failure of issue 16: door-io's `Display` (`door.unlocked door=main cause=Grant`) was the
+    /// event's reason, so Rust `Debug` names were part of the MQTT API, and docs/door-io.md's
+    /// `interlock` was a sentence.
+    #[test]
+    fn door_controller_events_carry_codes_not_debug_text() {
+        use palmgate_door::{EventKind as Door, HeldOpenStage, Refusal, ReleaseCause};
+        let time = Timestamp::from_unix_ms(0);
+        let record = |kind| NewEvent::from_door_event(&door_event(kind), time).expect("known");
+        let unlocked = record(Door::Unlocked {
+            cause: ReleaseCause::Grant,
+        });
+        assert_eq!(unlocked.kind, EventKind::DoorUnlocked);
+        assert_eq!(unlocked.reason, Some(Reason::GRANT));
+        assert_eq!(unlocked.door.as_deref(), Some("main"));
+        let refused = record(Door::GrantRefused {
+            reason: Refusal::Interlock,
+        });
+        assert_eq!(
+            refused.reason.as_ref().map(Reason::as_str),
+            Some("interlock")
+        );
+        assert_eq!(refused.severity, Severity::Warning);
+        let rex = record(Door::Rex {
+            refused: Some(Refusal::Lockdown),
+        });
+        assert_eq!(rex.reason, Some(Reason::LOCKDOWN));
+        let prealarm = record(Door::HeldOpen {
+            stage: HeldOpenStage::PreAlarm,
+        });
+        assert_eq!(prealarm.kind.as_str(), "door.held_open_prealarm");
+        assert_eq!(prealarm.result, Some(Outcome::Info));
+        let alarm = record(Door::HeldOpen {
+            stage: HeldOpenStage::Alarm,
+        });
+        assert_eq!(alarm.kind.as_str(), "door.held_open");
+        assert_eq!(alarm.result, Some(Outcome::Alarm));
+        let json = String::from_utf8(unlocked.into_event(1, "g").to_json()).expect("utf-8");
+        for debug_text in ["Grant", "cause=", "door="] {
+            assert!(!json.contains(debug_text), "{json}");
+        }
     }
 
     proptest::proptest! {

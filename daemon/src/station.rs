@@ -102,10 +102,10 @@ fn now_id(now: Timestamp) -> Result<u64, StationError> {
 pub fn erased_new_event(bundle: &ReceiptBundle, now: Timestamp) -> Result<NewEvent, StationError> {
     let fields = bundle.receipt.fields();
     let card_id = CardId::new(&fields.card_id).ok_or(StationError::ReceiptWithoutCard)?;
-    Ok(NewEvent::new(EventKind::CARD_ERASED, now)
+    Ok(NewEvent::new(EventKind::CardErased, now)
         .card(card_id)
         .result(Outcome::Info)
-        .reason(format!("{} slot(s) erased", fields.slots_erased))
+        .detail(format!("{} slot(s) erased", fields.slots_erased))
         .receipt(ErasureReceipt {
             bundle: hex::encode(bundle.encode()),
             erase_counter: fields.erase_counter,
@@ -141,8 +141,8 @@ mod tests {
     fn events_are_numbered_in_order_on_the_stations_event_topics() {
         let now = Timestamp::from_unix_ms(1_795_575_790_123);
         let events = vec![
-            NewEvent::new(EventKind::ENROL_CONSENT, now).result(Outcome::Info),
-            NewEvent::new(EventKind::ENROL_COMPLETED, now).result(Outcome::Accepted),
+            NewEvent::new(EventKind::EnrolConsent, now).result(Outcome::Info),
+            NewEvent::new(EventKind::EnrolCompleted, now).result(Outcome::Accepted),
         ];
         let messages = publisher().messages(events, 1_795_575_790_123);
         let topics: Vec<_> = messages.iter().map(|m| m.topic.as_str()).collect();
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn an_unreachable_broker_is_an_error_not_a_silent_loss() {
         let now = Timestamp::now();
-        let result = publisher().publish_events(vec![NewEvent::new(EventKind::ENROL_CONSENT, now)]);
+        let result = publisher().publish_events(vec![NewEvent::new(EventKind::EnrolConsent, now)]);
         assert!(
             matches!(result, Err(StationError::Publish(_))),
             "{result:?}"

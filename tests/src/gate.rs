@@ -360,6 +360,7 @@ impl Subscriber {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
+                    crate::schema::assert_valid_line(&line);
                     self.seen.push(line.clone());
                     if let Some((topic, payload)) = line.split_once(' ')
                         && topic.ends_with(topic_suffix)
@@ -379,6 +380,7 @@ impl Subscriber {
     /// Every line received so far (after draining what is waiting).
     pub fn all(&mut self) -> &[String] {
         while let Ok(line) = self.lines.try_recv() {
+            crate::schema::assert_valid_line(&line);
             self.seen.push(line);
         }
         &self.seen
@@ -556,15 +558,21 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker on a free loopback port with its files in `dir`.
     pub fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("free port");
+        Self::start_on_port(dir, port)
+    }
+
+    /// Starts a broker on `port` (the demo under `cargo xtask ha-check`, whose Home Assistant
+    /// was set up for that port).
+    pub fn start_on_port(dir: &Path, port: u16) -> Self {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(dir).expect("broker dir");
         // mosquitto started as root drops to the `mosquitto` user, which must read and write here.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
             .expect("broker dir mode");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|addr| addr.port())
-            .expect("free port");
         let config = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
              autosave_interval 1\nlog_dest stderr\nlog_type error\nlog_type warning\n",

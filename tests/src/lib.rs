@@ -92,4 +92,5 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 pub mod gate;
+pub mod schema;
 pub mod templates;

@@ -88,25 +88,24 @@ async fn signed_commands_are_accepted_and_bad_ones_refused_and_reported() {
         .expect("object")
         .remove("signature");
     let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("unsigned", serde_json::to_vec(&unsigned).expect("json")),
         (
-            "unsigned:unlock",
-            serde_json::to_vec(&unsigned).expect("json"),
-        ),
-        (
-            "bad_signature:unlock",
+            "bad_signature",
             impostor.sign("gate-1", &unlock, now(), &[3; 16]),
         ),
         (
-            "stale:unlock",
+            "stale",
             operator.sign("gate-1", &unlock, now() - 3600, &[4; 16]),
         ),
-        ("replayed:unlock", signed),
-        ("malformed:unlock", b"UNLOCK".to_vec()),
+        ("replayed", signed),
+        ("malformed", b"UNLOCK".to_vec()),
     ];
     for (reason, payload) in cases {
         send(payload).await;
         let refused = sub.next_on("/event/command.refused", WAIT).await.json();
         assert_eq!(refused["reason"], reason);
+        assert_eq!(refused["detail"], "unlock");
+        assert_eq!(refused["severity"], "warning");
         assert_eq!(refused["result"], "refused");
         assert_eq!(refused["gate"], "gate-1");
     }
@@ -131,27 +130,30 @@ async fn discovery_and_last_will() {
         false,
     )
     .await;
-    // Published in this order: locks, contacts, event entities, diagnostics.
-    let granted = sub
-        .next_on("/event/gate-1_access_granted/config", WAIT)
-        .await;
+    // One device message holds every entity (device-based discovery).
+    let device = sub
+        .next_on("/device/palmgate_gate-1/config", WAIT)
+        .await
+        .json();
+    let granted = &device["cmps"]["palmgate_gate-1_access_granted"];
     assert_eq!(
-        granted.json()["state_topic"],
+        granted["state_topic"],
         format!("{prefix}/gate-1/event/access.granted")
     );
-    let connectivity = sub
-        .next_on("/binary_sensor/gate-1_connectivity/config", WAIT)
-        .await;
     assert_eq!(
-        connectivity.json()["state_topic"],
+        device["cmps"]["palmgate_gate-1_alarm_duress"]["platform"],
+        "event"
+    );
+    assert_eq!(
+        device["cmps"]["palmgate_gate-1_connectivity"]["state_topic"],
         format!("{prefix}/gate-1/status")
     );
-    let late = retained(
-        &addr,
-        &format!("{prefix}-ha/binary_sensor/gate-1_connectivity/config"),
-    )
-    .await;
-    assert_eq!(late["device_class"], "connectivity");
+    let late = retained(&addr, &format!("{prefix}-ha/device/palmgate_gate-1/config")).await;
+    assert_eq!(
+        late["cmps"]["palmgate_gate-1_connectivity"]["device_class"],
+        "connectivity"
+    );
+    assert_eq!(late["origin"]["name"], "palmgate");
 
     let online = sub.next_on("/gate-1/status", WAIT).await;
     assert_eq!(online.json()["state"], "online");
@@ -161,7 +163,7 @@ async fn discovery_and_last_will() {
     let will = sub.next_on("/gate-1/status", Duration::from_secs(20)).await;
     assert_eq!(
         will.json(),
-        serde_json::json!({"state": "offline", "gate": "gate-1"})
+        serde_json::json!({"state": "offline", "gate": "gate-1", "api_version": 2})
     );
 }
 

@@ -47,9 +47,15 @@ async fn tls_with_client_certificate_delivers_and_wrong_identities_are_kept_out(
 
     let mut gate = tls_gate(&tls, &prefix, "ca", "gate");
     gate.wait_connected().await;
-    let event = NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::now())
+    // A grant as the access machine writes it (the subscriber checks it against the schema).
+    let event = NewEvent::new(EventKind::AccessGranted, Timestamp::now())
         .door("main")
-        .result(Outcome::Granted);
+        .card(palmgate::event::CardId::new(&[1; 16]).expect("card id"))
+        .result(Outcome::Granted)
+        .latencies(palmgate::event::Latencies {
+            decision_ms: Some(1.0),
+            ..Default::default()
+        });
     gate.outbox.append(event).expect("append");
     let received = sub
         .next_on("/event/access.granted", Duration::from_secs(15))

@@ -73,11 +73,11 @@ fn sigkill_during_a_burst_loses_no_durable_event() {
     assert!(
         events
             .iter()
-            .all(|e| e.kind == EventKind::ACCESS_GRANTED && e.gate == "gate-1")
+            .all(|e| e.kind == EventKind::AccessGranted && e.gate == "gate-1")
     );
     // New events continue after the highest id, never reusing one.
     let next = outbox
-        .append(NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::now()))
+        .append(NewEvent::new(EventKind::AccessGranted, Timestamp::now()))
         .expect("append");
     assert_eq!(next.id, ids.len() as u64 + 1);
 }
@@ -113,7 +113,7 @@ fn outbox_child_process() {
         let mut n = 0i64;
         loop {
             n += 1;
-            let event = NewEvent::new(EventKind::ACCESS_GRANTED, Timestamp::from_unix_ms(n))
+            let event = NewEvent::new(EventKind::AccessGranted, Timestamp::from_unix_ms(n))
                 .result(Outcome::Granted);
             outbox.append(event).expect("append");
             if n % 20 == 0 {

@@ -5,13 +5,13 @@ mod mqtt_support;
 use std::time::Duration;
 
 use mqtt_support::{Gate, PrivateBroker, Subscriber, unique_prefix};
-use palmgate::event::{EventKind, NewEvent, Outcome, Timestamp};
+use palmgate::event::{EventKind, NewEvent, Outcome, Reason, Timestamp};
 
 fn denied(n: i64) -> NewEvent {
-    NewEvent::new(EventKind::ACCESS_DENIED, Timestamp::from_unix_ms(n))
+    NewEvent::new(EventKind::AccessDenied, Timestamp::from_unix_ms(n))
         .door("main")
         .result(Outcome::Denied)
-        .reason("no_match")
+        .reason(Reason::NO_MATCH)
 }
 
 /// Collects event ids until `count` distinct ids arrived; returns them in arrival order.

@@ -10,6 +10,7 @@
 
 mod demo;
 mod dist;
+mod ha_check;
 mod services;
 mod tasks;
 
@@ -26,6 +27,7 @@ tasks:
   bench   run the benchmarks (release build) and print their figures
   eval    evaluate the matcher on ../shared/data/palm (release build)
   dist    Raspberry Pi package: arm64 cross build + .deb, checked [--profile dev|release]
+  ha-check  the demo against a real Home Assistant (opt-in; --install needs the network)
 ";
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         "bench" => tasks::bench(),
         "eval" => tasks::eval(rest),
         "dist" => dist::dist(rest).map(|_| ()),
+        "ha-check" => ha_check::ha_check(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

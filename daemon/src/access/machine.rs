@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::policy::Policy;
-use crate::event::{CardId, EventKind, Latencies, NewEvent, Outcome, Timestamp, millis};
+use crate::event::{CardId, EventKind, Latencies, NewEvent, Outcome, Reason, Timestamp, millis};
 
 /// How one reader's presentations are decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +271,7 @@ impl<P: Policy> Access<P> {
                 read,
                 ..
             } if now >= deadline => {
-                let reason = match last_refusal {
+                let detail = match last_refusal {
                     Some(refusal) => format!(
                         "no usable palm within the presentation window (last capture: {refusal})"
                     ),
@@ -281,7 +281,13 @@ impl<P: Policy> Access<P> {
                     card_ms: Some(millis(read)),
                     ..Latencies::default()
                 };
-                self.deny(&mut actions, time, Some(card), &reason, latencies);
+                self.deny(
+                    &mut actions,
+                    time,
+                    Some(card),
+                    (Reason::NO_PALM, Some(detail)),
+                    latencies,
+                );
                 self.state = State::AwaitRemoval;
             }
             State::PalmWaitingCard { deadline, .. } if now >= deadline => {
@@ -298,7 +304,7 @@ impl<P: Policy> Access<P> {
                     &mut actions,
                     time,
                     Some(card),
-                    "the card did not answer in time",
+                    (Reason::CARD_TIMEOUT, None),
                     latencies,
                 );
                 self.state = State::AwaitRemoval;
@@ -319,7 +325,13 @@ impl<P: Policy> Access<P> {
                 if matches!(self.state, State::PalmWaitingCard { .. }) {
                     actions.push(Action::DiscardProbe);
                 }
-                self.deny(&mut actions, time, card, &reason, Latencies::default());
+                self.deny(
+                    &mut actions,
+                    time,
+                    card,
+                    (Reason::CARD_REJECTED, Some(reason)),
+                    Latencies::default(),
+                );
                 self.state = State::AwaitRemoval;
             }
             Input::CardRemoved => match self.state.clone() {
@@ -331,7 +343,7 @@ impl<P: Policy> Access<P> {
                         &mut actions,
                         time,
                         Some(card),
-                        "card removed during verification",
+                        (Reason::CARD_REMOVED, None),
                         latencies,
                     );
                     self.state = State::Idle;
@@ -407,7 +419,7 @@ impl<P: Policy> Access<P> {
                         &mut actions,
                         time,
                         Some(card),
-                        &format!("verification failed: {reason}"),
+                        (Reason::VERIFICATION_FAILED, Some(reason)),
                         latencies,
                     );
                     self.state = State::AwaitRemoval;
@@ -428,13 +440,13 @@ impl<P: Policy> Access<P> {
             }
             Input::RemoteUnlock { door, unlock } => {
                 if self.in_lockdown(&door) {
-                    let event = NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time)
+                    let event = NewEvent::new(EventKind::AccessRemoteUnlock, time)
                         .door(door.clone())
                         .result(Outcome::Refused)
-                        .reason("lockdown");
+                        .reason(Reason::LOCKDOWN);
                     actions.push(Action::Publish(event));
                 } else {
-                    let event = NewEvent::new(EventKind::ACCESS_REMOTE_UNLOCK, time)
+                    let event = NewEvent::new(EventKind::AccessRemoteUnlock, time)
                         .door(door.clone())
                         .result(Outcome::Granted);
                     actions.push(Action::Unlock { door, unlock });
@@ -470,7 +482,7 @@ impl<P: Policy> Access<P> {
             if palm.is_some() {
                 actions.push(Action::DiscardProbe);
             }
-            self.deny(actions, time, Some(card), &reason, latencies);
+            self.deny(actions, time, Some(card), reason, latencies);
             self.state = State::AwaitRemoval;
             return;
         }
@@ -505,17 +517,21 @@ impl<P: Policy> Access<P> {
     }
 
     /// The checks that need no palm: revocation, lockdown of this reader's door, the site policy.
-    fn refusal_before_capture(&self, card: &CardId, time: Timestamp) -> Option<String> {
+    fn refusal_before_capture(
+        &self,
+        card: &CardId,
+        time: Timestamp,
+    ) -> Option<(Reason, Option<String>)> {
         if self.revoked.contains(card) {
-            return Some("card revoked".to_string());
+            return Some((Reason::CARD_REVOKED, None));
         }
         if self.reader_door_in_lockdown() {
-            return Some("lockdown".to_string());
+            return Some((Reason::LOCKDOWN, None));
         }
         self.policy
             .check(card, &self.config.door, time)
             .err()
-            .map(|refusal| refusal.0)
+            .map(|refusal| (Reason::NOT_PERMITTED, Some(refusal.0)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -532,7 +548,13 @@ impl<P: Policy> Access<P> {
         match decision {
             Decision::Match { duress } => {
                 if self.reader_door_in_lockdown() {
-                    return self.deny(actions, time, Some(card), "lockdown", latencies);
+                    return self.deny(
+                        actions,
+                        time,
+                        Some(card),
+                        (Reason::LOCKDOWN, None),
+                        latencies,
+                    );
                 }
                 latencies.decision_ms = Some(millis(now.saturating_duration_since(last_input)));
                 let door = self.config.door.clone();
@@ -542,39 +564,48 @@ impl<P: Policy> Access<P> {
                 });
                 // A duress grant looks like any other grant; the alarm is a separate event that
                 // only the security desk subscribes to.
-                let granted = NewEvent::new(EventKind::ACCESS_GRANTED, time)
+                let granted = NewEvent::new(EventKind::AccessGranted, time)
                     .door(door.clone())
                     .card(card.clone())
                     .result(Outcome::Granted)
                     .latencies(latencies);
                 actions.push(Action::Publish(granted));
                 if duress {
-                    let alarm = NewEvent::new(EventKind::ALARM_DURESS, time)
+                    let alarm = NewEvent::new(EventKind::AlarmDuress, time)
                         .door(door.clone())
                         .card(card.clone())
                         .result(Outcome::Alarm)
-                        .reason("duress palm presented");
+                        .reason(Reason::DURESS_PALM);
                     actions.push(Action::Publish(alarm));
                 }
                 self.policy.granted(&card, &door, time);
             }
             Decision::NoMatch { tries_left } => {
-                let reason = format!("palm does not match the card ({tries_left} tries left)");
-                self.deny(actions, time, Some(card), &reason, latencies);
+                let detail = format!("palm does not match the card ({tries_left} tries left)");
+                self.deny(
+                    actions,
+                    time,
+                    Some(card),
+                    (Reason::NO_MATCH, Some(detail)),
+                    latencies,
+                );
             }
             Decision::Blocked => {
                 self.deny(
                     actions,
                     time,
                     Some(card.clone()),
-                    "card blocked: too many failed palms",
+                    (
+                        Reason::CARD_BLOCKED,
+                        Some("card blocked: too many failed palms".to_string()),
+                    ),
                     latencies,
                 );
-                let alarm = NewEvent::new(EventKind::ALARM_CARD_BLOCKED, time)
+                let alarm = NewEvent::new(EventKind::AlarmCardBlocked, time)
                     .door(self.config.door.clone())
                     .card(card)
                     .result(Outcome::Alarm)
-                    .reason("verification blocked on the card");
+                    .reason(Reason::CARD_BLOCKED);
                 actions.push(Action::Publish(alarm));
             }
         }
@@ -585,15 +616,16 @@ impl<P: Policy> Access<P> {
         actions: &mut Vec<Action>,
         time: Timestamp,
         card: Option<CardId>,
-        reason: &str,
+        (reason, detail): (Reason, Option<String>),
         latencies: Latencies,
     ) {
         let door = self.config.door.clone();
-        let mut event = NewEvent::new(EventKind::ACCESS_DENIED, time)
+        let mut event = NewEvent::new(EventKind::AccessDenied, time)
             .door(door.clone())
             .result(Outcome::Denied)
             .reason(reason)
             .latencies(latencies);
+        event.detail = detail;
         if let Some(card) = card {
             event = event.card(card);
         }

@@ -111,10 +111,15 @@ fn remote_unlock(door: &str) -> Input {
     }
 }
 
+/// `code` or `code: detail` of the first event with a reason.
 fn reason(actions: &[Action]) -> Option<String> {
-    events(actions)
-        .iter()
-        .find_map(|event| event.reason.clone())
+    events(actions).iter().find_map(|event| {
+        let code = event.reason.as_ref()?;
+        Some(match &event.detail {
+            Some(detail) => format!("{code}: {detail}"),
+            None => code.to_string(),
+        })
+    })
 }
 
 #[test]
@@ -194,7 +199,7 @@ fn no_palm_in_the_window_denies_with_the_last_refusal() {
     assert_eq!(kinds(&actions), ["access.denied"]);
     assert_eq!(
         reason(&actions).as_deref(),
-        Some("no usable palm within the presentation window (last capture: out of focus)")
+        Some("no_palm: no usable palm within the presentation window (last capture: out of focus)")
     );
 }
 
@@ -207,7 +212,7 @@ fn denials_before_capture() {
     let actions = run.at(100, presented(7));
     assert!(actions.contains(&Action::DiscardProbe));
     assert!(!actions.contains(&Action::Verify));
-    assert_eq!(reason(&actions).as_deref(), Some("card revoked"));
+    assert_eq!(reason(&actions).as_deref(), Some("card_revoked"));
     assert_eq!(*run.access.state(), State::AwaitRemoval);
 
     // Unknown issuer / not a palmgate card: reported by the card worker as a rejection.
@@ -291,7 +296,7 @@ fn policy_refusal_denies_before_capture() {
     let actions = access.handle(Instant::now(), time(), presented(1));
     assert_eq!(
         reason(&actions).as_deref(),
-        Some("outside schedule for main")
+        Some("not_permitted: outside schedule for main")
     );
     assert_eq!(*access.state(), State::AwaitRemoval);
 }
@@ -311,7 +316,7 @@ fn duress_opens_and_raises_a_silent_alarm() {
     let normal_actions = normal.at(110, decision(Decision::Match { duress: false }));
     let strip = |event: &NewEvent| {
         (
-            event.kind.clone(),
+            event.kind,
             event.result,
             event.reason.clone(),
             event.card_id.clone(),
@@ -332,7 +337,7 @@ fn no_match_and_blocked_deny() {
     assert_eq!(unlocks(&actions), 0);
     assert_eq!(
         reason(&actions).as_deref(),
-        Some("palm does not match the card (3 tries left)")
+        Some("no_match: palm does not match the card (3 tries left)")
     );
 
     let mut run = Run::new();
@@ -349,10 +354,7 @@ fn card_pulled_during_verification_denies_and_ignores_a_late_match() {
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
     let actions = run.at(105, Input::CardRemoved);
-    assert_eq!(
-        reason(&actions).as_deref(),
-        Some("card removed during verification")
-    );
+    assert_eq!(reason(&actions).as_deref(), Some("card_removed"));
     let late = run.at(110, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&late), 0, "a decision after removal never opens");
 }
@@ -363,10 +365,7 @@ fn verification_timeout_denies_and_ignores_a_late_match() {
     run.at(0, presented(1));
     run.at(100, palm(&run, 100));
     let actions = run.tick(1600);
-    assert_eq!(
-        reason(&actions).as_deref(),
-        Some("the card did not answer in time")
-    );
+    assert_eq!(reason(&actions).as_deref(), Some("card_timeout"));
     let late = run.at(1700, decision(Decision::Match { duress: false }));
     assert_eq!(unlocks(&late), 0);
 }
@@ -385,7 +384,7 @@ fn verify_failure_denies() {
     assert_eq!(unlocks(&actions), 0);
     assert_eq!(
         reason(&actions).as_deref(),
-        Some("verification failed: secure session authentication failed")
+        Some("verification_failed: secure session authentication failed")
     );
 }
 

@@ -507,7 +507,7 @@ fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     if let Some(event) = &event {
         // What the event says in plain fields must be what the card signed.
         let receipt = event.receipt.as_ref().context("no receipt")?;
-        let same = event.kind == palmgate::event::EventKind::CARD_ERASED
+        let same = event.kind == palmgate::event::EventKind::CardErased
             && event.card_id.as_ref().map(|id| id.as_bytes()) == Some(&fields.card_id[..])
             && receipt.erase_counter == fields.erase_counter
             && receipt.timestamp == fields.gate_timestamp

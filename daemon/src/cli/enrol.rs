@@ -238,10 +238,10 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
     // The same records as events for the facility's dashboards (the audit log is the durable
     // record), published at the end however the enrolment ends.
     let mut events = vec![
-        NewEvent::new(EventKind::ENROL_CONSENT, consent.time)
+        NewEvent::new(EventKind::EnrolConsent, consent.time)
             .card(card_id.clone())
             .result(Outcome::Info)
-            .reason(format!(
+            .detail(format!(
                 "consent_text_sha256={} method={}",
                 consent_hash(&consent_text),
                 match consent.method {
@@ -317,10 +317,10 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
             verified: all_matched,
         })?;
         events.push(
-            NewEvent::new(EventKind::ENROL_COMPLETED, Timestamp::now())
+            NewEvent::new(EventKind::EnrolCompleted, Timestamp::now())
                 .card(card_id.clone())
                 .result(Outcome::Info)
-                .reason(format!(
+                .detail(format!(
                     "slots={} verified={all_matched} personalised={personalised}",
                     slots
                         .iter()

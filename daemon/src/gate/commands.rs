@@ -10,7 +10,7 @@ use super::main_loop::Loop;
 use super::state::revocation::RevocationError;
 use crate::access::Input;
 use crate::error_chain;
-use crate::event::{EventKind, NewEvent, Outcome, Timestamp};
+use crate::event::{EventKind, NewEvent, Outcome, Reason, Timestamp};
 use crate::mqtt::{Command, VerifiedCommand};
 
 /// The doors a command addresses: the named door, or every door of the gate when none is named.
@@ -28,11 +28,12 @@ pub fn addressed_doors(
     }
 }
 
-/// The event for a refused command `name`.
-pub fn refused_command(name: &str, reason: &str) -> NewEvent {
-    NewEvent::new(EventKind::COMMAND_REFUSED, Timestamp::now())
+/// The event for a refused command `name`: a reason code and the words for people.
+pub fn refused_command(name: &str, reason: Reason, detail: &str) -> NewEvent {
+    NewEvent::new(EventKind::CommandRefused, Timestamp::now())
         .result(Outcome::Refused)
-        .reason(format!("{name}: {reason}"))
+        .reason(reason)
+        .detail(format!("{name}: {detail}"))
 }
 
 impl Loop {
@@ -46,7 +47,9 @@ impl Loop {
                         door,
                         unlock: duration_s.map(|seconds| Duration::from_secs(u64::from(seconds))),
                     }),
-                    Err(reason) => self.publish(refused_command("unlock", &reason)),
+                    Err(detail) => {
+                        self.publish(refused_command("unlock", Reason::UNKNOWN_DOOR, &detail))
+                    }
                 }
             }
             Command::Lockdown { door } => self.lockdown(door, true),
@@ -59,9 +62,9 @@ impl Loop {
                 ) {
                     Ok(()) => {
                         self.access.set_revoked(self.revocation.cards().clone());
-                        let event = NewEvent::new(EventKind::REVOCATION_UPDATED, Timestamp::now())
+                        let event = NewEvent::new(EventKind::RevocationUpdated, Timestamp::now())
                             .result(Outcome::Accepted)
-                            .reason(format!(
+                            .detail(format!(
                                 "version {version}, {} cards revoked",
                                 self.revocation.cards().len()
                             ));
@@ -72,9 +75,15 @@ impl Loop {
                     Err(error @ RevocationError::NotNewer { .. }) if retained_state => {
                         tracing::debug!(%error, "retained revocation list already applied");
                     }
-                    Err(error) => {
-                        self.publish(refused_command("revocation_list", &error.to_string()))
-                    }
+                    Err(error) => self.publish(refused_command(
+                        "revocation_list",
+                        if matches!(error, RevocationError::NotNewer { .. }) {
+                            Reason::NOT_NEWER
+                        } else {
+                            Reason::NOT_STORED
+                        },
+                        &error.to_string(),
+                    )),
                 }
             }
         }
@@ -88,7 +97,9 @@ impl Loop {
         let command = if on { "lockdown" } else { "release" };
         let doors = match addressed_doors(door.as_deref(), &self.door_names) {
             Ok(doors) => doors,
-            Err(reason) => return self.publish(refused_command(command, &reason)),
+            Err(detail) => {
+                return self.publish(refused_command(command, Reason::UNKNOWN_DOOR, &detail));
+            }
         };
         if let Err(error) = self.door_handle.set_lockdown(door.as_deref(), on) {
             tracing::error!(error = %error_chain(&error), door = door.as_deref().unwrap_or("*"), "cannot {command}");
@@ -131,11 +142,12 @@ mod tests {
             addressed_doors(Some("side"), &gate),
             Err("no door named \"side\"".to_string())
         );
-        let event = refused_command("unlock", "no door named \"side\"");
-        assert_eq!(event.kind, EventKind::COMMAND_REFUSED);
+        let event = refused_command("unlock", Reason::UNKNOWN_DOOR, "no door named \"side\"");
+        assert_eq!(event.kind, EventKind::CommandRefused);
         assert_eq!(event.result, Some(Outcome::Refused));
+        assert_eq!(event.reason, Some(Reason::UNKNOWN_DOOR));
         assert_eq!(
-            event.reason.as_deref(),
+            event.detail.as_deref(),
             Some("unlock: no door named \"side\"")
         );
     }

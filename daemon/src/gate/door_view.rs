@@ -1,14 +1,13 @@
-//! The door-state projection and the classification of door events, both I/O-free.
+//! The door-state projection, I/O-free.
 //!
 //! [`DoorStates`] keeps every door's retained state (`door/<door>/state`: lock, contact, mode)
-//! from the door controller's events and says which states changed, to publish.
-//! [`door_event_record`] turns a door controller event into the event the gate records, with its
-//! outcome from [`door_event_outcome`].
+//! from the door controller's events and says which states changed, to publish. The event the
+//! gate records for a door controller event, and its severity, come from
+//! [`NewEvent::from_door_event`] (crate::event).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::event::{EventKind, InvalidKind, NewEvent, Outcome, Timestamp};
-use crate::mqtt::{Contact, DoorStatus, LockState};
+use crate::mqtt::{Contact, DoorCondition, DoorStatus, LockState};
 
 /// Every door's retained state (`door/<door>/state`), kept from the door controller's events.
 #[derive(Debug)]
@@ -36,7 +35,7 @@ impl DoorStates {
                     } else {
                         Contact::Unknown
                     },
-                    mode: ModeConditions::default().name().to_string(),
+                    mode: ModeConditions::default().name(),
                 };
                 (name, status)
             })
@@ -112,7 +111,7 @@ impl DoorStates {
                 }
             }
             if status.mode != mode {
-                status.mode = mode.to_string();
+                status.mode = mode;
             }
             if *status != before {
                 changed.push((door, status.clone()));
@@ -134,53 +133,24 @@ struct ModeConditions {
 impl ModeConditions {
     /// The most urgent condition first: fire releases every door (whatever else holds); a forced
     /// or held-open door is an alarm until it closes; lockdown is an operating mode.
-    fn name(self) -> &'static str {
+    fn name(self) -> DoorCondition {
         if self.fire {
-            "fire_release"
+            DoorCondition::FireRelease
         } else if self.forced {
-            "forced_open"
+            DoorCondition::ForcedOpen
         } else if self.held_open {
-            "held_open"
+            DoorCondition::HeldOpen
         } else if self.lockdown {
-            "lockdown"
+            DoorCondition::Lockdown
         } else {
-            "normal"
+            DoorCondition::Normal
         }
     }
 }
 
-/// The outcome a door controller event is recorded with: an alarm for the alarm kinds and a door
-/// forced, held open (past the alarm stage), tampered with, or a fire; information otherwise.
-pub fn door_event_outcome(kind: &EventKind) -> Outcome {
-    let alarm = kind.is_alarm()
-        || matches!(
-            kind.as_str(),
-            "door.forced" | "door.held_open" | "door.tamper" | "fire.active"
-        );
-    if alarm { Outcome::Alarm } else { Outcome::Info }
-}
-
-/// The event the gate records for a door controller event (its kind, outcome, door and text).
-///
-/// # Errors
-/// The controller's kind is not a valid event kind (the event is not recorded).
-pub fn door_event_record(
-    event: &palmgate_door::Event,
-    at: Timestamp,
-) -> Result<NewEvent, InvalidKind> {
-    let kind = EventKind::new(event.kind.name())?;
-    let outcome = door_event_outcome(&kind);
-    let mut record = NewEvent::new(kind, at)
-        .result(outcome)
-        .reason(event.to_string());
-    if let Some(door) = &event.door {
-        record = record.door(door.clone());
-    }
-    Ok(record)
-}
-
 #[cfg(test)]
 mod tests {
+    use crate::event::{NewEvent, Outcome, Timestamp};
     use std::time::Instant;
 
     use palmgate_door::{Event, EventKind as DoorKind};
@@ -255,7 +225,7 @@ mod tests {
                 DoorStatus {
                     lock: LockState::Locked,
                     contact: Contact::Unknown,
-                    mode: "lockdown".to_string(),
+                    mode: DoorCondition::Lockdown,
                 }
             )]
         );
@@ -263,7 +233,7 @@ mod tests {
             .all()
             .find(|(door, _)| *door == "main")
             .map(|(_, s)| s.clone());
-        assert_eq!(main.map(|status| status.mode), Some("normal".to_string()));
+        assert_eq!(main.map(|status| status.mode), Some(DoorCondition::Normal));
         assert_eq!(
             modes(&view.apply(&event(Some("back"), DoorKind::Locked))),
             []
@@ -293,7 +263,7 @@ mod tests {
         ));
         assert_eq!(unlocked.len(), 1);
         assert_eq!(unlocked[0].1.lock, LockState::Unlocked);
-        assert_eq!(unlocked[0].1.mode, "lockdown");
+        assert_eq!(unlocked[0].1.mode, DoorCondition::Lockdown);
         // A door this gate does not have changes nothing.
         assert_eq!(
             modes(&view.apply(&event(Some("side"), DoorKind::LockdownOn))),
@@ -305,9 +275,9 @@ mod tests {
     fn door_events_are_alarms_only_for_a_breach_or_a_fire() {
         use palmgate_door::HeldOpenStage;
         let outcome = |kind: DoorKind| {
-            door_event_record(&event(Some("main"), kind), Timestamp::now())
+            NewEvent::from_door_event(&event(Some("main"), kind), Timestamp::now())
                 .map(|record| record.result)
-                .expect("a valid kind")
+                .expect("a recorded kind")
         };
         assert_eq!(outcome(DoorKind::Forced), Some(Outcome::Alarm));
         assert_eq!(

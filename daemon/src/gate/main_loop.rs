@@ -18,7 +18,7 @@ use palmgate_sensor::device::{self, DeviceCommand, SensorEvent};
 use tokio::sync::mpsc;
 
 use super::card_worker::{CardReport, CardWorker};
-use super::door_view::{DoorStates, door_event_record};
+use super::door_view::DoorStates;
 use super::startup::Running;
 use super::state::lockdown::LockdownFile;
 use super::state::revocation::RevocationList;
@@ -26,7 +26,7 @@ use super::{CAPTURE, LOOP_TICK};
 use crate::access::{Access, Action, Decision, Input, SitePolicy, State};
 use crate::config::CaptureMode;
 use crate::error_chain;
-use crate::event::{CardId, NewEvent, Timestamp};
+use crate::event::{CardId, NewEvent, Reason, Timestamp};
 use crate::mqtt::{DoorStatus, VerifiedCommand};
 use crate::notify::Notifier;
 use crate::outbox::Outbox;
@@ -196,7 +196,7 @@ impl Loop {
                 id = event.id,
                 kind = %event.kind,
                 door = event.door.as_deref().unwrap_or("-"),
-                reason = event.reason.as_deref().unwrap_or("-"),
+                reason = event.reason.as_ref().map_or("-", Reason::as_str),
                 "event"
             ),
             Err(error) => tracing::error!(error = %error_chain(&error), "event not recorded"),
@@ -305,9 +305,9 @@ impl Loop {
         for state in self.door_view.apply(&event) {
             let _ = self.door_states.try_send(state);
         }
-        match door_event_record(&event, Timestamp::now()) {
-            Ok(record) => self.publish(record),
-            Err(error) => tracing::warn!(%error, "door event not recorded"),
+        match NewEvent::from_door_event(&event, Timestamp::now()) {
+            Some(record) => self.publish(record),
+            None => tracing::warn!(kind = event.kind.name(), "door event not recorded"),
         }
     }
 

@@ -5,7 +5,7 @@ use super::main_loop::Loop;
 use super::state::revocation::RevocationList;
 use crate::access::PolicyRules;
 use crate::error_chain;
-use crate::event::{EventKind, NewEvent, Outcome, Timestamp};
+use crate::event::{EventKind, NewEvent, Outcome, Reason, Timestamp};
 
 impl Loop {
     pub(super) fn reload(&mut self) {
@@ -17,7 +17,7 @@ impl Loop {
                     let policy = self.access.policy().clone().with_rules(rules);
                     self.access.set_policy(policy);
                     self.publish(
-                        NewEvent::new(EventKind::POLICY_LOADED, Timestamp::now())
+                        NewEvent::new(EventKind::PolicyLoaded, Timestamp::now())
                             .result(Outcome::Info),
                     );
                 }
@@ -25,9 +25,10 @@ impl Loop {
                     let reason = error_chain(&error);
                     tracing::error!(error = %reason, "policy not reloaded; the previous one stays in force");
                     self.publish(
-                        NewEvent::new(EventKind::POLICY_REJECTED, Timestamp::now())
+                        NewEvent::new(EventKind::PolicyRejected, Timestamp::now())
                             .result(Outcome::Alarm)
-                            .reason(reason),
+                            .reason(Reason::INVALID_FILE)
+                            .detail(reason),
                     );
                 }
             }
@@ -42,9 +43,10 @@ impl Loop {
                     let reason = error_chain(&error);
                     tracing::error!(error = %reason, "revocation list not reloaded; the previous one stays in force");
                     self.publish(
-                        NewEvent::new(EventKind::POLICY_REJECTED, Timestamp::now())
+                        NewEvent::new(EventKind::PolicyRejected, Timestamp::now())
                             .result(Outcome::Alarm)
-                            .reason(reason),
+                            .reason(Reason::INVALID_FILE)
+                            .detail(reason),
                     );
                 }
             }

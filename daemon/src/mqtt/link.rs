@@ -46,7 +46,7 @@ use super::topics::{
     Availability, Diagnostics, DoorStatus, Topics, last_will_payload, status_payload,
 };
 use crate::config::{MqttScheme, MqttSettings, Settings};
-use crate::event::{EventId, EventKind, NewEvent, Outcome, Timestamp};
+use crate::event::{EventId, EventKind, NewEvent, Outcome, Reason, Timestamp};
 use crate::outbox::{Outbox, OutboxError};
 
 /// Most events published and not yet acknowledged.
@@ -370,7 +370,7 @@ impl Link {
                 &self.options.gate_name,
                 &self.options.doors,
             ) {
-                publish_other(session, message.topic, json(&message.payload), true);
+                publish_other(session, message.topic, message.payload, true);
             }
         }
         for (door, status) in doors {
@@ -470,9 +470,10 @@ impl Link {
                     _ => None,
                 };
                 tracing::info!(command = verified.command.name(), operator = %verified.operator, "command accepted");
-                let mut event = NewEvent::new(EventKind::COMMAND_ACCEPTED, now)
+                let mut event = NewEvent::new(EventKind::CommandAccepted, now)
                     .result(Outcome::Accepted)
-                    .reason(format!("{}:{}", verified.command.name(), verified.operator));
+                    .reason(Reason::command(verified.command.name()))
+                    .detail(format!("signed by operator key {}", verified.operator));
                 event.door = door;
                 if self.commands.send(verified).await.is_err() {
                     tracing::error!("command receiver closed");
@@ -495,9 +496,10 @@ impl Link {
                     return;
                 }
                 tracing::warn!(reason = %refusal.reason, command = name, "command refused");
-                NewEvent::new(EventKind::COMMAND_REFUSED, now)
+                NewEvent::new(EventKind::CommandRefused, now)
                     .result(Outcome::Refused)
-                    .reason(reason)
+                    .reason(Reason::from(refusal.reason))
+                    .detail(refusal.command.unwrap_or("unknown command"))
             }
             Verdict::AlreadyHandled => return,
         };
@@ -515,9 +517,10 @@ impl Link {
             "a flood of refused commands: {}",
             summary.reason()
         );
-        let event = NewEvent::new(EventKind::COMMAND_REFUSED, Timestamp::now())
+        let event = NewEvent::new(EventKind::CommandRefused, Timestamp::now())
             .result(Outcome::Refused)
-            .reason(summary.reason());
+            .reason(Reason::REFUSALS_SUPPRESSED)
+            .detail(summary.reason());
         if let Err(error) = self.outbox.append(event) {
             tracing::error!(%error, "cannot record the summary of refused commands");
         }

@@ -93,21 +93,33 @@ pub enum Availability {
     Offline,
 }
 
-/// The retained status payload: `{"state":"online","gate":"…","version":"…","time":"…"}`.
+/// The version of the MQTT API (topics and payloads, `schemas/`): raised on every change a
+/// consumer has to follow (docs/mqtt-api.md, "Versions and migration"). Version 1 was the API
+/// before the typed event model and had no version field.
+pub const API_VERSION: u32 = 2;
+
+/// The retained status payload:
+/// `{"state":"online","gate":"…","version":"…","api_version":2,"time":"…"}`.
 pub fn status_payload(gate: &str, state: Availability, time: Timestamp) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "state": state,
         "gate": gate,
         "version": env!("CARGO_PKG_VERSION"),
+        "api_version": API_VERSION,
         "time": time,
     }))
     .unwrap_or_default()
 }
 
-/// The last will: `{"state":"offline","gate":"…"}` (no time: it is written at connect time).
+/// The last will: `{"state":"offline","gate":"…","api_version":2}` (no time: it is written at
+/// connect time).
 pub fn last_will_payload(gate: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "state": Availability::Offline, "gate": gate }))
-        .unwrap_or_default()
+    serde_json::to_vec(&serde_json::json!({
+        "state": Availability::Offline,
+        "gate": gate,
+        "api_version": API_VERSION,
+    }))
+    .unwrap_or_default()
 }
 
 /// Lock output state.
@@ -140,9 +152,46 @@ pub struct DoorStatus {
     pub lock: LockState,
     /// Door position.
     pub contact: Contact,
-    /// The most urgent condition: `fire_release`, `forced_open`, `held_open`, `lockdown` or
-    /// `normal` (docs/mqtt-api.md).
-    pub mode: String,
+    /// The most urgent condition (docs/mqtt-api.md).
+    pub mode: DoorCondition,
+}
+
+/// A door's most urgent condition, its retained state's `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorCondition {
+    /// Nothing below holds.
+    Normal,
+    /// The door is in lockdown.
+    Lockdown,
+    /// Held open past its alarm time, until it closes.
+    HeldOpen,
+    /// Opened without a grant, until it closes.
+    ForcedOpen,
+    /// Released by the fire input.
+    FireRelease,
+}
+
+impl DoorCondition {
+    /// Every condition (Home Assistant's enum sensor lists them).
+    pub const ALL: [Self; 5] = [
+        Self::Normal,
+        Self::Lockdown,
+        Self::HeldOpen,
+        Self::ForcedOpen,
+        Self::FireRelease,
+    ];
+
+    /// The name in payloads.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Lockdown => "lockdown",
+            Self::HeldOpen => "held_open",
+            Self::ForcedOpen => "forced_open",
+            Self::FireRelease => "fire_release",
+        }
+    }
 }
 
 /// The retained diagnostics payload.
@@ -175,7 +224,7 @@ mod tests {
             "site/palmgate/gate-1/door/a_b_/state"
         );
         assert_eq!(
-            topics.event(&EventKind::ALARM_DURESS),
+            topics.event(&EventKind::AlarmDuress),
             "site/palmgate/gate-1/event/alarm.duress"
         );
         assert_eq!(topics.command_filter(), "site/palmgate/gate-1/cmd/+");
@@ -195,11 +244,15 @@ mod tests {
         assert_eq!(json["time"], "1970-01-01T00:00:00.000Z");
         let will: serde_json::Value =
             serde_json::from_slice(&last_will_payload("g")).expect("json");
-        assert_eq!(will, serde_json::json!({"state": "offline", "gate": "g"}));
+        assert_eq!(
+            will,
+            serde_json::json!({"state": "offline", "gate": "g", "api_version": API_VERSION})
+        );
+        assert_eq!(json["api_version"], API_VERSION);
         let door = DoorStatus {
             lock: LockState::Locked,
             contact: Contact::Closed,
-            mode: "normal".into(),
+            mode: DoorCondition::Normal,
         };
         assert_eq!(
             serde_json::to_value(&door).expect("json"),

@@ -69,7 +69,7 @@ use self::seal::Sealer;
 pub use self::store::{Batch, Store, StoreError};
 use self::store::{decode_u64, meta};
 use crate::config::Settings;
-use crate::event::{Event, EventId, EventKind, NewEvent, Outcome, Timestamp};
+use crate::event::{Event, EventId, EventKind, NewEvent, Outcome, Reason, Timestamp};
 
 /// The database file in the outbox directory.
 pub const DB_FILE: &str = "events.redb";
@@ -248,13 +248,12 @@ struct LostRange {
 }
 
 impl LostRange {
-    fn reason(&self, cause: &str) -> String {
+    fn report(&self, cause: &str) -> LossReport {
         LossReport {
             ids: Some((self.first, self.last)),
             count: self.count,
             cause: cause.to_string(),
         }
-        .to_string()
     }
 }
 
@@ -469,7 +468,7 @@ impl Outbox {
                 cause,
                 "outbox events lost; reported"
             );
-            outbox.report_lost(range.reason(cause));
+            outbox.report_lost(range.report(cause));
         }
         Ok(outbox)
     }
@@ -513,9 +512,10 @@ impl Outbox {
         };
         if state.alarm_armed && state.len >= self.alarm_level && state.len < self.max_events {
             state.alarm_armed = false;
-            let alarm = NewEvent::new(EventKind::OUTBOX_FILLING, stored.time)
+            let alarm = NewEvent::new(EventKind::OutboxFilling, stored.time)
                 .result(Outcome::Alarm)
-                .reason(format!("{} of {} events held", state.len, self.max_events));
+                .reason(Reason::FILL_LEVEL)
+                .detail(format!("{} of {} events held", state.len, self.max_events));
             self.insert(&mut state, alarm)?;
         }
         drop(state);
@@ -547,10 +547,12 @@ impl Outbox {
 
     /// Appends an `alarm.events_lost` event (bypassing the bound: a loss report is never
     /// refused for lack of room).
-    fn report_lost(&self, reason: String) {
-        let event = NewEvent::new(EventKind::ALARM_EVENTS_LOST, Timestamp::now())
+    fn report_lost(&self, report: LossReport) {
+        // The cause is the reason code; the whole report, machine-readable, is the detail.
+        let event = NewEvent::new(EventKind::AlarmEventsLost, Timestamp::now())
             .result(Outcome::Alarm)
-            .reason(reason);
+            .reason(Reason::new(report.cause.clone()).unwrap_or(Reason::EVENTS_LOST))
+            .detail(report.to_string());
         let mut state = self.state();
         let event = event.into_event(state.next_id, &self.gate);
         let record = self.sealer.seal(event.id, &event.to_json());
@@ -633,14 +635,11 @@ impl Outbox {
                         cause = refused.cause,
                         "events were refused by the outbox; reported"
                     );
-                    self.report_lost(
-                        LossReport {
-                            ids: None,
-                            count: refused.count,
-                            cause: refused.cause.to_string(),
-                        }
-                        .to_string(),
-                    );
+                    self.report_lost(LossReport {
+                        ids: None,
+                        count: refused.count,
+                        cause: refused.cause.to_string(),
+                    });
                 }
                 Ok(upto)
             }
@@ -846,7 +845,7 @@ impl Outbox {
                 count = run.count,
                 "outbox records failed authentication; discarded and reported"
             );
-            self.report_lost(run.reason("record_unreadable"));
+            self.report_lost(run.report("record_unreadable"));
         }
         Ok(())
     }

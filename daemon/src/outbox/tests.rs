@@ -12,7 +12,7 @@ fn options(dir: &std::path::Path, max_events: u64) -> OutboxOptions {
 }
 
 fn event(n: i64) -> NewEvent {
-    NewEvent::new(EventKind::ACCESS_DENIED, Timestamp::from_unix_ms(n)).reason("no_match")
+    NewEvent::new(EventKind::AccessDenied, Timestamp::from_unix_ms(n)).reason(Reason::NO_MATCH)
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn nothing_readable_in_the_database_files() {
     outbox
         .append(
             event(1)
-                .reason("very_distinctive_reason_text")
+                .detail("very_distinctive_reason_text")
                 .door("front_door_marker"),
         )
         .expect("append");
@@ -131,7 +131,7 @@ fn bounded_with_one_filling_alarm_that_rearms_after_draining() {
         .pending(None, 100)
         .expect("pending")
         .iter()
-        .filter(|e| e.kind == EventKind::OUTBOX_FILLING)
+        .filter(|e| e.kind == EventKind::OutboxFilling)
         .map(|e| e.id)
         .collect::<Vec<_>>();
     // Records 9, 10 and four new ones (11–14): the sixth record is the re-armed alarm.
@@ -142,8 +142,8 @@ fn bounded_with_one_filling_alarm_that_rearms_after_draining() {
         .pending(None, 100)
         .expect("pending")
         .into_iter()
-        .filter(|e| e.kind == EventKind::ALARM_EVENTS_LOST)
-        .map(|e| e.reason.unwrap_or_default())
+        .filter(|e| e.kind == EventKind::AlarmEventsLost)
+        .map(|e| e.detail.clone().unwrap_or_default())
         .collect();
     assert_eq!(reports, vec!["count=3 cause=outbox_full".to_string()]);
 }
@@ -180,9 +180,9 @@ fn a_corrupt_record_is_replaced_by_a_loss_report_and_the_queue_flows_on() {
     outbox.flush().expect("flush");
     let alarm = outbox.pending(Some(3), 10).expect("pending");
     assert_eq!(alarm.len(), 1);
-    assert_eq!(alarm[0].kind, EventKind::ALARM_EVENTS_LOST);
+    assert_eq!(alarm[0].kind, EventKind::AlarmEventsLost);
     assert_eq!(
-        alarm[0].reason.as_deref(),
+        alarm[0].detail.as_deref(),
         Some("first_id=2 last_id=2 count=1 cause=record_unreadable")
     );
     // Reported once: not again after a restart.
@@ -260,10 +260,9 @@ fn drain(outbox: &Outbox) -> Seen {
     let mut delivered = Vec::new();
     let mut lost = Vec::new();
     for event in outbox.pending(None, usize::MAX).expect("pending") {
-        if event.kind == EventKind::ALARM_EVENTS_LOST
+        if event.kind == EventKind::AlarmEventsLost
             && let Some(ids) = event
-                .reason
-                .as_deref()
+                .detail.as_deref()
                 .and_then(LossReport::parse)
                 .and_then(|report| report.ids)
         {
@@ -407,7 +406,7 @@ fn a_deleted_outbox_directory_is_reported_with_the_exact_range() {
     // The clean stop wrote the exact mark: ids 11–121 were held, nothing more.
     assert_eq!(outcome.lost, vec![(11, 121)]);
     assert_eq!(
-        outcome.delivered[0].reason.as_deref(),
+        outcome.delivered[0].detail.as_deref(),
         Some("first_id=11 last_id=121 count=111 cause=outbox_missing")
     );
     assert_eq!(outcome.delivered[0].id, 122);
@@ -425,11 +424,10 @@ fn a_damaged_database_is_set_aside_for_inspection() {
     assert_eq!(outcome.lost, vec![(1, 50)]);
     assert!(
         outcome.delivered[0]
-            .reason
-            .as_deref()
+            .detail.as_deref()
             .is_some_and(|r| r.ends_with("cause=outbox_damaged")),
         "{:?}",
-        outcome.delivered[0].reason
+        outcome.delivered[0].detail
     );
     let aside: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
         .expect("dir")
@@ -557,8 +555,8 @@ fn a_full_disk_holds_events_in_memory_counts_the_overflow_and_recovers_by_itself
         vec![1, 2, 3, 4, 5, 6]
     );
     let report = &outcome.delivered[6];
-    assert_eq!(report.kind, EventKind::ALARM_EVENTS_LOST);
-    assert_eq!(report.reason.as_deref(), Some("count=3 cause=not_stored"));
+    assert_eq!(report.kind, EventKind::AlarmEventsLost);
+    assert_eq!(report.detail.as_deref(), Some("count=3 cause=not_stored"));
     // And recording goes on.
     assert_eq!(outbox.append(event(9)).expect("append").id, 8);
 }

@@ -189,7 +189,9 @@ impl Subscriber {
         let mut options = MqttOptions::new(client_id, host, port);
         options
             .set_keep_alive(Duration::from_secs(5))
-            .set_clean_session(!persistent);
+            .set_clean_session(!persistent)
+            // The discovery device message is over rumqttc's default 10 KiB (docs/mqtt-api.md).
+            .set_max_packet_size(256 * 1024, 256 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         let (tx, rx) = mpsc::unbounded_channel();
         let (subscribed_tx, subscribed_rx) = oneshot::channel::<()>();
@@ -237,10 +239,12 @@ impl Subscriber {
 
     /// The next message, or panics after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Received {
-        tokio::time::timeout(timeout, self.messages.recv())
+        let message = tokio::time::timeout(timeout, self.messages.recv())
             .await
             .expect("message in time")
-            .expect("subscriber alive")
+            .expect("subscriber alive");
+        palmgate_system_tests::schema::assert_valid(&message.topic, &message.payload);
+        message
     }
 
     /// The next message whose topic ends with `suffix` (others are kept for later calls).
@@ -254,6 +258,7 @@ impl Subscriber {
                 .await
                 .unwrap_or_else(|_| panic!("no message on …{suffix} in time"))
                 .expect("subscriber alive");
+            palmgate_system_tests::schema::assert_valid(&message.topic, &message.payload);
             if message.topic.ends_with(suffix) {
                 return message;
             }
