@@ -22,6 +22,8 @@ pub mod features;
 pub mod template;
 
 #[cfg(feature = "std")]
+pub mod pad;
+#[cfg(feature = "std")]
 pub mod quality;
 #[cfg(feature = "std")]
 pub mod roi;
