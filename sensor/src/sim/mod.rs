@@ -369,6 +369,10 @@ impl Simulator {
                                 }
                             }
                             Then::Burst { format, bands } => {
+                                // The Ack goes out now: rendering a burst may take longer than
+                                // the host waits for an answer.
+                                let ack = std::mem::take(&mut out);
+                                write_wiping(&mut writer, ack).await?;
                                 self.burst(format, bands, period, &mut out).await?;
                             }
                         }
