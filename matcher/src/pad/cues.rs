@@ -181,7 +181,7 @@ impl Cue {
                 .frames
                 .iter()
                 .filter(|view| view.band.is_none_or(Band::is_lit))
-                .map(|view| glare(view))
+                .map(glare)
                 .max_by(f32::total_cmp),
         }
     }
