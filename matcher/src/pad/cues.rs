@@ -132,17 +132,17 @@ impl Cue {
                 width: 0.02,
             },
             Self::WaterAbsorption => Boundary::Within {
-                low: 0.78,
-                high: 0.95,
-                width: 0.006,
+                low: 0.74,
+                high: 0.955,
+                width: 0.004,
             },
             Self::AmbientShare => Boundary::Below {
                 at: 0.45,
                 width: 0.04,
             },
             Self::VeinContrast => Boundary::Above {
-                at: 1.12,
-                width: 0.02,
+                at: 1.05,
+                width: 0.015,
             },
             Self::NonRigidMotion => Boundary::Above {
                 at: 0.3,
@@ -429,24 +429,27 @@ fn periodicity(view: &FrameView) -> f32 {
         return 0.0;
     }
     let n = side as isize;
-    let correlation = |dx: isize, dy: isize| -> f32 {
-        let (dx, dy) = if dy < 0 || (dy == 0 && dx < 0) {
-            (-dx, -dy)
-        } else {
-            (dx, dy)
-        };
-        let mut sum = 0.0f32;
-        let mut count = 0usize;
-        for y in 0..n - dy {
-            let row = &high[(y * n) as usize..][..side];
-            let other = &high[((y + dy) * n) as usize..][..side];
+    // r(v) for v in the half-plane dy ≥ 0 (r(−v) = r(v)), each computed once.
+    let width = (2 * MAX_LAG + 1) as usize;
+    let mut table = vec![0.0f32; width * (MAX_LAG as usize + 1)];
+    for dy in 0..=MAX_LAG {
+        for dx in -MAX_LAG..=MAX_LAG {
+            let mut sum = 0.0f32;
             let (start, end) = (0.max(-dx), n.min(n - dx));
-            for x in start..end {
-                sum += row[x as usize] * other[(x + dx) as usize];
+            for y in 0..n - dy {
+                let row = &high[(y * n) as usize..][..side];
+                let other = &high[((y + dy) * n) as usize..][..side];
+                for x in start..end {
+                    sum += row[x as usize] * other[(x + dx) as usize];
+                }
             }
-            count += (end - start).max(0) as usize;
+            let count = ((n - dy) * (end - start).max(0)).max(1) as f32;
+            table[dy as usize * width + (dx + MAX_LAG) as usize] = sum / count / energy;
         }
-        sum / count.max(1) as f32 / energy
+    }
+    let correlation = |dx: isize, dy: isize| -> f32 {
+        let (dx, dy) = if dy < 0 { (-dx, -dy) } else { (dx, dy) };
+        table[dy as usize * width + (dx + MAX_LAG) as usize]
     };
     let mut best = f32::MIN;
     for dy in 0..=MAX_LAG {
@@ -470,28 +473,27 @@ fn glare(view: &FrameView) -> f32 {
     saturated as f32 / view.coarse.len() as f32
 }
 
-/// Box blur of radius `radius` (separable, edges clamped).
+/// Box blur of radius `radius` (separable; near the edges the window shrinks to what lies inside),
+/// with running sums so that the cost does not grow with the radius.
 pub(crate) fn box_blur(image: &[f32], side: usize, radius: usize) -> Vec<f32> {
     let pass = |input: &[f32], horizontal: bool| -> Vec<f32> {
+        let at = |line: usize, i: usize| {
+            if horizontal {
+                line * side + i
+            } else {
+                i * side + line
+            }
+        };
         let mut out = vec![0.0f32; input.len()];
+        let mut prefix = vec![0.0f32; side + 1];
         for line in 0..side {
+            for i in 0..side {
+                prefix[i + 1] = prefix[i] + input[at(line, i)];
+            }
             for i in 0..side {
                 let lo = i.saturating_sub(radius);
                 let hi = (i + radius).min(side - 1);
-                let mut sum = 0.0;
-                for j in lo..=hi {
-                    sum += if horizontal {
-                        input[line * side + j]
-                    } else {
-                        input[j * side + line]
-                    };
-                }
-                let value = sum / (hi - lo + 1) as f32;
-                if horizontal {
-                    out[line * side + i] = value;
-                } else {
-                    out[i * side + line] = value;
-                }
+                out[at(line, i)] = (prefix[hi + 1] - prefix[lo]) / (hi - lo + 1) as f32;
             }
         }
         out

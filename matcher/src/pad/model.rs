@@ -139,7 +139,7 @@ impl Scene {
         let rho_visible = rng.range(0.28, 0.50);
         let rho_850 = rng.range(0.60, 0.70);
         // Water absorbs more at 940 nm than at 850 nm.
-        let rho_940 = rho_850 * rng.range(0.82, 0.92);
+        let rho_940 = rho_850 * rng.range(0.80, 0.90);
         let skin = |rho, texture, vein| Optics { rho, texture, vein };
         // Near-infrared goes a few millimetres into the skin: the surface creases fade and the
         // veins (deoxygenated blood absorbs there) show; visible light stays at the surface.
@@ -162,11 +162,13 @@ impl Scene {
                 skin(visible, 1.0, 0.0),
             ];
         }
+        // Each band's LED output, as calibrated at the factory against a reference target (±1 %;
+        // the spectral cues are ratios of bands and inherit this error).
         let led_gain = [
             0.0,
-            rng.range(0.96, 1.04),
-            rng.range(0.96, 1.04),
-            rng.range(0.96, 1.04),
+            rng.range(0.99, 1.01),
+            rng.range(0.99, 1.01),
+            rng.range(0.99, 1.01),
         ];
         let screen = presented == Presented::Attack(Species::ScreenReplay);
         let paper = if screen {
