@@ -204,7 +204,11 @@ const TIMING_RUNS: usize = 5;
 
 /// Scores of the presentations under `dir`, and PAD's time for each (decoding excluded; the
 /// fastest of [`TIMING_RUNS`] runs).
-fn score_all(dir: &Path, times: &mut Vec<Duration>) -> anyhow::Result<Vec<Option<f32>>> {
+fn score_all(
+    dir: &Path,
+    bona_fide: bool,
+    times: &mut Vec<Duration>,
+) -> anyhow::Result<Vec<Option<f32>>> {
     let found = find_presentations(dir)?;
     if found.is_empty() {
         bail!(
@@ -244,7 +248,9 @@ fn score_all(dir: &Path, times: &mut Vec<Duration>) -> anyhow::Result<Vec<Option
         let report = report.context("no PAD run")?;
         match (report.score, report.weakest()) {
             (None, _) => eprintln!("palmgate: no answer for {}", presentation.path.display()),
-            (Some(score), Some(weakest)) if score < PadProfile::Balanced.threshold() => {
+            (Some(score), Some(weakest))
+                if bona_fide && score < PadProfile::Balanced.threshold() =>
+            {
                 // Which cue refused it: what a tuner (or an integrator with a real set) needs.
                 eprintln!(
                     "palmgate: {} refused at balanced: {} = {:.3}",
@@ -272,7 +278,7 @@ struct EvalReport {
 fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let mut times = Vec::new();
     let mut scores = Scores {
-        bona_fide: score_all(&args.bona_fide, &mut times)
+        bona_fide: score_all(&args.bona_fide, true, &mut times)
             .with_context(|| format!("--bona-fide {}", args.bona_fide.display()))?,
         attacks: BTreeMap::new(),
     };
@@ -295,7 +301,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|name| name.to_str())
                 .context("species folder name is not UTF-8")?
                 .to_owned();
-            let species_scores = score_all(&dir, &mut times)?;
+            let species_scores = score_all(&dir, false, &mut times)?;
             scores.attacks.insert(species, species_scores);
         }
     }
