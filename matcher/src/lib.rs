@@ -23,6 +23,8 @@ pub mod profile;
 pub mod template;
 
 #[cfg(feature = "std")]
+pub mod pad;
+#[cfg(feature = "std")]
 pub mod quality;
 #[cfg(feature = "std")]
 pub mod roi;

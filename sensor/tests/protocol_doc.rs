@@ -4,8 +4,8 @@
 
 use bytes::BytesMut;
 use palmgate_sensor::codec::{
-    Envelope, FrameFormat, HostCodec, HostMessage, SensorCodec, SensorErrorCode, SensorInfo,
-    SensorMessage,
+    Band, BandFrame, Envelope, FrameFormat, HostCodec, HostMessage, SensorCodec, SensorErrorCode,
+    SensorInfo, SensorMessage,
 };
 use palmgate_sensor::image::ImageBytes;
 use tokio_util::codec::{Decoder, Encoder};
@@ -103,6 +103,41 @@ fn vectors() -> Vec<(&'static str, Vector)> {
         (
             "pong",
             Sensor(Envelope::new(5, SensorMessage::Pong { token: 0xDEAD_BEEF })),
+        ),
+        ("get-bands", Host(Envelope::new(6, HostMessage::GetBands))),
+        (
+            "start-burst",
+            Host(Envelope::new(
+                7,
+                HostMessage::StartBurst {
+                    format: FrameFormat::Gray8,
+                    bands: vec![Band::Ambient, Band::Nir850, Band::Nir940, Band::Visible],
+                },
+            )),
+        ),
+        (
+            "bands",
+            Sensor(Envelope::new(6, SensorMessage::Bands(Band::ALL.to_vec()))),
+        ),
+        (
+            "bands-nir850",
+            Sensor(Envelope::new(6, SensorMessage::Bands(vec![Band::Nir850]))),
+        ),
+        (
+            "band-frame",
+            Sensor(Envelope::new(
+                0,
+                SensorMessage::BandFrame(BandFrame {
+                    band: Band::Nir850,
+                    index: 1,
+                    time_us: 33_333,
+                    format: FrameFormat::Gray8,
+                    width: 2,
+                    height: 2,
+                    frame_number: 8,
+                    data: ImageBytes::from(vec![0x10, 0x20, 0x30, 0x40]),
+                }),
+            )),
         ),
     ]
 }

@@ -1,5 +1,6 @@
-//! `palmgate sensor capture` and `palmgate sensor info` against `palmgate sensor simulate`: two
-//! processes talking over a real pseudo-terminal, the capture written as a PNG that opens.
+//! `palmgate sensor capture` (frames and PAD bursts), `palmgate sensor info` and `palmgate pad eval`
+//! against `palmgate sensor simulate`: two processes talking over a real pseudo-terminal, the
+//! captures written as PNG files that open.
 #![allow(clippy::unwrap_used)] // helpers of tests unwrap like the tests themselves
 
 use std::path::Path;
@@ -176,4 +177,169 @@ fn simulate_serves_a_folder_of_images() {
 
 fn image_of(width: u32, height: u32) -> GrayImage {
     GrayImage::from_fn(width, height, |x, y| Luma([((x + 2 * y) % 256) as u8]))
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Bursts captured from simulators presenting a modelled live hand and a modelled attack
+/// species, then `palmgate pad eval` on them: the live hands pass, the prints do not.
+#[test]
+fn burst_capture_and_pad_eval_tell_a_live_hand_from_a_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = dir.path().join("sets");
+    for (species, label) in [("live", "bona-fide"), ("print-nir", "attack:print-nir")] {
+        let link = dir.path().join(format!("sensor-{species}"));
+        let _simulator = start_simulator(
+            &link,
+            &[
+                "--synthetic",
+                "3",
+                "--species",
+                species,
+                "--format",
+                "png",
+                "--fps",
+                "30",
+            ],
+        );
+        let capture = palmgate(&[
+            "sensor",
+            "capture",
+            "--port",
+            link.to_str().unwrap(),
+            "--wait",
+            "120",
+            "--burst",
+            "--label",
+            label,
+            "--presentations",
+            "2",
+            "--rounds",
+            "2",
+            "--format",
+            "png",
+            "--out",
+            sets.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8(capture.stdout).unwrap();
+        assert!(
+            stdout.contains("sensor bands: ambient, nir850, nir940, visible"),
+            "{stdout}"
+        );
+        assert_eq!(stdout.matches("(8 frames)").count(), 2, "{stdout}");
+    }
+    let first = std::fs::read_dir(sets.join("attacks/print-nir"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut names: Vec<String> = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names[0], "00-ambient-0us.png");
+    assert_eq!(names[5], "05-nir850-166665us.png");
+
+    let json = dir.path().join("pad.json");
+    let plots = dir.path().join("plots");
+    let eval = palmgate(&[
+        "pad",
+        "eval",
+        "--bona-fide",
+        sets.join("bona-fide").to_str().unwrap(),
+        "--attacks",
+        sets.join("attacks").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(eval.stdout).unwrap();
+    assert!(stdout.contains("APCER print-nir"), "{stdout}");
+    let report = read_json(&json);
+    assert_eq!(report["bpcer"], 0.0, "{report:#}");
+    assert_eq!(report["apcer"]["print-nir"], 0.0, "{report:#}");
+    assert_eq!(report["apcer_worst"], 0.0);
+    assert_eq!(report["apnrr"], 0.0);
+    for key in [
+        "bpcer_at_apcer_1e-2",
+        "bpcer_at_apcer_5e-2",
+        "apcer_at_bpcer_1e-2",
+    ] {
+        assert!(report[key].is_number(), "{key}: {report:#}");
+    }
+    assert!(report["pad_ms_median"].as_f64().unwrap() > 0.0);
+    let plot = std::fs::read(plots.join("det-print-nir.png")).unwrap();
+    assert!(plot.starts_with(b"\x89PNG\r\n\x1a\n"));
+}
+
+/// A protocol 1.0 simulator: `capture --burst` falls back to single frames, and `pad eval` with
+/// bona fide presentations alone reports BPCER and leaves every attack figure null.
+#[test]
+fn a_single_band_sensor_gives_single_frame_presentations() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sensor");
+    let _simulator = start_simulator(
+        &link,
+        &[
+            "--synthetic",
+            "2",
+            "--species",
+            "live",
+            "--single-band",
+            "--format",
+            "png",
+        ],
+    );
+    let sets = dir.path().join("sets");
+    let capture = palmgate(&[
+        "sensor",
+        "capture",
+        "--port",
+        link.to_str().unwrap(),
+        "--wait",
+        "60",
+        "--burst",
+        "--label",
+        "bona-fide",
+        "--format",
+        "png",
+        "--out",
+        sets.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(capture.stdout).unwrap();
+    assert!(stdout.contains("protocol 1.0"), "{stdout}");
+    let presentation = std::fs::read_dir(sets.join("bona-fide"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(presentation.join("00-single-0us.png").is_file());
+
+    let json = dir.path().join("pad.json");
+    palmgate(&[
+        "pad",
+        "eval",
+        "--bona-fide",
+        sets.join("bona-fide").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let report = read_json(&json);
+    assert!(report["bpcer"].is_number(), "{report:#}");
+    for key in [
+        "apcer",
+        "apcer_worst",
+        "bpcer_at_apcer_1e-2",
+        "bpcer_at_apcer_5e-2",
+        "apcer_at_bpcer_1e-2",
+        "apnrr",
+    ] {
+        assert!(report[key].is_null(), "{key}: {report:#}");
+    }
 }

@@ -18,6 +18,7 @@ pub mod door;
 pub mod enrol;
 pub mod eval;
 pub mod issuer;
+pub mod pad;
 pub mod revoke;
 pub mod run;
 pub mod sensor;
@@ -63,6 +64,9 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Evaluate the matcher over a folder of `<identity>/<sample>` images.
     Eval(eval::EvalArgs),
+    /// Presentation attack detection: evaluate it (ISO/IEC 30107-3), write modelled attacks.
+    #[command(subcommand)]
+    Pad(pad::PadCommand),
     /// Revoke a lost card (or restore it): update the site's list, sign it for each gate and
     /// publish it retained over MQTT.
     Revoke(revoke::RevokeArgs),
@@ -91,6 +95,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Template(cmd) => template::run(cmd),
         Command::Synth(args) => synth::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Pad(cmd) => pad::run(cmd),
         Command::Revoke(args) => revoke::run(args),
         Command::Enrol(args) => enrol::run(args),
     }

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use palmgate_sensor::codec::{FrameFormat, SensorInfo};
+use palmgate_matcher::pad::model::{Presented, render_burst};
+use palmgate_sensor::codec::{Band, FrameFormat, SensorInfo};
 use palmgate_sensor::device::{
-    self, CaptureRequest, CapturedFrame, DeviceConfig, DeviceError, SensorEvent,
+    self, BurstRequest, CaptureRequest, CapturedFrame, DeviceCommand, DeviceConfig, DeviceError,
+    SensorEvent,
 };
 use palmgate_sensor::sim::{FolderSource, ImageSource, Presentation, Simulator, SimulatorConfig};
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +21,8 @@ pub enum SensorCommand {
     Simulate(SimulateArgs),
     /// Print a sensor's model, firmware, resolution and formats.
     Info(InfoArgs),
-    /// Capture frames from a sensor and save the last one as a PNG file.
+    /// Capture frames from a sensor and save the last one as a PNG file; with --burst, save
+    /// labelled presentation bursts for `palmgate pad eval`.
     Capture(CaptureArgs),
 }
 
@@ -55,6 +58,14 @@ pub struct SimulateArgs {
     /// image (for throughput tests; a gate then takes one decision and waits for a lift).
     #[arg(long, conflicts_with_all = ["hand_held_ms", "hand_away_ms"])]
     pub hand_always_present: bool,
+    /// What the synthetic hands are: `live` (default) or an attack species (print-visible,
+    /// print-nir, screen-replay, mould), rendered per band by the physical model of
+    /// docs/pad.md. Needs --synthetic.
+    #[arg(long, value_parser = crate::cli::pad::parse_presented, requires = "synthetic")]
+    pub species: Option<Presented>,
+    /// Behave as a protocol 1.0 sensor: one light, no bands, no bursts.
+    #[arg(long)]
+    pub single_band: bool,
 }
 
 /// Longest time a simulated hand may stay, or stay away: one hour.
@@ -95,15 +106,68 @@ pub struct InfoArgs {
 pub struct CaptureArgs {
     #[command(flatten)]
     pub port: PortArgs,
-    /// PNG file to write (the last frame captured).
-    #[arg(long, value_name = "FILE.png")]
+    /// PNG file to write (the last frame captured); with --burst, the folder to collect
+    /// presentations in (`bona-fide/` and `attacks/<species>/` below it).
+    #[arg(long, value_name = "FILE.png|DIR")]
     pub out: PathBuf,
+    /// Capture presentation bursts (protocol 1.1: every band the sensor has, --rounds times) for
+    /// PAD evaluation; with a 1.0 sensor, single frames.
+    #[arg(long, requires = "label")]
+    pub burst: bool,
+    /// What is presented: `bona-fide` or `attack:<species>` (with --burst).
+    #[arg(long, value_parser = parse_label, requires = "burst")]
+    pub label: Option<Label>,
+    /// Presentations to capture (with --burst); present the hand (or the instrument) anew for
+    /// each one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub presentations: u32,
+    /// Times a burst cycles through the sensor's bands.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub rounds: u8,
     /// Number of frames to capture.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub frames: u16,
     /// Frame format to ask for (the sensor's first format is used if it does not offer this one).
     #[arg(long, default_value_t = FrameFormat::Jpeg)]
     pub format: FrameFormat,
+}
+
+/// What a captured presentation is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    /// A live hand.
+    BonaFide,
+    /// An attack instrument of this species.
+    Attack(String),
+}
+
+impl Label {
+    /// The folder below `--out` where its presentations go.
+    fn folder(&self) -> PathBuf {
+        match self {
+            Self::BonaFide => PathBuf::from("bona-fide"),
+            Self::Attack(species) => Path::new("attacks").join(species),
+        }
+    }
+}
+
+fn parse_label(text: &str) -> Result<Label, String> {
+    if text == "bona-fide" {
+        return Ok(Label::BonaFide);
+    }
+    match text.strip_prefix("attack:") {
+        Some(species)
+            if !species.is_empty()
+                && species
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            Ok(Label::Attack(species.to_owned()))
+        }
+        _ => Err(format!(
+            "{text:?}: expected bona-fide or attack:<species> (letters, digits, - and _)"
+        )),
+    }
 }
 
 fn parse_fps(text: &str) -> Result<f64, String> {
@@ -140,16 +204,28 @@ pub fn run(command: SensorCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let period = Duration::from_secs_f64(1.0 / args.fps);
     let source: Box<dyn ImageSource> = match (&args.images, args.synthetic) {
         (Some(dir), _) => Box::new(
             FolderSource::open(dir).with_context(|| format!("--images {}", dir.display()))?,
         ),
-        (None, Some(identities)) => Box::new((0u64..).map(move |index| {
-            palmgate_matcher::synth::hand_image(index % identities, index / identities)
-        })),
+        (None, Some(identities)) => match args.species {
+            None => Box::new((0u64..).map(move |index| {
+                palmgate_matcher::synth::hand_image(index % identities, index / identities)
+            })),
+            Some(presented) => Box::new(ModelledSource {
+                identities,
+                presented,
+                period,
+                next: 0,
+            }),
+        },
         (None, None) => bail!("give --images DIR or --synthetic N"),
     };
     let mut config = SimulatorConfig::new(&args.link);
+    if args.single_band {
+        config.bands = None;
+    }
     if let Some(format) = args.format {
         config.formats = vec![format];
     }
@@ -204,6 +280,50 @@ impl ImageSource for BoxedSource {
     fn next_image(&mut self) -> Option<image::GrayImage> {
         self.0.next_image()
     }
+
+    fn next_burst(&mut self, bands: &[Band]) -> Option<Vec<image::GrayImage>> {
+        self.0.next_burst(bands)
+    }
+}
+
+/// Synthetic hands (or an attack species made from them) through the physical model of
+/// docs/pad.md: identity 0, 1, …, N-1, then the next capture of each.
+struct ModelledSource {
+    identities: u64,
+    presented: Presented,
+    period: Duration,
+    next: u64,
+}
+
+impl ModelledSource {
+    fn render(&mut self, bands: &[palmgate_matcher::pad::Band]) -> Vec<image::GrayImage> {
+        let (identity, capture) = (self.next % self.identities, self.next / self.identities);
+        self.next += 1;
+        render_burst(identity, capture, self.presented, bands, self.period)
+    }
+}
+
+impl ImageSource for ModelledSource {
+    /// A 1.0 capture: the frame a one-light (NIR 850) sensor sees.
+    fn next_image(&mut self) -> Option<image::GrayImage> {
+        self.render(&[palmgate_matcher::pad::Band::Nir850]).pop()
+    }
+
+    fn next_burst(&mut self, bands: &[Band]) -> Option<Vec<image::GrayImage>> {
+        let bands: Vec<_> = bands.iter().map(|&band| pad_band(band)).collect();
+        Some(self.render(&bands))
+    }
+}
+
+/// The PAD stage's name for a sensor band.
+pub fn pad_band(band: Band) -> palmgate_matcher::pad::Band {
+    use palmgate_matcher::pad::Band as Light;
+    match band {
+        Band::Ambient => Light::Ambient,
+        Band::Nir850 => Light::Nir850,
+        Band::Nir940 => Light::Nir940,
+        Band::Visible => Light::Visible,
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -228,6 +348,7 @@ fn start_device(
     capture: Option<CaptureRequest>,
 ) -> (
     mpsc::Receiver<SensorEvent>,
+    mpsc::Sender<DeviceCommand>,
     oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
@@ -235,8 +356,7 @@ fn start_device(
     config.baud = port.baud;
     config.capture = capture;
     let (events_sender, events) = mpsc::channel(16);
-    // No commands: the receiver's sender is dropped at once, which the task accepts.
-    let (_commands, command_receiver) = mpsc::channel(1);
+    let (commands, command_receiver) = mpsc::channel(1);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(device::run(
         config,
@@ -246,7 +366,7 @@ fn start_device(
             let _ = stopped.await;
         },
     ));
-    (events, stop, task)
+    (events, commands, stop, task)
 }
 
 async fn stop_device(stop: oneshot::Sender<()>, task: tokio::task::JoinHandle<()>) {
@@ -293,7 +413,7 @@ async fn follow<T>(
 }
 
 async fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let (mut events, stop, task) = start_device(&args.port, None);
+    let (mut events, _commands, stop, task) = start_device(&args.port, None);
     let result = follow(&mut events, &args.port, |event| match event {
         SensorEvent::Connected(info) => Some(Ok(info)),
         _ => None,
@@ -315,11 +435,14 @@ fn print_info(info: &SensorInfo) {
 }
 
 async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    if let Some(label) = &args.label {
+        return capture_bursts(&args, label).await;
+    }
     let request = CaptureRequest {
         format: args.format,
         frames: args.frames,
     };
-    let (mut events, stop, task) = start_device(&args.port, Some(request));
+    let (mut events, _commands, stop, task) = start_device(&args.port, Some(request));
     let wanted = usize::from(args.frames);
     let mut captured = 0usize;
     let mut last: Option<CapturedFrame> = None;
@@ -356,4 +479,102 @@ fn save_png(frame: &CapturedFrame, out: &Path) -> anyhow::Result<()> {
         .as_gray()
         .save_with_format(out, image::ImageFormat::Png)
         .with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// `palmgate sensor capture --burst`: labelled presentations for `palmgate pad eval`.
+async fn capture_bursts(args: &CaptureArgs, label: &Label) -> anyhow::Result<ExitCode> {
+    let (mut events, commands, stop, task) = start_device(&args.port, None);
+    let result = capture_burst_loop(args, label, &mut events, &commands).await;
+    stop_device(stop, task).await;
+    result
+}
+
+async fn capture_burst_loop(
+    args: &CaptureArgs,
+    label: &Label,
+    events: &mut mpsc::Receiver<SensorEvent>,
+    commands: &mpsc::Sender<DeviceCommand>,
+) -> anyhow::Result<ExitCode> {
+    let bands = follow(events, &args.port, |event| match event {
+        SensorEvent::Bands(bands) => Some(Ok(bands)),
+        _ => None,
+    })
+    .await?;
+    let folder = args.out.join(label.folder());
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    if bands.is_empty() {
+        println!("the sensor speaks protocol 1.0 (one light, no bursts): capturing single frames");
+    } else {
+        let names: Vec<&str> = bands.iter().map(|band| band.name()).collect();
+        println!("sensor bands: {}", names.join(", "));
+    }
+    for presentation in 0..args.presentations {
+        if args.presentations > 1 {
+            println!("present {} of {}", presentation + 1, args.presentations);
+        }
+        let frames = if bands.is_empty() {
+            take_single_frame(args, events, commands).await?
+        } else {
+            let request = BurstRequest::new(args.format, &bands, args.rounds);
+            let expected = request.sequence().len();
+            commands
+                .send(DeviceCommand::Burst(request))
+                .await
+                .context("the device task stopped")?;
+            let mut frames = Vec::with_capacity(expected);
+            follow(events, &args.port, |event| {
+                if let SensorEvent::BurstFrame(frame) = event {
+                    frames.push((
+                        Some(pad_band(frame.band)),
+                        frame.exposed_after,
+                        frame.frame.image,
+                    ));
+                    if frames.len() == expected {
+                        return Some(Ok(()));
+                    }
+                }
+                None
+            })
+            .await?;
+            frames
+        };
+        let dir = folder.join(format!("{stamp}-{presentation:04}"));
+        let borrowed: Vec<_> = frames
+            .iter()
+            .map(|(band, time, image)| (*band, *time, image.as_gray()))
+            .collect();
+        crate::cli::pad::write_burst(&dir, &borrowed)?;
+        println!("wrote {} ({} frames)", dir.display(), frames.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One frame of a 1.0 sensor, as a one-frame presentation of unknown light.
+async fn take_single_frame(
+    args: &CaptureArgs,
+    events: &mut mpsc::Receiver<SensorEvent>,
+    commands: &mpsc::Sender<DeviceCommand>,
+) -> anyhow::Result<
+    Vec<(
+        Option<palmgate_matcher::pad::Band>,
+        Duration,
+        palmgate_sensor::image::PalmImage,
+    )>,
+> {
+    let request = CaptureRequest {
+        format: args.format,
+        frames: 1,
+    };
+    commands
+        .send(DeviceCommand::StartCapture(request))
+        .await
+        .context("the device task stopped")?;
+    let frame = follow(events, &args.port, |event| match event {
+        SensorEvent::Frame(frame) => Some(Ok(frame)),
+        _ => None,
+    })
+    .await?;
+    Ok(vec![(None, Duration::ZERO, frame.image)])
 }

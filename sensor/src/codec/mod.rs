@@ -1,6 +1,7 @@
 //! The serial protocol's bytes, and nothing else (see `docs/sensor-protocol.md`).
 //!
 //! - [`frame`]: start marker, header, CRC-32; resynchronisation after garbage.
+//! - [`band`]: illumination bands (protocol 1.1).
 //! - [`host`]: host → sensor payloads; [`sensor`]: sensor → host payloads.
 //! - [`HostCodec`] (used by the gate) and [`SensorCodec`] (used by a sensor, here the simulator):
 //!   `tokio_util` codecs over any `AsyncRead + AsyncWrite`.
@@ -8,6 +9,7 @@
 //! Decoding never fails the stream for bad input: every problem is an `Err(ProtocolError)` *item*
 //! and decoding goes on (a `tokio_util` stream stops after its codec returns an `Err`).
 
+pub mod band;
 pub mod frame;
 pub mod host;
 pub mod sensor;
@@ -15,9 +17,10 @@ pub mod sensor;
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
+pub use band::Band;
 pub use frame::{DEFAULT_MAX_PAYLOAD, FrameDecoder, RawFrame};
 pub use host::HostMessage;
-pub use sensor::{SensorErrorCode, SensorInfo, SensorMessage};
+pub use sensor::{BandFrame, SensorErrorCode, SensorInfo, SensorMessage};
 
 /// Something wrong in the received bytes. The decoder has already skipped past it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,7 +206,9 @@ impl Encoder<Envelope<HostMessage>> for HostCodec {
 
     fn encode(&mut self, item: Envelope<HostMessage>, dst: &mut BytesMut) -> std::io::Result<()> {
         let mut payload = BytesMut::new();
-        item.message.write_payload(&mut payload);
+        item.message
+            .write_payload(&mut payload)
+            .map_err(invalid_input)?;
         frame::encode_frame(item.message.kind(), item.seq, &payload, dst).map_err(invalid_input)
     }
 }

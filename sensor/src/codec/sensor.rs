@@ -1,8 +1,9 @@
-//! Sensor → host messages: info, ack, presence / distance, frame, error, pong.
+//! Sensor → host messages: info, ack, presence / distance, frame, error, pong; since protocol 1.1,
+//! bands and band frames.
 
 use bytes::{BufMut, BytesMut};
 
-use super::{FrameFormat, ProtocolError, Reader};
+use super::{Band, FrameFormat, ProtocolError, Reader};
 use crate::image::ImageBytes;
 
 /// Message type bytes of the sensor → host messages.
@@ -19,9 +20,14 @@ pub mod kind {
     pub const ERROR: u8 = 0x85;
     /// [`super::SensorMessage::Pong`].
     pub const PONG: u8 = 0x86;
+    /// [`super::SensorMessage::Bands`] (protocol 1.1).
+    pub const BANDS: u8 = 0x87;
+    /// [`super::SensorMessage::BandFrame`] (protocol 1.1).
+    pub const BAND_FRAME: u8 = 0x88;
 }
 
-/// The protocol version this crate speaks (reported in `Info`).
+/// The protocol's major version, reported in `Info` by 1.0 and 1.1 sensors alike (1.1 only adds
+/// messages, which a 1.1 host discovers with `GetBands`).
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// `distance_mm` value meaning "unknown".
@@ -130,6 +136,31 @@ pub enum SensorMessage {
         /// The token of the ping.
         token: u32,
     },
+    /// Answer to `GetBands`: the illumination bands the sensor has (protocol 1.1).
+    Bands(Vec<Band>),
+    /// One frame of a burst (unsolicited, sequence 0; protocol 1.1).
+    BandFrame(BandFrame),
+}
+
+/// One frame of a presentation burst, with the light it was taken under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BandFrame {
+    /// The illumination of this frame.
+    pub band: Band,
+    /// Position in the burst, from 0.
+    pub index: u8,
+    /// Exposure time in microseconds after the burst's `Ack` (the sensor's clock).
+    pub time_us: u32,
+    /// Encoding of `data`.
+    pub format: FrameFormat,
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// The sensor's frame counter (shared with `Frame`).
+    pub frame_number: u32,
+    /// The encoded image (raw rows for GRAY8).
+    pub data: ImageBytes,
 }
 
 impl SensorMessage {
@@ -142,6 +173,8 @@ impl SensorMessage {
             Self::Frame { .. } => kind::FRAME,
             Self::Error { .. } => kind::ERROR,
             Self::Pong { .. } => kind::PONG,
+            Self::Bands(_) => kind::BANDS,
+            Self::BandFrame(_) => kind::BAND_FRAME,
         }
     }
 
@@ -184,6 +217,18 @@ impl SensorMessage {
                 put_short_string(dst, self.kind(), message)?;
             }
             Self::Pong { token } => dst.put_u32_le(*token),
+            Self::Bands(bands) => dst.put_u8(Band::mask(bands)),
+            Self::BandFrame(frame) => {
+                dst.reserve(15 + frame.data.len());
+                dst.put_u8(frame.band as u8);
+                dst.put_u8(frame.index);
+                dst.put_u32_le(frame.time_us);
+                dst.put_u8(frame.format as u8);
+                dst.put_u16_le(frame.width);
+                dst.put_u16_le(frame.height);
+                dst.put_u32_le(frame.frame_number);
+                dst.put_slice(&frame.data);
+            }
         }
         Ok(())
     }
@@ -250,6 +295,33 @@ impl SensorMessage {
             kind::PONG => Self::Pong {
                 token: reader.u32()?,
             },
+            kind::BANDS => Self::Bands(Band::from_mask(reader.u8()?)),
+            kind::BAND_FRAME => {
+                let band = Band::from_byte(reader.u8()?).ok_or(reader.bad("unknown band"))?;
+                let index = reader.u8()?;
+                let time_us = reader.u32()?;
+                let format = FrameFormat::from_byte(reader.u8()?)
+                    .ok_or(reader.bad("unknown frame format"))?;
+                let width = reader.u16()?;
+                let height = reader.u16()?;
+                let frame_number = reader.u32()?;
+                let data = reader.rest();
+                if format == FrameFormat::Gray8
+                    && data.len() != usize::from(width) * usize::from(height)
+                {
+                    return Err(reader.bad("GRAY8 data length is not width × height"));
+                }
+                Self::BandFrame(BandFrame {
+                    band,
+                    index,
+                    time_us,
+                    format,
+                    width,
+                    height,
+                    frame_number,
+                    data: ImageBytes::from(data),
+                })
+            }
             other => return Err(ProtocolError::UnknownType { kind: other }),
         };
         reader.finish()?;

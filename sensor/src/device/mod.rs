@@ -6,6 +6,11 @@
 //! answering, the port fails or disappears (USB unplug), the task reports `Disconnected` and opens
 //! the port again with exponential back-off, then repeats the handshake and restarts capture. It ends
 //! when the shutdown future completes or the event receiver is dropped; it never panics on input.
+//!
+//! Protocol 1.1: after `Info` the task asks for the sensor's illumination bands (`GetBands`) and
+//! reports them as [`SensorEvent::Bands`]; a 1.0 sensor answers with an error (or not at all) and
+//! is reported with no bands, and everything else works as before. [`DeviceCommand::Burst`] asks
+//! for a presentation burst, whose frames arrive as [`SensorEvent::BurstFrame`]s.
 
 mod requests;
 
@@ -23,8 +28,8 @@ use tokio_util::codec::Framed;
 pub use requests::{Answer, InFlight, Requests};
 
 use crate::codec::{
-    DEFAULT_MAX_PAYLOAD, Envelope, FrameFormat, HostCodec, HostMessage, ProtocolError,
-    SensorErrorCode, SensorInfo, SensorMessage,
+    Band, BandFrame, DEFAULT_MAX_PAYLOAD, Envelope, FrameFormat, HostCodec, HostMessage,
+    ProtocolError, SensorErrorCode, SensorInfo, SensorMessage,
 };
 use crate::image::{ImageBytes, ImageDecodeError, PalmImage, decode_image};
 
@@ -116,6 +121,53 @@ pub enum DeviceCommand {
     StopCapture,
     /// Set the illumination level (percent).
     SetIllumination(u8),
+    /// Take one presentation burst (protocol 1.1; not replayed after a reconnection, since it is
+    /// about the hand in front of the sensor now).
+    Burst(BurstRequest),
+}
+
+/// A presentation burst to ask for: `rounds` times one frame per band, bands in code order
+/// (ambient, NIR 850, NIR 940, visible), so that each band is seen at several moments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BurstRequest {
+    /// Encoding the sensor should use.
+    pub format: FrameFormat,
+    /// The bands, as a `Bands` bitmask ([`Band::mask`]).
+    pub band_mask: u8,
+    /// How many times the bands are cycled through.
+    pub rounds: u8,
+}
+
+impl BurstRequest {
+    /// `rounds` rounds of `bands`.
+    pub fn new(format: FrameFormat, bands: &[Band], rounds: u8) -> Self {
+        Self {
+            format,
+            band_mask: Band::mask(bands),
+            rounds,
+        }
+    }
+
+    /// The band of each frame, in order, cut to the protocol's 32 frames.
+    pub fn sequence(&self) -> Vec<Band> {
+        let bands = Band::from_mask(self.band_mask);
+        let mut sequence: Vec<Band> = (0..self.rounds).flat_map(|_| bands.clone()).collect();
+        sequence.truncate(crate::codec::host::MAX_BURST_FRAMES);
+        sequence
+    }
+}
+
+/// One decoded frame of a burst.
+#[derive(Debug)]
+pub struct BurstFrame {
+    /// The light it was taken under.
+    pub band: Band,
+    /// Its position in the burst, from 0.
+    pub index: u8,
+    /// Exposure time after the burst started, on the sensor's clock.
+    pub exposed_after: Duration,
+    /// The frame itself.
+    pub frame: CapturedFrame,
 }
 
 /// When something was received.
@@ -171,6 +223,11 @@ pub enum SensorEvent {
     },
     /// A decoded frame.
     Frame(CapturedFrame),
+    /// The sensor's illumination bands, after every handshake (protocol 1.1). Empty: a protocol
+    /// 1.0 sensor, which has one unnamed light and no bursts.
+    Bands(Vec<Band>),
+    /// A decoded frame of a presentation burst.
+    BurstFrame(BurstFrame),
     /// Something went wrong but the connection stays up (bad frame, sensor error, …).
     Problem(DeviceError),
     /// The connection is down (or could not be opened); the next attempt is in `retry_in`.
@@ -402,27 +459,36 @@ async fn session(
                 match command {
                     None => desired.commands_open = false,
                     Some(command) => {
-                        let request = desired.apply(command);
-                        if *connected {
-                            requests.push(request);
+                        match desired.apply(command) {
+                            Some(request) if *connected => requests.push(request),
+                            Some(_) => {}
+                            None => tracing::warn!("ignoring a burst request without frames"),
                         }
                     }
                 }
                 None
             }
             () = tokio::time::sleep_until(wake_at) => {
-                if let Some(in_flight) = requests.expired(Instant::now()) {
+                if requests
+                    .expired(Instant::now())
+                    .is_some_and(|in_flight| in_flight.request == HostMessage::GetBands)
+                {
+                    // A 1.0 sensor may ignore a request type it does not know.
+                    requests.give_up();
+                    Some(SensorEvent::Bands(Vec::new()))
+                } else if let Some(in_flight) = requests.expired(Instant::now()) {
                     return DeviceError::Timeout {
                         request: in_flight.request.name(),
                         after: config.request_timeout,
                     }
                     .into();
+                } else {
+                    if !requests.busy() {
+                        ping_token = ping_token.wrapping_add(1);
+                        requests.push(HostMessage::Ping { token: ping_token });
+                    }
+                    None
                 }
-                if !requests.busy() {
-                    ping_token = ping_token.wrapping_add(1);
-                    requests.push(HostMessage::Ping { token: ping_token });
-                }
-                None
             }
         };
         if let Some(event) = event {
@@ -438,9 +504,10 @@ async fn session(
 }
 
 impl Desired {
-    /// Records a command and returns the request that carries it out.
-    fn apply(&mut self, command: DeviceCommand) -> HostMessage {
-        match command {
+    /// Records a command and returns the request that carries it out (`None`: a burst without
+    /// frames, which cannot be encoded).
+    fn apply(&mut self, command: DeviceCommand) -> Option<HostMessage> {
+        Some(match command {
             DeviceCommand::StartCapture(capture) => {
                 self.capture = Some(capture);
                 HostMessage::StartCapture {
@@ -456,7 +523,17 @@ impl Desired {
                 self.illumination = Some(level);
                 HostMessage::SetIllumination { level }
             }
-        }
+            DeviceCommand::Burst(burst) => {
+                let bands = burst.sequence();
+                if bands.is_empty() {
+                    return None;
+                }
+                HostMessage::StartBurst {
+                    format: burst.format,
+                    bands,
+                }
+            }
+        })
     }
 
     /// The requests that bring a freshly connected sensor to the desired state. A capture format
@@ -501,10 +578,16 @@ async fn on_message(
         Answer::Response(request) => match message {
             SensorMessage::Info(info) => {
                 *connected = true;
+                requests.push(HostMessage::GetBands);
                 for request in desired.replay(&info.formats) {
                     requests.push(request);
                 }
                 Ok(Some(SensorEvent::Connected(info)))
+            }
+            SensorMessage::Bands(bands) => Ok(Some(SensorEvent::Bands(bands))),
+            SensorMessage::Error { .. } if request == HostMessage::GetBands => {
+                // A protocol 1.0 sensor: one light, no bursts.
+                Ok(Some(SensorEvent::Bands(Vec::new())))
             }
             SensorMessage::Error { code, message } => {
                 let error = DeviceError::Sensor {
@@ -544,6 +627,31 @@ async fn on_message(
                 Ok(Some(
                     decode_frame(format, width, height, frame_number, data, received).await,
                 ))
+            }
+            SensorMessage::BandFrame(BandFrame {
+                band,
+                index,
+                time_us,
+                format,
+                width,
+                height,
+                frame_number,
+                data,
+            }) => {
+                if !*connected {
+                    return Ok(None);
+                }
+                let decoded =
+                    decode_frame(format, width, height, frame_number, data, received).await;
+                Ok(Some(match decoded {
+                    SensorEvent::Frame(frame) => SensorEvent::BurstFrame(BurstFrame {
+                        band,
+                        index,
+                        exposed_after: Duration::from_micros(u64::from(time_us)),
+                        frame,
+                    }),
+                    problem => problem,
+                }))
             }
             SensorMessage::Error { code, message } => {
                 Ok(Some(SensorEvent::Problem(DeviceError::Sensor {
@@ -613,6 +721,27 @@ mod tests {
     }
 
     #[test]
+    fn bursts_cycle_the_bands_in_code_order() {
+        let burst = BurstRequest::new(FrameFormat::Gray8, &[Band::Visible, Band::Ambient], 3);
+        assert_eq!(
+            burst.sequence(),
+            [Band::Ambient, Band::Visible].repeat(3),
+            "rounds of the bands, in code order"
+        );
+        assert_eq!(
+            BurstRequest::new(FrameFormat::Gray8, &Band::ALL, 20)
+                .sequence()
+                .len(),
+            32
+        );
+        assert!(
+            BurstRequest::new(FrameFormat::Gray8, &[], 2)
+                .sequence()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn replay_restores_settings() {
         let mut desired = Desired {
             capture: None,
@@ -630,11 +759,13 @@ mod tests {
         };
         assert_eq!(
             desired.apply(DeviceCommand::StartCapture(capture)),
-            HostMessage::StartCapture {
+            Some(HostMessage::StartCapture {
                 format: FrameFormat::Png,
                 frames: 3
-            }
+            })
         );
+        let empty = BurstRequest::new(FrameFormat::Png, &[], 1);
+        assert_eq!(desired.apply(DeviceCommand::Burst(empty)), None);
         assert_eq!(
             desired.replay(&FrameFormat::ALL),
             vec![

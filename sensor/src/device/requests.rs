@@ -101,6 +101,11 @@ impl Requests {
         }
     }
 
+    /// Drops the request in flight without an answer (one whose silence is itself an answer).
+    pub fn give_up(&mut self) -> Option<InFlight> {
+        self.in_flight.take()
+    }
+
     /// The request in flight if its deadline has passed.
     pub fn expired(&self, now: Instant) -> Option<&InFlight> {
         self.in_flight
@@ -116,10 +121,12 @@ fn answers(request: &HostMessage, message: &SensorMessage) -> bool {
         (_, SensorMessage::Error { .. })
             | (HostMessage::GetInfo, SensorMessage::Info(_))
             | (HostMessage::Ping { .. }, SensorMessage::Pong { .. })
+            | (HostMessage::GetBands, SensorMessage::Bands(_))
             | (
                 HostMessage::StartCapture { .. }
                     | HostMessage::StopCapture
-                    | HostMessage::SetIllumination { .. },
+                    | HostMessage::SetIllumination { .. }
+                    | HostMessage::StartBurst { .. },
                 SensorMessage::Ack
             )
     )

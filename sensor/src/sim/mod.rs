@@ -10,6 +10,11 @@
 //! is reported as it arrives and leaves, frames are sent only while it is there, and all frames of
 //! one presentation repeat the one image taken from the source when the hand arrived.
 //!
+//! With [`SimulatorConfig::bands`] the sensor speaks protocol 1.1: it announces its illumination
+//! bands and serves presentation bursts (one frame per requested band, from
+//! [`ImageSource::next_burst`]); without, it is a 1.0 sensor and answers the 1.1 requests with
+//! `Error` *unknown request*, as a 1.0 sensor does.
+//!
 //! Faults are injected on request through a [`FaultInjector`]: garbage on the line, a frame with a
 //! bad CRC, a truncated frame, or a disconnect (the pty is closed and the link removed, then both
 //! come back after a delay, as a USB sensor unplugged and plugged in again).
@@ -36,8 +41,8 @@ pub use pty::{Link, Pty};
 pub use source::{FolderError, FolderSource, ImageSource};
 
 use crate::codec::{
-    Envelope, FrameFormat, HostMessage, SensorCodec, SensorErrorCode, SensorInfo, SensorMessage,
-    encode_sensor_message, sensor::PROTOCOL_VERSION,
+    Band, BandFrame, Envelope, FrameFormat, HostMessage, SensorCodec, SensorErrorCode, SensorInfo,
+    SensorMessage, encode_sensor_message, sensor::PROTOCOL_VERSION,
 };
 use crate::image::{ImageBytes, ImageEncodeError, PalmImage, encode_image};
 use hand::{HandClock, HandReports};
@@ -64,6 +69,8 @@ pub struct SimulatorConfig {
     /// A hand that is presented and lifted in a cycle; `None`: the hand is there whenever a
     /// capture runs, and every frame is a new image.
     pub presentation: Option<Presentation>,
+    /// Illumination bands announced to `GetBands` (protocol 1.1); `None`: a protocol 1.0 sensor.
+    pub bands: Option<Vec<Band>>,
 }
 
 impl SimulatorConfig {
@@ -79,6 +86,7 @@ impl SimulatorConfig {
             firmware: env!("CARGO_PKG_VERSION").to_owned(),
             distance_mm: 85,
             presentation: None,
+            bands: Some(Band::ALL.to_vec()),
         }
     }
 
@@ -137,6 +145,8 @@ pub struct SimulatorStatus {
     pub frames_sent: u64,
     /// Faults carried out.
     pub faults_applied: u64,
+    /// Presentation bursts served (protocol 1.1).
+    pub bursts: u64,
     /// Hand arrivals reported while capturing, each with a new image from the source (only with
     /// a [`Presentation`] cycle; a presentation reported again by a later capture counts once).
     pub presentations: u64,
@@ -191,6 +201,18 @@ impl std::fmt::Debug for Simulator {
 enum Served {
     Shutdown,
     Unplugged(Duration),
+}
+
+/// What follows the answer to a request.
+enum Then {
+    Nothing,
+    /// A capture started: report the hand's state now.
+    ReportHand,
+    /// A burst was acknowledged: serve its frames.
+    Burst {
+        format: FrameFormat,
+        bands: Vec<Band>,
+    },
 }
 
 /// A capture in progress.
@@ -338,10 +360,21 @@ impl Simulator {
                         self.encode(Envelope::new(0, reply), &mut out);
                     }
                     Some(Ok(Ok(Envelope { seq, message }))) => {
-                        let report_hand =
-                            self.answer(seq, message, &mut capture, &mut ticker, &mut out);
-                        if report_hand && let Some(active) = capture {
-                            capture = self.follow_hand(active, &mut ticker, &mut out).await?.0;
+                        match self.answer(seq, message, &mut capture, &mut ticker, &mut out) {
+                            Then::Nothing => {}
+                            Then::ReportHand => {
+                                if let Some(active) = capture {
+                                    capture =
+                                        self.follow_hand(active, &mut ticker, &mut out).await?.0;
+                                }
+                            }
+                            Then::Burst { format, bands } => {
+                                // The Ack goes out now: rendering a burst may take longer than
+                                // the host waits for an answer.
+                                let ack = std::mem::take(&mut out);
+                                write_wiping(&mut writer, ack).await?;
+                                self.burst(format, bands, period, &mut out).await?;
+                            }
                         }
                     }
                 },
@@ -370,8 +403,9 @@ impl Simulator {
         }
     }
 
-    /// Answers one request. Returns whether a capture started that must report the hand's state
-    /// at once (with a presentation cycle: see [`Self::follow_hand`]).
+    /// Answers one request. Returns what must follow the answer: the hand's state reported at
+    /// once when a capture started (with a presentation cycle: see [`Self::follow_hand`]), or a
+    /// burst's frames.
     fn answer(
         &mut self,
         seq: u16,
@@ -379,8 +413,37 @@ impl Simulator {
         capture: &mut Option<Capture>,
         ticker: &mut tokio::time::Interval,
         out: &mut BytesMut,
-    ) -> bool {
+    ) -> Then {
         let reply = match message {
+            HostMessage::GetBands | HostMessage::StartBurst { .. }
+                if self.config.bands.is_none() =>
+            {
+                SensorMessage::Error {
+                    code: SensorErrorCode::UnknownRequest,
+                    message: "protocol 1.0 sensor".to_owned(),
+                }
+            }
+            HostMessage::GetBands => {
+                SensorMessage::Bands(self.config.bands.clone().unwrap_or_default())
+            }
+            HostMessage::StartBurst { format, .. } if !self.config.formats.contains(&format) => {
+                SensorMessage::Error {
+                    code: SensorErrorCode::UnsupportedFormat,
+                    message: format!("{format} is not offered"),
+                }
+            }
+            HostMessage::StartBurst { format, bands } => {
+                let offered = self.config.bands.as_deref().unwrap_or_default();
+                if let Some(missing) = bands.iter().find(|band| !offered.contains(band)) {
+                    SensorMessage::Error {
+                        code: SensorErrorCode::BadRequest,
+                        message: format!("no {missing} illumination"),
+                    }
+                } else {
+                    self.encode(Envelope::new(seq, SensorMessage::Ack), out);
+                    return Then::Burst { format, bands };
+                }
+            }
             HostMessage::GetInfo => SensorMessage::Info(self.config.info()),
             HostMessage::Ping { token } => SensorMessage::Pong { token },
             HostMessage::SetIllumination { .. } => SensorMessage::Ack,
@@ -399,10 +462,10 @@ impl Simulator {
                 });
                 ticker.reset();
                 if self.hand.is_some() {
-                    return true;
+                    return Then::ReportHand;
                 }
                 self.presence(true, out);
-                return false;
+                return Then::Nothing;
             }
             HostMessage::StopCapture => {
                 self.encode(Envelope::new(seq, SensorMessage::Ack), out);
@@ -411,11 +474,73 @@ impl Simulator {
                 {
                     self.presence(false, out);
                 }
-                return false;
+                return Then::Nothing;
             }
         };
         self.encode(Envelope::new(seq, reply), out);
-        false
+        Then::Nothing
+    }
+
+    /// Serves one presentation burst: the frames of `bands`, from the source's burst model, each
+    /// tagged with its band and its exposure time one frame period after the previous one. The
+    /// frames are written at once (the sensor buffers a burst); a source without a burst ends with
+    /// an `Error` hardware report, since a sensor that acknowledged a burst owes an answer.
+    async fn burst(
+        &mut self,
+        format: FrameFormat,
+        bands: Vec<Band>,
+        period: Duration,
+        out: &mut BytesMut,
+    ) -> Result<(), SimulatorError> {
+        let mut source = self.source.take().ok_or(SimulatorError::SourceCrashed)?;
+        let wanted = bands.clone();
+        let (source, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = source.next_burst(&wanted).map(|images| {
+                images
+                    .iter()
+                    .map(|image| encode_image(image, format))
+                    .collect::<Vec<_>>()
+            });
+            (source, encoded)
+        })
+        .await
+        .map_err(|_| SimulatorError::SourceCrashed)?;
+        self.source = Some(source);
+        let Some(encoded) = encoded.filter(|frames| frames.len() == bands.len()) else {
+            let report = SensorMessage::Error {
+                code: SensorErrorCode::Hardware,
+                message: "no presentation to burst".to_owned(),
+            };
+            self.encode(Envelope::new(0, report), out);
+            return Ok(());
+        };
+        let period_us = u32::try_from(period.as_micros()).unwrap_or(u32::MAX);
+        for (index, (band, frame)) in bands.into_iter().zip(encoded).enumerate() {
+            let (width, height, data) = match frame {
+                Ok(frame) => frame,
+                Err(error) => {
+                    self.encode_error(&error, out);
+                    continue;
+                }
+            };
+            self.frame_number = self.frame_number.wrapping_add(1);
+            // At most 32 frames: the index fits a u8.
+            let index = u8::try_from(index).unwrap_or(u8::MAX);
+            let frame = BandFrame {
+                band,
+                index,
+                time_us: period_us.saturating_mul(u32::from(index)),
+                format,
+                width,
+                height,
+                frame_number: self.frame_number,
+                data,
+            };
+            self.encode(Envelope::new(0, SensorMessage::BandFrame(frame)), out);
+            self.status.send_modify(|status| status.frames_sent += 1);
+        }
+        self.status.send_modify(|status| status.bursts += 1);
+        Ok(())
     }
 
     /// Whether the host was last told that a hand is present (always, without a cycle).

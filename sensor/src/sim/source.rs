@@ -4,10 +4,23 @@ use std::path::{Path, PathBuf};
 
 use image::GrayImage;
 
+use crate::codec::Band;
+
 /// A supply of images for the simulator. Any `Iterator<Item = GrayImage> + Send` is one.
 pub trait ImageSource: Send {
     /// The next image, or `None` when the source is exhausted (the capture then ends).
     fn next_image(&mut self) -> Option<GrayImage>;
+
+    /// The frames of one presentation burst (protocol 1.1): one image per entry of `bands`, each
+    /// as that band's light shows the presented object, or `None` when the source is exhausted.
+    ///
+    /// The default has no model of light: it repeats the next image for every band (a flat,
+    /// rigid object). Sources that model illumination (the synthetic hands and attack species of
+    /// `palmgate sensor simulate --species`) override it.
+    fn next_burst(&mut self, bands: &[Band]) -> Option<Vec<GrayImage>> {
+        let image = self.next_image()?;
+        Some(bands.iter().map(|_| image.clone()).collect())
+    }
 }
 
 impl<I> ImageSource for I
