@@ -280,7 +280,10 @@ impl Gate {
         // The code and the words for people: a test names either.
         let said = format!(
             "{} {}",
-            decision.reason.as_ref().map_or("", |reason| reason.as_str()),
+            decision
+                .reason
+                .as_ref()
+                .map_or("", |reason| reason.as_str()),
             decision.detail.as_deref().unwrap_or("")
         );
         assert!(
@@ -343,9 +346,7 @@ async fn a_card_and_its_palm_unlock_the_door() {
     assert_eq!(decision.kind, EventKind::AccessGranted);
     assert_eq!(decision.card_id, Some(id));
     assert_eq!(decision.door.as_deref(), Some("main"));
-    let unlocked = gate
-        .event(&[EventKind::DoorUnlocked])
-        .await;
+    let unlocked = gate.event(&[EventKind::DoorUnlocked]).await;
     assert_eq!(unlocked.door.as_deref(), Some("main"));
     gate.stop().await;
 }
@@ -476,19 +477,15 @@ async fn a_door_held_open_raises_the_alarm() {
     gate.cards.present(card);
     gate.palm(10).await;
     assert_eq!(gate.decision().await.kind, EventKind::AccessGranted);
-    gate.event(&[EventKind::DoorUnlocked])
-        .await;
+    gate.event(&[EventKind::DoorUnlocked]).await;
     // The contact at its active level: the door is open.
     gate.gpio
         .set_input(gate.main_contact.pin, gate.main_contact.active);
-    let held = gate
-        .event(&[EventKind::DoorHeldOpen])
-        .await;
+    let held = gate.event(&[EventKind::DoorHeldOpen]).await;
     let alarm = if held.result == Some(Outcome::Alarm) {
         held
     } else {
-        gate.event(&[EventKind::DoorHeldOpen])
-            .await
+        gate.event(&[EventKind::DoorHeldOpen]).await
     };
     assert_eq!(alarm.result, Some(Outcome::Alarm));
     assert_eq!(alarm.door.as_deref(), Some("main"));

@@ -313,10 +313,14 @@ impl PolicyRules {
     }
 
     /// Loads and validates a policy file against the configured door names.
+    /// Only a regular file of bounded size is read (a reload must not hang on a FIFO).
     pub fn load(path: &Path, doors: &BTreeSet<String>) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
-            path: path.to_owned(),
-            source,
+        use crate::config::files::{MAX_POLICY_FILE_BYTES, read_bounded_to_string};
+        let text = read_bounded_to_string(path, MAX_POLICY_FILE_BYTES).map_err(|error| {
+            PolicyError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(error),
+            }
         })?;
         Self::parse(&text, path, doors)
     }
@@ -552,6 +556,13 @@ fn days_from_civil_checked(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_in_place_of_the_policy_file_is_refused_not_read_forever() {
+        let error =
+            PolicyRules::load(Path::new("/dev/zero"), &BTreeSet::new()).expect_err("a device");
+        assert!(matches!(error, PolicyError::Io { .. }), "{error:?}");
+    }
 
     const POLICY: &str = r#"
 version = 1

@@ -35,7 +35,11 @@ pub fn load_issuer_keys(paths: &[PathBuf]) -> Result<Vec<IssuerPublicKey>, GateE
     paths
         .iter()
         .map(|path| {
-            let text = std::fs::read_to_string(path).map_err(|error| GateError::IssuerKey {
+            let text = crate::config::files::read_bounded_to_string(
+                path,
+                crate::config::files::MAX_KEY_FILE_BYTES,
+            )
+            .map_err(|error| GateError::IssuerKey {
                 path: path.clone(),
                 reason: error.to_string(),
             })?;

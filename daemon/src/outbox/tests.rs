@@ -262,7 +262,8 @@ fn drain(outbox: &Outbox) -> Seen {
     for event in outbox.pending(None, usize::MAX).expect("pending") {
         if event.kind == EventKind::AlarmEventsLost
             && let Some(ids) = event
-                .detail.as_deref()
+                .detail
+                .as_deref()
                 .and_then(LossReport::parse)
                 .and_then(|report| report.ids)
         {
@@ -424,7 +425,8 @@ fn a_damaged_database_is_set_aside_for_inspection() {
     assert_eq!(outcome.lost, vec![(1, 50)]);
     assert!(
         outcome.delivered[0]
-            .detail.as_deref()
+            .detail
+            .as_deref()
             .is_some_and(|r| r.ends_with("cause=outbox_damaged")),
         "{:?}",
         outcome.delivered[0].detail

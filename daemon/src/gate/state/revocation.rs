@@ -62,17 +62,20 @@ pub struct RevocationList {
 }
 
 impl RevocationList {
-    /// Reads `path`; a missing file is an empty list at version 0.
+    /// Reads `path`; a missing file is an empty list at version 0. Only a regular file of at most
+    /// [`MAX_REVOCATION_LIST_BYTES`](crate::config::files::MAX_REVOCATION_LIST_BYTES) is read: a
+    /// reload (SIGHUP) must not hang on a FIFO or read a device forever.
     pub fn load(path: &Path) -> Result<Self, RevocationError> {
-        match std::fs::read(path) {
+        use crate::config::files::{MAX_REVOCATION_LIST_BYTES, read_bounded};
+        match read_bounded(path, MAX_REVOCATION_LIST_BYTES) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| RevocationError::Invalid {
                 path: path.into(),
                 reason: error.to_string(),
             }),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(RevocationError::Io {
+            Err(error) if error.is_not_found() => Ok(Self::default()),
+            Err(error) => Err(RevocationError::Io {
                 path: path.into(),
-                source,
+                source: std::io::Error::other(error),
             }),
         }
     }
@@ -175,6 +178,23 @@ mod tests {
 
     fn card(byte: u8) -> CardId {
         CardId::new(&[byte; 16]).expect("card id")
+    }
+
+    #[test]
+    fn a_device_or_a_fifo_in_place_of_the_list_is_refused_not_read_forever() {
+        // A reload re-reads the list: /dev/zero once made it read until memory ran out.
+        let error = RevocationList::load(Path::new("/dev/zero")).expect_err("a device");
+        assert!(matches!(error, RevocationError::Io { .. }), "{error:?}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("revoked.json");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+        // With no writer, a blocking open would never return.
+        let error = RevocationList::load(&fifo).expect_err("a FIFO");
+        assert!(matches!(error, RevocationError::Io { .. }), "{error:?}");
     }
 
     #[test]
