@@ -110,11 +110,16 @@ pub enum EventKind {
     LockdownOn,
     /// `lockdown.off`: A door left lockdown.
     LockdownOff,
+    /// `reader.available`: the card reader can read cards (at start-up, and when it is back).
+    ReaderAvailable,
+    /// `reader.unavailable`: no card can be read (pcscd gone, reader unplugged); the gate stops
+    /// pinging the systemd watchdog until the reader is back.
+    ReaderUnavailable,
 }
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [Self; 34] = [
+    pub const ALL: [Self; 36] = [
         Self::AccessGranted,
         Self::AccessDenied,
         Self::AccessRemoteUnlock,
@@ -149,6 +154,8 @@ impl EventKind {
         Self::FireCleared,
         Self::LockdownOn,
         Self::LockdownOff,
+        Self::ReaderAvailable,
+        Self::ReaderUnavailable,
     ];
 
     /// The dotted name.
@@ -188,6 +195,8 @@ impl EventKind {
             Self::FireCleared => "fire.cleared",
             Self::LockdownOn => "lockdown.on",
             Self::LockdownOff => "lockdown.off",
+            Self::ReaderAvailable => "reader.available",
+            Self::ReaderUnavailable => "reader.unavailable",
         }
     }
 
@@ -202,7 +211,8 @@ impl EventKind {
             | Self::DoorForced
             | Self::DoorHeldOpen
             | Self::DoorTamper
-            | Self::FireActive => Severity::Alarm,
+            | Self::FireActive
+            | Self::ReaderUnavailable => Severity::Alarm,
             Self::AccessDenied
             | Self::CommandRefused
             | Self::DoorHeldOpenPrealarm
@@ -305,6 +315,10 @@ impl Reason {
     pub const INVALID_FILE: Self = Self::from_static("invalid_file");
     /// Events were lost for a cause that has no code of its own (`alarm.events_lost`).
     pub const EVENTS_LOST: Self = Self::from_static("events_lost");
+    /// pcscd cannot be reached (`reader.unavailable`).
+    pub const SERVICE_UNAVAILABLE: Self = Self::from_static("service_unavailable");
+    /// No reader matches `card.reader` (`reader.unavailable`).
+    pub const NO_MATCHING_READER: Self = Self::from_static("no_matching_reader");
     /// Refused commands beyond the reporting limit, summarised (`detail`: counts by reason).
     pub const REFUSALS_SUPPRESSED: Self = Self::from_static("refusals_suppressed");
     /// The outbox reached its alarm fill level.

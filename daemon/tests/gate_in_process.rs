@@ -25,6 +25,7 @@ use palmgate::notify::Notifier;
 use palmgate_card::applet::Applet;
 use palmgate_card::host::issuer::{EnrolmentAuthority, IssuerKey, files, init_issuer_dir};
 use palmgate_card::host::platform::{MemoryStorage, SystemClock, SystemRng, system_rng};
+use palmgate_card::host::reader_health::{ReaderHealth, UnavailableReason};
 use palmgate_card::host::{Card, InProcessTransport};
 use palmgate_card::protocol::SlotKind;
 use palmgate_door::{InputConfig, SimulatedGpio};
@@ -348,6 +349,29 @@ async fn a_card_and_its_palm_unlock_the_door() {
     assert_eq!(decision.door.as_deref(), Some("main"));
     let unlocked = gate.event(&[EventKind::DoorUnlocked]).await;
     assert_eq!(unlocked.door.as_deref(), Some("main"));
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_is_reported_and_the_next_card_after_its_return_is_verified() {
+    let mut gate = Gate::start().await;
+    gate.cards.health(ReaderHealth::Unavailable {
+        reason: UnavailableReason::ServiceUnavailable {
+            error: "pcscd stopped".to_string(),
+        },
+    });
+    let gone = gate.event(&[EventKind::ReaderUnavailable]).await;
+    assert_eq!(gone.result, Some(Outcome::Alarm));
+    assert_eq!(gone.reason, Some(Reason::SERVICE_UNAVAILABLE));
+    gate.cards.health(ReaderHealth::Available {
+        readers: "in-process reader".to_string(),
+    });
+    let back = gate.event(&[EventKind::ReaderAvailable]).await;
+    assert_eq!(back.detail.as_deref(), Some("in-process reader"));
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 1)]);
+    gate.cards.present(card);
+    gate.palm(1).await;
+    assert_eq!(gate.decision().await.kind, EventKind::AccessGranted);
     gate.stop().await;
 }
 

@@ -13,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use palmgate_card::host::issuer::IssuerPublicKey;
-use palmgate_card::host::pcsc::CardEvent;
+use palmgate_card::host::pcsc::{CardEvent, MonitorEvent};
+use palmgate_card::host::reader_health::ReaderHealth;
 use palmgate_card::host::{Card, CardError, VerifiedCard, VerifyOutcome};
 use palmgate_matcher::template::Template;
 use tokio::sync::mpsc;
@@ -57,7 +58,10 @@ pub enum CardReport {
         /// Why.
         reason: String,
     },
-    /// The reader watch stopped (pcscd went away); the gate cannot read cards until restarted.
+    /// The reader became available or unavailable (pcscd stopped or back, reader unplugged or
+    /// plugged back: the PC/SC monitor reconnects by itself).
+    ReaderHealth(ReaderHealth),
+    /// The reader watch ended for good; the gate cannot read cards until restarted.
     MonitorStopped {
         /// Why.
         reason: String,
@@ -70,6 +74,7 @@ const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 enum Input {
     Presence(CardEvent),
+    Health(ReaderHealth),
     Verify(Box<Template>),
     MonitorEnded(String),
     Stop,
@@ -123,7 +128,13 @@ impl CardWorker {
             .name("card-presence".into())
             .spawn(move || {
                 for event in events.iter() {
-                    if presence_input.send(Input::Presence(event)).is_err() {
+                    let input = match event {
+                        MonitorEvent::Card(event) => Input::Presence(event),
+                        MonitorEvent::Health(health) => Input::Health(health),
+                        // Kinds added later are not the worker's business.
+                        _ => continue,
+                    };
+                    if presence_input.send(input).is_err() {
                         break;
                     }
                 }
@@ -182,6 +193,13 @@ impl<R: CardReader> Worker<R> {
                 Input::Presence(CardEvent::Removed { .. }) => {
                     self.card = None;
                     self.report(CardReport::Removed);
+                }
+                Input::Health(health) => {
+                    if !health.is_available() {
+                        // Its connection died with the reader (or pcscd).
+                        self.card = None;
+                    }
+                    self.report(CardReport::ReaderHealth(health));
                 }
                 Input::Verify(probe) => self.verify(&probe),
                 Input::MonitorEnded(reason) => self.report(CardReport::MonitorStopped { reason }),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use palmgate_card::host::VerifyOutcome;
+use palmgate_card::host::reader_health::ReaderHealth;
 use palmgate_card::protocol::SlotKind;
 use palmgate_matcher::Template;
 use palmgate_matcher::extract::{Extractor, InputKind};
@@ -26,7 +27,7 @@ use super::{CAPTURE, LOOP_TICK};
 use crate::access::{Access, Action, Decision, Input, SitePolicy, State};
 use crate::config::CaptureMode;
 use crate::error_chain;
-use crate::event::{CardId, NewEvent, Reason, Timestamp};
+use crate::event::{CardId, EventKind, NewEvent, Outcome, Reason, Timestamp};
 use crate::mqtt::{DoorStatus, VerifiedCommand};
 use crate::notify::Notifier;
 use crate::outbox::Outbox;
@@ -106,7 +107,12 @@ pub(super) async fn run(
                 let actions = gate.access.tick(Instant::now(), Timestamp::now());
                 gate.execute(actions);
             }
-            Some(report) = inputs.cards.recv() => gate.card_report(report),
+            Some(report) = inputs.cards.recv() => {
+                if let CardReport::ReaderHealth(health) = &report {
+                    heartbeat.set_serving_cards(health.is_available());
+                }
+                gate.card_report(report);
+            }
             Some(event) = inputs.sensor.recv() => {
                 if let Some(frame) = gate.sensor_event(event) {
                     gate.extracting = true;
@@ -203,6 +209,36 @@ impl Loop {
         }
     }
 
+    /// The reader came or went: the facility manager sees it (an event), and so does systemd's
+    /// status line; the watchdog follows it (see [`super::Heartbeat`]).
+    fn reader_health(&mut self, health: &ReaderHealth) {
+        use palmgate_card::host::reader_health::UnavailableReason;
+        let event = match health {
+            ReaderHealth::Available { readers } => {
+                tracing::info!(%readers, "card reader available");
+                self.notifier.status("card reader available");
+                NewEvent::new(EventKind::ReaderAvailable, Timestamp::now())
+                    .result(Outcome::Info)
+                    .detail(readers.clone())
+            }
+            ReaderHealth::Unavailable { reason } => {
+                tracing::error!(%reason, "card reader unavailable");
+                self.notifier
+                    .status(&format!("card reader unavailable: {reason}"));
+                let code = match reason {
+                    UnavailableReason::NoMatchingReader { .. } => Reason::NO_MATCHING_READER,
+                    _ => Reason::SERVICE_UNAVAILABLE,
+                };
+                NewEvent::new(EventKind::ReaderUnavailable, Timestamp::now())
+                    .result(Outcome::Alarm)
+                    .reason(code)
+                    .detail(reason.to_string())
+            }
+            _ => return,
+        };
+        self.publish(event);
+    }
+
     fn card_report(&mut self, report: CardReport) {
         let card_id = |bytes: [u8; 16]| CardId::new(&bytes);
         match report {
@@ -236,6 +272,7 @@ impl Loop {
                 self.input(Input::CardDecision { decision, elapsed });
             }
             CardReport::VerifyFailed { reason, .. } => self.input(Input::VerifyFailed { reason }),
+            CardReport::ReaderHealth(health) => self.reader_health(&health),
             CardReport::MonitorStopped { reason } => {
                 tracing::error!(%reason, "card reader watch stopped");
                 self.notifier.status("card reader unavailable");

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use palmgate_card::host::issuer::IssuerPublicKey;
@@ -51,24 +51,45 @@ pub fn load_issuer_keys(paths: &[PathBuf]) -> Result<Vec<IssuerPublicKey>, GateE
         .collect()
 }
 
-/// A liveness counter the main loop bumps; the watchdog pings only while it moves.
-#[derive(Debug, Clone, Default)]
-pub struct Heartbeat(Arc<AtomicU64>);
+/// A liveness counter the main loop bumps, and whether the card reader can serve a card; the
+/// watchdog pings only while the counter moves and the reader serves (a gate that cannot read
+/// cards is not healthy: systemd restarts it if the reader does not come back by itself).
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    beats: Arc<AtomicU64>,
+    serving_cards: Arc<AtomicBool>,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            beats: Arc::default(),
+            serving_cards: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
 
 impl Heartbeat {
     pub(super) fn beat(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.beats.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A check for [`crate::notify::run_watchdog`]: true when the loop beat since the last call.
+    /// Records whether the card reader can serve a card.
+    pub fn set_serving_cards(&self, serving: bool) {
+        self.serving_cards.store(serving, Ordering::Relaxed);
+    }
+
+    /// A check for [`crate::notify::run_watchdog`]: true when the loop beat since the last call
+    /// and the card reader serves.
     pub fn checker(&self) -> impl FnMut() -> bool + Send + 'static {
-        let counter = self.0.clone();
+        let counter = self.beats.clone();
+        let serving = self.serving_cards.clone();
         let mut last = u64::MAX;
         move || {
             let now = counter.load(Ordering::Relaxed);
             let alive = now != last;
             last = now;
-            alive
+            alive && serving.load(Ordering::Relaxed)
         }
     }
 }
@@ -244,4 +265,27 @@ pub(super) async fn start<R: CardReader>(
             sim_control: sim_control_task,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Heartbeat;
+
+    #[test]
+    fn the_watchdog_check_fails_while_the_loop_is_stuck_or_no_card_can_be_read() {
+        let heartbeat = Heartbeat::default();
+        let mut check = heartbeat.checker();
+        heartbeat.beat();
+        assert!(check(), "a beating loop with a reader is healthy");
+        assert!(!check(), "no beat since the last check");
+        heartbeat.beat();
+        heartbeat.set_serving_cards(false);
+        assert!(
+            !check(),
+            "a loop that beats but cannot read cards is not healthy"
+        );
+        heartbeat.beat();
+        heartbeat.set_serving_cards(true);
+        assert!(check(), "the reader is back");
+    }
 }

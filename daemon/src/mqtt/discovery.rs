@@ -73,7 +73,7 @@ pub struct DiscoveryDoor {
 
 /// The event kinds that get an `event` entity, with the entity's name: every kind a facility
 /// manager automates on (alarms, denials, door conditions, lockdown, refused commands).
-pub const EVENT_ENTITIES: [(EventKind, &str); 16] = [
+pub const EVENT_ENTITIES: [(EventKind, &str); 18] = [
     (EventKind::AccessGranted, "access granted"),
     (EventKind::AccessDenied, "access denied"),
     (EventKind::AccessRemoteUnlock, "remote unlock"),
@@ -90,6 +90,8 @@ pub const EVENT_ENTITIES: [(EventKind, &str); 16] = [
     (EventKind::OutboxFilling, "outbox filling"),
     (EventKind::AlarmEventsLost, "events lost"),
     (EventKind::PolicyRejected, "policy rejected"),
+    (EventKind::ReaderUnavailable, "card reader unavailable"),
+    (EventKind::ReaderAvailable, "card reader available"),
 ];
 
 /// The event entities' template: every field of the event as an attribute, plus `event_type`

@@ -543,11 +543,7 @@ fn a_full_disk_holds_events_in_memory_counts_the_overflow_and_recovers_by_itself
     // Space comes back: the next commit writes the held events and reports the refused ones.
     store.full.store(false, Ordering::SeqCst);
     let outcome = drain(&outbox);
-    let kinds: Vec<_> = outcome
-        .delivered
-        .iter()
-        .map(|e| (e.id, e.kind.clone()))
-        .collect();
+    let kinds: Vec<_> = outcome.delivered.iter().map(|e| (e.id, e.kind)).collect();
     assert_eq!(outcome.delivered.len(), 7, "{kinds:?}");
     assert_eq!(
         outcome.delivered[..6]

@@ -7,7 +7,8 @@
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use palmgate_card::host::pcsc::CardEvent;
+use palmgate_card::host::pcsc::{CardEvent, MonitorEvent};
+use palmgate_card::host::reader_health::ReaderHealth;
 use palmgate_card::host::{CardTransport, TransportError};
 use palmgate_sensor::device::{DeviceCommand, SensorEvent};
 use tokio::sync::{mpsc, watch};
@@ -23,7 +24,7 @@ use crate::outbox::Outbox;
 /// and taken off the reader with [`InProcessCardSlot`].
 pub struct InProcessReader<T> {
     slot: InProcessCardSlot<T>,
-    events: Option<std_mpsc::Receiver<CardEvent>>,
+    events: Option<std_mpsc::Receiver<MonitorEvent>>,
 }
 
 impl<T> std::fmt::Debug for InProcessReader<T> {
@@ -35,7 +36,7 @@ impl<T> std::fmt::Debug for InProcessReader<T> {
 /// The test's side of an [`InProcessReader`]: presents and pulls cards.
 pub struct InProcessCardSlot<T> {
     card: Arc<Mutex<Option<Arc<Mutex<T>>>>>,
-    events: std_mpsc::Sender<CardEvent>,
+    events: std_mpsc::Sender<MonitorEvent>,
 }
 
 impl<T> Clone for InProcessCardSlot<T> {
@@ -77,18 +78,23 @@ impl<T: CardTransport + Send + 'static> InProcessCardSlot<T> {
     /// Puts `card` on the reader (its state is kept: take it back with [`Self::pull`]).
     pub fn present(&self, card: Arc<Mutex<T>>) {
         *self.card.lock().unwrap_or_else(PoisonError::into_inner) = Some(card);
-        let _ = self.events.send(CardEvent::Inserted {
+        let _ = self.events.send(MonitorEvent::Card(CardEvent::Inserted {
             reader: IN_PROCESS_READER.to_string(),
             atr: Vec::new(),
-        });
+        }));
     }
 
     /// Takes the card off the reader: a session in progress fails from here on.
     pub fn pull(&self) {
         *self.card.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        let _ = self.events.send(CardEvent::Removed {
+        let _ = self.events.send(MonitorEvent::Card(CardEvent::Removed {
             reader: IN_PROCESS_READER.to_string(),
-        });
+        }));
+    }
+
+    /// Reports the reader's health as a PC/SC monitor would (pcscd gone, back, reader replugged).
+    pub fn health(&self, health: ReaderHealth) {
+        let _ = self.events.send(MonitorEvent::Health(health));
     }
 
     fn current(&self) -> Option<Arc<Mutex<T>>> {

@@ -16,7 +16,7 @@ pub mod production;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
-use palmgate_card::host::pcsc::CardEvent;
+use palmgate_card::host::pcsc::MonitorEvent;
 use palmgate_card::host::{CardTransport, TransportError};
 use palmgate_sensor::device::{DeviceCommand, SensorEvent};
 use tokio::sync::{mpsc, watch};
@@ -51,8 +51,8 @@ impl StopSignal {
 
 /// Card presence changes, and why they ended when they do.
 pub struct CardPresence {
-    /// Inserted / removed, as the reader sees them.
-    pub events: std_mpsc::Receiver<CardEvent>,
+    /// Inserted / removed as the reader sees them, and the reader's health as it changes.
+    pub events: std_mpsc::Receiver<MonitorEvent>,
     /// Called (on the presence thread) once `events` has ended; says why.
     pub ended: Box<dyn FnOnce() -> String + Send>,
 }

@@ -37,11 +37,12 @@ impl CardReader for PcscReader {
     type Transport = PcscTransport;
 
     fn watch(&mut self) -> Result<CardPresence, CardWorkerError> {
-        let (monitor, events) =
-            CardMonitor::start(&self.pattern).map_err(|source| CardWorkerError::Monitor {
+        let (monitor, events) = CardMonitor::start_watching(&self.pattern).map_err(|source| {
+            CardWorkerError::Monitor {
                 pattern: self.pattern.clone(),
                 source,
-            })?;
+            }
+        })?;
         Ok(CardPresence {
             events,
             ended: Box::new(move || match monitor.stop() {
