@@ -76,7 +76,7 @@ impl Delivered {
                 continue;
             }
             if event["kind"] == "alarm.events_lost"
-                && let Some(report) = event["reason"].as_str().and_then(LossReport::parse)
+                && let Some(report) = event["detail"].as_str().and_then(LossReport::parse)
             {
                 delivered.reports.push(report);
             }
