@@ -55,7 +55,7 @@ impl OwnedPcscd {
         let output = Command::new("pgrep")
             .args(["-x", "pcscd"])
             .output()
-            .unwrap();
+            .expect("pgrep (package procps)");
         let pids: Vec<u32> = String::from_utf8_lossy(&output.stdout)
             .split_whitespace()
             .filter_map(|pid| pid.parse().ok())
@@ -96,10 +96,10 @@ impl OwnedPcscd {
         let status = Command::new("kill")
             .args([signal, &self.pid.to_string()])
             .status()
-            .unwrap();
+            .expect("kill");
         assert!(status.success(), "kill {signal} {}", self.pid);
         if let Some(mut child) = self.child.take() {
-            child.wait().unwrap();
+            child.wait().expect("pcscd exit status");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while running(self.pid) {
@@ -115,12 +115,12 @@ impl OwnedPcscd {
 
     /// Starts `pcscd --foreground` again (it stays running for the tests that follow).
     pub fn start(&mut self) {
-        let log =
-            std::fs::File::create(std::env::temp_dir().join("palmgate-test-pcscd.log")).unwrap();
+        let log = std::fs::File::create(std::env::temp_dir().join("palmgate-test-pcscd.log"))
+            .expect("pcscd log file");
         let child = Command::new("pcscd")
             .arg("--foreground")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
+            .stdout(log.try_clone().expect("pcscd log file"))
             .stderr(log)
             .spawn()
             .expect("start pcscd");
