@@ -951,6 +951,8 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
         ..
     } = site.start_gate(&broker.address(), gate, sensor, |text| text);
     mqtt.wait_for("/event/doors.ready", PATIENCE);
+    // The start-up's last event: once it is here, nothing is in flight when the broker stops.
+    mqtt.wait_for("/event/reader.available", PATIENCE);
 
     broker.stop();
     let outage = std::time::Instant::now();
