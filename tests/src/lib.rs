@@ -92,5 +92,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 pub mod gate;
+pub mod pcscd;
 pub mod schema;
+pub mod site;
 pub mod templates;

@@ -17,6 +17,7 @@ use palmgate_card::host::reader_health::{ReaderHealth, UnavailableReason};
 use palmgate_card::host::{Card, CardError, ReceiptBundle, VerifyOutcome};
 use palmgate_card::protocol::{SlotKind, permission};
 use palmgate_matcher::template::{CELLS, Template};
+use palmgate_system_tests::pcscd::OwnedPcscd;
 use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, workspace_binary};
 
 /// vpcd's first slot (port 35963) appears as this reader.
@@ -393,115 +394,6 @@ fn one_byte_apdus_do_not_stall_the_reader() {
             },
             "verification after the 1-byte APDU {byte:02X}"
         );
-    }
-}
-
-/// The pcscd this test run started (through `cargo xtask test`), stopped and started again by
-/// PID. Refuses to touch a pcscd that is not a child of one of this process's ancestors (someone
-/// else's, or the system's).
-struct OwnedPcscd {
-    pid: u32,
-    /// Set once this test started the pcscd itself.
-    child: Option<Child>,
-}
-
-const PCSCD_RUN_DIR: &str = "/run/pcscd";
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid …`: comm may hold spaces, so split after the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after = &stat[stat.rfind(')')? + 1..];
-            after.split_whitespace().next().map(|state| state != "Z")
-        })
-        .unwrap_or(false)
-}
-
-impl OwnedPcscd {
-    fn find() -> Self {
-        require_pcscd_vpcd();
-        let output = Command::new("pgrep")
-            .args(["-x", "pcscd"])
-            .output()
-            .unwrap();
-        let pids: Vec<u32> = String::from_utf8_lossy(&output.stdout)
-            .split_whitespace()
-            .filter_map(|pid| pid.parse().ok())
-            .filter(|pid| running(*pid))
-            .collect();
-        let [pid] = pids[..] else {
-            panic!("expected one running pcscd, found {pids:?}");
-        };
-        let mut ancestors = vec![std::process::id()];
-        while let Some(parent) = ancestors.last().and_then(|pid| parent_of(*pid)) {
-            if parent == 0 || ancestors.contains(&parent) {
-                break;
-            }
-            ancestors.push(parent);
-        }
-        let owner = parent_of(pid).unwrap_or(0);
-        // PID 1 is everyone's ancestor: it owns pcscd for this run only when it is the xtask
-        // that started the services, i.e. in a private PID namespace (`isolated`).
-        let pid_1_is_xtask = std::fs::read_link("/proc/1/exe")
-            .is_ok_and(|exe| exe.file_name().is_some_and(|name| name == "xtask"));
-        assert!(
-            owner != 0 && ancestors.contains(&owner) && (owner != 1 || pid_1_is_xtask),
-            "pcscd (pid {pid}) was not started by this test run (its parent {owner} is not one of \
-             ours: {ancestors:?}); this test stops pcscd, so run it in a private namespace: \
-             `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test card_pcsc`"
-        );
-        Self { pid, child: None }
-    }
-
-    /// Sends `signal` to pcscd and waits until it has exited; after SIGKILL removes the socket
-    /// and pid file it leaves behind (a new pcscd refuses to start while they exist).
-    fn stop(&mut self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} {}", self.pid);
-        if let Some(mut child) = self.child.take() {
-            child.wait().unwrap();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while running(self.pid) {
-            assert!(Instant::now() < deadline, "pcscd ignored {signal}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if signal == "-KILL" {
-            for leftover in ["pcscd.comm", "pcscd.pid"] {
-                let _ = std::fs::remove_file(Path::new(PCSCD_RUN_DIR).join(leftover));
-            }
-        }
-    }
-
-    /// Starts `pcscd --foreground` again (it stays running for the tests that follow).
-    fn start(&mut self) {
-        let log =
-            std::fs::File::create(std::env::temp_dir().join("palmgate-test-pcscd.log")).unwrap();
-        let child = Command::new("pcscd")
-            .arg("--foreground")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start pcscd");
-        self.pid = child.id();
-        self.child = Some(child);
-        let comm = Path::new(PCSCD_RUN_DIR).join("pcscd.comm");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !comm.exists() {
-            assert!(Instant::now() < deadline, "pcscd did not create {comm:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

@@ -7,243 +7,19 @@
 //! the sensor unplugged and plugged back, a card revoked by a signed MQTT command denied, forged
 //! and replayed commands refused, no template bytes anywhere, and a clean stop.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
-    Broker, ChildGuard, GarbageCard, NotifySocket, Palms, Subscriber, VirtualCard, clear_retained,
-    field, gate_config, gate_config_on, now_unix, palmgate, personalised_card, presentation_ms,
-    publish, publish_lines, sensor_simulator, sensor_simulator_with, simulated_gpio, start_daemon,
+    Broker, GarbageCard, NotifySocket, Subscriber, VirtualCard, clear_retained, field, gate_config,
+    now_unix, palmgate, personalised_card, publish, publish_lines, sensor_simulator,
+    simulated_gpio, start_daemon,
 };
+use palmgate_system_tests::site::{PATIENCE, RunningGate, Site, stop};
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
 const GATE: &str = "e2e-gate";
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// What every scenario starts from: a working directory, an issuer that certifies cards, an
-/// operator whose key signs commands, and the synthetic palms.
-struct Site {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    issuer: PathBuf,
-    operator: OperatorSigner,
-    operator_pub: PathBuf,
-    palms: Palms,
-}
-
-impl Site {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().to_path_buf();
-        let issuer = root.join("issuer");
-        palmgate(&["issuer", "init", "--out", issuer.to_str().expect("utf-8")]);
-        let operator = OperatorSigner::generate().expect("operator key");
-        let operator_pub = root.join("operator.pub");
-        std::fs::write(&operator_pub, operator.public_key_pem()).expect("operator key file");
-        let palms = Palms::new(&root);
-        Self {
-            _dir: dir,
-            root,
-            issuer,
-            operator,
-            operator_pub,
-            palms,
-        }
-    }
-}
-
-/// `palmgate run` on a gate configuration (from [`gate_config_on`]), READY, with the sensor
-/// simulator it reads.
-struct RunningGate {
-    notify: NotifySocket,
-    log: PathBuf,
-    config: PathBuf,
-    daemon: ChildGuard,
-    _sensor: ChildGuard,
-}
-
-impl Site {
-    /// Where the sensor simulator's pty is linked.
-    fn sensor_link(&self) -> PathBuf {
-        self.root.join("sensor")
-    }
-
-    /// Starts gate `gate` on `broker` (configuration changed by `edit`) reading `sensor` (a
-    /// simulator at [`Site::sensor_link`]), and waits for READY.
-    fn start_gate(
-        &self,
-        broker: &str,
-        gate: &str,
-        sensor: ChildGuard,
-        edit: impl FnOnce(String) -> String,
-    ) -> RunningGate {
-        let root = self.root.as_path();
-        let config = gate_config_on(
-            broker,
-            root,
-            gate,
-            &self.issuer.join("issuer.pub"),
-            &self.sensor_link(),
-            &self.operator_pub,
-        );
-        let text = std::fs::read_to_string(&config).expect("config");
-        std::fs::write(&config, edit(text)).expect("config");
-        let notify = NotifySocket::bind(root);
-        let log = root.join("daemon.log");
-        let daemon = start_daemon(&config, &notify, &log);
-        assert!(notify.wait_for("READY=1", PATIENCE).is_some(), "no READY=1");
-        RunningGate {
-            notify,
-            log,
-            config,
-            daemon,
-            _sensor: sensor,
-        }
-    }
-
-    /// A gate on the test broker with no card enrolled; the sensor shows one capture of palm 0.
-    fn gate_without_cards(&self, gate: &str) -> RunningGate {
-        let sensor = sensor_simulator(&self.sensor_link(), &self.palms.captures(0, 1), 1);
-        self.start_gate(&require_mqtt(), gate, sensor, |text| text)
-    }
-}
-
-/// A gate running for one person, Alice: her card is enrolled with palm 0, and the sensor shows
-/// later captures of that palm.
-struct AliceAtTheGate {
-    /// Her virtual card's state file.
-    card: PathBuf,
-    card_id: CardId,
-    mqtt: Subscriber,
-    running: RunningGate,
-}
-
-impl Site {
-    /// Starts gate `gate` (configuration from [`gate_config`], changed by `edit`) with the sensor
-    /// at `fps` frames per second, and waits for READY.
-    fn alice_at_the_gate(
-        &self,
-        gate: &str,
-        fps: u32,
-        edit: impl FnOnce(String) -> String,
-    ) -> AliceAtTheGate {
-        self.alice_at_the_gate_with_hand(gate, fps, presentation_ms(fps), edit)
-    }
-
-    /// [`Site::alice_at_the_gate`] with her hand held `held_ms`, then away `away_ms`, in turn.
-    fn alice_at_the_gate_with_hand(
-        &self,
-        gate: &str,
-        fps: u32,
-        (held_ms, away_ms): (u64, u64),
-        edit: impl FnOnce(String) -> String,
-    ) -> AliceAtTheGate {
-        let root = self.root.as_path();
-        let (template, _) = self.palms.template(0);
-        let card = root.join("alice.card");
-        let card_id = personalised_card(&card, &self.issuer, std::slice::from_ref(&template), None);
-        let images = self.palms.captures(0, 2);
-        let sensor = sensor_simulator_with(
-            &self.sensor_link(),
-            &[
-                "--format",
-                "jpeg",
-                "--fps",
-                &fps.to_string(),
-                "--images",
-                images.to_str().expect("utf-8 path"),
-                "--hand-held-ms",
-                &held_ms.to_string(),
-                "--hand-away-ms",
-                &away_ms.to_string(),
-            ],
-        );
-        let mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
-        let running = self.start_gate(&require_mqtt(), gate, sensor, edit);
-        AliceAtTheGate {
-            card,
-            card_id,
-            mqtt,
-            running,
-        }
-    }
-}
-
-impl Site {
-    /// Sends the site operator's signed commands to gate `gate` through `broker`, each with a
-    /// fresh timestamp and its own nonce (`<nonce_prefix>-nonce-0001`, …).
-    fn commands_to<'a>(
-        &'a self,
-        broker: &'a str,
-        gate: &'a str,
-        nonce_prefix: &'a str,
-    ) -> impl FnMut(GateCommand) + 'a {
-        let topics = Topics::new("palmgate", gate);
-        let mut nonce = 0u32;
-        move |command: GateCommand| {
-            nonce += 1;
-            let signed = self.operator.sign(
-                gate,
-                &command,
-                now_unix(),
-                format!("{nonce_prefix}-nonce-{nonce:04}").as_bytes(),
-            );
-            publish(broker, &topics.command(command.name()), &signed);
-        }
-    }
-}
-
-impl AliceAtTheGate {
-    /// Presents her card, waits for the event `kind`, takes the card away; returns the payload.
-    fn present(&mut self, kind: &str) -> String {
-        let card = VirtualCard::insert(&self.card);
-        let payload = self.mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
-        card.remove();
-        payload
-    }
-
-    /// Stops the daemon (SIGTERM and a clean exit, or SIGKILL: a crash or a power cut) and starts
-    /// it again on the same configuration and state directory; waits for READY.
-    fn restart(&mut self, kill: bool) {
-        let gate = &mut self.running;
-        if kill {
-            gate.daemon.signal("-KILL");
-            gate.daemon.wait(PATIENCE);
-        } else {
-            let status = gate
-                .daemon
-                .try_terminate(PATIENCE)
-                .expect("stops on SIGTERM");
-            assert!(status.success(), "daemon exit status {status}");
-        }
-        gate.daemon = start_daemon(&gate.config, &gate.notify, &gate.log);
-        assert!(
-            gate.notify.wait_for("READY=1", PATIENCE).is_some(),
-            "no READY=1 after the restart"
-        );
-    }
-
-    /// SIGTERM, clean exit; returns the daemon's log.
-    fn stop(self) -> String {
-        stop(self.running.daemon, &self.running.log);
-        std::fs::read_to_string(&self.running.log).unwrap_or_default()
-    }
-}
-
-/// SIGTERM; the daemon must exit 0 promptly (its log is shown when it does not).
-fn stop(mut daemon: ChildGuard, log: &Path) {
-    let status = daemon
-        .try_terminate(Duration::from_secs(15))
-        .unwrap_or_else(|| {
-            panic!(
-                "palmgate run did not stop on SIGTERM; log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        });
-    assert!(status.success(), "daemon exit status {status}");
-}
 
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -509,7 +285,7 @@ fn sigkill_during_a_burst_loses_no_recorded_event() {
     let RunningGate {
         config,
         mut daemon,
-        _sensor,
+        sensor: _sensor,
         ..
     } = site.gate_without_cards(gate);
 
@@ -1171,10 +947,12 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
         notify,
         log,
         daemon,
-        _sensor,
+        sensor: _sensor,
         ..
     } = site.start_gate(&broker.address(), gate, sensor, |text| text);
     mqtt.wait_for("/event/doors.ready", PATIENCE);
+    // The start-up's last event: once it is here, nothing is in flight when the broker stops.
+    mqtt.wait_for("/event/reader.available", PATIENCE);
 
     broker.stop();
     let outage = std::time::Instant::now();
