@@ -81,6 +81,7 @@ fn start(outbox: Arc<Outbox>, addr: &str, prefix: &str, dir: &std::path::Path) -
         mqtt: settings(addr, prefix),
         doors: vec![],
         runtime_dir: dir.join("run"),
+        discovery_record: dir.join("discovery.json"),
     };
     let (link, handles) = Link::new(options, outbox.clone()).expect("link");
     std::mem::forget(handles);

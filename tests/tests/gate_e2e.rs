@@ -1028,3 +1028,81 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
     card.remove();
     stop(daemon, &log);
 }
+
+/// Issue 16, failure 3: a door removed from the configuration stayed in Home Assistant, and
+/// `discovery = false` left everything behind. Now the next start reduces the removed door's
+/// components to their platform (Home Assistant removes them), and `discovery = false` clears the
+/// device config.
+#[test]
+fn a_door_removed_from_the_configuration_leaves_home_assistant() {
+    require_pcscd_vpcd();
+    let broker = require_mqtt();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let gate_id = "e2e-discovery";
+    let device = palmgate::mqtt::discovery::device_topic("homeassistant", gate_id);
+    clear_retained(&broker, &device);
+    let components = |payload: &str| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(payload).expect("device config")["cmps"]
+            .as_object()
+            .cloned()
+            .expect("cmps")
+    };
+    let start = |edit: &dyn Fn(String) -> String| {
+        let sensor = sensor_simulator(&site.sensor_link(), &site.palms.captures(0, 1), 1);
+        site.start_gate(&broker, gate_id, sensor, edit)
+    };
+
+    let two_doors = |config: String| {
+        config.replacen(
+            "[mqtt]\n",
+            "[door.back]\nlock_pin = 16\nunlock_s = 1\n\n[mqtt]\n",
+            1,
+        )
+    };
+    let running = start(&two_doors);
+    let first = Subscriber::start(&device).wait_for("/config", PATIENCE);
+    let back: Vec<String> = components(&first)
+        .keys()
+        .filter(|id| id.contains("back"))
+        .cloned()
+        .collect();
+    assert!(!back.is_empty(), "the back door has entities: {first}");
+    stop(running.daemon, &running.log);
+
+    // One door: back's components are reduced to their platform; main's stay whole.
+    let running = start(&|config| config);
+    let second = Subscriber::start(&device).wait_for_matching(
+        "/config",
+        |payload| {
+            let now = components(payload);
+            back.iter().all(|id| {
+                now.get(id)
+                    .and_then(serde_json::Value::as_object)
+                    .is_some_and(|component| {
+                        component.len() == 1 && component.contains_key("platform")
+                    })
+            })
+        },
+        PATIENCE,
+    );
+    assert!(
+        components(&second)
+            .iter()
+            .any(|(id, component)| id.contains("main")
+                && component.as_object().is_some_and(|c| c.len() > 1)),
+        "main keeps its entities: {second}"
+    );
+    let mut watching = Subscriber::start(&device);
+    watching.wait_for("/config", PATIENCE);
+    stop(running.daemon, &running.log);
+
+    // discovery = false: the device config is cleared (an empty retained message).
+    let running = start(&|config| config.replacen("[mqtt]\n", "[mqtt]\ndiscovery = false\n", 1));
+    watching.wait_for_matching(
+        "/config",
+        |payload| payload.is_empty() || payload == "(null)",
+        PATIENCE,
+    );
+    stop(running.daemon, &running.log);
+}

@@ -38,7 +38,9 @@ use super::backoff::Backoff;
 use super::command::{
     CommandVerifier, OperatorKey, OperatorKeyError, ReplayCache, Verdict, VerifiedCommand,
 };
-use super::discovery::{DiscoveryDoor, discovery_messages};
+use super::discovery::{
+    DeviceDiscovery, DiscoveryDoor, DiscoveryPlan, DiscoveryRecord, LegacyTopics,
+};
 use super::refusals::{RefusalLimiter, RefusalSummary};
 use super::replay::StoreReplayCache;
 use super::tls::{TlsBridge, TlsError, client_config};
@@ -79,6 +81,9 @@ pub struct LinkOptions {
     pub doors: Vec<DiscoveryDoor>,
     /// Private directory for the TLS bridge socket (`<state_dir>/run`).
     pub runtime_dir: PathBuf,
+    /// What was last published for Home Assistant (`<state_dir>/discovery.json`), so that a door
+    /// removed from the configuration, or `discovery = false`, clears what was published before.
+    pub discovery_record: PathBuf,
 }
 
 impl LinkOptions {
@@ -97,6 +102,7 @@ impl LinkOptions {
                 })
                 .collect(),
             runtime_dir: settings.storage.state_dir.join("run"),
+            discovery_record: settings.storage.state_dir.join("discovery.json"),
         }
     }
 }
@@ -362,21 +368,46 @@ impl Link {
         }
         let online = status_payload(&self.options.gate, Availability::Online, Timestamp::now());
         publish_other(session, self.topics.status(), online, true);
-        if self.options.mqtt.discovery {
-            for message in discovery_messages(
-                &self.options.mqtt.discovery_prefix,
-                &self.topics,
-                &self.options.gate,
-                &self.options.gate_name,
-                &self.options.doors,
-            ) {
-                publish_other(session, message.topic, message.payload, true);
-            }
-        }
+        self.publish_discovery(session);
         for (door, status) in doors {
             publish_other(session, self.topics.door_state(door), json(status), true);
         }
         self.publish_diagnostics(session);
+    }
+
+    /// Home Assistant discovery: the device config (or nothing, with `discovery = false`), and
+    /// empty retained configs for what the last start published and is no longer configured.
+    fn publish_discovery(&self, session: &mut Session) {
+        let prefix = &self.options.mqtt.discovery_prefix;
+        let path = &self.options.discovery_record;
+        let previous = read_discovery_record(path);
+        let current = self.options.mqtt.discovery.then(|| {
+            DeviceDiscovery::new(
+                prefix,
+                &self.topics,
+                &self.options.gate,
+                &self.options.gate_name,
+                &self.options.doors,
+            )
+        });
+        let legacy = LegacyTopics::new(prefix, &self.options.gate, &self.options.doors);
+        let plan = DiscoveryPlan::new(previous.as_ref(), current.as_ref(), &legacy);
+        for message in plan.messages {
+            publish_other(session, message.topic, message.payload, true);
+        }
+        let stored = match &plan.record {
+            Some(record) => serde_json::to_vec(record)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| crate::gate::state::durable::replace_file(path, &bytes)),
+            None => match std::fs::remove_file(path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+                _ => Ok(()),
+            },
+        };
+        if let Err(error) = stored {
+            // Only the clean-up at the next start depends on it; say what would be left behind.
+            tracing::warn!(%error, path = %path.display(), "cannot record what was published for Home Assistant: a door removed later may stay in Home Assistant");
+        }
     }
 
     fn publish_diagnostics(&self, session: &mut Session) {
@@ -588,5 +619,23 @@ async fn connection_task(options: MqttOptions, tx: mpsc::Sender<FromBroker>) {
         let jitter = Duration::from_millis(u64::from(getrandom::u32().unwrap_or(0) % 250));
         let delay = backoff.lost(std::time::Instant::now());
         tokio::time::sleep(delay + jitter).await;
+    }
+}
+
+/// The record of the last discovery publication; `None` when there is none or it is unreadable
+/// (then only this configuration's entities are published, and the log says so).
+fn read_discovery_record(path: &std::path::Path) -> Option<DiscoveryRecord> {
+    use crate::config::files::{MAX_CONFIG_FILE_BYTES, read_bounded};
+    match read_bounded(path, MAX_CONFIG_FILE_BYTES) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|error| {
+                tracing::warn!(%error, path = %path.display(), "discovery record unreadable: entities of doors removed since the last start are not cleared");
+            })
+            .ok(),
+        Err(error) if error.is_not_found() => None,
+        Err(error) => {
+            tracing::warn!(%error, "discovery record unreadable: entities of doors removed since the last start are not cleared");
+            None
+        }
     }
 }

@@ -95,6 +95,7 @@ impl Gate {
             mqtt,
             doors: vec![],
             runtime_dir: dir.path().join("run"),
+            discovery_record: dir.path().join("discovery.json"),
         };
         let (link, handles) = Link::new(options, outbox.clone()).expect("link");
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
