@@ -42,12 +42,26 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 fn contains_template(haystack: &[u8], template: &[u8]) -> bool {
     let payload = &template[4..];
     let text = String::from_utf8_lossy(haystack).to_lowercase();
-    payload.windows(12).step_by(6).any(|window| {
-        haystack
-            .windows(window.len())
-            .any(|candidate| candidate == window)
-            || text.contains(&hex::encode(window))
-    })
+    // A window of one or two byte values (the all-ones mask of a clean capture) says nothing about
+    // a palm, and storage engines write such runs (redb's allocator pages are 0xFF): only windows
+    // with some variety count as template bytes.
+    let informative = |window: &&[u8]| {
+        window
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 4
+    };
+    payload
+        .windows(12)
+        .step_by(6)
+        .filter(informative)
+        .any(|window| {
+            haystack
+                .windows(window.len())
+                .any(|candidate| candidate == window)
+                || text.contains(&hex::encode(window))
+        })
 }
 
 #[test]

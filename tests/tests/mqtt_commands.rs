@@ -306,7 +306,10 @@ fn a_16_mib_retained_command_leaves_the_gate_connected_and_serving() {
     gate.publish_file(&lockdown_topic, &padded_json(16 * 1024 * 1024), true);
     let refused = gate.events.wait_for_matching(
         "/event/command.refused",
-        |p| p.contains("too_large:lockdown"),
+        |p| {
+            field(p, "reason").as_deref() == Some("too_large")
+                && field(p, "detail").as_deref() == Some("lockdown")
+        },
         PATIENCE,
     );
     assert_eq!(field(&refused, "result").as_deref(), Some("refused"));
@@ -319,7 +322,10 @@ fn a_16_mib_retained_command_leaves_the_gate_connected_and_serving() {
     );
     gate.events.wait_for_matching(
         "/event/command.refused",
-        |p| p.contains("too_large:unlock"),
+        |p| {
+            field(p, "reason").as_deref() == Some("too_large")
+                && field(p, "detail").as_deref() == Some("unlock")
+        },
         PATIENCE,
     );
 
@@ -337,7 +343,7 @@ fn a_16_mib_retained_command_leaves_the_gate_connected_and_serving() {
         .events
         .all()
         .iter()
-        .filter(|line| line.contains("too_large:"))
+        .filter(|line| line.contains("\"reason\":\"too_large\""))
         .count();
     assert_eq!(too_large, 2, "each oversized command reported once");
     let log = gate.log();
