@@ -1067,12 +1067,21 @@ fn a_door_removed_from_the_configuration_leaves_home_assistant() {
         site.start_gate(&broker, gate_id, sensor, edit)
     };
 
+    // Stopped and dropped whole: the next start binds a notify socket and sensor link at the same paths.
+    let finish = |running: RunningGate| {
+        let RunningGate { daemon, log, .. } = running;
+        stop(daemon, &log);
+        // The notification socket's reader thread outlives it: unlink the path for the next.
+        std::fs::remove_file(site.root.join("notify.sock")).expect("notify socket");
+    };
     let two_doors = |config: String| {
-        config.replacen(
-            "[mqtt]\n",
-            "[door.back]\nlock_pin = 16\nunlock_s = 1\n\n[mqtt]\n",
-            1,
-        )
+        config
+            .replacen("[card]\n", "[card]\ndoor = \"main\"\n", 1)
+            .replacen(
+                "[mqtt]\n",
+                "[door.back]\nlock_pin = 16\nunlock_s = 1\n\n[mqtt]\n",
+                1,
+            )
     };
     let running = start(&two_doors);
     let first = Subscriber::start(&device).wait_for("/config", PATIENCE);
@@ -1082,7 +1091,7 @@ fn a_door_removed_from_the_configuration_leaves_home_assistant() {
         .cloned()
         .collect();
     assert!(!back.is_empty(), "the back door has entities: {first}");
-    stop(running.daemon, &running.log);
+    finish(running);
 
     // One door: back's components are reduced to their platform; main's stay whole.
     let running = start(&|config| config);
@@ -1109,7 +1118,7 @@ fn a_door_removed_from_the_configuration_leaves_home_assistant() {
     );
     let mut watching = Subscriber::start(&device);
     watching.wait_for("/config", PATIENCE);
-    stop(running.daemon, &running.log);
+    finish(running);
 
     // discovery = false: the device config is cleared (an empty retained message).
     let running = start(&|config| config.replacen("[mqtt]\n", "[mqtt]\ndiscovery = false\n", 1));
@@ -1118,5 +1127,5 @@ fn a_door_removed_from_the_configuration_leaves_home_assistant() {
         |payload| payload.is_empty() || payload == "(null)",
         PATIENCE,
     );
-    stop(running.daemon, &running.log);
+    finish(running);
 }
