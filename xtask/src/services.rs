@@ -50,6 +50,10 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
+        if self.name == "pcscd" {
+            // Before its socket and pid file are removed: they may be the restarted one's.
+            stop_pcscd_restarted_by_tests();
+        }
         for path in &self.leftovers {
             let _ = fs::remove_file(path);
         }
@@ -95,6 +99,52 @@ fn pcscd_running() -> Option<String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let pids: Vec<&str> = stdout.split_whitespace().filter(alive).collect();
     (!pids.is_empty()).then(|| pids.join(" "))
+}
+
+/// Where a system test that restarted pcscd (a crash or an upgrade under a running gate) names
+/// the pcscd it started, as `pid starttime` (tests/src/pcscd.rs writes it).
+fn restarted_pcscd_marker() -> PathBuf {
+    std::env::temp_dir().join("palmgate-test-pcscd.restarted")
+}
+
+/// `pid starttime` of a running process (a pid alone may be reused).
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    // Field 22 of stat (the start time); `fields` began at field 3.
+    let start = fields.nth(18)?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Stops the pcscd that a test restarted during this run: it outlived the test (its parent), and
+/// the pcscd this guard started is gone, so nothing else would stop it — and the next start
+/// would find a pcscd whose socket this guard is about to remove.
+fn stop_pcscd_restarted_by_tests() {
+    let marker = restarted_pcscd_marker();
+    let Ok(text) = fs::read_to_string(&marker) else {
+        return;
+    };
+    let _ = fs::remove_file(&marker);
+    let Some(pid) = text.split_whitespace().next().and_then(|pid| pid.parse::<u32>().ok()) else {
+        return;
+    };
+    if process_identity(pid).as_deref() != Some(text.trim()) {
+        return;
+    }
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_identity(pid).is_some() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("xtask: stopped pcscd {pid}, restarted by a test");
 }
 
 /// Starts `pcscd -f` with the vpcd driver, or returns `None` when a pcscd with vpcd is already
