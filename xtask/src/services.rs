@@ -129,17 +129,25 @@ fn stop_pcscd_restarted_by_tests() {
         return;
     };
     let _ = fs::remove_file(&marker);
-    let Some(pid) = text.split_whitespace().next().and_then(|pid| pid.parse::<u32>().ok()) else {
+    let Some(pid) = text
+        .split_whitespace()
+        .next()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
         return;
     };
     if process_identity(pid).as_deref() != Some(text.trim()) {
         return;
     }
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while process_identity(pid).is_some() {
         if Instant::now() > deadline {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
