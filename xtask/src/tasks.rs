@@ -18,6 +18,8 @@ const PACKAGES: &[&str] = &[
     "mosquitto-clients",
     "systemd",
     "ca-certificates",
+    // The plot labels of `palmgate eval` (plotters renders text from a TrueType file).
+    "fonts-dejavu-core",
 ];
 
 /// Highest `systemd-analyze security` exposure accepted for the unit.
