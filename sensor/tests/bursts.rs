@@ -61,7 +61,17 @@ struct Device {
     _stop: oneshot::Sender<()>,
 }
 
-fn device(link: &Path) -> Device {
+/// The device task on the simulator's link, once the simulator has created it (opening it
+/// before would report a disconnection, which `next` takes for a failure).
+async fn device(link: &Path) -> Device {
+    let created = async {
+        while !link.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, created)
+        .await
+        .expect("the simulator creates its link");
     let mut config = DeviceConfig::new(link);
     config.baud = 115_200;
     config.request_timeout = Duration::from_millis(800);
@@ -109,7 +119,7 @@ async fn a_burst_comes_tagged_with_band_index_and_time() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("sensor");
     let (_stop_sim, _sim) = common::spawn(simulator(&link, Some(Band::ALL.to_vec())));
-    let mut device = device(&link);
+    let mut device = device(&link).await;
     assert!(matches!(device.next().await, SensorEvent::Connected(_)));
     match device.next().await {
         SensorEvent::Bands(bands) => assert_eq!(bands, Band::ALL.to_vec()),
@@ -151,7 +161,7 @@ async fn a_new_host_works_with_an_old_single_band_sensor() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("sensor");
     let (_stop_sim, _sim) = common::spawn(simulator(&link, None));
-    let mut device = device(&link);
+    let mut device = device(&link).await;
     assert!(matches!(device.next().await, SensorEvent::Connected(_)));
     match device.next().await {
         SensorEvent::Bands(bands) => assert!(bands.is_empty(), "a 1.0 sensor has no bands"),
