@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use crate::config::{OsdpSettings, PanelSettings};
 use crate::credential::{Credential, WiegandBits};
 use crate::credential_map::{CardId, CredentialMap};
-use crate::osdp::pd::{KeyStore, Pd, PdConfig, PdEvent, system_random};
+use crate::osdp::command::ComSet;
+use crate::osdp::pd::{Pd, PdConfig, PdEvent, PdStore, system_random};
 use crate::osdp::reply::Identity;
 use crate::osdp::secure::Key;
 use crate::osdp::serial::{self, PdRequest, SerialError};
@@ -55,9 +56,9 @@ pub enum PanelError {
     /// The Wiegand emitter failed.
     #[error("Wiegand output")]
     Wiegand(#[from] WiegandError),
-    /// The key file cannot be read or written.
-    #[error("{path}: OSDP key file")]
-    KeyFile {
+    /// The key file or the COMSET file cannot be read, or holds nonsense.
+    #[error("{path}: OSDP state file")]
+    StateFile {
         /// The file.
         path: PathBuf,
         /// Why.
@@ -184,65 +185,134 @@ impl PanelOutput {
     }
 }
 
-/// The SCBK in a file: 32 hex digits, mode 0600, replaced atomically.
+/// What the panel set, in files: the SCBK (`scbk_file`: 32 hex digits, mode 0600) and the
+/// communication settings of the last `osdp_COMSET` ([`FileStore::comset_path`]: `address` and
+/// `baud`, which take precedence over the configuration's at the next start). Both are replaced
+/// atomically (temporary file, fsync, rename, fsync of the directory).
 #[derive(Debug, Clone)]
-pub struct FileKeyStore {
-    path: PathBuf,
+pub struct FileStore {
+    key: PathBuf,
+    comset: PathBuf,
 }
 
-impl FileKeyStore {
-    /// The store at `path`.
-    pub fn new(path: &Path) -> Self {
+/// The communication settings file as written.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComSetFile {
+    address: u8,
+    baud: u32,
+}
+
+impl FileStore {
+    /// The store of the key file `scbk_file` (the COMSET file sits beside it).
+    pub fn new(scbk_file: &Path) -> Self {
         Self {
-            path: path.to_path_buf(),
+            key: scbk_file.to_path_buf(),
+            comset: Self::comset_path(scbk_file),
         }
     }
 
+    /// Where the panel's `osdp_COMSET` settings are kept: `osdp-comset.toml` in the directory of
+    /// the key file (which the gate can write: `osdp_KEYSET` writes there too).
+    pub fn comset_path(scbk_file: &Path) -> PathBuf {
+        scbk_file.with_file_name("osdp-comset.toml")
+    }
+
     /// The stored key; `None` when there is no file yet (install mode can set one up).
-    pub fn load(&self) -> Result<Option<Key>, PanelError> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => {
-                let text = zeroize::Zeroizing::new(text);
-                Key::from_hex(&text)
-                    .map(Some)
-                    .ok_or_else(|| PanelError::KeyFile {
-                        path: self.path.clone(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            "not 32 hex digits",
-                        ),
-                    })
-            }
+    pub fn load_key(&self) -> Result<Option<Key>, PanelError> {
+        let Some(text) = self.read(&self.key)? else {
+            return Ok(None);
+        };
+        Key::from_hex(&text)
+            .map(Some)
+            .ok_or_else(|| self.invalid(&self.key, "not 32 hex digits".to_string()))
+    }
+
+    /// The settings of the last `osdp_COMSET`; `None` when the panel never sent one.
+    pub fn load_comset(&self) -> Result<Option<ComSet>, PanelError> {
+        let Some(text) = self.read(&self.comset)? else {
+            return Ok(None);
+        };
+        let file: ComSetFile = toml::from_str(&text)
+            .map_err(|error| self.invalid(&self.comset, error.message().to_string()))?;
+        let settings = ComSet {
+            address: file.address,
+            baud: file.baud,
+        };
+        if !settings.is_acceptable() {
+            return Err(self.invalid(
+                &self.comset,
+                format!(
+                    "address {} / baud {} is not usable (address 0 to 126, baud one of {:?})",
+                    settings.address,
+                    settings.baud,
+                    crate::osdp::command::comset::BAUD_RATES
+                ),
+            ));
+        }
+        Ok(Some(settings))
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<zeroize::Zeroizing<String>>, PanelError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(zeroize::Zeroizing::new(text))),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(PanelError::KeyFile {
-                path: self.path.clone(),
+            Err(source) => Err(PanelError::StateFile {
+                path: path.to_path_buf(),
                 source,
             }),
         }
     }
-}
 
-impl KeyStore for FileKeyStore {
-    fn store(&mut self, key: &Key) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut temporary = self.path.as_os_str().to_os_string();
-        temporary.push(".new");
-        let temporary = PathBuf::from(temporary);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(format!("{}\n", key.to_hex().as_str()).as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &self.path)
+    fn invalid(&self, path: &Path, reason: String) -> PanelError {
+        PanelError::StateFile {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        }
     }
 }
 
-/// The running OSDP side: the gate keeps `output` and reads `events` (LED, buzzer, secure
-/// channel refusals…); `task` ends when the line fails.
+/// Replaces `path` with `contents` so that a crash leaves the old file or the new one, never a
+/// mix: a temporary file beside it (mode 0600), fsync, rename, fsync of the directory.
+fn replace_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut temporary = path.as_os_str().to_os_string();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(directory)?.sync_all()
+}
+
+impl PdStore for FileStore {
+    fn store_key(&mut self, key: &Key) -> std::io::Result<()> {
+        let text = zeroize::Zeroizing::new(format!("{}\n", key.to_hex().as_str()));
+        replace_atomically(&self.key, text.as_bytes())
+    }
+
+    fn store_comset(&mut self, settings: &ComSet) -> std::io::Result<()> {
+        let text = format!(
+            "# Set by the access panel (osdp_COMSET); takes precedence over [panel.osdp].\naddress = {}\nbaud = {}\n",
+            settings.address, settings.baud
+        );
+        replace_atomically(&self.comset, text.as_bytes())
+    }
+}
+
+/// The running OSDP side: the gate keeps `requests` (in its [`PanelOutput`]) and reads `events`
+/// (LED, buzzer, secure channel refusals…); `task` ends when the line fails.
 #[derive(Debug)]
 pub struct OsdpLink {
     /// Requests to the PD task (card data, tamper, inputs).
@@ -251,35 +321,34 @@ pub struct OsdpLink {
     pub events: mpsc::UnboundedReceiver<PdEvent>,
     /// The task.
     pub task: tokio::task::JoinHandle<Result<(), SerialError>>,
+    /// The address and speed in force.
+    pub in_force: ComSet,
+    /// Whether they come from the panel's last `osdp_COMSET` rather than the configuration.
+    pub set_by_panel: bool,
 }
 
 /// Card reads the PD task holds for the panel before [`PanelError::OsdpBusy`].
 pub const OSDP_QUEUE: usize = 8;
 
-/// Opens the serial port, loads the key and starts the PD task (inside a tokio runtime).
+/// Opens the serial port, loads the key and the panel's last COMSET, and starts the PD task
+/// (inside a tokio runtime). SCBK-D is accepted only while `install_mode` is set **and** no key
+/// has been installed: a gate restarted after `osdp_KEYSET` refuses the default key whatever
+/// its configuration says.
 pub fn start_osdp(settings: &OsdpSettings) -> Result<OsdpLink, PanelError> {
-    let store = FileKeyStore::new(&settings.scbk_file);
-    let key = store.load()?;
+    let store = FileStore::new(&settings.scbk_file);
+    let key = store.load_key()?;
+    let comset = store.load_comset()?;
+    let in_force = comset.unwrap_or(ComSet {
+        address: settings.address,
+        baud: settings.baud,
+    });
     let line =
-        serial::open(&settings.device, settings.baud).map_err(|source| PanelError::Serial {
+        serial::open(&settings.device, in_force.baud).map_err(|source| PanelError::Serial {
             device: settings.device.clone(),
             source,
         })?;
     let pd = Pd::new(
-        PdConfig {
-            address: settings.address,
-            baud: settings.baud,
-            identity: Identity {
-                vendor: settings.vendor,
-                model: 1,
-                version: 1,
-                serial: settings.serial,
-                firmware: firmware_version(),
-            },
-            inputs: 1,
-            require_secure: settings.require_secure,
-            install_mode: settings.install_mode,
-        },
+        pd_config(settings, in_force, key.is_some()),
         key,
         Box::new(store),
         system_random(),
@@ -291,7 +360,28 @@ pub fn start_osdp(settings: &OsdpSettings) -> Result<OsdpLink, PanelError> {
         requests,
         events,
         task,
+        in_force,
+        set_by_panel: comset.is_some(),
     })
+}
+
+/// The PD's settings: the address and speed in force, and install mode only while no key is
+/// installed.
+fn pd_config(settings: &OsdpSettings, in_force: ComSet, key_installed: bool) -> PdConfig {
+    PdConfig {
+        address: in_force.address,
+        baud: in_force.baud,
+        identity: Identity {
+            vendor: settings.vendor,
+            model: 1,
+            version: 1,
+            serial: settings.serial,
+            firmware: firmware_version(),
+        },
+        inputs: 1,
+        require_secure: settings.require_secure,
+        install_mode: settings.install_mode && !key_installed,
+    }
 }
 
 fn firmware_version() -> [u8; 3] {
@@ -386,17 +476,88 @@ mod tests {
     }
 
     #[test]
+    fn install_mode_ends_for_good_once_a_key_is_installed() {
+        let settings = settings();
+        let crate::config::PanelProtocol::Osdp(mut osdp) = settings.protocol else {
+            panic!("osdp");
+        };
+        osdp.install_mode = true;
+        let in_force = ComSet {
+            address: 3,
+            baud: 19200,
+        };
+        let config = pd_config(&osdp, in_force, false);
+        assert!(config.install_mode, "commissioning: SCBK-D accepted");
+        assert_eq!((config.address, config.baud), (3, 19200));
+        assert!(
+            !pd_config(&osdp, in_force, true).install_mode,
+            "restarted after KEYSET: SCBK-D refused although the file still says install_mode"
+        );
+    }
+
+    #[test]
     fn the_key_file_round_trips_with_mode_0600() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("scbk");
-        let mut store = FileKeyStore::new(&path);
-        assert!(store.load().expect("absent is fine").is_none());
-        store.store(&Key::new([0xAB; 16])).expect("stored");
-        assert_eq!(store.load().expect("read"), Some(Key::new([0xAB; 16])));
+        let mut store = FileStore::new(&path);
+        assert!(store.load_key().expect("absent is fine").is_none());
+        store.store_key(&Key::new([0xAB; 16])).expect("stored");
+        assert_eq!(store.load_key().expect("read"), Some(Key::new([0xAB; 16])));
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            !dir.path().join("scbk.new").exists(),
+            "no temporary file left"
+        );
         std::fs::write(&path, "nope").expect("garble");
-        assert!(matches!(store.load(), Err(PanelError::KeyFile { .. })));
+        assert!(matches!(
+            store.load_key(),
+            Err(PanelError::StateFile { .. })
+        ));
+    }
+
+    #[test]
+    fn the_panels_comset_is_kept_beside_the_key_and_checked_when_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("osdp-scbk");
+        let mut store = FileStore::new(&key);
+        assert!(store.load_comset().expect("absent is fine").is_none());
+        let settings = ComSet {
+            address: 5,
+            baud: 38400,
+        };
+        store.store_comset(&settings).expect("stored");
+        assert_eq!(
+            FileStore::new(&key).load_comset().expect("read"),
+            Some(settings)
+        );
+        let path = FileStore::comset_path(&key);
+        assert_eq!(path, dir.path().join("osdp-comset.toml"));
+        std::fs::write(&path, "address = 127\nbaud = 9600\n").expect("edit");
+        let error = store.load_comset().expect_err("broadcast address");
+        assert!(
+            error_chain(&error).contains("address 127 / baud 9600 is not usable"),
+            "{}",
+            error_chain(&error)
+        );
+        std::fs::write(&path, "address = 1\n").expect("edit");
+        let error = store.load_comset().expect_err("no baud");
+        assert!(
+            error_chain(&error).contains("missing field `baud`"),
+            "{}",
+            error_chain(&error)
+        );
+    }
+
+    fn error_chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 }

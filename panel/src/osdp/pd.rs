@@ -8,7 +8,11 @@
 //! - Secure channel: `osdp_CHLNG` with SCBK-D is accepted only in install mode; a wrong server
 //!   cryptogram, a bad MAC or bad padding drops the session and is answered with NAK 0x06 and
 //!   reported ([`SecureRefusal`]). `osdp_KEYSET` is accepted only inside a session; the new key
-//!   is stored first ([`KeyStore`]), acknowledged inside the old session, then install mode ends.
+//!   is stored first ([`PdStore`]), acknowledged inside the old session, then install mode ends.
+//! - `osdp_COMSET` is stored first too ([`PdStore`]: the new address and speed survive a
+//!   restart), answered under the old settings, then applied; a failed store is a NAK.
+//! - Card data waits for a poll at most [`CARD_READ_TTL`]: a read the panel did not collect in
+//!   time is dropped ([`PdEvent::CardExpired`]), never delivered late.
 //! - With `require_secure`, only `osdp_ID`, `osdp_CAP` and the handshake work outside a session:
 //!   card data never crosses the bus in clear.
 
@@ -25,6 +29,10 @@ use crate::credential::WiegandBits;
 /// A secure channel session with no valid secured command for this long is dropped (the value
 /// libosdp's PD uses); the CP then sets up a new one.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// A card read not collected by a poll within this time is dropped: a panel that comes back
+/// minutes later must not open the door for someone long gone.
+pub const CARD_READ_TTL: Duration = Duration::from_secs(5);
 
 /// How the PD presents itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,22 +51,32 @@ pub struct PdConfig {
     pub install_mode: bool,
 }
 
-/// Where an installed SCBK is kept (a file in production, memory in tests).
-pub trait KeyStore: Send {
+/// Where what the panel sets is kept across restarts: the installed SCBK (`osdp_KEYSET`) and the
+/// communication settings (`osdp_COMSET`). Files in production, memory in tests.
+pub trait PdStore: Send {
     /// Stores `key` durably before the PD acknowledges it.
-    fn store(&mut self, key: &Key) -> std::io::Result<()>;
+    fn store_key(&mut self, key: &Key) -> std::io::Result<()>;
+    /// Stores the new address and baud rate durably before the PD answers with them.
+    fn store_comset(&mut self, settings: &command::ComSet) -> std::io::Result<()>;
 }
 
-/// A key store that keeps the key in memory only.
+/// A store that keeps everything in memory only.
 #[derive(Debug, Default)]
-pub struct MemoryKeyStore {
+pub struct MemoryStore {
     /// The last stored key.
     pub key: Option<Key>,
+    /// The last stored communication settings.
+    pub comset: Option<command::ComSet>,
 }
 
-impl KeyStore for MemoryKeyStore {
-    fn store(&mut self, key: &Key) -> std::io::Result<()> {
+impl PdStore for MemoryStore {
+    fn store_key(&mut self, key: &Key) -> std::io::Result<()> {
         self.key = Some(key.clone());
+        Ok(())
+    }
+
+    fn store_comset(&mut self, settings: &command::ComSet) -> std::io::Result<()> {
+        self.comset = Some(*settings);
         Ok(())
     }
 }
@@ -140,6 +158,13 @@ pub enum PdEvent {
         /// Bits sent.
         bits: usize,
     },
+    /// Card data dropped: no poll collected it within [`CARD_READ_TTL`].
+    CardExpired {
+        /// Bits dropped.
+        bits: usize,
+    },
+    /// `osdp_COMSET` could not be stored: refused with a NAK, the settings stay.
+    ComSetNotStored(String),
     /// A secure channel problem (refused and answered with a NAK).
     Refused(SecureRefusal),
     /// Any other command answered with a NAK.
@@ -181,11 +206,11 @@ pub type Random = Box<dyn FnMut() -> Option<[u8; 8]> + Send>;
 pub struct Pd {
     config: PdConfig,
     scbk: Option<Key>,
-    store: Box<dyn KeyStore>,
+    store: Box<dyn PdStore>,
     random: Random,
     handshake: Option<Handshake>,
     session: Option<Session>,
-    cards: VecDeque<WiegandBits>,
+    cards: VecDeque<(WiegandBits, Instant)>,
     tamper: bool,
     inputs: Vec<bool>,
     last: Option<(u8, Vec<u8>)>,
@@ -215,7 +240,7 @@ impl Pd {
     pub fn new(
         config: PdConfig,
         scbk: Option<Key>,
-        store: Box<dyn KeyStore>,
+        store: Box<dyn PdStore>,
         random: Random,
     ) -> Self {
         let inputs = vec![false; config.inputs];
@@ -254,9 +279,9 @@ impl Pd {
         self.config.install_mode
     }
 
-    /// Queues card data for the next poll.
-    pub fn present(&mut self, bits: WiegandBits) {
-        self.cards.push_back(bits);
+    /// Queues card data, read at `now`, for the next poll.
+    pub fn present(&mut self, bits: WiegandBits, now: Instant) {
+        self.cards.push_back((bits, now));
     }
 
     /// Number of card reads waiting for a poll.
@@ -357,7 +382,7 @@ impl Pd {
             return Err(Refusal::Secure(SecureRefusal::InsecureCommand(packet.code)));
         }
         Ok(match command {
-            Command::Poll(_) => match self.cards.pop_front() {
+            Command::Poll(_) => match self.next_card(events) {
                 Some(bits) => {
                     events.push(PdEvent::CardDelivered { bits: bits.len() });
                     Reply::plain(reply::raw::CODE, reply::raw::encode(0, &bits))
@@ -397,6 +422,10 @@ impl Pd {
                 if !settings.is_acceptable() {
                     return Err(Refusal::Nak(nak::RECORD));
                 }
+                if let Err(error) = self.store.store_comset(&settings) {
+                    events.push(PdEvent::ComSetNotStored(error.to_string()));
+                    return Err(Refusal::Nak(nak::RECORD));
+                }
                 let mut reply = Reply::plain(
                     reply::com::CODE,
                     reply::com::encode(settings.address, settings.baud),
@@ -408,7 +437,7 @@ impl Pd {
                 if self.session.is_none() {
                     return Err(Refusal::Secure(SecureRefusal::KeySetOutsideSession));
                 }
-                if let Err(error) = self.store.store(&keyset.key) {
+                if let Err(error) = self.store.store_key(&keyset.key) {
                     return Err(Refusal::Secure(SecureRefusal::KeyNotStored(
                         error.to_string(),
                     )));
@@ -422,6 +451,17 @@ impl Pd {
                 self.server_cryptogram(&scrypt.cryptogram, events)?
             }
         })
+    }
+
+    /// The oldest card read still fresh; older ones are dropped and reported.
+    fn next_card(&mut self, events: &mut Vec<PdEvent>) -> Option<WiegandBits> {
+        while let Some((bits, read)) = self.cards.pop_front() {
+            if self.now.saturating_duration_since(read) <= CARD_READ_TTL {
+                return Some(bits);
+            }
+            events.push(PdEvent::CardExpired { bits: bits.len() });
+        }
+        None
     }
 
     /// Checks the MAC and decrypts; returns the command's plain data.

@@ -100,7 +100,7 @@ where
                 }
             }
             request = requests.recv() => match request {
-                Some(PdRequest::Present(bits)) => pd.present(bits),
+                Some(PdRequest::Present(bits)) => pd.present(bits, std::time::Instant::now()),
                 Some(PdRequest::Tamper(tamper)) => pd.set_tamper(tamper),
                 Some(PdRequest::Input(index, active)) => pd.set_input(index, active),
                 None => return Ok(()),

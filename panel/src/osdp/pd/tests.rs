@@ -29,17 +29,53 @@ fn config(install_mode: bool, require_secure: bool) -> PdConfig {
 }
 
 fn pd(install_mode: bool, require_secure: bool, scbk: Option<Key>) -> Pd {
+    pd_with_store(
+        install_mode,
+        require_secure,
+        scbk,
+        Box::new(MemoryStore::default()),
+    )
+}
+
+fn pd_with_store(
+    install_mode: bool,
+    require_secure: bool,
+    scbk: Option<Key>,
+    store: Box<dyn PdStore>,
+) -> Pd {
     let mut counter = 0u8;
     let random: Random = Box::new(move || {
         counter = counter.wrapping_add(1);
         Some([counter; 8])
     });
-    Pd::new(
-        config(install_mode, require_secure),
-        scbk,
-        Box::new(MemoryKeyStore::default()),
-        random,
-    )
+    Pd::new(config(install_mode, require_secure), scbk, store, random)
+}
+
+/// A memory store the test can read after the PD took it.
+#[derive(Clone, Default)]
+struct SharedStore(std::sync::Arc<std::sync::Mutex<MemoryStore>>);
+
+impl PdStore for SharedStore {
+    fn store_key(&mut self, key: &Key) -> std::io::Result<()> {
+        self.0.lock().expect("store").store_key(key)
+    }
+
+    fn store_comset(&mut self, settings: &command::ComSet) -> std::io::Result<()> {
+        self.0.lock().expect("store").store_comset(settings)
+    }
+}
+
+/// A store on a full or read-only disk.
+struct FailingStore;
+
+impl PdStore for FailingStore {
+    fn store_key(&mut self, _key: &Key) -> std::io::Result<()> {
+        Err(std::io::Error::other("disk full"))
+    }
+
+    fn store_comset(&mut self, _settings: &command::ComSet) -> std::io::Result<()> {
+        Err(std::io::Error::other("disk full"))
+    }
 }
 
 /// A command without a MAC (plain, or a handshake step).
@@ -208,7 +244,7 @@ fn plain_session_identifies_polls_and_delivers_card_data() {
     assert!(data.chunks(3).any(|c| c == [9, 1, 0]), "AES-128 advertised");
     let (code, _, _) = cp.exchange(&mut pd, &Command::Poll(command::Poll));
     assert_eq!(code, reply::ack::CODE);
-    pd.present(card());
+    pd.present(card(), cp.now);
     let (code, data, events) = cp.exchange(&mut pd, &Command::Poll(command::Poll));
     assert_eq!(
         (code, data),
@@ -224,7 +260,7 @@ fn a_repeated_sequence_number_gets_the_same_reply_and_no_second_card() {
     let mut pd = pd(false, false, None);
     let mut cp = Cp::new();
     cp.exchange(&mut pd, &Command::Poll(command::Poll));
-    pd.present(card());
+    pd.present(card(), cp.now);
     let bytes = cp.command(&Command::Poll(command::Poll));
     let packet = parse(&bytes[1..], true).expect("own");
     let first = pd.handle(&packet, cp.now);
@@ -238,7 +274,7 @@ fn a_repeated_sequence_number_gets_the_same_reply_and_no_second_card() {
 fn require_secure_refuses_polls_in_clear() {
     let mut pd = pd(false, true, Some(Key::new([7; 16])));
     let mut cp = Cp::new();
-    pd.present(card());
+    pd.present(card(), cp.now);
     let (code, data, events) = cp.exchange(&mut pd, &Command::Poll(command::Poll));
     assert_eq!(
         (code, data),
@@ -287,7 +323,7 @@ fn install_mode_takes_scbk_d_then_a_new_key_and_refuses_scbk_d_afterwards() {
 
     let (ok, _) = cp.secure(&mut pd, &new_key, 1);
     assert!(ok);
-    pd.present(card());
+    pd.present(card(), cp.now);
     let (code, data, _) = cp.exchange(&mut pd, &Command::Poll(command::Poll));
     assert_eq!(
         (code, data),
@@ -366,8 +402,9 @@ fn a_bad_mac_drops_the_session_and_is_reported() {
 }
 
 #[test]
-fn comset_answers_with_the_new_settings_then_switches() {
-    let mut pd = pd(false, false, None);
+fn comset_is_stored_answered_with_the_new_settings_then_applied() {
+    let store = SharedStore::default();
+    let mut pd = pd_with_store(false, false, None, Box::new(store.clone()));
     let mut cp = Cp::new();
     let settings = command::ComSet {
         address: 0x05,
@@ -377,6 +414,11 @@ fn comset_answers_with_the_new_settings_then_switches() {
     assert_eq!((code, data), (reply::com::CODE, vec![5, 0x00, 0x96, 0, 0]));
     assert_eq!(events, vec![PdEvent::ComSet(settings)]);
     assert_eq!((pd.address(), pd.baud()), (5, 38400));
+    assert_eq!(
+        store.0.lock().expect("store").comset,
+        Some(settings),
+        "kept for the next start"
+    );
     // The old address is no longer answered.
     let bytes = cp.command(&Command::Poll(command::Poll));
     assert!(
@@ -413,7 +455,7 @@ fn no_randomness_refuses_the_handshake() {
     let mut pd = Pd::new(
         config(true, true),
         None,
-        Box::new(MemoryKeyStore::default()),
+        Box::new(MemoryStore::default()),
         Box::new(|| None),
     );
     let mut cp = Cp::new();
@@ -447,4 +489,40 @@ fn an_idle_session_expires_and_the_next_secured_command_is_refused() {
         ]
     );
     assert!(!pd.is_secure());
+}
+
+#[test]
+fn a_comset_that_cannot_be_stored_is_refused_and_the_settings_stay() {
+    let mut pd = pd_with_store(false, false, None, Box::new(FailingStore));
+    let mut cp = Cp::new();
+    let settings = command::ComSet {
+        address: 0x05,
+        baud: 38400,
+    };
+    let (code, data, events) = cp.exchange(&mut pd, &Command::ComSet(settings));
+    assert_eq!((code, data), (reply::nak::CODE, vec![nak::RECORD]));
+    assert!(
+        events.contains(&PdEvent::ComSetNotStored("disk full".to_string())),
+        "{events:?}"
+    );
+    assert_eq!((pd.address(), pd.baud()), (ADDRESS, 9600));
+}
+
+#[test]
+fn a_card_read_not_polled_in_time_is_dropped_not_delivered_late() {
+    let mut pd = pd(false, false, None);
+    let mut cp = Cp::new();
+    let read_at = cp.now;
+    pd.present(card(), read_at);
+    cp.now = read_at + CARD_READ_TTL + Duration::from_millis(1);
+    let (code, _, events) = cp.exchange(&mut pd, &Command::Poll(command::Poll));
+    assert_eq!(code, reply::ack::CODE, "nothing left to deliver");
+    assert_eq!(events, vec![PdEvent::CardExpired { bits: 26 }]);
+
+    // A read polled within its time is delivered.
+    pd.present(card(), cp.now);
+    cp.now += CARD_READ_TTL;
+    let (code, _, events) = cp.exchange(&mut pd, &Command::Poll(command::Poll));
+    assert_eq!(code, reply::raw::CODE);
+    assert_eq!(events, vec![PdEvent::CardDelivered { bits: 26 }]);
 }
