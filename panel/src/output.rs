@@ -158,7 +158,13 @@ impl PanelOutput {
         self.send(Verdict::Denied, card)
     }
 
-    fn send(&self, verdict: Verdict, card: Option<&CardId>) -> Result<Option<Sent>, PanelError> {
+    /// Sends what `verdict` on `card` gives the panel (nothing for a denial without a denial
+    /// code). Never blocks.
+    pub fn send(
+        &self,
+        verdict: Verdict,
+        card: Option<&CardId>,
+    ) -> Result<Option<Sent>, PanelError> {
         let Some(credential) = self.resolve(verdict, card)? else {
             return Ok(None);
         };

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::card_worker::{CardReport, CardWorker};
 use super::door_view::DoorStates;
+use super::panel_stage::PanelStage;
 use super::startup::Running;
 use super::state::lockdown::LockdownFile;
 use super::state::revocation::RevocationList;
@@ -78,6 +79,8 @@ pub(super) struct Loop {
     /// Where the doors in lockdown are kept across restarts.
     pub(super) lockdown_file: LockdownFile,
     pub(super) notifier: Notifier,
+    /// Reader mode: the access panel gets the verdicts.
+    pub(super) panel: Option<PanelStage>,
 }
 
 /// Runs the loop until `shutdown` completes.
@@ -172,6 +175,10 @@ impl Loop {
     }
 
     fn execute(&mut self, actions: Vec<Action>) {
+        let actions = match &mut self.panel {
+            Some(panel) => panel.route(actions),
+            None => actions,
+        };
         for action in actions {
             match action {
                 Action::Verify => match self.held_probe.take() {
@@ -243,7 +250,13 @@ impl Loop {
         let card_id = |bytes: [u8; 16]| CardId::new(&bytes);
         match report {
             CardReport::Presented { card_id: id, read } => match card_id(id) {
-                Some(card) => self.input(Input::CardPresented { card, read }),
+                Some(card) => match self.panel.as_ref().and_then(|p| p.refusal(&card)) {
+                    Some(reason) => self.input(Input::CardRejected {
+                        card: Some(card),
+                        reason,
+                    }),
+                    None => self.input(Input::CardPresented { card, read }),
+                },
                 None => self.input(Input::CardRejected {
                     card: None,
                     reason: "empty card id".to_string(),
@@ -338,6 +351,9 @@ impl Loop {
         if matches!(event.kind, DoorKind::Ready) {
             self.readiness.doors = true;
             self.maybe_ready();
+        }
+        if let Some(panel) = &self.panel {
+            panel.door_event(&event);
         }
         for state in self.door_view.apply(&event) {
             let _ = self.door_states.try_send(state);

@@ -20,6 +20,8 @@
 //!   actions (verify on the card, unlock or deny a door, publish an event).
 //! - [`card_worker`]: the card reader thread (presence, certificate checks, secure sessions).
 //! - [`door_view`]: the I/O-free door-state projection and door-event classification.
+//! - [`panel_stage`]: reader mode (`[panel]`): the verdict goes to an access panel over OSDP or
+//!   Wiegand, the panel's LED/buzzer commands reach the reader's feedback pins.
 //! - [`commands`]: signed remote commands (unlock, lockdown, release, revocation list).
 //! - [`reload`]: SIGHUP: policy and revocation list re-read.
 //! - [`shutdown`]: doors safe first, then every task stopped, the outbox flushed.
@@ -31,6 +33,7 @@ pub mod commands;
 pub mod devices;
 pub mod door_view;
 mod main_loop;
+pub mod panel_stage;
 mod reload;
 pub mod shutdown;
 pub mod sim_control;
@@ -88,6 +91,9 @@ pub enum GateError {
     /// The card reader could not be watched (pcscd not running?).
     #[error(transparent)]
     CardWorker(#[from] card_worker::CardWorkerError),
+    /// Reader mode (`[panel]`) could not start.
+    #[error("reader mode")]
+    Panel(#[from] panel_stage::PanelStartError),
     /// A blocking task panicked.
     #[error("internal task failed: {0}")]
     Task(String),

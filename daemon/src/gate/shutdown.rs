@@ -25,6 +25,7 @@ pub(super) struct Tasks {
     pub(super) watchdog: JoinHandle<()>,
     pub(super) flusher: JoinHandle<()>,
     pub(super) sim_control: JoinHandle<()>,
+    pub(super) panel: JoinHandle<()>,
 }
 
 /// Stops a gate whose main loop has ended.
@@ -40,12 +41,13 @@ pub(super) async fn stop(running: Running) -> Result<(), GateError> {
     let _ = tasks.stop.send(true);
     let card_worker = gate.card_worker;
     let card_stop = tokio::task::spawn_blocking(move || card_worker.stop());
-    let waited: [(&str, JoinHandle<()>); 5] = [
+    let waited: [(&str, JoinHandle<()>); 6] = [
         ("card worker", card_stop),
         ("sensor", tasks.sensor),
         ("watchdog", tasks.watchdog),
         ("outbox flusher", tasks.flusher),
         ("simulated GPIO control", tasks.sim_control),
+        ("panel", tasks.panel),
     ];
     for (name, task) in waited {
         if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {

@@ -165,6 +165,8 @@ pub(super) async fn start<R: CardReader>(
     let flusher_stop = stop.clone();
     let flusher_task =
         tokio::spawn(async move { flusher_outbox.run_flusher(flusher_stop.wait()).await });
+    let (panel, panel_task) =
+        super::panel_stage::start(&settings, &issuers, &doors, outbox.clone(), stop.clone())?;
 
     let model = settings.matcher.model.clone();
     let extractor = tokio::task::spawn_blocking(move || match model {
@@ -233,6 +235,7 @@ pub(super) async fn start<R: CardReader>(
         door_names,
         lockdown_file,
         notifier,
+        panel,
     };
     for door in locked_down {
         if gate.door_names.contains(&door) {
@@ -263,6 +266,7 @@ pub(super) async fn start<R: CardReader>(
             watchdog: watchdog_task,
             flusher: flusher_task,
             sim_control: sim_control_task,
+            panel: panel_task,
         },
     })
 }
