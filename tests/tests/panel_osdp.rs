@@ -1,9 +1,17 @@
 //! palmgate as an OSDP reader against libosdp's control panel (PyPI `libosdp`, a C library
-//! nobody on this team wrote), over a real pseudo-terminal: `palmgate-panel serve` is the PD,
-//! `panel_osdp/cp_driver.py` the CP. Plain and secure channel, install mode with SCBK-D and
-//! KEYSET, card data after a grant, LSTAT/ISTAT, LED/buzzer reaching the simulated feedback pins,
-//! COMSET, a bad MAC and a wrong key refused and reported.
+//! nobody on this team wrote), over a real pseudo-terminal; `panel_osdp/cp_driver.py` steers the
+//! CP.
+//! - [`gate`]: `palmgate run` in reader mode on the real stack (pcscd + vpcd cards, the sensor
+//!   simulator, mosquitto): a palm match gives the card data at the CP, a denial none; plain and
+//!   secure channel (install mode, KEYSET, SCBK-D refused afterwards), the key and COMSET kept
+//!   across restarts, the panel's LED/buzzer on the simulated feedback pins.
+//! - the tests below: `palmgate-panel serve` (the panel side alone, verdicts on stdin) for what a
+//!   palm cannot easily produce: duress and denial codes, LSTAT/ISTAT, a bad MAC refused and
+//!   reported, a CP with another key.
 #![allow(clippy::unwrap_used)] // helpers of tests unwrap like the tests themselves
+
+#[path = "panel_osdp/gate.rs"]
+mod gate;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

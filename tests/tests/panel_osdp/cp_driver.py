@@ -9,6 +9,8 @@ Commands on stdin:
   wait_sc SECONDS              until the secure channel is up: {"sc": bool}
   wait_sc_lost SECONDS         until it is down: {"sc": bool}
   wait_card SECONDS            the next card read: {"card": {...}} or {"card": null}
+  answer COLOR|none            from now on, answer each card read at once, as a panel does:
+                               LED COLOR and two beeps (submitted before wait_card reports it)
   led COLOR                    permanent LED colour (red, green, amber, off)
   buzzer                       two beeps
   comset ADDRESS BAUD          osdp_COMSET
@@ -88,6 +90,22 @@ COLORS = {
 }
 
 
+def submit_led(cp, address, color):
+    return cp.submit_command(address, {
+        "command": osdp.Command.LED, "reader": 0, "led_number": 0,
+        "control_code": 1, "on_count": 10, "off_count": 0,
+        "on_color": COLORS[color], "off_color": osdp.CommandLEDColor.Black,
+        "temporary": False,
+    })
+
+
+def submit_buzzer(cp, address):
+    return cp.submit_command(address, {
+        "command": osdp.Command.Buzzer, "reader": 0, "control_code": 2,
+        "on_count": 2, "off_count": 2, "rep_count": 2,
+    })
+
+
 def main():
     master, slave = os.openpty()
     tty.setraw(master)
@@ -98,6 +116,7 @@ def main():
     channel = PtyChannel(master)
     cp = None
     address = 0
+    answer = None
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -149,21 +168,17 @@ def main():
                         "data": event.get("data", b"").hex(),
                         "wiegand": event.get("format") == osdp.CardFormat.Wiegand,
                     }
-            say({"card": card})
+            answered = None
+            if card is not None and answer is not None:
+                answered = bool(submit_led(cp, address, answer)) and bool(submit_buzzer(cp, address))
+            say({"card": card, "answered": answered})
+        elif command == "answer":
+            answer = None if words[1] == "none" else words[1]
+            say({"answer": answer})
         elif command == "led":
-            ok = cp.submit_command(address, {
-                "command": osdp.Command.LED, "reader": 0, "led_number": 0,
-                "control_code": 1, "on_count": 10, "off_count": 0,
-                "on_color": COLORS[words[1]], "off_color": osdp.CommandLEDColor.Black,
-                "temporary": False,
-            })
-            say({"submitted": bool(ok)})
+            say({"submitted": bool(submit_led(cp, address, words[1]))})
         elif command == "buzzer":
-            ok = cp.submit_command(address, {
-                "command": osdp.Command.Buzzer, "reader": 0, "control_code": 2,
-                "on_count": 2, "off_count": 2, "rep_count": 2,
-            })
-            say({"submitted": bool(ok)})
+            say({"submitted": bool(submit_buzzer(cp, address))})
         elif command == "comset":
             ok = cp.submit_command(address, {
                 "command": osdp.Command.Comset, "address": int(words[1]), "baud_rate": int(words[2]),
