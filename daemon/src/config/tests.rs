@@ -830,3 +830,25 @@ fn panel_section_is_checked_with_file_key_and_reason() {
     let panel = settings.panel.expect("[panel]");
     assert_eq!(panel.credential_map, PathBuf::from(fixture.path("m.toml")));
 }
+
+#[test]
+fn panel_pins_must_not_be_door_pins() {
+    let fixture = Fixture::new();
+    std::fs::write(fixture.path("m.toml"), "version = 1\n").expect("map");
+    std::fs::write(fixture.path("m.toml.sig"), "00").expect("signature");
+    let main = format!(
+        "{VALID}\n[panel]\nprotocol = \"wiegand\"\ncredential_map = \"m.toml\"\n[panel.wiegand]\nd0_pin = 17\nd1_pin = 24\n[panel.feedback]\ngreen_led_pin = 5\nred_led_pin = 22\nbuzzer_pin = 13\n"
+    );
+    let main_path = fixture.main().display().to_string();
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [
+            format!(
+                "{main_path}: panel.wiegand.d0_pin: GPIO 17 is already used by door.main.lock_pin"
+            ),
+            format!(
+                "{main_path}: panel.feedback.red_led_pin: GPIO 22 is already used by door.main.rex_pin"
+            ),
+        ]
+    );
+}

@@ -251,7 +251,8 @@ impl Checker<'_, '_> {
         let logging = self.logging(raw.logging.unwrap_or_default());
         let panel = self.panel(raw.panel.as_ref());
         if let (Some(door), Some(fire)) = (&door, &fire) {
-            self.pins_used_once(door, fire.as_ref());
+            let panel = panel.as_ref().and_then(Option::as_ref);
+            self.pins_used_once(door, fire.as_ref(), panel);
         }
         Some(Settings {
             gate: gate?,
@@ -723,6 +724,7 @@ impl Checker<'_, '_> {
         &mut self,
         doors: &BTreeMap<String, DoorSettings>,
         fire: Option<&FireSettings>,
+        panel: Option<&palmgate_panel::config::PanelSettings>,
     ) {
         let mut users: Vec<(u8, String)> = Vec::new();
         if let Some(fire) = fire {
@@ -743,6 +745,25 @@ impl Checker<'_, '_> {
                 if let Some(pin) = pin {
                     users.push((pin, format!("door.{name}.{field}")));
                 }
+            }
+        }
+        // Reader mode's pins share the GPIO with the doors (within [panel], palmgate-panel has
+        // checked them already).
+        if let Some(panel) = panel {
+            if let palmgate_panel::config::PanelProtocol::Wiegand(wiegand) = &panel.protocol {
+                users.push((wiegand.d0_pin, "panel.wiegand.d0_pin".to_string()));
+                users.push((wiegand.d1_pin, "panel.wiegand.d1_pin".to_string()));
+            }
+            if let Some(feedback) = &panel.feedback {
+                users.push((
+                    feedback.green_led_pin,
+                    "panel.feedback.green_led_pin".to_string(),
+                ));
+                users.push((
+                    feedback.red_led_pin,
+                    "panel.feedback.red_led_pin".to_string(),
+                ));
+                users.push((feedback.buzzer_pin, "panel.feedback.buzzer_pin".to_string()));
             }
         }
         let mut first_user: HashMap<u8, String> = HashMap::new();
