@@ -68,6 +68,9 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
             palmgate::error_chain(&error)
         ));
     }
+    if let Some(panel) = &settings.panel {
+        problems.extend(panel_file_problems(settings, panel));
+    }
     // The gate's own record of the doors in lockdown (in the state directory, when it exists).
     // A user who may not read the state directory cannot check it: said, not counted.
     let lockdown =
@@ -86,6 +89,53 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
             "storage.state_dir: {}",
             palmgate::error_chain(&error)
         )),
+    }
+    problems
+}
+
+/// Reader mode's files: the credential map (signature by a configured issuer, every entry) and
+/// the OSDP state the panel set (installed key, COMSET).
+fn panel_file_problems(
+    settings: &palmgate::config::Settings,
+    panel: &palmgate_panel::config::PanelSettings,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    match palmgate::gate::load_issuer_keys(&settings.card.issuer_keys) {
+        Ok(issuers) => {
+            if let Err(error) = palmgate_panel::CredentialMap::load(&panel.credential_map, &issuers)
+            {
+                problems.push(format!(
+                    "panel.credential_map: {}",
+                    palmgate::error_chain(&error)
+                ));
+            }
+        }
+        Err(error) => problems.push(format!(
+            "card.issuer_keys: {}",
+            palmgate::error_chain(&error)
+        )),
+    }
+    if let palmgate_panel::config::PanelProtocol::Osdp(osdp) = &panel.protocol {
+        let store = palmgate_panel::output::FileStore::new(&osdp.scbk_file);
+        let state = store
+            .load_key()
+            .map(drop)
+            .and_then(|()| store.load_comset().map(drop));
+        match state {
+            Ok(()) => {}
+            Err(palmgate_panel::PanelError::StateFile { path, source })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                eprintln!(
+                    "note: {} not checked (permission denied): run as the palmgate user",
+                    path.display()
+                );
+            }
+            Err(error) => problems.push(format!(
+                "panel.osdp.scbk_file: {}",
+                palmgate::error_chain(&error)
+            )),
+        }
     }
     problems
 }

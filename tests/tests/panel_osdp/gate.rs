@@ -18,7 +18,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use palmgate_system_tests::gate::{VirtualCard, field, personalised_card, simulated_gpio};
+use palmgate_system_tests::gate::{
+    VirtualCard, field, gate_config_on, palmgate, palmgate_output, personalised_card,
+    simulated_gpio,
+};
 use palmgate_system_tests::site::{AliceAtTheGate, PATIENCE, Site};
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd, workspace_binary};
 use serde_json::Value;
@@ -29,11 +32,11 @@ const GATE: &str = "panel-gate";
 /// Alice: H10301 facility 12 card 3456 = `0606c040` (docs/panel-integration.md's worked example).
 const ALICE_DATA: &str = "0606c040";
 
-/// The signed credential map: Alice and Bob have numbers, Carol has none.
-fn write_credential_map(site: &Site, alice: &str, bob: &str) {
-    let map = site.root.join("credentials.toml");
+/// The credential map signed by the issuer in `issuer`: Alice and Bob have numbers, Carol has
+/// none.
+fn write_credential_map(issuer: &Path, map: &Path, alice: &str, bob: &str) {
     std::fs::write(
-        &map,
+        map,
         format!(
             "version = 1\n\
              [[card]]\ncard_id = \"{alice}\"\nformat = \"h10301\"\nfacility = 12\nnumber = 3456\n\
@@ -44,8 +47,8 @@ fn write_credential_map(site: &Site, alice: &str, bob: &str) {
     let signed = std::process::Command::new(workspace_binary("palmgate-panel"))
         .arg("sign-map")
         .arg("--issuer-key")
-        .arg(site.issuer.join("issuer.key"))
-        .arg(&map)
+        .arg(issuer.join("issuer.key"))
+        .arg(map)
         .output()
         .expect("run palmgate-panel sign-map");
     assert!(signed.status.success(), "sign-map: {signed:?}");
@@ -153,7 +156,12 @@ fn the_gate_as_an_osdp_reader_of_libosdps_control_panel() {
         let state = std::fs::read(root.join("alice.card")).expect("alice's card");
         let identity =
             palmgate_card::host::platform::identity_of_state(&state).expect("card state");
-        write_credential_map(&site, &hex::encode(identity.card_id), &bob.to_string());
+        write_credential_map(
+            &site.issuer,
+            &root.join("credentials.toml"),
+            &hex::encode(identity.card_id),
+            &bob.to_string(),
+        );
         format!("{text}{}", panel_section(&root, &pty, plain))
     });
 
@@ -280,5 +288,53 @@ fn the_gate_as_an_osdp_reader_of_libosdps_control_panel() {
     assert!(
         log.contains("default key SCBK-D refused: not in install mode"),
         "the refused SCBK-D is reported; log:\n{log}"
+    );
+}
+
+/// `palmgate config check` opens reader mode's files: a map signed by another issuer and a
+/// COMSET file with a broadcast address are reported with their key, file and reason.
+#[test]
+fn config_check_reports_the_panel_files() {
+    let site = Site::new();
+    let root = &site.root;
+    let foreign = root.join("foreign-issuer");
+    palmgate(&["issuer", "init", "--out", foreign.to_str().expect("utf-8")]);
+    let map = root.join("credentials.toml");
+    let card = "0102030405060708090a0b0c0d0e0f10";
+    write_credential_map(&foreign, &map, card, "ffffffffffffffffffffffffffffffff");
+    let comset = root.join("osdp-comset.toml");
+    std::fs::write(&comset, "address = 127\nbaud = 9600\n").expect("comset");
+    let config = gate_config_on(
+        "127.0.0.1:1883",
+        root,
+        GATE,
+        &site.issuer.join("issuer.pub"),
+        &site.sensor_link(),
+        &site.operator_pub,
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    let panel = panel_section(root, Path::new("/dev/ttyUSB0"), "");
+    std::fs::write(&config, format!("{text}{panel}")).expect("config");
+    let output = palmgate_output(&[
+        "config",
+        "check",
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "panel.credential_map: {}: the signature does not verify with any configured issuer key",
+            map.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "panel.osdp.scbk_file: {}: OSDP state file: address 127 / baud 9600 is not usable",
+            comset.display()
+        )),
+        "{stderr}"
     );
 }
