@@ -92,6 +92,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 pub mod gate;
+pub mod osdp;
 pub mod pcscd;
 pub mod schema;
 pub mod site;

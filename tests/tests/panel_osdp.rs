@@ -13,14 +13,13 @@
 #[path = "panel_osdp/gate.rs"]
 mod gate;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use palmgate_card::host::issuer::IssuerKey;
 use palmgate_panel::credential_map;
+use palmgate_system_tests::osdp::{ControlPanel, JsonLines};
 use palmgate_system_tests::workspace_binary;
 use serde_json::Value;
 
@@ -34,125 +33,9 @@ const GREEN_PIN: u64 = 20;
 const RED_PIN: u64 = 21;
 const BUZZER_PIN: u64 = 26;
 
-/// A child process with its stdout read line by line on a thread.
-struct Process {
-    name: &'static str,
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<Value>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn spawn(name: &'static str, command: &mut Command) -> Self {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            name,
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn line(&mut self, timeout: Duration) -> Option<String> {
-        self.lines.recv_timeout(timeout).ok()
-    }
-
-    /// The next JSON line (after `prefix`) that satisfies `wanted`; earlier ones are kept in
-    /// `seen`.
-    fn wait_for(
-        &mut self,
-        prefix: &str,
-        what: &str,
-        timeout: Duration,
-        wanted: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let start = Instant::now();
-        loop {
-            let left = timeout.saturating_sub(start.elapsed());
-            let Some(line) = self.line(left) else {
-                panic!(
-                    "{}: timed out waiting for {what}; seen so far:\n{:#?}",
-                    self.name, self.seen
-                );
-            };
-            let Some(json) = line.strip_prefix(prefix) else {
-                continue; // library log output
-            };
-            let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{line}: {e}"));
-            if wanted(&value) {
-                return value;
-            }
-            self.seen.push(value);
-        }
-    }
-}
-
-/// The CP: libosdp on the master side of a fresh pty.
-struct ControlPanel {
-    process: Process,
-    pty: PathBuf,
-}
-
-impl ControlPanel {
-    fn spawn() -> Self {
-        let check = Command::new("python3").args(["-c", "import osdp"]).output();
-        assert!(
-            check.as_ref().is_ok_and(|o| o.status.success()),
-            "python3 with the `libosdp` package is needed (run `cargo xtask deps`, or `python3 -m pip install libosdp`): {check:?}"
-        );
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/panel_osdp/cp_driver.py");
-        let mut process =
-            Process::spawn("libosdp CP", Command::new("python3").arg("-u").arg(script));
-        let pty = loop {
-            let line = process
-                .line(Duration::from_secs(20))
-                .expect("the CP prints its pty");
-            if let Some(path) = line.strip_prefix("PTY ") {
-                break PathBuf::from(path);
-            }
-        };
-        Self { process, pty }
-    }
-
-    fn ask(&mut self, command: &str) -> Value {
-        self.process.send(command);
-        self.process
-            .wait_for("CP ", command, Duration::from_secs(30), |_| true)
-    }
-}
-
 /// The PD: `palmgate-panel serve` on the slave side.
 struct Reader {
-    process: Process,
+    process: JsonLines,
 }
 
 impl Reader {
@@ -185,7 +68,7 @@ active = "high"
             ),
         )
         .unwrap();
-        let mut process = Process::spawn(
+        let mut process = JsonLines::spawn(
             "palmgate-panel",
             Command::new(workspace_binary("palmgate-panel"))
                 .arg("serve")

@@ -21,6 +21,9 @@ use palmgate_system_tests::gate::{
 };
 use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, workspace_binary};
 
+#[path = "palmgate_demo/panel_scene.rs"]
+mod panel_scene;
+
 const GATE: &str = "demo-gate";
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -360,6 +363,18 @@ fn main() -> ExitCode {
     );
     std::thread::sleep(Duration::from_millis(500));
     settle(3);
+    // Reader mode, on the sensor the first gate has let go of (the revocation was that gate's).
+    let panel_site = panel_scene::Site {
+        root: &root,
+        issuer: &issuer,
+        operator_pub: &operator_pub,
+        broker: &demo.broker.address(),
+        sensor_link: &sensor_link,
+        alice: (&alice, &alice_id),
+    };
+    for (what, held, detail) in panel_scene::run(&panel_site) {
+        demo.expect(&what, held, &detail);
+    }
 
     // Every event received, as a table; then the summary.
     let mut events: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
