@@ -1,10 +1,11 @@
-//! `palmgate-panel`: the panel side of palmgate on its own, until `palmgate run` drives it.
+//! `palmgate-panel`: the issuer's map signing, and the panel side of palmgate on its own (a bench
+//! and commissioning tool; on a gate, `palmgate run` with `[panel]` drives the panel).
 //!
 //! - `palmgate-panel serve --config PANEL.toml --issuer ISSUER.pub [--simulate-gpio]` runs the
 //!   `[panel]` section: the OSDP peripheral device on its serial port (or the Wiegand output),
-//!   the reader feedback pins the panel drives. It reads the gate's verdicts on standard input,
-//!   one per line — `grant CARD_ID_HEX`, `duress CARD_ID_HEX`, `deny [CARD_ID_HEX]`,
-//!   `tamper on|off` — and reports everything as JSON lines on standard output.
+//!   the reader feedback pins the panel drives. It reads verdicts on standard input, one per
+//!   line — `grant CARD_ID_HEX`, `duress CARD_ID_HEX`, `deny [CARD_ID_HEX]`, `tamper on|off` —
+//!   and reports everything as JSON lines on standard output.
 //! - `palmgate-panel sign-map --issuer-key ISSUER.key MAP.toml` signs a credential map (writes
 //!   `MAP.toml.sig`).
 
