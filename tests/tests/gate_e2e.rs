@@ -46,7 +46,7 @@ fn contains_template(haystack: &[u8], template: &[u8]) -> bool {
     // a palm, and storage engines write such runs: redb 5 keeps its page allocator as bitmaps of
     // set bits, and a fresh database with 20 small records holds 27,004 twelve-byte 0xFF windows
     // (checked with a scratch program, 2026-12-06). Only windows with some variety count as
-    // template bytes; the code part of a template always has it.
+    // template bytes, as a palm's code part has.
     let informative = |window: &&[u8]| {
         window
             .iter()
