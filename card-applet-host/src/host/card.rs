@@ -310,7 +310,7 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
     }
 
     /// As [`SecureSession::verify_palm`], the card comparing with the threshold of `profile`
-    /// (carried in P1, authenticated with the command). A card of applet 1.1 answers `6A86`
+    /// (carried in P1, authenticated with the command). A card before applet 1.2 answers `6A86`
     /// ([`CardError::Status`]) for any profile but its default, without spending a try.
     pub fn verify_palm_under(
         &mut self,

@@ -14,8 +14,9 @@ pub use status::StatusWord;
 /// The applet's proprietary AID: `F0` (proprietary, no registered RID) + ASCII `palmgate` + version 1.
 pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0x01];
 
-/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2.
-pub const APPLET_VERSION: (u8, u8) = (1, 1);
+/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2,
+/// 1.2 the security profile in VERIFY PALM's P1.
+pub const APPLET_VERSION: (u8, u8) = (1, 2);
 
 /// Card id length.
 pub const CARD_ID_LEN: usize = 16;
@@ -209,7 +210,7 @@ pub mod verify_profile {
     use palmgate_matcher::Profile;
 
     /// `00`: the gate names no profile; the card applies [`Profile::default`] (`balanced`).
-    /// Hosts of applet 1.1 sent only this.
+    /// Hosts before applet 1.2 sent only this.
     pub const DEFAULT: u8 = 0x00;
 
     /// The P1 byte naming `profile` (`01` convenience, `02` balanced, `03` security).
