@@ -251,6 +251,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         &self.storage
     }
 
+    /// The storage, mutably (tests: make the next write fail).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
     /// Power loss or card reset: all volatile state (selection, session, chains) is lost.
     pub fn reset(&mut self) {
         self.selected = false;
