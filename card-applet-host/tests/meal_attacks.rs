@@ -706,3 +706,117 @@ fn an_old_applet_is_unsupported_and_still_verifies() {
         }
     }
 }
+
+/// REDEEM MEAL with arbitrary bytes and P1 P2, as an authenticated gate could send them.
+struct RawRedeem {
+    p1_p2: (u8, u8),
+    data: Vec<u8>,
+}
+
+impl palmgate_card::host::commands::SecureCommand for RawRedeem {
+    const NAME: &'static str = "RAW REDEEM MEAL";
+    const INS: u8 = ins::REDEEM_MEAL;
+    type Output = (StatusWord, Vec<u8>);
+
+    fn p1_p2(&self) -> (u8, u8) {
+        self.p1_p2
+    }
+
+    fn plaintext(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(self.data.clone())
+    }
+
+    fn decode(status: StatusWord, plaintext: &[u8]) -> Result<Self::Output, CardError> {
+        Ok((status, plaintext.to_vec()))
+    }
+}
+
+/// Malformed requests are refused (encrypted, the session goes on), count nothing and leave the
+/// palm match for a well-formed request.
+#[test]
+fn malformed_meal_requests_count_nothing() {
+    let (issuer, mut card) = card_of(13);
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&capture(13, 10)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    let good = lunch(1).encode().to_vec();
+    let mut zero_allowance = good.clone();
+    zero_allowance[4] = 0;
+    let cases = [
+        ((0, 0), good[..12].to_vec(), StatusWord::WrongLength),
+        ((0, 0), [&good[..], &[0]].concat(), StatusWord::WrongLength),
+        ((0, 0), Vec::new(), StatusWord::WrongLength),
+        ((0, 0), zero_allowance, StatusWord::WrongData),
+        ((1, 0), good.clone(), StatusWord::IncorrectP1P2),
+        ((0, 2), good.clone(), StatusWord::IncorrectP1P2),
+    ];
+    for (p1_p2, data, expected) in cases {
+        let (status, answer) = session.execute(&RawRedeem { p1_p2, data }).unwrap();
+        assert_eq!((status, answer.len()), (expected, 0), "{p1_p2:?}");
+    }
+    // The host refuses an allowance of 0 before sending anything.
+    assert!(matches!(
+        session.redeem_meal(&lunch(0)),
+        Err(CardError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        session.redeem_meal(&lunch(1)).unwrap(),
+        MealOutcome::Served(_)
+    ));
+    drop(session);
+    assert_eq!(entitlement(&mut card).map(|e| e.receipt_counter), Some(1));
+}
+
+/// A card whose receipt counter is at its end refuses every meal (`6A84`) rather than wrap to a
+/// counter it already used.
+#[test]
+fn an_exhausted_receipt_counter_never_wraps() {
+    let (issuer, mut card) = card_of(14);
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&capture(14, 10)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    assert!(matches!(
+        session.redeem_meal(&lunch(1)).unwrap(),
+        MealOutcome::Served(_)
+    ));
+    drop(session);
+    // The stored state with the counter set to its maximum (and the checksum fixed).
+    let mut state = *card.transport_mut().applet().state_bytes();
+    let body = state.len() - 32;
+    let counter = body - 4;
+    assert_eq!(state[counter..body], 1u32.to_be_bytes());
+    state[counter..body].copy_from_slice(&u32::MAX.to_be_bytes());
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&state[..body]);
+    state[body..].copy_from_slice(&digest);
+    let mut card = Card::open(InProcessTransport::new(
+        Applet::load(
+            MemoryStorage::default(),
+            system_rng(),
+            SystemClock::default(),
+            &state,
+        )
+        .unwrap(),
+    ))
+    .unwrap();
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&capture(14, 10)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    let next = MealRequest {
+        period: PERIOD + 1,
+        ..lunch(1)
+    };
+    assert!(matches!(
+        session.redeem_meal(&next),
+        Err(CardError::MealRefused(MealRefusal::ReceiptCounterExhausted))
+    ));
+    drop(session);
+    assert_eq!(*card.transport_mut().applet().state_bytes(), state);
+}
