@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use palmgate_card::host::issuer::IssuerKey;
+use palmgate_card::host::issuer::{IssuerKey, init_issuer_dir};
 use palmgate_card::host::pcsc::{
     CardEvent, CardMonitor, MonitorEvent, PcscTransport, erase_recovering_receipt,
     recover_meal_receipt, wait_for_card,
@@ -673,4 +673,86 @@ fn meal_torn_by_pulling_the_card_is_counted_once_and_its_receipt_recovered() {
         .unwrap()
         .unwrap();
     assert_eq!((record.count, record.receipt_counter), (1, 1));
+}
+
+/// Meal receipts of a card served through pcscd, checked by `palmgate card verify-receipt`: a
+/// genuine one passes and is recorded in `--seen`, the same again is refused as replayed (as the
+/// file and as its hex), an altered one and one checked against another issuer do not verify.
+#[test]
+fn verify_receipt_accepts_each_meal_receipt_of_the_card_once() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let issuer_dir = dir.path().join("issuer");
+    let (issuer, authority) = init_issuer_dir(&issuer_dir).unwrap();
+    let other_dir = dir.path().join("other-issuer");
+    init_issuer_dir(&other_dir).unwrap();
+    let _vcard = VirtualCard::start(&dir.path().join("card.state"), &[]);
+    let mut card = Card::connect(READER).unwrap();
+    card.personalise(&issuer).unwrap();
+    let verified = card.verify_certificate(&[issuer.public_key()]).unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .prove_authority(&authority)
+        .unwrap()
+        .enrol(0, SlotKind::Normal, &template(44))
+        .unwrap();
+    let mut receipts = Vec::new();
+    for period in [20_428 * 16 + 1, 20_428 * 16 + 2] {
+        let mut session = card.open_session(&verified).unwrap();
+        assert!(matches!(
+            session.verify_palm(&capture(44)).unwrap(),
+            VerifyOutcome::Match { .. }
+        ));
+        let request = MealRequest {
+            period,
+            allowance: 1,
+            gate_time: 1_765_022_400,
+        };
+        let MealOutcome::Served(receipt) = session.redeem_meal(&request).unwrap() else {
+            panic!("meal of period {period} not served");
+        };
+        receipts.push(receipt.to_bytes());
+    }
+    let receipt_file = dir.path().join("meal.bin");
+    let seen = dir.path().join("seen.txt");
+    let check = |bytes: &[u8], issuer: &Path| {
+        std::fs::write(&receipt_file, bytes).unwrap();
+        let output = Command::new(workspace_binary("palmgate"))
+            .args(["card", "verify-receipt", "--issuer"])
+            .arg(issuer)
+            .arg("--receipt")
+            .arg(&receipt_file)
+            .arg("--seen")
+            .arg(&seen)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    // The second meal first (receipts arrive out of order), then the first.
+    for (bytes, counter) in [(&receipts[1], 2), (&receipts[0], 1)] {
+        let (accepted, text) = check(bytes, &issuer_dir);
+        assert!(accepted, "{text}");
+        assert!(
+            text.contains("receipt valid")
+                && text.contains(&format!("receipt counter: {counter}"))
+                && text.contains(&format!("card id: {}", hex::encode(verified.card_id))),
+            "{text}"
+        );
+    }
+    for replay in [receipts[0].clone(), hex::encode(&receipts[1]).into_bytes()] {
+        let (accepted, text) = check(&replay, &issuer_dir);
+        assert!(!accepted && text.contains("replayed"), "{text}");
+    }
+    let mut forged = receipts[0].clone();
+    forged[25] ^= 0x03; // the count after
+    let (accepted, text) = check(&forged, &issuer_dir);
+    assert!(!accepted && text.contains("does not verify"), "{text}");
+    let (accepted, text) = check(&receipts[0], &other_dir);
+    assert!(!accepted && text.contains("does not verify"), "{text}");
+    assert_eq!(std::fs::read_to_string(&seen).unwrap().lines().count(), 2);
 }
