@@ -154,7 +154,8 @@ pub struct VerifyReceiptArgs {
     #[arg(long, value_name = "FILE")]
     receipt: PathBuf,
     /// Meal receipts accepted before (one hex receipt a line; created if missing): a receipt
-    /// already in it is refused as replayed, one that is not is checked and added to it.
+    /// already in it is refused as replayed, one that is not is checked and added to it (the file
+    /// is replaced atomically; run one check at a time per file).
     #[arg(long, value_name = "FILE")]
     seen: Option<PathBuf>,
 }
