@@ -669,7 +669,7 @@ fn replayed_receipts_are_refused_by_the_ledger() {
 }
 
 /// A card whose applet predates meals: the identity says so and nothing is sent; a card that
-/// claims 1.2 but answers `6D00` is also `Unsupported`. Verification still works.
+/// claims 1.3 but answers `6D00` is also `Unsupported`. Verification still works.
 #[test]
 fn an_old_applet_is_unsupported_and_still_verifies() {
     for claim_new_version in [false, true] {
@@ -677,7 +677,7 @@ fn an_old_applet_is_unsupported_and_still_verifies() {
         let mut old = Tamper::new(card.into_transport());
         old.on_response = Some(Box::new(move |command: &[u8], response: &mut Vec<u8>| {
             if command.get(1) == Some(&ins::SELECT) && !claim_new_version {
-                response[17] = 1; // applet 1.1
+                response[17] = 2; // applet 1.2: profiles, no meals
             }
             if command.get(1) == Some(&ins::REDEEM_MEAL) {
                 *response = vec![0x6D, 0x00];

@@ -132,7 +132,7 @@ impl LastReceipt {
     }
 }
 
-/// The meal entitlement record (applet 1.2), created by the first REDEEM MEAL that serves.
+/// The meal entitlement record (applet 1.3), created by the first REDEEM MEAL that serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Zeroize)]
 pub struct MealEntitlement {
     /// The last period a meal was served in.
@@ -157,7 +157,7 @@ pub(crate) struct PersistentState {
     pub(crate) erase_counter: u32,
     pub(crate) slots: [Slot; SLOT_COUNT],
     pub(crate) last_receipt: LastReceipt,
-    /// `None` until the first meal is served (and on a card whose state predates applet 1.2).
+    /// `None` until the first meal is served (and on a card whose state predates applet 1.3).
     pub(crate) entitlement: Option<MealEntitlement>,
 }
 

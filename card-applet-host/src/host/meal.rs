@@ -32,7 +32,7 @@ pub enum MealOutcome {
         /// The allowance the gate applied.
         allowance: u8,
     },
-    /// The card's applet predates meals (applet version below 1.2): nothing was counted. Such a
+    /// The card's applet predates meals (applet version below 1.3): nothing was counted. Such a
     /// card keeps working at doors.
     Unsupported,
 }

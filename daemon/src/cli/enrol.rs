@@ -35,7 +35,7 @@ use palmgate_card::host::issuer::{
 use palmgate_card::host::pcsc::PcscTransport;
 use palmgate_card::host::{Card, CardError, ReceiptBundle, VerifiedCard, VerifyOutcome};
 use palmgate_card::protocol::{Lifecycle, SlotKind};
-use palmgate_matcher::compare::Threshold;
+use palmgate_matcher::Profile;
 use palmgate_matcher::extract::{Extractor, InputKind};
 use palmgate_matcher::template::Template;
 use palmgate_sensor::codec::FrameFormat;
@@ -96,6 +96,10 @@ pub struct EnrolArgs {
     /// A replacement ONNX feature model (as for the gate).
     #[arg(long, value_name = "FILE.onnx")]
     model: Option<PathBuf>,
+    /// The gates' security profile (`matcher.profile`): the captures of a hand must match each
+    /// other under its threshold, and the verification after writing uses it.
+    #[arg(long, value_name = "PROFILE", default_value_t = Profile::Balanced)]
+    profile: Profile,
     /// Also publish the audit log's records as events (`enrol.consent`, `card.erased` with the
     /// receipt, `enrol.completed`) on `<prefix>/<station>/event/<kind>`.
     #[command(flatten)]
@@ -196,7 +200,8 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
 
     // 3. Captures.
     let mut station = Station::start(args, extractor)?;
-    let threshold = Threshold::DEFAULT;
+    // Captures are compared one to one: the profile's one-template threshold.
+    let threshold = args.profile.threshold(1);
     let normal = station.capture_series(Hand::Normal, usize::from(args.samples))?;
     let normal_report =
         check_mutual(&normal, threshold).map_err(|e| Stop::Refused(e.to_string()))?;
@@ -299,7 +304,13 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
 
         // 5. Verify with fresh captures. The card now holds templates: its completion is
         // recorded (verified or not) before any verification error is passed on.
-        let verification = verify_enrolled(&mut station, &mut card, &verified, slots.len());
+        let verification = verify_enrolled(
+            &mut station,
+            &mut card,
+            &verified,
+            args.profile,
+            slots.len(),
+        );
         let all_matched = matches!(verification, Ok(true));
         station.stop();
         audit.append(&AuditRecord::Completed {
@@ -357,6 +368,7 @@ fn verify_enrolled(
     station: &mut Station,
     card: &mut Card<PcscTransport>,
     verified: &VerifiedCard,
+    profile: Profile,
     slots: usize,
 ) -> Result<bool, Stop> {
     let mut all_matched = true;
@@ -372,7 +384,9 @@ fn verify_enrolled(
         let mut session = card
             .open_session(verified)
             .context("opening a secure session")?;
-        let outcome = session.verify_palm(&probe).context("verifying")?;
+        let outcome = session
+            .verify_palm_under(profile, &probe)
+            .context("verifying")?;
         match outcome {
             VerifyOutcome::Match { slot_kind, .. } if slot_kind == kind => {
                 println!("verification ({hand}): match");
