@@ -18,6 +18,9 @@ use palmgate_card::protocol::cert::{
     AuthorityCertificate, CardCertificate, encode_public_key, sign,
 };
 use palmgate_card::protocol::identity::CardIdentity;
+use palmgate_card::protocol::meal::{
+    MealReceiptFields, MealRequest, SignedMealReceipt, encode_allowance_used,
+};
 use palmgate_card::protocol::receipt::{DeletionReceipt, ReceiptFields};
 use palmgate_card::protocol::session::{
     DIRECTION_COMMAND, DIRECTION_RESPONSE, SecureChannel, SessionKeys, authority_message, ecdh,
@@ -26,6 +29,9 @@ use palmgate_card::protocol::session::{
 use palmgate_card::protocol::{Lifecycle, StatusWord, decision, ins, permission, verify_profile};
 use palmgate_matcher::Profile;
 use palmgate_matcher::template::{CELLS, Template};
+
+/// The meal period of the vectors: day 20428 (2025-12-06) × 16 + period 1.
+const MEAL_PERIOD: u32 = 20_428 * 16 + 1;
 
 fn bytes<const N: usize>(start: u8) -> [u8; N] {
     core::array::from_fn(|i| start.wrapping_add(i as u8))
@@ -226,6 +232,61 @@ fn compute() -> BTreeMap<&'static str, String> {
         "verify_palm_unknown_profile_response",
         hex::encode([&tag[..], &[0x6A, 0x86]].concat()),
     );
+    // Command 5: REDEEM MEAL as the host sends it (Le 256), the gate having sealed command 4
+    // (the unknown profile); the card answers the signed meal receipt, encrypted, as response 6.
+    let meal_request = MealRequest {
+        period: MEAL_PERIOD,
+        allowance: 1,
+        gate_time: 1_764_000_000,
+    };
+    v.insert("meal_request", hex::encode(meal_request.encode()));
+    let meal_receipt = SignedMealReceipt::sign(
+        &MealReceiptFields {
+            card_id,
+            period: MEAL_PERIOD,
+            count: 1,
+            allowance: 1,
+            gate_time: 1_764_000_000,
+            receipt_counter: 1,
+        },
+        &card_key,
+    );
+    v.insert("meal_receipt", hex::encode(meal_receipt.as_bytes()));
+    gate_side.seal_command([ins::VERIFY_PALM, 0x04, 0], &mut probe.to_vec());
+    let header = [ins::REDEEM_MEAL, 0, 0];
+    let mut body = meal_request.encode().to_vec();
+    let tag = gate_side.seal_command(header, &mut body);
+    body.extend_from_slice(&tag);
+    let redeem = Command {
+        cla: 0x80,
+        ins: ins::REDEEM_MEAL,
+        p1: 0,
+        p2: 0,
+        data: Data::Plain(body),
+        le: Some(256),
+    };
+    v.insert(
+        "redeem_meal_apdu",
+        hex::encode(&*encode(&redeem, LengthMode::Extended).unwrap()[0]),
+    );
+    let mut answer = meal_receipt.as_bytes().to_vec();
+    let tag = card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut answer);
+    v.insert(
+        "redeem_meal_response",
+        hex::encode([&answer[..], &tag, &[0x90, 0x00]].concat()),
+    );
+    // The same request again (command 6, response 7): allowance used, `count 01 | allowance 01`
+    // with `6984`, nothing counted.
+    let mut answer = encode_allowance_used(1, 1).to_vec();
+    let tag = card_side.seal_response(
+        header,
+        StatusWord::ReferenceDataNotUsable.to_bytes(),
+        &mut answer,
+    );
+    v.insert(
+        "allowance_used_response",
+        hex::encode([&answer[..], &tag, &[0x69, 0x84]].concat()),
+    );
     v.insert("atr", hex::encode(ATR));
     v
 }
@@ -344,5 +405,72 @@ fn applet_reproduces_the_documented_session() {
     assert_eq!(
         hex::encode(send(&mut applet, &hex_of("open_session_apdu"))),
         computed["open_session_response"]
+    );
+}
+
+/// The applet itself signs the documented meal receipt when its card key and card id are the
+/// vectors' ones (RFC 6979 signatures are deterministic), served through the host client after
+/// a palm match.
+#[test]
+fn applet_signs_the_documented_meal_receipt() {
+    use palmgate_card::host::issuer::IssuerKey;
+    use palmgate_card::host::platform::{MemoryStorage, SystemClock};
+    use palmgate_card::host::{Card, InProcessTransport, MealOutcome, VerifyOutcome};
+    use palmgate_card::protocol::SlotKind;
+
+    /// The card key scalar at GENERATE KEY, then fresh nonces.
+    struct KeyThenCounter(Vec<u8>, u8);
+    impl rand_core::TryRng for KeyThenCounter {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            unreachable!()
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            unreachable!()
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            for byte in dst {
+                *byte = if self.0.is_empty() {
+                    self.1 = self.1.wrapping_add(1);
+                    self.1
+                } else {
+                    self.0.remove(0)
+                };
+            }
+            Ok(())
+        }
+    }
+    impl rand_core::TryCryptoRng for KeyThenCounter {}
+
+    let computed = compute();
+    let issuer = IssuerKey::from_bytes(&bytes::<32>(0x41)).unwrap();
+    let authority = issuer.create_authority(permission::ALL);
+    let applet = Applet::factory(
+        MemoryStorage::default(),
+        KeyThenCounter(bytes::<32>(0x01).to_vec(), 0),
+        SystemClock::default(),
+    );
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    card.personalise_with_id(&issuer, bytes(0x00)).unwrap();
+    let verified = card.verify_certificate(&[issuer.public_key()]).unwrap();
+    let probe = Template::from_cells(&[0; CELLS], &[true; CELLS]).unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .prove_authority(&authority)
+        .unwrap()
+        .enrol(0, SlotKind::Normal, &probe)
+        .unwrap();
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&probe).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    let request = MealRequest::decode(&hex::decode(&computed["meal_request"]).unwrap()).unwrap();
+    let MealOutcome::Served(receipt) = session.redeem_meal(&request).unwrap() else {
+        panic!("not served");
+    };
+    assert_eq!(
+        hex::encode(receipt.signed().as_bytes()),
+        computed["meal_receipt"]
     );
 }
