@@ -37,7 +37,7 @@ fn selected(transport: &mut impl CardTransport) {
 }
 
 #[test]
-fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_as_version_2() {
+fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_in_the_current_layout() {
     assert_eq!(STATE_V1.len(), STATE_V1_LEN);
     assert_eq!(STATE_V1[4], 1, "fixture is a version 1 state");
     let identity = identity_of_state(STATE_V1).unwrap();
@@ -69,7 +69,7 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_as_version_2() {
     ));
     let transport = card.into_transport();
     let stored = transport.applet().storage().stored().unwrap();
-    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 2));
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 3));
     assert_eq!(identity_of_state(stored).unwrap(), identity);
 
     // A damaged version 1 file is still refused.

@@ -18,6 +18,9 @@ use palmgate_card::protocol::cert::{
     AuthorityCertificate, CardCertificate, encode_public_key, sign,
 };
 use palmgate_card::protocol::identity::CardIdentity;
+use palmgate_card::protocol::meal::{
+    MealReceiptFields, MealRequest, SignedMealReceipt, encode_allowance_used,
+};
 use palmgate_card::protocol::receipt::{DeletionReceipt, ReceiptFields};
 use palmgate_card::protocol::session::{
     DIRECTION_COMMAND, DIRECTION_RESPONSE, SecureChannel, SessionKeys, authority_message, ecdh,
@@ -25,6 +28,9 @@ use palmgate_card::protocol::session::{
 };
 use palmgate_card::protocol::{Lifecycle, StatusWord, decision, ins, permission};
 use palmgate_matcher::template::{CELLS, Template};
+
+/// The meal period of the vectors: day 20428 (2025-12-06) × 16 + period 1.
+const MEAL_PERIOD: u32 = 20_428 * 16 + 1;
 
 fn bytes<const N: usize>(start: u8) -> [u8; N] {
     core::array::from_fn(|i| start.wrapping_add(i as u8))
@@ -186,6 +192,62 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert(
         "oversized_enrol_response",
         hex::encode([&tag[..], &[0x67, 0x00]].concat()),
+    );
+    // REDEEM MEAL as the fourth command (command 3, response 4), as the host sends it (Le 256):
+    // the card answers the signed meal receipt, encrypted.
+    let meal_request = MealRequest {
+        period: MEAL_PERIOD,
+        allowance: 1,
+        gate_time: 1_764_000_000,
+    };
+    v.insert("meal_request", hex::encode(meal_request.encode()));
+    let meal_receipt = SignedMealReceipt::sign(
+        &MealReceiptFields {
+            card_id,
+            period: MEAL_PERIOD,
+            count: 1,
+            allowance: 1,
+            gate_time: 1_764_000_000,
+            receipt_counter: 1,
+        },
+        &card_key,
+    );
+    v.insert("meal_receipt", hex::encode(meal_receipt.as_bytes()));
+    // The gate side skips command 2 (the over-long ENROL above was never sealed by it).
+    gate_side.skip_command();
+    let header = [ins::REDEEM_MEAL, 0, 0];
+    let mut body = meal_request.encode().to_vec();
+    let tag = gate_side.seal_command(header, &mut body);
+    body.extend_from_slice(&tag);
+    let redeem = Command {
+        cla: 0x80,
+        ins: ins::REDEEM_MEAL,
+        p1: 0,
+        p2: 0,
+        data: Data::Plain(body),
+        le: Some(256),
+    };
+    v.insert(
+        "redeem_meal_apdu",
+        hex::encode(&*encode(&redeem, LengthMode::Extended).unwrap()[0]),
+    );
+    let mut answer = meal_receipt.as_bytes().to_vec();
+    let tag = card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut answer);
+    v.insert(
+        "redeem_meal_response",
+        hex::encode([&answer[..], &tag, &[0x90, 0x00]].concat()),
+    );
+    // The same request again (command 4, response 5): allowance used, `count 01 | allowance 01`
+    // with `6984`, nothing counted.
+    let mut answer = encode_allowance_used(1, 1).to_vec();
+    let tag = card_side.seal_response(
+        header,
+        StatusWord::ReferenceDataNotUsable.to_bytes(),
+        &mut answer,
+    );
+    v.insert(
+        "allowance_used_response",
+        hex::encode([&answer[..], &tag, &[0x69, 0x84]].concat()),
     );
     v.insert("atr", hex::encode(ATR));
     v

@@ -17,13 +17,19 @@ use subtle::ConditionallySelectable;
 use zeroize::{Zeroize, Zeroizing};
 
 use state::PersistentState;
-pub use state::{RECEIPT_CAPACITY, STATE_LEN, STATE_V1_LEN, StateError};
+pub use state::{
+    MealEntitlement, RECEIPT_CAPACITY, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, StateError,
+};
 
 use crate::protocol::cert::{
     AUTHORITY_CERT_LEN, AuthorityCertificate, CARD_CERT_LEN, CardCertificate, decode_public_key,
     encode_public_key, verify,
 };
 use crate::protocol::identity::CardIdentity;
+use crate::protocol::meal::{
+    MealReceiptFields, MealRequest, MealRequestError, SignedMealReceipt, encode_allowance_used,
+    encode_period_behind,
+};
 use crate::protocol::receipt::{Commitment, DeletionReceipt, ReceiptFields};
 use crate::protocol::session::{
     SecureChannel, SessionKeys, authority_message, ecdh, transcript_hash,
@@ -100,6 +106,9 @@ struct Session {
     transcript: [u8; 32],
     /// Permission bits proven by an enrolment authority in this session (0: none).
     authority: u8,
+    /// The last VERIFY PALM of this session matched (a normal or a duress slot) and no meal was
+    /// served on it yet: REDEEM MEAL needs it and consumes it.
+    palm_matched: bool,
     last_used_ms: u64,
 }
 
@@ -225,6 +234,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             tries_left: self.state.tries_left,
             max_tries: self.state.max_tries,
         }
+    }
+
+    /// The meal entitlement record; `None` until the first meal is served.
+    pub fn meal_entitlement(&self) -> Option<MealEntitlement> {
+        self.state.entitlement
     }
 
     /// Whether a secure session is open (for tests and diagnostics).
@@ -582,6 +596,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             channel,
             transcript,
             authority: 0,
+            palm_matched: false,
             last_used_ms: now,
         });
         out.put(&card_nonce);
@@ -615,13 +630,14 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         let plain: &[u8] = body;
         let sw = match header[0] {
             _ if header[1] != 0 || header[2] != 0 => StatusWord::IncorrectP1P2,
-            ins::VERIFY_PALM => self.verify_palm(plain, out),
+            ins::VERIFY_PALM => self.verify_palm(&mut session, plain, out),
             ins::PROVE_AUTHORITY => self.prove_authority(&mut session, plain),
             ins::ENROL => self.enrol(&session, plain),
             ins::SET_POLICY => self.set_policy(&session, plain),
             ins::RESET_RETRY_COUNTER => self.reset_retry_counter(&session, plain),
             ins::ERASE => self.erase(&session, plain, out),
             ins::GET_RECEIPT => self.get_receipt(&session, plain, out),
+            ins::REDEEM_MEAL => self.redeem_meal(&mut session, plain, out),
             _ => StatusWord::InsNotSupported,
         };
         let len = out.len;
@@ -634,7 +650,9 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         sw
     }
 
-    fn verify_palm(&mut self, plain: &[u8], out: &mut Out) -> StatusWord {
+    fn verify_palm(&mut self, session: &mut Session, plain: &[u8], out: &mut Out) -> StatusWord {
+        // Only this attempt's decision counts: whatever it answers, an earlier match is gone.
+        session.palm_matched = false;
         if plain.len() != TEMPLATE_LEN {
             return StatusWord::WrongLength;
         }
@@ -688,6 +706,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
                 matched_duress,
             );
             out.put(&[decision::MATCH, kind, self.state.tries_left]);
+            session.palm_matched = true;
             StatusWord::Success
         } else {
             let tries_left = self.state.tries_left;
@@ -824,6 +843,75 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         if let Err(sw) = self.commit(next) {
             return sw;
         }
+        out.put(receipt.as_bytes());
+        StatusWord::Success
+    }
+
+    /// REDEEM MEAL: one meal of the requested period, after a palm match in this session (a
+    /// duress match included: the gate raises its silent alarm, the card behaves as for any
+    /// match). Decrement-first: the new count, the receipt counter and the receipt are stored in
+    /// one write before the answer; if the write fails nothing changes (`6581`).
+    fn redeem_meal(&mut self, session: &mut Session, plain: &[u8], out: &mut Out) -> StatusWord {
+        if !session.palm_matched {
+            return StatusWord::SecurityStatusNotSatisfied;
+        }
+        let request = match MealRequest::decode(plain) {
+            Ok(request) => request,
+            Err(MealRequestError::Length) => return StatusWord::WrongLength,
+            Err(MealRequestError::ZeroAllowance) => return StatusWord::WrongData,
+        };
+        let Some(card_key) = self.card_key.clone() else {
+            return StatusWord::ConditionsNotSatisfied;
+        };
+        let stored = self.state.entitlement.unwrap_or_default();
+        // Counters never go back: a gate whose clock is behind cannot start an earlier period.
+        if request.period < stored.period {
+            out.put(&encode_period_behind(stored.period));
+            return StatusWord::ConditionsNotSatisfied;
+        }
+        let served = if request.period == stored.period {
+            stored.count
+        } else {
+            0
+        };
+        if served >= request.allowance {
+            out.put(&encode_allowance_used(served, request.allowance));
+            return StatusWord::ReferenceDataNotUsable;
+        }
+        let Some(receipt_counter) = stored.receipt_counter.checked_add(1) else {
+            return StatusWord::NotEnoughMemory;
+        };
+        let entitlement = MealEntitlement {
+            period: request.period,
+            count: served + 1,
+            receipt_counter,
+        };
+        let receipt = SignedMealReceipt::sign(
+            &MealReceiptFields {
+                card_id: self.state.card_id,
+                period: entitlement.period,
+                count: entitlement.count,
+                allowance: request.allowance,
+                gate_time: request.gate_time,
+                receipt_counter,
+            },
+            &card_key,
+        );
+        let mut next = self.state.clone();
+        next.entitlement = Some(entitlement);
+        // Kept in the same write as the count: a card pulled before the answer has served the
+        // meal and keeps its receipt for GET RECEIPT (any session may read it).
+        if !next
+            .last_receipt
+            .set(ins::REDEEM_MEAL, 0, receipt.as_bytes())
+        {
+            return StatusWord::ConditionsNotSatisfied;
+        }
+        if let Err(sw) = self.commit(next) {
+            return sw;
+        }
+        // One palm match, at most one meal.
+        session.palm_matched = false;
         out.put(receipt.as_bytes());
         StatusWord::Success
     }

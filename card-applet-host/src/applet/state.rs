@@ -1,13 +1,16 @@
 //! The card's persistent state and its fixed byte layout (what a secure element keeps in flash and
 //! `palmgate-vcard` keeps in its `--state` file).
 //!
-//! Layout, version 2 (`STATE_LEN` bytes): `"PGST" | version 02 | lifecycle | card_id(16) |
+//! Layout, version 3 (`STATE_LEN` bytes): `"PGST" | version 03 | lifecycle | card_id(16) |
 //! card secret(32) | issuer public key(65) | card certificate(158) | max_tries | tries_left |
 //! erase_counter(u32 BE) | 4 × slot(used | kind | template(292)) | last receipt(instruction |
-//! permission | length(u16 BE) | bytes(256, zero padded)) | SHA-256 of everything before(32)`.
+//! permission | length(u16 BE) | bytes(256, zero padded)) | entitlement(present | period(u32 BE) |
+//! count | receipt counter(u32 BE)) | SHA-256 of everything before(32)`.
 //!
-//! Version 1 (`STATE_V1_LEN` bytes, applet 1.0) is the same without the last-receipt record; it
-//! still loads (as "no receipt kept") and is rewritten as version 2 at the next change.
+//! Older layouts still load and are rewritten as version 3 at the next change: version 2
+//! (`STATE_V2_LEN` bytes, applet 1.1) is the same without the entitlement record (loads as "no
+//! entitlement record": nothing served yet), version 1 (`STATE_V1_LEN` bytes, applet 1.0) also
+//! without the last-receipt record (loads as "no receipt kept").
 
 use p256::ecdsa::SigningKey;
 use sha2::{Digest, Sha256};
@@ -22,9 +25,11 @@ use crate::protocol::{
 /// State magic.
 pub const STATE_MAGIC: [u8; 4] = *b"PGST";
 /// State layout version written by this applet.
-pub const STATE_VERSION: u8 = 2;
+pub const STATE_VERSION: u8 = 3;
 /// The first layout (applet 1.0): no last-receipt record.
 const STATE_VERSION_1: u8 = 1;
+/// Applet 1.1's layout: no entitlement record.
+const STATE_VERSION_2: u8 = 2;
 const SLOT_LEN: usize = 2 + TEMPLATE_LEN;
 /// Largest receipt the card keeps for GET RECEIPT.
 pub const RECEIPT_CAPACITY: usize = 256;
@@ -40,11 +45,15 @@ const BODY_V1_LEN: usize = 4
     + 1
     + 4
     + SLOT_COUNT * SLOT_LEN;
-const BODY_LEN: usize = BODY_V1_LEN + RECEIPT_RECORD_LEN;
-/// Encoded state length (version 2).
+const BODY_V2_LEN: usize = BODY_V1_LEN + RECEIPT_RECORD_LEN;
+const ENTITLEMENT_RECORD_LEN: usize = 1 + 4 + 1 + 4;
+const BODY_LEN: usize = BODY_V2_LEN + ENTITLEMENT_RECORD_LEN;
+/// Encoded state length (version 3).
 pub const STATE_LEN: usize = BODY_LEN + 32;
 /// Encoded length of a version 1 state (still accepted by [`PersistentState::decode`]).
 pub const STATE_V1_LEN: usize = BODY_V1_LEN + 32;
+/// Encoded length of a version 2 state (still accepted by [`PersistentState::decode`]).
+pub const STATE_V2_LEN: usize = BODY_V2_LEN + 32;
 
 /// Why stored state was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +132,17 @@ impl LastReceipt {
     }
 }
 
+/// The meal entitlement record (applet 1.2), created by the first REDEEM MEAL that serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Zeroize)]
+pub struct MealEntitlement {
+    /// The last period a meal was served in.
+    pub period: u32,
+    /// Meals served in that period.
+    pub count: u8,
+    /// Meal receipts issued so far (the last receipt's counter); only ever grows.
+    pub receipt_counter: u32,
+}
+
 /// Everything the card keeps across power cycles.
 #[derive(Clone, Zeroize)]
 #[zeroize(drop)]
@@ -137,6 +157,8 @@ pub(crate) struct PersistentState {
     pub(crate) erase_counter: u32,
     pub(crate) slots: [Slot; SLOT_COUNT],
     pub(crate) last_receipt: LastReceipt,
+    /// `None` until the first meal is served (and on a card whose state predates applet 1.2).
+    pub(crate) entitlement: Option<MealEntitlement>,
 }
 
 impl PersistentState {
@@ -157,6 +179,7 @@ impl PersistentState {
                 template: [0; TEMPLATE_LEN],
             }),
             last_receipt: LastReceipt::none(),
+            entitlement: None,
         }
     }
 
@@ -199,15 +222,22 @@ impl PersistentState {
         w.put(&[receipt.instruction, receipt.permission]);
         w.put(&receipt.len.to_be_bytes());
         w.put(&receipt.bytes);
+        let entitlement = self.entitlement.unwrap_or_default();
+        w.put(&[u8::from(self.entitlement.is_some())]);
+        w.put(&entitlement.period.to_be_bytes());
+        w.put(&[entitlement.count]);
+        w.put(&entitlement.receipt_counter.to_be_bytes());
         let digest: [u8; 32] = Sha256::digest(&out[..BODY_LEN]).into();
         out[BODY_LEN..].copy_from_slice(&digest);
         out
     }
 
-    /// Parses and validates stored state (version 2, or version 1 without a kept receipt).
+    /// Parses and validates stored state (version 3, or an older layout: version 2 without an
+    /// entitlement record, version 1 also without a kept receipt).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StateError> {
         let body_len = match (bytes.len(), bytes.get(..5)) {
             (STATE_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION])) => BODY_LEN,
+            (STATE_V2_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_2])) => BODY_V2_LEN,
             (STATE_V1_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_1])) => BODY_V1_LEN,
             _ => return Err(StateError::Format),
         };
@@ -242,7 +272,7 @@ impl PersistentState {
                 return Err(StateError::Inconsistent("slot template"));
             }
         }
-        if body_len == BODY_LEN {
+        if body_len >= BODY_V2_LEN {
             let receipt = &mut state.last_receipt;
             receipt.instruction = r.byte();
             receipt.permission = r.byte();
@@ -255,6 +285,25 @@ impl PersistentState {
             {
                 return Err(StateError::Inconsistent("last receipt"));
             }
+        }
+        if body_len >= BODY_LEN {
+            let present = r.byte();
+            let mut period = [0u8; 4];
+            r.take(&mut period);
+            let count = r.byte();
+            let mut counter = [0u8; 4];
+            r.take(&mut counter);
+            let record = MealEntitlement {
+                period: u32::from_be_bytes(period),
+                count,
+                receipt_counter: u32::from_be_bytes(counter),
+            };
+            state.entitlement = match present {
+                0 if record == MealEntitlement::default() => None,
+                // A record exists only once a meal was served: count and counter are at least 1.
+                1 if record.receipt_counter != 0 && record.count != 0 => Some(record),
+                _ => return Err(StateError::Inconsistent("entitlement record")),
+            };
         }
         let lifecycle =
             Lifecycle::from_byte(state.lifecycle).ok_or(StateError::Inconsistent("lifecycle"))?;

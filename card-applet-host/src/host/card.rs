@@ -5,6 +5,8 @@
 //!   .verify_certificate(&issuers) -> VerifiedCard            GET DATA certificate, issuer signature
 //!   .open_session(&verified) -> SecureSession               OPEN SECURE SESSION, key confirmation
 //!       .verify_palm(&probe) -> VerifyOutcome               VERIFY PALM
+//!       .redeem_meal(&request) -> MealOutcome               REDEEM MEAL (after a match)
+//!       .recover_meal_receipt() -> Option<MealReceipt>      GET RECEIPT (after a torn REDEEM MEAL)
 //!       .prove_authority(&authority) -> EnrolmentSession    PROVE AUTHORITY
 //!           .enrol / .set_policy / .reset_retry_counter / .erase
 //!           .last_receipt / .recover_erase_receipt             GET RECEIPT (after a torn ERASE)
@@ -21,20 +23,22 @@ use zeroize::Zeroizing;
 use crate::host::apdu::{Command, Data, LengthMode, exchange};
 use crate::host::commands::{
     Enrol, Erase, GenerateCardKey, GetCertificate, GetIdentity, GetReceipt, InstallCertificate,
-    KeptReceipt, OpenSession, PlainCommand, ProveAuthority, ResetRetryCounter, SecureCommand,
-    Select, SetPolicy, VerifyOutcome, VerifyPalm,
+    KeptReceipt, MealAnswer, OpenSession, PlainCommand, ProveAuthority, RedeemMeal,
+    ResetRetryCounter, SecureCommand, Select, SetPolicy, VerifyOutcome, VerifyPalm,
 };
-use crate::host::error::CardError;
+use crate::host::error::{CardError, MealReceiptError};
 use crate::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey};
+use crate::host::meal::{MealOutcome, MealReceipt};
 use crate::host::platform::system_rng;
 use crate::host::transport::CardTransport;
 use crate::protocol::cert::{CardCertificate, CertError, encode_public_key};
 use crate::protocol::identity::CardIdentity;
+use crate::protocol::meal::{MealRequest, SignedMealReceipt};
 use crate::protocol::receipt::DeletionReceipt;
 use crate::protocol::session::{SecureChannel, SessionKeys, ecdh, transcript_hash};
 use crate::protocol::{
-    CARD_ID_LEN, Lifecycle, MAX_TRIES_LIMIT, NONCE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN,
-    TEMPLATE_LEN, cla, ins,
+    CARD_ID_LEN, Lifecycle, MAX_TRIES_LIMIT, MEAL_APPLET_VERSION, NONCE_LEN, SLOT_COUNT, SlotKind,
+    StatusWord, TAG_LEN, TEMPLATE_LEN, cla, ins,
 };
 
 /// A selected palmgate card.
@@ -211,6 +215,8 @@ impl<T: CardTransport> Card<T> {
             channel,
             transcript,
             closed: false,
+            certificate: card.certificate,
+            card_public_key: card.card_public_key,
         })
     }
 
@@ -236,6 +242,9 @@ pub struct SecureSession<'c, T> {
     channel: SecureChannel,
     transcript: [u8; 32],
     closed: bool,
+    /// The verified card's certificate and key: meal receipts are checked against them.
+    certificate: CardCertificate,
+    card_public_key: VerifyingKey,
 }
 
 impl<T> std::fmt::Debug for SecureSession<'_, T> {
@@ -314,6 +323,86 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
         self.execute(&VerifyPalm {
             probe: Zeroizing::new(*probe),
         })
+    }
+
+    /// Asks the card for one meal of `request.period` (needs a palm match earlier in this
+    /// session; one match serves at most one meal). `Served` carries the card's receipt, already
+    /// checked against this card's certified key. A card whose applet predates meals gives
+    /// `Unsupported` (nothing is sent when its identity says so; if it answers `6D00` the
+    /// session is closed, since the card never took the command).
+    ///
+    /// On a transport error (card pulled) the meal may or may not be counted: call
+    /// [`SecureSession::recover_meal_receipt`] in a new session and compare with
+    /// [`MealReceipt::answers`]; never serve a meal without the receipt.
+    pub fn redeem_meal(&mut self, request: &MealRequest) -> Result<MealOutcome, CardError> {
+        if request.allowance == 0 {
+            return Err(CardError::InvalidArgument("meal allowance must be 1..=255"));
+        }
+        if self.card.identity.applet_version < MEAL_APPLET_VERSION {
+            return Ok(MealOutcome::Unsupported);
+        }
+        let answer = match self.execute(&RedeemMeal { request: *request }) {
+            Ok(answer) => answer,
+            Err(CardError::Status {
+                status: StatusWord::InsNotSupported,
+                ..
+            }) => return Ok(MealOutcome::Unsupported),
+            Err(error) => return Err(error),
+        };
+        match answer {
+            MealAnswer::Served(receipt) => {
+                let receipt = self.check_meal_receipt(RedeemMeal::NAME, receipt)?;
+                if !receipt.answers(request) {
+                    return Err(CardError::MalformedResponse {
+                        command: RedeemMeal::NAME,
+                        reason: "the receipt is not for the meal asked for",
+                    });
+                }
+                Ok(MealOutcome::Served(receipt))
+            }
+            MealAnswer::AllowanceUsed { count, allowance } => {
+                Ok(MealOutcome::AllowanceUsed { count, allowance })
+            }
+        }
+    }
+
+    /// The meal receipt the card keeps from its last receipt-bearing command (GET RECEIPT), if
+    /// that was a meal: after a REDEEM MEAL whose answer was lost, `Some` receipt that
+    /// [`MealReceipt::answers`] the request means the meal was counted (serve it), anything else
+    /// means it was not (the card stores the count and the receipt in one write). Needs no palm
+    /// match. `None` for a card whose applet predates meals (nothing is sent).
+    pub fn recover_meal_receipt(&mut self) -> Result<Option<MealReceipt>, CardError> {
+        if self.card.identity.applet_version < MEAL_APPLET_VERSION {
+            return Ok(None);
+        }
+        let Some(kept) = self.execute(&GetReceipt)? else {
+            return Ok(None);
+        };
+        if kept.instruction != ins::REDEEM_MEAL {
+            return Ok(None);
+        }
+        let receipt =
+            SignedMealReceipt::decode(&kept.receipt).map_err(|_| CardError::MalformedResponse {
+                command: GetReceipt::NAME,
+                reason: "the kept meal receipt is malformed",
+            })?;
+        self.check_meal_receipt(GetReceipt::NAME, receipt).map(Some)
+    }
+
+    /// Checks that a receipt from the card is this card's and signed by its certified key.
+    fn check_meal_receipt(
+        &self,
+        command: &'static str,
+        receipt: SignedMealReceipt,
+    ) -> Result<MealReceipt, CardError> {
+        let source = match receipt.verify(&self.card_public_key) {
+            Ok(fields) if fields.card_id == self.certificate.card_id() => {
+                return Ok(MealReceipt::new(receipt, self.certificate));
+            }
+            Ok(_) => MealReceiptError::CardIdMismatch,
+            Err(error) => MealReceiptError::Signature(error),
+        };
+        Err(CardError::MealReceipt { command, source })
     }
 
     /// Proves an enrolment authority (signature over this session's transcript).

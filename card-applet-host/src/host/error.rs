@@ -89,4 +89,85 @@ pub enum CardError {
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// The card refused REDEEM MEAL (an allowance used up is an outcome, not an error).
+    #[error("meal refused by the card")]
+    MealRefused(#[from] MealRefusal),
+    /// The card answered REDEEM MEAL or GET RECEIPT with a meal receipt that does not check
+    /// out (its card id or signature): no meal is served on it.
+    #[error("{command}: the card's meal receipt does not check")]
+    MealReceipt {
+        /// Command name.
+        command: &'static str,
+        /// What is wrong.
+        #[source]
+        source: MealReceiptError,
+    },
+}
+
+/// Why a card refused REDEEM MEAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MealRefusal {
+    /// No palm matched in this session (or its match already served a meal): verify first.
+    #[error("no palm match in this session (one match serves at most one meal)")]
+    NoPalmMatch,
+    /// The request's period is older than the last one the card served: counters never go
+    /// back (is the gate's clock behind?).
+    #[error(
+        "the card already served period {card_period}, later than the one asked for (is the gate's clock behind?)"
+    )]
+    PeriodBehindCard {
+        /// The card's last period.
+        card_period: u32,
+    },
+    /// The card's receipt counter reached its end: it can issue no more meal receipts.
+    #[error("the card's meal receipt counter is exhausted")]
+    ReceiptCounterExhausted,
+}
+
+/// A meal receipt was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MealReceiptError {
+    /// Not a meal receipt (length, magic, version).
+    #[error("not a meal receipt ({0})")]
+    Malformed(&'static str),
+    /// The card certificate is not from a configured issuer, or its signature fails.
+    #[error("card certificate refused")]
+    Certificate(#[source] CertError),
+    /// The card signature does not verify: forged or altered.
+    #[error("the card signature does not verify (forged or altered receipt)")]
+    Signature(#[source] CertError),
+    /// The receipt names another card than the certificate.
+    #[error("the receipt names another card than its certificate")]
+    CardIdMismatch,
+}
+
+/// A verified meal receipt was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The same receipt (card id, counter and signed content) was accepted before.
+    #[error(
+        "replayed: receipt {receipt_counter} of card {} was accepted before",
+        hex::encode(card_id)
+    )]
+    Replayed {
+        /// Card id.
+        card_id: [u8; crate::protocol::CARD_ID_LEN],
+        /// Its receipt counter.
+        receipt_counter: u32,
+    },
+    /// Another receipt with the same card id and counter was accepted before: a card never
+    /// repeats a counter, so its key is in other hands.
+    #[error(
+        "card {} signed two different receipts with counter {receipt_counter}: its key is compromised",
+        hex::encode(card_id)
+    )]
+    CounterReused {
+        /// Card id.
+        card_id: [u8; crate::protocol::CARD_ID_LEN],
+        /// The repeated counter.
+        receipt_counter: u32,
+    },
 }

@@ -5,13 +5,16 @@ pub mod card;
 pub mod commands;
 pub mod error;
 pub mod issuer;
+pub mod meal;
 pub mod pcsc;
 pub mod platform;
 pub mod reader_health;
 pub mod transport;
 pub mod vpcd;
 
+pub use crate::protocol::meal::{MealReceiptFields, MealRequest};
 pub use card::{Card, EnrolmentSession, ReceiptBundle, SecureSession, VerifiedCard};
 pub use commands::{KeptReceipt, VerifyOutcome};
-pub use error::{CardError, TransportError};
+pub use error::{CardError, MealReceiptError, MealRefusal, ReplayError, TransportError};
+pub use meal::{MealOutcome, MealReceipt, MealReceiptLedger, VerifiedMealReceipt};
 pub use transport::{CardTransport, InProcessTransport};

@@ -193,3 +193,16 @@ pub fn identity_of_state(
     )?;
     Ok(applet.identity())
 }
+
+/// The meal entitlement record of a stored state (`None`: no meal served yet).
+pub fn meal_entitlement_of_state(
+    bytes: &[u8],
+) -> Result<Option<crate::applet::MealEntitlement>, StateError> {
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        bytes,
+    )?;
+    Ok(applet.meal_entitlement())
+}

@@ -4,6 +4,7 @@
 pub mod apdu;
 pub mod cert;
 pub mod identity;
+pub mod meal;
 pub mod receipt;
 pub mod session;
 pub mod status;
@@ -14,8 +15,11 @@ pub use status::StatusWord;
 /// The applet's proprietary AID: `F0` (proprietary, no registered RID) + ASCII `palmgate` + version 1.
 pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0x01];
 
-/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2.
-pub const APPLET_VERSION: (u8, u8) = (1, 1);
+/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout
+/// 2; 1.2 added REDEEM MEAL and state layout 3 (the entitlement record).
+pub const APPLET_VERSION: (u8, u8) = (1, 2);
+/// The first applet version that has REDEEM MEAL.
+pub const MEAL_APPLET_VERSION: (u8, u8) = (1, 2);
 
 /// Card id length.
 pub const CARD_ID_LEN: usize = 16;
@@ -73,12 +77,15 @@ pub mod ins {
     /// ERASE (in session, authority): removes every template, answers with a deletion receipt.
     pub const ERASE: u8 = 0x0E;
 
-    /// GET RECEIPT (in session): the receipt of the last receipt-bearing command (ERASE), kept
-    /// on the card until the next one replaces it.
+    /// GET RECEIPT (in session): the receipt of the last receipt-bearing command (ERASE, REDEEM
+    /// MEAL), kept on the card until the next one replaces it.
     pub const GET_RECEIPT: u8 = 0x0A;
+    /// REDEEM MEAL (in session, after a palm match in it): counts one meal of a period and
+    /// answers with a card-signed meal receipt (applet 1.2).
+    pub const REDEEM_MEAL: u8 = 0x54;
 
     /// The instructions that are only accepted inside a secure session.
-    pub const SECURE: [u8; 7] = [
+    pub const SECURE: [u8; 8] = [
         VERIFY_PALM,
         PROVE_AUTHORITY,
         ENROL,
@@ -86,6 +93,7 @@ pub mod ins {
         RESET_RETRY_COUNTER,
         ERASE,
         GET_RECEIPT,
+        REDEEM_MEAL,
     ];
 
     /// Whether command chaining (CLA `90`) is accepted for `instruction`: only instructions that
@@ -102,6 +110,7 @@ pub mod ins {
                 | RESET_RETRY_COUNTER
                 | ERASE
                 | GET_RECEIPT
+                | REDEEM_MEAL
         )
     }
 

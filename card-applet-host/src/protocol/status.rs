@@ -27,6 +27,8 @@ pub enum StatusWord {
     SecurityStatusNotSatisfied,
     /// `6983`: verification is blocked (retry counter at zero).
     AuthenticationBlocked,
+    /// `6984`: reference data not usable (REDEEM MEAL: the period's allowance is used up).
+    ReferenceDataNotUsable,
     /// `6985`: conditions of use not satisfied (wrong life-cycle state, applet not selected).
     ConditionsNotSatisfied,
     /// `6988`: secure messaging data incorrect: the session has been closed.
@@ -37,6 +39,8 @@ pub enum StatusWord {
     FunctionNotSupported,
     /// `6A82`: application not found (SELECT with another AID).
     ApplicationNotFound,
+    /// `6A84`: not enough memory space (REDEEM MEAL: the receipt counter is exhausted).
+    NotEnoughMemory,
     /// `6A86`: incorrect P1/P2.
     IncorrectP1P2,
     /// `6A88`: referenced data not found (nothing enrolled).
@@ -67,11 +71,13 @@ impl StatusWord {
             (0x68, 0x84) => Self::ChainingNotSupported,
             (0x69, 0x82) => Self::SecurityStatusNotSatisfied,
             (0x69, 0x83) => Self::AuthenticationBlocked,
+            (0x69, 0x84) => Self::ReferenceDataNotUsable,
             (0x69, 0x85) => Self::ConditionsNotSatisfied,
             (0x69, 0x88) => Self::SecureMessagingIncorrect,
             (0x6A, 0x80) => Self::WrongData,
             (0x6A, 0x81) => Self::FunctionNotSupported,
             (0x6A, 0x82) => Self::ApplicationNotFound,
+            (0x6A, 0x84) => Self::NotEnoughMemory,
             (0x6A, 0x86) => Self::IncorrectP1P2,
             (0x6A, 0x88) => Self::ReferencedDataNotFound,
             (0x6C, n) => Self::WrongLe(n),
@@ -93,11 +99,13 @@ impl StatusWord {
             Self::ChainingNotSupported => 0x6884,
             Self::SecurityStatusNotSatisfied => 0x6982,
             Self::AuthenticationBlocked => 0x6983,
+            Self::ReferenceDataNotUsable => 0x6984,
             Self::ConditionsNotSatisfied => 0x6985,
             Self::SecureMessagingIncorrect => 0x6988,
             Self::WrongData => 0x6A80,
             Self::FunctionNotSupported => 0x6A81,
             Self::ApplicationNotFound => 0x6A82,
+            Self::NotEnoughMemory => 0x6A84,
             Self::IncorrectP1P2 => 0x6A86,
             Self::ReferencedDataNotFound => 0x6A88,
             Self::WrongLe(n) => 0x6C00 | n as u16,
@@ -154,11 +162,13 @@ mod tests {
             StatusWord::ChainingNotSupported,
             StatusWord::SecurityStatusNotSatisfied,
             StatusWord::AuthenticationBlocked,
+            StatusWord::ReferenceDataNotUsable,
             StatusWord::ConditionsNotSatisfied,
             StatusWord::SecureMessagingIncorrect,
             StatusWord::WrongData,
             StatusWord::FunctionNotSupported,
             StatusWord::ApplicationNotFound,
+            StatusWord::NotEnoughMemory,
             StatusWord::IncorrectP1P2,
             StatusWord::ReferencedDataNotFound,
             StatusWord::WrongLe(0x20),
