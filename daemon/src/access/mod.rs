@@ -22,12 +22,16 @@ mod machine;
 mod meals;
 mod policy;
 
-pub use machine::{Access, AccessConfig, Action, Decision, Input, State};
+pub use machine::{
+    Access, AccessConfig, Action, Decision, Input, MealAnswer, MealReceiptInfo, MealRequest, State,
+};
 pub use meals::{MAX_PERIODS_PER_DAY, MealDenial, MealEntitlement, MealRules};
 pub use policy::{
     AllowAll, AntiPassback, Direction, Policy, PolicyDenial, PolicyError, PolicyRefusal,
     PolicyRules, SitePolicy,
 };
 
+#[cfg(test)]
+mod meal_tests;
 #[cfg(test)]
 mod tests;

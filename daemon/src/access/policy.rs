@@ -41,6 +41,12 @@ pub trait Policy {
         let _ = (card, door, time);
         None
     }
+
+    /// The name of meal period `number` in the policy in force, if it has one.
+    fn meal_period_name(&self, number: u32) -> Option<String> {
+        let _ = number;
+        None
+    }
 }
 
 /// Every certified card, every door, any time (no policy file configured).
@@ -143,6 +149,10 @@ impl Policy for SitePolicy {
         time: Timestamp,
     ) -> Option<Result<MealEntitlement, MealDenial>> {
         self.rules.meal(card, door, time)
+    }
+
+    fn meal_period_name(&self, number: u32) -> Option<String> {
+        self.rules.meal_period_name(number).map(str::to_owned)
     }
 }
 

@@ -180,6 +180,15 @@ impl Loop {
                         reason: "no probe template held".to_string(),
                     }),
                 },
+                Action::VerifyForMeal { meal, recover } => match self.held_probe.take() {
+                    Some(probe) => {
+                        let step = super::meals::MealStep { meal, recover };
+                        self.card_worker.verify_for_meal(probe, step);
+                    }
+                    None => self.input(Input::VerifyFailed {
+                        reason: "no probe template held".to_string(),
+                    }),
+                },
                 Action::DiscardProbe => self.held_probe = None,
                 Action::Unlock { door, unlock } => {
                     if let Err(error) = self.door_handle.grant_for(&door, unlock) {
@@ -271,6 +280,7 @@ impl Loop {
                 };
                 self.input(Input::CardDecision { decision, elapsed });
             }
+            report @ CardReport::MealDecision { .. } => self.meal_decision(report),
             CardReport::VerifyFailed { reason, .. } => self.input(Input::VerifyFailed { reason }),
             CardReport::ReaderHealth(health) => self.reader_health(&health),
             CardReport::MonitorStopped { reason } => {
