@@ -339,6 +339,8 @@ impl Reason {
     pub const MEAL_NOT_CONFIRMED: Self = Self::from_static("meal_not_confirmed");
     /// A `meal.served` whose card answer was lost, read back from the card later.
     pub const RECOVERED: Self = Self::from_static("recovered");
+    /// A `meal.served` the card answered after the gate gave up waiting (nothing opened).
+    pub const TOO_LATE: Self = Self::from_static("too_late");
 
     const fn from_static(code: &'static str) -> Self {
         Self(Cow::Borrowed(code))

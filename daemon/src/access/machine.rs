@@ -263,6 +263,8 @@ pub struct Access<P> {
     palm_spent: bool,
     /// At a canteen gate, the meal of the presentation in progress.
     meal: Option<(MealEntitlement, MealRequest)>,
+    /// The card that meal was asked for.
+    meal_card: Option<CardId>,
     /// Cards whose answer to a meal was lost here: their receipt is read back at their next
     /// meal. Kept in memory only (a restart forgets it; the card still keeps the receipt).
     unconfirmed_meals: BTreeMap<CardId, MealRequest>,
@@ -280,6 +282,7 @@ impl<P: Policy> Access<P> {
             hand_present: false,
             palm_spent: false,
             meal: None,
+            meal_card: None,
             unconfirmed_meals: BTreeMap::new(),
         }
     }
@@ -527,6 +530,8 @@ impl<P: Policy> Access<P> {
                     latencies.decision_ms = Some(millis(now.saturating_duration_since(last_input)));
                     self.meal_decided(&mut actions, time, card, latencies, duress, answer);
                     self.state = State::AwaitRemoval;
+                } else {
+                    self.meal_answered_late(&mut actions, time, answer);
                 }
             }
             Input::MealRecovered { card, receipt } => {
@@ -596,6 +601,7 @@ impl<P: Policy> Access<P> {
             State::CardWaitingPalm { .. } | State::Verifying { .. } | State::AwaitRemoval => None,
         };
         self.meal = None;
+        self.meal_card = None;
         let refusal = match self.refusal_before_capture(&card, time) {
             Some(reason) => Some(reason),
             None => self.meal_before_capture(&card, time),
@@ -653,6 +659,7 @@ impl<P: Policy> Access<P> {
                     gate_time: u64::try_from(time.unix_ms().div_euclid(1000)).unwrap_or(0),
                 };
                 self.meal = Some((entitlement, request));
+                self.meal_card = Some(card.clone());
                 None
             }
             Err(denial) => {
@@ -786,6 +793,42 @@ impl<P: Policy> Access<P> {
         }
     }
 
+    /// The card answered the meal after the presentation ended (timeout, card removed): nothing
+    /// opens, but what the card counted is never lost.
+    fn meal_answered_late(
+        &mut self,
+        actions: &mut Vec<Action>,
+        time: Timestamp,
+        answer: MealAnswer,
+    ) {
+        let Some((entitlement, request)) = self.meal.take() else {
+            return;
+        };
+        let Some(card) = self.meal_card.take() else {
+            return;
+        };
+        match answer {
+            MealAnswer::Served(receipt) => {
+                let event = NewEvent::new(EventKind::MealServed, time)
+                    .door(self.config.door.clone())
+                    .card(card)
+                    .result(Outcome::Info)
+                    .reason(Reason::TOO_LATE)
+                    .detail("counted by the card after the gate gave up: nothing opened")
+                    .meal(meal_record(
+                        &receipt,
+                        Some(entitlement.period_name),
+                        Some(entitlement.group),
+                    ));
+                actions.push(Action::Publish(event));
+            }
+            MealAnswer::NotConfirmed { .. } => {
+                self.unconfirmed_meals.insert(card, request);
+            }
+            MealAnswer::AllowanceUsed { .. } | MealAnswer::Unsupported => {}
+        }
+    }
+
     fn meal_decided(
         &mut self,
         actions: &mut Vec<Action>,
@@ -795,6 +838,7 @@ impl<P: Policy> Access<P> {
         duress: bool,
         answer: MealAnswer,
     ) {
+        self.meal_card = None;
         let Some((entitlement, request)) = self.meal.take() else {
             // A meal answer without a meal asked: never opens.
             return self.deny(

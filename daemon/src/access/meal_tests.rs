@@ -386,3 +386,42 @@ fn the_receipt_of_a_meal_whose_answer_was_lost_is_read_back_at_the_next_presenta
         }]
     );
 }
+
+#[test]
+fn a_meal_the_card_counted_after_the_gate_gave_up_is_still_published() {
+    let noon = monday(12, 0);
+    let mut canteen = Canteen::new();
+    canteen.present(1, noon);
+    // The verification times out (the machine's deadline), then the card answers.
+    let timed_out = canteen
+        .access
+        .tick(canteen.start + Duration::from_secs(5), noon);
+    assert_eq!(published(&timed_out)[0].reason, Some(Reason::CARD_TIMEOUT));
+    let gate_time = request(1, noon).gate_time;
+    let actions = canteen.answer(noon, MealAnswer::Served(receipt(1, 1, gate_time)));
+    assert_eq!(unlocks(&actions), 0);
+    let event = published(&actions)[0];
+    assert_eq!(event.kind, EventKind::MealServed);
+    assert_eq!(event.reason, Some(Reason::TOO_LATE));
+    assert_eq!(event.card_id, Some(card(1)));
+    assert_eq!(
+        event.meal.as_ref().and_then(|meal| meal.receipt.as_deref()),
+        Some("abcd")
+    );
+    // A lost answer after a timeout is read back at the next presentation.
+    let mut canteen = Canteen::new();
+    canteen.present(1, noon);
+    canteen.at(6000, noon, Input::CardRemoved);
+    let lost = MealAnswer::NotConfirmed {
+        reason: "card pulled".into(),
+    };
+    assert!(canteen.answer(noon, lost).is_empty());
+    let later = monday(12, 5);
+    assert_eq!(
+        canteen.present(1, later),
+        [Action::VerifyForMeal {
+            meal: request(1, later),
+            recover: Some(request(1, noon)),
+        }]
+    );
+}
