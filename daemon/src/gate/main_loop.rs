@@ -77,6 +77,10 @@ pub(super) struct Loop {
     pub(super) door_names: BTreeSet<String>,
     /// Where the doors in lockdown are kept across restarts.
     pub(super) lockdown_file: LockdownFile,
+    /// A canteen gate's meal counts, where they are kept, and the link's channel for them.
+    pub(super) meal_tally: super::meals::MealTally,
+    pub(super) state_dir: PathBuf,
+    pub(super) meal_counts: mpsc::Sender<crate::mqtt::MealCounts>,
     pub(super) notifier: Notifier,
 }
 
@@ -200,7 +204,10 @@ impl Loop {
                         tracing::warn!(%door, error = %error_chain(&error), "cannot show the denial");
                     }
                 }
-                Action::Publish(event) => self.publish(event),
+                Action::Publish(event) => {
+                    self.count_meal(&event);
+                    self.publish(event);
+                }
             }
         }
     }

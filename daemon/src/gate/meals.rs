@@ -5,13 +5,16 @@
 //! ([`crate::access::Action::VerifyForMeal`], [`crate::access::Input::MealDecision`]); this
 //! file only talks to the card and translates.
 
+use std::path::Path;
+
 use palmgate_card::host::{CardTransport, MealOutcome, MealReceipt, SecureSession};
 
 use super::card_worker::CardReport;
 use super::main_loop::Loop;
 use crate::access::{Input, MealAnswer, MealReceiptInfo, MealRequest};
 use crate::error_chain;
-use crate::event::CardId;
+use crate::event::{CardId, EventKind, NewEvent, Outcome};
+use crate::mqtt::MealCounts;
 
 /// What the worker does after a match at a canteen gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,5 +114,196 @@ impl Loop {
             answer: result.answer,
             elapsed,
         });
+    }
+}
+
+/// The meals this gate served per period and group: a projection of its `meal.served` events
+/// (those that opened the turnstile), kept in `<state_dir>/meals.json` so that a restart in the
+/// middle of lunch does not start the count again, and published retained on
+/// `<prefix>/<gate>/meals`. I/O-free but for [`MealTally::load`] and [`MealTally::save`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MealTally {
+    groups: Vec<String>,
+    counts: Option<MealCounts>,
+}
+
+/// File name in the state directory.
+pub const TALLY_FILE: &str = "meals.json";
+
+impl MealTally {
+    /// A tally listing `groups` (those with an allowance), starting from `counts` (read back).
+    pub fn new(groups: impl IntoIterator<Item = String>, counts: Option<MealCounts>) -> Self {
+        let groups: Vec<String> = groups.into_iter().collect();
+        let counts = counts.map(|mut counts| {
+            for group in &groups {
+                counts.groups.entry(group.clone()).or_insert(0);
+            }
+            counts
+        });
+        Self { groups, counts }
+    }
+
+    /// The counts now, if a meal was ever served here.
+    pub fn counts(&self) -> Option<&MealCounts> {
+        self.counts.as_ref()
+    }
+
+    /// Counts `event` if it is a meal this gate served (`meal.served`, `granted`); returns the
+    /// new counts then. A meal of a later period starts the counts again; one of an earlier
+    /// period (a clock set back) is not counted here, and stays in the events.
+    pub fn record(&mut self, event: &NewEvent) -> Option<&MealCounts> {
+        if event.kind != EventKind::MealServed || event.result != Some(Outcome::Granted) {
+            return None;
+        }
+        let meal = event.meal.as_ref()?;
+        let current = self.counts.as_ref().map(|counts| counts.period);
+        if current.is_some_and(|period| meal.period < period) {
+            return None;
+        }
+        if current != Some(meal.period) {
+            self.counts = Some(MealCounts {
+                period: meal.period,
+                period_name: meal.period_name.clone(),
+                served: 0,
+                groups: self.groups.iter().map(|group| (group.clone(), 0)).collect(),
+                time: event.time,
+            });
+        }
+        let counts = self.counts.as_mut()?;
+        counts.served = counts.served.saturating_add(1);
+        if let Some(group) = &meal.group {
+            let count = counts.groups.entry(group.clone()).or_insert(0);
+            *count = count.saturating_add(1);
+        }
+        counts.time = event.time;
+        Some(counts)
+    }
+
+    /// Reads the counts kept in `state_dir` (none when there is no file). A damaged file is
+    /// reported and counted as none: the counts are a convenience, the events the record.
+    pub fn load(state_dir: &Path) -> Option<MealCounts> {
+        let path = state_dir.join(TALLY_FILE);
+        let text = match crate::config::files::read_bounded_to_string(&path, 64 * 1024) {
+            Ok(text) => text,
+            Err(error) => {
+                if path.exists() {
+                    tracing::warn!(path = %path.display(), error = %error_chain(&error), "meal counts unreadable: counting again from 0");
+                }
+                return None;
+            }
+        };
+        match serde_json::from_str(&text) {
+            Ok(counts) => Some(counts),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "meal counts damaged: counting again from 0");
+                None
+            }
+        }
+    }
+
+    /// Writes the counts to `state_dir` atomically.
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        let Some(counts) = &self.counts else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(counts).map_err(std::io::Error::other)?;
+        super::state::durable::replace_file(&state_dir.join(TALLY_FILE), &bytes)
+    }
+}
+
+impl Loop {
+    /// Counts a meal this gate served, keeps the counts and hands them to the link (retained).
+    pub(super) fn count_meal(&mut self, event: &NewEvent) {
+        let Some(counts) = self.meal_tally.record(event).cloned() else {
+            return;
+        };
+        if let Err(error) = self.meal_tally.save(&self.state_dir) {
+            tracing::warn!(error = %error_chain(&error), "meal counts not kept");
+        }
+        if self.meal_counts.try_send(counts).is_err() {
+            tracing::warn!("meal counts not published (link busy); the next meal publishes them");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{MealRecord, Reason, Timestamp};
+
+    fn served(period: u32, group: &str, result: Outcome) -> NewEvent {
+        NewEvent::new(EventKind::MealServed, Timestamp::from_unix_ms(1000))
+            .result(result)
+            .meal(MealRecord {
+                period,
+                period_name: Some("lunch".into()),
+                group: Some(group.into()),
+                count: 1,
+                allowance: 1,
+                receipt: Some("ab".into()),
+                receipt_counter: Some(1),
+                gate_time: Some(1),
+            })
+    }
+
+    #[test]
+    fn counts_per_period_and_group_restart_with_a_new_period() {
+        let mut tally = MealTally::new(["guests".into(), "kitchen".into(), "staff".into()], None);
+        assert_eq!(tally.counts(), None);
+        let cases = [
+            // (event, counted, served, staff, kitchen)
+            (served(32, "staff", Outcome::Granted), true, 1, 1, 0),
+            (served(32, "kitchen", Outcome::Granted), true, 2, 1, 1),
+            (served(32, "staff", Outcome::Granted), true, 3, 2, 1),
+            // Not served through this gate: recovered, too late.
+            (
+                served(32, "staff", Outcome::Info).reason(Reason::RECOVERED),
+                false,
+                3,
+                2,
+                1,
+            ),
+            // An earlier period (a clock set back) is not counted.
+            (served(31, "staff", Outcome::Granted), false, 3, 2, 1),
+            // The next period starts again.
+            (served(33, "kitchen", Outcome::Granted), true, 1, 0, 1),
+            (
+                NewEvent::new(EventKind::AccessGranted, Timestamp::from_unix_ms(0)),
+                false,
+                1,
+                0,
+                1,
+            ),
+        ];
+        for (event, counted, total, staff, kitchen) in cases {
+            assert_eq!(tally.record(&event).is_some(), counted, "{event:?}");
+            let counts = tally.counts().expect("counts");
+            assert_eq!(
+                (
+                    counts.served,
+                    counts.groups["staff"],
+                    counts.groups["kitchen"]
+                ),
+                (total, staff, kitchen),
+                "{event:?}"
+            );
+            assert_eq!(counts.groups["guests"], 0, "every group is listed");
+        }
+    }
+
+    #[test]
+    fn counts_survive_a_restart_and_a_damaged_file_counts_from_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut tally = MealTally::new(["staff".into()], None);
+        tally.record(&served(32, "staff", Outcome::Granted));
+        tally.save(dir.path()).expect("save");
+        let mut again = MealTally::new(["staff".into(), "new".into()], MealTally::load(dir.path()));
+        assert_eq!(again.counts().map(|c| c.served), Some(1));
+        assert_eq!(again.counts().map(|c| c.groups["new"]), Some(0));
+        again.record(&served(32, "staff", Outcome::Granted));
+        assert_eq!(again.counts().map(|c| c.groups["staff"]), Some(2));
+        std::fs::write(dir.path().join(TALLY_FILE), b"{not json").expect("write");
+        assert_eq!(MealTally::load(dir.path()), None);
+        assert_eq!(MealTally::load(&dir.path().join("absent")), None);
     }
 }
