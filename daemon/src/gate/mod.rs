@@ -20,7 +20,8 @@
 //!   actions (verify on the card, unlock or deny a door, publish an event).
 //! - [`card_worker`]: the card reader thread (presence, certificate checks, secure sessions).
 //! - [`meals`]: at a canteen gate, the meal step in the card's session (and the receipt of a
-//!   meal whose answer was lost).
+//!   meal whose answer was lost), and the meal counts; [`meal_report`]: `palmgate meals
+//!   report`.
 //! - [`door_view`]: the I/O-free door-state projection and door-event classification.
 //! - [`commands`]: signed remote commands (unlock, lockdown, release, revocation list).
 //! - [`reload`]: SIGHUP: policy and revocation list re-read.
@@ -33,6 +34,7 @@ pub mod commands;
 pub mod devices;
 pub mod door_view;
 mod main_loop;
+pub mod meal_report;
 pub mod meals;
 mod reload;
 pub mod shutdown;
