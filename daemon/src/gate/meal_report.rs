@@ -267,7 +267,8 @@ mod tests {
                  2026-12-07,{lunch},\"lunch, hot\",{card2},staff,1,0,2,a,5,no\n"
             )
         );
-        assert_eq!(report.csv(day + 1, day + 1).lines().count(), 2);
+        // The next day: card 1 and the card of the `mosquitto_sub -v` line.
+        assert_eq!(report.csv(day + 1, day + 1).lines().count(), 3);
         assert_eq!(report.csv(day + 2, day + 9).lines().count(), 1);
     }
 
