@@ -228,8 +228,140 @@ impl Loop {
 
 #[cfg(test)]
 mod tests {
+    use palmgate_card::applet::Applet;
+    use palmgate_card::host::issuer::IssuerKey;
+    use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
+    use palmgate_card::host::{Card, InProcessTransport, TransportError, VerifyOutcome};
+    use palmgate_card::protocol::{SlotKind, ins, permission};
+    use palmgate_matcher::template::{CELLS, Template};
+
     use super::*;
     use crate::event::{MealRecord, Reason, Timestamp};
+
+    /// The applet in this process; the answer to REDEEM MEAL is lost once when asked (the card
+    /// stored the meal, then was pulled).
+    struct Pullable<T> {
+        inner: T,
+        lose_meal_answer: bool,
+    }
+
+    impl<T: CardTransport> CardTransport for Pullable<T> {
+        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+            let answer = self.inner.transmit(command)?;
+            if self.lose_meal_answer && command.get(1) == Some(&ins::REDEEM_MEAL) {
+                self.lose_meal_answer = false;
+                return Err(TransportError::CardRemoved);
+            }
+            Ok(answer)
+        }
+    }
+
+    fn palm() -> Template {
+        let orientations: [u8; CELLS] = std::array::from_fn(|i| (i * 7 % 6) as u8);
+        Template::from_cells(&orientations, &[true; CELLS]).expect("template")
+    }
+
+    /// A card enrolled with [`palm`].
+    fn enrolled(issuer: &IssuerKey) -> Pullable<impl CardTransport> {
+        let mut transport = Pullable {
+            inner: InProcessTransport::new(Applet::factory(
+                MemoryStorage::default(),
+                system_rng(),
+                SystemClock::default(),
+            )),
+            lose_meal_answer: false,
+        };
+        let mut card = Card::open(&mut transport).expect("select");
+        card.personalise(issuer).expect("personalise");
+        let verified = card
+            .verify_certificate(&[issuer.public_key()])
+            .expect("certificate");
+        let session = card.open_session(&verified).expect("session");
+        let mut enrolment = session
+            .prove_authority(&issuer.create_authority(permission::ALL))
+            .expect("authority");
+        enrolment
+            .enrol(0, SlotKind::Normal, &palm())
+            .expect("enrol");
+        drop(enrolment);
+        transport
+    }
+
+    /// One presentation: a session, the palm, and on a match the meal step.
+    fn present(
+        transport: &mut Pullable<impl CardTransport>,
+        issuer: &IssuerKey,
+        step: &MealStep,
+    ) -> (MealStepResult, bool) {
+        let mut card = Card::open(transport).expect("select");
+        let verified = card
+            .verify_certificate(&[issuer.public_key()])
+            .expect("certificate");
+        let mut session = card.open_session(&verified).expect("session");
+        let outcome = session.verify_palm(&palm()).expect("verify");
+        assert!(
+            matches!(outcome, VerifyOutcome::Match { .. }),
+            "{outcome:?}"
+        );
+        redeem(&mut session, step)
+    }
+
+    #[test]
+    fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer() {
+        let issuer = IssuerKey::generate();
+        let mut card = enrolled(&issuer);
+        let lunch = |gate_time| MealRequest {
+            period: 332_704,
+            allowance: 1,
+            gate_time,
+        };
+        let step = |meal, recover| MealStep { meal, recover };
+
+        // The answer is lost after the card counted the meal: not confirmed, connection dropped.
+        card.lose_meal_answer = true;
+        let (lost, healthy) = present(&mut card, &issuer, &step(lunch(100), None));
+        assert!(!healthy);
+        assert!(
+            matches!(&lost.answer, MealAnswer::NotConfirmed { reason } if reason.contains("lost")),
+            "{lost:?}"
+        );
+
+        // Next presentation: the kept receipt is that meal's, and the period is used up.
+        let (next, healthy) = present(&mut card, &issuer, &step(lunch(200), Some(lunch(100))));
+        assert!(healthy);
+        let recovered = next.recovered.expect("the lost meal's receipt");
+        assert_eq!(
+            (recovered.period, recovered.count, recovered.gate_time),
+            (332_704, 1, 100)
+        );
+        assert_eq!(recovered.receipt_counter, 1);
+        let receipt = MealReceipt::from_bytes(&hex::decode(&recovered.receipt_hex).expect("hex"))
+            .expect("receipt");
+        receipt.verify(&[issuer.public_key()]).expect("card-signed");
+        assert_eq!(
+            next.answer,
+            MealAnswer::AllowanceUsed {
+                count: 1,
+                allowance: 1
+            }
+        );
+
+        // A receipt that is not the lost meal's is not taken for it; the next period serves.
+        let dinner = MealRequest {
+            period: 332_705,
+            allowance: 1,
+            gate_time: 300,
+        };
+        let (served, _) = present(&mut card, &issuer, &step(dinner, Some(lunch(999))));
+        assert_eq!(served.recovered, None);
+        let MealAnswer::Served(receipt) = served.answer else {
+            panic!("{served:?}");
+        };
+        assert_eq!(
+            (receipt.period, receipt.count, receipt.receipt_counter),
+            (332_705, 1, 2)
+        );
+    }
 
     fn served(period: u32, group: &str, result: Outcome) -> NewEvent {
         NewEvent::new(EventKind::MealServed, Timestamp::from_unix_ms(1000))
