@@ -1,12 +1,14 @@
 //! In-process cost of one secure verification (OPEN SECURE SESSION + VERIFY PALM, both sides'
-//! cryptography and the on-card comparison), without any transport.
+//! cryptography and the on-card comparison), and of one canteen pass (the same plus REDEEM MEAL:
+//! the card's receipt signature, the host's check of it, one more state write), without any
+//! transport.
 //! `cargo bench -p palmgate-card --bench verify`; the PC/SC figure comes from `palmgate card bench`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use palmgate_card::applet::Applet;
 use palmgate_card::host::issuer::IssuerKey;
 use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
-use palmgate_card::host::{Card, InProcessTransport, VerifyOutcome};
+use palmgate_card::host::{Card, InProcessTransport, MealOutcome, MealRequest, VerifyOutcome};
 use palmgate_card::protocol::{SlotKind, permission};
 use palmgate_matcher::template::{CELLS, Template};
 
@@ -48,6 +50,24 @@ fn verify(c: &mut Criterion) {
             let mut session = card.open_session(&verified).expect("session");
             let outcome = session.verify_palm(&probe).expect("verify");
             assert!(matches!(outcome, VerifyOutcome::Match { .. }));
+        })
+    });
+    // A new period every pass, so that every meal is served.
+    let mut period = 0u32;
+    c.bench_function("secure_verify_and_meal_in_process", |b| {
+        b.iter(|| {
+            period += 1;
+            let mut session = card.open_session(&verified).expect("session");
+            let outcome = session.verify_palm(&probe).expect("verify");
+            assert!(matches!(outcome, VerifyOutcome::Match { .. }));
+            let meal = session
+                .redeem_meal(&MealRequest {
+                    period,
+                    allowance: 1,
+                    gate_time: 1_764_000_000,
+                })
+                .expect("meal");
+            assert!(matches!(meal, MealOutcome::Served(_)));
         })
     });
 }

@@ -49,6 +49,8 @@ fn apdu() -> impl Strategy<Value = Vec<u8>> {
         Just(ins::SET_POLICY),
         Just(ins::RESET_RETRY_COUNTER),
         Just(ins::ERASE),
+        Just(ins::GET_RECEIPT),
+        Just(ins::REDEEM_MEAL),
         any::<u8>(),
     ];
     let class = prop_oneof![Just(0x00u8), Just(0x80), Just(0x90), any::<u8>()];

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Issuer, Tamper, capture, enrolled_card, factory_transport, template};
-use palmgate_card::applet::{Applet, STATE_LEN, STATE_V1_LEN};
+use palmgate_card::applet::{Applet, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN};
 use palmgate_card::host::apdu::LengthMode;
 use palmgate_card::host::commands::SecureCommand;
 use palmgate_card::host::issuer::IssuerPublicKey;
@@ -76,6 +76,145 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_in_the_current_layout
     let mut damaged = STATE_V1.to_vec();
     damaged[100] ^= 1;
     assert!(identity_of_state(&damaged).is_err());
+}
+
+/// State files written by applet 1.1 (layout version 2): a personalised card with `template(11)`
+/// in a normal slot and `template(12)` in a duress slot, max tries 4; and the same card after an
+/// ERASE at 1764000000, keeping its deletion receipt.
+const STATE_V2: &[u8] = include_bytes!("fixtures/state-v2.bin");
+const STATE_V2_ERASED: &[u8] = include_bytes!("fixtures/state-v2-erased.bin");
+
+#[test]
+fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
+    use palmgate_card::host::platform::meal_entitlement_of_state;
+    use palmgate_card::host::{MealOutcome, MealRequest};
+    for fixture in [STATE_V2, STATE_V2_ERASED] {
+        assert_eq!((fixture.len(), fixture[4]), (STATE_V2_LEN, 2));
+        assert_eq!(meal_entitlement_of_state(fixture).unwrap(), None);
+    }
+    let issuer = IssuerPublicKey::from_bytes(&STATE_V2[54..54 + 65]).unwrap();
+
+    // The erased card still keeps its deletion receipt for GET RECEIPT, and no meal receipt.
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        STATE_V2_ERASED,
+    )
+    .unwrap();
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    assert_eq!(card.identity().slots_used, 0);
+    let verified = card.verify_certificate(&[issuer]).unwrap();
+    let kept = {
+        let mut session = card.open_session(&verified).unwrap();
+        assert_eq!(session.recover_meal_receipt().unwrap(), None);
+        drop(session);
+        // Reading it needs the erase permission, which the test does not hold: the record is
+        // there (6982, not 6A88).
+        let mut session = card.open_session(&verified).unwrap();
+        session.execute(&palmgate_card::host::commands::GetReceipt)
+    };
+    assert!(matches!(
+        kept,
+        Err(CardError::Status {
+            status: StatusWord::SecurityStatusNotSatisfied,
+            ..
+        })
+    ));
+
+    // The enrolled card verifies and serves its first meal, which creates the record; its
+    // state is then written in the current layout.
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        STATE_V2,
+    )
+    .unwrap();
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    let verified = card.verify_certificate(&[issuer]).unwrap();
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&capture(12, 10)).unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Duress,
+            tries_left: 4
+        }
+    ));
+    let request = MealRequest {
+        period: 7,
+        allowance: 1,
+        gate_time: TIMESTAMP,
+    };
+    let MealOutcome::Served(receipt) = session.redeem_meal(&request).unwrap() else {
+        panic!("first meal not served");
+    };
+    let fields = *receipt.verify(&[issuer]).unwrap().fields();
+    assert_eq!((fields.count, fields.receipt_counter), (1, 1));
+    drop(session);
+    let stored = card
+        .into_transport()
+        .applet()
+        .storage()
+        .stored()
+        .copied()
+        .unwrap();
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 3));
+    let record = meal_entitlement_of_state(&stored).unwrap().unwrap();
+    assert_eq!(
+        (record.period, record.count, record.receipt_counter),
+        (7, 1, 1)
+    );
+    assert_eq!(
+        identity_of_state(&stored).unwrap(),
+        identity_of_state(STATE_V2).unwrap()
+    );
+}
+
+/// A version 3 state whose entitlement record is one the applet never writes is refused.
+#[test]
+fn an_inconsistent_entitlement_record_is_refused() {
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        STATE_V2,
+    )
+    .unwrap();
+    let current = applet.state_bytes();
+    let record = STATE_LEN - 32 - 10;
+    let body = STATE_LEN - 32;
+    let with_record = |present: u8, count: u8, counter: u32| {
+        let mut state = *current;
+        state[record] = present;
+        state[record + 1..record + 5].copy_from_slice(&9u32.to_be_bytes());
+        state[record + 5] = count;
+        state[record + 6..record + 10].copy_from_slice(&counter.to_be_bytes());
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&state[..body]);
+        state[body..].copy_from_slice(&digest);
+        state
+    };
+    let load = |state: &[u8]| {
+        Applet::load(
+            MemoryStorage::default(),
+            system_rng(),
+            SystemClock::default(),
+            state,
+        )
+        .map(|applet| applet.meal_entitlement())
+    };
+    assert_eq!(
+        load(&with_record(1, 2, 5))
+            .unwrap()
+            .map(|e| (e.period, e.count, e.receipt_counter)),
+        Some((9, 2, 5))
+    );
+    for (present, count, counter) in [(0, 2, 5), (1, 0, 5), (1, 2, 0), (2, 2, 5)] {
+        assert!(
+            load(&with_record(present, count, counter)).is_err(),
+            "{present} {count} {counter}"
+        );
+    }
 }
 
 /// The card stores the erase (with its receipt) and is pulled before its answer arrives: the

@@ -369,3 +369,70 @@ fn applet_reproduces_the_documented_session() {
         computed["open_session_response"]
     );
 }
+
+/// The applet itself signs the documented meal receipt when its card key and card id are the
+/// vectors' ones (RFC 6979 signatures are deterministic), served through the host client after
+/// a palm match.
+#[test]
+fn applet_signs_the_documented_meal_receipt() {
+    use palmgate_card::host::issuer::IssuerKey;
+    use palmgate_card::host::platform::{MemoryStorage, SystemClock};
+    use palmgate_card::host::{Card, InProcessTransport, MealOutcome, VerifyOutcome};
+    use palmgate_card::protocol::SlotKind;
+
+    /// The card key scalar at GENERATE KEY, then fresh nonces.
+    struct KeyThenCounter(Vec<u8>, u8);
+    impl rand_core::TryRng for KeyThenCounter {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            unreachable!()
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            unreachable!()
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            for byte in dst {
+                *byte = if self.0.is_empty() {
+                    self.1 = self.1.wrapping_add(1);
+                    self.1
+                } else {
+                    self.0.remove(0)
+                };
+            }
+            Ok(())
+        }
+    }
+    impl rand_core::TryCryptoRng for KeyThenCounter {}
+
+    let computed = compute();
+    let issuer = IssuerKey::from_bytes(&bytes::<32>(0x41)).unwrap();
+    let authority = issuer.create_authority(permission::ALL);
+    let applet = Applet::factory(
+        MemoryStorage::default(),
+        KeyThenCounter(bytes::<32>(0x01).to_vec(), 0),
+        SystemClock::default(),
+    );
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    card.personalise_with_id(&issuer, bytes(0x00)).unwrap();
+    let verified = card.verify_certificate(&[issuer.public_key()]).unwrap();
+    let probe = Template::from_cells(&[0; CELLS], &[true; CELLS]).unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .prove_authority(&authority)
+        .unwrap()
+        .enrol(0, SlotKind::Normal, &probe)
+        .unwrap();
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&probe).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    let request = MealRequest::decode(&hex::decode(&computed["meal_request"]).unwrap()).unwrap();
+    let MealOutcome::Served(receipt) = session.redeem_meal(&request).unwrap() else {
+        panic!("not served");
+    };
+    assert_eq!(
+        hex::encode(receipt.signed().as_bytes()),
+        computed["meal_receipt"]
+    );
+}

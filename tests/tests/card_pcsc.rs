@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use palmgate_card::host::issuer::IssuerKey;
+use palmgate_card::host::issuer::{IssuerKey, init_issuer_dir};
 use palmgate_card::host::pcsc::{
-    CardEvent, CardMonitor, MonitorEvent, PcscTransport, erase_recovering_receipt, wait_for_card,
+    CardEvent, CardMonitor, MonitorEvent, PcscTransport, erase_recovering_receipt,
+    recover_meal_receipt, wait_for_card,
 };
-use palmgate_card::host::platform::identity_of_state;
+use palmgate_card::host::platform::{identity_of_state, meal_entitlement_of_state};
 use palmgate_card::host::reader_health::{ReaderHealth, UnavailableReason};
-use palmgate_card::host::{Card, CardError, ReceiptBundle, VerifyOutcome};
+use palmgate_card::host::{
+    Card, CardError, MealOutcome, MealRequest, ReceiptBundle, VerifyOutcome,
+};
 use palmgate_card::protocol::{SlotKind, permission};
 use palmgate_matcher::template::{CELLS, Template};
 use palmgate_system_tests::pcscd::OwnedPcscd;
@@ -574,4 +577,182 @@ fn erase_torn_by_pulling_the_card_keeps_its_receipt() {
         (fields.card_id, fields.slots_erased, fields.gate_timestamp),
         (verified.card_id, 1, TIMESTAMP)
     );
+}
+
+/// The card is pulled (SIGKILL) after it stored a REDEEM MEAL and before it answered: the gate
+/// gets no answer, so serves nothing yet; when the card is presented again it reads the kept
+/// receipt with GET RECEIPT (no palm needed), and that receipt is the meal's. The meal is counted
+/// once: asking again in the same period is refused. No meal without a receipt, no free meal.
+#[test]
+fn meal_torn_by_pulling_the_card_is_counted_once_and_its_receipt_recovered() {
+    let request = MealRequest {
+        period: 20_428 * 16 + 1,
+        allowance: 1,
+        gate_time: 1_765_022_400,
+    };
+    let _lock = reader_lock();
+    let site = Site::new();
+    let issuers = [site.issuer.public_key()];
+    {
+        let vcard = VirtualCard::start(&site.state, &[]);
+        enrolled(&site, 43);
+        vcard.stop();
+    }
+    // Slow card memory: each write is followed by a 1.5 s pause before the card answers.
+    let vcard = VirtualCard::start(&site.state, &["--store-delay-ms", "1500"]);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let gate = std::thread::spawn(move || {
+        let mut card = Card::connect(READER)?;
+        let verified = card.verify_certificate(&issuers)?;
+        let mut session = card.open_session(&verified)?;
+        let decision = session.verify_palm(&capture(43))?;
+        sender.send(decision).unwrap();
+        let answer = session.redeem_meal(&request);
+        drop(session);
+        drop(card);
+        // What a gate does when the answer is lost: wait for the card, read its kept receipt.
+        let recovered = recover_meal_receipt(READER, &verified, &request, Duration::from_secs(30))?;
+        Ok::<_, CardError>((answer, recovered, verified))
+    });
+    let decision = receiver
+        .recv_timeout(Duration::from_secs(20))
+        .expect("palm verified");
+    assert!(
+        matches!(decision, VerifyOutcome::Match { .. }),
+        "{decision:?}"
+    );
+    // Wait until the card has stored the meal, then pull it before it answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while meal_entitlement_of_state(&std::fs::read(&site.state).unwrap())
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the meal was not stored");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    vcard.pull();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !gate.is_finished(),
+        "the gate gave up before the card came back"
+    );
+    // The card is presented again (without the slow memory).
+    let _vcard = VirtualCard::start(&site.state, &[]);
+    let (answer, recovered, verified) = gate.join().unwrap().expect("card back in time");
+    assert!(
+        matches!(answer, Err(CardError::Transport(_))),
+        "the pulled card must not answer: {answer:?}"
+    );
+    let receipt = recovered.expect("the torn meal's receipt is kept on the card");
+    assert!(receipt.answers(&request));
+    let fields = *receipt.verify(&issuers).unwrap().fields();
+    assert_eq!(
+        (
+            fields.card_id,
+            fields.period,
+            fields.count,
+            fields.receipt_counter
+        ),
+        (verified.card_id, request.period, 1, 1)
+    );
+    // Counted once: the same period again is refused, nothing more counted.
+    let mut card = Card::connect(READER).unwrap();
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&capture(43)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    assert_eq!(
+        session.redeem_meal(&request).unwrap(),
+        MealOutcome::AllowanceUsed {
+            count: 1,
+            allowance: 1
+        }
+    );
+    let record = meal_entitlement_of_state(&std::fs::read(&site.state).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!((record.count, record.receipt_counter), (1, 1));
+}
+
+/// Meal receipts of a card served through pcscd, checked by `palmgate card verify-receipt`: a
+/// genuine one passes and is recorded in `--seen`, the same again is refused as replayed (as the
+/// file and as its hex), an altered one and one checked against another issuer do not verify.
+#[test]
+fn verify_receipt_accepts_each_meal_receipt_of_the_card_once() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let issuer_dir = dir.path().join("issuer");
+    let (issuer, authority) = init_issuer_dir(&issuer_dir).unwrap();
+    let other_dir = dir.path().join("other-issuer");
+    init_issuer_dir(&other_dir).unwrap();
+    let _vcard = VirtualCard::start(&dir.path().join("card.state"), &[]);
+    let mut card = Card::connect(READER).unwrap();
+    card.personalise(&issuer).unwrap();
+    let verified = card.verify_certificate(&[issuer.public_key()]).unwrap();
+    card.open_session(&verified)
+        .unwrap()
+        .prove_authority(&authority)
+        .unwrap()
+        .enrol(0, SlotKind::Normal, &template(44))
+        .unwrap();
+    let mut receipts = Vec::new();
+    for period in [20_428 * 16 + 1, 20_428 * 16 + 2] {
+        let mut session = card.open_session(&verified).unwrap();
+        assert!(matches!(
+            session.verify_palm(&capture(44)).unwrap(),
+            VerifyOutcome::Match { .. }
+        ));
+        let request = MealRequest {
+            period,
+            allowance: 1,
+            gate_time: 1_765_022_400,
+        };
+        let MealOutcome::Served(receipt) = session.redeem_meal(&request).unwrap() else {
+            panic!("meal of period {period} not served");
+        };
+        receipts.push(receipt.to_bytes());
+    }
+    let receipt_file = dir.path().join("meal.bin");
+    let seen = dir.path().join("seen.txt");
+    let check = |bytes: &[u8], issuer: &Path| {
+        std::fs::write(&receipt_file, bytes).unwrap();
+        let output = Command::new(workspace_binary("palmgate"))
+            .args(["card", "verify-receipt", "--issuer"])
+            .arg(issuer)
+            .arg("--receipt")
+            .arg(&receipt_file)
+            .arg("--seen")
+            .arg(&seen)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    // The second meal first (receipts arrive out of order), then the first.
+    for (bytes, counter) in [(&receipts[1], 2), (&receipts[0], 1)] {
+        let (accepted, text) = check(bytes, &issuer_dir);
+        assert!(accepted, "{text}");
+        assert!(
+            text.contains("receipt valid")
+                && text.contains(&format!("receipt counter: {counter}"))
+                && text.contains(&format!("card id: {}", hex::encode(verified.card_id))),
+            "{text}"
+        );
+    }
+    for replay in [receipts[0].clone(), hex::encode(&receipts[1]).into_bytes()] {
+        let (accepted, text) = check(&replay, &issuer_dir);
+        assert!(!accepted && text.contains("replayed"), "{text}");
+    }
+    let mut forged = receipts[0].clone();
+    forged[25] ^= 0x03; // the count after
+    let (accepted, text) = check(&forged, &issuer_dir);
+    assert!(!accepted && text.contains("does not verify"), "{text}");
+    let (accepted, text) = check(&receipts[0], &other_dir);
+    assert!(!accepted && text.contains("does not verify"), "{text}");
+    assert_eq!(std::fs::read_to_string(&seen).unwrap().lines().count(), 2);
 }

@@ -251,6 +251,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         &self.storage
     }
 
+    /// The storage, mutably (tests: make the next write fail).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
     /// Power loss or card reset: all volatile state (selection, session, chains) is lost.
     pub fn reset(&mut self) {
         self.selected = false;
@@ -917,7 +922,8 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
     }
 
     /// The kept receipt: `instruction that produced it (1) || receipt`. Reading it needs the
-    /// permission the producing command needed (ERASE: an authority with the erase bit).
+    /// permission the producing command needed (ERASE: an authority with the erase bit; REDEEM
+    /// MEAL: none).
     fn get_receipt(&mut self, session: &Session, plain: &[u8], out: &mut Out) -> StatusWord {
         if !plain.is_empty() {
             return StatusWord::WrongLength;

@@ -86,9 +86,9 @@ pub(crate) struct Slot {
     pub(crate) template: [u8; TEMPLATE_LEN],
 }
 
-/// The answer of the last receipt-bearing command (ERASE today), kept until the next one replaces
-/// it so that a receipt whose answer was lost (card pulled between store and answer) can be read
-/// again with GET RECEIPT.
+/// The answer of the last receipt-bearing command (ERASE, REDEEM MEAL), kept until the next one
+/// replaces it so that a receipt whose answer was lost (card pulled between store and answer) can
+/// be read again with GET RECEIPT.
 #[derive(Clone, Zeroize)]
 pub(crate) struct LastReceipt {
     /// Instruction that produced it; 0 when none is kept.

@@ -375,8 +375,15 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
         if self.card.identity.applet_version < MEAL_APPLET_VERSION {
             return Ok(None);
         }
-        let Some(kept) = self.execute(&GetReceipt)? else {
-            return Ok(None);
+        let kept = match self.execute(&GetReceipt) {
+            Ok(Some(kept)) => kept,
+            Ok(None) => return Ok(None),
+            // The kept receipt needs an authority to read: a deletion receipt, not a meal's.
+            Err(CardError::Status {
+                status: StatusWord::SecurityStatusNotSatisfied,
+                ..
+            }) => return Ok(None),
+            Err(error) => return Err(error),
         };
         if kept.instruction != ins::REDEEM_MEAL {
             return Ok(None);

@@ -15,8 +15,10 @@ use std::time::Duration;
 use crate::host::card::{Card, VerifiedCard};
 use crate::host::error::{CardError, TransportError};
 use crate::host::issuer::EnrolmentAuthority;
+use crate::host::meal::MealReceipt;
 use crate::host::reader_health::{HealthTracker, ReaderHealth, ReconnectBackoff};
 use crate::host::transport::CardTransport;
+use crate::protocol::meal::MealRequest;
 use crate::protocol::receipt::DeletionReceipt;
 
 /// A connection to a card in a PC/SC reader.
@@ -198,6 +200,44 @@ pub fn erase_recovering_receipt(
         }
     }
     Err(error)
+}
+
+/// After a REDEEM MEAL whose answer was lost (the card was pulled): waits up to `wait` for the
+/// same card to be presented in `reader` again, opens a session (no palm needed) and reads the
+/// meal receipt it keeps. `Ok(Some(receipt))`: the meal of `request` was counted, serve it with
+/// this receipt; `Ok(None)`: the card is back and that meal was not counted (the card stores the
+/// count and the receipt in one write). An error if the card did not come back in time: the
+/// meal may be counted, its receipt stays on the card for the next gate that asks.
+pub fn recover_meal_receipt(
+    reader: &str,
+    verified: &VerifiedCard,
+    request: &MealRequest,
+    wait: Duration,
+) -> Result<Option<MealReceipt>, CardError> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        // Right after a pull pcscd may still list the old card: retry until the card answers.
+        let recovered = Card::connect(reader).and_then(|mut again| {
+            if again.identity().card_id != verified.card_id {
+                return Ok(None);
+            }
+            let kept = again.open_session(verified)?.recover_meal_receipt()?;
+            Ok(Some(kept.filter(|receipt| receipt.answers(request))))
+        });
+        match recovered {
+            Ok(Some(receipt)) => return Ok(receipt),
+            Err(error) if std::time::Instant::now() >= deadline => return Err(error),
+            // Another card, or no card yet.
+            Ok(None) | Err(_) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(CardError::Transport(TransportError::NoCard {
+                        reader: reader.to_owned(),
+                    }));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
 }
 
 /// What a [`CardMonitor`] started with [`CardMonitor::start_watching`] reports, in the order it

@@ -5,9 +5,15 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use palmgate_card::host::issuer::{load_authority, load_issuer_key, load_issuer_public_key};
+use palmgate_card::host::issuer::{
+    IssuerPublicKey, load_authority, load_issuer_key, load_issuer_public_key,
+};
 use palmgate_card::host::pcsc::PcscTransport;
-use palmgate_card::host::{Card, ReceiptBundle, VerifiedCard, VerifyOutcome};
+use palmgate_card::host::{
+    Card, MealReceipt, MealReceiptFields, MealReceiptLedger, ReceiptBundle, ReplayError,
+    VerifiedCard, VerifyOutcome,
+};
+use palmgate_card::protocol::meal::MEAL_RECEIPT_MAGIC;
 use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, permission};
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
@@ -32,8 +38,9 @@ pub enum CardCommand {
     /// Erase every template, save the card-signed deletion receipt and, with a broker, publish
     /// it as a `card.erased` event.
     Erase(EraseArgs),
-    /// Check a deletion receipt (the file, or a published `card.erased` event) against the
-    /// issuer.
+    /// Check a deletion receipt (the file, or a published `card.erased` event) or a meal receipt
+    /// (the file, its hex, or a published `meal.served` event) against the issuer; with --seen,
+    /// refuse a meal receipt accepted before.
     VerifyReceipt(VerifyReceiptArgs),
     /// Publish a saved deletion receipt as a `card.erased` event (when publishing at erase time
     /// failed).
@@ -142,9 +149,14 @@ pub struct VerifyReceiptArgs {
     #[arg(long, value_name = "DIR")]
     issuer: PathBuf,
     /// Receipt file written by `palmgate card erase`, or a `card.erased` event (JSON, as
-    /// published on MQTT).
+    /// published on MQTT); or a meal receipt: its 261 bytes, their hex, or a `meal.served`
+    /// event (JSON).
     #[arg(long, value_name = "FILE")]
     receipt: PathBuf,
+    /// Meal receipts accepted before (one hex receipt a line; created if missing): a receipt
+    /// already in it is refused as replayed, one that is not is checked and added to it.
+    #[arg(long, value_name = "FILE")]
+    seen: Option<PathBuf>,
 }
 
 /// Arguments of `palmgate card bench`.
@@ -500,6 +512,16 @@ fn read_receipt(path: &Path) -> anyhow::Result<(ReceiptBundle, Option<palmgate::
 
 fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     let issuer = load_issuer_public_key(&args.issuer)?;
+    let bytes = std::fs::read(&args.receipt)
+        .with_context(|| format!("reading receipt {}", args.receipt.display()))?;
+    if let Some(meal) = read_meal_receipt(&bytes)? {
+        return verify_meal_receipt(args, issuer, meal);
+    }
+    if args.seen.is_some() {
+        bail!(
+            "--seen is for meal receipts; a deletion receipt's erase counter is checked by the card"
+        );
+    }
     let (bundle, event) = read_receipt(&args.receipt)?;
     let fields = bundle
         .verify(&[issuer])
@@ -527,6 +549,190 @@ fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     println!("commitment: {}", hex::encode(fields.commitment));
     if let Some(event) = &event {
         println!("event: {} from {} at {}", event.id, event.gate, event.time);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A meal receipt as `verify-receipt` reads it, with the plain fields of its event if it came in
+/// one.
+#[derive(Debug)]
+struct MealReceiptInput {
+    receipt: MealReceipt,
+    event: Option<serde_json::Value>,
+}
+
+/// Reads a meal receipt: the 261 bytes of `MealReceipt::to_bytes()`, their hex, or a `meal.served`
+/// event (JSON) whose `receipt.bundle` is that hex. `None` when the input is not a meal receipt
+/// (a deletion receipt or its event); an error when it claims to be one and is malformed.
+fn read_meal_receipt(bytes: &[u8]) -> anyhow::Result<Option<MealReceiptInput>> {
+    if bytes.starts_with(&MEAL_RECEIPT_MAGIC) {
+        let receipt = MealReceipt::from_bytes(bytes).context("decoding the meal receipt")?;
+        return Ok(Some(MealReceiptInput {
+            receipt,
+            event: None,
+        }));
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.starts_with('{') {
+        let event: serde_json::Value =
+            serde_json::from_str(text).context("reading the receipt event (JSON)")?;
+        if event.get("kind").and_then(serde_json::Value::as_str) != Some("meal.served") {
+            return Ok(None);
+        }
+        let bundle = event
+            .pointer("/receipt/bundle")
+            .and_then(serde_json::Value::as_str)
+            .context("the meal.served event carries no receipt.bundle")?;
+        let raw = hex::decode(bundle).context("the event's receipt.bundle is not hex")?;
+        let receipt = MealReceipt::from_bytes(&raw).context("decoding the event's meal receipt")?;
+        return Ok(Some(MealReceiptInput {
+            receipt,
+            event: Some(event),
+        }));
+    }
+    let magic_hex = hex::encode(MEAL_RECEIPT_MAGIC);
+    if text
+        .get(..magic_hex.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(&magic_hex))
+    {
+        let raw = hex::decode(text).context("the meal receipt is not hex")?;
+        let receipt = MealReceipt::from_bytes(&raw).context("decoding the meal receipt")?;
+        return Ok(Some(MealReceiptInput {
+            receipt,
+            event: None,
+        }));
+    }
+    Ok(None)
+}
+
+/// The plain fields a `meal.served` event repeats must be the signed ones.
+fn check_meal_event(event: &serde_json::Value, fields: &MealReceiptFields) -> anyhow::Result<()> {
+    let number = |pointer: &str| event.pointer(pointer).map(serde_json::Value::as_u64);
+    let plain = [
+        (
+            "period",
+            number("/receipt/period"),
+            u64::from(fields.period),
+        ),
+        ("count", number("/receipt/count"), u64::from(fields.count)),
+        (
+            "allowance",
+            number("/receipt/allowance"),
+            u64::from(fields.allowance),
+        ),
+        ("gate_time", number("/receipt/gate_time"), fields.gate_time),
+        (
+            "counter",
+            number("/receipt/counter"),
+            u64::from(fields.receipt_counter),
+        ),
+    ];
+    let mut differing: Vec<&str> = plain
+        .iter()
+        .filter(|(_, value, signed)| value.is_some_and(|value| value != Some(*signed)))
+        .map(|(name, _, _)| *name)
+        .collect();
+    if event
+        .get("card_id")
+        .is_some_and(|card_id| card_id.as_str() != Some(hex::encode(fields.card_id).as_str()))
+    {
+        differing.push("card_id");
+    }
+    if !differing.is_empty() {
+        bail!(
+            "the event's fields ({}) differ from the signed receipt",
+            differing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Loads the receipts accepted before (one hex receipt a line), each checked again.
+fn load_seen(path: &Path, issuers: &[IssuerPublicKey]) -> anyhow::Result<MealReceiptLedger> {
+    let mut ledger = MealReceiptLedger::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(ledger),
+        Err(error) => {
+            return Err(error).with_context(|| format!("reading {}", path.display()));
+        }
+    };
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), index + 1);
+        let raw = hex::decode(line).with_context(|| format!("{}: not hex", at()))?;
+        let receipt = MealReceipt::from_bytes(&raw).with_context(at)?;
+        let verified = receipt
+            .verify(issuers)
+            .with_context(|| format!("{}: the receipt does not verify", at()))?;
+        // A duplicate line is harmless (the same receipt); a counter reused is not.
+        match ledger.accept(&verified) {
+            Ok(()) | Err(ReplayError::Replayed { .. }) => {}
+            Err(error) => return Err(error).with_context(at),
+        }
+    }
+    Ok(ledger)
+}
+
+fn verify_meal_receipt(
+    args: &VerifyReceiptArgs,
+    issuer: IssuerPublicKey,
+    input: MealReceiptInput,
+) -> anyhow::Result<ExitCode> {
+    let issuers = [issuer];
+    let verified = input
+        .receipt
+        .verify(&issuers)
+        .context("meal receipt does not verify")?;
+    let fields = *verified.fields();
+    if let Some(event) = &input.event {
+        check_meal_event(event, &fields)?;
+    }
+    if let Some(seen) = &args.seen {
+        let mut ledger = load_seen(seen, &issuers)?;
+        ledger.accept(&verified).context("meal receipt refused")?;
+        let mut text = std::fs::read_to_string(seen).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&hex::encode(input.receipt.to_bytes()));
+        text.push('\n');
+        palmgate::gate::state::durable::replace_file(seen, text.as_bytes())
+            .with_context(|| format!("recording the receipt in {}", seen.display()))?;
+    }
+    println!("receipt valid");
+    println!("kind: meal");
+    println!("card id: {}", hex::encode(fields.card_id));
+    println!(
+        "period: {} (day {} since 1970-01-01, meal period {})",
+        fields.period,
+        fields.period / 16,
+        fields.period % 16
+    );
+    println!("count: {} of {}", fields.count, fields.allowance);
+    println!("gate time: {}", fields.gate_time);
+    println!("receipt counter: {}", fields.receipt_counter);
+    if let Some(seen) = &args.seen {
+        println!("not seen before; recorded in {}", seen.display());
+    }
+    if let Some(event) = &input.event {
+        let field = |name: &str| match event.get(name) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(value) => value.to_string(),
+            None => "?".to_owned(),
+        };
+        println!(
+            "event: {} from {} at {}",
+            field("id"),
+            field("gate"),
+            field("time")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -670,6 +876,7 @@ mod tests {
         let args = VerifyReceiptArgs {
             issuer: issuer_dir.clone(),
             receipt: path.clone(),
+            seen: None,
         };
         std::fs::write(&path, event.to_json()).expect("write");
         verify_receipt(&args).expect("a genuine event verifies");
@@ -690,6 +897,138 @@ mod tests {
         assert!(verify_receipt(&args).is_err());
         // Garbage is a clear error, not a panic.
         std::fs::write(&path, b"{\"id\": 1}").expect("write");
+        assert!(verify_receipt(&args).is_err());
+    }
+
+    fn meal_receipt(issuer: &IssuerKey, counter: u32) -> MealReceipt {
+        use palmgate_card::protocol::meal::SignedMealReceipt;
+        let card_key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).expect("key");
+        let card_id = [0x5a; 16];
+        let certificate =
+            issuer.certify_card(&card_id, &encode_public_key(card_key.verifying_key()));
+        let fields = MealReceiptFields {
+            card_id,
+            period: 20_428 * 16 + 1,
+            count: 1,
+            allowance: 1,
+            gate_time: 1_765_022_400,
+            receipt_counter: counter,
+        };
+        MealReceipt::new(SignedMealReceipt::sign(&fields, &card_key), certificate)
+    }
+
+    fn meal_event(receipt: &MealReceipt) -> serde_json::Value {
+        let fields = receipt.unverified_fields();
+        serde_json::json!({
+            "id": 1_765_022_400_123u64,
+            "time": "2025-12-06T12:00:00.123Z",
+            "gate": "canteen-1",
+            "kind": "meal.served",
+            "card_id": hex::encode(fields.card_id),
+            "receipt": {
+                "bundle": hex::encode(receipt.to_bytes()),
+                "period": fields.period,
+                "count": fields.count,
+                "allowance": fields.allowance,
+                "gate_time": fields.gate_time,
+                "counter": fields.receipt_counter,
+            },
+        })
+    }
+
+    #[test]
+    fn verify_receipt_checks_meal_receipts_in_every_form() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer_dir = dir.path().join("issuer");
+        palmgate_card::host::issuer::init_issuer_dir(&issuer_dir).expect("issuer dir");
+        let issuer = load_issuer_key(&issuer_dir).expect("issuer key");
+        let receipt = meal_receipt(&issuer, 1);
+        let path = dir.path().join("meal");
+        let args = VerifyReceiptArgs {
+            issuer: issuer_dir.clone(),
+            receipt: path.clone(),
+            seen: None,
+        };
+        let forms = [
+            receipt.to_bytes(),
+            hex::encode(receipt.to_bytes()).into_bytes(),
+            format!("{}\n", hex::encode_upper(receipt.to_bytes())).into_bytes(),
+            serde_json::to_vec(&meal_event(&receipt)).expect("json"),
+        ];
+        for form in &forms {
+            std::fs::write(&path, form).expect("write");
+            verify_receipt(&args).expect("a genuine meal receipt verifies");
+        }
+        // Forged: any bit of the signed receipt flipped.
+        for byte in [5, 21, 25, 26, 30, 38, 60] {
+            let mut forged = receipt.to_bytes();
+            forged[byte] ^= 0x01;
+            std::fs::write(&path, &forged).expect("write");
+            let error = verify_receipt(&args).expect_err("forged");
+            assert!(
+                format!("{error:#}").contains("does not verify"),
+                "{error:#}"
+            );
+        }
+        // Another issuer's card.
+        std::fs::write(&path, meal_receipt(&IssuerKey::generate(), 1).to_bytes()).expect("write");
+        assert!(verify_receipt(&args).is_err());
+        // An event whose plain fields lie about the signed ones.
+        for (field, value) in [("count", 0u64), ("period", 7), ("counter", 9)] {
+            let mut event = meal_event(&receipt);
+            event["receipt"][field] = value.into();
+            std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write");
+            let error = verify_receipt(&args).expect_err("lying fields");
+            assert!(error.to_string().contains(field), "{error:#}");
+        }
+        let mut event = meal_event(&receipt);
+        event["card_id"] = "00".repeat(16).into();
+        std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write");
+        assert!(verify_receipt(&args).is_err());
+        // Truncated: a clear error.
+        std::fs::write(&path, &receipt.to_bytes()[..200]).expect("write");
+        let error = verify_receipt(&args).expect_err("truncated");
+        assert!(format!("{error:#}").contains("261"), "{error:#}");
+    }
+
+    #[test]
+    fn verify_receipt_with_seen_refuses_a_replayed_meal_receipt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer_dir = dir.path().join("issuer");
+        palmgate_card::host::issuer::init_issuer_dir(&issuer_dir).expect("issuer dir");
+        let issuer = load_issuer_key(&issuer_dir).expect("issuer key");
+        let seen = dir.path().join("seen.txt");
+        let path = dir.path().join("meal.bin");
+        let args = VerifyReceiptArgs {
+            issuer: issuer_dir.clone(),
+            receipt: path.clone(),
+            seen: Some(seen.clone()),
+        };
+        let (first, second) = (meal_receipt(&issuer, 1), meal_receipt(&issuer, 2));
+        // Counter 2 arrives before counter 1 (a gate that was offline): both accepted.
+        for receipt in [&second, &first] {
+            std::fs::write(&path, receipt.to_bytes()).expect("write");
+            verify_receipt(&args).expect("first time");
+        }
+        let lines = std::fs::read_to_string(&seen).expect("seen file");
+        assert_eq!(lines.lines().count(), 2);
+        // Replayed, as the file and as the event: refused, the seen file unchanged.
+        for form in [
+            first.to_bytes(),
+            serde_json::to_vec(&meal_event(&first)).expect("json"),
+        ] {
+            std::fs::write(&path, form).expect("write");
+            let error = verify_receipt(&args).expect_err("replay");
+            assert!(format!("{error:#}").contains("replayed"), "{error:#}");
+        }
+        assert_eq!(std::fs::read_to_string(&seen).expect("seen file"), lines);
+        // A damaged seen file is a clear error naming the line, and is left as it is.
+        std::fs::write(&seen, format!("{lines}not hex\n")).expect("write");
+        std::fs::write(&path, meal_receipt(&issuer, 3).to_bytes()).expect("write");
+        let error = verify_receipt(&args).expect_err("damaged seen file");
+        assert!(format!("{error:#}").contains("line 3"), "{error:#}");
+        // --seen with a deletion receipt is refused rather than ignored.
+        std::fs::write(&path, bundle(&issuer).encode()).expect("write");
         assert!(verify_receipt(&args).is_err());
     }
 }

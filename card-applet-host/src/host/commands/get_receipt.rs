@@ -1,6 +1,6 @@
 //! GET RECEIPT (secure, INS `0A`): empty plaintext; answer = `instruction (1) || receipt`, the
-//! receipt of the last receipt-bearing command (today ERASE), which the card keeps until the next
-//! such command replaces it. `6A88` when the card keeps none.
+//! receipt of the last receipt-bearing command (ERASE, REDEEM MEAL), which the card keeps until
+//! the next such command replaces it. `6A88` when the card keeps none.
 
 use zeroize::Zeroizing;
 
@@ -15,7 +15,8 @@ pub struct GetReceipt;
 /// A receipt kept by the card, with the instruction that produced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeptReceipt {
-    /// The instruction whose answer it was (`ins::ERASE` for a deletion receipt).
+    /// The instruction whose answer it was (`ins::ERASE` for a deletion receipt,
+    /// `ins::REDEEM_MEAL` for a meal receipt).
     pub instruction: u8,
     /// The receipt as that instruction answered it.
     pub receipt: Vec<u8>,
