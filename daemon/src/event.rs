@@ -337,6 +337,9 @@ impl Reason {
     /// The palm matched but the meal was not confirmed by the card (pulled, error): nothing
     /// opened; a receipt the card kept is recovered at its next presentation.
     pub const MEAL_NOT_CONFIRMED: Self = Self::from_static("meal_not_confirmed");
+    /// The card refused the meal and changed nothing (`detail`: why, e.g. the gate's clock is
+    /// behind the card's period).
+    pub const MEAL_REFUSED: Self = Self::from_static("meal_refused");
     /// A `meal.served` whose card answer was lost, read back from the card later.
     pub const RECOVERED: Self = Self::from_static("recovered");
     /// A `meal.served` the card answered after the gate gave up waiting (nothing opened).

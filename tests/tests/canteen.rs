@@ -184,12 +184,32 @@ fn a_second_meal_in_the_same_period_is_refused_at_another_gate_with_the_first_ga
     );
     assert_eq!(refused["period"], first["period"], "{denied}");
     let log = gate_b.stop();
+    // Gate B opened nothing. It published the receipt the card keeps (gate A's lunch) as a
+    // recovered one, which the records tell from a new meal by its receipt counter.
+    let lines = events_b.all().to_vec();
+    let served_b: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains("/event/meal.served"))
+        .collect();
+    let counter = format!("\"receipt_counter\":{}", first["receipt_counter"]);
     assert!(
-        !events_b
-            .all()
+        served_b
             .iter()
-            .any(|line| line.contains("/event/meal.served")),
-        "gate B served a second lunch:\n{log}"
+            .all(|line| line.contains("\"result\":\"info\"")
+                && line.contains("\"reason\":\"recovered\"")
+                && line.contains(&counter)),
+        "gate B served a second lunch:\n{served_b:?}\n{log}"
+    );
+    assert_eq!(
+        served_b.len(),
+        1,
+        "the kept receipt is published: {lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line.contains("/event/door.unlocked") && line.contains("\"grant\"")),
+        "gate B opened its door:\n{log}"
     );
     // Nothing was consumed by the refusal: the card still holds one meal in the period.
     let state = std::fs::read(&card).expect("card state");

@@ -79,6 +79,12 @@ pub enum MealAnswer {
     },
     /// An old card without meal entitlements.
     Unsupported,
+    /// The card refused the meal and changed nothing (e.g. it served a later period: the gate's
+    /// clock is behind).
+    Refused {
+        /// The card's refusal, in words.
+        reason: String,
+    },
     /// The answer to the meal was lost (card pulled, error): the card may have counted it and
     /// keeps its receipt for the next presentation.
     NotConfirmed {
@@ -543,7 +549,11 @@ impl<P: Policy> Access<P> {
                     .card(card)
                     .result(Outcome::Info)
                     .reason(Reason::RECOVERED)
-                    .detail("receipt of a meal whose answer was lost, read back from the card")
+                    .detail(
+                        "a meal receipt the card kept, read back (the one of a lost answer, or \
+                         of this period's meal: a duplicate has the same card_id and \
+                         receipt_counter)",
+                    )
                     .meal(meal_record(&receipt, period_name, None));
                 actions.push(Action::Publish(event));
             }
@@ -825,7 +835,9 @@ impl<P: Policy> Access<P> {
             MealAnswer::NotConfirmed { .. } => {
                 self.unconfirmed_meals.insert(card, request);
             }
-            MealAnswer::AllowanceUsed { .. } | MealAnswer::Unsupported => {}
+            MealAnswer::AllowanceUsed { .. }
+            | MealAnswer::Unsupported
+            | MealAnswer::Refused { .. } => {}
         }
     }
 
@@ -929,6 +941,13 @@ impl<P: Policy> Access<P> {
                     Reason::MEAL_UNSUPPORTED,
                     Some("this card cannot count meals (issued before canteen gates)".into()),
                 ),
+                latencies,
+            ),
+            MealAnswer::Refused { reason } => self.deny(
+                actions,
+                time,
+                Some(card),
+                (Reason::MEAL_REFUSED, Some(reason)),
                 latencies,
             ),
             MealAnswer::NotConfirmed { reason } => {

@@ -207,6 +207,17 @@ fn meal_answers_table() {
             None,
         ),
         (
+            MealAnswer::Refused {
+                reason: "the card already served period 9, later than the one asked for".into(),
+            },
+            0,
+            EventKind::AccessDenied,
+            Outcome::Denied,
+            Some(Reason::MEAL_REFUSED),
+            "later than the one asked for",
+            None,
+        ),
+        (
             MealAnswer::NotConfirmed {
                 reason: "card pulled".into(),
             },

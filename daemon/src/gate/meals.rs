@@ -73,12 +73,35 @@ pub(super) fn redeem<T: CardTransport>(
             }
         }
     });
+    let mut recovered = recovered;
     let (answer, healthy) = match session.redeem_meal(&card_request(&step.meal)) {
         Ok(MealOutcome::Served(receipt)) => (MealAnswer::Served(receipt_info(&receipt)), true),
         Ok(MealOutcome::AllowanceUsed { count, allowance }) => {
+            // The receipt the card keeps is of a meal of this period, perhaps one whose answer
+            // another gate lost: published too, so that no counted meal's receipt is missing
+            // from the records (a duplicate is told by card id and receipt counter).
+            if recovered.is_none() {
+                recovered = match session.recover_meal_receipt() {
+                    Ok(Some(kept)) if kept.unverified_fields().period == step.meal.period => {
+                        Some(receipt_info(&kept))
+                    }
+                    Ok(_) => None,
+                    Err(error) => {
+                        tracing::warn!(error = %error_chain(&error), "the receipt the card keeps could not be read");
+                        None
+                    }
+                };
+            }
             (MealAnswer::AllowanceUsed { count, allowance }, true)
         }
         Ok(MealOutcome::Unsupported) => (MealAnswer::Unsupported, true),
+        // The card refused and changed nothing (its period is later: a clock behind, …).
+        Err(palmgate_card::host::CardError::MealRefused(refusal)) => (
+            MealAnswer::Refused {
+                reason: refusal.to_string(),
+            },
+            true,
+        ),
         // Card pulled, garbage, a refusal: the card may have counted it (it counts and signs
         // before it answers), so nothing opens and the receipt is asked for next time.
         Err(error) => (
@@ -344,6 +367,26 @@ mod tests {
                 count: 1,
                 allowance: 1
             }
+        );
+
+        // Another try in the period, at a gate that lost nothing: refused, and the receipt the
+        // card keeps (this period's) is read back so that it is in the records whatever
+        // happened to its answer.
+        let (again, _) = present(&mut card, &issuer, &step(lunch(250), None));
+        assert!(matches!(again.answer, MealAnswer::AllowanceUsed { .. }));
+        assert_eq!(again.recovered.map(|kept| kept.receipt_counter), Some(1));
+
+        // A gate whose clock is behind: the card refuses and changes nothing.
+        let earlier = MealRequest {
+            period: 332_703,
+            allowance: 1,
+            gate_time: 50,
+        };
+        let (behind, healthy) = present(&mut card, &issuer, &step(earlier, None));
+        assert!(healthy);
+        assert!(
+            matches!(&behind.answer, MealAnswer::Refused { reason } if reason.contains("332704")),
+            "{behind:?}"
         );
 
         // A receipt that is not the lost meal's is not taken for it; the next period serves.
