@@ -80,6 +80,7 @@ fn start(outbox: Arc<Outbox>, addr: &str, prefix: &str, dir: &std::path::Path) -
         gate_name: "bench".into(),
         mqtt: settings(addr, prefix),
         doors: vec![],
+        meal_groups: None,
         runtime_dir: dir.join("run"),
         discovery_record: dir.join("discovery.json"),
     };

@@ -115,11 +115,14 @@ pub enum EventKind {
     /// `reader.unavailable`: no card can be read (pcscd gone, reader unplugged); the gate stops
     /// pinging the systemd watchdog until the reader is back.
     ReaderUnavailable,
+    /// `meal.served`: a canteen gate served a meal (the card counted it and signed a receipt),
+    /// or recovered the receipt of a meal whose answer was lost (`meal.recovered`).
+    MealServed,
 }
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 37] = [
         Self::AccessGranted,
         Self::AccessDenied,
         Self::AccessRemoteUnlock,
@@ -156,6 +159,7 @@ impl EventKind {
         Self::LockdownOff,
         Self::ReaderAvailable,
         Self::ReaderUnavailable,
+        Self::MealServed,
     ];
 
     /// The dotted name.
@@ -197,6 +201,7 @@ impl EventKind {
             Self::LockdownOff => "lockdown.off",
             Self::ReaderAvailable => "reader.available",
             Self::ReaderUnavailable => "reader.unavailable",
+            Self::MealServed => "meal.served",
         }
     }
 
@@ -323,6 +328,22 @@ impl Reason {
     pub const REFUSALS_SUPPRESSED: Self = Self::from_static("refusals_suppressed");
     /// The outbox reached its alarm fill level.
     pub const FILL_LEVEL: Self = Self::from_static("fill_level");
+    /// The card's meals for this period are used up (`meal`: count and allowance).
+    pub const MEAL_ALLOWANCE_USED: Self = Self::from_static("meal_allowance_used");
+    /// No meal period is open at a canteen gate now.
+    pub const OUTSIDE_MEAL_PERIOD: Self = Self::from_static("outside_meal_period");
+    /// The card's applet predates meal entitlements: it cannot count meals.
+    pub const MEAL_UNSUPPORTED: Self = Self::from_static("meal_unsupported");
+    /// The palm matched but the meal was not confirmed by the card (pulled, error): nothing
+    /// opened; a receipt the card kept is recovered at its next presentation.
+    pub const MEAL_NOT_CONFIRMED: Self = Self::from_static("meal_not_confirmed");
+    /// The card refused the meal and changed nothing (`detail`: why, e.g. the gate's clock is
+    /// behind the card's period).
+    pub const MEAL_REFUSED: Self = Self::from_static("meal_refused");
+    /// A `meal.served` whose card answer was lost, read back from the card later.
+    pub const RECOVERED: Self = Self::from_static("recovered");
+    /// A `meal.served` the card answered after the gate gave up waiting (nothing opened).
+    pub const TOO_LATE: Self = Self::from_static("too_late");
 
     const fn from_static(code: &'static str) -> Self {
         Self(Cow::Borrowed(code))
@@ -657,6 +678,36 @@ pub struct ErasureReceipt {
     pub slots_erased: u8,
 }
 
+/// The meal a `meal.served` event records, or the count an `access.denied` with reason
+/// `meal_allowance_used` reports. The receipt is card-signed: anyone with the issuer public key
+/// verifies it (`palmgate card verify-receipt`); the plain fields repeat what it signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MealRecord {
+    /// The period number the card compared (local days since 1970-01-01 × 16 + index).
+    pub period: u32,
+    /// The period's name in the policy (`lunch`); absent when the policy in force has none for
+    /// that number (a receipt recovered after a policy change).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub period_name: Option<String>,
+    /// The group the meal is counted for (absent for a recovered receipt).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group: Option<String>,
+    /// Meals the card counted in this period (this one included when served).
+    pub count: u8,
+    /// Meals allowed in this period.
+    pub allowance: u8,
+    /// The card-signed meal receipt, hex (`meal.served` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub receipt: Option<String>,
+    /// The card's receipt counter (never repeats per card; with `card_id` it identifies a meal).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub receipt_counter: Option<u32>,
+    /// The gate time written into the receipt (Unix seconds; the card has no clock).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gate_time: Option<u64>,
+}
+
 /// What happened, where, when and why: every field of an event except the two the outbox adds
 /// ([`Event`] adds `id` and `gate`). This is the one declaration of the event's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -690,6 +741,9 @@ pub struct NewEvent {
     /// The deletion receipt (`card.erased` only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub receipt: Option<Box<ErasureReceipt>>,
+    /// The meal (`meal.served`; `access.denied` with reason `meal_allowance_used`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub meal: Option<Box<MealRecord>>,
 }
 
 impl NewEvent {
@@ -706,6 +760,7 @@ impl NewEvent {
             detail: None,
             latencies: Latencies::default(),
             receipt: None,
+            meal: None,
         }
     }
 
@@ -785,6 +840,12 @@ impl NewEvent {
     pub fn receipt(mut self, receipt: ErasureReceipt) -> Self {
         // Boxed: it is rare and large, and events travel through small action enums.
         self.receipt = Some(Box::new(receipt));
+        self
+    }
+
+    /// Sets the meal.
+    pub fn meal(mut self, meal: MealRecord) -> Self {
+        self.meal = Some(Box::new(meal));
         self
     }
 

@@ -22,11 +22,13 @@ pub enum Contract {
     Discovery,
     /// `<prefix>/<gate>/cmd/<command>`.
     Command,
+    /// `<prefix>/<gate>/meals` (canteen gates).
+    Meals,
 }
 
 impl Contract {
     /// Every contract with its schema file's text.
-    pub const ALL: [(Self, &'static str); 6] = [
+    pub const ALL: [(Self, &'static str); 7] = [
         (Self::Event, include_str!("../../schemas/event.schema.json")),
         (
             Self::Status,
@@ -48,6 +50,7 @@ impl Contract {
             Self::Command,
             include_str!("../../schemas/command.schema.json"),
         ),
+        (Self::Meals, include_str!("../../schemas/meals.schema.json")),
     ];
 
     /// The contract of a topic, from its last levels (the prefixes vary per test).
@@ -60,6 +63,7 @@ impl Contract {
             [.., "diagnostics"] => Some(Self::Diagnostics),
             [.., "cmd", _] => Some(Self::Command),
             [.., "config"] => Some(Self::Discovery),
+            [.., "meals"] => Some(Self::Meals),
             _ => None,
         }
     }
@@ -194,6 +198,22 @@ mod tests {
         }
         let device = DeviceDiscovery::new("homeassistant", &topics, "gate-1", "Gate", &doors);
         assert!(device.topic.ends_with("/device/palmgate_gate-1/config"));
+        let canteen = device.with_meals(&topics, &["staff".to_string()]);
+        validate(
+            &canteen.topic,
+            &serde_json::to_vec(&canteen.config).expect("json"),
+        )
+        .expect("canteen discovery");
+        let counts = palmgate::mqtt::MealCounts {
+            period: 332_704,
+            period_name: Some("lunch".into()),
+            served: 2,
+            groups: [("staff".to_string(), 2)].into_iter().collect(),
+            time: TIME,
+        };
+        let counts = serde_json::to_vec(&counts).expect("json");
+        validate(&topics.meals(), &counts).expect("meal counts");
+        assert!(validate(&topics.meals(), b"{\"period\":1,\"served\":-1}").is_err());
     }
 
     #[test]
@@ -224,6 +244,47 @@ mod tests {
             .detail("unlock")
             .into_event(3, "gate-1");
         validate(&topics.event(&refused.kind), &refused.to_json()).expect("refused");
+        let meal = palmgate::event::MealRecord {
+            period: 332_704,
+            period_name: Some("lunch".into()),
+            group: Some("staff".into()),
+            count: 1,
+            allowance: 1,
+            receipt: Some("ab".repeat(261)),
+            receipt_counter: Some(3),
+            gate_time: Some(1_796_644_800),
+        };
+        let served = NewEvent::new(EventKind::MealServed, TIME)
+            .door("main")
+            .card(CardId::new(&[0xab; 16]).expect("card"))
+            .result(Outcome::Granted)
+            .meal(meal.clone())
+            .into_event(4, "gate-1");
+        validate(&topics.event(&served.kind), &served.to_json()).expect("meal served");
+        let used = NewEvent::new(EventKind::AccessDenied, TIME)
+            .door("main")
+            .card(CardId::new(&[0xab; 16]).expect("card"))
+            .result(Outcome::Denied)
+            .reason(Reason::MEAL_ALLOWANCE_USED)
+            .meal(palmgate::event::MealRecord {
+                receipt: None,
+                receipt_counter: None,
+                gate_time: None,
+                ..meal.clone()
+            })
+            .into_event(5, "gate-1");
+        validate(&topics.event(&used.kind), &used.to_json()).expect("allowance used");
+        // A served meal without its receipt, and a recovered one without its reason, break it.
+        let mut no_receipt = served.clone();
+        if let Some(meal) = no_receipt.event.meal.as_mut() {
+            meal.receipt = None;
+        }
+        assert!(validate(&topics.event(&served.kind), &no_receipt.to_json()).is_err());
+        let mut recovered = served.clone();
+        recovered.event.result = Some(Outcome::Info);
+        assert!(validate(&topics.event(&served.kind), &recovered.to_json()).is_err());
+        recovered.event.reason = Some(Reason::RECOVERED);
+        validate(&topics.event(&served.kind), &recovered.to_json()).expect("recovered");
         // The schema can fail: a grant without its door, and version 1's prose reason.
         let mut no_door = granted.clone();
         no_door.event.door = None;

@@ -1,10 +1,13 @@
 //! The presentation state machine.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::meals::{MealDenial, MealEntitlement};
 use super::policy::Policy;
-use crate::event::{CardId, EventKind, Latencies, NewEvent, Outcome, Reason, Timestamp, millis};
+use crate::event::{
+    CardId, EventKind, Latencies, MealRecord, NewEvent, Outcome, Reason, Timestamp, millis,
+};
 
 /// How one reader's presentations are decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,62 @@ pub enum Decision {
     },
     /// The card's retry counter is exhausted: nothing was compared.
     Blocked,
+}
+
+/// What the gate asks the card to redeem at a canteen gate (REDEEM MEAL's data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MealRequest {
+    /// The period number (see [`super::MealRules`]).
+    pub period: u32,
+    /// Meals allowed in the period.
+    pub allowance: u8,
+    /// The gate's time, Unix seconds (written into the receipt).
+    pub gate_time: u64,
+}
+
+/// A meal receipt from the card, with the fields it signs that the events repeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MealReceiptInfo {
+    /// The period number it was served in.
+    pub period: u32,
+    /// The card's count in that period after this meal.
+    pub count: u8,
+    /// The allowance the gate gave.
+    pub allowance: u8,
+    /// The gate time in the receipt (Unix seconds).
+    pub gate_time: u64,
+    /// The card's receipt counter.
+    pub receipt_counter: u32,
+    /// The receipt, hex.
+    pub receipt_hex: String,
+}
+
+/// The card's answer to a meal, after a palm match in the same session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MealAnswer {
+    /// Counted and signed: open once.
+    Served(MealReceiptInfo),
+    /// The period's meals are used up; nothing was consumed.
+    AllowanceUsed {
+        /// Meals the card counted in the period.
+        count: u8,
+        /// Meals allowed.
+        allowance: u8,
+    },
+    /// An old card without meal entitlements.
+    Unsupported,
+    /// The card refused the meal and changed nothing (e.g. it served a later period: the gate's
+    /// clock is behind).
+    Refused {
+        /// The card's refusal, in words.
+        reason: String,
+    },
+    /// The answer to the meal was lost (card pulled, error): the card may have counted it and
+    /// keeps its receipt for the next presentation.
+    NotConfirmed {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What happened.
@@ -99,6 +158,23 @@ pub enum Input {
         /// Whether a hand is in front of the sensor.
         present: bool,
     },
+    /// At a canteen gate: the palm matched and the card answered the meal (see
+    /// [`Action::VerifyForMeal`]).
+    MealDecision {
+        /// A duress slot matched.
+        duress: bool,
+        /// The card's answer to the meal.
+        answer: MealAnswer,
+        /// Session + probe + decision + meal time.
+        elapsed: Duration,
+    },
+    /// The receipt of a meal whose answer was lost, read back from the card.
+    MealRecovered {
+        /// The card.
+        card: CardId,
+        /// The receipt.
+        receipt: MealReceiptInfo,
+    },
 }
 
 /// What to do.
@@ -106,6 +182,15 @@ pub enum Input {
 pub enum Action {
     /// Send the probe the pipeline holds to the card, inside a secure session.
     Verify,
+    /// At a canteen gate: as [`Action::Verify`], then on a match redeem `meal` in the same
+    /// session (answer: [`Input::MealDecision`]); first, when `recover` is set, read back the
+    /// receipt of that earlier meal whose answer was lost ([`Input::MealRecovered`]).
+    VerifyForMeal {
+        /// The meal to redeem.
+        meal: MealRequest,
+        /// An earlier meal of this card whose answer was lost at this gate.
+        recover: Option<MealRequest>,
+    },
     /// Wipe the probe the pipeline holds.
     DiscardProbe,
     /// Unlock (pulse) the door.
@@ -182,6 +267,13 @@ pub struct Access<P> {
     /// otherwise a hand left on the sensor would be checked against the next person's card (a
     /// denial for them, and one of their card's tries spent).
     palm_spent: bool,
+    /// At a canteen gate, the meal of the presentation in progress.
+    meal: Option<(MealEntitlement, MealRequest)>,
+    /// The card that meal was asked for.
+    meal_card: Option<CardId>,
+    /// Cards whose answer to a meal was lost here: their receipt is read back at their next
+    /// meal. Kept in memory only (a restart forgets it; the card still keeps the receipt).
+    unconfirmed_meals: BTreeMap<CardId, MealRequest>,
 }
 
 impl<P: Policy> Access<P> {
@@ -195,6 +287,9 @@ impl<P: Policy> Access<P> {
             state: State::Idle,
             hand_present: false,
             palm_spent: false,
+            meal: None,
+            meal_card: None,
+            unconfirmed_meals: BTreeMap::new(),
         }
     }
 
@@ -364,7 +459,7 @@ impl<P: Policy> Access<P> {
                         extract_ms: Some(millis(extract)),
                         ..Latencies::default()
                     };
-                    actions.push(Action::Verify);
+                    actions.push(self.verify_action(&card));
                     self.palm_spent = self.hand_present;
                     self.state = State::Verifying {
                         card,
@@ -425,6 +520,43 @@ impl<P: Policy> Access<P> {
                     self.state = State::AwaitRemoval;
                 }
             }
+            Input::MealDecision {
+                duress,
+                answer,
+                elapsed,
+            } => {
+                if let State::Verifying {
+                    card,
+                    mut latencies,
+                    last_input,
+                    ..
+                } = self.state.clone()
+                {
+                    latencies.match_ms = Some(millis(elapsed));
+                    latencies.decision_ms = Some(millis(now.saturating_duration_since(last_input)));
+                    self.meal_decided(&mut actions, time, card, latencies, duress, answer);
+                    self.state = State::AwaitRemoval;
+                } else {
+                    self.meal_answered_late(&mut actions, time, answer);
+                }
+            }
+            Input::MealRecovered { card, receipt } => {
+                self.unconfirmed_meals.remove(&card);
+                let period_name = self.policy.meal_period_name(receipt.period);
+
+                let event = NewEvent::new(EventKind::MealServed, time)
+                    .door(self.config.door.clone())
+                    .card(card)
+                    .result(Outcome::Info)
+                    .reason(Reason::RECOVERED)
+                    .detail(
+                        "a meal receipt the card kept, read back (the one of a lost answer, or \
+                         of this period's meal: a duplicate has the same card_id and \
+                         receipt_counter)",
+                    )
+                    .meal(meal_record(&receipt, period_name, None));
+                actions.push(Action::Publish(event));
+            }
             Input::HandPresence { present } => {
                 self.hand_present = present;
                 if !present {
@@ -478,7 +610,13 @@ impl<P: Policy> Access<P> {
             // so this is a new presentation after a missed removal.
             State::CardWaitingPalm { .. } | State::Verifying { .. } | State::AwaitRemoval => None,
         };
-        if let Some(reason) = self.refusal_before_capture(&card, time) {
+        self.meal = None;
+        self.meal_card = None;
+        let refusal = match self.refusal_before_capture(&card, time) {
+            Some(reason) => Some(reason),
+            None => self.meal_before_capture(&card, time),
+        };
+        if let Some(reason) = refusal {
             if palm.is_some() {
                 actions.push(Action::DiscardProbe);
             }
@@ -493,7 +631,7 @@ impl<P: Policy> Access<P> {
                     capture_ms: Some(0.0),
                     ..latencies
                 };
-                actions.push(Action::Verify);
+                actions.push(self.verify_action(&card));
                 // In palm-first order the hand may have left while its probe waited for the card:
                 // then the next presentation is already a new one.
                 self.palm_spent = self.hand_present;
@@ -513,6 +651,47 @@ impl<P: Policy> Access<P> {
                     last_refusal: None,
                 };
             }
+        }
+    }
+
+    /// At a canteen gate, the meal the card may have now (kept for the verification), or why it
+    /// may have none.
+    fn meal_before_capture(
+        &mut self,
+        card: &CardId,
+        time: Timestamp,
+    ) -> Option<(Reason, Option<String>)> {
+        match self.policy.meal(card, &self.config.door, time)? {
+            Ok(entitlement) => {
+                let request = MealRequest {
+                    period: entitlement.period,
+                    allowance: entitlement.allowance,
+                    gate_time: u64::try_from(time.unix_ms().div_euclid(1000)).unwrap_or(0),
+                };
+                self.meal = Some((entitlement, request));
+                self.meal_card = Some(card.clone());
+                None
+            }
+            Err(denial) => {
+                let reason = match denial {
+                    MealDenial::OutsidePeriods => Reason::OUTSIDE_MEAL_PERIOD,
+                    MealDenial::NotEntitled { .. } | MealDenial::NotValidToday { .. } => {
+                        Reason::NOT_PERMITTED
+                    }
+                };
+                Some((reason, Some(denial.detail())))
+            }
+        }
+    }
+
+    /// What to ask the card once a palm is there: at a canteen gate, the meal too.
+    fn verify_action(&self, card: &CardId) -> Action {
+        match &self.meal {
+            Some((_, meal)) => Action::VerifyForMeal {
+                meal: *meal,
+                recover: self.unconfirmed_meals.get(card).copied(),
+            },
+            None => Action::Verify,
         }
     }
 
@@ -546,6 +725,19 @@ impl<P: Policy> Access<P> {
         decision: Decision,
     ) {
         match decision {
+            Decision::Match { .. } if self.meal.is_some() => {
+                // A canteen gate opens only on the card's receipt.
+                self.deny(
+                    actions,
+                    time,
+                    Some(card),
+                    (
+                        Reason::MEAL_NOT_CONFIRMED,
+                        Some("the card did not answer the meal".to_string()),
+                    ),
+                    latencies,
+                );
+            }
             Decision::Match { duress } => {
                 if self.reader_door_in_lockdown() {
                     return self.deny(
@@ -611,13 +803,185 @@ impl<P: Policy> Access<P> {
         }
     }
 
+    /// The card answered the meal after the presentation ended (timeout, card removed): nothing
+    /// opens, but what the card counted is never lost.
+    fn meal_answered_late(
+        &mut self,
+        actions: &mut Vec<Action>,
+        time: Timestamp,
+        answer: MealAnswer,
+    ) {
+        let Some((entitlement, request)) = self.meal.take() else {
+            return;
+        };
+        let Some(card) = self.meal_card.take() else {
+            return;
+        };
+        match answer {
+            MealAnswer::Served(receipt) => {
+                let event = NewEvent::new(EventKind::MealServed, time)
+                    .door(self.config.door.clone())
+                    .card(card)
+                    .result(Outcome::Info)
+                    .reason(Reason::TOO_LATE)
+                    .detail("counted by the card after the gate gave up: nothing opened")
+                    .meal(meal_record(
+                        &receipt,
+                        Some(entitlement.period_name),
+                        Some(entitlement.group),
+                    ));
+                actions.push(Action::Publish(event));
+            }
+            MealAnswer::NotConfirmed { .. } => {
+                self.unconfirmed_meals.insert(card, request);
+            }
+            MealAnswer::AllowanceUsed { .. }
+            | MealAnswer::Unsupported
+            | MealAnswer::Refused { .. } => {}
+        }
+    }
+
+    fn meal_decided(
+        &mut self,
+        actions: &mut Vec<Action>,
+        time: Timestamp,
+        card: CardId,
+        latencies: Latencies,
+        duress: bool,
+        answer: MealAnswer,
+    ) {
+        self.meal_card = None;
+        let Some((entitlement, request)) = self.meal.take() else {
+            // A meal answer without a meal asked: never opens.
+            return self.deny(
+                actions,
+                time,
+                Some(card),
+                (
+                    Reason::VERIFICATION_FAILED,
+                    Some("a meal answer no meal was asked for".to_string()),
+                ),
+                latencies,
+            );
+        };
+        // Whatever the answer, the session ran: an earlier lost meal was read back before it.
+        self.unconfirmed_meals.remove(&card);
+        let period_name = Some(entitlement.period_name.clone());
+        let group = Some(entitlement.group.clone());
+        match answer {
+            MealAnswer::Served(receipt) => {
+                if self.reader_door_in_lockdown() {
+                    // Counted on the card, but the door stays shut: the receipt is still published
+                    // (the card counted it) with the lockdown as the reason nothing opened.
+                    let event = NewEvent::new(EventKind::MealServed, time)
+                        .door(self.config.door.clone())
+                        .card(card.clone())
+                        .result(Outcome::Info)
+                        .reason(Reason::LOCKDOWN)
+                        .detail("counted by the card, but the door is in lockdown")
+                        .meal(meal_record(&receipt, period_name, group));
+                    actions.push(Action::Publish(event));
+                    return self.deny(
+                        actions,
+                        time,
+                        Some(card),
+                        (Reason::LOCKDOWN, None),
+                        latencies,
+                    );
+                }
+                let door = self.config.door.clone();
+                actions.push(Action::Unlock {
+                    door: door.clone(),
+                    unlock: None,
+                });
+                let served = NewEvent::new(EventKind::MealServed, time)
+                    .door(door.clone())
+                    .card(card.clone())
+                    .result(Outcome::Granted)
+                    .latencies(latencies)
+                    .meal(meal_record(&receipt, period_name, group));
+                actions.push(Action::Publish(served));
+                if duress {
+                    let alarm = NewEvent::new(EventKind::AlarmDuress, time)
+                        .door(door.clone())
+                        .card(card.clone())
+                        .result(Outcome::Alarm)
+                        .reason(Reason::DURESS_PALM);
+                    actions.push(Action::Publish(alarm));
+                }
+                self.policy.granted(&card, &door, time);
+            }
+            MealAnswer::AllowanceUsed { count, allowance } => {
+                let name = &entitlement.period_name;
+                let detail = format!("{name}: {count} of {allowance} meal(s) already served");
+                let meal = MealRecord {
+                    period: request.period,
+                    period_name,
+                    group,
+                    count,
+                    allowance,
+                    receipt: None,
+                    receipt_counter: None,
+                    gate_time: None,
+                };
+                self.deny_with_meal(
+                    actions,
+                    time,
+                    Some(card),
+                    (Reason::MEAL_ALLOWANCE_USED, Some(detail)),
+                    latencies,
+                    Some(meal),
+                );
+            }
+            MealAnswer::Unsupported => self.deny(
+                actions,
+                time,
+                Some(card),
+                (
+                    Reason::MEAL_UNSUPPORTED,
+                    Some("this card cannot count meals (issued before canteen gates)".into()),
+                ),
+                latencies,
+            ),
+            MealAnswer::Refused { reason } => self.deny(
+                actions,
+                time,
+                Some(card),
+                (Reason::MEAL_REFUSED, Some(reason)),
+                latencies,
+            ),
+            MealAnswer::NotConfirmed { reason } => {
+                self.unconfirmed_meals.insert(card.clone(), request);
+                self.deny(
+                    actions,
+                    time,
+                    Some(card),
+                    (Reason::MEAL_NOT_CONFIRMED, Some(reason)),
+                    latencies,
+                );
+            }
+        }
+    }
+
     fn deny(
+        &self,
+        actions: &mut Vec<Action>,
+        time: Timestamp,
+        card: Option<CardId>,
+        reason: (Reason, Option<String>),
+        latencies: Latencies,
+    ) {
+        self.deny_with_meal(actions, time, card, reason, latencies, None);
+    }
+
+    fn deny_with_meal(
         &self,
         actions: &mut Vec<Action>,
         time: Timestamp,
         card: Option<CardId>,
         (reason, detail): (Reason, Option<String>),
         latencies: Latencies,
+        meal: Option<MealRecord>,
     ) {
         let door = self.config.door.clone();
         let mut event = NewEvent::new(EventKind::AccessDenied, time)
@@ -626,10 +990,29 @@ impl<P: Policy> Access<P> {
             .reason(reason)
             .latencies(latencies);
         event.detail = detail;
+        event.meal = meal.map(Box::new);
         if let Some(card) = card {
             event = event.card(card);
         }
         actions.push(Action::Deny { door });
         actions.push(Action::Publish(event));
+    }
+}
+
+/// The `meal` of an event from a card's receipt.
+fn meal_record(
+    receipt: &MealReceiptInfo,
+    period_name: Option<String>,
+    group: Option<String>,
+) -> MealRecord {
+    MealRecord {
+        period: receipt.period,
+        period_name,
+        group,
+        count: receipt.count,
+        allowance: receipt.allowance,
+        receipt: Some(receipt.receipt_hex.clone()),
+        receipt_counter: Some(receipt.receipt_counter),
+        gate_time: Some(receipt.gate_time),
     }
 }

@@ -4,6 +4,8 @@
 //! - `machine.rs`: [`Access`], the presentation state machine ([`Input`] → [`Action`]).
 //! - `policy.rs`: the site policy file (groups, weekly schedules, holidays, anti-passback), behind
 //!   [`Policy`]; see docs/access-policy.md.
+//! - `meals.rs`: its canteen rules (meal periods, allowances, canteen gates) and the period
+//!   number a card compares.
 //! - `tests.rs`: the machine's scenarios with injected time.
 //!
 //! Events in ([`Input`]), actions out ([`Action`]), time injected (`now` on every call). The
@@ -17,13 +19,19 @@
 //! before it can be presented again.
 
 mod machine;
+mod meals;
 mod policy;
 
-pub use machine::{Access, AccessConfig, Action, Decision, Input, State};
+pub use machine::{
+    Access, AccessConfig, Action, Decision, Input, MealAnswer, MealReceiptInfo, MealRequest, State,
+};
+pub use meals::{MAX_PERIODS_PER_DAY, MealDenial, MealEntitlement, MealRules};
 pub use policy::{
     AllowAll, AntiPassback, Direction, Policy, PolicyDenial, PolicyError, PolicyRefusal,
     PolicyRules, SitePolicy,
 };
 
+#[cfg(test)]
+mod meal_tests;
 #[cfg(test)]
 mod tests;

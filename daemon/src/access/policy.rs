@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
+use super::meals::{MealDenial, MealEntitlement, MealRules, RawCanteen};
 use crate::event::{CardId, Timestamp, days_from_civil};
 
 /// Why the policy refuses a card (the `reason` of the `access.denied` event).
@@ -27,6 +28,24 @@ pub trait Policy {
     /// `card` was granted at `door` (anti-passback bookkeeping).
     fn granted(&mut self, card: &CardId, door: &str, time: Timestamp) {
         let _ = (card, door, time);
+    }
+
+    /// At a canteen gate, what `card` may have at `time` (`None`: `door` is not a canteen gate).
+    /// Asked after [`Policy::check`] passed, before any palm capture.
+    fn meal(
+        &self,
+        card: &CardId,
+        door: &str,
+        time: Timestamp,
+    ) -> Option<Result<MealEntitlement, MealDenial>> {
+        let _ = (card, door, time);
+        None
+    }
+
+    /// The name of meal period `number` in the policy in force, if it has one.
+    fn meal_period_name(&self, number: u32) -> Option<String> {
+        let _ = number;
+        None
     }
 }
 
@@ -122,6 +141,19 @@ impl Policy for SitePolicy {
         };
         self.memory().insert(card.clone(), (direction, time));
     }
+
+    fn meal(
+        &self,
+        card: &CardId,
+        door: &str,
+        time: Timestamp,
+    ) -> Option<Result<MealEntitlement, MealDenial>> {
+        self.rules.meal(card, door, time)
+    }
+
+    fn meal_period_name(&self, number: u32) -> Option<String> {
+        self.rules.meal_period_name(number).map(str::to_owned)
+    }
 }
 
 /// A policy that could not be loaded.
@@ -176,6 +208,8 @@ struct RawPolicy {
     card: BTreeMap<String, RawCard>,
     #[serde(default)]
     anti_passback: Option<RawAntiPassback>,
+    #[serde(default)]
+    canteen: RawCanteen,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,8 +236,12 @@ struct RawSchedule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
+    #[serde(default)]
     doors: Vec<String>,
-    schedule: String,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    valid_on: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,8 +268,42 @@ fn default_passback_reset() -> u64 {
 /// A time range within a day, in minutes since local midnight: `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
-    start: u16,
-    end: u16,
+    pub(super) start: u16,
+    pub(super) end: u16,
+}
+
+impl Range {
+    /// Whether `minute` (since local midnight) is in the range.
+    pub(super) fn contains(self, minute: u16) -> bool {
+        self.start <= minute && minute < self.end
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        write!(f, "{}-{}", hhmm(self.start), hhmm(self.end))
+    }
+}
+
+/// A moment in the site's local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LocalTime {
+    /// Local days since 1970-01-01.
+    pub(super) day: i64,
+    /// Minutes since local midnight.
+    pub(super) minute: u16,
+    /// Monday = 0 … Sunday = 6.
+    pub(super) weekday: usize,
+    /// Whether the local date is one of the policy's holidays.
+    pub(super) holiday: bool,
+}
+
+impl LocalTime {
+    /// Which rules apply: the weekday's (0–6), or the holidays' (7).
+    pub(super) fn day_kind(&self) -> usize {
+        if self.holiday { 7 } else { self.weekday }
+    }
 }
 
 /// Weekly opening ranges plus the ranges that apply on holidays.
@@ -245,9 +317,12 @@ pub struct Schedule {
 /// An access group: which doors, when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
-    /// Doors (`None` = every door).
+    /// Doors (`None` = every door but the canteen gates).
     doors: Option<BTreeSet<String>>,
-    schedule: String,
+    /// When its doors open (`None` only for a group without doors).
+    schedule: Option<String>,
+    /// Local days on which the group applies at all (`None`: every day), e.g. guests.
+    valid_on: Option<BTreeSet<i64>>,
 }
 
 /// Anti-passback: a card that entered must leave before it enters again.
@@ -272,6 +347,7 @@ pub struct PolicyRules {
     cards: BTreeMap<CardId, Vec<String>>,
     /// Anti-passback, when configured.
     pub anti_passback: Option<AntiPassback>,
+    meals: MealRules,
 }
 
 /// Why the policy refuses a card at a door.
@@ -304,11 +380,13 @@ impl PolicyRules {
                 "everyone".into(),
                 Group {
                     doors: None,
-                    schedule: "always".into(),
+                    schedule: Some("always".into()),
+                    valid_on: None,
                 },
             )]),
             cards: BTreeMap::new(),
             anti_passback: None,
+            meals: MealRules::default(),
         }
     }
 
@@ -398,27 +476,62 @@ impl PolicyRules {
                 ))
             }
         };
+        let canteen_doors: BTreeSet<&str> = raw.canteen_doors().collect();
         let mut groups = BTreeMap::new();
         for (name, g) in &raw.group {
-            if !schedules.contains_key(&g.schedule) {
-                return Err(invalid(
-                    format!("group.{name}.schedule"),
-                    format!("schedule {:?} is not defined", g.schedule),
-                ));
+            match &g.schedule {
+                Some(schedule) if !schedules.contains_key(schedule) => {
+                    return Err(invalid(
+                        format!("group.{name}.schedule"),
+                        format!("schedule {schedule:?} is not defined"),
+                    ));
+                }
+                None if !g.doors.is_empty() => {
+                    return Err(invalid(
+                        format!("group.{name}.schedule"),
+                        "a group with doors needs a schedule".into(),
+                    ));
+                }
+                _ => {}
             }
             for (i, door) in g.doors.iter().enumerate() {
-                check_door(format!("group.{name}.doors[{i}]"), door)?;
+                let key = format!("group.{name}.doors[{i}]");
+                check_door(key.clone(), door)?;
+                if canteen_doors.contains(door.as_str()) {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "door {door:?} is a canteen gate: who passes it is decided by \
+                             [canteen.allowance]"
+                        ),
+                    ));
+                }
             }
             let doors = if g.doors.iter().any(|d| d == "*") {
                 None
             } else {
                 Some(g.doors.iter().cloned().collect())
             };
+            let valid_on = if g.valid_on.is_empty() {
+                None
+            } else {
+                let mut days = BTreeSet::new();
+                for (i, date) in g.valid_on.iter().enumerate() {
+                    days.insert(parse_date(date).ok_or_else(|| {
+                        invalid(
+                            format!("group.{name}.valid_on[{i}]"),
+                            format!("{date:?} is not YYYY-MM-DD"),
+                        )
+                    })?);
+                }
+                Some(days)
+            };
             groups.insert(
                 name.clone(),
                 Group {
                     doors,
                     schedule: g.schedule.clone(),
+                    valid_on,
                 },
             );
         }
@@ -474,6 +587,12 @@ impl PolicyRules {
                 })
             }
         };
+        let meals = MealRules::parse(
+            raw.canteen,
+            |door| doors.contains(door),
+            |group| groups.contains_key(group),
+        )
+        .map_err(|(key, reason)| invalid(key, reason))?;
         Ok(Self {
             utc_offset_minutes: raw.utc_offset_minutes,
             holidays,
@@ -482,20 +601,103 @@ impl PolicyRules {
             groups,
             cards,
             anti_passback,
+            meals,
         })
     }
 
-    /// Whether `card` may pass `door` at `time`.
-    pub fn check(&self, card: &CardId, door: &str, time: Timestamp) -> Result<(), PolicyDenial> {
-        let groups = self.cards.get(card).unwrap_or(&self.default_groups);
+    /// The canteen rules.
+    pub fn meals(&self) -> &MealRules {
+        &self.meals
+    }
+
+    /// `time` in the site's local time.
+    pub(super) fn local(&self, time: Timestamp) -> LocalTime {
         let local_ms = time.unix_ms() + i64::from(self.utc_offset_minutes) * 60_000;
         let day = local_ms.div_euclid(86_400_000);
-        let minute = u16::try_from(local_ms.rem_euclid(86_400_000) / 60_000).unwrap_or(0);
-        // 1970-01-01 was a Thursday (Monday = 0).
-        let weekday = usize::try_from((day + 3).rem_euclid(7)).unwrap_or(0);
-        let holiday = self.holidays.contains(&day);
+        LocalTime {
+            day,
+            minute: u16::try_from(local_ms.rem_euclid(86_400_000) / 60_000).unwrap_or(0),
+            weekday: weekday(day),
+            holiday: self.holidays.contains(&day),
+        }
+    }
+
+    /// The meal period open at `time` (its number, as the card compares it, and its name), if
+    /// any. I/O-free: the time is given.
+    pub fn meal_period_at(&self, time: Timestamp) -> Option<(u32, &str)> {
+        self.meals
+            .period_at(&self.local(time))
+            .map(|period| (period.number, period.name))
+    }
+
+    /// The name of meal period `number` under these rules (for a receipt read back from a card).
+    pub fn meal_period_name(&self, number: u32) -> Option<&str> {
+        let day = i64::from(number / super::meals::MAX_PERIODS_PER_DAY as u32);
+        let kind = if self.holidays.contains(&day) {
+            7
+        } else {
+            weekday(day)
+        };
+        self.meals.period_name(number, kind)
+    }
+
+    /// The card's groups (its own, or the default ones).
+    fn groups_of(&self, card: &CardId) -> &[String] {
+        self.cards.get(card).unwrap_or(&self.default_groups)
+    }
+
+    /// Whether group `name` applies on local day `day` (a guest group only on its days).
+    fn group_valid_on(&self, name: &str, day: i64) -> bool {
+        self.groups.get(name).is_some_and(|group| {
+            group
+                .valid_on
+                .as_ref()
+                .is_none_or(|days| days.contains(&day))
+        })
+    }
+
+    /// At a canteen gate, what `card` may have at `time`; `None` when `door` is not a canteen
+    /// gate.
+    pub fn meal(
+        &self,
+        card: &CardId,
+        door: &str,
+        time: Timestamp,
+    ) -> Option<Result<MealEntitlement, MealDenial>> {
+        if !self.meals.is_canteen(door) {
+            return None;
+        }
+        let local = self.local(time);
+        let groups = self.groups_of(card);
+        let valid = groups
+            .iter()
+            .map(String::as_str)
+            .filter(|group| self.group_valid_on(group, local.day));
+        Some(
+            self.meals
+                .entitlement(&local, valid, groups.iter().map(String::as_str)),
+        )
+    }
+
+    /// Whether `card` may pass `door` at `time`.
+    /// At a canteen gate this always passes: [`PolicyRules::meal`] decides there.
+    pub fn check(&self, card: &CardId, door: &str, time: Timestamp) -> Result<(), PolicyDenial> {
+        if self.meals.is_canteen(door) {
+            return Ok(());
+        }
+        let LocalTime {
+            day,
+            minute,
+            weekday,
+            holiday,
+        } = self.local(time);
         let mut door_allowed = false;
-        for group in groups.iter().filter_map(|g| self.groups.get(g)) {
+        for group in self
+            .groups_of(card)
+            .iter()
+            .filter(|name| self.group_valid_on(name, day))
+            .filter_map(|name| self.groups.get(name))
+        {
             if group
                 .doors
                 .as_ref()
@@ -504,7 +706,7 @@ impl PolicyRules {
                 continue;
             }
             door_allowed = true;
-            let Some(schedule) = self.schedules.get(&group.schedule) else {
+            let Some(schedule) = group.schedule.as_ref().and_then(|s| self.schedules.get(s)) else {
                 continue;
             };
             let ranges = if holiday {
@@ -512,7 +714,7 @@ impl PolicyRules {
             } else {
                 &schedule.week[weekday]
             };
-            if ranges.iter().any(|r| r.start <= minute && minute < r.end) {
+            if ranges.iter().any(|r| r.contains(minute)) {
                 return Ok(());
             }
         }
@@ -533,7 +735,18 @@ fn parse_hhmm(text: &str) -> Option<u16> {
     (h <= 24 && m < 60 && (h < 24 || m == 0)).then_some(h * 60 + m)
 }
 
-fn parse_range(text: &str) -> Option<Range> {
+/// Monday = 0 … Sunday = 6 of a day since 1970-01-01 (a Thursday).
+fn weekday(day: i64) -> usize {
+    usize::try_from((day + 3).rem_euclid(7)).unwrap_or(0)
+}
+
+impl RawPolicy {
+    fn canteen_doors(&self) -> impl Iterator<Item = &str> {
+        self.canteen.doors.iter().map(String::as_str)
+    }
+}
+
+pub(super) fn parse_range(text: &str) -> Option<Range> {
     let (start, end) = text.split_once('-')?;
     let (start, end) = (parse_hhmm(start.trim())?, parse_hhmm(end.trim())?);
     (start < end).then_some(Range { start, end })
@@ -769,9 +982,9 @@ reset_after_s = 3600
                 "not defined",
             ),
             (
-                "version = 1\n[group.g]\ndoors = []",
-                "group.g",
-                "missing field `schedule`",
+                "version = 1\n[group.g]\ndoors = [\"main\"]",
+                "group.g.schedule",
+                "needs a schedule",
             ),
             (
                 "version = 1\n[anti_passback]\nentry_doors = [\"main\"]\nexit_doors = [\"main\"]",

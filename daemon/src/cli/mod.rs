@@ -7,6 +7,7 @@
 //! - `issuer`, `card`: issuer keys; card personalisation, enrolment, erasure and receipts.
 //! - `enrol`: the enrolment station (`palmgate enrol`).
 //! - `revoke`: the operator side of the revocation list.
+//! - `meals`: `meals report`, the CSV of meals per person and period.
 //! - `broker`: the broker and station arguments shared by the commands that publish.
 //! - `door`: door diagnostics on the configured GPIO.
 //! - `sensor`, `synth`, `template`, `eval`: sensor tools, synthetic palms, templates, evaluation.
@@ -18,6 +19,7 @@ pub mod door;
 pub mod enrol;
 pub mod eval;
 pub mod issuer;
+pub mod meals;
 pub mod pad;
 pub mod revoke;
 pub mod run;
@@ -73,6 +75,9 @@ pub enum Command {
     /// Enrolment station: consent, palm captures, personalise and enrol a card, verify it
     /// (exit status 0 enrolled, 1 refused, 2 error).
     Enrol(enrol::EnrolArgs),
+    /// Canteen: meals per person and period from the `meal.served` events.
+    #[command(subcommand)]
+    Meals(meals::MealsCommand),
 }
 
 /// `--config FILE`, shared by the commands that read the configuration.
@@ -98,5 +103,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pad(cmd) => pad::run(cmd),
         Command::Revoke(args) => revoke::run(args),
         Command::Enrol(args) => enrol::run(args),
+        Command::Meals(cmd) => meals::run(cmd),
     }
 }

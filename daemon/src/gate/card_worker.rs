@@ -21,6 +21,7 @@ use palmgate_matcher::template::Template;
 use tokio::sync::mpsc;
 
 use super::devices::{CardPresence, CardReader};
+use super::meals::{MealStep, MealStepResult};
 use crate::error_chain;
 
 /// What the worker reports.
@@ -52,6 +53,17 @@ pub enum CardReport {
         /// Session + probe + decision.
         elapsed: Duration,
     },
+    /// At a canteen gate: the palm matched and the card answered the meal in the same session.
+    MealDecision {
+        /// Card id of the card that decided.
+        card_id: [u8; 16],
+        /// A duress slot matched.
+        duress: bool,
+        /// The meal step's answers.
+        result: MealStepResult,
+        /// Session + probe + decision + meal.
+        elapsed: Duration,
+    },
     /// The verification could not complete (card pulled, authentication failed, …): deny.
     VerifyFailed {
         /// Card id, when a card was there.
@@ -76,7 +88,7 @@ const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(50);
 enum Input {
     Presence(CardEvent),
     Health(ReaderHealth),
-    Verify(Box<Template>),
+    Verify(Box<Template>, Option<MealStep>),
     MonitorEnded(String),
     Stop,
 }
@@ -167,7 +179,14 @@ impl CardWorker {
     /// Asks the card to compare `probe` with its enrolled templates. The answer arrives as a
     /// [`CardReport::Decision`] or [`CardReport::VerifyFailed`].
     pub fn verify(&self, probe: Template) {
-        let _ = self.input.send(Input::Verify(Box::new(probe)));
+        let _ = self.input.send(Input::Verify(Box::new(probe), None));
+    }
+
+    /// As [`CardWorker::verify`], then on a match the meal step in the same session. The answer
+    /// arrives as a [`CardReport::MealDecision`] (after a match), a [`CardReport::Decision`]
+    /// (no match, blocked) or a [`CardReport::VerifyFailed`].
+    pub fn verify_for_meal(&self, probe: Template, step: MealStep) {
+        let _ = self.input.send(Input::Verify(Box::new(probe), Some(step)));
     }
 
     /// Stops the worker (the presence watch ends with the process; its thread is detached).
@@ -206,7 +225,7 @@ impl<R: CardReader> Worker<R> {
                     }
                     self.report(CardReport::ReaderHealth(health));
                 }
-                Input::Verify(probe) => self.verify(&probe),
+                Input::Verify(probe, meal) => self.verify(&probe, meal.as_ref()),
                 Input::MonitorEnded(reason) => self.report(CardReport::MonitorStopped { reason }),
                 Input::Stop => return,
             }
@@ -267,7 +286,7 @@ impl<R: CardReader> Worker<R> {
         }
     }
 
-    fn verify(&mut self, probe: &Template) {
+    fn verify(&mut self, probe: &Template, meal: Option<&MealStep>) {
         let Some((mut card, verified)) = self.card.take() else {
             let reason = "no card in the reader".to_string();
             return self.report(CardReport::VerifyFailed {
@@ -277,9 +296,40 @@ impl<R: CardReader> Worker<R> {
         };
         let card_id = verified.card_id;
         let started = Instant::now();
-        let outcome = card
-            .open_session(&verified)
-            .and_then(|mut session| session.verify_palm_under(self.profile, probe));
+        let answered = card.open_session(&verified).and_then(|mut session| {
+            let outcome = session.verify_palm_under(self.profile, probe)?;
+            Ok(match (outcome, meal) {
+                // The meal step needs the match of this very session.
+                (VerifyOutcome::Match { slot_kind, .. }, Some(step)) => {
+                    let (result, healthy) = super::meals::redeem(&mut session, step);
+                    Answered::Meal {
+                        duress: slot_kind == palmgate_card::protocol::SlotKind::Duress,
+                        result,
+                        healthy,
+                    }
+                }
+                (outcome, _) => Answered::Palm(outcome),
+            })
+        });
+        let outcome = match answered {
+            Ok(Answered::Meal {
+                duress,
+                result,
+                healthy,
+            }) => {
+                if healthy {
+                    self.card = Some((card, verified));
+                }
+                return self.report(CardReport::MealDecision {
+                    card_id,
+                    duress,
+                    result,
+                    elapsed: started.elapsed(),
+                });
+            }
+            Ok(Answered::Palm(outcome)) => Ok(outcome),
+            Err(error) => Err(error),
+        };
         match outcome {
             Ok(outcome) => {
                 let elapsed = started.elapsed();
@@ -302,6 +352,18 @@ impl<R: CardReader> Worker<R> {
             }
         }
     }
+}
+
+/// What a verification session answered.
+enum Answered {
+    /// The palm decision (no meal step: not a canteen gate, or no match).
+    Palm(VerifyOutcome),
+    /// A match at a canteen gate, and the meal step; `healthy` when no card error occurred.
+    Meal {
+        duress: bool,
+        result: MealStepResult,
+        healthy: bool,
+    },
 }
 
 fn claimed_id<T: palmgate_card::host::CardTransport>(card: &Card<T>) -> Option<[u8; 16]> {

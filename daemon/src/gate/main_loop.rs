@@ -78,6 +78,10 @@ pub(super) struct Loop {
     pub(super) door_names: BTreeSet<String>,
     /// Where the doors in lockdown are kept across restarts.
     pub(super) lockdown_file: LockdownFile,
+    /// A canteen gate's meal counts, where they are kept, and the link's channel for them.
+    pub(super) meal_tally: super::meals::MealTally,
+    pub(super) state_dir: PathBuf,
+    pub(super) meal_counts: mpsc::Sender<crate::mqtt::MealCounts>,
     pub(super) notifier: Notifier,
     /// Reader mode: the access panel gets the verdicts.
     pub(super) panel: Option<PanelStage>,
@@ -187,6 +191,15 @@ impl Loop {
                         reason: "no probe template held".to_string(),
                     }),
                 },
+                Action::VerifyForMeal { meal, recover } => match self.held_probe.take() {
+                    Some(probe) => {
+                        let step = super::meals::MealStep { meal, recover };
+                        self.card_worker.verify_for_meal(probe, step);
+                    }
+                    None => self.input(Input::VerifyFailed {
+                        reason: "no probe template held".to_string(),
+                    }),
+                },
                 Action::DiscardProbe => self.held_probe = None,
                 Action::Unlock { door, unlock } => {
                     if let Err(error) = self.door_handle.grant_for(&door, unlock) {
@@ -198,7 +211,10 @@ impl Loop {
                         tracing::warn!(%door, error = %error_chain(&error), "cannot show the denial");
                     }
                 }
-                Action::Publish(event) => self.publish(event),
+                Action::Publish(event) => {
+                    self.count_meal(&event);
+                    self.publish(event);
+                }
             }
         }
     }
@@ -284,6 +300,7 @@ impl Loop {
                 };
                 self.input(Input::CardDecision { decision, elapsed });
             }
+            report @ CardReport::MealDecision { .. } => self.meal_decision(report),
             CardReport::VerifyFailed { reason, .. } => self.input(Input::VerifyFailed { reason }),
             CardReport::ReaderHealth(health) => self.reader_health(&health),
             CardReport::MonitorStopped { reason } => {

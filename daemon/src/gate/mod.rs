@@ -19,6 +19,9 @@
 //! - [`main_loop`]: the loop: card reports, sensor frames → extraction → the access machine's
 //!   actions (verify on the card, unlock or deny a door, publish an event).
 //! - [`card_worker`]: the card reader thread (presence, certificate checks, secure sessions).
+//! - [`meals`]: at a canteen gate, the meal step in the card's session (and the receipt of a
+//!   meal whose answer was lost), and the meal counts; [`meal_report`]: `palmgate meals
+//!   report`.
 //! - [`door_view`]: the I/O-free door-state projection and door-event classification.
 //! - [`panel_stage`]: reader mode (`[panel]`): the verdict goes to an access panel over OSDP or
 //!   Wiegand, the panel's LED/buzzer commands reach the reader's feedback pins.
@@ -33,6 +36,8 @@ pub mod commands;
 pub mod devices;
 pub mod door_view;
 mod main_loop;
+pub mod meal_report;
+pub mod meals;
 pub mod panel_stage;
 mod reload;
 pub mod shutdown;

@@ -116,6 +116,10 @@ pub(super) async fn start<R: CardReader>(
         Some(path) => PolicyRules::load(path, &door_names)?,
         None => PolicyRules::allow_all(),
     };
+    let meal_tally = super::meals::MealTally::new(
+        rules.meals().groups().map(str::to_owned),
+        super::meals::MealTally::load(&settings.storage.state_dir),
+    );
     let revocation = match &settings.card.revocation_list {
         Some(path) => RevocationList::load(path)?,
         None => RevocationList::default(),
@@ -235,6 +239,9 @@ pub(super) async fn start<R: CardReader>(
         policy_path: settings.card.policy_file.clone(),
         door_names,
         lockdown_file,
+        meal_tally,
+        state_dir: settings.storage.state_dir.clone(),
+        meal_counts: link_handles.meal_counts.clone(),
         notifier,
         panel,
     };

@@ -73,7 +73,7 @@ pub struct DiscoveryDoor {
 
 /// The event kinds that get an `event` entity, with the entity's name: every kind a facility
 /// manager automates on (alarms, denials, door conditions, lockdown, refused commands).
-pub const EVENT_ENTITIES: [(EventKind, &str); 18] = [
+pub const EVENT_ENTITIES: [(EventKind, &str); 19] = [
     (EventKind::AccessGranted, "access granted"),
     (EventKind::AccessDenied, "access denied"),
     (EventKind::AccessRemoteUnlock, "remote unlock"),
@@ -92,6 +92,7 @@ pub const EVENT_ENTITIES: [(EventKind, &str); 18] = [
     (EventKind::PolicyRejected, "policy rejected"),
     (EventKind::ReaderUnavailable, "card reader unavailable"),
     (EventKind::ReaderAvailable, "card reader available"),
+    (EventKind::MealServed, "meal served"),
 ];
 
 /// The event entities' template: every field of the event as an attribute, plus `event_type`
@@ -247,6 +248,51 @@ impl DeviceDiscovery {
             topic: device_topic(discovery_prefix, gate_id),
             config,
         }
+    }
+
+    /// At a canteen gate: sensors for the meals served in the latest period (`meals` topic), in
+    /// total and for each of `groups` (the groups with an allowance).
+    pub fn with_meals(mut self, topics: &Topics, groups: &[String]) -> Self {
+        let node = self.config["device"]["identifiers"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut sensors = vec![(
+            "meals_served".to_owned(),
+            "meals served this period".to_owned(),
+            "{{ value_json.served }}".to_owned(),
+        )];
+        for group in groups {
+            // The group's name as a JSON string is a Jinja string literal, whatever it holds.
+            let key = serde_json::Value::from(group.as_str()).to_string();
+            sensors.push((
+                format!("meals_{group}"),
+                format!("meals served this period, {group}"),
+                format!("{{{{ value_json.groups[{key}] | default(0) }}}}"),
+            ));
+        }
+        if let Some(components) = self.config["cmps"].as_object_mut() {
+            for (what, name, template) in sensors {
+                let unique_id = format!("{node}_{}", id_part(&what));
+                let mut component = serde_json::json!({
+                    "platform": "sensor",
+                    "name": name,
+                    "unique_id": unique_id,
+                    "default_entity_id": format!("sensor.{}", entity_part(&unique_id)),
+                    "state_topic": topics.meals(),
+                    "value_template": template,
+                    "unit_of_measurement": "meals",
+                    "state_class": "measurement",
+                });
+                if let (Some(component), serde_json::Value::Object(available)) =
+                    (component.as_object_mut(), availability(topics))
+                {
+                    component.extend(available);
+                }
+                components.insert(unique_id, component);
+            }
+        }
+        self
     }
 
     /// `unique_id` → `platform` of every component.

@@ -45,7 +45,7 @@ use super::refusals::{RefusalLimiter, RefusalSummary};
 use super::replay::StoreReplayCache;
 use super::tls::{TlsBridge, TlsError, client_config};
 use super::topics::{
-    Availability, Diagnostics, DoorStatus, Topics, last_will_payload, status_payload,
+    Availability, Diagnostics, DoorStatus, MealCounts, Topics, last_will_payload, status_payload,
 };
 use crate::config::{MqttScheme, MqttSettings, Settings};
 use crate::event::{EventId, EventKind, NewEvent, Outcome, Reason, Timestamp};
@@ -79,6 +79,8 @@ pub struct LinkOptions {
     pub mqtt: MqttSettings,
     /// Doors (for discovery).
     pub doors: Vec<DiscoveryDoor>,
+    /// At a canteen gate, the groups with a meal allowance (for the meal count sensors).
+    pub meal_groups: Option<Vec<String>>,
     /// Private directory for the TLS bridge socket (`<state_dir>/run`).
     pub runtime_dir: PathBuf,
     /// What was last published for Home Assistant (`<state_dir>/discovery.json`), so that a door
@@ -101,10 +103,24 @@ impl LinkOptions {
                     has_contact: door.contact_pin.is_some(),
                 })
                 .collect(),
+            meal_groups: canteen_groups(settings),
             runtime_dir: settings.storage.state_dir.join("run"),
             discovery_record: settings.storage.state_dir.join("discovery.json"),
         }
     }
+}
+
+/// The meal groups when this gate's reader (`card.door`) is a canteen gate of the policy. The
+/// gate loads the policy again at start and refuses to start on an invalid one, so an error here
+/// only means no meal sensors.
+fn canteen_groups(settings: &Settings) -> Option<Vec<String>> {
+    let path = settings.card.policy_file.as_ref()?;
+    let doors = settings.door.keys().cloned().collect();
+    let rules = crate::access::PolicyRules::load(path, &doors).ok()?;
+    rules
+        .meals()
+        .is_canteen(&settings.card.door)
+        .then(|| rules.meals().groups().map(str::to_owned).collect())
 }
 
 /// Link set-up failures (connection problems are retried, not returned).
@@ -127,6 +143,8 @@ pub enum LinkError {
 pub struct LinkHandles {
     /// Send door state changes here (published retained on `door/<door>/state`).
     pub door_states: mpsc::Sender<(String, DoorStatus)>,
+    /// Send a canteen gate's meal counts here (published retained on `meals`).
+    pub meal_counts: mpsc::Sender<MealCounts>,
     /// Verified commands to carry out.
     pub commands: mpsc::Receiver<VerifiedCommand>,
     /// Whether the link is connected to the broker.
@@ -142,6 +160,9 @@ pub struct Link {
     replay: Box<dyn ReplayCache + Send>,
     commands: mpsc::Sender<VerifiedCommand>,
     door_rx: mpsc::Receiver<(String, DoorStatus)>,
+    meal_rx: mpsc::Receiver<MealCounts>,
+    /// The meal counts last handed over (published again after a reconnect).
+    meal_counts: Option<MealCounts>,
     connected: watch::Sender<bool>,
     refusals: RefusalLimiter,
 }
@@ -188,6 +209,7 @@ impl Link {
         let verifier = CommandVerifier::new(&options.gate, keys, options.mqtt.command_max_age);
         let replay = Box::new(StoreReplayCache::new(outbox.state_tree("command_nonces")?));
         let (door_tx, door_rx) = mpsc::channel(64);
+        let (meal_tx, meal_rx) = mpsc::channel(16);
         let (command_tx, command_rx) = mpsc::channel(16);
         let (connected_tx, connected_rx) = watch::channel(false);
         let topics = Topics::new(&options.mqtt.topic_prefix, &options.gate);
@@ -199,6 +221,8 @@ impl Link {
             replay,
             commands: command_tx,
             door_rx,
+            meal_rx,
+            meal_counts: None,
             connected: connected_tx,
             refusals: RefusalLimiter::default(),
         };
@@ -206,6 +230,7 @@ impl Link {
             link,
             LinkHandles {
                 door_states: door_tx,
+                meal_counts: meal_tx,
                 commands: command_rx,
                 connected: connected_rx,
             },
@@ -324,6 +349,12 @@ impl Link {
                     }
                     doors.insert(door, status);
                 }
+                Some(counts) = self.meal_rx.recv() => {
+                    if let Some(current) = session.as_mut() {
+                        publish_other(current, self.topics.meals(), json(&counts), true);
+                    }
+                    self.meal_counts = Some(counts);
+                }
                 _ = diagnostics.tick() => {
                     if let Some(current) = session.as_mut() {
                         self.publish_diagnostics(current);
@@ -372,6 +403,9 @@ impl Link {
         for (door, status) in doors {
             publish_other(session, self.topics.door_state(door), json(status), true);
         }
+        if let Some(counts) = &self.meal_counts {
+            publish_other(session, self.topics.meals(), json(counts), true);
+        }
         self.publish_diagnostics(session);
     }
 
@@ -382,13 +416,17 @@ impl Link {
         let path = &self.options.discovery_record;
         let previous = read_discovery_record(path);
         let current = self.options.mqtt.discovery.then(|| {
-            DeviceDiscovery::new(
+            let device = DeviceDiscovery::new(
                 prefix,
                 &self.topics,
                 &self.options.gate,
                 &self.options.gate_name,
                 &self.options.doors,
-            )
+            );
+            match &self.options.meal_groups {
+                Some(groups) => device.with_meals(&self.topics, groups),
+                None => device,
+            }
         });
         let legacy = LegacyTopics::new(prefix, &self.options.gate, &self.options.doors);
         let plan = DiscoveryPlan::new(previous.as_ref(), current.as_ref(), &legacy);

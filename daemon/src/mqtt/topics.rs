@@ -36,6 +36,11 @@ impl Topics {
         format!("{}/diagnostics", self.base)
     }
 
+    /// `<prefix>/<gate>/meals`: meals served at this canteen gate in its latest period.
+    pub fn meals(&self) -> String {
+        format!("{}/meals", self.base)
+    }
+
     /// `<prefix>/<gate>/door/<door>/state`.
     pub fn door_state(&self, door: &str) -> String {
         format!("{}/door/{}/state", self.base, level(door))
@@ -204,6 +209,25 @@ pub struct Diagnostics {
     /// Id the next event will get.
     pub next_event_id: u64,
     /// When this was written.
+    pub time: Timestamp,
+}
+
+/// The retained meal counts of a canteen gate: the meals it served (turnstile opened) in the
+/// latest period it served one in, in total and per group. Every group with an allowance is
+/// listed, at 0 when it had none, so that a consumer (Home Assistant) always finds its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MealCounts {
+    /// The period number (local days since 1970-01-01 × 16 + index in the day).
+    pub period: u32,
+    /// The period's name in the policy.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub period_name: Option<String>,
+    /// Meals served in the period at this gate.
+    pub served: u32,
+    /// Meals served per group.
+    pub groups: std::collections::BTreeMap<String, u32>,
+    /// When the count last changed.
     pub time: Timestamp,
 }
 

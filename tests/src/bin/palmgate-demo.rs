@@ -85,6 +85,160 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The canteen policy of the demo: one lunch (10:00–14:00) and one dinner (17:00–21:00) a day
+/// for staff, at the gate's door `main`. The site's UTC offset puts its local time at about noon
+/// now, plus `hours_later`: the demo moves to dinner by shifting the offset (time faked through
+/// the policy, reloaded with SIGHUP like any policy change).
+fn canteen_policy(hours_later: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let minute_of_day = (now / 60).rem_euclid(24 * 60);
+    let offset = 12 * 60 - minute_of_day + hours_later * 60;
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "holiday"];
+    let period = |range: &str| -> String {
+        days.iter()
+            .map(|day| format!("{day} = \"{range}\"\n"))
+            .collect()
+    };
+    format!(
+        "version = 1\nutc_offset_minutes = {offset}\ndefault_groups = [\"staff\"]\n\n\
+         [group.staff]\n\n[canteen]\ndoors = [\"main\"]\n\n\
+         [canteen.period.lunch]\n{}\n[canteen.period.dinner]\n{}\n\
+         [canteen.allowance.staff]\nlunch = 1\ndinner = 1\n",
+        period("10:00-14:00"),
+        period("17:00-21:00")
+    )
+}
+
+/// The canteen scene: a second gate, `demo-canteen`, whose door is a canteen turnstile. Erin has
+/// lunch, is refused a second one, and has dinner once the site's clock reaches dinner time.
+fn canteen_scene(demo: &mut Demo, sensor_link: &Path, operator_pub: &Path) {
+    const CANTEEN: &str = "demo-canteen";
+    println!("canteen:");
+    let root = demo.root.clone();
+    let policy = root.join("canteen-policy.toml");
+    let _ = std::fs::write(&policy, canteen_policy(0));
+    let (erin_tpl, _) = demo.palms.template(0);
+    let issuer = demo.issuer.clone();
+    let (erin, erin_id) = demo.card("erin", &issuer, std::slice::from_ref(&erin_tpl), None);
+    let mut mqtt = Subscriber::start_on(
+        &demo.broker.address(),
+        &format!("palmgate/{CANTEEN}/#"),
+        None,
+    );
+    let notify_dir = root.join("canteen-notify");
+    let _ = std::fs::create_dir_all(&notify_dir);
+    let notify = NotifySocket::bind(&notify_dir);
+    let log = root.join("canteen.log");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/demo.toml");
+    let mut daemon = ChildGuard::spawn(
+        "palmgate run (canteen)",
+        Command::new(workspace_binary("palmgate"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("PALMGATE__GATE__ID", CANTEEN)
+            .env("PALMGATE__GATE__NAME", "Demo canteen")
+            .env("PALMGATE__CARD__ISSUER_KEYS", issuer.join("issuer.pub"))
+            .env("PALMGATE__CARD__POLICY_FILE", &policy)
+            .env(
+                "PALMGATE__CARD__REVOCATION_LIST",
+                root.join("canteen-revoked.json"),
+            )
+            .env("PALMGATE__SENSOR__PORT", sensor_link)
+            .env(
+                "PALMGATE__MQTT__URL",
+                format!("mqtt://{}", demo.broker.address()),
+            )
+            .env("PALMGATE__MQTT__OPERATOR_KEYS", operator_pub)
+            .env("PALMGATE__STORAGE__STATE_DIR", root.join("canteen-state"))
+            .env(
+                "PALMGATE__GPIO__SIMULATED_CONTROL",
+                root.join("canteen-gpio.sock"),
+            )
+            .env("NOTIFY_SOCKET", &notify.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            ),
+    );
+    let ready = notify.wait_for("READY=1", PATIENCE).is_some();
+    demo.expect("the canteen gate reports READY", ready, "no READY=1");
+    if !ready {
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+        return;
+    }
+    let present = |mqtt: &mut Subscriber, kind: &str| {
+        let card = VirtualCard::insert(&erin);
+        let payload = mqtt.wait_for(&format!("/event/{kind}"), PATIENCE);
+        card.remove();
+        payload
+    };
+    let meal = |payload: &str, name: &str| {
+        serde_json::from_str::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|json| json.get("meal")?.get(name).cloned())
+            .map(|value| {
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string)
+            })
+    };
+
+    let lunch = present(&mut mqtt, "meal.served");
+    demo.expect(
+        "Erin has lunch: the turnstile opens once and the card signs a receipt",
+        field(&lunch, "card_id") == Some(erin_id.to_string())
+            && meal(&lunch, "period_name").as_deref() == Some("lunch")
+            && meal(&lunch, "receipt").is_some(),
+        &lunch,
+    );
+    // The retained counts may arrive before the event (they skip the outbox).
+    let seen = mqtt
+        .all()
+        .iter()
+        .rev()
+        .find_map(|line| line.strip_prefix(&format!("palmgate/{CANTEEN}/meals ")))
+        .map(str::to_string);
+    let counts = seen.unwrap_or_else(|| mqtt.wait_for("/meals", PATIENCE));
+    demo.expect(
+        "the gate's meal counts (retained on MQTT) show one lunch for staff",
+        field(&counts, "served").as_deref() == Some("1"),
+        &counts,
+    );
+    println!("  ..    meal counts: {counts}");
+
+    let refused = present(&mut mqtt, "access.denied");
+    demo.expect(
+        "a second lunch is refused by the card: meal_allowance_used, 1 of 1",
+        field(&refused, "reason").as_deref() == Some("meal_allowance_used")
+            && meal(&refused, "count").as_deref() == Some("1")
+            && meal(&refused, "allowance").as_deref() == Some("1"),
+        &refused,
+    );
+
+    println!("  ..    the site's clock moves on to dinner (policy offset +6 h, SIGHUP)");
+    let _ = std::fs::write(&policy, canteen_policy(6));
+    daemon.signal("-HUP");
+    mqtt.wait_for("/event/policy.loaded", PATIENCE);
+    let dinner = present(&mut mqtt, "meal.served");
+    demo.expect(
+        "in the next period Erin has dinner",
+        meal(&dinner, "period_name").as_deref() == Some("dinner")
+            && meal(&dinner, "count").as_deref() == Some("1"),
+        &dinner,
+    );
+    let status = daemon.terminate(PATIENCE);
+    demo.expect(
+        "the canteen gate stops cleanly on SIGTERM",
+        status.success(),
+        &status.to_string(),
+    );
+}
+
 fn main() -> ExitCode {
     require_pcscd_vpcd();
     // Tests run at the same time on this machine would insert their cards into the same reader.
@@ -375,6 +529,8 @@ fn main() -> ExitCode {
     for (what, held, detail) in panel_scene::run(&panel_site) {
         demo.expect(&what, held, &detail);
     }
+
+    canteen_scene(&mut demo, &sensor_link, &operator_pub);
 
     // Every event received, as a table; then the summary.
     let mut events: BTreeMap<u64, serde_json::Value> = BTreeMap::new();

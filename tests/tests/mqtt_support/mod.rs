@@ -94,6 +94,7 @@ impl Gate {
             gate_name: gate.to_owned(),
             mqtt,
             doors: vec![],
+            meal_groups: None,
             runtime_dir: dir.path().join("run"),
             discovery_record: dir.path().join("discovery.json"),
         };

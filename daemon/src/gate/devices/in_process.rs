@@ -257,6 +257,8 @@ impl EventLink for ChannelLink {
         stop: StopSignal,
     ) -> Result<(LinkHandles, JoinHandle<Result<(), LinkError>>), LinkError> {
         let (door_tx, mut door_rx) = mpsc::channel(64);
+        // Meal counts are not forwarded in process; they are taken so that the gate can send.
+        let (meal_tx, mut meal_rx) = mpsc::channel(8);
         let (_connected_tx, connected) = watch::channel(true);
         let Self {
             events,
@@ -278,6 +280,7 @@ impl EventLink for ChannelLink {
                 tokio::select! {
                     () = &mut stop => return Ok(()),
                     Some(state) = door_rx.recv() => { let _ = door_states.send(state).await; }
+                    Some(_) = meal_rx.recv() => {}
                     changed = appended.changed() => if changed.is_err() {
                         return Ok(());
                     },
@@ -287,6 +290,7 @@ impl EventLink for ChannelLink {
         Ok((
             LinkHandles {
                 door_states: door_tx,
+                meal_counts: meal_tx,
                 commands,
                 connected,
             },

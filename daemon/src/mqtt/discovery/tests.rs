@@ -30,6 +30,16 @@ fn device(doors: &[DiscoveryDoor]) -> DeviceDiscovery {
     DeviceDiscovery::new("homeassistant", &topics, "gate-1", "Gate 1", doors)
 }
 
+/// The meal groups of a canteen gate (one name that needs quoting in a template).
+fn meal_groups() -> Vec<String> {
+    vec!["staff".into(), "kitchen".into(), "night 'shift\"".into()]
+}
+
+fn canteen(doors: &[DiscoveryDoor]) -> DeviceDiscovery {
+    let topics = Topics::new("palmgate", "gate-1");
+    device(doors).with_meals(&topics, &meal_groups())
+}
+
 fn components(device: &DeviceDiscovery) -> &serde_json::Map<String, serde_json::Value> {
     device.config["cmps"].as_object().expect("cmps")
 }
@@ -109,6 +119,20 @@ fn payloads_on(topic: &str) -> Vec<Vec<u8>> {
         };
         return vec![serde_json::to_vec(&diagnostics).expect("json")];
     }
+    if topic == topics.meals() {
+        let mut counts = crate::mqtt::MealCounts {
+            period: 332_704,
+            period_name: Some("lunch".into()),
+            served: 3,
+            groups: meal_groups().into_iter().zip([2, 1, 0]).collect(),
+            time,
+        };
+        let full = serde_json::to_vec(&counts).expect("json");
+        // A group added to the policy after the counts were written, and no period name.
+        counts.groups.remove("kitchen");
+        counts.period_name = None;
+        return vec![full, serde_json::to_vec(&counts).expect("json")];
+    }
     if topic.ends_with("/state") {
         let mut out = Vec::new();
         for lock in [LockState::Locked, LockState::Unlocked] {
@@ -150,7 +174,7 @@ fn the_version_1_event_template_fails_on_a_grant_and_the_new_one_does_not() {
 
 #[test]
 fn every_template_renders_against_every_payload_it_receives() {
-    let device = device(&doors());
+    let device = canteen(&doors());
     let mut rendered = 0;
     for (id, component) in components(&device) {
         let template = component["value_template"].as_str().expect("template");
@@ -364,4 +388,36 @@ fn one_device_message_with_origin_and_entity_ids() {
     );
     let device_messages: Vec<_> = messages.iter().filter(|m| !m.is_clear()).collect();
     assert_eq!(device_messages.len(), 1, "one retained config per device");
+}
+
+#[test]
+fn a_canteen_gate_has_meal_count_sensors_per_group_that_read_their_count() {
+    let meals = canteen(&doors());
+    let topics = Topics::new("palmgate", "gate-1");
+    let counts = &payloads_on(&topics.meals())[0];
+    let expected = [
+        ("palmgate_gate-1_meals_served", "3"),
+        ("palmgate_gate-1_meals_staff", "2"),
+        ("palmgate_gate-1_meals_kitchen", "1"),
+    ];
+    for (id, value) in expected {
+        let component = &components(&meals)[id];
+        assert_eq!(component["state_topic"], "palmgate/gate-1/meals");
+        let template = component["value_template"].as_str().expect("template");
+        assert_eq!(render(template, counts).expect("renders"), value, "{id}");
+    }
+    // A door gate has none; a gate that stops being a canteen gate removes them.
+    let plain = device(&doors());
+    assert!(!components(&plain).keys().any(|id| id.contains("meals")));
+    let legacy = LegacyTopics::new("homeassistant", "gate-1", &doors());
+    let record = DiscoveryPlan::new(None, Some(&meals), &legacy)
+        .record
+        .expect("record");
+    let after = DiscoveryPlan::new(Some(&record), Some(&plain), &legacy);
+    let last = after.messages.last().expect("device message");
+    let config: serde_json::Value = serde_json::from_slice(&last.payload).expect("json");
+    assert_eq!(
+        config["cmps"]["palmgate_gate-1_meals_staff"],
+        serde_json::json!({"platform": "sensor"})
+    );
 }

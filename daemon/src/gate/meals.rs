@@ -1,0 +1,484 @@
+//! The meal step at a canteen gate: after a palm match, in the same secure session, the card
+//! counts a meal of the current period and signs its receipt (REDEEM MEAL); before that, the
+//! receipt of an earlier meal whose answer was lost at this gate is read back (GET RECEIPT).
+//! What to ask and what the answers mean is decided by the I/O-free access machine
+//! ([`crate::access::Action::VerifyForMeal`], [`crate::access::Input::MealDecision`]); this
+//! file only talks to the card and translates.
+
+use std::path::Path;
+
+use palmgate_card::host::{CardTransport, MealOutcome, MealReceipt, SecureSession};
+
+use super::card_worker::CardReport;
+use super::main_loop::Loop;
+use crate::access::{Input, MealAnswer, MealReceiptInfo, MealRequest};
+use crate::error_chain;
+use crate::event::{CardId, EventKind, NewEvent, Outcome};
+use crate::mqtt::MealCounts;
+
+/// What the worker does after a match at a canteen gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MealStep {
+    /// The meal to redeem.
+    pub meal: MealRequest,
+    /// An earlier meal of this card whose answer was lost here.
+    pub recover: Option<MealRequest>,
+}
+
+/// What the meal step found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MealStepResult {
+    /// The receipt of the lost meal, when the card had counted it.
+    pub recovered: Option<MealReceiptInfo>,
+    /// The card's answer to this meal.
+    pub answer: MealAnswer,
+}
+
+fn card_request(request: &MealRequest) -> palmgate_card::host::MealRequest {
+    palmgate_card::host::MealRequest {
+        period: request.period,
+        allowance: request.allowance,
+        gate_time: request.gate_time,
+    }
+}
+
+/// The fields of a receipt the events repeat, and the receipt in hex.
+pub fn receipt_info(receipt: &MealReceipt) -> MealReceiptInfo {
+    let fields = receipt.unverified_fields();
+    MealReceiptInfo {
+        period: fields.period,
+        count: fields.count,
+        allowance: fields.allowance,
+        gate_time: fields.gate_time,
+        receipt_counter: fields.receipt_counter,
+        receipt_hex: hex::encode(receipt.to_bytes()),
+    }
+}
+
+/// Runs the meal step in `session`, whose palm just matched. Returns whether the connection can
+/// still be trusted (no error on the card).
+pub(super) fn redeem<T: CardTransport>(
+    session: &mut SecureSession<'_, T>,
+    step: &MealStep,
+) -> (MealStepResult, bool) {
+    // First the lost meal: REDEEM MEAL replaces the receipt the card keeps.
+    let recovered = step.recover.and_then(|lost| {
+        match session.recover_meal_receipt() {
+            // The session checked the receipt against this card's certified key.
+            Ok(Some(kept)) if kept.answers(&card_request(&lost)) => Some(receipt_info(&kept)),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "the receipt of a lost meal could not be read back");
+                None
+            }
+        }
+    });
+    let mut recovered = recovered;
+    let (answer, healthy) = match session.redeem_meal(&card_request(&step.meal)) {
+        Ok(MealOutcome::Served(receipt)) => (MealAnswer::Served(receipt_info(&receipt)), true),
+        Ok(MealOutcome::AllowanceUsed { count, allowance }) => {
+            // The receipt the card keeps is of a meal of this period, perhaps one whose answer
+            // another gate lost: published too, so that no counted meal's receipt is missing
+            // from the records (a duplicate is told by card id and receipt counter).
+            if recovered.is_none() {
+                recovered = match session.recover_meal_receipt() {
+                    Ok(Some(kept)) if kept.unverified_fields().period == step.meal.period => {
+                        Some(receipt_info(&kept))
+                    }
+                    Ok(_) => None,
+                    Err(error) => {
+                        tracing::warn!(error = %error_chain(&error), "the receipt the card keeps could not be read");
+                        None
+                    }
+                };
+            }
+            (MealAnswer::AllowanceUsed { count, allowance }, true)
+        }
+        Ok(MealOutcome::Unsupported) => (MealAnswer::Unsupported, true),
+        // The card refused and changed nothing (its period is later: a clock behind, …).
+        Err(palmgate_card::host::CardError::MealRefused(refusal)) => (
+            MealAnswer::Refused {
+                reason: refusal.to_string(),
+            },
+            true,
+        ),
+        // Card pulled, garbage, a refusal: the card may have counted it (it counts and signs
+        // before it answers), so nothing opens and the receipt is asked for next time.
+        Err(error) => (
+            MealAnswer::NotConfirmed {
+                reason: format!(
+                    "the card's answer to the meal was lost: {}",
+                    error_chain(&error)
+                ),
+            },
+            false,
+        ),
+    };
+    (MealStepResult { recovered, answer }, healthy)
+}
+
+impl Loop {
+    /// The card's match and meal answers at a canteen gate, into the access machine.
+    pub(super) fn meal_decision(&mut self, report: CardReport) {
+        let CardReport::MealDecision {
+            card_id,
+            duress,
+            result,
+            elapsed,
+        } = report
+        else {
+            return;
+        };
+        if let (Some(receipt), Some(card)) = (result.recovered, CardId::new(&card_id)) {
+            self.input(Input::MealRecovered { card, receipt });
+        }
+        self.input(Input::MealDecision {
+            duress,
+            answer: result.answer,
+            elapsed,
+        });
+    }
+}
+
+/// The meals this gate served per period and group: a projection of its `meal.served` events
+/// (those that opened the turnstile), kept in `<state_dir>/meals.json` so that a restart in the
+/// middle of lunch does not start the count again, and published retained on
+/// `<prefix>/<gate>/meals`. I/O-free but for [`MealTally::load`] and [`MealTally::save`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MealTally {
+    groups: Vec<String>,
+    counts: Option<MealCounts>,
+}
+
+/// File name in the state directory.
+pub const TALLY_FILE: &str = "meals.json";
+
+impl MealTally {
+    /// A tally listing `groups` (those with an allowance), starting from `counts` (read back).
+    pub fn new(groups: impl IntoIterator<Item = String>, counts: Option<MealCounts>) -> Self {
+        let groups: Vec<String> = groups.into_iter().collect();
+        let counts = counts.map(|mut counts| {
+            for group in &groups {
+                counts.groups.entry(group.clone()).or_insert(0);
+            }
+            counts
+        });
+        Self { groups, counts }
+    }
+
+    /// The counts now, if a meal was ever served here.
+    pub fn counts(&self) -> Option<&MealCounts> {
+        self.counts.as_ref()
+    }
+
+    /// Counts `event` if it is a meal this gate served (`meal.served`, `granted`); returns the
+    /// new counts then. A meal of a later period starts the counts again; one of an earlier
+    /// period (a clock set back) is not counted here, and stays in the events.
+    pub fn record(&mut self, event: &NewEvent) -> Option<&MealCounts> {
+        if event.kind != EventKind::MealServed || event.result != Some(Outcome::Granted) {
+            return None;
+        }
+        let meal = event.meal.as_ref()?;
+        let current = self.counts.as_ref().map(|counts| counts.period);
+        if current.is_some_and(|period| meal.period < period) {
+            return None;
+        }
+        if current != Some(meal.period) {
+            self.counts = Some(MealCounts {
+                period: meal.period,
+                period_name: meal.period_name.clone(),
+                served: 0,
+                groups: self.groups.iter().map(|group| (group.clone(), 0)).collect(),
+                time: event.time,
+            });
+        }
+        let counts = self.counts.as_mut()?;
+        counts.served = counts.served.saturating_add(1);
+        if let Some(group) = &meal.group {
+            let count = counts.groups.entry(group.clone()).or_insert(0);
+            *count = count.saturating_add(1);
+        }
+        counts.time = event.time;
+        Some(counts)
+    }
+
+    /// Reads the counts kept in `state_dir` (none when there is no file). A damaged file is
+    /// reported and counted as none: the counts are a convenience, the events the record.
+    pub fn load(state_dir: &Path) -> Option<MealCounts> {
+        let path = state_dir.join(TALLY_FILE);
+        let text = match crate::config::files::read_bounded_to_string(&path, 64 * 1024) {
+            Ok(text) => text,
+            Err(error) => {
+                if path.exists() {
+                    tracing::warn!(path = %path.display(), error = %error_chain(&error), "meal counts unreadable: counting again from 0");
+                }
+                return None;
+            }
+        };
+        match serde_json::from_str(&text) {
+            Ok(counts) => Some(counts),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "meal counts damaged: counting again from 0");
+                None
+            }
+        }
+    }
+
+    /// Writes the counts to `state_dir` atomically.
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        let Some(counts) = &self.counts else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(counts).map_err(std::io::Error::other)?;
+        super::state::durable::replace_file(&state_dir.join(TALLY_FILE), &bytes)
+    }
+}
+
+impl Loop {
+    /// Counts a meal this gate served, keeps the counts and hands them to the link (retained).
+    pub(super) fn count_meal(&mut self, event: &NewEvent) {
+        let Some(counts) = self.meal_tally.record(event).cloned() else {
+            return;
+        };
+        if let Err(error) = self.meal_tally.save(&self.state_dir) {
+            tracing::warn!(error = %error_chain(&error), "meal counts not kept");
+        }
+        if self.meal_counts.try_send(counts).is_err() {
+            tracing::warn!("meal counts not published (link busy); the next meal publishes them");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use palmgate_card::applet::Applet;
+    use palmgate_card::host::issuer::IssuerKey;
+    use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
+    use palmgate_card::host::{Card, InProcessTransport, TransportError, VerifyOutcome};
+    use palmgate_card::protocol::{SlotKind, ins, permission};
+    use palmgate_matcher::template::{CELLS, Template};
+
+    use super::*;
+    use crate::event::{MealRecord, Reason, Timestamp};
+
+    /// The applet in this process; the answer to REDEEM MEAL is lost once when asked (the card
+    /// stored the meal, then was pulled).
+    struct Pullable<T> {
+        inner: T,
+        lose_meal_answer: bool,
+    }
+
+    impl<T: CardTransport> CardTransport for Pullable<T> {
+        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+            let answer = self.inner.transmit(command)?;
+            if self.lose_meal_answer && command.get(1) == Some(&ins::REDEEM_MEAL) {
+                self.lose_meal_answer = false;
+                return Err(TransportError::CardRemoved);
+            }
+            Ok(answer)
+        }
+    }
+
+    fn palm() -> Template {
+        let orientations: [u8; CELLS] = std::array::from_fn(|i| (i * 7 % 6) as u8);
+        Template::from_cells(&orientations, &[true; CELLS]).expect("template")
+    }
+
+    /// A card enrolled with [`palm`].
+    fn enrolled(issuer: &IssuerKey) -> Pullable<impl CardTransport> {
+        let mut transport = Pullable {
+            inner: InProcessTransport::new(Applet::factory(
+                MemoryStorage::default(),
+                system_rng(),
+                SystemClock::default(),
+            )),
+            lose_meal_answer: false,
+        };
+        let mut card = Card::open(&mut transport).expect("select");
+        card.personalise(issuer).expect("personalise");
+        let verified = card
+            .verify_certificate(&[issuer.public_key()])
+            .expect("certificate");
+        let session = card.open_session(&verified).expect("session");
+        let mut enrolment = session
+            .prove_authority(&issuer.create_authority(permission::ALL))
+            .expect("authority");
+        enrolment
+            .enrol(0, SlotKind::Normal, &palm())
+            .expect("enrol");
+        drop(enrolment);
+        transport
+    }
+
+    /// One presentation: a session, the palm, and on a match the meal step.
+    fn present(
+        transport: &mut Pullable<impl CardTransport>,
+        issuer: &IssuerKey,
+        step: &MealStep,
+    ) -> (MealStepResult, bool) {
+        let mut card = Card::open(transport).expect("select");
+        let verified = card
+            .verify_certificate(&[issuer.public_key()])
+            .expect("certificate");
+        let mut session = card.open_session(&verified).expect("session");
+        let outcome = session.verify_palm(&palm()).expect("verify");
+        assert!(
+            matches!(outcome, VerifyOutcome::Match { .. }),
+            "{outcome:?}"
+        );
+        redeem(&mut session, step)
+    }
+
+    #[test]
+    fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer() {
+        let issuer = IssuerKey::generate();
+        let mut card = enrolled(&issuer);
+        let lunch = |gate_time| MealRequest {
+            period: 332_704,
+            allowance: 1,
+            gate_time,
+        };
+        let step = |meal, recover| MealStep { meal, recover };
+
+        // The answer is lost after the card counted the meal: not confirmed, connection dropped.
+        card.lose_meal_answer = true;
+        let (lost, healthy) = present(&mut card, &issuer, &step(lunch(100), None));
+        assert!(!healthy);
+        assert!(
+            matches!(&lost.answer, MealAnswer::NotConfirmed { reason } if reason.contains("lost")),
+            "{lost:?}"
+        );
+
+        // Next presentation: the kept receipt is that meal's, and the period is used up.
+        let (next, healthy) = present(&mut card, &issuer, &step(lunch(200), Some(lunch(100))));
+        assert!(healthy);
+        let recovered = next.recovered.expect("the lost meal's receipt");
+        assert_eq!(
+            (recovered.period, recovered.count, recovered.gate_time),
+            (332_704, 1, 100)
+        );
+        assert_eq!(recovered.receipt_counter, 1);
+        let receipt = MealReceipt::from_bytes(&hex::decode(&recovered.receipt_hex).expect("hex"))
+            .expect("receipt");
+        receipt.verify(&[issuer.public_key()]).expect("card-signed");
+        assert_eq!(
+            next.answer,
+            MealAnswer::AllowanceUsed {
+                count: 1,
+                allowance: 1
+            }
+        );
+
+        // Another try in the period, at a gate that lost nothing: refused, and the receipt the
+        // card keeps (this period's) is read back so that it is in the records whatever
+        // happened to its answer.
+        let (again, _) = present(&mut card, &issuer, &step(lunch(250), None));
+        assert!(matches!(again.answer, MealAnswer::AllowanceUsed { .. }));
+        assert_eq!(again.recovered.map(|kept| kept.receipt_counter), Some(1));
+
+        // A gate whose clock is behind: the card refuses and changes nothing.
+        let earlier = MealRequest {
+            period: 332_703,
+            allowance: 1,
+            gate_time: 50,
+        };
+        let (behind, healthy) = present(&mut card, &issuer, &step(earlier, None));
+        assert!(healthy);
+        assert!(
+            matches!(&behind.answer, MealAnswer::Refused { reason } if reason.contains("332704")),
+            "{behind:?}"
+        );
+
+        // A receipt that is not the lost meal's is not taken for it; the next period serves.
+        let dinner = MealRequest {
+            period: 332_705,
+            allowance: 1,
+            gate_time: 300,
+        };
+        let (served, _) = present(&mut card, &issuer, &step(dinner, Some(lunch(999))));
+        assert_eq!(served.recovered, None);
+        let MealAnswer::Served(receipt) = served.answer else {
+            panic!("{served:?}");
+        };
+        assert_eq!(
+            (receipt.period, receipt.count, receipt.receipt_counter),
+            (332_705, 1, 2)
+        );
+    }
+
+    fn served(period: u32, group: &str, result: Outcome) -> NewEvent {
+        NewEvent::new(EventKind::MealServed, Timestamp::from_unix_ms(1000))
+            .result(result)
+            .meal(MealRecord {
+                period,
+                period_name: Some("lunch".into()),
+                group: Some(group.into()),
+                count: 1,
+                allowance: 1,
+                receipt: Some("ab".into()),
+                receipt_counter: Some(1),
+                gate_time: Some(1),
+            })
+    }
+
+    #[test]
+    fn counts_per_period_and_group_restart_with_a_new_period() {
+        let mut tally = MealTally::new(["guests".into(), "kitchen".into(), "staff".into()], None);
+        assert_eq!(tally.counts(), None);
+        let cases = [
+            // (event, counted, served, staff, kitchen)
+            (served(32, "staff", Outcome::Granted), true, 1, 1, 0),
+            (served(32, "kitchen", Outcome::Granted), true, 2, 1, 1),
+            (served(32, "staff", Outcome::Granted), true, 3, 2, 1),
+            // Not served through this gate: recovered, too late.
+            (
+                served(32, "staff", Outcome::Info).reason(Reason::RECOVERED),
+                false,
+                3,
+                2,
+                1,
+            ),
+            // An earlier period (a clock set back) is not counted.
+            (served(31, "staff", Outcome::Granted), false, 3, 2, 1),
+            // The next period starts again.
+            (served(33, "kitchen", Outcome::Granted), true, 1, 0, 1),
+            (
+                NewEvent::new(EventKind::AccessGranted, Timestamp::from_unix_ms(0)),
+                false,
+                1,
+                0,
+                1,
+            ),
+        ];
+        for (event, counted, total, staff, kitchen) in cases {
+            assert_eq!(tally.record(&event).is_some(), counted, "{event:?}");
+            let counts = tally.counts().expect("counts");
+            assert_eq!(
+                (
+                    counts.served,
+                    counts.groups["staff"],
+                    counts.groups["kitchen"]
+                ),
+                (total, staff, kitchen),
+                "{event:?}"
+            );
+            assert_eq!(counts.groups["guests"], 0, "every group is listed");
+        }
+    }
+
+    #[test]
+    fn counts_survive_a_restart_and_a_damaged_file_counts_from_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut tally = MealTally::new(["staff".into()], None);
+        tally.record(&served(32, "staff", Outcome::Granted));
+        tally.save(dir.path()).expect("save");
+        let mut again = MealTally::new(["staff".into(), "new".into()], MealTally::load(dir.path()));
+        assert_eq!(again.counts().map(|c| c.served), Some(1));
+        assert_eq!(again.counts().map(|c| c.groups["new"]), Some(0));
+        again.record(&served(32, "staff", Outcome::Granted));
+        assert_eq!(again.counts().map(|c| c.groups["staff"]), Some(2));
+        std::fs::write(dir.path().join(TALLY_FILE), b"{not json").expect("write");
+        assert_eq!(MealTally::load(dir.path()), None);
+        assert_eq!(MealTally::load(&dir.path().join("absent")), None);
+    }
+}
