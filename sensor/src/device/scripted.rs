@@ -131,3 +131,80 @@ fn answer(request: HostMessage, info: &SensorInfo) -> SensorMessage {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::device::{DeviceConfig, SensorEvent, StreamConnector, run_with};
+
+    fn info() -> SensorInfo {
+        SensorInfo {
+            protocol_version: 1,
+            width: 8,
+            height: 4,
+            formats: vec![FrameFormat::Gray8],
+            max_fps: 10,
+            model: "scripted".to_owned(),
+            firmware: "0".to_owned(),
+        }
+    }
+
+    async fn next(events: &mut mpsc::Receiver<SensorEvent>) -> SensorEvent {
+        tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("device task running")
+    }
+
+    #[tokio::test]
+    async fn the_device_task_connects_decodes_and_reconnects_over_in_memory_links() {
+        let (connector, plug) = StreamConnector::new();
+        let (events_tx, mut events) = mpsc::channel(16);
+        let (_commands, commands) = mpsc::channel(4);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run_with(
+            connector,
+            DeviceConfig::new("/unused"),
+            events_tx,
+            commands,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+
+        let mut first = ScriptedSensor::plug_in(&plug, info());
+        assert!(matches!(next(&mut events).await, SensorEvent::Connected(got) if got == info()));
+        // A 1.0 sensor: no bands.
+        assert!(matches!(next(&mut events).await, SensorEvent::Bands(bands) if bands.is_empty()));
+        let image = GrayImage::from_fn(8, 4, |x, y| image::Luma([(x * 10 + y) as u8]));
+        assert!(first.presence(true).await);
+        assert!(first.frame(&image).await);
+        assert!(matches!(
+            next(&mut events).await,
+            SensorEvent::Presence { present: true, .. }
+        ));
+        match next(&mut events).await {
+            SensorEvent::Frame(frame) => {
+                assert_eq!(frame.image.as_gray(), &image);
+                assert_eq!(frame.frame_number, 1);
+            }
+            other => panic!("expected a frame, got {other:?}"),
+        }
+
+        first.unplug();
+        assert!(matches!(
+            next(&mut events).await,
+            SensorEvent::Disconnected { .. }
+        ));
+        let _second = ScriptedSensor::plug_in(&plug, info());
+        assert!(matches!(next(&mut events).await, SensorEvent::Connected(_)));
+
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task stops")
+            .expect("no panic");
+    }
+}
