@@ -16,30 +16,30 @@
 //! however the enrolment ends ([`Enrolment::events`]).
 
 mod card_steps;
+mod error;
+mod notice;
 mod sensor;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use palmgate_card::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey};
 use palmgate_card::host::{Card, CardError, CardTransport};
 use palmgate_card::protocol::{Lifecycle, SlotKind};
 use palmgate_matcher::compare::Threshold;
-use palmgate_matcher::extract::{ExtractError, Extractor};
+use palmgate_matcher::extract::Extractor;
 use palmgate_matcher::template::Template;
-use palmgate_sensor::codec::SensorInfo;
-use palmgate_sensor::device::DeviceError;
 
 pub use self::card_steps::{Verification, kind_name};
+pub use self::error::{EnrolError, Refusal};
+pub use self::notice::{Notice, Operator};
 pub use self::sensor::{SensorError, SensorOptions};
 use self::sensor::{SensorNews, StationSensor};
-use super::journal::{AuditLog, JournalError};
+use super::journal::AuditLog;
 use super::{
-    AuditRecord, CaptureLoop, CaptureStep, ConsentMethod, Disagreement, Hand, MutualReport,
-    check_distinct, check_mutual, consent_hash,
+    AuditRecord, CaptureLoop, CaptureStep, Hand, check_distinct, check_mutual, consent_hash,
 };
 use crate::event::{CardId, NewEvent, Timestamp};
 use crate::gate::devices::SensorLink;
@@ -97,245 +97,6 @@ impl std::fmt::Debug for SensorSetup {
         f.debug_struct("SensorSetup")
             .field("options", &self.options)
             .finish_non_exhaustive()
-    }
-}
-
-/// What the station tells the person at it, in order.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Notice<'a> {
-    /// A personalised card of this issuer was read.
-    CardRead {
-        /// Its id (hex).
-        card_id: &'a str,
-        /// Slots holding templates.
-        slots_used: u8,
-        /// Slots on the card.
-        slot_capacity: u8,
-    },
-    /// A factory card was read: it will be personalised.
-    FactoryCard,
-    /// The sensor answered its handshake.
-    SensorConnected(&'a SensorInfo),
-    /// The sensor reported a problem; the station goes on.
-    SensorProblem(&'a DeviceError),
-    /// The sensor's connection is down; its link retries.
-    SensorDisconnected {
-        /// Why.
-        error: &'a DeviceError,
-        /// When the link tries again.
-        retry_in: Duration,
-    },
-    /// A series of `wanted` captures of `hand` begins.
-    SeriesStarted {
-        /// The hand.
-        hand: Hand,
-        /// Captures wanted.
-        wanted: usize,
-    },
-    /// A capture of a series was accepted or refused.
-    Capture {
-        /// The hand.
-        hand: Hand,
-        /// What became of it ([`CaptureStep::GaveUp`] ends the enrolment with a refusal).
-        step: &'a CaptureStep,
-    },
-    /// The series of `hand` ended (complete or not).
-    SeriesEnded {
-        /// The hand.
-        hand: Hand,
-    },
-    /// The captures of `hand` match each other.
-    SeriesAgree {
-        /// The hand.
-        hand: Hand,
-        /// The pairwise distances and the reference capture.
-        report: &'a MutualReport,
-    },
-    /// The factory card was personalised.
-    Personalised {
-        /// Its new id.
-        card_id: &'a CardId,
-    },
-    /// The card's templates were erased; the receipt is kept.
-    Erased {
-        /// Slots erased.
-        slots: u8,
-        /// The receipt's file.
-        receipt: &'a std::path::Path,
-    },
-    /// A slot was written.
-    Enrolled {
-        /// Its index.
-        slot: usize,
-        /// Its kind.
-        kind: SlotKind,
-    },
-    /// The verification of `hand` begins: the person lifts the hand and presents it again.
-    VerifyPresent {
-        /// The hand.
-        hand: Hand,
-    },
-    /// A verification capture was refused; another one is needed.
-    VerifyCaptureRefused {
-        /// The hand.
-        hand: Hand,
-        /// The matcher's reason.
-        reason: &'a str,
-        /// What the person should do.
-        advice: &'static str,
-    },
-    /// What the card answered to the verification of `hand`.
-    Verified {
-        /// The hand.
-        hand: Hand,
-        /// The card's answer.
-        verification: Verification,
-    },
-}
-
-/// The person at the station: gives consent and hears the station's notices.
-pub trait Operator {
-    /// Shows the consent text (with its SHA-256) and returns how consent was given.
-    ///
-    /// # Errors
-    /// [`Refusal::ConsentNotGiven`] / [`Refusal::ConsentNotConfirmed`], or the terminal failed.
-    fn consent(&mut self, text: &str, sha256: &str) -> Result<ConsentMethod, EnrolError>;
-    /// Shows one notice.
-    fn notice(&mut self, notice: Notice<'_>);
-}
-
-/// Why the station stopped without writing, or wrote but could not verify.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The card's certificate is not of this issuer.
-    #[error(
-        "the card's certificate does not verify against the issuer in {} ({source}): a card of \
-         another site, or a forged one",
-        .issuer.display()
-    )]
-    ForeignCard {
-        /// The issuer's directory.
-        issuer: PathBuf,
-        /// Why the certificate was refused.
-        #[source]
-        source: CardError,
-    },
-    /// The card holds templates and re-enrolment was not asked for.
-    #[error(
-        "card {card_id} already has {slots_used} enrolled template(s); pass --re-enrol to erase \
-         them (with a signed deletion receipt) and enrol again"
-    )]
-    AlreadyEnrolled {
-        /// The card (hex).
-        card_id: String,
-        /// Its templates.
-        slots_used: u8,
-    },
-    /// The card has fewer slots than hands to enrol.
-    #[error("the card has {capacity} slot(s); {needed} are needed")]
-    TooFewSlots {
-        /// Slots on the card.
-        capacity: u8,
-        /// Hands to enrol.
-        needed: usize,
-    },
-    /// No terminal to ask for consent on, and no confirmation given.
-    #[error(
-        "consent not confirmed: no terminal to ask on; once the person has read the consent text \
-         and agreed, pass --consent-confirmed"
-    )]
-    ConsentNotConfirmed,
-    /// The person did not consent.
-    #[error("consent not given: nothing was captured or written")]
-    ConsentNotGiven,
-    /// The captures do not agree (or the duress hand matches the normal one).
-    #[error(transparent)]
-    Disagreement(#[from] Disagreement),
-    /// Too many captures of a series were refused.
-    #[error(
-        "{refused} {hand} captures refused (last: {last_reason}); nothing was written to the card"
-    )]
-    CapturesRefused {
-        /// The hand.
-        hand: Hand,
-        /// Refused captures.
-        refused: usize,
-        /// The last reason.
-        last_reason: String,
-    },
-    /// Templates appeared on the card between reading it and writing it.
-    #[error("card {card_id} gained templates during enrolment; nothing was written")]
-    GainedTemplates {
-        /// The card.
-        card_id: CardId,
-    },
-    /// Too many verification captures were refused.
-    #[error(
-        "{refused} verification captures refused; the card is enrolled but not verified: check it \
-         with `palmgate card verify`"
-    )]
-    VerificationCapturesRefused {
-        /// Refused captures.
-        refused: usize,
-    },
-    /// The card is enrolled but a verification did not match its own slot.
-    #[error(
-        "card {card_id} is enrolled but the verification capture did not match: check with \
-         `palmgate card verify`, or enrol again with --re-enrol"
-    )]
-    NotVerified {
-        /// The card.
-        card_id: CardId,
-    },
-}
-
-/// Why an enrolment ended without an enrolled, verified card.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EnrolError {
-    /// A refusal: the reason is for the operator.
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    /// A card operation failed.
-    #[error("{doing}")]
-    Card {
-        /// What the station was doing.
-        doing: &'static str,
-        /// Why.
-        #[source]
-        source: CardError,
-    },
-    /// The card's id is not a valid card id.
-    #[error("the card's id is not valid")]
-    CardId,
-    /// The sensor failed.
-    #[error(transparent)]
-    Sensor(#[from] SensorError),
-    /// The feature model failed (not the capture's fault).
-    #[error("template extraction")]
-    Extraction(#[source] ExtractError),
-    /// The audit log or a receipt was not written.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// The `card.erased` event could not be made.
-    #[error("the card.erased event")]
-    Event(#[source] crate::station::StationError),
-    /// The operator's terminal failed.
-    #[error("{doing}")]
-    Operator {
-        /// What the station was doing.
-        doing: &'static str,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl EnrolError {
-    fn card(doing: &'static str) -> impl FnOnce(CardError) -> Self {
-        move |source| Self::Card { doing, source }
     }
 }
 

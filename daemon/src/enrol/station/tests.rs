@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use palmgate_card::applet::Applet;
 use palmgate_card::host::issuer::{init_issuer_dir, load_issuer_public_key};
@@ -21,7 +22,7 @@ use palmgate_sensor::image::PalmImage;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::enrol::DEFAULT_CONSENT_TEXT;
+use crate::enrol::{ConsentMethod, DEFAULT_CONSENT_TEXT};
 use crate::event::EventKind;
 use crate::gate::devices::ChannelSensor;
 
