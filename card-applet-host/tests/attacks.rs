@@ -13,7 +13,9 @@ use common::{Issuer, Tamper, capture, enrolled_card, factory_transport, template
 use palmgate_card::host::commands::{Enrol, ResetRetryCounter, SecureCommand, SetPolicy};
 use palmgate_card::host::{Card, CardError, VerifyOutcome};
 use palmgate_card::protocol::cert::{AuthorityCertificate, CertError};
-use palmgate_card::protocol::{SlotKind, StatusWord, TEMPLATE_LEN, ins, permission};
+use palmgate_card::protocol::{
+    SlotKind, StatusWord, TEMPLATE_LEN, ins, permission, verify_profile,
+};
 use zeroize::Zeroizing;
 
 #[test]
@@ -530,7 +532,10 @@ fn instruction_scan_never_reveals_template_bytes() {
                         "INS {:02X} {p1:02X}{p2:02X}",
                         $ins
                     );
-                    if (p1, p2) != (0, 0) {
+                    // VERIFY PALM takes a profile code in P1 (P2 must be 00).
+                    let names_profile =
+                        $ins == ins::VERIFY_PALM && p2 == 0 && verify_profile::decode(p1).is_some();
+                    if (p1, p2) != (0, 0) && !names_profile {
                         assert_eq!(status, StatusWord::IncorrectP1P2);
                     }
                 }

@@ -23,7 +23,8 @@ use palmgate_card::protocol::session::{
     DIRECTION_COMMAND, DIRECTION_RESPONSE, SecureChannel, SessionKeys, authority_message, ecdh,
     nonce_bytes, transcript_hash,
 };
-use palmgate_card::protocol::{Lifecycle, StatusWord, decision, ins, permission};
+use palmgate_card::protocol::{Lifecycle, StatusWord, decision, ins, permission, verify_profile};
+use palmgate_matcher::Profile;
 use palmgate_matcher::template::{CELLS, Template};
 
 fn bytes<const N: usize>(start: u8) -> [u8; N] {
@@ -186,6 +187,44 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert(
         "oversized_enrol_response",
         hex::encode([&tag[..], &[0x67, 0x00]].concat()),
+    );
+    // VERIFY PALM naming the security profile (P1 = 03) as command 3 (the over-long ENROL was
+    // command 2 on the gate's side too), the same probe; answered "no match, 4 tries left"
+    // (`00 FF 04`, `63C4`) as response 4.
+    gate_side.seal_command([ins::ENROL, 0, 0], &mut []);
+    let security = verify_profile::encode(Profile::Security);
+    assert_eq!(security, 0x03);
+    let header = [ins::VERIFY_PALM, security, 0];
+    let mut body = probe.to_vec();
+    let tag = gate_side.seal_command(header, &mut body);
+    body.extend_from_slice(&tag);
+    let verify_security = Command {
+        cla: 0x80,
+        ins: ins::VERIFY_PALM,
+        p1: security,
+        p2: 0,
+        data: Data::Plain(body),
+        le: Some(256),
+    };
+    v.insert(
+        "verify_palm_security_apdu",
+        hex::encode(&*encode(&verify_security, LengthMode::Extended).unwrap()[0]),
+    );
+    let no_match = StatusWord::VerifyFailed { tries_left: 4 };
+    assert_eq!(no_match.to_bytes(), [0x63, 0xC4]);
+    let mut decision_bytes = [decision::NO_MATCH, decision::NO_SLOT, 4];
+    let tag = card_side.seal_response(header, no_match.to_bytes(), &mut decision_bytes);
+    v.insert(
+        "verify_palm_security_response",
+        hex::encode([&decision_bytes[..], &tag, &no_match.to_bytes()].concat()),
+    );
+    // Command 4: P1 = 04 names no profile; `6A86` encrypted (tag only) as response 5.
+    assert_eq!(verify_profile::decode(0x04), None);
+    let header = [ins::VERIFY_PALM, 0x04, 0];
+    let tag = card_side.seal_response(header, StatusWord::IncorrectP1P2.to_bytes(), &mut []);
+    v.insert(
+        "verify_palm_unknown_profile_response",
+        hex::encode([&tag[..], &[0x6A, 0x86]].concat()),
     );
     v.insert("atr", hex::encode(ATR));
     v

@@ -1,7 +1,7 @@
 //! Security profiles: a stated target false-match rate and the threshold calibrated for it.
 //!
-//! `no_std`, no allocator: the card maps the profile it was told into its threshold with exactly
-//! this table. The thresholds depend on how many templates the probe is compared with (the minimum
+//! `no_std`, no allocator: the card maps the profile the gate names in VERIFY PALM (P1,
+//! [`Profile::id`]) into its threshold with exactly this table. The thresholds depend on how many templates the probe is compared with (the minimum
 //! distance over several references lowers impostor distances too), so there is one per
 //! enrolment size; see `docs/matcher.md` ("Security profiles") for the calibration behind every
 //! number and the measured rates on the validation folds.
@@ -83,8 +83,9 @@ impl Profile {
         }
     }
 
-    /// The stricter of two profiles: what the card applies when the gate asks for `requested` and
-    /// its enrolment policy set `floor` (a gate may tighten the policy, never loosen it).
+    /// The stricter of two profiles: what a card with a floor set at enrolment would apply when a
+    /// gate asks for another (a gate could tighten the floor, never loosen it). No card keeps a
+    /// floor yet (`docs/threat-model.md`); the card applies the gate's profile.
     pub const fn stricter(self, other: Profile) -> Profile {
         if self.id() >= other.id() { self } else { other }
     }

@@ -4,13 +4,14 @@
 //! - `test`: `deps`, builds the binaries, starts pcscd (with vsmartcard's vpcd) and mosquitto on
 //!   loopback, runs the whole test suite against them, stops them by PID.
 //! - `ci`: formatting, clippy with warnings denied, the systemd unit's exposure score, `test`.
-//! - `demo`, `bench`, `eval`: see `cargo xtask help`.
+//! - `demo`, `bench`, `eval`, `dist`, `ha-check`, `isolated`: see `cargo xtask help`.
 //!
 //! This crate has no dependencies, so that it builds on a bare machine before `deps` has run.
 
 mod demo;
 mod dist;
 mod ha_check;
+mod isolated;
 mod services;
 mod tasks;
 
@@ -28,6 +29,8 @@ tasks:
   eval    evaluate the matcher on ../shared/data/palm (release build)
   dist    Raspberry Pi package: arm64 cross build + .deb, checked [--profile dev|release]
   ha-check  the demo against a real Home Assistant (opt-in; --install needs the network)
+  isolated  another task in private mount/net/pid namespaces with its own pcscd, vpcd and broker
+            (e.g. `isolated test -p palmgate-system-tests --test gate_e2e`); no network inside
 ";
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         "eval" => tasks::eval(rest),
         "dist" => dist::dist(rest).map(|_| ()),
         "ha-check" => ha_check::ha_check(rest),
+        "isolated" => isolated::isolated(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

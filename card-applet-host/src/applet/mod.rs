@@ -31,7 +31,7 @@ use crate::protocol::session::{
 use crate::protocol::{
     AID, APPLET_VERSION, CARD_ID_LEN, CommandApdu, Lifecycle, MAX_COMMAND_DATA, MAX_TRIES_LIMIT,
     NONCE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN,
-    TEMPLATE_LEN, cla, data, decision, ins, permission, personalise,
+    TEMPLATE_LEN, cla, data, decision, ins, permission, personalise, verify_profile,
 };
 
 /// Largest response the applet produces (before GET RESPONSE splitting).
@@ -141,7 +141,6 @@ pub struct Applet<S, R, C> {
     clock: C,
     state: PersistentState,
     card_key: Option<SigningKey>,
-    threshold: Threshold,
     selected: bool,
     session: Option<Session>,
     chain: Chain,
@@ -191,7 +190,6 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             clock,
             state,
             card_key,
-            threshold: Threshold::DEFAULT,
             selected: false,
             session: None,
             chain: Chain {
@@ -614,8 +612,9 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         }
         let plain: &[u8] = body;
         let sw = match header[0] {
+            // VERIFY PALM alone uses P1: the profile (authenticated above, like the data).
+            ins::VERIFY_PALM if header[2] == 0 => self.verify_palm(header[1], plain, out),
             _ if header[1] != 0 || header[2] != 0 => StatusWord::IncorrectP1P2,
-            ins::VERIFY_PALM => self.verify_palm(plain, out),
             ins::PROVE_AUTHORITY => self.prove_authority(&mut session, plain),
             ins::ENROL => self.enrol(&session, plain),
             ins::SET_POLICY => self.set_policy(&session, plain),
@@ -634,7 +633,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         sw
     }
 
-    fn verify_palm(&mut self, plain: &[u8], out: &mut Out) -> StatusWord {
+    fn verify_palm(&mut self, profile_code: u8, plain: &[u8], out: &mut Out) -> StatusWord {
+        // An unknown profile is refused before anything else: no try spent, nothing compared.
+        let Some(profile) = verify_profile::decode(profile_code) else {
+            return StatusWord::IncorrectP1P2;
+        };
         if plain.len() != TEMPLATE_LEN {
             return StatusWord::WrongLength;
         }
@@ -658,6 +661,17 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             return sw;
         }
 
+        // The probe's distance to a hand is the minimum over that hand's templates, so the
+        // profile's threshold depends on how many there are: one hand per slot kind.
+        let enrolled = |kind: SlotKind| {
+            self.state
+                .slots
+                .iter()
+                .filter(|slot| slot.used && slot.kind == kind.to_byte())
+                .count()
+        };
+        let threshold_normal = profile.threshold(enrolled(SlotKind::Normal));
+        let threshold_duress = profile.threshold(enrolled(SlotKind::Duress));
         // Every slot is compared; the result is accumulated without data-dependent branches.
         let mut matched_normal = subtle::Choice::from(0);
         let mut matched_duress = subtle::Choice::from(0);
@@ -671,8 +685,13 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             let Ok(comparison) = compare(&probe, &reference) else {
                 continue;
             };
-            let is_match = subtle::Choice::from(u8::from(comparison.is_match(self.threshold)));
             let duress = subtle::Choice::from(u8::from(slot.kind == SlotKind::Duress.to_byte()));
+            let threshold = Threshold::from_q16(u32::conditional_select(
+                &threshold_normal.q16(),
+                &threshold_duress.q16(),
+                duress,
+            ));
+            let is_match = subtle::Choice::from(u8::from(comparison.is_match(threshold)));
             matched_duress |= is_match & duress;
             matched_normal |= is_match & !duress;
         }

@@ -4,7 +4,8 @@
 //! Card::open(transport) / Card::connect(reader_pattern)     SELECT → identity
 //!   .verify_certificate(&issuers) -> VerifiedCard            GET DATA certificate, issuer signature
 //!   .open_session(&verified) -> SecureSession               OPEN SECURE SESSION, key confirmation
-//!       .verify_palm(&probe) -> VerifyOutcome               VERIFY PALM
+//!       .verify_palm(&probe) -> VerifyOutcome               VERIFY PALM (default profile)
+//!       .verify_palm_under(profile, &probe)                  VERIFY PALM, P1 = profile
 //!       .prove_authority(&authority) -> EnrolmentSession    PROVE AUTHORITY
 //!           .enrol / .set_policy / .reset_retry_counter / .erase
 //!           .last_receipt / .recover_erase_receipt             GET RECEIPT (after a torn ERASE)
@@ -15,6 +16,7 @@
 
 use p256::ecdsa::VerifyingKey;
 use p256::elliptic_curve::Generate;
+use palmgate_matcher::Profile;
 use palmgate_matcher::template::Template;
 use zeroize::Zeroizing;
 
@@ -34,7 +36,7 @@ use crate::protocol::receipt::DeletionReceipt;
 use crate::protocol::session::{SecureChannel, SessionKeys, ecdh, transcript_hash};
 use crate::protocol::{
     CARD_ID_LEN, Lifecycle, MAX_TRIES_LIMIT, NONCE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN,
-    TEMPLATE_LEN, cla, ins,
+    TEMPLATE_LEN, cla, ins, verify_profile,
 };
 
 /// A selected palmgate card.
@@ -301,9 +303,24 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
     }
 
     /// Sends the probe; the card answers match (with the slot kind), no match (with tries left)
-    /// or blocked. The answer authenticates under the session keys.
+    /// or blocked. The answer authenticates under the session keys. The card applies its default
+    /// profile (`balanced`); [`SecureSession::verify_palm_under`] names one.
     pub fn verify_palm(&mut self, probe: &Template) -> Result<VerifyOutcome, CardError> {
         self.verify_palm_encoded(&Zeroizing::new(probe.encode()))
+    }
+
+    /// As [`SecureSession::verify_palm`], the card comparing with the threshold of `profile`
+    /// (carried in P1, authenticated with the command). A card before applet 1.2 answers `6A86`
+    /// ([`CardError::Status`]) for any profile but its default, without spending a try.
+    pub fn verify_palm_under(
+        &mut self,
+        profile: Profile,
+        probe: &Template,
+    ) -> Result<VerifyOutcome, CardError> {
+        self.execute(&VerifyPalm {
+            probe: Zeroizing::new(probe.encode()),
+            profile_code: verify_profile::encode(profile),
+        })
     }
 
     /// As [`SecureSession::verify_palm`] with an already encoded probe (sent as is).
@@ -313,6 +330,7 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
     ) -> Result<VerifyOutcome, CardError> {
         self.execute(&VerifyPalm {
             probe: Zeroizing::new(*probe),
+            profile_code: verify_profile::DEFAULT,
         })
     }
 
@@ -419,6 +437,15 @@ impl<'c, T: CardTransport> EnrolmentSession<'c, T> {
     /// Verifies a probe (as in a gate session).
     pub fn verify_palm(&mut self, probe: &Template) -> Result<VerifyOutcome, CardError> {
         self.session.verify_palm(probe)
+    }
+
+    /// Verifies a probe under `profile` (as in a gate session).
+    pub fn verify_palm_under(
+        &mut self,
+        profile: Profile,
+        probe: &Template,
+    ) -> Result<VerifyOutcome, CardError> {
+        self.session.verify_palm_under(profile, probe)
     }
 
     /// The underlying session.

@@ -14,8 +14,9 @@ pub use status::StatusWord;
 /// The applet's proprietary AID: `F0` (proprietary, no registered RID) + ASCII `palmgate` + version 1.
 pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e', 0x01];
 
-/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2.
-pub const APPLET_VERSION: (u8, u8) = (1, 1);
+/// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2,
+/// 1.2 the security profile in VERIFY PALM's P1.
+pub const APPLET_VERSION: (u8, u8) = (1, 2);
 
 /// Card id length.
 pub const CARD_ID_LEN: usize = 16;
@@ -199,6 +200,50 @@ pub mod decision {
     pub const NO_SLOT: u8 = 0xFF;
     /// Length of the decision plaintext: `[decision, slot kind, tries left]`.
     pub const LEN: usize = 3;
+}
+
+/// VERIFY PALM P1: the security profile whose calibrated threshold the card applies
+/// (`docs/applet-protocol.md`, "VERIFY PALM profile"). P1 is authenticated with the command
+/// (associated data of the secure session): nobody between the gate and the card can change it.
+/// The card is never sent a raw threshold, only one of the profiles it compiles in.
+pub mod verify_profile {
+    use palmgate_matcher::Profile;
+
+    /// `00`: the gate names no profile; the card applies [`Profile::default`] (`balanced`).
+    /// Hosts before applet 1.2 sent only this.
+    pub const DEFAULT: u8 = 0x00;
+
+    /// The P1 byte naming `profile` (`01` convenience, `02` balanced, `03` security).
+    pub const fn encode(profile: Profile) -> u8 {
+        profile.id()
+    }
+
+    /// The profile P1 names; `None` for a byte that names none (the card answers `6A86`).
+    pub const fn decode(p1: u8) -> Option<Profile> {
+        if p1 == DEFAULT {
+            Some(Profile::Balanced)
+        } else {
+            Profile::from_id(p1)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn profile_codes_are_the_documented_bytes() {
+            assert_eq!(encode(Profile::Convenience), 0x01);
+            assert_eq!(encode(Profile::Balanced), 0x02);
+            assert_eq!(encode(Profile::Security), 0x03);
+            for profile in Profile::ALL {
+                assert_eq!(decode(encode(profile)), Some(profile));
+            }
+            assert_eq!(decode(0x00), Some(Profile::default()));
+            assert_eq!(decode(0x04), None);
+            assert_eq!(decode(0xFF), None);
+        }
+    }
 }
 
 /// Enrolment authority permissions (bit mask in the authority certificate).

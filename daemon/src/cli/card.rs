@@ -9,6 +9,7 @@ use palmgate_card::host::issuer::{load_authority, load_issuer_key, load_issuer_p
 use palmgate_card::host::pcsc::PcscTransport;
 use palmgate_card::host::{Card, ReceiptBundle, VerifiedCard, VerifyOutcome};
 use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, permission};
+use palmgate_matcher::Profile;
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
 
@@ -105,6 +106,9 @@ pub struct VerifyArgs {
     /// Probe template file (292 bytes).
     #[arg(long, value_name = "FILE")]
     template: PathBuf,
+    /// The security profile whose threshold the card compares with (as `matcher.profile`).
+    #[arg(long, value_name = "PROFILE", default_value_t = Profile::Balanced)]
+    profile: Profile,
 }
 
 /// Arguments of `palmgate card erase`.
@@ -390,7 +394,9 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut session = card
         .open_session(&verified)
         .context("opening a secure session")?;
-    let outcome = session.verify_palm(&probe).context("verifying")?;
+    let outcome = session
+        .verify_palm_under(args.profile, &probe)
+        .context("verifying")?;
     Ok(match outcome {
         VerifyOutcome::Match {
             slot_kind: SlotKind::Normal,

@@ -23,7 +23,7 @@ use palmgate::enrol::{
 use palmgate::gate::devices::SerialSensor;
 use palmgate_card::host::issuer::{load_authority, load_issuer_key, load_issuer_public_key};
 use palmgate_card::host::pcsc::PcscTransport;
-use palmgate_matcher::compare::Threshold;
+use palmgate_matcher::Profile;
 use palmgate_sensor::device::DeviceConfig;
 
 use crate::cli::template::{InputArg, load_extractor};
@@ -79,6 +79,10 @@ pub struct EnrolArgs {
     /// A replacement ONNX feature model (as for the gate).
     #[arg(long, value_name = "FILE.onnx")]
     model: Option<PathBuf>,
+    /// The gates' security profile (`matcher.profile`): the captures of a hand must match each
+    /// other under its threshold, and the verification after writing uses it.
+    #[arg(long, value_name = "PROFILE", default_value_t = Profile::Balanced)]
+    profile: Profile,
     /// Also publish the audit log's records as events (`enrol.consent`, `card.erased` with the
     /// receipt, `enrol.completed`) on `<prefix>/<station>/event/<kind>`.
     #[command(flatten)]
@@ -153,7 +157,7 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
         re_enrol: args.re_enrol,
         max_refused: usize::from(args.max_refused),
         consent_text,
-        threshold: Threshold::DEFAULT,
+        profile: args.profile,
     };
     let mut terminal = Terminal {
         consent_confirmed: args.consent_confirmed,

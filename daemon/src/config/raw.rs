@@ -63,6 +63,8 @@ pub struct RawSensor {
 pub struct RawMatcher {
     pub model: Option<String>,
     pub input: Option<String>,
+    pub profile: Option<String>,
+    /// Read only to refuse it with the reason (replaced by `profile`).
     pub threshold: Option<f64>,
 }
 

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use palmgate_matcher::Profile;
 use serde::{Serialize, Serializer};
 
 /// The whole validated configuration.
@@ -124,10 +125,10 @@ pub struct MatcherSettings {
     pub model: Option<PathBuf>,
     /// What the sensor delivers.
     pub input: MatcherInput,
-    /// Decision threshold written to cards at enrolment (normalised Hamming distance); the
-    /// built-in calibrated value when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
+    /// The security profile: the card compares the probe with this profile's calibrated
+    /// threshold (named in VERIFY PALM), and enrolment checks its captures with it.
+    #[serde(serialize_with = "as_display")]
+    pub profile: Profile,
 }
 
 /// GPIO implementation.
@@ -436,6 +437,10 @@ impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str("REDACTED")
     }
+}
+
+fn as_display<T: fmt::Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 fn as_millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

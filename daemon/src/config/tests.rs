@@ -819,3 +819,68 @@ fn panel_section_is_checked_with_file_key_and_reason() {
     let panel = settings.panel.expect("[panel]");
     assert_eq!(panel.credential_map, PathBuf::from(fixture.path("m.toml")));
 }
+
+#[test]
+fn matcher_profile_defaults_to_balanced_and_takes_every_profile() {
+    let fixture = Fixture::new();
+    let settings = fixture.load(VALID, &[], &[]).expect("valid configuration");
+    assert_eq!(
+        settings.matcher.profile,
+        palmgate_matcher::Profile::Balanced
+    );
+    for profile in palmgate_matcher::Profile::ALL {
+        let dropin = format!("[matcher]\nprofile = \"{}\"\n", profile.name());
+        let settings = fixture
+            .load(VALID, &[("50-profile.toml", &dropin)], &[])
+            .expect("valid profile");
+        assert_eq!(settings.matcher.profile, profile);
+    }
+    let settings = fixture
+        .load(VALID, &[], &[("PALMGATE__MATCHER__PROFILE", "security")])
+        .expect("profile from the environment");
+    assert_eq!(
+        settings.matcher.profile,
+        palmgate_matcher::Profile::Security
+    );
+    // `config check` shows it by name.
+    let shown = serde_json::to_value(&settings.matcher).expect("serialise");
+    assert_eq!(shown["profile"], "security");
+}
+
+#[test]
+fn unknown_matcher_profile_names_file_key_and_the_profiles() {
+    let fixture = Fixture::new();
+    let problems = fixture.problems(
+        VALID,
+        &[("50-profile.toml", "[matcher]\nprofile = \"lenient\"\n")],
+        &[],
+    );
+    assert_eq!(
+        problems,
+        [format!(
+            "{}: matcher.profile: \"lenient\" is not one of: convenience, balanced, security",
+            fixture.path("conf.d/50-profile.toml")
+        )]
+    );
+    let problems = fixture.problems(VALID, &[], &[("PALMGATE__MATCHER__PROFILE", "Security")]);
+    assert_eq!(
+        problems,
+        [
+            "environment: matcher.profile: \"Security\" is not one of: convenience, balanced, security"
+        ]
+    );
+}
+
+#[test]
+fn a_raw_matcher_threshold_is_refused_with_what_replaced_it() {
+    let fixture = Fixture::new();
+    let main = format!("{VALID}\n[matcher]\nthreshold = 0.36\n");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: matcher.threshold: no longer used: the card compares with the calibrated \
+             threshold of matcher.profile (convenience, balanced or security)",
+            fixture.main().display()
+        )]
+    );
+}

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use palmgate_matcher::Profile;
+
 use super::files::{
     BoundedFileError, MAX_KEY_FILE_BYTES, MAX_MODEL_FILE_BYTES, MAX_POLICY_FILE_BYTES,
     MAX_REVOCATION_LIST_BYTES, open_bounded,
@@ -472,19 +474,24 @@ impl Checker<'_, '_> {
             raw.input.as_deref(),
             &[("hand", MatcherInput::Hand), ("roi", MatcherInput::Roi)],
         );
-        if let Some(threshold) = raw.threshold
-            && !(threshold > 0.0 && threshold < 0.5)
-        {
+        let profile = self.choice(
+            "matcher.profile",
+            raw.profile.as_deref(),
+            &Profile::ALL.map(|profile| (profile.name(), profile)),
+        );
+        if raw.threshold.is_some() {
+            // A raw threshold is never sent to a card: say what replaced it rather than ignore it.
             self.problem(
                 "matcher.threshold",
-                format!("{threshold} must be a distance between 0 and 0.5 (exclusive)"),
+                "no longer used: the card compares with the calibrated threshold of \
+                 matcher.profile (convenience, balanced or security)",
             );
             return None;
         }
         Some(MatcherSettings {
             model,
             input: input?,
-            threshold: raw.threshold,
+            profile: profile?,
         })
     }
 

@@ -16,6 +16,7 @@ use palmgate_card::host::issuer::IssuerPublicKey;
 use palmgate_card::host::pcsc::{CardEvent, MonitorEvent};
 use palmgate_card::host::reader_health::ReaderHealth;
 use palmgate_card::host::{Card, CardError, VerifiedCard, VerifyOutcome};
+use palmgate_matcher::Profile;
 use palmgate_matcher::template::Template;
 use tokio::sync::mpsc;
 
@@ -115,10 +116,12 @@ pub enum CardWorkerError {
 }
 
 impl CardWorker {
-    /// Starts watching `reader` for cards; reports go to `reports`.
+    /// Starts watching `reader` for cards; reports go to `reports`. Cards compare probes with the
+    /// threshold of `profile` (`matcher.profile`).
     pub fn start<R: CardReader>(
         mut reader: R,
         issuers: Vec<IssuerPublicKey>,
+        profile: Profile,
         reports: mpsc::Sender<CardReport>,
     ) -> Result<Self, CardWorkerError> {
         let CardPresence { events, ended } = reader.watch()?;
@@ -147,6 +150,7 @@ impl CardWorker {
                 Worker {
                     reader,
                     issuers,
+                    profile,
                     reports,
                     card: None,
                 }
@@ -181,6 +185,7 @@ impl CardWorker {
 struct Worker<R: CardReader> {
     reader: R,
     issuers: Vec<IssuerPublicKey>,
+    profile: Profile,
     reports: mpsc::Sender<CardReport>,
     card: Option<(Card<R::Transport>, VerifiedCard)>,
 }
@@ -274,7 +279,7 @@ impl<R: CardReader> Worker<R> {
         let started = Instant::now();
         let outcome = card
             .open_session(&verified)
-            .and_then(|mut session| session.verify_palm(probe));
+            .and_then(|mut session| session.verify_palm_under(self.profile, probe));
         match outcome {
             Ok(outcome) => {
                 let elapsed = started.elapsed();

@@ -186,7 +186,8 @@ pub(super) async fn start<R: CardReader>(
     let sensor_task = sensor.spawn(sensor_tx, sensor_cmd_rx, stop.clone());
 
     let (card_tx, card_rx) = mpsc::channel(16);
-    let card_worker = CardWorker::start(card_reader, issuers, card_tx)?;
+    tracing::info!(profile = %settings.matcher.profile, "cards compare with this matcher profile");
+    let card_worker = CardWorker::start(card_reader, issuers, settings.matcher.profile, card_tx)?;
 
     let heartbeat = Heartbeat::default();
     let watchdog_task = tokio::spawn(crate::notify::run_watchdog(

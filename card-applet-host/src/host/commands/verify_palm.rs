@@ -1,4 +1,5 @@
-//! VERIFY PALM (secure, INS `20`): plaintext = the probe template (292 bytes); answer plaintext =
+//! VERIFY PALM (secure, INS `20`, P1 = the profile code of [`crate::protocol::verify_profile`]):
+//! plaintext = the probe template (292 bytes); answer plaintext =
 //! `decision | slot kind | tries left` with status `9000` (match), `63Cx` (no match) or `6983`
 //! (blocked).
 
@@ -6,17 +7,22 @@ use zeroize::Zeroizing;
 
 use super::SecureCommand;
 use crate::host::error::CardError;
+#[cfg(doc)]
+use crate::protocol::verify_profile;
 use crate::protocol::{SlotKind, StatusWord, TEMPLATE_LEN, decision, ins};
 
 /// VERIFY PALM with an encoded probe.
 pub struct VerifyPalm {
     /// Encoded probe template (biometric: zeroized, never printed).
     pub probe: Zeroizing<[u8; TEMPLATE_LEN]>,
+    /// P1: the security profile the card applies, [`verify_profile::encode`] or
+    /// [`verify_profile::DEFAULT`] (the card's default, `balanced`).
+    pub profile_code: u8,
 }
 
 impl std::fmt::Debug for VerifyPalm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VerifyPalm(REDACTED)")
+        write!(f, "VerifyPalm(profile {:02X}, REDACTED)", self.profile_code)
     }
 }
 
@@ -43,6 +49,10 @@ impl SecureCommand for VerifyPalm {
     const NAME: &'static str = "VERIFY PALM";
     const INS: u8 = ins::VERIFY_PALM;
     type Output = VerifyOutcome;
+
+    fn p1_p2(&self) -> (u8, u8) {
+        (self.profile_code, 0)
+    }
 
     fn plaintext(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(self.probe.to_vec())

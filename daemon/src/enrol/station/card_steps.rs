@@ -4,6 +4,7 @@
 use palmgate_card::host::issuer::EnrolmentAuthority;
 use palmgate_card::host::{Card, CardTransport, ReceiptBundle, VerifiedCard, VerifyOutcome};
 use palmgate_card::protocol::SlotKind;
+use palmgate_matcher::Profile;
 use palmgate_matcher::template::Template;
 use sha2::Digest as _;
 
@@ -117,18 +118,20 @@ impl<T: CardTransport> Writer<'_, T> {
             .map_err(EnrolError::card("restoring the retry counter"))
     }
 
-    /// Verifies `probe` on the card; `expected` is the kind of the slot it was enrolled into.
+    /// Verifies `probe` on the card under `profile`; `expected` is the kind of the slot it was
+    /// enrolled into.
     pub(super) fn verify(
         &mut self,
         probe: &Template,
         expected: SlotKind,
+        profile: Profile,
     ) -> Result<Verification, EnrolError> {
         let mut session = self
             .card
             .open_session(self.verified)
             .map_err(EnrolError::card("opening a secure session"))?;
         let outcome = session
-            .verify_palm(probe)
+            .verify_palm_under(profile, probe)
             .map_err(EnrolError::card("verifying"))?;
         Ok(match outcome {
             VerifyOutcome::Match { slot_kind, .. } if slot_kind == expected => Verification::Match,

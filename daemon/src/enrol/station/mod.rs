@@ -28,7 +28,7 @@ use std::sync::Arc;
 use palmgate_card::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey};
 use palmgate_card::host::{Card, CardError, CardTransport};
 use palmgate_card::protocol::{Lifecycle, SlotKind};
-use palmgate_matcher::compare::Threshold;
+use palmgate_matcher::Profile;
 use palmgate_matcher::extract::Extractor;
 use palmgate_matcher::template::Template;
 
@@ -78,8 +78,9 @@ pub struct StationOptions {
     pub max_refused: usize,
     /// The consent text shown (its SHA-256 is recorded).
     pub consent_text: String,
-    /// The card's match threshold, for the captures' mutual check.
-    pub threshold: Threshold,
+    /// The gates' security profile: the captures of a hand must match each other under its
+    /// one-template threshold, and the verification after writing uses it.
+    pub profile: Profile,
 }
 
 /// The sensor, not yet started: the station starts it once consent is given.
@@ -189,18 +190,19 @@ fn run<T: CardTransport>(
     let method = operator.consent(&options.consent_text, &consent_sha256)?;
     let consent_time = Timestamp::now();
 
-    // 3. Captures.
+    // 3. Captures, compared one to one: the profile's one-template threshold.
+    let threshold = options.profile.threshold(1);
     let mut station = Capturing::start(sensor, options, operator)?;
     let normal = station.series(Hand::Normal)?;
-    let normal_report = check_mutual(&normal, options.threshold).map_err(Refusal::from)?;
+    let normal_report = check_mutual(&normal, threshold).map_err(Refusal::from)?;
     station.operator.notice(Notice::SeriesAgree {
         hand: Hand::Normal,
         report: &normal_report,
     });
     let duress = if options.duress_hand {
         let duress = station.series(Hand::Duress)?;
-        let report = check_mutual(&duress, options.threshold).map_err(Refusal::from)?;
-        check_distinct(&normal, &duress, options.threshold).map_err(Refusal::from)?;
+        let report = check_mutual(&duress, threshold).map_err(Refusal::from)?;
+        check_distinct(&normal, &duress, threshold).map_err(Refusal::from)?;
         station.operator.notice(Notice::SeriesAgree {
             hand: Hand::Duress,
             report: &report,
@@ -288,6 +290,7 @@ struct Capturing<'o> {
     operator: &'o mut dyn Operator,
     samples: usize,
     max_refused: usize,
+    profile: Profile,
 }
 
 impl<'o> Capturing<'o> {
@@ -306,6 +309,7 @@ impl<'o> Capturing<'o> {
             operator,
             samples: options.samples,
             max_refused: options.max_refused,
+            profile: options.profile,
         })
     }
 
@@ -400,7 +404,7 @@ impl<'o> Capturing<'o> {
         for (&kind, hand) in kinds.iter().zip([Hand::Normal, Hand::Duress]) {
             self.operator.notice(Notice::VerifyPresent { hand });
             let probe = self.one(hand)?;
-            let verification = writer.verify(&probe, kind)?;
+            let verification = writer.verify(&probe, kind, self.profile)?;
             all_matched &= verification == Verification::Match;
             self.operator
                 .notice(Notice::Verified { hand, verification });

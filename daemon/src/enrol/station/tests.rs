@@ -156,7 +156,7 @@ impl Desk {
                 re_enrol: false,
                 max_refused: 3,
                 consent_text: DEFAULT_CONSENT_TEXT.to_string(),
-                threshold: Threshold::DEFAULT,
+                profile: palmgate_matcher::Profile::Balanced,
             },
         }
     }

@@ -1,0 +1,304 @@
+//! VERIFY PALM under the security profiles: the card compares with the threshold of the profile the
+//! gate names in P1 (`docs/applet-protocol.md`, "VERIFY PALM profile"), for the number of templates
+//! of the hand; an unknown profile code is refused before a try is spent; P1 cannot be changed on
+//! the way.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Issuer, Tamper, TestTransport, cells, enrolled_card, factory_transport, template};
+use palmgate_card::host::commands::VerifyPalm;
+use palmgate_card::host::{Card, CardError, CardTransport, VerifiedCard, VerifyOutcome};
+use palmgate_card::protocol::{SlotKind, StatusWord, ins, verify_profile};
+use palmgate_matcher::compare::compare;
+use palmgate_matcher::template::{CELLS, Template};
+use palmgate_matcher::{MIN_OVERLAP_CELLS, Profile};
+use zeroize::Zeroizing;
+
+/// Code bits compared when every cell of both templates is valid (3 per cell).
+const ALL_BITS: u64 = 3 * CELLS as u64;
+
+/// A probe of identity `seed` whose aligned comparison with `template(seed)` mismatches exactly
+/// `bits` code bits: `bits / 3` cells at the opposite orientation (3 bits each), one more cell
+/// `bits % 3` orientations away.
+fn probe_at(seed: u64, bits: u32) -> Template {
+    let mut orientations = cells(seed);
+    let (opposite, rest) = ((bits / 3) as usize, (bits % 3) as u8);
+    assert!(opposite < CELLS, "{bits} bits cannot be placed");
+    for orientation in &mut orientations[..opposite] {
+        *orientation = (*orientation + 3) % 6;
+    }
+    orientations[opposite] = (orientations[opposite] + rest) % 6;
+    let probe = Template::from_cells(&orientations, &[true; CELLS]).unwrap();
+    // The premise of every test here: the host-side comparison (the same code as the card's) finds
+    // exactly these bits at the aligned shift, and no other shift comes closer.
+    let comparison = compare(&probe, &template(seed)).unwrap();
+    assert_eq!(comparison.mismatched_bits(), bits);
+    assert_eq!(u64::from(comparison.compared_bits()), ALL_BITS);
+    assert!(comparison.overlap_cells() >= MIN_OVERLAP_CELLS);
+    probe
+}
+
+/// The most mismatched bits `profile` accepts for a hand of `enrolled` templates, all cells valid:
+/// `bits · 65536 ≤ threshold_q16 · compared`.
+fn most_accepted_bits(profile: Profile, enrolled: usize) -> u32 {
+    u32::try_from(u64::from(profile.threshold(enrolled).q16()) * ALL_BITS / 65536).unwrap()
+}
+
+fn card_with(
+    issuer: &Issuer,
+    slots: &[(SlotKind, &Template)],
+) -> (Card<TestTransport>, VerifiedCard) {
+    let mut card = enrolled_card(factory_transport(), issuer, slots, Some(10));
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    (card, verified)
+}
+
+fn tries_left<T: CardTransport>(card: &mut Card<T>) -> u8 {
+    card.refresh_identity().unwrap().tries_left
+}
+
+#[test]
+fn each_profile_accepts_up_to_its_threshold_and_refuses_one_bit_beyond() {
+    let issuer = Issuer::new();
+    let reference = template(40);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    let mut session = card.open_session(&verified).unwrap();
+    for profile in Profile::ALL {
+        let limit = most_accepted_bits(profile, 1);
+        assert_eq!(
+            session
+                .verify_palm_under(profile, &probe_at(40, limit))
+                .unwrap(),
+            VerifyOutcome::Match {
+                slot_kind: SlotKind::Normal,
+                tries_left: 10
+            },
+            "{profile}: {limit} bits"
+        );
+        assert_eq!(
+            session
+                .verify_palm_under(profile, &probe_at(40, limit + 1))
+                .unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 9 },
+            "{profile}: {} bits",
+            limit + 1
+        );
+    }
+    // The limits are those of three different thresholds, strictest last.
+    let limits = Profile::ALL.map(|profile| most_accepted_bits(profile, 1));
+    assert!(limits[0] > limits[1] && limits[1] > limits[2], "{limits:?}");
+}
+
+#[test]
+fn a_probe_between_the_thresholds_passes_under_convenience_and_not_under_security() {
+    let issuer = Issuer::new();
+    let reference = template(41);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    let between = (most_accepted_bits(Profile::Security, 1)
+        + most_accepted_bits(Profile::Convenience, 1))
+        / 2;
+    let probe = probe_at(41, between);
+    let mut session = card.open_session(&verified).unwrap();
+    assert_eq!(
+        session
+            .verify_palm_under(Profile::Security, &probe)
+            .unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 9 }
+    );
+    assert!(matches!(
+        session
+            .verify_palm_under(Profile::Convenience, &probe)
+            .unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            tries_left: 10
+        }
+    ));
+}
+
+#[test]
+fn no_profile_named_is_balanced() {
+    let issuer = Issuer::new();
+    let reference = template(42);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    let limit = most_accepted_bits(Profile::Balanced, 1);
+    let mut session = card.open_session(&verified).unwrap();
+    // `verify_palm` sends P1 = 00.
+    assert!(matches!(
+        session.verify_palm(&probe_at(42, limit)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    assert_eq!(
+        session.verify_palm(&probe_at(42, limit + 1)).unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 9 }
+    );
+}
+
+#[test]
+fn three_templates_of_a_hand_use_the_three_template_thresholds() {
+    let issuer = Issuer::new();
+    // The probe is close to the first; the two others are other captures far from it (their
+    // distance is an impostor's), so the minimum over the three is the first's.
+    let references = [template(43), template(143), template(243)];
+    let (mut card, verified) = card_with(
+        &issuer,
+        &[
+            (SlotKind::Normal, &references[0]),
+            (SlotKind::Normal, &references[1]),
+            (SlotKind::Normal, &references[2]),
+        ],
+    );
+    let mut session = card.open_session(&verified).unwrap();
+    for profile in Profile::ALL {
+        let limit = most_accepted_bits(profile, 3);
+        assert!(matches!(
+            session
+                .verify_palm_under(profile, &probe_at(43, limit))
+                .unwrap(),
+            VerifyOutcome::Match { .. }
+        ));
+        assert_eq!(
+            session
+                .verify_palm_under(profile, &probe_at(43, limit + 1))
+                .unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 9 },
+            "{profile} with three templates: {} bits",
+            limit + 1
+        );
+    }
+    // Balanced with three templates is stricter than with one: the card counted the templates.
+    assert!(most_accepted_bits(Profile::Balanced, 3) < most_accepted_bits(Profile::Balanced, 1));
+}
+
+#[test]
+fn a_duress_slot_is_a_hand_of_its_own() {
+    let issuer = Issuer::new();
+    let (normal, duress) = (template(44), template(45));
+    let (mut card, verified) = card_with(
+        &issuer,
+        &[(SlotKind::Normal, &normal), (SlotKind::Duress, &duress)],
+    );
+    // One template each: the one-template threshold, not the two-template one.
+    let limit = most_accepted_bits(Profile::Balanced, 1);
+    assert!(limit > most_accepted_bits(Profile::Balanced, 2));
+    let mut session = card.open_session(&verified).unwrap();
+    assert_eq!(
+        session
+            .verify_palm_under(Profile::Balanced, &probe_at(44, limit))
+            .unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            tries_left: 10
+        }
+    );
+    assert_eq!(
+        session
+            .verify_palm_under(Profile::Balanced, &probe_at(45, limit))
+            .unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Duress,
+            tries_left: 10
+        }
+    );
+}
+
+#[test]
+fn an_unknown_profile_code_is_refused_without_spending_a_try() {
+    let issuer = Issuer::new();
+    let reference = template(46);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    let genuine = Zeroizing::new(probe_at(46, 10).encode());
+    {
+        let mut session = card.open_session(&verified).unwrap();
+        for profile_code in [0x04, 0x05, 0x80, 0xFF] {
+            let result = session.execute(&VerifyPalm {
+                probe: genuine.clone(),
+                profile_code,
+            });
+            assert!(
+                matches!(
+                    result,
+                    Err(CardError::Status {
+                        status: StatusWord::IncorrectP1P2,
+                        ..
+                    })
+                ),
+                "P1 {profile_code:02X}: {result:?}"
+            );
+        }
+        // The refusal was an authenticated answer: the session goes on.
+        assert!(matches!(
+            session
+                .verify_palm_under(Profile::Security, &probe_at(46, 10))
+                .unwrap(),
+            VerifyOutcome::Match { .. }
+        ));
+    }
+    assert_eq!(tries_left(&mut card), 10);
+
+    // Nor after a failed try: the counter stays where it was.
+    {
+        let mut session = card.open_session(&verified).unwrap();
+        assert_eq!(
+            session
+                .verify_palm_under(Profile::Security, &template(47))
+                .unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 9 }
+        );
+        let result = session.execute(&VerifyPalm {
+            probe: Zeroizing::new(template(47).encode()),
+            profile_code: 0x04,
+        });
+        assert!(matches!(
+            result,
+            Err(CardError::Status {
+                status: StatusWord::IncorrectP1P2,
+                ..
+            })
+        ));
+    }
+    assert_eq!(tries_left(&mut card), 9);
+}
+
+/// Someone between the gate and the card rewrites P1 `03` (security) to `01` (convenience): P1 is
+/// authenticated, so the card refuses the command (`6988`, session closed), compares nothing and
+/// keeps the try.
+#[test]
+fn a_profile_changed_on_the_way_fails_authentication() {
+    let issuer = Issuer::new();
+    let reference = template(48);
+    let card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &reference)],
+        Some(10),
+    );
+    let mut tamper = Tamper::new(card.into_transport());
+    tamper.on_command = Some(Box::new(|command| {
+        if command[1] == ins::VERIFY_PALM && command[2] == verify_profile::encode(Profile::Security)
+        {
+            command[2] = verify_profile::encode(Profile::Convenience);
+        }
+    }));
+    let mut card = Card::open(tamper).unwrap();
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let between = (most_accepted_bits(Profile::Security, 1)
+        + most_accepted_bits(Profile::Convenience, 1))
+        / 2;
+    {
+        let mut session = card.open_session(&verified).unwrap();
+        let result = session.verify_palm_under(Profile::Security, &probe_at(48, between));
+        assert!(
+            matches!(result, Err(CardError::Authentication)),
+            "{result:?}"
+        );
+        assert!(matches!(
+            session.verify_palm_under(Profile::Security, &probe_at(48, 0)),
+            Err(CardError::SessionClosed)
+        ));
+    }
+    assert_eq!(tries_left(&mut card), 10);
+}
