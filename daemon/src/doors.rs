@@ -213,17 +213,9 @@ mod tests {
     use super::*;
     use palmgate_door::DEFAULT_FIRE_DEBOUNCE;
 
-    const CONFIG: &str = r#"
-[gate]
-id = "gate-01"
-
-[card]
-issuer_keys = ["issuer.pub"]
-door = "main"
-
-[sensor]
-port = "/dev/ttyPALM0"
-
+    /// Every door option, and the shared sections.
+    const CONFIG: &str = concat!(
+        r#"
 [gpio]
 backend = "simulated"
 
@@ -261,12 +253,9 @@ lock_pin = 19
 passage_pin = 20
 grant_window_s = 7
 
-[mqtt]
-url = "mqtt://127.0.0.1:1883"
-
-[storage]
-state_dir = "state"
-"#;
+"#,
+        include_str!("../tests/fixtures/gate-base.toml")
+    );
 
     fn settings() -> Settings {
         let dir = tempfile::tempdir().expect("tempdir");

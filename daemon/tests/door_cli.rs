@@ -3,17 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const CONFIG: &str = r#"
-[gate]
-id = "gate-01"
-
-[card]
-issuer_keys = ["issuer.pub"]
-door = "main"
-
-[sensor]
-port = "/dev/ttyPALM0"
-
+/// The doors under test, and the shared sections.
+const CONFIG: &str = concat!(
+    r#"
 [fire]
 pin = 4
 
@@ -32,12 +24,9 @@ lock_active = "low"
 passage_pin = 20
 unlock_s = 0.2
 
-[mqtt]
-url = "mqtt://127.0.0.1:1883"
-
-[storage]
-state_dir = "state"
-"#;
+"#,
+    include_str!("fixtures/gate-base.toml")
+);
 
 struct Fixture {
     _dir: tempfile::TempDir,

@@ -559,3 +559,122 @@ async fn one_presentation_gives_one_decision() {
     gate.no_decision(Duration::from_millis(800)).await;
     gate.stop().await;
 }
+
+/// [`Gate::start`] with palmgate-sensor's own device task (codec, handshake, reconnection) on
+/// in-memory links instead of the channel sensor: the test plays the sensor on the far end of
+/// each `tokio::io::duplex` it plugs in. Returns the gate (its channel sensor ends unused) and the
+/// plug.
+async fn start_on_duplex_sensor() -> (
+    Gate,
+    palmgate_sensor::device::StreamPlug<tokio::io::DuplexStream>,
+) {
+    use palmgate::gate::devices::{DuplexSensor, SerialSensor};
+
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::init(&dir.path().join("issuer"));
+    let config = CONFIG.replace("{dir}", &dir.path().display().to_string());
+    let main = dir.path().join("palmgate.toml");
+    std::fs::write(&main, config).unwrap();
+    let settings: Settings = palmgate::config::load_with_env(&main, std::iter::empty()).unwrap();
+
+    let (card_reader, cards) = InProcessReader::new();
+    let (sensor, plug) = DuplexSensor::new(SerialSensor::from_settings(&settings).0);
+    let (_unused, sensor_ends) = ChannelSensor::new();
+    let (link, link_ends) = ChannelLink::new();
+    let door_config = gate_config(&settings);
+    let main_contact = door_config
+        .doors
+        .iter()
+        .find(|door| door.name == "main")
+        .and_then(|door| door.contact)
+        .unwrap();
+    let doors = Doors::with_backend(door_config, GpioBackend::Simulated).unwrap();
+    let gpio = doors.simulated().unwrap().clone();
+    let devices = Devices {
+        card_reader,
+        sensor: Box::new(sensor),
+        doors,
+        link: Box::new(link),
+        safe_on_panic: false,
+    };
+    let (stop, stopped) = oneshot::channel();
+    let (_reload_tx, reload) = mpsc::channel(1);
+    let task = tokio::spawn(palmgate::gate::run(
+        settings,
+        devices,
+        Notifier::from_env(),
+        async move {
+            let _ = stopped.await;
+        },
+        reload,
+    ));
+    let gate = Gate {
+        _dir: dir,
+        issuer,
+        cards,
+        sensor: sensor_ends,
+        link: link_ends,
+        gpio,
+        main_contact,
+        frame_number: 0,
+        stop: Some(stop),
+        task,
+    };
+    (gate, plug)
+}
+
+/// A sensor on the far end of a freshly plugged in-memory link, as `sensor_connected` describes it.
+fn plug_in_sensor(
+    plug: &palmgate_sensor::device::StreamPlug<tokio::io::DuplexStream>,
+) -> palmgate_sensor::device::ScriptedSensor {
+    let SensorEvent::Connected(info) = sensor_connected() else {
+        unreachable!("sensor_connected is a handshake")
+    };
+    palmgate_sensor::device::ScriptedSensor::plug_in(plug, info)
+}
+
+/// Presents `identity`'s hand on `sensor` (a lift first, then the hand and a frame, again and
+/// again: frames that arrive before the device task's handshake is done are dropped) until the
+/// gate decides; returns the decision.
+async fn decision_over(
+    gate: &mut Gate,
+    sensor: &mut palmgate_sensor::device::ScriptedSensor,
+    identity: u64,
+) -> Event {
+    let image = palmgate_matcher::synth::hand_image(identity, 1);
+    tokio::time::timeout(WAIT, async {
+        loop {
+            assert!(sensor.presence(false).await, "sensor link open");
+            assert!(sensor.presence(true).await, "sensor link open");
+            assert!(sensor.frame(&image).await, "sensor link open");
+            if let Ok(event) =
+                tokio::time::timeout(Duration::from_millis(300), gate.decision()).await
+            {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("a decision over the in-memory sensor link")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_real_sensor_codec_a_replugged_sensor_still_decides() {
+    let (mut gate, plug) = start_on_duplex_sensor().await;
+    let mut first = plug_in_sensor(&plug);
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 14)]);
+    gate.cards.present(card);
+    let decision = decision_over(&mut gate, &mut first, 14).await;
+    assert_eq!(decision.kind, EventKind::AccessGranted, "{decision:?}");
+    gate.cards.pull();
+
+    // Pulled out: the device task loses the link, and takes the next one plugged in (with a new
+    // handshake); the next presentation decides again.
+    first.unplug();
+    let mut second = plug_in_sensor(&plug);
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 15)]);
+    gate.cards.present(card);
+    let decision = decision_over(&mut gate, &mut second, 15).await;
+    assert_eq!(decision.kind, EventKind::AccessGranted, "{decision:?}");
+    gate.stop().await;
+}

@@ -19,6 +19,7 @@ use crate::config::{ConfigError, DoorOutput, GateConfig, InputConfig, Level};
 use crate::event::{Event, Refusal};
 use crate::gpio::{Backend, GpioError, InputPin, OutputPin};
 use crate::machine::{Action, DoorId, Gate, GateStatus, InputId, LockdownScope};
+use crate::status::StatusWatch;
 
 /// A failure of the door driver.
 #[derive(Debug, thiserror::Error)]
@@ -507,6 +508,7 @@ pub struct GateHandle {
     thread: Option<JoinHandle<Result<(), DriverError>>>,
     safety: SafeStop,
     doors: Vec<String>,
+    status: StatusWatch,
 }
 
 /// Starts a driver (outputs safe first, errors returned here) and runs it in a thread named
@@ -519,10 +521,12 @@ pub fn spawn(
 ) -> Result<GateHandle, DriverError> {
     let driver = GateDriver::start(config, backend, Instant::now())?;
     let safety = driver.safe_stop();
+    let status = StatusWatch::new(driver.gate().gate_status());
     let (commands, receiver) = mpsc::channel();
+    let published = status.clone();
     let thread = std::thread::Builder::new()
         .name("palmgate-doors".to_string())
-        .spawn(move || run(driver, receiver, on_event))
+        .spawn(move || run(driver, receiver, published, on_event))
         .map_err(DriverError::Thread)?;
     let doors = config.doors.iter().map(|door| door.name.clone()).collect();
     Ok(GateHandle {
@@ -530,19 +534,30 @@ pub fn spawn(
         thread: Some(thread),
         safety,
         doors,
+        status,
     })
+}
+
+/// Delivers the events of the last step, after publishing the status they led to.
+fn deliver(driver: &mut GateDriver, status: &StatusWatch, on_event: &mut impl FnMut(Event)) {
+    let events = driver.take_events();
+    if !events.is_empty() {
+        status.publish(driver.gate().gate_status());
+    }
+    events.into_iter().for_each(on_event);
 }
 
 fn run(
     mut driver: GateDriver,
     commands: mpsc::Receiver<Command>,
+    status: StatusWatch,
     mut on_event: impl FnMut(Event),
 ) -> Result<(), DriverError> {
     let poll = driver.poll_interval();
     loop {
         let now = Instant::now();
         driver.step(now)?;
-        driver.take_events().into_iter().for_each(&mut on_event);
+        deliver(&mut driver, &status, &mut on_event);
         let wake = driver
             .next_deadline()
             .map_or(now + poll, |deadline| deadline.min(now + poll));
@@ -566,7 +581,9 @@ fn run(
             }
             Command::Shutdown => break,
         };
-        driver.take_events().into_iter().for_each(&mut on_event);
+        // A command may change the status without an event (a grant waiting for its passage).
+        status.publish(driver.gate().gate_status());
+        deliver(&mut driver, &status, &mut on_event);
         match result {
             Ok(()) | Err(DriverError::Refused(_) | DriverError::UnknownDoor(_)) => {}
             Err(error) => return Err(error),
@@ -626,6 +643,12 @@ impl GateHandle {
             .send(Command::Status(reply))
             .map_err(|_| DriverError::Stopped)?;
         answer.recv().map_err(|_| DriverError::Stopped)
+    }
+
+    /// The status as the driver thread last published it (after every step that reported
+    /// events, before delivering them, and after every command). Does not block.
+    pub fn status_watch(&self) -> StatusWatch {
+        self.status.clone()
     }
 
     /// A handle that drives the outputs safe from elsewhere (signal handler, panic hook).

@@ -13,6 +13,7 @@
 //! - `rpi` (feature `rpi`): the Raspberry Pi backend through rppal.
 //! - [`driver`]: runs the state machine over a backend, outputs safe first and last: the
 //!   synchronous [`GateDriver`] (injected time) and the threaded [`spawn`] / [`GateHandle`].
+//! - [`status`]: [`StatusWatch`], the threaded driver's latest [`GateStatus`] for other threads.
 //!
 //! The safety rules, timings, events and the wiring table are in `docs/door-io.md`.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod machine;
 #[cfg(feature = "rpi")]
 pub mod rpi;
 pub mod sim;
+pub mod status;
 
 pub use config::{
     ConfigError, DEFAULT_FIRE_DEBOUNCE, DoorConfig, DoorInput, DoorMode, DoorOutput, FailMode,
@@ -38,3 +40,4 @@ pub use event::{Event, EventKind, HeldOpenStage, Opening, Refusal, ReleaseCause}
 pub use gpio::{Backend, GpioError, InputPin, OutputPin};
 pub use machine::{Action, DoorId, DoorStatus, Gate, GateStatus, InputId, LockdownScope};
 pub use sim::{OutputChange, SimulatedGpio};
+pub use status::StatusWatch;

@@ -477,3 +477,57 @@ fn spawned_driver_runs_in_real_time_and_shuts_down_safe() {
         "shutdown while released relocks"
     );
 }
+
+#[test]
+fn the_status_watch_is_at_least_as_new_as_each_delivered_event() {
+    use palmgate_door::{HeldOpenStage, LockState, StatusWatch};
+
+    let mut gpio = SimulatedGpio::new();
+    at_rest(&gpio);
+    let mut config = config(FailMode::Secure, Level::High);
+    config.doors[0].held_open_prealarm = Duration::from_millis(100);
+    config.doors[0].held_open_alarm = Duration::from_millis(200);
+    // Each event comes with the status the reader saw when it arrived.
+    let (sender, events) = mpsc::channel();
+    let watch: std::sync::Arc<std::sync::OnceLock<StatusWatch>> = Default::default();
+    let reader = watch.clone();
+    let handle = spawn(&config, &mut gpio, move |event| {
+        let status = reader.get().map(StatusWatch::latest);
+        let _ = sender.send((event, status));
+    })
+    .expect("spawn");
+    watch.set(handle.status_watch()).expect("set once");
+    let wait = |name: &str| loop {
+        let (event, status) = events
+            .recv_timeout(Duration::from_secs(5))
+            .expect("event in time");
+        if event.kind.name() == name {
+            return status.expect("the watch is set before any grant");
+        }
+    };
+    wait("doors.ready");
+    assert!(handle.status_watch().latest().started);
+
+    handle.grant("main").expect("grant");
+    let main = |status: palmgate_door::GateStatus| status.doors[0].1.clone();
+    assert_eq!(main(wait("door.unlocked")).lock, LockState::Released);
+    gpio.set_input(CONTACT, Level::High);
+    assert_eq!(main(wait("door.opened")).open, Some(true));
+    gpio.set_input(CONTACT, Level::Low);
+    assert_eq!(main(wait("door.locked")).lock, LockState::Secured);
+
+    // Opened without a grant: forced until it closes; held open past the alarm time.
+    gpio.set_input(CONTACT, Level::High);
+    assert!(main(wait("door.forced")).forced);
+    let prealarm = main(wait("door.held_open"));
+    assert_eq!(prealarm.held_open, Some(HeldOpenStage::PreAlarm));
+    let alarm = main(wait("door.held_open"));
+    assert_eq!(alarm.held_open, Some(HeldOpenStage::Alarm));
+    gpio.set_input(CONTACT, Level::Low);
+    let closed = main(wait("door.closed"));
+    assert!(!closed.forced && closed.held_open.is_none(), "{closed:?}");
+
+    handle.set_lockdown(Some("main"), true).expect("lockdown");
+    assert!(main(wait("lockdown.on")).lockdown);
+    handle.shutdown().expect("clean shutdown");
+}

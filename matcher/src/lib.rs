@@ -4,6 +4,8 @@
 //! - [`template`] (no_std, no alloc): the 292-byte template v1 format shared with the card.
 //! - [`compare`] (no_std, no alloc): the constant-time shifted masked Hamming comparison the card
 //!   runs, and the calibrated [`compare::Threshold`].
+//! - [`fixtures`] (no_std, no alloc): image-free test templates of numbered identities, the one
+//!   copy every crate's tests use.
 //! - `std` feature (default): `roi` (whole hand or ROI image → normalised palm ROI), `quality`
 //!   (refusal reasons), `features` (the ONNX filter bank run with tract), `extract` (image →
 //!   template pipeline), `eval` (genuine/impostor evaluation) and `synth` (synthetic palms).
@@ -19,6 +21,7 @@ pub mod eval;
 pub mod extract;
 #[cfg(feature = "std")]
 pub mod features;
+pub mod fixtures;
 pub mod profile;
 pub mod template;
 

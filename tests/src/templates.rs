@@ -1,33 +1,15 @@
-//! Test templates without images: a deterministic orientation per cell for a test identity, and
-//! later "captures" of it with a few cells changed. For the card tests, where only the
-//! comparison on the card matters (the gate tests use synthetic palm images instead).
+//! Test templates without images (palmgate-matcher's `fixtures`): a deterministic orientation per
+//! cell for a test identity, and later "captures" of it with a few cells changed. For the card
+//! tests, where only the comparison on the card matters (the gate tests use synthetic palm images
+//! instead).
 
 use palmgate_matcher::template::{CELLS, GRID, Template};
 
-/// Orientation (0–5) per cell of test identity `seed` (xorshift64 from a scrambled seed).
-pub fn cells(seed: u64) -> [u8; CELLS] {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    core::array::from_fn(|_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        // Below 6: the cast cannot truncate.
-        (state % 6) as u8
-    })
-}
-
-/// The template of identity `seed`, every cell valid.
-pub fn template(seed: u64) -> Template {
-    template_of(cells(seed))
-}
+pub use palmgate_matcher::fixtures::{cells, template};
 
 /// Another capture of identity `seed`: every `step`-th cell has the neighbouring orientation.
 pub fn capture(seed: u64, step: usize) -> Template {
-    let mut orientations = cells(seed);
-    for index in (0..CELLS).step_by(step.max(1)) {
-        orientations[index] = (orientations[index] + 1) % 6;
-    }
-    template_of(orientations)
+    palmgate_matcher::fixtures::capture_every(seed, step, 0)
 }
 
 /// `template` with exactly `bits` code bits changed over its valid cells, spread over the grid
@@ -72,14 +54,6 @@ pub fn with_bits_changed(template: &Template, bits: u32) -> Template {
     match Template::from_cells(&orientations, &valid) {
         Ok(changed) => changed,
         Err(error) => panic!("changed template: {error}"),
-    }
-}
-
-fn template_of(orientations: [u8; CELLS]) -> Template {
-    match Template::from_cells(&orientations, &[true; CELLS]) {
-        Ok(template) => template,
-        // Orientations are below 6 by construction.
-        Err(error) => panic!("test template: {error}"),
     }
 }
 

@@ -19,7 +19,8 @@ use palmgate_card::host::{
     Card, CardError, MealOutcome, MealRequest, ReceiptBundle, VerifyOutcome,
 };
 use palmgate_card::protocol::{SlotKind, permission};
-use palmgate_matcher::template::{CELLS, Template};
+use palmgate_matcher::fixtures::template;
+use palmgate_matcher::template::Template;
 use palmgate_system_tests::pcscd::OwnedPcscd;
 use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, workspace_binary};
 
@@ -104,27 +105,9 @@ fn wait_for_absence() {
     }
 }
 
-fn cells(seed: u64) -> [u8; CELLS] {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    core::array::from_fn(|_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 6) as u8
-    })
-}
-
-fn template(seed: u64) -> Template {
-    Template::from_cells(&cells(seed), &[true; CELLS]).unwrap()
-}
-
 /// Another capture of `seed`: a few cells differ.
 fn capture(seed: u64) -> Template {
-    let mut orientations = cells(seed);
-    for index in (0..CELLS).step_by(23) {
-        orientations[index] = (orientations[index] + 1) % 6;
-    }
-    Template::from_cells(&orientations, &[true; CELLS]).unwrap()
+    palmgate_matcher::fixtures::capture_every(seed, 23, 0)
 }
 
 struct Site {

@@ -7,7 +7,7 @@ use palmgate_card::host::issuer::{EnrolmentAuthority, IssuerKey};
 use palmgate_card::host::platform::{MemoryStorage, SystemClock, SystemRng, system_rng};
 use palmgate_card::host::{Card, CardTransport, InProcessTransport, TransportError};
 use palmgate_card::protocol::{SlotKind, permission};
-use palmgate_matcher::template::{CELLS, Template};
+use palmgate_matcher::template::Template;
 
 /// The applet in this process with in-memory storage.
 pub type TestTransport = InProcessTransport<MemoryStorage, SystemRng, SystemClock>;
@@ -21,34 +21,9 @@ pub fn factory_transport() -> TestTransport {
     ))
 }
 
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-/// Orientation per cell of the test identity `seed`.
-pub fn cells(seed: u64) -> [u8; CELLS] {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    core::array::from_fn(|_| (xorshift(&mut state) % 6) as u8)
-}
-
-/// A template of test identity `seed` (every cell valid).
-pub fn template(seed: u64) -> Template {
-    Template::from_cells(&cells(seed), &[true; CELLS]).expect("valid orientations")
-}
-
-/// Another capture of identity `seed`: `changed` cells get a neighbouring orientation.
-pub fn capture(seed: u64, changed: usize) -> Template {
-    let mut orientations = cells(seed);
-    let mut state = seed ^ 0xDEAD_BEEF;
-    for _ in 0..changed {
-        let index = (xorshift(&mut state) % CELLS as u64) as usize;
-        orientations[index] = (orientations[index] + 1) % 6;
-    }
-    Template::from_cells(&orientations, &[true; CELLS]).expect("valid orientations")
-}
+/// Test templates: palmgate-matcher's fixtures; a capture of identity `seed` with `changed`
+/// cells turned.
+pub use palmgate_matcher::fixtures::{capture_changed as capture, template};
 
 /// An issuer and its enrolment authority.
 pub struct Issuer {

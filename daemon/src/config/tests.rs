@@ -5,28 +5,17 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-const VALID: &str = r#"
-[gate]
-id = "gate-01"
-
-[card]
-issuer_keys = ["issuer.pub"]
-door = "main"
-
-[sensor]
-port = "/dev/ttyPALM0"
-
+/// A valid configuration: one door and the shared sections (ending with `[storage]`).
+const VALID: &str = concat!(
+    r#"
 [door.main]
 lock_pin = 17
 contact_pin = 27
 rex_pin = 22
 
-[mqtt]
-url = "mqtt://127.0.0.1:1883"
-
-[storage]
-state_dir = "state"
-"#;
+"#,
+    include_str!("../../tests/fixtures/gate-base.toml")
+);
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -227,26 +227,7 @@ mod tests {
     use super::*;
     use palmgate_matcher::template::CELLS;
 
-    fn pattern(seed: u64) -> [u8; CELLS] {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        core::array::from_fn(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 6) as u8
-        })
-    }
-
-    /// `seed`'s pattern with every `step`-th cell turned by one orientation (from `offset`).
-    fn noisy(seed: u64, step: usize, offset: usize) -> Template {
-        let mut cells = pattern(seed);
-        if step > 0 {
-            for index in (offset..CELLS).step_by(step) {
-                cells[index] = (cells[index] + 1) % 6;
-            }
-        }
-        Template::from_cells(&cells, &[true; CELLS]).expect("template")
-    }
+    use palmgate_matcher::fixtures::{capture_every as noisy, cells as pattern};
 
     #[test]
     fn captures_of_one_palm_agree_and_the_medoid_is_enrolled() {

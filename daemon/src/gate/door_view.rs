@@ -1,52 +1,34 @@
 //! The door-state projection, I/O-free.
 //!
-//! [`DoorStates`] keeps every door's retained state (`door/<door>/state`: lock, contact, mode)
-//! from the door controller's events and says which states changed, to publish. The event the
-//! gate records for a door controller event, and its severity, come from
-//! [`NewEvent::from_door_event`] (crate::event).
+//! [`DoorStates`] keeps every door's retained state (`door/<door>/state`: lock, contact, mode),
+//! projected from door-io's own status ([`palmgate_door::GateStatus`], read from the driver's
+//! [`StatusWatch`] when a door controller event says something changed), and says which states
+//! changed, to publish. The event the gate records for a door controller event, and its severity,
+//! come from [`NewEvent::from_door_event`](crate::event::NewEvent::from_door_event).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use palmgate_door::{GateStatus, HeldOpenStage, StatusWatch};
 
 use crate::mqtt::{Contact, DoorCondition, DoorStatus, LockState};
 
-/// Every door's retained state (`door/<door>/state`), kept from the door controller's events.
+/// Every door's retained state (`door/<door>/state`), projected from door-io's status.
 #[derive(Debug)]
 pub struct DoorStates {
+    source: StatusWatch,
     statuses: BTreeMap<String, DoorStatus>,
-    /// Doors in lockdown.
-    locked_down: BTreeSet<String>,
-    /// Doors opened without a grant, until they close.
-    forced: BTreeSet<String>,
-    /// Doors held open past `held_open_alarm_s`, until they close.
-    held_open: BTreeSet<String>,
-    fire: bool,
 }
 
 impl DoorStates {
-    /// Every door locked and closed (unknown without a contact), in normal mode.
-    pub fn new(doors: impl IntoIterator<Item = (String, bool)>) -> Self {
-        let statuses = doors
-            .into_iter()
-            .map(|(name, has_contact)| {
-                let status = DoorStatus {
-                    lock: LockState::Locked,
-                    contact: if has_contact {
-                        Contact::Closed
-                    } else {
-                        Contact::Unknown
-                    },
-                    mode: ModeConditions::default().name(),
-                };
-                (name, status)
-            })
-            .collect();
-        Self {
-            statuses,
-            locked_down: BTreeSet::new(),
-            forced: BTreeSet::new(),
-            held_open: BTreeSet::new(),
-            fire: false,
-        }
+    /// The states of the doors as `source` shows them now.
+    pub fn new(source: StatusWatch) -> Self {
+        let mut states = Self {
+            statuses: BTreeMap::new(),
+            source,
+        };
+        let status = states.source.latest();
+        states.project(&status);
+        states
     }
 
     /// Every door's state, in name order.
@@ -54,70 +36,49 @@ impl DoorStates {
         self.statuses.iter()
     }
 
-    /// Applies a door controller event; returns the states that changed, to publish. A door event
-    /// changes that door's state; a gate event (fire) may change every door's mode.
-    pub fn apply(&mut self, event: &palmgate_door::Event) -> Vec<(String, DoorStatus)> {
-        use palmgate_door::EventKind as DoorKind;
-        match (&event.kind, &event.door) {
-            (DoorKind::FireActive, _) => self.fire = true,
-            (DoorKind::FireCleared, _) => self.fire = false,
-            (DoorKind::LockdownOn, Some(door)) => {
-                self.locked_down.insert(door.clone());
-            }
-            (DoorKind::LockdownOff, Some(door)) => {
-                self.locked_down.remove(door);
-            }
-            (DoorKind::Forced, Some(door)) => {
-                self.forced.insert(door.clone());
-            }
-            (
-                DoorKind::HeldOpen {
-                    stage: palmgate_door::HeldOpenStage::Alarm,
-                },
-                Some(door),
-            ) => {
-                self.held_open.insert(door.clone());
-            }
-            (DoorKind::Closed, Some(door)) => {
-                self.forced.remove(door);
-                self.held_open.remove(door);
-            }
-            _ => {}
-        }
-        let doors: Vec<String> = match &event.door {
-            Some(door) => vec![door.clone()],
-            None => self.statuses.keys().cloned().collect(),
-        };
+    /// A door controller event arrived: door-io's status (published before the event was
+    /// delivered) is projected again; returns the states that changed, to publish.
+    pub fn apply(&mut self, _event: &palmgate_door::Event) -> Vec<(String, DoorStatus)> {
+        let status = self.source.latest();
+        self.project(&status)
+    }
+
+    /// Projects `status`; returns the doors whose retained state changed (all of them the first
+    /// time), in name order.
+    pub fn project(&mut self, status: &GateStatus) -> Vec<(String, DoorStatus)> {
         let mut changed = Vec::new();
-        for door in doors {
-            let mode = ModeConditions {
-                fire: self.fire,
-                forced: self.forced.contains(&door),
-                held_open: self.held_open.contains(&door),
-                lockdown: self.locked_down.contains(&door),
-            }
-            .name();
-            let Some(status) = self.statuses.get_mut(&door) else {
-                continue;
-            };
-            let before = status.clone();
-            if event.door.is_some() {
-                match &event.kind {
-                    DoorKind::Unlocked { .. } => status.lock = LockState::Unlocked,
-                    DoorKind::Locked => status.lock = LockState::Locked,
-                    DoorKind::Opened { .. } => status.contact = Contact::Open,
-                    DoorKind::Closed => status.contact = Contact::Closed,
-                    _ => {}
-                }
-            }
-            if status.mode != mode {
-                status.mode = mode;
-            }
-            if *status != before {
-                changed.push((door, status.clone()));
+        for (door, door_status) in &status.doors {
+            let projected = retained_state(status.fire, door_status);
+            if self.statuses.get(door) != Some(&projected) {
+                self.statuses.insert(door.clone(), projected.clone());
+                changed.push((door.clone(), projected));
             }
         }
+        changed.sort_by(|(a, _), (b, _)| a.cmp(b));
         changed
+    }
+}
+
+/// One door's retained state from door-io's status of it (and whether fire is active).
+pub fn retained_state(fire: bool, door: &palmgate_door::DoorStatus) -> DoorStatus {
+    DoorStatus {
+        lock: match door.lock {
+            palmgate_door::LockState::Released => LockState::Unlocked,
+            palmgate_door::LockState::Secured => LockState::Locked,
+        },
+        contact: match door.open {
+            Some(true) => Contact::Open,
+            Some(false) => Contact::Closed,
+            None => Contact::Unknown,
+        },
+        mode: ModeConditions {
+            fire,
+            forced: door.forced,
+            // The pre-alarm is a local warning; the alarm shows.
+            held_open: door.held_open == Some(HeldOpenStage::Alarm),
+            lockdown: door.lockdown,
+        }
+        .name(),
     }
 }
 
@@ -165,6 +126,57 @@ mod tests {
         }
     }
 
+    /// A closed, secured door in normal operation (`open`: `None` without a contact).
+    fn at_rest(open: Option<bool>) -> palmgate_door::DoorStatus {
+        palmgate_door::DoorStatus {
+            lock: palmgate_door::LockState::Secured,
+            open,
+            forced: false,
+            held_open: None,
+            tampered: false,
+            passages: 0,
+            pending_grants: 0,
+            lockdown: false,
+        }
+    }
+
+    /// Door-io's status of doors `back` (no contact) and `main`, as its driver publishes it.
+    struct Driver {
+        watch: StatusWatch,
+        status: GateStatus,
+    }
+
+    impl Driver {
+        fn new() -> Self {
+            let status = GateStatus {
+                started: true,
+                fire: false,
+                doors: vec![
+                    ("main".to_string(), at_rest(Some(false))),
+                    ("back".to_string(), at_rest(None)),
+                ],
+            };
+            Self {
+                watch: StatusWatch::new(status.clone()),
+                status,
+            }
+        }
+
+        /// Changes door `name`'s status and publishes it, as the driver does before delivering
+        /// the event.
+        fn door(&mut self, name: &str, change: impl FnOnce(&mut palmgate_door::DoorStatus)) {
+            if let Some((_, door)) = self.status.doors.iter_mut().find(|(door, _)| door == name) {
+                change(door);
+            }
+            self.watch.publish(self.status.clone());
+        }
+
+        fn fire(&mut self, active: bool) {
+            self.status.fire = active;
+            self.watch.publish(self.status.clone());
+        }
+    }
+
     /// (door, mode) of each changed state.
     fn modes(changed: &[(String, DoorStatus)]) -> Vec<(&str, &str)> {
         changed
@@ -174,18 +186,66 @@ mod tests {
     }
 
     #[test]
-    fn door_state_mode_shows_a_forced_or_held_open_door_until_it_closes() {
-        use palmgate_door::HeldOpenStage;
-        let mut view = DoorStates::new([("main".to_string(), true)]);
+    fn the_first_projection_shows_every_door_at_rest() {
+        let driver = Driver::new();
+        let view = DoorStates::new(driver.watch.clone());
+        let all: Vec<(&String, &DoorStatus)> = view.all().collect();
         assert_eq!(
-            modes(&view.apply(&event(Some("main"), DoorKind::Forced))),
-            [("main", "forced_open")]
+            all,
+            [
+                (
+                    &"back".to_string(),
+                    &DoorStatus {
+                        lock: LockState::Locked,
+                        contact: Contact::Unknown,
+                        mode: DoorCondition::Normal,
+                    }
+                ),
+                (
+                    &"main".to_string(),
+                    &DoorStatus {
+                        lock: LockState::Locked,
+                        contact: Contact::Closed,
+                        mode: DoorCondition::Normal,
+                    }
+                ),
+            ]
         );
+    }
+
+    #[test]
+    fn door_state_mode_shows_a_forced_or_held_open_door_until_it_closes() {
+        let mut driver = Driver::new();
+        let mut view = DoorStates::new(driver.watch.clone());
+        driver.door("main", |door| {
+            door.open = Some(true);
+            door.forced = true;
+        });
+        let forced = view.apply(&event(Some("main"), DoorKind::Forced));
+        assert_eq!(modes(&forced), [("main", "forced_open")]);
+        assert_eq!(forced[0].1.contact, Contact::Open);
+        driver.door("main", |door| {
+            door.open = Some(false);
+            door.forced = false;
+        });
         assert_eq!(
             modes(&view.apply(&event(Some("main"), DoorKind::Closed))),
             [("main", "normal")]
         );
         // The pre-alarm is a local warning; the alarm shows.
+        driver.door("main", |door| {
+            door.open = Some(true);
+            door.lock = palmgate_door::LockState::Released;
+        });
+        view.apply(&event(
+            Some("main"),
+            DoorKind::Opened {
+                how: palmgate_door::Opening::Released,
+            },
+        ));
+        driver.door("main", |door| {
+            door.held_open = Some(HeldOpenStage::PreAlarm)
+        });
         assert_eq!(
             modes(&view.apply(&event(
                 Some("main"),
@@ -195,6 +255,7 @@ mod tests {
             ))),
             []
         );
+        driver.door("main", |door| door.held_open = Some(HeldOpenStage::Alarm));
         assert_eq!(
             modes(&view.apply(&event(
                 Some("main"),
@@ -205,10 +266,15 @@ mod tests {
             [("main", "held_open")]
         );
         // An alarm outranks lockdown; once the door closes lockdown shows again.
+        driver.door("main", |door| door.lockdown = true);
         assert_eq!(
             modes(&view.apply(&event(Some("main"), DoorKind::LockdownOn))),
             []
         );
+        driver.door("main", |door| {
+            door.open = Some(false);
+            door.held_open = None;
+        });
         assert_eq!(
             modes(&view.apply(&event(Some("main"), DoorKind::Closed))),
             [("main", "lockdown")]
@@ -217,7 +283,9 @@ mod tests {
 
     #[test]
     fn door_state_mode_follows_each_doors_lockdown_and_fire() {
-        let mut view = DoorStates::new([("back".to_string(), false), ("main".to_string(), true)]);
+        let mut driver = Driver::new();
+        let mut view = DoorStates::new(driver.watch.clone());
+        driver.door("back", |door| door.lockdown = true);
         assert_eq!(
             view.apply(&event(Some("back"), DoorKind::LockdownOn)),
             [(
@@ -234,27 +302,35 @@ mod tests {
             .find(|(door, _)| *door == "main")
             .map(|(_, s)| s.clone());
         assert_eq!(main.map(|status| status.mode), Some(DoorCondition::Normal));
+        // An event that changed nothing publishes nothing.
         assert_eq!(
             modes(&view.apply(&event(Some("back"), DoorKind::Locked))),
             []
         );
         // Fire overrides lockdown on every door, and lockdown shows again when it clears.
+        driver.fire(true);
         assert_eq!(
             modes(&view.apply(&event(None, DoorKind::FireActive))),
             [("back", "fire_release"), ("main", "fire_release")]
         );
+        driver.fire(false);
         assert_eq!(
             modes(&view.apply(&event(None, DoorKind::FireCleared))),
             [("back", "lockdown"), ("main", "normal")]
         );
+        driver.door("main", |door| door.lockdown = true);
         assert_eq!(
             modes(&view.apply(&event(Some("main"), DoorKind::LockdownOn))),
             [("main", "lockdown")]
         );
+        driver.door("back", |door| door.lockdown = false);
         assert_eq!(
             modes(&view.apply(&event(Some("back"), DoorKind::LockdownOff))),
             [("back", "normal")]
         );
+        driver.door("main", |door| {
+            door.lock = palmgate_door::LockState::Released
+        });
         let unlocked = view.apply(&event(
             Some("main"),
             DoorKind::Unlocked {
@@ -264,11 +340,6 @@ mod tests {
         assert_eq!(unlocked.len(), 1);
         assert_eq!(unlocked[0].1.lock, LockState::Unlocked);
         assert_eq!(unlocked[0].1.mode, DoorCondition::Lockdown);
-        // A door this gate does not have changes nothing.
-        assert_eq!(
-            modes(&view.apply(&event(Some("side"), DoorKind::LockdownOn))),
-            []
-        );
     }
 
     #[test]

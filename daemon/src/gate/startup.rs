@@ -202,6 +202,7 @@ pub(super) async fn start<R: CardReader>(
         stop.clone().wait(),
     ));
 
+    let door_view = DoorStates::new(door_handle.status_watch());
     let mut gate = Loop {
         access: Access::new(
             AccessConfig {
@@ -215,12 +216,7 @@ pub(super) async fn start<R: CardReader>(
         door_handle,
         card_worker,
         door_states: link_handles.door_states.clone(),
-        door_view: DoorStates::new(
-            settings
-                .door
-                .iter()
-                .map(|(name, door)| (name.clone(), door.contact_pin.is_some())),
-        ),
+        door_view,
         held_probe: None,
         extracting: false,
         capture: Capture {

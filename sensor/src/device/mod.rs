@@ -1,18 +1,22 @@
-//! The gate's side of the sensor: a task that owns the serial port.
+//! The gate's side of the sensor: a task that owns the link to it.
 //!
-//! [`run`] opens the port, asks for the sensor's info (the handshake), sets the illumination, starts
-//! capture, and turns what arrives into [`SensorEvent`]s: presence reports, frames decoded to gray
-//! images with their arrival time, and problems. Every request has a timeout; when the sensor stops
-//! answering, the port fails or disappears (USB unplug), the task reports `Disconnected` and opens
-//! the port again with exponential back-off, then repeats the handshake and restarts capture. It ends
-//! when the shutdown future completes or the event receiver is dropped; it never panics on input.
+//! [`run`] opens the serial port ([`run_with`]: any link a [`Connector`] opens, e.g. an end of a
+//! `tokio::io::duplex` through a [`StreamConnector`]), asks for the sensor's info (the handshake),
+//! sets the illumination, starts capture, and turns what arrives into [`SensorEvent`]s: presence
+//! reports, frames decoded to gray images with their arrival time, and problems. Every request has
+//! a timeout; when the sensor stops answering, the link fails or disappears (USB unplug), the task
+//! reports `Disconnected` and opens the link again with exponential back-off, then repeats the
+//! handshake and restarts capture. It ends when the shutdown future completes or the event
+//! receiver is dropped; it never panics on input.
 //!
 //! Protocol 1.1: after `Info` the task asks for the sensor's illumination bands (`GetBands`) and
 //! reports them as [`SensorEvent::Bands`]; a 1.0 sensor answers with an error (or not at all) and
 //! is reported with no bands, and everything else works as before. [`DeviceCommand::Burst`] asks
 //! for a presentation burst, whose frames arrive as [`SensorEvent::BurstFrame`]s.
 
+mod connector;
 mod requests;
+mod scripted;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,10 +26,11 @@ use std::time::{Duration, SystemTime};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_serial::{SerialPort, SerialPortBuilderExt};
 use tokio_util::codec::Framed;
 
+pub use connector::{Connector, SerialConnector, StreamConnector, StreamPlug};
 pub use requests::{Answer, InFlight, Requests};
+pub use scripted::ScriptedSensor;
 
 use crate::codec::{
     Band, BandFrame, DEFAULT_MAX_PAYLOAD, Envelope, FrameFormat, HostCodec, HostMessage,
@@ -307,10 +312,26 @@ pub enum DeviceError {
 /// Frames larger than this are decoded on the blocking pool even when they are GRAY8.
 const INLINE_DECODE_LIMIT: usize = 64 * 1024;
 
-/// Runs the device task until `shutdown` completes or `events` is closed.
+/// Runs the device task on the serial port of `config` until `shutdown` completes or `events` is
+/// closed.
 ///
 /// `commands` may be closed at any time (the task then keeps its current settings).
 pub async fn run(
+    config: DeviceConfig,
+    events: mpsc::Sender<SensorEvent>,
+    commands: mpsc::Receiver<DeviceCommand>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let connector = SerialConnector {
+        path: config.path.clone(),
+        baud: config.baud,
+    };
+    run_with(connector, config, events, commands, shutdown).await;
+}
+
+/// [`run`] over the links `connector` opens (`config.path` and `config.baud` are then unused).
+pub async fn run_with(
+    mut connector: impl Connector,
     config: DeviceConfig,
     events: mpsc::Sender<SensorEvent>,
     mut commands: mpsc::Receiver<DeviceCommand>,
@@ -326,6 +347,7 @@ pub async fn run(
     loop {
         let mut connected = false;
         let end = session(
+            &mut connector,
             &config,
             &mut desired,
             &events,
@@ -378,8 +400,9 @@ impl From<DeviceError> for SessionEnd {
     }
 }
 
-/// One connection, from opening the port to losing it.
+/// One connection, from opening the link to losing it.
 async fn session(
+    connector: &mut impl Connector,
     config: &DeviceConfig,
     desired: &mut Desired,
     events: &mpsc::Sender<SensorEvent>,
@@ -387,22 +410,14 @@ async fn session(
     connected: &mut bool,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> SessionEnd {
-    let port =
-        match tokio_serial::new(config.path.to_string_lossy(), config.baud).open_native_async() {
-            Ok(port) => port,
-            Err(source) => {
-                return DeviceError::Open {
-                    path: config.path.clone(),
-                    source,
-                }
-                .into();
-            }
-        };
-    // Whatever a previous user of the port left unread is stale.
-    if let Err(error) = port.clear(tokio_serial::ClearBuffer::Input) {
-        tracing::debug!(%error, "cannot flush the sensor port's input");
-    }
-    let mut framed = Framed::new(port, HostCodec::new(config.max_frame_bytes));
+    let link = tokio::select! {
+        () = shutdown.as_mut() => return SessionEnd::Stop,
+        link = connector.connect() => match link {
+            Ok(link) => link,
+            Err(error) => return error.into(),
+        },
+    };
+    let mut framed = Framed::new(link, HostCodec::new(config.max_frame_bytes));
     let mut requests = Requests::new(config.request_timeout);
     requests.push(HostMessage::GetInfo);
     let mut last_heard = Instant::now();

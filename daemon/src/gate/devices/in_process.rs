@@ -1,7 +1,8 @@
 //! Devices played by a test in the same process: a card reader holding in-process applets
 //! ([`InProcessReader`], cards put on and pulled off through [`InProcessCardSlot`]), a sensor
-//! whose events the test sends ([`ChannelSensor`]) and an event link whose events the test
-//! receives and whose commands it sends ([`ChannelLink`]). Unit and component tests only: the
+//! whose events the test sends ([`ChannelSensor`]) or palmgate-sensor's own device task over
+//! in-memory links ([`DuplexSensor`]), and an event link whose events the test receives and whose
+//! commands it sends ([`ChannelLink`]). Unit and component tests only: the
 //! system tests run the real devices.
 
 use std::sync::mpsc as std_mpsc;
@@ -10,7 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use palmgate_card::host::pcsc::{CardEvent, MonitorEvent};
 use palmgate_card::host::reader_health::ReaderHealth;
 use palmgate_card::host::{CardTransport, TransportError};
-use palmgate_sensor::device::{DeviceCommand, SensorEvent};
+use palmgate_sensor::device::{
+    self, DeviceCommand, DeviceConfig, SensorEvent, StreamConnector, StreamPlug,
+};
+use tokio::io::DuplexStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -205,6 +209,42 @@ impl SensorLink for ChannelSensor {
                 }
             }
         })
+    }
+}
+
+/// palmgate-sensor's device task (codec, requests, timeouts, reconnection) over in-memory links:
+/// the test plugs in the near end of a `tokio::io::duplex` for each connection and plays the
+/// sensor on the far end (`palmgate_sensor::device::ScriptedSensor`); dropping that end is an
+/// unplug. `DeviceConfig::path` and `baud` are unused.
+#[derive(Debug)]
+pub struct DuplexSensor {
+    connector: StreamConnector<DuplexStream>,
+    config: DeviceConfig,
+}
+
+impl DuplexSensor {
+    /// The sensor link with the device task's settings `config`, and the plug for its links.
+    pub fn new(config: DeviceConfig) -> (Self, StreamPlug<DuplexStream>) {
+        let (connector, plug) = StreamConnector::new();
+        (Self { connector, config }, plug)
+    }
+}
+
+impl SensorLink for DuplexSensor {
+    fn spawn(
+        self: Box<Self>,
+        events: mpsc::Sender<SensorEvent>,
+        commands: mpsc::Receiver<DeviceCommand>,
+        stop: StopSignal,
+    ) -> JoinHandle<()> {
+        let Self { connector, config } = *self;
+        tokio::spawn(device::run_with(
+            connector,
+            config,
+            events,
+            commands,
+            stop.wait(),
+        ))
     }
 }
 

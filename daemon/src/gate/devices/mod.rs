@@ -7,8 +7,9 @@
 //! - [`production`]: the real devices (PC/SC, the serial sensor, MQTT) and
 //!   [`Devices::production`], the one place that builds them from the settings.
 //! - [`in_process`]: devices played by a test in the same process (an applet behind
-//!   `InProcessTransport`, a sensor and a link over channels); with the simulated GPIO backend
-//!   they run the whole gate without a service.
+//!   `InProcessTransport`, a sensor over a channel or the real device task over
+//!   `tokio::io::duplex`, a link over channels); with the simulated GPIO backend they run the
+//!   whole gate without a service.
 
 pub mod in_process;
 pub mod production;
@@ -23,8 +24,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use self::in_process::{
-    ChannelLink, ChannelLinkEnds, ChannelSensor, ChannelSensorEnds, InProcessCardSlot,
-    InProcessReader,
+    ChannelLink, ChannelLinkEnds, ChannelSensor, ChannelSensorEnds, DuplexSensor,
+    InProcessCardSlot, InProcessReader,
 };
 pub use self::production::{MqttLink, PcscReader, SerialSensor};
 use super::card_worker::CardWorkerError;

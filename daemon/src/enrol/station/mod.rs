@@ -1,0 +1,427 @@
+//! The enrolment station's safety ordering, over injected devices: a card behind any
+//! [`CardTransport`] (PC/SC in the CLI, an in-process applet in tests), the sensor behind the
+//! gate's [`SensorLink`] seam, the person at the station behind [`Operator`].
+//!
+//! Order of work, chosen so that a refusal at any step leaves the card as it was:
+//! 1. read the card (refuse an enrolled card without `re_enrol`, or one of another issuer);
+//! 2. get the person's consent ([`Operator::consent`]) before any capture;
+//! 3. capture the hand(s) with live feedback; check the captures match each other (and that a
+//!    duress hand differs from the normal one);
+//! 4. only then write: personalise a factory card, record consent, erase (with `re_enrol`,
+//!    keeping the signed receipt), enrol, reset the retry counter;
+//! 5. verify each enrolled hand on the card with a fresh capture.
+//!
+//! Each capture comes from its own presentation of the hand ([`crate::enrol::presentation`]).
+//! The audit log is the durable record; the same records come back as events, to publish
+//! however the enrolment ends ([`Enrolment::events`]).
+
+mod card_steps;
+mod error;
+mod notice;
+mod sensor;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use palmgate_card::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey};
+use palmgate_card::host::{Card, CardError, CardTransport};
+use palmgate_card::protocol::{Lifecycle, SlotKind};
+use palmgate_matcher::Profile;
+use palmgate_matcher::extract::Extractor;
+use palmgate_matcher::template::Template;
+
+pub use self::card_steps::{Verification, kind_name};
+pub use self::error::{EnrolError, Refusal};
+pub use self::notice::{Notice, Operator};
+pub use self::sensor::{SensorError, SensorOptions};
+use self::sensor::{SensorNews, StationSensor};
+use super::journal::AuditLog;
+use super::{
+    AuditRecord, CaptureLoop, CaptureStep, Hand, check_distinct, check_mutual, consent_hash,
+};
+use crate::event::{CardId, NewEvent, Timestamp};
+use crate::gate::devices::SensorLink;
+
+/// The issuer's keys the station needs: to personalise factory cards, check certificates and
+/// prove the enrolment authority.
+pub struct Issuer {
+    /// Signs the certificate of a card being personalised.
+    pub key: IssuerKey,
+    /// Checks the card's certificate.
+    pub public: IssuerPublicKey,
+    /// Opens enrolment sessions.
+    pub authority: EnrolmentAuthority,
+    /// Where the issuer was read from (named in refusals).
+    pub source: PathBuf,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to enrol and how patiently.
+#[derive(Debug, Clone)]
+pub struct StationOptions {
+    /// Accepted captures per hand; every pair must match.
+    pub samples: usize,
+    /// Also enrol the other hand into a duress slot.
+    pub duress_hand: bool,
+    /// Erase a card that already holds templates (keeping the signed receipt).
+    pub re_enrol: bool,
+    /// Refused captures allowed per hand before giving up.
+    pub max_refused: usize,
+    /// The consent text shown (its SHA-256 is recorded).
+    pub consent_text: String,
+    /// The gates' security profile: the captures of a hand must match each other under its
+    /// one-template threshold, and the verification after writing uses it.
+    pub profile: Profile,
+}
+
+/// The sensor, not yet started: the station starts it once consent is given.
+pub struct SensorSetup {
+    /// The sensor's link (the serial sensor in the CLI).
+    pub link: Box<dyn SensorLink>,
+    /// Turns frames into templates.
+    pub extractor: Arc<Extractor>,
+    /// Name, patience and input kind.
+    pub options: SensorOptions,
+}
+
+impl std::fmt::Debug for SensorSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensorSetup")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an enrolment ended, and the events to publish however it ended.
+#[derive(Debug)]
+pub struct Enrolment {
+    /// The card enrolled and verified, or why not.
+    pub result: Result<CardId, EnrolError>,
+    /// `enrol.consent`, `card.erased`, `enrol.completed` as far as they happened (the audit log
+    /// holds the same records).
+    pub events: Vec<NewEvent>,
+}
+
+/// Runs one enrolment on the card behind `transport` (see the module's order of work).
+pub fn enrol<T: CardTransport>(
+    transport: T,
+    issuer: &Issuer,
+    options: &StationOptions,
+    sensor: SensorSetup,
+    audit: &mut AuditLog,
+    operator: &mut dyn Operator,
+) -> Enrolment {
+    let mut events = Vec::new();
+    let result = run(
+        transport,
+        issuer,
+        options,
+        sensor,
+        audit,
+        operator,
+        &mut events,
+    );
+    Enrolment { result, events }
+}
+
+fn run<T: CardTransport>(
+    transport: T,
+    issuer: &Issuer,
+    options: &StationOptions,
+    sensor: SensorSetup,
+    audit: &mut AuditLog,
+    operator: &mut dyn Operator,
+    events: &mut Vec<NewEvent>,
+) -> Result<CardId, EnrolError> {
+    // 1. The card.
+    let mut card =
+        Card::open(transport).map_err(EnrolError::card("selecting the palmgate applet"))?;
+    let identity = *card.identity();
+    let mut verified = None;
+    if identity.lifecycle == Lifecycle::Personalised {
+        let checked = match card.verify_certificate(&[issuer.public]) {
+            Ok(checked) => checked,
+            Err(source @ (CardError::Certificate(_) | CardError::CardIdMismatch)) => {
+                return Err(Refusal::ForeignCard {
+                    issuer: issuer.source.clone(),
+                    source,
+                }
+                .into());
+            }
+            Err(source) => return Err(EnrolError::card("reading the card")(source)),
+        };
+        let card_id = hex::encode(checked.card_id);
+        operator.notice(Notice::CardRead {
+            card_id: &card_id,
+            slots_used: identity.slots_used,
+            slot_capacity: identity.slot_capacity,
+        });
+        if identity.slots_used > 0 && !options.re_enrol {
+            return Err(Refusal::AlreadyEnrolled {
+                card_id,
+                slots_used: identity.slots_used,
+            }
+            .into());
+        }
+        verified = Some(checked);
+    } else {
+        operator.notice(Notice::FactoryCard);
+    }
+    let hands_needed = if options.duress_hand { 2 } else { 1 };
+    if usize::from(identity.slot_capacity) < hands_needed {
+        return Err(Refusal::TooFewSlots {
+            capacity: identity.slot_capacity,
+            needed: hands_needed,
+        }
+        .into());
+    }
+
+    // 2. Consent, before any capture.
+    let consent_sha256 = consent_hash(&options.consent_text);
+    let method = operator.consent(&options.consent_text, &consent_sha256)?;
+    let consent_time = Timestamp::now();
+
+    // 3. Captures, compared one to one: the profile's one-template threshold.
+    let threshold = options.profile.threshold(1);
+    let mut station = Capturing::start(sensor, options, operator)?;
+    let normal = station.series(Hand::Normal)?;
+    let normal_report = check_mutual(&normal, threshold).map_err(Refusal::from)?;
+    station.operator.notice(Notice::SeriesAgree {
+        hand: Hand::Normal,
+        report: &normal_report,
+    });
+    let duress = if options.duress_hand {
+        let duress = station.series(Hand::Duress)?;
+        let report = check_mutual(&duress, threshold).map_err(Refusal::from)?;
+        check_distinct(&normal, &duress, threshold).map_err(Refusal::from)?;
+        station.operator.notice(Notice::SeriesAgree {
+            hand: Hand::Duress,
+            report: &report,
+        });
+        Some((duress, report.reference))
+    } else {
+        None
+    };
+    let mut slots = vec![(SlotKind::Normal, &normal[normal_report.reference])];
+    if let Some((duress, reference)) = &duress {
+        slots.push((SlotKind::Duress, &duress[*reference]));
+    }
+
+    // 4. Write to the card (the station keeps watching the hand meanwhile).
+    station.sensor.watch();
+    let personalised = verified.is_none();
+    let verified = match verified {
+        Some(verified) => verified,
+        None => {
+            card.personalise(&issuer.key)
+                .map_err(EnrolError::card("personalising the card"))?;
+            card.verify_certificate(&[issuer.public])
+                .map_err(EnrolError::card("checking the new card certificate"))?
+        }
+    };
+    let card_id = CardId::new(&verified.card_id).ok_or(EnrolError::CardId)?;
+    if personalised {
+        station
+            .operator
+            .notice(Notice::Personalised { card_id: &card_id });
+    }
+    audit.append(&AuditRecord::Consent {
+        time: consent_time,
+        card_id: card_id.clone(),
+        consent_text_sha256: consent_sha256.clone(),
+        method,
+        duress_hand: options.duress_hand,
+    })?;
+    events.push(card_steps::consent_event(
+        consent_time,
+        &card_id,
+        &consent_sha256,
+        method,
+    ));
+    // From here on the events are the caller's to publish however the enrolment ends: a consent
+    // given or a card erased is news for the facility even when enrolment fails later.
+    let mut writer = card_steps::Writer {
+        card: &mut card,
+        verified: &verified,
+        authority: &issuer.authority,
+        card_id: &card_id,
+    };
+    if writer.slots_used()? > 0 {
+        if !options.re_enrol {
+            return Err(Refusal::GainedTemplates { card_id }.into());
+        }
+        events.push(writer.erase(audit, station.operator)?);
+    }
+    writer.enrol(&slots)?;
+    for (slot, (kind, _)) in slots.iter().enumerate() {
+        station
+            .operator
+            .notice(Notice::Enrolled { slot, kind: *kind });
+    }
+
+    // 5. Verify with fresh captures. The card now holds templates: its completion is recorded
+    // (verified or not) before any verification error is passed on.
+    let kinds: Vec<SlotKind> = slots.iter().map(|(kind, _)| *kind).collect();
+    let verification = station.verify(&mut writer, &kinds);
+    let all_matched = matches!(verification, Ok(true));
+    station.sensor.stop();
+    let (completed, completed_event) =
+        card_steps::completed(&card_id, personalised, &kinds, all_matched);
+    audit.append(&completed)?;
+    events.push(completed_event);
+    if !verification? {
+        return Err(Refusal::NotVerified { card_id }.into());
+    }
+    Ok(card_id)
+}
+
+/// The capture steps: the started sensor and the person hearing about each capture.
+struct Capturing<'o> {
+    sensor: StationSensor,
+    operator: &'o mut dyn Operator,
+    samples: usize,
+    max_refused: usize,
+    profile: Profile,
+}
+
+impl<'o> Capturing<'o> {
+    fn start(
+        setup: SensorSetup,
+        options: &StationOptions,
+        operator: &'o mut dyn Operator,
+    ) -> Result<Self, EnrolError> {
+        let (sensor, info) =
+            StationSensor::start(setup.link, setup.extractor, setup.options, &mut |news| {
+                tell(&mut *operator, news)
+            })?;
+        operator.notice(Notice::SensorConnected(&info));
+        Ok(Self {
+            sensor,
+            operator,
+            samples: options.samples,
+            max_refused: options.max_refused,
+            profile: options.profile,
+        })
+    }
+
+    /// Offers the next admitted capture to `captures`, and tells the presentation filter what
+    /// became of it.
+    fn offer_next(&mut self, captures: &mut CaptureLoop) -> Result<CaptureStep, EnrolError> {
+        let operator = &mut *self.operator;
+        let capture = self
+            .sensor
+            .next_capture(&mut |news| tell(&mut *operator, news))?;
+        let step = captures
+            .offer(capture.extraction)
+            .map_err(EnrolError::Extraction)?;
+        match step {
+            CaptureStep::Accepted { .. } => self.sensor.presentations.accepted(),
+            CaptureStep::Refused { .. } | CaptureStep::GaveUp { .. } => {
+                self.sensor.presentations.refused(capture.received);
+            }
+        }
+        Ok(step)
+    }
+
+    /// The accepted captures of one series of `hand`.
+    fn series(&mut self, hand: Hand) -> Result<Vec<Template>, EnrolError> {
+        let mut captures = CaptureLoop::new(self.samples, self.max_refused);
+        self.operator.notice(Notice::SeriesStarted {
+            hand,
+            wanted: self.samples,
+        });
+        let ended = loop {
+            if captures.is_complete() {
+                break Ok(());
+            }
+            let step = match self.offer_next(&mut captures) {
+                Ok(step) => step,
+                Err(error) => break Err(error),
+            };
+            self.operator.notice(Notice::Capture { hand, step: &step });
+            if let CaptureStep::GaveUp {
+                refused,
+                last_reason,
+            } = step
+            {
+                break Err(Refusal::CapturesRefused {
+                    hand,
+                    refused,
+                    last_reason,
+                }
+                .into());
+            }
+        };
+        self.operator.notice(Notice::SeriesEnded { hand });
+        ended.map(|()| captures.into_templates())
+    }
+
+    /// One accepted capture of `hand` (for the final verification).
+    fn one(&mut self, hand: Hand) -> Result<Template, EnrolError> {
+        let mut captures = CaptureLoop::new(1, self.max_refused);
+        while !captures.is_complete() {
+            match self.offer_next(&mut captures)? {
+                CaptureStep::Accepted { .. } => {}
+                CaptureStep::Refused { reason, advice, .. } => {
+                    self.operator.notice(Notice::VerifyCaptureRefused {
+                        hand,
+                        reason: &reason,
+                        advice,
+                    });
+                }
+                CaptureStep::GaveUp { refused, .. } => {
+                    return Err(Refusal::VerificationCapturesRefused { refused }.into());
+                }
+            }
+        }
+        captures
+            .into_templates()
+            .pop()
+            .ok_or(EnrolError::Sensor(SensorError::TaskStopped))
+    }
+
+    /// Verifies each enrolled slot (slot 0 the normal hand, slot 1 the duress hand) with a fresh
+    /// capture; whether every one matched its own slot.
+    fn verify<T: CardTransport>(
+        &mut self,
+        writer: &mut card_steps::Writer<'_, T>,
+        kinds: &[SlotKind],
+    ) -> Result<bool, EnrolError> {
+        // Frames from here on are the verification's: the watch ends before the person is asked.
+        let operator = &mut *self.operator;
+        self.sensor
+            .end_watch(&mut |news| tell(&mut *operator, news))?;
+        let mut all_matched = true;
+        for (&kind, hand) in kinds.iter().zip([Hand::Normal, Hand::Duress]) {
+            self.operator.notice(Notice::VerifyPresent { hand });
+            let probe = self.one(hand)?;
+            let verification = writer.verify(&probe, kind, self.profile)?;
+            all_matched &= verification == Verification::Match;
+            self.operator
+                .notice(Notice::Verified { hand, verification });
+        }
+        Ok(all_matched)
+    }
+}
+
+/// Passes what the sensor reported on to the person at the station.
+fn tell(operator: &mut dyn Operator, news: SensorNews) {
+    match news {
+        SensorNews::Problem(error) => operator.notice(Notice::SensorProblem(&error)),
+        SensorNews::Disconnected { error, retry_in } => {
+            operator.notice(Notice::SensorDisconnected {
+                error: &error,
+                retry_in,
+            });
+        }
+    }
+}

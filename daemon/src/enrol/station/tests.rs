@@ -1,0 +1,484 @@
+//! The station's order of work in this process: the card is the applet behind
+//! `InProcessTransport`, the sensor is the gate's `ChannelSensor` played by a [`Person`] who
+//! presents the next hand of a script whenever the station asks for one, the audit log is a
+//! temporary file.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use palmgate_card::applet::Applet;
+use palmgate_card::host::issuer::{init_issuer_dir, load_issuer_public_key};
+use palmgate_card::host::platform::{MemoryStorage, SystemClock, SystemRng, system_rng};
+use palmgate_card::host::{Card, InProcessTransport};
+use palmgate_card::protocol::Lifecycle;
+use palmgate_matcher::extract::InputKind;
+use palmgate_sensor::codec::{FrameFormat, SensorInfo};
+use palmgate_sensor::device::{CapturedFrame, SensorEvent, Timestamp as Received};
+use palmgate_sensor::image::PalmImage;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::enrol::{ConsentMethod, DEFAULT_CONSENT_TEXT};
+use crate::event::EventKind;
+use crate::gate::devices::ChannelSensor;
+
+type Applet_ = InProcessTransport<MemoryStorage, SystemRng, SystemClock>;
+
+fn extractor() -> Arc<Extractor> {
+    static EXTRACTOR: OnceLock<Arc<Extractor>> = OnceLock::new();
+    EXTRACTOR
+        .get_or_init(|| Arc::new(Extractor::builtin().unwrap()))
+        .clone()
+}
+
+fn factory_card() -> Applet_ {
+    InProcessTransport::new(Applet::factory(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+    ))
+}
+
+/// A presentation: `Some((identity, capture))` a synthetic hand, `None` an empty frame.
+type Shown = Option<(u64, u64)>;
+
+/// The person at the station: consents (or not) and presents the next hand of the script each
+/// time the station asks for one; keeps every notice's gist.
+struct Person {
+    consents: bool,
+    sensor: mpsc::Sender<SensorEvent>,
+    script: VecDeque<Shown>,
+    heard: Vec<String>,
+    frame_number: u32,
+}
+
+impl Person {
+    /// Lifts the hand and presents the next one of the script (nothing when it has run out).
+    fn present_next(&mut self) {
+        let Some(shown) = self.script.pop_front() else {
+            return;
+        };
+        let image = match shown {
+            Some((identity, capture)) => palmgate_matcher::synth::hand_image(identity, capture),
+            None => image::GrayImage::new(640, 480),
+        };
+        self.frame_number += 1;
+        for event in [
+            presence(false),
+            presence(true),
+            SensorEvent::Frame(CapturedFrame {
+                image: PalmImage::new(image),
+                format: FrameFormat::Gray8,
+                frame_number: self.frame_number,
+                encoded_bytes: 0,
+                received: Received::now(),
+                decoded_at: std::time::Instant::now(),
+            }),
+        ] {
+            self.sensor.blocking_send(event).unwrap();
+        }
+    }
+}
+
+fn presence(present: bool) -> SensorEvent {
+    SensorEvent::Presence {
+        present,
+        distance_mm: None,
+        received: Received::now(),
+    }
+}
+
+impl Operator for Person {
+    fn consent(&mut self, _text: &str, sha256: &str) -> Result<ConsentMethod, EnrolError> {
+        self.heard.push(format!("consent {sha256}"));
+        if self.consents {
+            Ok(ConsentMethod::Flag)
+        } else {
+            Err(Refusal::ConsentNotGiven.into())
+        }
+    }
+
+    fn notice(&mut self, notice: Notice<'_>) {
+        let asks_for_a_hand = match &notice {
+            Notice::SeriesStarted { .. }
+            | Notice::VerifyPresent { .. }
+            | Notice::VerifyCaptureRefused { .. }
+            | Notice::Capture {
+                step: CaptureStep::Refused { .. },
+                ..
+            } => true,
+            Notice::Capture {
+                step: CaptureStep::Accepted { number, wanted, .. },
+                ..
+            } => number < wanted,
+            _ => false,
+        };
+        self.heard.push(match &notice {
+            Notice::Capture { hand, step } => format!("{hand}: {step:?}"),
+            Notice::Enrolled { slot, kind } => format!("enrolled {slot} {}", kind_name(*kind)),
+            Notice::Verified { hand, verification } => format!("verified {hand} {verification:?}"),
+            other => format!("{other:?}").chars().take(40).collect(),
+        });
+        if asks_for_a_hand {
+            self.present_next();
+        }
+    }
+}
+
+/// One station: an issuer, its audit log, and the options of a single-hand enrolment.
+struct Desk {
+    dir: tempfile::TempDir,
+    issuer: Issuer,
+    options: StationOptions,
+}
+
+impl Desk {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer_dir = dir.path().join("issuer");
+        let (key, authority) = init_issuer_dir(&issuer_dir).unwrap();
+        let issuer = Issuer {
+            key,
+            public: load_issuer_public_key(&issuer_dir).unwrap(),
+            authority,
+            source: issuer_dir,
+        };
+        Self {
+            dir,
+            issuer,
+            options: StationOptions {
+                samples: 3,
+                duress_hand: false,
+                re_enrol: false,
+                max_refused: 3,
+                consent_text: DEFAULT_CONSENT_TEXT.to_string(),
+                profile: palmgate_matcher::Profile::Balanced,
+            },
+        }
+    }
+
+    fn audit_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("enrolment").join("audit.jsonl")
+    }
+
+    fn audit_kinds(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                value["kind"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    /// Enrols `card` with a person who presents `script` (and consents when `consents`).
+    fn enrol(&self, card: &mut Applet_, consents: bool, script: &[Shown]) -> (Enrolment, Person) {
+        let (link, ends) = ChannelSensor::new();
+        let sensor = ends.events;
+        sensor.blocking_send(connected()).unwrap();
+        let mut person = Person {
+            consents,
+            sensor,
+            script: script.iter().copied().collect(),
+            heard: Vec::new(),
+            frame_number: 0,
+        };
+        let setup = SensorSetup {
+            link: Box::new(link),
+            extractor: extractor(),
+            options: SensorOptions {
+                name: "in-process sensor".to_string(),
+                wait: Duration::from_secs(5),
+                input: InputKind::Hand,
+            },
+        };
+        let mut audit = AuditLog::open(&self.audit_path()).unwrap();
+        let enrolment = enrol(
+            card,
+            &self.issuer,
+            &self.options,
+            setup,
+            &mut audit,
+            &mut person,
+        );
+        (enrolment, person)
+    }
+}
+
+fn connected() -> SensorEvent {
+    SensorEvent::Connected(SensorInfo {
+        protocol_version: 1,
+        width: 640,
+        height: 480,
+        formats: vec![FrameFormat::Gray8],
+        max_fps: 10,
+        model: "in-process".to_string(),
+        firmware: "0".to_string(),
+    })
+}
+
+fn event_kinds(events: &[NewEvent]) -> Vec<EventKind> {
+    events.iter().map(|event| event.kind).collect()
+}
+
+fn slots_used(card: &mut Applet_) -> (Lifecycle, u8) {
+    let card = Card::open(card).unwrap();
+    (card.identity().lifecycle, card.identity().slots_used)
+}
+
+#[test]
+fn a_factory_card_is_personalised_enrolled_and_verified_in_order() {
+    let desk = Desk::new();
+    let mut card = factory_card();
+    let (enrolment, person) = desk.enrol(
+        &mut card,
+        true,
+        &[Some((1, 0)), Some((1, 1)), Some((1, 2)), Some((1, 3))],
+    );
+    let card_id = enrolment.result.unwrap();
+    assert_eq!(
+        event_kinds(&enrolment.events),
+        [EventKind::EnrolConsent, EventKind::EnrolCompleted]
+    );
+    assert_eq!(desk.audit_kinds(), ["enrol.consent", "enrol.completed"]);
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 1));
+    let position = |prefix: &str| {
+        person
+            .heard
+            .iter()
+            .position(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {:#?}", person.heard))
+    };
+    // Consent before any capture; every capture before the write; the write before the
+    // verification.
+    assert!(position("consent") < position("SeriesStarted"));
+    assert!(position("hand: Accepted { number: 3") < position("Personalised"));
+    assert!(position("Personalised") < position("enrolled 0 normal"));
+    assert!(position("enrolled 0 normal") < position("verified hand Match"));
+    assert!(
+        enrolment.events[1]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("slots=normal verified=true personalised=true")
+    );
+    assert!(!card_id.to_string().is_empty());
+}
+
+#[test]
+fn without_consent_nothing_is_captured_or_written() {
+    let desk = Desk::new();
+    let mut card = factory_card();
+    let (enrolment, person) = desk.enrol(&mut card, false, &[Some((1, 0))]);
+    assert!(
+        matches!(
+            enrolment.result,
+            Err(EnrolError::Refused(Refusal::ConsentNotGiven))
+        ),
+        "{:?}",
+        enrolment.result
+    );
+    assert!(enrolment.events.is_empty());
+    assert!(desk.audit_kinds().is_empty());
+    assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
+    // The script was never asked for.
+    assert_eq!(person.script.len(), 1);
+}
+
+#[test]
+fn captures_of_two_people_are_refused_before_anything_is_written() {
+    let desk = Desk::new();
+    let mut card = factory_card();
+    let (enrolment, _) = desk.enrol(&mut card, true, &[Some((1, 0)), Some((2, 0)), Some((1, 1))]);
+    assert!(
+        matches!(
+            enrolment.result,
+            Err(EnrolError::Refused(Refusal::Disagreement(_)))
+        ),
+        "{:?}",
+        enrolment.result
+    );
+    assert!(enrolment.events.is_empty());
+    assert!(desk.audit_kinds().is_empty());
+    assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
+}
+
+#[test]
+fn an_enrolled_card_is_refused_unless_re_enrolment_erases_it_with_a_kept_receipt() {
+    let mut desk = Desk::new();
+    let mut card = factory_card();
+    let first = [Some((1, 0)), Some((1, 1)), Some((1, 2)), Some((1, 3))];
+    desk.enrol(&mut card, true, &first).0.result.unwrap();
+
+    let (again, person) = desk.enrol(&mut card, true, &first);
+    assert!(
+        matches!(
+            again.result,
+            Err(EnrolError::Refused(Refusal::AlreadyEnrolled {
+                slots_used: 1,
+                ..
+            }))
+        ),
+        "{:?}",
+        again.result
+    );
+    assert!(!person.heard.iter().any(|line| line.starts_with("consent")));
+    assert_eq!(desk.audit_kinds().len(), 2);
+
+    desk.options.re_enrol = true;
+    let (re, _) = desk.enrol(
+        &mut card,
+        true,
+        &[Some((5, 0)), Some((5, 1)), Some((5, 2)), Some((5, 3))],
+    );
+    re.result.unwrap();
+    assert_eq!(
+        event_kinds(&re.events),
+        [
+            EventKind::EnrolConsent,
+            EventKind::CardErased,
+            EventKind::EnrolCompleted
+        ]
+    );
+    assert_eq!(
+        desk.audit_kinds()[2..],
+        ["enrol.consent", "card.erased", "enrol.completed"]
+    );
+    let receipts = std::fs::read_dir(desk.audit_path().parent().unwrap())
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("receipt-")
+        })
+        .count();
+    assert_eq!(receipts, 1);
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 1));
+}
+
+#[test]
+fn a_duress_hand_goes_to_slot_1_after_a_refused_capture_gets_advice() {
+    let mut desk = Desk::new();
+    desk.options.duress_hand = true;
+    let mut card = factory_card();
+    let (enrolment, person) = desk.enrol(
+        &mut card,
+        true,
+        &[
+            Some((3, 0)),
+            None,
+            Some((3, 1)),
+            Some((3, 2)),
+            Some((4, 0)),
+            Some((4, 1)),
+            Some((4, 2)),
+            Some((3, 3)),
+            Some((4, 3)),
+        ],
+    );
+    enrolment.result.unwrap();
+    assert!(
+        person
+            .heard
+            .iter()
+            .any(|line| line.starts_with("hand: Refused") && line.contains("no hand")),
+        "{:#?}",
+        person.heard
+    );
+    for expected in [
+        "enrolled 0 normal",
+        "enrolled 1 duress",
+        "verified hand Match",
+        "verified duress hand Match",
+    ] {
+        assert!(
+            person.heard.iter().any(|line| line == expected),
+            "{expected}"
+        );
+    }
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 2));
+}
+
+#[test]
+fn the_wrong_hand_at_verification_leaves_an_enrolled_unverified_card_on_record() {
+    let mut desk = Desk::new();
+    desk.options.duress_hand = true;
+    let mut card = factory_card();
+    // The duress hand is presented first at the verification.
+    let (enrolment, _) = desk.enrol(
+        &mut card,
+        true,
+        &[
+            Some((3, 0)),
+            Some((3, 1)),
+            Some((3, 2)),
+            Some((4, 0)),
+            Some((4, 1)),
+            Some((4, 2)),
+            Some((4, 3)),
+            Some((3, 3)),
+        ],
+    );
+    assert!(
+        matches!(
+            enrolment.result,
+            Err(EnrolError::Refused(Refusal::NotVerified { .. }))
+        ),
+        "{:?}",
+        enrolment.result
+    );
+    assert_eq!(desk.audit_kinds(), ["enrol.consent", "enrol.completed"]);
+    let completed = enrolment.events.last().unwrap();
+    assert!(
+        completed
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("slots=normal,duress verified=false"),
+        "{completed:?}"
+    );
+}
+
+#[test]
+fn a_sensor_that_never_answers_is_an_error_after_consent_and_before_any_write() {
+    let mut desk = Desk::new();
+    desk.options.samples = 2;
+    let mut card = factory_card();
+    let (link, _ends) = ChannelSensor::new();
+    let mut person = Person {
+        consents: true,
+        sensor: mpsc::channel(1).0,
+        script: VecDeque::new(),
+        heard: Vec::new(),
+        frame_number: 0,
+    };
+    let setup = SensorSetup {
+        link: Box::new(link),
+        extractor: extractor(),
+        options: SensorOptions {
+            name: "in-process sensor".to_string(),
+            wait: Duration::from_millis(200),
+            input: InputKind::Hand,
+        },
+    };
+    let mut audit = AuditLog::open(&desk.audit_path()).unwrap();
+    let enrolment = enrol(
+        &mut card,
+        &desk.issuer,
+        &desk.options,
+        setup,
+        &mut audit,
+        &mut person,
+    );
+    let error = enrolment.result.unwrap_err();
+    assert!(
+        matches!(error, EnrolError::Sensor(SensorError::NotConnected { .. })),
+        "{error:?}"
+    );
+    assert!(crate::error_chain(&error).contains("no sensor on in-process sensor within 0 s"));
+    assert!(desk.audit_kinds().is_empty());
+    assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
+}
