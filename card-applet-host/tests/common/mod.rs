@@ -23,7 +23,8 @@ pub fn factory_transport() -> TestTransport {
 
 /// Test templates: palmgate-matcher's fixtures; a capture of identity `seed` with `changed`
 /// cells turned.
-pub use palmgate_matcher::fixtures::{capture_changed as capture, template};
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use palmgate_matcher::fixtures::{capture_changed as capture, cells, template};
 
 /// An issuer and its enrolment authority.
 pub struct Issuer {
