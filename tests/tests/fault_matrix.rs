@@ -4,7 +4,7 @@
 //! broker back. Every event it held must then be delivered unchanged or named in an
 //! `alarm.events_lost` report, and no id it used before may come back for another event.
 //!
-//! Run: `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test fault_matrix`.
+//! Run: `cargo xtask isolated test -p palmgate-system-tests --test fault_matrix`.
 
 mod outbox_support;
 

@@ -4,7 +4,7 @@
 //! named in an `alarm.events_lost` report, and a new event after the recovery arrives.
 //!
 //! Mounting needs the private namespace `isolated` gives:
-//! `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test outbox_full_disk`.
+//! `cargo xtask isolated test -p palmgate-system-tests --test outbox_full_disk`.
 
 mod outbox_support;
 
@@ -40,7 +40,7 @@ impl<'a> SmallDisk<'a> {
         assert!(
             output.status.success(),
             "cannot mount a tmpfs on {} ({}): this test needs a private mount namespace; run it \
-             with `/work/bin/isolated cargo xtask test -p palmgate-system-tests --test \
+             with `cargo xtask isolated test -p palmgate-system-tests --test \
              outbox_full_disk`",
             dir.display(),
             String::from_utf8_lossy(&output.stderr).trim()

@@ -22,7 +22,8 @@
 //! - [`meals`]: at a canteen gate, the meal step in the card's session (and the receipt of a
 //!   meal whose answer was lost), and the meal counts; [`meal_report`]: `palmgate meals
 //!   report`.
-//! - [`door_view`]: the I/O-free door-state projection and door-event classification.
+//! - [`door_view`]: the I/O-free door-state projection from door-io's status (events are
+//!   classified in `event.rs`, `NewEvent::from_door_event`).
 //! - [`panel_stage`]: reader mode (`[panel]`): the verdict goes to an access panel over OSDP or
 //!   Wiegand, the panel's LED/buzzer commands reach the reader's feedback pins.
 //! - [`commands`]: signed remote commands (unlock, lockdown, release, revocation list).
