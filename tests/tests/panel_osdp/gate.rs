@@ -44,13 +44,13 @@ fn write_credential_map(issuer: &Path, map: &Path, alice: &str, bob: &str) {
         ),
     )
     .expect("write map");
-    let signed = std::process::Command::new(workspace_binary("palmgate-panel"))
-        .arg("sign-map")
+    let signed = std::process::Command::new(workspace_binary("palmgate"))
+        .args(["issuer", "sign-credential-map"])
         .arg("--issuer-key")
         .arg(issuer.join("issuer.key"))
         .arg(map)
         .output()
-        .expect("run palmgate-panel sign-map");
+        .expect("run palmgate issuer sign-credential-map");
     assert!(signed.status.success(), "sign-map: {signed:?}");
 }
 

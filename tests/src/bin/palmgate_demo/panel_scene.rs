@@ -52,8 +52,8 @@ pub fn run(site: &Site<'_>) -> Vec<(String, bool, String)> {
             "version = 1\n[[card]]\ncard_id = \"{alice_id}\"\nformat = \"h10301\"\nfacility = 12\nnumber = 3456\n"
         ),
     );
-    let signed = Command::new(workspace_binary("palmgate-panel"))
-        .arg("sign-map")
+    let signed = Command::new(workspace_binary("palmgate"))
+        .args(["issuer", "sign-credential-map"])
         .arg("--issuer-key")
         .arg(site.issuer.join("issuer.key"))
         .arg(&map)
