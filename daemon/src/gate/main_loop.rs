@@ -106,10 +106,11 @@ pub(super) async fn run(
             .into_iter()
             .chain(gate.liveness.next_deadline())
             .min();
-        let sleep = tokio::time::sleep_until(deadline.map_or_else(
-            || tokio::time::Instant::now() + LOOP_TICK,
-            tokio::time::Instant::from_std,
-        ));
+        // At least every tick, even when a deadline is further away: the watchdog counts beats.
+        let tick = tokio::time::Instant::now() + LOOP_TICK;
+        let sleep = tokio::time::sleep_until(deadline.map_or(tick, |deadline| {
+            tokio::time::Instant::from_std(deadline).min(tick)
+        }));
         tokio::select! {
             () = &mut shutdown => break,
             () = sleep => {
