@@ -54,6 +54,9 @@ pub enum EventKind {
     /// `alarm.events_lost`: recorded events that will never be delivered, or events that could
     /// not be recorded (`reason`: the cause; `detail`: `first_id=… last_id=… count=… cause=…`).
     AlarmEventsLost,
+    /// `alarm.presentation_attack`: presentation attack detection refused what was presented as a
+    /// palm (a print, a screen, a mould, …) before the card was asked.
+    AlarmPresentationAttack,
     /// `card.erased`: A card's templates were erased (with a signed deletion receipt).
     CardErased,
     /// `enrol.consent`: The enrolment station recorded a person's consent (the consent text's hash, no biometric data).
@@ -122,13 +125,14 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [Self; 37] = [
+    pub const ALL: [Self; 38] = [
         Self::AccessGranted,
         Self::AccessDenied,
         Self::AccessRemoteUnlock,
         Self::AlarmDuress,
         Self::AlarmCardBlocked,
         Self::AlarmEventsLost,
+        Self::AlarmPresentationAttack,
         Self::CardErased,
         Self::EnrolConsent,
         Self::EnrolCompleted,
@@ -171,6 +175,7 @@ impl EventKind {
             Self::AlarmDuress => "alarm.duress",
             Self::AlarmCardBlocked => "alarm.card_blocked",
             Self::AlarmEventsLost => "alarm.events_lost",
+            Self::AlarmPresentationAttack => "alarm.presentation_attack",
             Self::CardErased => "card.erased",
             Self::EnrolConsent => "enrol.consent",
             Self::EnrolCompleted => "enrol.completed",
@@ -211,6 +216,7 @@ impl EventKind {
             Self::AlarmDuress
             | Self::AlarmCardBlocked
             | Self::AlarmEventsLost
+            | Self::AlarmPresentationAttack
             | Self::PolicyRejected
             | Self::OutboxFilling
             | Self::DoorForced
@@ -280,6 +286,9 @@ impl Reason {
     pub const CARD_REMOVED: Self = Self::from_static("card_removed");
     /// No usable palm within the presentation window.
     pub const NO_PALM: Self = Self::from_static("no_palm");
+    /// Presentation attack detection refused what was presented (`access.denied`,
+    /// `alarm.presentation_attack`; `detail`: the cues that objected).
+    pub const PRESENTATION_ATTACK: Self = Self::from_static("presentation_attack");
     /// The card did not answer in time.
     pub const CARD_TIMEOUT: Self = Self::from_static("card_timeout");
     /// The verification did not complete (`detail` says why).

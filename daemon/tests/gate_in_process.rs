@@ -31,8 +31,11 @@ use palmgate_card::protocol::SlotKind;
 use palmgate_door::{InputConfig, SimulatedGpio};
 use palmgate_matcher::Template;
 use palmgate_matcher::extract::{Extractor, InputKind};
-use palmgate_sensor::codec::{FrameFormat, SensorInfo};
-use palmgate_sensor::device::{CapturedFrame, SensorEvent, Timestamp as Received};
+use palmgate_matcher::pad::model::{Presented, Species, render_burst};
+use palmgate_sensor::codec::{Band, FrameFormat, SensorInfo};
+use palmgate_sensor::device::{
+    BurstFrame, CapturedFrame, DeviceCommand, SensorEvent, Timestamp as Received,
+};
 use palmgate_sensor::image::PalmImage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -94,14 +97,43 @@ fn enrolment_template(identity: u64) -> Template {
 /// A frame of `identity`'s hand as the sensor link delivers it.
 fn frame(identity: u64, capture: u64, number: u32) -> SensorEvent {
     let image = palmgate_matcher::synth::hand_image(identity, capture);
-    SensorEvent::Frame(CapturedFrame {
+    SensorEvent::Frame(captured(image, number))
+}
+
+fn captured(image: image::GrayImage, number: u32) -> CapturedFrame {
+    CapturedFrame {
         image: PalmImage::new(image),
         format: FrameFormat::Gray8,
         frame_number: number,
         encoded_bytes: 0,
         received: Received::now(),
         decoded_at: std::time::Instant::now(),
+    }
+}
+
+/// The burst a protocol 1.1 sensor with every band takes at the gate's default
+/// `pad.burst_rounds` (2): the bands in code order, twice.
+fn burst_sequence() -> Vec<Band> {
+    [Band::ALL, Band::ALL].concat()
+}
+
+/// The frames of a presentation burst of `presented`, rendered by the PAD physical model at
+/// 10 frames per second (before the gate asks for them: rendering is slow in a debug build).
+async fn rendered_burst(presented: Presented) -> Vec<image::GrayImage> {
+    tokio::task::spawn_blocking(move || {
+        let bands: Vec<_> = burst_sequence()
+            .into_iter()
+            .map(|band| match band {
+                Band::Ambient => palmgate_matcher::pad::Band::Ambient,
+                Band::Nir850 => palmgate_matcher::pad::Band::Nir850,
+                Band::Nir940 => palmgate_matcher::pad::Band::Nir940,
+                Band::Visible => palmgate_matcher::pad::Band::Visible,
+            })
+            .collect();
+        render_burst(30, 1, presented, &bands, Duration::from_millis(100))
     })
+    .await
+    .unwrap()
 }
 
 /// The sensor's handshake, as the sensor link reports it after every (re)connection.
@@ -172,10 +204,15 @@ struct Gate {
 impl Gate {
     /// Starts the gate; returns once the sensor has been connected.
     async fn start() -> Self {
+        Self::start_with(|config| config).await
+    }
+
+    /// [`Gate::start`] with the configuration changed by `edit`.
+    async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let issuer = Issuer::init(&dir.path().join("issuer"));
         assert!(dir.path().join("issuer").join(files::ISSUER_PUB).exists());
-        let config = CONFIG.replace("{dir}", &dir.path().display().to_string());
+        let config = edit(CONFIG.replace("{dir}", &dir.path().display().to_string()));
         let main = dir.path().join("palmgate.toml");
         std::fs::write(&main, config).unwrap();
         let settings: Settings =
@@ -292,6 +329,32 @@ impl Gate {
             "not denied because {because:?}: {decision:?}"
         );
         decision
+    }
+
+    /// Waits for the gate to ask for a presentation burst (it must be the one
+    /// [`burst_sequence`] names) and sends `images` as its frames.
+    async fn answer_burst(&mut self, images: Vec<image::GrayImage>) {
+        let command = tokio::time::timeout(WAIT, self.sensor.commands.recv())
+            .await
+            .expect("the gate asks for a burst")
+            .expect("gate running");
+        let DeviceCommand::Burst(request) = command else {
+            panic!("expected a burst request, got {command:?}");
+        };
+        assert_eq!(request.sequence(), burst_sequence());
+        assert_eq!(request.format, FrameFormat::Gray8, "lossless, as offered");
+        for (index, (band, image)) in burst_sequence().into_iter().zip(images).enumerate() {
+            self.frame_number += 1;
+            let number = self.frame_number;
+            let index = u8::try_from(index).unwrap();
+            self.sensor_event(SensorEvent::BurstFrame(BurstFrame {
+                band,
+                index,
+                exposed_after: Duration::from_millis(100) * u32::from(index),
+                frame: captured(image, number),
+            }))
+            .await;
+        }
     }
 
     /// No decision for `quiet`.
@@ -675,6 +738,70 @@ async fn over_the_real_sensor_codec_a_replugged_sensor_still_decides() {
     let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 15)]);
     gate.cards.present(card);
     let decision = decision_over(&mut gate, &mut second, 15).await;
+    assert_eq!(decision.kind, EventKind::AccessGranted, "{decision:?}");
+    gate.stop().await;
+}
+
+/// Tries left on an in-process card (read while it is off the reader).
+fn tries_left(card: &SharedCard) -> u8 {
+    let mut transport = card.lock().unwrap();
+    Card::open(&mut *transport).unwrap().identity().tries_left
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presentation_attack_is_refused_before_the_card_and_spends_no_try() {
+    let mut gate = Gate::start().await;
+    gate.sensor_event(SensorEvent::Bands(Band::ALL.to_vec()))
+        .await;
+    let attack = rendered_burst(Presented::Attack(Species::PrintNir)).await;
+    let (card, id) = gate.issuer.card(&[(SlotKind::Normal, 14)]);
+    let tries_before = tries_left(&card);
+    gate.cards.present(card.clone());
+    // The frame passes quality (it is the enrolled hand); the burst shows a print of it.
+    gate.palm(14).await;
+    gate.answer_burst(attack).await;
+    let denied = gate.denial_because("presentation_attack").await;
+    assert_eq!(denied.card_id, Some(id.clone()));
+    assert_eq!(denied.result, Some(Outcome::Denied));
+    let detail = denied.detail.clone().unwrap_or_default();
+    assert!(detail.contains("(balanced profile); against: "), "{detail}");
+    let alarm = gate.event(&[EventKind::AlarmPresentationAttack]).await;
+    assert_eq!(alarm.result, Some(Outcome::Alarm));
+    assert_eq!(alarm.reason, Some(Reason::PRESENTATION_ATTACK));
+    assert_eq!(alarm.card_id, Some(id));
+    assert_eq!(alarm.door.as_deref(), Some("main"));
+    assert_eq!(alarm.detail, denied.detail);
+    gate.no_decision(Duration::from_millis(500)).await;
+    gate.cards.pull();
+    assert_eq!(tries_left(&card), tries_before, "a card try was spent");
+    gate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_hand_on_a_multi_band_sensor_passes_after_a_refused_attack() {
+    // Two extractions and two burst analyses in a debug build, on a loaded machine, within one
+    // presentation window: give it room.
+    let mut gate = Gate::start_with(|config| {
+        config.replace(
+            "presentation_window_ms = 3000",
+            "presentation_window_ms = 30000",
+        )
+    })
+    .await;
+    gate.sensor_event(SensorEvent::Bands(Band::ALL.to_vec()))
+        .await;
+    let attack = rendered_burst(Presented::Attack(Species::ScreenReplay)).await;
+    let live = rendered_burst(Presented::Live).await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 15)]);
+    gate.cards.present(card);
+    gate.palm(15).await;
+    gate.answer_burst(attack).await;
+    gate.denial_because("presentation_attack").await;
+    // Asked to present again: the screen goes, the hand comes, with the card still waiting.
+    gate.hand(false).await;
+    gate.palm(15).await;
+    gate.answer_burst(live).await;
+    let decision = gate.decision().await;
     assert_eq!(decision.kind, EventKind::AccessGranted, "{decision:?}");
     gate.stop().await;
 }

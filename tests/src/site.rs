@@ -151,26 +151,36 @@ impl Site {
         (held_ms, away_ms): (u64, u64),
         edit: impl FnOnce(String) -> String,
     ) -> AliceAtTheGate {
+        let images = self.palms.captures(0, 2);
+        let sensor_args = [
+            "--format",
+            "jpeg",
+            "--fps",
+            &fps.to_string(),
+            "--images",
+            images.to_str().expect("utf-8 path"),
+            "--hand-held-ms",
+            &held_ms.to_string(),
+            "--hand-away-ms",
+            &away_ms.to_string(),
+        ];
+        self.alice_at_the_gate_with_sensor(gate, &sensor_args, edit)
+    }
+
+    /// [`Site::alice_at_the_gate`] with the sensor simulator started with `sensor_args`
+    /// (`palmgate sensor simulate --link … ARGS`): for example a modelled attack species
+    /// presented instead of her palm.
+    pub fn alice_at_the_gate_with_sensor(
+        &self,
+        gate: &str,
+        sensor_args: &[&str],
+        edit: impl FnOnce(String) -> String,
+    ) -> AliceAtTheGate {
         let root = self.root.as_path();
         let (template, _) = self.palms.template(0);
         let card = root.join("alice.card");
         let card_id = personalised_card(&card, &self.issuer, std::slice::from_ref(&template), None);
-        let images = self.palms.captures(0, 2);
-        let sensor = sensor_simulator_with(
-            &self.sensor_link(),
-            &[
-                "--format",
-                "jpeg",
-                "--fps",
-                &fps.to_string(),
-                "--images",
-                images.to_str().expect("utf-8 path"),
-                "--hand-held-ms",
-                &held_ms.to_string(),
-                "--hand-away-ms",
-                &away_ms.to_string(),
-            ],
-        );
+        let sensor = sensor_simulator_with(&self.sensor_link(), sensor_args);
         let mqtt = Subscriber::start(&format!("palmgate/{gate}/event/#"));
         let running = self.start_gate(&require_mqtt(), gate, sensor, edit);
         AliceAtTheGate {

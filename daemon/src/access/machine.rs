@@ -124,6 +124,12 @@ pub enum Input {
         /// Why (for the event if no palm comes in time).
         reason: String,
     },
+    /// Presentation attack detection refused what was presented as a palm (a print, a screen, a
+    /// mould, …). The pipeline has already wiped its probe: nothing reaches a card.
+    PresentationAttack {
+        /// The liveness score and the cues that objected, for the events (never an image).
+        detail: String,
+    },
     /// The card's authenticated decision.
     CardDecision {
         /// What the card decided.
@@ -484,6 +490,9 @@ impl<P: Policy> Access<P> {
                     *last_refusal = Some(reason);
                 }
             }
+            Input::PresentationAttack { detail } => {
+                self.presentation_attack(&mut actions, time, detail);
+            }
             Input::CardDecision { decision, elapsed } => {
                 if let State::Verifying {
                     card,
@@ -693,6 +702,56 @@ impl<P: Policy> Access<P> {
             },
             None => Action::Verify,
         }
+    }
+
+    /// A presentation refused by presentation attack detection: denied and alarmed, and no card
+    /// try is spent (the card never sees it). A card waiting for a palm keeps waiting, within the
+    /// same window, so that a live hand refused by mistake can be presented again; the window
+    /// bounds how many attempts one card presentation allows, and each raises the alarm. The
+    /// refused object must leave the sensor before another presentation is taken.
+    fn presentation_attack(&mut self, actions: &mut Vec<Action>, time: Timestamp, detail: String) {
+        let (card, latencies) = match &mut self.state {
+            State::CardWaitingPalm {
+                card,
+                read,
+                last_refusal,
+                ..
+            } => {
+                *last_refusal = Some("presentation attack refused".to_string());
+                let latencies = Latencies {
+                    card_ms: Some(millis(*read)),
+                    ..Latencies::default()
+                };
+                (Some(card.clone()), latencies)
+            }
+            State::PalmWaitingCard { .. } => {
+                // Whoever is at the sensor is presenting an attack: the earlier palm is not kept
+                // for a card that may come.
+                actions.push(Action::DiscardProbe);
+                self.state = State::Idle;
+                (None, Latencies::default())
+            }
+            State::Idle | State::Verifying { .. } | State::AwaitRemoval => {
+                (None, Latencies::default())
+            }
+        };
+        self.palm_spent = self.hand_present;
+        self.deny(
+            actions,
+            time,
+            card.clone(),
+            (Reason::PRESENTATION_ATTACK, Some(detail.clone())),
+            latencies,
+        );
+        let mut alarm = NewEvent::new(EventKind::AlarmPresentationAttack, time)
+            .door(self.config.door.clone())
+            .result(Outcome::Alarm)
+            .reason(Reason::PRESENTATION_ATTACK)
+            .detail(detail);
+        if let Some(card) = card {
+            alarm = alarm.card(card);
+        }
+        actions.push(Action::Publish(alarm));
     }
 
     /// The checks that need no palm: revocation, lockdown of this reader's door, the site policy.

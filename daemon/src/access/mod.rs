@@ -17,6 +17,11 @@
 //! window. A card that fails the checks that need no palm (unknown issuer, revoked, lockdown,
 //! policy) is denied at once, without a capture. After a decision the card must leave the reader
 //! before it can be presented again.
+//!
+//! Presentation attack detection runs in the pipeline after quality and before the card: a palm
+//! it accepts arrives as [`Input::PalmReady`], one it refuses as [`Input::PresentationAttack`],
+//! which the machine denies and alarms without ever asking the card (no try is spent); a card
+//! that waits for a palm keeps waiting, so that the person can present again.
 
 mod machine;
 mod meals;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::event::{CardId, NewEvent, Timestamp};
+use crate::event::{CardId, NewEvent, Reason, Timestamp};
 
 const WINDOW: Duration = Duration::from_secs(10);
 const VERIFY_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -406,7 +406,7 @@ fn lockdown_during_verification_refuses_the_match_and_remote_unlock() {
 }
 
 fn any_input() -> impl Strategy<Value = (u64, u8)> {
-    (0u64..3000, 0u8..14)
+    (0u64..3000, 0u8..15)
 }
 
 proptest! {
@@ -444,6 +444,7 @@ proptest! {
                     lockdown("back", locked[1])
                 }
                 12 => remote_unlock("main"),
+                13 => attack(),
                 _ => remote_unlock("back"),
             };
             let was_locked = locked;
@@ -543,4 +544,173 @@ fn a_remote_unlock_carries_its_own_release_time_and_a_grant_the_doors() {
         door: "main".to_string(),
         unlock: None,
     }));
+}
+
+fn attack() -> Input {
+    Input::PresentationAttack {
+        detail: "liveness 0.02 (needs 0.50): water_absorption_940_850 = 1.00".to_string(),
+    }
+}
+
+/// One row of the presentation attack table: where the machine stands when PAD refuses.
+struct AttackRow {
+    name: &'static str,
+    setup: fn(&mut Run),
+    /// The card the denial and the alarm name.
+    card: Option<CardId>,
+    /// Whether a probe held for a card is wiped.
+    discards: bool,
+    /// The state after.
+    after: fn(&State) -> bool,
+    /// Whether the object in front of the sensor must leave before the next presentation.
+    spent: bool,
+}
+
+#[test]
+fn a_presentation_attack_is_denied_and_alarmed_without_asking_the_card() {
+    let rows = [
+        AttackRow {
+            name: "a card waits, the hand is reported present",
+            setup: |run| {
+                run.at(0, hand(true));
+                run.at(10, presented(1));
+            },
+            card: Some(card(1)),
+            discards: false,
+            after: |state| matches!(state, State::CardWaitingPalm { .. }),
+            spent: true,
+        },
+        AttackRow {
+            name: "a card waits, the sensor reports no presence",
+            setup: |run| {
+                run.at(10, presented(1));
+            },
+            card: Some(card(1)),
+            discards: false,
+            after: |state| matches!(state, State::CardWaitingPalm { .. }),
+            spent: false,
+        },
+        AttackRow {
+            name: "palm first, nothing presented yet",
+            setup: |run| {
+                run.at(0, hand(true));
+            },
+            card: None,
+            discards: false,
+            after: |state| matches!(state, State::Idle),
+            spent: true,
+        },
+        AttackRow {
+            name: "a live palm waits for its card",
+            setup: |run| {
+                let palm = palm(run, 5);
+                run.at(5, palm);
+            },
+            card: None,
+            discards: true,
+            after: |state| matches!(state, State::Idle),
+            spent: false,
+        },
+        AttackRow {
+            name: "a card is verifying another palm",
+            setup: |run| {
+                run.at(10, presented(1));
+                let palm = palm(run, 20);
+                run.at(20, palm);
+            },
+            card: None,
+            discards: false,
+            after: |state| matches!(state, State::Verifying { .. }),
+            spent: false,
+        },
+        AttackRow {
+            name: "decided, the card still on the reader",
+            setup: |run| {
+                run.at(10, presented(1));
+                let palm = palm(run, 20);
+                run.at(20, palm);
+                run.at(30, decision(Decision::NoMatch { tries_left: 4 }));
+            },
+            card: None,
+            discards: false,
+            after: |state| matches!(state, State::AwaitRemoval),
+            spent: false,
+        },
+    ];
+    for row in rows {
+        let mut run = Run::new();
+        (row.setup)(&mut run);
+        let actions = run.at(100, attack());
+        let name = row.name;
+        assert!(
+            !actions.contains(&Action::Verify),
+            "{name}: the card was asked"
+        );
+        assert_eq!(unlocks(&actions), 0, "{name}");
+        assert!(
+            actions.contains(&Action::Deny {
+                door: "main".to_string()
+            }),
+            "{name}: no denial shown at the door: {actions:?}"
+        );
+        assert_eq!(
+            actions.contains(&Action::DiscardProbe),
+            row.discards,
+            "{name}: {actions:?}"
+        );
+        assert_eq!(
+            kinds(&actions),
+            ["access.denied", "alarm.presentation_attack"],
+            "{name}"
+        );
+        for event in events(&actions) {
+            assert_eq!(event.reason, Some(Reason::PRESENTATION_ATTACK), "{name}");
+            assert_eq!(event.card_id, row.card, "{name}");
+            assert_eq!(event.door.as_deref(), Some("main"), "{name}");
+            assert!(
+                event
+                    .detail
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("water_absorption"),
+                "{name}: the cues are in the detail: {event:?}"
+            );
+        }
+        assert!(
+            (row.after)(run.access.state()),
+            "{name}: {:?}",
+            run.access.state()
+        );
+        assert_eq!(run.access.palm_spent(), row.spent, "{name}");
+    }
+}
+
+#[test]
+fn after_a_refused_presentation_a_live_hand_can_still_be_presented_within_the_window() {
+    let mut run = Run::new();
+    run.at(0, hand(true));
+    run.at(10, presented(1));
+    run.at(100, attack());
+    // The refused object is still in front of the sensor: nothing is taken.
+    assert!(!run.access.wants_palm(false));
+    run.at(300, hand(false));
+    assert!(run.access.wants_palm(false));
+    run.at(400, hand(true));
+    assert_eq!(run.at(500, palm(&run, 500)), [Action::Verify]);
+    let actions = run.at(510, decision(Decision::Match { duress: false }));
+    assert_eq!(kinds(&actions), ["access.granted"]);
+
+    // Without a live hand, the window ends as for any missing palm, and says what was refused.
+    let mut run = Run::new();
+    run.at(10, presented(1));
+    run.at(100, attack());
+    let actions = run.tick(10 + WINDOW.as_millis() as u64);
+    assert_eq!(kinds(&actions), ["access.denied"]);
+    assert_eq!(
+        reason(&actions).as_deref(),
+        Some(
+            "no_palm: no usable palm within the presentation window \
+             (last capture: presentation attack refused)"
+        )
+    );
 }

@@ -58,12 +58,14 @@ pub struct SimulateArgs {
     /// image (for throughput tests; a gate then takes one decision and waits for a lift).
     #[arg(long, conflicts_with_all = ["hand_held_ms", "hand_away_ms"])]
     pub hand_always_present: bool,
-    /// What the synthetic hands are: `live` (default) or an attack species (print-visible,
-    /// print-nir, screen-replay, mould), rendered per band by the physical model of
-    /// docs/pad.md. Needs --synthetic.
+    /// What the synthetic hands are: `live` or an attack species (print-visible, print-nir,
+    /// screen-replay, mould), rendered per band by the physical model of docs/pad.md; the
+    /// sensor then speaks protocol 1.1 (bands and bursts). Needs --synthetic. Without it the
+    /// images have no model of light, and the sensor is a protocol 1.0 one.
     #[arg(long, value_parser = crate::cli::pad::parse_presented, requires = "synthetic")]
     pub species: Option<Presented>,
-    /// Behave as a protocol 1.0 sensor: one light, no bands, no bursts.
+    /// With --species: behave as a protocol 1.0 sensor all the same (one light, no bands, no
+    /// bursts).
     #[arg(long)]
     pub single_band: bool,
 }
@@ -223,7 +225,10 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give --images DIR or --synthetic N"),
     };
     let mut config = SimulatorConfig::new(&args.link);
-    if args.single_band {
+    // Bands only where the images model light: a folder of photographs (or the plain synthetic
+    // hands) shows the same image under every band, which is what a flat print looks like, and
+    // a gate's presentation attack detection would rightly refuse it.
+    if args.single_band || args.species.is_none() {
         config.bands = None;
     }
     if let Some(format) = args.format {

@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub logging: Option<RawLogging>,
     /// `[panel]`: reader mode in front of an access panel (validated by `palmgate-panel`).
     pub panel: Option<palmgate_panel::config::RawPanel>,
+    pub pad: Option<RawPad>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -137,6 +138,13 @@ pub struct RawStorage {
     pub device_key_file: Option<String>,
     pub outbox_max_events: Option<u64>,
     pub outbox_alarm_percent: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPad {
+    pub profile: Option<String>,
+    pub burst_rounds: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -39,6 +39,8 @@ pub struct Settings {
     /// Reader mode in front of an access panel (`[panel]`, issue 17).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panel: Option<palmgate_panel::config::PanelSettings>,
+    /// Presentation attack detection (`[pad]`, docs/pad.md).
+    pub pad: palmgate_matcher::pad::PadSettings,
 }
 
 /// `[gate]`.

@@ -906,3 +906,68 @@ fn a_raw_matcher_threshold_is_refused_with_what_replaced_it() {
         )]
     );
 }
+
+#[test]
+fn pad_defaults_to_the_balanced_profile_and_two_burst_rounds() {
+    use palmgate_matcher::pad::{PadProfile, PadSettings};
+    let fixture = Fixture::new();
+    let settings = fixture.load(VALID, &[], &[]).expect("valid");
+    assert_eq!(settings.pad, PadSettings::default());
+    assert_eq!(settings.pad.profile, PadProfile::Balanced);
+    assert_eq!(settings.pad.burst_rounds, 2);
+
+    let main = format!("{VALID}\n[pad]\nprofile = \"security\"\nburst_rounds = 3\n");
+    let settings = fixture
+        .load(&main, &[], &[("PALMGATE__PAD__BURST_ROUNDS", "4")])
+        .expect("valid");
+    assert_eq!(settings.pad.profile, PadProfile::Security);
+    assert_eq!(settings.pad.burst_rounds, 4, "the environment wins");
+    // `palmgate config check` prints the section as it is written.
+    let printed = toml::to_string(&settings).expect("settings print as TOML");
+    assert!(
+        printed.contains("[pad]\nprofile = \"security\"\nburst_rounds = 4\n"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn pad_section_problems_name_file_key_and_reason() {
+    let fixture = Fixture::new();
+    let main = format!("{VALID}\n[pad]\nprofile = \"paranoid\"\n");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: pad.profile: \"paranoid\" is not one of: convenience, balanced, security",
+            fixture.main().display()
+        )]
+    );
+    let problems = fixture.problems(VALID, &[("40-pad.toml", "[pad]\nburst_rounds = 9\n")], &[]);
+    assert_eq!(
+        problems,
+        [format!(
+            "{}: pad.burst_rounds: 9 is out of range (1 to 8)",
+            fixture.path("conf.d/40-pad.toml")
+        )]
+    );
+    let problems = fixture.problems(VALID, &[], &[("PALMGATE__PAD__BURST_ROUNDS", "0")]);
+    assert_eq!(
+        problems,
+        ["environment: pad.burst_rounds: 0 is out of range (1 to 8)"]
+    );
+    let main = format!("{VALID}\n[pad]\nrounds = 2\n");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: pad.rounds: unknown key",
+            fixture.main().display()
+        )]
+    );
+    let main = format!("{VALID}\n[pad]\nburst_rounds = \"two\"\n");
+    assert_eq!(
+        fixture.problems(&main, &[], &[]),
+        [format!(
+            "{}: pad.burst_rounds: invalid type: string \"two\", expected u64",
+            fixture.main().display()
+        )]
+    );
+}

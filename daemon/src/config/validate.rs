@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use palmgate_matcher::Profile;
+use palmgate_matcher::pad::{PadProfile, PadSettings};
 
 use super::files::{
     BoundedFileError, MAX_KEY_FILE_BYTES, MAX_MODEL_FILE_BYTES, MAX_POLICY_FILE_BYTES,
@@ -252,6 +253,7 @@ impl Checker<'_, '_> {
         let storage = self.storage(raw.storage.unwrap_or_default());
         let logging = self.logging(raw.logging.unwrap_or_default());
         let panel = self.panel(raw.panel.as_ref());
+        let pad = self.pad(raw.pad.unwrap_or_default());
         if let (Some(door), Some(fire)) = (&door, &fire) {
             let panel = panel.as_ref().and_then(Option::as_ref);
             self.pins_used_once(door, fire.as_ref(), panel);
@@ -268,7 +270,33 @@ impl Checker<'_, '_> {
             storage: storage?,
             logging: logging?,
             panel: panel?,
+            pad: pad?,
         })
+    }
+
+    /// `[pad]`: the presentation attack detection's operating point and burst length.
+    fn pad(&mut self, raw: super::raw::RawPad) -> Option<PadSettings> {
+        let profiles = PadProfile::ALL.map(|profile| (profile.name(), profile));
+        let profile = self.choice("pad.profile", raw.profile.as_deref(), &profiles);
+        let rounds = PadSettings::BURST_ROUNDS;
+        let burst_rounds = self
+            .int_range(
+                "pad.burst_rounds",
+                raw.burst_rounds,
+                u64::from(*rounds.start()),
+                u64::from(*rounds.end()),
+            )
+            .and_then(|rounds| u8::try_from(rounds).ok());
+        let settings = PadSettings {
+            profile: profile?,
+            burst_rounds: burst_rounds?,
+        };
+        // The matcher's own check, so that the two can never disagree.
+        if let Err(error) = settings.validate() {
+            self.problem("pad.burst_rounds", error.to_string());
+            return None;
+        }
+        Some(settings)
     }
 
     /// `[panel]`: palmgate-panel validates it; its problems are reported like ours.

@@ -2,7 +2,8 @@
 //! events, remote commands, reload requests, the access machine's deadlines) and turns each into
 //! an input of the I/O-free access machine, whose actions it carries out: verify the held probe on
 //! the card, unlock or deny a door, publish an event. It holds the probe template between
-//! extraction and verification.
+//! extraction and verification; a probe reaches the machine only once presentation attack
+//! detection ([`super::liveness`]) found a live hand.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::card_worker::{CardReport, CardWorker};
 use super::door_view::DoorStates;
+use super::liveness::Liveness;
 use super::panel_stage::PanelStage;
 use super::startup::Running;
 use super::state::lockdown::LockdownFile;
@@ -69,6 +71,8 @@ pub(super) struct Loop {
     pub(super) door_view: DoorStates,
     pub(super) held_probe: Option<Template>,
     pub(super) extracting: bool,
+    /// Presentation attack detection between extraction and the access machine.
+    pub(super) liveness: Liveness,
     pub(super) capture: Capture,
     pub(super) readiness: Readiness,
     /// The revocation list in force, and where it is kept.
@@ -103,16 +107,23 @@ pub(super) async fn run(
     tokio::pin!(shutdown);
     loop {
         heartbeat.beat();
-        let deadline = gate.access.next_deadline();
-        let sleep = tokio::time::sleep_until(deadline.map_or_else(
-            || tokio::time::Instant::now() + LOOP_TICK,
-            tokio::time::Instant::from_std,
-        ));
+        let deadline = gate
+            .access
+            .next_deadline()
+            .into_iter()
+            .chain(gate.liveness.next_deadline())
+            .min();
+        // At least every tick, even when a deadline is further away: the watchdog counts beats.
+        let tick = tokio::time::Instant::now() + LOOP_TICK;
+        let sleep = tokio::time::sleep_until(deadline.map_or(tick, |deadline| {
+            tokio::time::Instant::from_std(deadline).min(tick)
+        }));
         tokio::select! {
             () = &mut shutdown => break,
             () = sleep => {
                 let actions = gate.access.tick(Instant::now(), Timestamp::now());
                 gate.execute(actions);
+                gate.liveness_tick(Instant::now());
             }
             Some(report) = inputs.cards.recv() => {
                 if let CardReport::ReaderHealth(health) = &report {
@@ -134,6 +145,7 @@ pub(super) async fn run(
                 }
             }
             Some((result, received, extract)) = extract_rx.recv() => gate.extracted(result, received, extract),
+            Some(checked) = gate.liveness.finished() => gate.liveness_checked(checked),
             Some(event) = inputs.doors.recv() => gate.door_event(event),
             Some(command) = inputs.commands.recv() => gate.command(command),
             Some(()) = reload.recv() => gate.reload(),
@@ -315,6 +327,7 @@ impl Loop {
         match event {
             SensorEvent::Connected(info) => {
                 tracing::info!(?info, "palm sensor connected");
+                self.liveness_connected(&info);
                 self.readiness.sensor = true;
                 self.maybe_ready();
                 None
@@ -326,7 +339,19 @@ impl Loop {
                 let wants_palm = self
                     .access
                     .wants_palm(self.capture.mode == CaptureMode::Continuous);
-                (wants_palm && !self.extracting).then_some(frame)
+                let take = wants_palm && !self.extracting && !self.liveness.busy();
+                if take {
+                    self.liveness.frame_taken(&frame);
+                }
+                take.then_some(frame)
+            }
+            SensorEvent::Bands(bands) => {
+                self.liveness_bands(bands);
+                None
+            }
+            SensorEvent::BurstFrame(frame) => {
+                self.liveness_burst_frame(frame);
+                None
             }
             SensorEvent::Presence { present, .. } => {
                 self.input(Input::HandPresence { present });
@@ -353,13 +378,14 @@ impl Loop {
     ) {
         self.extracting = false;
         match result {
-            Ok(template) => {
-                self.held_probe = Some(template);
-                self.input(Input::PalmReady { received, extract });
+            // Quality passed: presentation attack detection comes before the access machine.
+            Ok(template) => self.liveness_extracted(template, received, extract),
+            Err(error) => {
+                self.liveness_extraction_failed();
+                self.input(Input::PalmRefused {
+                    reason: error_chain(&error),
+                });
             }
-            Err(error) => self.input(Input::PalmRefused {
-                reason: error_chain(&error),
-            }),
         }
     }
 

@@ -18,6 +18,8 @@
 //! - [`startup`]: start-up in a safe order (doors first, lockdown restored, then the tasks).
 //! - [`main_loop`]: the loop: card reports, sensor frames → extraction → the access machine's
 //!   actions (verify on the card, unlock or deny a door, publish an event).
+//! - [`liveness`]: presentation attack detection between extraction and the access machine (a
+//!   burst from a 1.1 sensor, the frame alone from a 1.0 one).
 //! - [`card_worker`]: the card reader thread (presence, certificate checks, secure sessions).
 //! - [`meals`]: at a canteen gate, the meal step in the card's session (and the receipt of a
 //!   meal whose answer was lost), and the meal counts; [`meal_report`]: `palmgate meals
@@ -36,6 +38,7 @@ pub mod card_worker;
 pub mod commands;
 pub mod devices;
 pub mod door_view;
+mod liveness;
 mod main_loop;
 pub mod meal_report;
 pub mod meals;

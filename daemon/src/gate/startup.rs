@@ -16,6 +16,7 @@ use super::GateError;
 use super::card_worker::CardWorker;
 use super::devices::{CardReader, Devices, StopSignal};
 use super::door_view::DoorStates;
+use super::liveness::Liveness;
 use super::main_loop::{Capture, Inputs, Loop, Readiness};
 use super::shutdown::Tasks;
 use super::sim_control;
@@ -219,6 +220,7 @@ pub(super) async fn start<R: CardReader>(
         door_view,
         held_probe: None,
         extracting: false,
+        liveness: Liveness::new(settings.pad, settings.sensor.request_timeout),
         capture: Capture {
             mode: settings.sensor.capture,
             capturing: settings.sensor.capture == CaptureMode::Continuous,

@@ -8,8 +8,9 @@
 //!   (`sensor`, device class `enum`) and, with a position switch, its contact (`binary_sensor`,
 //!   device class `door`);
 //! - per event kind a facility manager automates on ([`EVENT_ENTITIES`]: grants, denials, remote
-//!   unlocks, duress, blocked cards, forced and held-open doors, tamper, fire, lockdown, refused
-//!   commands, outbox alarms, rejected policies): an `event` entity on that kind's topic;
+//!   unlocks, duress, blocked cards, presentation attacks, forced and held-open doors, tamper,
+//!   fire, lockdown, refused commands, outbox alarms, rejected policies): an `event` entity on
+//!   that kind's topic;
 //! - diagnostics: connectivity (`binary_sensor` on the status topic, which shows `off` when the
 //!   gate is offline: it is the one entity without the status topic as availability) and the
 //!   outbox backlog.
@@ -73,12 +74,13 @@ pub struct DiscoveryDoor {
 
 /// The event kinds that get an `event` entity, with the entity's name: every kind a facility
 /// manager automates on (alarms, denials, door conditions, lockdown, refused commands).
-pub const EVENT_ENTITIES: [(EventKind, &str); 19] = [
+pub const EVENT_ENTITIES: [(EventKind, &str); 20] = [
     (EventKind::AccessGranted, "access granted"),
     (EventKind::AccessDenied, "access denied"),
     (EventKind::AccessRemoteUnlock, "remote unlock"),
     (EventKind::AlarmDuress, "duress alarm"),
     (EventKind::AlarmCardBlocked, "card blocked"),
+    (EventKind::AlarmPresentationAttack, "presentation attack"),
     (EventKind::DoorForced, "door forced"),
     (EventKind::DoorHeldOpenPrealarm, "door held open pre-alarm"),
     (EventKind::DoorHeldOpen, "door held open"),

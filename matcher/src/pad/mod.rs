@@ -152,9 +152,12 @@ impl Default for PadSettings {
 }
 
 impl PadSettings {
+    /// The values `burst_rounds` may take: a burst has at most 32 frames, 4 bands × 8 rounds.
+    pub const BURST_ROUNDS: std::ops::RangeInclusive<u8> = 1..=8;
+
     /// Checks the values a deserialiser cannot.
     pub fn validate(&self) -> Result<(), PadSettingsError> {
-        if !(1..=8).contains(&self.burst_rounds) {
+        if !Self::BURST_ROUNDS.contains(&self.burst_rounds) {
             return Err(PadSettingsError::BurstRounds(self.burst_rounds));
         }
         Ok(())
