@@ -1,0 +1,230 @@
+use palmgate_card::applet::Applet;
+use palmgate_card::host::issuer::IssuerKey;
+use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
+use palmgate_card::host::{Card, InProcessTransport, TransportError, VerifyOutcome};
+use palmgate_card::protocol::{SlotKind, ins, permission};
+use palmgate_matcher::template::{CELLS, Template};
+
+use super::*;
+use crate::event::{MealRecord, Reason, Timestamp};
+
+/// The applet in this process; the answer to REDEEM MEAL is lost once when asked (the card
+/// stored the meal, then was pulled).
+struct Pullable<T> {
+    inner: T,
+    lose_meal_answer: bool,
+}
+
+impl<T: CardTransport> CardTransport for Pullable<T> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let answer = self.inner.transmit(command)?;
+        if self.lose_meal_answer && command.get(1) == Some(&ins::REDEEM_MEAL) {
+            self.lose_meal_answer = false;
+            return Err(TransportError::CardRemoved);
+        }
+        Ok(answer)
+    }
+}
+
+fn palm() -> Template {
+    let orientations: [u8; CELLS] = std::array::from_fn(|i| (i * 7 % 6) as u8);
+    Template::from_cells(&orientations, &[true; CELLS]).expect("template")
+}
+
+/// A card enrolled with [`palm`].
+fn enrolled(issuer: &IssuerKey) -> Pullable<impl CardTransport> {
+    let mut transport = Pullable {
+        inner: InProcessTransport::new(Applet::factory(
+            MemoryStorage::default(),
+            system_rng(),
+            SystemClock::default(),
+        )),
+        lose_meal_answer: false,
+    };
+    let mut card = Card::open(&mut transport).expect("select");
+    card.personalise(issuer).expect("personalise");
+    let verified = card
+        .verify_certificate(&[issuer.public_key()])
+        .expect("certificate");
+    let session = card.open_session(&verified).expect("session");
+    let mut enrolment = session
+        .prove_authority(&issuer.create_authority(permission::ALL))
+        .expect("authority");
+    enrolment
+        .enrol(0, SlotKind::Normal, &palm())
+        .expect("enrol");
+    drop(enrolment);
+    transport
+}
+
+/// One presentation: a session, the palm, and on a match the meal step.
+fn present(
+    transport: &mut Pullable<impl CardTransport>,
+    issuer: &IssuerKey,
+    step: &MealStep,
+) -> (MealStepResult, bool) {
+    let mut card = Card::open(transport).expect("select");
+    let verified = card
+        .verify_certificate(&[issuer.public_key()])
+        .expect("certificate");
+    let mut session = card.open_session(&verified).expect("session");
+    let outcome = session.verify_palm(&palm()).expect("verify");
+    assert!(
+        matches!(outcome, VerifyOutcome::Match { .. }),
+        "{outcome:?}"
+    );
+    redeem(&mut session, step)
+}
+
+#[test]
+fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer() {
+    let issuer = IssuerKey::generate();
+    let mut card = enrolled(&issuer);
+    let lunch = |gate_time| MealRequest {
+        period: 332_704,
+        allowance: 1,
+        gate_time,
+    };
+    let step = |meal, recover| MealStep { meal, recover };
+
+    // The answer is lost after the card counted the meal: not confirmed, connection dropped.
+    card.lose_meal_answer = true;
+    let (lost, healthy) = present(&mut card, &issuer, &step(lunch(100), None));
+    assert!(!healthy);
+    assert!(
+        matches!(&lost.answer, MealAnswer::NotConfirmed { reason } if reason.contains("lost")),
+        "{lost:?}"
+    );
+
+    // Next presentation: the kept receipt is that meal's, and the period is used up.
+    let (next, healthy) = present(&mut card, &issuer, &step(lunch(200), Some(lunch(100))));
+    assert!(healthy);
+    let recovered = next.recovered.expect("the lost meal's receipt");
+    assert_eq!(
+        (recovered.period, recovered.count, recovered.gate_time),
+        (332_704, 1, 100)
+    );
+    assert_eq!(recovered.receipt_counter, 1);
+    let receipt = MealReceipt::from_bytes(&hex::decode(&recovered.receipt_hex).expect("hex"))
+        .expect("receipt");
+    receipt.verify(&[issuer.public_key()]).expect("card-signed");
+    assert_eq!(
+        next.answer,
+        MealAnswer::AllowanceUsed {
+            count: 1,
+            allowance: 1
+        }
+    );
+
+    // Another try in the period, at a gate that lost nothing: refused, and the receipt the
+    // card keeps (this period's) is read back so that it is in the records whatever
+    // happened to its answer.
+    let (again, _) = present(&mut card, &issuer, &step(lunch(250), None));
+    assert!(matches!(again.answer, MealAnswer::AllowanceUsed { .. }));
+    assert_eq!(again.recovered.map(|kept| kept.receipt_counter), Some(1));
+
+    // A gate whose clock is behind: the card refuses and changes nothing.
+    let earlier = MealRequest {
+        period: 332_703,
+        allowance: 1,
+        gate_time: 50,
+    };
+    let (behind, healthy) = present(&mut card, &issuer, &step(earlier, None));
+    assert!(healthy);
+    assert!(
+        matches!(&behind.answer, MealAnswer::Refused { reason } if reason.contains("332704")),
+        "{behind:?}"
+    );
+
+    // A receipt that is not the lost meal's is not taken for it; the next period serves.
+    let dinner = MealRequest {
+        period: 332_705,
+        allowance: 1,
+        gate_time: 300,
+    };
+    let (served, _) = present(&mut card, &issuer, &step(dinner, Some(lunch(999))));
+    assert_eq!(served.recovered, None);
+    let MealAnswer::Served(receipt) = served.answer else {
+        panic!("{served:?}");
+    };
+    assert_eq!(
+        (receipt.period, receipt.count, receipt.receipt_counter),
+        (332_705, 1, 2)
+    );
+}
+
+fn served(period: u32, group: &str, result: Outcome) -> NewEvent {
+    NewEvent::new(EventKind::MealServed, Timestamp::from_unix_ms(1000))
+        .result(result)
+        .meal(MealRecord {
+            period,
+            period_name: Some("lunch".into()),
+            group: Some(group.into()),
+            count: 1,
+            allowance: 1,
+            receipt: Some("ab".into()),
+            receipt_counter: Some(1),
+            gate_time: Some(1),
+        })
+}
+
+#[test]
+fn counts_per_period_and_group_restart_with_a_new_period() {
+    let mut tally = MealTally::new(["guests".into(), "kitchen".into(), "staff".into()], None);
+    assert_eq!(tally.counts(), None);
+    let cases = [
+        // (event, counted, served, staff, kitchen)
+        (served(32, "staff", Outcome::Granted), true, 1, 1, 0),
+        (served(32, "kitchen", Outcome::Granted), true, 2, 1, 1),
+        (served(32, "staff", Outcome::Granted), true, 3, 2, 1),
+        // Not served through this gate: recovered, too late.
+        (
+            served(32, "staff", Outcome::Info).reason(Reason::RECOVERED),
+            false,
+            3,
+            2,
+            1,
+        ),
+        // An earlier period (a clock set back) is not counted.
+        (served(31, "staff", Outcome::Granted), false, 3, 2, 1),
+        // The next period starts again.
+        (served(33, "kitchen", Outcome::Granted), true, 1, 0, 1),
+        (
+            NewEvent::new(EventKind::AccessGranted, Timestamp::from_unix_ms(0)),
+            false,
+            1,
+            0,
+            1,
+        ),
+    ];
+    for (event, counted, total, staff, kitchen) in cases {
+        assert_eq!(tally.record(&event).is_some(), counted, "{event:?}");
+        let counts = tally.counts().expect("counts");
+        assert_eq!(
+            (
+                counts.served,
+                counts.groups["staff"],
+                counts.groups["kitchen"]
+            ),
+            (total, staff, kitchen),
+            "{event:?}"
+        );
+        assert_eq!(counts.groups["guests"], 0, "every group is listed");
+    }
+}
+
+#[test]
+fn counts_survive_a_restart_and_a_damaged_file_counts_from_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tally = MealTally::new(["staff".into()], None);
+    tally.record(&served(32, "staff", Outcome::Granted));
+    tally.save(dir.path()).expect("save");
+    let mut again = MealTally::new(["staff".into(), "new".into()], MealTally::load(dir.path()));
+    assert_eq!(again.counts().map(|c| c.served), Some(1));
+    assert_eq!(again.counts().map(|c| c.groups["new"]), Some(0));
+    again.record(&served(32, "staff", Outcome::Granted));
+    assert_eq!(again.counts().map(|c| c.groups["staff"]), Some(2));
+    std::fs::write(dir.path().join(TALLY_FILE), b"{not json").expect("write");
+    assert_eq!(MealTally::load(dir.path()), None);
+    assert_eq!(MealTally::load(&dir.path().join("absent")), None);
+}
