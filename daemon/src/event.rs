@@ -57,6 +57,10 @@ pub enum EventKind {
     /// `alarm.presentation_attack`: presentation attack detection refused what was presented as a
     /// palm (a print, a screen, a mould, …) before the card was asked.
     AlarmPresentationAttack,
+    /// `alarm.panel_link`: in reader mode, the link to the access panel is not what was
+    /// commissioned (`reason`: `secure_channel_refused` — a wrong key or a bad MAC on the bus —,
+    /// `link_failed`, `comset_not_stored`; `detail` says what and how often).
+    AlarmPanelLink,
     /// `card.erased`: A card's templates were erased (with a signed deletion receipt).
     CardErased,
     /// `enrol.consent`: The enrolment station recorded a person's consent (the consent text's hash, no biometric data).
@@ -125,7 +129,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [Self; 38] = [
+    pub const ALL: [Self; 39] = [
         Self::AccessGranted,
         Self::AccessDenied,
         Self::AccessRemoteUnlock,
@@ -133,6 +137,7 @@ impl EventKind {
         Self::AlarmCardBlocked,
         Self::AlarmEventsLost,
         Self::AlarmPresentationAttack,
+        Self::AlarmPanelLink,
         Self::CardErased,
         Self::EnrolConsent,
         Self::EnrolCompleted,
@@ -176,6 +181,7 @@ impl EventKind {
             Self::AlarmCardBlocked => "alarm.card_blocked",
             Self::AlarmEventsLost => "alarm.events_lost",
             Self::AlarmPresentationAttack => "alarm.presentation_attack",
+            Self::AlarmPanelLink => "alarm.panel_link",
             Self::CardErased => "card.erased",
             Self::EnrolConsent => "enrol.consent",
             Self::EnrolCompleted => "enrol.completed",
@@ -217,6 +223,7 @@ impl EventKind {
             | Self::AlarmCardBlocked
             | Self::AlarmEventsLost
             | Self::AlarmPresentationAttack
+            | Self::AlarmPanelLink
             | Self::PolicyRejected
             | Self::OutboxFilling
             | Self::DoorForced
@@ -289,6 +296,14 @@ impl Reason {
     /// Presentation attack detection refused what was presented (`access.denied`,
     /// `alarm.presentation_attack`; `detail`: the cues that objected).
     pub const PRESENTATION_ATTACK: Self = Self::from_static("presentation_attack");
+    /// The OSDP secure channel refused the panel's side: a wrong key, a bad MAC, the default key
+    /// outside install mode (`alarm.panel_link`).
+    pub const SECURE_CHANNEL_REFUSED: Self = Self::from_static("secure_channel_refused");
+    /// The OSDP serial link stopped (`alarm.panel_link`): the panel gets no card data.
+    pub const LINK_FAILED: Self = Self::from_static("link_failed");
+    /// The panel's new communication settings (COMSET) could not be stored, so were refused
+    /// (`alarm.panel_link`).
+    pub const COMSET_NOT_STORED: Self = Self::from_static("comset_not_stored");
     /// The card did not answer in time.
     pub const CARD_TIMEOUT: Self = Self::from_static("card_timeout");
     /// The verification did not complete (`detail` says why).

@@ -13,7 +13,8 @@
 //! - restarted again (same configuration, still `install_mode = true`): the key and the new
 //!   address were kept — the CP with the key at address 2 gets a secure channel and Alice's
 //!   card data; a CP with another key is refused, its SCBK-D retry too (a key is installed),
-//!   and gets no card data: the held event says it was not collected.
+//!   and gets no card data: the held event says it was not collected, and `alarm.panel_link`
+//!   (`secure_channel_refused`) is published.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -263,6 +264,13 @@ fn the_gate_as_an_osdp_reader_of_libosdps_control_panel() {
     cp.ask(&format!("start 2 {WRONG_KEY}"));
     let status = cp.ask("wait_sc 5");
     assert_eq!(status["sc"], false, "{status}");
+    // The refusal is an alarm for the facility manager, not only a line in the log.
+    let alarm = alice.mqtt.wait_for("/event/alarm.panel_link", PATIENCE);
+    assert_eq!(
+        field(&alarm, "reason").as_deref(),
+        Some("secure_channel_refused"),
+        "{alarm}"
+    );
     let card = VirtualCard::insert(&alice.card);
     let granted = alice.mqtt.wait_for("/event/access.granted", PATIENCE);
     assert_eq!(

@@ -14,8 +14,10 @@
 //! # Layout
 //! - [`routing`]: which actions go to the panel (I/O-free).
 //! - [`answers`]: the panel's answer attached to the event (I/O-free).
+//! - [`alarms`]: `alarm.panel_link` for a refused secure channel or a failed link (I/O-free).
 //! - this module: start-up, the stage the main loop calls, the panel task.
 
+pub(crate) mod alarms;
 pub(crate) mod answers;
 pub(crate) mod routing;
 
@@ -34,13 +36,14 @@ use palmgate_panel::{Credential, CredentialMap, MapError, PanelError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use self::alarms::PanelAlarms;
 use self::answers::{Answers, color_name};
 use super::devices::StopSignal;
 use crate::access::Action;
 use crate::config::Settings;
 use crate::doors::Doors;
 use crate::error_chain;
-use crate::event::{CardId, NewEvent, Reason};
+use crate::event::{CardId, NewEvent, Reason, Timestamp};
 use crate::outbox::Outbox;
 
 /// Why reader mode could not start.
@@ -370,6 +373,7 @@ async fn run(
     stop: StopSignal,
 ) {
     let mut answers = Answers::default();
+    let mut alarms = PanelAlarms::default();
     let mut feedback = ReaderFeedback::new(Instant::now());
     let stop = stop.wait();
     tokio::pin!(stop);
@@ -391,6 +395,9 @@ async fn run(
                 Some(event) => {
                     let now = Instant::now();
                     report(&event);
+                    if let Some(alarm) = alarms.pd_event(&event, now, Timestamp::now()) {
+                        publish(&outbox, alarm);
+                    }
                     match &event {
                         PdEvent::Led(led) => feedback.led(led, now),
                         PdEvent::Buzzer(buzzer) => feedback.buzzer(buzzer, now),
@@ -402,8 +409,14 @@ async fn run(
                     if let Some((_, task)) = osdp.take() {
                         match task.await {
                             Ok(Ok(())) => tracing::info!("OSDP link stopped"),
-                            Ok(Err(error)) => tracing::error!(error = %error_chain(&error), "OSDP link failed: the panel gets no card data until the gate restarts"),
-                            Err(error) => tracing::error!(%error, "OSDP link task failed"),
+                            Ok(Err(error)) => {
+                                tracing::error!(error = %error_chain(&error), "OSDP link failed: the panel gets no card data until the gate restarts");
+                                publish(&outbox, PanelAlarms::link_failed(&error_chain(&error), Timestamp::now()));
+                            }
+                            Err(error) => {
+                                tracing::error!(%error, "OSDP link task failed");
+                                publish(&outbox, PanelAlarms::link_failed(&error.to_string(), Timestamp::now()));
+                            }
                         }
                     }
                 }
