@@ -17,7 +17,7 @@ use palmgate::doors::{Doors, gate_config};
 use palmgate::event::{CardId, Event, EventKind, Outcome, Reason};
 use palmgate::gate::devices::{
     ChannelLink, ChannelLinkEnds, ChannelSensor, ChannelSensorEnds, InProcessCardSlot,
-    InProcessReader,
+    InProcessReader, SensorLink,
 };
 use palmgate::gate::{Devices, GateError};
 use palmgate::mqtt::{Command, VerifiedCommand};
@@ -209,6 +209,21 @@ impl Gate {
 
     /// [`Gate::start`] with the configuration changed by `edit`.
     async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
+        let (mut gate, ()) = Self::launch(edit, |_| {
+            let (sensor, ends) = ChannelSensor::new();
+            (Box::new(sensor), ends, ())
+        })
+        .await;
+        gate.sensor_event(sensor_connected()).await;
+        gate
+    }
+
+    /// Runs the gate on the configuration changed by `edit`, with the sensor `sensor` builds
+    /// from the settings (its channel ends, and whatever else the test keeps of it).
+    async fn launch<T>(
+        edit: impl FnOnce(String) -> String,
+        sensor: impl FnOnce(&Settings) -> (Box<dyn SensorLink>, ChannelSensorEnds, T),
+    ) -> (Self, T) {
         let dir = tempfile::tempdir().unwrap();
         let issuer = Issuer::init(&dir.path().join("issuer"));
         assert!(dir.path().join("issuer").join(files::ISSUER_PUB).exists());
@@ -219,7 +234,7 @@ impl Gate {
             palmgate::config::load_with_env(&main, std::iter::empty()).unwrap();
 
         let (card_reader, cards) = InProcessReader::new();
-        let (sensor, sensor_ends) = ChannelSensor::new();
+        let (sensor, sensor_ends, kept) = sensor(&settings);
         let (link, link_ends) = ChannelLink::new();
         let door_config = gate_config(&settings);
         let main_contact = door_config
@@ -232,7 +247,7 @@ impl Gate {
         let gpio = doors.simulated().unwrap().clone();
         let devices = Devices {
             card_reader,
-            sensor: Box::new(sensor),
+            sensor,
             doors,
             link: Box::new(link),
             safe_on_panic: false,
@@ -248,7 +263,7 @@ impl Gate {
             },
             reload,
         ));
-        let mut gate = Self {
+        let gate = Self {
             _dir: dir,
             issuer,
             cards,
@@ -260,8 +275,7 @@ impl Gate {
             stop: Some(stop),
             task,
         };
-        gate.sensor_event(sensor_connected()).await;
-        gate
+        (gate, kept)
     }
 
     async fn sensor_event(&mut self, event: SensorEvent) {
@@ -633,57 +647,15 @@ async fn start_on_duplex_sensor() -> (
 ) {
     use palmgate::gate::devices::{DuplexSensor, SerialSensor};
 
-    let dir = tempfile::tempdir().unwrap();
-    let issuer = Issuer::init(&dir.path().join("issuer"));
-    let config = CONFIG.replace("{dir}", &dir.path().display().to_string());
-    let main = dir.path().join("palmgate.toml");
-    std::fs::write(&main, config).unwrap();
-    let settings: Settings = palmgate::config::load_with_env(&main, std::iter::empty()).unwrap();
-
-    let (card_reader, cards) = InProcessReader::new();
-    let (sensor, plug) = DuplexSensor::new(SerialSensor::from_settings(&settings).0);
-    let (_unused, sensor_ends) = ChannelSensor::new();
-    let (link, link_ends) = ChannelLink::new();
-    let door_config = gate_config(&settings);
-    let main_contact = door_config
-        .doors
-        .iter()
-        .find(|door| door.name == "main")
-        .and_then(|door| door.contact)
-        .unwrap();
-    let doors = Doors::with_backend(door_config, GpioBackend::Simulated).unwrap();
-    let gpio = doors.simulated().unwrap().clone();
-    let devices = Devices {
-        card_reader,
-        sensor: Box::new(sensor),
-        doors,
-        link: Box::new(link),
-        safe_on_panic: false,
-    };
-    let (stop, stopped) = oneshot::channel();
-    let (_reload_tx, reload) = mpsc::channel(1);
-    let task = tokio::spawn(palmgate::gate::run(
-        settings,
-        devices,
-        Notifier::from_env(),
-        async move {
-            let _ = stopped.await;
+    Gate::launch(
+        |config| config,
+        |settings| {
+            let (sensor, plug) = DuplexSensor::new(SerialSensor::from_settings(settings).0);
+            let (_unused, ends) = ChannelSensor::new();
+            (Box::new(sensor), ends, plug)
         },
-        reload,
-    ));
-    let gate = Gate {
-        _dir: dir,
-        issuer,
-        cards,
-        sensor: sensor_ends,
-        link: link_ends,
-        gpio,
-        main_contact,
-        frame_number: 0,
-        stop: Some(stop),
-        task,
-    };
-    (gate, plug)
+    )
+    .await
 }
 
 /// A sensor on the far end of a freshly plugged in-memory link, as `sensor_connected` describes it.
