@@ -33,9 +33,7 @@ use palmgate_matcher::Template;
 use palmgate_matcher::extract::{Extractor, InputKind};
 use palmgate_matcher::pad::model::{Presented, Species, render_burst};
 use palmgate_sensor::codec::{Band, FrameFormat, SensorInfo};
-use palmgate_sensor::device::{
-    BurstFrame, CapturedFrame, DeviceCommand, SensorEvent, Timestamp as Received,
-};
+use palmgate_sensor::device::{BurstFrame, CapturedFrame, DeviceCommand, ReceivedAt, SensorEvent};
 use palmgate_sensor::image::PalmImage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -106,7 +104,7 @@ fn captured(image: image::GrayImage, number: u32) -> CapturedFrame {
         format: FrameFormat::Gray8,
         frame_number: number,
         encoded_bytes: 0,
-        received: Received::now(),
+        received: ReceivedAt::now(),
         decoded_at: std::time::Instant::now(),
     }
 }
@@ -295,7 +293,7 @@ impl Gate {
         self.sensor_event(SensorEvent::Presence {
             present,
             distance_mm: Some(80),
-            received: Received::now(),
+            received: ReceivedAt::now(),
         })
         .await;
     }

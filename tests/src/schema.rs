@@ -147,7 +147,7 @@ mod tests {
     use palmgate::event::{CardId, EventKind, Latencies, NewEvent, Outcome, Reason, Timestamp};
     use palmgate::mqtt::discovery::{DeviceDiscovery, DiscoveryDoor, discovery_messages};
     use palmgate::mqtt::topics::{Availability, Diagnostics, last_will_payload, status_payload};
-    use palmgate::mqtt::{Contact, DoorCondition, DoorStatus, LockState, Topics};
+    use palmgate::mqtt::{Contact, DoorCondition, RetainedDoorState, RetainedLock, Topics};
 
     use super::*;
 
@@ -174,8 +174,8 @@ mod tests {
         ] {
             validate(&topics.status(), &payload).expect("status");
         }
-        let door = DoorStatus {
-            lock: LockState::Unlocked,
+        let door = RetainedDoorState {
+            lock: RetainedLock::Unlocked,
             contact: Contact::Open,
             mode: DoorCondition::FireRelease,
         };

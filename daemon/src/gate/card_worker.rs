@@ -45,7 +45,7 @@ pub enum CardReport {
     /// The card left the reader.
     Removed,
     /// The card's decision on a probe.
-    Decision {
+    Verified {
         /// Card id of the card that decided.
         card_id: [u8; 16],
         /// Match (normal or duress), no match, or blocked.
@@ -177,13 +177,13 @@ impl CardWorker {
     }
 
     /// Asks the card to compare `probe` with its enrolled templates. The answer arrives as a
-    /// [`CardReport::Decision`] or [`CardReport::VerifyFailed`].
+    /// [`CardReport::Verified`] or [`CardReport::VerifyFailed`].
     pub fn verify(&self, probe: Template) {
         let _ = self.input.send(Input::Verify(Box::new(probe), None));
     }
 
     /// As [`CardWorker::verify`], then on a match the meal step in the same session. The answer
-    /// arrives as a [`CardReport::MealDecision`] (after a match), a [`CardReport::Decision`]
+    /// arrives as a [`CardReport::MealDecision`] (after a match), a [`CardReport::Verified`]
     /// (no match, blocked) or a [`CardReport::VerifyFailed`].
     pub fn verify_for_meal(&self, probe: Template, step: MealStep) {
         let _ = self.input.send(Input::Verify(Box::new(probe), Some(step)));
@@ -335,7 +335,7 @@ impl<R: CardReader> Worker<R> {
                 let elapsed = started.elapsed();
                 // The connection stays for another presentation of the same card.
                 self.card = Some((card, verified));
-                self.report(CardReport::Decision {
+                self.report(CardReport::Verified {
                     card_id,
                     outcome,
                     elapsed,

@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 
 use palmgate_door::{GateStatus, HeldOpenStage, StatusWatch};
 
-use crate::mqtt::{Contact, DoorCondition, DoorStatus, LockState};
+use crate::mqtt::{Contact, DoorCondition, RetainedDoorState, RetainedLock};
 
 /// Every door's retained state (`door/<door>/state`), projected from door-io's status.
 #[derive(Debug)]
 pub struct DoorStates {
     source: StatusWatch,
-    statuses: BTreeMap<String, DoorStatus>,
+    statuses: BTreeMap<String, RetainedDoorState>,
 }
 
 impl DoorStates {
@@ -32,20 +32,20 @@ impl DoorStates {
     }
 
     /// Every door's state, in name order.
-    pub fn all(&self) -> impl Iterator<Item = (&String, &DoorStatus)> {
+    pub fn all(&self) -> impl Iterator<Item = (&String, &RetainedDoorState)> {
         self.statuses.iter()
     }
 
     /// A door controller event arrived: door-io's status (published before the event was
     /// delivered) is projected again; returns the states that changed, to publish.
-    pub fn apply(&mut self, _event: &palmgate_door::Event) -> Vec<(String, DoorStatus)> {
+    pub fn apply(&mut self, _event: &palmgate_door::Event) -> Vec<(String, RetainedDoorState)> {
         let status = self.source.latest();
         self.project(&status)
     }
 
     /// Projects `status`; returns the doors whose retained state changed (all of them the first
     /// time), in name order.
-    pub fn project(&mut self, status: &GateStatus) -> Vec<(String, DoorStatus)> {
+    pub fn project(&mut self, status: &GateStatus) -> Vec<(String, RetainedDoorState)> {
         let mut changed = Vec::new();
         for (door, door_status) in &status.doors {
             let projected = retained_state(status.fire, door_status);
@@ -60,11 +60,11 @@ impl DoorStates {
 }
 
 /// One door's retained state from door-io's status of it (and whether fire is active).
-pub fn retained_state(fire: bool, door: &palmgate_door::DoorStatus) -> DoorStatus {
-    DoorStatus {
+pub fn retained_state(fire: bool, door: &palmgate_door::DoorStatus) -> RetainedDoorState {
+    RetainedDoorState {
         lock: match door.lock {
-            palmgate_door::LockState::Released => LockState::Unlocked,
-            palmgate_door::LockState::Secured => LockState::Locked,
+            palmgate_door::LockState::Released => RetainedLock::Unlocked,
+            palmgate_door::LockState::Secured => RetainedLock::Locked,
         },
         contact: match door.open {
             Some(true) => Contact::Open,
@@ -178,7 +178,7 @@ mod tests {
     }
 
     /// (door, mode) of each changed state.
-    fn modes(changed: &[(String, DoorStatus)]) -> Vec<(&str, &str)> {
+    fn modes(changed: &[(String, RetainedDoorState)]) -> Vec<(&str, &str)> {
         changed
             .iter()
             .map(|(door, status)| (door.as_str(), status.mode.as_str()))
@@ -189,22 +189,22 @@ mod tests {
     fn the_first_projection_shows_every_door_at_rest() {
         let driver = Driver::new();
         let view = DoorStates::new(driver.watch.clone());
-        let all: Vec<(&String, &DoorStatus)> = view.all().collect();
+        let all: Vec<(&String, &RetainedDoorState)> = view.all().collect();
         assert_eq!(
             all,
             [
                 (
                     &"back".to_string(),
-                    &DoorStatus {
-                        lock: LockState::Locked,
+                    &RetainedDoorState {
+                        lock: RetainedLock::Locked,
                         contact: Contact::Unknown,
                         mode: DoorCondition::Normal,
                     }
                 ),
                 (
                     &"main".to_string(),
-                    &DoorStatus {
-                        lock: LockState::Locked,
+                    &RetainedDoorState {
+                        lock: RetainedLock::Locked,
                         contact: Contact::Closed,
                         mode: DoorCondition::Normal,
                     }
@@ -290,8 +290,8 @@ mod tests {
             view.apply(&event(Some("back"), DoorKind::LockdownOn)),
             [(
                 "back".to_string(),
-                DoorStatus {
-                    lock: LockState::Locked,
+                RetainedDoorState {
+                    lock: RetainedLock::Locked,
                     contact: Contact::Unknown,
                     mode: DoorCondition::Lockdown,
                 }
@@ -338,7 +338,7 @@ mod tests {
             },
         ));
         assert_eq!(unlocked.len(), 1);
-        assert_eq!(unlocked[0].1.lock, LockState::Unlocked);
+        assert_eq!(unlocked[0].1.lock, RetainedLock::Unlocked);
         assert_eq!(unlocked[0].1.mode, DoorCondition::Lockdown);
     }
 

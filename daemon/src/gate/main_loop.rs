@@ -31,7 +31,7 @@ use crate::access::{Access, Action, Decision, Input, SitePolicy, State};
 use crate::config::CaptureMode;
 use crate::error_chain;
 use crate::event::{CardId, EventKind, NewEvent, Outcome, Reason, Timestamp};
-use crate::mqtt::{DoorStatus, VerifiedCommand};
+use crate::mqtt::{RetainedDoorState, VerifiedCommand};
 use crate::notify::Notifier;
 use crate::outbox::Outbox;
 
@@ -67,7 +67,7 @@ pub(super) struct Loop {
     pub(super) outbox: Arc<Outbox>,
     pub(super) door_handle: palmgate_door::GateHandle,
     pub(super) card_worker: CardWorker,
-    pub(super) door_states: mpsc::Sender<(String, DoorStatus)>,
+    pub(super) door_states: mpsc::Sender<(String, RetainedDoorState)>,
     pub(super) door_view: DoorStates,
     pub(super) held_probe: Option<Template>,
     pub(super) extracting: bool,
@@ -300,7 +300,7 @@ impl Loop {
                 });
             }
             CardReport::Removed => self.input(Input::CardRemoved),
-            CardReport::Decision {
+            CardReport::Verified {
                 outcome, elapsed, ..
             } => {
                 let decision = match outcome {

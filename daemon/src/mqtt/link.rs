@@ -45,7 +45,8 @@ use super::refusals::{RefusalLimiter, RefusalSummary};
 use super::replay::StoreReplayCache;
 use super::tls::{TlsBridge, TlsError, client_config};
 use super::topics::{
-    Availability, Diagnostics, DoorStatus, MealCounts, Topics, last_will_payload, status_payload,
+    Availability, Diagnostics, MealCounts, RetainedDoorState, Topics, last_will_payload,
+    status_payload,
 };
 use crate::config::{MqttScheme, MqttSettings, Settings};
 use crate::event::{EventId, EventKind, NewEvent, Outcome, Reason, Timestamp};
@@ -142,7 +143,7 @@ pub enum LinkError {
 #[derive(Debug)]
 pub struct LinkHandles {
     /// Send door state changes here (published retained on `door/<door>/state`).
-    pub door_states: mpsc::Sender<(String, DoorStatus)>,
+    pub door_states: mpsc::Sender<(String, RetainedDoorState)>,
     /// Send a canteen gate's meal counts here (published retained on `meals`).
     pub meal_counts: mpsc::Sender<MealCounts>,
     /// Verified commands to carry out.
@@ -159,7 +160,7 @@ pub struct Link {
     verifier: CommandVerifier,
     replay: Box<dyn ReplayCache + Send>,
     commands: mpsc::Sender<VerifiedCommand>,
-    door_rx: mpsc::Receiver<(String, DoorStatus)>,
+    door_rx: mpsc::Receiver<(String, RetainedDoorState)>,
     meal_rx: mpsc::Receiver<MealCounts>,
     /// The meal counts last handed over (published again after a reconnect).
     meal_counts: Option<MealCounts>,
@@ -296,7 +297,7 @@ impl Link {
         )));
         let mut durable = self.outbox.durable();
         let mut session: Option<Session> = None;
-        let mut doors: BTreeMap<String, DoorStatus> = BTreeMap::new();
+        let mut doors: BTreeMap<String, RetainedDoorState> = BTreeMap::new();
         let mut diagnostics = tokio::time::interval(DIAGNOSTICS_EVERY);
         diagnostics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -390,7 +391,7 @@ impl Link {
         Ok(())
     }
 
-    fn on_connect(&self, session: &mut Session, doors: &BTreeMap<String, DoorStatus>) {
+    fn on_connect(&self, session: &mut Session, doors: &BTreeMap<String, RetainedDoorState>) {
         if let Err(error) = session
             .client
             .try_subscribe(self.topics.command_filter(), QoS::AtLeastOnce)

@@ -20,4 +20,6 @@ pub mod topics;
 
 pub use self::command::{Command, CommandVerifier, OperatorKey, OperatorSigner, VerifiedCommand};
 pub use self::link::{Link, LinkError, LinkHandles, LinkOptions};
-pub use self::topics::{Contact, DoorCondition, DoorStatus, LockState, MealCounts, Topics};
+pub use self::topics::{
+    Contact, DoorCondition, MealCounts, RetainedDoorState, RetainedLock, Topics,
+};

@@ -3,7 +3,7 @@
 //! | topic | retained | payload |
 //! | --- | --- | --- |
 //! | `<prefix>/<gate>/status` | yes | [`status_payload`] (`online`; last will `offline`) |
-//! | `<prefix>/<gate>/door/<door>/state` | yes | [`DoorStatus`] |
+//! | `<prefix>/<gate>/door/<door>/state` | yes | [`RetainedDoorState`] |
 //! | `<prefix>/<gate>/diagnostics` | yes | [`Diagnostics`] |
 //! | `<prefix>/<gate>/event/<kind>` | no | [`crate::event::Event`] |
 //! | `<prefix>/<gate>/cmd/<name>` | (operator's choice) | signed command ([`super::command`]) |
@@ -127,10 +127,11 @@ pub fn last_will_payload(gate: &str) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Lock output state.
+/// The lock as the retained door state shows it (door-io's own `LockState` is the relay's
+/// `Secured` / `Released`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LockState {
+pub enum RetainedLock {
     /// Locked.
     Locked,
     /// Unlocked (grant, remote unlock, fire release).
@@ -152,9 +153,9 @@ pub enum Contact {
 /// The retained door state payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DoorStatus {
+pub struct RetainedDoorState {
     /// Lock output.
-    pub lock: LockState,
+    pub lock: RetainedLock,
     /// Door position.
     pub contact: Contact,
     /// The most urgent condition (docs/mqtt-api.md).
@@ -273,8 +274,8 @@ mod tests {
             serde_json::json!({"state": "offline", "gate": "g", "api_version": API_VERSION})
         );
         assert_eq!(json["api_version"], API_VERSION);
-        let door = DoorStatus {
-            lock: LockState::Locked,
+        let door = RetainedDoorState {
+            lock: RetainedLock::Locked,
             contact: Contact::Closed,
             mode: DoorCondition::Normal,
         };

@@ -177,14 +177,14 @@ pub struct BurstFrame {
 
 /// When something was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timestamp {
+pub struct ReceivedAt {
     /// Monotonic time, for latencies.
     pub instant: std::time::Instant,
     /// Wall-clock time, for logs and records.
     pub system: SystemTime,
 }
 
-impl Timestamp {
+impl ReceivedAt {
     /// Now.
     pub fn now() -> Self {
         Self {
@@ -206,7 +206,7 @@ pub struct CapturedFrame {
     /// Size of the encoded image on the line.
     pub encoded_bytes: usize,
     /// When its last byte was decoded from the line.
-    pub received: Timestamp,
+    pub received: ReceivedAt,
     /// When the image was decoded.
     pub decoded_at: std::time::Instant,
 }
@@ -224,7 +224,7 @@ pub enum SensorEvent {
         /// Distance in millimetres, when known.
         distance_mm: Option<u16>,
         /// When the report arrived.
-        received: Timestamp,
+        received: ReceivedAt,
     },
     /// A decoded frame.
     Frame(CapturedFrame),
@@ -456,7 +456,7 @@ async fn session(
                 return SessionEnd::Stop;
             }
             item = framed.next() => {
-                let received = Timestamp::now();
+                let received = ReceivedAt::now();
                 match item {
                     None => return DeviceError::Closed.into(),
                     Some(Err(error)) => return DeviceError::Io(error).into(),
@@ -578,7 +578,7 @@ impl Desired {
 /// Handles one message; returns the event to report, or the error that ends the connection.
 async fn on_message(
     envelope: Envelope<SensorMessage>,
-    received: Timestamp,
+    received: ReceivedAt,
     requests: &mut Requests,
     desired: &Desired,
     connected: &mut bool,
@@ -692,7 +692,7 @@ async fn decode_frame(
     height: u16,
     frame_number: u32,
     data: ImageBytes,
-    received: Timestamp,
+    received: ReceivedAt,
 ) -> SensorEvent {
     let encoded_bytes = data.len();
     let decode = move || decode_image(format, width.into(), height.into(), &data);

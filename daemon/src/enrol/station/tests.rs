@@ -17,7 +17,7 @@ use palmgate_card::host::{Card, InProcessTransport};
 use palmgate_card::protocol::Lifecycle;
 use palmgate_matcher::extract::InputKind;
 use palmgate_sensor::codec::{FrameFormat, SensorInfo};
-use palmgate_sensor::device::{CapturedFrame, SensorEvent, Timestamp as Received};
+use palmgate_sensor::device::{CapturedFrame, ReceivedAt, SensorEvent};
 use palmgate_sensor::image::PalmImage;
 use tokio::sync::mpsc;
 
@@ -75,7 +75,7 @@ impl Person {
                 format: FrameFormat::Gray8,
                 frame_number: self.frame_number,
                 encoded_bytes: 0,
-                received: Received::now(),
+                received: ReceivedAt::now(),
                 decoded_at: std::time::Instant::now(),
             }),
         ] {
@@ -88,7 +88,7 @@ fn presence(present: bool) -> SensorEvent {
     SensorEvent::Presence {
         present,
         distance_mm: None,
-        received: Received::now(),
+        received: ReceivedAt::now(),
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use super::{CardPresence, CardReader, EventLink, SensorLink, StopSignal};
 use crate::event::Event;
 use crate::gate::card_worker::CardWorkerError;
-use crate::mqtt::{DoorStatus, LinkError, LinkHandles, VerifiedCommand};
+use crate::mqtt::{LinkError, LinkHandles, RetainedDoorState, VerifiedCommand};
 use crate::outbox::Outbox;
 
 /// A card in this process (an applet behind [`palmgate_card::host::InProcessTransport`]), put on
@@ -254,7 +254,7 @@ impl SensorLink for DuplexSensor {
 #[derive(Debug)]
 pub struct ChannelLink {
     events: mpsc::UnboundedSender<Event>,
-    door_states: mpsc::Sender<(String, DoorStatus)>,
+    door_states: mpsc::Sender<(String, RetainedDoorState)>,
     commands: mpsc::Receiver<VerifiedCommand>,
 }
 
@@ -264,7 +264,7 @@ pub struct ChannelLinkEnds {
     /// The gate's events, in order.
     pub events: mpsc::UnboundedReceiver<Event>,
     /// Door states the gate published.
-    pub door_states: mpsc::Receiver<(String, DoorStatus)>,
+    pub door_states: mpsc::Receiver<(String, RetainedDoorState)>,
     /// Commands to deliver to the gate.
     pub commands: mpsc::Sender<VerifiedCommand>,
 }

@@ -7,7 +7,7 @@ use image::GrayImage;
 use palmgate_matcher::pad::model::{Presented, Species, render_burst};
 use palmgate_matcher::pad::{PadProfile, PadSettings};
 use palmgate_sensor::codec::{Band, FrameFormat, SensorInfo};
-use palmgate_sensor::device::{BurstFrame, CapturedFrame, DeviceCommand, Timestamp};
+use palmgate_sensor::device::{BurstFrame, CapturedFrame, DeviceCommand, ReceivedAt};
 use palmgate_sensor::image::PalmImage;
 
 use super::*;
@@ -30,7 +30,7 @@ fn captured(image: GrayImage) -> CapturedFrame {
         format: FrameFormat::Gray8,
         frame_number: 1,
         encoded_bytes: 0,
-        received: Timestamp::now(),
+        received: ReceivedAt::now(),
         decoded_at: Instant::now(),
     }
 }

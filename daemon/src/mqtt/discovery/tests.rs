@@ -9,7 +9,8 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use super::*;
 use crate::event::{CardId, Latencies, NewEvent, Outcome, Reason, Severity, Timestamp};
 use crate::mqtt::topics::{
-    Availability, Contact, Diagnostics, DoorStatus, LockState, last_will_payload, status_payload,
+    Availability, Contact, Diagnostics, RetainedDoorState, RetainedLock, last_will_payload,
+    status_payload,
 };
 
 fn doors() -> [DiscoveryDoor; 2] {
@@ -135,10 +136,10 @@ fn payloads_on(topic: &str) -> Vec<Vec<u8>> {
     }
     if topic.ends_with("/state") {
         let mut out = Vec::new();
-        for lock in [LockState::Locked, LockState::Unlocked] {
+        for lock in [RetainedLock::Locked, RetainedLock::Unlocked] {
             for contact in [Contact::Open, Contact::Closed, Contact::Unknown] {
                 for mode in DoorCondition::ALL {
-                    let status = DoorStatus {
+                    let status = RetainedDoorState {
                         lock,
                         contact,
                         mode,
