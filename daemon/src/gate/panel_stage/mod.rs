@@ -15,10 +15,12 @@
 //! - [`routing`]: which actions go to the panel (I/O-free).
 //! - [`answers`]: the panel's answer attached to the event (I/O-free).
 //! - [`alarms`]: `alarm.panel_link` for a refused secure channel or a failed link (I/O-free).
+//! - `pd_log`: the PD's reports in the log.
 //! - this module: start-up, the stage the main loop calls, the panel task.
 
 pub(crate) mod alarms;
 pub(crate) mod answers;
+mod pd_log;
 pub(crate) mod routing;
 
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use self::alarms::PanelAlarms;
-use self::answers::{Answers, color_name};
+use self::answers::Answers;
 use super::devices::StopSignal;
 use crate::access::Action;
 use crate::config::Settings;
@@ -309,56 +311,6 @@ fn publish(outbox: &Outbox, event: NewEvent) {
     }
 }
 
-/// Logs what the PD reports: the secure channel's refusals are warnings (a wrong key, a bad
-/// MAC: someone or something on the bus is not the commissioned panel).
-fn report(event: &PdEvent) {
-    match event {
-        PdEvent::SecureChannel { default_key: true } => {
-            tracing::warn!("OSDP secure channel up with the default key SCBK-D (install mode)");
-        }
-        PdEvent::SecureChannel { default_key: false } => {
-            tracing::info!("OSDP secure channel up");
-        }
-        PdEvent::KeyInstalled => {
-            tracing::info!("OSDP: the panel installed its key (KEYSET); install mode is over");
-        }
-        PdEvent::SessionExpired => tracing::info!("OSDP secure channel session expired"),
-        PdEvent::Refused(refusal) => {
-            tracing::warn!(reason = %refusal, "OSDP secure channel refused");
-        }
-        PdEvent::ComSet(settings) => tracing::info!(
-            address = settings.address,
-            baud = settings.baud,
-            "OSDP: the panel set new communication settings (kept for the next start)"
-        ),
-        PdEvent::ComSetNotStored(reason) => {
-            tracing::error!(%reason, "OSDP: the panel's COMSET could not be stored: refused");
-        }
-        PdEvent::CardDelivered { bits } => {
-            tracing::debug!(bits, "OSDP: card data collected by the panel");
-        }
-        PdEvent::CardExpired { bits } => {
-            tracing::warn!(
-                bits,
-                "OSDP: card data not collected by the panel in time: dropped"
-            );
-        }
-        PdEvent::Led(command) => tracing::debug!(
-            permanent = command
-                .permanent
-                .map_or_else(|| "unchanged".to_string(), |p| color_name(p.on_color)),
-            "OSDP: reader LED set by the panel"
-        ),
-        PdEvent::Buzzer(command) => {
-            tracing::debug!(count = command.count, "OSDP: buzzer set by the panel");
-        }
-        PdEvent::Nak { command, reason } => {
-            tracing::warn!(command, reason, "OSDP: command refused with a NAK");
-        }
-        other => tracing::debug!(?other, "OSDP"),
-    }
-}
-
 type OsdpParts = (
     mpsc::UnboundedReceiver<PdEvent>,
     JoinHandle<Result<(), SerialError>>,
@@ -394,7 +346,7 @@ async fn run(
             } => match event {
                 Some(event) => {
                     let now = Instant::now();
-                    report(&event);
+                    pd_log::report(&event);
                     if let Some(alarm) = alarms.pd_event(&event, now, Timestamp::now()) {
                         publish(&outbox, alarm);
                     }
