@@ -663,6 +663,34 @@ impl<P: Policy> Access<P> {
         }
     }
 
+    /// Opens the reader's door once for `card` and publishes `event` (the grant, or the meal
+    /// served). A duress match looks like any other grant; its alarm is a separate event that only
+    /// the security desk subscribes to.
+    fn open_once(
+        &mut self,
+        actions: &mut Vec<Action>,
+        time: Timestamp,
+        card: CardId,
+        event: NewEvent,
+        duress: bool,
+    ) {
+        let door = self.config.door.clone();
+        actions.push(Action::Unlock {
+            door: door.clone(),
+            unlock: None,
+        });
+        actions.push(Action::Publish(event));
+        if duress {
+            let alarm = NewEvent::new(EventKind::AlarmDuress, time)
+                .door(door.clone())
+                .card(card.clone())
+                .result(Outcome::Alarm)
+                .reason(Reason::DURESS_PALM);
+            actions.push(Action::Publish(alarm));
+        }
+        self.policy.granted(&card, &door, time);
+    }
+
     /// At a canteen gate, the meal the card may have now (kept for the verification), or why it
     /// may have none.
     fn meal_before_capture(
@@ -808,28 +836,12 @@ impl<P: Policy> Access<P> {
                     );
                 }
                 latencies.decision_ms = Some(millis(now.saturating_duration_since(last_input)));
-                let door = self.config.door.clone();
-                actions.push(Action::Unlock {
-                    door: door.clone(),
-                    unlock: None,
-                });
-                // A duress grant looks like any other grant; the alarm is a separate event that
-                // only the security desk subscribes to.
                 let granted = NewEvent::new(EventKind::AccessGranted, time)
-                    .door(door.clone())
+                    .door(self.config.door.clone())
                     .card(card.clone())
                     .result(Outcome::Granted)
                     .latencies(latencies);
-                actions.push(Action::Publish(granted));
-                if duress {
-                    let alarm = NewEvent::new(EventKind::AlarmDuress, time)
-                        .door(door.clone())
-                        .card(card.clone())
-                        .result(Outcome::Alarm)
-                        .reason(Reason::DURESS_PALM);
-                    actions.push(Action::Publish(alarm));
-                }
-                self.policy.granted(&card, &door, time);
+                self.open_once(actions, time, card, granted, duress);
             }
             Decision::NoMatch { tries_left } => {
                 let detail = format!("palm does not match the card ({tries_left} tries left)");
@@ -948,27 +960,13 @@ impl<P: Policy> Access<P> {
                         latencies,
                     );
                 }
-                let door = self.config.door.clone();
-                actions.push(Action::Unlock {
-                    door: door.clone(),
-                    unlock: None,
-                });
                 let served = NewEvent::new(EventKind::MealServed, time)
-                    .door(door.clone())
+                    .door(self.config.door.clone())
                     .card(card.clone())
                     .result(Outcome::Granted)
                     .latencies(latencies)
                     .meal(meal_record(&receipt, period_name, group));
-                actions.push(Action::Publish(served));
-                if duress {
-                    let alarm = NewEvent::new(EventKind::AlarmDuress, time)
-                        .door(door.clone())
-                        .card(card.clone())
-                        .result(Outcome::Alarm)
-                        .reason(Reason::DURESS_PALM);
-                    actions.push(Action::Publish(alarm));
-                }
-                self.policy.granted(&card, &door, time);
+                self.open_once(actions, time, card, served, duress);
             }
             MealAnswer::AllowanceUsed { count, allowance } => {
                 let name = &entitlement.period_name;
