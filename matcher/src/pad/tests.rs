@@ -331,3 +331,22 @@ fn print_modelled_cue_values() {
         }
     }
 }
+
+/// docs/pad.md's cue table states each cue's live range; it must be the boundary the code uses.
+#[test]
+fn the_cue_table_in_the_docs_states_the_boundaries_in_force() {
+    let doc = include_str!("../../../docs/pad.md");
+    for cue in cues::Cue::ALL {
+        let row = doc
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{}` |", cue.name())))
+            .unwrap_or_else(|| panic!("docs/pad.md has no row for {}", cue.name()));
+        let live_when = row.split('|').nth(3).unwrap().trim().to_owned();
+        let expected = match cue.boundary() {
+            cues::Boundary::Within { low, high, .. } => format!("{low:?} … {high:?}"),
+            cues::Boundary::Below { at, .. } => format!("< {at:?}"),
+            cues::Boundary::Above { at, .. } => format!("> {at:?}"),
+        };
+        assert_eq!(live_when, expected, "docs/pad.md, cue {}", cue.name());
+    }
+}
