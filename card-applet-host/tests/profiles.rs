@@ -44,7 +44,7 @@ fn probe_at(seed: u64, bits: u32) -> Template {
 /// The most mismatched bits `profile` accepts for a hand of `enrolled` templates, all cells valid:
 /// `bits · 65536 ≤ threshold_q16 · compared`.
 fn most_accepted_bits(profile: Profile, enrolled: usize) -> u32 {
-    u32::try_from(u64::from(profile.threshold(enrolled).q16()) * ALL_BITS / 65536).unwrap()
+    u32::try_from(u64::from(profile.threshold(enrolled, 1).q16()) * ALL_BITS / 65536).unwrap()
 }
 
 fn card_with(

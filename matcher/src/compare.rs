@@ -265,9 +265,24 @@ pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, Com
 /// Compares a probe with every template enrolled for one hand and keeps the closest (the
 /// smallest distance; on ties the first). Every reference is compared, whatever the earlier
 /// results: the time depends only on how many there are. No reference gives a comparison that
-/// never matches (no overlap). Thresholds for `n` references: `Profile::threshold(n)`.
+/// never matches (no overlap). Thresholds for `n` references: `Profile::threshold(n, 1)`.
 pub fn compare_enrolled(
     probe: &Template,
+    references: &[Template],
+) -> Result<Comparison, CompareError> {
+    compare_posed(core::slice::from_ref(probe), references)
+}
+
+/// Most poses of one probe the card compares (the gate cuts the probe's ROI at the pose found and
+/// turned by ±5°, `palmgate_matcher::extract::PROBE_POSES`).
+pub const MAX_PROBE_POSES: usize = 3;
+
+/// Compares every pose of one probe with every template enrolled for one hand and keeps the
+/// closest pair (on ties the first: probes in order, references in order within a probe). Every
+/// pair is compared whatever the earlier results. Thresholds for `n` references and `k` poses:
+/// `Profile::threshold(n, k)` (a minimum over more pairs lowers impostor distances too).
+pub fn compare_posed(
+    probes: &[Template],
     references: &[Template],
 ) -> Result<Comparison, CompareError> {
     let mut best = Comparison {
@@ -283,23 +298,25 @@ pub fn compare_enrolled(
             select(none, 1, c.compared_bits),
         )
     };
-    // Above any real distance, so the first reference always wins.
+    // Above any real distance, so the first pair always wins.
     let (mut best_num, mut best_den) = (2u32, 1u32);
-    for reference in references {
-        let c = compare(probe, reference)?;
-        let (num, den) = rank(&c);
-        let better = lt_mask(num * best_den, best_num * den);
-        best_num = select(better, num, best_num);
-        best_den = select(better, den, best_den);
-        best = Comparison {
-            mismatched_bits: select(better, c.mismatched_bits, best.mismatched_bits),
-            compared_bits: select(better, c.compared_bits, best.compared_bits),
-            overlap_cells: select(
-                better,
-                u32::from(c.overlap_cells),
-                u32::from(best.overlap_cells),
-            ) as u16,
-        };
+    for probe in probes {
+        for reference in references {
+            let c = compare(probe, reference)?;
+            let (num, den) = rank(&c);
+            let better = lt_mask(num * best_den, best_num * den);
+            best_num = select(better, num, best_num);
+            best_den = select(better, den, best_den);
+            best = Comparison {
+                mismatched_bits: select(better, c.mismatched_bits, best.mismatched_bits),
+                compared_bits: select(better, c.compared_bits, best.compared_bits),
+                overlap_cells: select(
+                    better,
+                    u32::from(c.overlap_cells),
+                    u32::from(best.overlap_cells),
+                ) as u16,
+            };
+        }
     }
     Ok(best)
 }

@@ -4,9 +4,10 @@ use std::path::Path;
 
 use image::GrayImage;
 
+use crate::compare::MAX_PROBE_POSES;
 use crate::features::{CELLS, FeatureError, FeatureModel, INPUT_SIDE, ORIENTATIONS};
 use crate::quality::{self, QualityBar, QualityError, QualityReport};
-use crate::roi::{self, Roi, RoiError, RoiMethod};
+use crate::roi::{self, Pose, Roi, RoiError, RoiMethod};
 use crate::template::{GRID, Template};
 
 /// What an input image shows.
@@ -72,6 +73,34 @@ pub struct Extraction {
     pub quality: QualityReport,
 }
 
+/// Rotation of the turned probe poses, degrees. Chosen on the development sets between 5° and
+/// 10° (`docs/matcher.md`, "Probe poses"): 10° pulls impostors closer more than it helps genuine
+/// pairs on the ROI sets.
+pub const PROBE_TURN_DEGREES: f32 = 5.0;
+
+/// The poses the gate cuts a probe at: the frame as found, then turned by ∓[`PROBE_TURN_DEGREES`].
+/// The card keeps the closest of every pose against every enrolled template.
+pub const PROBE_POSES: [Pose; MAX_PROBE_POSES] = [
+    Pose::FOUND,
+    Pose {
+        rotation: -PROBE_TURN_DEGREES * std::f32::consts::PI / 180.0,
+        scale: 1.0,
+    },
+    Pose {
+        rotation: PROBE_TURN_DEGREES * std::f32::consts::PI / 180.0,
+        scale: 1.0,
+    },
+];
+
+/// A probe cut at the [`PROBE_POSES`]: what the gate sends the card.
+#[derive(Debug)]
+pub struct Probe {
+    /// The extraction at the pose found (its quality is the capture's).
+    pub extraction: Extraction,
+    /// The templates of every pose that gave one, the pose found first (so never empty).
+    pub poses: Vec<Template>,
+}
+
 /// Turns palm images into templates. Holds the optimised filter bank; clone it to share between
 /// threads (the plan is shared). All methods are synchronous and CPU-bound.
 #[derive(Debug, Clone)]
@@ -132,6 +161,49 @@ impl Extractor {
         self.extract_from_roi(&roi)
     }
 
+    /// Like [`Extractor::extract_image`], once per pose of the ROI frame (the hand is segmented
+    /// once). The outer error is a capture with no ROI at all; each pose has its own outcome.
+    pub fn extract_image_posed(
+        &self,
+        image: &image::DynamicImage,
+        kind: InputKind,
+        poses: &[Pose],
+    ) -> Result<Vec<Result<Extraction, ExtractError>>, ExtractError> {
+        let rois = match (kind, image) {
+            (InputKind::Hand, image::DynamicImage::ImageLuma8(gray)) => {
+                roi::extract_roi_posed(gray, poses)?
+            }
+            (InputKind::Hand, image) if image.color().has_color() => {
+                roi::extract_roi_rgb_posed(&image.to_rgb8(), poses)?
+            }
+            (InputKind::Hand, image) => roi::extract_roi_posed(&image.to_luma8(), poses)?,
+            (InputKind::Roi, image) => {
+                let gray = image.to_luma8();
+                poses
+                    .iter()
+                    .map(|&pose| Roi::from_roi_image_posed(&gray, pose))
+                    .collect()
+            }
+        };
+        Ok(rois
+            .into_iter()
+            .map(|roi| self.extract_from_roi(&roi?))
+            .collect())
+    }
+
+    /// A probe: the template at the pose found (whose refusal is the capture's) and at the
+    /// turned [`PROBE_POSES`] (a turned pose that gives no template is left out).
+    pub fn extract_probe(&self, image: &GrayImage, kind: InputKind) -> Result<Probe, ExtractError> {
+        let rois = match kind {
+            InputKind::Hand => roi::extract_roi_posed(image, &PROBE_POSES)?,
+            InputKind::Roi => PROBE_POSES
+                .iter()
+                .map(|&pose| Roi::from_roi_image_posed(image, pose))
+                .collect(),
+        };
+        Probe::from_extractions(rois.into_iter().map(|roi| self.extract_from_roi(&roi?)))
+    }
+
     /// Like [`Extractor::extract`], with the measurements.
     pub fn extract_detailed(
         &self,
@@ -182,6 +254,21 @@ impl Extractor {
             valid_cells,
             quality,
         })
+    }
+}
+
+impl Probe {
+    /// From the extractions of [`PROBE_POSES`], in order.
+    fn from_extractions(
+        mut extractions: impl Iterator<Item = Result<Extraction, ExtractError>>,
+    ) -> Result<Probe, ExtractError> {
+        let extraction = extractions
+            .next()
+            .ok_or(ExtractError::Roi(RoiError::ValleysNotFound))??;
+        let mut poses = Vec::with_capacity(MAX_PROBE_POSES);
+        poses.push(extraction.template.clone());
+        poses.extend(extractions.filter_map(|e| e.ok().map(|e| e.template)));
+        Ok(Probe { extraction, poses })
     }
 }
 

@@ -35,7 +35,8 @@ pub mod roi;
 pub mod synth;
 
 pub use compare::{
-    CompareError, Comparison, MAX_SHIFT, MIN_OVERLAP_CELLS, Threshold, compare, compare_enrolled,
+    CompareError, Comparison, MAX_PROBE_POSES, MAX_SHIFT, MIN_OVERLAP_CELLS, Threshold, compare,
+    compare_enrolled, compare_posed,
 };
 pub use profile::Profile;
 pub use template::{ENCODED_LEN, Template, TemplateError};

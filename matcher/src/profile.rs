@@ -26,20 +26,21 @@ pub enum Profile {
     Security,
 }
 
-/// Thresholds (Q16) per profile, for 1, 2 and 3 enrolled templates (the probe's distance is the
-/// minimum over them). Calibrated by `palmgate eval` over every development set and 100 synthetic
-/// hands (`docs/matcher.md`, "Security profiles"), rounded down to a multiple of 100. A minimum
-/// over more templates only lowers impostor distances, so a several-template threshold is never
-/// above the one-template one (security: the 3-template calibration, 21 224, rested on fewer
-/// impostor trials and came out higher; the 1-template value is used). Two templates use the
-/// three-template value (stricter than needed, never looser).
-const THRESHOLDS_Q16: [[u32; MAX_ENROLLED_TEMPLATES]; 3] = [
-    // Convenience: calibrated 26 435 (1 template), 26 087 (3).
-    [26_400, 26_000, 26_000],
-    // Balanced: calibrated 25 236 (1), 24 823 (3).
-    [25_200, 24_800, 24_800],
-    // Security: calibrated 19 984 (1), 21 224 (3).
-    [19_900, 19_900, 19_900],
+/// Thresholds (Q16) per profile, per number of probe poses compared (one, or
+/// [`crate::compare::MAX_PROBE_POSES`]), for 1, 2 and 3 enrolled templates (the probe's distance is the minimum
+/// over every pose and template). Calibrated by `palmgate eval` over every development set and
+/// 100 synthetic hands (`docs/matcher.md`, "Security profiles"), rounded down to a multiple of
+/// 100. A minimum over more pairs only lowers impostor distances, so a threshold is never above
+/// the one for fewer pairs (where a calibration over fewer impostor trials came out higher, the
+/// lower value is used). Two templates or two poses use the three-template or three-pose value
+/// (stricter than needed, never looser).
+const THRESHOLDS_Q16: [[[u32; MAX_ENROLLED_TEMPLATES]; 2]; 3] = [
+    // Convenience: one pose calibrated 26 435 (1 template), 26 087 (3).
+    [[26_400, 26_000, 26_000], [26_000, 25_600, 25_600]],
+    // Balanced: one pose calibrated 25 236 (1), 24 823 (3).
+    [[25_200, 24_800, 24_800], [24_800, 24_400, 24_400]],
+    // Security: one pose calibrated 19 984 (1), 21 224 (3).
+    [[19_900, 19_900, 19_900], [19_900, 19_900, 19_900]],
 ];
 
 impl Profile {
@@ -90,22 +91,22 @@ impl Profile {
         if self.id() >= other.id() { self } else { other }
     }
 
-    /// The threshold when the probe is compared with `enrolled` templates (taking the minimum
-    /// distance). `enrolled` is clamped to `1..=MAX_ENROLLED_TEMPLATES`.
-    pub const fn threshold(self, enrolled: usize) -> Threshold {
+    /// The threshold when `poses` cuts of the probe are compared with `enrolled` templates
+    /// (taking the minimum distance). `enrolled` is clamped to `1..=MAX_ENROLLED_TEMPLATES`,
+    /// `poses` to `1..=MAX_PROBE_POSES`.
+    pub const fn threshold(self, enrolled: usize, poses: usize) -> Threshold {
         let column = if enrolled <= 1 {
             0
-        } else if enrolled >= MAX_ENROLLED_TEMPLATES {
-            MAX_ENROLLED_TEMPLATES - 1
         } else {
-            enrolled - 1
+            MAX_ENROLLED_TEMPLATES - 1
         };
+        let pose_row = if poses <= 1 { 0 } else { 1 };
         let row = match self {
             Profile::Convenience => 0,
             Profile::Balanced => 1,
             Profile::Security => 2,
         };
-        Threshold::from_q16(THRESHOLDS_Q16[row][column])
+        Threshold::from_q16(THRESHOLDS_Q16[row][pose_row][column])
     }
 }
 
@@ -142,6 +143,7 @@ impl FromStr for Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::MAX_PROBE_POSES;
 
     #[test]
     fn names_round_trip_and_unknown_names_are_refused() {
@@ -168,21 +170,30 @@ mod tests {
     }
 
     #[test]
-    fn stricter_profiles_have_lower_thresholds_and_more_templates_lower_ones_too() {
-        for enrolled in 1..=MAX_ENROLLED_TEMPLATES {
-            let t: std::vec::Vec<u32> = Profile::ALL
-                .iter()
-                .map(|p| p.threshold(enrolled).q16())
-                .collect();
-            assert!(t[0] > t[1] && t[1] > t[2], "{enrolled} templates: {t:?}");
+    fn stricter_profiles_have_lower_thresholds_and_more_pairs_lower_ones_too() {
+        for poses in [1, MAX_PROBE_POSES] {
+            for enrolled in 1..=MAX_ENROLLED_TEMPLATES {
+                let t: std::vec::Vec<u32> = Profile::ALL
+                    .iter()
+                    .map(|p| p.threshold(enrolled, poses).q16())
+                    .collect();
+                assert!(t[0] > t[1] && t[1] > t[2], "{enrolled} templates: {t:?}");
+            }
         }
         for profile in Profile::ALL {
-            assert!(profile.threshold(3).q16() <= profile.threshold(1).q16());
-            let distance = f64::from(profile.threshold(1).q16()) / 65536.0;
+            for poses in [1, MAX_PROBE_POSES] {
+                assert!(profile.threshold(3, poses).q16() <= profile.threshold(1, poses).q16());
+                assert!(profile.threshold(1, poses).q16() <= profile.threshold(1, 1).q16());
+                assert!(profile.threshold(3, poses).q16() <= profile.threshold(3, 1).q16());
+                assert_eq!(profile.threshold(0, poses), profile.threshold(1, poses));
+                assert_eq!(profile.threshold(9, poses), profile.threshold(3, poses));
+                assert_eq!(profile.threshold(2, poses), profile.threshold(3, poses));
+            }
+            let distance = f64::from(profile.threshold(1, 1).q16()) / 65536.0;
             assert!((0.25..0.45).contains(&distance), "{profile}: {distance}");
-            assert_eq!(profile.threshold(0), profile.threshold(1));
-            assert_eq!(profile.threshold(9), profile.threshold(3));
-            assert_eq!(profile.threshold(2), profile.threshold(3));
+            assert_eq!(profile.threshold(1, 0), profile.threshold(1, 1));
+            assert_eq!(profile.threshold(1, 2), profile.threshold(1, 3));
+            assert_eq!(profile.threshold(1, 7), profile.threshold(1, 3));
         }
     }
 }

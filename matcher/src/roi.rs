@@ -129,6 +129,31 @@ pub struct RawStats {
     pub focus: f32,
 }
 
+/// A change of the hand frame before the ROI is cut: a rotation and a scale about the ROI centre.
+/// The gate cuts the probe at a few poses so that a hand turned or held closer than at enrolment
+/// still lines up with the enrolled templates (the comparison only shifts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pose {
+    /// Extra rotation of the frame, radians (positive: clockwise on screen).
+    pub rotation: f32,
+    /// Side of the ROI as a multiple of the side found (above 1: a larger palm area).
+    pub scale: f32,
+}
+
+impl Pose {
+    /// The frame as found.
+    pub const FOUND: Pose = Pose {
+        rotation: 0.0,
+        scale: 1.0,
+    };
+
+    /// The `down` unit vector turned by the pose's rotation.
+    fn turn(&self, down: [f32; 2]) -> [f32; 2] {
+        let (sin, cos) = self.rotation.sin_cos();
+        [down[0] * cos - down[1] * sin, down[0] * sin + down[1] * cos]
+    }
+}
+
 /// A palm ROI. The pixel buffers are zeroised on drop and never printed.
 pub struct Roi {
     /// [`ROI_SIZE`]×[`ROI_SIZE`], fingers up, contrast-normalised (CLAHE).
@@ -168,7 +193,38 @@ impl Roi {
     /// # Errors
     /// [`RoiError::ImageTooSmall`] below 32×32 pixels.
     pub fn from_roi_image(roi: &GrayImage) -> Result<Roi, RoiError> {
+        Roi::from_roi_image_posed(roi, Pose::FOUND)
+    }
+
+    /// Like [`Roi::from_roi_image`], the square turned and scaled by `pose` about the image centre;
+    /// the pixels that fall outside the image are not valid.
+    ///
+    /// # Errors
+    /// [`RoiError::ImageTooSmall`] below 32×32 pixels.
+    pub fn from_roi_image_posed(roi: &GrayImage, pose: Pose) -> Result<Roi, RoiError> {
         let (w, h) = roi.dimensions();
+        if w >= 32 && h >= 32 && pose != Pose::FOUND {
+            let side = w.min(h) as f32 * pose.scale;
+            let centre = [w as f32 / 2.0, h as f32 / 2.0];
+            let sampled = sample(roi, None, centre, pose.turn([0.0, 1.0]), side);
+            let stats = raw_stats(&sampled.raw, &sampled.valid);
+            let image = clahe(&sampled.raw, &sampled.valid);
+            return Ok(Roi {
+                image,
+                valid: sampled.valid,
+                geometry: HandGeometry {
+                    method: RoiMethod::Given,
+                    valleys: None,
+                    palm_centre: None,
+                    palm_radius: 0.0,
+                    centre,
+                    angle: pose.rotation,
+                    side,
+                    hand_fraction: 1.0,
+                },
+                raw: stats,
+            });
+        }
         if w < 32 || h < 32 {
             return Err(RoiError::ImageTooSmall {
                 width: w,
@@ -213,6 +269,22 @@ impl Roi {
 /// # Errors
 /// A [`RoiError`] saying why no ROI could be cut.
 pub fn extract_roi(hand: &GrayImage) -> Result<Roi, RoiError> {
+    first(extract_roi_posed(hand, &[Pose::FOUND])?)
+}
+
+/// The single ROI of a one-pose cut.
+fn first(mut rois: Vec<Result<Roi, RoiError>>) -> Result<Roi, RoiError> {
+    rois.pop().unwrap_or(Err(RoiError::ValleysNotFound))
+}
+
+/// Cuts the palm ROI from a whole-hand grey image once per pose (the hand is segmented once).
+///
+/// # Errors
+/// A [`RoiError`] when no hand frame was found; a pose whose ROI leaves the image has its own.
+pub fn extract_roi_posed(
+    hand: &GrayImage,
+    poses: &[Pose],
+) -> Result<Vec<Result<Roi, RoiError>>, RoiError> {
     let (w, h) = hand.dimensions();
     if w < 64 || h < 64 {
         return Err(RoiError::ImageTooSmall {
@@ -223,7 +295,7 @@ pub fn extract_roi(hand: &GrayImage) -> Result<Roi, RoiError> {
     let factor = w.max(h).div_ceil(WORK_MAX_SIDE);
     let work = downscale(hand, factor);
     let mask = segment(&work, None)?;
-    roi_from_mask(hand, &mask, factor)
+    roi_from_mask(hand, &mask, factor, poses)
 }
 
 /// Cuts the palm ROI from a whole-hand colour image. Colour helps the segmentation: pixels that are
@@ -233,6 +305,17 @@ pub fn extract_roi(hand: &GrayImage) -> Result<Roi, RoiError> {
 /// # Errors
 /// A [`RoiError`] saying why no ROI could be cut.
 pub fn extract_roi_rgb(hand: &RgbImage) -> Result<Roi, RoiError> {
+    first(extract_roi_rgb_posed(hand, &[Pose::FOUND])?)
+}
+
+/// Like [`extract_roi_rgb`], once per pose.
+///
+/// # Errors
+/// A [`RoiError`] when no hand frame was found; a pose whose ROI leaves the image has its own.
+pub fn extract_roi_rgb_posed(
+    hand: &RgbImage,
+    poses: &[Pose],
+) -> Result<Vec<Result<Roi, RoiError>>, RoiError> {
     // The luma `image`'s `to_luma8` computes (BT.709 weights, truncated), without a copy.
     let gray = GrayImage::from_raw(
         hand.width(),
@@ -257,7 +340,7 @@ pub fn extract_roi_rgb(hand: &RgbImage) -> Result<Roi, RoiError> {
     let work = downscale(&gray, factor);
     let skin = skin_likelihood(hand, factor);
     let mask = segment(&work, Some(&skin))?;
-    roi_from_mask(&gray, &mask, factor)
+    roi_from_mask(&gray, &mask, factor, poses)
 }
 
 /// Box-filter reduction by an integer factor.
@@ -576,7 +659,12 @@ struct Frame {
     side: f32,
 }
 
-fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi, RoiError> {
+fn roi_from_mask(
+    hand: &GrayImage,
+    mask: &GrayImage,
+    factor: u32,
+    poses: &[Pose],
+) -> Result<Vec<Result<Roi, RoiError>>, RoiError> {
     let (ww, wh) = mask.dimensions();
     // Distance to the background, the image frame counting as background.
     let dist_bg = distance_to_background(mask);
@@ -610,15 +698,61 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
 
     let f = factor as f32;
     let to_input = |p: [f32; 2]| [p[0] * f, p[1] * f];
-    let centre = to_input(frame.centre);
-    let side = frame.side * f;
-    let angle = (-frame.down[0]).atan2(frame.down[1]);
+    let hand_fraction = mask.pixels().filter(|p| p.0[0] > 0).count() as f32 / (ww * wh) as f32;
+    let mut rois = Vec::with_capacity(poses.len());
+    for pose in poses {
+        let down = pose.turn(frame.down);
+        let centre = to_input(frame.centre);
+        let side = frame.side * f * pose.scale;
+        let sampled = sample(hand, Some((mask, factor)), centre, down, side);
+        if sampled.outside_percent > 5.0 {
+            rois.push(Err(RoiError::RoiOutsideImage {
+                percent: sampled.outside_percent,
+            }));
+            continue;
+        }
+        let stats = raw_stats(&sampled.raw, &sampled.valid);
+        let image = clahe(&sampled.raw, &sampled.valid);
+        rois.push(Ok(Roi {
+            image,
+            valid: sampled.valid,
+            geometry: HandGeometry {
+                method: frame.method,
+                valleys: frame.valleys.map(|[a, b]| [to_input(a), to_input(b)]),
+                palm_centre: Some(to_input(palm)),
+                palm_radius: radius * f,
+                centre,
+                angle: (-down[0]).atan2(down[1]),
+                side,
+                hand_fraction,
+            },
+            raw: stats,
+        }));
+    }
+    Ok(rois)
+}
 
-    // Sample the ROI and its validity.
+/// An ROI cut and its validity, before contrast normalisation.
+struct Sampled {
+    raw: GrayImage,
+    valid: GrayImage,
+    outside_percent: f32,
+}
+
+/// Cuts the [`ROI_SIZE`]² square of side `side` (input pixels) centred on `centre`, its `y` axis
+/// along `down`; a pixel is valid when it lies inside the input and, with a mask (reduced by
+/// `factor`), on the hand.
+fn sample(
+    input: &GrayImage,
+    mask: Option<(&GrayImage, u32)>,
+    centre: [f32; 2],
+    down: [f32; 2],
+    side: f32,
+) -> Sampled {
     let n = ROI_SIZE as usize;
     let step = side / ROI_SIZE as f32;
-    let ex = [frame.down[1], -frame.down[0]];
-    let ey = frame.down;
+    let ex = [down[1], -down[0]];
+    let ey = down;
     let mut raw = GrayImage::new(ROI_SIZE, ROI_SIZE);
     let mut valid = GrayImage::new(ROI_SIZE, ROI_SIZE);
     let mut outside = 0usize;
@@ -630,11 +764,19 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
                 centre[0] + a * ex[0] + b * ey[0],
                 centre[1] + a * ex[1] + b * ey[1],
             ];
-            match bilinear(hand, p) {
+            match bilinear(input, p) {
                 Some(value) => {
                     raw.put_pixel(u as u32, v as u32, Luma([value]));
-                    let (mx, my) = ((p[0] / f) as u32, (p[1] / f) as u32);
-                    let on_hand = mx < ww && my < wh && mask.get_pixel(mx, my).0[0] > 0;
+                    let on_hand = match mask {
+                        Some((mask, factor)) => {
+                            let f = factor as f32;
+                            let (mx, my) = ((p[0] / f) as u32, (p[1] / f) as u32);
+                            mx < mask.width()
+                                && my < mask.height()
+                                && mask.get_pixel(mx, my).0[0] > 0
+                        }
+                        None => true,
+                    };
                     if on_hand {
                         valid.put_pixel(u as u32, v as u32, Luma([255]));
                     }
@@ -643,33 +785,13 @@ fn roi_from_mask(hand: &GrayImage, mask: &GrayImage, factor: u32) -> Result<Roi,
             }
         }
     }
-    let outside_percent = 100.0 * outside as f32 / (n * n) as f32;
-    if outside_percent > 5.0 {
-        return Err(RoiError::RoiOutsideImage {
-            percent: outside_percent,
-        });
-    }
-    let hand_fraction = mask.pixels().filter(|p| p.0[0] > 0).count() as f32 / (ww * wh) as f32;
-    let stats = raw_stats(&raw, &valid);
-    let image = clahe(&raw, &valid);
-    Ok(Roi {
-        image,
+    Sampled {
+        raw,
         valid,
-        geometry: HandGeometry {
-            method: frame.method,
-            valleys: frame.valleys.map(|[a, b]| [to_input(a), to_input(b)]),
-            palm_centre: Some(to_input(palm)),
-            palm_radius: radius * f,
-            centre,
-            angle,
-            side,
-            hand_fraction,
-        },
-        raw: stats,
-    })
+        outside_percent: 100.0 * outside as f32 / (n * n) as f32,
+    }
 }
 
-/// Mean position of the hand pixels on the image frame (where the forearm leaves the picture).
 fn wrist_point(mask: &GrayImage) -> Option<[f32; 2]> {
     let (w, h) = mask.dimensions();
     let (mut sx, mut sy, mut n) = (0.0f32, 0.0f32, 0u32);

@@ -22,7 +22,7 @@ use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd, works
 /// one-template thresholds (about 0.353 of the bits).
 fn bits_between_security_and_convenience(compared: u32) -> u32 {
     let halfway =
-        (Profile::Security.threshold(1).q16() + Profile::Convenience.threshold(1).q16()) / 2;
+        (Profile::Security.threshold(1, 1).q16() + Profile::Convenience.threshold(1, 1).q16()) / 2;
     u32::try_from(u64::from(halfway) * u64::from(compared) / 65536).expect("fits")
 }
 
@@ -37,8 +37,8 @@ fn reference_between_the_thresholds(probe: &Template) -> Template {
         (comparison.mismatched_bits(), comparison.compared_bits()),
         (bits, compared)
     );
-    assert!(comparison.is_match(Profile::Convenience.threshold(1)));
-    assert!(!comparison.is_match(Profile::Security.threshold(1)));
+    assert!(comparison.is_match(Profile::Convenience.threshold(1, 1)));
+    assert!(!comparison.is_match(Profile::Security.threshold(1, 1)));
     reference
 }
 

@@ -701,8 +701,8 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
                 .filter(|slot| slot.used && slot.kind == kind.to_byte())
                 .count()
         };
-        let threshold_normal = profile.threshold(enrolled(SlotKind::Normal));
-        let threshold_duress = profile.threshold(enrolled(SlotKind::Duress));
+        let threshold_normal = profile.threshold(enrolled(SlotKind::Normal), 1);
+        let threshold_duress = profile.threshold(enrolled(SlotKind::Duress), 1);
         // Every slot is compared; the result is accumulated without data-dependent branches.
         let mut matched_normal = subtle::Choice::from(0);
         let mut matched_duress = subtle::Choice::from(0);

@@ -521,7 +521,7 @@ fn plot(name: &str, evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> 
         .label(format!("this set at FMR 1e-3: {threshold:.4}"))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(1)));
     for (profile, colour) in Profile::ALL.into_iter().zip(PROFILE_COLOURS) {
-        let t = f64::from(profile.threshold(1).q16()) / 65536.0;
+        let t = f64::from(profile.threshold(1, 1).q16()) / 65536.0;
         chart
             .draw_series(LineSeries::new(
                 [(t, 0.0), (t, top)],
@@ -573,7 +573,7 @@ fn plot(name: &str, evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> 
         .label("all pairs")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(2)));
     for (profile, colour) in Profile::ALL.into_iter().zip(PROFILE_COLOURS) {
-        let t = profile.threshold(1).q16();
+        let t = profile.threshold(1, 1).q16();
         let point = (log(scores.fmr(t), lo_x), log(scores.fnmr(t), lo_y));
         det.draw_series([Circle::new(point, 6, colour.filled())])?
             .label(format!(

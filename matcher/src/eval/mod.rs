@@ -758,7 +758,7 @@ pub fn evaluate_suite(
             Profile::ALL
                 .iter()
                 .map(|p| {
-                    let t = p.threshold(enrolled).q16();
+                    let t = p.threshold(enrolled, 1).q16();
                     let (fm, imp) = h.false_matches(t);
                     let (fnm, genuine_trials) = h.false_non_matches(t);
                     ProfileOutcome {

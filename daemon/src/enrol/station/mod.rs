@@ -191,7 +191,7 @@ fn run<T: CardTransport>(
     let consent_time = Timestamp::now();
 
     // 3. Captures, compared one to one: the profile's one-template threshold.
-    let threshold = options.profile.threshold(1);
+    let threshold = options.profile.threshold(1, 1);
     let mut station = Capturing::start(sensor, options, operator)?;
     let normal = station.series(Hand::Normal)?;
     let normal_report = check_mutual(&normal, threshold).map_err(Refusal::from)?;
