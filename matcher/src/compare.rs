@@ -486,6 +486,32 @@ mod tests {
     }
 
     #[test]
+    fn posed_probes_give_the_closest_pair_over_every_pose_and_reference() {
+        let near = template_from(31, 950);
+        let far = template_from(33, 950);
+        let other = template_from(35, 950);
+        let reference = near.clone();
+        let posed = compare_posed(&[far.clone(), near.clone()], &[other.clone(), reference])
+            .expect("same algorithm");
+        assert_eq!(posed.distance_q16(), 0);
+        let without_the_near_pose =
+            compare_posed(core::slice::from_ref(&far), &[other.clone(), near.clone()])
+                .expect("same algorithm");
+        let closest = [
+            compare(&far, &other).expect("same algorithm"),
+            compare(&far, &near).expect("same algorithm"),
+        ]
+        .into_iter()
+        .min_by_key(|c| c.distance_q16())
+        .expect("two comparisons");
+        assert_eq!(without_the_near_pose.distance_q16(), closest.distance_q16());
+        assert!(without_the_near_pose.distance_q16() > 0);
+        let none = compare_posed(&[], core::slice::from_ref(&near)).expect("nothing to refuse");
+        assert_eq!(none.distance_q16(), 65536);
+        assert!(!none.is_match(Threshold::from_q16(u32::MAX)));
+    }
+
+    #[test]
     fn algorithm_mismatch_is_refused() {
         let a = template_from(3, 1000);
         let mut other = a.clone();

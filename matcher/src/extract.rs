@@ -204,6 +204,17 @@ impl Extractor {
         Probe::from_extractions(rois.into_iter().map(|roi| self.extract_from_roi(&roi?)))
     }
 
+    /// Like [`Extractor::extract_probe`] from an image of any colour type, at `poses` (the first
+    /// is the one whose refusal is the capture's).
+    pub fn extract_image_probe(
+        &self,
+        image: &image::DynamicImage,
+        kind: InputKind,
+        poses: &[Pose],
+    ) -> Result<Probe, ExtractError> {
+        Probe::from_extractions(self.extract_image_posed(image, kind, poses)?.into_iter())
+    }
+
     /// Like [`Extractor::extract`], with the measurements.
     pub fn extract_detailed(
         &self,

@@ -35,12 +35,13 @@ pub enum Profile {
 /// lower value is used). Two templates or two poses use the three-template or three-pose value
 /// (stricter than needed, never looser).
 const THRESHOLDS_Q16: [[[u32; MAX_ENROLLED_TEMPLATES]; 2]; 3] = [
-    // Convenience: one pose calibrated 26 435 (1 template), 26 087 (3).
-    [[26_400, 26_000, 26_000], [26_000, 25_600, 25_600]],
-    // Balanced: one pose calibrated 25 236 (1), 24 823 (3).
-    [[25_200, 24_800, 24_800], [24_800, 24_400, 24_400]],
-    // Security: one pose calibrated 19 984 (1), 21 224 (3).
-    [[19_900, 19_900, 19_900], [19_900, 19_900, 19_900]],
+    // Convenience: one pose calibrated 26 435 (1 template), 26 087 (3); three poses 26 097 (1),
+    // 25 726 (3).
+    [[26_400, 26_000, 26_000], [26_000, 25_700, 25_700]],
+    // Balanced: one pose 25 236 (1), 24 823 (3); three poses 24 952 (1), 24 740 (3).
+    [[25_200, 24_800, 24_800], [24_900, 24_700, 24_700]],
+    // Security: one pose 19 984 (1), 21 224 (3); three poses 19 796 (1), 21 224 (3).
+    [[19_900, 19_900, 19_900], [19_700, 19_700, 19_700]],
 ];
 
 impl Profile {

@@ -683,7 +683,9 @@ fn roi_from_mask(
         return Err(RoiError::HandTooSmall { percent: 0.0 });
     }
     let palm = [(sx / n) as f32 + 0.5, (sy / n) as f32 + 0.5];
-    let wrist = wrist_point(mask);
+    // A forearm is about as wide as the palm's inscribed disc; a narrower crossing of the frame is a
+    // finger or the thumb.
+    let wrist = wrist_point(mask, radius);
     // The fallback needs the whole palm in the picture: a palm disc pressed against the frame means
     // the palm is cut off.
     let frame_distance = palm[0]
@@ -792,25 +794,48 @@ fn sample(
     }
 }
 
-fn wrist_point(mask: &GrayImage) -> Option<[f32; 2]> {
+fn wrist_point(mask: &GrayImage, min_width: f32) -> Option<[f32; 2]> {
     let (w, h) = mask.dimensions();
-    let (mut sx, mut sy, mut n) = (0.0f32, 0.0f32, 0u32);
-    let mut add = |x: u32, y: u32| {
-        if mask.get_pixel(x, y).0[0] > 0 {
-            sx += x as f32 + 0.5;
-            sy += y as f32 + 0.5;
-            n += 1;
+    if w < 2 || h < 2 {
+        return None;
+    }
+    // The frame's border as one closed walk: top row, right column, bottom row, left column.
+    let mut border: Vec<(u32, u32)> = Vec::with_capacity(2 * (w + h) as usize);
+    border.extend((0..w).map(|x| (x, 0)));
+    border.extend((1..h).map(|y| (w - 1, y)));
+    border.extend((0..w - 1).rev().map(|x| (x, h - 1)));
+    border.extend((1..h - 1).rev().map(|y| (0, y)));
+    let on_hand: Vec<bool> = border
+        .iter()
+        .map(|&(x, y)| mask.get_pixel(x, y).0[0] > 0)
+        .collect();
+    // The forearm is the widest crossing of the border; a fingertip or a thumb touching the
+    // frame is a narrow one and must not pull the wrist towards the fingers. Start the walk at a
+    // background pixel so that a run is never split by the wrap-around.
+    let start = on_hand.iter().position(|&v| !v)?;
+    let n = border.len();
+    let (mut best, mut run): ((usize, usize), Option<(usize, usize)>) = ((0, 0), None);
+    for step in 1..=n {
+        let i = (start + step) % n;
+        if on_hand[i] {
+            run = Some(run.map_or((step, 1), |(first, len)| (first, len + 1)));
+        } else if let Some((first, len)) = run.take()
+            && len > best.1
+        {
+            best = (first, len);
         }
-    };
-    for x in 0..w {
-        add(x, 0);
-        add(x, h - 1);
     }
-    for y in 1..h - 1 {
-        add(0, y);
-        add(w - 1, y);
+    let (first, len) = best;
+    if len < 8 || (len as f32) < min_width {
+        return None;
     }
-    (n >= 8).then(|| [sx / n as f32, sy / n as f32])
+    let (mut sx, mut sy) = (0.0f32, 0.0f32);
+    for step in first..first + len {
+        let (x, y) = border[(start + step) % n];
+        sx += x as f32 + 0.5;
+        sy += y as f32 + 0.5;
+    }
+    Some([sx / len as f32, sy / len as f32])
 }
 
 /// Hand frame from the finger valleys.

@@ -132,3 +132,32 @@ fn underexposed_roi_is_refused_with_the_quality_reason() {
     assert!(matches!(error, ExtractError::Quality(_)), "{error}");
     assert!(error.to_string().contains("underexposed"), "{error}");
 }
+
+#[test]
+fn a_probe_is_cut_at_the_found_pose_and_turned_both_ways() {
+    use palmgate_matcher::compare_posed;
+    use palmgate_matcher::extract::PROBE_POSES;
+    let extractor = Extractor::builtin().expect("built-in model");
+    let image = synth::roi_image(4, 0);
+    let probe = extractor
+        .extract_probe(&image, InputKind::Roi)
+        .expect("synthetic ROI gives a probe");
+    assert_eq!(probe.poses.len(), PROBE_POSES.len());
+    let plain = extractor.extract(&image, InputKind::Roi).expect("template");
+    assert_eq!(distance(&probe.poses[0], &plain), 0.0);
+    assert_eq!(distance(&probe.extraction.template, &plain), 0.0);
+    // A reference enrolled from a hand turned by +5° is the probe's third pose exactly; the pose
+    // found alone is far from it (rotation is not a shift), every pose together finds it.
+    let dynamic = image::DynamicImage::ImageLuma8(image.clone());
+    let turned = extractor
+        .extract_image_probe(&dynamic, InputKind::Roi, &PROBE_POSES[2..])
+        .expect("turned reference")
+        .poses
+        .remove(0);
+    let found_only = distance(&probe.poses[0], &turned);
+    let posed = compare_posed(&probe.poses, std::slice::from_ref(&turned))
+        .expect("same algorithm")
+        .distance_q16();
+    assert_eq!(posed, 0, "found-only distance {found_only}");
+    assert!(found_only > 0.1, "{found_only}");
+}

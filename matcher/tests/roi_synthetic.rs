@@ -193,3 +193,42 @@ fn colour_input_with_pegs_in_the_valleys_keeps_the_hand_frame() {
         );
     }
 }
+
+/// A bright palm disc on a dark background with bars leaving it: `(x0, y0, x1, y1)` each.
+fn blob_hand(bars: &[(u32, u32, u32, u32)]) -> GrayImage {
+    let (w, h) = (640u32, 480u32);
+    GrayImage::from_fn(w, h, |x, y| {
+        let (dx, dy) = (x as f32 - 320.0, y as f32 - 240.0);
+        let in_disc = dx * dx + dy * dy <= 60.0 * 60.0;
+        let in_bar = bars
+            .iter()
+            .any(|&(x0, y0, x1, y1)| (x0..x1).contains(&x) && (y0..y1).contains(&y));
+        Luma([if in_disc || in_bar { 200 } else { 20 }])
+    })
+}
+
+#[test]
+fn a_finger_touching_the_frame_is_not_taken_for_the_wrist() {
+    // The forearm leaves the frame on the right (90 px wide), one finger at the top (30 px): the
+    // wrist is on the right, so the fingers point left and the ROI's "down" is +x (angle −90°).
+    // With the mean of every border pixel on the hand, the finger pulled the wrist 14° upwards.
+    let hand = blob_hand(&[(320, 195, 640, 285), (305, 0, 335, 240)]);
+    let roi = roi::extract_roi(&hand).expect("palm centre frame");
+    let g = &roi.geometry;
+    assert_eq!(g.method, RoiMethod::PalmCentre, "{g:?}");
+    assert!(
+        angle_difference(g.angle, -std::f32::consts::FRAC_PI_2) < 3f32.to_radians(),
+        "{g:?}"
+    );
+}
+
+#[test]
+fn a_hand_whose_only_frame_crossing_is_a_finger_is_refused() {
+    // No forearm in view and no finger valleys: nothing orients the palm. The finger used to be
+    // taken for the wrist and an upside-down ROI was cut.
+    let hand = blob_hand(&[(305, 0, 335, 240)]);
+    assert!(matches!(
+        roi::extract_roi(&hand),
+        Err(RoiError::ValleysNotFound)
+    ));
+}

@@ -16,7 +16,7 @@ use palmgate_matcher::eval::protocol::{FiguresCi, ProfileOutcome};
 use palmgate_matcher::eval::{
     self, Evaluation, Scores, SessionRule, SetEvaluation, SetSource, SetSpec, SuiteReport,
 };
-use palmgate_matcher::extract::InputKind;
+use palmgate_matcher::extract::{InputKind, PROBE_POSES};
 
 use super::template::{InputArg, load_extractor};
 
@@ -50,9 +50,22 @@ pub struct EvalArgs {
     /// Extraction threads (default: the available cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Cut each probe at this many of the gate's poses (the ROI as found, then turned ∓5°; 1 is
+    /// the matcher before probe poses). The profile rows use the thresholds for this many poses.
+    #[arg(long, value_name = "N", default_value_t = PROBE_POSES.len(),
+          value_parser = parse_probe_poses)]
+    pub probe_poses: usize,
     /// List the images that gave no template, with the reason.
     #[arg(long)]
     pub verbose: bool,
+}
+
+/// `--probe-poses`: 1 to the number of the gate's poses.
+fn parse_probe_poses(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=PROBE_POSES.len()).contains(&n) => Ok(n),
+        _ => Err(format!("expected 1 to {}", PROBE_POSES.len())),
+    }
 }
 
 /// One `--set` argument.
@@ -172,8 +185,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             set.evaluation.report.impostor
         );
     };
-    let (suite, evaluations) =
-        eval::evaluate_suite(&specs, &extractor, threads, &progress, &on_set)?;
+    let (suite, evaluations) = eval::evaluate_suite(
+        &specs,
+        &extractor,
+        &PROBE_POSES[..args.probe_poses],
+        threads,
+        &progress,
+        &on_set,
+    )?;
     finish_bar();
 
     let single = specs.len() == 1;
@@ -202,7 +221,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("eval");
                 path.with_file_name(format!("{stem}-{}.png", spec.name))
             };
-            plot(&spec.name, &evaluation.evaluation, &file)
+            plot(&spec.name, &evaluation.evaluation, args.probe_poses, &file)
                 .with_context(|| format!("drawing {}", file.display()))?;
         }
     }
@@ -444,7 +463,12 @@ fn register_font() -> anyhow::Result<()> {
 
 /// Draws the genuine/impostor distance distributions (left) and the DET curve (right), with the
 /// threshold at FMR 1e-3 of this set and every profile's (one enrolled template) threshold.
-fn plot(name: &str, evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> {
+fn plot(
+    name: &str,
+    evaluation: &Evaluation,
+    probe_poses: usize,
+    path: &Path,
+) -> anyhow::Result<()> {
     use plotters::prelude::*;
 
     register_font()?;
@@ -521,7 +545,7 @@ fn plot(name: &str, evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> 
         .label(format!("this set at FMR 1e-3: {threshold:.4}"))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(1)));
     for (profile, colour) in Profile::ALL.into_iter().zip(PROFILE_COLOURS) {
-        let t = f64::from(profile.threshold(1, 1).q16()) / 65536.0;
+        let t = f64::from(profile.threshold(1, probe_poses).q16()) / 65536.0;
         chart
             .draw_series(LineSeries::new(
                 [(t, 0.0), (t, top)],
@@ -573,7 +597,7 @@ fn plot(name: &str, evaluation: &Evaluation, path: &Path) -> anyhow::Result<()> 
         .label("all pairs")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(2)));
     for (profile, colour) in Profile::ALL.into_iter().zip(PROFILE_COLOURS) {
-        let t = profile.threshold(1, 1).q16();
+        let t = profile.threshold(1, probe_poses).q16();
         let point = (log(scores.fmr(t), lo_x), log(scores.fnmr(t), lo_y));
         det.draw_series([Circle::new(point, 6, colour.filled())])?
             .label(format!(

@@ -2,8 +2,9 @@
 //! impostor comparison, error rates, and timings.
 //!
 //! Conventions: scores are distances (lower is more similar) in Q16; a comparison matches when its
-//! distance is at most the threshold. Each unordered pair of images is compared once (the first
-//! image as probe). Images whose extraction fails count in the failure-to-acquire rate (`fta`) and
+//! distance is at most the threshold. Each unordered pair of images is compared once: the later
+//! image is the probe, cut at every pose asked for (the gate's [`crate::extract::PROBE_POSES`]),
+//! the earlier the reference, cut at the pose found (as enrolment cuts it). Images whose extraction fails count in the failure-to-acquire rate (`fta`) and
 //! take no part in the comparisons.
 //!
 //! # Layout
@@ -19,9 +20,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::compare::compare;
+use crate::compare::compare_posed;
 use crate::extract::{ExtractError, Extractor, InputKind};
 use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile};
+use crate::roi::Pose;
 use crate::template::Template;
 
 pub mod protocol;
@@ -261,7 +263,8 @@ impl<F: Fn(&str, usize, usize) + Sync> Progress for F {
 }
 
 /// One image's outcome: its template or why there is none, and the extraction time in ms.
-type Extracted = (Result<Template, String>, f64);
+/// The templates of one sample, the pose found first, and the extraction time.
+type Extracted = (Result<Vec<Template>, String>, f64);
 
 /// Reads a sample's image.
 pub type Loader = dyn Fn(&Sample) -> Result<image::DynamicImage, String> + Sync;
@@ -277,6 +280,7 @@ fn extract_all(
     load: &Loader,
     extractor: &Extractor,
     input: InputKind,
+    poses: &[Pose],
     threads: usize,
     progress: &dyn Progress,
 ) -> BTreeMap<usize, Extracted> {
@@ -295,11 +299,11 @@ fn extract_all(
                     let outcome = match load(sample) {
                         Ok(image) => {
                             let start = Instant::now();
-                            let result = extractor.extract_image(&image, input);
+                            let result = extractor.extract_image_probe(&image, input, poses);
                             let ms = start.elapsed().as_secs_f64() * 1e3;
                             (
                                 result
-                                    .map(|e| e.template)
+                                    .map(|probe| probe.poses)
                                     .map_err(|e: ExtractError| e.to_string()),
                                 ms,
                             )
@@ -331,8 +335,10 @@ struct Distances {
 type Row = (Vec<u32>, Vec<f64>);
 
 impl Distances {
-    fn compute(templates: &[&Template], threads: usize, progress: &dyn Progress) -> Distances {
-        let n = templates.len();
+    /// `samples[i]` holds sample `i`'s templates, the pose found first. For `i < j`, sample `j`
+    /// is the probe (every pose) and sample `i` the reference (the pose found), as on a card.
+    fn compute(samples: &[&[Template]], threads: usize, progress: &dyn Progress) -> Distances {
+        let n = samples.len();
         let pairs = n * n.saturating_sub(1) / 2;
         let rows: Mutex<BTreeMap<usize, Row>> = Mutex::new(BTreeMap::new());
         let next = AtomicUsize::new(0);
@@ -342,13 +348,18 @@ impl Distances {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(probe) = templates.get(i) else { break };
+                        let Some(reference) = samples.get(i).and_then(|poses| poses.first()) else {
+                            break;
+                        };
                         let mut row = Vec::with_capacity(n - i - 1);
                         let mut times = Vec::with_capacity(n - i - 1);
-                        for reference in &templates[i + 1..] {
+                        for probe in &samples[i + 1..] {
                             let start = Instant::now();
-                            let result = compare(probe, reference);
-                            times.push(start.elapsed().as_secs_f64() * 1e6);
+                            let result = compare_posed(probe, std::slice::from_ref(reference));
+                            // Per comparison (the speed target is one comparison's).
+                            times.push(
+                                start.elapsed().as_secs_f64() * 1e6 / probe.len().max(1) as f64,
+                            );
                             // Templates of one extractor share the algorithm; a refusal would be a
                             // stranger.
                             row.push(result.map_or(1 << 16, |c| c.distance_q16()));
@@ -427,6 +438,7 @@ pub fn evaluate(
     samples: &[Sample],
     extractor: &Extractor,
     input: InputKind,
+    poses: &[Pose],
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<Evaluation, EvalError> {
@@ -434,12 +446,26 @@ pub fn evaluate(
         samples,
         &load_file,
         SessionRule::Prefix,
-        extractor,
-        input,
+        Cutting {
+            extractor,
+            input,
+            poses,
+        },
         threads,
         progress,
     )
     .map(|set| set.evaluation)
+}
+
+/// How a set's images become templates.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutting<'a> {
+    /// The extractor.
+    pub extractor: &'a Extractor,
+    /// What the images show.
+    pub input: InputKind,
+    /// The poses a probe is cut at (the first is the reference's).
+    pub poses: &'a [Pose],
 }
 
 /// [`evaluate`] with any image source and session rule, keeping the trials of both protocols.
@@ -447,11 +473,15 @@ pub fn evaluate_set(
     samples: &[Sample],
     load: &Loader,
     sessions: SessionRule,
-    extractor: &Extractor,
-    input: InputKind,
+    cutting: Cutting<'_>,
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<SetEvaluation, EvalError> {
+    let Cutting {
+        extractor,
+        input,
+        poses,
+    } = cutting;
     let identities: Vec<&str> = samples
         .iter()
         .map(|s| s.identity.as_str())
@@ -465,9 +495,9 @@ pub fn evaluate_set(
         )));
     }
     let total = samples.len();
-    let results = extract_all(samples, load, extractor, input, threads, progress);
+    let results = extract_all(samples, load, extractor, input, poses, threads, progress);
 
-    let mut templates: Vec<Template> = Vec::new();
+    let mut templates: Vec<Vec<Template>> = Vec::new();
     let mut keys: Vec<SampleKey> = Vec::new();
     let mut failures = Vec::new();
     let mut extract_ms = Vec::new();
@@ -487,7 +517,7 @@ pub fn evaluate_set(
             Err(reason) => failures.push((sample.path.clone(), reason)),
         }
     }
-    let refs: Vec<&Template> = templates.iter().collect();
+    let refs: Vec<&[Template]> = templates.iter().map(Vec::as_slice).collect();
     let mut distances = Distances::compute(&refs, threads, progress);
     let d = |i: usize, j: usize| distances.get(i, j);
     let all_pairs = protocol::all_pairs(identities.len(), &keys, d);
@@ -667,6 +697,7 @@ fn synthetic_loader(input: InputKind) -> impl Fn(&Sample) -> Result<image::Dynam
 pub fn evaluate_suite(
     specs: &[SetSpec],
     extractor: &Extractor,
+    poses: &[Pose],
     threads: usize,
     progress: &dyn Progress,
     on_set: &dyn Fn(&SetSpec, &SetEvaluation),
@@ -678,8 +709,11 @@ pub fn evaluate_suite(
                 &scan(dir)?,
                 &load_file,
                 spec.sessions,
-                extractor,
-                spec.input,
+                Cutting {
+                    extractor,
+                    input: spec.input,
+                    poses,
+                },
                 threads,
                 progress,
             ),
@@ -691,8 +725,11 @@ pub fn evaluate_suite(
                 &synthetic_samples(*first, *identities, *samples),
                 &synthetic_loader(spec.input),
                 spec.sessions,
-                extractor,
-                spec.input,
+                Cutting {
+                    extractor,
+                    input: spec.input,
+                    poses,
+                },
                 threads,
                 progress,
             ),
@@ -758,7 +795,7 @@ pub fn evaluate_suite(
             Profile::ALL
                 .iter()
                 .map(|p| {
-                    let t = p.threshold(enrolled, 1).q16();
+                    let t = p.threshold(enrolled, poses.len()).q16();
                     let (fm, imp) = h.false_matches(t);
                     let (fnm, genuine_trials) = h.false_non_matches(t);
                     ProfileOutcome {
