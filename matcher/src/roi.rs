@@ -859,10 +859,13 @@ fn valley_frame(
     // Distance from the palm centre. Points on the image frame (the forearm's cut) and the contour
     // just before and after them get zero, so that no fingertip is found there and no valley spans
     // it; a fingertip that merely comes close to the frame keeps its distance.
-    let on_frame: Vec<bool> = points
+    let mut on_frame: Vec<bool> = points
         .iter()
         .map(|p| p[0] <= 0 || p[1] <= 0 || p[0] + 1 >= w as i32 || p[1] + 1 >= h as i32)
         .collect();
+    // Only the forearm's cut is masked: a fingertip that touches the frame crosses it over less
+    // than a palm radius and is still a fingertip (its valleys are needed).
+    keep_wide_runs(&mut on_frame, radius);
     let reach = ((0.3 * radius) as usize).max(2);
     let mut near_frame = on_frame.clone();
     for (i, &on) in on_frame.iter().enumerate() {
@@ -996,6 +999,28 @@ fn valley_frame(
         down,
         side: ROI_SIDE_PER_VALLEY_DISTANCE * d,
     })
+}
+
+/// Clears the runs of `true` (circularly) shorter than `min_len`.
+fn keep_wide_runs(flags: &mut [bool], min_len: f32) {
+    let len = flags.len();
+    let Some(start) = flags.iter().position(|&v| !v) else {
+        return;
+    };
+    let mut run: Vec<usize> = Vec::new();
+    for step in 1..=len {
+        let i = (start + step) % len;
+        if flags[i] {
+            run.push(i);
+        } else {
+            if (run.len() as f32) < min_len {
+                for &k in &run {
+                    flags[k] = false;
+                }
+            }
+            run.clear();
+        }
+    }
 }
 
 /// Fallback frame: palm centre, wrist direction, palm radius.
