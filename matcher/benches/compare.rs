@@ -1,4 +1,5 @@
-//! One template comparison (25 shifts), the operation the card runs.
+//! One template comparison (25 shifts), the operation the card runs, and a whole presentation
+//! (every probe pose against every enrolled template).
 //!
 //! `cargo bench -p palmgate-matcher --bench compare`
 
@@ -6,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use palmgate_matcher::template::{CELLS, Template};
-use palmgate_matcher::{Threshold, compare};
+use palmgate_matcher::{Threshold, compare, compare_posed};
 
 fn pseudo_random_template(seed: u64) -> Template {
     let mut state = seed | 1;
@@ -31,6 +32,16 @@ fn bench_compare(c: &mut Criterion) {
     c.bench_function("compare (25 shifts)", |b| {
         b.iter(|| {
             let result = compare(black_box(&probe), black_box(&reference)).expect("same algorithm");
+            black_box(result.is_match(Threshold::DEFAULT))
+        })
+    });
+    // A presentation on the card: three probe poses against three enrolled templates.
+    let poses = [1, 3, 5].map(pseudo_random_template);
+    let enrolled = [2, 4, 6].map(pseudo_random_template);
+    c.bench_function("compare_posed (3 poses x 3 templates)", |b| {
+        b.iter(|| {
+            let result =
+                compare_posed(black_box(&poses), black_box(&enrolled)).expect("same algorithm");
             black_box(result.is_match(Threshold::DEFAULT))
         })
     });

@@ -1,4 +1,5 @@
-//! Template extraction: from a 128×128 ROI, and from an 800×600 whole-hand image (ROI + extraction).
+//! Template extraction: from a 128×128 ROI, and from an 800×600 whole-hand image (ROI + extraction),
+//! once and at the gate's three probe poses.
 //!
 //! `cargo bench -p palmgate-matcher --bench extract`
 
@@ -28,6 +29,21 @@ fn bench_extract(c: &mut Criterion) {
         b.iter(|| {
             extractor
                 .extract(black_box(&hand), InputKind::Hand)
+                .expect("synthetic hand is usable")
+        })
+    });
+    // What the gate runs per presentation: the probe at every pose of `PROBE_POSES`.
+    c.bench_function("probe 128x128 ROI (3 poses)", |b| {
+        b.iter(|| {
+            extractor
+                .extract_probe(black_box(&roi), InputKind::Roi)
+                .expect("synthetic ROI is usable")
+        })
+    });
+    c.bench_function("probe 800x600 whole hand (3 poses)", |b| {
+        b.iter(|| {
+            extractor
+                .extract_probe(black_box(&hand), InputKind::Hand)
                 .expect("synthetic hand is usable")
         })
     });
