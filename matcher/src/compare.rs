@@ -273,9 +273,9 @@ pub fn compare_enrolled(
     compare_posed(core::slice::from_ref(probe), references)
 }
 
-/// Most poses of one probe the card compares (the gate cuts the probe's ROI at the pose found and
-/// turned by ±5°, `palmgate_matcher::extract::PROBE_POSES`).
-pub const MAX_PROBE_POSES: usize = 3;
+/// Most poses of one probe the card compares (the gate cuts the probe's ROI at the pose found,
+/// turned by ±5° and, for a sensor's own ROI, slid sideways: `palmgate_matcher::extract::PROBE_POSES`).
+pub const MAX_PROBE_POSES: usize = 5;
 
 /// Compares every pose of one probe with every template enrolled for one hand and keeps the
 /// closest pair (on ties the first: probes in order, references in order within a probe). Every

@@ -78,21 +78,48 @@ pub struct Extraction {
 /// pairs on the ROI sets.
 pub const PROBE_TURN_DEGREES: f32 = 5.0;
 
-/// The poses the gate cuts a probe at: the frame as found, then turned by ∓[`PROBE_TURN_DEGREES`].
-/// The card keeps the closest of every pose against every enrolled template.
+/// Sideways slide of the slid probe poses, as a fraction of the ROI side (8 %: about two cells
+/// beyond the comparison's own ±2-cell search).
+pub const PROBE_SLIDE: f32 = 0.08;
+
+/// Every pose a probe may be cut at, in the order they are sent: the frame as found, turned by
+/// ∓[`PROBE_TURN_DEGREES`], slid left and right by [`PROBE_SLIDE`]. [`probe_poses`] says which
+/// apply to an input kind.
 pub const PROBE_POSES: [Pose; MAX_PROBE_POSES] = [
     Pose::FOUND,
     Pose {
         rotation: -PROBE_TURN_DEGREES * std::f32::consts::PI / 180.0,
         scale: 1.0,
+        offset: [0.0, 0.0],
     },
     Pose {
         rotation: PROBE_TURN_DEGREES * std::f32::consts::PI / 180.0,
         scale: 1.0,
+        offset: [0.0, 0.0],
+    },
+    Pose {
+        rotation: 0.0,
+        scale: 1.0,
+        offset: [-PROBE_SLIDE, 0.0],
+    },
+    Pose {
+        rotation: 0.0,
+        scale: 1.0,
+        offset: [PROBE_SLIDE, 0.0],
     },
 ];
 
-/// A probe cut at the [`PROBE_POSES`]: what the gate sends the card.
+/// The poses the gate cuts a probe at. A whole hand is framed by its own finger valleys: the
+/// found frame and the two turned ones. An ROI the sensor cut itself keeps that sensor's looser
+/// placement, which the gate cannot re-find: it is also slid sideways (all five).
+pub const fn probe_poses(kind: InputKind) -> &'static [Pose] {
+    match kind {
+        InputKind::Hand => PROBE_POSES.split_at(3).0,
+        InputKind::Roi => &PROBE_POSES,
+    }
+}
+
+/// A probe cut at its [`probe_poses`]: what the gate sends the card.
 #[derive(Debug)]
 pub struct Probe {
     /// The extraction at the pose found (its quality is the capture's).
@@ -191,12 +218,12 @@ impl Extractor {
             .collect())
     }
 
-    /// A probe: the template at the pose found (whose refusal is the capture's) and at the
-    /// turned [`PROBE_POSES`] (a turned pose that gives no template is left out).
+    /// A probe: the template at the pose found (whose refusal is the capture's) and at the other
+    /// [`probe_poses`] of the input kind (a pose that gives no template is left out).
     pub fn extract_probe(&self, image: &GrayImage, kind: InputKind) -> Result<Probe, ExtractError> {
         let rois = match kind {
-            InputKind::Hand => roi::extract_roi_posed(image, &PROBE_POSES)?,
-            InputKind::Roi => PROBE_POSES
+            InputKind::Hand => roi::extract_roi_posed(image, probe_poses(kind))?,
+            InputKind::Roi => probe_poses(kind)
                 .iter()
                 .map(|&pose| Roi::from_roi_image_posed(image, pose))
                 .collect(),

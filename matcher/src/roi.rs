@@ -138,6 +138,9 @@ pub struct Pose {
     pub rotation: f32,
     /// Side of the ROI as a multiple of the side found (above 1: a larger palm area).
     pub scale: f32,
+    /// Move of the ROI centre along the ROI's own axes (x to the right, y towards the wrist), as
+    /// a fraction of the side found.
+    pub offset: [f32; 2],
 }
 
 impl Pose {
@@ -145,7 +148,19 @@ impl Pose {
     pub const FOUND: Pose = Pose {
         rotation: 0.0,
         scale: 1.0,
+        offset: [0.0, 0.0],
     };
+
+    /// `centre` moved by the pose's offset in the frame whose y axis is `down` (the frame found,
+    /// before the pose's rotation), `side` being the side found.
+    fn shift(&self, centre: [f32; 2], down: [f32; 2], side: f32) -> [f32; 2] {
+        let ex = [down[1], -down[0]];
+        let (a, b) = (self.offset[0] * side, self.offset[1] * side);
+        [
+            centre[0] + a * ex[0] + b * down[0],
+            centre[1] + a * ex[1] + b * down[1],
+        ]
+    }
 
     /// The `down` unit vector turned by the pose's rotation.
     fn turn(&self, down: [f32; 2]) -> [f32; 2] {
@@ -204,8 +219,9 @@ impl Roi {
     pub fn from_roi_image_posed(roi: &GrayImage, pose: Pose) -> Result<Roi, RoiError> {
         let (w, h) = roi.dimensions();
         if w >= 32 && h >= 32 && pose != Pose::FOUND {
-            let side = w.min(h) as f32 * pose.scale;
-            let centre = [w as f32 / 2.0, h as f32 / 2.0];
+            let found_side = w.min(h) as f32;
+            let side = found_side * pose.scale;
+            let centre = pose.shift([w as f32 / 2.0, h as f32 / 2.0], [0.0, 1.0], found_side);
             let sampled = sample(roi, None, centre, pose.turn([0.0, 1.0]), side);
             let stats = raw_stats(&sampled.raw, &sampled.valid);
             let image = clahe(&sampled.raw, &sampled.valid);
@@ -704,7 +720,7 @@ fn roi_from_mask(
     let mut rois = Vec::with_capacity(poses.len());
     for pose in poses {
         let down = pose.turn(frame.down);
-        let centre = to_input(frame.centre);
+        let centre = pose.shift(to_input(frame.centre), frame.down, frame.side * f);
         let side = frame.side * f * pose.scale;
         let sampled = sample(hand, Some((mask, factor)), centre, down, side);
         if sampled.outside_percent > 5.0 {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use palmgate_matcher::eval::{self, Report};
-use palmgate_matcher::extract::{Extractor, InputKind, PROBE_POSES};
+use palmgate_matcher::extract::{Extractor, InputKind, probe_poses};
 use palmgate_matcher::synth;
 
 struct TempDir(PathBuf);
@@ -48,7 +48,7 @@ fn evaluation_counts_every_pair_and_reports_the_documented_keys() {
         &samples,
         &extractor,
         InputKind::Roi,
-        &PROBE_POSES,
+        probe_poses(InputKind::Roi),
         2,
         &|_: &str, _: usize, _: usize| {},
     )
@@ -99,7 +99,7 @@ fn a_single_identity_is_not_enough() {
         &samples,
         &extractor,
         InputKind::Roi,
-        &PROBE_POSES[..1],
+        &probe_poses(InputKind::Roi)[..1],
         1,
         &|_: &str, _: usize, _: usize| {},
     );

@@ -134,15 +134,17 @@ fn underexposed_roi_is_refused_with_the_quality_reason() {
 }
 
 #[test]
-fn a_probe_is_cut_at_the_found_pose_and_turned_both_ways() {
+fn a_probe_is_cut_at_the_found_pose_and_at_the_turned_and_slid_ones() {
     use palmgate_matcher::compare_posed;
-    use palmgate_matcher::extract::PROBE_POSES;
+    use palmgate_matcher::extract::{PROBE_POSES, probe_poses};
     let extractor = Extractor::builtin().expect("built-in model");
     let image = synth::roi_image(4, 0);
     let probe = extractor
         .extract_probe(&image, InputKind::Roi)
         .expect("synthetic ROI gives a probe");
-    assert_eq!(probe.poses.len(), PROBE_POSES.len());
+    assert_eq!(probe.poses.len(), probe_poses(InputKind::Roi).len());
+    assert_eq!(probe_poses(InputKind::Roi).len(), 5);
+    assert_eq!(probe_poses(InputKind::Hand), &PROBE_POSES[..3]);
     let plain = extractor.extract(&image, InputKind::Roi).expect("template");
     assert_eq!(distance(&probe.poses[0], &plain), 0.0);
     assert_eq!(distance(&probe.extraction.template, &plain), 0.0);

@@ -270,3 +270,49 @@ fn a_fingertip_cut_by_the_frame_still_gives_its_valleys() {
     }
     assert_eq!(checked, 4, "too few upright synthetic hands");
 }
+
+#[test]
+fn a_posed_given_roi_is_turned_and_slid_in_the_rois_own_axes() {
+    use palmgate_matcher::roi::Pose;
+    let given = synth::roi_image(5, 0);
+    let column_valid = |roi: &Roi, x: u32| {
+        (0..ROI_SIZE)
+            .filter(|&y| roi.valid.get_pixel(x, y).0[0] == 255)
+            .count()
+    };
+    // Slid right by 8 % of the side: the last ~10 columns fall outside the image, the first
+    // ones stay on it.
+    let slid = Roi::from_roi_image_posed(
+        &given,
+        Pose {
+            rotation: 0.0,
+            scale: 1.0,
+            offset: [0.08, 0.0],
+        },
+    )
+    .expect("slid ROI");
+    assert_eq!(column_valid(&slid, ROI_SIZE - 1), 0);
+    assert_eq!(column_valid(&slid, ROI_SIZE - 12), ROI_SIZE as usize);
+    assert_eq!(column_valid(&slid, 0), ROI_SIZE as usize);
+    let found = Roi::from_roi_image(&given).expect("ROI");
+    let valid_share = |roi: &Roi| roi.valid.pixels().filter(|p| p.0[0] == 255).count();
+    assert_eq!(valid_share(&found), (ROI_SIZE * ROI_SIZE) as usize);
+    // Turned by 5°: the corners leave the image, the centre does not.
+    let turned = Roi::from_roi_image_posed(
+        &given,
+        Pose {
+            rotation: 5f32.to_radians(),
+            scale: 1.0,
+            offset: [0.0, 0.0],
+        },
+    )
+    .expect("turned ROI");
+    assert_eq!(turned.valid.get_pixel(0, 0).0[0], 0);
+    assert_eq!(turned.valid.get_pixel(ROI_SIZE / 2, ROI_SIZE / 2).0[0], 255);
+    let turned_valid = valid_share(&turned);
+    assert!(
+        turned_valid > (ROI_SIZE * ROI_SIZE) as usize * 85 / 100
+            && turned_valid < (ROI_SIZE * ROI_SIZE) as usize,
+        "{turned_valid}"
+    );
+}

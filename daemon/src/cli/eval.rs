@@ -16,7 +16,7 @@ use palmgate_matcher::eval::protocol::{FiguresCi, ProfileOutcome};
 use palmgate_matcher::eval::{
     self, Evaluation, Scores, SessionRule, SetEvaluation, SetSource, SetSpec, SuiteReport,
 };
-use palmgate_matcher::extract::{InputKind, PROBE_POSES};
+use palmgate_matcher::extract::{InputKind, PROBE_POSES, probe_poses};
 
 use super::template::{InputArg, load_extractor};
 
@@ -50,8 +50,9 @@ pub struct EvalArgs {
     /// Extraction threads (default: the available cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Cut each probe at this many of the gate's poses (the ROI as found, then turned ∓5°; 1 is
-    /// the matcher before probe poses). The profile rows use the thresholds for this many poses.
+    /// Cut each probe at no more than this many of the gate's poses for its kind of input (a
+    /// whole hand: the ROI as found, then turned ∓5°; a sensor's ROI: also slid left and right;
+    /// 1 is the matcher before probe poses). The profile rows use the thresholds for the poses cut.
     #[arg(long, value_name = "N", default_value_t = PROBE_POSES.len(),
           value_parser = parse_probe_poses)]
     pub probe_poses: usize,
@@ -188,7 +189,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let (suite, evaluations) = eval::evaluate_suite(
         &specs,
         &extractor,
-        &PROBE_POSES[..args.probe_poses],
+        args.probe_poses,
         threads,
         &progress,
         &on_set,
@@ -221,8 +222,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("eval");
                 path.with_file_name(format!("{stem}-{}.png", spec.name))
             };
-            plot(&spec.name, &evaluation.evaluation, args.probe_poses, &file)
-                .with_context(|| format!("drawing {}", file.display()))?;
+            plot(
+                &spec.name,
+                &evaluation.evaluation,
+                args.probe_poses.min(probe_poses(spec.input).len()),
+                &file,
+            )
+            .with_context(|| format!("drawing {}", file.display()))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::compare::compare_posed;
-use crate::extract::{ExtractError, Extractor, InputKind};
+use crate::extract::{ExtractError, Extractor, InputKind, probe_poses};
 use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile};
 use crate::roi::Pose;
 use crate::template::Template;
@@ -697,13 +697,19 @@ fn synthetic_loader(input: InputKind) -> impl Fn(&Sample) -> Result<image::Dynam
 pub fn evaluate_suite(
     specs: &[SetSpec],
     extractor: &Extractor,
-    poses: &[Pose],
+    pose_limit: usize,
     threads: usize,
     progress: &dyn Progress,
     on_set: &dyn Fn(&SetSpec, &SetEvaluation),
 ) -> Result<(SuiteReport, Vec<SetEvaluation>), EvalError> {
     let mut evaluations = Vec::with_capacity(specs.len());
+    // Each set's probes are cut as the gate cuts its kind of input (at most `pose_limit` poses).
+    let poses_of = |spec: &SetSpec| {
+        let poses = probe_poses(spec.input);
+        &poses[..pose_limit.clamp(1, poses.len())]
+    };
     for spec in specs {
+        let poses = poses_of(spec);
         let evaluation = match &spec.source {
             SetSource::Folder(dir) => evaluate_set(
                 &scan(dir)?,
@@ -795,7 +801,7 @@ pub fn evaluate_suite(
             Profile::ALL
                 .iter()
                 .map(|p| {
-                    let t = p.threshold(enrolled, poses.len()).q16();
+                    let t = p.threshold(enrolled, poses_of(spec).len()).q16();
                     let (fm, imp) = h.false_matches(t);
                     let (fnm, genuine_trials) = h.false_non_matches(t);
                     ProfileOutcome {
