@@ -1,5 +1,5 @@
 //! Template extraction: from a 128×128 ROI, and from an 800×600 whole-hand image (ROI + extraction),
-//! once and at the gate's three probe poses.
+//! once and at the gate's probe poses (5 for an ROI, 3 for a whole hand).
 //!
 //! `cargo bench -p palmgate-matcher --bench extract`
 
@@ -32,8 +32,9 @@ fn bench_extract(c: &mut Criterion) {
                 .expect("synthetic hand is usable")
         })
     });
-    // What the gate runs per presentation: the probe at every pose of `PROBE_POSES`.
-    c.bench_function("probe 128x128 ROI (3 poses)", |b| {
+    // What the gate runs per presentation: the probe at its kind's `probe_poses` (5 for an ROI
+    // the sensor cut, 3 for a whole hand).
+    c.bench_function("probe 128x128 ROI (5 poses)", |b| {
         b.iter(|| {
             extractor
                 .extract_probe(black_box(&roi), InputKind::Roi)
