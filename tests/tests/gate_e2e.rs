@@ -972,6 +972,11 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
 
     broker.stop();
     let outage = std::time::Instant::now();
+    // The dashboard goes away while the broker is down and comes back after it, on the same
+    // persistent session. (It used to be replaced only after the restart: its old client
+    // reconnects on its own and could take the session's messages just before being killed.)
+    let before_outage = mqtt.all().to_vec();
+    drop(mqtt);
     let pings_before = notify.count("WATCHDOG=1");
     for _ in 0..3 {
         let card = VirtualCard::insert(&state);
@@ -988,8 +993,6 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
     broker.resume();
     // The dashboard comes back on its persistent session (the broker kept it across the restart);
     // the gate reconnects on its own back-off (at most 30 s between attempts).
-    let before_outage = mqtt.all().to_vec();
-    drop(mqtt);
     let mut mqtt = Subscriber::start_on(
         &broker.address(),
         &format!("palmgate/{gate}/event/#"),
