@@ -413,7 +413,7 @@ impl SecureCommand for Oversized {
     }
 }
 
-/// Secure data over 512 bytes, as one extended APDU and as a chain of short ones: the `6700` is
+/// Secure data over the 892 bytes the card holds, as one extended APDU and as a chain of short ones: the `6700` is
 /// encrypted and authenticated like every answer to a secure command, and the session goes on.
 #[test]
 fn wrong_length_of_over_long_secure_data_is_encrypted() {
@@ -435,7 +435,7 @@ fn wrong_length_of_over_long_secure_data_is_encrypted() {
         let mut card = Card::open_with_mode(tapped, mode).unwrap();
         let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
         let mut session = card.open_session(&verified).unwrap();
-        for length in [MAX_PLUS_ONE, 600, 2000] {
+        for length in [MAX_PLUS_ONE, MAX_PLUS_ONE + 300, 2000] {
             assert_eq!(
                 session.execute(&Oversized(length)).unwrap(),
                 (StatusWord::WrongLength, 0),
@@ -453,5 +453,5 @@ fn wrong_length_of_over_long_secure_data_is_encrypted() {
     }
 }
 
-/// Plaintext of 497 bytes: with its tag, one byte over the 512 the card holds.
+/// Plaintext of 877 bytes: with its tag, one byte over the 892 the card holds.
 const MAX_PLUS_ONE: usize = palmgate_card::protocol::MAX_COMMAND_DATA + 1 - TAG_LEN;

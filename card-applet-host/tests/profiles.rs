@@ -11,11 +11,10 @@ mod common;
 use common::{Issuer, Tamper, TestTransport, cells, enrolled_card, factory_transport, template};
 use palmgate_card::host::commands::VerifyPalm;
 use palmgate_card::host::{Card, CardError, CardTransport, VerifiedCard, VerifyOutcome};
-use palmgate_card::protocol::{SlotKind, StatusWord, ins, verify_profile};
+use palmgate_card::protocol::{MAX_PROBE_POSES, SlotKind, StatusWord, ins, verify_profile};
 use palmgate_matcher::compare::compare;
 use palmgate_matcher::template::{CELLS, Template};
 use palmgate_matcher::{MIN_OVERLAP_CELLS, Profile};
-use zeroize::Zeroizing;
 
 /// Code bits compared when every cell of both templates is valid (3 per cell).
 const ALL_BITS: u64 = 3 * CELLS as u64;
@@ -41,10 +40,15 @@ fn probe_at(seed: u64, bits: u32) -> Template {
     probe
 }
 
-/// The most mismatched bits `profile` accepts for a hand of `enrolled` templates, all cells valid:
-/// `bits · 65536 ≤ threshold_q16 · compared`.
+/// The most mismatched bits `profile` accepts for a hand of `enrolled` templates and a probe of
+/// one pose, all cells valid: `bits · 65536 ≤ threshold_q16 · compared`.
 fn most_accepted_bits(profile: Profile, enrolled: usize) -> u32 {
-    u32::try_from(u64::from(profile.threshold(enrolled, 1).q16()) * ALL_BITS / 65536).unwrap()
+    most_accepted_bits_posed(profile, enrolled, 1)
+}
+
+/// As [`most_accepted_bits`] for a probe of `poses` poses.
+fn most_accepted_bits_posed(profile: Profile, enrolled: usize, poses: usize) -> u32 {
+    u32::try_from(u64::from(profile.threshold(enrolled, poses).q16()) * ALL_BITS / 65536).unwrap()
 }
 
 fn card_with(
@@ -173,6 +177,82 @@ fn three_templates_of_a_hand_use_the_three_template_thresholds() {
     assert!(most_accepted_bits(Profile::Balanced, 3) < most_accepted_bits(Profile::Balanced, 1));
 }
 
+/// A probe of `poses` poses whose pose `close` lies `bits` from `template(seed)` and whose other
+/// poses are other identities, far from every template of these tests.
+fn posed_probe_at(seed: u64, bits: u32, poses: usize, close: usize) -> Vec<Template> {
+    (0..poses)
+        .map(|pose| {
+            if pose == close {
+                probe_at(seed, bits)
+            } else {
+                template(seed + 1000 * (pose as u64 + 1))
+            }
+        })
+        .collect()
+}
+
+/// With 2 or 3 poses the card applies `threshold(n, k)` for `n` templates and `k` poses: every
+/// profile accepts its limit and refuses one bit beyond, whichever pose is the close one, for a
+/// hand of one template and of three.
+#[test]
+fn each_profile_applies_its_threshold_for_the_number_of_poses_compared() {
+    let issuer = Issuer::new();
+    let one = [template(49)];
+    let three = [template(49), template(149), template(249)];
+    for references in [&one[..], &three[..]] {
+        let slots: Vec<_> = references
+            .iter()
+            .map(|reference| (SlotKind::Normal, reference))
+            .collect();
+        let (mut card, verified) = card_with(&issuer, &slots);
+        let mut session = card.open_session(&verified).unwrap();
+        let enrolled = references.len();
+        for profile in Profile::ALL {
+            for poses in 2..=MAX_PROBE_POSES {
+                let limit = most_accepted_bits_posed(profile, enrolled, poses);
+                let close = poses - 1;
+                assert_eq!(
+                    session
+                        .verify_palm_posed(profile, &posed_probe_at(49, limit, poses, close))
+                        .unwrap(),
+                    VerifyOutcome::Match {
+                        slot_kind: SlotKind::Normal,
+                        tries_left: 10
+                    },
+                    "{profile}, {enrolled} templates, {poses} poses: {limit} bits"
+                );
+                assert_eq!(
+                    session
+                        .verify_palm_posed(profile, &posed_probe_at(49, limit + 1, poses, close))
+                        .unwrap(),
+                    VerifyOutcome::NoMatch { tries_left: 9 },
+                    "{profile}, {enrolled} templates, {poses} poses: {} bits",
+                    limit + 1
+                );
+            }
+        }
+    }
+    // Where the calibration gives several poses a stricter threshold, one bit beyond it passes
+    // with the found pose alone and not among three poses: the card counted the poses.
+    let posed_limit = most_accepted_bits_posed(Profile::Balanced, 1, MAX_PROBE_POSES);
+    assert!(posed_limit < most_accepted_bits(Profile::Balanced, 1));
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &one[0])]);
+    let mut session = card.open_session(&verified).unwrap();
+    let probe = posed_probe_at(49, posed_limit + 1, MAX_PROBE_POSES, 0);
+    assert_eq!(
+        session
+            .verify_palm_posed(Profile::Balanced, &probe)
+            .unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 9 }
+    );
+    assert!(matches!(
+        session
+            .verify_palm_under(Profile::Balanced, &probe[0])
+            .unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+}
+
 #[test]
 fn a_duress_slot_is_a_hand_of_its_own() {
     let issuer = Issuer::new();
@@ -210,14 +290,12 @@ fn an_unknown_profile_code_is_refused_without_spending_a_try() {
     let issuer = Issuer::new();
     let reference = template(46);
     let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
-    let genuine = Zeroizing::new(probe_at(46, 10).encode());
+    let genuine = probe_at(46, 10);
     {
         let mut session = card.open_session(&verified).unwrap();
         for profile_code in [0x04, 0x05, 0x80, 0xFF] {
-            let result = session.execute(&VerifyPalm {
-                probe: genuine.clone(),
-                profile_code,
-            });
+            let result = session
+                .execute(&VerifyPalm::new(profile_code, core::slice::from_ref(&genuine)).unwrap());
             assert!(
                 matches!(
                     result,
@@ -248,10 +326,7 @@ fn an_unknown_profile_code_is_refused_without_spending_a_try() {
                 .unwrap(),
             VerifyOutcome::NoMatch { tries_left: 9 }
         );
-        let result = session.execute(&VerifyPalm {
-            probe: Zeroizing::new(template(47).encode()),
-            profile_code: 0x04,
-        });
+        let result = session.execute(&VerifyPalm::new(0x04, &[template(47)]).unwrap());
         assert!(matches!(
             result,
             Err(CardError::Status {

@@ -186,7 +186,7 @@ fn compute() -> BTreeMap<&'static str, String> {
         "get_receipt_response",
         hex::encode([&kept[..], &tag, &[0x90, 0x00]].concat()),
     );
-    // Secure data over 512 bytes (an ENROL as the third command): counted as command 2, answered
+    // Secure data over 892 bytes (an ENROL as the third command): counted as command 2, answered
     // with `6700` encrypted as response 3 (tag only).
     let header = [ins::ENROL, 0, 0];
     let tag = card_side.seal_response(header, StatusWord::WrongLength.to_bytes(), &mut []);
@@ -286,6 +286,42 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert(
         "allowance_used_response",
         hex::encode([&answer[..], &tag, &[0x69, 0x84]].concat()),
+    );
+    // Command 7 (the gate having sealed command 6, the repeated REDEEM MEAL): VERIFY PALM of the
+    // probe cut at three poses (applet 1.4) under P1 02 (`balanced`): the probe, then every cell
+    // at orientation 1, then at 2, concatenated (876 bytes, 892 with the tag: one extended APDU,
+    // or four chained short ones); answered "match, normal slot, 5 tries left" as response 8.
+    gate_side.seal_command([ins::REDEEM_MEAL, 0, 0], &mut meal_request.encode());
+    let balanced = verify_profile::encode(Profile::Balanced);
+    let header = [ins::VERIFY_PALM, balanced, 0];
+    let mut body: Vec<u8> = [0u8, 1, 2]
+        .iter()
+        .flat_map(|&orientation| {
+            Template::from_cells(&[orientation; CELLS], &[true; CELLS])
+                .unwrap()
+                .encode()
+        })
+        .collect();
+    assert_eq!(&body[..probe.len()], &probe[..]);
+    assert_eq!(body.len(), 3 * probe.len());
+    let tag = gate_side.seal_command(header, &mut body);
+    body.extend_from_slice(&tag);
+    let verify_posed = Command {
+        cla: 0x80,
+        ins: ins::VERIFY_PALM,
+        p1: balanced,
+        p2: 0,
+        data: Data::Plain(body),
+        le: Some(256),
+    };
+    let apdus = encode(&verify_posed, LengthMode::Extended).unwrap();
+    assert_eq!(apdus.len(), 1);
+    v.insert("verify_palm_posed_apdu", hex::encode(&*apdus[0]));
+    let mut decision_bytes = [decision::MATCH, 0x00, 5];
+    let tag = card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut decision_bytes);
+    v.insert(
+        "verify_palm_posed_response",
+        hex::encode([&decision_bytes[..], &tag, &[0x90, 0x00]].concat()),
     );
     v.insert("atr", hex::encode(ATR));
     v

@@ -35,9 +35,10 @@ use crate::protocol::session::{
     SecureChannel, SessionKeys, authority_message, ecdh, transcript_hash,
 };
 use crate::protocol::{
-    AID, APPLET_VERSION, CARD_ID_LEN, CommandApdu, Lifecycle, MAX_COMMAND_DATA, MAX_TRIES_LIMIT,
-    NONCE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN,
-    TEMPLATE_LEN, cla, data, decision, ins, permission, personalise, verify_profile,
+    AID, APPLET_VERSION, CARD_ID_LEN, CommandApdu, Lifecycle, MAX_COMMAND_DATA, MAX_PROBE_POSES,
+    MAX_TRIES_LIMIT, NONCE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, SLOT_COUNT, SlotKind, StatusWord,
+    TAG_LEN, TEMPLATE_LEN, cla, data, decision, ins, permission, personalise, probe_poses,
+    verify_profile,
 };
 
 /// Largest response the applet produces (before GET RESPONSE splitting).
@@ -669,15 +670,21 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         let Some(profile) = verify_profile::decode(profile_code) else {
             return StatusWord::IncorrectP1P2;
         };
-        if plain.len() != TEMPLATE_LEN {
+        // The probe cut at 1 to MAX_PROBE_POSES poses (applet 1.4; a gate before it sends one).
+        // Every template is checked before a try is spent.
+        let Some(poses) = probe_poses(plain.len()) else {
             return StatusWord::WrongLength;
-        }
-        if plain[1] != ALGORITHM_COMPCODE_V1 {
-            return StatusWord::FunctionNotSupported;
-        }
-        let Ok(probe) = Template::decode(plain) else {
-            return StatusWord::WrongData;
         };
+        let mut probes: [Option<Template>; MAX_PROBE_POSES] = core::array::from_fn(|_| None);
+        for (probe, encoded) in probes.iter_mut().zip(plain.chunks_exact(TEMPLATE_LEN)) {
+            if encoded[1] != ALGORITHM_COMPCODE_V1 {
+                return StatusWord::FunctionNotSupported;
+            }
+            let Ok(template) = Template::decode(encoded) else {
+                return StatusWord::WrongData;
+            };
+            *probe = Some(template);
+        }
         if self.state.slots_used() == 0 {
             return StatusWord::ReferencedDataNotFound;
         }
@@ -692,8 +699,9 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             return sw;
         }
 
-        // The probe's distance to a hand is the minimum over that hand's templates, so the
-        // profile's threshold depends on how many there are: one hand per slot kind.
+        // The probe's distance to a hand is the minimum over that hand's templates and the
+        // probe's poses, so the profile's threshold depends on how many of each there are: one
+        // hand per slot kind.
         let enrolled = |kind: SlotKind| {
             self.state
                 .slots
@@ -701,9 +709,10 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
                 .filter(|slot| slot.used && slot.kind == kind.to_byte())
                 .count()
         };
-        let threshold_normal = profile.threshold(enrolled(SlotKind::Normal), 1);
-        let threshold_duress = profile.threshold(enrolled(SlotKind::Duress), 1);
-        // Every slot is compared; the result is accumulated without data-dependent branches.
+        let threshold_normal = profile.threshold(enrolled(SlotKind::Normal), poses);
+        let threshold_duress = profile.threshold(enrolled(SlotKind::Duress), poses);
+        // Every pose is compared with every slot; the result is accumulated without
+        // data-dependent branches (a minimum under the threshold is any pair under it).
         let mut matched_normal = subtle::Choice::from(0);
         let mut matched_duress = subtle::Choice::from(0);
         for slot in &self.state.slots {
@@ -713,18 +722,20 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             let Ok(reference) = Template::decode(&slot.template) else {
                 continue;
             };
-            let Ok(comparison) = compare(&probe, &reference) else {
-                continue;
-            };
             let duress = subtle::Choice::from(u8::from(slot.kind == SlotKind::Duress.to_byte()));
             let threshold = Threshold::from_q16(u32::conditional_select(
                 &threshold_normal.q16(),
                 &threshold_duress.q16(),
                 duress,
             ));
-            let is_match = subtle::Choice::from(u8::from(comparison.is_match(threshold)));
-            matched_duress |= is_match & duress;
-            matched_normal |= is_match & !duress;
+            for probe in probes.iter().flatten() {
+                let Ok(comparison) = compare(probe, &reference) else {
+                    continue;
+                };
+                let is_match = subtle::Choice::from(u8::from(comparison.is_match(threshold)));
+                matched_duress |= is_match & duress;
+                matched_normal |= is_match & !duress;
+            }
         }
         let matched = matched_normal | matched_duress;
         if bool::from(matched) {

@@ -249,6 +249,26 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_command_chains_into_parts_that_put_back_its_data() {
+        let len = crate::protocol::MAX_COMMAND_DATA;
+        let mut long = command(len, Some(256));
+        long.data = Data::Plain((0..len).map(|i| i as u8).collect());
+        let apdus = encode(&long, LengthMode::Short).unwrap();
+        assert_eq!(apdus.len(), len.div_ceil(SHORT_DATA));
+        let mut data = Vec::new();
+        for (index, apdu) in apdus.iter().enumerate() {
+            let last = index == apdus.len() - 1;
+            assert_eq!(apdu[0], if last { 0x80 } else { 0x90 });
+            assert_eq!(apdu[1..4], [0x20, 0, 0]);
+            let lc = usize::from(apdu[4]);
+            data.extend_from_slice(&apdu[5..5 + lc]);
+            // Le on the last part only.
+            assert_eq!(apdu.len(), 5 + lc + usize::from(last));
+        }
+        assert_eq!(data, long.data.as_slice());
+    }
+
+    #[test]
     fn sensitive_data_is_redacted_in_debug() {
         let data = Data::Sensitive(Zeroizing::new(vec![1, 2, 3]));
         assert_eq!(format!("{data:?}"), "REDACTED(3 bytes)");

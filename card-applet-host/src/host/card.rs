@@ -6,6 +6,7 @@
 //!   .open_session(&verified) -> SecureSession               OPEN SECURE SESSION, key confirmation
 //!       .verify_palm(&probe) -> VerifyOutcome               VERIFY PALM (default profile)
 //!       .verify_palm_under(profile, &probe)                  VERIFY PALM, P1 = profile
+//!       .verify_palm_posed(profile, &probe.poses)            VERIFY PALM of 1–3 probe poses
 //!       .redeem_meal(&request) -> MealOutcome               REDEEM MEAL (after a match)
 //!       .recover_meal_receipt() -> Option<MealReceipt>      GET RECEIPT (after a torn REDEEM MEAL)
 //!       .prove_authority(&authority) -> EnrolmentSession    PROVE AUTHORITY
@@ -39,8 +40,9 @@ use crate::protocol::meal::{MealRequest, SignedMealReceipt};
 use crate::protocol::receipt::DeletionReceipt;
 use crate::protocol::session::{SecureChannel, SessionKeys, ecdh, transcript_hash};
 use crate::protocol::{
-    CARD_ID_LEN, Lifecycle, MAX_TRIES_LIMIT, MEAL_APPLET_VERSION, NONCE_LEN, SLOT_COUNT, SlotKind,
-    StatusWord, TAG_LEN, TEMPLATE_LEN, cla, ins, verify_profile,
+    CARD_ID_LEN, Lifecycle, MAX_PROBE_POSES, MAX_TRIES_LIMIT, MEAL_APPLET_VERSION, NONCE_LEN,
+    POSED_VERIFY_APPLET_VERSION, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN, TEMPLATE_LEN, cla, ins,
+    verify_profile,
 };
 
 /// A selected palmgate card.
@@ -114,6 +116,16 @@ impl<T: CardTransport> Card<T> {
     /// The identity read at SELECT (or at the last [`Card::refresh_identity`]).
     pub fn identity(&self) -> &CardIdentity {
         &self.identity
+    }
+
+    /// How many of `given` probe poses this card's VERIFY PALM compares: all of them from applet
+    /// 1.4 on ([`MAX_PROBE_POSES`] at most), one before.
+    pub fn probe_poses_compared(&self, given: usize) -> usize {
+        if self.identity.applet_version < POSED_VERIFY_APPLET_VERSION {
+            given.min(1)
+        } else {
+            given.min(MAX_PROBE_POSES)
+        }
     }
 
     /// Reads the identity again (tries left changes after verifications).
@@ -315,7 +327,10 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
     /// or blocked. The answer authenticates under the session keys. The card applies its default
     /// profile (`balanced`); [`SecureSession::verify_palm_under`] names one.
     pub fn verify_palm(&mut self, probe: &Template) -> Result<VerifyOutcome, CardError> {
-        self.verify_palm_encoded(&Zeroizing::new(probe.encode()))
+        self.execute(&VerifyPalm::new(
+            verify_profile::DEFAULT,
+            core::slice::from_ref(probe),
+        )?)
     }
 
     /// As [`SecureSession::verify_palm`], the card comparing with the threshold of `profile`
@@ -326,10 +341,29 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
         profile: Profile,
         probe: &Template,
     ) -> Result<VerifyOutcome, CardError> {
-        self.execute(&VerifyPalm {
-            probe: Zeroizing::new(probe.encode()),
-            profile_code: verify_profile::encode(profile),
-        })
+        self.verify_palm_posed(profile, core::slice::from_ref(probe))
+    }
+
+    /// As [`SecureSession::verify_palm_under`] with the probe cut at several poses, the pose
+    /// found first (`palmgate_matcher::extract::Probe::poses`): the card keeps the closest of
+    /// every pose against every enrolled template, under `profile`'s threshold for that many
+    /// poses. A card before applet 1.4 compares one pose: it is sent the first only (see
+    /// [`Card::probe_poses_compared`]).
+    ///
+    /// # Errors
+    /// [`CardError::ProbePoses`] for no pose or more than [`MAX_PROBE_POSES`], before anything
+    /// is sent; otherwise as [`SecureSession::verify_palm`].
+    pub fn verify_palm_posed(
+        &mut self,
+        profile: Profile,
+        poses: &[Template],
+    ) -> Result<VerifyOutcome, CardError> {
+        // Refused whatever the card: an old card does not hide a caller's mistake.
+        if poses.is_empty() || poses.len() > MAX_PROBE_POSES {
+            return Err(CardError::ProbePoses { given: poses.len() });
+        }
+        let sent = &poses[..self.card.probe_poses_compared(poses.len())];
+        self.execute(&VerifyPalm::new(verify_profile::encode(profile), sent)?)
     }
 
     /// As [`SecureSession::verify_palm`] with an already encoded probe (sent as is).
@@ -337,10 +371,10 @@ impl<'c, T: CardTransport> SecureSession<'c, T> {
         &mut self,
         probe: &[u8; TEMPLATE_LEN],
     ) -> Result<VerifyOutcome, CardError> {
-        self.execute(&VerifyPalm {
-            probe: Zeroizing::new(*probe),
-            profile_code: verify_profile::DEFAULT,
-        })
+        self.execute(&VerifyPalm::encoded(
+            verify_profile::DEFAULT,
+            core::slice::from_ref(probe),
+        )?)
     }
 
     /// Asks the card for one meal of `request.period` (needs a palm match earlier in this
@@ -542,6 +576,15 @@ impl<'c, T: CardTransport> EnrolmentSession<'c, T> {
         probe: &Template,
     ) -> Result<VerifyOutcome, CardError> {
         self.session.verify_palm_under(profile, probe)
+    }
+
+    /// Verifies a probe cut at several poses under `profile` (as in a gate session).
+    pub fn verify_palm_posed(
+        &mut self,
+        profile: Profile,
+        poses: &[Template],
+    ) -> Result<VerifyOutcome, CardError> {
+        self.session.verify_palm_posed(profile, poses)
     }
 
     /// The underlying session.

@@ -89,6 +89,15 @@ pub enum CardError {
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// A VERIFY PALM probe of no pose or more than the card compares: nothing was sent.
+    #[error(
+        "VERIFY PALM carries 1 to {max} probe poses; {given} given",
+        max = crate::protocol::MAX_PROBE_POSES
+    )]
+    ProbePoses {
+        /// The number of poses given.
+        given: usize,
+    },
     /// The card refused REDEEM MEAL (an allowance used up is an outcome, not an error).
     #[error("meal refused by the card")]
     MealRefused(#[from] MealRefusal),

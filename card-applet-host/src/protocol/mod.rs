@@ -17,10 +17,13 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 
 /// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2,
 /// 1.2 the security profile in VERIFY PALM's P1, 1.3 REDEEM MEAL and state layout 3 (the
-/// entitlement record).
-pub const APPLET_VERSION: (u8, u8) = (1, 3);
+/// entitlement record), 1.4 VERIFY PALM with up to [`MAX_PROBE_POSES`] probe poses.
+pub const APPLET_VERSION: (u8, u8) = (1, 4);
 /// The first applet version that has REDEEM MEAL.
 pub const MEAL_APPLET_VERSION: (u8, u8) = (1, 3);
+/// The first applet version whose VERIFY PALM takes more than one probe pose (earlier ones take
+/// exactly one template and answer `6700` to more).
+pub const POSED_VERIFY_APPLET_VERSION: (u8, u8) = (1, 4);
 
 /// Card id length.
 pub const CARD_ID_LEN: usize = 16;
@@ -40,8 +43,24 @@ pub const SLOT_COUNT: usize = 4;
 pub const DEFAULT_MAX_TRIES: u8 = 5;
 /// Highest retry counter an enrolment station may set (as PIV on-card comparison).
 pub const MAX_TRIES_LIMIT: u8 = 10;
-/// Largest command data the applet accepts (after chaining).
-pub const MAX_COMMAND_DATA: usize = 512;
+/// Most probe templates one VERIFY PALM carries: the probe cut at each of the gate's poses
+/// (`palmgate_matcher::extract::PROBE_POSES`).
+pub const MAX_PROBE_POSES: usize = palmgate_matcher::MAX_PROBE_POSES;
+/// Largest command data the applet accepts (after chaining): the largest command, a VERIFY PALM
+/// of [`MAX_PROBE_POSES`] templates and its tag (892 bytes). The card holds it twice in RAM (the
+/// chain and the command being processed), so it is no larger.
+pub const MAX_COMMAND_DATA: usize = MAX_PROBE_POSES * TEMPLATE_LEN + TAG_LEN;
+
+/// The number of probe poses in a VERIFY PALM plaintext of `len` bytes: `Some(k)` when it is
+/// `k` templates, `1 ≤ k ≤` [`MAX_PROBE_POSES`]; `None` otherwise (the card answers `6700`).
+pub const fn probe_poses(len: usize) -> Option<usize> {
+    let poses = len / TEMPLATE_LEN;
+    if len.is_multiple_of(TEMPLATE_LEN) && poses >= 1 && poses <= MAX_PROBE_POSES {
+        Some(poses)
+    } else {
+        None
+    }
+}
 
 /// Class bytes.
 pub mod cla {
@@ -267,4 +286,27 @@ pub mod permission {
     pub const ERASE: u8 = 0x08;
     /// Every permission.
     pub const ALL: u8 = ENROL | SET_POLICY | RESET_RETRY_COUNTER | ERASE;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verify_palm_plaintext_is_one_to_three_whole_templates() {
+        assert_eq!(probe_poses(292), Some(1));
+        assert_eq!(probe_poses(2 * 292), Some(2));
+        assert_eq!(probe_poses(3 * 292), Some(3));
+        for len in [0, 1, 291, 293, 2 * 292 - 1, 3 * 292 + 1, 4 * 292, 5 * 292] {
+            assert_eq!(probe_poses(len), None, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn the_card_holds_a_three_pose_verify_palm_and_its_tag() {
+        assert_eq!(MAX_COMMAND_DATA, 892);
+        assert_eq!(MAX_COMMAND_DATA, 3 * TEMPLATE_LEN + TAG_LEN);
+        // Every other command is shorter: ENROL (slot, kind, template) and its tag.
+        const { assert!(2 + TEMPLATE_LEN + TAG_LEN < MAX_COMMAND_DATA) };
+    }
 }

@@ -16,12 +16,14 @@ use palmgate_card::host::{
 use palmgate_card::protocol::meal::MEAL_RECEIPT_MAGIC;
 use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, permission};
 use palmgate_matcher::Profile;
+use palmgate_matcher::extract::PROBE_POSES;
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
 
 use palmgate::station::EventPublisher;
 
 use super::broker::{PublishArgs, resolve_publisher};
+use super::template::{InputArg, load_extractor};
 
 /// `palmgate card` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -33,8 +35,8 @@ pub enum CardCommand {
     Personalise(PersonaliseArgs),
     /// Enrol palm templates (slots 0, 1, … in order), as an enrolment authority of the issuer.
     Enrol(EnrolArgs),
-    /// Verify a palm template on the card: prints `match`, `no match, N tries left` or `blocked`
-    /// (exit status 0, 1 or 3; 2 on error).
+    /// Verify a palm template, or the probe of a palm image cut at the gate's poses, on the card:
+    /// prints `match`, `no match, N tries left` or `blocked` (exit status 0, 1 or 3; 2 on error).
     Verify(VerifyArgs),
     /// Erase every template, save the card-signed deletion receipt and, with a broker, publish
     /// it as a `card.erased` event.
@@ -110,9 +112,19 @@ pub struct VerifyArgs {
     /// Issuer directory (its public key checks the card certificate).
     #[arg(long, value_name = "DIR")]
     issuer: PathBuf,
-    /// Probe template file (292 bytes).
-    #[arg(long, value_name = "FILE")]
-    template: PathBuf,
+    /// Probe template file (292 bytes): the card compares that one pose.
+    #[arg(long, value_name = "FILE", required_unless_present = "image", conflicts_with = "image")]
+    template: Option<PathBuf>,
+    /// Palm image (PNG, JPEG or BMP): the probe is cut at the gate's poses (the ROI as found and
+    /// turned ±5°) and the card compares them all, as at a gate.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<PathBuf>,
+    /// What the image shows.
+    #[arg(long, value_enum, default_value_t = InputArg::Hand)]
+    input: InputArg,
+    /// A replacement ONNX feature model for the image (as `matcher.model`).
+    #[arg(long, value_name = "FILE.onnx")]
+    model: Option<PathBuf>,
     /// The security profile whose threshold the card compares with (as `matcher.profile`).
     #[arg(long, value_name = "PROFILE", default_value_t = Profile::Balanced)]
     profile: Profile,
@@ -400,15 +412,49 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The probe of `image` at the gate's poses ([`PROBE_POSES`]), the pose found first; an error
+/// when the found pose gives no template (a turned pose that gives none is left out, as at a gate).
+fn probe_of_image(args: &VerifyArgs, image: &Path) -> anyhow::Result<Vec<Template>> {
+    let extractor = load_extractor(args.model.as_deref())?;
+    let decoded =
+        image::open(image).with_context(|| format!("reading image {}", image.display()))?;
+    let mut extractions = extractor
+        .extract_image_posed(&decoded, args.input.into(), &PROBE_POSES)
+        .with_context(|| format!("image {} refused", image.display()))?
+        .into_iter();
+    let found = extractions
+        .next()
+        .context("no pose was cut")?
+        .with_context(|| format!("image {} refused", image.display()))?;
+    let mut poses = Vec::with_capacity(PROBE_POSES.len());
+    poses.push(found.template);
+    poses.extend(extractions.filter_map(|turned| turned.ok().map(|e| e.template)));
+    Ok(poses)
+}
+
 fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let probe = read_template(&args.template)?;
+    let poses = match (&args.template, &args.image) {
+        (_, Some(image)) => probe_of_image(args, image)?,
+        (Some(template), None) => vec![read_template(template)?],
+        (None, None) => bail!("--template or --image is needed"),
+    };
     let mut card = connect(&args.reader)?;
     let verified = verified_card(&mut card, &args.issuer)?;
+    let compared = card.probe_poses_compared(poses.len());
+    if poses.len() > 1 {
+        // On standard error: standard output is the decision alone.
+        let (major, minor) = card.identity().applet_version;
+        eprintln!(
+            "probe: {} of {} poses cut; the card (applet {major}.{minor}) compares {compared}",
+            poses.len(),
+            PROBE_POSES.len()
+        );
+    }
     let mut session = card
         .open_session(&verified)
         .context("opening a secure session")?;
     let outcome = session
-        .verify_palm_under(args.profile, &probe)
+        .verify_palm_posed(args.profile, &poses)
         .context("verifying")?;
     Ok(match outcome {
         VerifyOutcome::Match {

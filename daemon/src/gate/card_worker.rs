@@ -88,7 +88,8 @@ const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(50);
 enum Input {
     Presence(CardEvent),
     Health(ReaderHealth),
-    Verify(Box<Template>, Option<MealStep>),
+    /// The probe's templates at every pose cut (the pose found first).
+    Verify(Vec<Template>, Option<MealStep>),
     MonitorEnded(String),
     Stop,
 }
@@ -176,17 +177,18 @@ impl CardWorker {
         })
     }
 
-    /// Asks the card to compare `probe` with its enrolled templates. The answer arrives as a
+    /// Asks the card to compare the probe, its templates at every pose cut (`poses`, the pose
+    /// found first), with its enrolled templates. The answer arrives as a
     /// [`CardReport::Verified`] or [`CardReport::VerifyFailed`].
-    pub fn verify(&self, probe: Template) {
-        let _ = self.input.send(Input::Verify(Box::new(probe), None));
+    pub fn verify(&self, poses: Vec<Template>) {
+        let _ = self.input.send(Input::Verify(poses, None));
     }
 
     /// As [`CardWorker::verify`], then on a match the meal step in the same session. The answer
     /// arrives as a [`CardReport::MealDecision`] (after a match), a [`CardReport::Verified`]
     /// (no match, blocked) or a [`CardReport::VerifyFailed`].
-    pub fn verify_for_meal(&self, probe: Template, step: MealStep) {
-        let _ = self.input.send(Input::Verify(Box::new(probe), Some(step)));
+    pub fn verify_for_meal(&self, poses: Vec<Template>, step: MealStep) {
+        let _ = self.input.send(Input::Verify(poses, Some(step)));
     }
 
     /// Stops the worker (the presence watch ends with the process; its thread is detached).
@@ -225,7 +227,7 @@ impl<R: CardReader> Worker<R> {
                     }
                     self.report(CardReport::ReaderHealth(health));
                 }
-                Input::Verify(probe, meal) => self.verify(&probe, meal.as_ref()),
+                Input::Verify(poses, meal) => self.verify(&poses, meal.as_ref()),
                 Input::MonitorEnded(reason) => self.report(CardReport::MonitorStopped { reason }),
                 Input::Stop => return,
             }
@@ -286,7 +288,7 @@ impl<R: CardReader> Worker<R> {
         }
     }
 
-    fn verify(&mut self, probe: &Template, meal: Option<&MealStep>) {
+    fn verify(&mut self, poses: &[Template], meal: Option<&MealStep>) {
         let Some((mut card, verified)) = self.card.take() else {
             let reason = "no card in the reader".to_string();
             return self.report(CardReport::VerifyFailed {
@@ -297,7 +299,8 @@ impl<R: CardReader> Worker<R> {
         let card_id = verified.card_id;
         let started = Instant::now();
         let answered = card.open_session(&verified).and_then(|mut session| {
-            let outcome = session.verify_palm_under(self.profile, probe)?;
+            // A card before applet 1.4 is sent the found pose only (the host library's choice).
+            let outcome = session.verify_palm_posed(self.profile, poses)?;
             Ok(match (outcome, meal) {
                 // The meal step needs the match of this very session.
                 (VerifyOutcome::Match { slot_kind, .. }, Some(step)) => {

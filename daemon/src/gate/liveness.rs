@@ -62,9 +62,10 @@ struct Check {
     analysing: bool,
 }
 
-/// The probe template that waits for the verdict, and its stage times.
+/// The probe that waits for the verdict (its templates at every pose cut, the pose found
+/// first), and its stage times.
 struct Probe {
-    template: Template,
+    poses: Vec<Template>,
     received: Instant,
     extract: Duration,
 }
@@ -362,12 +363,12 @@ impl Loop {
     /// machine hears of it.
     pub(super) fn liveness_extracted(
         &mut self,
-        template: Template,
+        poses: Vec<Template>,
         received: Instant,
         extract: Duration,
     ) {
         let probe = Probe {
-            template,
+            poses,
             received,
             extract,
         };
@@ -395,10 +396,8 @@ impl Loop {
     pub(super) fn liveness_checked(&mut self, checked: Checked) {
         match self.liveness.verdict(checked) {
             Some(Verdict::Live(probe, last_frame)) => {
-                let Probe {
-                    template, extract, ..
-                } = *probe;
-                self.held_probe = Some(template);
+                let Probe { poses, extract, .. } = *probe;
+                self.held_probe = Some(poses);
                 self.input(Input::PalmReady {
                     received: last_frame,
                     extract,

@@ -1,8 +1,8 @@
 //! The main loop: waits on every input (card reports, sensor events, finished extractions, door
 //! events, remote commands, reload requests, the access machine's deadlines) and turns each into
 //! an input of the I/O-free access machine, whose actions it carries out: verify the held probe on
-//! the card, unlock or deny a door, publish an event. It holds the probe template between
-//! extraction and verification; a probe reaches the machine only once presentation attack
+//! the card, unlock or deny a door, publish an event. It holds the probe (its templates at every
+//! pose cut) between extraction and verification; a probe reaches the machine only once presentation attack
 //! detection ([`super::liveness`]) found a live hand.
 
 use std::collections::BTreeSet;
@@ -15,7 +15,7 @@ use palmgate_card::host::VerifyOutcome;
 use palmgate_card::host::reader_health::ReaderHealth;
 use palmgate_card::protocol::SlotKind;
 use palmgate_matcher::Template;
-use palmgate_matcher::extract::{Extractor, InputKind};
+use palmgate_matcher::extract::{Extractor, InputKind, Probe};
 use palmgate_sensor::device::{self, DeviceCommand, SensorEvent};
 use tokio::sync::mpsc;
 
@@ -69,7 +69,9 @@ pub(super) struct Loop {
     pub(super) card_worker: CardWorker,
     pub(super) door_states: mpsc::Sender<(String, RetainedDoorState)>,
     pub(super) door_view: DoorStates,
-    pub(super) held_probe: Option<Template>,
+    /// The probe between its presentation check and the card: its templates at every pose cut
+    /// (`Probe::poses`, the pose found first). Zeroized on drop.
+    pub(super) held_probe: Option<Vec<Template>>,
     pub(super) extracting: bool,
     /// Presentation attack detection between extraction and the access machine.
     pub(super) liveness: Liveness,
@@ -139,7 +141,7 @@ pub(super) async fn run(
                     let extract_tx = extract_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let begun = Instant::now();
-                        let result = extractor.extract(frame.image.as_gray(), input_kind);
+                        let result = extractor.extract_probe(frame.image.as_gray(), input_kind);
                         let _ = extract_tx.blocking_send((result, frame.received.instant, begun.elapsed()));
                     });
                 }
@@ -372,14 +374,15 @@ impl Loop {
 
     fn extracted(
         &mut self,
-        result: Result<Template, palmgate_matcher::extract::ExtractError>,
+        result: Result<Probe, palmgate_matcher::extract::ExtractError>,
         received: Instant,
         extract: Duration,
     ) {
         self.extracting = false;
         match result {
-            // Quality passed: presentation attack detection comes before the access machine.
-            Ok(template) => self.liveness_extracted(template, received, extract),
+            // Quality passed: presentation attack detection comes before the access machine. The
+            // card gets every pose; the found pose's extraction (a copy of the first) is wiped.
+            Ok(probe) => self.liveness_extracted(probe.poses, received, extract),
             Err(error) => {
                 self.liveness_extraction_failed();
                 self.input(Input::PalmRefused {

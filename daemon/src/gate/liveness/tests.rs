@@ -37,12 +37,12 @@ fn captured(image: GrayImage) -> CapturedFrame {
 
 fn probe() -> Probe {
     let image = palmgate_matcher::synth::hand_image(1, 1);
-    let template = palmgate_matcher::extract::Extractor::builtin()
+    let probe = palmgate_matcher::extract::Extractor::builtin()
         .unwrap()
-        .extract(&image, palmgate_matcher::extract::InputKind::Hand)
+        .extract_probe(&image, palmgate_matcher::extract::InputKind::Hand)
         .unwrap();
     Probe {
-        template,
+        poses: probe.poses,
         received: Instant::now(),
         extract: Duration::from_millis(7),
     }
