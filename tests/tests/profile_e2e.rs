@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use palmgate_matcher::Profile;
-use palmgate_matcher::compare::compare;
+use palmgate_matcher::compare::{compare, compare_posed};
 use palmgate_matcher::extract::{Extractor, InputKind};
 use palmgate_matcher::template::Template;
+use palmgate_matcher::{MAX_PROBE_POSES, Profile};
 use palmgate_system_tests::gate::{
     READER, Subscriber, VirtualCard, field, personalised_card, presentation_ms,
     sensor_simulator_with,
@@ -19,35 +19,51 @@ use palmgate_system_tests::templates::{template, with_bits_changed};
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd, workspace_binary};
 
 /// Mismatched bits, out of `compared`, halfway between the `security` and the `convenience`
-/// one-template thresholds (about 0.353 of the bits).
-fn bits_between_security_and_convenience(compared: u32) -> u32 {
-    let halfway =
-        (Profile::Security.threshold(1, 1).q16() + Profile::Convenience.threshold(1, 1).q16()) / 2;
+/// thresholds for one template and a probe of `poses` poses (about 0.35 of the bits).
+fn bits_between_security_and_convenience(compared: u32, poses: usize) -> u32 {
+    let halfway = (Profile::Security.threshold(1, poses).q16()
+        + Profile::Convenience.threshold(1, poses).q16())
+        / 2;
     u32::try_from(u64::from(halfway) * u64::from(compared) / 65536).expect("fits")
 }
 
-/// A reference `bits` away from `probe`, checked with the comparison the card runs: the best
-/// shift is the aligned one, and the distance lies strictly between the two thresholds.
-fn reference_between_the_thresholds(probe: &Template) -> Template {
-    let compared = 3 * u32::from(probe.valid_cells());
-    let bits = bits_between_security_and_convenience(compared);
-    let reference = with_bits_changed(probe, bits);
-    let comparison = compare(probe, &reference).expect("same algorithm");
+/// A reference `bits` away from the found pose of a probe (`poses`, as the gate sends them),
+/// checked with the comparison the card runs: the closest pair is the found pose at the aligned
+/// shift (the turned poses are further), and its distance lies strictly between the two
+/// thresholds for that many poses.
+fn reference_between_the_thresholds(poses: &[Template]) -> Template {
+    let found = &poses[0];
+    let compared = 3 * u32::from(found.valid_cells());
+    let bits = bits_between_security_and_convenience(compared, poses.len());
+    let reference = with_bits_changed(found, bits);
+    let comparison =
+        compare_posed(poses, std::slice::from_ref(&reference)).expect("same algorithm");
     assert_eq!(
         (comparison.mismatched_bits(), comparison.compared_bits()),
         (bits, compared)
     );
-    assert!(comparison.is_match(Profile::Convenience.threshold(1, 1)));
-    assert!(!comparison.is_match(Profile::Security.threshold(1, 1)));
+    assert!(comparison.is_match(Profile::Convenience.threshold(1, poses.len())));
+    assert!(!comparison.is_match(Profile::Security.threshold(1, poses.len())));
     reference
 }
 
-/// `palmgate card verify --profile PROFILE`: exit status and standard output.
+/// `palmgate card verify --template PROBE --profile PROFILE`: exit status and standard output.
 fn card_verify(issuer: &Path, probe: &Path, profile: Profile) -> (Option<i32>, String) {
+    card_verify_from(issuer, "--template", probe, profile)
+}
+
+/// `palmgate card verify SOURCE PROBE --profile PROFILE` (`SOURCE`: `--template` or `--image`):
+/// exit status, standard output then standard error.
+fn card_verify_from(
+    issuer: &Path,
+    source: &str,
+    probe: &Path,
+    profile: Profile,
+) -> (Option<i32>, String) {
     let output = Command::new(workspace_binary("palmgate"))
         .args(["card", "verify", "--reader", READER, "--issuer"])
         .arg(issuer)
-        .arg("--template")
+        .arg(source)
         .arg(probe)
         .args(["--profile", profile.name()])
         .output()
@@ -72,14 +88,14 @@ fn a_probe_between_the_thresholds_passes_under_convenience_only() {
     let enrolled = template(61);
     let probe = with_bits_changed(
         &enrolled,
-        bits_between_security_and_convenience(3 * 24 * 24),
+        bits_between_security_and_convenience(3 * 24 * 24, 1),
     );
     // The same check as for the gate below, from the probe's side.
     assert_eq!(
         compare(&probe, &enrolled)
             .expect("compare")
             .mismatched_bits(),
-        bits_between_security_and_convenience(3 * 24 * 24)
+        bits_between_security_and_convenience(3 * 24 * 24, 1)
     );
     let enrolled_file = site.root.join("enrolled.tpl");
     let probe_file = site.root.join("probe.tpl");
@@ -122,11 +138,13 @@ fn the_gate_tells_the_card_its_configured_profile() {
     let shown = image::open(images.join("01.png"))
         .expect("capture")
         .into_luma8();
+    // The gate sends the card every pose of the probe (applet 1.4).
     let probe = Extractor::builtin()
         .expect("built-in model")
-        .extract(&shown, InputKind::Hand)
+        .extract_probe(&shown, InputKind::Hand)
         .expect("the synthetic palm extracts");
-    let reference = reference_between_the_thresholds(&probe);
+    assert_eq!(probe.poses.len(), MAX_PROBE_POSES, "every pose cut");
+    let reference = reference_between_the_thresholds(&probe.poses);
     let reference_file = site.root.join("reference.tpl");
     std::fs::write(&reference_file, reference.encode()).expect("write");
     let card = site.root.join("card.state");
@@ -204,4 +222,19 @@ fn the_gate_tells_the_card_its_configured_profile() {
         Some("access.granted"),
         "convenience: {under_convenience}"
     );
+
+    // `palmgate card verify --image` cuts the probe as the gate does and sends every pose.
+    let inserted = VirtualCard::insert(&card);
+    let shown_file = images.join("01.png");
+    let (status, text) = card_verify_from(&site.issuer, "--image", &shown_file, Profile::Security);
+    assert_eq!(status, Some(1), "security: {text}");
+    assert!(
+        text.contains("no match") && text.contains("probe: 3 of 3 poses cut"),
+        "{text}"
+    );
+    let (status, text) =
+        card_verify_from(&site.issuer, "--image", &shown_file, Profile::Convenience);
+    assert_eq!(status, Some(0), "convenience: {text}");
+    assert!(text.contains("compares 3"), "{text}");
+    inserted.remove();
 }

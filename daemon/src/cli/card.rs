@@ -113,7 +113,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     issuer: PathBuf,
     /// Probe template file (292 bytes): the card compares that one pose.
-    #[arg(long, value_name = "FILE", required_unless_present = "image", conflicts_with = "image")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
     template: Option<PathBuf>,
     /// Palm image (PNG, JPEG or BMP): the probe is cut at the gate's poses (the ROI as found and
     /// turned ±5°) and the card compares them all, as at a gate.

@@ -3,7 +3,8 @@
 //! PC/SC calls block, so they run here and never on the async threads. The worker reads the card
 //! as soon as it is presented (identity and certificate, checked against the configured issuers:
 //! a card that fails is reported at once, before any palm capture), keeps the connection, and runs
-//! the secure verification when the gate has a probe template. Events go out on a tokio channel.
+//! the secure verification when the gate has a probe (its templates at every pose cut). Events go
+//! out on a tokio channel.
 //!
 //! The worker is generic over the [`CardReader`] (the PC/SC reader in production, the applet
 //! in-process in tests): it only watches presence and opens [`Card`]s over the reader's transport.
@@ -372,3 +373,6 @@ enum Answered {
 fn claimed_id<T: palmgate_card::host::CardTransport>(card: &Card<T>) -> Option<[u8; 16]> {
     Some(card.identity().card_id)
 }
+
+#[cfg(test)]
+mod tests;
