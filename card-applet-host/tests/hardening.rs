@@ -413,8 +413,9 @@ impl SecureCommand for Oversized {
     }
 }
 
-/// Secure data over the 892 bytes the card holds, as one extended APDU and as a chain of short ones: the `6700` is
-/// encrypted and authenticated like every answer to a secure command, and the session goes on.
+/// Secure data over the 892 bytes the card holds, as one extended APDU and as a chain of short
+/// ones: the `6700` is encrypted and authenticated like every answer to a secure command, and the
+/// session goes on.
 #[test]
 fn wrong_length_of_over_long_secure_data_is_encrypted() {
     for mode in [LengthMode::Extended, LengthMode::Short] {

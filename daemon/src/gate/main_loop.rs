@@ -2,8 +2,8 @@
 //! events, remote commands, reload requests, the access machine's deadlines) and turns each into
 //! an input of the I/O-free access machine, whose actions it carries out: verify the held probe on
 //! the card, unlock or deny a door, publish an event. It holds the probe (its templates at every
-//! pose cut) between extraction and verification; a probe reaches the machine only once presentation attack
-//! detection ([`super::liveness`]) found a live hand.
+//! pose cut) between extraction and verification; a probe reaches the machine only once
+//! presentation attack detection ([`super::liveness`]) found a live hand.
 
 use std::collections::BTreeSet;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! VERIFY PALM (secure, INS `20`, P1 = the profile code of [`crate::protocol::verify_profile`]):
-//! plaintext = the probe cut at 1 to [`crate::protocol::MAX_PROBE_POSES`] poses, its templates concatenated
-//! (`k × 292` bytes; applet 1.4, earlier applets take one); answer plaintext =
+//! plaintext = the probe cut at 1 to [`crate::protocol::MAX_PROBE_POSES`] poses, its templates
+//! concatenated (`k × 292` bytes; applet 1.4, earlier applets take one); answer plaintext =
 //! `decision | slot kind | tries left` with status `9000` (match), `63Cx` (no match) or `6983`
 //! (blocked).
 
