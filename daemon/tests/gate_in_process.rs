@@ -161,6 +161,15 @@ impl Issuer {
 
     /// A card personalised by this issuer, enrolled with `slots`.
     fn card(&self, slots: &[(SlotKind, u64)]) -> (SharedCard, CardId) {
+        let templates: Vec<_> = slots
+            .iter()
+            .map(|(kind, identity)| (*kind, enrolment_template(*identity)))
+            .collect();
+        self.card_of(&templates)
+    }
+
+    /// A card enrolled with `slots`' templates (slot i = slots[i]).
+    fn card_of(&self, slots: &[(SlotKind, Template)]) -> (SharedCard, CardId) {
         let mut transport = InProcessTransport::new(Applet::factory(
             MemoryStorage::default(),
             system_rng(),
@@ -172,11 +181,9 @@ impl Issuer {
             let verified = card.verify_certificate(&[self.key.public_key()]).unwrap();
             let session = card.open_session(&verified).unwrap();
             let mut enrolment = session.prove_authority(&self.authority).unwrap();
-            for (slot, (kind, identity)) in slots.iter().enumerate() {
+            for (slot, (kind, template)) in slots.iter().enumerate() {
                 let slot = u8::try_from(slot).unwrap();
-                enrolment
-                    .enrol(slot, *kind, &enrolment_template(*identity))
-                    .unwrap();
+                enrolment.enrol(slot, *kind, template).unwrap();
             }
             CardId::new(&verified.card_id).unwrap()
         };
@@ -424,6 +431,30 @@ async fn a_card_and_its_palm_unlock_the_door() {
     assert_eq!(decision.door.as_deref(), Some("main"));
     let unlocked = gate.event(&[EventKind::DoorUnlocked]).await;
     assert_eq!(unlocked.door.as_deref(), Some("main"));
+    gate.stop().await;
+}
+
+/// The gate sends the card every pose of the probe: a card whose template is the shown hand cut
+/// turned by −5° (as an enrolment of a turned hand would be) does not match the pose found under
+/// `security`, and matches through the turned pose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_that_matches_only_at_a_turned_pose_is_granted() {
+    let shown = palmgate_matcher::synth::hand_image(5, 1);
+    let probe = extractor().extract_probe(&shown, InputKind::Hand).unwrap();
+    let turned = probe.poses[1].clone();
+    // The premise: the pose found alone is refused.
+    let found_alone = palmgate_matcher::compare(&probe.poses[0], &turned).unwrap();
+    assert!(!found_alone.is_match(palmgate_matcher::Profile::Security.threshold(1, 1)));
+    let mut gate = Gate::start_with(|config| {
+        config.replacen("[matcher]\n", "[matcher]\nprofile = \"security\"\n", 1)
+    })
+    .await;
+    let (card, id) = gate.issuer.card_of(&[(SlotKind::Normal, turned)]);
+    gate.cards.present(card);
+    gate.palm(5).await;
+    let decision = gate.decision().await;
+    assert_eq!(decision.kind, EventKind::AccessGranted, "{decision:?}");
+    assert_eq!(decision.card_id, Some(id));
     gate.stop().await;
 }
 
