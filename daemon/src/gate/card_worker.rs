@@ -298,9 +298,18 @@ impl<R: CardReader> Worker<R> {
             });
         };
         let card_id = verified.card_id;
+        let compared = card.probe_poses_compared(poses.len());
+        if compared < poses.len() {
+            let (major, minor) = card.identity().applet_version;
+            tracing::info!(
+                applet = %format!("{major}.{minor}"),
+                poses = poses.len(),
+                compared,
+                "the card predates probe poses: it compares the pose found only"
+            );
+        }
         let started = Instant::now();
         let answered = card.open_session(&verified).and_then(|mut session| {
-            // A card before applet 1.4 is sent the found pose only (the host library's choice).
             let outcome = session.verify_palm_posed(self.profile, poses)?;
             Ok(match (outcome, meal) {
                 // The meal step needs the match of this very session.
