@@ -413,7 +413,7 @@ impl SecureCommand for Oversized {
     }
 }
 
-/// Secure data over the 892 bytes the card holds, as one extended APDU and as a chain of short
+/// Secure data over the 1476 bytes the card holds, as one extended APDU and as a chain of short
 /// ones: the `6700` is encrypted and authenticated like every answer to a secure command, and the
 /// session goes on.
 #[test]
@@ -454,5 +454,5 @@ fn wrong_length_of_over_long_secure_data_is_encrypted() {
     }
 }
 
-/// Plaintext of 877 bytes: with its tag, one byte over the 892 the card holds.
+/// Plaintext of 1461 bytes: with its tag, one byte over the 1476 the card holds.
 const MAX_PLUS_ONE: usize = palmgate_card::protocol::MAX_COMMAND_DATA + 1 - TAG_LEN;

@@ -1,6 +1,6 @@
 //! VERIFY PALM with the probe cut at several poses (applet 1.4, `docs/applet-protocol.md`,
 //! "VERIFY PALM probe poses"): the card compares every pose with every enrolled template; a
-//! plaintext that is not 1 to 3 whole templates, or holds a bad one, is refused before a try is
+//! plaintext that is not 1 to 5 whole templates, or holds a bad one, is refused before a try is
 //! spent; a card before applet 1.4 is sent the found pose only.
 
 // Test code: a failed unwrap is a failed test.
@@ -84,7 +84,7 @@ fn concatenated(poses: &[Template]) -> Vec<u8> {
 fn a_turned_pose_that_matches_is_a_match_the_found_pose_alone_is_not() {
     for matching in 1..MAX_PROBE_POSES {
         let (mut card, verified) = card(5);
-        let mut poses = vec![stranger(1), stranger(2), stranger(3)];
+        let mut poses: Vec<Template> = (1..=MAX_PROBE_POSES as u64).map(stranger).collect();
         poses[matching] = genuine();
         let mut session = card.open_session(&verified).unwrap();
         assert_eq!(
@@ -152,11 +152,18 @@ fn a_duress_pose_is_a_duress_match() {
     );
 }
 
-/// Three poses are 892 bytes of data with the tag: one extended APDU, or four chained short
-/// ones (255, 255, 255, 127), which the card puts back together.
+/// Three poses (a whole hand) are 892 bytes of data with the tag: one extended APDU, or four
+/// chained short ones (255, 255, 255, 127); five (a sensor's ROI) are 1476 bytes: one extended
+/// APDU, or six short ones (5 × 255, 201). The card puts the parts back together.
 #[test]
-fn three_poses_travel_as_one_extended_apdu_or_four_chained_short_ones() {
-    for (mode, apdus) in [(LengthMode::Extended, 1), (LengthMode::Short, 4)] {
+fn the_poses_travel_as_one_extended_apdu_or_chained_short_ones() {
+    let cases = [
+        (3, LengthMode::Extended, vec![892]),
+        (3, LengthMode::Short, vec![255, 255, 255, 127]),
+        (5, LengthMode::Extended, vec![1476]),
+        (5, LengthMode::Short, vec![255, 255, 255, 255, 255, 201]),
+    ];
+    for (poses, mode, parts_expected) in cases {
         let issuer = Issuer::new();
         let card = enrolled_card(
             factory_transport(),
@@ -174,34 +181,38 @@ fn three_poses_travel_as_one_extended_apdu_or_four_chained_short_ones() {
         let mut card = Card::open_with_mode(tapped, mode).unwrap();
         let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
         let mut session = card.open_session(&verified).unwrap();
+        let mut probe: Vec<Template> = (1..poses as u64).map(stranger).collect();
+        probe.push(genuine());
         assert!(matches!(
             session
-                .verify_palm_posed(Profile::Balanced, &[stranger(1), stranger(2), genuine()])
+                .verify_palm_posed(Profile::Balanced, &probe)
                 .unwrap(),
             VerifyOutcome::Match { .. }
         ));
         let parts: Vec<Vec<u8>> = sent.try_iter().collect();
-        assert_eq!(parts.len(), apdus, "{mode:?}");
-        let data_len: usize = match mode {
-            LengthMode::Extended => usize::from(u16::from_be_bytes([parts[0][5], parts[0][6]])),
+        let lengths: Vec<usize> = match mode {
+            LengthMode::Extended => parts
+                .iter()
+                .map(|part| usize::from(u16::from_be_bytes([part[5], part[6]])))
+                .collect(),
             LengthMode::Short => {
                 let classes: Vec<u8> = parts.iter().map(|part| part[0]).collect();
-                assert_eq!(classes, [0x90, 0x90, 0x90, 0x80]);
-                let lengths: Vec<usize> = parts.iter().map(|part| usize::from(part[4])).collect();
-                assert_eq!(lengths, [255, 255, 255, 127]);
-                lengths.iter().sum()
+                let mut expected = vec![0x90; parts_expected.len() - 1];
+                expected.push(0x80);
+                assert_eq!(classes, expected, "{poses} poses");
+                parts.iter().map(|part| usize::from(part[4])).collect()
             }
         };
+        assert_eq!(lengths, parts_expected, "{poses} poses, {mode:?}");
         assert_eq!(
-            data_len,
-            MAX_PROBE_POSES * TEMPLATE_LEN + TAG_LEN,
-            "{mode:?}"
+            lengths.iter().sum::<usize>(),
+            poses * TEMPLATE_LEN + TAG_LEN
         );
     }
 }
 
 #[test]
-fn a_plaintext_that_is_not_one_to_three_templates_is_wrong_length_and_costs_no_try() {
+fn a_plaintext_that_is_not_one_to_five_templates_is_wrong_length_and_costs_no_try() {
     let one = genuine().encode().to_vec();
     let cases = [
         Vec::new(),
@@ -209,7 +220,13 @@ fn a_plaintext_that_is_not_one_to_three_templates_is_wrong_length_and_costs_no_t
         [&one[..], &[0]].concat(),
         [&one[..], &one[..TEMPLATE_LEN - 1]].concat(),
         concatenated(&[genuine(), genuine(), genuine()])[..3 * TEMPLATE_LEN - 1].to_vec(),
-        concatenated(&[genuine(), genuine(), genuine(), genuine()]),
+        [
+            &concatenated(&[genuine(), genuine(), genuine(), genuine()])[..],
+            &[0],
+        ]
+        .concat(),
+        concatenated(&vec![genuine(); MAX_PROBE_POSES + 1]),
+        concatenated(&vec![genuine(); MAX_PROBE_POSES + 3]),
     ];
     for mode in [LengthMode::Extended, LengthMode::Short] {
         let issuer = Issuer::new();
@@ -264,26 +281,31 @@ fn a_bad_template_among_the_poses_is_refused_and_costs_no_try() {
     let mut other_algorithm = stranger(3).encode();
     other_algorithm[1] = 0x02;
     let mut session = card.open_session(&verified).unwrap();
-    for (third, expected) in [
+    for (bad, expected) in [
         (malformed, StatusWord::WrongData),
         (other_algorithm, StatusWord::FunctionNotSupported),
     ] {
-        // The two poses before it would match: nothing is compared.
-        let plaintext = [&good[..], &good[..], &third[..]].concat();
-        let (status, answer) = session.execute(&RawVerify(plaintext)).unwrap();
-        assert_eq!((status, answer.len()), (expected, 0));
-        // The same through the host's command.
-        let result = session.execute(
-            &palmgate_card::host::commands::VerifyPalm::encoded(
-                verify_profile::DEFAULT,
-                &[good, good, third],
-            )
-            .unwrap(),
-        );
-        assert!(
-            matches!(result, Err(CardError::Status { status, .. }) if status == expected),
-            "{result:?}"
-        );
+        // The last of three poses (a whole hand) or of five (a sensor's ROI); the poses before it
+        // would match: nothing is compared.
+        for poses in [3, MAX_PROBE_POSES] {
+            let mut encoded = vec![good; poses - 1];
+            encoded.push(bad);
+            let plaintext = encoded.concat();
+            let (status, answer) = session.execute(&RawVerify(plaintext)).unwrap();
+            assert_eq!((status, answer.len()), (expected, 0), "{poses} poses");
+            // The same through the host's command.
+            let result = session.execute(
+                &palmgate_card::host::commands::VerifyPalm::encoded(
+                    verify_profile::DEFAULT,
+                    &encoded,
+                )
+                .unwrap(),
+            );
+            assert!(
+                matches!(result, Err(CardError::Status { status, .. }) if status == expected),
+                "{poses} poses: {result:?}"
+            );
+        }
     }
     // Nothing matched and nothing was spent: the decision of a good probe is still a match.
     assert!(matches!(
@@ -295,12 +317,12 @@ fn a_bad_template_among_the_poses_is_refused_and_costs_no_try() {
 }
 
 #[test]
-fn the_host_refuses_no_pose_or_more_than_three_before_sending() {
+fn the_host_refuses_no_pose_or_more_than_five_before_sending() {
     let (mut card, verified) = card(5);
-    let poses: Vec<Template> = (1..=5).map(stranger).collect();
+    let poses: Vec<Template> = (1..=MAX_PROBE_POSES as u64 + 2).map(stranger).collect();
     let mut session = card.open_session(&verified).unwrap();
     let before = session.card().apdu_count();
-    for k in [0, 4, 5] {
+    for k in [0, MAX_PROBE_POSES + 1, MAX_PROBE_POSES + 2] {
         let result = session.verify_palm_posed(Profile::Balanced, &poses[..k]);
         assert!(
             matches!(result, Err(CardError::ProbePoses { given }) if given == k),
@@ -319,7 +341,7 @@ fn the_host_refuses_no_pose_or_more_than_three_before_sending() {
 /// answer is that pose's decision); the same card claiming 1.4 is sent every pose.
 #[test]
 fn a_card_before_applet_1_4_is_sent_the_found_pose_only() {
-    for (minor, compared) in [(3u8, 1usize), (4, MAX_PROBE_POSES)] {
+    for (minor, all_compared) in [(3u8, 1usize), (4, MAX_PROBE_POSES)] {
         let issuer = Issuer::new();
         let card = enrolled_card(
             factory_transport(),
@@ -341,7 +363,9 @@ fn a_card_before_applet_1_4_is_sent_the_found_pose_only() {
         }));
         let mut card = Card::open(older).unwrap();
         assert_eq!(card.identity().applet_version, (1, minor));
-        assert_eq!(card.probe_poses_compared(MAX_PROBE_POSES), compared);
+        assert_eq!(card.probe_poses_compared(MAX_PROBE_POSES), all_compared);
+        // The gate's three poses of a whole hand.
+        let compared = card.probe_poses_compared(3);
         let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
         let mut session = card.open_session(&verified).unwrap();
         let outcome = session

@@ -186,7 +186,7 @@ fn compute() -> BTreeMap<&'static str, String> {
         "get_receipt_response",
         hex::encode([&kept[..], &tag, &[0x90, 0x00]].concat()),
     );
-    // Secure data over 892 bytes (an ENROL as the third command): counted as command 2, answered
+    // Secure data over 1476 bytes (an ENROL as the third command): counted as command 2, answered
     // with `6700` encrypted as response 3 (tag only).
     let header = [ins::ENROL, 0, 0];
     let tag = card_side.seal_response(header, StatusWord::WrongLength.to_bytes(), &mut []);

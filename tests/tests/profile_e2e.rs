@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use palmgate_matcher::Profile;
 use palmgate_matcher::compare::{compare, compare_posed};
 use palmgate_matcher::extract::{Extractor, InputKind};
 use palmgate_matcher::template::Template;
-use palmgate_matcher::{MAX_PROBE_POSES, Profile};
 use palmgate_system_tests::gate::{
     READER, Subscriber, VirtualCard, field, personalised_card, presentation_ms,
     sensor_simulator_with,
@@ -143,7 +143,11 @@ fn the_gate_tells_the_card_its_configured_profile() {
         .expect("built-in model")
         .extract_probe(&shown, InputKind::Hand)
         .expect("the synthetic palm extracts");
-    assert_eq!(probe.poses.len(), MAX_PROBE_POSES, "every pose cut");
+    assert_eq!(
+        probe.poses.len(),
+        palmgate_matcher::extract::probe_poses(InputKind::Hand).len(),
+        "every pose of a whole hand cut"
+    );
     let reference = reference_between_the_thresholds(&probe.poses);
     let reference_file = site.root.join("reference.tpl");
     std::fs::write(&reference_file, reference.encode()).expect("write");

@@ -6,7 +6,7 @@
 //!   .open_session(&verified) -> SecureSession               OPEN SECURE SESSION, key confirmation
 //!       .verify_palm(&probe) -> VerifyOutcome               VERIFY PALM (default profile)
 //!       .verify_palm_under(profile, &probe)                  VERIFY PALM, P1 = profile
-//!       .verify_palm_posed(profile, &probe.poses)            VERIFY PALM of 1–3 probe poses
+//!       .verify_palm_posed(profile, &probe.poses)            VERIFY PALM of 1–5 probe poses
 //!       .redeem_meal(&request) -> MealOutcome               REDEEM MEAL (after a match)
 //!       .recover_meal_receipt() -> Option<MealReceipt>      GET RECEIPT (after a torn REDEEM MEAL)
 //!       .prove_authority(&authority) -> EnrolmentSession    PROVE AUTHORITY

@@ -44,10 +44,10 @@ pub const DEFAULT_MAX_TRIES: u8 = 5;
 /// Highest retry counter an enrolment station may set (as PIV on-card comparison).
 pub const MAX_TRIES_LIMIT: u8 = 10;
 /// Most probe templates one VERIFY PALM carries: the probe cut at each of the gate's poses
-/// (`palmgate_matcher::extract::PROBE_POSES`).
+/// (`palmgate_matcher::extract::probe_poses`: three for a whole hand, five for a sensor's ROI).
 pub const MAX_PROBE_POSES: usize = palmgate_matcher::MAX_PROBE_POSES;
 /// Largest command data the applet accepts (after chaining): the largest command, a VERIFY PALM
-/// of [`MAX_PROBE_POSES`] templates and its tag (892 bytes). The card holds it twice in RAM (the
+/// of [`MAX_PROBE_POSES`] templates and its tag (1476 bytes). The card holds it twice in RAM (the
 /// chain and the command being processed), so it is no larger.
 pub const MAX_COMMAND_DATA: usize = MAX_PROBE_POSES * TEMPLATE_LEN + TAG_LEN;
 
@@ -293,19 +293,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_verify_palm_plaintext_is_one_to_three_whole_templates() {
-        assert_eq!(probe_poses(292), Some(1));
-        assert_eq!(probe_poses(2 * 292), Some(2));
-        assert_eq!(probe_poses(3 * 292), Some(3));
-        for len in [0, 1, 291, 293, 2 * 292 - 1, 3 * 292 + 1, 4 * 292, 5 * 292] {
+    fn a_verify_palm_plaintext_is_one_to_five_whole_templates() {
+        for k in 1..=5 {
+            assert_eq!(probe_poses(k * 292), Some(k));
+        }
+        for len in [
+            0,
+            1,
+            291,
+            293,
+            2 * 292 - 1,
+            3 * 292 + 1,
+            5 * 292 + 1,
+            6 * 292,
+            7 * 292,
+        ] {
             assert_eq!(probe_poses(len), None, "{len} bytes");
         }
     }
 
     #[test]
-    fn the_card_holds_a_three_pose_verify_palm_and_its_tag() {
-        assert_eq!(MAX_COMMAND_DATA, 892);
-        assert_eq!(MAX_COMMAND_DATA, 3 * TEMPLATE_LEN + TAG_LEN);
+    fn the_card_holds_a_five_pose_verify_palm_and_its_tag() {
+        assert_eq!(MAX_COMMAND_DATA, 1476);
+        assert_eq!(MAX_COMMAND_DATA, 5 * TEMPLATE_LEN + TAG_LEN);
         // Every other command is shorter: ENROL (slot, kind, template) and its tag.
         const { assert!(2 + TEMPLATE_LEN + TAG_LEN < MAX_COMMAND_DATA) };
     }

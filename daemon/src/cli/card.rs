@@ -16,7 +16,7 @@ use palmgate_card::host::{
 use palmgate_card::protocol::meal::MEAL_RECEIPT_MAGIC;
 use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, permission};
 use palmgate_matcher::Profile;
-use palmgate_matcher::extract::PROBE_POSES;
+use palmgate_matcher::extract::probe_poses;
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
 
@@ -121,7 +121,7 @@ pub struct VerifyArgs {
     )]
     template: Option<PathBuf>,
     /// Palm image (PNG, JPEG or BMP): the probe is cut at the gate's poses (the ROI as found and
-    /// turned ±5°) and the card compares them all, as at a gate.
+    /// turned ±5°; an ROI image also slid sideways) and the card compares them all, as at a gate.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
     /// What the image shows.
@@ -417,23 +417,24 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The probe of `image` at the gate's poses ([`PROBE_POSES`]), the pose found first; an error
-/// when the found pose gives no template (a turned pose that gives none is left out, as at a gate).
+/// The probe of `image` at the gate's poses ([`probe_poses`]), the pose found first; an error
+/// when the found pose gives no template (another pose that gives none is left out, as at a gate).
 fn probe_of_image(args: &VerifyArgs, image: &Path) -> anyhow::Result<Vec<Template>> {
     let extractor = load_extractor(args.model.as_deref())?;
+    let cuts = probe_poses(args.input.into());
     let decoded =
         image::open(image).with_context(|| format!("reading image {}", image.display()))?;
     let mut extractions = extractor
-        .extract_image_posed(&decoded, args.input.into(), &PROBE_POSES)
+        .extract_image_posed(&decoded, args.input.into(), cuts)
         .with_context(|| format!("image {} refused", image.display()))?
         .into_iter();
     let found = extractions
         .next()
         .context("no pose was cut")?
         .with_context(|| format!("image {} refused", image.display()))?;
-    let mut poses = Vec::with_capacity(PROBE_POSES.len());
+    let mut poses = Vec::with_capacity(cuts.len());
     poses.push(found.template);
-    poses.extend(extractions.filter_map(|turned| turned.ok().map(|e| e.template)));
+    poses.extend(extractions.filter_map(|other| other.ok().map(|e| e.template)));
     Ok(poses)
 }
 
@@ -452,7 +453,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "probe: {} of {} poses cut; the card (applet {major}.{minor}) compares {compared}",
             poses.len(),
-            PROBE_POSES.len()
+            probe_poses(args.input.into()).len()
         );
     }
     let mut session = card

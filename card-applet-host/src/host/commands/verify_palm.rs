@@ -158,8 +158,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_to_three_poses_are_concatenated_in_order_and_never_printed() {
-        let poses = [template(1), template(2), template(3)];
+    fn one_to_five_poses_are_concatenated_in_order_and_never_printed() {
+        let poses: Vec<Template> = (1..=5).map(template).collect();
+        assert_eq!(poses.len(), MAX_PROBE_POSES);
         for k in 1..=MAX_PROBE_POSES {
             let command = VerifyPalm::new(0x02, &poses[..k]).unwrap();
             assert_eq!(command.poses(), k);
@@ -177,9 +178,9 @@ mod tests {
     }
 
     #[test]
-    fn no_pose_or_more_than_three_are_refused_before_sending() {
-        let poses: Vec<Template> = (0..=4).map(template).collect();
-        for k in [0, 4, 5] {
+    fn no_pose_or_more_than_five_are_refused_before_sending() {
+        let poses: Vec<Template> = (0..=MAX_PROBE_POSES as u64 + 1).map(template).collect();
+        for k in [0, MAX_PROBE_POSES + 1, MAX_PROBE_POSES + 2] {
             assert!(
                 matches!(
                     VerifyPalm::new(0x00, &poses[..k]),
