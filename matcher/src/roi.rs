@@ -810,6 +810,8 @@ fn sample(
     }
 }
 
+/// Middle of the widest run of hand pixels along the image border (where the forearm leaves the
+/// picture), when that run is at least `min_width` pixels long.
 fn wrist_point(mask: &GrayImage, min_width: f32) -> Option<[f32; 2]> {
     let (w, h) = mask.dimensions();
     if w < 2 || h < 2 {
