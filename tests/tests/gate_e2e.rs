@@ -926,7 +926,8 @@ fn one_decision_per_presentation(gate_id: &str, capture: &str) {
 }
 
 /// The broker is stopped for 30 s while people keep passing; when it is back, every event recorded
-/// meanwhile is delivered once, in order, none missing, and the gate keeps working after it.
+/// meanwhile is delivered in order, none missing (a repeat only as the same message, as QoS 1
+/// allows), and the gate keeps working after it.
 ///
 /// This test found a wedged runtime: the watchdog's notification was a blocking send, and a
 /// service manager that reads slowly (here, the test's socket, which used to be read only until
@@ -1023,23 +1024,33 @@ fn broker_stopped_for_30_s_with_events_flowing_loses_nothing() {
     let highest = ids.iter().max().copied().unwrap_or(0);
     let missing: Vec<u64> = (1..=highest).filter(|id| !ids.contains(id)).collect();
     assert!(missing.is_empty(), "events never delivered: {missing:?}");
-    // In order: ids first appear in increasing order.
-    let delivered: Vec<u64> = lines
-        .iter()
-        .filter_map(|line| line.split_once(' '))
-        .filter_map(|(_, payload)| {
-            serde_json::from_str::<serde_json::Value>(payload)
-                .ok()?
-                .get("id")?
-                .as_u64()
-        })
-        .collect();
-    // Once (nothing was in flight when the broker stopped, so QoS 1 had nothing to repeat) and
-    // in order.
-    let mut sorted = delivered.clone();
+    // In order: the first occurrences of the ids increase. A repeat is allowed only as the same
+    // message again (QoS 1 is at least once, docs/mqtt-api.md: `id` identifies duplicates): a
+    // restarted broker replays what its persistence file still holds as unacknowledged for the
+    // dashboard's session (autosaved once a second), which is not the gate's doing.
+    let mut first_seen: Vec<u64> = Vec::new();
+    let mut payloads: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
+    for line in &lines {
+        let Some((_, payload)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(id) = serde_json::from_str::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|v| v.get("id")?.as_u64())
+        else {
+            continue;
+        };
+        match payloads.get(&id) {
+            Some(earlier) => assert_eq!(earlier, payload, "event {id} repeated with other content"),
+            None => {
+                payloads.insert(id, payload.to_owned());
+                first_seen.push(id);
+            }
+        }
+    }
+    let mut sorted = first_seen.clone();
     sorted.sort_unstable();
-    sorted.dedup();
-    assert_eq!(delivered, sorted, "events repeated or out of order");
+    assert_eq!(first_seen, sorted, "events out of order");
 
     // And the gate still works: one more person, granted and reported.
     let card = VirtualCard::insert(&state);
