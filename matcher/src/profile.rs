@@ -35,13 +35,14 @@ pub enum Profile {
 /// calibration over fewer impostor trials came out higher, the lower value is used). Two
 /// templates use the three-template value (stricter than needed, never looser).
 const THRESHOLDS_Q16: [[[u32; MAX_ENROLLED_TEMPLATES]; 2]; 3] = [
-    // Convenience. One pose: calibrated 26 435 (1 template), 26 087 (3). Several: three poses on
-    // the whole hands 26 097, 25 726; five poses on the ROI sets 26 308, 25 902 (not used: looser).
-    [[26_400, 26_000, 26_000], [26_000, 25_700, 25_700]],
-    // Balanced. One pose: 25 236, 24 823. Several: 24 952, 24 740; five on ROIs 25 229, 24 807.
+    // Convenience. One pose: calibrated 26 436 (1 template), 26 097 (3). Several: the whole hands at
+    // three poses and the ROIs at five 26 118, 25 726; the ROI sets alone 26 308, 25 902 (not
+    // used: looser).
+    [[26_400, 26_000, 26_000], [26_100, 25_700, 25_700]],
+    // Balanced. One pose: 25 271, 24 823. Several: 24 952, 24 740; ROIs alone 25 229, 24 807.
     [[25_200, 24_800, 24_800], [24_900, 24_700, 24_700]],
-    // Security. One pose: 19 984, 21 224. Several: 19 796 (three templates: no set large enough);
-    // five on ROIs 22 714, 21 059.
+    // Security. One pose: 19 984, 21 224. Several: 19 796, 21 059; ROIs alone 22 714, 21 059. (The
+    // three-template values rest on fewer impostor trials and came out higher: not used.)
     [[19_900, 19_900, 19_900], [19_700, 19_700, 19_700]],
 ];
 

@@ -972,7 +972,7 @@ fn valley_frame(
             break;
         }
         let (ab, bc, ac) = (dist(a, b), dist(b, c), dist(a, c));
-        if !(0.6 * radius..=1.7 * radius).contains(&ac) {
+        if !(0.6 * radius..=1.4 * radius).contains(&ac) {
             continue;
         }
         // Irregular spacing, or a middle valley far off the line, means a thumb valley is involved.

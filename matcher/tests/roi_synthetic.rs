@@ -316,3 +316,34 @@ fn a_posed_given_roi_is_turned_and_slid_in_the_rois_own_axes() {
         "{turned_valid}"
     );
 }
+
+#[test]
+fn a_run_of_valleys_far_wider_than_a_palm_is_not_taken_for_index_to_little() {
+    // Four round-tipped fingers 45 px apart on a palm of radius 60 px, a forearm leaving the
+    // bottom: the three valleys between them span 1.5 palm radii. The index–little span of a real
+    // hand is about one radius; wider runs were closed COEP fingers whose valleys were found at
+    // the wrong places (ROIs 69–79 % on the hand, refused). Such a run is not used: the palm
+    // centre frame is.
+    let (w, h) = (640u32, 480u32);
+    let fingers: Vec<f32> = (0..4).map(|k| 320.0 + (k as f32 - 1.5) * 45.0).collect();
+    let hand = GrayImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32, y as f32);
+        let in_disc = (fx - 320.0).powi(2) + (fy - 240.0).powi(2) <= 60.0 * 60.0;
+        let in_forearm = (270..370).contains(&x) && y >= 240;
+        let in_finger = fingers.iter().any(|&cx| {
+            let in_bar = (fx - cx).abs() <= 16.5 && (60.0..=240.0).contains(&fy);
+            let in_tip = (fx - cx).powi(2) + (fy - 60.0).powi(2) <= 16.5 * 16.5;
+            in_bar || in_tip
+        });
+        Luma([if in_disc || in_forearm || in_finger {
+            200
+        } else {
+            20
+        }])
+    });
+    let roi = roi::extract_roi(&hand).expect("palm centre frame");
+    let g = &roi.geometry;
+    assert_eq!(g.method, RoiMethod::PalmCentre, "{g:?}");
+    // Fingers up, wrist down.
+    assert!(angle_difference(g.angle, 0.0) < 3f32.to_radians(), "{g:?}");
+}
