@@ -306,5 +306,11 @@ pub fn eval(extra: &[String]) -> Result<(), String> {
             .arg(format!("{kind}:{}", data.join(name).display()));
     }
     command.args(["--synthetic", EVAL_SYNTHETIC_IDENTITIES]);
+    // `cargo xtask eval -- --threads 2` (as docs/matcher.md writes it): the `--` separates the
+    // xtask's arguments from palmgate's and is not one of them.
+    let extra = match extra.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => extra,
+    };
     run(command.args(extra))
 }
