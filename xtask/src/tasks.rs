@@ -306,11 +306,37 @@ pub fn eval(extra: &[String]) -> Result<(), String> {
             .arg(format!("{kind}:{}", data.join(name).display()));
     }
     command.args(["--synthetic", EVAL_SYNTHETIC_IDENTITIES]);
-    // `cargo xtask eval -- --threads 2` (as docs/matcher.md writes it): the `--` separates the
-    // xtask's arguments from palmgate's and is not one of them.
-    let extra = match extra.split_first() {
+    run(command.args(palmgate_arguments(extra)))
+}
+
+/// The arguments after `cargo xtask eval` that go to `palmgate eval`: a leading `--` (as in
+/// `cargo xtask eval -- --threads 2`, docs/matcher.md) separates them and is not one of them.
+fn palmgate_arguments(extra: &[String]) -> &[String] {
+    match extra.split_first() {
         Some((first, rest)) if first == "--" => rest,
         _ => extra,
-    };
-    run(command.args(extra))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::palmgate_arguments;
+
+    #[test]
+    fn a_leading_double_dash_is_not_passed_to_palmgate() {
+        let args = |list: &[&str]| {
+            list.iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<String>>()
+        };
+        assert_eq!(
+            palmgate_arguments(&args(&["--", "--threads", "2"])),
+            args(&["--threads", "2"])
+        );
+        assert_eq!(
+            palmgate_arguments(&args(&["--threads", "2"])),
+            args(&["--threads", "2"])
+        );
+        assert!(palmgate_arguments(&[]).is_empty());
+    }
 }
