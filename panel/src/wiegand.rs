@@ -89,7 +89,7 @@ impl WiegandEmitter {
         active: Level,
         timing: WiegandTiming,
     ) -> Result<Self, WiegandError> {
-        let idle = opposite(active);
+        let idle = !active;
         d0.set(idle)?;
         d1.set(idle)?;
         let (jobs, receiver) = mpsc::channel::<Job>();
@@ -176,13 +176,6 @@ impl Lines {
             next_start = started + timing.interval;
         }
         Ok(())
-    }
-}
-
-fn opposite(level: Level) -> Level {
-    match level {
-        Level::Low => Level::High,
-        Level::High => Level::Low,
     }
 }
 

@@ -185,24 +185,24 @@ pub fn open_file_applet(storage: FileStorage) -> Result<FileApplet, StateFileErr
 pub fn identity_of_state(
     bytes: &[u8],
 ) -> Result<crate::protocol::identity::CardIdentity, StateError> {
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        bytes,
-    )?;
-    Ok(applet.identity())
+    Ok(applet_of_state(bytes)?.identity())
 }
 
 /// The meal entitlement record of a stored state (`None`: no meal served yet).
 pub fn meal_entitlement_of_state(
     bytes: &[u8],
 ) -> Result<Option<crate::applet::MealEntitlement>, StateError> {
-    let applet = Applet::load(
+    Ok(applet_of_state(bytes)?.meal_entitlement())
+}
+
+/// A stored state loaded in memory (nothing written back), for reading it.
+fn applet_of_state(
+    bytes: &[u8],
+) -> Result<Applet<MemoryStorage, SystemRng, SystemClock>, StateError> {
+    Applet::load(
         MemoryStorage::default(),
         system_rng(),
         SystemClock::default(),
         bytes,
-    )?;
-    Ok(applet.meal_entitlement())
+    )
 }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use palmgate_card::host::issuer::{IssuerKey, IssuerPublicKey};
-use palmgate_door::{Backend, Level, SimulatedGpio};
+use palmgate_door::{Backend, SimulatedGpio};
 use palmgate_panel::config::{PanelProtocol, PanelSettings};
 use palmgate_panel::credential_map::{self, CardId, CredentialMap};
 use palmgate_panel::feedback::{FeedbackPins, ReaderFeedback};
@@ -131,13 +131,6 @@ fn emit(value: serde_json::Value) {
     println!("{value}");
 }
 
-fn level_text(level: Level) -> &'static str {
-    match level {
-        Level::Low => "low",
-        Level::High => "high",
-    }
-}
-
 fn color_text(color: Color) -> String {
     match color {
         Color::Off => "off".into(),
@@ -198,10 +191,7 @@ async fn serve(settings: PanelSettings, map: CredentialMap, simulate: bool) -> a
     };
     let mut pins = match &settings.feedback {
         Some(feedback) => {
-            let off = match feedback.active {
-                Level::High => Level::Low,
-                Level::Low => Level::High,
-            };
+            let off = !feedback.active;
             Some(FeedbackPins::new(
                 gpio.output(feedback.green_led_pin, off)?,
                 gpio.output(feedback.red_led_pin, off)?,
@@ -218,10 +208,7 @@ async fn serve(settings: PanelSettings, map: CredentialMap, simulate: bool) -> a
             (Transport::Osdp(link.requests.clone()), Some(link))
         }
         PanelProtocol::Wiegand(wiegand) => {
-            let idle = match wiegand.active {
-                Level::High => Level::Low,
-                Level::Low => Level::High,
-            };
+            let idle = !wiegand.active;
             let emitter = WiegandEmitter::spawn(
                 gpio.output(wiegand.d0_pin, idle)?,
                 gpio.output(wiegand.d1_pin, idle)?,
@@ -237,7 +224,7 @@ async fn serve(settings: PanelSettings, map: CredentialMap, simulate: bool) -> a
     let report_gpio = |reported: &mut usize| {
         let changes = simulated.changes();
         for change in &changes[*reported..] {
-            emit(json!({"event": "gpio", "pin": change.pin, "level": level_text(change.level)}));
+            emit(json!({"event": "gpio", "pin": change.pin, "level": change.level.to_string()}));
         }
         *reported = changes.len();
     };

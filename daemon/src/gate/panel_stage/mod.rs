@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use palmgate_card::host::issuer::IssuerPublicKey;
-use palmgate_door::{Backend, GpioError, Level};
+use palmgate_door::{Backend, GpioError};
 use palmgate_panel::config::{PanelProtocol, PanelSettings};
 use palmgate_panel::feedback::{FeedbackPins, ReaderFeedback};
 use palmgate_panel::osdp::pd::PdEvent;
@@ -135,7 +135,7 @@ pub(crate) fn start(
             )
         }
         PanelProtocol::Wiegand(wiegand) => {
-            let idle = opposite(wiegand.active);
+            let idle = !wiegand.active;
             let emitter = WiegandEmitter::spawn(
                 gpio.output(wiegand.d0_pin, idle)?,
                 gpio.output(wiegand.d1_pin, idle)?,
@@ -168,13 +168,6 @@ pub(crate) fn start(
     Ok((Some(stage), task))
 }
 
-fn opposite(level: Level) -> Level {
-    match level {
-        Level::High => Level::Low,
-        Level::Low => Level::High,
-    }
-}
-
 fn feedback_pins(
     panel: &PanelSettings,
     gpio: &mut dyn Backend,
@@ -182,7 +175,7 @@ fn feedback_pins(
     let Some(feedback) = &panel.feedback else {
         return Ok(None);
     };
-    let off = opposite(feedback.active);
+    let off = !feedback.active;
     FeedbackPins::new(
         gpio.output(feedback.green_led_pin, off)?,
         gpio.output(feedback.red_led_pin, off)?,
