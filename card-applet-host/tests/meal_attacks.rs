@@ -16,7 +16,8 @@ use palmgate_card::host::issuer::IssuerKey;
 use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
 use palmgate_card::host::{
     Card, CardError, CardTransport, InProcessTransport, MealOutcome, MealReceipt, MealReceiptError,
-    MealReceiptLedger, MealRefusal, MealRequest, ReceiptBundle, ReplayError, VerifyOutcome,
+    MealReceiptLedger, MealRefusal, MealRequest, ReceiptBundle, ReplayError, SecureSession,
+    VerifyOutcome,
 };
 use palmgate_card::protocol::cert::{CertError, encode_public_key};
 use palmgate_card::protocol::meal::{
@@ -56,6 +57,14 @@ where
     card.transport_mut().applet().meal_entitlement()
 }
 
+/// The session's VERIFY PALM with a fresh capture of hand `seed` is a match.
+fn assert_palm_matches<T: CardTransport>(session: &mut SecureSession<'_, T>, seed: u64) {
+    assert!(matches!(
+        session.verify_palm(&capture(seed, 10)).unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+}
+
 fn is_no_match_refusal(result: &Result<MealOutcome, CardError>) -> bool {
     matches!(
         result,
@@ -79,10 +88,7 @@ fn no_meal_without_a_palm_match_in_the_session() {
         ));
         assert!(is_no_match_refusal(&session.redeem_meal(&lunch(1))));
         // A match followed by a non-match: only the last decision counts.
-        assert!(matches!(
-            session.verify_palm(&capture(1, 10)).unwrap(),
-            VerifyOutcome::Match { .. }
-        ));
+        assert_palm_matches(&mut session, 1);
         assert!(matches!(
             session.verify_palm(&template(3)).unwrap(),
             VerifyOutcome::NoMatch { .. }
@@ -92,10 +98,7 @@ fn no_meal_without_a_palm_match_in_the_session() {
     {
         // A match in an earlier session does not carry over.
         let mut session = card.open_session(&verified).unwrap();
-        assert!(matches!(
-            session.verify_palm(&capture(1, 10)).unwrap(),
-            VerifyOutcome::Match { .. }
-        ));
+        assert_palm_matches(&mut session, 1);
     }
     let mut session = card.open_session(&verified).unwrap();
     assert!(is_no_match_refusal(&session.redeem_meal(&lunch(1))));
@@ -108,20 +111,14 @@ fn one_palm_match_serves_at_most_one_meal() {
     let (issuer, mut card) = card_of(4);
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(4, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 4);
     assert!(matches!(
         session.redeem_meal(&lunch(3)).unwrap(),
         MealOutcome::Served(_)
     ));
     assert!(is_no_match_refusal(&session.redeem_meal(&lunch(3))));
     // A refusal does not consume the match: allowance used, then a newer period served.
-    assert!(matches!(
-        session.verify_palm(&capture(4, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 4);
     assert_eq!(
         session.redeem_meal(&lunch(1)).unwrap(),
         MealOutcome::AllowanceUsed {
@@ -180,10 +177,7 @@ fn no_meal_without_a_session() {
     let mut card = Card::open(transport).unwrap();
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(5, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 5);
     session.card().transport_mut().transmit(&select).unwrap();
     assert!(matches!(
         session.redeem_meal(&lunch(1)),
@@ -211,19 +205,13 @@ fn a_recorded_redeem_meal_cannot_be_replayed() {
     let allowance_two = lunch(2);
     for later_session in [false, true] {
         let mut session = card.open_session(&verified).unwrap();
-        assert!(matches!(
-            session.verify_palm(&capture(6, 10)).unwrap(),
-            VerifyOutcome::Match { .. }
-        ));
+        assert_palm_matches(&mut session, 6);
         if !later_session {
             assert!(matches!(
                 session.redeem_meal(&allowance_two).unwrap(),
                 MealOutcome::Served(_)
             ));
-            assert!(matches!(
-                session.verify_palm(&capture(6, 10)).unwrap(),
-                VerifyOutcome::Match { .. }
-            ));
+            assert_palm_matches(&mut session, 6);
         }
         let replay = recorded.borrow().clone();
         let answer = session.card().transport_mut().transmit(&replay).unwrap();
@@ -283,19 +271,13 @@ fn an_older_period_never_resets_the_count() {
     let (issuer, mut card) = card_of(9);
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(9, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 9);
     assert!(matches!(
         session.redeem_meal(&lunch(1)).unwrap(),
         MealOutcome::Served(_)
     ));
     for period in [PERIOD - 1, 0] {
-        assert!(matches!(
-            session.verify_palm(&capture(9, 10)).unwrap(),
-            VerifyOutcome::Match { .. }
-        ));
+        assert_palm_matches(&mut session, 9);
         assert_eq!(
             session
                 .redeem_meal(&MealRequest { period, ..lunch(1) })
@@ -325,16 +307,10 @@ fn counters_never_go_back_across_failed_writes_and_power_loss() {
     let issuers = [issuer.key.public_key()];
     let verified = card.verify_certificate(&issuers).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(10, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 10);
     let first = session.redeem_meal(&lunch(3)).unwrap();
     assert!(matches!(first, MealOutcome::Served(_)));
-    assert!(matches!(
-        session.verify_palm(&capture(10, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 10);
     let stored_before = *session
         .card()
         .transport_mut()
@@ -390,10 +366,7 @@ fn counters_never_go_back_across_failed_writes_and_power_loss() {
     }));
     let mut card = Card::open(torn).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(10, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 10);
     assert!(
         session.redeem_meal(&lunch(3)).is_err(),
         "the answer was lost"
@@ -456,10 +429,7 @@ fn counters_never_go_back_across_failed_writes_and_power_loss() {
     ))
     .unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(10, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 10);
     let MealOutcome::Served(fourth) = session.redeem_meal(&next).unwrap() else {
         panic!("not served");
     };
@@ -686,10 +656,7 @@ fn an_old_applet_is_unsupported_and_still_verifies() {
         let mut card = Card::open(old).unwrap();
         let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
         let mut session = card.open_session(&verified).unwrap();
-        assert!(matches!(
-            session.verify_palm(&capture(12, 10)).unwrap(),
-            VerifyOutcome::Match { .. }
-        ));
+        assert_palm_matches(&mut session, 12);
         let before = session.card().apdu_count();
         assert_eq!(
             session.redeem_meal(&lunch(1)).unwrap(),
@@ -699,10 +666,7 @@ fn an_old_applet_is_unsupported_and_still_verifies() {
         assert_eq!(sent, u64::from(claim_new_version));
         if !claim_new_version {
             assert_eq!(session.recover_meal_receipt().unwrap(), None);
-            assert!(matches!(
-                session.verify_palm(&capture(12, 10)).unwrap(),
-                VerifyOutcome::Match { .. }
-            ));
+            assert_palm_matches(&mut session, 12);
         }
     }
 }
@@ -738,10 +702,7 @@ fn malformed_meal_requests_count_nothing() {
     let (issuer, mut card) = card_of(13);
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(13, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 13);
     let good = lunch(1).encode().to_vec();
     let mut zero_allowance = good.clone();
     zero_allowance[4] = 0;
@@ -777,10 +738,7 @@ fn an_exhausted_receipt_counter_never_wraps() {
     let (issuer, mut card) = card_of(14);
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(14, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 14);
     assert!(matches!(
         session.redeem_meal(&lunch(1)).unwrap(),
         MealOutcome::Served(_)
@@ -805,10 +763,7 @@ fn an_exhausted_receipt_counter_never_wraps() {
     ))
     .unwrap();
     let mut session = card.open_session(&verified).unwrap();
-    assert!(matches!(
-        session.verify_palm(&capture(14, 10)).unwrap(),
-        VerifyOutcome::Match { .. }
-    ));
+    assert_palm_matches(&mut session, 14);
     let next = MealRequest {
         period: PERIOD + 1,
         ..lunch(1)
