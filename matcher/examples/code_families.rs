@@ -1,0 +1,334 @@
+//! Code families on the same filter responses: the competitive code of template v1 against a
+//! BOCV-style code (one sign bit per orientation) and the two fused — the study behind the
+//! template v2 decision in `docs/matcher.md` ("Code families").
+//!
+//! ```text
+//! cargo run --release -p palmgate-matcher --example code_families -- /work/shared/data/palm
+//! ```
+//!
+//! Every set of the evaluation suite that exists under the data folder is read (the research
+//! images stay where they are; nothing is written). The protocol is the product's: three
+//! templates enrolled at the pose found, every later capture a probe cut at its kind's poses,
+//! the closest pair kept; figures with 95 % intervals over identities, and the profile
+//! calibration validated on 5 held-out identity folds, as `palmgate eval` does. The comparison is
+//! a plain re-implementation of `compare` (±2 cells, at least `MIN_OVERLAP_CELLS` cells compared,
+//! mismatched bits over compared bits) for any number of bit planes: its `cc` rows reproduce
+//! `palmgate eval`'s enrolment rows, which checks it.
+
+use std::path::{Path, PathBuf};
+
+use palmgate_matcher::compare::{MAX_SHIFT, MIN_OVERLAP_CELLS};
+use palmgate_matcher::eval::protocol::{
+    SampleKey, Trials, enrolment, folds, validate_calibration, with_confidence,
+};
+use palmgate_matcher::eval::{SessionRule, load_file, scan};
+use palmgate_matcher::extract::{Extractor, InputKind, probe_poses};
+use palmgate_matcher::features::{CELLS, FeatureModel, ORIENTATIONS};
+use palmgate_matcher::roi::{self, Roi};
+use palmgate_matcher::template::{GRAY_CODES, GRID};
+
+/// The sets of `cargo xtask eval` this study reads (the two tiny tuning sets are left out).
+const SETS: [(&str, InputKind, SessionRule); 4] = [
+    ("tongji-roi-dev", InputKind::Roi, SessionRule::Prefix),
+    ("iitd-roi-dev", InputKind::Roi, SessionRule::Prefix),
+    ("casia940-dev", InputKind::Hand, SessionRule::SplitAfter(3)),
+    ("coep-dev", InputKind::Hand, SessionRule::Prefix),
+];
+
+/// Competitive code (v1), sign bits (BOCV-style), both.
+const FAMILIES: [Family; 3] = [Family::Competitive, Family::Signs, Family::Fused];
+
+const PROFILES: [(&str, f64); 3] = [
+    ("convenience", 1e-2),
+    ("balanced", 1e-3),
+    ("security", 1e-4),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    /// Gray code of the most negative orientation: 3 bits a cell (template v1).
+    Competitive,
+    /// Whether each orientation's response is negative: 6 bits a cell.
+    Signs,
+    /// Both: 9 bits a cell.
+    Fused,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Family::Competitive => "competitive code (v1, 3 bits)",
+            Family::Signs => "signs of the 6 responses (6 bits)",
+            Family::Fused => "both (9 bits)",
+        }
+    }
+}
+
+/// One cut of one capture: the cell mask and the filter responses.
+struct Cut {
+    valid: Vec<bool>,
+    responses: Vec<[f32; CELLS]>,
+}
+
+/// A code as bit planes of 24-bit rows (bit x = cell x), and the mask.
+struct Code {
+    planes: Vec<[u32; GRID]>,
+    mask: [u32; GRID],
+}
+
+fn rows(bit: impl Fn(usize) -> bool) -> [u32; GRID] {
+    let mut rows = [0u32; GRID];
+    for cell in (0..CELLS).filter(|&c| bit(c)) {
+        rows[cell / GRID] |= 1 << (cell % GRID);
+    }
+    rows
+}
+
+impl Code {
+    fn new(cut: &Cut, family: Family) -> Code {
+        let valid = |c: usize| cut.valid[c];
+        let strongest = |c: usize| {
+            (0..ORIENTATIONS)
+                .min_by(|&a, &b| cut.responses[a][c].total_cmp(&cut.responses[b][c]))
+                .unwrap_or(0)
+        };
+        let competitive =
+            (0..3).map(|b| rows(|c| valid(c) && (GRAY_CODES[strongest(c)] >> b) & 1 == 1));
+        let signs = (0..ORIENTATIONS).map(|k| rows(|c| valid(c) && cut.responses[k][c] < 0.0));
+        let planes = match family {
+            Family::Competitive => competitive.collect(),
+            Family::Signs => signs.collect(),
+            Family::Fused => competitive.chain(signs).collect(),
+        };
+        Code {
+            planes,
+            mask: rows(valid),
+        }
+    }
+
+    /// Q16 distance, as `compare`: the closest shift with enough cells compared.
+    fn distance(&self, reference: &Code) -> u32 {
+        let shift = MAX_SHIFT;
+        let mut best = 1u32 << 16;
+        for dy in -shift..=shift {
+            for dx in -shift..=shift {
+                let moved = |row: u32| {
+                    if dx >= 0 {
+                        row >> dx
+                    } else {
+                        (row << -dx) & 0x00FF_FFFF
+                    }
+                };
+                let (mut compared, mut mismatched) = (0u64, 0u64);
+                for y in 0..GRID {
+                    let Some(ry) = y.checked_add_signed(dy as isize).filter(|&r| r < GRID) else {
+                        continue;
+                    };
+                    let mask = self.mask[y] & moved(reference.mask[ry]);
+                    compared += u64::from(mask.count_ones());
+                    for (p, r) in self.planes.iter().zip(&reference.planes) {
+                        mismatched += u64::from(((p[y] ^ moved(r[ry])) & mask).count_ones());
+                    }
+                }
+                if compared >= u64::from(MIN_OVERLAP_CELLS) {
+                    let bits = compared * self.planes.len() as u64;
+                    best = best.min(((mismatched << 16) / bits) as u32);
+                }
+            }
+        }
+        best
+    }
+}
+
+/// A set's usable captures: keys for the protocol and every pose's cut (the found pose first).
+struct Set {
+    name: &'static str,
+    identities: usize,
+    keys: Vec<SampleKey>,
+    cuts: Vec<Vec<Cut>>,
+}
+
+fn read_set(
+    folder: &Path,
+    name: &'static str,
+    kind: InputKind,
+    sessions: SessionRule,
+    extractor: &Extractor,
+    model: &FeatureModel,
+) -> Result<Set, String> {
+    let samples = scan(folder).map_err(|e| e.to_string())?;
+    let mut names: Vec<&str> = samples.iter().map(|s| s.identity.as_str()).collect();
+    names.dedup();
+    let cut = |image: &image::DynamicImage| -> Option<Vec<Cut>> {
+        let poses = probe_poses(kind);
+        let rois: Vec<Result<Roi, _>> = match kind {
+            InputKind::Hand if image.color().has_color() => {
+                roi::extract_roi_rgb_posed(&image.to_rgb8(), poses).ok()?
+            }
+            InputKind::Hand => roi::extract_roi_posed(&image.to_luma8(), poses).ok()?,
+            InputKind::Roi => {
+                let gray = image.to_luma8();
+                poses
+                    .iter()
+                    .map(|&pose| Roi::from_roi_image_posed(&gray, pose))
+                    .collect()
+            }
+        };
+        let mut cuts = Vec::new();
+        for (pose, roi) in rois.into_iter().enumerate() {
+            // As `extract_probe`: the found pose's refusal is the capture's, other poses drop out.
+            let extraction = roi.ok().and_then(|roi| {
+                let template = extractor.extract_from_roi(&roi).ok()?.template;
+                let responses = model.responses(roi.image.as_raw()).ok()?;
+                Some(Cut {
+                    valid: (0..CELLS)
+                        .map(|c| template.orientation(c % GRID, c / GRID).is_some())
+                        .collect(),
+                    responses: responses.0.to_vec(),
+                })
+            });
+            match extraction {
+                Some(cut) => cuts.push(cut),
+                None if pose == 0 => return None,
+                None => {}
+            }
+        }
+        Some(cuts)
+    };
+    let mut set = Set {
+        name,
+        identities: names.len(),
+        keys: Vec::new(),
+        cuts: Vec::new(),
+    };
+    let mut refused = 0;
+    for sample in &samples {
+        let image = load_file(sample)?;
+        match cut(&image) {
+            Some(cuts) => {
+                let identity = names.iter().position(|n| *n == sample.identity);
+                set.keys.push(SampleKey {
+                    identity: identity.unwrap_or(0) as u32,
+                    session: sessions.session(sample),
+                });
+                set.cuts.push(cuts);
+            }
+            None => refused += 1,
+        }
+    }
+    eprintln!(
+        "{name}: {} captures, {refused} refused, {} identities",
+        samples.len(),
+        set.identities
+    );
+    Ok(set)
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.3}", 100.0 * rate)
+}
+
+fn main() -> Result<(), String> {
+    let data = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: code_families DATA_DIR (the folder of the palm sets)")?,
+    );
+    let extractor = Extractor::builtin().map_err(|e| e.to_string())?;
+    let model = FeatureModel::builtin().map_err(|e| e.to_string())?;
+    let mut sets = Vec::new();
+    for (name, kind, sessions) in SETS {
+        let folder = data.join(name);
+        if folder.is_dir() {
+            sets.push(read_set(&folder, name, kind, sessions, &extractor, &model)?);
+        } else {
+            eprintln!("{name}: not in {}, left out", data.display());
+        }
+    }
+    println!(
+        "| code | set | EER 3 templates % | FNMR@1e-3 3 templates % | EER 1 template % | FNMR@1e-3 1 template % |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut validation = Vec::new();
+    for family in FAMILIES {
+        let mut family_trials = Vec::new();
+        for set in &sets {
+            let codes: Vec<Vec<Code>> = set
+                .cuts
+                .iter()
+                .map(|cuts| cuts.iter().map(|cut| Code::new(cut, family)).collect())
+                .collect();
+            // The later capture is the probe at every pose, the earlier the reference as found.
+            let distance = |earlier: usize, later: usize| {
+                codes[later]
+                    .iter()
+                    .map(|probe| probe.distance(&codes[earlier][0]))
+                    .min()
+                    .unwrap_or(1 << 16)
+            };
+            let three = enrolment(set.identities, &set.keys, 3, 3, distance);
+            let one = enrolment(set.identities, &set.keys, 1, 3, distance);
+            let [three_ci, one_ci] = [&three, &one].map(|t| with_confidence(t, 200, 1, 2));
+            let cell = |f: &palmgate_matcher::eval::protocol::FiguresCi, fnmr: bool| {
+                let (value, ci) = if fnmr {
+                    (f.figures.fnmr_at_fmr[1], f.fnmr_at_fmr_ci95[1])
+                } else {
+                    (f.figures.eer, f.eer_ci95)
+                };
+                format!(
+                    "{} [{}, {}]",
+                    percent(value),
+                    percent(ci[0]),
+                    percent(ci[1])
+                )
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                family.name(),
+                set.name,
+                cell(&three_ci, false),
+                cell(&three_ci, true),
+                cell(&one_ci, false),
+                cell(&one_ci, true),
+            );
+            family_trials.push((three, folds(set.identities, 5, 0x5eed)));
+        }
+        let pairs: Vec<(&Trials, &[usize])> = family_trials
+            .iter()
+            .map(|(t, f)| (t, f.as_slice()))
+            .collect();
+        validation.push(validate_calibration(&pairs, 5, &PROFILES));
+    }
+    println!();
+    println!(
+        "Profiles calibrated on 4 of 5 identity folds of every set, measured on the 5th (three templates; FMR / FNMR %):"
+    );
+    println!();
+    println!("| code | set | convenience (1e-2) | balanced (1e-3) | security (1e-4) |");
+    println!("|---|---|---|---|---|");
+    for (family, outcomes) in FAMILIES.iter().zip(&validation) {
+        for (set, outcome) in sets.iter().zip(outcomes) {
+            let cells: Vec<String> = outcome
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} / {} ({}/{}, {}/{})",
+                        percent(o.fmr),
+                        percent(o.fnmr),
+                        o.false_matches,
+                        o.impostors,
+                        o.false_non_matches,
+                        o.genuine
+                    )
+                })
+                .collect();
+            println!(
+                "| {} | {} | {} |",
+                family.name(),
+                set.name,
+                cells.join(" | ")
+            );
+        }
+    }
+    Ok(())
+}
