@@ -6,7 +6,8 @@
 //! credential went to the panel is held until then: published [`ANSWER_WINDOW`] after the read
 //! was delivered, with the LED colour and the beeps the panel commanded in its `detail`; or, when
 //! no poll collected the read, once the PD dropped it (or [`COLLECT_DEADLINE`] after it was
-//! queued). At shutdown every held event is published with what is known.
+//! queued; its detail says when the OSDP link was down then). At shutdown every held event is
+//! published with what is known.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -49,7 +50,7 @@ impl Pending {
     }
 
     /// The event with what the panel did in its detail.
-    fn finish(mut self, gate_stopping: bool) -> NewEvent {
+    fn finish(mut self, gate_stopping: bool, link_down: bool) -> NewEvent {
         let credential = self.credential;
         let outcome = match (self.delivered, self.dropped) {
             (Some(_), _) => {
@@ -84,6 +85,10 @@ impl Pending {
                     "{credential} queued for the panel; the gate stopped before it was collected"
                 )
             }
+            (None, false) if link_down => format!(
+                "{credential} not collected by the panel within {} s: the OSDP link is down",
+                COLLECT_DEADLINE.as_secs()
+            ),
             (None, false) => format!(
                 "{credential} not collected by the panel within {} s",
                 COLLECT_DEADLINE.as_secs()
@@ -127,6 +132,8 @@ fn beeps(command: &BuzzerCommand) -> Option<u8> {
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     pending: VecDeque<Pending>,
+    /// The OSDP link is down: a read not collected says why.
+    link_down: bool,
 }
 
 impl Answers {
@@ -141,6 +148,11 @@ impl Answers {
             led: None,
             buzzer: None,
         });
+    }
+
+    /// Whether the OSDP link is down now (see [`super::link`]).
+    pub(crate) fn set_link_down(&mut self, down: bool) {
+        self.link_down = down;
     }
 
     /// Takes what the PD reported at `now`.
@@ -192,7 +204,10 @@ impl Answers {
             .into_iter()
             .partition(|p| p.deadline() <= now);
         self.pending = waiting;
-        due.into_iter().map(|p| p.finish(false)).collect()
+        let link_down = self.link_down;
+        due.into_iter()
+            .map(|p| p.finish(false, link_down))
+            .collect()
     }
 
     /// When the next held event is due.
@@ -204,7 +219,7 @@ impl Answers {
     pub(crate) fn drain(&mut self) -> Vec<NewEvent> {
         std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|p| p.finish(true))
+            .map(|p| p.finish(true, false))
             .collect()
     }
 }
@@ -305,6 +320,15 @@ mod tests {
             events[0].detail.as_deref(),
             Some(
                 "palm verified; panel: h10301 facility 12 card 2 not collected by the panel within 6 s"
+            )
+        );
+        answers.hold(granted(), credential(3), t0);
+        answers.set_link_down(true);
+        let events = answers.due(t0 + COLLECT_DEADLINE);
+        assert_eq!(
+            events[0].detail.as_deref(),
+            Some(
+                "panel: h10301 facility 12 card 3 not collected by the panel within 6 s: the OSDP link is down"
             )
         );
     }
