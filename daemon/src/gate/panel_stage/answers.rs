@@ -134,6 +134,10 @@ pub(crate) struct Answers {
     pending: VecDeque<Pending>,
     /// The OSDP link is down: a read not collected says why.
     link_down: bool,
+    /// Reads reported as not collected that the PD still holds (it drops them at the next poll,
+    /// or delivers one whose report came late): the PD's next reports are theirs, not those of
+    /// the reads held after them.
+    abandoned: usize,
 }
 
 impl Answers {
@@ -158,6 +162,9 @@ impl Answers {
     /// Takes what the PD reported at `now`.
     pub(crate) fn pd_event(&mut self, event: &PdEvent, now: Instant) {
         match event {
+            PdEvent::CardDelivered { .. } | PdEvent::CardExpired { .. } if self.abandoned > 0 => {
+                self.abandoned -= 1;
+            }
             PdEvent::CardDelivered { .. } => {
                 if let Some(pending) = self.first_awaiting_delivery() {
                     pending.delivered = Some(now);
@@ -204,6 +211,7 @@ impl Answers {
             .into_iter()
             .partition(|p| p.deadline() <= now);
         self.pending = waiting;
+        self.abandoned += due.iter().filter(|p| p.awaiting_delivery()).count();
         let link_down = self.link_down;
         due.into_iter()
             .map(|p| p.finish(false, link_down))
@@ -329,6 +337,31 @@ mod tests {
             events[0].detail.as_deref(),
             Some(
                 "panel: h10301 facility 12 card 3 not collected by the panel within 6 s: the OSDP link is down"
+            )
+        );
+    }
+
+    /// A read given up on while the link was down is still in the PD: when the link is back,
+    /// the PD drops it at the first poll, and that report must not be taken for the read held
+    /// after it, which is then delivered.
+    #[test]
+    fn a_read_given_up_on_is_not_confused_with_the_next_one() {
+        let t0 = Instant::now();
+        let mut answers = Answers::default();
+        answers.set_link_down(true);
+        answers.hold(granted(), credential(1), t0);
+        assert_eq!(answers.due(t0 + COLLECT_DEADLINE).len(), 1);
+        answers.set_link_down(false);
+        let later = t0 + Duration::from_secs(10);
+        answers.hold(granted(), credential(2), later);
+        answers.pd_event(&PdEvent::CardExpired { bits: 26 }, later);
+        answers.pd_event(&PdEvent::CardDelivered { bits: 26 }, later);
+        let events = answers.due(later + ANSWER_WINDOW);
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].detail.as_deref(),
+            Some(
+                "panel: h10301 facility 12 card 2 delivered over OSDP; no LED or buzzer answer within 1500 ms"
             )
         );
     }

@@ -46,8 +46,8 @@ pub(crate) enum LinkInput {
 /// What the panel task does.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum LinkAction {
-    /// Publish this event.
-    Publish(NewEvent),
+    /// Publish this event (boxed: an event is large beside the other action).
+    Publish(Box<NewEvent>),
     /// Ask the serial task to open the port ([`palmgate_panel::osdp::serial::PdRequest::Reopen`]).
     Reopen,
 }
@@ -114,7 +114,9 @@ impl PanelLink {
             (State::Ended, _) => Vec::new(),
             (_, LinkInput::TaskEnded(why)) => {
                 self.state = State::Ended;
-                vec![LinkAction::Publish(PanelAlarms::link_stopped(&why, time))]
+                vec![LinkAction::Publish(Box::new(PanelAlarms::link_stopped(
+                    &why, time,
+                )))]
             }
             (State::Up { since }, LinkInput::Lost(why)) => {
                 if now.saturating_duration_since(*since) >= STABLE_AFTER {
@@ -122,12 +124,12 @@ impl PanelLink {
                 }
                 self.attempts = 0;
                 let retry_in = self.failed(now, now);
-                vec![LinkAction::Publish(PanelAlarms::link_lost(
+                vec![LinkAction::Publish(Box::new(PanelAlarms::link_lost(
                     &why,
                     retry_in,
                     self.backoff.max,
                     time,
-                ))]
+                )))]
             }
             // Opened, then failed before the panel was heard: still the same outage.
             (State::Reopened { lost }, LinkInput::Lost(_)) => {
@@ -147,7 +149,11 @@ impl PanelLink {
             (State::Reopened { lost }, LinkInput::PanelHeard) => {
                 let down_for = now.saturating_duration_since(*lost);
                 self.state = State::Up { since: now };
-                vec![LinkAction::Publish(restored(down_for, self.attempts, time))]
+                vec![LinkAction::Publish(Box::new(restored(
+                    down_for,
+                    self.attempts,
+                    time,
+                )))]
             }
             (
                 State::Down {

@@ -440,7 +440,7 @@ fn carry_out(
 ) {
     for action in actions {
         match action {
-            LinkAction::Publish(event) => publish(outbox, event),
+            LinkAction::Publish(event) => publish(outbox, *event),
             LinkAction::Reopen => {
                 let Some(parts) = osdp else { continue };
                 if let Err(error) = parts.requests.try_send(PdRequest::Reopen) {
@@ -451,7 +451,7 @@ fn carry_out(
                         panel_link.input(LinkInput::OpenFailed(why), now, Timestamp::now())
                     {
                         if let LinkAction::Publish(event) = action {
-                            publish(outbox, event);
+                            publish(outbox, *event);
                         }
                     }
                 }
