@@ -38,6 +38,7 @@ use palmgate_panel::osdp::serial::{LinkEvent, PdRequest};
 use palmgate_panel::output::{PanelOutput, Transport, Verdict, start_osdp};
 use palmgate_panel::wiegand::{WiegandEmitter, WiegandError};
 use palmgate_panel::{Credential, CredentialMap, MapError, PanelError};
+use palmgate_sensor::device::Backoff;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -164,6 +165,7 @@ pub(crate) fn start(
         held_rx,
         pins,
         outbox,
+        RECONNECT_BACKOFF,
         stop,
     ));
     let stage = PanelStage {
@@ -327,12 +329,13 @@ async fn run(
     mut held: mpsc::UnboundedReceiver<Held>,
     mut pins: Option<FeedbackPins>,
     outbox: Arc<Outbox>,
+    reconnect: Backoff,
     stop: StopSignal,
 ) {
     let mut answers = Answers::default();
     let mut alarms = PanelAlarms::default();
     let mut feedback = ReaderFeedback::new(Instant::now());
-    let mut panel_link = PanelLink::new(RECONNECT_BACKOFF, Instant::now());
+    let mut panel_link = PanelLink::new(reconnect, Instant::now());
     let stop = stop.wait();
     tokio::pin!(stop);
     loop {
