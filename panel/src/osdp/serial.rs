@@ -191,8 +191,8 @@ fn apply(pd: &mut Pd, request: PdRequest) {
     }
 }
 
-/// Serves `pd` on `line` until the requests channel closes (Ok) or the line fails.
-pub async fn serve<L>(
+/// Serves `pd` on the open `line` until the requests channel closes (Ok) or the line fails.
+async fn serve<L>(
     line: &mut L,
     pd: &mut Pd,
     requests: &mut mpsc::Receiver<PdRequest>,
