@@ -61,6 +61,9 @@ pub enum EventKind {
     /// commissioned (`reason`: `secure_channel_refused` — a wrong key or a bad MAC on the bus —,
     /// `link_failed`, `comset_not_stored`; `detail` says what and how often).
     AlarmPanelLink,
+    /// `panel.link_restored`: in reader mode, the OSDP link that failed (`alarm.panel_link`,
+    /// `link_failed`) is back: the port is open again and the panel polls the gate.
+    PanelLinkRestored,
     /// `card.erased`: A card's templates were erased (with a signed deletion receipt).
     CardErased,
     /// `enrol.consent`: The enrolment station recorded a person's consent (the consent text's hash, no biometric data).
@@ -129,7 +132,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [Self; 39] = [
+    pub const ALL: [Self; 40] = [
         Self::AccessGranted,
         Self::AccessDenied,
         Self::AccessRemoteUnlock,
@@ -138,6 +141,7 @@ impl EventKind {
         Self::AlarmEventsLost,
         Self::AlarmPresentationAttack,
         Self::AlarmPanelLink,
+        Self::PanelLinkRestored,
         Self::CardErased,
         Self::EnrolConsent,
         Self::EnrolCompleted,
@@ -182,6 +186,7 @@ impl EventKind {
             Self::AlarmEventsLost => "alarm.events_lost",
             Self::AlarmPresentationAttack => "alarm.presentation_attack",
             Self::AlarmPanelLink => "alarm.panel_link",
+            Self::PanelLinkRestored => "panel.link_restored",
             Self::CardErased => "card.erased",
             Self::EnrolConsent => "enrol.consent",
             Self::EnrolCompleted => "enrol.completed",
@@ -299,7 +304,8 @@ impl Reason {
     /// The OSDP secure channel refused the panel's side: a wrong key, a bad MAC, the default key
     /// outside install mode (`alarm.panel_link`).
     pub const SECURE_CHANNEL_REFUSED: Self = Self::from_static("secure_channel_refused");
-    /// The OSDP serial link stopped (`alarm.panel_link`): the panel gets no card data.
+    /// The OSDP serial link failed (`alarm.panel_link`): the panel gets no card data until it is
+    /// back (`panel.link_restored`).
     pub const LINK_FAILED: Self = Self::from_static("link_failed");
     /// The panel's new communication settings (COMSET) could not be stored, so were refused
     /// (`alarm.panel_link`).

@@ -14,10 +14,10 @@ use crate::config::{OsdpSettings, PanelSettings};
 use crate::credential::{Credential, WiegandBits};
 use crate::credential_map::{CardId, CredentialMap};
 use crate::osdp::command::ComSet;
-use crate::osdp::pd::{Pd, PdConfig, PdEvent, PdStore, system_random};
+use crate::osdp::pd::{Pd, PdConfig, PdStore, system_random};
 use crate::osdp::reply::Identity;
 use crate::osdp::secure::Key;
-use crate::osdp::serial::{self, PdRequest, SerialError};
+use crate::osdp::serial::{self, LinkEvent, Opener, PdRequest, SerialError, SerialPort};
 use crate::wiegand::{Sending, WiegandEmitter, WiegandError};
 
 /// What the gate decided.
@@ -65,15 +65,9 @@ pub enum PanelError {
         #[source]
         source: std::io::Error,
     },
-    /// The serial port cannot be opened.
-    #[error("{device}: cannot open the OSDP serial port")]
-    Serial {
-        /// The device.
-        device: String,
-        /// Why.
-        #[source]
-        source: tokio_serial::Error,
-    },
+    /// The serial port cannot be opened at start-up.
+    #[error(transparent)]
+    Serial(SerialError),
 }
 
 /// The wire.
@@ -318,15 +312,16 @@ impl PdStore for FileStore {
 }
 
 /// The running OSDP side: the gate keeps `requests` (in its [`PanelOutput`]) and reads `events`
-/// (LED, buzzer, secure channel refusals…); `task` ends when the line fails.
+/// (LED, buzzer, secure channel refusals…, and the port lost or opened again: the gate asks for
+/// a reopen with [`PdRequest::Reopen`], see [`serial::run`]); `task` ends when `requests` closes.
 #[derive(Debug)]
 pub struct OsdpLink {
-    /// Requests to the PD task (card data, tamper, inputs).
+    /// Requests to the PD task (card data, tamper, inputs, reopen).
     pub requests: mpsc::Sender<PdRequest>,
-    /// What the PD reports.
-    pub events: mpsc::UnboundedReceiver<PdEvent>,
+    /// What the PD and the port report.
+    pub events: mpsc::UnboundedReceiver<LinkEvent>,
     /// The task.
-    pub task: tokio::task::JoinHandle<Result<(), SerialError>>,
+    pub task: tokio::task::JoinHandle<()>,
     /// The address and speed in force.
     pub in_force: ComSet,
     /// Whether they come from the panel's last `osdp_COMSET` rather than the configuration.
@@ -348,11 +343,10 @@ pub fn start_osdp(settings: &OsdpSettings) -> Result<OsdpLink, PanelError> {
         address: settings.address,
         baud: settings.baud,
     });
-    let line =
-        serial::open(&settings.device, in_force.baud).map_err(|source| PanelError::Serial {
-            device: settings.device.clone(),
-            source,
-        })?;
+    // At start-up a port that cannot be opened is a configuration error, reported at once;
+    // once running, the gate opens it again after a failure.
+    let mut port = SerialPort::new(settings.device.clone());
+    let line = port.open(in_force.baud).map_err(PanelError::Serial)?;
     let pd = Pd::new(
         pd_config(settings, in_force, key.is_some()),
         key,
@@ -361,7 +355,7 @@ pub fn start_osdp(settings: &OsdpSettings) -> Result<OsdpLink, PanelError> {
     );
     let (requests, receiver) = mpsc::channel(OSDP_QUEUE);
     let (events_sender, events) = mpsc::unbounded_channel();
-    let task = tokio::spawn(serial::serve(line, pd, receiver, events_sender));
+    let task = tokio::spawn(serial::run(port, line, pd, receiver, events_sender));
     Ok(OsdpLink {
         requests,
         events,

@@ -5,7 +5,8 @@
 //!   `[panel]` section: the OSDP peripheral device on its serial port (or the Wiegand output),
 //!   the reader feedback pins the panel drives. It reads verdicts on standard input, one per
 //!   line — `grant CARD_ID_HEX`, `duress CARD_ID_HEX`, `deny [CARD_ID_HEX]`, `tamper on|off` —
-//!   and reports everything as JSON lines on standard output.
+//!   and reports everything as JSON lines on standard output. It stops when the serial line
+//!   fails (`link_lost`): the gate's reconnection is `palmgate run`'s.
 //! - `palmgate-panel sign-map --issuer-key ISSUER.key MAP.toml` signs a credential map (writes
 //!   `MAP.toml.sig`).
 
@@ -21,7 +22,7 @@ use palmgate_panel::credential_map::{self, CardId, CredentialMap};
 use palmgate_panel::feedback::{FeedbackPins, ReaderFeedback};
 use palmgate_panel::osdp::command::Color;
 use palmgate_panel::osdp::pd::PdEvent;
-use palmgate_panel::osdp::serial::PdRequest;
+use palmgate_panel::osdp::serial::{LinkEvent, PdRequest};
 use palmgate_panel::output::{PanelOutput, Transport, Verdict, start_osdp};
 use palmgate_panel::wiegand::WiegandEmitter;
 use serde_json::json;
@@ -285,7 +286,15 @@ async fn serve(settings: PanelSettings, map: CredentialMap, simulate: bool) -> a
                     None => std::future::pending().await,
                 }
             } => {
-                let Some(event) = event else { break };
+                let event = match event {
+                    Some(LinkEvent::Pd(event)) => event,
+                    Some(LinkEvent::Lost(error)) => {
+                        emit(json!({"event": "link_lost", "reason": format!("{:#}", anyhow::Error::new(error))}));
+                        break;
+                    }
+                    Some(_) => continue,
+                    None => break,
+                };
                 let now = std::time::Instant::now();
                 match &event {
                     PdEvent::Led(led) => reader.led(led, now),

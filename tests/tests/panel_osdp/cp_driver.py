@@ -16,6 +16,10 @@ Commands on stdin:
   comset ADDRESS BAUD          osdp_COMSET
   status_report local|input    osdp_LSTAT / osdp_ISTAT: {"report": {"type", "nr_entries", "mask"}}
   corrupt_mac                  flip one MAC byte of the next secured command (CRC kept valid)
+  unplug                       close the pty (both sides): the PD's port fails and its device node
+                               disappears, as when a USB-RS485 adapter is pulled; the CP keeps
+                               polling into nothing
+  plug                         a new pty for the CP: {"pty": path of the new slave}
   quit
 """
 
@@ -106,12 +110,17 @@ def submit_buzzer(cp, address):
     })
 
 
-def main():
+def new_pty():
     master, slave = os.openpty()
     tty.setraw(master)
     tty.setraw(slave)
     flags = fcntl.fcntl(master, fcntl.F_GETFL)
     fcntl.fcntl(master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    return master, slave
+
+
+def main():
+    master, slave = new_pty()
     print("PTY " + os.ttyname(slave), flush=True)
     channel = PtyChannel(master)
     cp = None
@@ -202,6 +211,16 @@ def main():
             while time.time() < deadline and channel.corrupt_next:
                 time.sleep(0.02)
             say({"corrupted": channel.corrupted})
+        elif command == "unplug":
+            # The CP's reads and writes fail quietly on the closed descriptor until `plug`.
+            channel.fd = -1
+            os.close(master)
+            os.close(slave)
+            say({"unplugged": True})
+        elif command == "plug":
+            master, slave = new_pty()
+            channel.fd = master
+            say({"pty": os.ttyname(slave)})
         elif command == "quit":
             break
         else:

@@ -30,6 +30,8 @@ use serde_json::Value;
 use super::{BUZZER_PIN, ControlPanel, GREEN_PIN, KEY, RED_PIN, WRONG_KEY};
 
 const GATE: &str = "panel-gate";
+/// The gate whose serial link breaks and comes back.
+const RELINK_GATE: &str = "panel-relink";
 /// Alice: H10301 facility 12 card 3456 = `0606c040` (docs/panel-integration.md's worked example).
 const ALICE_DATA: &str = "0606c040";
 
@@ -296,6 +298,116 @@ fn the_gate_as_an_osdp_reader_of_libosdps_control_panel() {
     assert!(
         log.contains("default key SCBK-D refused: not in install mode"),
         "the refused SCBK-D is reported; log:\n{log}"
+    );
+}
+
+/// The serial link breaks and comes back at the same path, as a USB-RS485 adapter pulled and
+/// plugged in again behind its `/dev/serial/by-id/…` link: the gate's `device` is a link to the
+/// CP's pty; the CP closes that pty (the gate's port fails) and the link is removed for several
+/// reopen attempts, then the CP opens a new pty, the link points at it and the CP starts
+/// polling again. The gate, never
+/// restarted, serves the panel again: Alice's card data reaches the CP, and MQTT shows one
+/// `alarm.panel_link` (`link_failed`) for the whole outage and one `panel.link_restored`. Her
+/// presentation during the outage is published saying the panel never got it, and is not
+/// delivered late.
+#[test]
+fn the_gate_serves_the_panel_again_after_the_serial_link_breaks() {
+    require_pcscd_vpcd();
+    require_mqtt();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let root = site.root.clone();
+    let mut cp = ControlPanel::spawn();
+    let device = root.join("osdp-tty");
+    std::os::unix::fs::symlink(&cp.pty, &device).expect("device link");
+    let mut alice = site.alice_at_the_gate(RELINK_GATE, 5, |text| {
+        let state = std::fs::read(root.join("alice.card")).expect("alice's card");
+        let identity =
+            palmgate_card::host::platform::identity_of_state(&state).expect("card state");
+        write_credential_map(
+            &site.issuer,
+            &root.join("credentials.toml"),
+            &hex::encode(identity.card_id),
+            "ffffffffffffffffffffffffffffffff",
+        );
+        format!(
+            "{text}{}",
+            panel_section(&root, &device, "require_secure = false")
+        )
+    });
+    cp.ask("start 1 none");
+    assert_eq!(cp.ask("wait_online 20")["online"], true);
+    alice_is_granted(&mut alice, &mut cp);
+
+    assert_eq!(cp.ask("unplug")["unplugged"], true);
+    std::fs::remove_file(&device).expect("device link removed");
+    let alarm = alice.mqtt.wait_for("/event/alarm.panel_link", PATIENCE);
+    assert_eq!(field(&alarm, "reason").as_deref(), Some("link_failed"));
+    assert!(
+        field(&alarm, "detail")
+            .unwrap_or_default()
+            .starts_with("OSDP link lost: "),
+        "{alarm}"
+    );
+    // Alice while the link is down (several attempts to open the port fail meanwhile): the
+    // gate grants, the read waits for the panel, and after the 5 s limit her event says why the
+    // panel never got it.
+    let card = VirtualCard::insert(&alice.card);
+    let granted = alice.mqtt.wait_for("/event/access.granted", PATIENCE);
+    card.remove();
+    assert_eq!(
+        field(&granted, "detail").as_deref(),
+        Some(
+            "panel: h10301 facility 12 card 3456 not collected by the panel within 6 s: the OSDP link is down"
+        ),
+        "{granted}"
+    );
+
+    let plugged = cp.ask("plug");
+    let pty = plugged["pty"].as_str().expect("the new pty");
+    std::os::unix::fs::symlink(pty, &device).expect("device link again");
+    // libosdp's CP took the silent PD offline for 300 s (a real panel retries at its own pace):
+    // a new CP polls at once.
+    cp.ask("stop");
+    cp.ask("start 1 none");
+    let restored = alice.mqtt.wait_for("/event/panel.link_restored", PATIENCE);
+    let detail = field(&restored, "detail").unwrap_or_default();
+    assert!(
+        detail.starts_with("OSDP link back after ")
+            && detail.ends_with("the panel polls the gate again"),
+        "{restored}"
+    );
+    assert_eq!(cp.ask("wait_online 20")["online"], true);
+    assert_eq!(
+        card_at_the_cp(&mut cp, 2),
+        Value::Null,
+        "the read of the outage is never delivered late"
+    );
+    alice_is_granted(&mut alice, &mut cp);
+    cp.ask("quit");
+
+    let events = alice.mqtt.all().to_vec();
+    let count = |kind: &str| {
+        events
+            .iter()
+            .filter(|line| {
+                line.split_once(' ')
+                    .is_some_and(|(topic, _)| topic.ends_with(kind))
+            })
+            .count()
+    };
+    assert_eq!(
+        (
+            count("/event/alarm.panel_link"),
+            count("/event/panel.link_restored")
+        ),
+        (1, 1),
+        "one alarm for the outage, one restoration: {events:#?}"
+    );
+    let log = alice.stop();
+    assert!(
+        log.matches("OSDP port not opened").count() >= 2,
+        "several attempts failed while unplugged; log:\n{log}"
     );
 }
 

@@ -1,5 +1,5 @@
 //! `alarm.panel_link`: what goes wrong on the panel's side is published, not only logged
-//! (I/O-free; the time is passed in).
+//! (I/O-free; the time is passed in). When the serial link fails is [`super::link`]'s decision.
 //!
 //! A refused secure channel means that something on the RS-485 bus is not the commissioned panel,
 //! or that the panel lost its key: a facility manager must hear of it. A device on the bus can
@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use palmgate_panel::osdp::pd::PdEvent;
+use palmgate_panel::osdp::pd::{CARD_READ_TTL, PdEvent};
 
 use crate::event::{EventKind, NewEvent, Outcome, Reason, Timestamp};
 
@@ -62,12 +62,33 @@ impl PanelAlarms {
         }
     }
 
-    /// The OSDP serial task ended: the panel gets no card data until the gate restarts.
-    pub(crate) fn link_failed(why: &str, time: Timestamp) -> NewEvent {
+    /// The OSDP link failed: the panel gets no card data until it is back; the gate opens the
+    /// port again in `retry_in`, then at most every `max`.
+    pub(crate) fn link_lost(
+        why: &str,
+        retry_in: Duration,
+        max: Duration,
+        time: Timestamp,
+    ) -> NewEvent {
         alarm(
             Reason::LINK_FAILED,
             format!(
-                "OSDP link stopped: {why}; the panel gets no card data until the gate restarts"
+                "OSDP link lost: {why}; the gate opens the port again in {} s, then at most every \
+                 {} s; card data for the panel waits at most {} s",
+                retry_in.as_secs_f64(),
+                max.as_secs_f64(),
+                CARD_READ_TTL.as_secs()
+            ),
+            time,
+        )
+    }
+
+    /// The OSDP serial task itself ended (a bug): nothing opens the port again.
+    pub(crate) fn link_stopped(why: &str, time: Timestamp) -> NewEvent {
+        alarm(
+            Reason::LINK_FAILED,
+            format!(
+                "OSDP link task stopped: {why}; the panel gets no card data until the gate restarts"
             ),
             time,
         )
@@ -147,7 +168,7 @@ mod tests {
                 .pd_event(&PdEvent::KeyInstalled, Instant::now(), time)
                 .is_none()
         );
-        let failed = PanelAlarms::link_failed("serial port gone", time);
-        assert_eq!(failed.reason, Some(Reason::LINK_FAILED));
+        let stopped = PanelAlarms::link_stopped("panicked", time);
+        assert_eq!(stopped.reason, Some(Reason::LINK_FAILED));
     }
 }

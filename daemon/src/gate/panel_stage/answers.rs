@@ -6,7 +6,8 @@
 //! credential went to the panel is held until then: published [`ANSWER_WINDOW`] after the read
 //! was delivered, with the LED colour and the beeps the panel commanded in its `detail`; or, when
 //! no poll collected the read, once the PD dropped it (or [`COLLECT_DEADLINE`] after it was
-//! queued). At shutdown every held event is published with what is known.
+//! queued; its detail says when the OSDP link was down then). At shutdown every held event is
+//! published with what is known.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -49,7 +50,7 @@ impl Pending {
     }
 
     /// The event with what the panel did in its detail.
-    fn finish(mut self, gate_stopping: bool) -> NewEvent {
+    fn finish(mut self, gate_stopping: bool, link_down: bool) -> NewEvent {
         let credential = self.credential;
         let outcome = match (self.delivered, self.dropped) {
             (Some(_), _) => {
@@ -84,6 +85,10 @@ impl Pending {
                     "{credential} queued for the panel; the gate stopped before it was collected"
                 )
             }
+            (None, false) if link_down => format!(
+                "{credential} not collected by the panel within {} s: the OSDP link is down",
+                COLLECT_DEADLINE.as_secs()
+            ),
             (None, false) => format!(
                 "{credential} not collected by the panel within {} s",
                 COLLECT_DEADLINE.as_secs()
@@ -127,6 +132,12 @@ fn beeps(command: &BuzzerCommand) -> Option<u8> {
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     pending: VecDeque<Pending>,
+    /// The OSDP link is down: a read not collected says why.
+    link_down: bool,
+    /// Reads reported as not collected that the PD still holds (it drops them at the next poll,
+    /// or delivers one whose report came late): the PD's next reports are theirs, not those of
+    /// the reads held after them.
+    abandoned: usize,
 }
 
 impl Answers {
@@ -143,9 +154,17 @@ impl Answers {
         });
     }
 
+    /// Whether the OSDP link is down now (see [`super::link`]).
+    pub(crate) fn set_link_down(&mut self, down: bool) {
+        self.link_down = down;
+    }
+
     /// Takes what the PD reported at `now`.
     pub(crate) fn pd_event(&mut self, event: &PdEvent, now: Instant) {
         match event {
+            PdEvent::CardDelivered { .. } | PdEvent::CardExpired { .. } if self.abandoned > 0 => {
+                self.abandoned -= 1;
+            }
             PdEvent::CardDelivered { .. } => {
                 if let Some(pending) = self.first_awaiting_delivery() {
                     pending.delivered = Some(now);
@@ -192,7 +211,11 @@ impl Answers {
             .into_iter()
             .partition(|p| p.deadline() <= now);
         self.pending = waiting;
-        due.into_iter().map(|p| p.finish(false)).collect()
+        self.abandoned += due.iter().filter(|p| p.awaiting_delivery()).count();
+        let link_down = self.link_down;
+        due.into_iter()
+            .map(|p| p.finish(false, link_down))
+            .collect()
     }
 
     /// When the next held event is due.
@@ -204,7 +227,7 @@ impl Answers {
     pub(crate) fn drain(&mut self) -> Vec<NewEvent> {
         std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|p| p.finish(true))
+            .map(|p| p.finish(true, false))
             .collect()
     }
 }
@@ -305,6 +328,40 @@ mod tests {
             events[0].detail.as_deref(),
             Some(
                 "palm verified; panel: h10301 facility 12 card 2 not collected by the panel within 6 s"
+            )
+        );
+        answers.hold(granted(), credential(3), t0);
+        answers.set_link_down(true);
+        let events = answers.due(t0 + COLLECT_DEADLINE);
+        assert_eq!(
+            events[0].detail.as_deref(),
+            Some(
+                "panel: h10301 facility 12 card 3 not collected by the panel within 6 s: the OSDP link is down"
+            )
+        );
+    }
+
+    /// A read given up on while the link was down is still in the PD: when the link is back,
+    /// the PD drops it at the first poll, and that report must not be taken for the read held
+    /// after it, which is then delivered.
+    #[test]
+    fn a_read_given_up_on_is_not_confused_with_the_next_one() {
+        let t0 = Instant::now();
+        let mut answers = Answers::default();
+        answers.set_link_down(true);
+        answers.hold(granted(), credential(1), t0);
+        assert_eq!(answers.due(t0 + COLLECT_DEADLINE).len(), 1);
+        answers.set_link_down(false);
+        let later = t0 + Duration::from_secs(10);
+        answers.hold(granted(), credential(2), later);
+        answers.pd_event(&PdEvent::CardExpired { bits: 26 }, later);
+        answers.pd_event(&PdEvent::CardDelivered { bits: 26 }, later);
+        let events = answers.due(later + ANSWER_WINDOW);
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].detail.as_deref(),
+            Some(
+                "panel: h10301 facility 12 card 2 delivered over OSDP; no LED or buzzer answer within 1500 ms"
             )
         );
     }

@@ -15,11 +15,14 @@
 //! - [`routing`]: which actions go to the panel (I/O-free).
 //! - [`answers`]: the panel's answer attached to the event (I/O-free).
 //! - [`alarms`]: `alarm.panel_link` for a refused secure channel or a failed link (I/O-free).
+//! - [`link`]: the OSDP serial link lost and back: when to open the port again, one alarm per
+//!   outage and `panel.link_restored` (I/O-free).
 //! - `pd_log`: the PD's reports in the log.
 //! - this module: start-up, the stage the main loop calls, the panel task.
 
 pub(crate) mod alarms;
 pub(crate) mod answers;
+pub(crate) mod link;
 mod pd_log;
 pub(crate) mod routing;
 
@@ -31,15 +34,17 @@ use palmgate_door::{Backend, GpioError};
 use palmgate_panel::config::{PanelProtocol, PanelSettings};
 use palmgate_panel::feedback::{FeedbackPins, ReaderFeedback};
 use palmgate_panel::osdp::pd::PdEvent;
-use palmgate_panel::osdp::serial::{PdRequest, SerialError};
+use palmgate_panel::osdp::serial::{LinkEvent, PdRequest};
 use palmgate_panel::output::{PanelOutput, Transport, Verdict, start_osdp};
 use palmgate_panel::wiegand::{WiegandEmitter, WiegandError};
 use palmgate_panel::{Credential, CredentialMap, MapError, PanelError};
+use palmgate_sensor::device::Backoff;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use self::alarms::PanelAlarms;
 use self::answers::Answers;
+use self::link::{LinkAction, LinkInput, PanelLink, RECONNECT_BACKOFF};
 use super::devices::StopSignal;
 use crate::access::Action;
 use crate::config::Settings;
@@ -152,10 +157,15 @@ pub(crate) fn start(
     };
     let (held, held_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(run(
-        link.map(|link| (link.events, link.task)),
+        link.map(|link| OsdpParts {
+            events: link.events,
+            task: link.task,
+            requests: link.requests,
+        }),
         held_rx,
         pins,
         outbox,
+        RECONNECT_BACKOFF,
         stop,
     ));
     let stage = PanelStage {
@@ -304,40 +314,51 @@ fn publish(outbox: &Outbox, event: NewEvent) {
     }
 }
 
-type OsdpParts = (
-    mpsc::UnboundedReceiver<PdEvent>,
-    JoinHandle<Result<(), SerialError>>,
-);
+/// The OSDP task as the panel task sees it.
+struct OsdpParts {
+    events: mpsc::UnboundedReceiver<LinkEvent>,
+    task: JoinHandle<()>,
+    /// For [`PdRequest::Reopen`].
+    requests: mpsc::Sender<PdRequest>,
+}
 
-/// The panel task: the PD's reports, the reader feedback the panel drives, the held events.
+/// The panel task: the PD's reports, the reader feedback the panel drives, the held events, the
+/// serial link lost and opened again ([`link`]).
 async fn run(
     mut osdp: Option<OsdpParts>,
     mut held: mpsc::UnboundedReceiver<Held>,
     mut pins: Option<FeedbackPins>,
     outbox: Arc<Outbox>,
+    reconnect: Backoff,
     stop: StopSignal,
 ) {
     let mut answers = Answers::default();
     let mut alarms = PanelAlarms::default();
     let mut feedback = ReaderFeedback::new(Instant::now());
+    let mut panel_link = PanelLink::new(reconnect, Instant::now());
     let stop = stop.wait();
     tokio::pin!(stop);
     loop {
         let now = Instant::now();
-        let wake = [answers.next_deadline(), feedback.next_change(now)]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            answers.next_deadline(),
+            feedback.next_change(now),
+            panel_link.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let mut link_input = None;
         tokio::select! {
             () = &mut stop => break,
             Some(held) = held.recv() => answers.hold(held.event, held.credential, held.queued),
             event = async {
                 match osdp.as_mut() {
-                    Some((events, _)) => events.recv().await,
+                    Some(parts) => parts.events.recv().await,
                     None => std::future::pending().await,
                 }
             } => match event {
-                Some(event) => {
+                Some(LinkEvent::Pd(event)) => {
                     let now = Instant::now();
                     pd_log::report(&event);
                     if let Some(alarm) = alarms.pd_event(&event, now, Timestamp::now()) {
@@ -350,19 +371,31 @@ async fn run(
                     }
                     answers.pd_event(&event, now);
                 }
+                Some(LinkEvent::Lost(error)) => {
+                    let why = error_chain(&error);
+                    tracing::warn!(error = %why, "OSDP link lost: opening the port again");
+                    link_input = Some(LinkInput::Lost(why));
+                }
+                Some(LinkEvent::OpenFailed(error)) => {
+                    let why = error_chain(&error);
+                    // Every attempt of an outage fails the same way; the alarm already said why.
+                    tracing::debug!(error = %why, "OSDP port not opened");
+                    link_input = Some(LinkInput::OpenFailed(why));
+                }
+                Some(LinkEvent::Opened) => {
+                    tracing::info!("OSDP port opened again; waiting for the panel's poll");
+                    link_input = Some(LinkInput::Opened);
+                }
+                Some(LinkEvent::PanelHeard) => link_input = Some(LinkInput::PanelHeard),
+                Some(other) => tracing::debug!(?other, "OSDP link report not handled"),
                 None => {
-                    if let Some((_, task)) = osdp.take() {
-                        match task.await {
-                            Ok(Ok(())) => tracing::info!("OSDP link stopped"),
-                            Ok(Err(error)) => {
-                                tracing::error!(error = %error_chain(&error), "OSDP link failed: the panel gets no card data until the gate restarts");
-                                publish(&outbox, PanelAlarms::link_failed(&error_chain(&error), Timestamp::now()));
-                            }
-                            Err(error) => {
-                                tracing::error!(%error, "OSDP link task failed");
-                                publish(&outbox, PanelAlarms::link_failed(&error.to_string(), Timestamp::now()));
-                            }
-                        }
+                    if let Some(parts) = osdp.take() {
+                        let why = match parts.task.await {
+                            Ok(()) => "the gate's side closed".to_string(),
+                            Err(error) => error.to_string(),
+                        };
+                        tracing::error!(error = %why, "OSDP link task stopped: the panel gets no card data until the gate restarts");
+                        link_input = Some(LinkInput::TaskEnded(why));
                     }
                 }
             },
@@ -374,6 +407,11 @@ async fn run(
             } => {}
         }
         let now = Instant::now();
+        for input in link_input.into_iter().chain([LinkInput::Tick]) {
+            let actions = panel_link.input(input, now, Timestamp::now());
+            carry_out(actions, &mut panel_link, osdp.as_ref(), &outbox, now);
+        }
+        answers.set_link_down(panel_link.is_down());
         for event in answers.due(now) {
             publish(&outbox, event);
         }
@@ -390,8 +428,38 @@ async fn run(
     for event in answers.drain() {
         publish(&outbox, event);
     }
-    if let Some((_, task)) = osdp {
-        task.abort();
+    if let Some(parts) = osdp {
+        parts.task.abort();
+    }
+}
+
+/// Does what the link's state machine decided.
+fn carry_out(
+    actions: Vec<LinkAction>,
+    panel_link: &mut PanelLink,
+    osdp: Option<&OsdpParts>,
+    outbox: &Outbox,
+    now: Instant,
+) {
+    for action in actions {
+        match action {
+            LinkAction::Publish(event) => publish(outbox, *event),
+            LinkAction::Reopen => {
+                let Some(parts) = osdp else { continue };
+                if let Err(error) = parts.requests.try_send(PdRequest::Reopen) {
+                    // Not even asked: a failed attempt, so the back-off goes on (the serial task
+                    // drains its queue while the port is closed, so this is not expected).
+                    let why = format!("the OSDP task did not take the reopen request: {error}");
+                    for action in
+                        panel_link.input(LinkInput::OpenFailed(why), now, Timestamp::now())
+                    {
+                        if let LinkAction::Publish(event) = action {
+                            publish(outbox, *event);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -3,9 +3,10 @@ use std::path::Path;
 use palmgate_card::host::issuer::IssuerKey;
 use palmgate_door::{Level, SimulatedGpio};
 use palmgate_panel::credential_map;
+use palmgate_panel::osdp::serial::SerialError;
 
 use super::*;
-use crate::event::{EventKind, Outcome, Timestamp};
+use crate::event::{EventKind, Outcome, Reason, Timestamp};
 use crate::outbox::OutboxOptions;
 
 const CARD: [u8; 16] = [0xA5; 16];
@@ -108,4 +109,88 @@ async fn a_grant_leaves_as_a_wiegand_frame_on_the_doors_gpio_without_the_unlock(
     assert_eq!(wiegand_bits(&gpio), expected);
     let _ = stop.send(true);
     task.await.expect("the panel task ends");
+}
+
+/// The panel task over a scripted OSDP task: a lost link is published once however many
+/// attempts fail, the port is asked to reopen after each, and `panel.link_restored` follows
+/// once it opened and the panel polled; a stop while the link is down ends the task at once.
+#[tokio::test]
+async fn a_lost_link_is_reopened_with_one_alarm_and_a_stop_is_prompt() {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(dir.path(), &IssuerKey::generate());
+    let outbox = Arc::new(Outbox::open(&OutboxOptions::from_settings(&settings)).expect("outbox"));
+    let (link_events, events) = mpsc::unbounded_channel();
+    let (requests, mut reopens) = mpsc::channel(8);
+    let (_held, held) = mpsc::unbounded_channel();
+    let (stop, stop_signal) = StopSignal::new();
+    let osdp = OsdpParts {
+        events,
+        task: tokio::spawn(std::future::pending()),
+        requests,
+    };
+    let backoff = Backoff {
+        initial: std::time::Duration::from_millis(10),
+        max: std::time::Duration::from_millis(40),
+    };
+    let task = tokio::spawn(run(
+        Some(osdp),
+        held,
+        None,
+        outbox.clone(),
+        backoff,
+        stop_signal,
+    ));
+    let published = || {
+        // Only durable events are listed: commit what was appended.
+        outbox.flush().expect("flushed");
+        outbox
+            .pending(None, 100)
+            .expect("events")
+            .into_iter()
+            .map(|event| (event.kind, event.reason.clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut reopen = async || {
+        let request = tokio::time::timeout(PATIENCE, reopens.recv())
+            .await
+            .expect("a reopen in time")
+            .expect("the panel task runs");
+        assert!(matches!(request, PdRequest::Reopen), "{request:?}");
+    };
+
+    link_events
+        .send(LinkEvent::Lost(SerialError::Closed))
+        .expect("sent");
+    for _ in 0..4 {
+        reopen().await;
+        link_events
+            .send(LinkEvent::OpenFailed(SerialError::Closed))
+            .expect("sent");
+    }
+    reopen().await;
+    link_events.send(LinkEvent::Opened).expect("sent");
+    link_events.send(LinkEvent::PanelHeard).expect("sent");
+    let deadline = Instant::now() + PATIENCE;
+    while published().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        published(),
+        vec![
+            (EventKind::AlarmPanelLink, Some(Reason::LINK_FAILED)),
+            (EventKind::PanelLinkRestored, None),
+        ]
+    );
+
+    link_events
+        .send(LinkEvent::Lost(SerialError::Closed))
+        .expect("sent");
+    reopen().await;
+    let _ = stop.send(true);
+    tokio::time::timeout(std::time::Duration::from_secs(1), task)
+        .await
+        .expect("the stop is not held up by the link")
+        .expect("the panel task ends");
+    assert_eq!(published().len(), 3, "the second outage's alarm");
 }
