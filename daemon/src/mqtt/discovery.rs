@@ -74,7 +74,7 @@ pub struct DiscoveryDoor {
 
 /// The event kinds that get an `event` entity, with the entity's name: every kind a facility
 /// manager automates on (alarms, denials, door conditions, lockdown, refused commands).
-pub const EVENT_ENTITIES: [(EventKind, &str); 21] = [
+pub const EVENT_ENTITIES: [(EventKind, &str); 22] = [
     (EventKind::AccessGranted, "access granted"),
     (EventKind::AccessDenied, "access denied"),
     (EventKind::AccessRemoteUnlock, "remote unlock"),
@@ -82,6 +82,7 @@ pub const EVENT_ENTITIES: [(EventKind, &str); 21] = [
     (EventKind::AlarmCardBlocked, "card blocked"),
     (EventKind::AlarmPresentationAttack, "presentation attack"),
     (EventKind::AlarmPanelLink, "panel link"),
+    (EventKind::PanelLinkRestored, "panel link restored"),
     (EventKind::DoorForced, "door forced"),
     (EventKind::DoorHeldOpenPrealarm, "door held open pre-alarm"),
     (EventKind::DoorHeldOpen, "door held open"),
