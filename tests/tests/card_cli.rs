@@ -263,32 +263,46 @@ fn card_commands_end_to_end() {
     assert!(info.contains("slots: 0 of 4 used"), "{info}");
 }
 
-#[test]
-fn card_bench_reports_median_p99_and_apdus() {
-    let _lock = reader_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let _vcard = VirtualCard::start(&dir.path().join("card.state"));
-    let bench = palmgate(&["card", "bench", "--reader", READER, "--n", "20"]);
-    assert!(bench.status.success());
-    let line = stdout(&bench);
-    let fields: Vec<(&str, u64)> = line
+/// The `verify name=value …` line of `palmgate card bench`, as (name, value) pairs.
+fn bench_fields(bench: &Output) -> Vec<(String, u64)> {
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    stdout(bench)
         .trim()
         .strip_prefix("verify ")
         .expect("verify line")
         .split(' ')
         .map(|field| {
             let (name, value) = field.split_once('=').unwrap();
-            (name, value.parse().unwrap())
+            (name.to_owned(), value.parse().unwrap())
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn card_bench_reports_median_p99_and_apdus() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let _vcard = VirtualCard::start(&dir.path().join("card.state"));
+    let fields = bench_fields(&palmgate(&[
+        "card", "bench", "--reader", READER, "--n", "20",
+    ]));
     assert_eq!(
-        fields.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-        ["median_us", "p99_us", "apdus"]
+        fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["median_us", "p99_us", "apdus", "poses", "templates"]
     );
     assert!(fields[0].1 > 0 && fields[1].1 >= fields[0].1);
     assert_eq!(
         fields[2].1, 2,
         "session + verify must take 2 APDUs after SELECT"
+    );
+    assert_eq!(
+        (fields[3].1, fields[4].1),
+        (1, 1),
+        "one pose, one template by default"
     );
     // A second run refuses: the card is no longer in the factory state.
     assert!(
@@ -296,4 +310,40 @@ fn card_bench_reports_median_p99_and_apdus() {
             .status
             .success()
     );
+}
+
+/// What a gate's presentation costs: a sensor ROI's five poses against a hand's three templates
+/// still travel in one extended VERIFY PALM, and the card matches them.
+#[test]
+fn card_bench_sends_a_gates_poses_against_several_templates() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let _vcard = VirtualCard::start(&dir.path().join("card.state"));
+    let fields = bench_fields(&palmgate(&[
+        "card",
+        "bench",
+        "--reader",
+        READER,
+        "--n",
+        "5",
+        "--poses",
+        "5",
+        "--templates",
+        "3",
+    ]));
+    let value = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    assert_eq!(value("poses"), Some(5));
+    assert_eq!(value("templates"), Some(3));
+    assert_eq!(
+        value("apdus"),
+        Some(2),
+        "1476 bytes still go as one extended APDU"
+    );
+    let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
+    assert!(info.contains("slots: 3 of 4 used"), "{info}");
+    // Out of range: refused by the command line, nothing sent.
+    for (flag, value) in [("--poses", "6"), ("--poses", "0"), ("--templates", "5")] {
+        let refused = palmgate(&["card", "bench", "--reader", READER, flag, value]);
+        assert_eq!(refused.status.code(), Some(2), "{flag} {value}");
+    }
 }

@@ -16,6 +16,7 @@ use palmgate_card::host::{
 use palmgate_card::protocol::meal::MEAL_RECEIPT_MAGIC;
 use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, permission};
 use palmgate_matcher::Profile;
+use palmgate_matcher::compare::MAX_PROBE_POSES;
 use palmgate_matcher::extract::probe_poses;
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
@@ -189,6 +190,13 @@ pub struct BenchArgs {
     /// Number of verifications.
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     n: u32,
+    /// Probe poses sent in each VERIFY PALM: 1, 3 as a gate sends for a whole hand, 5 for a
+    /// sensor's ROI (the card compares every pose with every template).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_PROBE_POSES as i64))]
+    poses: u8,
+    /// Templates enrolled for the hand (normal slots), as enrolment stores three.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=SLOT_COUNT as i64))]
+    templates: u8,
 }
 
 /// Runs a `palmgate card` subcommand.
@@ -835,18 +843,21 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         .context("personalising with a throw-away issuer")?;
     let verified = card.verify_certificate(&[issuer.public_key()])?;
     let template = bench_template()?;
-    {
+    for slot in 0..args.templates {
         let session = card.open_session(&verified)?;
         session
             .prove_authority(&authority)?
-            .enrol(0, SlotKind::Normal, &template)?;
+            .enrol(slot, SlotKind::Normal, &template)?;
     }
+    // Every pose is compared with every template whatever the outcome, so copies of one
+    // template cost what a gate's probe costs.
+    let poses = vec![template; usize::from(args.poses)];
     let mut micros = Vec::with_capacity(args.n as usize);
     let apdus_before = card.apdu_count();
     for _ in 0..args.n {
         let start = Instant::now();
         let mut session = card.open_session(&verified)?;
-        let outcome = session.verify_palm(&template)?;
+        let outcome = session.verify_palm_posed(Profile::default(), &poses)?;
         micros.push(start.elapsed().as_micros() as u64);
         if !matches!(outcome, VerifyOutcome::Match { .. }) {
             bail!("benchmark verification did not match: {outcome:?}");
@@ -856,7 +867,10 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     micros.sort_unstable();
     let median = micros[micros.len() / 2];
     let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
-    println!("verify median_us={median} p99_us={p99} apdus={apdus}");
+    println!(
+        "verify median_us={median} p99_us={p99} apdus={apdus} poses={} templates={}",
+        args.poses, args.templates
+    );
     Ok(ExitCode::SUCCESS)
 }
 
