@@ -137,7 +137,7 @@ fn profile_floor_line() -> String {
 /// Through pcscd and vpcd: the halfway probe that `convenience` accepts on a card enrolled
 /// without a floor is refused under `convenience` on a card enrolled with `--profile-floor
 /// security` (the card applies `security`'s threshold), and `palmgate card info` shows the
-/// floor. Removing it takes an ERASE (which clears it with the templates).
+/// floor; ERASE clears it with the templates.
 #[test]
 fn a_security_floor_set_at_enrolment_refuses_the_probe_convenience_accepts() {
     require_pcscd_vpcd();
@@ -207,6 +207,23 @@ fn a_security_floor_set_at_enrolment_refuses_the_probe_convenience_accepts() {
     std::fs::write(&genuine_file, enrolled.encode()).expect("write");
     let (status, text) = card_verify(&site.issuer, &genuine_file, Profile::Convenience);
     assert_eq!(status, Some(0), "the enrolled hand under the floor: {text}");
+
+    // ERASE clears the floor with the templates.
+    let receipt = site.root.join("receipt.bin");
+    palmgate(&[
+        "card",
+        "erase",
+        "--reader",
+        READER,
+        "--issuer",
+        issuer,
+        "--receipt",
+        receipt.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        profile_floor_line(),
+        "profile floor: none (the card applies the profile a gate asks for)"
+    );
     card.remove();
 }
 
