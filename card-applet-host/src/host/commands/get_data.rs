@@ -84,3 +84,47 @@ impl PlainCommand for GetProfileFloor {
         profile_floor::decode(floor).map_err(|_| malformed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::protocol::StatusWord;
+
+    fn answer(data: &[u8], status: StatusWord) -> Response {
+        Response {
+            data: Zeroizing::new(data.to_vec()),
+            status,
+        }
+    }
+
+    #[test]
+    fn the_profile_floor_answer_is_one_known_byte() {
+        assert_eq!(
+            GetProfileFloor::decode(answer(&[0x00], StatusWord::Success)).unwrap(),
+            None
+        );
+        assert_eq!(
+            GetProfileFloor::decode(answer(&[0x03], StatusWord::Success)).unwrap(),
+            Some(Profile::Security)
+        );
+        for data in [&[][..], &[0x04], &[0x02, 0x00]] {
+            assert!(
+                matches!(
+                    GetProfileFloor::decode(answer(data, StatusWord::Success)),
+                    Err(CardError::MalformedResponse { .. })
+                ),
+                "{data:02x?}"
+            );
+        }
+        // An applet before 1.5 knows no such object.
+        assert!(matches!(
+            GetProfileFloor::decode(answer(&[], StatusWord::IncorrectP1P2)),
+            Err(CardError::Status {
+                status: StatusWord::IncorrectP1P2,
+                ..
+            })
+        ));
+    }
+}
