@@ -1,6 +1,6 @@
 //! Card hardening (issue 13): a torn ERASE keeps its receipt (GET RECEIPT), chained parts only for
 //! instructions that take data, every answer to a secure command encrypted (over-long data too),
-//! and state files of applet 1.0 still load.
+//! and state files of applets 1.0 to 1.4 still load.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -8,7 +8,9 @@
 mod common;
 
 use common::{Issuer, Tamper, capture, enrolled_card, factory_transport, template};
-use palmgate_card::applet::{Applet, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN};
+use palmgate_card::applet::{
+    Applet, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, STATE_V3_LEN, StateError,
+};
 use palmgate_card::host::apdu::LengthMode;
 use palmgate_card::host::commands::SecureCommand;
 use palmgate_card::host::issuer::IssuerPublicKey;
@@ -69,7 +71,7 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_in_the_current_layout
     ));
     let transport = card.into_transport();
     let stored = transport.applet().storage().stored().unwrap();
-    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 3));
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 4));
     assert_eq!(identity_of_state(stored).unwrap(), identity);
 
     // A damaged version 1 file is still refused.
@@ -159,7 +161,7 @@ fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
         .stored()
         .copied()
         .unwrap();
-    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 3));
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 4));
     let record = meal_entitlement_of_state(&stored).unwrap().unwrap();
     assert_eq!(
         (record.period, record.count, record.receipt_counter),
@@ -171,7 +173,7 @@ fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
     );
 }
 
-/// A version 3 state whose entitlement record is one the applet never writes is refused.
+/// A current state whose entitlement record is one the applet never writes is refused.
 #[test]
 fn an_inconsistent_entitlement_record_is_refused() {
     let applet = Applet::load(
@@ -182,7 +184,8 @@ fn an_inconsistent_entitlement_record_is_refused() {
     )
     .unwrap();
     let current = applet.state_bytes();
-    let record = STATE_LEN - 32 - 10;
+    // The record: 10 bytes before the profile floor (1) and the checksum (32).
+    let record = STATE_LEN - 32 - 1 - 10;
     let body = STATE_LEN - 32;
     let with_record = |present: u8, count: u8, counter: u32| {
         let mut state = *current;
@@ -215,6 +218,88 @@ fn an_inconsistent_entitlement_record_is_refused() {
             "{present} {count} {counter}"
         );
     }
+}
+
+/// A state file written by applet 1.4 (layout version 3): a personalised card with `template(11)`
+/// in a normal slot and `template(12)` in a duress slot, max tries 4, one meal served in period 7
+/// (gate time 1764000000).
+const STATE_V3: &[u8] = include_bytes!("fixtures/state-v3.bin");
+
+#[test]
+fn a_state_file_of_applet_1_4_still_loads_with_no_profile_floor() {
+    use palmgate_card::host::platform::meal_entitlement_of_state;
+    use palmgate_matcher::Profile;
+    assert_eq!((STATE_V3.len(), STATE_V3[4]), (STATE_V3_LEN, 3));
+    let identity = identity_of_state(STATE_V3).unwrap();
+    assert_eq!((identity.slots_used, identity.max_tries), (2, 4));
+    let entitlement = meal_entitlement_of_state(STATE_V3).unwrap().unwrap();
+    assert_eq!((entitlement.period, entitlement.count), (7, 1));
+
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        STATE_V3,
+    )
+    .unwrap();
+    assert_eq!(applet.profile_floor(), None);
+    // No floor: the card applies the profile asked for, as applet 1.4 did. A capture 10 cells
+    // from the normal template passes under every profile; its next change writes layout 4.
+    let issuer = IssuerPublicKey::from_bytes(&STATE_V3[54..54 + 65]).unwrap();
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    assert_eq!(card.profile_floor().unwrap(), None);
+    let verified = card.verify_certificate(&[issuer]).unwrap();
+    assert!(matches!(
+        card.open_session(&verified)
+            .unwrap()
+            .verify_palm_under(Profile::Convenience, &capture(11, 10))
+            .unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Normal,
+            tries_left: 4
+        }
+    ));
+    let stored = *card.into_transport().applet().storage().stored().unwrap();
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 4));
+    assert_eq!(stored[STATE_LEN - 33], 0x00, "no floor written");
+    assert_eq!(identity_of_state(&stored).unwrap(), identity);
+    assert_eq!(
+        meal_entitlement_of_state(&stored).unwrap(),
+        Some(entitlement)
+    );
+
+    // Damaged input gets a clear error: a flipped bit, a version 3 file labelled 4, a floor byte
+    // the applet never writes.
+    let load = |state: &[u8]| {
+        Applet::load(
+            MemoryStorage::default(),
+            system_rng(),
+            SystemClock::default(),
+            state,
+        )
+        .map(|applet| applet.profile_floor())
+    };
+    let mut damaged = STATE_V3.to_vec();
+    damaged[200] ^= 1;
+    assert_eq!(load(&damaged), Err(StateError::Checksum));
+    let mut relabelled = STATE_V3.to_vec();
+    relabelled[4] = 4;
+    assert_eq!(load(&relabelled), Err(StateError::Format));
+    let body = STATE_LEN - 32;
+    let with_floor = |byte: u8| {
+        let mut state = stored;
+        state[body - 1] = byte;
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&state[..body]);
+        state[body..].copy_from_slice(&digest);
+        state
+    };
+    assert_eq!(load(&with_floor(0x03)), Ok(Some(Profile::Security)));
+    let error = load(&with_floor(0x04)).unwrap_err();
+    assert_eq!(error, StateError::Inconsistent("profile floor"));
+    assert_eq!(
+        error.to_string(),
+        "card state is inconsistent: profile floor"
+    );
 }
 
 /// The card stores the erase (with its receipt) and is pulled before its answer arrives: the

@@ -1,7 +1,8 @@
 //! VERIFY PALM under the security profiles: the card compares with the threshold of the profile the
 //! gate names in P1 (`docs/applet-protocol.md`, "VERIFY PALM profile"), for the number of templates
 //! of the hand; an unknown profile code is refused before a try is spent; P1 cannot be changed on
-//! the way.
+//! the way. A profile floor set at enrolment (applet 1.5, SET PROFILE FLOOR) raises a weaker
+//! request to the floor: the card applies `requested.stricter(floor)`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -9,12 +10,20 @@
 mod common;
 
 use common::{Issuer, Tamper, TestTransport, cells, enrolled_card, factory_transport, template};
-use palmgate_card::host::commands::VerifyPalm;
-use palmgate_card::host::{Card, CardError, CardTransport, VerifiedCard, VerifyOutcome};
-use palmgate_card::protocol::{MAX_PROBE_POSES, SlotKind, StatusWord, ins, verify_profile};
+use palmgate_card::applet::Applet;
+use palmgate_card::host::commands::{SecureCommand, SetProfileFloor, VerifyPalm};
+use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
+use palmgate_card::host::{
+    Card, CardError, CardTransport, InProcessTransport, VerifiedCard, VerifyOutcome,
+};
+use palmgate_card::protocol::{
+    APPLET_VERSION, MAX_PROBE_POSES, PROFILE_FLOOR_APPLET_VERSION, SlotKind, StatusWord, ins,
+    permission, verify_profile,
+};
 use palmgate_matcher::compare::compare;
 use palmgate_matcher::template::{CELLS, Template};
 use palmgate_matcher::{MIN_OVERLAP_CELLS, Profile};
+use zeroize::Zeroizing;
 
 /// Code bits compared when every cell of both templates is valid (3 per cell).
 const ALL_BITS: u64 = 3 * CELLS as u64;
@@ -376,4 +385,302 @@ fn a_profile_changed_on_the_way_fails_authentication() {
         ));
     }
     assert_eq!(tries_left(&mut card), 10);
+}
+
+/// The mismatched bits halfway between the `security` and the `convenience` limits (one
+/// template, one pose).
+fn halfway_bits() -> u32 {
+    (most_accepted_bits(Profile::Security, 1) + most_accepted_bits(Profile::Convenience, 1)) / 2
+}
+
+/// Proves the issuer's authority in a new session and sets `floor`.
+fn set_floor<T: CardTransport>(
+    card: &mut Card<T>,
+    verified: &VerifiedCard,
+    issuer: &Issuer,
+    floor: Option<Profile>,
+) -> Result<(), CardError> {
+    card.open_session(verified)
+        .unwrap()
+        .prove_authority(&issuer.authority)
+        .unwrap()
+        .set_profile_floor(floor)
+}
+
+/// The case: the halfway probe passes under `convenience` on a card without a floor;
+/// once the enrolment set a `security` floor, the same request is answered under `security`'s
+/// threshold (no match, a try spent), exactly: `security`'s limit still passes, one bit more not.
+#[test]
+fn a_security_floor_refuses_under_convenience_the_probe_convenience_accepts_without_it() {
+    let issuer = Issuer::new();
+    let reference = template(50);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    let halfway = probe_at(50, halfway_bits());
+    assert_eq!(card.profile_floor().unwrap(), None);
+    assert!(matches!(
+        card.open_session(&verified)
+            .unwrap()
+            .verify_palm_under(Profile::Convenience, &halfway)
+            .unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+
+    set_floor(&mut card, &verified, &issuer, Some(Profile::Security)).unwrap();
+    assert_eq!(card.profile_floor().unwrap(), Some(Profile::Security));
+    let mut session = card.open_session(&verified).unwrap();
+    assert_eq!(
+        session
+            .verify_palm_under(Profile::Convenience, &halfway)
+            .unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 9 }
+    );
+    // P1 00 (no profile named, `balanced`) is raised to the floor as well.
+    assert_eq!(
+        session.verify_palm(&halfway).unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 8 }
+    );
+    let limit = most_accepted_bits(Profile::Security, 1);
+    for requested in Profile::ALL {
+        assert!(
+            matches!(
+                session
+                    .verify_palm_under(requested, &probe_at(50, limit))
+                    .unwrap(),
+                VerifyOutcome::Match { .. }
+            ),
+            "{requested}: security's limit"
+        );
+        assert_eq!(
+            session
+                .verify_palm_under(requested, &probe_at(50, limit + 1))
+                .unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 9 },
+            "{requested}: one bit beyond security's limit"
+        );
+    }
+}
+
+/// A floor below the request changes nothing: a gate asking for more than the floor gets it.
+#[test]
+fn a_floor_never_loosens_a_stricter_request() {
+    let issuer = Issuer::new();
+    let reference = template(51);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    set_floor(&mut card, &verified, &issuer, Some(Profile::Convenience)).unwrap();
+    let halfway = probe_at(51, halfway_bits());
+    let mut session = card.open_session(&verified).unwrap();
+    assert_eq!(
+        session
+            .verify_palm_under(Profile::Security, &halfway)
+            .unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 9 }
+    );
+    assert!(matches!(
+        session
+            .verify_palm_under(Profile::Convenience, &halfway)
+            .unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    // The `balanced` floor with a `convenience` request: `balanced`'s limit, one bit beyond
+    // refused.
+    drop(session);
+    set_floor(&mut card, &verified, &issuer, Some(Profile::Balanced)).unwrap();
+    let limit = most_accepted_bits(Profile::Balanced, 1);
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session
+            .verify_palm_under(Profile::Convenience, &probe_at(51, limit))
+            .unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+    assert_eq!(
+        session
+            .verify_palm_under(Profile::Convenience, &probe_at(51, limit + 1))
+            .unwrap(),
+        VerifyOutcome::NoMatch { tries_left: 9 }
+    );
+}
+
+/// The floor is removed by `None` (an authority could re-enrol anyway) and by ERASE, and it
+/// survives a power cycle.
+#[test]
+fn the_floor_is_kept_until_removed_or_erased() {
+    let issuer = Issuer::new();
+    let reference = template(52);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    set_floor(&mut card, &verified, &issuer, Some(Profile::Security)).unwrap();
+    set_floor(&mut card, &verified, &issuer, None).unwrap();
+    assert_eq!(card.profile_floor().unwrap(), None);
+    assert!(matches!(
+        card.open_session(&verified)
+            .unwrap()
+            .verify_palm_under(Profile::Convenience, &probe_at(52, halfway_bits()))
+            .unwrap(),
+        VerifyOutcome::Match { .. }
+    ));
+
+    set_floor(&mut card, &verified, &issuer, Some(Profile::Balanced)).unwrap();
+    // Power loss: the card restarts from what it stored.
+    let stored = card.into_transport().applet().state_bytes();
+    let applet = Applet::load(
+        MemoryStorage::default(),
+        system_rng(),
+        SystemClock::default(),
+        &stored[..],
+    )
+    .unwrap();
+    assert_eq!(applet.profile_floor(), Some(Profile::Balanced));
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    assert_eq!(card.profile_floor().unwrap(), Some(Profile::Balanced));
+
+    card.open_session(&verified)
+        .unwrap()
+        .prove_authority(&issuer.authority)
+        .unwrap()
+        .erase(1_764_000_000)
+        .unwrap();
+    assert_eq!(card.profile_floor().unwrap(), None);
+    assert_eq!(card.into_transport().applet().profile_floor(), None);
+}
+
+/// SET PROFILE FLOOR with arbitrary plaintext (the typed command only sends valid bytes).
+struct RawSetProfileFloor(Vec<u8>);
+
+impl SecureCommand for RawSetProfileFloor {
+    const NAME: &'static str = "SET PROFILE FLOOR (raw)";
+    const INS: u8 = ins::SET_PROFILE_FLOOR;
+    type Output = ();
+
+    fn plaintext(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.0.clone())
+    }
+
+    fn decode(status: StatusWord, _plaintext: &[u8]) -> Result<(), CardError> {
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(CardError::Status {
+                command: Self::NAME,
+                status,
+            })
+        }
+    }
+}
+
+fn refused_with(result: Result<(), CardError>, expected: StatusWord) {
+    assert!(
+        matches!(result, Err(CardError::Status { status, .. }) if status == expected),
+        "expected {expected}: {result:?}"
+    );
+}
+
+/// Only an authority with the enrol bit sets the floor: a gate's session (or a thief's) and an
+/// authority with other permissions get `6982`; a byte naming no profile `6A80`, another length
+/// `6700`. Nothing changes, and every refusal is an encrypted answer (the session goes on).
+#[test]
+fn only_an_enrolment_authority_sets_the_floor_and_only_a_valid_one() {
+    let issuer = Issuer::new();
+    let reference = template(53);
+    let (mut card, verified) = card_with(&issuer, &[(SlotKind::Normal, &reference)]);
+    {
+        let mut session = card.open_session(&verified).unwrap();
+        refused_with(
+            session.execute(&SetProfileFloor {
+                floor: Some(Profile::Convenience),
+            }),
+            StatusWord::SecurityStatusNotSatisfied,
+        );
+        let no_enrol_bit = issuer
+            .key
+            .create_authority(permission::ALL & !permission::ENROL);
+        let mut enrolment = session.prove_authority(&no_enrol_bit).unwrap();
+        refused_with(
+            enrolment.set_profile_floor(Some(Profile::Security)),
+            StatusWord::SecurityStatusNotSatisfied,
+        );
+    }
+    assert_eq!(card.profile_floor().unwrap(), None);
+    {
+        let mut enrolment = card
+            .open_session(&verified)
+            .unwrap()
+            .prove_authority(&issuer.authority)
+            .unwrap();
+        let session = enrolment.session();
+        for byte in [0x04, 0x80, 0xFF] {
+            refused_with(
+                session.execute(&RawSetProfileFloor(vec![byte])),
+                StatusWord::WrongData,
+            );
+        }
+        for data in [vec![], vec![0x03, 0x00]] {
+            refused_with(
+                session.execute(&RawSetProfileFloor(data)),
+                StatusWord::WrongLength,
+            );
+        }
+        session.execute(&RawSetProfileFloor(vec![0x03])).unwrap();
+    }
+    assert_eq!(card.profile_floor().unwrap(), Some(Profile::Security));
+}
+
+/// A card whose identity says applet 1.4 (here the SELECT and GET DATA answers rewritten on the
+/// way) is refused a floor before anything is sent, and reports no floor without being asked.
+#[test]
+fn a_card_before_applet_1_5_is_refused_a_floor_before_anything_is_sent() {
+    assert!(APPLET_VERSION >= PROFILE_FLOOR_APPLET_VERSION);
+    let issuer = Issuer::new();
+    let reference = template(54);
+    let card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &reference)],
+        None,
+    );
+    let mut old = Tamper::new(card.into_transport());
+    old.on_response = Some(Box::new(|command: &[u8], response: &mut Vec<u8>| {
+        let identity = command[1] == ins::SELECT || command[1..4] == [ins::GET_DATA, 1, 1];
+        if identity && response.len() == 26 {
+            response[17] = 4;
+        }
+    }));
+    let mut card = Card::open(old).unwrap();
+    assert_eq!(card.identity().applet_version, (1, 4));
+    assert!(!card.keeps_profile_floor());
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let before = card.apdu_count();
+    assert_eq!(card.profile_floor().unwrap(), None);
+    assert_eq!(card.apdu_count(), before, "GET DATA sent to an old card");
+    {
+        let mut enrolment = card
+            .open_session(&verified)
+            .unwrap()
+            .prove_authority(&issuer.authority)
+            .unwrap();
+        let before = enrolment.session().card().apdu_count();
+        for floor in [Some(Profile::Security), None] {
+            let result = enrolment.set_profile_floor(floor);
+            assert!(
+                matches!(
+                    result,
+                    Err(CardError::AppletTooOld {
+                        required: (1, 5),
+                        actual: (1, 4),
+                        ..
+                    })
+                ),
+                "{result:?}"
+            );
+        }
+        assert_eq!(enrolment.session().card().apdu_count(), before);
+        let message = enrolment
+            .set_profile_floor(Some(Profile::Security))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("needs applet 1.5") && message.contains("runs applet 1.4"),
+            "{message}"
+        );
+    }
+    assert_eq!(card.into_transport().inner.applet().profile_floor(), None);
 }

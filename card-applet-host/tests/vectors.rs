@@ -12,7 +12,9 @@ use p256::ecdsa::SigningKey;
 use palmgate_card::applet::{Applet, Clock, ResponseBuffer, STATE_LEN, Storage, StorageFailed};
 use palmgate_card::host::apdu::{Command, Data};
 use palmgate_card::host::apdu::{LengthMode, encode};
-use palmgate_card::host::commands::{OpenSession, PlainCommand, Select};
+use palmgate_card::host::commands::{
+    GetProfileFloor, OpenSession, PlainCommand, SecureCommand, Select, SetProfileFloor,
+};
 use palmgate_card::host::vpcd::ATR;
 use palmgate_card::protocol::cert::{
     AuthorityCertificate, CardCertificate, encode_public_key, sign,
@@ -322,6 +324,42 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert(
         "verify_palm_posed_response",
         hex::encode([&decision_bytes[..], &tag, &[0x90, 0x00]].concat()),
+    );
+    // Command 8: PROVE AUTHORITY (the authority certificate and its proof above), answered
+    // `9000` (tag only) as response 9; then command 9: SET PROFILE FLOOR `03` (`security`, applet
+    // 1.5), answered `9000` (tag only) as response 10.
+    let header = [ins::PROVE_AUTHORITY, 0, 0];
+    gate_side.seal_command(header, &mut [authority.as_bytes(), &proof[..]].concat());
+    card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut []);
+    let set_floor = SetProfileFloor {
+        floor: Some(Profile::Security),
+    };
+    let header = [ins::SET_PROFILE_FLOOR, 0, 0];
+    let mut body = set_floor.plaintext().to_vec();
+    assert_eq!(body, [0x03]);
+    let tag = gate_side.seal_command(header, &mut body);
+    body.extend_from_slice(&tag);
+    let set_floor_apdu = Command {
+        cla: 0x80,
+        ins: SetProfileFloor::INS,
+        p1: 0,
+        p2: 0,
+        data: Data::Plain(body),
+        le: Some(256),
+    };
+    v.insert(
+        "set_profile_floor_apdu",
+        hex::encode(&*encode(&set_floor_apdu, LengthMode::Extended).unwrap()[0]),
+    );
+    let tag = card_side.seal_response(header, StatusWord::Success.to_bytes(), &mut []);
+    v.insert(
+        "set_profile_floor_response",
+        hex::encode([&tag[..], &[0x90, 0x00]].concat()),
+    );
+    // GET DATA profile floor (plain), answered `03 9000` by that card.
+    v.insert(
+        "get_profile_floor_apdu",
+        hex::encode(&*encode(&GetProfileFloor.command(), LengthMode::Extended).unwrap()[0]),
     );
     v.insert("atr", hex::encode(ATR));
     v

@@ -87,9 +87,9 @@ impl Profile {
         }
     }
 
-    /// The stricter of two profiles: what a card with a floor set at enrolment would apply when a
-    /// gate asks for another (a gate could tighten the floor, never loosen it). No card keeps a
-    /// floor yet (`docs/threat-model.md`); the card applies the gate's profile.
+    /// The stricter of two profiles: what a card with a profile floor set at enrolment applies
+    /// when a gate asks for another (`requested.stricter(floor)`, applet 1.5): a gate can tighten
+    /// the floor, never loosen it (`docs/threat-model.md`, "The profile floor set at enrolment").
     pub const fn stricter(self, other: Profile) -> Profile {
         if self.id() >= other.id() { self } else { other }
     }

@@ -1,7 +1,9 @@
 //! The security profile on the real stack: the card (`palmgate-vcard` behind pcscd + vpcd)
 //! compares with the threshold of the profile it is told, and the gate tells it the one of its
 //! configuration (`matcher.profile`). The probe is crafted to lie between the `security` and the
-//! `convenience` thresholds: accepted under one, refused under the other.
+//! `convenience` thresholds: accepted under one, refused under the other. A `security` floor set
+//! at enrolment (`palmgate card enrol --profile-floor`) makes the card refuse it whatever it is
+//! told.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +13,7 @@ use palmgate_matcher::compare::{compare, compare_posed};
 use palmgate_matcher::extract::{Extractor, InputKind};
 use palmgate_matcher::template::Template;
 use palmgate_system_tests::gate::{
-    READER, Subscriber, VirtualCard, field, personalised_card, presentation_ms,
+    READER, Subscriber, VirtualCard, field, palmgate, personalised_card, presentation_ms,
     sensor_simulator_with,
 };
 use palmgate_system_tests::site::{PATIENCE, Site, stop};
@@ -119,6 +121,108 @@ fn a_probe_between_the_thresholds_passes_under_convenience_only() {
     assert!(
         text.contains("4 tries left"),
         "the match restored the counter: {text}"
+    );
+    card.remove();
+}
+
+/// `palmgate card info`'s `profile floor:` line.
+fn profile_floor_line() -> String {
+    palmgate(&["card", "info", "--reader", READER])
+        .lines()
+        .find(|line| line.starts_with("profile floor:"))
+        .expect("`palmgate card info` prints the profile floor")
+        .to_owned()
+}
+
+/// Through pcscd and vpcd: the halfway probe that `convenience` accepts on a card enrolled
+/// without a floor is refused under `convenience` on a card enrolled with `--profile-floor
+/// security` (the card applies `security`'s threshold), and `palmgate card info` shows the
+/// floor; ERASE clears it with the templates.
+#[test]
+fn a_security_floor_set_at_enrolment_refuses_the_probe_convenience_accepts() {
+    require_pcscd_vpcd();
+    let _reader = reader_lock();
+    let site = Site::new();
+    let enrolled = template(62);
+    let probe = with_bits_changed(
+        &enrolled,
+        bits_between_security_and_convenience(3 * 24 * 24, 1),
+    );
+    let enrolled_file = site.root.join("enrolled.tpl");
+    let probe_file = site.root.join("probe.tpl");
+    std::fs::write(&enrolled_file, enrolled.encode()).expect("write");
+    std::fs::write(&probe_file, probe.encode()).expect("write");
+    let issuer = site.issuer.to_str().expect("utf-8 path");
+    let enrol = |state: &Path, floor: Option<Profile>| {
+        let card = VirtualCard::insert(state);
+        palmgate(&[
+            "card",
+            "personalise",
+            "--issuer",
+            issuer,
+            "--reader",
+            READER,
+        ]);
+        let mut args = vec!["card", "enrol", "--issuer", issuer, "--reader", READER];
+        let template = enrolled_file.to_str().expect("utf-8 path");
+        args.extend(["--template", template]);
+        if let Some(floor) = floor {
+            args.extend(["--profile-floor", floor.name()]);
+        }
+        let output = palmgate(&args);
+        card.remove();
+        output
+    };
+
+    // Without a floor: accepted under `convenience`.
+    let plain = site.root.join("plain.state");
+    enrol(&plain, None);
+    let card = VirtualCard::insert(&plain);
+    assert_eq!(
+        profile_floor_line(),
+        "profile floor: none (the card applies the profile a gate asks for)"
+    );
+    let (status, text) = card_verify(&site.issuer, &probe_file, Profile::Convenience);
+    assert_eq!(status, Some(0), "no floor, convenience: {text}");
+    card.remove();
+
+    // With a `security` floor: the same request is refused, a try spent.
+    let floored = site.root.join("floored.state");
+    let output = enrol(&floored, Some(Profile::Security));
+    assert!(output.contains("profile floor: security"), "{output}");
+    let card = VirtualCard::insert(&floored);
+    assert!(
+        profile_floor_line().starts_with("profile floor: security"),
+        "{}",
+        profile_floor_line()
+    );
+    let (status, text) = card_verify(&site.issuer, &probe_file, Profile::Convenience);
+    assert_eq!(status, Some(1), "security floor, convenience: {text}");
+    assert!(
+        text.contains("no match") && text.contains("4 tries left"),
+        "{text}"
+    );
+    // The enrolled hand itself still passes (the floor is `security`'s threshold, not a refusal).
+    let genuine_file = site.root.join("genuine.tpl");
+    std::fs::write(&genuine_file, enrolled.encode()).expect("write");
+    let (status, text) = card_verify(&site.issuer, &genuine_file, Profile::Convenience);
+    assert_eq!(status, Some(0), "the enrolled hand under the floor: {text}");
+
+    // ERASE clears the floor with the templates.
+    let receipt = site.root.join("receipt.bin");
+    palmgate(&[
+        "card",
+        "erase",
+        "--reader",
+        READER,
+        "--issuer",
+        issuer,
+        "--receipt",
+        receipt.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        profile_floor_line(),
+        "profile floor: none (the card applies the profile a gate asks for)"
     );
     card.remove();
 }

@@ -10,6 +10,7 @@ mod state;
 
 use p256::ecdsa::SigningKey;
 use p256::elliptic_curve::Generate;
+use palmgate_matcher::Profile;
 use palmgate_matcher::compare::{Threshold, compare};
 use palmgate_matcher::template::{ALGORITHM_COMPCODE_V1, Template};
 use rand_core::CryptoRng;
@@ -18,7 +19,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use state::PersistentState;
 pub use state::{
-    MealEntitlement, RECEIPT_CAPACITY, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, StateError,
+    MealEntitlement, RECEIPT_CAPACITY, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, STATE_V3_LEN,
+    StateError,
 };
 
 use crate::protocol::cert::{
@@ -38,7 +40,7 @@ use crate::protocol::{
     AID, APPLET_VERSION, CARD_ID_LEN, CommandApdu, Lifecycle, MAX_COMMAND_DATA, MAX_PROBE_POSES,
     MAX_TRIES_LIMIT, NONCE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, SLOT_COUNT, SlotKind, StatusWord,
     TAG_LEN, TEMPLATE_LEN, cla, data, decision, ins, permission, personalise, probe_poses,
-    verify_profile,
+    profile_floor, verify_profile,
 };
 
 /// Largest response the applet produces (before GET RESPONSE splitting).
@@ -238,6 +240,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
     /// The meal entitlement record; `None` until the first meal is served.
     pub fn meal_entitlement(&self) -> Option<MealEntitlement> {
         self.state.entitlement
+    }
+
+    /// The profile floor: the weakest profile VERIFY PALM applies; `None` when none is set.
+    pub fn profile_floor(&self) -> Option<Profile> {
+        self.state.profile_floor
     }
 
     /// Whether a secure session is open (for tests and diagnostics).
@@ -481,6 +488,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
                 let certificate = self.state.certificate;
                 out.put(&certificate);
             }
+            data::PROFILE_FLOOR => out.put(&[profile_floor::encode(self.state.profile_floor)]),
             _ => return StatusWord::IncorrectP1P2,
         }
         StatusWord::Success
@@ -640,6 +648,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             _ if header[1] != 0 || header[2] != 0 => StatusWord::IncorrectP1P2,
             ins::PROVE_AUTHORITY => self.prove_authority(&mut session, plain),
             ins::ENROL => self.enrol(&session, plain),
+            ins::SET_PROFILE_FLOOR => self.set_profile_floor(&session, plain),
             ins::SET_POLICY => self.set_policy(&session, plain),
             ins::RESET_RETRY_COUNTER => self.reset_retry_counter(&session, plain),
             ins::ERASE => self.erase(&session, plain, out),
@@ -667,9 +676,12 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         // Only this attempt's decision counts: whatever it answers, an earlier match is gone.
         session.palm_matched = false;
         // An unknown profile is refused before anything else: no try spent, nothing compared.
-        let Some(profile) = verify_profile::decode(profile_code) else {
+        let Some(requested) = verify_profile::decode(profile_code) else {
             return StatusWord::IncorrectP1P2;
         };
+        // The floor set at enrolment raises a weaker request (a gate, or a thief's own reader,
+        // cannot loosen it); P1 still names what the gate asked for, authenticated as before.
+        let profile = profile_floor::applied(requested, self.state.profile_floor);
         // The probe cut at 1 to MAX_PROBE_POSES poses (applet 1.4; a gate before it sends one).
         // Every template is checked before a try is spent.
         let Some(poses) = probe_poses(plain.len()) else {
@@ -813,6 +825,27 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         }
     }
 
+    /// SET PROFILE FLOOR: under the same permission as ENROL, since the floor is part of what an
+    /// enrolment decides and an authority that may replace the templates gains nothing by
+    /// lowering it. `00` removes the floor.
+    fn set_profile_floor(&mut self, session: &Session, plain: &[u8]) -> StatusWord {
+        if session.authority & permission::ENROL == 0 {
+            return StatusWord::SecurityStatusNotSatisfied;
+        }
+        let [floor] = plain else {
+            return StatusWord::WrongLength;
+        };
+        let Ok(floor) = profile_floor::decode(*floor) else {
+            return StatusWord::WrongData;
+        };
+        let mut next = self.state.clone();
+        next.profile_floor = floor;
+        match self.commit(next) {
+            Ok(()) => StatusWord::Success,
+            Err(sw) => sw,
+        }
+    }
+
     fn set_policy(&mut self, session: &Session, plain: &[u8]) -> StatusWord {
         if session.authority & permission::SET_POLICY == 0 {
             return StatusWord::SecurityStatusNotSatisfied;
@@ -866,6 +899,8 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         for slot in &mut next.slots {
             slot.zeroize();
         }
+        // The floor belonged to the hand that was enrolled: the next enrolment sets its own.
+        next.profile_floor = None;
         next.erase_counter = next.erase_counter.saturating_add(1);
         let fields = ReceiptFields {
             card_id: next.card_id,

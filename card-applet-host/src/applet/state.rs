@@ -1,35 +1,41 @@
 //! The card's persistent state and its fixed byte layout (what a secure element keeps in flash and
 //! `palmgate-vcard` keeps in its `--state` file).
 //!
-//! Layout, version 3 (`STATE_LEN` bytes): `"PGST" | version 03 | lifecycle | card_id(16) |
+//! Layout, version 4 (`STATE_LEN` bytes): `"PGST" | version 04 | lifecycle | card_id(16) |
 //! card secret(32) | issuer public key(65) | card certificate(158) | max_tries | tries_left |
 //! erase_counter(u32 BE) | 4 × slot(used | kind | template(292)) | last receipt(instruction |
 //! permission | length(u16 BE) | bytes(256, zero padded)) | entitlement(present | period(u32 BE) |
-//! count | receipt counter(u32 BE)) | SHA-256 of everything before(32)`.
+//! count | receipt counter(u32 BE)) | profile floor(1: `00` none, `01`–`03` a profile) | SHA-256
+//! of everything before(32)`.
 //!
-//! Older layouts still load and are rewritten as version 3 at the next change: version 2
-//! (`STATE_V2_LEN` bytes, applet 1.1) is the same without the entitlement record (loads as "no
-//! entitlement record": nothing served yet), version 1 (`STATE_V1_LEN` bytes, applet 1.0) also
-//! without the last-receipt record (loads as "no receipt kept").
+//! Older layouts still load and are rewritten as version 4 at the next change: version 3
+//! (`STATE_V3_LEN` bytes, applets 1.3 and 1.4) is the same without the profile floor (loads as "no
+//! floor": the card applies what the gate asks, as those applets did), version 2 (`STATE_V2_LEN`
+//! bytes, applet 1.1) also without the entitlement record (loads as "no entitlement record":
+//! nothing served yet), version 1 (`STATE_V1_LEN` bytes, applet 1.0) also without the
+//! last-receipt record (loads as "no receipt kept").
 
 use p256::ecdsa::SigningKey;
+use palmgate_matcher::Profile;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::protocol::cert::{CARD_CERT_LEN, CardCertificate, decode_public_key};
 use crate::protocol::{
     CARD_ID_LEN, DEFAULT_MAX_TRIES, Lifecycle, MAX_TRIES_LIMIT, PUBLIC_KEY_LEN, SLOT_COUNT,
-    SlotKind, TEMPLATE_LEN,
+    SlotKind, TEMPLATE_LEN, profile_floor,
 };
 
 /// State magic.
 pub const STATE_MAGIC: [u8; 4] = *b"PGST";
 /// State layout version written by this applet.
-pub const STATE_VERSION: u8 = 3;
+pub const STATE_VERSION: u8 = 4;
 /// The first layout (applet 1.0): no last-receipt record.
 const STATE_VERSION_1: u8 = 1;
 /// Applet 1.1's layout: no entitlement record.
 const STATE_VERSION_2: u8 = 2;
+/// Applets 1.3 and 1.4: no profile floor.
+const STATE_VERSION_3: u8 = 3;
 const SLOT_LEN: usize = 2 + TEMPLATE_LEN;
 /// Largest receipt the card keeps for GET RECEIPT.
 pub const RECEIPT_CAPACITY: usize = 256;
@@ -47,13 +53,17 @@ const BODY_V1_LEN: usize = 4
     + SLOT_COUNT * SLOT_LEN;
 const BODY_V2_LEN: usize = BODY_V1_LEN + RECEIPT_RECORD_LEN;
 const ENTITLEMENT_RECORD_LEN: usize = 1 + 4 + 1 + 4;
-const BODY_LEN: usize = BODY_V2_LEN + ENTITLEMENT_RECORD_LEN;
-/// Encoded state length (version 3).
+const BODY_V3_LEN: usize = BODY_V2_LEN + ENTITLEMENT_RECORD_LEN;
+const PROFILE_FLOOR_LEN: usize = 1;
+const BODY_LEN: usize = BODY_V3_LEN + PROFILE_FLOOR_LEN;
+/// Encoded state length (version 4).
 pub const STATE_LEN: usize = BODY_LEN + 32;
 /// Encoded length of a version 1 state (still accepted by [`PersistentState::decode`]).
 pub const STATE_V1_LEN: usize = BODY_V1_LEN + 32;
 /// Encoded length of a version 2 state (still accepted by [`PersistentState::decode`]).
 pub const STATE_V2_LEN: usize = BODY_V2_LEN + 32;
+/// Encoded length of a version 3 state (still accepted by [`PersistentState::decode`]).
+pub const STATE_V3_LEN: usize = BODY_V3_LEN + 32;
 
 /// Why stored state was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +169,11 @@ pub(crate) struct PersistentState {
     pub(crate) last_receipt: LastReceipt,
     /// `None` until the first meal is served (and on a card whose state predates applet 1.3).
     pub(crate) entitlement: Option<MealEntitlement>,
+    /// The weakest profile VERIFY PALM applies (set under an enrolment authority, cleared by
+    /// ERASE); `None` also on a card whose state predates applet 1.5. Not secret: skipped by
+    /// zeroize.
+    #[zeroize(skip)]
+    pub(crate) profile_floor: Option<Profile>,
 }
 
 impl PersistentState {
@@ -180,6 +195,7 @@ impl PersistentState {
             }),
             last_receipt: LastReceipt::none(),
             entitlement: None,
+            profile_floor: None,
         }
     }
 
@@ -227,16 +243,19 @@ impl PersistentState {
         w.put(&entitlement.period.to_be_bytes());
         w.put(&[entitlement.count]);
         w.put(&entitlement.receipt_counter.to_be_bytes());
+        w.put(&[profile_floor::encode(self.profile_floor)]);
         let digest: [u8; 32] = Sha256::digest(&out[..BODY_LEN]).into();
         out[BODY_LEN..].copy_from_slice(&digest);
         out
     }
 
-    /// Parses and validates stored state (version 3, or an older layout: version 2 without an
-    /// entitlement record, version 1 also without a kept receipt).
+    /// Parses and validates stored state (version 4, or an older layout: version 3 without a
+    /// profile floor, version 2 also without an entitlement record, version 1 also without a
+    /// kept receipt).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StateError> {
         let body_len = match (bytes.len(), bytes.get(..5)) {
             (STATE_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION])) => BODY_LEN,
+            (STATE_V3_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_3])) => BODY_V3_LEN,
             (STATE_V2_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_2])) => BODY_V2_LEN,
             (STATE_V1_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_1])) => BODY_V1_LEN,
             _ => return Err(StateError::Format),
@@ -286,7 +305,7 @@ impl PersistentState {
                 return Err(StateError::Inconsistent("last receipt"));
             }
         }
-        if body_len >= BODY_LEN {
+        if body_len >= BODY_V3_LEN {
             let present = r.byte();
             let mut period = [0u8; 4];
             r.take(&mut period);
@@ -304,6 +323,10 @@ impl PersistentState {
                 1 if record.receipt_counter != 0 && record.count != 0 => Some(record),
                 _ => return Err(StateError::Inconsistent("entitlement record")),
             };
+        }
+        if body_len >= BODY_LEN {
+            state.profile_floor = profile_floor::decode(r.byte())
+                .map_err(|_| StateError::Inconsistent("profile floor"))?;
         }
         let lifecycle =
             Lifecycle::from_byte(state.lifecycle).ok_or(StateError::Inconsistent("lifecycle"))?;

@@ -3,6 +3,7 @@
 //! ```text
 //! Card::open(transport) / Card::connect(reader_pattern)     SELECT → identity
 //!   .verify_certificate(&issuers) -> VerifiedCard            GET DATA certificate, issuer signature
+//!   .profile_floor() -> Option<Profile>                      GET DATA profile floor (applet 1.5)
 //!   .open_session(&verified) -> SecureSession               OPEN SECURE SESSION, key confirmation
 //!       .verify_palm(&probe) -> VerifyOutcome               VERIFY PALM (default profile)
 //!       .verify_palm_under(profile, &probe)                  VERIFY PALM, P1 = profile
@@ -10,7 +11,7 @@
 //!       .redeem_meal(&request) -> MealOutcome               REDEEM MEAL (after a match)
 //!       .recover_meal_receipt() -> Option<MealReceipt>      GET RECEIPT (after a torn REDEEM MEAL)
 //!       .prove_authority(&authority) -> EnrolmentSession    PROVE AUTHORITY
-//!           .enrol / .set_policy / .reset_retry_counter / .erase
+//!           .enrol / .set_profile_floor / .set_policy / .reset_retry_counter / .erase
 //!           .last_receipt / .recover_erase_receipt             GET RECEIPT (after a torn ERASE)
 //!   .personalise(&issuer_key) -> CardCertificate            factory state only
 //! ```
@@ -25,9 +26,10 @@ use zeroize::Zeroizing;
 
 use crate::host::apdu::{Command, Data, LengthMode, exchange};
 use crate::host::commands::{
-    Enrol, Erase, GenerateCardKey, GetCertificate, GetIdentity, GetReceipt, InstallCertificate,
-    KeptReceipt, MealAnswer, OpenSession, PlainCommand, ProveAuthority, RedeemMeal,
-    ResetRetryCounter, SecureCommand, Select, SetPolicy, VerifyOutcome, VerifyPalm,
+    Enrol, Erase, GenerateCardKey, GetCertificate, GetIdentity, GetProfileFloor, GetReceipt,
+    InstallCertificate, KeptReceipt, MealAnswer, OpenSession, PlainCommand, ProveAuthority,
+    RedeemMeal, ResetRetryCounter, SecureCommand, Select, SetPolicy, SetProfileFloor,
+    VerifyOutcome, VerifyPalm,
 };
 use crate::host::error::{CardError, MealReceiptError};
 use crate::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey};
@@ -41,8 +43,8 @@ use crate::protocol::receipt::DeletionReceipt;
 use crate::protocol::session::{SecureChannel, SessionKeys, ecdh, transcript_hash};
 use crate::protocol::{
     CARD_ID_LEN, Lifecycle, MAX_PROBE_POSES, MAX_TRIES_LIMIT, MEAL_APPLET_VERSION, NONCE_LEN,
-    POSED_VERIFY_APPLET_VERSION, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN, TEMPLATE_LEN, cla, ins,
-    verify_profile,
+    POSED_VERIFY_APPLET_VERSION, PROFILE_FLOOR_APPLET_VERSION, SLOT_COUNT, SlotKind, StatusWord,
+    TAG_LEN, TEMPLATE_LEN, cla, ins, verify_profile,
 };
 
 /// A selected palmgate card.
@@ -126,6 +128,21 @@ impl<T: CardTransport> Card<T> {
         } else {
             given.min(MAX_PROBE_POSES)
         }
+    }
+
+    /// Whether this card keeps a profile floor (applet 1.5 and later).
+    pub fn keeps_profile_floor(&self) -> bool {
+        self.identity.applet_version >= PROFILE_FLOOR_APPLET_VERSION
+    }
+
+    /// The card's profile floor (GET DATA `0103`, not authenticated: the card enforces it, the
+    /// host only shows it): `None` when none is set, and for a card before applet 1.5, which
+    /// keeps none (nothing is sent; see [`Card::keeps_profile_floor`]).
+    pub fn profile_floor(&mut self) -> Result<Option<Profile>, CardError> {
+        if !self.keeps_profile_floor() {
+            return Ok(None);
+        }
+        self.execute(&GetProfileFloor)
     }
 
     /// Reads the identity again (tries left changes after verifications).
@@ -520,6 +537,26 @@ impl<'c, T: CardTransport> EnrolmentSession<'c, T> {
             kind,
             template: Zeroizing::new(*template),
         })
+    }
+
+    /// Sets the card's profile floor: from now on its VERIFY PALM applies the stricter of the
+    /// profile a gate names and `floor` (`None` removes the floor). ERASE clears it. Send it
+    /// before the templates, so that a card is never left with templates and without the floor
+    /// asked for.
+    ///
+    /// # Errors
+    /// [`CardError::AppletTooOld`] for a card before applet 1.5 (whatever `floor`), before
+    /// anything is sent; otherwise as any secure command.
+    pub fn set_profile_floor(&mut self, floor: Option<Profile>) -> Result<(), CardError> {
+        let card = &self.session.card;
+        if !card.keeps_profile_floor() {
+            return Err(CardError::AppletTooOld {
+                operation: SetProfileFloor::NAME,
+                required: PROFILE_FLOOR_APPLET_VERSION,
+                actual: card.identity.applet_version,
+            });
+        }
+        self.session.execute(&SetProfileFloor { floor })
     }
 
     /// Sets the retry counter limit (1..=10) and resets the counter to it.

@@ -86,6 +86,19 @@ pub enum CardError {
     /// A template could not be used.
     #[error("template refused: {0}")]
     Template(palmgate_matcher::template::TemplateError),
+    /// The card's applet predates the operation: nothing was sent to it.
+    #[error(
+        "{operation} needs applet {}.{} or later; this card runs applet {}.{} (nothing was sent to it)",
+        required.0, required.1, actual.0, actual.1
+    )]
+    AppletTooOld {
+        /// Operation attempted.
+        operation: &'static str,
+        /// The first applet version that has it.
+        required: (u8, u8),
+        /// The card's applet version.
+        actual: (u8, u8),
+    },
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -17,13 +17,17 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 
 /// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2,
 /// 1.2 the security profile in VERIFY PALM's P1, 1.3 REDEEM MEAL and state layout 3 (the
-/// entitlement record), 1.4 VERIFY PALM with up to [`MAX_PROBE_POSES`] probe poses.
-pub const APPLET_VERSION: (u8, u8) = (1, 4);
+/// entitlement record), 1.4 VERIFY PALM with up to [`MAX_PROBE_POSES`] probe poses, 1.5 the
+/// profile floor (SET PROFILE FLOOR, GET DATA [`data::PROFILE_FLOOR`], state layout 4).
+pub const APPLET_VERSION: (u8, u8) = (1, 5);
 /// The first applet version that has REDEEM MEAL.
 pub const MEAL_APPLET_VERSION: (u8, u8) = (1, 3);
 /// The first applet version whose VERIFY PALM takes more than one probe pose (earlier ones take
 /// exactly one template and answer `6700` to more).
 pub const POSED_VERIFY_APPLET_VERSION: (u8, u8) = (1, 4);
+/// The first applet version that keeps a profile floor (earlier ones answer `6D00` to SET PROFILE
+/// FLOOR and `6A86` to GET DATA [`data::PROFILE_FLOOR`]).
+pub const PROFILE_FLOOR_APPLET_VERSION: (u8, u8) = (1, 5);
 
 /// Card id length.
 pub const CARD_ID_LEN: usize = 16;
@@ -103,9 +107,12 @@ pub mod ins {
     /// REDEEM MEAL (in session, after a palm match in it): counts one meal of a period and
     /// answers with a card-signed meal receipt (applet 1.3).
     pub const REDEEM_MEAL: u8 = 0x54;
+    /// SET PROFILE FLOOR (in session, authority with the enrol bit): the weakest profile VERIFY
+    /// PALM may apply on this card (applet 1.5; `DA` as ISO PUT DATA, the write beside GET DATA).
+    pub const SET_PROFILE_FLOOR: u8 = 0xDA;
 
     /// The instructions that are only accepted inside a secure session.
-    pub const SECURE: [u8; 8] = [
+    pub const SECURE: [u8; 9] = [
         VERIFY_PALM,
         PROVE_AUTHORITY,
         ENROL,
@@ -114,6 +121,7 @@ pub mod ins {
         ERASE,
         GET_RECEIPT,
         REDEEM_MEAL,
+        SET_PROFILE_FLOOR,
     ];
 
     /// Whether command chaining (CLA `90`) is accepted for `instruction`: only instructions that
@@ -131,6 +139,7 @@ pub mod ins {
                 | ERASE
                 | GET_RECEIPT
                 | REDEEM_MEAL
+                | SET_PROFILE_FLOOR
         )
     }
 
@@ -146,6 +155,8 @@ pub mod data {
     pub const IDENTITY: (u8, u8) = (0x01, 0x01);
     /// Card certificate ([`super::cert::CardCertificate`]).
     pub const CERTIFICATE: (u8, u8) = (0x01, 0x02);
+    /// Profile floor, one byte ([`super::profile_floor`]); applet 1.5.
+    pub const PROFILE_FLOOR: (u8, u8) = (0x01, 0x03);
 }
 
 /// PERSONALISE steps (P1).
@@ -270,6 +281,89 @@ pub mod verify_profile {
             assert_eq!(decode(0x00), Some(Profile::default()));
             assert_eq!(decode(0x04), None);
             assert_eq!(decode(0xFF), None);
+        }
+    }
+}
+
+/// The profile floor byte (SET PROFILE FLOOR data, GET DATA [`data::PROFILE_FLOOR`] answer, state
+/// layout 4): the weakest profile the card applies in VERIFY PALM, whatever P1 names. The card
+/// applies `requested.stricter(floor)`: a gate can ask for more than the floor, never for less.
+pub mod profile_floor {
+    use palmgate_matcher::Profile;
+
+    /// `00`: no floor; the card applies the profile P1 names.
+    pub const NONE: u8 = 0x00;
+
+    /// A byte that names neither "no floor" nor a profile.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct InvalidFloor(pub u8);
+
+    impl core::fmt::Display for InvalidFloor {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            write!(
+                f,
+                "profile floor byte {:#04x} names no profile (00 none, 01 to 03)",
+                self.0
+            )
+        }
+    }
+
+    impl core::error::Error for InvalidFloor {}
+
+    /// The byte of `floor`: `00` none, else the profile's id (`01` convenience, `02` balanced,
+    /// `03` security, as VERIFY PALM's P1).
+    pub const fn encode(floor: Option<Profile>) -> u8 {
+        match floor {
+            None => NONE,
+            Some(profile) => profile.id(),
+        }
+    }
+
+    /// The floor a byte names.
+    pub const fn decode(byte: u8) -> Result<Option<Profile>, InvalidFloor> {
+        if byte == NONE {
+            return Ok(None);
+        }
+        match Profile::from_id(byte) {
+            Some(profile) => Ok(Some(profile)),
+            None => Err(InvalidFloor(byte)),
+        }
+    }
+
+    /// The profile VERIFY PALM applies when the gate asks for `requested` on a card whose floor
+    /// is `floor`.
+    pub const fn applied(requested: Profile, floor: Option<Profile>) -> Profile {
+        match floor {
+            None => requested,
+            Some(floor) => requested.stricter(floor),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn floor_bytes_are_the_documented_ones() {
+            assert_eq!(encode(None), 0x00);
+            assert_eq!(encode(Some(Profile::Convenience)), 0x01);
+            assert_eq!(encode(Some(Profile::Balanced)), 0x02);
+            assert_eq!(encode(Some(Profile::Security)), 0x03);
+            for floor in [None, Some(Profile::Convenience), Some(Profile::Balanced)] {
+                assert_eq!(decode(encode(floor)), Ok(floor));
+            }
+            assert_eq!(decode(0x03), Ok(Some(Profile::Security)));
+            assert_eq!(decode(0x04), Err(InvalidFloor(0x04)));
+            assert_eq!(decode(0xFF), Err(InvalidFloor(0xFF)));
+        }
+
+        #[test]
+        fn a_request_is_raised_to_the_floor_and_never_lowered() {
+            use Profile::*;
+            assert_eq!(applied(Convenience, None), Convenience);
+            assert_eq!(applied(Convenience, Some(Security)), Security);
+            assert_eq!(applied(Balanced, Some(Convenience)), Balanced);
+            assert_eq!(applied(Security, Some(Balanced)), Security);
         }
     }
 }

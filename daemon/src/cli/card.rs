@@ -103,6 +103,11 @@ pub struct EnrolArgs {
     /// Retry counter limit (1 to 10; the card's default is 5).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_TRIES_LIMIT)))]
     tries: Option<u8>,
+    /// The weakest profile the card's verification applies, whatever a gate asks for
+    /// (`convenience`, `balanced`, `security`; applet 1.5 or later). Set before the templates;
+    /// without it the card's floor stays as it is.
+    #[arg(long, value_name = "PROFILE")]
+    profile_floor: Option<Profile>,
 }
 
 /// Arguments of `palmgate card verify`.
@@ -248,6 +253,19 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("state: {}", lifecycle_name(identity.lifecycle));
     println!("template algorithm: {:#04x}", identity.algorithm);
+    if card.keeps_profile_floor() {
+        match card.profile_floor().context("reading the profile floor")? {
+            Some(floor) => println!(
+                "profile floor: {floor} (the card applies at least {floor}, whatever a gate asks)"
+            ),
+            None => println!("profile floor: none (the card applies the profile a gate asks for)"),
+        }
+    } else {
+        println!(
+            "profile floor: none (applet {}.{} keeps no floor)",
+            identity.applet_version.0, identity.applet_version.1
+        );
+    }
     if personalised {
         let certificate = card.certificate().context("reading the card certificate")?;
         println!(
@@ -397,6 +415,14 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
     let mut enrolment = session
         .prove_authority(&authority)
         .context("proving the enrolment authority")?;
+    // The floor goes first: a card refused it (an applet before 1.5) has no template written,
+    // and a card interrupted later is never left with templates and without its floor.
+    if let Some(floor) = args.profile_floor {
+        enrolment
+            .set_profile_floor(Some(floor))
+            .context("setting the profile floor (no template was written)")?;
+        println!("profile floor: {floor}");
+    }
     for (slot, template) in templates.iter().enumerate() {
         let slot = slot as u8;
         let kind = if args.duress_slot == Some(slot) {

@@ -14,11 +14,12 @@ mod redeem_meal;
 mod reset_retry_counter;
 mod select;
 mod set_policy;
+mod set_profile_floor;
 mod verify_palm;
 
 pub use enrol::Enrol;
 pub use erase::Erase;
-pub use get_data::{GetCertificate, GetIdentity};
+pub use get_data::{GetCertificate, GetIdentity, GetProfileFloor};
 pub use get_receipt::{GetReceipt, KeptReceipt};
 pub use open_session::{OpenSession, OpenSessionResponse};
 pub use personalise::{GenerateCardKey, InstallCertificate};
@@ -27,6 +28,7 @@ pub use redeem_meal::{MealAnswer, RedeemMeal};
 pub use reset_retry_counter::ResetRetryCounter;
 pub use select::Select;
 pub use set_policy::SetPolicy;
+pub use set_profile_floor::SetProfileFloor;
 pub use verify_palm::{VerifyOutcome, VerifyPalm};
 
 use zeroize::Zeroizing;
