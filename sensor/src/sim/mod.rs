@@ -8,7 +8,9 @@
 //! By default the hand is in front of the sensor for as long as a capture runs, and every frame is
 //! a new image. With a [`Presentation`] cycle the hand comes and goes on its own clock: presence
 //! is reported as it arrives and leaves, frames are sent only while it is there, and all frames of
-//! one presentation repeat the one image taken from the source when the hand arrived.
+//! one presentation repeat the one image taken from the source when the hand arrived. A
+//! presentation that ends (or whose capture stops) before its first frame passes its image on to
+//! the next one: the host sees the source's images in order, however slow the machine.
 //!
 //! With [`SimulatorConfig::bands`] the sensor speaks protocol 1.1: it announces its illumination
 //! bands and serves presentation bursts (one frame per requested band, from
@@ -147,8 +149,9 @@ pub struct SimulatorStatus {
     pub faults_applied: u64,
     /// Presentation bursts served (protocol 1.1).
     pub bursts: u64,
-    /// Hand arrivals reported while capturing, each with a new image from the source (only with
-    /// a [`Presentation`] cycle; a presentation reported again by a later capture counts once).
+    /// Hand arrivals reported while capturing that took a new image from the source (only with a
+    /// [`Presentation`] cycle; a presentation reported again by a later capture takes none, nor
+    /// does one that takes over the image of a presentation no frame showed).
     pub presentations: u64,
 }
 
@@ -231,6 +234,8 @@ struct PresentedImage {
     image: PalmImage,
     /// The last encoding, reused while the format stays the same.
     encoded: Option<EncodedImage>,
+    /// Whether a frame has shown it (an image no frame showed passes to the next presentation).
+    framed: bool,
 }
 
 struct EncodedImage {
@@ -549,8 +554,9 @@ impl Simulator {
     }
 
     /// Reports the hand's arrivals and lifts up to now (its state as it is, on the first call of
-    /// a capture). An arrival of a new presentation takes the next image from the source; when the
-    /// source has run out the capture ends instead. Returns the capture as it continues, and
+    /// a capture). An arrival of a new presentation takes the next image from the source (unless
+    /// no frame showed the previous one's: see [`Self::take_image_for`]); when the source has run
+    /// out the capture ends instead. Returns the capture as it continues, and
     /// whether anything was reported.
     async fn follow_hand(
         &mut self,
@@ -587,14 +593,21 @@ impl Simulator {
     }
 
     /// Makes sure the image of `presentation` is at hand, taking a new one from the source for a
-    /// new presentation; `false` when the source has run out.
+    /// new presentation (the previous one's if no frame showed it); `false` when the source has
+    /// run out.
     async fn take_image_for(&mut self, presentation: u64) -> Result<bool, SimulatorError> {
-        if self
-            .presented
-            .as_ref()
-            .is_some_and(|presented| presented.presentation == presentation)
-        {
-            return Ok(true);
+        if let Some(presented) = self.presented.as_mut() {
+            if presented.presentation == presentation {
+                return Ok(true);
+            }
+            if !presented.framed {
+                // No frame showed the last presentation (it ended, or its capture was stopped,
+                // before its first frame: a slow or loaded machine): no host saw its image, so it
+                // is this presentation's. Taking a new one would skip a source image unseen, and
+                // a host that counts on the source's order would get the wrong hand.
+                presented.presentation = presentation;
+                return Ok(true);
+            }
         }
         // The previous hand's image is wiped now, not kept until the next one is ready.
         self.presented = None;
@@ -613,6 +626,7 @@ impl Simulator {
             presentation,
             image: PalmImage::new(image),
             encoded: None,
+            framed: false,
         });
         self.status.send_modify(|status| status.presentations += 1);
         Ok(true)
@@ -678,6 +692,11 @@ impl Simulator {
             return Ok(Some(capture));
         }
         let encoded = self.encode_presented(capture.format).await?;
+        if matches!(encoded, Some(Ok(_)))
+            && let Some(presented) = self.presented.as_mut()
+        {
+            presented.framed = true;
+        }
         Ok(self.send_frame(capture, encoded, armed, out))
     }
 
@@ -822,4 +841,82 @@ fn noise(count: usize) -> Vec<u8> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use image::{GrayImage, Luma};
+
+    use super::*;
+
+    fn shade(n: u8) -> GrayImage {
+        GrayImage::from_pixel(4, 4, Luma([n]))
+    }
+
+    /// The shade of the image the hand presents now.
+    fn presented_shade(simulator: &Simulator) -> Option<u8> {
+        let presented = simulator.presented.as_ref()?;
+        Some(presented.image.as_gray().get_pixel(0, 0).0[0])
+    }
+
+    /// On tokio's paused clock: the hand's cycle and the frame ticks move only when the test
+    /// advances the time, so a presentation can end before its first frame on purpose.
+    #[tokio::test(start_paused = true)]
+    async fn a_presentation_that_ends_before_its_first_frame_passes_its_image_on() {
+        let ms = Duration::from_millis;
+        let mut config = SimulatorConfig::new("unused-link");
+        config.fps = 50.0;
+        config.presentation = Some(Presentation {
+            held: ms(120),
+            away: ms(80),
+        });
+        let (mut simulator, _faults) = Simulator::new(config, (0_u8..).map(shade));
+        let mut ticker = tokio::time::interval(ms(20));
+        let mut out = BytesMut::new();
+        let mut armed = None;
+        let capture = Capture {
+            format: FrameFormat::Gray8,
+            remaining: None,
+            hand: HandReports::default(),
+        };
+
+        // The hand arrives (presentation 1 takes image 0) and is lifted before its first frame.
+        let (capture, reported) = simulator
+            .follow_hand(capture, &mut ticker, &mut out)
+            .await
+            .expect("arrival");
+        assert!(reported);
+        assert_eq!(presented_shade(&simulator), Some(0));
+        tokio::time::advance(ms(150)).await;
+        let (capture, reported) = simulator
+            .follow_hand(capture.expect("capture"), &mut ticker, &mut out)
+            .await
+            .expect("lift");
+        assert!(reported);
+        assert_eq!(simulator.status.borrow().frames_sent, 0);
+
+        // Presentation 2 shows image 0: no frame showed it, so no host has seen it yet.
+        tokio::time::advance(ms(60)).await;
+        let mut capture = capture.expect("capture");
+        for _ in 0..2 {
+            capture = simulator
+                .next_presented_frame(capture, &mut armed, &mut ticker, &mut out)
+                .await
+                .expect("arrival, then a frame")
+                .expect("capture");
+        }
+        assert_eq!(simulator.status.borrow().frames_sent, 1);
+        assert_eq!(presented_shade(&simulator), Some(0));
+        assert_eq!(simulator.status.borrow().presentations, 1);
+
+        // A frame showed it: presentation 3 takes the source's next image.
+        tokio::time::advance(ms(200)).await;
+        simulator
+            .next_presented_frame(capture, &mut armed, &mut ticker, &mut out)
+            .await
+            .expect("lift and arrival")
+            .expect("capture");
+        assert_eq!(presented_shade(&simulator), Some(1));
+        assert_eq!(simulator.status.borrow().presentations, 2);
+    }
 }
