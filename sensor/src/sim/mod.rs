@@ -190,6 +190,8 @@ pub struct Simulator {
     hand: Option<HandClock>,
     /// The image of the hand's current (or last) presentation.
     presented: Option<PresentedImage>,
+    /// The burst being rendered, if any (kept across reconnections: it holds the source).
+    rendering: Option<Rendering>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -211,7 +213,7 @@ enum Then {
     Nothing,
     /// A capture started: report the hand's state now.
     ReportHand,
-    /// A burst was acknowledged: serve its frames.
+    /// A burst was acknowledged: render it, then serve its frames.
     Burst {
         format: FrameFormat,
         bands: Vec<Band>,
@@ -226,6 +228,20 @@ struct Capture {
     remaining: Option<u16>,
     /// What this capture has reported about a hand that comes and goes.
     hand: HandReports,
+}
+
+/// A burst's images, encoded: `None` when the source has no presentation to burst.
+type RenderedBurst = Option<Vec<Result<(u16, u16, ImageBytes), ImageEncodeError>>>;
+
+/// A burst rendered on the blocking pool while the sensor goes on answering requests (the source
+/// is lent to it meanwhile).
+struct Rendering {
+    /// The connection the burst was acknowledged on: a host that has reconnected since asked for
+    /// no burst (a burst is about the hand in front of the sensor at the time).
+    plugged: u64,
+    format: FrameFormat,
+    bands: Vec<Band>,
+    task: tokio::task::JoinHandle<(Box<dyn ImageSource>, RenderedBurst)>,
 }
 
 /// The one image of a presentation, served for each of its frames.
@@ -272,6 +288,7 @@ impl Simulator {
             status: watch::Sender::new(SimulatorStatus::default()),
             frame_number: 0,
             presented: None,
+            rendering: None,
         };
         (simulator, FaultInjector(fault_sender))
     }
@@ -332,8 +349,11 @@ impl Simulator {
 
         loop {
             let mut out = BytesMut::new();
+            // While a burst is rendered the source is lent to it: the hand and the frames wait
+            // (a sensor taking a burst streams nothing else), the requests do not.
+            let streaming = self.rendering.is_none();
             let hand_change = match (&capture, &self.hand) {
-                (Some(_), Some(hand)) => hand.next_change(Instant::now()),
+                (Some(_), Some(hand)) if streaming => hand.next_change(Instant::now()),
                 _ => None,
             };
             tokio::select! {
@@ -368,27 +388,24 @@ impl Simulator {
                         match self.answer(seq, message, &mut capture, &mut ticker, &mut out) {
                             Then::Nothing => {}
                             Then::ReportHand => {
-                                if let Some(active) = capture {
+                                if let Some(active) = capture.filter(|_| streaming) {
                                     capture =
                                         self.follow_hand(active, &mut ticker, &mut out).await?.0;
                                 }
                             }
-                            Then::Burst { format, bands } => {
-                                // The Ack goes out now: rendering a burst may take longer than
-                                // the host waits for an answer.
-                                let ack = std::mem::take(&mut out);
-                                write_wiping(&mut writer, ack).await?;
-                                self.burst(format, bands, period, &mut out).await?;
-                            }
+                            Then::Burst { format, bands } => self.start_burst(format, bands)?,
                         }
                     }
                 },
+                rendered = rendered_burst(&mut self.rendering), if !streaming => {
+                    self.finish_burst(rendered, period, &mut out)?;
+                }
                 () = sleep_until_some(hand_change) => {
                     if let Some(active) = capture {
                         capture = self.follow_hand(active, &mut ticker, &mut out).await?.0;
                     }
                 }
-                _ = ticker.tick(), if capture.is_some() => {
+                _ = ticker.tick(), if capture.is_some() && streaming => {
                     if let Some(active) = capture {
                         capture = if self.hand.is_some() {
                             self.next_presented_frame(active, &mut armed, &mut ticker, &mut out)
@@ -437,6 +454,10 @@ impl Simulator {
                     message: format!("{format} is not offered"),
                 }
             }
+            HostMessage::StartBurst { .. } if self.rendering.is_some() => SensorMessage::Error {
+                code: SensorErrorCode::Busy,
+                message: "still taking the previous burst".to_owned(),
+            },
             HostMessage::StartBurst { format, bands } => {
                 let offered = self.config.bands.as_deref().unwrap_or_default();
                 if let Some(missing) = bands.iter().find(|band| !offered.contains(band)) {
@@ -486,20 +507,14 @@ impl Simulator {
         Then::Nothing
     }
 
-    /// Serves one presentation burst: the frames of `bands`, from the source's burst model, each
-    /// tagged with its band and its exposure time one frame period after the previous one. The
-    /// frames are written at once (the sensor buffers a burst); a source without a burst ends with
-    /// an `Error` hardware report, since a sensor that acknowledged a burst owes an answer.
-    async fn burst(
-        &mut self,
-        format: FrameFormat,
-        bands: Vec<Band>,
-        period: Duration,
-        out: &mut BytesMut,
-    ) -> Result<(), SimulatorError> {
+    /// Starts rendering one presentation burst (the frames of `bands`, from the source's burst
+    /// model, encoded) on the blocking pool; [`Self::finish_burst`] serves it. Rendering takes
+    /// seconds on a loaded machine: on the request path it would leave a `Ping` or `GetInfo`
+    /// unanswered past the host's timeout, and the host would give the sensor up mid-burst.
+    fn start_burst(&mut self, format: FrameFormat, bands: Vec<Band>) -> Result<(), SimulatorError> {
         let mut source = self.source.take().ok_or(SimulatorError::SourceCrashed)?;
         let wanted = bands.clone();
-        let (source, encoded) = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let encoded = source.next_burst(&wanted).map(|images| {
                 images
                     .iter()
@@ -507,10 +522,41 @@ impl Simulator {
                     .collect::<Vec<_>>()
             });
             (source, encoded)
-        })
-        .await
-        .map_err(|_| SimulatorError::SourceCrashed)?;
+        });
+        self.rendering = Some(Rendering {
+            plugged: self.status.borrow().plugged,
+            format,
+            bands,
+            task,
+        });
+        Ok(())
+    }
+
+    /// Serves the burst that [`Self::start_burst`] rendered: its frames, each tagged with its band
+    /// and its exposure time one frame period after the previous one. The frames are written at
+    /// once (the sensor buffers a burst); a source without a burst ends with an `Error` hardware
+    /// report, since a sensor that acknowledged a burst owes an answer. A burst acknowledged on an
+    /// earlier connection is dropped.
+    fn finish_burst(
+        &mut self,
+        rendered: Result<(Box<dyn ImageSource>, RenderedBurst), tokio::task::JoinError>,
+        period: Duration,
+        out: &mut BytesMut,
+    ) -> Result<(), SimulatorError> {
+        let Some(Rendering {
+            plugged,
+            format,
+            bands,
+            ..
+        }) = self.rendering.take()
+        else {
+            return Ok(());
+        };
+        let (source, encoded) = rendered.map_err(|_| SimulatorError::SourceCrashed)?;
         self.source = Some(source);
+        if plugged != self.status.borrow().plugged {
+            return Ok(());
+        }
         let Some(encoded) = encoded.filter(|frames| frames.len() == bands.len()) else {
             let report = SensorMessage::Error {
                 code: SensorErrorCode::Hardware,
@@ -800,6 +846,16 @@ impl Simulator {
             message,
         };
         self.encode(Envelope::new(0, report), out);
+    }
+}
+
+/// The burst being rendered once it is done; pending forever without one.
+async fn rendered_burst(
+    rendering: &mut Option<Rendering>,
+) -> Result<(Box<dyn ImageSource>, RenderedBurst), tokio::task::JoinError> {
+    match rendering {
+        Some(rendering) => (&mut rendering.task).await,
+        None => std::future::pending().await,
     }
 }
 
