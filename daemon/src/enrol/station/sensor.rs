@@ -97,8 +97,9 @@ pub(super) enum SensorNews {
     },
 }
 
-/// What the watch task saw (it hands the events back beside it).
+/// What the watch task hands back.
 struct Watched {
+    events: mpsc::Receiver<SensorEvent>,
     /// Whether the sensor reported the hand gone while the station was busy.
     lifted: bool,
     /// Whether the capture was stopped after the lift.
@@ -112,10 +113,7 @@ pub(super) struct StationSensor {
     /// The sensor's events; lent to the watch task while the station works on the card.
     events: Option<mpsc::Receiver<SensorEvent>>,
     /// Reads the sensor while the station works on the card (see [`Self::watch`]).
-    watching: Option<(
-        oneshot::Sender<()>,
-        JoinHandle<(mpsc::Receiver<SensorEvent>, Watched)>,
-    )>,
+    watching: Option<(oneshot::Sender<()>, JoinHandle<Watched>)>,
     commands: mpsc::Sender<DeviceCommand>,
     stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
@@ -229,7 +227,7 @@ impl StationSensor {
     /// that presentation: the person (or the simulator's hand) would have to present again, and a
     /// hand that keeps coming would have moved on to the next one.
     pub(super) fn watch(&mut self) {
-        let Some(mut events) = self.events.take() else {
+        let Some(events) = self.events.take() else {
             return;
         };
         let waiting_for_lift = self.presentations.waiting_for_lift();
@@ -237,6 +235,7 @@ impl StationSensor {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = self.runtime.spawn(async move {
             let mut watched = Watched {
+                events,
                 lifted: false,
                 paused: false,
                 news: Vec::new(),
@@ -245,7 +244,7 @@ impl StationSensor {
             while waiting_for_lift && !watched.lifted && !ended {
                 tokio::select! {
                     _ = &mut stopped => ended = true,
-                    event = events.recv() => match event {
+                    event = watched.events.recv() => match event {
                         Some(SensorEvent::Presence { present: false, .. }) => watched.lifted = true,
                         Some(SensorEvent::Problem(error)) => {
                             watched.news.push(SensorNews::Problem(error));
@@ -263,7 +262,7 @@ impl StationSensor {
                 // A closed command channel means the link's task is gone: the next read says so.
                 watched.paused = commands.send(DeviceCommand::StopCapture).await.is_ok();
             }
-            (events, watched)
+            watched
         });
         self.watching = Some((stop, task));
     }
@@ -278,11 +277,11 @@ impl StationSensor {
             // The task may have ended on its own (lift seen, or sensor task gone): then the send
             // fails.
             let _ = stop.send(());
-            let (events, watched) = self
+            let watched = self
                 .runtime
                 .block_on(task)
                 .map_err(|_| SensorError::WatchCrashed)?;
-            self.events = Some(events);
+            self.events = Some(watched.events);
             watched.news.into_iter().for_each(&mut *news);
             if watched.lifted {
                 self.presentations.presence(false);
