@@ -9,7 +9,8 @@ use bytes::BytesMut;
 use futures::SinkExt;
 use image::{GrayImage, Luma};
 use palmgate_sensor::codec::{
-    Band, Envelope, FrameDecoder, FrameFormat, HostCodec, HostMessage, sensor::kind,
+    Band, Envelope, FrameDecoder, FrameFormat, HostCodec, HostMessage, SensorErrorCode,
+    SensorMessage, sensor::kind,
 };
 use palmgate_sensor::device::{
     self, Backoff, BurstRequest, CaptureRequest, DeviceCommand, DeviceConfig, SensorEvent,
@@ -241,4 +242,122 @@ async fn an_old_host_works_with_a_new_sensor() {
     // Version, width, height, formats, fps, "palmgate-sim", the firmware string: nothing after.
     let firmware = env!("CARGO_PKG_VERSION").len();
     assert_eq!(info_len, Some(1 + 2 + 2 + 1 + 1 + 1 + 12 + 1 + firmware));
+}
+
+/// A burst model that takes as long as the test wants: each burst waits for a word on `release`
+/// (a slow renderer on a loaded machine, made deterministic).
+struct HeldBurstSource {
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+impl ImageSource for HeldBurstSource {
+    fn next_image(&mut self) -> Option<GrayImage> {
+        Some(test_image(0))
+    }
+
+    fn next_burst(&mut self, bands: &[Band]) -> Option<Vec<GrayImage>> {
+        self.release.recv().ok()?;
+        BandedSource.next_burst(bands)
+    }
+}
+
+/// The next message the host reads, or a failed test after [`PATIENCE`].
+async fn read_message(
+    framed: &mut Framed<tokio_serial::SerialStream, HostCodec>,
+) -> Envelope<SensorMessage> {
+    use futures::StreamExt;
+    tokio::time::timeout(PATIENCE, framed.next())
+        .await
+        .expect("the sensor went quiet")
+        .expect("the line closed")
+        .expect("the line failed")
+        .expect("a message that does not decode")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sensor_answers_requests_while_it_renders_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sensor");
+    let mut config = SimulatorConfig::new(&link);
+    config.width = WIDTH as u16;
+    config.height = HEIGHT as u16;
+    let (release, held) = std::sync::mpsc::channel();
+    let (simulator, _) = Simulator::new(config, HeldBurstSource { release: held });
+    let (_stop_sim, _sim) = common::spawn(simulator);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let port = loop {
+        match tokio_serial::new(link.to_string_lossy(), 115_200).open_native_async() {
+            Ok(port) => break port,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("cannot open the simulator: {error}"),
+        }
+    };
+    let mut framed = Framed::new(port, HostCodec::default());
+    let bands = vec![Band::Ambient, Band::Nir850];
+    framed
+        .send(Envelope::new(
+            1,
+            HostMessage::StartBurst {
+                format: FrameFormat::Gray8,
+                bands: bands.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    let ack = read_message(&mut framed).await;
+    assert_eq!((ack.seq, ack.message), (1, SensorMessage::Ack));
+
+    // The burst is still being rendered: the sensor answers a ping and its info at once, and
+    // refuses a second burst as busy.
+    framed
+        .send(Envelope::new(2, HostMessage::Ping { token: 7 }))
+        .await
+        .unwrap();
+    let pong = read_message(&mut framed).await;
+    assert_eq!(
+        (pong.seq, pong.message),
+        (2, SensorMessage::Pong { token: 7 })
+    );
+    framed
+        .send(Envelope::new(3, HostMessage::GetInfo))
+        .await
+        .unwrap();
+    let info = read_message(&mut framed).await;
+    assert_eq!(info.seq, 3);
+    assert!(matches!(info.message, SensorMessage::Info(_)), "{info:?}");
+    framed
+        .send(Envelope::new(
+            4,
+            HostMessage::StartBurst {
+                format: FrameFormat::Gray8,
+                bands: bands.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    let busy = read_message(&mut framed).await;
+    assert_eq!(busy.seq, 4);
+    assert!(
+        matches!(
+            busy.message,
+            SensorMessage::Error {
+                code: SensorErrorCode::Busy,
+                ..
+            }
+        ),
+        "{busy:?}"
+    );
+
+    // Once rendered, the acknowledged burst comes out whole.
+    release.send(()).unwrap();
+    for (index, band) in bands.into_iter().enumerate() {
+        match read_message(&mut framed).await.message {
+            SensorMessage::BandFrame(frame) => {
+                assert_eq!((frame.band, usize::from(frame.index)), (band, index));
+            }
+            other => panic!("expected burst frame {index}, got {other:?}"),
+        }
+    }
 }

@@ -8,11 +8,13 @@
 //! By default the hand is in front of the sensor for as long as a capture runs, and every frame is
 //! a new image. With a [`Presentation`] cycle the hand comes and goes on its own clock: presence
 //! is reported as it arrives and leaves, frames are sent only while it is there, and all frames of
-//! one presentation repeat the one image taken from the source when the hand arrived.
+//! one presentation repeat the one image taken from the source when the hand arrived. A
+//! presentation that ends (or whose capture stops) before its first frame passes its image on to
+//! the next one: the host sees the source's images in order, however slow the machine.
 //!
 //! With [`SimulatorConfig::bands`] the sensor speaks protocol 1.1: it announces its illumination
 //! bands and serves presentation bursts (one frame per requested band, from
-//! [`ImageSource::next_burst`]); without, it is a 1.0 sensor and answers the 1.1 requests with
+//! [`ImageSource::next_burst`], rendered while the sensor goes on answering requests); without, it is a 1.0 sensor and answers the 1.1 requests with
 //! `Error` *unknown request*, as a 1.0 sensor does.
 //!
 //! Faults are injected on request through a [`FaultInjector`]: garbage on the line, a frame with a
@@ -147,8 +149,9 @@ pub struct SimulatorStatus {
     pub faults_applied: u64,
     /// Presentation bursts served (protocol 1.1).
     pub bursts: u64,
-    /// Hand arrivals reported while capturing, each with a new image from the source (only with
-    /// a [`Presentation`] cycle; a presentation reported again by a later capture counts once).
+    /// Hand arrivals reported while capturing that took a new image from the source (only with a
+    /// [`Presentation`] cycle; a presentation reported again by a later capture takes none, nor
+    /// does one that takes over the image of a presentation no frame showed).
     pub presentations: u64,
 }
 
@@ -187,6 +190,8 @@ pub struct Simulator {
     hand: Option<HandClock>,
     /// The image of the hand's current (or last) presentation.
     presented: Option<PresentedImage>,
+    /// The burst being rendered, if any (kept across reconnections: it holds the source).
+    rendering: Option<Rendering>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -208,7 +213,7 @@ enum Then {
     Nothing,
     /// A capture started: report the hand's state now.
     ReportHand,
-    /// A burst was acknowledged: serve its frames.
+    /// A burst was acknowledged: render it, then serve its frames.
     Burst {
         format: FrameFormat,
         bands: Vec<Band>,
@@ -225,12 +230,28 @@ struct Capture {
     hand: HandReports,
 }
 
+/// A burst's images, encoded: `None` when the source has no presentation to burst.
+type RenderedBurst = Option<Vec<Result<(u16, u16, ImageBytes), ImageEncodeError>>>;
+
+/// A burst rendered on the blocking pool while the sensor goes on answering requests (the source
+/// is lent to it meanwhile).
+struct Rendering {
+    /// The connection the burst was acknowledged on: a host that has reconnected since asked for
+    /// no burst (a burst is about the hand in front of the sensor at the time).
+    plugged: u64,
+    format: FrameFormat,
+    bands: Vec<Band>,
+    task: tokio::task::JoinHandle<(Box<dyn ImageSource>, RenderedBurst)>,
+}
+
 /// The one image of a presentation, served for each of its frames.
 struct PresentedImage {
     presentation: u64,
     image: PalmImage,
     /// The last encoding, reused while the format stays the same.
     encoded: Option<EncodedImage>,
+    /// Whether a frame has shown it (an image no frame showed passes to the next presentation).
+    framed: bool,
 }
 
 struct EncodedImage {
@@ -267,6 +288,7 @@ impl Simulator {
             status: watch::Sender::new(SimulatorStatus::default()),
             frame_number: 0,
             presented: None,
+            rendering: None,
         };
         (simulator, FaultInjector(fault_sender))
     }
@@ -327,8 +349,11 @@ impl Simulator {
 
         loop {
             let mut out = BytesMut::new();
+            // While a burst is rendered the source is lent to it: the hand and the frames wait
+            // (a sensor taking a burst streams nothing else), the requests do not.
+            let streaming = self.rendering.is_none();
             let hand_change = match (&capture, &self.hand) {
-                (Some(_), Some(hand)) => hand.next_change(Instant::now()),
+                (Some(_), Some(hand)) if streaming => hand.next_change(Instant::now()),
                 _ => None,
             };
             tokio::select! {
@@ -363,27 +388,24 @@ impl Simulator {
                         match self.answer(seq, message, &mut capture, &mut ticker, &mut out) {
                             Then::Nothing => {}
                             Then::ReportHand => {
-                                if let Some(active) = capture {
+                                if let Some(active) = capture.filter(|_| streaming) {
                                     capture =
                                         self.follow_hand(active, &mut ticker, &mut out).await?.0;
                                 }
                             }
-                            Then::Burst { format, bands } => {
-                                // The Ack goes out now: rendering a burst may take longer than
-                                // the host waits for an answer.
-                                let ack = std::mem::take(&mut out);
-                                write_wiping(&mut writer, ack).await?;
-                                self.burst(format, bands, period, &mut out).await?;
-                            }
+                            Then::Burst { format, bands } => self.start_burst(format, bands)?,
                         }
                     }
                 },
+                rendered = rendered_burst(&mut self.rendering), if !streaming => {
+                    self.finish_burst(rendered, period, &mut out)?;
+                }
                 () = sleep_until_some(hand_change) => {
                     if let Some(active) = capture {
                         capture = self.follow_hand(active, &mut ticker, &mut out).await?.0;
                     }
                 }
-                _ = ticker.tick(), if capture.is_some() => {
+                _ = ticker.tick(), if capture.is_some() && streaming => {
                     if let Some(active) = capture {
                         capture = if self.hand.is_some() {
                             self.next_presented_frame(active, &mut armed, &mut ticker, &mut out)
@@ -432,6 +454,10 @@ impl Simulator {
                     message: format!("{format} is not offered"),
                 }
             }
+            HostMessage::StartBurst { .. } if self.rendering.is_some() => SensorMessage::Error {
+                code: SensorErrorCode::Busy,
+                message: "still taking the previous burst".to_owned(),
+            },
             HostMessage::StartBurst { format, bands } => {
                 let offered = self.config.bands.as_deref().unwrap_or_default();
                 if let Some(missing) = bands.iter().find(|band| !offered.contains(band)) {
@@ -481,20 +507,14 @@ impl Simulator {
         Then::Nothing
     }
 
-    /// Serves one presentation burst: the frames of `bands`, from the source's burst model, each
-    /// tagged with its band and its exposure time one frame period after the previous one. The
-    /// frames are written at once (the sensor buffers a burst); a source without a burst ends with
-    /// an `Error` hardware report, since a sensor that acknowledged a burst owes an answer.
-    async fn burst(
-        &mut self,
-        format: FrameFormat,
-        bands: Vec<Band>,
-        period: Duration,
-        out: &mut BytesMut,
-    ) -> Result<(), SimulatorError> {
+    /// Starts rendering one presentation burst (the frames of `bands`, from the source's burst
+    /// model, encoded) on the blocking pool; [`Self::finish_burst`] serves it. Rendering takes
+    /// seconds on a loaded machine: on the request path it would leave a `Ping` or `GetInfo`
+    /// unanswered past the host's timeout, and the host would give the sensor up mid-burst.
+    fn start_burst(&mut self, format: FrameFormat, bands: Vec<Band>) -> Result<(), SimulatorError> {
         let mut source = self.source.take().ok_or(SimulatorError::SourceCrashed)?;
         let wanted = bands.clone();
-        let (source, encoded) = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let encoded = source.next_burst(&wanted).map(|images| {
                 images
                     .iter()
@@ -502,10 +522,41 @@ impl Simulator {
                     .collect::<Vec<_>>()
             });
             (source, encoded)
-        })
-        .await
-        .map_err(|_| SimulatorError::SourceCrashed)?;
+        });
+        self.rendering = Some(Rendering {
+            plugged: self.status.borrow().plugged,
+            format,
+            bands,
+            task,
+        });
+        Ok(())
+    }
+
+    /// Serves the burst that [`Self::start_burst`] rendered: its frames, each tagged with its band
+    /// and its exposure time one frame period after the previous one. The frames are written at
+    /// once (the sensor buffers a burst); a source without a burst ends with an `Error` hardware
+    /// report, since a sensor that acknowledged a burst owes an answer. A burst acknowledged on an
+    /// earlier connection is dropped.
+    fn finish_burst(
+        &mut self,
+        rendered: Result<(Box<dyn ImageSource>, RenderedBurst), tokio::task::JoinError>,
+        period: Duration,
+        out: &mut BytesMut,
+    ) -> Result<(), SimulatorError> {
+        let Some(Rendering {
+            plugged,
+            format,
+            bands,
+            ..
+        }) = self.rendering.take()
+        else {
+            return Ok(());
+        };
+        let (source, encoded) = rendered.map_err(|_| SimulatorError::SourceCrashed)?;
         self.source = Some(source);
+        if plugged != self.status.borrow().plugged {
+            return Ok(());
+        }
         let Some(encoded) = encoded.filter(|frames| frames.len() == bands.len()) else {
             let report = SensorMessage::Error {
                 code: SensorErrorCode::Hardware,
@@ -549,8 +600,9 @@ impl Simulator {
     }
 
     /// Reports the hand's arrivals and lifts up to now (its state as it is, on the first call of
-    /// a capture). An arrival of a new presentation takes the next image from the source; when the
-    /// source has run out the capture ends instead. Returns the capture as it continues, and
+    /// a capture). An arrival of a new presentation takes the next image from the source (unless
+    /// no frame showed the previous one's: see [`Self::take_image_for`]); when the source has run
+    /// out the capture ends instead. Returns the capture as it continues, and
     /// whether anything was reported.
     async fn follow_hand(
         &mut self,
@@ -587,14 +639,21 @@ impl Simulator {
     }
 
     /// Makes sure the image of `presentation` is at hand, taking a new one from the source for a
-    /// new presentation; `false` when the source has run out.
+    /// new presentation (the previous one's if no frame showed it); `false` when the source has
+    /// run out.
     async fn take_image_for(&mut self, presentation: u64) -> Result<bool, SimulatorError> {
-        if self
-            .presented
-            .as_ref()
-            .is_some_and(|presented| presented.presentation == presentation)
-        {
-            return Ok(true);
+        if let Some(presented) = self.presented.as_mut() {
+            if presented.presentation == presentation {
+                return Ok(true);
+            }
+            if !presented.framed {
+                // No frame showed the last presentation (it ended, or its capture was stopped,
+                // before its first frame: a slow or loaded machine): no host saw its image, so it
+                // is this presentation's. Taking a new one would skip a source image unseen, and
+                // a host that counts on the source's order would get the wrong hand.
+                presented.presentation = presentation;
+                return Ok(true);
+            }
         }
         // The previous hand's image is wiped now, not kept until the next one is ready.
         self.presented = None;
@@ -613,6 +672,7 @@ impl Simulator {
             presentation,
             image: PalmImage::new(image),
             encoded: None,
+            framed: false,
         });
         self.status.send_modify(|status| status.presentations += 1);
         Ok(true)
@@ -678,6 +738,11 @@ impl Simulator {
             return Ok(Some(capture));
         }
         let encoded = self.encode_presented(capture.format).await?;
+        if matches!(encoded, Some(Ok(_)))
+            && let Some(presented) = self.presented.as_mut()
+        {
+            presented.framed = true;
+        }
         Ok(self.send_frame(capture, encoded, armed, out))
     }
 
@@ -784,6 +849,16 @@ impl Simulator {
     }
 }
 
+/// The burst being rendered once it is done; pending forever without one.
+async fn rendered_burst(
+    rendering: &mut Option<Rendering>,
+) -> Result<(Box<dyn ImageSource>, RenderedBurst), tokio::task::JoinError> {
+    match rendering {
+        Some(rendering) => (&mut rendering.task).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Sleeps until `deadline`, or forever without one.
 async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
@@ -822,4 +897,82 @@ fn noise(count: usize) -> Vec<u8> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use image::{GrayImage, Luma};
+
+    use super::*;
+
+    fn shade(n: u8) -> GrayImage {
+        GrayImage::from_pixel(4, 4, Luma([n]))
+    }
+
+    /// The shade of the image the hand presents now.
+    fn presented_shade(simulator: &Simulator) -> Option<u8> {
+        let presented = simulator.presented.as_ref()?;
+        Some(presented.image.as_gray().get_pixel(0, 0).0[0])
+    }
+
+    /// On tokio's paused clock: the hand's cycle and the frame ticks move only when the test
+    /// advances the time, so a presentation can end before its first frame on purpose.
+    #[tokio::test(start_paused = true)]
+    async fn a_presentation_that_ends_before_its_first_frame_passes_its_image_on() {
+        let ms = Duration::from_millis;
+        let mut config = SimulatorConfig::new("unused-link");
+        config.fps = 50.0;
+        config.presentation = Some(Presentation {
+            held: ms(120),
+            away: ms(80),
+        });
+        let (mut simulator, _faults) = Simulator::new(config, (0_u8..).map(shade));
+        let mut ticker = tokio::time::interval(ms(20));
+        let mut out = BytesMut::new();
+        let mut armed = None;
+        let capture = Capture {
+            format: FrameFormat::Gray8,
+            remaining: None,
+            hand: HandReports::default(),
+        };
+
+        // The hand arrives (presentation 1 takes image 0) and is lifted before its first frame.
+        let (capture, reported) = simulator
+            .follow_hand(capture, &mut ticker, &mut out)
+            .await
+            .expect("arrival");
+        assert!(reported);
+        assert_eq!(presented_shade(&simulator), Some(0));
+        tokio::time::advance(ms(150)).await;
+        let (capture, reported) = simulator
+            .follow_hand(capture.expect("capture"), &mut ticker, &mut out)
+            .await
+            .expect("lift");
+        assert!(reported);
+        assert_eq!(simulator.status.borrow().frames_sent, 0);
+
+        // Presentation 2 shows image 0: no frame showed it, so no host has seen it yet.
+        tokio::time::advance(ms(60)).await;
+        let mut capture = capture.expect("capture");
+        for _ in 0..2 {
+            capture = simulator
+                .next_presented_frame(capture, &mut armed, &mut ticker, &mut out)
+                .await
+                .expect("arrival, then a frame")
+                .expect("capture");
+        }
+        assert_eq!(simulator.status.borrow().frames_sent, 1);
+        assert_eq!(presented_shade(&simulator), Some(0));
+        assert_eq!(simulator.status.borrow().presentations, 1);
+
+        // A frame showed it: presentation 3 takes the source's next image.
+        tokio::time::advance(ms(200)).await;
+        simulator
+            .next_presented_frame(capture, &mut armed, &mut ticker, &mut out)
+            .await
+            .expect("lift and arrival")
+            .expect("capture");
+        assert_eq!(presented_shade(&simulator), Some(1));
+        assert_eq!(simulator.status.borrow().presentations, 2);
+    }
 }

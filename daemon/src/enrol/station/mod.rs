@@ -12,6 +12,8 @@
 //! 5. verify each enrolled hand on the card with a fresh capture.
 //!
 //! Each capture comes from its own presentation of the hand ([`crate::enrol::presentation`]).
+//! While the card is written the capture is paused once the last capture's hand is lifted; no
+//! presentation the sensor served is dropped, so none is lost to the write.
 //! The audit log is the durable record; the same records come back as events, to publish
 //! however the enrolment ends ([`Enrolment::events`]).
 
@@ -216,7 +218,8 @@ fn run<T: CardTransport>(
         slots.push((SlotKind::Duress, &duress[*reference]));
     }
 
-    // 4. Write to the card (the station keeps watching the hand meanwhile).
+    // 4. Write to the card. Meanwhile the sensor is read until the last capture's hand is lifted,
+    // then paused, so that presentations made during the write are neither served nor lost.
     station.sensor.watch();
     let personalised = verified.is_none();
     let verified = match verified {
@@ -396,7 +399,8 @@ impl<'o> Capturing<'o> {
         writer: &mut card_steps::Writer<'_, T>,
         kinds: &[SlotKind],
     ) -> Result<bool, EnrolError> {
-        // Frames from here on are the verification's: the watch ends before the person is asked.
+        // The watch ends before the person is asked: from here on, frames are the verification's
+        // (the first may be of a presentation that began before the capture was paused).
         let operator = &mut *self.operator;
         self.sensor
             .end_watch(&mut |news| tell(&mut *operator, news))?;

@@ -102,6 +102,8 @@ struct Watched {
     events: mpsc::Receiver<SensorEvent>,
     /// Whether the sensor reported the hand gone while the station was busy.
     lifted: bool,
+    /// Whether the capture was stopped after the lift.
+    paused: bool,
     news: Vec<SensorNews>,
 }
 
@@ -120,7 +122,8 @@ pub(super) struct StationSensor {
     /// Frame format to ask for: JPEG when the sensor offers it (the gate's default), else the
     /// sensor's first format.
     format: FrameFormat,
-    /// Whether the sensor was asked to stream (once, for the whole enrolment).
+    /// Whether the sensor was asked to stream (from the first capture on, paused only while the
+    /// card is written).
     capturing: bool,
     /// One capture per presentation of the hand, across every series and the verification.
     pub(super) presentations: PresentationFilter,
@@ -213,45 +216,66 @@ impl StationSensor {
         Ok(())
     }
 
-    /// While the station works on the card, keeps reading the sensor: frames are dropped (they
-    /// would be stale by the time the station looks again) and a lift of the hand is remembered,
-    /// so that the verification that follows knows whether a new presentation has begun.
+    /// While the station works on the card: reads the sensor until the hand that gave the last
+    /// capture is lifted (a sensor that is off cannot report the lift, and without it a hand still
+    /// there when the verification starts would give that same presentation again), dropping its
+    /// frames, then pauses the capture and stops reading.
+    ///
+    /// Whatever the sensor sent after the lift stays queued for the verification, in order: it is
+    /// a new presentation, and the sensor served it before the pause could reach it (the station
+    /// lags behind the sensor while it extracts and checks the captures). Dropping it would lose
+    /// that presentation: the person (or the simulator's hand) would have to present again, and a
+    /// hand that keeps coming would have moved on to the next one.
     pub(super) fn watch(&mut self) {
-        let Some(mut events) = self.events.take() else {
+        let Some(events) = self.events.take() else {
             return;
         };
+        let waiting_for_lift = self.presentations.waiting_for_lift();
+        let pause = self.capturing.then(|| self.commands.clone());
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = self.runtime.spawn(async move {
-            let mut lifted = false;
-            let mut news = Vec::new();
-            loop {
+            let mut watched = Watched {
+                events,
+                lifted: false,
+                paused: false,
+                news: Vec::new(),
+            };
+            let mut ended = false;
+            while waiting_for_lift && !watched.lifted && !ended {
                 tokio::select! {
-                    _ = &mut stopped => break,
-                    event = events.recv() => match event {
-                        Some(SensorEvent::Presence { present: false, .. }) => lifted = true,
-                        Some(SensorEvent::Problem(error)) => news.push(SensorNews::Problem(error)),
+                    _ = &mut stopped => ended = true,
+                    event = watched.events.recv() => match event {
+                        Some(SensorEvent::Presence { present: false, .. }) => watched.lifted = true,
+                        Some(SensorEvent::Problem(error)) => {
+                            watched.news.push(SensorNews::Problem(error));
+                        }
+                        Some(SensorEvent::Disconnected { error, retry_in }) => {
+                            watched.news.push(SensorNews::Disconnected { error, retry_in });
+                        }
+                        // Frames of the presentation that already gave its capture.
                         Some(_) => {}
-                        None => break,
+                        None => ended = true,
                     },
                 }
             }
-            Watched {
-                events,
-                lifted,
-                news,
+            if !ended && let Some(commands) = pause {
+                // A closed command channel means the link's task is gone: the next read says so.
+                watched.paused = commands.send(DeviceCommand::StopCapture).await.is_ok();
             }
+            watched
         });
         self.watching = Some((stop, task));
     }
 
-    /// Ends [`Self::watch`]: the events come back, and a lift seen meanwhile opens the next
-    /// presentation.
+    /// Ends [`Self::watch`]: the events come back, a lift seen meanwhile opens the next
+    /// presentation, and a paused capture is started again by the next [`Self::next_capture`].
     pub(super) fn end_watch(
         &mut self,
         news: &mut dyn FnMut(SensorNews),
     ) -> Result<(), SensorError> {
         if let Some((stop, task)) = self.watching.take() {
-            // The task may have ended on its own (sensor task gone): then the send fails.
+            // The task may have ended on its own (lift seen, or sensor task gone): then the send
+            // fails.
             let _ = stop.send(());
             let watched = self
                 .runtime
@@ -261,6 +285,9 @@ impl StationSensor {
             watched.news.into_iter().for_each(&mut *news);
             if watched.lifted {
                 self.presentations.presence(false);
+            }
+            if watched.paused {
+                self.capturing = false;
             }
         }
         Ok(())

@@ -17,7 +17,7 @@ use palmgate_card::host::{Card, InProcessTransport};
 use palmgate_card::protocol::Lifecycle;
 use palmgate_matcher::extract::InputKind;
 use palmgate_sensor::codec::{FrameFormat, SensorInfo};
-use palmgate_sensor::device::{CapturedFrame, ReceivedAt, SensorEvent};
+use palmgate_sensor::device::{CapturedFrame, DeviceCommand, ReceivedAt, SensorEvent};
 use palmgate_sensor::image::PalmImage;
 use tokio::sync::mpsc;
 
@@ -50,7 +50,12 @@ type Shown = Option<(u64, u64)>;
 /// time the station asks for one; keeps every notice's gist.
 struct Person {
     consents: bool,
+    /// Presents the next hand as soon as the station has taken a capture, without waiting to be
+    /// asked: as the simulator's hand does, which comes and goes on its own clock.
+    eager: bool,
     sensor: mpsc::Sender<SensorEvent>,
+    /// What the station asked of the sensor.
+    sensor_commands: mpsc::Receiver<DeviceCommand>,
     script: VecDeque<Shown>,
     heard: Vec<String>,
     frame_number: u32,
@@ -103,20 +108,22 @@ impl Operator for Person {
     }
 
     fn notice(&mut self, notice: Notice<'_>) {
-        let asks_for_a_hand = match &notice {
-            Notice::SeriesStarted { .. }
-            | Notice::VerifyPresent { .. }
-            | Notice::VerifyCaptureRefused { .. }
-            | Notice::Capture {
-                step: CaptureStep::Refused { .. },
-                ..
-            } => true,
-            Notice::Capture {
-                step: CaptureStep::Accepted { number, wanted, .. },
-                ..
-            } => number < wanted,
-            _ => false,
+        let asks_for_a_hand = if self.eager {
+            matches!(
+                &notice,
+                Notice::SeriesStarted {
+                    hand: Hand::Normal,
+                    ..
+                } | Notice::Capture { .. }
+                    | Notice::VerifyCaptureRefused { .. }
+                    | Notice::Verified { .. }
+            )
+        } else {
+            asks_for_a_hand(&notice)
         };
+        if self.eager && matches!(notice, Notice::Enrolled { slot: 0, .. }) {
+            self.note_sensor_commands_until_paused();
+        }
         self.heard.push(match &notice {
             Notice::Capture { hand, step } => format!("{hand}: {step:?}"),
             Notice::Enrolled { slot, kind } => format!("enrolled {slot} {}", kind_name(*kind)),
@@ -129,11 +136,52 @@ impl Operator for Person {
     }
 }
 
+impl Person {
+    /// Notes (in `heard`) the commands the station sent to the sensor, waiting (up to 5 s) for the
+    /// capture to be stopped: the watch task that stops it runs beside the station's card writes.
+    fn note_sensor_commands_until_paused(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            match self.sensor_commands.try_recv() {
+                Ok(DeviceCommand::StopCapture) => {
+                    self.heard.push("sensor: stop".to_string());
+                    return;
+                }
+                Ok(command) => self.heard.push(format!("sensor: {command:?}")),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// Whether `notice` asks the person for (another) hand.
+fn asks_for_a_hand(notice: &Notice<'_>) -> bool {
+    match notice {
+        Notice::SeriesStarted { .. }
+        | Notice::VerifyPresent { .. }
+        | Notice::VerifyCaptureRefused { .. }
+        | Notice::Capture {
+            step: CaptureStep::Refused { .. },
+            ..
+        } => true,
+        Notice::Capture {
+            step: CaptureStep::Accepted { number, wanted, .. },
+            ..
+        } => number < wanted,
+        _ => false,
+    }
+}
+
 /// One station: an issuer, its audit log, and the options of a single-hand enrolment.
 struct Desk {
     dir: tempfile::TempDir,
     issuer: Issuer,
     options: StationOptions,
+    /// How long the station waits for each capture.
+    wait: Duration,
 }
 
 impl Desk {
@@ -158,6 +206,7 @@ impl Desk {
                 consent_text: DEFAULT_CONSENT_TEXT.to_string(),
                 profile: palmgate_matcher::Profile::Balanced,
             },
+            wait: Duration::from_secs(5),
         }
     }
 
@@ -175,14 +224,29 @@ impl Desk {
             .collect()
     }
 
-    /// Enrols `card` with a person who presents `script` (and consents when `consents`).
+    /// Enrols `card` with a person who presents `script` when asked (and consents when
+    /// `consents`).
     fn enrol(&self, card: &mut Applet_, consents: bool, script: &[Shown]) -> (Enrolment, Person) {
+        self.enrol_with(card, consents, false, script)
+    }
+
+    /// [`Self::enrol`], with a person who presents each hand of `script` without waiting to be
+    /// asked when `eager`.
+    fn enrol_with(
+        &self,
+        card: &mut Applet_,
+        consents: bool,
+        eager: bool,
+        script: &[Shown],
+    ) -> (Enrolment, Person) {
         let (link, ends) = ChannelSensor::new();
         let sensor = ends.events;
         sensor.blocking_send(connected()).unwrap();
         let mut person = Person {
             consents,
+            eager,
             sensor,
+            sensor_commands: ends.commands,
             script: script.iter().copied().collect(),
             heard: Vec::new(),
             frame_number: 0,
@@ -192,7 +256,7 @@ impl Desk {
             extractor: extractor(),
             options: SensorOptions {
                 name: "in-process sensor".to_string(),
-                wait: Duration::from_secs(5),
+                wait: self.wait,
                 input: InputKind::Hand,
             },
         };
@@ -403,6 +467,88 @@ fn a_duress_hand_goes_to_slot_1_after_a_refused_capture_gets_advice() {
 }
 
 #[test]
+fn a_hand_presented_again_before_the_card_is_written_is_not_lost_to_the_write() {
+    let mut desk = Desk::new();
+    desk.options.duress_hand = true;
+    // Without the fix the station waits for a hand that never comes: no need to wait long.
+    desk.wait = Duration::from_secs(2);
+    let mut card = factory_card();
+    // The person presents the next hand as soon as a capture is taken, as the simulator's hand
+    // does: the first verification hand (3, 3) is lifted and presented again while the station
+    // is still busy with the duress series, before the card is written, and never again.
+    let (enrolment, person) = desk.enrol_with(
+        &mut card,
+        true,
+        true,
+        &[
+            Some((3, 0)),
+            Some((3, 1)),
+            Some((3, 2)),
+            Some((4, 0)),
+            Some((4, 1)),
+            Some((4, 2)),
+            Some((3, 3)),
+            Some((4, 3)),
+        ],
+    );
+    enrolment.result.unwrap();
+    for expected in ["verified hand Match", "verified duress hand Match"] {
+        assert!(
+            person.heard.iter().any(|line| line == expected),
+            "{expected} in {:#?}",
+            person.heard
+        );
+    }
+    assert!(person.script.is_empty(), "{:?}", person.script);
+}
+
+#[test]
+fn the_capture_is_paused_while_the_card_is_written() {
+    let desk = Desk::new();
+    let mut card = factory_card();
+    // The hand keeps coming: it is lifted (and the verification hand presented) right after the
+    // last capture, so the station sees the lift while it writes the card.
+    let (enrolment, mut person) = desk.enrol_with(
+        &mut card,
+        true,
+        true,
+        &[Some((1, 0)), Some((1, 1)), Some((1, 2)), Some((1, 3))],
+    );
+    enrolment.result.unwrap();
+    while let Ok(command) = person.sensor_commands.try_recv() {
+        person.heard.push(format!("sensor: {command:?}"));
+    }
+    let sensor: Vec<&str> = person
+        .heard
+        .iter()
+        .filter_map(|line| line.strip_prefix("sensor: "))
+        .map(|command| command.split('(').next().unwrap_or(command))
+        .collect();
+    // Started for the first capture, stopped once the last capture's hand was lifted, started
+    // again for the verification.
+    assert_eq!(
+        sensor,
+        ["StartCapture", "stop", "StartCapture"],
+        "{:#?}",
+        person.heard
+    );
+    let position = |line: &str| person.heard.iter().position(|heard| heard == line);
+    assert!(
+        position("sensor: stop") < position("enrolled 0 normal"),
+        "{:#?}",
+        person.heard
+    );
+    assert!(
+        person
+            .heard
+            .iter()
+            .any(|line| line == "verified hand Match"),
+        "{:#?}",
+        person.heard
+    );
+}
+
+#[test]
 fn the_wrong_hand_at_verification_leaves_an_enrolled_unverified_card_on_record() {
     let mut desk = Desk::new();
     desk.options.duress_hand = true;
@@ -450,7 +596,9 @@ fn a_sensor_that_never_answers_is_an_error_after_consent_and_before_any_write() 
     let (link, _ends) = ChannelSensor::new();
     let mut person = Person {
         consents: true,
+        eager: false,
         sensor: mpsc::channel(1).0,
+        sensor_commands: mpsc::channel(1).1,
         script: VecDeque::new(),
         heard: Vec::new(),
         frame_number: 0,
