@@ -14,8 +14,9 @@
 //!
 //! With [`SimulatorConfig::bands`] the sensor speaks protocol 1.1: it announces its illumination
 //! bands and serves presentation bursts (one frame per requested band, from
-//! [`ImageSource::next_burst`], rendered while the sensor goes on answering requests); without, it is a 1.0 sensor and answers the 1.1 requests with
-//! `Error` *unknown request*, as a 1.0 sensor does.
+//! [`ImageSource::next_burst`], rendered while the sensor goes on answering requests); without,
+//! it is a 1.0 sensor and answers the 1.1 requests with `Error` *unknown request*, as a 1.0
+//! sensor does.
 //!
 //! Faults are injected on request through a [`FaultInjector`]: garbage on the line, a frame with a
 //! bad CRC, a truncated frame, or a disconnect (the pty is closed and the link removed, then both
