@@ -323,8 +323,13 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert_eq!(station.audit_lines().len(), 2);
     assert!(station.card_info().contains("slots: 1 of 4 used"));
 
-    // With --re-enrol: erased first (receipt next to the audit log), then enrolled again; the
-    // records are also published as events for the dashboards.
+    // With --re-enrol: erased first (receipt next to the audit log), then enrolled again, this
+    // time with a profile floor (the gates' own profile: a stricter floor's effect on a probe is
+    // shown by profile_e2e); the records are also published as events for the dashboards.
+    assert!(
+        station.card_info().contains("profile floor: none"),
+        "no floor before"
+    );
     let broker = format!("mqtt://{}", require_mqtt());
     let mut mqtt = Subscriber::start("palmgate/enrol-desk/event/#");
     let re = station.enrol(
@@ -336,6 +341,8 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
             &broker,
             "--station",
             "enrol-desk",
+            "--profile-floor",
+            "balanced",
         ],
     );
     assert_eq!(re.status.code(), Some(0), "{}", text(&re.stderr));
@@ -350,7 +357,7 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert!(consent.contains("consent_text_sha256="), "{consent}");
     assert!(erased_event.contains("\"receipt\""), "{erased_event}");
     assert!(
-        completed.contains("slots=normal verified=true personalised=false"),
+        completed.contains("slots=normal verified=true personalised=false profile_floor=balanced"),
         "{completed}"
     );
     let out = text(&re.stdout);
@@ -387,7 +394,10 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
         "{checked}"
     );
     assert_eq!(lines[4]["personalised"], false);
-    assert!(station.card_info().contains("slots: 1 of 4 used"));
+    assert_eq!(lines[4]["profile_floor"], "balanced");
+    let info = station.card_info();
+    assert!(info.contains("slots: 1 of 4 used"), "{info}");
+    assert!(info.contains("profile floor: balanced"), "{info}");
     assert_eq!(text(&station.card_verify(0, 21).stdout).trim(), "match");
     drop(sim);
 }

@@ -83,6 +83,10 @@ pub struct EnrolArgs {
     /// other under its threshold, and the verification after writing uses it.
     #[arg(long, value_name = "PROFILE", default_value_t = Profile::Balanced)]
     profile: Profile,
+    /// Also write a profile floor on the card: it then applies at least this profile whatever a
+    /// gate (or a thief's own reader) asks for (applet 1.5 and later; erasing clears it).
+    #[arg(long, value_name = "PROFILE")]
+    profile_floor: Option<Profile>,
     /// Also publish the audit log's records as events (`enrol.consent`, `card.erased` with the
     /// receipt, `enrol.completed`) on `<prefix>/<station>/event/<kind>`.
     #[command(flatten)]
@@ -158,6 +162,7 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
         max_refused: usize::from(args.max_refused),
         consent_text,
         profile: args.profile,
+        profile_floor: args.profile_floor,
     };
     let mut terminal = Terminal {
         consent_confirmed: args.consent_confirmed,

@@ -96,6 +96,9 @@ pub enum AuditRecord {
         personalised: bool,
         /// The slots written.
         slots: Vec<SlotRecord>,
+        /// The profile floor written with them (absent: none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        profile_floor: Option<&'static str>,
         /// Whether the final verification on the card matched.
         verified: bool,
     },
@@ -178,7 +181,7 @@ mod tests {
         assert_eq!(value["kind"], "card.erased");
         assert_eq!(value["erase_counter"], 3);
         assert_eq!(value["slots_erased"], 2);
-        let completed = AuditRecord::Completed {
+        let completed = |profile_floor| AuditRecord::Completed {
             time: Timestamp::from_unix_ms(0),
             card_id: card(),
             personalised: true,
@@ -192,11 +195,17 @@ mod tests {
                     kind: "duress",
                 },
             ],
+            profile_floor,
             verified: true,
         };
-        let value: serde_json::Value = serde_json::from_str(&completed.to_line()).expect("json");
+        let value: serde_json::Value =
+            serde_json::from_str(&completed(None).to_line()).expect("json");
         assert_eq!(value["kind"], "enrol.completed");
         assert_eq!(value["slots"][1]["kind"], "duress");
         assert_eq!(value["verified"], true);
+        assert!(value.get("profile_floor").is_none(), "no floor, no field");
+        let value: serde_json::Value =
+            serde_json::from_str(&completed(Some("security")).to_line()).expect("json");
+        assert_eq!(value["profile_floor"], "security");
     }
 }

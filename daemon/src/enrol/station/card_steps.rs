@@ -98,9 +98,14 @@ impl<T: CardTransport> Writer<'_, T> {
         crate::station::erased_new_event(&bundle, now).map_err(EnrolError::Event)
     }
 
-    /// Enrols the slots in order (0, 1, …) and restores the retry counter, in one enrolment
-    /// session.
-    pub(super) fn enrol(&mut self, slots: &[(SlotKind, &Template)]) -> Result<(), EnrolError> {
+    /// Sets the profile floor (when one is asked for), enrols the slots in order (0, 1, …) and
+    /// restores the retry counter, in one enrolment session. The floor goes first: a card that
+    /// refuses it has nothing new written.
+    pub(super) fn enrol(
+        &mut self,
+        slots: &[(SlotKind, &Template)],
+        profile_floor: Option<Profile>,
+    ) -> Result<(), EnrolError> {
         let session = self
             .card
             .open_session(self.verified)
@@ -108,6 +113,11 @@ impl<T: CardTransport> Writer<'_, T> {
         let mut enrolment = session
             .prove_authority(self.authority)
             .map_err(EnrolError::card("proving the enrolment authority"))?;
+        if let Some(floor) = profile_floor {
+            enrolment
+                .set_profile_floor(Some(floor))
+                .map_err(EnrolError::card("setting the profile floor"))?;
+        }
         for (slot, (kind, template)) in (0u8..).zip(slots) {
             enrolment
                 .enrol(slot, *kind, template)
@@ -161,11 +171,13 @@ pub(super) fn consent_event(
         ))
 }
 
-/// The `enrol.completed` record and event of an enrolment that wrote `kinds` (slot 0 first).
+/// The `enrol.completed` record and event of an enrolment that wrote `kinds` (slot 0 first) and
+/// `profile_floor`.
 pub(super) fn completed(
     card_id: &CardId,
     personalised: bool,
     kinds: &[SlotKind],
+    profile_floor: Option<Profile>,
     verified: bool,
 ) -> (AuditRecord, NewEvent) {
     let now = Timestamp::now();
@@ -180,14 +192,16 @@ pub(super) fn completed(
                 kind: kind_name(*kind),
             })
             .collect(),
+        profile_floor: profile_floor.map(Profile::name),
         verified,
     };
     let names: Vec<&str> = kinds.iter().map(|kind| kind_name(*kind)).collect();
+    let floor = profile_floor.map_or(String::new(), |floor| format!(" profile_floor={floor}"));
     let event = NewEvent::new(EventKind::EnrolCompleted, now)
         .card(card_id.clone())
         .result(Outcome::Info)
         .detail(format!(
-            "slots={} verified={verified} personalised={personalised}",
+            "slots={} verified={verified} personalised={personalised}{floor}",
             names.join(",")
         ));
     (record, event)

@@ -39,6 +39,17 @@ pub enum Refusal {
         /// Its templates.
         slots_used: u8,
     },
+    /// A profile floor was asked for and the card's applet keeps none.
+    #[error(
+        "the card's applet {major}.{minor} keeps no profile floor (applet 1.5 and later do): \
+         enrol without --profile-floor, or use a newer card; nothing was captured or written"
+    )]
+    NoProfileFloor {
+        /// Applet major version.
+        major: u8,
+        /// Applet minor version.
+        minor: u8,
+    },
     /// The card has fewer slots than hands to enrol.
     #[error("the card has {capacity} slot(s); {needed} are needed")]
     TooFewSlots {

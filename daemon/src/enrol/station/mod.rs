@@ -83,6 +83,9 @@ pub struct StationOptions {
     /// The gates' security profile: the captures of a hand must match each other under its
     /// one-template threshold, and the verification after writing uses it.
     pub profile: Profile,
+    /// The weakest profile the card will apply whatever a gate asks (written with the templates,
+    /// cleared by an erase); `None` writes none, and the card applies each gate's profile.
+    pub profile_floor: Option<Profile>,
 }
 
 /// The sensor, not yet started: the station starts it once consent is given.
@@ -187,6 +190,12 @@ fn run<T: CardTransport>(
         .into());
     }
 
+    // A floor the card cannot keep is refused before anything is captured, erased or written.
+    if options.profile_floor.is_some() && !card.keeps_profile_floor() {
+        let (major, minor) = identity.applet_version;
+        return Err(Refusal::NoProfileFloor { major, minor }.into());
+    }
+
     // 2. Consent, before any capture.
     let consent_sha256 = consent_hash(&options.consent_text);
     let method = operator.consent(&options.consent_text, &consent_sha256)?;
@@ -264,7 +273,7 @@ fn run<T: CardTransport>(
         }
         events.push(writer.erase(audit, station.operator)?);
     }
-    writer.enrol(&slots)?;
+    writer.enrol(&slots, options.profile_floor)?;
     for (slot, (kind, _)) in slots.iter().enumerate() {
         station
             .operator
@@ -277,8 +286,13 @@ fn run<T: CardTransport>(
     let verification = station.verify(&mut writer, &kinds);
     let all_matched = matches!(verification, Ok(true));
     station.sensor.stop();
-    let (completed, completed_event) =
-        card_steps::completed(&card_id, personalised, &kinds, all_matched);
+    let (completed, completed_event) = card_steps::completed(
+        &card_id,
+        personalised,
+        &kinds,
+        options.profile_floor,
+        all_matched,
+    );
     audit.append(&completed)?;
     events.push(completed_event);
     if !verification? {

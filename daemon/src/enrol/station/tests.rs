@@ -205,6 +205,7 @@ impl Desk {
                 max_refused: 3,
                 consent_text: DEFAULT_CONSENT_TEXT.to_string(),
                 profile: palmgate_matcher::Profile::Balanced,
+                profile_floor: None,
             },
             wait: Duration::from_secs(5),
         }
@@ -331,6 +332,31 @@ fn a_factory_card_is_personalised_enrolled_and_verified_in_order() {
             .contains("slots=normal verified=true personalised=true")
     );
     assert!(!card_id.to_string().is_empty());
+}
+
+#[test]
+fn a_profile_floor_is_written_with_the_templates_and_on_record() {
+    let mut desk = Desk::new();
+    desk.options.profile_floor = Some(palmgate_matcher::Profile::Security);
+    let mut card = factory_card();
+    let (enrolment, _) = desk.enrol(
+        &mut card,
+        true,
+        &[Some((1, 0)), Some((1, 1)), Some((1, 2)), Some((1, 3))],
+    );
+    enrolment.result.unwrap();
+    assert_eq!(
+        card.applet().profile_floor(),
+        Some(palmgate_matcher::Profile::Security)
+    );
+    let detail = enrolment.events[1].detail.as_deref().unwrap();
+    assert!(detail.ends_with(" profile_floor=security"), "{detail}");
+    let audit = std::fs::read_to_string(desk.audit_path()).unwrap();
+    let completed = audit.lines().last().unwrap();
+    assert!(
+        completed.contains(r#""profile_floor":"security""#),
+        "{completed}"
+    );
 }
 
 #[test]
