@@ -238,12 +238,19 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
         );
     }
     assert!(out.contains("3 pairs match"), "{out}");
-    assert!(out.contains("slot 0: enrolled (normal)"), "{out}");
+    // Every accepted capture is enrolled; one verification for the hand.
+    for slot in 0..3 {
+        assert!(
+            out.contains(&format!("slot {slot}: enrolled (normal)")),
+            "{out}"
+        );
+    }
     assert!(out.contains("verification (hand): match"), "{out}");
+    assert_eq!(out.matches("verification (hand)").count(), 1, "{out}");
     assert!(out.contains("enrolled and verified"), "{out}");
     let info = station.card_info();
     assert!(info.contains("state: personalised"), "{info}");
-    assert!(info.contains("slots: 1 of 4 used"), "{info}");
+    assert!(info.contains("slots: 3 of 4 used"), "{info}");
     let card_id = info
         .lines()
         .find_map(|line| line.strip_prefix("card id: "))
@@ -318,10 +325,10 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     let again = station.enrol(&link, &["--consent-confirmed"]);
     assert_eq!(again.status.code(), Some(1));
     let err = text(&again.stderr);
-    assert!(err.contains("already has 1 enrolled template(s)"), "{err}");
+    assert!(err.contains("already has 3 enrolled template(s)"), "{err}");
     assert!(err.contains("--re-enrol"), "{err}");
     assert_eq!(station.audit_lines().len(), 2);
-    assert!(station.card_info().contains("slots: 1 of 4 used"));
+    assert!(station.card_info().contains("slots: 3 of 4 used"));
 
     // With --re-enrol: erased first (receipt next to the audit log), then enrolled again, this
     // time with a profile floor (the gates' own profile: a stricter floor's effect on a probe is
@@ -357,11 +364,13 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert!(consent.contains("consent_text_sha256="), "{consent}");
     assert!(erased_event.contains("\"receipt\""), "{erased_event}");
     assert!(
-        completed.contains("slots=normal verified=true personalised=false profile_floor=balanced"),
+        completed.contains(
+            "slots=normal,normal,normal verified=true personalised=false profile_floor=balanced"
+        ),
         "{completed}"
     );
     let out = text(&re.stdout);
-    assert!(out.contains("erased 1 slot(s)"), "{out}");
+    assert!(out.contains("erased 3 slot(s)"), "{out}");
     let lines = station.audit_lines();
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(
@@ -376,7 +385,7 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     );
     let erased = &lines[3];
     assert_eq!(erased["card_id"], card_id.as_str());
-    assert_eq!(erased["slots_erased"], 1);
+    assert_eq!(erased["slots_erased"], 3);
     let receipt = PathBuf::from(erased["receipt_file"].as_str().unwrap());
     assert_eq!(receipt.parent(), station.audit.parent());
     assert!(receipt.exists());
@@ -396,7 +405,7 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert_eq!(lines[4]["personalised"], false);
     assert_eq!(lines[4]["profile_floor"], "balanced");
     let info = station.card_info();
-    assert!(info.contains("slots: 1 of 4 used"), "{info}");
+    assert!(info.contains("slots: 3 of 4 used"), "{info}");
     assert!(info.contains("profile floor: balanced"), "{info}");
     assert_eq!(text(&station.card_verify(0, 21).stdout).trim(), "match");
     drop(sim);
@@ -492,11 +501,13 @@ fn duress_hand_goes_to_a_duress_slot_with_feedback_for_a_refused_capture() {
         out.contains("duress hand capture 3 of 3: accepted"),
         "{out}"
     );
+    // Three captures of the hand, the duress hand in the card's last slot.
     assert!(out.contains("slot 0: enrolled (normal)"), "{out}");
-    assert!(out.contains("slot 1: enrolled (duress)"), "{out}");
+    assert!(out.contains("slot 2: enrolled (normal)"), "{out}");
+    assert!(out.contains("slot 3: enrolled (duress)"), "{out}");
     assert!(out.contains("verification (hand): match"), "{out}");
     assert!(out.contains("verification (duress hand): match"), "{out}");
-    assert!(station.card_info().contains("slots: 2 of 4 used"));
+    assert!(station.card_info().contains("slots: 4 of 4 used"));
     let verify = station.card_verify(4, 9);
     assert_eq!(text(&verify.stdout).trim(), "match (duress)");
     let verify = station.card_verify(3, 9);
@@ -504,7 +515,8 @@ fn duress_hand_goes_to_a_duress_slot_with_feedback_for_a_refused_capture() {
     let lines = station.audit_lines();
     assert_eq!(lines[0]["duress_hand"], true);
     assert_eq!(lines[0]["method"], "prompt");
-    assert_eq!(lines[1]["slots"][1]["kind"], "duress");
+    assert_eq!(lines[1]["slots"][2]["kind"], "normal");
+    assert_eq!(lines[1]["slots"][3]["kind"], "duress");
 }
 
 #[test]
@@ -588,7 +600,7 @@ fn an_enrolment_that_fails_after_writing_still_records_and_publishes_what_happen
         "{err}"
     );
     // The card was written: the audit log and the dashboards both know it, unverified.
-    assert!(station.card_info().contains("slots: 1 of 4 used"));
+    assert!(station.card_info().contains("slots: 3 of 4 used"));
     let lines = station.audit_lines();
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["enrol.consent", "enrol.completed"]);

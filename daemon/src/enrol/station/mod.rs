@@ -32,6 +32,7 @@ use palmgate_card::host::{Card, CardError, CardTransport};
 use palmgate_card::protocol::{Lifecycle, SlotKind};
 use palmgate_matcher::Profile;
 use palmgate_matcher::extract::Extractor;
+use palmgate_matcher::profile::MAX_ENROLLED_TEMPLATES;
 use palmgate_matcher::template::Template;
 
 pub use self::card_steps::{Verification, kind_name};
@@ -222,10 +223,27 @@ fn run<T: CardTransport>(
     } else {
         None
     };
-    let mut slots = vec![(SlotKind::Normal, &normal[normal_report.reference])];
+    // Several captures of a hand go on the card (the card keeps the closest of them to a probe,
+    // with the thresholds calibrated for that many): the duress hand keeps at least one slot.
+    let (normal_slots, duress_slots) = slot_counts(
+        usize::from(identity.slot_capacity),
+        normal.len(),
+        duress.as_ref().map(|(d, _)| d.len()),
+    );
+    let mut slots: Vec<(SlotKind, &Template)> =
+        enrolled_captures(&normal, normal_report.reference, normal_slots)
+            .map(|template| (SlotKind::Normal, template))
+            .collect();
     if let Some((duress, reference)) = &duress {
-        slots.push((SlotKind::Duress, &duress[*reference]));
+        slots.extend(
+            enrolled_captures(duress, *reference, duress_slots)
+                .map(|template| (SlotKind::Duress, template)),
+        );
     }
+    // The hands to verify after writing, one capture each.
+    let hands: Vec<SlotKind> = std::iter::once(SlotKind::Normal)
+        .chain(duress.is_some().then_some(SlotKind::Duress))
+        .collect();
 
     // 4. Write to the card. Meanwhile the sensor is read until the last capture's hand is lifted,
     // then paused, so that presentations made during the write are neither served nor lost.
@@ -283,7 +301,7 @@ fn run<T: CardTransport>(
     // 5. Verify with fresh captures. The card now holds templates: its completion is recorded
     // (verified or not) before any verification error is passed on.
     let kinds: Vec<SlotKind> = slots.iter().map(|(kind, _)| *kind).collect();
-    let verification = station.verify(&mut writer, &kinds);
+    let verification = station.verify(&mut writer, &hands);
     let all_matched = matches!(verification, Ok(true));
     station.sensor.stop();
     let (completed, completed_event) = card_steps::completed(
@@ -299,6 +317,42 @@ fn run<T: CardTransport>(
         return Err(Refusal::NotVerified { card_id }.into());
     }
     Ok(card_id)
+}
+
+/// Slots for the normal hand's and the duress hand's captures on a card of `capacity` slots
+/// (at least one per hand, checked before consent): each hand up to [`MAX_ENROLLED_TEMPLATES`]
+/// of its captures, the duress hand (when enrolled) at least one.
+fn slot_counts(capacity: usize, normal: usize, duress: Option<usize>) -> (usize, usize) {
+    let reserved = usize::from(duress.is_some());
+    let normal = normal
+        .min(MAX_ENROLLED_TEMPLATES)
+        .min(capacity.saturating_sub(reserved));
+    let duress = duress.map_or(0, |duress| {
+        duress
+            .min(MAX_ENROLLED_TEMPLATES)
+            .min(capacity.saturating_sub(normal))
+    });
+    (normal, duress)
+}
+
+/// The `count` captures of a hand to enrol: the medoid (`reference`) first, then the others in the
+/// order they were taken.
+fn enrolled_captures(
+    captures: &[Template],
+    reference: usize,
+    count: usize,
+) -> impl Iterator<Item = &Template> {
+    captures
+        .get(reference)
+        .into_iter()
+        .chain(
+            captures
+                .iter()
+                .enumerate()
+                .filter(move |(index, _)| *index != reference)
+                .map(|(_, template)| template),
+        )
+        .take(count)
 }
 
 /// The capture steps: the started sensor and the person hearing about each capture.

@@ -310,7 +310,8 @@ fn a_factory_card_is_personalised_enrolled_and_verified_in_order() {
         [EventKind::EnrolConsent, EventKind::EnrolCompleted]
     );
     assert_eq!(desk.audit_kinds(), ["enrol.consent", "enrol.completed"]);
-    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 1));
+    // Every accepted capture of the hand is enrolled (the card keeps the closest to a probe).
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 3));
     let position = |prefix: &str| {
         person
             .heard
@@ -323,13 +324,24 @@ fn a_factory_card_is_personalised_enrolled_and_verified_in_order() {
     assert!(position("consent") < position("SeriesStarted"));
     assert!(position("hand: Accepted { number: 3") < position("Personalised"));
     assert!(position("Personalised") < position("enrolled 0 normal"));
-    assert!(position("enrolled 0 normal") < position("verified hand Match"));
+    assert!(position("enrolled 0 normal") < position("enrolled 2 normal"));
+    assert!(position("enrolled 2 normal") < position("verified hand Match"));
+    assert_eq!(
+        person
+            .heard
+            .iter()
+            .filter(|line| line.starts_with("verified"))
+            .count(),
+        1,
+        "one verification for the hand, however many templates: {:#?}",
+        person.heard
+    );
     assert!(
         enrolment.events[1]
             .detail
             .as_deref()
             .unwrap()
-            .contains("slots=normal verified=true personalised=true")
+            .contains("slots=normal,normal,normal verified=true personalised=true")
     );
     assert!(!card_id.to_string().is_empty());
 }
@@ -409,7 +421,7 @@ fn an_enrolled_card_is_refused_unless_re_enrolment_erases_it_with_a_kept_receipt
         matches!(
             again.result,
             Err(EnrolError::Refused(Refusal::AlreadyEnrolled {
-                slots_used: 1,
+                slots_used: 3,
                 ..
             }))
         ),
@@ -446,11 +458,11 @@ fn an_enrolled_card_is_refused_unless_re_enrolment_erases_it_with_a_kept_receipt
         })
         .count();
     assert_eq!(receipts, 1);
-    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 1));
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 3));
 }
 
 #[test]
-fn a_duress_hand_goes_to_slot_1_after_a_refused_capture_gets_advice() {
+fn a_duress_hand_goes_to_the_last_slot_after_a_refused_capture_gets_advice() {
     let mut desk = Desk::new();
     desk.options.duress_hand = true;
     let mut card = factory_card();
@@ -478,9 +490,12 @@ fn a_duress_hand_goes_to_slot_1_after_a_refused_capture_gets_advice() {
         "{:#?}",
         person.heard
     );
+    // Three captures of the hand, and the duress hand in the card's last slot.
     for expected in [
         "enrolled 0 normal",
-        "enrolled 1 duress",
+        "enrolled 1 normal",
+        "enrolled 2 normal",
+        "enrolled 3 duress",
         "verified hand Match",
         "verified duress hand Match",
     ] {
@@ -489,7 +504,7 @@ fn a_duress_hand_goes_to_slot_1_after_a_refused_capture_gets_advice() {
             "{expected}"
         );
     }
-    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 2));
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 4));
 }
 
 #[test]
@@ -609,7 +624,7 @@ fn the_wrong_hand_at_verification_leaves_an_enrolled_unverified_card_on_record()
             .detail
             .as_deref()
             .unwrap()
-            .contains("slots=normal,duress verified=false"),
+            .contains("slots=normal,normal,normal,duress verified=false"),
         "{completed:?}"
     );
 }
@@ -655,4 +670,25 @@ fn a_sensor_that_never_answers_is_an_error_after_consent_and_before_any_write() 
     assert!(crate::error_chain(&error).contains("no sensor on in-process sensor within 0 s"));
     assert!(desk.audit_kinds().is_empty());
     assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
+}
+
+#[test]
+fn each_hand_gets_up_to_three_slots_and_the_duress_hand_at_least_one() {
+    // (card slots, normal captures, duress captures) → (normal slots, duress slots)
+    for (capacity, normal, duress, expected) in [
+        (4, 3, None, (3, 0)),
+        (4, 5, None, (3, 0)),
+        (4, 2, None, (2, 0)),
+        (4, 3, Some(3), (3, 1)),
+        (4, 2, Some(3), (2, 2)),
+        (4, 2, Some(2), (2, 2)),
+        (2, 3, Some(3), (1, 1)),
+        (1, 3, None, (1, 0)),
+    ] {
+        assert_eq!(
+            super::slot_counts(capacity, normal, duress),
+            expected,
+            "{capacity} slots, {normal} normal and {duress:?} duress captures"
+        );
+    }
 }
