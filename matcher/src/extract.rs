@@ -89,22 +89,18 @@ pub const PROBE_POSES: [Pose; MAX_PROBE_POSES] = [
     Pose::FOUND,
     Pose {
         rotation: -PROBE_TURN_DEGREES * std::f32::consts::PI / 180.0,
-        scale: 1.0,
         offset: [0.0, 0.0],
     },
     Pose {
         rotation: PROBE_TURN_DEGREES * std::f32::consts::PI / 180.0,
-        scale: 1.0,
         offset: [0.0, 0.0],
     },
     Pose {
         rotation: 0.0,
-        scale: 1.0,
         offset: [-PROBE_SLIDE, 0.0],
     },
     Pose {
         rotation: 0.0,
-        scale: 1.0,
         offset: [PROBE_SLIDE, 0.0],
     },
 ];

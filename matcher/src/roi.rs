@@ -129,15 +129,14 @@ pub struct RawStats {
     pub focus: f32,
 }
 
-/// A change of the hand frame before the ROI is cut: a rotation and a scale about the ROI centre.
-/// The gate cuts the probe at a few poses so that a hand turned or held closer than at enrolment
-/// still lines up with the enrolled templates (the comparison only shifts).
+/// A change of the hand frame before the ROI is cut: a rotation about the ROI centre and a move of
+/// that centre. The gate cuts the probe at a few poses so that a hand turned, or an ROI placed a
+/// little off, still lines up with the enrolled templates (the comparison only shifts). Scaled
+/// cuts were measured too and left out (`docs/matcher.md`, "Probe poses").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pose {
     /// Extra rotation of the frame, radians (positive: clockwise on screen).
     pub rotation: f32,
-    /// Side of the ROI as a multiple of the side found (above 1: a larger palm area).
-    pub scale: f32,
     /// Move of the ROI centre along the ROI's own axes (x to the right, y towards the wrist), as
     /// a fraction of the side found.
     pub offset: [f32; 2],
@@ -147,7 +146,6 @@ impl Pose {
     /// The frame as found.
     pub const FOUND: Pose = Pose {
         rotation: 0.0,
-        scale: 1.0,
         offset: [0.0, 0.0],
     };
 
@@ -211,7 +209,7 @@ impl Roi {
         Roi::from_roi_image_posed(roi, Pose::FOUND)
     }
 
-    /// Like [`Roi::from_roi_image`], the square turned and scaled by `pose` about the image centre;
+    /// Like [`Roi::from_roi_image`], the square turned and moved by `pose` about the image centre;
     /// the pixels that fall outside the image are not valid.
     ///
     /// # Errors
@@ -219,9 +217,8 @@ impl Roi {
     pub fn from_roi_image_posed(roi: &GrayImage, pose: Pose) -> Result<Roi, RoiError> {
         let (w, h) = roi.dimensions();
         if w >= 32 && h >= 32 && pose != Pose::FOUND {
-            let found_side = w.min(h) as f32;
-            let side = found_side * pose.scale;
-            let centre = pose.shift([w as f32 / 2.0, h as f32 / 2.0], [0.0, 1.0], found_side);
+            let side = w.min(h) as f32;
+            let centre = pose.shift([w as f32 / 2.0, h as f32 / 2.0], [0.0, 1.0], side);
             let sampled = sample(roi, None, centre, pose.turn([0.0, 1.0]), side);
             let stats = raw_stats(&sampled.raw, &sampled.valid);
             let image = clahe(&sampled.raw, &sampled.valid);
@@ -721,7 +718,7 @@ fn roi_from_mask(
     for pose in poses {
         let down = pose.turn(frame.down);
         let centre = pose.shift(to_input(frame.centre), frame.down, frame.side * f);
-        let side = frame.side * f * pose.scale;
+        let side = frame.side * f;
         let sampled = sample(hand, Some((mask, factor)), centre, down, side);
         if sampled.outside_percent > 5.0 {
             rois.push(Err(RoiError::RoiOutsideImage {

@@ -286,7 +286,6 @@ fn a_posed_given_roi_is_turned_and_slid_in_the_rois_own_axes() {
         &given,
         Pose {
             rotation: 0.0,
-            scale: 1.0,
             offset: [0.08, 0.0],
         },
     )
@@ -302,7 +301,6 @@ fn a_posed_given_roi_is_turned_and_slid_in_the_rois_own_axes() {
         &given,
         Pose {
             rotation: 5f32.to_radians(),
-            scale: 1.0,
             offset: [0.0, 0.0],
         },
     )
