@@ -8,13 +8,11 @@
 mod common;
 
 use common::{Issuer, Tamper, capture, enrolled_card, factory_transport, template};
-use palmgate_card::applet::{
-    Applet, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, STATE_V3_LEN, StateError,
-};
+use palmgate_card::applet::{STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, STATE_V3_LEN, StateError};
 use palmgate_card::host::apdu::LengthMode;
 use palmgate_card::host::commands::SecureCommand;
 use palmgate_card::host::issuer::IssuerPublicKey;
-use palmgate_card::host::platform::{MemoryStorage, SystemClock, identity_of_state, system_rng};
+use palmgate_card::host::platform::{applet_of_state, identity_of_state};
 use palmgate_card::host::{
     Card, CardError, CardTransport, InProcessTransport, ReceiptBundle, VerifyOutcome,
 };
@@ -47,13 +45,7 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_in_the_current_layout
 
     // Its card still works (same key, certificate, templates), and its next change writes the
     // current layout: a verification spends and restores a try, two writes.
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        STATE_V1,
-    )
-    .unwrap();
+    let applet = applet_of_state(STATE_V1).unwrap();
     // The issuer public key the 1.0 card stored (after magic, version, life-cycle, card id and
     // card key).
     let issuer = IssuerPublicKey::from_bytes(&STATE_V1[54..54 + 65]).unwrap();
@@ -97,13 +89,7 @@ fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
     let issuer = IssuerPublicKey::from_bytes(&STATE_V2[54..54 + 65]).unwrap();
 
     // The erased card still keeps its deletion receipt for GET RECEIPT, and no meal receipt.
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        STATE_V2_ERASED,
-    )
-    .unwrap();
+    let applet = applet_of_state(STATE_V2_ERASED).unwrap();
     let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
     assert_eq!(card.identity().slots_used, 0);
     let verified = card.verify_certificate(&[issuer]).unwrap();
@@ -126,13 +112,7 @@ fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
 
     // The enrolled card verifies and serves its first meal, which creates the record; its
     // state is then written in the current layout.
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        STATE_V2,
-    )
-    .unwrap();
+    let applet = applet_of_state(STATE_V2).unwrap();
     let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
     let verified = card.verify_certificate(&[issuer]).unwrap();
     let mut session = card.open_session(&verified).unwrap();
@@ -176,13 +156,7 @@ fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
 /// A current state whose entitlement record is one the applet never writes is refused.
 #[test]
 fn an_inconsistent_entitlement_record_is_refused() {
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        STATE_V2,
-    )
-    .unwrap();
+    let applet = applet_of_state(STATE_V2).unwrap();
     let current = applet.state_bytes();
     // The record: 10 bytes before the profile floor (1) and the checksum (32).
     let record = STATE_LEN - 32 - 1 - 10;
@@ -197,15 +171,7 @@ fn an_inconsistent_entitlement_record_is_refused() {
         state[body..].copy_from_slice(&digest);
         state
     };
-    let load = |state: &[u8]| {
-        Applet::load(
-            MemoryStorage::default(),
-            system_rng(),
-            SystemClock::default(),
-            state,
-        )
-        .map(|applet| applet.meal_entitlement())
-    };
+    let load = |state: &[u8]| applet_of_state(state).map(|applet| applet.meal_entitlement());
     assert_eq!(
         load(&with_record(1, 2, 5))
             .unwrap()
@@ -235,13 +201,7 @@ fn a_state_file_of_applet_1_4_still_loads_with_no_profile_floor() {
     let entitlement = meal_entitlement_of_state(STATE_V3).unwrap().unwrap();
     assert_eq!((entitlement.period, entitlement.count), (7, 1));
 
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        STATE_V3,
-    )
-    .unwrap();
+    let applet = applet_of_state(STATE_V3).unwrap();
     assert_eq!(applet.profile_floor(), None);
     // No floor: the card applies the profile asked for, as applet 1.4 did. A capture 10 cells
     // from the normal template passes under every profile; its next change writes layout 4.
@@ -270,15 +230,7 @@ fn a_state_file_of_applet_1_4_still_loads_with_no_profile_floor() {
 
     // Damaged input gets a clear error: a flipped bit, a version 3 file labelled 4, a floor byte
     // the applet never writes.
-    let load = |state: &[u8]| {
-        Applet::load(
-            MemoryStorage::default(),
-            system_rng(),
-            SystemClock::default(),
-            state,
-        )
-        .map(|applet| applet.profile_floor())
-    };
+    let load = |state: &[u8]| applet_of_state(state).map(|applet| applet.profile_floor());
     let mut damaged = STATE_V3.to_vec();
     damaged[200] ^= 1;
     assert_eq!(load(&damaged), Err(StateError::Checksum));
@@ -336,13 +288,7 @@ fn a_torn_erase_keeps_its_receipt_for_get_receipt() {
     }
     // Power loss: the card restarts from what it stored.
     let stored = card.into_transport().inner.applet().state_bytes();
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        &stored[..],
-    )
-    .unwrap();
+    let applet = applet_of_state(&stored[..]).unwrap();
     let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
     assert_eq!(card.identity().slots_used, 0, "the erase was stored");
     let verified = card.verify_certificate(&issuers).unwrap();

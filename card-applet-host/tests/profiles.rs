@@ -10,9 +10,8 @@
 mod common;
 
 use common::{Issuer, Tamper, TestTransport, cells, enrolled_card, factory_transport, template};
-use palmgate_card::applet::Applet;
 use palmgate_card::host::commands::{SecureCommand, SetProfileFloor, VerifyPalm};
-use palmgate_card::host::platform::{MemoryStorage, SystemClock, system_rng};
+use palmgate_card::host::platform::applet_of_state;
 use palmgate_card::host::{
     Card, CardError, CardTransport, InProcessTransport, VerifiedCard, VerifyOutcome,
 };
@@ -522,13 +521,7 @@ fn the_floor_is_kept_until_removed_or_erased() {
     set_floor(&mut card, &verified, &issuer, Some(Profile::Balanced)).unwrap();
     // Power loss: the card restarts from what it stored.
     let stored = card.into_transport().applet().state_bytes();
-    let applet = Applet::load(
-        MemoryStorage::default(),
-        system_rng(),
-        SystemClock::default(),
-        &stored[..],
-    )
-    .unwrap();
+    let applet = applet_of_state(&stored[..]).unwrap();
     assert_eq!(applet.profile_floor(), Some(Profile::Balanced));
     let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
     assert_eq!(card.profile_floor().unwrap(), Some(Profile::Balanced));

@@ -195,8 +195,9 @@ pub fn meal_entitlement_of_state(
     Ok(applet_of_state(bytes)?.meal_entitlement())
 }
 
-/// A stored state loaded in memory (nothing written back), for reading it.
-fn applet_of_state(
+/// A stored state loaded in memory (nothing written back), for reading it or, in tests, for
+/// running the card it describes.
+pub fn applet_of_state(
     bytes: &[u8],
 ) -> Result<Applet<MemoryStorage, SystemRng, SystemClock>, StateError> {
     Applet::load(
