@@ -747,6 +747,18 @@ pub fn personalised_card(
     templates: &[PathBuf],
     duress: Option<u8>,
 ) -> CardId {
+    personalised_card_with_floor(state, issuer, templates, duress, None).0
+}
+
+/// [`personalised_card`], with `palmgate card enrol --profile-floor` when `floor` is given; also
+/// returns what `palmgate card enrol` printed.
+pub fn personalised_card_with_floor(
+    state: &Path,
+    issuer: &Path,
+    templates: &[PathBuf],
+    duress: Option<u8>,
+    floor: Option<palmgate_matcher::Profile>,
+) -> (CardId, String) {
     let card = VirtualCard::insert(state);
     let issuer = issuer.to_str().expect("utf-8 path");
     palmgate(&[
@@ -755,18 +767,11 @@ pub fn personalised_card(
         "--issuer",
         issuer,
         "--reader",
-        "Virtual PCD",
+        READER,
     ]);
-    let mut args: Vec<String> = [
-        "card",
-        "enrol",
-        "--issuer",
-        issuer,
-        "--reader",
-        "Virtual PCD",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args: Vec<String> = ["card", "enrol", "--issuer", issuer, "--reader", READER]
+        .map(String::from)
+        .to_vec();
     for template in templates {
         args.push("--template".to_string());
         args.push(template.display().to_string());
@@ -775,12 +780,19 @@ pub fn personalised_card(
         args.push("--duress-slot".to_string());
         args.push(slot.to_string());
     }
-    palmgate(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    if let Some(floor) = floor {
+        args.push("--profile-floor".to_string());
+        args.push(floor.name().to_string());
+    }
+    let enrolled = palmgate(&args.iter().map(String::as_str).collect::<Vec<_>>());
     card.remove();
     let bytes = std::fs::read(state).expect("card state");
     let identity =
         palmgate_card::host::platform::identity_of_state(&bytes).expect("card state loads");
-    CardId::new(&identity.card_id).expect("a personalised card has an id")
+    (
+        CardId::new(&identity.card_id).expect("a personalised card has an id"),
+        enrolled,
+    )
 }
 
 /// Publishes `payload` on `topic` at QoS 1 with `mosquitto_pub` on `broker` (`host:port`).

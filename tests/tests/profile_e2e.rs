@@ -13,8 +13,8 @@ use palmgate_matcher::compare::{compare, compare_posed};
 use palmgate_matcher::extract::{Extractor, InputKind};
 use palmgate_matcher::template::Template;
 use palmgate_system_tests::gate::{
-    READER, Subscriber, VirtualCard, field, palmgate, personalised_card, presentation_ms,
-    sensor_simulator_with,
+    READER, Subscriber, VirtualCard, field, palmgate, personalised_card,
+    personalised_card_with_floor, presentation_ms, sensor_simulator_with,
 };
 use palmgate_system_tests::site::{PATIENCE, Site, stop};
 use palmgate_system_tests::templates::{template, with_bits_changed};
@@ -154,24 +154,14 @@ fn a_security_floor_set_at_enrolment_refuses_the_probe_convenience_accepts() {
     std::fs::write(&probe_file, probe.encode()).expect("write");
     let issuer = site.issuer.to_str().expect("utf-8 path");
     let enrol = |state: &Path, floor: Option<Profile>| {
-        let card = VirtualCard::insert(state);
-        palmgate(&[
-            "card",
-            "personalise",
-            "--issuer",
-            issuer,
-            "--reader",
-            READER,
-        ]);
-        let mut args = vec!["card", "enrol", "--issuer", issuer, "--reader", READER];
-        let template = enrolled_file.to_str().expect("utf-8 path");
-        args.extend(["--template", template]);
-        if let Some(floor) = floor {
-            args.extend(["--profile-floor", floor.name()]);
-        }
-        let output = palmgate(&args);
-        card.remove();
-        output
+        personalised_card_with_floor(
+            state,
+            &site.issuer,
+            std::slice::from_ref(&enrolled_file),
+            None,
+            floor,
+        )
+        .1
     };
 
     // Without a floor: accepted under `convenience`.
