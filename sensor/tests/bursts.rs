@@ -179,6 +179,20 @@ async fn a_new_host_works_with_an_old_single_band_sensor() {
     }
 }
 
+/// The host's end of the simulator's line, opened as soon as the simulator has made its link.
+async fn open_host_line(link: &Path) -> Framed<tokio_serial::SerialStream, HostCodec> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio_serial::new(link.to_string_lossy(), 115_200).open_native_async() {
+            Ok(port) => return Framed::new(port, HostCodec::default()),
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("cannot open the simulator: {error}"),
+        }
+    }
+}
+
 /// What a 1.0 host does, byte for byte: handshake, capture, ping. It must see nothing but 1.0
 /// messages, and `Info` in exactly the 1.0 layout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,17 +200,7 @@ async fn an_old_host_works_with_a_new_sensor() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("sensor");
     let (_stop_sim, _sim) = common::spawn(simulator(&link, Some(Band::ALL.to_vec())));
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let port = loop {
-        match tokio_serial::new(link.to_string_lossy(), 115_200).open_native_async() {
-            Ok(port) => break port,
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("cannot open the simulator: {error}"),
-        }
-    };
-    let mut framed = Framed::new(port, HostCodec::default());
+    let mut framed = open_host_line(&link).await;
     for (seq, request) in [
         HostMessage::GetInfo,
         HostMessage::StartCapture {
@@ -215,6 +219,7 @@ async fn an_old_host_works_with_a_new_sensor() {
     }
     // Read the raw frames: a 1.0 host knows types 0x81..=0x86 only.
     let mut port = framed.into_inner();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let mut decoder = FrameDecoder::new(1 << 20);
     let mut buffer = BytesMut::new();
     let mut kinds = Vec::new();
@@ -284,17 +289,7 @@ async fn the_sensor_answers_requests_while_it_renders_a_burst() {
     let (release, held) = std::sync::mpsc::channel();
     let (simulator, _) = Simulator::new(config, HeldBurstSource { release: held });
     let (_stop_sim, _sim) = common::spawn(simulator);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let port = loop {
-        match tokio_serial::new(link.to_string_lossy(), 115_200).open_native_async() {
-            Ok(port) => break port,
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("cannot open the simulator: {error}"),
-        }
-    };
-    let mut framed = Framed::new(port, HostCodec::default());
+    let mut framed = open_host_line(&link).await;
     let bands = vec![Band::Ambient, Band::Nir850];
     framed
         .send(Envelope::new(
