@@ -35,6 +35,19 @@ const RELINK_GATE: &str = "panel-relink";
 /// Alice: H10301 facility 12 card 3456 = `0606c040` (docs/panel-integration.md's worked example).
 const ALICE_DATA: &str = "0606c040";
 
+/// [`write_credential_map`] in `root/credentials.toml` for Alice's card (`root/alice.card`,
+/// which exists once the site has made her card, before the gate starts) and `bob`.
+fn write_credential_map_for_alice(issuer: &Path, root: &Path, bob: &str) {
+    let state = std::fs::read(root.join("alice.card")).expect("alice's card");
+    let identity = palmgate_card::host::platform::identity_of_state(&state).expect("card state");
+    write_credential_map(
+        issuer,
+        &root.join("credentials.toml"),
+        &hex::encode(identity.card_id),
+        bob,
+    );
+}
+
 /// The credential map signed by the issuer in `issuer`: Alice and Bob have numbers, Carol has
 /// none.
 fn write_credential_map(issuer: &Path, map: &Path, alice: &str, bob: &str) {
@@ -156,15 +169,7 @@ fn the_gate_as_an_osdp_reader_of_libosdps_control_panel() {
     let plain = "require_secure = false";
     let mut alice = site.alice_at_the_gate(GATE, 5, |text| {
         // Alice's card exists by now: her number goes into the map before the gate starts.
-        let state = std::fs::read(root.join("alice.card")).expect("alice's card");
-        let identity =
-            palmgate_card::host::platform::identity_of_state(&state).expect("card state");
-        write_credential_map(
-            &site.issuer,
-            &root.join("credentials.toml"),
-            &hex::encode(identity.card_id),
-            &bob.to_string(),
-        );
+        write_credential_map_for_alice(&site.issuer, &root, &bob.to_string());
         format!("{text}{}", panel_section(&root, &pty, plain))
     });
 
@@ -321,15 +326,7 @@ fn the_gate_serves_the_panel_again_after_the_serial_link_breaks() {
     let device = root.join("osdp-tty");
     std::os::unix::fs::symlink(&cp.pty, &device).expect("device link");
     let mut alice = site.alice_at_the_gate(RELINK_GATE, 5, |text| {
-        let state = std::fs::read(root.join("alice.card")).expect("alice's card");
-        let identity =
-            palmgate_card::host::platform::identity_of_state(&state).expect("card state");
-        write_credential_map(
-            &site.issuer,
-            &root.join("credentials.toml"),
-            &hex::encode(identity.card_id),
-            "ffffffffffffffffffffffffffffffff",
-        );
+        write_credential_map_for_alice(&site.issuer, &root, "ffffffffffffffffffffffffffffffff");
         format!(
             "{text}{}",
             panel_section(&root, &device, "require_secure = false")
