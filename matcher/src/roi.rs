@@ -201,7 +201,9 @@ impl Drop for Roi {
 
 impl Roi {
     /// Accepts an image that already is a palm ROI: crops it to a centred square, resizes it to
-    /// [`ROI_SIZE`] if needed and normalises its contrast; every pixel is valid.
+    /// [`ROI_SIZE`] if needed and normalises its contrast. Every pixel is valid except the
+    /// sensor's padding: a flat dark fill reaching the border where the sensor's cut left its
+    /// camera's image ([`sensor_content`]).
     ///
     /// # Errors
     /// [`RoiError::ImageTooSmall`] below 32×32 pixels.
@@ -210,16 +212,29 @@ impl Roi {
     }
 
     /// Like [`Roi::from_roi_image`], the square turned and moved by `pose` about the image centre;
-    /// the pixels that fall outside the image are not valid.
+    /// the pixels that fall outside the image or on the sensor's padding are not valid.
     ///
     /// # Errors
     /// [`RoiError::ImageTooSmall`] below 32×32 pixels.
     pub fn from_roi_image_posed(roi: &GrayImage, pose: Pose) -> Result<Roi, RoiError> {
         let (w, h) = roi.dimensions();
-        if w >= 32 && h >= 32 && pose != Pose::FOUND {
+        if w < 32 || h < 32 {
+            return Err(RoiError::ImageTooSmall {
+                width: w,
+                height: h,
+            });
+        }
+        let content = sensor_content(roi);
+        if pose != Pose::FOUND {
             let side = w.min(h) as f32;
             let centre = pose.shift([w as f32 / 2.0, h as f32 / 2.0], [0.0, 1.0], side);
-            let sampled = sample(roi, None, centre, pose.turn([0.0, 1.0]), side);
+            let sampled = sample(
+                roi,
+                Some((&content, 1)),
+                centre,
+                pose.turn([0.0, 1.0]),
+                side,
+            );
             let stats = raw_stats(&sampled.raw, &sampled.valid);
             let image = clahe(&sampled.raw, &sampled.valid);
             return Ok(Roi {
@@ -238,25 +253,19 @@ impl Roi {
                 raw: stats,
             });
         }
-        if w < 32 || h < 32 {
-            return Err(RoiError::ImageTooSmall {
-                width: w,
-                height: h,
-            });
-        }
         let side = w.min(h);
-        let square = image::imageops::crop_imm(roi, (w - side) / 2, (h - side) / 2, side, side);
-        let raw = if side == ROI_SIZE {
-            square.to_image()
+        let (left, top) = ((w - side) / 2, (h - side) / 2);
+        let square = image::imageops::crop_imm(roi, left, top, side, side).to_image();
+        let content = image::imageops::crop_imm(&content, left, top, side, side).to_image();
+        let (raw, valid) = if side == ROI_SIZE {
+            (square, content)
         } else {
-            image::imageops::resize(
-                &square.to_image(),
-                ROI_SIZE,
-                ROI_SIZE,
-                image::imageops::FilterType::Triangle,
+            use image::imageops::{FilterType, resize};
+            (
+                resize(&square, ROI_SIZE, ROI_SIZE, FilterType::Triangle),
+                resize(&content, ROI_SIZE, ROI_SIZE, FilterType::Nearest),
             )
         };
-        let valid = GrayImage::from_pixel(ROI_SIZE, ROI_SIZE, Luma([255]));
         let stats = raw_stats(&raw, &valid);
         let image = clahe(&raw, &valid);
         Ok(Roi {
@@ -275,6 +284,85 @@ impl Roi {
             raw: stats,
         })
     }
+}
+
+/// Grey level at or below which a pixel may be a sensor's padding.
+const PADDING_LEVEL: u8 = 8;
+/// Share of a dark region's core that must hold its most common level for it to be a fill, not a
+/// dark part of the palm (an underexposed palm is dark but not flat).
+const PADDING_FLATNESS: f32 = 0.8;
+/// Fewest core pixels a dark region needs to count as padding.
+const PADDING_MIN_PIXELS: usize = 16;
+/// Pixels the padding is grown by: the step from the fill to the palm is a strong edge that the
+/// filters respond to a few pixels into the palm.
+const PADDING_MARGIN: u8 = 3;
+
+/// 255 where a given ROI shows the palm, 0 on its padding: the flat dark fill a sensor (or an ROI
+/// database: IIT Delhi pads with grey level 4) puts where its cut left the camera's image. Padding
+/// is a region of pixels at or below [`PADDING_LEVEL`] that touches the border and is flat (most
+/// of its core one level), grown by [`PADDING_MARGIN`]. Compared as palm, the fill and its straight edge
+/// make a genuine ROI look like a stranger's.
+fn sensor_content(roi: &GrayImage) -> GrayImage {
+    use imageproc::region_labelling::{Connectivity, connected_components};
+    let (w, h) = roi.dimensions();
+    let dark = GrayImage::from_fn(w, h, |x, y| {
+        Luma([if roi.get_pixel(x, y).0[0] <= PADDING_LEVEL {
+            255
+        } else {
+            0
+        }])
+    });
+    let labels = connected_components(&dark, Connectivity::Four, Luma([0u8]));
+    let label_at = |x: u32, y: u32| labels.get_pixel(x, y).0[0] as usize;
+    let regions = labels.pixels().map(|p| p.0[0] as usize).max().unwrap_or(0);
+    if regions == 0 {
+        return GrayImage::from_pixel(w, h, Luma([255]));
+    }
+    let mut touches_border = vec![false; regions + 1];
+    for x in 0..w {
+        touches_border[label_at(x, 0)] = true;
+        touches_border[label_at(x, h - 1)] = true;
+    }
+    for y in 0..h {
+        touches_border[label_at(0, y)] = true;
+        touches_border[label_at(w - 1, y)] = true;
+    }
+    // Levels of each region's core (pixels whose four neighbours are in it too): the ring where
+    // the fill meets the palm is interpolated and not flat.
+    let mut levels = vec![[0usize; PADDING_LEVEL as usize + 1]; regions + 1];
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let label = label_at(x, y);
+            let core = label != 0
+                && [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)]
+                    .iter()
+                    .all(|&(nx, ny)| label_at(nx, ny) == label);
+            if core {
+                levels[label][usize::from(roi.get_pixel(x, y).0[0])] += 1;
+            }
+        }
+    }
+    let is_padding: Vec<bool> = levels
+        .iter()
+        .enumerate()
+        .map(|(label, counts)| {
+            let size: usize = counts.iter().sum();
+            let mode = counts.iter().copied().max().unwrap_or(0);
+            label != 0
+                && touches_border[label]
+                && size >= PADDING_MIN_PIXELS
+                && mode as f32 >= PADDING_FLATNESS * size as f32
+        })
+        .collect();
+    let padding = GrayImage::from_fn(w, h, |x, y| {
+        Luma([if is_padding[label_at(x, y)] { 255 } else { 0 }])
+    });
+    let grown = imageproc::morphology::dilate(
+        &padding,
+        imageproc::distance_transform::Norm::LInf,
+        PADDING_MARGIN,
+    );
+    GrayImage::from_fn(w, h, |x, y| Luma([255 - grown.get_pixel(x, y).0[0]]))
 }
 
 /// Cuts the palm ROI from a whole-hand grey image.

@@ -345,3 +345,80 @@ fn a_run_of_valleys_far_wider_than_a_palm_is_not_taken_for_index_to_little() {
     // Fingers up, wrist down.
     assert!(angle_difference(g.angle, 0.0) < 3f32.to_radians(), "{g:?}");
 }
+
+/// A sensor's ROI whose cut left the camera's image, padded the way IIT Delhi's ROIs are: a flat
+/// fill of grey level 4 with a darker ring where it meets the palm.
+fn padded_on_the_right(given: &GrayImage, columns: u32) -> GrayImage {
+    let edge = given.width() - columns;
+    GrayImage::from_fn(given.width(), given.height(), |x, y| match x {
+        x if x > edge => Luma([4]),
+        x if x == edge => Luma([0]),
+        _ => *given.get_pixel(x, y),
+    })
+}
+
+#[test]
+fn a_sensor_rois_padding_is_not_taken_for_palm() {
+    let given = synth::roi_image(5, 0);
+    let padded = padded_on_the_right(&given, 20);
+    let column_valid = |roi: &Roi, x: u32| {
+        (0..ROI_SIZE)
+            .filter(|&y| roi.valid.get_pixel(x, y).0[0] == 255)
+            .count()
+    };
+    let found = Roi::from_roi_image(&padded).expect("ROI");
+    // The fill, its ring and the margin the filters see are not valid; the palm is.
+    for x in ROI_SIZE - 23..ROI_SIZE {
+        assert_eq!(column_valid(&found, x), 0, "column {x}");
+    }
+    for x in 0..ROI_SIZE - 23 {
+        assert_eq!(column_valid(&found, x), ROI_SIZE as usize, "column {x}");
+    }
+    // The same at a probe pose.
+    let turned = Roi::from_roi_image_posed(
+        &padded,
+        roi::Pose {
+            rotation: 5f32.to_radians(),
+            offset: [0.0, 0.0],
+        },
+    )
+    .expect("turned ROI");
+    assert_eq!(column_valid(&turned, ROI_SIZE - 8), 0);
+    assert_eq!(turned.valid.get_pixel(ROI_SIZE / 2, ROI_SIZE / 2).0[0], 255);
+
+    // The padded capture is still the same palm: accepted (the fill is not counted as clipped
+    // shadow), its template leaves the padded cells out instead of coding the fill's edge.
+    let extractor = palmgate_matcher::extract::Extractor::builtin().expect("extractor");
+    let clean = extractor
+        .extract_from_roi(&Roi::from_roi_image(&given).expect("ROI"))
+        .expect("clean template");
+    let cut = extractor.extract_from_roi(&found).expect("padded template");
+    assert!(
+        cut.valid_cells + 60 < clean.valid_cells,
+        "{} vs {}",
+        cut.valid_cells,
+        clean.valid_cells
+    );
+    let distance = palmgate_matcher::compare(&cut.template, &clean.template)
+        .expect("compare")
+        .distance_q16();
+    assert!(distance < 2_000, "distance {distance}");
+}
+
+#[test]
+fn a_dark_palm_that_is_not_a_flat_border_fill_stays_valid() {
+    let given = synth::roi_image(5, 0);
+    // A flat dark patch inside the palm (not touching the border), and dark texture reaching the
+    // border: neither is padding.
+    let marked = GrayImage::from_fn(given.width(), given.height(), |x, y| {
+        if (50..70).contains(&x) && (50..70).contains(&y) {
+            Luma([4])
+        } else if x < 20 {
+            Luma([((x * 7 + y * 13) % 9) as u8])
+        } else {
+            *given.get_pixel(x, y)
+        }
+    });
+    let roi = Roi::from_roi_image(&marked).expect("ROI");
+    assert!(roi.valid.pixels().all(|p| p.0[0] == 255));
+}
