@@ -34,6 +34,13 @@ impl Notifier {
         }
     }
 
+    /// Notifications to the datagram socket at `socket` (a path, or `@name` in the abstract
+    /// namespace), with a watchdog of `watchdog` — what [`Notifier::from_env`] reads from systemd's
+    /// variables, for a caller that runs the gate under another supervisor (or a test).
+    pub fn new(socket: Option<OsString>, watchdog: Option<Duration>) -> Self {
+        Self { socket, watchdog }
+    }
+
     /// How often to ping the watchdog: half its timeout, so one late ping is not fatal.
     /// `None` when systemd runs no watchdog for this process.
     pub fn watchdog_ping_interval(&self) -> Option<Duration> {

@@ -214,7 +214,12 @@ impl Gate {
 
     /// [`Gate::start`] with the configuration changed by `edit`.
     async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
-        let (mut gate, ()) = Self::launch(edit, |_| {
+        Self::start_notifying(edit, Notifier::from_env()).await
+    }
+
+    /// [`Gate::start_with`], the gate telling its service manager through `notifier`.
+    async fn start_notifying(edit: impl FnOnce(String) -> String, notifier: Notifier) -> Self {
+        let (mut gate, ()) = Self::launch(edit, notifier, |_| {
             let (sensor, ends) = ChannelSensor::new();
             (Box::new(sensor), ends, ())
         })
@@ -227,6 +232,7 @@ impl Gate {
     /// from the settings (its channel ends, and whatever else the test keeps of it).
     async fn launch<T>(
         edit: impl FnOnce(String) -> String,
+        notifier: Notifier,
         sensor: impl FnOnce(&Settings) -> (Box<dyn SensorLink>, ChannelSensorEnds, T),
     ) -> (Self, T) {
         let dir = tempfile::tempdir().unwrap();
@@ -262,7 +268,7 @@ impl Gate {
         let task = tokio::spawn(palmgate::gate::run(
             settings,
             devices,
-            Notifier::from_env(),
+            notifier,
             async move {
                 let _ = stopped.await;
             },
@@ -635,6 +641,55 @@ async fn a_card_pulled_before_the_palm_decides_nothing() {
     gate.stop().await;
 }
 
+/// The main loop wakes at least every 500 ms even when its next deadline is far away: a card
+/// waiting for its palm (deadline: the presentation window, 20 s here) must not starve the
+/// watchdog, whose check wants a beat of the loop between two pings (systemd would restart a gate
+/// that merely waits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_waiting_for_its_palm_keeps_the_watchdog_fed() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let manager = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    manager.set_nonblocking(true).unwrap();
+    // A ping every second, each wanting a beat since the last.
+    let notifier = Notifier::new(
+        Some(socket_path.into_os_string()),
+        Some(Duration::from_secs(2)),
+    );
+    let mut gate = Gate::start_notifying(
+        |config| {
+            config.replace(
+                "presentation_window_ms = 3000",
+                "presentation_window_ms = 20000",
+            )
+        },
+        notifier,
+    )
+    .await;
+    let (card, _) = gate.issuer.card(&[(SlotKind::Normal, 11)]);
+    gate.cards.present(card);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let drain = |manager: &std::os::unix::net::UnixDatagram| {
+        let mut buffer = [0u8; 512];
+        let mut pings = 0;
+        while let Ok(length) = manager.recv(&mut buffer) {
+            pings += String::from_utf8_lossy(&buffer[..length])
+                .lines()
+                .filter(|line| *line == "WATCHDOG=1")
+                .count();
+        }
+        pings
+    };
+    drain(&manager);
+    gate.no_decision(Duration::from_millis(4500)).await;
+    let pings = drain(&manager);
+    assert!(
+        pings >= 3,
+        "{pings} watchdog pings in 4.5 s while a card waited for its palm (one a second expected)"
+    );
+    gate.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_sensor_replug_presentations_still_decide() {
     let mut gate = Gate::start().await;
@@ -678,6 +733,7 @@ async fn start_on_duplex_sensor() -> (
 
     Gate::launch(
         |config| config,
+        Notifier::from_env(),
         |settings| {
             let (sensor, plug) = DuplexSensor::new(SerialSensor::from_settings(settings).0);
             let (_unused, ends) = ChannelSensor::new();
