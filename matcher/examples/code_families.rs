@@ -14,6 +14,13 @@
 //! a plain re-implementation of `compare` (±2 cells, at least `MIN_OVERLAP_CELLS` cells compared,
 //! mismatched bits over compared bits) for any number of bit planes: its `cc` rows reproduce
 //! `palmgate eval`'s enrolment rows, which checks it.
+//!
+//! Options (for the IITD alignment study in `docs/matcher.md`, "IITD: what else was tried"):
+//! `--sets NAME,…` (default every set above; the profile calibration pools the sets read),
+//! `--codes competitive,signs,both` (default all three), `--max-shift N` (cells, default the
+//! card's 2), `--overlap-norm N0` (Daugman's normalisation of a distance by the cells compared:
+//! `0.5 − (0.5 − d)·√(compared / N0)`), `--area-reach R` (pixel-to-area: a probe cell's mismatch is
+//! the least over the reference cells within `R` cells of its place).
 
 use std::path::{Path, PathBuf};
 
@@ -106,9 +113,13 @@ impl Code {
         }
     }
 
-    /// Q16 distance, as `compare`: the closest shift with enough cells compared.
-    fn distance(&self, reference: &Code) -> u32 {
-        let shift = MAX_SHIFT;
+    /// Q16 distance, as `compare` with the study's `variant`: the closest shift with enough cells
+    /// compared.
+    fn distance(&self, reference: &Code, variant: &Variant) -> u32 {
+        if variant.area_reach > 0 {
+            return self.distance_to_area(reference, variant);
+        }
+        let shift = variant.max_shift;
         let mut best = 1u32 << 16;
         for dy in -shift..=shift {
             for dx in -shift..=shift {
@@ -131,12 +142,81 @@ impl Code {
                     }
                 }
                 if compared >= u64::from(MIN_OVERLAP_CELLS) {
-                    let bits = compared * self.planes.len() as u64;
-                    best = best.min(((mismatched << 16) / bits) as u32);
+                    best = best.min(variant.q16(mismatched, compared, self.planes.len()));
                 }
             }
         }
         best
+    }
+
+    /// The code of cell (x, y), `None` outside the grid or where the cell is not valid.
+    fn cell(&self, x: isize, y: isize) -> Option<u32> {
+        let (x, y) = (usize::try_from(x).ok()?, usize::try_from(y).ok()?);
+        if x >= GRID || y >= GRID || (self.mask[y] >> x) & 1 == 0 {
+            return None;
+        }
+        Some(
+            self.planes
+                .iter()
+                .enumerate()
+                .fold(0, |code, (b, plane)| code | ((plane[y] >> x) & 1) << b),
+        )
+    }
+
+    /// Pixel-to-area: as [`Code::distance`], each probe cell against the closest code among the
+    /// reference cells within `area_reach` of its shifted place. Cell by cell (slow; a study).
+    fn distance_to_area(&self, reference: &Code, variant: &Variant) -> u32 {
+        let (shift, reach) = (variant.max_shift as isize, variant.area_reach as isize);
+        let probe: Vec<Option<u32>> = (0..CELLS)
+            .map(|c| self.cell((c % GRID) as isize, (c / GRID) as isize))
+            .collect();
+        let mut best = 1u32 << 16;
+        for dy in -shift..=shift {
+            for dx in -shift..=shift {
+                let (mut compared, mut mismatched) = (0u64, 0u64);
+                for (c, code) in probe.iter().enumerate() {
+                    let (x, y) = ((c % GRID) as isize + dx, (c / GRID) as isize + dy);
+                    let (Some(code), Some(_)) = (code, reference.cell(x, y)) else {
+                        continue;
+                    };
+                    let least = (-reach..=reach)
+                        .flat_map(|oy| (-reach..=reach).map(move |ox| (ox, oy)))
+                        .filter_map(|(ox, oy)| reference.cell(x + ox, y + oy))
+                        .map(|other| (code ^ other).count_ones())
+                        .min()
+                        .unwrap_or(0);
+                    compared += 1;
+                    mismatched += u64::from(least);
+                }
+                if compared >= u64::from(MIN_OVERLAP_CELLS) {
+                    best = best.min(variant.q16(mismatched, compared, self.planes.len()));
+                }
+            }
+        }
+        best
+    }
+}
+
+/// How the study compares two codes (the product: `max_shift` 2, no normalisation, reach 0).
+#[derive(Debug, Clone, Copy)]
+struct Variant {
+    max_shift: i32,
+    overlap_norm: Option<f64>,
+    area_reach: i32,
+}
+
+impl Variant {
+    /// Mismatched bits over compared bits, Q16, normalised by the cells compared if asked.
+    fn q16(&self, mismatched: u64, compared: u64, planes: usize) -> u32 {
+        let bits = compared * planes as u64;
+        match self.overlap_norm {
+            None => ((mismatched << 16) / bits) as u32,
+            Some(typical) => {
+                let raw = mismatched as f64 / bits as f64;
+                let normalised = 0.5 - (0.5 - raw) * (compared as f64 / typical).sqrt();
+                (normalised.clamp(0.0, 1.0) * 65536.0) as u32
+            }
+        }
     }
 }
 
@@ -228,16 +308,55 @@ fn percent(rate: f64) -> String {
     format!("{:.3}", 100.0 * rate)
 }
 
+const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
+     [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
+     [--area-reach CELLS]";
+
 fn main() -> Result<(), String> {
-    let data = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .ok_or("usage: code_families DATA_DIR (the folder of the palm sets)")?,
-    );
+    let mut args = std::env::args().skip(1);
+    let data = PathBuf::from(args.next().ok_or(USAGE)?);
+    let mut families = FAMILIES.to_vec();
+    let mut only: Option<Vec<String>> = None;
+    let mut variant = Variant {
+        max_shift: MAX_SHIFT,
+        overlap_norm: None,
+        area_reach: 0,
+    };
+    while let Some(option) = args.next() {
+        let value = args.next().ok_or(USAGE)?;
+        let number = || {
+            value
+                .parse::<u16>()
+                .map_err(|e| format!("{option} {value}: {e}"))
+        };
+        match option.as_str() {
+            "--codes" => {
+                families = value
+                    .split(',')
+                    .map(|name| match name {
+                        "competitive" => Ok(Family::Competitive),
+                        "signs" => Ok(Family::Signs),
+                        "both" => Ok(Family::Fused),
+                        other => Err(format!("unknown code {other:?}; {USAGE}")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--sets" => only = Some(value.split(',').map(str::to_owned).collect()),
+            "--max-shift" => variant.max_shift = i32::from(number()?),
+            "--overlap-norm" => variant.overlap_norm = Some(f64::from(number()?)),
+            "--area-reach" => variant.area_reach = i32::from(number()?),
+            _ => return Err(format!("unknown option {option:?}; {USAGE}")),
+        }
+    }
+    eprintln!("comparison: {variant:?}");
     let extractor = Extractor::builtin().map_err(|e| e.to_string())?;
     let model = FeatureModel::builtin().map_err(|e| e.to_string())?;
     let mut sets = Vec::new();
-    for (name, kind, sessions) in SETS {
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    };
+    for (name, kind, sessions) in SETS.into_iter().filter(|(name, ..)| wanted(name)) {
         let folder = data.join(name);
         if folder.is_dir() {
             sets.push(read_set(&folder, name, kind, sessions, &extractor, &model)?);
@@ -250,7 +369,7 @@ fn main() -> Result<(), String> {
     );
     println!("|---|---|---|---|---|---|");
     let mut validation = Vec::new();
-    for family in FAMILIES {
+    for &family in &families {
         let mut family_trials = Vec::new();
         for set in &sets {
             let codes: Vec<Vec<Code>> = set
@@ -262,7 +381,7 @@ fn main() -> Result<(), String> {
             let distance = |earlier: usize, later: usize| {
                 codes[later]
                     .iter()
-                    .map(|probe| probe.distance(&codes[earlier][0]))
+                    .map(|probe| probe.distance(&codes[earlier][0], &variant))
                     .min()
                     .unwrap_or(1 << 16)
             };
@@ -306,7 +425,7 @@ fn main() -> Result<(), String> {
     println!();
     println!("| code | set | convenience (1e-2) | balanced (1e-3) | security (1e-4) |");
     println!("|---|---|---|---|---|");
-    for (family, outcomes) in FAMILIES.iter().zip(&validation) {
+    for (family, outcomes) in families.iter().zip(&validation) {
         for (set, outcome) in sets.iter().zip(outcomes) {
             let cells: Vec<String> = outcome
                 .iter()
