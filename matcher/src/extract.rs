@@ -200,13 +200,10 @@ impl Extractor {
                 roi::extract_roi_rgb_posed(&image.to_rgb8(), poses)?
             }
             (InputKind::Hand, image) => roi::extract_roi_posed(&image.to_luma8(), poses)?,
-            (InputKind::Roi, image) => {
-                let gray = image.to_luma8();
-                poses
-                    .iter()
-                    .map(|&pose| Roi::from_roi_image_posed(&gray, pose))
-                    .collect()
-            }
+            (InputKind::Roi, image) => Roi::from_roi_image_poses(&image.to_luma8(), poses)?
+                .into_iter()
+                .map(Ok)
+                .collect(),
         };
         Ok(rois
             .into_iter()
@@ -219,9 +216,9 @@ impl Extractor {
     pub fn extract_probe(&self, image: &GrayImage, kind: InputKind) -> Result<Probe, ExtractError> {
         let rois = match kind {
             InputKind::Hand => roi::extract_roi_posed(image, probe_poses(kind))?,
-            InputKind::Roi => probe_poses(kind)
-                .iter()
-                .map(|&pose| Roi::from_roi_image_posed(image, pose))
+            InputKind::Roi => Roi::from_roi_image_poses(image, probe_poses(kind))?
+                .into_iter()
+                .map(Ok)
                 .collect(),
         };
         Probe::from_extractions(rois.into_iter().map(|roi| self.extract_from_roi(&roi?)))

@@ -217,27 +217,33 @@ impl Roi {
     /// # Errors
     /// [`RoiError::ImageTooSmall`] below 32×32 pixels.
     pub fn from_roi_image_posed(roi: &GrayImage, pose: Pose) -> Result<Roi, RoiError> {
-        let (w, h) = roi.dimensions();
-        if w < 32 || h < 32 {
-            return Err(RoiError::ImageTooSmall {
-                width: w,
-                height: h,
-            });
-        }
+        given_size_check(roi)?;
+        Ok(Roi::given(roi, &sensor_content(roi), pose))
+    }
+
+    /// [`Roi::from_roi_image_posed`] at each of `poses`, the padding found once.
+    ///
+    /// # Errors
+    /// [`RoiError::ImageTooSmall`] below 32×32 pixels.
+    pub fn from_roi_image_poses(roi: &GrayImage, poses: &[Pose]) -> Result<Vec<Roi>, RoiError> {
+        given_size_check(roi)?;
         let content = sensor_content(roi);
+        Ok(poses
+            .iter()
+            .map(|&pose| Roi::given(roi, &content, pose))
+            .collect())
+    }
+
+    /// A given ROI (at least 32×32) cut at `pose`, `content` being its [`sensor_content`].
+    fn given(roi: &GrayImage, content: &GrayImage, pose: Pose) -> Roi {
+        let (w, h) = roi.dimensions();
         if pose != Pose::FOUND {
             let side = w.min(h) as f32;
             let centre = pose.shift([w as f32 / 2.0, h as f32 / 2.0], [0.0, 1.0], side);
-            let sampled = sample(
-                roi,
-                Some((&content, 1)),
-                centre,
-                pose.turn([0.0, 1.0]),
-                side,
-            );
+            let sampled = sample(roi, Some((content, 1)), centre, pose.turn([0.0, 1.0]), side);
             let stats = raw_stats(&sampled.raw, &sampled.valid);
             let image = clahe(&sampled.raw, &sampled.valid);
-            return Ok(Roi {
+            return Roi {
                 image,
                 valid: sampled.valid,
                 geometry: HandGeometry {
@@ -251,12 +257,12 @@ impl Roi {
                     hand_fraction: 1.0,
                 },
                 raw: stats,
-            });
+            };
         }
         let side = w.min(h);
         let (left, top) = ((w - side) / 2, (h - side) / 2);
         let square = image::imageops::crop_imm(roi, left, top, side, side).to_image();
-        let content = image::imageops::crop_imm(&content, left, top, side, side).to_image();
+        let content = image::imageops::crop_imm(content, left, top, side, side).to_image();
         let (raw, valid) = if side == ROI_SIZE {
             (square, content)
         } else {
@@ -268,7 +274,7 @@ impl Roi {
         };
         let stats = raw_stats(&raw, &valid);
         let image = clahe(&raw, &valid);
-        Ok(Roi {
+        Roi {
             image,
             valid,
             geometry: HandGeometry {
@@ -282,8 +288,17 @@ impl Roi {
                 hand_fraction: 1.0,
             },
             raw: stats,
-        })
+        }
     }
+}
+
+/// A given ROI must be at least 32×32 pixels.
+fn given_size_check(roi: &GrayImage) -> Result<(), RoiError> {
+    let (width, height) = roi.dimensions();
+    if width < 32 || height < 32 {
+        return Err(RoiError::ImageTooSmall { width, height });
+    }
+    Ok(())
 }
 
 /// Grey level at or below which a pixel may be a sensor's padding.

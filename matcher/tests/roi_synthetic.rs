@@ -422,3 +422,23 @@ fn a_dark_palm_that_is_not_a_flat_border_fill_stays_valid() {
     let roi = Roi::from_roi_image(&marked).expect("ROI");
     assert!(roi.valid.pixels().all(|p| p.0[0] == 255));
 }
+
+#[test]
+fn a_given_roi_cut_at_several_poses_at_once_is_cut_as_pose_by_pose() {
+    let padded = padded_on_the_right(&synth::roi_image(3, 1), 12);
+    let poses = palmgate_matcher::extract::probe_poses(palmgate_matcher::extract::InputKind::Roi);
+    let together = Roi::from_roi_image_poses(&padded, poses).expect("ROIs");
+    assert_eq!(together.len(), poses.len());
+    for (pose, roi) in poses.iter().zip(&together) {
+        let alone = Roi::from_roi_image_posed(&padded, *pose).expect("ROI");
+        assert_eq!(roi.image.as_raw(), alone.image.as_raw(), "{pose:?}");
+        assert_eq!(roi.valid.as_raw(), alone.valid.as_raw(), "{pose:?}");
+    }
+    assert!(matches!(
+        Roi::from_roi_image_poses(&GrayImage::new(20, 40), poses),
+        Err(RoiError::ImageTooSmall {
+            width: 20,
+            height: 40
+        })
+    ));
+}
