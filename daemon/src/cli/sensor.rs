@@ -500,7 +500,7 @@ async fn capture_burst_loop(
     events: &mut mpsc::Receiver<SensorEvent>,
     commands: &mpsc::Sender<DeviceCommand>,
 ) -> anyhow::Result<ExitCode> {
-    let bands = follow(events, &args.port, |event| match event {
+    let mut bands = follow(events, &args.port, |event| match event {
         SensorEvent::Bands(bands) => Some(Ok(bands)),
         _ => None,
     })
@@ -522,28 +522,7 @@ async fn capture_burst_loop(
         let frames = if bands.is_empty() {
             take_single_frame(args, events, commands).await?
         } else {
-            let request = BurstRequest::new(args.format, &bands, args.rounds);
-            let expected = request.sequence().len();
-            commands
-                .send(DeviceCommand::Burst(request))
-                .await
-                .context("the device task stopped")?;
-            let mut frames = Vec::with_capacity(expected);
-            follow(events, &args.port, |event| {
-                if let SensorEvent::BurstFrame(frame) = event {
-                    frames.push((
-                        Some(pad_band(frame.band)),
-                        frame.exposed_after,
-                        frame.frame.image,
-                    ));
-                    if frames.len() == expected {
-                        return Some(Ok(()));
-                    }
-                }
-                None
-            })
-            .await?;
-            frames
+            take_burst(args, events, commands, &mut bands).await?
         };
         let dir = folder.join(format!("{stamp}-{presentation:04}"));
         let borrowed: Vec<_> = frames
@@ -556,18 +535,68 @@ async fn capture_burst_loop(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Bursts asked for in a row when the sensor reconnects during each, before giving up.
+const BURST_ATTEMPTS: u32 = 3;
+
+/// One burst of a 1.1 sensor, under `bands`. A burst does not survive a reconnection (the sensor
+/// forgets it and the device task does not replay it): when the sensor announces its bands again
+/// before the burst is complete, the frames so far are dropped and the burst is asked for again,
+/// under the bands announced.
+async fn take_burst(
+    args: &CaptureArgs,
+    events: &mut mpsc::Receiver<SensorEvent>,
+    commands: &mpsc::Sender<DeviceCommand>,
+    bands: &mut Vec<Band>,
+) -> anyhow::Result<Vec<PresentationFrame>> {
+    for _ in 0..BURST_ATTEMPTS {
+        let request = BurstRequest::new(args.format, bands, args.rounds);
+        let expected = request.sequence().len();
+        commands
+            .send(DeviceCommand::Burst(request))
+            .await
+            .context("the device task stopped")?;
+        let mut frames = Vec::with_capacity(expected);
+        let reconnected = follow(events, &args.port, |event| match event {
+            SensorEvent::BurstFrame(frame) => {
+                frames.push((
+                    Some(pad_band(frame.band)),
+                    frame.exposed_after,
+                    frame.frame.image,
+                ));
+                (frames.len() == expected).then_some(Ok(None))
+            }
+            SensorEvent::Bands(announced) => Some(Ok(Some(announced))),
+            _ => None,
+        })
+        .await?;
+        let Some(announced) = reconnected else {
+            return Ok(frames);
+        };
+        eprintln!(
+            "palmgate: the sensor reconnected during the burst ({} of {expected} frames): asking again",
+            frames.len()
+        );
+        if announced.is_empty() {
+            bail!("the sensor came back as a protocol 1.0 sensor (no bands) during a burst");
+        }
+        *bands = announced;
+    }
+    bail!("the sensor reconnected during {BURST_ATTEMPTS} bursts in a row: giving up")
+}
+
+/// A frame of a presentation on disk: its light (when known), its time and the image.
+type PresentationFrame = (
+    Option<palmgate_matcher::pad::Band>,
+    Duration,
+    palmgate_sensor::image::PalmImage,
+);
+
 /// One frame of a 1.0 sensor, as a one-frame presentation of unknown light.
 async fn take_single_frame(
     args: &CaptureArgs,
     events: &mut mpsc::Receiver<SensorEvent>,
     commands: &mpsc::Sender<DeviceCommand>,
-) -> anyhow::Result<
-    Vec<(
-        Option<palmgate_matcher::pad::Band>,
-        Duration,
-        palmgate_sensor::image::PalmImage,
-    )>,
-> {
+) -> anyhow::Result<Vec<PresentationFrame>> {
     let request = CaptureRequest {
         format: args.format,
         frames: 1,
@@ -582,4 +611,113 @@ async fn take_single_frame(
     })
     .await?;
     Ok(vec![(None, Duration::ZERO, frame.image)])
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use palmgate_sensor::device::{BurstFrame, ReceivedAt};
+    use palmgate_sensor::image::PalmImage;
+
+    fn burst_frame(band: Band, index: u8) -> SensorEvent {
+        SensorEvent::BurstFrame(BurstFrame {
+            band,
+            index,
+            exposed_after: Duration::from_millis(u64::from(index) * 33),
+            frame: CapturedFrame {
+                image: PalmImage::new(image::GrayImage::from_pixel(16, 16, image::Luma([index]))),
+                format: FrameFormat::Gray8,
+                frame_number: u32::from(index),
+                encoded_bytes: 0,
+                received: ReceivedAt::now(),
+                decoded_at: std::time::Instant::now(),
+            },
+        })
+    }
+
+    async fn next_burst(commands: &mut mpsc::Receiver<DeviceCommand>) -> Vec<Band> {
+        match tokio::time::timeout(Duration::from_secs(2), commands.recv()).await {
+            Ok(Some(DeviceCommand::Burst(request))) => request.sequence(),
+            other => panic!("expected a burst request, got {other:?}"),
+        }
+    }
+
+    /// The sensor is unplugged after the first frame of a burst and comes back: the burst is
+    /// asked for again and the presentation written is the second burst, whole.
+    #[tokio::test]
+    async fn a_burst_cut_by_a_reconnection_is_asked_for_again() {
+        let out = tempfile::tempdir().unwrap();
+        let args = CaptureArgs {
+            port: PortArgs {
+                port: PathBuf::from("/nonexistent/sensor"),
+                baud: 921_600,
+                wait: 5.0,
+            },
+            out: out.path().to_path_buf(),
+            burst: true,
+            label: Some(Label::BonaFide),
+            presentations: 1,
+            rounds: 1,
+            frames: 1,
+            format: FrameFormat::Gray8,
+        };
+        let (events_tx, mut events) = mpsc::channel(16);
+        let (commands, mut commands_rx) = mpsc::channel(4);
+        let capture = tokio::spawn(async move {
+            let result = capture_burst_loop(&args, &Label::BonaFide, &mut events, &commands).await;
+            result.map_err(|error| format!("{error:#}"))
+        });
+        // The sensor's bands; a burst takes them in code order, ambient first.
+        let bands = vec![Band::Visible, Band::Ambient];
+        let sequence = vec![Band::Ambient, Band::Visible];
+        events_tx
+            .send(SensorEvent::Bands(bands.clone()))
+            .await
+            .unwrap();
+        assert_eq!(next_burst(&mut commands_rx).await, sequence);
+        events_tx.send(burst_frame(Band::Ambient, 0)).await.unwrap();
+        events_tx
+            .send(SensorEvent::Disconnected {
+                error: DeviceError::Closed,
+                retry_in: Duration::from_millis(250),
+            })
+            .await
+            .unwrap();
+        let info = SensorInfo {
+            protocol_version: 1,
+            width: 16,
+            height: 16,
+            formats: vec![FrameFormat::Gray8],
+            max_fps: 10,
+            model: "test".to_string(),
+            firmware: "0".to_string(),
+        };
+        events_tx.send(SensorEvent::Connected(info)).await.unwrap();
+        events_tx
+            .send(SensorEvent::Bands(bands.clone()))
+            .await
+            .unwrap();
+        assert_eq!(next_burst(&mut commands_rx).await, sequence);
+        for (index, band) in (10u8..).zip(&sequence) {
+            events_tx.send(burst_frame(*band, index)).await.unwrap();
+        }
+        assert_eq!(capture.await.unwrap(), Ok(ExitCode::SUCCESS));
+
+        let folder = out.path().join(Label::BonaFide.folder());
+        let presentations: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
+        assert_eq!(presentations.len(), 1);
+        let presentation = presentations.into_iter().next().unwrap().unwrap().path();
+        let mut names: Vec<String> = std::fs::read_dir(&presentation)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["00-ambient-330000us.png", "01-visible-363000us.png"]
+        );
+    }
 }
