@@ -395,6 +395,13 @@ pub struct NotifySocket {
     seen: Mutex<usize>,
 }
 
+/// The socket's name goes with it: the same directory can hold the next one (a gate restarted).
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 impl NotifySocket {
     /// Binds a socket in `dir` and reads it from a thread of its own, as systemd does: a gate
     /// must never find its notifications unread (the queue holds 10 datagrams by default).

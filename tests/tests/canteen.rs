@@ -3,7 +3,8 @@
 //!
 //! The card carries the count: a second meal in the same period is refused at another gate of
 //! the site while the first gate is offline, and the receipt of a meal whose answer was lost
-//! (card pulled after the card counted it) is read back and published at the next presentation.
+//! (card pulled after the card counted it) is read back and published at the next presentation,
+//! the gate restarted in between (it keeps the lost answer in its state directory).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,10 +18,10 @@ use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
 
 const FPS: u32 = 5;
 
-/// A policy whose canteen gate is the door `main`, with one lunch allowed per person. The site's
-/// offset is chosen so that its local time is about noon now: lunch (10:00–14:00, every day) is
-/// open whenever the test runs.
-fn write_policy(root: &Path) -> PathBuf {
+/// A policy whose canteen gate is the door `main`, with `lunches` lunches allowed per person. The
+/// site's offset is chosen so that its local time is about noon now: lunch (10:00–14:00, every
+/// day) is open whenever the test runs.
+fn write_policy(root: &Path, lunches: u8) -> PathBuf {
     let minute_of_day = (now_unix() / 60).rem_euclid(24 * 60);
     let offset = 12 * 60 - minute_of_day;
     let lunch = "\"10:00-14:00\"";
@@ -31,7 +32,7 @@ fn write_policy(root: &Path) -> PathBuf {
     let policy = format!(
         "version = 1\nutc_offset_minutes = {offset}\ndefault_groups = [\"staff\"]\n\n\
          [group.staff]\n\n[canteen]\ndoors = [\"main\"]\n\n[canteen.period.lunch]\n{days}\n\
-         [canteen.allowance.staff]\nlunch = 1\n"
+         [canteen.allowance.staff]\nlunch = {lunches}\n"
     );
     let path = root.join("policy.toml");
     std::fs::write(&path, policy).expect("policy");
@@ -113,7 +114,7 @@ fn a_second_meal_in_the_same_period_is_refused_at_another_gate_with_the_first_ga
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    let policy = write_policy(&site.root);
+    let policy = write_policy(&site.root, 1);
     let (template, _) = site.palms.template(0);
     let card = site.root.join("alice.card");
     let card_id = palmgate_system_tests::gate::personalised_card(
@@ -220,14 +221,17 @@ fn a_second_meal_in_the_same_period_is_refused_at_another_gate_with_the_first_ga
 }
 
 #[test]
-fn the_receipt_of_a_meal_whose_answer_was_lost_is_published_at_the_next_presentation() {
+fn the_receipt_of_a_meal_whose_answer_was_lost_is_published_at_the_next_presentation_after_a_restart()
+ {
     require_pcscd_vpcd();
     let _reader = reader_lock();
     let site = Site::new();
-    let policy = write_policy(&site.root);
+    // Two lunches: the next presentation is served a meal, whose receipt replaces the one the card
+    // keeps. The lost meal's receipt must be read back before that, even after a restart.
+    let policy = write_policy(&site.root, 2);
     let (template, _) = site.palms.template(0);
     let card = site.root.join("alice.card");
-    palmgate_system_tests::gate::personalised_card(
+    let card_id = palmgate_system_tests::gate::personalised_card(
         &card,
         &site.issuer,
         std::slice::from_ref(&template),
@@ -235,9 +239,9 @@ fn the_receipt_of_a_meal_whose_answer_was_lost_is_published_at_the_next_presenta
     );
     let mut events = Subscriber::start("palmgate/canteen-torn/event/#");
     // Each store of the card is followed by a long pause, so the gate must wait for it.
-    let gate = CanteenGate::start(&site, "canteen-torn", &policy, |text| {
-        text.replace("verify_timeout_ms = 5000", "verify_timeout_ms = 10000")
-    });
+    let longer_wait =
+        |text: String| text.replace("verify_timeout_ms = 5000", "verify_timeout_ms = 10000");
+    let gate = CanteenGate::start(&site, "canteen-torn", &policy, longer_wait);
     let entitlement = |card: &Path| {
         let state = std::fs::read(card).expect("card state");
         palmgate_card::host::platform::meal_entitlement_of_state(&state).expect("state loads")
@@ -261,10 +265,24 @@ fn the_receipt_of_a_meal_whose_answer_was_lost_is_published_at_the_next_presenta
     let counted = entitlement(&card).expect("counted");
     assert_eq!(counted.count, 1, "the card counted the meal");
 
-    // Next presentation: the kept receipt is read back and published; no second lunch.
+    // The gate restarts before the card comes back: the lost answer is kept in its state
+    // directory, not only in memory.
+    let first_log = gate.stop();
+    let kept_file = site
+        .root
+        .join("canteen-torn")
+        .join("state")
+        .join("unconfirmed-meals.json");
+    let kept_text = std::fs::read_to_string(&kept_file)
+        .unwrap_or_else(|error| panic!("{}: {error}\n{first_log}", kept_file.display()));
+    assert!(kept_text.contains(&card_id.to_string()), "{kept_text}");
+    let gate = CanteenGate::start(&site, "canteen-torn", &policy, longer_wait);
+
+    // Next presentation: the kept receipt is read back and published, then the second lunch is
+    // served (its receipt replaces the first on the card).
     let presented = VirtualCard::insert(&card);
     let recovered = events.wait_for("/event/meal.served", PATIENCE);
-    let refused = events.wait_for("/event/access.denied", PATIENCE);
+    let second = events.wait_for("/event/meal.served", PATIENCE);
     presented.remove();
     assert_eq!(
         field(&recovered, "result").as_deref(),
@@ -283,11 +301,12 @@ fn the_receipt_of_a_meal_whose_answer_was_lost_is_published_at_the_next_presenta
         Some(u64::from(counted.receipt_counter)),
         "{recovered}"
     );
-    assert_eq!(
-        field(&refused, "reason").as_deref(),
-        Some("meal_allowance_used"),
-        "{refused}"
+    assert_ne!(
+        field(&second, "reason").as_deref(),
+        Some("recovered"),
+        "{second}"
     );
+    assert_eq!(meal(&second)["count"], 2, "{second}");
     let log = gate.stop();
     let served: Vec<&String> = events
         .all()
@@ -296,7 +315,7 @@ fn the_receipt_of_a_meal_whose_answer_was_lost_is_published_at_the_next_presenta
         .collect();
     assert_eq!(
         served.len(),
-        1,
-        "one receipt, published once:\n{served:?}\n{log}"
+        2,
+        "each receipt published once:\n{served:?}\n{log}"
     );
 }

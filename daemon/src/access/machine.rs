@@ -278,7 +278,8 @@ pub struct Access<P> {
     /// The card that meal was asked for.
     meal_card: Option<CardId>,
     /// Cards whose answer to a meal was lost here: their receipt is read back at their next
-    /// meal. Kept in memory only (a restart forgets it; the card still keeps the receipt).
+    /// meal. The gate keeps them in its state directory ([`Access::unconfirmed_meals`],
+    /// [`Access::restore_unconfirmed_meals`]): a restart must not lose a meal's evidence.
     unconfirmed_meals: BTreeMap<CardId, MealRequest>,
 }
 
@@ -334,6 +335,18 @@ impl<P: Policy> Access<P> {
     /// Whether this reader's door is in lockdown.
     fn reader_door_in_lockdown(&self) -> bool {
         self.in_lockdown(&self.config.door)
+    }
+
+    /// The cards whose answer to a meal was lost at this gate, and the meal asked for: what the
+    /// gate keeps across a restart.
+    pub fn unconfirmed_meals(&self) -> &BTreeMap<CardId, MealRequest> {
+        &self.unconfirmed_meals
+    }
+
+    /// Takes back the lost answers kept before a restart (their receipts are read back at the
+    /// card's next meal here).
+    pub fn restore_unconfirmed_meals(&mut self, meals: BTreeMap<CardId, MealRequest>) {
+        self.unconfirmed_meals = meals;
     }
 
     /// Replaces the revocation list (applies to the next card presented).

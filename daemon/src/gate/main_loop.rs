@@ -5,7 +5,7 @@
 //! pose cut) between extraction and verification; a probe reaches the machine only once
 //! presentation attack detection ([`super::liveness`]) found a live hand.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,8 +26,9 @@ use super::panel_stage::PanelStage;
 use super::startup::Running;
 use super::state::lockdown::LockdownFile;
 use super::state::revocation::RevocationList;
+use super::state::unconfirmed_meals::UnconfirmedMealsFile;
 use super::{CAPTURE, LOOP_TICK};
-use crate::access::{Access, Action, Decision, Input, SitePolicy, State};
+use crate::access::{Access, Action, Decision, Input, MealRequest, SitePolicy, State};
 use crate::config::CaptureMode;
 use crate::error_chain;
 use crate::event::{CardId, EventKind, NewEvent, Outcome, Reason, Timestamp};
@@ -84,6 +85,9 @@ pub(super) struct Loop {
     pub(super) door_names: BTreeSet<String>,
     /// Where the doors in lockdown are kept across restarts.
     pub(super) lockdown_file: LockdownFile,
+    /// Where the lost meal answers are kept across restarts, and what was last written there.
+    pub(super) unconfirmed_meals_file: UnconfirmedMealsFile,
+    pub(super) kept_unconfirmed_meals: BTreeMap<CardId, MealRequest>,
     /// A canteen gate's meal counts, where they are kept, and the link's channel for them.
     pub(super) meal_tally: super::meals::MealTally,
     pub(super) state_dir: PathBuf,
@@ -190,6 +194,23 @@ impl Loop {
     pub(super) fn input(&mut self, input: Input) {
         let actions = self.access.handle(Instant::now(), Timestamp::now(), input);
         self.execute(actions);
+        self.keep_unconfirmed_meals();
+    }
+
+    /// Writes the lost meal answers to the state directory when they changed.
+    fn keep_unconfirmed_meals(&mut self) {
+        if self.access.unconfirmed_meals() == &self.kept_unconfirmed_meals {
+            return;
+        }
+        let meals = self.access.unconfirmed_meals().clone();
+        match self.unconfirmed_meals_file.save(&meals) {
+            Ok(()) => self.kept_unconfirmed_meals = meals,
+            // Still in memory: the receipt is read back at the card's next meal unless the gate
+            // restarts first. Tried again at the next change.
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "cannot record the lost meal answers: a restart would forget them")
+            }
+        }
     }
 
     fn execute(&mut self, actions: Vec<Action>) {

@@ -22,8 +22,10 @@ use super::shutdown::Tasks;
 use super::sim_control;
 use super::state::lockdown::LockdownFile;
 use super::state::revocation::RevocationList;
+use super::state::unconfirmed_meals::UnconfirmedMealsFile;
 use crate::access::{Access, AccessConfig, Input, PolicyRules, SitePolicy};
 use crate::config::{CaptureMode, MatcherInput, Settings};
+use crate::error_chain;
 use crate::notify::Notifier;
 use crate::outbox::{Outbox, OutboxOptions};
 
@@ -50,6 +52,35 @@ pub fn load_issuer_keys(paths: &[PathBuf]) -> Result<Vec<IssuerPublicKey>, GateE
             })
         })
         .collect()
+}
+
+/// The lost meal answers kept before a restart. A damaged file does not stop the canteen: it is
+/// set aside whole (for an operator to read) and reported, and the gate starts without it.
+fn load_unconfirmed_meals(
+    file: &UnconfirmedMealsFile,
+) -> std::collections::BTreeMap<crate::event::CardId, crate::access::MealRequest> {
+    match file.load() {
+        Ok(meals) => {
+            if !meals.is_empty() {
+                tracing::info!(
+                    cards = meals.len(),
+                    "meal answers lost before the restart: their receipts are read back at the cards' next meal"
+                );
+            }
+            meals
+        }
+        Err(error) => {
+            match file.set_aside() {
+                Ok(aside) => {
+                    tracing::error!(error = %error_chain(&error), aside = %aside.display(), "the lost meal answers cannot be read: the file is set aside and their receipts will not be read back by themselves")
+                }
+                Err(rename) => {
+                    tracing::error!(error = %error_chain(&error), rename = %error_chain(&rename), "the lost meal answers cannot be read, nor the file set aside")
+                }
+            }
+            std::collections::BTreeMap::new()
+        }
+    }
 }
 
 /// A liveness counter the main loop bumps, and whether the card reader can serve a card; the
@@ -127,6 +158,8 @@ pub(super) async fn start<R: CardReader>(
     };
     let lockdown_file = LockdownFile::in_state_dir(&settings.storage.state_dir);
     let locked_down = lockdown_file.load()?;
+    let unconfirmed_meals_file = UnconfirmedMealsFile::in_state_dir(&settings.storage.state_dir);
+    let unconfirmed_meals = load_unconfirmed_meals(&unconfirmed_meals_file);
     let outbox = Arc::new(Outbox::open(&OutboxOptions::from_settings(&settings))?);
 
     // Doors first: every output is driven safe before anything else runs.
@@ -237,6 +270,8 @@ pub(super) async fn start<R: CardReader>(
         policy_path: settings.card.policy_file.clone(),
         door_names,
         lockdown_file,
+        kept_unconfirmed_meals: unconfirmed_meals.clone(),
+        unconfirmed_meals_file,
         meal_tally,
         state_dir: settings.storage.state_dir.clone(),
         meal_counts: link_handles.meal_counts.clone(),
@@ -249,6 +284,7 @@ pub(super) async fn start<R: CardReader>(
         }
     }
     gate.access.set_revoked(gate.revocation.cards().clone());
+    gate.access.restore_unconfirmed_meals(unconfirmed_meals);
     for (door, status) in gate.door_view.all() {
         let _ = gate.door_states.try_send((door.clone(), status.clone()));
     }

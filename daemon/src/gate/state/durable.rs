@@ -1,7 +1,8 @@
 //! Durable replacement of a small file: write a temporary file next to it (mode 0600), fsync it,
 //! rename it over the old one, fsync the directory. A crash leaves either the old file or the new
 //! one, whole; a failure leaves the old file and no temporary. The one writer for the gate's state
-//! (revocation list, lockdown), the operator's revocation list and erasure receipts.
+//! (revocation list, lockdown, lost meal answers), the operator's revocation list and erasure
+//! receipts; [`read_record`] / [`write_record`] for the state kept as versioned JSON.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -44,6 +45,54 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// A versioned JSON record of the gate's state (`{"version": N, …}`).
+pub trait Record: serde::Serialize + serde::de::DeserializeOwned {
+    /// The version this code writes and reads.
+    const VERSION: u32;
+    /// The version the record says it is.
+    fn version(&self) -> u32;
+}
+
+/// Why a record could not be read or written.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The file could not be read or written.
+    Io(std::io::Error),
+    /// The file is not such a record (damaged, or of another version).
+    Invalid(String),
+}
+
+/// Reads the record at `path`; `None` when the file does not exist.
+///
+/// # Errors
+/// The file cannot be read, or is not a record of [`Record::VERSION`].
+pub fn read_record<T: Record>(path: &Path) -> Result<Option<T>, RecordError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(RecordError::Io(error)),
+    };
+    let record: T =
+        serde_json::from_slice(&bytes).map_err(|error| RecordError::Invalid(error.to_string()))?;
+    if record.version() != T::VERSION {
+        return Err(RecordError::Invalid(format!(
+            "unknown version {}",
+            record.version()
+        )));
+    }
+    Ok(Some(record))
+}
+
+/// Writes `record` to `path` durably ([`replace_file`]).
+///
+/// # Errors
+/// The record cannot be encoded or the file written.
+pub fn write_record<T: Record>(path: &Path, record: &T) -> Result<(), RecordError> {
+    let json = serde_json::to_vec_pretty(record)
+        .map_err(|error| RecordError::Invalid(error.to_string()))?;
+    replace_file(path, &json).map_err(RecordError::Io)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
@@ -79,5 +128,45 @@ mod tests {
         assert!(replace_file(&path, b"new").is_err());
         assert_eq!(std::fs::read(path.join("inside")).expect("read"), b"kept");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        version: u32,
+        names: Vec<String>,
+    }
+
+    impl Record for Sample {
+        const VERSION: u32 = 3;
+        fn version(&self) -> u32 {
+            self.version
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_is_none_when_missing_and_refuses_damage_and_other_versions() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("record.json");
+        assert!(matches!(read_record::<Sample>(&path), Ok(None)));
+        let sample = Sample {
+            version: 3,
+            names: vec!["main".to_string()],
+        };
+        write_record(&path, &sample).expect("write");
+        assert_eq!(read_record::<Sample>(&path).expect("read"), Some(sample));
+        for text in [
+            "",
+            "{",
+            "[]",
+            r#"{"version":2,"names":[]}"#,
+            r#"{"version":3,"names":[],"x":1}"#,
+        ] {
+            std::fs::write(&path, text).expect("write");
+            assert!(
+                matches!(read_record::<Sample>(&path), Err(RecordError::Invalid(_))),
+                "{text}"
+            );
+        }
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::durable::{Record, RecordError, read_record, write_record};
+
 /// File name in the state directory.
 pub const FILE_NAME: &str = "lockdown.json";
 
@@ -40,7 +42,12 @@ struct Stored {
     doors: BTreeSet<String>,
 }
 
-const VERSION: u32 = 1;
+impl Record for Stored {
+    const VERSION: u32 = 1;
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
 
 /// The lockdown file of a gate.
 #[derive(Debug, Clone)]
@@ -66,24 +73,8 @@ impl LockdownFile {
     /// # Errors
     /// The file cannot be read or is damaged.
     pub fn load(&self) -> Result<BTreeSet<String>, LockdownFileError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(BTreeSet::new());
-            }
-            Err(source) => {
-                return Err(LockdownFileError::Io {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        let stored: Stored =
-            serde_json::from_slice(&bytes).map_err(|error| self.invalid(error.to_string()))?;
-        if stored.version != VERSION {
-            return Err(self.invalid(format!("unknown version {}", stored.version)));
-        }
-        Ok(stored.doors)
+        let stored: Option<Stored> = read_record(&self.path).map_err(|error| self.error(error))?;
+        Ok(stored.map(|stored| stored.doors).unwrap_or_default())
     }
 
     /// Records `doors` as the doors in lockdown (durably: see [`super::durable`]).
@@ -92,15 +83,20 @@ impl LockdownFile {
     /// The file cannot be written.
     pub fn save(&self, doors: &BTreeSet<String>) -> Result<(), LockdownFileError> {
         let stored = Stored {
-            version: VERSION,
+            version: Stored::VERSION,
             doors: doors.clone(),
         };
-        let json =
-            serde_json::to_vec_pretty(&stored).map_err(|error| self.invalid(error.to_string()))?;
-        super::durable::replace_file(&self.path, &json).map_err(|source| LockdownFileError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        write_record(&self.path, &stored).map_err(|error| self.error(error))
+    }
+
+    fn error(&self, error: RecordError) -> LockdownFileError {
+        match error {
+            RecordError::Io(source) => LockdownFileError::Io {
+                path: self.path.clone(),
+                source,
+            },
+            RecordError::Invalid(reason) => self.invalid(reason),
+        }
     }
 
     fn invalid(&self, reason: String) -> LockdownFileError {
