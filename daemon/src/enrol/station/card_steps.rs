@@ -100,12 +100,14 @@ impl<T: CardTransport> Writer<'_, T> {
 
     /// Sets the profile floor (when one is asked for), enrols the slots in order (0, 1, …) and
     /// restores the retry counter, in one enrolment session. The floor goes first: a card that
-    /// refuses it has nothing new written.
+    /// refuses it has nothing new written. Returns the floor the card keeps afterwards, read back:
+    /// one set before (on a card with no templates, which is not erased) stays in force even when
+    /// none is asked for now, and belongs on the record.
     pub(super) fn enrol(
         &mut self,
         slots: &[(SlotKind, &Template)],
         profile_floor: Option<Profile>,
-    ) -> Result<(), EnrolError> {
+    ) -> Result<Option<Profile>, EnrolError> {
         let session = self
             .card
             .open_session(self.verified)
@@ -125,7 +127,11 @@ impl<T: CardTransport> Writer<'_, T> {
         }
         enrolment
             .reset_retry_counter()
-            .map_err(EnrolError::card("restoring the retry counter"))
+            .map_err(EnrolError::card("restoring the retry counter"))?;
+        drop(enrolment);
+        self.card
+            .profile_floor()
+            .map_err(EnrolError::card("reading the profile floor"))
     }
 
     /// Verifies `probe` on the card under `profile`; `expected` is the kind of the slot it was
@@ -171,8 +177,8 @@ pub(super) fn consent_event(
         ))
 }
 
-/// The `enrol.completed` record and event of an enrolment that wrote `kinds` (slot 0 first) and
-/// `profile_floor`.
+/// The `enrol.completed` record and event of an enrolment that wrote `kinds` (slot 0 first), on a
+/// card that keeps `profile_floor` (set now or before).
 pub(super) fn completed(
     card_id: &CardId,
     personalised: bool,

@@ -291,7 +291,7 @@ fn run<T: CardTransport>(
         }
         events.push(writer.erase(audit, station.operator)?);
     }
-    writer.enrol(&slots, options.profile_floor)?;
+    let floor_in_force = writer.enrol(&slots, options.profile_floor)?;
     for (slot, (kind, _)) in slots.iter().enumerate() {
         station
             .operator
@@ -304,13 +304,8 @@ fn run<T: CardTransport>(
     let verification = station.verify(&mut writer, &hands);
     let all_matched = matches!(verification, Ok(true));
     station.sensor.stop();
-    let (completed, completed_event) = card_steps::completed(
-        &card_id,
-        personalised,
-        &kinds,
-        options.profile_floor,
-        all_matched,
-    );
+    let (completed, completed_event) =
+        card_steps::completed(&card_id, personalised, &kinds, floor_in_force, all_matched);
     audit.append(&completed)?;
     events.push(completed_event);
     if !verification? {

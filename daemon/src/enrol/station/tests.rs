@@ -371,6 +371,40 @@ fn a_profile_floor_is_written_with_the_templates_and_on_record() {
     );
 }
 
+/// A floor set before on a card with no templates (`palmgate card enrol --profile-floor` whose
+/// templates were never written) is not erased by the station, so it stays in force: the record
+/// says so, although no floor was asked for this time.
+#[test]
+fn a_floor_the_card_already_keeps_is_on_record_though_none_was_asked_for() {
+    let desk = Desk::new();
+    let mut card = factory_card();
+    {
+        let mut host = Card::open(&mut card).unwrap();
+        host.personalise(&desk.issuer.key).unwrap();
+        let verified = host.verify_certificate(&[desk.issuer.public]).unwrap();
+        let session = host.open_session(&verified).unwrap();
+        let mut enrolment = session.prove_authority(&desk.issuer.authority).unwrap();
+        enrolment
+            .set_profile_floor(Some(palmgate_matcher::Profile::Convenience))
+            .unwrap();
+    }
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 0));
+    let (enrolment, _) = desk.enrol(
+        &mut card,
+        true,
+        &[Some((1, 0)), Some((1, 1)), Some((1, 2)), Some((1, 3))],
+    );
+    enrolment.result.unwrap();
+    let detail = enrolment.events[1].detail.as_deref().unwrap();
+    assert!(detail.ends_with(" profile_floor=convenience"), "{detail}");
+    let audit = std::fs::read_to_string(desk.audit_path()).unwrap();
+    let completed = audit.lines().last().unwrap();
+    assert!(
+        completed.contains(r#""profile_floor":"convenience""#),
+        "{completed}"
+    );
+}
+
 #[test]
 fn without_consent_nothing_is_captured_or_written() {
     let desk = Desk::new();
