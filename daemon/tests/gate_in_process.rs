@@ -690,6 +690,39 @@ async fn a_card_waiting_for_its_palm_keeps_the_watchdog_fed() {
     gate.stop().await;
 }
 
+/// A gate restarted with a door in lockdown and a canteen meal whose answer was lost: the lost
+/// answer stays on record through the start (taking the lockdown back must not rewrite it empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_in_lockdown_keeps_the_lost_meal_answers_on_record() {
+    let meals = r#"{"version":1,"meals":[{"card":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","period":7,"allowance":1,"gate_time":1765000000}]}"#;
+    let state_dir = Arc::new(Mutex::new(None));
+    let seen = state_dir.clone();
+    let mut gate = Gate::start_with(move |config| {
+        let dir = config
+            .lines()
+            .find_map(|line| line.strip_prefix("state_dir = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            Path::new(&dir).join("lockdown.json"),
+            r#"{"version":1,"doors":["back"]}"#,
+        )
+        .unwrap();
+        std::fs::write(Path::new(&dir).join("unconfirmed-meals.json"), meals).unwrap();
+        *seen.lock().unwrap() = Some(dir);
+        config
+    })
+    .await;
+    // Started: the doors (the one in lockdown with them) are reported ready.
+    gate.event(&[EventKind::DoorsReady]).await;
+    let dir = state_dir.lock().unwrap().clone().unwrap();
+    let kept = std::fs::read_to_string(Path::new(&dir).join("unconfirmed-meals.json")).unwrap();
+    assert!(kept.contains("5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"), "{kept}");
+    gate.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_sensor_replug_presentations_still_decide() {
     let mut gate = Gate::start().await;

@@ -237,15 +237,18 @@ pub(super) async fn start<R: CardReader>(
     ));
 
     let door_view = DoorStates::new(door_handle.status_watch());
+    let mut access = Access::new(
+        AccessConfig {
+            door: settings.card.door.clone(),
+            presentation_window: settings.card.presentation_window,
+            verify_timeout: settings.card.verify_timeout,
+        },
+        SitePolicy::new(rules),
+    );
+    // Before any input: the loop writes the file whenever the machine's set differs from it.
+    access.restore_unconfirmed_meals(unconfirmed_meals.clone());
     let mut gate = Loop {
-        access: Access::new(
-            AccessConfig {
-                door: settings.card.door.clone(),
-                presentation_window: settings.card.presentation_window,
-                verify_timeout: settings.card.verify_timeout,
-            },
-            SitePolicy::new(rules),
-        ),
+        access,
         outbox: outbox.clone(),
         door_handle,
         card_worker,
@@ -284,7 +287,6 @@ pub(super) async fn start<R: CardReader>(
         }
     }
     gate.access.set_revoked(gate.revocation.cards().clone());
-    gate.access.restore_unconfirmed_meals(unconfirmed_meals);
     for (door, status) in gate.door_view.all() {
         let _ = gate.door_states.try_send((door.clone(), status.clone()));
     }
