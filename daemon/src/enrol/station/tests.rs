@@ -215,6 +215,22 @@ impl Desk {
         self.dir.path().join("enrolment").join("audit.jsonl")
     }
 
+    /// The `enrol.completed` event (the second, after the consent) and the audit log's last record
+    /// name the profile floor `floor`.
+    fn assert_completed_with_floor(&self, events: &[NewEvent], floor: &str) {
+        let detail = events[1].detail.as_deref().unwrap();
+        assert!(
+            detail.ends_with(&format!(" profile_floor={floor}")),
+            "{detail}"
+        );
+        let audit = std::fs::read_to_string(self.audit_path()).unwrap();
+        let completed = audit.lines().last().unwrap();
+        assert!(
+            completed.contains(&format!(r#""profile_floor":"{floor}""#)),
+            "{completed}"
+        );
+    }
+
     fn audit_kinds(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
         text.lines()
@@ -361,14 +377,7 @@ fn a_profile_floor_is_written_with_the_templates_and_on_record() {
         card.applet().profile_floor(),
         Some(palmgate_matcher::Profile::Security)
     );
-    let detail = enrolment.events[1].detail.as_deref().unwrap();
-    assert!(detail.ends_with(" profile_floor=security"), "{detail}");
-    let audit = std::fs::read_to_string(desk.audit_path()).unwrap();
-    let completed = audit.lines().last().unwrap();
-    assert!(
-        completed.contains(r#""profile_floor":"security""#),
-        "{completed}"
-    );
+    desk.assert_completed_with_floor(&enrolment.events, "security");
 }
 
 /// A floor set before on a card with no templates (`palmgate card enrol --profile-floor` whose
@@ -395,14 +404,7 @@ fn a_floor_the_card_already_keeps_is_on_record_though_none_was_asked_for() {
         &[Some((1, 0)), Some((1, 1)), Some((1, 2)), Some((1, 3))],
     );
     enrolment.result.unwrap();
-    let detail = enrolment.events[1].detail.as_deref().unwrap();
-    assert!(detail.ends_with(" profile_floor=convenience"), "{detail}");
-    let audit = std::fs::read_to_string(desk.audit_path()).unwrap();
-    let completed = audit.lines().last().unwrap();
-    assert!(
-        completed.contains(r#""profile_floor":"convenience""#),
-        "{completed}"
-    );
+    desk.assert_completed_with_floor(&enrolment.events, "convenience");
 }
 
 #[test]
