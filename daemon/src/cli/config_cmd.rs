@@ -77,7 +77,7 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
         palmgate::gate::state::lockdown::LockdownFile::in_state_dir(&settings.storage.state_dir);
     match lockdown.load() {
         Ok(_) => {}
-        Err(palmgate::gate::state::lockdown::LockdownFileError::Io { path, source })
+        Err(palmgate::gate::state::durable::StateFileError::Io { path, source, .. })
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
             eprintln!(

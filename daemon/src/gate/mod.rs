@@ -81,7 +81,7 @@ pub enum GateError {
     Revocation(#[from] state::revocation::RevocationError),
     /// The doors in lockdown could not be read back.
     #[error(transparent)]
-    Lockdown(#[from] state::lockdown::LockdownFileError),
+    Lockdown(#[from] state::durable::StateFileError),
     /// The doors could not be set up.
     #[error(transparent)]
     Doors(#[from] crate::doors::DoorsError),

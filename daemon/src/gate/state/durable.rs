@@ -53,44 +53,84 @@ pub trait Record: serde::Serialize + serde::de::DeserializeOwned {
     fn version(&self) -> u32;
 }
 
-/// Why a record could not be read or written.
-#[derive(Debug)]
-pub enum RecordError {
+/// A state file that could not be read or written. `file` says which record it is ("lockdown
+/// file", …), so that the message names it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateFileError {
     /// The file could not be read or written.
-    Io(std::io::Error),
+    #[error("{file} {path}")]
+    Io {
+        /// What the file is.
+        file: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file is not such a record (damaged, or of another version).
-    Invalid(String),
+    #[error("{file} {path}: {reason}")]
+    Invalid {
+        /// What the file is.
+        file: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// Reads the record at `path`; `None` when the file does not exist.
+/// Reads the record at `path` (a `file`, for messages); `None` when the file does not exist.
 ///
 /// # Errors
 /// The file cannot be read, or is not a record of [`Record::VERSION`].
-pub fn read_record<T: Record>(path: &Path) -> Result<Option<T>, RecordError> {
+pub fn read_record<T: Record>(
+    file: &'static str,
+    path: &Path,
+) -> Result<Option<T>, StateFileError> {
+    let invalid = |reason: String| StateFileError::Invalid {
+        file,
+        path: path.to_path_buf(),
+        reason,
+    };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(RecordError::Io(error)),
+        Err(source) => {
+            return Err(StateFileError::Io {
+                file,
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
-    let record: T =
-        serde_json::from_slice(&bytes).map_err(|error| RecordError::Invalid(error.to_string()))?;
+    let record: T = serde_json::from_slice(&bytes).map_err(|error| invalid(error.to_string()))?;
     if record.version() != T::VERSION {
-        return Err(RecordError::Invalid(format!(
-            "unknown version {}",
-            record.version()
-        )));
+        return Err(invalid(format!("unknown version {}", record.version())));
     }
     Ok(Some(record))
 }
 
-/// Writes `record` to `path` durably ([`replace_file`]).
+/// Writes `record` to `path` (a `file`, for messages) durably ([`replace_file`]).
 ///
 /// # Errors
 /// The record cannot be encoded or the file written.
-pub fn write_record<T: Record>(path: &Path, record: &T) -> Result<(), RecordError> {
-    let json = serde_json::to_vec_pretty(record)
-        .map_err(|error| RecordError::Invalid(error.to_string()))?;
-    replace_file(path, &json).map_err(RecordError::Io)
+pub fn write_record<T: Record>(
+    file: &'static str,
+    path: &Path,
+    record: &T,
+) -> Result<(), StateFileError> {
+    let json = serde_json::to_vec_pretty(record).map_err(|error| StateFileError::Invalid {
+        file,
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
+    replace_file(path, &json).map_err(|source| StateFileError::Io {
+        file,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -148,13 +188,16 @@ mod tests {
     fn a_record_reads_back_is_none_when_missing_and_refuses_damage_and_other_versions() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("record.json");
-        assert!(matches!(read_record::<Sample>(&path), Ok(None)));
+        assert!(matches!(read_record::<Sample>("sample", &path), Ok(None)));
         let sample = Sample {
             version: 3,
             names: vec!["main".to_string()],
         };
-        write_record(&path, &sample).expect("write");
-        assert_eq!(read_record::<Sample>(&path).expect("read"), Some(sample));
+        write_record("sample", &path, &sample).expect("write");
+        assert_eq!(
+            read_record::<Sample>("sample", &path).expect("read"),
+            Some(sample)
+        );
         for text in [
             "",
             "{",
@@ -164,7 +207,10 @@ mod tests {
         ] {
             std::fs::write(&path, text).expect("write");
             assert!(
-                matches!(read_record::<Sample>(&path), Err(RecordError::Invalid(_))),
+                matches!(
+                    read_record::<Sample>("sample", &path),
+                    Err(StateFileError::Invalid { .. })
+                ),
                 "{text}"
             );
         }

@@ -7,33 +7,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::durable::{Record, RecordError, read_record, write_record};
+use super::durable::{Record, StateFileError, read_record, write_record};
 
 /// File name in the state directory.
 pub const FILE_NAME: &str = "lockdown.json";
 
-/// Lockdown file errors.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LockdownFileError {
-    /// The file could not be read or written.
-    #[error("lockdown file {path}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a lockdown file (a damaged one is not taken for "no lockdown").
-    #[error("lockdown file {path}: {reason}; remove it only if no door must stay in lockdown")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
+/// What the file is, in messages.
+const FILE: &str = "lockdown file";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,38 +52,29 @@ impl LockdownFile {
     ///
     /// # Errors
     /// The file cannot be read or is damaged.
-    pub fn load(&self) -> Result<BTreeSet<String>, LockdownFileError> {
-        let stored: Option<Stored> = read_record(&self.path).map_err(|error| self.error(error))?;
-        Ok(stored.map(|stored| stored.doors).unwrap_or_default())
+    pub fn load(&self) -> Result<BTreeSet<String>, StateFileError> {
+        match read_record::<Stored>(FILE, &self.path) {
+            Ok(stored) => Ok(stored.map(|stored| stored.doors).unwrap_or_default()),
+            // A damaged record is not taken for "no lockdown": the operator must decide.
+            Err(StateFileError::Invalid { file, path, reason }) => Err(StateFileError::Invalid {
+                file,
+                path,
+                reason: format!("{reason}; remove it only if no door must stay in lockdown"),
+            }),
+            Err(error) => Err(error),
+        }
     }
 
     /// Records `doors` as the doors in lockdown (durably: see [`super::durable`]).
     ///
     /// # Errors
     /// The file cannot be written.
-    pub fn save(&self, doors: &BTreeSet<String>) -> Result<(), LockdownFileError> {
+    pub fn save(&self, doors: &BTreeSet<String>) -> Result<(), StateFileError> {
         let stored = Stored {
             version: Stored::VERSION,
             doors: doors.clone(),
         };
-        write_record(&self.path, &stored).map_err(|error| self.error(error))
-    }
-
-    fn error(&self, error: RecordError) -> LockdownFileError {
-        match error {
-            RecordError::Io(source) => LockdownFileError::Io {
-                path: self.path.clone(),
-                source,
-            },
-            RecordError::Invalid(reason) => self.invalid(reason),
-        }
-    }
-
-    fn invalid(&self, reason: String) -> LockdownFileError {
-        LockdownFileError::Invalid {
-            path: self.path.clone(),
-            reason,
-        }
+        write_record(FILE, &self.path, &stored)
     }
 }
 
@@ -140,7 +111,7 @@ mod tests {
             std::fs::write(file.path(), text).expect("write");
             let error = file.load().expect_err(text);
             assert!(
-                matches!(error, LockdownFileError::Invalid { .. }),
+                matches!(error, StateFileError::Invalid { .. }),
                 "{text}: {error}"
             );
             assert!(error.to_string().contains("lockdown.json"), "{error}");

@@ -10,35 +10,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::durable::{Record, RecordError, read_record, write_record};
+use super::durable::{Record, StateFileError, read_record, write_record};
 use crate::access::MealRequest;
 use crate::event::CardId;
 
 /// File name in the state directory.
 pub const FILE_NAME: &str = "unconfirmed-meals.json";
 
-/// Unconfirmed-meals file errors.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UnconfirmedMealsError {
-    /// The file could not be read or written.
-    #[error("unconfirmed meals file {path}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is damaged.
-    #[error("unconfirmed meals file {path}: {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
+/// What the file is, in messages.
+const FILE: &str = "unconfirmed meals file";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,8 +66,8 @@ impl UnconfirmedMealsFile {
     ///
     /// # Errors
     /// The file cannot be read or is damaged.
-    pub fn load(&self) -> Result<BTreeMap<CardId, MealRequest>, UnconfirmedMealsError> {
-        let stored: Option<Stored> = read_record(&self.path).map_err(|error| self.error(error))?;
+    pub fn load(&self) -> Result<BTreeMap<CardId, MealRequest>, StateFileError> {
+        let stored: Option<Stored> = read_record(FILE, &self.path)?;
         Ok(stored
             .map(|stored| stored.meals)
             .unwrap_or_default()
@@ -108,11 +88,12 @@ impl UnconfirmedMealsFile {
     ///
     /// # Errors
     /// The rename fails.
-    pub fn set_aside(&self) -> Result<PathBuf, UnconfirmedMealsError> {
+    pub fn set_aside(&self) -> Result<PathBuf, StateFileError> {
         let mut aside = self.path.clone().into_os_string();
         aside.push(".damaged");
         let aside = PathBuf::from(aside);
-        std::fs::rename(&self.path, &aside).map_err(|source| UnconfirmedMealsError::Io {
+        std::fs::rename(&self.path, &aside).map_err(|source| StateFileError::Io {
+            file: FILE,
             path: self.path.clone(),
             source,
         })?;
@@ -123,7 +104,7 @@ impl UnconfirmedMealsFile {
     ///
     /// # Errors
     /// The file cannot be written.
-    pub fn save(&self, meals: &BTreeMap<CardId, MealRequest>) -> Result<(), UnconfirmedMealsError> {
+    pub fn save(&self, meals: &BTreeMap<CardId, MealRequest>) -> Result<(), StateFileError> {
         let stored = Stored {
             version: Stored::VERSION,
             meals: meals
@@ -136,24 +117,7 @@ impl UnconfirmedMealsFile {
                 })
                 .collect(),
         };
-        write_record(&self.path, &stored).map_err(|error| self.error(error))
-    }
-
-    fn error(&self, error: RecordError) -> UnconfirmedMealsError {
-        match error {
-            RecordError::Io(source) => UnconfirmedMealsError::Io {
-                path: self.path.clone(),
-                source,
-            },
-            RecordError::Invalid(reason) => self.invalid(reason),
-        }
-    }
-
-    fn invalid(&self, reason: String) -> UnconfirmedMealsError {
-        UnconfirmedMealsError::Invalid {
-            path: self.path.clone(),
-            reason,
-        }
+        write_record(FILE, &self.path, &stored)
     }
 }
 
@@ -196,10 +160,7 @@ mod tests {
             r#"{"version":1,"meals":[{"card":"zz","period":1,"allowance":1,"gate_time":1}]}"#;
         std::fs::write(file.path(), text).expect("write");
         let error = file.load().expect_err("not a card id");
-        assert!(
-            matches!(error, UnconfirmedMealsError::Invalid { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, StateFileError::Invalid { .. }), "{error}");
         assert!(error.to_string().contains(FILE_NAME), "{error}");
         let aside = file.set_aside().expect("set aside");
         assert_eq!(std::fs::read_to_string(&aside).expect("read"), text);
