@@ -127,13 +127,12 @@ fn a_broken_policy_file_named_by_a_valid_configuration_exits_2() {
     );
 }
 
-#[test]
-fn a_damaged_lockdown_record_in_the_state_directory_exits_2() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("issuer.pub"), "00").expect("issuer key");
-    let state = dir.path().join("state");
+/// A valid configuration in `dir` whose `storage.state_dir` is `dir/state` (created, empty).
+fn config_with_state_dir(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    std::fs::write(dir.join("issuer.pub"), "00").expect("issuer key");
+    let state = dir.join("state");
     std::fs::create_dir(&state).expect("state dir");
-    let main = dir.path().join("palmgate.toml");
+    let main = dir.join("palmgate.toml");
     std::fs::write(
         &main,
         format!(
@@ -144,6 +143,13 @@ fn a_damaged_lockdown_record_in_the_state_directory_exits_2() {
         ),
     )
     .expect("write");
+    (main, state)
+}
+
+#[test]
+fn a_damaged_lockdown_record_in_the_state_directory_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (main, state) = config_with_state_dir(dir.path());
     // No record yet: a gate that was never locked down.
     let output = config_check(&main);
     assert!(
@@ -157,6 +163,46 @@ fn a_damaged_lockdown_record_in_the_state_directory_exits_2() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.starts_with("storage.state_dir: ") && stderr.contains("lockdown.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_damaged_record_of_lost_meal_answers_is_a_warning_and_one_set_aside_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (main, state) = config_with_state_dir(dir.path());
+    let output = config_check(&main);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // The gate starts without a damaged record (it sets it aside): a warning, status 0.
+    std::fs::write(state.join("unconfirmed-meals.json"), "{\"meals\":").expect("damaged");
+    let output = config_check(&main);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("warning: storage.state_dir: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("unconfirmed-meals.json")
+            && warnings[0].contains("unconfirmed-meals.json.damaged"),
+        "{stderr}"
+    );
+
+    // Once set aside, the file still holds evidence nobody has settled: named until removed.
+    std::fs::rename(
+        state.join("unconfirmed-meals.json"),
+        state.join("unconfirmed-meals.json.damaged"),
+    )
+    .expect("set aside");
+    let output = config_check(&main);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("unconfirmed-meals.json.damaged is a damaged record"),
         "{stderr}"
     );
 }

@@ -72,11 +72,54 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
         problems.extend(panel_file_problems(settings, panel));
     }
     // The gate's own record of the doors in lockdown (in the state directory, when it exists).
-    // A user who may not read the state directory cannot check it: said, not counted.
     let lockdown =
         palmgate::gate::state::lockdown::LockdownFile::in_state_dir(&settings.storage.state_dir);
-    match lockdown.load() {
-        Ok(_) => {}
+    if let Some(error) = readable_state_error(lockdown.load()) {
+        problems.push(format!(
+            "storage.state_dir: {}",
+            palmgate::error_chain(&error)
+        ));
+    }
+    for warning in unconfirmed_meal_warnings(&settings.storage.state_dir) {
+        eprintln!("warning: storage.state_dir: {warning}");
+    }
+    problems
+}
+
+/// The canteen's record of meal answers that were lost. A damaged one does not stop the gate (it is
+/// set aside at start and the canteen keeps serving), so it is a warning, not a problem; one set
+/// aside earlier is still evidence nobody has looked at.
+fn unconfirmed_meal_warnings(state_dir: &std::path::Path) -> Vec<String> {
+    use palmgate::gate::state::unconfirmed_meals::UnconfirmedMealsFile;
+    let file = UnconfirmedMealsFile::in_state_dir(state_dir);
+    let mut warnings = Vec::new();
+    if let Some(error) = readable_state_error(file.load()) {
+        warnings.push(format!(
+            "{}; at start the gate moves it to {} and starts without it: the receipts of the \
+             meals it lists are then not read back from the cards",
+            palmgate::error_chain(&error),
+            file.set_aside_path().display()
+        ));
+    }
+    let aside = file.set_aside_path();
+    if aside.exists() {
+        warnings.push(format!(
+            "{} is a damaged record of lost meal answers set aside at an earlier start: read it, \
+             settle the meals it names by hand (palmgate card verify-receipt checks a receipt \
+             read from a card), then remove it",
+            aside.display()
+        ));
+    }
+    warnings
+}
+
+/// The error of a state file that could be read. A user who may not read the state directory
+/// cannot check it: said on stderr, not counted.
+fn readable_state_error<T>(
+    loaded: Result<T, palmgate::gate::state::durable::StateFileError>,
+) -> Option<palmgate::gate::state::durable::StateFileError> {
+    match loaded {
+        Ok(_) => None,
         Err(palmgate::gate::state::durable::StateFileError::Io { path, source, .. })
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
@@ -84,13 +127,10 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
                 "note: {} not checked (permission denied): run as the palmgate user",
                 path.display()
             );
+            None
         }
-        Err(error) => problems.push(format!(
-            "storage.state_dir: {}",
-            palmgate::error_chain(&error)
-        )),
+        Err(error) => Some(error),
     }
-    problems
 }
 
 /// Reader mode's files: the credential map (signature by a configured issuer, every entry) and

@@ -83,15 +83,20 @@ impl UnconfirmedMealsFile {
             .collect())
     }
 
+    /// Where [`Self::set_aside`] moves a damaged file (`<file>.damaged`).
+    pub fn set_aside_path(&self) -> PathBuf {
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(".damaged");
+        PathBuf::from(aside)
+    }
+
     /// Moves a damaged file aside (to `<file>.damaged`, replacing an older one), so that the
     /// next save does not overwrite what an operator may still read; returns where it went.
     ///
     /// # Errors
     /// The rename fails.
     pub fn set_aside(&self) -> Result<PathBuf, StateFileError> {
-        let mut aside = self.path.clone().into_os_string();
-        aside.push(".damaged");
-        let aside = PathBuf::from(aside);
+        let aside = self.set_aside_path();
         std::fs::rename(&self.path, &aside).map_err(|source| StateFileError::Io {
             file: FILE,
             path: self.path.clone(),
