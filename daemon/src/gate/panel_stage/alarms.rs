@@ -63,24 +63,31 @@ impl PanelAlarms {
     }
 
     /// The OSDP link failed: the panel gets no card data until it is back; the gate opens the
-    /// port again in `retry_in`, then at most every `max`.
+    /// port again in `retry_in`, then at most every `max`. `flapping`: it failed `served` after
+    /// its restoration, and its next restoration is published once it has served for `hold`.
     pub(crate) fn link_lost(
         why: &str,
         retry_in: Duration,
         max: Duration,
+        flapping: Option<(Duration, Duration)>,
         time: Timestamp,
     ) -> NewEvent {
-        alarm(
-            Reason::LINK_FAILED,
-            format!(
-                "OSDP link lost: {why}; the gate opens the port again in {} s, then at most every \
-                 {} s; card data for the panel waits at most {} s",
-                retry_in.as_secs_f64(),
-                max.as_secs_f64(),
-                CARD_READ_TTL.as_secs()
-            ),
-            time,
-        )
+        let mut detail = format!(
+            "OSDP link lost: {why}; the gate opens the port again in {} s, then at most every {} \
+             s; card data for the panel waits at most {} s",
+            retry_in.as_secs_f64(),
+            max.as_secs_f64(),
+            CARD_READ_TTL.as_secs()
+        );
+        if let Some((served, hold)) = flapping {
+            detail.push_str(&format!(
+                "; lost again {:.1} s after it came back: the link flaps, and is reported back \
+                 once it has served the panel for {} s",
+                served.as_secs_f64(),
+                hold.as_secs()
+            ));
+        }
+        alarm(Reason::LINK_FAILED, detail, time)
     }
 
     /// The OSDP serial task itself ended (a bug): nothing opens the port again.

@@ -8,6 +8,12 @@
 //! bus behind it opens fine): then `panel.link_restored` is published. A link that fails again
 //! within [`STABLE_AFTER`] keeps its back-off growing, so a connector that makes and breaks
 //! contact does not reopen the port in a tight loop.
+//!
+//! Such a link is also not published as a pair of events at every break: the alarm of a link that
+//! fails again within [`STABLE_AFTER`] of its restoration says so, and its next restoration is
+//! published only once it has served the panel for [`STABLE_AFTER`]; the breaks in between are
+//! counted in that restoration's detail, not published one by one. A dashboard sees the alarm
+//! stand while the link flaps, and its end when the link holds.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +29,8 @@ pub(crate) const RECONNECT_BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(2),
 };
 
-/// A link that served the panel at least this long starts its next back-off from the beginning.
+/// A link that served the panel at least this long starts its next back-off from the beginning;
+/// a flapping link's restoration is published once it has served this long.
 pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// What the serial task reported, or that time passed.
@@ -68,6 +75,18 @@ enum State {
     Ended,
 }
 
+/// The link lost again soon after its restoration was published: its alarm stands until it has
+/// served the panel for [`STABLE_AFTER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Flapping {
+    /// When the alarm that stands was published.
+    alarmed: Instant,
+    /// Lines lost since then (the alarmed one included).
+    losses: u32,
+    /// Attempts to open the port since then.
+    attempts: u32,
+}
+
 /// The link's state with its back-off.
 #[derive(Debug)]
 pub(crate) struct PanelLink {
@@ -77,6 +96,10 @@ pub(crate) struct PanelLink {
     failures: u32,
     /// Attempts to open the port since the link was lost.
     attempts: u32,
+    /// Whether the link is up because it came back after an outage (not since start-up).
+    reconnected: bool,
+    /// Set while a flapping link's alarm stands.
+    flapping: Option<Flapping>,
 }
 
 impl PanelLink {
@@ -87,6 +110,8 @@ impl PanelLink {
             state: State::Up { since: now },
             failures: 0,
             attempts: 0,
+            reconnected: false,
+            flapping: None,
         }
     }
 
@@ -99,6 +124,7 @@ impl PanelLink {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         match self.state {
             State::Down { retry_at, .. } => retry_at,
+            State::Up { since } if self.flapping.is_some() => Some(since + STABLE_AFTER),
             _ => None,
         }
     }
@@ -119,15 +145,42 @@ impl PanelLink {
                 )))]
             }
             (State::Up { since }, LinkInput::Lost(why)) => {
-                if now.saturating_duration_since(*since) >= STABLE_AFTER {
+                let served = now.saturating_duration_since(*since);
+                if served >= STABLE_AFTER {
                     self.failures = 0;
                 }
                 self.attempts = 0;
                 let retry_in = self.failed(now, now);
+                if let Some(flapping) = &mut self.flapping {
+                    // The alarm already stands: counted for the restoration.
+                    flapping.losses = flapping.losses.saturating_add(1);
+                    return Vec::new();
+                }
+                let again_after = (self.reconnected && served < STABLE_AFTER).then_some(served);
+                if again_after.is_some() {
+                    self.flapping = Some(Flapping {
+                        alarmed: now,
+                        losses: 1,
+                        attempts: 0,
+                    });
+                }
                 vec![LinkAction::Publish(Box::new(PanelAlarms::link_lost(
                     &why,
                     retry_in,
                     self.backoff.max,
+                    again_after.map(|served| (served, STABLE_AFTER)),
+                    time,
+                )))]
+            }
+            (State::Up { since }, LinkInput::Tick)
+                if now.saturating_duration_since(*since) >= STABLE_AFTER =>
+            {
+                let Some(flapping) = self.flapping.take() else {
+                    return Vec::new();
+                };
+                vec![LinkAction::Publish(Box::new(restored_after_flapping(
+                    now.saturating_duration_since(flapping.alarmed),
+                    flapping,
                     time,
                 )))]
             }
@@ -149,6 +202,12 @@ impl PanelLink {
             (State::Reopened { lost }, LinkInput::PanelHeard) => {
                 let down_for = now.saturating_duration_since(*lost);
                 self.state = State::Up { since: now };
+                self.reconnected = true;
+                if let Some(flapping) = &mut self.flapping {
+                    // Published once it has served the panel for STABLE_AFTER (a Tick).
+                    flapping.attempts = flapping.attempts.saturating_add(self.attempts);
+                    return Vec::new();
+                }
                 vec![LinkAction::Publish(Box::new(restored(
                     down_for,
                     self.attempts,
@@ -189,6 +248,32 @@ impl PanelLink {
     }
 }
 
+/// A flapping link's restoration: `since_alarm` after its alarm, having served the panel for
+/// [`STABLE_AFTER`].
+fn restored_after_flapping(since_alarm: Duration, flapping: Flapping, time: Timestamp) -> NewEvent {
+    NewEvent::new(EventKind::PanelLinkRestored, time)
+        .result(Outcome::Info)
+        .detail(format!(
+            "OSDP link back and serving the panel for {} s, {:.1} s after the alarm; the line was \
+             lost {} {} in between ({} {} to open the port): check the RS-485 adapter and its \
+             cable",
+            STABLE_AFTER.as_secs(),
+            since_alarm.as_secs_f64(),
+            flapping.losses,
+            if flapping.losses == 1 {
+                "time"
+            } else {
+                "times"
+            },
+            flapping.attempts,
+            if flapping.attempts == 1 {
+                "attempt"
+            } else {
+                "attempts"
+            }
+        ))
+}
+
 fn restored(down_for: Duration, attempts: u32, time: Timestamp) -> NewEvent {
     NewEvent::new(EventKind::PanelLinkRestored, time)
         .result(Outcome::Info)
@@ -210,7 +295,11 @@ mod tests {
         Nothing,
         Reopen,
         Alarm,
+        /// The alarm of a link lost again soon after its restoration.
+        FlapAlarm,
         Restored,
+        /// The restoration of a flapping link, once it has served for `STABLE_AFTER`.
+        RestoredStable,
         Stopped,
     }
 
@@ -226,11 +315,23 @@ mod tests {
                         .is_some_and(|d| d.contains("until the gate restarts"))
                     {
                         Expect::Stopped
+                    } else if event.detail.as_deref().is_some_and(|d| d.contains("flaps")) {
+                        Expect::FlapAlarm
                     } else {
                         Expect::Alarm
                     }
                 }
-                (EventKind::PanelLinkRestored, None) => Expect::Restored,
+                (EventKind::PanelLinkRestored, None) => {
+                    if event
+                        .detail
+                        .as_deref()
+                        .is_some_and(|d| d.contains("serving the panel for 10 s"))
+                    {
+                        Expect::RestoredStable
+                    } else {
+                        Expect::Restored
+                    }
+                }
                 other => panic!("unexpected event {other:?}"),
             },
             other => panic!("unexpected actions {other:?}"),
@@ -307,13 +408,101 @@ mod tests {
             (101, Opened, Nothing, None),
             (102, PanelHeard, Restored, None),
             // Lost 1 s after coming back: second failure in a row, 200 ms.
-            (1_102, lost(), Alarm, Some(1_302)),
+            (1_102, lost(), FlapAlarm, Some(1_302)),
             (1_302, Tick, Reopen, None),
             (1_303, Opened, Nothing, None),
-            (1_304, PanelHeard, Restored, None),
+            // Back, but reported only once it has served for 10 s.
+            (1_304, PanelHeard, Nothing, Some(11_304)),
+            (11_304, Tick, RestoredStable, None),
             // Served for 10 s: the back-off starts over at 100 ms.
-            (11_304, lost(), Alarm, Some(11_404)),
+            (21_304, lost(), Alarm, Some(21_404)),
         ]);
+    }
+
+    #[test]
+    fn a_flapping_link_keeps_one_alarm_standing_until_it_holds() {
+        use Expect::*;
+        use LinkInput::*;
+        run(&[
+            (0, lost(), Alarm, Some(100)),
+            (100, Tick, Reopen, None),
+            (101, Opened, Nothing, None),
+            (150, PanelHeard, Restored, None),
+            // A loose connector: lost 0.5 s after coming back, then again and again.
+            (650, lost(), FlapAlarm, Some(850)),
+            (850, Tick, Reopen, None),
+            (851, Opened, Nothing, None),
+            (900, PanelHeard, Nothing, Some(10_900)),
+            (1_400, lost(), Nothing, Some(1_800)),
+            (1_800, Tick, Reopen, None),
+            (1_801, open_failed(), Nothing, Some(2_201)),
+            (2_201, Tick, Reopen, None),
+            (2_202, Opened, Nothing, None),
+            (2_300, PanelHeard, Nothing, Some(12_300)),
+            // Served 9.9 s, lost: still the standing alarm (the back-off at its 400 ms), the
+            // hold starts again.
+            (12_200, lost(), Nothing, Some(12_600)),
+            (12_600, Tick, Reopen, None),
+            (12_601, Opened, Nothing, None),
+            (12_700, PanelHeard, Nothing, Some(22_700)),
+            (22_699, Tick, Nothing, Some(22_700)),
+            (22_700, Tick, RestoredStable, None),
+            (22_800, Tick, Nothing, None),
+            // It held 10 s: a loss now is a new outage, its back-off from the start.
+            (22_900, lost(), Alarm, Some(23_000)),
+            (23_000, Tick, Reopen, None),
+            (23_001, Opened, Nothing, None),
+            (23_100, PanelHeard, Restored, None),
+            // And a loss soon after that restoration flaps again.
+            (24_100, lost(), FlapAlarm, Some(24_300)),
+        ]);
+    }
+
+    #[test]
+    fn a_flapping_links_events_say_what_happened() {
+        let start = Instant::now();
+        let time = Timestamp::from_unix_ms(0);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut link = PanelLink::new(BACKOFF, start);
+        let mut published = Vec::new();
+        for (ms, input) in [
+            (0, lost()),
+            (100, LinkInput::Tick),
+            (100, LinkInput::Opened),
+            (200, LinkInput::PanelHeard),
+            (1_200, lost()),
+            (1_400, LinkInput::Tick),
+            (1_400, LinkInput::Opened),
+            (1_500, LinkInput::PanelHeard),
+            (2_000, lost()),
+            (2_400, LinkInput::Tick),
+            (2_400, LinkInput::Opened),
+            (2_500, LinkInput::PanelHeard),
+            (12_500, LinkInput::Tick),
+        ] {
+            for action in link.input(input, at(ms), time) {
+                if let LinkAction::Publish(event) = action {
+                    published.push(event.detail.unwrap_or_default());
+                }
+            }
+        }
+        assert_eq!(
+            published,
+            [
+                "OSDP link lost: serial line I/O: EIO; the gate opens the port again in 0.1 s, \
+                 then at most every 0.4 s; card data for the panel waits at most 5 s",
+                "OSDP link back after 0.2 s (1 attempt to open the port): the panel polls the \
+                 gate again",
+                "OSDP link lost: serial line I/O: EIO; the gate opens the port again in 0.2 s, \
+                 then at most every 0.4 s; card data for the panel waits at most 5 s; lost again \
+                 1.0 s after it came back: the link flaps, and is reported back once it has \
+                 served the panel for 10 s",
+                "OSDP link back and serving the panel for 10 s, 11.3 s after the alarm; the line \
+                 was lost 2 times in between (2 attempts to open the port): check the RS-485 \
+                 adapter and its cable",
+            ]
+        );
+        assert!(!link.is_down(), "up while the restoration waits");
     }
 
     #[test]
