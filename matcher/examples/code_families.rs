@@ -20,7 +20,10 @@
 //! `--codes competitive,signs,both` (default all three), `--max-shift N` (cells, default the
 //! card's 2), `--overlap-norm N0` (Daugman's normalisation of a distance by the cells compared:
 //! `0.5 − (0.5 − d)·√(compared / N0)`), `--area-reach R` (pixel-to-area: a probe cell's mismatch is
-//! the least over the reference cells within `R` cells of its place).
+//! the least over the reference cells within `R` cells of its place), `--enrolled N` (templates
+//! per hand, default the product's 3) and `--probes-after M` (probes are the captures after the
+//! first `M`, default 3: pass `--enrolled 3 --probes-after 4` and `--enrolled 4 --probes-after 4`
+//! to compare a fourth template with three on the same probes).
 
 use std::path::{Path, PathBuf};
 
@@ -310,7 +313,7 @@ fn percent(rate: f64) -> String {
 
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
-     [--area-reach CELLS]";
+     [--area-reach CELLS] [--enrolled N] [--probes-after M]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -322,6 +325,8 @@ fn main() -> Result<(), String> {
         overlap_norm: None,
         area_reach: 0,
     };
+    let mut enrolled = 3usize;
+    let mut probes_after = 3usize;
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
         let number = || {
@@ -345,6 +350,8 @@ fn main() -> Result<(), String> {
             "--max-shift" => variant.max_shift = i32::from(number()?),
             "--overlap-norm" => variant.overlap_norm = Some(f64::from(number()?)),
             "--area-reach" => variant.area_reach = i32::from(number()?),
+            "--enrolled" => enrolled = usize::from(number()?).max(1),
+            "--probes-after" => probes_after = usize::from(number()?),
             _ => return Err(format!("unknown option {option:?}; {USAGE}")),
         }
     }
@@ -364,8 +371,10 @@ fn main() -> Result<(), String> {
             eprintln!("{name}: not in {}, left out", data.display());
         }
     }
+    let probes_after = probes_after.max(enrolled);
+    eprintln!("{enrolled} templates enrolled, probes after the first {probes_after} captures");
     println!(
-        "| code | set | EER 3 templates % | FNMR@1e-3 3 templates % | EER 1 template % | FNMR@1e-3 1 template % |"
+        "| code | set | EER {enrolled} templates % | FNMR@1e-3 {enrolled} templates % | EER 1 template % | FNMR@1e-3 1 template % |"
     );
     println!("|---|---|---|---|---|---|");
     let mut validation = Vec::new();
@@ -385,10 +394,14 @@ fn main() -> Result<(), String> {
                     .min()
                     .unwrap_or(1 << 16)
             };
-            let three = enrolment(set.identities, &set.keys, 3, 3, distance);
-            let one = enrolment(set.identities, &set.keys, 1, 3, distance);
-            let [three_ci, one_ci] = [&three, &one].map(|t| with_confidence(t, 200, 1, 2));
+            let several = enrolment(set.identities, &set.keys, enrolled, probes_after, distance);
+            let one = enrolment(set.identities, &set.keys, 1, probes_after, distance);
+            let [several_ci, one_ci] = [&several, &one].map(|t| with_confidence(t, 200, 1, 2));
+            let has_probes = !several.genuine.is_empty();
             let cell = |f: &palmgate_matcher::eval::protocol::FiguresCi, fnmr: bool| {
+                if !has_probes {
+                    return "– (no probes)".to_owned();
+                }
                 let (value, ci) = if fnmr {
                     (f.figures.fnmr_at_fmr[1], f.fnmr_at_fmr_ci95[1])
                 } else {
@@ -405,12 +418,12 @@ fn main() -> Result<(), String> {
                 "| {} | {} | {} | {} | {} | {} |",
                 family.name(),
                 set.name,
-                cell(&three_ci, false),
-                cell(&three_ci, true),
+                cell(&several_ci, false),
+                cell(&several_ci, true),
                 cell(&one_ci, false),
                 cell(&one_ci, true),
             );
-            family_trials.push((three, folds(set.identities, 5, 0x5eed)));
+            family_trials.push((several, folds(set.identities, 5, 0x5eed)));
         }
         let pairs: Vec<(&Trials, &[usize])> = family_trials
             .iter()
@@ -420,7 +433,7 @@ fn main() -> Result<(), String> {
     }
     println!();
     println!(
-        "Profiles calibrated on 4 of 5 identity folds of every set, measured on the 5th (three templates; FMR / FNMR %):"
+        "Profiles calibrated on 4 of 5 identity folds of every set, measured on the 5th ({enrolled} templates; FMR / FNMR %):"
     );
     println!();
     println!("| code | set | convenience (1e-2) | balanced (1e-3) | security (1e-4) |");
