@@ -37,10 +37,10 @@ use crate::protocol::session::{
     SecureChannel, SessionKeys, authority_message, ecdh, transcript_hash,
 };
 use crate::protocol::{
-    AID, APPLET_VERSION, CARD_ID_LEN, CommandApdu, Lifecycle, MAX_COMMAND_DATA, MAX_PROBE_POSES,
-    MAX_TRIES_LIMIT, NONCE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, SLOT_COUNT, SlotKind, StatusWord,
-    TAG_LEN, TEMPLATE_LEN, cla, data, decision, ins, permission, personalise, probe_poses,
-    profile_floor, verify_profile,
+    AID, APPLET_VERSION, CARD_ID_LEN, CommandApdu, Lifecycle, MAX_COMMAND_DATA, MAX_TRIES_LIMIT,
+    NONCE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, SLOT_COUNT, SlotKind, StatusWord, TAG_LEN,
+    TEMPLATE_LEN, cla, data, decision, ins, permission, personalise, probe_poses, profile_floor,
+    verify_profile,
 };
 
 /// Largest response the applet produces (before GET RESPONSE splitting).
@@ -687,15 +687,15 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         let Some(poses) = probe_poses(plain.len()) else {
             return StatusWord::WrongLength;
         };
-        let mut probes: [Option<Template>; MAX_PROBE_POSES] = core::array::from_fn(|_| None);
-        for (probe, encoded) in probes.iter_mut().zip(plain.chunks_exact(TEMPLATE_LEN)) {
+        // Checked here, decoded again pose by pose below: the card never holds the decoded
+        // poses together beside the command (a Java Card has a few KB of RAM).
+        for encoded in plain.chunks_exact(TEMPLATE_LEN) {
             if encoded[1] != ALGORITHM_COMPCODE_V1 {
                 return StatusWord::FunctionNotSupported;
             }
-            let Ok(template) = Template::decode(encoded) else {
+            if Template::decode(encoded).is_err() {
                 return StatusWord::WrongData;
-            };
-            *probe = Some(template);
+            }
         }
         if self.state.slots_used() == 0 {
             return StatusWord::ReferencedDataNotFound;
@@ -740,8 +740,11 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
                 &threshold_duress.q16(),
                 duress,
             ));
-            for probe in probes.iter().flatten() {
-                let Ok(comparison) = compare(probe, &reference) else {
+            for encoded in plain.chunks_exact(TEMPLATE_LEN) {
+                let Ok(probe) = Template::decode(encoded) else {
+                    continue;
+                };
+                let Ok(comparison) = compare(&probe, &reference) else {
                     continue;
                 };
                 let is_match = subtle::Choice::from(u8::from(comparison.is_match(threshold)));
