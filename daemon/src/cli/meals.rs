@@ -90,7 +90,18 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--out {}", path.display()))?,
         None => print!("{csv}"),
     }
-    eprintln!("{counted} meal(s) counted, {duplicates} duplicate(s), {refused} line(s) refused");
+    let missing = report.missing_receipts();
+    for gap in &missing {
+        eprintln!("{}: warning: {gap}", args.events.display());
+    }
+    let missing_count: u64 = missing
+        .iter()
+        .map(|gap| u64::from(gap.last - gap.first) + 1)
+        .sum();
+    eprintln!(
+        "{counted} meal(s) counted, {duplicates} duplicate(s), {refused} line(s) refused, \
+         {missing_count} receipt(s) missing"
+    );
     Ok(if refused == 0 {
         ExitCode::SUCCESS
     } else {

@@ -7,6 +7,11 @@
 //! recovered counts once. With the issuer keys, every receipt is verified (issuer → card
 //! certificate → card signature) and its signed fields must equal the event's plain ones; a
 //! receipt that fails is not counted and is reported, never dropped in silence.
+//!
+//! A card's receipt counter grows by one per meal it counts, so a gap between two counters of a
+//! card in the events is a meal the card counted whose receipt is not among them (an answer lost
+//! at a gate and overwritten by a later meal before any gate read it back, or events lost on the
+//! way): [`MealReport::missing_receipts`] lists them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,8 +58,56 @@ pub struct LineProblem {
 #[derive(Debug, Default)]
 pub struct MealReport {
     rows: BTreeMap<(u32, CardId), Row>,
-    seen: BTreeSet<(CardId, u32)>,
+    /// Every receipt counted: card and counter, with the receipt's period.
+    seen: BTreeMap<(CardId, u32), u32>,
     verified: bool,
+}
+
+/// Receipts a card counted between two of its receipts in the events, but missing from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingReceipts {
+    /// The card.
+    pub card: CardId,
+    /// The receipt counters missing (`first..=last`).
+    pub first: u32,
+    /// Last missing counter.
+    pub last: u32,
+    /// The period of the receipt before the gap.
+    pub after_period: u32,
+    /// The period of the receipt after it.
+    pub before_period: u32,
+}
+
+impl std::fmt::Display for MissingReceipts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.last - self.first + 1;
+        write!(f, "card {}: ", self.card)?;
+        if count == 1 {
+            write!(f, "receipt counter {} is", self.first)?;
+        } else {
+            write!(
+                f,
+                "receipt counters {}-{} ({count}) are",
+                self.first, self.last
+            )?;
+        }
+        write!(
+            f,
+            " missing between periods {} ({}) and {} ({}): the card counted {} not in these \
+             events (an answer lost and overwritten by a later meal, or events lost)",
+            self.after_period,
+            period_date(self.after_period),
+            self.before_period,
+            period_date(self.before_period),
+            if count == 1 { "a meal" } else { "meals" }
+        )
+    }
+}
+
+/// A period's local date, `YYYY-MM-DD`.
+fn period_date(period: u32) -> String {
+    let (y, m, d) = civil_from_days(i64::from(period / MAX_PERIODS_PER_DAY as u32));
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// The first line of the CSV.
@@ -131,7 +184,11 @@ impl MealReport {
                 ));
             }
         }
-        if !self.seen.insert((card.clone(), counter)) {
+        if self
+            .seen
+            .insert((card.clone(), counter), meal.period)
+            .is_some()
+        {
             return Ok(LineOutcome::Duplicate);
         }
         let row = self.rows.entry((meal.period, card)).or_default();
@@ -147,6 +204,29 @@ impl MealReport {
         row.gates.insert(event.gate.clone());
         row.counters.insert(counter);
         Ok(LineOutcome::Counted)
+    }
+
+    /// The gaps in each card's receipt counters, over every event read (whatever the dates of
+    /// the CSV): receipts the card signed that are not in the events.
+    pub fn missing_receipts(&self) -> Vec<MissingReceipts> {
+        let mut missing = Vec::new();
+        let mut previous: Option<(&CardId, u32, u32)> = None;
+        for ((card, counter), period) in &self.seen {
+            if let Some((last_card, last_counter, last_period)) = previous
+                && last_card == card
+                && *counter > last_counter + 1
+            {
+                missing.push(MissingReceipts {
+                    card: card.clone(),
+                    first: last_counter + 1,
+                    last: counter - 1,
+                    after_period: last_period,
+                    before_period: *period,
+                });
+            }
+            previous = Some((card, *counter, *period));
+        }
+        missing
     }
 
     /// The CSV (header included) for the local dates `from..=to` (days since 1970-01-01).
@@ -270,6 +350,64 @@ mod tests {
         // The next day: card 1 and the card of the `mosquitto_sub -v` line.
         assert_eq!(report.csv(day + 1, day + 1).lines().count(), 3);
         assert_eq!(report.csv(day + 2, day + 9).lines().count(), 1);
+    }
+
+    #[test]
+    fn gaps_in_a_cards_receipt_counters_are_listed_once_filled_they_are_not() {
+        let lunch = period(2026, 12, 7, 0);
+        let dinner = period(2026, 12, 7, 1);
+        let next_day = period(2026, 12, 8, 0);
+        let mut report = MealReport::new(false);
+        for (i, text) in [
+            line(1, "a", 1, lunch, 4, Outcome::Granted),
+            line(2, "a", 1, lunch, 4, Outcome::Granted),
+            // Counter 5 (card 1's dinner) lost; 6 and 7 the next day; 8 and 9 lost after it.
+            line(3, "b", 1, next_day, 6, Outcome::Granted),
+            line(4, "a", 1, next_day, 7, Outcome::Granted),
+            line(5, "a", 1, next_day, 10, Outcome::Granted),
+            // Card 2: no gap (its first receipt in the events is not a gap).
+            line(6, "a", 2, lunch, 1, Outcome::Granted),
+            line(7, "a", 2, dinner, 2, Outcome::Granted),
+        ]
+        .iter()
+        .enumerate()
+        {
+            report.add_line(i + 1, text, None).expect("counted");
+        }
+        let card1 = CardId::new(&[1; 16]).expect("card");
+        assert_eq!(
+            report.missing_receipts(),
+            [
+                MissingReceipts {
+                    card: card1.clone(),
+                    first: 5,
+                    last: 5,
+                    after_period: lunch,
+                    before_period: next_day,
+                },
+                MissingReceipts {
+                    card: card1.clone(),
+                    first: 8,
+                    last: 9,
+                    after_period: next_day,
+                    before_period: next_day,
+                },
+            ]
+        );
+        assert_eq!(
+            report.missing_receipts()[1].to_string(),
+            format!(
+                "card {card1}: receipt counters 8-9 (2) are missing between periods {next_day} \
+                 (2026-12-08) and {next_day} (2026-12-08): the card counted meals not in these \
+                 events (an answer lost and overwritten by a later meal, or events lost)"
+            )
+        );
+        // The lost dinner's receipt, recovered later (at the card's next visit to that gate).
+        report
+            .add_line(8, &line(8, "c", 1, dinner, 5, Outcome::Info), None)
+            .expect("counted");
+        assert_eq!(report.missing_receipts().len(), 1);
+        assert_eq!(report.missing_receipts()[0].first, 8);
     }
 
     #[test]
