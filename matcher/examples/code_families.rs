@@ -23,7 +23,9 @@
 //! the least over the reference cells within `R` cells of its place), `--enrolled N` (templates
 //! per hand, default the product's 3) and `--probes-after M` (probes are the captures after the
 //! first `M`, default 3: pass `--enrolled 3 --probes-after 4` and `--enrolled 4 --probes-after 4`
-//! to compare a fourth template with three on the same probes).
+//! to compare a fourth template with three on the same probes), `--fragile PER_MILLE` (that
+//! share of each template's valid cells, those whose two strongest orientations respond most
+//! alike, left out).
 
 use std::path::{Path, PathBuf};
 
@@ -95,8 +97,27 @@ fn rows(bit: impl Fn(usize) -> bool) -> [u32; GRID] {
 }
 
 impl Code {
-    fn new(cut: &Cut, family: Family) -> Code {
-        let valid = |c: usize| cut.valid[c];
+    /// The code of `cut`; `fragile` (per mille) of its valid cells, those whose two strongest
+    /// orientations respond most alike, are left out (masked) as unreliable.
+    fn new(cut: &Cut, family: Family, fragile: u16) -> Code {
+        let margin = |c: usize| {
+            let mut sorted: Vec<f32> = (0..ORIENTATIONS).map(|k| cut.responses[k][c]).collect();
+            sorted.sort_by(f32::total_cmp);
+            sorted[1] - sorted[0]
+        };
+        let mut kept = cut.valid.clone();
+        if fragile > 0 {
+            let mut cells: Vec<(f32, usize)> = (0..CELLS)
+                .filter(|&c| cut.valid[c])
+                .map(|c| (margin(c), c))
+                .collect();
+            cells.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let drop = cells.len() * usize::from(fragile) / 1000;
+            for &(_, c) in cells.iter().take(drop) {
+                kept[c] = false;
+            }
+        }
+        let valid = |c: usize| kept[c];
         let strongest = |c: usize| {
             (0..ORIENTATIONS)
                 .min_by(|&a, &b| cut.responses[a][c].total_cmp(&cut.responses[b][c]))
@@ -313,7 +334,7 @@ fn percent(rate: f64) -> String {
 
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
-     [--area-reach CELLS] [--enrolled N] [--probes-after M]";
+     [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -326,6 +347,7 @@ fn main() -> Result<(), String> {
         area_reach: 0,
     };
     let mut enrolled = 3usize;
+    let mut fragile = 0u16;
     let mut probes_after = 3usize;
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -351,6 +373,7 @@ fn main() -> Result<(), String> {
             "--overlap-norm" => variant.overlap_norm = Some(f64::from(number()?)),
             "--area-reach" => variant.area_reach = i32::from(number()?),
             "--enrolled" => enrolled = usize::from(number()?).max(1),
+            "--fragile" => fragile = number()?.min(900),
             "--probes-after" => probes_after = usize::from(number()?),
             _ => return Err(format!("unknown option {option:?}; {USAGE}")),
         }
@@ -384,7 +407,11 @@ fn main() -> Result<(), String> {
             let codes: Vec<Vec<Code>> = set
                 .cuts
                 .iter()
-                .map(|cuts| cuts.iter().map(|cut| Code::new(cut, family)).collect())
+                .map(|cuts| {
+                    cuts.iter()
+                        .map(|cut| Code::new(cut, family, fragile))
+                        .collect()
+                })
                 .collect();
             // The later capture is the probe at every pose, the earlier the reference as found.
             let distance = |earlier: usize, later: usize| {
