@@ -25,7 +25,9 @@
 //! first `M`, default 3: pass `--enrolled 3 --probes-after 4` and `--enrolled 4 --probes-after 4`
 //! to compare a fourth template with three on the same probes), `--fragile PER_MILLE` (that
 //! share of each template's valid cells, those whose two strongest orientations respond most
-//! alike, left out).
+//! alike, left out), `--register ALPHA` (a sensor's ROI re-centred before it is cut: the centre
+//! moved `ALPHA` of the way towards where the palm's line energy lies in the found cut, at most
+//! 15 % of the side; the reference and every probe pose are cut relative to that).
 
 use std::path::{Path, PathBuf};
 
@@ -244,6 +246,44 @@ impl Variant {
     }
 }
 
+/// The move of a given ROI's centre (fraction of the side) that brings the centroid of the palm's
+/// line energy (the square of the strongest negative response, over the valid cells of the found
+/// cut) `alpha` of the way to the middle, at most 15 % of the side; none for `alpha` 0.
+fn line_energy_offset(
+    gray: &image::GrayImage,
+    extractor: &Extractor,
+    model: &FeatureModel,
+    alpha: f32,
+) -> [f32; 2] {
+    const LIMIT: f32 = 0.15;
+    if alpha == 0.0 {
+        return [0.0, 0.0];
+    }
+    let Some((template, responses)) = Roi::from_roi_image(gray).ok().and_then(|roi| {
+        let template = extractor.extract_from_roi(&roi).ok()?.template;
+        Some((template, model.responses(roi.image.as_raw()).ok()?))
+    }) else {
+        return [0.0, 0.0];
+    };
+    let (mut sx, mut sy, mut sw) = (0f64, 0f64, 0f64);
+    for c in (0..CELLS).filter(|&c| template.orientation(c % GRID, c / GRID).is_some()) {
+        let strongest = (0..ORIENTATIONS)
+            .map(|k| responses.0[k][c])
+            .fold(f32::INFINITY, f32::min);
+        let w = f64::from((-strongest).max(0.0)).powi(2);
+        sx += w * (c % GRID) as f64;
+        sy += w * (c / GRID) as f64;
+        sw += w;
+    }
+    if sw <= 0.0 {
+        return [0.0, 0.0];
+    }
+    let middle = (GRID as f64 - 1.0) / 2.0;
+    let offset =
+        |sum: f64| (((sum / sw - middle) / GRID as f64) as f32 * alpha).clamp(-LIMIT, LIMIT);
+    [offset(sx), offset(sy)]
+}
+
 /// A set's usable captures: keys for the protocol and every pose's cut (the found pose first).
 struct Set {
     name: &'static str,
@@ -259,6 +299,7 @@ fn read_set(
     sessions: SessionRule,
     extractor: &Extractor,
     model: &FeatureModel,
+    register: f32,
 ) -> Result<Set, String> {
     let samples = scan(folder).map_err(|e| e.to_string())?;
     let mut names: Vec<&str> = samples.iter().map(|s| s.identity.as_str()).collect();
@@ -272,9 +313,15 @@ fn read_set(
             InputKind::Hand => roi::extract_roi_posed(&image.to_luma8(), poses).ok()?,
             InputKind::Roi => {
                 let gray = image.to_luma8();
+                let centre = line_energy_offset(&gray, extractor, model, register);
                 poses
                     .iter()
-                    .map(|&pose| Roi::from_roi_image_posed(&gray, pose))
+                    .map(|&pose| {
+                        let mut pose = pose;
+                        pose.offset[0] += centre[0];
+                        pose.offset[1] += centre[1];
+                        Roi::from_roi_image_posed(&gray, pose)
+                    })
                     .collect()
             }
         };
@@ -334,7 +381,7 @@ fn percent(rate: f64) -> String {
 
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
-     [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE]";
+     [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -348,6 +395,7 @@ fn main() -> Result<(), String> {
     };
     let mut enrolled = 3usize;
     let mut fragile = 0u16;
+    let mut register = 0f32;
     let mut probes_after = 3usize;
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -374,6 +422,13 @@ fn main() -> Result<(), String> {
             "--area-reach" => variant.area_reach = i32::from(number()?),
             "--enrolled" => enrolled = usize::from(number()?).max(1),
             "--fragile" => fragile = number()?.min(900),
+            "--register" => {
+                register = value
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|alpha| (0.0..=1.0).contains(alpha))
+                    .ok_or_else(|| format!("--register {value}: a number from 0 to 1"))?;
+            }
             "--probes-after" => probes_after = usize::from(number()?),
             _ => return Err(format!("unknown option {option:?}; {USAGE}")),
         }
@@ -389,7 +444,9 @@ fn main() -> Result<(), String> {
     for (name, kind, sessions) in SETS.into_iter().filter(|(name, ..)| wanted(name)) {
         let folder = data.join(name);
         if folder.is_dir() {
-            sets.push(read_set(&folder, name, kind, sessions, &extractor, &model)?);
+            sets.push(read_set(
+                &folder, name, kind, sessions, &extractor, &model, register,
+            )?);
         } else {
             eprintln!("{name}: not in {}, left out", data.display());
         }
