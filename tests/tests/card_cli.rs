@@ -16,10 +16,16 @@ struct VirtualCard(Child);
 
 impl VirtualCard {
     fn start(state: &Path) -> Self {
+        Self::start_with(state, &[])
+    }
+
+    /// With more `palmgate-vcard` options (`--applet-version 1.4`).
+    fn start_with(state: &Path, options: &[&str]) -> Self {
         let vpcd = require_pcscd_vpcd();
         let child = Command::new(workspace_binary("palmgate-vcard"))
             .args(["--vpcd", &vpcd, "--state"])
             .arg(state)
+            .args(options)
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn palmgate-vcard");
@@ -56,6 +62,30 @@ fn palmgate(args: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+fn personalise(issuer: &str) -> Output {
+    palmgate(&[
+        "card",
+        "personalise",
+        "--reader",
+        READER,
+        "--issuer",
+        issuer,
+    ])
+}
+
+fn verify(issuer: &str, template: &str) -> Output {
+    palmgate(&[
+        "card",
+        "verify",
+        "--reader",
+        READER,
+        "--issuer",
+        issuer,
+        "--template",
+        template,
+    ])
 }
 
 fn stdout(output: &Output) -> String {
@@ -107,28 +137,10 @@ fn card_commands_end_to_end() {
     assert!(info.status.success());
     assert!(stdout(&info).contains("state: factory"));
 
-    let personalise = palmgate(&[
-        "card",
-        "personalise",
-        "--reader",
-        READER,
-        "--issuer",
-        &issuer,
-    ]);
-    assert!(personalise.status.success());
-    assert!(stdout(&personalise).starts_with("personalised card "));
-    assert!(
-        !palmgate(&[
-            "card",
-            "personalise",
-            "--reader",
-            READER,
-            "--issuer",
-            &issuer
-        ])
-        .status
-        .success()
-    );
+    let personalised = personalise(&issuer);
+    assert!(personalised.status.success());
+    assert!(stdout(&personalised).starts_with("personalised card "));
+    assert!(!personalise(&issuer).status.success());
 
     let enrol = palmgate(&[
         "card",
@@ -154,18 +166,7 @@ fn card_commands_end_to_end() {
         "{info}"
     );
 
-    let verify = |template: &str| {
-        palmgate(&[
-            "card",
-            "verify",
-            "--reader",
-            READER,
-            "--issuer",
-            &issuer,
-            "--template",
-            &p(template),
-        ])
-    };
+    let verify = |template: &str| verify(&issuer, &p(template));
     let matched = verify("right-probe.tpl");
     assert_eq!(
         (matched.status.code(), stdout(&matched).trim()),
@@ -280,6 +281,70 @@ fn bench_fields(bench: &Output) -> Vec<(String, u64)> {
             (name.to_owned(), value.parse().unwrap())
         })
         .collect()
+}
+
+/// A card issued before the profile floor (applet 1.4) through pcscd + vpcd: `card info` says it
+/// keeps none, `card enrol --profile-floor` is refused before anything is written (no slot used),
+/// and without a floor it enrols and verifies as before.
+#[test]
+fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let issuer = p("issuer");
+    assert!(
+        palmgate(&["issuer", "init", "--out", &issuer])
+            .status
+            .success()
+    );
+    write_template(Path::new(&p("right.tpl")), 1, false);
+    write_template(Path::new(&p("right-probe.tpl")), 1, true);
+
+    let _vcard =
+        VirtualCard::start_with(&dir.path().join("card.state"), &["--applet-version", "1.4"]);
+    let personalise = personalise(&issuer);
+    assert!(personalise.status.success());
+    let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
+    assert!(info.contains("applet version: 1.4"), "{info}");
+    assert!(
+        info.contains("profile floor: none (applet 1.4 keeps no floor)"),
+        "{info}"
+    );
+
+    let template = p("right.tpl");
+    let enrol = |floor: &[&str]| {
+        let mut args = vec![
+            "card",
+            "enrol",
+            "--reader",
+            READER,
+            "--issuer",
+            &issuer,
+            "--template",
+            &template,
+        ];
+        args.extend_from_slice(floor);
+        palmgate(&args)
+    };
+    let refused = enrol(&["--profile-floor", "security"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no template was written")
+            && stderr.contains("needs applet 1.5")
+            && stderr.contains("runs applet 1.4"),
+        "{stderr}"
+    );
+    let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
+    assert!(info.contains("slots: 0 of 4 used"), "{info}");
+
+    // Without a floor the old card enrols and matches as it always did.
+    assert!(enrol(&[]).status.success());
+    let matched = verify(&issuer, &p("right-probe.tpl"));
+    assert_eq!(
+        (matched.status.code(), stdout(&matched).trim()),
+        (Some(0), "match")
+    );
 }
 
 #[test]

@@ -2,13 +2,15 @@
 //! (pcscd with vsmartcard's vpcd driver).
 //!
 //! ```text
-//! palmgate-vcard [--vpcd HOST:PORT] --state FILE [--durable] [--store-delay-ms N]
+//! palmgate-vcard [--vpcd HOST:PORT] --state FILE [--durable] [--store-delay-ms N] [--applet-version 1.4]
 //! ```
 //! `--state FILE` holds the card's persistent state; it is created in the factory state when
 //! missing and replaced atomically (temporary file + rename) after every change, before the card
 //! answers. That survives the card being pulled (the process killed); `--durable` also waits for
 //! the disk on every write, to survive a host crash (~8 ms per write here). `--store-delay-ms` pauses after each state
 //! write, like slow card memory (tests use it to pull the card in the middle of VERIFY PALM).
+//! `--applet-version 1.4` answers as applet 1.4 did, before the profile floor (a card issued before
+//! it; [`palmgate_card::host::older_applet`]); no other version is emulated.
 //! Exits cleanly on SIGTERM / SIGINT; reconnects when vpcd drops the connection.
 
 use std::path::PathBuf;
@@ -16,17 +18,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
+use palmgate_card::host::older_applet::{self, AppletBeforeProfileFloor};
 use palmgate_card::host::platform::{FileStorage, open_file_applet};
 use palmgate_card::host::vpcd::{Shutdown, VpcdEvent, serve};
 
-const USAGE: &str =
-    "usage: palmgate-vcard [--vpcd HOST:PORT] --state FILE [--durable] [--store-delay-ms N]";
+const USAGE: &str = "usage: palmgate-vcard [--vpcd HOST:PORT] --state FILE [--durable] \
+     [--store-delay-ms N] [--applet-version 1.4]";
 
 struct Args {
     vpcd: String,
     state: PathBuf,
     durable: bool,
     store_delay: Duration,
+    /// Answer as applet 1.4 did.
+    before_profile_floor: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -34,6 +39,7 @@ fn parse_args() -> Result<Args, String> {
     let mut state = None;
     let mut store_delay = Duration::ZERO;
     let mut durable = false;
+    let mut before_profile_floor = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -51,6 +57,16 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--store-delay-ms: not a number: {text}"))?;
                 store_delay = Duration::from_millis(ms);
             }
+            "--applet-version" => {
+                let text = value("--applet-version")?;
+                let (major, minor) = older_applet::VERSION;
+                if text != format!("{major}.{minor}") {
+                    return Err(format!(
+                        "--applet-version: only {major}.{minor} is emulated, not {text:?}"
+                    ));
+                }
+                before_profile_floor = true;
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -61,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
         state,
         durable,
         store_delay,
+        before_profile_floor,
     })
 }
 
@@ -110,12 +127,19 @@ fn main() -> ExitCode {
         applet.identity().lifecycle,
         args.vpcd
     );
-    serve(&args.vpcd, &mut applet, &shutdown, |event| match event {
+    let on_event = |event: VpcdEvent<'_>| match event {
         VpcdEvent::Connected => eprintln!("palmgate-vcard: connected to vpcd"),
         VpcdEvent::Disconnected(error) => {
             eprintln!("palmgate-vcard: vpcd connection lost ({error}), reconnecting")
         }
-    });
+    };
+    if args.before_profile_floor {
+        eprintln!("palmgate-vcard: answering as applet 1.4 (before the profile floor)");
+        let mut older = AppletBeforeProfileFloor::new(applet);
+        serve(&args.vpcd, &mut older, &shutdown, on_event);
+    } else {
+        serve(&args.vpcd, &mut applet, &shutdown, on_event);
+    }
     let _ = waiter.join();
     ExitCode::SUCCESS
 }

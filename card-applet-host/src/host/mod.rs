@@ -6,6 +6,7 @@ pub mod commands;
 pub mod error;
 pub mod issuer;
 pub mod meal;
+pub mod older_applet;
 pub mod pcsc;
 pub mod platform;
 pub mod reader_health;

@@ -117,6 +117,29 @@ impl Shutdown {
     }
 }
 
+/// What [`serve`] puts behind vpcd: a card that answers APDUs and can be power cycled. The
+/// applet is one; `palmgate-vcard --applet-version` wraps it to answer as an older applet would.
+pub trait VirtualCard {
+    /// Power off and on: what the card keeps in RAM (a secure session) is gone.
+    fn reset(&mut self);
+    /// Answers `command`: `body` (cleared first) gets the response data, then the status word.
+    fn respond(&mut self, command: &[u8], body: &mut Vec<u8>);
+}
+
+impl<S: Storage, R: rand_core::CryptoRng, C: Clock> VirtualCard for Applet<S, R, C> {
+    fn reset(&mut self) {
+        Applet::reset(self);
+    }
+
+    fn respond(&mut self, command: &[u8], body: &mut Vec<u8>) {
+        let mut response = ResponseBuffer::new();
+        let status = self.process(command, &mut response);
+        body.clear();
+        body.extend_from_slice(response.as_slice());
+        body.extend_from_slice(&status.to_bytes());
+    }
+}
+
 /// Events reported by [`serve`] (for logging by the binary).
 #[derive(Debug)]
 pub enum VpcdEvent<'a> {
@@ -129,9 +152,9 @@ pub enum VpcdEvent<'a> {
 /// Connects to vpcd at `address` and serves the applet until `shutdown` is triggered,
 /// reconnecting whenever vpcd drops the connection. A lost connection is a power loss for the
 /// card (volatile state is reset).
-pub fn serve<S: Storage, R: rand_core::CryptoRng, C: Clock>(
+pub fn serve(
     address: &str,
-    applet: &mut Applet<S, R, C>,
+    applet: &mut impl VirtualCard,
     shutdown: &Shutdown,
     mut on_event: impl FnMut(VpcdEvent<'_>),
 ) {
@@ -221,14 +244,11 @@ fn write_message(stream: &mut TcpStream, body: &[u8], out: &mut Vec<u8>) -> std:
     stream.write_all(out)
 }
 
-fn run_connection<S: Storage, R: rand_core::CryptoRng, C: Clock>(
-    mut stream: TcpStream,
-    applet: &mut Applet<S, R, C>,
-) -> std::io::Result<()> {
+fn run_connection(mut stream: TcpStream, applet: &mut impl VirtualCard) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut message = Vec::with_capacity(1024);
     let mut out = Vec::with_capacity(1024);
-    let mut response = ResponseBuffer::new();
+    let mut body = Vec::with_capacity(1024);
     loop {
         read_message(&mut stream, &mut message)?;
         match message.as_slice() {
@@ -246,10 +266,7 @@ fn run_connection<S: Storage, R: rand_core::CryptoRng, C: Clock>(
             // vpcd sends no other control code: a client's 1-byte APDU, malformed.
             [_] => write_message(&mut stream, &StatusWord::WrongLength.to_bytes(), &mut out)?,
             command => {
-                let status = applet.process(command, &mut response);
-                let mut body = Vec::with_capacity(response.as_slice().len() + 2);
-                body.extend_from_slice(response.as_slice());
-                body.extend_from_slice(&status.to_bytes());
+                applet.respond(command, &mut body);
                 write_message(&mut stream, &body, &mut out)?;
             }
         }
