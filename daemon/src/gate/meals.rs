@@ -25,11 +25,50 @@ pub struct MealStep {
     pub recover: Option<MealRequest>,
 }
 
+/// What the card's kept receipt says about a meal whose answer was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostMeal {
+    /// The card counted it: the kept receipt is its own (published as recovered).
+    Counted,
+    /// The card keeps a later meal's receipt (a meal served since, at another gate): whether it
+    /// counted the lost one can no longer be read back; the receipt counters in the events tell
+    /// (`palmgate meals report` names the gap).
+    Replaced {
+        /// The kept receipt's counter.
+        kept_counter: u32,
+    },
+    /// The card keeps no receipt, or an earlier meal's: it never counted the lost one.
+    NotCounted,
+}
+
+impl LostMeal {
+    /// What `kept` (the card's kept receipt, if any) says about the `lost` meal. "Later" is by
+    /// period, then by gate time (the gates' clocks).
+    pub fn from_kept(lost: &MealRequest, kept: Option<&MealReceipt>) -> LostMeal {
+        let Some(kept) = kept else {
+            return LostMeal::NotCounted;
+        };
+        let fields = kept.unverified_fields();
+        if kept.answers(&card_request(lost)) {
+            LostMeal::Counted
+        } else if (fields.period, fields.gate_time) > (lost.period, lost.gate_time) {
+            LostMeal::Replaced {
+                kept_counter: fields.receipt_counter,
+            }
+        } else {
+            LostMeal::NotCounted
+        }
+    }
+}
+
 /// What the meal step found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MealStepResult {
     /// The receipt of the lost meal, when the card had counted it.
     pub recovered: Option<MealReceiptInfo>,
+    /// What reading back the lost meal's receipt found (`None`: no meal was lost here, or the
+    /// card could not be read).
+    pub lost_meal: Option<LostMeal>,
     /// The card's answer to this meal.
     pub answer: MealAnswer,
 }
@@ -62,18 +101,37 @@ pub(super) fn redeem<T: CardTransport>(
     step: &MealStep,
 ) -> (MealStepResult, bool) {
     // First the lost meal: REDEEM MEAL replaces the receipt the card keeps.
-    let recovered = step.recover.and_then(|lost| {
+    let mut lost_meal = None;
+    let mut recovered = None;
+    if let Some(lost) = step.recover {
         match session.recover_meal_receipt() {
             // The session checked the receipt against this card's certified key.
-            Ok(Some(kept)) if kept.answers(&card_request(&lost)) => Some(receipt_info(&kept)),
-            Ok(_) => None,
+            Ok(kept) => {
+                let found = LostMeal::from_kept(&lost, kept.as_ref());
+                match found {
+                    LostMeal::Counted => recovered = kept.as_ref().map(receipt_info),
+                    LostMeal::Replaced { kept_counter } => tracing::warn!(
+                        lost_period = lost.period,
+                        lost_gate_time = lost.gate_time,
+                        kept_counter,
+                        "the receipt of the meal whose answer was lost here cannot be read back: \
+                         the card has counted a later meal since (the receipt counters in the \
+                         events show whether it counted the lost one; palmgate meals report names \
+                         the gap)"
+                    ),
+                    LostMeal::NotCounted => tracing::info!(
+                        lost_period = lost.period,
+                        lost_gate_time = lost.gate_time,
+                        "the meal whose answer was lost here was not counted by the card"
+                    ),
+                }
+                lost_meal = Some(found);
+            }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "the receipt of a lost meal could not be read back");
-                None
             }
         }
-    });
-    let mut recovered = recovered;
+    }
     let (answer, healthy) = match session.redeem_meal(&card_request(&step.meal)) {
         Ok(MealOutcome::Served(receipt)) => (MealAnswer::Served(receipt_info(&receipt)), true),
         Ok(MealOutcome::AllowanceUsed { count, allowance }) => {
@@ -114,7 +172,14 @@ pub(super) fn redeem<T: CardTransport>(
             false,
         ),
     };
-    (MealStepResult { recovered, answer }, healthy)
+    (
+        MealStepResult {
+            recovered,
+            lost_meal,
+            answer,
+        },
+        healthy,
+    )
 }
 
 impl Loop {

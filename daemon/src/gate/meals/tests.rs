@@ -99,6 +99,7 @@ fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer
     // Next presentation: the kept receipt is that meal's, and the period is used up.
     let (next, healthy) = present(&mut card, &issuer, &step(lunch(200), Some(lunch(100))));
     assert!(healthy);
+    assert_eq!(next.lost_meal, Some(LostMeal::Counted));
     let recovered = next.recovered.expect("the lost meal's receipt");
     assert_eq!(
         (recovered.period, recovered.count, recovered.gate_time),
@@ -120,6 +121,7 @@ fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer
     // card keeps (this period's) is read back so that it is in the records whatever
     // happened to its answer.
     let (again, _) = present(&mut card, &issuer, &step(lunch(250), None));
+    assert_eq!(again.lost_meal, None, "no meal was lost at this gate");
     assert!(matches!(again.answer, MealAnswer::AllowanceUsed { .. }));
     assert_eq!(again.recovered.map(|kept| kept.receipt_counter), Some(1));
 
@@ -144,12 +146,31 @@ fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer
     };
     let (served, _) = present(&mut card, &issuer, &step(dinner, Some(lunch(999))));
     assert_eq!(served.recovered, None);
+    assert_eq!(
+        served.lost_meal,
+        Some(LostMeal::NotCounted),
+        "the kept receipt (lunch at 100) is older than the lost one (999)"
+    );
     let MealAnswer::Served(receipt) = served.answer else {
         panic!("{served:?}");
     };
     assert_eq!(
         (receipt.period, receipt.count, receipt.receipt_counter),
         (332_705, 1, 2)
+    );
+
+    // A lunch lost here, then the dinner served (at another gate): the card keeps the dinner's
+    // receipt, so the lunch's cannot be read back any more; said, not taken for it.
+    let breakfast = MealRequest {
+        period: 332_706,
+        allowance: 1,
+        gate_time: 400,
+    };
+    let (replaced, _) = present(&mut card, &issuer, &step(breakfast, Some(lunch(100))));
+    assert_eq!(replaced.recovered, None);
+    assert_eq!(
+        replaced.lost_meal,
+        Some(LostMeal::Replaced { kept_counter: 2 })
     );
 }
 
