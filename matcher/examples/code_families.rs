@@ -314,14 +314,20 @@ fn read_set(
             InputKind::Roi => {
                 let gray = image.to_luma8();
                 let centre = line_energy_offset(&gray, extractor, model, register);
-                poses
+                let moved: Vec<_> = poses
                     .iter()
                     .map(|&pose| {
                         let mut pose = pose;
                         pose.offset[0] += centre[0];
                         pose.offset[1] += centre[1];
-                        Roi::from_roi_image_posed(&gray, pose)
+                        pose
                     })
+                    .collect();
+                // As the product: the sensor's padding found once for every pose.
+                Roi::from_roi_image_poses(&gray, &moved)
+                    .ok()?
+                    .into_iter()
+                    .map(Ok)
                     .collect()
             }
         };
