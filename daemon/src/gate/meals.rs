@@ -103,6 +103,9 @@ pub(super) fn redeem<T: CardTransport>(
     // First the lost meal: REDEEM MEAL replaces the receipt the card keeps.
     let mut lost_meal = None;
     let mut recovered = None;
+    // The receipt read back for the lost meal, kept for the allowance check below: the card
+    // changes nothing when it answers that the allowance is used, so it need not be read twice.
+    let mut kept_read = None;
     if let Some(lost) = step.recover {
         match session.recover_meal_receipt() {
             // The session checked the receipt against this card's certified key.
@@ -126,6 +129,7 @@ pub(super) fn redeem<T: CardTransport>(
                     ),
                 }
                 lost_meal = Some(found);
+                kept_read = Some(kept);
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "the receipt of a lost meal could not be read back");
@@ -139,7 +143,8 @@ pub(super) fn redeem<T: CardTransport>(
             // another gate lost: published too, so that no counted meal's receipt is missing
             // from the records (a duplicate is told by card id and receipt counter).
             if recovered.is_none() {
-                recovered = match session.recover_meal_receipt() {
+                let kept = kept_read.map_or_else(|| session.recover_meal_receipt(), Ok);
+                recovered = match kept {
                     Ok(Some(kept)) if kept.unverified_fields().period == step.meal.period => {
                         Some(receipt_info(&kept))
                     }

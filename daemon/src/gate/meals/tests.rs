@@ -13,10 +13,15 @@ use crate::event::{MealRecord, Reason, Timestamp};
 struct Pullable<T> {
     inner: T,
     lose_meal_answer: bool,
+    /// GET RECEIPT commands sent (the instruction byte travels in clear under secure messaging).
+    receipts_read: usize,
 }
 
 impl<T: CardTransport> CardTransport for Pullable<T> {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if command.get(1) == Some(&ins::GET_RECEIPT) {
+            self.receipts_read += 1;
+        }
         let answer = self.inner.transmit(command)?;
         if self.lose_meal_answer && command.get(1) == Some(&ins::REDEEM_MEAL) {
             self.lose_meal_answer = false;
@@ -40,6 +45,7 @@ fn enrolled(issuer: &IssuerKey) -> Pullable<impl CardTransport> {
             SystemClock::default(),
         )),
         lose_meal_answer: false,
+        receipts_read: 0,
     };
     let mut card = Card::open(&mut transport).expect("select");
     card.personalise(issuer).expect("personalise");
@@ -76,16 +82,23 @@ fn present(
     redeem(&mut session, step)
 }
 
+/// A lunch of one period, one meal allowed, at `gate_time`.
+fn lunch(gate_time: u64) -> MealRequest {
+    MealRequest {
+        period: 332_704,
+        allowance: 1,
+        gate_time,
+    }
+}
+
+fn step(meal: MealRequest, recover: Option<MealRequest>) -> MealStep {
+    MealStep { meal, recover }
+}
+
 #[test]
 fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer() {
     let issuer = IssuerKey::generate();
     let mut card = enrolled(&issuer);
-    let lunch = |gate_time| MealRequest {
-        period: 332_704,
-        allowance: 1,
-        gate_time,
-    };
-    let step = |meal, recover| MealStep { meal, recover };
 
     // The answer is lost after the card counted the meal: not confirmed, connection dropped.
     card.lose_meal_answer = true;
@@ -172,6 +185,29 @@ fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer
         replaced.lost_meal,
         Some(LostMeal::Replaced { kept_counter: 2 })
     );
+}
+
+#[test]
+fn a_receipt_read_back_for_a_lost_meal_is_not_read_again_when_the_allowance_is_used() {
+    let issuer = IssuerKey::generate();
+    let mut card = enrolled(&issuer);
+    let (first, _) = present(&mut card, &issuer, &step(lunch(100), None));
+    assert!(matches!(first.answer, MealAnswer::Served(_)), "{first:?}");
+
+    // This gate believes a later lunch's answer was lost; the card keeps the one at 100: the
+    // lost one was never counted, the allowance is used, and the kept receipt (this period's)
+    // is published — from the one read, not from a second GET RECEIPT.
+    card.receipts_read = 0;
+    let (next, healthy) = present(&mut card, &issuer, &step(lunch(1000), Some(lunch(999))));
+    assert!(healthy);
+    assert_eq!(next.lost_meal, Some(LostMeal::NotCounted));
+    assert!(
+        matches!(next.answer, MealAnswer::AllowanceUsed { .. }),
+        "{next:?}"
+    );
+    let kept = next.recovered.expect("this period's kept receipt");
+    assert_eq!((kept.gate_time, kept.receipt_counter), (100, 1));
+    assert_eq!(card.receipts_read, 1, "the kept receipt is read once");
 }
 
 fn served(period: u32, group: &str, result: Outcome) -> NewEvent {
