@@ -27,7 +27,12 @@
 //! share of each template's valid cells, those whose two strongest orientations respond most
 //! alike, left out), `--register ALPHA` (a sensor's ROI re-centred before it is cut: the centre
 //! moved `ALPHA` of the way towards where the palm's line energy lies in the found cut, at most
-//! 15 % of the side; the reference and every probe pose are cut relative to that).
+//! 15 % of the side; the reference and every probe pose are cut relative to that),
+//! `--enrol-poses x8|y8|r5` (a sensor's ROI: the second and third enrolled captures cut slid left
+//! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found).
+//!
+//! In the enrolment protocol the enrolled capture is always the reference and the later capture
+//! the probe at every pose (an impostor's reference may have been taken after the probe).
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +43,7 @@ use palmgate_matcher::eval::protocol::{
 use palmgate_matcher::eval::{SessionRule, load_file, scan};
 use palmgate_matcher::extract::{Extractor, InputKind, probe_poses};
 use palmgate_matcher::features::{CELLS, FeatureModel, ORIENTATIONS};
-use palmgate_matcher::roi::{self, Roi};
+use palmgate_matcher::roi::{self, Pose, Roi};
 use palmgate_matcher::template::{GRAY_CODES, GRID};
 
 /// The sets of `cargo xtask eval` this study reads (the two tiny tuning sets are left out).
@@ -290,6 +295,19 @@ struct Set {
     identities: usize,
     keys: Vec<SampleKey>,
     cuts: Vec<Vec<Cut>>,
+    /// Per capture, its cut at each of the `--enrol-poses` (a sensor's ROI only; `None` where
+    /// the pose leaves the image).
+    enrol_cuts: Vec<Vec<Option<Cut>>>,
+}
+
+/// How every capture is cut and coded.
+struct Cutting<'a> {
+    extractor: &'a Extractor,
+    model: &'a FeatureModel,
+    /// `--register ALPHA`.
+    register: f32,
+    /// `--enrol-poses`: where a sensor's ROI is cut for the second, third, … enrolled capture.
+    enrol_poses: &'a [Pose],
 }
 
 fn read_set(
@@ -297,15 +315,36 @@ fn read_set(
     name: &'static str,
     kind: InputKind,
     sessions: SessionRule,
-    extractor: &Extractor,
-    model: &FeatureModel,
-    register: f32,
+    cutting: &Cutting<'_>,
 ) -> Result<Set, String> {
+    let Cutting {
+        extractor,
+        model,
+        register,
+        enrol_poses,
+    } = *cutting;
     let samples = scan(folder).map_err(|e| e.to_string())?;
     let mut names: Vec<&str> = samples.iter().map(|s| s.identity.as_str()).collect();
     names.dedup();
-    let cut = |image: &image::DynamicImage| -> Option<Vec<Cut>> {
-        let poses = probe_poses(kind);
+    let code_cut = |roi: Roi| -> Option<Cut> {
+        let template = extractor.extract_from_roi(&roi).ok()?.template;
+        let responses = model.responses(roi.image.as_raw()).ok()?;
+        Some(Cut {
+            valid: (0..CELLS)
+                .map(|c| template.orientation(c % GRID, c / GRID).is_some())
+                .collect(),
+            responses: responses.0.to_vec(),
+        })
+    };
+    let cut = |image: &image::DynamicImage| -> Option<(Vec<Cut>, Vec<Option<Cut>>)> {
+        let probe = probe_poses(kind);
+        let extra = if kind == InputKind::Roi {
+            enrol_poses
+        } else {
+            &[]
+        };
+        let poses: Vec<Pose> = probe.iter().chain(extra).copied().collect();
+        let poses = poses.as_slice();
         let rois: Vec<Result<Roi, _>> = match kind {
             InputKind::Hand if image.color().has_color() => {
                 roi::extract_roi_rgb_posed(&image.to_rgb8(), poses).ok()?
@@ -331,44 +370,38 @@ fn read_set(
                     .collect()
             }
         };
+        let mut rois = rois.into_iter();
         let mut cuts = Vec::new();
-        for (pose, roi) in rois.into_iter().enumerate() {
+        for (pose, roi) in rois.by_ref().take(probe.len()).enumerate() {
             // As `extract_probe`: the found pose's refusal is the capture's, other poses drop out.
-            let extraction = roi.ok().and_then(|roi| {
-                let template = extractor.extract_from_roi(&roi).ok()?.template;
-                let responses = model.responses(roi.image.as_raw()).ok()?;
-                Some(Cut {
-                    valid: (0..CELLS)
-                        .map(|c| template.orientation(c % GRID, c / GRID).is_some())
-                        .collect(),
-                    responses: responses.0.to_vec(),
-                })
-            });
-            match extraction {
+            match roi.ok().and_then(code_cut) {
                 Some(cut) => cuts.push(cut),
                 None if pose == 0 => return None,
                 None => {}
             }
         }
-        Some(cuts)
+        let enrol_cuts = rois.map(|roi| roi.ok().and_then(code_cut)).collect();
+        Some((cuts, enrol_cuts))
     };
     let mut set = Set {
         name,
         identities: names.len(),
         keys: Vec::new(),
         cuts: Vec::new(),
+        enrol_cuts: Vec::new(),
     };
     let mut refused = 0;
     for sample in &samples {
         let image = load_file(sample)?;
         match cut(&image) {
-            Some(cuts) => {
+            Some((cuts, enrol_cuts)) => {
                 let identity = names.iter().position(|n| *n == sample.identity);
                 set.keys.push(SampleKey {
                     identity: identity.unwrap_or(0) as u32,
                     session: sessions.session(sample),
                 });
                 set.cuts.push(cuts);
+                set.enrol_cuts.push(enrol_cuts);
             }
             None => refused += 1,
         }
@@ -381,13 +414,48 @@ fn read_set(
     Ok(set)
 }
 
+/// Each capture's place among its identity's captures (0 for the first), as `enrolment` counts.
+fn capture_ranks(keys: &[SampleKey]) -> Vec<usize> {
+    let mut seen = std::collections::HashMap::new();
+    keys.iter()
+        .map(|key| {
+            let count = seen.entry(key.identity).or_insert(0usize);
+            *count += 1;
+            *count - 1
+        })
+        .collect()
+}
+
+/// `--enrol-poses AXIS AMOUNT` as `x8` (the second and third enrolled captures of a sensor's ROI
+/// slid left and right by 8 % of the side), `y8` (up and down) or `r5` (turned by ∓5°).
+fn parse_enrol_poses(value: &str) -> Result<Vec<Pose>, String> {
+    let bad = || format!("--enrol-poses {value}: x, y or r and a number (x8, y8, r5)");
+    let (axis, amount) = value.split_at_checked(1).ok_or_else(bad)?;
+    let amount: f32 = amount.parse().map_err(|_| bad())?;
+    let pose = |rotation: f32, offset: [f32; 2]| Pose { rotation, offset };
+    let (fraction, radians) = (amount / 100.0, amount.to_radians());
+    match axis {
+        "x" => Ok(vec![
+            pose(0.0, [-fraction, 0.0]),
+            pose(0.0, [fraction, 0.0]),
+        ]),
+        "y" => Ok(vec![
+            pose(0.0, [0.0, -fraction]),
+            pose(0.0, [0.0, fraction]),
+        ]),
+        "r" => Ok(vec![pose(-radians, [0.0, 0.0]), pose(radians, [0.0, 0.0])]),
+        _ => Err(bad()),
+    }
+}
+
 fn percent(rate: f64) -> String {
     format!("{:.3}", 100.0 * rate)
 }
 
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
-     [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA]";
+     [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
+     [--enrol-poses x8|y8|r5]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -403,6 +471,7 @@ fn main() -> Result<(), String> {
     let mut fragile = 0u16;
     let mut register = 0f32;
     let mut probes_after = 3usize;
+    let mut enrol_poses: Vec<Pose> = Vec::new();
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
         let number = || {
@@ -436,12 +505,19 @@ fn main() -> Result<(), String> {
                     .ok_or_else(|| format!("--register {value}: a number from 0 to 1"))?;
             }
             "--probes-after" => probes_after = usize::from(number()?),
+            "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
             _ => return Err(format!("unknown option {option:?}; {USAGE}")),
         }
     }
     eprintln!("comparison: {variant:?}");
     let extractor = Extractor::builtin().map_err(|e| e.to_string())?;
     let model = FeatureModel::builtin().map_err(|e| e.to_string())?;
+    let cutting = Cutting {
+        extractor: &extractor,
+        model: &model,
+        register,
+        enrol_poses: &enrol_poses,
+    };
     let mut sets = Vec::new();
     let wanted = |name: &str| {
         only.as_ref()
@@ -450,9 +526,7 @@ fn main() -> Result<(), String> {
     for (name, kind, sessions) in SETS.into_iter().filter(|(name, ..)| wanted(name)) {
         let folder = data.join(name);
         if folder.is_dir() {
-            sets.push(read_set(
-                &folder, name, kind, sessions, &extractor, &model, register,
-            )?);
+            sets.push(read_set(&folder, name, kind, sessions, &cutting)?);
         } else {
             eprintln!("{name}: not in {}, left out", data.display());
         }
@@ -476,16 +550,41 @@ fn main() -> Result<(), String> {
                         .collect()
                 })
                 .collect();
-            // The later capture is the probe at every pose, the earlier the reference as found.
-            let distance = |earlier: usize, later: usize| {
-                codes[later]
-                    .iter()
-                    .map(|probe| probe.distance(&codes[earlier][0], &variant))
-                    .min()
-                    .unwrap_or(1 << 16)
+            let enrol_codes: Vec<Vec<Option<Code>>> = set
+                .enrol_cuts
+                .iter()
+                .map(|cuts| {
+                    cuts.iter()
+                        .map(|cut| cut.as_ref().map(|cut| Code::new(cut, family, fragile)))
+                        .collect()
+                })
+                .collect();
+            let rank = capture_ranks(&set.keys);
+            // The reference (an identity's `rank`-th capture) at the rank's enrol pose, the
+            // first as found; the probe at every pose.
+            let distance = |references: usize| {
+                let (codes, enrol_codes, rank, variant) = (&codes, &enrol_codes, &rank, &variant);
+                move |reference: usize, probe: usize| {
+                    let posed = rank[reference]
+                        .checked_sub(1)
+                        .filter(|_| references > 1)
+                        .and_then(|pose| enrol_codes[reference].get(pose)?.as_ref());
+                    let reference = posed.unwrap_or(&codes[reference][0]);
+                    codes[probe]
+                        .iter()
+                        .map(|probe| probe.distance(reference, variant))
+                        .min()
+                        .unwrap_or(1 << 16)
+                }
             };
-            let several = enrolment(set.identities, &set.keys, enrolled, probes_after, distance);
-            let one = enrolment(set.identities, &set.keys, 1, probes_after, distance);
+            let several = enrolment(
+                set.identities,
+                &set.keys,
+                enrolled,
+                probes_after,
+                distance(enrolled),
+            );
+            let one = enrolment(set.identities, &set.keys, 1, probes_after, distance(1));
             let [several_ci, one_ci] = [&several, &one].map(|t| with_confidence(t, 200, 1, 2));
             let has_probes = !several.genuine.is_empty();
             let cell = |f: &palmgate_matcher::eval::protocol::FiguresCi, fnmr: bool| {

@@ -14,7 +14,7 @@
 //!   templates, calibrated profiles).
 //! - [`protocol`]: identity folds, trials, bootstrap intervals, calibration and its validation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -334,6 +334,56 @@ struct Distances {
 /// One row of [`Distances`]: distances to the later templates and the time of each comparison.
 type Row = (Vec<u32>, Vec<f64>);
 
+/// The enrolment protocol's distances that the matrix of [`Distances`] holds the other way round:
+/// for every enrolled capture (one of the first [`MAX_ENROLLED_TEMPLATES`] of its identity) and
+/// every probe (a later capture) taken before it, the probe at every pose against the enrolled
+/// capture as found. Keyed `(reference, probe)`.
+fn late_references(
+    samples: &[&[Template]],
+    keys: &[SampleKey],
+    threads: usize,
+) -> HashMap<(usize, usize), u32> {
+    let mut seen: HashMap<u32, usize> = HashMap::new();
+    let mut references = Vec::new();
+    let mut probes = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let rank = seen.entry(key.identity).or_insert(0);
+        if *rank < MAX_ENROLLED_TEMPLATES {
+            references.push(index);
+        } else {
+            probes.push(index);
+        }
+        *rank += 1;
+    }
+    let late = Mutex::new(HashMap::new());
+    let chunk = probes.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        for part in probes.chunks(chunk) {
+            let (references, late) = (&references, &late);
+            scope.spawn(move || {
+                let mut found = Vec::new();
+                for &probe in part {
+                    for &reference in references.iter().filter(|&&r| r > probe) {
+                        let distance = samples
+                            .get(reference)
+                            .and_then(|poses| poses.first())
+                            .and_then(|found| {
+                                compare_posed(samples[probe], std::slice::from_ref(found)).ok()
+                            })
+                            .map_or(1 << 16, |c| c.distance_q16());
+                        found.push(((reference, probe), distance));
+                    }
+                }
+                if let Ok(mut map) = late.lock() {
+                    map.extend(found);
+                }
+            });
+        }
+    });
+    late.into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Distances {
     /// `samples[i]` holds sample `i`'s templates, the pose found first. For `i < j`, sample `j`
     /// is the probe (every pose) and sample `i` the reference (the pose found), as on a card.
@@ -521,13 +571,24 @@ pub fn evaluate_set(
     let mut distances = Distances::compute(&refs, threads, progress);
     let d = |i: usize, j: usize| distances.get(i, j);
     let all_pairs = protocol::all_pairs(identities.len(), &keys, d);
+    // The probe at every pose against the reference as found, as the card compares them: the
+    // matrix holds that for a reference captured before the probe, `late` the other order (an
+    // impostor's references may come after the probe).
+    let late = late_references(&refs, &keys, threads);
+    let enrolled_distance = |reference: usize, probe: usize| {
+        if reference < probe {
+            distances.get(reference, probe)
+        } else {
+            late.get(&(reference, probe)).copied().unwrap_or(1 << 16)
+        }
+    };
     let enrolment = [1, MAX_ENROLLED_TEMPLATES].map(|enrolled| {
         protocol::enrolment(
             identities.len(),
             &keys,
             enrolled,
             MAX_ENROLLED_TEMPLATES,
-            |i, j| distances.get(i, j),
+            enrolled_distance,
         )
     });
     if all_pairs.genuine.is_empty() {
@@ -855,6 +916,50 @@ pub fn median(values: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::CELLS;
+
+    /// A template whose cells follow `seed` (different seeds compare like strangers).
+    fn template(seed: usize) -> Template {
+        let orientations: [u8; CELLS] =
+            std::array::from_fn(|i| ((i * 7 + seed * 13 + (i * i * seed) % 11) % 6) as u8);
+        Template::from_cells(&orientations, &[true; CELLS]).expect("template")
+    }
+
+    #[test]
+    fn references_captured_after_a_probe_are_compared_as_references() {
+        // Identity 0: captures 0, 1, 2 enrolled, 3 a probe; identity 1: 4, 5, 6 enrolled, 7 a
+        // probe. Each capture has two poses, the found one first.
+        let mut templates: Vec<Vec<Template>> = (0..8)
+            .map(|i| vec![template(2 * i + 1), template(2 * i + 2)])
+            .collect();
+        // The probe's second pose is identity 1's first capture as found: distance 0 as the
+        // card compares them, not the other way round.
+        templates[3][1] = template(2 * 4 + 1);
+        let samples: Vec<&[Template]> = templates.iter().map(Vec::as_slice).collect();
+        let keys: Vec<SampleKey> = (0..8)
+            .map(|i| SampleKey {
+                identity: u32::from(i >= 4),
+                session: None,
+            })
+            .collect();
+        let late = late_references(&samples, &keys, 2);
+        let mut pairs: Vec<_> = late.keys().copied().collect();
+        pairs.sort_unstable();
+        assert_eq!(pairs, vec![(4, 3), (5, 3), (6, 3)]);
+        for (&(reference, probe), &distance) in &late {
+            let as_on_a_card =
+                compare_posed(samples[probe], std::slice::from_ref(&samples[reference][0]))
+                    .expect("same algorithm");
+            assert_eq!(distance, as_on_a_card.distance_q16());
+        }
+        // The other way round (the reference's poses against the probe as found) is another
+        // comparison: what the matrix alone would have given.
+        let swapped = compare_posed(samples[4], std::slice::from_ref(&samples[3][0]))
+            .expect("same algorithm")
+            .distance_q16();
+        assert_eq!(late[&(4, 3)], 0);
+        assert!(swapped > 0, "{swapped}");
+    }
 
     #[test]
     fn rates_on_known_scores() {

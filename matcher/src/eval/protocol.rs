@@ -393,7 +393,9 @@ pub fn all_pairs(
 /// the references and the samples after the first `probes_after` usable ones are probes (pass the
 /// same `probes_after` to compare several `enrolled` on the same probes). A probe's distance to an
 /// identity is the minimum over that identity's references; identities with fewer than `enrolled`
-/// usable samples are not enrolled.
+/// usable samples are not enrolled. `distance(reference, probe)` takes the reference first,
+/// whichever sample came first: on a card the probe is the one cut at every pose, also when an
+/// impostor's references were captured after it.
 pub fn enrolment(
     identities: usize,
     samples: &[SampleKey],
@@ -417,13 +419,6 @@ pub fn enrolment(
             }
         })
         .collect();
-    let pair = |i: usize, j: usize| {
-        if i < j {
-            distance(i, j)
-        } else {
-            distance(j, i)
-        }
-    };
     let mut trials = Trials {
         identities,
         ..Trials::default()
@@ -437,7 +432,7 @@ pub fn enrolment(
                 }
                 let d = refs
                     .iter()
-                    .map(|&r| pair(probe, r))
+                    .map(|&r| distance(r, probe))
                     .min()
                     .unwrap_or(u32::MAX);
                 let genuine = identity == p.identity as usize;
@@ -717,11 +712,14 @@ mod tests {
         );
         assert_eq!(e.genuine[0].sessions, SessionPair::Cross);
         assert_eq!(e.impostor.len(), 1);
-        assert_eq!(e.impostor[0].distance, 2003, "min(d(2,3), d(2,4))");
+        assert_eq!(
+            e.impostor[0].distance, 3002,
+            "min(d(3,2), d(4,2)): the references come after the probe and are still references"
+        );
         // One reference, same probes: the distance is to the first sample only.
         let one = enrolment(2, &samples, 1, 2, d);
         assert_eq!(one.genuine[0].distance, 2);
-        assert_eq!(one.impostor[0].distance, 2003);
+        assert_eq!(one.impostor[0].distance, 3002);
     }
 
     #[test]
