@@ -364,11 +364,11 @@ fn late_references(
                 let mut found = Vec::new();
                 for &probe in part {
                     for &reference in references.iter().filter(|&&r| r > probe) {
-                        let distance = samples
-                            .get(reference)
-                            .and_then(|poses| poses.first())
-                            .and_then(|found| {
-                                compare_posed(samples[probe], std::slice::from_ref(found)).ok()
+                        let as_found = samples.get(reference).and_then(|poses| poses.first());
+                        let distance = as_found
+                            .zip(samples.get(probe))
+                            .and_then(|(reference, poses)| {
+                                compare_posed(poses, std::slice::from_ref(reference)).ok()
                             })
                             .map_or(1 << 16, |c| c.distance_q16());
                         found.push(((reference, probe), distance));
