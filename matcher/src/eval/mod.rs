@@ -340,21 +340,18 @@ type Row = (Vec<u32>, Vec<f64>);
 /// capture as found. Keyed `(reference, probe)`.
 fn late_references(
     samples: &[&[Template]],
+    identities: usize,
     keys: &[SampleKey],
     threads: usize,
 ) -> HashMap<(usize, usize), u32> {
-    let mut seen: HashMap<u32, usize> = HashMap::new();
-    let mut references = Vec::new();
-    let mut probes = Vec::new();
-    for (index, key) in keys.iter().enumerate() {
-        let rank = seen.entry(key.identity).or_insert(0);
-        if *rank < MAX_ENROLLED_TEMPLATES {
-            references.push(index);
-        } else {
-            probes.push(index);
-        }
-        *rank += 1;
-    }
+    let roles = protocol::EnrolmentRoles::new(
+        identities,
+        keys,
+        MAX_ENROLLED_TEMPLATES,
+        MAX_ENROLLED_TEMPLATES,
+    );
+    let references: Vec<usize> = roles.references.concat();
+    let probes: Vec<usize> = roles.probes.concat();
     let late = Mutex::new(HashMap::new());
     let chunk = probes.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
@@ -574,7 +571,7 @@ pub fn evaluate_set(
     // The probe at every pose against the reference as found, as the card compares them: the
     // matrix holds that for a reference captured before the probe, `late` the other order (an
     // impostor's references may come after the probe).
-    let late = late_references(&refs, &keys, threads);
+    let late = late_references(&refs, identities.len(), &keys, threads);
     let enrolled_distance = |reference: usize, probe: usize| {
         if reference < probe {
             distances.get(reference, probe)
@@ -942,7 +939,7 @@ mod tests {
                 session: None,
             })
             .collect();
-        let late = late_references(&samples, &keys, 2);
+        let late = late_references(&samples, 2, &keys, 2);
         let mut pairs: Vec<_> = late.keys().copied().collect();
         pairs.sort_unstable();
         assert_eq!(pairs, vec![(4, 3), (5, 3), (6, 3)]);

@@ -389,6 +389,55 @@ pub fn all_pairs(
     trials
 }
 
+/// Which samples the enrolment protocol ([`enrolment`]) enrols and which it presents, by index
+/// into its `samples`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentRoles {
+    /// Per identity, its references: its first `enrolled` samples (none when it has fewer).
+    pub references: Vec<Vec<usize>>,
+    /// Per identity, its probes: its samples after the first `probes_after` (at least
+    /// `enrolled`).
+    pub probes: Vec<Vec<usize>>,
+}
+
+impl EnrolmentRoles {
+    /// The roles of `samples` for `enrolled` references and probes after the first
+    /// `probes_after` samples of each of the `identities`.
+    pub fn new(
+        identities: usize,
+        samples: &[SampleKey],
+        enrolled: usize,
+        probes_after: usize,
+    ) -> EnrolmentRoles {
+        let enrolled = enrolled.max(1);
+        let mut per_identity: Vec<Vec<usize>> = vec![Vec::new(); identities];
+        for (index, s) in samples.iter().enumerate() {
+            if let Some(list) = per_identity.get_mut(s.identity as usize) {
+                list.push(index);
+            }
+        }
+        EnrolmentRoles {
+            references: per_identity
+                .iter()
+                .map(|list| {
+                    list.get(..enrolled)
+                        .map(<[usize]>::to_vec)
+                        .unwrap_or_default()
+                })
+                .collect(),
+            probes: per_identity
+                .iter()
+                .map(|list| {
+                    list.iter()
+                        .skip(probes_after.max(enrolled))
+                        .copied()
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Enrolment protocol: per identity, its first `enrolled` usable samples (in `samples` order) are
 /// the references and the samples after the first `probes_after` usable ones are probes (pass the
 /// same `probes_after` to compare several `enrolled` on the same probes). A probe's distance to an
@@ -403,30 +452,15 @@ pub fn enrolment(
     probes_after: usize,
     distance: impl Fn(usize, usize) -> u32,
 ) -> Trials {
-    let mut per_identity: Vec<Vec<usize>> = vec![Vec::new(); identities];
-    for (index, s) in samples.iter().enumerate() {
-        if let Some(list) = per_identity.get_mut(s.identity as usize) {
-            list.push(index);
-        }
-    }
-    let references: Vec<&[usize]> = per_identity
-        .iter()
-        .map(|list| {
-            if list.len() >= enrolled.max(1) {
-                &list[..enrolled.max(1)]
-            } else {
-                &[][..]
-            }
-        })
-        .collect();
+    let roles = EnrolmentRoles::new(identities, samples, enrolled, probes_after);
     let mut trials = Trials {
         identities,
         ..Trials::default()
     };
-    for list in &per_identity {
-        for &probe in list.iter().skip(probes_after.max(enrolled)) {
+    for list in &roles.probes {
+        for &probe in list {
             let p = &samples[probe];
-            for (identity, refs) in references.iter().enumerate() {
+            for (identity, refs) in roles.references.iter().enumerate() {
                 if refs.is_empty() {
                     continue;
                 }
