@@ -88,6 +88,13 @@ fn verify(issuer: &str, template: &str) -> Output {
     ])
 }
 
+/// `palmgate card enrol` with the issuer, then `arguments` (templates and options).
+fn enrol(issuer: &str, arguments: &[&str]) -> Output {
+    let mut args = vec!["card", "enrol", "--reader", READER, "--issuer", issuer];
+    args.extend_from_slice(arguments);
+    palmgate(&args)
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -142,22 +149,19 @@ fn card_commands_end_to_end() {
     assert!(stdout(&personalised).starts_with("personalised card "));
     assert!(!personalise(&issuer).status.success());
 
-    let enrol = palmgate(&[
-        "card",
-        "enrol",
-        "--reader",
-        READER,
-        "--issuer",
+    let enrolled = enrol(
         &issuer,
-        "--template",
-        &p("right.tpl"),
-        &p("left.tpl"),
-        "--duress-slot",
-        "1",
-        "--tries",
-        "3",
-    ]);
-    assert!(enrol.status.success());
+        &[
+            "--template",
+            &p("right.tpl"),
+            &p("left.tpl"),
+            "--duress-slot",
+            "1",
+            "--tries",
+            "3",
+        ],
+    );
+    assert!(enrolled.status.success());
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(
         info.contains("state: personalised")
@@ -312,21 +316,12 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     );
 
     let template = p("right.tpl");
-    let enrol = |floor: &[&str]| {
-        let mut args = vec![
-            "card",
-            "enrol",
-            "--reader",
-            READER,
-            "--issuer",
-            &issuer,
-            "--template",
-            &template,
-        ];
+    let enrol_with = |floor: &[&str]| {
+        let mut args = vec!["--template", template.as_str()];
         args.extend_from_slice(floor);
-        palmgate(&args)
+        enrol(&issuer, &args)
     };
-    let refused = enrol(&["--profile-floor", "security"]);
+    let refused = enrol_with(&["--profile-floor", "security"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
     assert!(
@@ -339,7 +334,7 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     assert!(info.contains("slots: 0 of 4 used"), "{info}");
 
     // Without a floor the old card enrols and matches as it always did.
-    assert!(enrol(&[]).status.success());
+    assert!(enrol_with(&[]).status.success());
     let matched = verify(&issuer, &p("right-probe.tpl"));
     assert_eq!(
         (matched.status.code(), stdout(&matched).trim()),

@@ -82,13 +82,18 @@ fn present(
     redeem(&mut session, step)
 }
 
-/// A lunch of one period, one meal allowed, at `gate_time`.
-fn lunch(gate_time: u64) -> MealRequest {
+/// A meal of `period`, one allowed, at `gate_time`.
+fn meal(period: u32, gate_time: u64) -> MealRequest {
     MealRequest {
-        period: 332_704,
+        period,
         allowance: 1,
         gate_time,
     }
+}
+
+/// A lunch of one period at `gate_time`.
+fn lunch(gate_time: u64) -> MealRequest {
+    meal(332_704, gate_time)
 }
 
 fn step(meal: MealRequest, recover: Option<MealRequest>) -> MealStep {
@@ -139,11 +144,7 @@ fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer
     assert_eq!(again.recovered.map(|kept| kept.receipt_counter), Some(1));
 
     // A gate whose clock is behind: the card refuses and changes nothing.
-    let earlier = MealRequest {
-        period: 332_703,
-        allowance: 1,
-        gate_time: 50,
-    };
+    let earlier = meal(332_703, 50);
     let (behind, healthy) = present(&mut card, &issuer, &step(earlier, None));
     assert!(healthy);
     assert!(
@@ -152,11 +153,7 @@ fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer
     );
 
     // A receipt that is not the lost meal's is not taken for it; the next period serves.
-    let dinner = MealRequest {
-        period: 332_705,
-        allowance: 1,
-        gate_time: 300,
-    };
+    let dinner = meal(332_705, 300);
     let (served, _) = present(&mut card, &issuer, &step(dinner, Some(lunch(999))));
     assert_eq!(served.recovered, None);
     assert_eq!(
@@ -174,11 +171,7 @@ fn the_meal_step_on_an_in_process_card_serves_refuses_and_recovers_a_lost_answer
 
     // A lunch lost here, then the dinner served (at another gate): the card keeps the dinner's
     // receipt, so the lunch's cannot be read back any more; said, not taken for it.
-    let breakfast = MealRequest {
-        period: 332_706,
-        allowance: 1,
-        gate_time: 400,
-    };
+    let breakfast = meal(332_706, 400);
     let (replaced, _) = present(&mut card, &issuer, &step(breakfast, Some(lunch(100))));
     assert_eq!(replaced.recovered, None);
     assert_eq!(
