@@ -205,6 +205,27 @@ fn a_damaged_record_of_lost_meal_answers_is_a_warning_and_one_set_aside_is_named
         stderr.contains("unconfirmed-meals.json.damaged is a damaged record"),
         "{stderr}"
     );
+
+    // Damaged again before anyone settled the first: the gate would set it aside beside the
+    // first (named so), and both are named afterwards.
+    std::fs::write(state.join("unconfirmed-meals.json"), "{\"meals\":").expect("damaged");
+    let stderr = String::from_utf8_lossy(&config_check(&main).stderr).into_owned();
+    assert!(
+        stderr.contains("moves it to") && stderr.contains("unconfirmed-meals.json.damaged.2"),
+        "{stderr}"
+    );
+    std::fs::rename(
+        state.join("unconfirmed-meals.json"),
+        state.join("unconfirmed-meals.json.damaged.2"),
+    )
+    .expect("set aside");
+    let stderr = String::from_utf8_lossy(&config_check(&main).stderr).into_owned();
+    for name in [
+        "unconfirmed-meals.json.damaged is",
+        "unconfirmed-meals.json.damaged.2 is",
+    ] {
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
 }
 
 /// Runs `palmgate ARGS`; fails the test (and kills the process) when it has not exited within

@@ -74,7 +74,7 @@ fn referenced_file_problems(settings: &palmgate::config::Settings) -> Vec<String
     // The gate's own record of the doors in lockdown (in the state directory, when it exists).
     let lockdown =
         palmgate::gate::state::lockdown::LockdownFile::in_state_dir(&settings.storage.state_dir);
-    if let Some(error) = readable_state_error(lockdown.load()) {
+    if let Some(error) = lockdown.load().err().and_then(readable_state_error) {
         problems.push(format!(
             "storage.state_dir: {}",
             palmgate::error_chain(&error)
@@ -93,7 +93,7 @@ fn unconfirmed_meal_warnings(state_dir: &std::path::Path) -> Vec<String> {
     use palmgate::gate::state::unconfirmed_meals::UnconfirmedMealsFile;
     let file = UnconfirmedMealsFile::in_state_dir(state_dir);
     let mut warnings = Vec::new();
-    if let Some(error) = readable_state_error(file.load()) {
+    if let Some(error) = file.load().err().and_then(readable_state_error) {
         warnings.push(format!(
             "{}; at start the gate moves it to {} and starts without it: the receipts of the \
              meals it lists are then not read back from the cards",
@@ -101,26 +101,32 @@ fn unconfirmed_meal_warnings(state_dir: &std::path::Path) -> Vec<String> {
             file.set_aside_path().display()
         ));
     }
-    let aside = file.set_aside_path();
-    if aside.exists() {
-        warnings.push(format!(
-            "{} is a damaged record of lost meal answers set aside at an earlier start: read it, \
-             settle the meals it names by hand (palmgate card verify-receipt checks a receipt \
-             read from a card), then remove it",
-            aside.display()
-        ));
+    match file.set_aside_files() {
+        Ok(set_aside) => warnings.extend(set_aside.iter().map(|aside| {
+            format!(
+                "{} is a damaged record of lost meal answers set aside at an earlier start: read \
+                 it, settle the meals it names by hand (palmgate card verify-receipt checks a \
+                 receipt read from a card), then remove it",
+                aside.display()
+            )
+        })),
+        Err(error) => warnings.extend(readable_state_error(error).map(|error| {
+            format!(
+                "records of lost meal answers set aside earlier cannot be looked for: {}",
+                palmgate::error_chain(&error)
+            )
+        })),
     }
     warnings
 }
 
-/// The error of a state file that could be read. A user who may not read the state directory
-/// cannot check it: said on stderr, not counted.
-fn readable_state_error<T>(
-    loaded: Result<T, palmgate::gate::state::durable::StateFileError>,
+/// A state file's error, unless the file may not be read: a user who may not read the state
+/// directory cannot check it (said on stderr, not counted).
+fn readable_state_error(
+    error: palmgate::gate::state::durable::StateFileError,
 ) -> Option<palmgate::gate::state::durable::StateFileError> {
-    match loaded {
-        Ok(_) => None,
-        Err(palmgate::gate::state::durable::StateFileError::Io { path, source, .. })
+    match error {
+        palmgate::gate::state::durable::StateFileError::Io { path, source, .. }
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
             eprintln!(
@@ -129,7 +135,7 @@ fn readable_state_error<T>(
             );
             None
         }
-        Err(error) => Some(error),
+        error => Some(error),
     }
 }
 

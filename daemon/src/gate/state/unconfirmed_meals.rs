@@ -83,15 +83,73 @@ impl UnconfirmedMealsFile {
             .collect())
     }
 
-    /// Where [`Self::set_aside`] moves a damaged file (`<file>.damaged`).
+    /// Where [`Self::set_aside`] would move a damaged file now: `<file>.damaged`, or when an
+    /// earlier one is still there (nobody has settled it yet), `<file>.damaged.2`, `.3`, …
     pub fn set_aside_path(&self) -> PathBuf {
+        (1u32..)
+            .map(|n| self.aside_candidate(n))
+            .find(|candidate| !candidate.exists())
+            .unwrap_or_else(|| self.aside_candidate(1))
+    }
+
+    /// The damaged files set aside earlier and still there, in the order they were set aside.
+    ///
+    /// # Errors
+    /// The state directory cannot be listed.
+    pub fn set_aside_files(&self) -> Result<Vec<PathBuf>, StateFileError> {
+        let io = |source| StateFileError::Io {
+            file: FILE,
+            path: self.path.clone(),
+            source,
+        };
+        let directory = self.path.parent().unwrap_or(Path::new("."));
+        let entries = match std::fs::read_dir(directory) {
+            Ok(entries) => entries,
+            // No state directory yet: nothing was set aside.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io(error)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io)?.path();
+            if let Some(n) = self.aside_number(&path) {
+                files.push((n, path));
+            }
+        }
+        files.sort_by_key(|(n, _)| *n);
+        Ok(files.into_iter().map(|(_, path)| path).collect())
+    }
+
+    /// Which set-aside name `path` is (1 for `<file>.damaged`, `n` for `<file>.damaged.n`), if any.
+    fn aside_number(&self, path: &Path) -> Option<u32> {
+        let first = self.aside_candidate(1);
+        if path.parent() != first.parent() {
+            return None;
+        }
+        let name = path.file_name()?.to_str()?;
+        let rest = name.strip_prefix(first.file_name()?.to_str()?)?;
+        if rest.is_empty() {
+            return Some(1);
+        }
+        rest.strip_prefix('.')?
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 1 && self.aside_candidate(n) == path)
+    }
+
+    /// The `n`-th name for a damaged file (`<file>.damaged`, then `<file>.damaged.2`, …).
+    fn aside_candidate(&self, n: u32) -> PathBuf {
         let mut aside = self.path.clone().into_os_string();
         aside.push(".damaged");
+        if n > 1 {
+            aside.push(format!(".{n}"));
+        }
         PathBuf::from(aside)
     }
 
-    /// Moves a damaged file aside (to `<file>.damaged`, replacing an older one), so that the
-    /// next save does not overwrite what an operator may still read; returns where it went.
+    /// Moves a damaged file aside (to [`Self::set_aside_path`]: never over an earlier one an
+    /// operator may not have read), so that the next save does not overwrite it; returns where it
+    /// went.
     ///
     /// # Errors
     /// The rename fails.
@@ -170,5 +228,29 @@ mod tests {
         let aside = file.set_aside().expect("set aside");
         assert_eq!(std::fs::read_to_string(&aside).expect("read"), text);
         assert_eq!(file.load().expect("gone"), meals(&[]));
+    }
+
+    #[test]
+    fn a_second_damaged_file_is_set_aside_beside_the_first_not_over_it() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = UnconfirmedMealsFile::in_state_dir(dir.path());
+        let mut kept = Vec::new();
+        for text in ["{\"version\":1,", "{\"meals\":"] {
+            std::fs::write(file.path(), text).expect("write");
+            assert!(file.load().is_err());
+            let aside = file.set_aside().expect("set aside");
+            kept.push((aside, text));
+        }
+        assert_ne!(kept[0].0, kept[1].0);
+        for (aside, text) in &kept {
+            assert_eq!(&std::fs::read_to_string(aside).expect("read"), text);
+        }
+        let listed: Vec<PathBuf> = kept.iter().map(|(aside, _)| aside.clone()).collect();
+        assert_eq!(file.set_aside_files().expect("listed"), listed);
+        let missing = UnconfirmedMealsFile::in_state_dir(&dir.path().join("not-yet"));
+        assert_eq!(
+            missing.set_aside_files().expect("none"),
+            Vec::<PathBuf>::new()
+        );
     }
 }
