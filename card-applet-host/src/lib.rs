@@ -8,7 +8,9 @@
 //! - `host` (feature `host`): the client: `CardTransport` (one `transmit`), APDU exchange
 //!   (chaining, GET RESPONSE, extended length), one typed struct per command, the high-level
 //!   [`host::Card`] / [`host::SecureSession`] / [`host::EnrolmentSession`] API, issuer tooling,
-//!   the PC/SC transport and card monitor, and the vpcd loop of `palmgate-vcard`.
+//!   the PC/SC transport and card monitor, the vpcd loop of `palmgate-vcard`, and
+//!   `host::file::replace_file` (a file replaced whole: the virtual card's state, and the
+//!   gate's and the panel link's files, whose crates build on this one).
 //!
 //! See `docs/applet-protocol.md` for the protocol byte by byte.
 #![cfg_attr(not(feature = "host"), no_std)]

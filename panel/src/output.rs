@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use palmgate_card::host::file::{Durability, replace_file};
 use tokio::sync::mpsc;
 
 use crate::config::{OsdpSettings, PanelSettings};
@@ -272,34 +273,10 @@ impl FileStore {
     }
 }
 
-/// Replaces `path` with `contents` so that a crash leaves the old file or the new one, never a
-/// mix: a temporary file beside it (mode 0600), fsync, rename, fsync of the directory.
-fn replace_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut temporary = path.as_os_str().to_os_string();
-    temporary.push(".new");
-    let temporary = PathBuf::from(temporary);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(directory)?.sync_all()
-}
-
 impl PdStore for FileStore {
     fn store_key(&mut self, key: &Key) -> std::io::Result<()> {
         let text = zeroize::Zeroizing::new(format!("{}\n", key.to_hex().as_str()));
-        replace_atomically(&self.key, text.as_bytes())
+        replace_file(&self.key, text.as_bytes(), Durability::PowerLoss)
     }
 
     fn store_comset(&mut self, settings: &ComSet) -> std::io::Result<()> {
@@ -307,7 +284,7 @@ impl PdStore for FileStore {
             "# Set by the access panel (osdp_COMSET); takes precedence over [panel.osdp].\naddress = {}\nbaud = {}\n",
             settings.address, settings.baud
         );
-        replace_atomically(&self.comset, text.as_bytes())
+        replace_file(&self.comset, text.as_bytes(), Durability::PowerLoss)
     }
 }
 

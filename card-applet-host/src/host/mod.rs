@@ -1,9 +1,11 @@
-//! The host side: client, transports, issuer tooling, and the virtual card's vpcd connection.
+//! The host side: client, transports, issuer tooling, the virtual card's vpcd connection, and
+//! the one writer of a file replaced whole ([`mod@file`]).
 
 pub mod apdu;
 pub mod card;
 pub mod commands;
 pub mod error;
+pub mod file;
 pub mod issuer;
 pub mod meal;
 pub mod older_applet;

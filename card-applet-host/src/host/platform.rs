@@ -1,10 +1,10 @@
 //! Platform services for running the applet on a host: storage, clock and randomness.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::applet::{Applet, Clock, STATE_LEN, StateError, Storage, StorageFailed};
+use crate::host::file::{Durability, replace_file};
 
 /// The operating system's random generator as an infallible [`rand_core::CryptoRng`]
 /// (aborts if the OS cannot provide randomness).
@@ -71,12 +71,12 @@ impl Storage for MemoryStorage {
     }
 }
 
-/// State in a file, replaced atomically (write a temporary file, rename it over it).
+/// State in a file, replaced whole ([`replace_file`]: a temporary file renamed over it).
 ///
 /// Without [`FileStorage::durable`] the new state survives the process being killed (the card
 /// being pulled) but not a crash of the host OS; with it, every store also waits for the disk
-/// (`fdatasync` of the file, `fsync` of the directory), which costs ~8 ms per store on the
-/// development machine.
+/// (`fsync` of the file and of the directory), which costs ~8 ms per store on the development
+/// machine.
 #[derive(Debug)]
 pub struct FileStorage {
     path: PathBuf,
@@ -103,29 +103,12 @@ impl FileStorage {
     }
 
     fn write(&self, state: &[u8]) -> std::io::Result<()> {
-        let mut temporary = self.path.clone().into_os_string();
-        temporary.push(".tmp");
-        let temporary = PathBuf::from(temporary);
-        {
-            let mut file = std::fs::OpenOptions::new();
-            file.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-            let mut file = file.open(&temporary)?;
-            file.write_all(state)?;
-            if self.durable {
-                file.sync_data()?;
-            }
-        }
-        std::fs::rename(&temporary, &self.path)?;
-        if self.durable {
-            let directory = match self.path.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent,
-                _ => Path::new("."),
-            };
-            std::fs::File::open(directory)?.sync_all()?;
-        }
-        Ok(())
+        let durability = if self.durable {
+            Durability::PowerLoss
+        } else {
+            Durability::ProcessKill
+        };
+        replace_file(&self.path, state, durability)
     }
 }
 
