@@ -33,18 +33,19 @@ pub enum Profile {
 /// "Security profiles"), rounded down to a multiple of 100. A minimum over more pairs only
 /// lowers impostor distances, so a threshold is never above the one for fewer pairs (where a
 /// calibration over fewer impostor trials came out higher, the lower value is used). Two
-/// templates use the three-template value (stricter than needed, never looser).
+/// templates use the three-template value (stricter than needed, never looser). The
+/// three-template values are calibrated with every capture of another hand as an impostor probe
+/// (since applet 1.6; before, only the captures after a hand's third, which left `security`
+/// with too few COEP impostor trials to calibrate: it used the one-template value, and COEP's
+/// impostors matched 3× its target there).
 const THRESHOLDS_Q16: [[[u32; MAX_ENROLLED_TEMPLATES]; 2]; 3] = [
-    // Convenience. One pose: calibrated 26 436 (1 template), 26 097 (3). Several: the whole hands at
-    // three poses and the ROIs at five 26 118, 25 726; the ROI sets alone 26 281, 25 866 (not
-    // used: looser).
-    [[26_400, 26_000, 26_000], [26_100, 25_700, 25_700]],
-    // Balanced. One pose: 25 271, 24 823. Several: 24 952, 24 650; ROIs alone 25 181, 24 780.
-    // (24 740 before the evaluation compared every impostor trial as the card does.)
-    [[25_200, 24_800, 24_800], [24_900, 24_600, 24_600]],
-    // Security. One pose: 19 984, 21 224. Several: 19 796, 20 980; ROIs alone 22 714, 20 980. (The
-    // three-template values rest on fewer impostor trials and came out higher: not used.)
-    [[19_900, 19_900, 19_900], [19_700, 19_700, 19_700]],
+    // Convenience. One pose: calibrated 26 436 (1 template), 26 064 (3). Several: the whole hands
+    // at three poses and the ROIs at five 26 118, 25 650.
+    [[26_400, 26_000, 26_000], [26_100, 25_600, 25_600]],
+    // Balanced. One pose: 25 271, 24 575. Several: 24 952, 24 391.
+    [[25_200, 24_500, 24_500], [24_900, 24_300, 24_300]],
+    // Security. One pose: 19 984, 17 451. Several: 19 796, 17 095.
+    [[19_900, 17_400, 17_400], [19_700, 17_000, 17_000]],
 ];
 
 impl Profile {

@@ -18,8 +18,10 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 /// Applet version reported in the identity (major, minor): 1.1 added GET RECEIPT and state layout 2,
 /// 1.2 the security profile in VERIFY PALM's P1, 1.3 REDEEM MEAL and state layout 3 (the
 /// entitlement record), 1.4 VERIFY PALM with up to [`MAX_PROBE_POSES`] probe poses, 1.5 the
-/// profile floor (SET PROFILE FLOOR, GET DATA [`data::PROFILE_FLOOR`], state layout 4).
-pub const APPLET_VERSION: (u8, u8) = (1, 5);
+/// profile floor (SET PROFILE FLOOR, GET DATA [`data::PROFILE_FLOOR`], state layout 4), 1.6 no
+/// new command: the threshold table recalibrated (`palmgate_matcher::Profile`; stricter for two
+/// or three templates), so that a card says which table it applies.
+pub const APPLET_VERSION: (u8, u8) = (1, 6);
 /// The first applet version that has REDEEM MEAL.
 pub const MEAL_APPLET_VERSION: (u8, u8) = (1, 3);
 /// The first applet version whose VERIFY PALM takes more than one probe pose (earlier ones take

@@ -336,8 +336,9 @@ type Row = (Vec<u32>, Vec<f64>);
 
 /// The enrolment protocol's distances that the matrix of [`Distances`] holds the other way round:
 /// for every enrolled capture (one of the first [`MAX_ENROLLED_TEMPLATES`] of its identity) and
-/// every probe (a later capture) taken before it, the probe at every pose against the enrolled
-/// capture as found. Keyed `(reference, probe)`.
+/// every capture of another identity taken before it (an impostor probe), the probe at every
+/// pose against the enrolled capture as found. (A genuine probe always comes after its hand's
+/// references.) Keyed `(reference, probe)`.
 fn late_references(
     samples: &[&[Template]],
     identities: usize,
@@ -351,7 +352,7 @@ fn late_references(
         MAX_ENROLLED_TEMPLATES,
     );
     let references: Vec<usize> = roles.references.concat();
-    let probes: Vec<usize> = roles.probes.concat();
+    let probes: Vec<usize> = (0..keys.len().min(samples.len())).collect();
     let late = Mutex::new(HashMap::new());
     let chunk = probes.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
@@ -360,7 +361,11 @@ fn late_references(
             scope.spawn(move || {
                 let mut found = Vec::new();
                 for &probe in part {
-                    for &reference in references.iter().filter(|&&r| r > probe) {
+                    let identity = keys.get(probe).map(|k| k.identity);
+                    let others = references
+                        .iter()
+                        .filter(|&&r| r > probe && keys.get(r).map(|k| k.identity) != identity);
+                    for &reference in others {
                         let as_found = samples.get(reference).and_then(|poses| poses.first());
                         let distance = as_found
                             .zip(samples.get(probe))
@@ -942,7 +947,12 @@ mod tests {
         let late = late_references(&samples, 2, &keys, 2);
         let mut pairs: Vec<_> = late.keys().copied().collect();
         pairs.sort_unstable();
-        assert_eq!(pairs, vec![(4, 3), (5, 3), (6, 3)]);
+        // Every capture of identity 0 is an impostor probe for identity 1's references, which
+        // were all captured after it; identity 1's captures come after identity 0's references.
+        let expected: Vec<(usize, usize)> = (4..7)
+            .flat_map(|reference| (0..4).map(move |probe| (reference, probe)))
+            .collect();
+        assert_eq!(pairs, expected);
         for (&(reference, probe), &distance) in &late {
             let as_on_a_card =
                 compare_posed(samples[probe], std::slice::from_ref(&samples[reference][0]))

@@ -395,8 +395,8 @@ pub fn all_pairs(
 pub struct EnrolmentRoles {
     /// Per identity, its references: its first `enrolled` samples (none when it has fewer).
     pub references: Vec<Vec<usize>>,
-    /// Per identity, its probes: its samples after the first `probes_after` (at least
-    /// `enrolled`).
+    /// Per identity, its genuine probes: its samples after the first `probes_after` (at least
+    /// `enrolled`). Every sample is an impostor probe for the other identities.
     pub probes: Vec<Vec<usize>>,
 }
 
@@ -439,12 +439,15 @@ impl EnrolmentRoles {
 }
 
 /// Enrolment protocol: per identity, its first `enrolled` usable samples (in `samples` order) are
-/// the references and the samples after the first `probes_after` usable ones are probes (pass the
-/// same `probes_after` to compare several `enrolled` on the same probes). A probe's distance to an
-/// identity is the minimum over that identity's references; identities with fewer than `enrolled`
-/// usable samples are not enrolled. `distance(reference, probe)` takes the reference first,
-/// whichever sample came first: on a card the probe is the one cut at every pose, also when an
-/// impostor's references were captured after it.
+/// the references and the samples after the first `probes_after` usable ones are its genuine
+/// probes (pass the same `probes_after` to compare several `enrolled` on the same probes). Every
+/// sample is an impostor probe against every other identity's references, its own references
+/// included: an impostor at a gate is any capture of another hand, and the false-match rates
+/// this protocol calibrates need every impostor trial the data holds. A probe's distance to an
+/// identity is the minimum over that identity's references; identities with fewer than
+/// `enrolled` usable samples are not enrolled. `distance(reference, probe)` takes the reference
+/// first, whichever sample came first: on a card the probe is the one cut at every pose, also
+/// when an impostor's references were captured after it.
 pub fn enrolment(
     identities: usize,
     samples: &[SampleKey],
@@ -457,45 +460,47 @@ pub fn enrolment(
         identities,
         ..Trials::default()
     };
-    for list in &roles.probes {
-        for &probe in list {
+    let closest = |refs: &[usize], probe: usize| {
+        refs.iter()
+            .map(|&r| distance(r, probe))
+            .min()
+            .unwrap_or(u32::MAX)
+    };
+    for (identity, (refs, probes)) in roles.references.iter().zip(&roles.probes).enumerate() {
+        if refs.is_empty() {
+            continue;
+        }
+        for &probe in probes {
             let p = &samples[probe];
-            for (identity, refs) in roles.references.iter().enumerate() {
-                if refs.is_empty() {
-                    continue;
-                }
-                let d = refs
-                    .iter()
-                    .map(|&r| distance(r, probe))
-                    .min()
-                    .unwrap_or(u32::MAX);
-                let genuine = identity == p.identity as usize;
-                // A probe is cross-session only if it shares a session with none of the references.
-                let sessions = if genuine {
-                    let pairs: Vec<SessionPair> =
-                        refs.iter().map(|&r| session_pair(p, &samples[r])).collect();
-                    if pairs.contains(&SessionPair::Unknown) {
-                        SessionPair::Unknown
-                    } else if pairs.contains(&SessionPair::Same) {
-                        SessionPair::Same
-                    } else {
-                        SessionPair::Cross
-                    }
-                } else {
-                    SessionPair::Unknown
-                };
-                let trial = Trial {
-                    probe: p.identity,
-                    reference: identity as u32,
-                    distance: d,
-                    sessions,
-                };
-                if genuine {
-                    trials.genuine.push(trial);
-                } else {
-                    trials.impostor.push(trial);
-                }
+            // A probe is cross-session only if it shares a session with none of the references.
+            let pairs: Vec<SessionPair> =
+                refs.iter().map(|&r| session_pair(p, &samples[r])).collect();
+            let sessions = if pairs.contains(&SessionPair::Unknown) {
+                SessionPair::Unknown
+            } else if pairs.contains(&SessionPair::Same) {
+                SessionPair::Same
+            } else {
+                SessionPair::Cross
+            };
+            trials.genuine.push(Trial {
+                probe: p.identity,
+                reference: identity as u32,
+                distance: closest(refs, probe),
+                sessions,
+            });
+        }
+    }
+    for (probe, p) in samples.iter().enumerate() {
+        for (identity, refs) in roles.references.iter().enumerate() {
+            if refs.is_empty() || identity == p.identity as usize {
+                continue;
             }
+            trials.impostor.push(Trial {
+                probe: p.identity,
+                reference: identity as u32,
+                distance: closest(refs, probe),
+                sessions: SessionPair::Unknown,
+            });
         }
     }
     trials
@@ -745,15 +750,28 @@ mod tests {
             "min(d(0,2), d(1,2)) = min(2, 1002)"
         );
         assert_eq!(e.genuine[0].sessions, SessionPair::Cross);
-        assert_eq!(e.impostor.len(), 1);
+        // Every sample is an impostor probe against the other identity's references, enrolled
+        // captures and captures without a probe role included.
+        let impostors: Vec<(u32, u32, u32)> = e
+            .impostor
+            .iter()
+            .map(|t| (t.probe, t.reference, t.distance))
+            .collect();
         assert_eq!(
-            e.impostor[0].distance, 3002,
-            "min(d(3,2), d(4,2)): the references come after the probe and are still references"
+            impostors,
+            vec![
+                (0, 1, 3000), // min(d(3,0), d(4,0)): identity 0's first reference as a probe
+                (0, 1, 3001),
+                (0, 1, 3002), // the references come after the probe and are still references
+                (1, 0, 3),    // min(d(0,3), d(1,3)): identity 1's enrolled capture as a probe
+                (1, 0, 4),
+            ]
         );
         // One reference, same probes: the distance is to the first sample only.
         let one = enrolment(2, &samples, 1, 2, d);
         assert_eq!(one.genuine[0].distance, 2);
-        assert_eq!(one.impostor[0].distance, 3002);
+        let one_impostors: Vec<u32> = one.impostor.iter().map(|t| t.distance).collect();
+        assert_eq!(one_impostors, vec![3000, 3001, 3002, 3, 4]);
     }
 
     #[test]
