@@ -441,8 +441,8 @@ impl EnrolmentRoles {
 /// Enrolment protocol: per identity, its first `enrolled` usable samples (in `samples` order) are
 /// the references and the samples after the first `probes_after` usable ones are its genuine
 /// probes (pass the same `probes_after` to compare several `enrolled` on the same probes). Every
-/// sample is an impostor probe against every other identity's references, its own references
-/// included: an impostor at a gate is any capture of another hand, and the false-match rates
+/// sample, enrolled ones included, is an impostor probe against every other identity's
+/// references: an impostor at a gate is any capture of another hand, and the false-match rates
 /// this protocol calibrates need every impostor trial the data holds. A probe's distance to an
 /// identity is the minimum over that identity's references; identities with fewer than
 /// `enrolled` usable samples are not enrolled. `distance(reference, probe)` takes the reference

@@ -106,7 +106,6 @@ pub fn write_record<T: Record>(
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
