@@ -165,6 +165,7 @@ fn card_commands_end_to_end() {
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(
         info.contains("state: personalised")
+            && info.contains("threshold table: this release's")
             && info.contains("slots: 2 of 4 used")
             && info.contains("tries left: 3 of 3"),
         "{info}"
@@ -310,6 +311,10 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     assert!(personalise.status.success());
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(info.contains("applet version: 1.4"), "{info}");
+    assert!(
+        info.contains("threshold table: an earlier release's (applet 1.4: looser"),
+        "{info}"
+    );
     assert!(
         info.contains("profile floor: none (applet 1.4 keeps no floor)"),
         "{info}"

@@ -22,6 +22,11 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 /// new command: the threshold table recalibrated (`palmgate_matcher::Profile`; stricter for two
 /// or three templates), so that a card says which table it applies.
 pub const APPLET_VERSION: (u8, u8) = (1, 6);
+/// The first applet version that compares with this release's threshold table
+/// (`palmgate_matcher::Profile`); earlier applets apply an earlier table, looser for two or three
+/// templates (`docs/applet-protocol.md`, "VERIFY PALM profile"). Raised with every recalibration
+/// of the table.
+pub const THRESHOLD_TABLE_APPLET_VERSION: (u8, u8) = (1, 6);
 /// The first applet version that has REDEEM MEAL.
 pub const MEAL_APPLET_VERSION: (u8, u8) = (1, 3);
 /// The first applet version whose VERIFY PALM takes more than one probe pose (earlier ones take

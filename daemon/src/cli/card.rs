@@ -14,7 +14,9 @@ use palmgate_card::host::{
     VerifiedCard, VerifyOutcome,
 };
 use palmgate_card::protocol::meal::MEAL_RECEIPT_MAGIC;
-use palmgate_card::protocol::{Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, permission};
+use palmgate_card::protocol::{
+    Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, THRESHOLD_TABLE_APPLET_VERSION, permission,
+};
 use palmgate_matcher::Profile;
 use palmgate_matcher::compare::MAX_PROBE_POSES;
 use palmgate_matcher::extract::probe_poses;
@@ -251,6 +253,15 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         "applet version: {}.{}",
         identity.applet_version.0, identity.applet_version.1
     );
+    if identity.applet_version >= THRESHOLD_TABLE_APPLET_VERSION {
+        println!("threshold table: this release's");
+    } else {
+        println!(
+            "threshold table: an earlier release's (applet {}.{}: looser with two or three \
+             templates, most for security; docs/applet-protocol.md, \"VERIFY PALM profile\")",
+            identity.applet_version.0, identity.applet_version.1
+        );
+    }
     println!("state: {}", lifecycle_name(identity.lifecycle));
     println!("template algorithm: {:#04x}", identity.algorithm);
     if card.keeps_profile_floor() {
