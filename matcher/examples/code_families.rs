@@ -22,8 +22,9 @@
 //! `0.5 − (0.5 − d)·√(compared / N0)`), `--area-reach R` (pixel-to-area: a probe cell's mismatch is
 //! the least over the reference cells within `R` cells of its place), `--enrolled N` (templates
 //! per hand, default the product's 3) and `--probes-after M` (genuine probes are the captures
-//! after the first `M`, default 3; every capture is an impostor probe: pass `--enrolled 3 --probes-after 4` and `--enrolled 4 --probes-after 4`
-//! to compare a fourth template with three on the same probes), `--fragile PER_MILLE` (that
+//! after the first `M`, default 3; every capture is an impostor probe: pass `--enrolled 3
+//! --probes-after 4` and `--enrolled 4 --probes-after 4` to compare a fourth template with three
+//! on the same probes), `--fragile PER_MILLE` (that
 //! share of each template's valid cells, those whose two strongest orientations respond most
 //! alike, left out), `--register ALPHA` (a sensor's ROI re-centred before it is cut: the centre
 //! moved `ALPHA` of the way towards where the palm's line energy lies in the found cut, at most
