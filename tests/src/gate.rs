@@ -887,6 +887,40 @@ pub fn now_unix() -> i64 {
         })
 }
 
+/// The longest a test can move a site's clock on by raising its UTC offset, from any time of day:
+/// a policy accepts offsets within ±14 h, which leaves 4 h beyond a whole day.
+pub const LATEST_CLOCK_MOVE_MINUTES: i64 = 4 * 60;
+
+/// The site UTC offset (minutes, for a policy's `utc_offset_minutes`) that makes the local time
+/// `local_minute_of_day` at `unix_seconds` (to the minute), chosen so that the offset raised by
+/// `later_minutes` is still one a policy accepts (within ±14 h): how a test puts a canteen in a
+/// meal period whenever it runs, and later moves the site's clock on to the next period of the
+/// same local day (raising the offset: lowering it by a day instead would go back a day).
+///
+/// # Panics
+/// `later_minutes` is outside `0..=LATEST_CLOCK_MOVE_MINUTES` (no offset fits at every time of
+/// day).
+pub fn utc_offset_for_local_time(
+    unix_seconds: i64,
+    local_minute_of_day: i64,
+    later_minutes: i64,
+) -> i64 {
+    const DAY: i64 = 24 * 60;
+    const MOST: i64 = 14 * 60;
+    assert!(
+        (0..=LATEST_CLOCK_MOVE_MINUTES).contains(&later_minutes),
+        "a site's clock moves on by at most {LATEST_CLOCK_MOVE_MINUTES} minutes, not {later_minutes}"
+    );
+    let minute_of_day = (unix_seconds / 60).rem_euclid(DAY);
+    let offset = (local_minute_of_day - minute_of_day).rem_euclid(DAY);
+    // Of the two offsets a day apart within ±14 h, the one that leaves room to move on.
+    if offset + later_minutes <= MOST {
+        offset
+    } else {
+        offset - DAY
+    }
+}
+
 /// Field `name` of an event's JSON `payload`, as text (a string as is, anything else as JSON);
 /// panics when the payload is not JSON.
 pub fn field(payload: &str, name: &str) -> Option<String> {

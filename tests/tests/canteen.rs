@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use palmgate_system_tests::gate::{
     ChildGuard, NotifySocket, Subscriber, VirtualCard, field, gate_config_on, now_unix,
-    presentation_ms, sensor_simulator_with, start_daemon,
+    presentation_ms, sensor_simulator_with, start_daemon, utc_offset_for_local_time,
 };
 use palmgate_system_tests::site::{PATIENCE, Site, stop};
 use palmgate_system_tests::{reader_lock, require_mqtt, require_pcscd_vpcd};
@@ -22,8 +22,7 @@ const FPS: u32 = 5;
 /// site's offset is chosen so that its local time is about noon now: lunch (10:00–14:00, every
 /// day) is open whenever the test runs.
 fn write_policy(root: &Path, lunches: u8) -> PathBuf {
-    let minute_of_day = (now_unix() / 60).rem_euclid(24 * 60);
-    let offset = 12 * 60 - minute_of_day;
+    let offset = utc_offset_for_local_time(now_unix(), 12 * 60, 0);
     let lunch = "\"10:00-14:00\"";
     let days: String = ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "holiday"]
         .iter()

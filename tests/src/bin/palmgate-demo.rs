@@ -11,13 +11,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use palmgate::event::CardId;
 use palmgate::mqtt::{Command as GateCommand, OperatorSigner, Topics};
 use palmgate_system_tests::gate::{
-    Broker, ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, palmgate, personalised_card,
-    publish, sensor_simulator, simulated_gpio,
+    Broker, ChildGuard, NotifySocket, Palms, Subscriber, VirtualCard, now_unix, palmgate,
+    personalised_card, publish, sensor_simulator, simulated_gpio, utc_offset_for_local_time,
 };
 use palmgate_system_tests::{reader_lock, require_pcscd_vpcd, workspace_binary};
 
@@ -85,16 +85,24 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// When the demo's site has lunch and dinner (local minute of the day): lunch half an hour before
+/// its period (10:00–14:00) ends, dinner half an hour after its period (17:00–21:00) opens, the
+/// same local day. The site's clock moves on by raising its UTC offset, at most
+/// [`palmgate_system_tests::gate::LATEST_CLOCK_MOVE_MINUTES`] from any time of day.
+const LUNCH_TIME: i64 = 13 * 60 + 30;
+const DINNER_TIME: i64 = 17 * 60 + 30;
+
+/// The site's UTC offset that puts its local time at lunch at `unix_seconds`, leaving room to
+/// move on to dinner.
+fn lunch_offset(unix_seconds: i64) -> i64 {
+    utc_offset_for_local_time(unix_seconds, LUNCH_TIME, DINNER_TIME - LUNCH_TIME)
+}
+
 /// The canteen policy of the demo: one lunch (10:00–14:00) and one dinner (17:00–21:00) a day
-/// for staff, at the gate's door `main`. The site's UTC offset puts its local time at about noon
-/// now, plus `hours_later`: the demo moves to dinner by shifting the offset (time faked through
-/// the policy, reloaded with SIGHUP like any policy change).
-fn canteen_policy(hours_later: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64);
-    let minute_of_day = (now / 60).rem_euclid(24 * 60);
-    let offset = 12 * 60 - minute_of_day + hours_later * 60;
+/// for staff, at the gate's door `main`, at a site `offset` minutes east of UTC: the demo moves
+/// from lunch to dinner by raising the offset (time faked through the policy, reloaded with
+/// SIGHUP like any policy change).
+fn canteen_policy(offset: i64) -> String {
     let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "holiday"];
     let period = |range: &str| -> String {
         days.iter()
@@ -118,7 +126,8 @@ fn canteen_scene(demo: &mut Demo, sensor_link: &Path, operator_pub: &Path) {
     println!("canteen:");
     let root = demo.root.clone();
     let policy = root.join("canteen-policy.toml");
-    let _ = std::fs::write(&policy, canteen_policy(0));
+    let offset = lunch_offset(now_unix());
+    let _ = std::fs::write(&policy, canteen_policy(offset));
     let (erin_tpl, _) = demo.palms.template(0);
     let issuer = demo.issuer.clone();
     let (erin, erin_id) = demo.card("erin", &issuer, std::slice::from_ref(&erin_tpl), None);
@@ -220,8 +229,8 @@ fn canteen_scene(demo: &mut Demo, sensor_link: &Path, operator_pub: &Path) {
         &refused,
     );
 
-    println!("  ..    the site's clock moves on to dinner (policy offset +6 h, SIGHUP)");
-    let _ = std::fs::write(&policy, canteen_policy(6));
+    println!("  ..    the site's clock moves on to dinner (policy offset +4 h, SIGHUP)");
+    let _ = std::fs::write(&policy, canteen_policy(offset + DINNER_TIME - LUNCH_TIME));
     daemon.signal("-HUP");
     mqtt.wait_for("/event/policy.loaded", PATIENCE);
     let dinner = present(&mut mqtt, "meal.served");
@@ -479,9 +488,7 @@ fn main() -> ExitCode {
         version: 1,
         cards: vec![alice_id.clone()],
     };
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let timestamp = now_unix();
     publish(
         &demo.broker.address(),
         &topics.command(revoke.name()),
@@ -619,5 +626,51 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use palmgate::access::PolicyRules;
+    use palmgate::event::Timestamp;
+
+    use super::{DINNER_TIME, LUNCH_TIME, canteen_policy, lunch_offset};
+
+    fn period_at(offset: i64, unix_seconds: i64) -> (u32, String) {
+        let doors = BTreeSet::from(["main".to_owned()]);
+        let rules = PolicyRules::parse(
+            &canteen_policy(offset),
+            Path::new("canteen-policy.toml"),
+            &doors,
+        )
+        .unwrap_or_else(|error| panic!("offset {offset}: {error}"));
+        let (number, name) = rules
+            .meal_period_at(Timestamp::from_unix_ms(unix_seconds * 1000))
+            .unwrap_or_else(|| panic!("offset {offset}: no meal period open"));
+        (number, name.to_owned())
+    }
+
+    /// The demo runs at any hour: the lunch policy and the dinner one are accepted, each opens its
+    /// period, and dinner comes after lunch (a card refuses a period earlier than one it served).
+    #[test]
+    fn lunch_then_dinner_the_same_local_day_at_every_minute_of_the_day() {
+        let midnight = 1_796_601_600; // 2026-12-07 00:00 UTC
+        for minute in 0..24 * 60 {
+            let lunch_at = midnight + minute * 60 + 17;
+            let offset = lunch_offset(lunch_at);
+            let (lunch, lunch_name) = period_at(offset, lunch_at);
+            assert_eq!(lunch_name, "lunch", "at minute {minute}");
+            // The demo's lunch scenes take seconds; a minute later is still the same period.
+            let dinner_at = lunch_at + 60;
+            let (dinner, dinner_name) = period_at(offset + DINNER_TIME - LUNCH_TIME, dinner_at);
+            assert_eq!(dinner_name, "dinner", "at minute {minute}");
+            assert!(
+                dinner > lunch,
+                "at minute {minute}: dinner {dinner}, lunch {lunch}"
+            );
+        }
     }
 }
