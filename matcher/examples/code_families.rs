@@ -24,16 +24,17 @@
 //! per hand, default the product's 3) and `--probes-after M` (genuine probes are the captures
 //! after the first `M`, default 3; every capture is an impostor probe: pass `--enrolled 3
 //! --probes-after 4` and `--enrolled 4 --probes-after 4` to compare a fourth template with three
-//! on the same probes), `--fragile PER_MILLE` (that
-//! share of each template's valid cells, those whose two strongest orientations respond most
-//! alike, left out), `--register ALPHA` (a sensor's ROI re-centred before it is cut: the centre
-//! moved `ALPHA` of the way towards where the palm's line energy lies in the found cut, at most
-//! 15 % of the side; the reference and every probe pose are cut relative to that),
+//! on the same probes), `--fragile PER_MILLE` (that share of each template's valid cells, those
+//! whose two strongest orientations respond most alike, left out), `--register ALPHA` (a
+//! sensor's ROI re-centred before it is cut: the centre moved `ALPHA` of the way towards where
+//! the palm's line energy lies in the found cut, at most 15 % of the side; the reference and
+//! every probe pose are cut relative to that),
 //! `--enrol-poses x8|y8|r5` (a sensor's ROI: the second and third enrolled captures cut slid left
 //! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found).
 //!
-//! In the enrolment protocol the enrolled capture is always the reference and the later capture
-//! the probe at every pose (an impostor's reference may have been taken after the probe).
+//! In the enrolment protocol the enrolled capture is always the reference as found and the other
+//! capture the probe at every pose, whichever was taken first (every capture of another hand is
+//! an impostor probe, also one taken before the references).
 
 use std::path::{Path, PathBuf};
 
