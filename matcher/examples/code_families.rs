@@ -30,7 +30,11 @@
 //! the palm's line energy lies in the found cut, at most 15 % of the side; the reference and
 //! every probe pose are cut relative to that),
 //! `--enrol-poses x8|y8|r5` (a sensor's ROI: the second and third enrolled captures cut slid left
-//! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found).
+//! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found),
+//! `--coarse BLOCKS` (the fine ±2-cell search also run around the shift, within ±BLOCKS blocks of
+//! 2 × 2 cells, where the blocks' majority orientations agree best), `--closest N` (the N closest
+//! impostor trials of each set with three templates, named, on stderr), `--same-hand SET:ID=ID`
+//! (as `palmgate eval`: that pair's comparisons left out of the impostor trials).
 //!
 //! In the enrolment protocol the enrolled capture is always the reference as found and the other
 //! capture the probe at every pose, whichever was taken first (every capture of another hand is
@@ -95,6 +99,49 @@ struct Cut {
 struct Code {
     planes: Vec<[u32; GRID]>,
     mask: [u32; GRID],
+    /// `--coarse`: the competitive code of 2 × 2 blocks of cells (the orientation most of the
+    /// block's valid cells have; ties: the first such cell's), valid where a cell is,
+    /// as three bit planes of 12-bit rows, and its mask.
+    coarse_planes: [[u32; COARSE]; 3],
+    coarse_mask: [u32; COARSE],
+}
+
+/// Cells on a side of the coarse grid (`--coarse`).
+const COARSE: usize = GRID / 2;
+
+/// The coarse grid's least overlap: a third of it (it only chooses where the fine search looks;
+/// the fine search still needs `MIN_OVERLAP_CELLS`).
+const MIN_COARSE_OVERLAP: u32 = (COARSE * COARSE / 3) as u32;
+
+/// Cells compared and bits mismatched between two codes of `n`-bit rows at shift (dx, dy): probe
+/// cell (x, y) against reference cell (x + dx, y + dy).
+fn shifted(
+    probe: (&[[u32; GRID]], &[u32]),
+    reference: (&[[u32; GRID]], &[u32]),
+    n: usize,
+    dx: i32,
+    dy: i32,
+) -> (u64, u64) {
+    let full = (1u32 << n) - 1;
+    let moved = |row: u32| {
+        if dx >= 0 {
+            row >> dx
+        } else {
+            (row << -dx) & full
+        }
+    };
+    let (mut compared, mut mismatched) = (0u64, 0u64);
+    for y in 0..n {
+        let Some(ry) = y.checked_add_signed(dy as isize).filter(|&r| r < n) else {
+            continue;
+        };
+        let mask = probe.1[y] & moved(reference.1[ry]);
+        compared += u64::from(mask.count_ones());
+        for (p, r) in probe.0.iter().zip(reference.0) {
+            mismatched += u64::from(((p[y] ^ moved(r[ry])) & mask).count_ones());
+        }
+    }
+    (compared, mismatched)
 }
 
 fn rows(bit: impl Fn(usize) -> bool) -> [u32; GRID] {
@@ -140,10 +187,68 @@ impl Code {
             Family::Signs => signs.collect(),
             Family::Fused => competitive.chain(signs).collect(),
         };
+        let mut coarse_planes = [[0u32; COARSE]; 3];
+        let mut coarse_mask = [0u32; COARSE];
+        for (by, bx) in (0..COARSE).flat_map(|by| (0..COARSE).map(move |bx| (by, bx))) {
+            let mut votes = [0u8; ORIENTATIONS];
+            for (y, x) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let c = (2 * by + y) * GRID + 2 * bx + x;
+                if valid(c) {
+                    votes[strongest(c)] += 1;
+                }
+            }
+            let most = votes.iter().copied().max().unwrap_or(0);
+            // Ties: the orientation of the first of the tied cells in the block.
+            let first = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                .into_iter()
+                .map(|(y, x)| (2 * by + y) * GRID + 2 * bx + x)
+                .filter(|&c| valid(c))
+                .map(strongest)
+                .find(|&o| votes[o] == most);
+            if let Some(orientation) = first {
+                coarse_mask[by] |= 1 << bx;
+                for (b, plane) in coarse_planes.iter_mut().enumerate() {
+                    plane[by] |= u32::from((GRAY_CODES[orientation] >> b) & 1) << bx;
+                }
+            }
+        }
         Code {
             planes,
             mask: rows(valid),
+            coarse_planes,
+            coarse_mask,
         }
+    }
+
+    /// The coarse shift (in blocks, within ±`reach`) whose blocks agree best with the
+    /// reference's, among those with enough blocks compared; ties: the shift nearest no shift.
+    fn coarse_shift(&self, reference: &Code, reach: i32) -> (i32, i32) {
+        let mut shifts: Vec<(i32, i32)> = (-reach..=reach)
+            .flat_map(|dy| (-reach..=reach).map(move |dx| (dx, dy)))
+            .collect();
+        shifts.sort_by_key(|&(dx, dy)| dx * dx + dy * dy);
+        let wide = |code: &Code| {
+            let (mut planes, mut mask) = ([[0u32; GRID]; 3], [0u32; GRID]);
+            for (w, p) in planes.iter_mut().zip(&code.coarse_planes) {
+                w[..COARSE].copy_from_slice(p);
+            }
+            mask[..COARSE].copy_from_slice(&code.coarse_mask);
+            (planes, mask)
+        };
+        let (probe, other) = (wide(self), wide(reference));
+        let mut best = ((0, 0), u64::MAX, 1u64);
+        for (dx, dy) in shifts {
+            let (compared, mismatched) =
+                shifted((&probe.0, &probe.1), (&other.0, &other.1), COARSE, dx, dy);
+            // mismatched / compared < best: cross-multiplied.
+            if compared >= u64::from(MIN_COARSE_OVERLAP)
+                && u128::from(mismatched) * u128::from(best.2)
+                    < u128::from(best.1) * u128::from(compared)
+            {
+                best = ((dx, dy), mismatched, compared);
+            }
+        }
+        best.0
     }
 
     /// Q16 distance, as `compare` with the study's `variant`: the closest shift with enough cells
@@ -153,29 +258,25 @@ impl Code {
             return self.distance_to_area(reference, variant);
         }
         let shift = variant.max_shift;
+        let mut centres = vec![(0, 0)];
+        if variant.coarse > 0 {
+            let (cx, cy) = self.coarse_shift(reference, variant.coarse);
+            centres.push((2 * cx, 2 * cy));
+        }
         let mut best = 1u32 << 16;
-        for dy in -shift..=shift {
-            for dx in -shift..=shift {
-                let moved = |row: u32| {
-                    if dx >= 0 {
-                        row >> dx
-                    } else {
-                        (row << -dx) & 0x00FF_FFFF
+        for (cx, cy) in centres {
+            for dy in cy - shift..=cy + shift {
+                for dx in cx - shift..=cx + shift {
+                    let (compared, mismatched) = shifted(
+                        (&self.planes, &self.mask),
+                        (&reference.planes, &reference.mask),
+                        GRID,
+                        dx,
+                        dy,
+                    );
+                    if compared >= u64::from(MIN_OVERLAP_CELLS) {
+                        best = best.min(variant.q16(mismatched, compared, self.planes.len()));
                     }
-                };
-                let (mut compared, mut mismatched) = (0u64, 0u64);
-                for y in 0..GRID {
-                    let Some(ry) = y.checked_add_signed(dy as isize).filter(|&r| r < GRID) else {
-                        continue;
-                    };
-                    let mask = self.mask[y] & moved(reference.mask[ry]);
-                    compared += u64::from(mask.count_ones());
-                    for (p, r) in self.planes.iter().zip(&reference.planes) {
-                        mismatched += u64::from(((p[y] ^ moved(r[ry])) & mask).count_ones());
-                    }
-                }
-                if compared >= u64::from(MIN_OVERLAP_CELLS) {
-                    best = best.min(variant.q16(mismatched, compared, self.planes.len()));
                 }
             }
         }
@@ -236,6 +337,8 @@ struct Variant {
     max_shift: i32,
     overlap_norm: Option<f64>,
     area_reach: i32,
+    /// `--coarse R`: the fine search also runs around the best coarse shift within ±R blocks.
+    coarse: i32,
 }
 
 impl Variant {
@@ -295,6 +398,8 @@ fn line_energy_offset(
 struct Set {
     name: &'static str,
     identities: usize,
+    /// Identity names, by the index in `keys`.
+    names: Vec<String>,
     keys: Vec<SampleKey>,
     cuts: Vec<Vec<Cut>>,
     /// Per capture, its cut at each of the `--enrol-poses` (a sensor's ROI only; `None` where
@@ -388,6 +493,7 @@ fn read_set(
     let mut set = Set {
         name,
         identities: names.len(),
+        names: names.iter().map(|n| (*n).to_owned()).collect(),
         keys: Vec::new(),
         cuts: Vec::new(),
         enrol_cuts: Vec::new(),
@@ -457,7 +563,7 @@ fn percent(rate: f64) -> String {
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
-     [--enrol-poses x8|y8|r5]";
+     [--enrol-poses x8|y8|r5] [--coarse BLOCKS]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -468,12 +574,15 @@ fn main() -> Result<(), String> {
         max_shift: MAX_SHIFT,
         overlap_norm: None,
         area_reach: 0,
+        coarse: 0,
     };
     let mut enrolled = 3usize;
     let mut fragile = 0u16;
     let mut register = 0f32;
     let mut probes_after = 3usize;
     let mut enrol_poses: Vec<Pose> = Vec::new();
+    let mut closest = 0usize;
+    let mut same_hands: Vec<(String, String, String)> = Vec::new();
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
         let number = || {
@@ -497,6 +606,7 @@ fn main() -> Result<(), String> {
             "--max-shift" => variant.max_shift = i32::from(number()?),
             "--overlap-norm" => variant.overlap_norm = Some(f64::from(number()?)),
             "--area-reach" => variant.area_reach = i32::from(number()?),
+            "--coarse" => variant.coarse = i32::from(number()?).min(5),
             "--enrolled" => enrolled = usize::from(number()?).max(1),
             "--fragile" => fragile = number()?.min(900),
             "--register" => {
@@ -508,6 +618,13 @@ fn main() -> Result<(), String> {
             }
             "--probes-after" => probes_after = usize::from(number()?),
             "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
+            "--closest" => closest = usize::from(number()?),
+            "--same-hand" => {
+                let bad = || format!("--same-hand {value}: SET:ID=ID");
+                let (set, pair) = value.split_once(':').ok_or_else(bad)?;
+                let (a, b) = pair.split_once('=').ok_or_else(bad)?;
+                same_hands.push((set.to_owned(), a.to_owned(), b.to_owned()));
+            }
             _ => return Err(format!("unknown option {option:?}; {USAGE}")),
         }
     }
@@ -586,7 +703,29 @@ fn main() -> Result<(), String> {
                 probes_after,
                 distance(enrolled),
             );
-            let one = enrolment(set.identities, &set.keys, 1, probes_after, distance(1));
+            let same = |a: u32, b: u32| {
+                let (a, b) = (&set.names[a as usize], &set.names[b as usize]);
+                same_hands.iter().any(|(name, x, y)| {
+                    name == set.name && ((x == a && y == b) || (x == b && y == a))
+                })
+            };
+            let mut several = several;
+            several.impostor.retain(|t| !same(t.probe, t.reference));
+            if closest > 0 {
+                let mut impostors = several.impostor.clone();
+                impostors.sort_by_key(|t| t.distance);
+                for t in impostors.iter().take(closest) {
+                    eprintln!(
+                        "{}: impostor {} against {}: {:.4}",
+                        set.name,
+                        set.names[t.probe as usize],
+                        set.names[t.reference as usize],
+                        f64::from(t.distance) / 65536.0
+                    );
+                }
+            }
+            let mut one = enrolment(set.identities, &set.keys, 1, probes_after, distance(1));
+            one.impostor.retain(|t| !same(t.probe, t.reference));
             let [several_ci, one_ci] = [&several, &one].map(|t| with_confidence(t, 200, 1, 2));
             let has_probes = !several.genuine.is_empty();
             let cell = |f: &palmgate_matcher::eval::protocol::FiguresCi, fnmr: bool| {

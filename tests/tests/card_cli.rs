@@ -312,7 +312,7 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(info.contains("applet version: 1.4"), "{info}");
     assert!(
-        info.contains("threshold table: an earlier release's (applet 1.4: looser"),
+        info.contains("threshold table: an earlier release's (applet 1.4: stricter"),
         "{info}"
     );
     assert!(

@@ -427,7 +427,12 @@ fn captures_that_do_not_match_each_other_are_refused_and_nothing_is_written() {
         err.contains("the captures do not match each other: capture 1 and capture 2: distance 0."),
         "{err}"
     );
-    assert!(err.contains("> threshold 0.385"), "{err}");
+    // The station's default: `balanced`, one pose against one template (as it compares captures).
+    let threshold = f64::from(palmgate_matcher::Profile::Balanced.threshold(1, 1).q16()) / 65536.0;
+    assert!(
+        err.contains(&format!("> threshold {threshold:.3}")),
+        "{err}"
+    );
     assert!(err.contains("capture 2 and capture 3"), "{err}");
     // Captures 1 and 3 are the same person: not named.
     assert!(!err.contains("capture 1 and capture 3"), "{err}");

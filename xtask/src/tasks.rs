@@ -266,6 +266,16 @@ const EVAL_SETS: [&str; 6] = [
     "hand:coep-dev",
 ];
 
+/// Identity pairs of those sets that are one hand filed under two names (`palmgate eval
+/// --same-hand`): their comparisons are not impostor trials. How they were found and checked:
+/// docs/matcher.md, "One hand under two names".
+const EVAL_SAME_HANDS: [&str; 4] = [
+    "iitd-roi-dev:R025=R115",
+    "coep-dev:xhand078=xhand160",
+    "coep-dev:xhand079=xhand159",
+    "coep-dev:xhand084=xhand164",
+];
+
 /// Synthetic hands added to the calibration pool of the profiles.
 const EVAL_SYNTHETIC_IDENTITIES: &str = "100";
 
@@ -304,6 +314,9 @@ pub fn eval(extra: &[String]) -> Result<(), String> {
         command
             .arg("--set")
             .arg(format!("{kind}:{}", data.join(name).display()));
+    }
+    for pair in EVAL_SAME_HANDS {
+        command.arg("--same-hand").arg(pair);
     }
     command.args(["--synthetic", EVAL_SYNTHETIC_IDENTITIES]);
     run(command.args(palmgate_arguments(extra)))

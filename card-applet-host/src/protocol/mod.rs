@@ -20,13 +20,15 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 /// entitlement record), 1.4 VERIFY PALM with up to [`MAX_PROBE_POSES`] probe poses, 1.5 the
 /// profile floor (SET PROFILE FLOOR, GET DATA [`data::PROFILE_FLOOR`], state layout 4), 1.6 no
 /// new command: the threshold table recalibrated (`palmgate_matcher::Profile`; stricter for two
-/// or three templates), so that a card says which table it applies.
-pub const APPLET_VERSION: (u8, u8) = (1, 6);
+/// or three templates), so that a card says which table it applies; 1.7 no new command: the
+/// table recalibrated again without the comparisons of a hand filed under two names in the
+/// development data (looser for `balanced` and most for `security`).
+pub const APPLET_VERSION: (u8, u8) = (1, 7);
 /// The first applet version that compares with this release's threshold table
-/// (`palmgate_matcher::Profile`); earlier applets apply an earlier table, looser for two or three
-/// templates (`docs/applet-protocol.md`, "VERIFY PALM profile"). Raised with every recalibration
-/// of the table.
-pub const THRESHOLD_TABLE_APPLET_VERSION: (u8, u8) = (1, 6);
+/// (`palmgate_matcher::Profile`); earlier applets apply an earlier table, stricter for
+/// `balanced` and most for `security` (`docs/applet-protocol.md`, "VERIFY PALM profile"). Raised
+/// with every recalibration of the table.
+pub const THRESHOLD_TABLE_APPLET_VERSION: (u8, u8) = (1, 7);
 /// The first applet version that has REDEEM MEAL.
 pub const MEAL_APPLET_VERSION: (u8, u8) = (1, 3);
 /// The first applet version whose VERIFY PALM takes more than one probe pose (earlier ones take

@@ -257,8 +257,8 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         println!("threshold table: this release's");
     } else {
         println!(
-            "threshold table: an earlier release's (applet {}.{}: looser with two or three \
-             templates, most for security; docs/applet-protocol.md, \"VERIFY PALM profile\")",
+            "threshold table: an earlier release's (applet {}.{}: stricter, most for security, \
+             so it refuses more genuine hands; docs/applet-protocol.md, \"VERIFY PALM profile\")",
             identity.applet_version.0, identity.applet_version.1
         );
     }

@@ -56,9 +56,65 @@ pub struct EvalArgs {
     #[arg(long, value_name = "N", default_value_t = PROBE_POSES.len(),
           value_parser = parse_probe_poses)]
     pub probe_poses: usize,
+    /// Two identities of a set that are one hand filed under two names (a labelling error of
+    /// the data): `SET:ID=ID`, SET the set's folder name. Their comparisons are left out of the
+    /// impostor trials and counted. Repeat for every pair (`cargo xtask eval` passes the pairs
+    /// docs/matcher.md lists, with the evidence).
+    #[arg(long, value_name = "SET:ID=ID")]
+    pub same_hand: Vec<SameHandArg>,
     /// List the images that gave no template, with the reason.
     #[arg(long)]
     pub verbose: bool,
+}
+
+/// One `--same-hand SET:ID=ID` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SameHandArg {
+    set: String,
+    identities: [String; 2],
+}
+
+impl std::str::FromStr for SameHandArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts = s.split_once(':').and_then(|(set, pair)| {
+            let (a, b) = pair.split_once('=')?;
+            Some((set, a, b))
+        });
+        match parts {
+            Some((set, a, b)) if !set.is_empty() && !a.is_empty() && !b.is_empty() && a != b => {
+                Ok(SameHandArg {
+                    set: set.to_owned(),
+                    identities: [a.to_owned(), b.to_owned()],
+                })
+            }
+            _ => Err(format!(
+                "`{s}`: expected SET:ID=ID (a set's folder name and two of its identities)"
+            )),
+        }
+    }
+}
+
+/// Gives each `--same-hand` pair to the set it names; a name no set has is an error (a pair that
+/// silently applied to nothing would leave its trials among the impostors).
+fn attach_same_hands(specs: &mut [SetSpec], pairs: &[SameHandArg]) -> anyhow::Result<()> {
+    for pair in pairs {
+        let spec = specs
+            .iter_mut()
+            .find(|spec| spec.name == pair.set)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--same-hand {}:{}={}: no set is named {:?}",
+                    pair.set,
+                    pair.identities[0],
+                    pair.identities[1],
+                    pair.set
+                )
+            })?;
+        spec.same_hands.push(pair.identities.clone());
+    }
+    Ok(())
 }
 
 /// `--probe-poses`: 1 to the number of the gate's poses.
@@ -108,6 +164,7 @@ impl std::str::FromStr for SetArg {
             input,
             sessions,
             source: SetSource::Folder(dir),
+            same_hands: Vec::new(),
         }))
     }
 }
@@ -126,6 +183,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             input: args.input.into(),
             sessions: SessionRule::Prefix,
             source: SetSource::Folder(dir.clone()),
+            same_hands: Vec::new(),
         });
     }
     if let Some(identities) = args.synthetic {
@@ -140,8 +198,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 // Three to enrol, one probe.
                 samples: 4,
             },
+            same_hands: Vec::new(),
         });
     }
+    attach_same_hands(&mut specs, &args.same_hand)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -178,13 +238,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let on_set = |spec: &SetSpec, set: &SetEvaluation| {
         finish_bar();
+        let report = &set.evaluation.report;
         eprintln!(
             "{}: {} images, {} genuine / {} impostor pairs",
-            spec.name,
-            set.evaluation.report.images,
-            set.evaluation.report.genuine,
-            set.evaluation.report.impostor
+            spec.name, report.images, report.genuine, report.impostor
         );
+        if report.impostor_left_out > 0 {
+            eprintln!(
+                "{}: {} impostor pairs left out (one hand filed under two names, {} pairs of names)",
+                spec.name,
+                report.impostor_left_out,
+                spec.same_hands.len()
+            );
+        }
     };
     let (suite, evaluations) = eval::evaluate_suite(
         &specs,
@@ -657,6 +723,40 @@ mod tests {
             "roi,foo=1:/d",
         ] {
             assert!(bad.parse::<SetArg>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn same_hand_pairs_go_to_the_set_they_name_and_an_unknown_set_is_an_error() {
+        let mut specs = vec![
+            "roi:/d/iitd-roi-dev".parse::<SetArg>().expect("valid").0,
+            "hand:/d/coep-dev".parse::<SetArg>().expect("valid").0,
+        ];
+        let pairs: Vec<SameHandArg> = ["coep-dev:xhand1=xhand2", "coep-dev:a=b"]
+            .iter()
+            .map(|s| s.parse().expect("valid"))
+            .collect();
+        attach_same_hands(&mut specs, &pairs).expect("both sets exist");
+        assert!(specs[0].same_hands.is_empty());
+        assert_eq!(
+            specs[1].same_hands,
+            [["xhand1", "xhand2"], ["a", "b"]].map(|p| p.map(str::to_owned))
+        );
+        let unknown: SameHandArg = "tongji:a=b".parse().expect("valid");
+        let error = attach_same_hands(&mut specs, &[unknown]).expect_err("no such set");
+        assert!(
+            error.to_string().contains("no set is named \"tongji\""),
+            "{error}"
+        );
+        for bad in [
+            "coep-dev",
+            "coep-dev:a",
+            ":a=b",
+            "coep-dev:=b",
+            "coep-dev:a=",
+            "s:a=a",
+        ] {
+            assert!(bad.parse::<SameHandArg>().is_err(), "{bad}");
         }
     }
 }

@@ -64,6 +64,19 @@ impl Trials {
         }
     }
 
+    /// Leaves out the impostor trials between the two identities of each pair of `same_hand` (one
+    /// hand filed under two names in a data set: its captures are neither genuine nor impostor
+    /// trials of each other) and returns how many were left out.
+    pub fn leave_out_same_hands(&mut self, same_hand: &[[u32; 2]]) -> usize {
+        let before = self.impostor.len();
+        self.impostor.retain(|t| {
+            !same_hand
+                .iter()
+                .any(|&[a, b]| (t.probe, t.reference) == (a, b) || (t.probe, t.reference) == (b, a))
+        });
+        before - self.impostor.len()
+    }
+
     /// The same trials with only the genuine ones of the given sessions.
     pub fn with_genuine_sessions(&self, sessions: SessionPair) -> Trials {
         Trials {
@@ -618,6 +631,32 @@ mod tests {
             identity,
             session: session.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_hand_under_two_names_leaves_its_impostor_trials_both_ways_and_nothing_else() {
+        let mut trials = trials_from(
+            &[(1, 10), (2, 11)],
+            &[
+                (1, 2, 5),
+                (2, 1, 6),
+                (1, 3, 7),
+                (3, 2, 8),
+                (0, 1, 9),
+                (2, 1, 4),
+            ],
+        );
+        assert_eq!(trials.leave_out_same_hands(&[]), 0);
+        assert_eq!(trials.impostor.len(), 6);
+        assert_eq!(trials.leave_out_same_hands(&[[2, 1]]), 3);
+        let kept: Vec<(u32, u32)> = trials
+            .impostor
+            .iter()
+            .map(|t| (t.probe, t.reference))
+            .collect();
+        assert_eq!(kept, [(1, 3), (3, 2), (0, 1)]);
+        assert_eq!(trials.genuine.len(), 2, "genuine trials are not touched");
+        assert_eq!(trials.leave_out_same_hands(&[[0, 3], [1, 2]]), 0);
     }
 
     fn trials_from(genuine: &[(u32, u32)], impostor: &[(u32, u32, u32)]) -> Trials {
