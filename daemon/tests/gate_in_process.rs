@@ -441,16 +441,28 @@ async fn a_card_and_its_palm_unlock_the_door() {
 }
 
 /// The gate sends the card every pose of the probe: a card whose template is the shown hand cut
-/// turned by −5° (as an enrolment of a turned hand would be) does not match the pose found under
-/// `security`, and matches through the turned pose.
+/// turned by −7.5° (as an enrolment of a turned hand would be; between the gate's poses, so that
+/// no pose is the template itself) does not match the pose found under `security`, and matches
+/// through the pose turned by −5°.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_that_matches_only_at_a_turned_pose_is_granted() {
     let shown = palmgate_matcher::synth::hand_image(5, 1);
     let probe = extractor().extract_probe(&shown, InputKind::Hand).unwrap();
-    let turned = probe.poses[1].clone();
-    // The premise: the pose found alone is refused.
+    let enrolled_pose = palmgate_matcher::roi::Pose {
+        rotation: (-7.5f32).to_radians(),
+        offset: [0.0, 0.0],
+    };
+    let turned_roi = palmgate_matcher::roi::extract_roi_posed(&shown, &[enrolled_pose])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let turned = extractor().extract_from_roi(&turned_roi).unwrap().template;
+    // The premise: the pose found alone is refused, under the one-pose threshold (the card's
+    // for a probe of one pose) and under the one for the poses the gate sends.
     let found_alone = palmgate_matcher::compare(&probe.poses[0], &turned).unwrap();
-    assert!(!found_alone.is_match(palmgate_matcher::Profile::Security.threshold(1, 1)));
+    let security = palmgate_matcher::Profile::Security;
+    assert!(!found_alone.is_match(security.threshold(1, 1)));
+    assert!(!found_alone.is_match(security.threshold(1, probe.poses.len())));
     let mut gate = Gate::start_with(|config| {
         config.replacen("[matcher]\n", "[matcher]\nprofile = \"security\"\n", 1)
     })
