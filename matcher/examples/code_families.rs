@@ -556,6 +556,32 @@ fn parse_enrol_poses(value: &str) -> Result<Vec<Pose>, String> {
     }
 }
 
+/// Each read set's `--same-hand` pairs as identity indices; a pair naming a set that was not read
+/// or an identity the set does not have is an error (it would leave its trials among the
+/// impostors without a word).
+fn same_hand_indices(
+    sets: &[Set],
+    pairs: &[(String, String, String)],
+) -> Result<Vec<Vec<[u32; 2]>>, String> {
+    let mut indices = vec![Vec::new(); sets.len()];
+    for (set_name, a, b) in pairs {
+        let (s, set) = sets
+            .iter()
+            .enumerate()
+            .find(|(_, set)| set.name == set_name.as_str())
+            .ok_or_else(|| format!("--same-hand {set_name}:{a}={b}: no set {set_name:?} read"))?;
+        let index = |name: &String| {
+            set.names
+                .iter()
+                .position(|n| n == name)
+                .map(|i| i as u32)
+                .ok_or_else(|| format!("--same-hand: {set_name} has no identity {name:?}"))
+        };
+        indices[s].push([index(a)?, index(b)?]);
+    }
+    Ok(indices)
+}
+
 fn percent(rate: f64) -> String {
     format!("{:.3}", 100.0 * rate)
 }
@@ -563,7 +589,7 @@ fn percent(rate: f64) -> String {
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
-     [--enrol-poses x8|y8|r5] [--coarse BLOCKS]";
+     [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -650,6 +676,7 @@ fn main() -> Result<(), String> {
             eprintln!("{name}: not in {}, left out", data.display());
         }
     }
+    let same_hand_indices = same_hand_indices(&sets, &same_hands)?;
     let probes_after = probes_after.max(enrolled);
     eprintln!("{enrolled} templates enrolled, probes after the first {probes_after} captures");
     println!(
@@ -659,7 +686,7 @@ fn main() -> Result<(), String> {
     let mut validation = Vec::new();
     for &family in &families {
         let mut family_trials = Vec::new();
-        for set in &sets {
+        for (set, same_hand) in sets.iter().zip(&same_hand_indices) {
             let codes: Vec<Vec<Code>> = set
                 .cuts
                 .iter()
@@ -703,14 +730,8 @@ fn main() -> Result<(), String> {
                 probes_after,
                 distance(enrolled),
             );
-            let same = |a: u32, b: u32| {
-                let (a, b) = (&set.names[a as usize], &set.names[b as usize]);
-                same_hands.iter().any(|(name, x, y)| {
-                    name == set.name && ((x == a && y == b) || (x == b && y == a))
-                })
-            };
             let mut several = several;
-            several.impostor.retain(|t| !same(t.probe, t.reference));
+            several.leave_out_same_hands(same_hand);
             if closest > 0 {
                 let mut impostors = several.impostor.clone();
                 impostors.sort_by_key(|t| t.distance);
@@ -725,7 +746,7 @@ fn main() -> Result<(), String> {
                 }
             }
             let mut one = enrolment(set.identities, &set.keys, 1, probes_after, distance(1));
-            one.impostor.retain(|t| !same(t.probe, t.reference));
+            one.leave_out_same_hands(same_hand);
             let [several_ci, one_ci] = [&several, &one].map(|t| with_confidence(t, 200, 1, 2));
             let has_probes = !several.genuine.is_empty();
             let cell = |f: &palmgate_matcher::eval::protocol::FiguresCi, fnmr: bool| {
