@@ -174,7 +174,116 @@ fn a_hand_filed_under_two_names_is_left_out_of_the_impostors() {
             .all(|t| ![(1, 2), (2, 1)].contains(&(t.probe, t.reference)))
     );
     match evaluate(&[names("id01", "id07")]) {
-        Err(EvalError::UnknownIdentity(name)) => assert_eq!(name, "id07"),
+        Err(EvalError::UnknownIdentity {
+            set: None,
+            identity,
+        }) => assert_eq!(identity, "id07"),
         other => panic!("expected an unknown identity, got {:?}", other.map(|_| ())),
     }
+}
+
+#[test]
+fn a_suite_refuses_a_mistyped_same_hand_pair_before_it_reads_any_image() {
+    // The first set is fine; the last names an identity it does not have. Every set is listed and
+    // checked first: no image is read, no set finishes, and the error names the set.
+    let set = synthetic_set("suite-typo", 2, 2);
+    let specs = [
+        eval::SetSpec {
+            name: "folder".to_owned(),
+            input: InputKind::Roi,
+            sessions: SessionRule::Prefix,
+            source: eval::SetSource::Folder(set.0.clone()),
+            same_hands: vec![["id00".to_owned(), "id01".to_owned()]],
+        },
+        eval::SetSpec {
+            name: "made".to_owned(),
+            input: InputKind::Roi,
+            sessions: SessionRule::Prefix,
+            source: eval::SetSource::Synthetic {
+                first: 0,
+                identities: 3,
+                samples: 2,
+            },
+            same_hands: vec![["00001".to_owned(), "00009".to_owned()]],
+        },
+    ];
+    let extractor = Extractor::builtin().expect("model");
+    let images_read = std::sync::atomic::AtomicUsize::new(0);
+    let sets_done = std::sync::atomic::AtomicUsize::new(0);
+    let result = eval::evaluate_suite(
+        &specs,
+        &extractor,
+        1,
+        1,
+        &|_: &str, _: usize, _: usize| {
+            images_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        },
+        &|_, _| {
+            sets_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        },
+    );
+    let error = result.map(|_| ()).expect_err("00009 is not in the set");
+    assert_eq!(
+        error.to_string(),
+        "same hand: set made has no identity \"00009\""
+    );
+    assert!(matches!(
+        error,
+        EvalError::UnknownIdentity { set: Some(ref name), ref identity }
+            if name == "made" && identity == "00009"
+    ));
+    assert_eq!(images_read.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(sets_done.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_calibrated_threshold_names_the_set_whose_impostors_bound_it() {
+    // 6 palms × 4 captures: 240 impostor pairs, enough for 1e-2 and not for 1e-3; 2 × 2: 4 pairs,
+    // too few for any target, so never the binding set.
+    let synthetic = |name: &str, identities: u64, samples: u64| eval::SetSpec {
+        name: name.to_owned(),
+        input: InputKind::Roi,
+        sessions: SessionRule::Prefix,
+        source: eval::SetSource::Synthetic {
+            first: 0,
+            identities,
+            samples,
+        },
+        same_hands: Vec::new(),
+    };
+    let specs = [synthetic("few", 2, 2), synthetic("wide", 6, 4)];
+    let extractor = Extractor::builtin().expect("model");
+    let (suite, _) = eval::evaluate_suite(
+        &specs,
+        &extractor,
+        1,
+        2,
+        &|_: &str, _: usize, _: usize| {},
+        &|_, _| {},
+    )
+    .expect("evaluate");
+    let wide = &suite.sets[1];
+    assert_eq!(wide.report.impostor, 240);
+    let one_template = |profile: &str| {
+        suite
+            .calibrated
+            .iter()
+            .find(|c| c.profile == profile && c.enrolled == 1)
+            .expect("every profile is calibrated")
+    };
+    let convenience = one_template("convenience");
+    assert!(convenience.q16.is_some());
+    assert_eq!(convenience.bound_by.as_deref(), Some("wide"));
+    assert_eq!(convenience.bound_by_impostors, Some(240));
+    for strict in ["balanced", "security"] {
+        let c = one_template(strict);
+        assert_eq!(
+            (c.q16, c.bound_by.as_deref(), c.bound_by_impostors),
+            (None, None, None),
+            "{strict}: 240 trials cannot measure it"
+        );
+    }
+    let json = serde_json::to_value(convenience).expect("serialise");
+    assert_eq!(json["bound_by"], "wide");
+    assert_eq!(json["bound_by_impostors"], 240);
 }

@@ -392,7 +392,7 @@ fn print_tables(suite: &SuiteReport) {
             c.q16.map_or_else(
                 || "no set large enough".to_owned(),
                 |q| format!("{q} (Q16) = {:.4}", f64::from(q) / 65536.0)
-            )
+            ) + &binding(c)
         );
     }
     println!();
@@ -404,6 +404,18 @@ fn print_tables(suite: &SuiteReport) {
             .map(|o| format!("{}: {}", o.profile, cell(o)))
             .collect();
         println!("  {}: {}", set.name, cells.join("; "));
+    }
+}
+
+/// `, bound by SET (N impostor trials, at most M allowed at or below)`: which set's tail decided a
+/// calibrated threshold, and on how few trials.
+fn binding(c: &eval::CalibratedThreshold) -> String {
+    match (&c.bound_by, c.bound_by_impostors) {
+        (Some(set), Some(impostors)) => format!(
+            ", bound by {set} ({impostors} impostor trials, at most {} allowed at or below)",
+            (c.target_fmr * impostors as f64).floor()
+        ),
+        _ => String::new(),
     }
 }
 
@@ -724,6 +736,24 @@ mod tests {
         ] {
             assert!(bad.parse::<SetArg>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_calibrated_threshold_says_which_set_bound_it_and_on_how_many_trials() {
+        let calibrated =
+            |bound_by: Option<&str>, impostors: Option<u64>| eval::CalibratedThreshold {
+                profile: "balanced".to_owned(),
+                enrolled: 3,
+                target_fmr: 1e-3,
+                q16: Some(24_733),
+                bound_by: bound_by.map(str::to_owned),
+                bound_by_impostors: impostors,
+            };
+        assert_eq!(
+            binding(&calibrated(Some("coep-dev"), Some(23_680))),
+            ", bound by coep-dev (23680 impostor trials, at most 23 allowed at or below)"
+        );
+        assert_eq!(binding(&calibrated(None, None)), "");
     }
 
     #[test]

@@ -49,8 +49,13 @@ pub enum EvalError {
     #[error("{0}")]
     NotEnoughData(String),
     /// A pair of identities said to be one hand names an identity the set does not have.
-    #[error("same hand: the set has no identity {0:?}")]
-    UnknownIdentity(String),
+    #[error("same hand: {} has no identity {identity:?}", set.as_deref().map_or_else(|| "the set".to_owned(), |name| format!("set {name}")))]
+    UnknownIdentity {
+        /// The set's name, where the caller knows it ([`evaluate_suite`] does).
+        set: Option<String>,
+        /// The identity named.
+        identity: String,
+    },
 }
 
 /// One image of the data set.
@@ -528,6 +533,37 @@ pub struct Cutting<'a> {
     pub poses: &'a [Pose],
 }
 
+/// The identities of `samples`, sorted: an identity's index in the trials is its place here.
+fn identity_names(samples: &[Sample]) -> Vec<&str> {
+    samples
+        .iter()
+        .map(|s| s.identity.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The indices (in `identities`) of each pair of `same_hands`; a name the set does not have is an
+/// error, so that a mistyped pair never silently applies to nothing.
+fn same_hand_indices(
+    identities: &[&str],
+    same_hands: &[[String; 2]],
+) -> Result<Vec<[u32; 2]>, EvalError> {
+    let index_of = |name: &String| {
+        identities
+            .binary_search(&name.as_str())
+            .map(|i| i as u32)
+            .map_err(|_| EvalError::UnknownIdentity {
+                set: None,
+                identity: name.clone(),
+            })
+    };
+    same_hands
+        .iter()
+        .map(|[a, b]| Ok([index_of(a)?, index_of(b)?]))
+        .collect()
+}
+
 /// [`evaluate`] with any image source and session rule, keeping the trials of both protocols;
 /// the impostor trials between the two identities of each pair of `same_hands` are left out
 /// ([`SetSpec::same_hands`]).
@@ -545,28 +581,14 @@ pub fn evaluate_set(
         input,
         poses,
     } = cutting;
-    let identities: Vec<&str> = samples
-        .iter()
-        .map(|s| s.identity.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let identities = identity_names(samples);
     if identities.len() < 2 {
         return Err(EvalError::NotEnoughData(format!(
             "need at least two identities, found {}",
             identities.len()
         )));
     }
-    let index_of = |name: &String| {
-        identities
-            .binary_search(&name.as_str())
-            .map(|i| i as u32)
-            .map_err(|_| EvalError::UnknownIdentity(name.clone()))
-    };
-    let same_hands: Vec<[u32; 2]> = same_hands
-        .iter()
-        .map(|[a, b]| Ok([index_of(a)?, index_of(b)?]))
-        .collect::<Result<_, EvalError>>()?;
+    let same_hands = same_hand_indices(&identities, same_hands)?;
     let total = samples.len();
     let results = extract_all(samples, load, extractor, input, poses, threads, progress);
 
@@ -746,6 +768,12 @@ pub struct CalibratedThreshold {
     pub target_fmr: f64,
     /// Calibrated threshold, Q16 (`None`: no set large enough for the target).
     pub q16: Option<u32>,
+    /// The set whose impostor tail decided the threshold ([`protocol::calibrate_bound`]).
+    #[serde(default)]
+    pub bound_by: Option<String>,
+    /// That set's impostor trials: at most `target_fmr` of them compare at or below the threshold.
+    #[serde(default)]
+    pub bound_by_impostors: Option<u64>,
 }
 
 /// The suite's outcome.
@@ -785,6 +813,23 @@ fn synthetic_loader(input: InputKind) -> impl Fn(&Sample) -> Result<image::Dynam
     }
 }
 
+/// `error` with the name of the set it is about.
+fn named(spec: &SetSpec, error: EvalError) -> EvalError {
+    match error {
+        EvalError::NotEnoughData(why) => {
+            EvalError::NotEnoughData(format!("set {}: {why}", spec.name))
+        }
+        EvalError::UnknownIdentity {
+            set: None,
+            identity,
+        } => EvalError::UnknownIdentity {
+            set: Some(spec.name.clone()),
+            identity,
+        },
+        other => other,
+    }
+}
+
 /// Evaluates every set; calibrates the profiles on the pooled sets with identity-disjoint folds.
 /// `on_set` is called as each set finishes (for progress output).
 pub fn evaluate_suite(
@@ -801,11 +846,27 @@ pub fn evaluate_suite(
         let poses = probe_poses(spec.input);
         &poses[..pose_limit.clamp(1, poses.len())]
     };
+    // Every set is listed and its same-hand pairs checked before any image is read: a mistyped
+    // pair of the last set must not fail after the first sets' extraction (minutes each).
+    let mut listed = Vec::with_capacity(specs.len());
     for spec in specs {
+        let samples = match &spec.source {
+            SetSource::Folder(dir) => scan(dir)?,
+            SetSource::Synthetic {
+                first,
+                identities,
+                samples,
+            } => synthetic_samples(*first, *identities, *samples),
+        };
+        same_hand_indices(&identity_names(&samples), &spec.same_hands)
+            .map_err(|e| named(spec, e))?;
+        listed.push(samples);
+    }
+    for (spec, samples) in specs.iter().zip(&listed) {
         let poses = poses_of(spec);
         let evaluation = match &spec.source {
-            SetSource::Folder(dir) => evaluate_set(
-                &scan(dir)?,
+            SetSource::Folder(_) => evaluate_set(
+                samples,
                 &load_file,
                 spec.sessions,
                 Cutting {
@@ -817,12 +878,8 @@ pub fn evaluate_suite(
                 threads,
                 progress,
             ),
-            SetSource::Synthetic {
-                first,
-                identities,
+            SetSource::Synthetic { .. } => evaluate_set(
                 samples,
-            } => evaluate_set(
-                &synthetic_samples(*first, *identities, *samples),
                 &synthetic_loader(spec.input),
                 spec.sessions,
                 Cutting {
@@ -835,12 +892,7 @@ pub fn evaluate_suite(
                 progress,
             ),
         }
-        .map_err(|e| match e {
-            EvalError::NotEnoughData(why) => {
-                EvalError::NotEnoughData(format!("set {}: {why}", spec.name))
-            }
-            other => other,
-        })?;
+        .map_err(|e| named(spec, e))?;
         on_set(spec, &evaluation);
         evaluations.push(evaluation);
     }
@@ -874,11 +926,14 @@ pub fn evaluate_suite(
         };
         let histograms: Vec<protocol::Histogram> = evaluations.iter().map(pick).collect();
         for profile in Profile::ALL {
+            let bound = protocol::calibrate_bound(&histograms, profile.target_fmr());
             calibrated.push(CalibratedThreshold {
                 profile: profile.name().to_owned(),
                 enrolled,
                 target_fmr: profile.target_fmr(),
-                q16: protocol::calibrate(&histograms, profile.target_fmr()),
+                q16: bound.map(|(_, threshold)| threshold),
+                bound_by: bound.map(|(set, _)| specs[set].name.clone()),
+                bound_by_impostors: bound.map(|(set, _)| histograms[set].impostors()),
             });
         }
     }

@@ -154,6 +154,11 @@ impl Histogram {
         })
     }
 
+    /// Impostor trials counted (weighted).
+    pub fn impostors(&self) -> u64 {
+        self.impostor_total
+    }
+
     /// Equal error rate: the mean of FMR and FNMR where they are closest (1.0 when empty).
     pub fn eer(&self) -> f64 {
         if self.genuine_total == 0 || self.impostor_total == 0 {
@@ -547,10 +552,18 @@ pub struct ProfileOutcome {
 /// large enough to measure the target (at least `1 / target` impostor trials) stays at or below
 /// it. `None` when no set is large enough.
 pub fn calibrate(sets: &[Histogram], target: f64) -> Option<u32> {
+    calibrate_bound(sets, target).map(|(_, threshold)| threshold)
+}
+
+/// [`calibrate`], with the index of the set that bound the threshold (the first of equals): the
+/// one whose impostor tail decided it, which a reviewer needs to see — a set with barely
+/// `1 / target` trials decides on one or two of them.
+pub fn calibrate_bound(sets: &[Histogram], target: f64) -> Option<(usize, u32)> {
     sets.iter()
-        .filter(|h| h.impostor_total as f64 * target >= 1.0)
-        .filter_map(|h| h.threshold_at_fmr(target))
-        .min()
+        .enumerate()
+        .filter(|(_, h)| h.impostor_total as f64 * target >= 1.0)
+        .filter_map(|(i, h)| h.threshold_at_fmr(target).map(|t| (i, t)))
+        .min_by_key(|&(_, threshold)| threshold)
 }
 
 /// K-fold validation of a calibration: for each fold `f`, thresholds at each target are
@@ -855,5 +868,25 @@ mod tests {
             "too few impostors for 1e-3"
         );
         assert_eq!(calibrate(&[trials.histogram()], 0.2), Some(99));
+    }
+
+    #[test]
+    fn calibration_names_the_set_that_bound_it_and_ignores_sets_too_small_to_measure() {
+        // Ten impostors each: at 0.1 one may match. Set 0 allows up to 299, set 1 up to 199, set
+        // 2 has the closest impostors but only five trials (fewer than 1 / 0.1): it cannot say.
+        let far: Vec<(u32, u32, u32)> = (0..10).map(|i| (0, 1, 200 + 100 * i)).collect();
+        let near: Vec<(u32, u32, u32)> = (0..10).map(|i| (0, 1, 100 + 100 * i)).collect();
+        let thin: Vec<(u32, u32, u32)> = (0..5).map(|_| (0, 1, 10)).collect();
+        let sets = [
+            trials_from(&[], &far).histogram(),
+            trials_from(&[], &near).histogram(),
+            trials_from(&[], &thin).histogram(),
+        ];
+        assert_eq!(calibrate_bound(&sets, 0.1), Some((1, 199)));
+        assert_eq!(calibrate(&sets, 0.1), Some(199));
+        // Two sets binding alike: the first is named.
+        let tie = [sets[1].clone(), sets[1].clone()];
+        assert_eq!(calibrate_bound(&tie, 0.1), Some((0, 199)));
+        assert_eq!(calibrate_bound(&sets[2..], 0.1), None);
     }
 }
