@@ -18,7 +18,8 @@
 //! Options (for the IITD alignment study in `docs/matcher.md`, "IITD: what else was tried"):
 //! `--sets NAME,…` (default every set above; the profile calibration pools the sets read),
 //! `--codes competitive,signs,both` (default all three), `--max-shift N` (cells, default the
-//! card's 2), `--overlap-norm N0` (Daugman's normalisation of a distance by the cells compared:
+//! card's 2), `--max-shift-y N` (rows only, along the palm; columns keep `--max-shift`),
+//! `--overlap-norm N0` (Daugman's normalisation of a distance by the cells compared:
 //! `0.5 − (0.5 − d)·√(compared / N0)`), `--area-reach R` (pixel-to-area: a probe cell's mismatch is
 //! the least over the reference cells within `R` cells of its place), `--enrolled N` (templates
 //! per hand, default the product's 3) and `--probes-after M` (genuine probes are the captures
@@ -258,6 +259,7 @@ impl Code {
             return self.distance_to_area(reference, variant);
         }
         let shift = variant.max_shift;
+        let shift_y = variant.max_shift_y.unwrap_or(shift);
         let mut centres = vec![(0, 0)];
         if variant.coarse > 0 {
             let (cx, cy) = self.coarse_shift(reference, variant.coarse);
@@ -265,7 +267,7 @@ impl Code {
         }
         let mut best = 1u32 << 16;
         for (cx, cy) in centres {
-            for dy in cy - shift..=cy + shift {
+            for dy in cy - shift_y..=cy + shift_y {
                 for dx in cx - shift..=cx + shift {
                     let (compared, mismatched) = shifted(
                         (&self.planes, &self.mask),
@@ -335,6 +337,8 @@ impl Code {
 #[derive(Debug, Clone, Copy)]
 struct Variant {
     max_shift: i32,
+    /// `--max-shift-y N`: rows searched (along the palm), where it differs from `max_shift`.
+    max_shift_y: Option<i32>,
     overlap_norm: Option<f64>,
     area_reach: i32,
     /// `--coarse R`: the fine search also runs around the best coarse shift within ±R blocks.
@@ -587,7 +591,7 @@ fn percent(rate: f64) -> String {
 }
 
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
-     [--codes competitive,signs,both] [--max-shift CELLS] [--overlap-norm CELLS] \
+     [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
      [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID]";
 
@@ -598,6 +602,7 @@ fn main() -> Result<(), String> {
     let mut only: Option<Vec<String>> = None;
     let mut variant = Variant {
         max_shift: MAX_SHIFT,
+        max_shift_y: None,
         overlap_norm: None,
         area_reach: 0,
         coarse: 0,
@@ -630,6 +635,7 @@ fn main() -> Result<(), String> {
             }
             "--sets" => only = Some(value.split(',').map(str::to_owned).collect()),
             "--max-shift" => variant.max_shift = i32::from(number()?),
+            "--max-shift-y" => variant.max_shift_y = Some(i32::from(number()?)),
             "--overlap-norm" => variant.overlap_norm = Some(f64::from(number()?)),
             "--area-reach" => variant.area_reach = i32::from(number()?),
             "--coarse" => variant.coarse = i32::from(number()?).min(5),
