@@ -19,7 +19,8 @@
 //! `--sets NAME,…` (default every set above; the profile calibration pools the sets read),
 //! `--codes competitive,signs,both` (default all three), `--max-shift N` (cells, default the
 //! card's 2), `--max-shift-y N` (rows only, along the palm; columns keep `--max-shift`),
-//! `--overlap-norm N0` (Daugman's normalisation of a distance by the cells compared:
+//! `--station 1` (the enrolment station's check on each hand's first three captures under four
+//! rules, to stderr), `--overlap-norm N0` (Daugman's normalisation of a distance by the cells compared:
 //! `0.5 − (0.5 − d)·√(compared / N0)`), `--area-reach R` (pixel-to-area: a probe cell's mismatch is
 //! the least over the reference cells within `R` cells of its place), `--enrolled N` (templates
 //! per hand, default the product's 3) and `--probes-after M` (genuine probes are the captures
@@ -333,6 +334,54 @@ impl Code {
     }
 }
 
+/// `--station 1`: the enrolment station's check on each hand's first three captures, by four
+/// rules: every pair must match or the captures need only be connected by matching pairs (two of
+/// the three), each comparison at the pose found or with the later capture at its kind's poses
+/// (as a card compares a probe). Hands refused per profile, to stderr.
+fn print_station(set: &Set, codes: &[Vec<Code>], variant: &Variant) {
+    let roles =
+        palmgate_matcher::eval::protocol::EnrolmentRoles::new(set.identities, &set.keys, 3, 3);
+    let hands: Vec<&Vec<usize>> = roles.references.iter().filter(|r| r.len() == 3).collect();
+    for posed in [false, true] {
+        let poses = if posed {
+            codes.first().map_or(1, Vec::len).max(1)
+        } else {
+            1
+        };
+        for profile in palmgate_matcher::Profile::ALL {
+            let threshold = profile.threshold(1, if posed { poses } else { 1 }).q16();
+            let (mut all_refused, mut connected_refused) = (0, 0);
+            for hand in &hands {
+                let mut matching = 0;
+                for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+                    let (reference, probe) = (&codes[hand[a]][0], &codes[hand[b]]);
+                    let distance = if posed {
+                        probe
+                            .iter()
+                            .map(|p| p.distance(reference, variant))
+                            .min()
+                            .unwrap_or(1 << 16)
+                    } else {
+                        probe[0].distance(reference, variant)
+                    };
+                    matching += usize::from(distance <= threshold);
+                }
+                all_refused += usize::from(matching < 3);
+                connected_refused += usize::from(matching < 2);
+            }
+            eprintln!(
+                "station {}: {} pose(s), {}: every pair refuses {} of {}, connected refuses {}",
+                set.name,
+                if posed { "the kind's" } else { "one" },
+                profile.name(),
+                all_refused,
+                hands.len(),
+                connected_refused
+            );
+        }
+    }
+}
+
 /// How the study compares two codes (the product: `max_shift` 2, no normalisation, reach 0).
 #[derive(Debug, Clone, Copy)]
 struct Variant {
@@ -593,7 +642,7 @@ fn percent(rate: f64) -> String {
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
-     [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID]";
+     [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -613,6 +662,7 @@ fn main() -> Result<(), String> {
     let mut probes_after = 3usize;
     let mut enrol_poses: Vec<Pose> = Vec::new();
     let mut closest = 0usize;
+    let mut station = false;
     let mut same_hands: Vec<(String, String, String)> = Vec::new();
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -651,6 +701,7 @@ fn main() -> Result<(), String> {
             "--probes-after" => probes_after = usize::from(number()?),
             "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
             "--closest" => closest = usize::from(number()?),
+            "--station" => station = value == "1",
             "--same-hand" => {
                 let bad = || format!("--same-hand {value}: SET:ID=ID");
                 let (set, pair) = value.split_once(':').ok_or_else(bad)?;
@@ -711,6 +762,9 @@ fn main() -> Result<(), String> {
                         .collect()
                 })
                 .collect();
+            if station && matches!(family, Family::Competitive) {
+                print_station(set, &codes, &variant);
+            }
             let rank = capture_ranks(&set.keys);
             // The reference (an identity's `rank`-th capture) at the rank's enrol pose, the
             // first as found; the probe at every pose.

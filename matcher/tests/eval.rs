@@ -286,4 +286,17 @@ fn a_calibrated_threshold_names_the_set_whose_impostors_bound_it() {
     let json = serde_json::to_value(convenience).expect("serialise");
     assert_eq!(json["bound_by"], "wide");
     assert_eq!(json["bound_by_impostors"], 240);
+
+    // The enrolment station's check: every hand of "wide" has three captures, none of "few".
+    let station = &wide.enrolment_station;
+    let names: Vec<&str> = station.iter().map(|o| o.profile.as_str()).collect();
+    assert_eq!(names, ["convenience", "balanced", "security"]);
+    assert!(station.iter().all(|o| o.hands == 6 && o.refused <= 6));
+    assert!(
+        station.windows(2).all(|w| w[0].refused <= w[1].refused),
+        "a stricter profile never refuses fewer hands: {station:?}"
+    );
+    assert!(suite.sets[0].enrolment_station.iter().all(|o| o.hands == 0));
+    let json = serde_json::to_value(wide).expect("serialise");
+    assert_eq!(json["enrolment_station"][1]["hands"], 6);
 }

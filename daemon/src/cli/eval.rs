@@ -405,6 +405,34 @@ fn print_tables(suite: &SuiteReport) {
             .collect();
         println!("  {}: {}", set.name, cells.join("; "));
     }
+    println!();
+    println!(
+        "Enrolment station: hands whose first three captures do not all match each other (`palmgate enrol --profile P` refuses them; one-template, one-pose threshold):"
+    );
+    for set in &suite.sets {
+        println!("  {}: {}", set.name, station_cells(&set.enrolment_station));
+    }
+}
+
+/// `balanced 2 of 130 (1.538 %); …`, or a dash when no hand has three captures.
+fn station_cells(outcomes: &[eval::StationOutcome]) -> String {
+    if outcomes.iter().all(|o| o.hands == 0) {
+        return "– (no hand with three usable captures)".to_owned();
+    }
+    outcomes
+        .iter()
+        .map(|o| {
+            format!(
+                "{} ({:.4}) {} of {} ({:.3} %)",
+                o.profile,
+                f64::from(o.threshold_q16) / 65536.0,
+                o.refused,
+                o.hands,
+                o.rate * 100.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `, bound by SET (N impostor trials, at most M allowed at or below)`: which set's tail decided a

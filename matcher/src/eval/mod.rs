@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::compare::compare_posed;
+use crate::compare::{Comparison, compare, compare_posed};
 use crate::extract::{ExtractError, Extractor, InputKind, probe_poses};
 use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile};
 use crate::roi::Pose;
@@ -495,6 +495,11 @@ pub struct SetEvaluation {
     pub all_pairs: Trials,
     /// Enrolment with one template and with [`MAX_ENROLLED_TEMPLATES`], on the same probes.
     pub enrolment: [Trials; 2],
+    /// The enrolment station's check, per identity with at least [`MAX_ENROLLED_TEMPLATES`]
+    /// captures: its first ones (the templates the enrolment protocol enrols) compared with each
+    /// other at the pose found, as `palmgate enrol` compares a hand's captures before it writes
+    /// them (`None`: two of them could not be compared at all).
+    pub station: Vec<Option<Vec<Comparison>>>,
 }
 
 /// Extracts every sample (on `threads` threads) and makes every genuine and impostor comparison.
@@ -639,6 +644,7 @@ pub fn evaluate_set(
         trials.leave_out_same_hands(&same_hands);
         trials
     });
+    let station = station_checks(identities.len(), &keys, &templates);
     if all_pairs.genuine.is_empty() {
         return Err(EvalError::NotEnoughData(
             "no identity has two usable images".into(),
@@ -680,7 +686,65 @@ pub fn evaluate_set(
         },
         all_pairs,
         enrolment,
+        station,
     })
+}
+
+/// [`SetEvaluation::station`]: every pair of each identity's first [`MAX_ENROLLED_TEMPLATES`]
+/// captures, each at the pose found (`templates[i][0]`).
+fn station_checks(
+    identities: usize,
+    keys: &[SampleKey],
+    templates: &[Vec<Template>],
+) -> Vec<Option<Vec<Comparison>>> {
+    let roles = protocol::EnrolmentRoles::new(
+        identities,
+        keys,
+        MAX_ENROLLED_TEMPLATES,
+        MAX_ENROLLED_TEMPLATES,
+    );
+    roles
+        .references
+        .iter()
+        .filter(|captures| captures.len() == MAX_ENROLLED_TEMPLATES)
+        .map(|captures| {
+            let found = |i: usize| templates.get(captures[i]).and_then(|t| t.first());
+            let mut pairs = Vec::new();
+            for a in 0..captures.len() {
+                for b in a + 1..captures.len() {
+                    pairs.push(compare(found(a)?, found(b)?).ok()?);
+                }
+            }
+            Some(pairs)
+        })
+        .collect()
+}
+
+/// How many hands the enrolment station would refuse under each profile: a hand is refused when
+/// any pair of its captures does not match under the profile's one-template, one-pose threshold
+/// (what `palmgate enrol --profile` compares with).
+fn station_outcomes(station: &[Option<Vec<Comparison>>]) -> Vec<StationOutcome> {
+    Profile::ALL
+        .iter()
+        .map(|profile| {
+            let threshold = profile.threshold(1, 1);
+            let refused = station
+                .iter()
+                .filter(|pairs| {
+                    pairs
+                        .as_ref()
+                        .is_none_or(|pairs| pairs.iter().any(|c| !c.is_match(threshold)))
+                })
+                .count();
+            StationOutcome {
+                profile: profile.name().to_owned(),
+                threshold_q16: threshold.q16(),
+                hands: station.len(),
+                refused,
+                rate: rate(refused, station.len()),
+            }
+        })
+        .collect()
 }
 
 /// Where a set's images come from.
@@ -755,6 +819,26 @@ pub struct SetReport {
     /// The shipped [`Profile`] thresholds applied to every trial of the set (all pairs with one
     /// template, enrolment with three).
     pub shipped_profiles: Vec<ProfileOutcome>,
+    /// The enrolment station's check on the hands the enrolment protocol enrols: how many it
+    /// would refuse under each profile ([`SetEvaluation::station`]).
+    #[serde(default)]
+    pub enrolment_station: Vec<StationOutcome>,
+}
+
+/// The enrolment station's refusals under one profile: hands whose first captures do not all
+/// match each other (a failure to enrol at the first series of captures).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StationOutcome {
+    /// Profile name (`palmgate enrol --profile`).
+    pub profile: String,
+    /// The threshold the station compares with: the profile's one-template, one-pose value.
+    pub threshold_q16: u32,
+    /// Hands checked (identities with at least [`MAX_ENROLLED_TEMPLATES`] usable captures).
+    pub hands: usize,
+    /// Hands refused.
+    pub refused: usize,
+    /// `refused / hands`.
+    pub rate: f64,
 }
 
 /// A threshold calibrated on every set of the suite.
@@ -987,6 +1071,7 @@ pub fn evaluate_suite(
             profiles_1: profiles_1[s].clone(),
             profiles_3: profiles_3[s].clone(),
             shipped_profiles,
+            enrolment_station: station_outcomes(&e.station),
         });
     }
     Ok((SuiteReport { sets, calibrated }, evaluations))
@@ -1053,6 +1138,68 @@ mod tests {
             .distance_q16();
         assert_eq!(late[&(4, 3)], 0);
         assert!(swapped > 0, "{swapped}");
+    }
+
+    #[test]
+    fn the_station_refuses_a_hand_whose_first_captures_disagree_and_checks_only_full_hands() {
+        // Identity 0: three captures of one hand (and a fourth, a stranger's, never checked);
+        // identity 1: its third capture a stranger's; identity 2: two captures, not checked;
+        // identity 3: a capture that gave no template at the pose found.
+        // A stranger: orientations from a pseudo-random sequence (far from any `template`).
+        let stranger = {
+            let mut state = 0x2545_f491_u32;
+            let orientations: [u8; CELLS] = std::array::from_fn(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((state >> 24) % 6) as u8
+            });
+            Template::from_cells(&orientations, &[true; CELLS]).expect("template")
+        };
+        let same = || vec![template(1)];
+        let templates: Vec<Vec<Template>> = vec![
+            same(),
+            same(),
+            same(),
+            vec![template(7)],
+            vec![template(3)],
+            vec![template(3)],
+            vec![stranger],
+            same(),
+            same(),
+            vec![template(5)],
+            vec![template(5)],
+            Vec::new(),
+        ];
+        let identity_of = [0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3];
+        let keys: Vec<SampleKey> = identity_of
+            .iter()
+            .map(|&identity| SampleKey {
+                identity,
+                session: None,
+            })
+            .collect();
+        let station = station_checks(4, &keys, &templates);
+        let far = station[1].as_ref().map(|pairs| pairs[1].distance_q16());
+        assert!(
+            far > Some(Profile::Convenience.threshold(1, 1).q16()),
+            "{far:?}"
+        );
+        assert_eq!(station.len(), 3, "identity 2 has two captures");
+        assert_eq!(station[0].as_ref().map(Vec::len), Some(3));
+        assert!(station[2].is_none(), "a missing template is not a pass");
+        let outcomes = station_outcomes(&station);
+        assert_eq!(outcomes.len(), Profile::ALL.len());
+        for (outcome, profile) in outcomes.iter().zip(Profile::ALL) {
+            assert_eq!(outcome.profile, profile.name());
+            assert_eq!(outcome.threshold_q16, profile.threshold(1, 1).q16());
+            // Identity 1 (a stranger's capture) and identity 3 (not comparable); identity 0 passes.
+            assert_eq!(
+                (outcome.refused, outcome.hands),
+                (2, 3),
+                "{}",
+                outcome.profile
+            );
+            assert!((outcome.rate - 2.0 / 3.0).abs() < 1e-12);
+        }
     }
 
     #[test]
