@@ -337,7 +337,8 @@ impl Code {
 /// `--station 1`: the enrolment station's check on each hand's first three captures, by four
 /// rules: every pair must match or the captures need only be connected by matching pairs (two of
 /// the three), each comparison at the pose found or with the later capture at its kind's poses
-/// (as a card compares a probe). Hands refused per profile, to stderr.
+/// (as a card compares a probe); and a fifth, three captures that all match among the first 4, 5
+/// or 6. Hands refused per profile, to stderr.
 fn print_station(set: &Set, codes: &[Vec<Code>], variant: &Variant) {
     let roles =
         palmgate_matcher::eval::protocol::EnrolmentRoles::new(set.identities, &set.keys, 3, 3);
@@ -350,25 +351,65 @@ fn print_station(set: &Set, codes: &[Vec<Code>], variant: &Variant) {
         };
         for profile in palmgate_matcher::Profile::ALL {
             let threshold = profile.threshold(1, if posed { poses } else { 1 }).q16();
+            // Capture `b` (at its poses, or as found) against capture `a` as found.
+            let matches = |a: usize, b: usize| {
+                let (reference, probe) = (&codes[a][0], &codes[b]);
+                let distance = if posed {
+                    probe
+                        .iter()
+                        .map(|p| p.distance(reference, variant))
+                        .min()
+                        .unwrap_or(1 << 16)
+                } else {
+                    probe[0].distance(reference, variant)
+                };
+                distance <= threshold
+            };
             let (mut all_refused, mut connected_refused) = (0, 0);
             for hand in &hands {
                 let mut matching = 0;
                 for (a, b) in [(0, 1), (0, 2), (1, 2)] {
-                    let (reference, probe) = (&codes[hand[a]][0], &codes[hand[b]]);
-                    let distance = if posed {
-                        probe
-                            .iter()
-                            .map(|p| p.distance(reference, variant))
-                            .min()
-                            .unwrap_or(1 << 16)
-                    } else {
-                        probe[0].distance(reference, variant)
-                    };
-                    matching += usize::from(distance <= threshold);
+                    matching += usize::from(matches(hand[a], hand[b]));
                 }
                 all_refused += usize::from(matching < 3);
                 connected_refused += usize::from(matching < 2);
             }
+            // A station that, when the three disagree, asks for more captures (up to `k`) and
+            // enrols three that all match each other: hands with no such three among their
+            // first `k` captures (hands with at least `k` captures).
+            let mut retry = Vec::new();
+            for k in [4usize, 5, 6] {
+                let roles = palmgate_matcher::eval::protocol::EnrolmentRoles::new(
+                    set.identities,
+                    &set.keys,
+                    k,
+                    k,
+                );
+                let full: Vec<&Vec<usize>> =
+                    roles.references.iter().filter(|r| r.len() == k).collect();
+                let refused = full
+                    .iter()
+                    .filter(|hand| {
+                        !(0..k).any(|a| {
+                            (a + 1..k).any(|b| {
+                                (b + 1..k).any(|c| {
+                                    matches(hand[a], hand[b])
+                                        && matches(hand[a], hand[c])
+                                        && matches(hand[b], hand[c])
+                                })
+                            })
+                        })
+                    })
+                    .count();
+                retry.push(format!("{k} captures: {refused} of {}", full.len()));
+            }
+            eprintln!(
+                "station {}: {} pose(s), {}: three agreeing among the first {}",
+                set.name,
+                if posed { "the kind's" } else { "one" },
+                profile.name(),
+                retry.join(", ")
+            );
             eprintln!(
                 "station {}: {} pose(s), {}: every pair refuses {} of {}, connected refuses {}",
                 set.name,
