@@ -417,10 +417,11 @@ fn captures_that_do_not_match_each_other_are_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let station = Station::new(dir.path());
     let _card = VirtualCard::insert(&dir.path().join("card.state"));
-    // Two people in turn: identity 0, identity 1, identity 0, …
+    // Two people in turn: identity 0, identity 1, identity 0, … With no extra captures the
+    // first three are the series (with extra captures, identity 0's 1, 3 and 5 would agree).
     let link = dir.path().join("sensor");
     let _sim = simulator(&link, &["--synthetic", "2"]);
-    let output = station.enrol(&link, &["--consent-confirmed"]);
+    let output = station.enrol(&link, &["--consent-confirmed", "--extra-captures", "0"]);
     assert_eq!(output.status.code(), Some(1));
     let err = text(&output.stderr);
     assert!(
@@ -440,6 +441,41 @@ fn captures_that_do_not_match_each_other_are_refused_and_nothing_is_written() {
     assert!(info.contains("state: factory"), "{info}");
     assert!(info.contains("slots: 0 of"), "{info}");
     assert!(station.audit_lines().is_empty());
+}
+
+#[test]
+fn a_series_that_disagrees_asks_for_extra_captures_and_enrols_three_that_agree() {
+    let _lock = reader_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let station = Station::new(dir.path());
+    let _card = VirtualCard::insert(&dir.path().join("card.state"));
+    // Two people in turn (0, 1, 0, 1, 0, …): captures 1–3 disagree, the first extra (identity 1)
+    // does not help, the second (identity 0) completes 1, 3 and 5, which are enrolled (whether
+    // the verification capture after them is identity 0's or 1's is the simulator's timing).
+    let link = dir.path().join("sensor");
+    let _sim = simulator(&link, &["--synthetic", "2"]);
+    let output = station.enrol(&link, &["--consent-confirmed"]);
+    let out = text(&output.stdout);
+    let err = text(&output.stderr);
+    assert!(
+        out.contains("the captures do not match each other: capture 1 and capture 2"),
+        "{out}\n{err}"
+    );
+    assert!(out.contains("(extra capture 1 of 2)"), "{out}");
+    assert!(out.contains("(extra capture 2 of 2)"), "{out}");
+    assert!(out.contains("hand: 3 pairs match"), "{out}");
+    let info = station.card_info();
+    assert!(info.contains("slots: 3 of 4 used"), "{info}");
+    let completed = station
+        .audit_lines()
+        .into_iter()
+        .find(|line| line["kind"] == "enrol.completed")
+        .unwrap_or_else(|| panic!("no enrol.completed: {err}"));
+    assert_eq!(
+        completed["slots"].as_array().map(Vec::len),
+        Some(3),
+        "{completed}"
+    );
 }
 
 #[test]

@@ -47,9 +47,13 @@ pub struct EnrolArgs {
     /// and proves the enrolment authority.
     #[arg(long, value_name = "DIR")]
     issuer: PathBuf,
-    /// Accepted captures per hand; every pair must match.
+    /// Accepted captures enrolled per hand; every pair of them must match (see `--extra-captures`).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=10))]
     samples: u8,
+    /// Captures the station may ask for beyond `--samples` when a hand's captures do not all
+    /// match each other; it then enrols `--samples` of them that do (0: refuse at once).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=5))]
+    extra_captures: u8,
     /// Also enrol the other hand into a duress slot (a match opens and raises a silent alarm).
     #[arg(long)]
     duress_hand: bool,
@@ -160,6 +164,7 @@ fn enrol(args: &EnrolArgs) -> Result<(), Stop> {
         duress_hand: args.duress_hand,
         re_enrol: args.re_enrol,
         max_refused: usize::from(args.max_refused),
+        extra_captures: usize::from(args.extra_captures),
         consent_text,
         profile: args.profile,
         profile_floor: args.profile_floor,
@@ -335,6 +340,14 @@ impl Operator for Terminal {
                 }
             }
             Notice::SeriesAgree { hand, report } => println!("{hand}: {report}"),
+            Notice::SeriesDisagrees {
+                hand,
+                disagreement,
+                extra,
+                allowed,
+            } => println!(
+                "{hand}: {disagreement} — lift the hand and present it again (extra capture {extra} of {allowed})"
+            ),
             Notice::Personalised { card_id } => println!("card {card_id}: personalised"),
             Notice::Erased { slots, receipt } => println!(
                 "erased {slots} slot(s); deletion receipt {}",

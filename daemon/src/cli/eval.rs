@@ -414,7 +414,7 @@ fn print_tables(suite: &SuiteReport) {
     }
 }
 
-/// `balanced 2 of 130 (1.538 %); …`, or a dash when no hand has three captures.
+/// `convenience (0.4028) 1 of 130 (0.769 %); …`, or a dash when no hand has three captures.
 fn station_cells(outcomes: &[eval::StationOutcome]) -> String {
     if outcomes.iter().all(|o| o.hands == 0) {
         return "– (no hand with three usable captures)".to_owned();
@@ -782,6 +782,34 @@ mod tests {
             ", bound by coep-dev (23680 impostor trials, at most 23 allowed at or below)"
         );
         assert_eq!(binding(&calibrated(None, None)), "");
+    }
+
+    #[test]
+    fn the_station_line_gives_each_profile_threshold_and_refusals_or_a_dash() {
+        let outcome = |profile: &str, threshold_q16: u32, hands: usize, refused: usize| {
+            eval::StationOutcome {
+                profile: profile.to_owned(),
+                threshold_q16,
+                hands,
+                refused,
+                rate: if hands == 0 {
+                    0.0
+                } else {
+                    refused as f64 / hands as f64
+                },
+            }
+        };
+        assert_eq!(
+            station_cells(&[
+                outcome("convenience", 26_400, 130, 1),
+                outcome("balanced", 25_400, 130, 24)
+            ]),
+            "convenience (0.4028) 1 of 130 (0.769 %); balanced (0.3876) 24 of 130 (18.462 %)"
+        );
+        assert_eq!(
+            station_cells(&[outcome("balanced", 25_400, 0, 0)]),
+            "– (no hand with three usable captures)"
+        );
     }
 
     #[test]

@@ -80,9 +80,11 @@ impl PairDistance {
 /// Captures of one hand that agree with each other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MutualReport {
-    /// Every pair, in order (1,2), (1,3), …, (2,3), …
+    /// Every pair, in order (1,2), (1,3), …, (2,3), …, named by the captures' numbers.
     pub pairs: Vec<PairDistance>,
-    /// Index (0-based) of the capture to enrol: the medoid.
+    /// The number in the series (1-based, as shown to the operator) of each capture compared.
+    pub numbers: Vec<usize>,
+    /// Index (0-based, into the captures compared) of the capture to enrol: the medoid.
     pub reference: usize,
     /// The largest pairwise distance (Q16).
     pub worst_q16: u32,
@@ -139,18 +141,33 @@ pub fn check_mutual(
     templates: &[Template],
     threshold: Threshold,
 ) -> Result<MutualReport, Disagreement> {
+    let numbers: Vec<usize> = (1..=templates.len()).collect();
+    check_mutual_numbered(templates, &numbers, threshold)
+}
+
+/// [`check_mutual`] for captures that carry their own numbers in the series (`numbers[i]` is
+/// `templates[i]`'s), as when some captures of a longer series are checked.
+///
+/// # Errors
+/// As [`check_mutual`]; the pairs are named by `numbers`.
+pub fn check_mutual_numbered(
+    templates: &[Template],
+    numbers: &[usize],
+    threshold: Threshold,
+) -> Result<MutualReport, Disagreement> {
     if templates.len() < 2 {
         return Err(Disagreement::TooFewCaptures {
             got: templates.len(),
         });
     }
     let count = templates.len();
+    let number = |i: usize| numbers.get(i).copied().unwrap_or(i + 1);
     let mut pairs = Vec::with_capacity(count * (count - 1) / 2);
     for i in 0..count {
         for j in i + 1..count {
             pairs.push(PairDistance::of(
-                i + 1,
-                j + 1,
+                number(i),
+                number(j),
                 &templates[i],
                 &templates[j],
                 threshold,
@@ -168,7 +185,7 @@ pub fn check_mutual(
         .min_by_key(|&index| {
             let distances = pairs
                 .iter()
-                .filter(|p| p.first == index + 1 || p.second == index + 1)
+                .filter(|p| p.first == number(index) || p.second == number(index))
                 .map(|p| u64::from(p.distance_q16));
             let (max, sum) = distances.fold((0u64, 0u64), |(max, sum), d| (max.max(d), sum + d));
             (max, sum, index)
@@ -177,9 +194,61 @@ pub fn check_mutual(
     let worst_q16 = pairs.iter().map(|p| p.distance_q16).max().unwrap_or(0);
     Ok(MutualReport {
         pairs,
+        numbers: (0..count).map(number).collect(),
         reference,
         worst_q16,
     })
+}
+
+/// Every pair of `templates` (numbered 1..n) that does not match under `threshold`, as the
+/// refusal names them.
+pub fn disagreeing(templates: &[Template], threshold: Threshold) -> Disagreement {
+    let mut pairs = Vec::new();
+    for i in 0..templates.len() {
+        for j in i + 1..templates.len() {
+            let pair = PairDistance::of(i + 1, j + 1, &templates[i], &templates[j], threshold);
+            if !pair.matched {
+                pairs.push(pair);
+            }
+        }
+    }
+    Disagreement::NotMutual { pairs, threshold }
+}
+
+/// The earliest `wanted` of `templates` that all match each other under `threshold` (indices,
+/// ascending; the first such set in lexicographic order), or `None` when no such set exists.
+/// What the station enrols when a series needed extra captures.
+pub fn agreeing(templates: &[Template], wanted: usize, threshold: Threshold) -> Option<Vec<usize>> {
+    let count = templates.len();
+    if wanted == 0 || wanted > count {
+        return None;
+    }
+    let mut matches = vec![vec![false; count]; count];
+    for i in 0..count {
+        for j in i + 1..count {
+            let matched =
+                PairDistance::of(i + 1, j + 1, &templates[i], &templates[j], threshold).matched;
+            matches[i][j] = matched;
+            matches[j][i] = matched;
+        }
+    }
+    fn extend(chosen: &mut Vec<usize>, from: usize, wanted: usize, matches: &[Vec<bool>]) -> bool {
+        if chosen.len() == wanted {
+            return true;
+        }
+        for candidate in from..matches.len() {
+            if chosen.iter().all(|&c| matches[c][candidate]) {
+                chosen.push(candidate);
+                if extend(chosen, candidate + 1, wanted, matches) {
+                    return true;
+                }
+                chosen.pop();
+            }
+        }
+        false
+    }
+    let mut chosen = Vec::with_capacity(wanted);
+    extend(&mut chosen, 0, wanted, &matches).then_some(chosen)
 }
 
 /// Checks that no duress capture matches a normal capture.
@@ -217,7 +286,10 @@ impl fmt::Display for MutualReport {
             "{} pairs match (largest distance {:.3}); capture {} is enrolled",
             self.pairs.len(),
             f64::from(self.worst_q16) / 65536.0,
-            self.reference + 1
+            self.numbers
+                .get(self.reference)
+                .copied()
+                .unwrap_or(self.reference + 1)
         )
     }
 }
@@ -269,6 +341,44 @@ mod tests {
         assert!(text.contains("> threshold 0.385"), "{text}");
         assert!(text.contains("capture 2 and capture 3"), "{text}");
         assert!(!text.contains("capture 1 and capture 2"), "{text}");
+    }
+
+    #[test]
+    fn the_earliest_captures_that_all_agree_are_found_past_a_foreign_one() {
+        // Captures 2 and 4 are other palms; 1, 3 and 5 are one palm.
+        let series = [
+            noisy(7, 0, 0),
+            noisy(8, 0, 0),
+            noisy(7, 5, 0),
+            noisy(9, 0, 0),
+            noisy(7, 5, 2),
+        ];
+        let threshold = Threshold::DEFAULT;
+        assert_eq!(agreeing(&series, 3, threshold), Some(vec![0, 2, 4]));
+        assert_eq!(agreeing(&series[..4], 3, threshold), None);
+        assert_eq!(agreeing(&series, 2, threshold), Some(vec![0, 2]));
+        assert_eq!(agreeing(&series, 6, threshold), None);
+        assert_eq!(agreeing(&series, 0, threshold), None);
+        // What a refusal names: every pair that does not match, numbered in the series.
+        let Disagreement::NotMutual { pairs, .. } = disagreeing(&series[..4], threshold) else {
+            panic!("not a NotMutual");
+        };
+        let named: Vec<(usize, usize)> = pairs.iter().map(|p| (p.first, p.second)).collect();
+        assert_eq!(named, [(1, 2), (1, 4), (2, 3), (2, 4), (3, 4)]);
+        // The captures enrolled keep their numbers in the series.
+        let chosen = [series[0].clone(), series[2].clone(), series[4].clone()];
+        let report = check_mutual_numbered(&chosen, &[1, 3, 5], threshold).expect("mutual");
+        let numbered: Vec<(usize, usize)> =
+            report.pairs.iter().map(|p| (p.first, p.second)).collect();
+        assert_eq!(numbered, [(1, 3), (1, 5), (3, 5)]);
+        assert_eq!(report.numbers, [1, 3, 5]);
+        assert!(
+            report.to_string().contains(&format!(
+                "capture {} is enrolled",
+                report.numbers[report.reference]
+            )),
+            "{report}"
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub mod station;
 
 pub use audit::{AuditRecord, ConsentMethod, DEFAULT_CONSENT_TEXT, consent_answer, consent_hash};
 pub use capture::{CaptureLoop, CaptureStep, Hand};
-pub use consistency::{Disagreement, MutualReport, PairDistance, check_distinct, check_mutual};
+pub use consistency::{
+    Disagreement, MutualReport, PairDistance, agreeing, check_distinct, check_mutual,
+    check_mutual_numbered, disagreeing,
+};
 pub use journal::{AuditLog, JournalError};
 pub use presentation::{PresentationFilter, Skip};
 pub use station::{

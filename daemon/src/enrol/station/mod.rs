@@ -31,6 +31,7 @@ use palmgate_card::host::issuer::{EnrolmentAuthority, IssuerKey, IssuerPublicKey
 use palmgate_card::host::{Card, CardError, CardTransport};
 use palmgate_card::protocol::{Lifecycle, SlotKind};
 use palmgate_matcher::Profile;
+use palmgate_matcher::compare::Threshold;
 use palmgate_matcher::extract::Extractor;
 use palmgate_matcher::profile::MAX_ENROLLED_TEMPLATES;
 use palmgate_matcher::template::Template;
@@ -42,7 +43,8 @@ pub use self::sensor::{SensorError, SensorOptions};
 use self::sensor::{SensorNews, StationSensor};
 use super::journal::AuditLog;
 use super::{
-    AuditRecord, CaptureLoop, CaptureStep, Hand, check_distinct, check_mutual, consent_hash,
+    AuditRecord, CaptureLoop, CaptureStep, Hand, MutualReport, agreeing, check_distinct,
+    check_mutual_numbered, consent_hash, disagreeing,
 };
 use crate::event::{CardId, NewEvent, Timestamp};
 use crate::gate::devices::SensorLink;
@@ -79,6 +81,9 @@ pub struct StationOptions {
     pub re_enrol: bool,
     /// Refused captures allowed per hand before giving up.
     pub max_refused: usize,
+    /// Captures the station may ask for beyond `samples` when a hand's captures do not all match
+    /// each other; it then enrols `samples` of them that do (0: refuse at once).
+    pub extra_captures: usize,
     /// The consent text shown (its SHA-256 is recorded).
     pub consent_text: String,
     /// The gates' security profile: the captures of a hand must match each other under its
@@ -205,15 +210,13 @@ fn run<T: CardTransport>(
     // 3. Captures, compared one to one: the profile's one-template threshold.
     let threshold = options.profile.threshold(1, 1);
     let mut station = Capturing::start(sensor, options, operator)?;
-    let normal = station.series(Hand::Normal)?;
-    let normal_report = check_mutual(&normal, threshold).map_err(Refusal::from)?;
+    let (normal, normal_report) = station.agreeing_series(Hand::Normal, threshold)?;
     station.operator.notice(Notice::SeriesAgree {
         hand: Hand::Normal,
         report: &normal_report,
     });
     let duress = if options.duress_hand {
-        let duress = station.series(Hand::Duress)?;
-        let report = check_mutual(&duress, threshold).map_err(Refusal::from)?;
+        let (duress, report) = station.agreeing_series(Hand::Duress, threshold)?;
         check_distinct(&normal, &duress, threshold).map_err(Refusal::from)?;
         station.operator.notice(Notice::SeriesAgree {
             hand: Hand::Duress,
@@ -356,6 +359,7 @@ struct Capturing<'o> {
     operator: &'o mut dyn Operator,
     samples: usize,
     max_refused: usize,
+    extra_captures: usize,
     profile: Profile,
 }
 
@@ -375,6 +379,7 @@ impl<'o> Capturing<'o> {
             operator,
             samples: options.samples,
             max_refused: options.max_refused,
+            extra_captures: options.extra_captures,
             profile: options.profile,
         })
     }
@@ -398,13 +403,46 @@ impl<'o> Capturing<'o> {
         Ok(step)
     }
 
-    /// The accepted captures of one series of `hand`.
-    fn series(&mut self, hand: Hand) -> Result<Vec<Template>, EnrolError> {
-        let mut captures = CaptureLoop::new(self.samples, self.max_refused);
-        self.operator.notice(Notice::SeriesStarted {
-            hand,
-            wanted: self.samples,
-        });
+    /// A series of `hand` whose captures all match each other under `threshold`: the first
+    /// `samples` captures, or — when they do not agree — `samples` that do among up to
+    /// `extra_captures` more, asked for one at a time. Refused with every pair that does not
+    /// match when even the extra captures hold no such set.
+    fn agreeing_series(
+        &mut self,
+        hand: Hand,
+        threshold: Threshold,
+    ) -> Result<(Vec<Template>, MutualReport), EnrolError> {
+        let mut captures = self.series(hand, self.samples)?;
+        let mut extra = 0;
+        loop {
+            if let Some(chosen) = agreeing(&captures, self.samples, threshold) {
+                let numbers: Vec<usize> = chosen.iter().map(|&i| i + 1).collect();
+                let templates: Vec<Template> =
+                    chosen.iter().map(|&i| captures[i].clone()).collect();
+                let report = check_mutual_numbered(&templates, &numbers, threshold)
+                    .map_err(Refusal::from)?;
+                return Ok((templates, report));
+            }
+            // No `samples` of them agree: name every pair that does not match.
+            let disagreement = disagreeing(&captures, threshold);
+            if extra == self.extra_captures {
+                return Err(Refusal::from(disagreement).into());
+            }
+            extra += 1;
+            self.operator.notice(Notice::SeriesDisagrees {
+                hand,
+                disagreement: &disagreement,
+                extra,
+                allowed: self.extra_captures,
+            });
+            captures.extend(self.series(hand, 1)?);
+        }
+    }
+
+    /// `wanted` accepted captures of `hand`.
+    fn series(&mut self, hand: Hand, wanted: usize) -> Result<Vec<Template>, EnrolError> {
+        let mut captures = CaptureLoop::new(wanted, self.max_refused);
+        self.operator.notice(Notice::SeriesStarted { hand, wanted });
         let ended = loop {
             if captures.is_complete() {
                 break Ok(());

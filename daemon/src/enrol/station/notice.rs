@@ -8,7 +8,7 @@ use palmgate_sensor::codec::SensorInfo;
 use palmgate_sensor::device::DeviceError;
 
 use super::{EnrolError, Verification};
-use crate::enrol::{CaptureStep, ConsentMethod, Hand, MutualReport};
+use crate::enrol::{CaptureStep, ConsentMethod, Disagreement, Hand, MutualReport};
 use crate::event::CardId;
 
 /// What the station tells the person at it, in order.
@@ -55,6 +55,18 @@ pub enum Notice<'a> {
     SeriesEnded {
         /// The hand.
         hand: Hand,
+    },
+    /// The captures of `hand` taken so far hold no `wanted` that all match each other: the
+    /// station asks for one more (extra capture `extra` of `allowed`).
+    SeriesDisagrees {
+        /// The hand.
+        hand: Hand,
+        /// The pairs that do not match, with their distances.
+        disagreement: &'a Disagreement,
+        /// This extra capture's number (1-based).
+        extra: usize,
+        /// Extra captures allowed.
+        allowed: usize,
     },
     /// The captures of `hand` match each other.
     SeriesAgree {

@@ -22,7 +22,7 @@ use palmgate_sensor::image::PalmImage;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::enrol::{ConsentMethod, DEFAULT_CONSENT_TEXT};
+use crate::enrol::{ConsentMethod, DEFAULT_CONSENT_TEXT, Disagreement};
 use crate::event::EventKind;
 use crate::gate::devices::ChannelSensor;
 
@@ -128,6 +128,20 @@ impl Operator for Person {
             Notice::Capture { hand, step } => format!("{hand}: {step:?}"),
             Notice::Enrolled { slot, kind } => format!("enrolled {slot} {}", kind_name(*kind)),
             Notice::Verified { hand, verification } => format!("verified {hand} {verification:?}"),
+            Notice::SeriesAgree { hand, report } => format!(
+                "{hand} agrees: {:?} {report}",
+                report
+                    .pairs
+                    .iter()
+                    .map(|p| (p.first, p.second))
+                    .collect::<Vec<_>>()
+            ),
+            Notice::SeriesDisagrees {
+                hand,
+                disagreement,
+                extra,
+                allowed,
+            } => format!("{hand} disagrees ({extra} of {allowed}): {disagreement}"),
             other => format!("{other:?}").chars().take(40).collect(),
         });
         if asks_for_a_hand {
@@ -203,6 +217,7 @@ impl Desk {
                 duress_hand: false,
                 re_enrol: false,
                 max_refused: 3,
+                extra_captures: 2,
                 consent_text: DEFAULT_CONSENT_TEXT.to_string(),
                 profile: palmgate_matcher::Profile::Balanced,
                 profile_floor: None,
@@ -429,7 +444,8 @@ fn without_consent_nothing_is_captured_or_written() {
 
 #[test]
 fn captures_of_two_people_are_refused_before_anything_is_written() {
-    let desk = Desk::new();
+    let mut desk = Desk::new();
+    desk.options.extra_captures = 0;
     let mut card = factory_card();
     let (enrolment, _) = desk.enrol(&mut card, true, &[Some((1, 0)), Some((2, 0)), Some((1, 1))]);
     assert!(
@@ -440,6 +456,108 @@ fn captures_of_two_people_are_refused_before_anything_is_written() {
         "{:?}",
         enrolment.result
     );
+    assert!(enrolment.events.is_empty());
+    assert!(desk.audit_kinds().is_empty());
+    assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
+}
+
+#[test]
+fn a_capture_that_disagrees_is_replaced_by_an_extra_one_and_the_agreeing_three_are_enrolled() {
+    // Capture 2 is another hand: the station asks for one more, and enrols 1, 3 and 4.
+    let desk = Desk::new();
+    let mut card = factory_card();
+    let (enrolment, person) = desk.enrol(
+        &mut card,
+        true,
+        &[
+            Some((1, 0)),
+            Some((2, 0)),
+            Some((1, 1)),
+            Some((1, 2)),
+            Some((1, 3)),
+        ],
+    );
+    enrolment.result.unwrap();
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 3));
+    let heard = |prefix: &str| {
+        person
+            .heard
+            .iter()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {:#?}", person.heard))
+            .clone()
+    };
+    let disagrees = heard("hand disagrees (1 of 2)");
+    assert!(
+        disagrees.contains("capture 1 and capture 2")
+            && disagrees.contains("capture 2 and capture 3"),
+        "{disagrees}"
+    );
+    assert!(
+        !disagrees.contains("capture 1 and capture 3"),
+        "{disagrees}"
+    );
+    // The pairs of what is enrolled are named by their numbers in the series.
+    let agrees = heard("hand agrees");
+    assert!(
+        agrees.starts_with("hand agrees: [(1, 3), (1, 4), (3, 4)] 3 pairs match"),
+        "{agrees}"
+    );
+    let extra_asks = person
+        .heard
+        .iter()
+        .filter(|line| line.starts_with("hand disagrees"))
+        .count();
+    assert_eq!(extra_asks, 1, "one extra capture was enough");
+    assert!(
+        enrolment.events[1]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("verified=true"),
+        "{:?}",
+        enrolment.events
+    );
+}
+
+#[test]
+fn a_series_still_disagreeing_after_the_extra_captures_is_refused_before_anything_is_written() {
+    let desk = Desk::new();
+    let mut card = factory_card();
+    let (enrolment, person) = desk.enrol(
+        &mut card,
+        true,
+        &[
+            Some((1, 0)),
+            Some((2, 0)),
+            Some((1, 1)),
+            Some((3, 0)),
+            Some((4, 0)),
+            Some((1, 2)),
+        ],
+    );
+    let Err(EnrolError::Refused(Refusal::Disagreement(Disagreement::NotMutual { pairs, .. }))) =
+        &enrolment.result
+    else {
+        panic!("{:?}", enrolment.result);
+    };
+    // Every pair of the five captures that does not match is named: 1 and 3 match.
+    let named: Vec<(usize, usize)> = pairs.iter().map(|p| (p.first, p.second)).collect();
+    assert!(
+        named.contains(&(4, 5)) && named.contains(&(1, 2)),
+        "{named:?}"
+    );
+    assert!(!named.contains(&(1, 3)), "{named:?}");
+    assert_eq!(
+        person
+            .heard
+            .iter()
+            .filter(|line| line.starts_with("hand disagrees"))
+            .count(),
+        2
+    );
+    // The sixth hand was never asked for.
+    assert_eq!(person.script.len(), 1);
     assert!(enrolment.events.is_empty());
     assert!(desk.audit_kinds().is_empty());
     assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
