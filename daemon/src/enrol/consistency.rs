@@ -162,18 +162,7 @@ pub fn check_mutual_numbered(
     }
     let count = templates.len();
     let number = |i: usize| numbers.get(i).copied().unwrap_or(i + 1);
-    let mut pairs = Vec::with_capacity(count * (count - 1) / 2);
-    for i in 0..count {
-        for j in i + 1..count {
-            pairs.push(PairDistance::of(
-                number(i),
-                number(j),
-                &templates[i],
-                &templates[j],
-                threshold,
-            ));
-        }
-    }
+    let pairs = every_pair(templates, numbers, threshold);
     let failing: Vec<PairDistance> = pairs.iter().filter(|p| !p.matched).copied().collect();
     if !failing.is_empty() {
         return Err(Disagreement::NotMutual {
@@ -200,18 +189,37 @@ pub fn check_mutual_numbered(
     })
 }
 
+/// Every pair of `templates` compared, in order (1,2), (1,3), …, (2,3), …, each named by
+/// `numbers` (`numbers[i]` is `templates[i]`'s; 1-based positions where it is short).
+fn every_pair(
+    templates: &[Template],
+    numbers: &[usize],
+    threshold: Threshold,
+) -> Vec<PairDistance> {
+    let number = |i: usize| numbers.get(i).copied().unwrap_or(i + 1);
+    let count = templates.len();
+    let mut pairs = Vec::with_capacity(count * count.saturating_sub(1) / 2);
+    for i in 0..count {
+        for j in i + 1..count {
+            pairs.push(PairDistance::of(
+                number(i),
+                number(j),
+                &templates[i],
+                &templates[j],
+                threshold,
+            ));
+        }
+    }
+    pairs
+}
+
 /// Every pair of `templates` (numbered 1..n) that does not match under `threshold`, as the
 /// refusal names them.
 pub fn disagreeing(templates: &[Template], threshold: Threshold) -> Disagreement {
-    let mut pairs = Vec::new();
-    for i in 0..templates.len() {
-        for j in i + 1..templates.len() {
-            let pair = PairDistance::of(i + 1, j + 1, &templates[i], &templates[j], threshold);
-            if !pair.matched {
-                pairs.push(pair);
-            }
-        }
-    }
+    let pairs = every_pair(templates, &[], threshold)
+        .into_iter()
+        .filter(|pair| !pair.matched)
+        .collect();
     Disagreement::NotMutual { pairs, threshold }
 }
 
@@ -224,13 +232,10 @@ pub fn agreeing(templates: &[Template], wanted: usize, threshold: Threshold) -> 
         return None;
     }
     let mut matches = vec![vec![false; count]; count];
-    for i in 0..count {
-        for j in i + 1..count {
-            let matched =
-                PairDistance::of(i + 1, j + 1, &templates[i], &templates[j], threshold).matched;
-            matches[i][j] = matched;
-            matches[j][i] = matched;
-        }
+    for pair in every_pair(templates, &[], threshold) {
+        let (i, j) = (pair.first - 1, pair.second - 1);
+        matches[i][j] = pair.matched;
+        matches[j][i] = pair.matched;
     }
     fn extend(chosen: &mut Vec<usize>, from: usize, wanted: usize, matches: &[Vec<bool>]) -> bool {
         if chosen.len() == wanted {
