@@ -36,7 +36,11 @@
 //! `--coarse BLOCKS` (the fine ±2-cell search also run around the shift, within ±BLOCKS blocks of
 //! 2 × 2 cells, where the blocks' majority orientations agree best), `--closest N` (the N closest
 //! impostor trials of each set with three templates, named, on stderr), `--same-hand SET:ID=ID`
-//! (as `palmgate eval`: that pair's comparisons left out of the impostor trials).
+//! (as `palmgate eval`: that pair's comparisons left out of the impostor trials),
+//! `--station-enrol after|all` (each hand enrolled as the enrolment station chooses under
+//! `balanced`, up to two extra captures; its genuine probes the captures after the last one the
+//! station took, or every capture it did not enrol) with `--station-rule every|connected` (the
+//! station's rule: every pair matches, the product's, or the matching pairs connect the three).
 //!
 //! In the enrolment protocol the enrolled capture is always the reference as found and the other
 //! capture the probe at every pose, whichever was taken first (every capture of another hand is
@@ -46,7 +50,8 @@ use std::path::{Path, PathBuf};
 
 use palmgate_matcher::compare::{MAX_SHIFT, MIN_OVERLAP_CELLS};
 use palmgate_matcher::eval::protocol::{
-    SampleKey, Trials, enrolment, folds, validate_calibration, with_confidence,
+    EnrolmentRoles, SampleKey, StationProbes, StationRule, Trials, enrolment, enrolment_with_roles,
+    folds, validate_calibration, with_confidence,
 };
 use palmgate_matcher::eval::{SessionRule, load_file, scan};
 use palmgate_matcher::extract::{Extractor, InputKind, probe_poses};
@@ -340,8 +345,7 @@ impl Code {
 /// (as a card compares a probe); and a fifth, three captures that all match among the first 4, 5
 /// or 6. Hands refused per profile, to stderr.
 fn print_station(set: &Set, codes: &[Vec<Code>], variant: &Variant) {
-    let roles =
-        palmgate_matcher::eval::protocol::EnrolmentRoles::new(set.identities, &set.keys, 3, 3);
+    let roles = EnrolmentRoles::new(set.identities, &set.keys, 3, 3);
     let hands: Vec<&Vec<usize>> = roles.references.iter().filter(|r| r.len() == 3).collect();
     for posed in [false, true] {
         let poses = if posed {
@@ -379,12 +383,7 @@ fn print_station(set: &Set, codes: &[Vec<Code>], variant: &Variant) {
             // first `k` captures (hands with at least `k` captures).
             let mut retry = Vec::new();
             for k in [4usize, 5, 6] {
-                let roles = palmgate_matcher::eval::protocol::EnrolmentRoles::new(
-                    set.identities,
-                    &set.keys,
-                    k,
-                    k,
-                );
+                let roles = EnrolmentRoles::new(set.identities, &set.keys, k, k);
                 let full: Vec<&Vec<usize>> =
                     roles.references.iter().filter(|r| r.len() == k).collect();
                 let refused = full
@@ -683,7 +682,8 @@ fn percent(rate: f64) -> String {
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
-     [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1]";
+     [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
+     [--station-enrol after|all] [--station-rule every|connected]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -704,6 +704,8 @@ fn main() -> Result<(), String> {
     let mut enrol_poses: Vec<Pose> = Vec::new();
     let mut closest = 0usize;
     let mut station = false;
+    let mut station_enrol = None;
+    let mut station_rule = StationRule::EveryPair;
     let mut same_hands: Vec<(String, String, String)> = Vec::new();
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -743,6 +745,20 @@ fn main() -> Result<(), String> {
             "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
             "--closest" => closest = usize::from(number()?),
             "--station" => station = value == "1",
+            "--station-rule" => {
+                station_rule = match value.as_str() {
+                    "every" => StationRule::EveryPair,
+                    "connected" => StationRule::Connected,
+                    _ => return Err(format!("--station-rule every|connected, not {value}")),
+                }
+            }
+            "--station-enrol" => {
+                station_enrol = Some(match value.as_str() {
+                    "after" => StationProbes::AfterTaken,
+                    "all" => StationProbes::NotEnrolled,
+                    _ => return Err(format!("--station-enrol after|all, not {value}")),
+                })
+            }
             "--same-hand" => {
                 let bad = || format!("--same-hand {value}: SET:ID=ID");
                 let (set, pair) = value.split_once(':').ok_or_else(bad)?;
@@ -824,14 +840,39 @@ fn main() -> Result<(), String> {
                         .unwrap_or(1 << 16)
                 }
             };
-            let several = enrolment(
-                set.identities,
-                &set.keys,
-                enrolled,
-                probes_after,
-                distance(enrolled),
-            );
-            let mut several = several;
+            let mut several = match station_enrol {
+                None => enrolment(
+                    set.identities,
+                    &set.keys,
+                    enrolled,
+                    probes_after,
+                    distance(enrolled),
+                ),
+                Some(probes) => {
+                    // The station's choice under `balanced`: captures compared at the pose found.
+                    let threshold = palmgate_matcher::Profile::Balanced.threshold(1, 1).q16();
+                    let roles = EnrolmentRoles::station(
+                        set.identities,
+                        &set.keys,
+                        enrolled,
+                        2,
+                        station_rule,
+                        probes,
+                        |a, b| codes[b][0].distance(&codes[a][0], &variant) <= threshold,
+                    );
+                    eprintln!(
+                        "{}: the station refuses {} hands, enrols {} of them from later captures",
+                        set.name,
+                        roles.refused.len(),
+                        roles
+                            .references
+                            .iter()
+                            .filter(|r| r.iter().enumerate().any(|(i, &s)| rank[s] != i))
+                            .count()
+                    );
+                    enrolment_with_roles(set.identities, &set.keys, &roles, distance(enrolled))
+                }
+            };
             several.leave_out_same_hands(same_hand);
             if closest > 0 {
                 let mut impostors = several.impostor.clone();

@@ -14,6 +14,10 @@ use crate::compare::Threshold;
 /// Most templates one hand keeps on the card (enrolment captures three).
 pub const MAX_ENROLLED_TEMPLATES: usize = 3;
 
+/// Captures the enrolment station asks for beyond the enrolled ones, by default, when a hand's
+/// captures do not all match each other (`palmgate enrol --extra-captures`).
+pub const STATION_EXTRA_CAPTURES: usize = 2;
+
 /// How strict the palm decision is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Profile {

@@ -297,6 +297,33 @@ fn a_calibrated_threshold_names_the_set_whose_impostors_bound_it() {
         "a stricter profile never refuses fewer hands: {station:?}"
     );
     assert!(suite.sets[0].enrolment_station.iter().all(|o| o.hands == 0));
+    assert!(
+        station
+            .iter()
+            .all(|o| o.extra_captures == 2 && o.refused_after_extra_captures <= o.refused),
+        "extra captures never refuse more hands: {station:?}"
+    );
+    assert!(
+        station
+            .iter()
+            .all(|o| o.refused_short_of_captures == o.refused_after_extra_captures),
+        "four captures a hand: every hand still refused had fewer than a station asks for"
+    );
+    // Enrolment as the station chooses it: the same profiles, and never more probes than the
+    // first three captures leave (a hand enrolled from its fourth has none left).
+    let chosen: Vec<&str> = wide
+        .profiles_3_station
+        .iter()
+        .map(|o| o.profile.as_str())
+        .collect();
+    assert_eq!(chosen, ["convenience", "balanced", "security"]);
+    for (station, first) in wide.profiles_3_station.iter().zip(&wide.profiles_3) {
+        assert_eq!(station.calibrated_folds, first.calibrated_folds);
+        assert!(station.genuine <= first.genuine, "{station:?} {first:?}");
+    }
     let json = serde_json::to_value(wide).expect("serialise");
     assert_eq!(json["enrolment_station"][1]["hands"], 6);
+    assert_eq!(json["enrolment_station"][1]["extra_captures"], 2);
+    assert!(json["enrolment_station"][1]["refused_after_extra_captures"].is_u64());
+    assert_eq!(json["profiles_3_station"][1]["profile"], "balanced");
 }

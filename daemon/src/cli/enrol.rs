@@ -24,6 +24,7 @@ use palmgate::gate::devices::SerialSensor;
 use palmgate_card::host::issuer::{load_authority, load_issuer_key, load_issuer_public_key};
 use palmgate_card::host::pcsc::PcscTransport;
 use palmgate_matcher::Profile;
+use palmgate_matcher::profile::STATION_EXTRA_CAPTURES;
 use palmgate_sensor::device::DeviceConfig;
 
 use crate::cli::template::{InputArg, load_extractor};
@@ -52,7 +53,7 @@ pub struct EnrolArgs {
     samples: u8,
     /// Captures the station may ask for beyond `--samples` when a hand's captures do not all
     /// match each other; it then enrols `--samples` of them that do (0: refuse at once).
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=5))]
+    #[arg(long, value_name = "N", default_value_t = STATION_EXTRA_CAPTURES as u8, value_parser = clap::value_parser!(u8).range(0..=5))]
     extra_captures: u8,
     /// Also enrol the other hand into a duress slot (a match opens and raises a silent alarm).
     #[arg(long)]

@@ -407,14 +407,34 @@ fn print_tables(suite: &SuiteReport) {
     }
     println!();
     println!(
-        "Enrolment station: hands whose first three captures do not all match each other (`palmgate enrol --profile P` refuses them; one-template, one-pose threshold):"
+        "Enrolment station: hands whose first three captures do not all match each other (one-template, one-pose threshold), and hands with no three that do among the extra captures `palmgate enrol --profile P` asks for (as many as the set holds):"
     );
     for set in &suite.sets {
         println!("  {}: {}", set.name, station_cells(&set.enrolment_station));
     }
+    println!();
+    println!(
+        "Profiles with 3 templates enrolled as the station chooses them (the same held-out thresholds; probes: the captures after the last one the station took; FMR / FNMR in %, refused probes):"
+    );
+    for set in &suite.sets {
+        let cells: Vec<String> = set
+            .profiles_3_station
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}: {} ({} of {})",
+                    o.profile,
+                    cell(o),
+                    o.false_non_matches,
+                    o.genuine
+                )
+            })
+            .collect();
+        println!("  {}: {}", set.name, cells.join("; "));
+    }
 }
 
-/// `convenience (0.4028) 1 of 130 (0.769 %); …`, or a dash when no hand has three captures.
+/// `convenience (0.4028) 1 of 130 (0.769 %), 0 after 2 extra captures; …`, or a dash when no hand has three captures.
 fn station_cells(outcomes: &[eval::StationOutcome]) -> String {
     if outcomes.iter().all(|o| o.hands == 0) {
         return "– (no hand with three usable captures)".to_owned();
@@ -422,13 +442,23 @@ fn station_cells(outcomes: &[eval::StationOutcome]) -> String {
     outcomes
         .iter()
         .map(|o| {
+            let short = if o.refused_short_of_captures > 0 {
+                format!(
+                    " ({} short of captures in the set)",
+                    o.refused_short_of_captures
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "{} ({:.4}) {} of {} ({:.3} %)",
+                "{} ({:.4}) {} of {} ({:.3} %), {} after {} extra captures{short}",
                 o.profile,
                 f64::from(o.threshold_q16) / 65536.0,
                 o.refused,
                 o.hands,
-                o.rate * 100.0
+                o.rate * 100.0,
+                o.refused_after_extra_captures,
+                o.extra_captures
             )
         })
         .collect::<Vec<_>>()
@@ -797,6 +827,9 @@ mod tests {
                 } else {
                     refused as f64 / hands as f64
                 },
+                extra_captures: 2,
+                refused_after_extra_captures: refused / 10,
+                refused_short_of_captures: refused / 20,
             }
         };
         assert_eq!(
@@ -804,7 +837,9 @@ mod tests {
                 outcome("convenience", 26_400, 130, 1),
                 outcome("balanced", 25_400, 130, 24)
             ]),
-            "convenience (0.4028) 1 of 130 (0.769 %); balanced (0.3876) 24 of 130 (18.462 %)"
+            "convenience (0.4028) 1 of 130 (0.769 %), 0 after 2 extra captures; \
+             balanced (0.3876) 24 of 130 (18.462 %), 2 after 2 extra captures \
+             (1 short of captures in the set)"
         );
         assert_eq!(
             station_cells(&[outcome("balanced", 25_400, 0, 0)]),

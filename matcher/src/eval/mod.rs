@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crate::compare::{Comparison, compare, compare_posed};
 use crate::extract::{ExtractError, Extractor, InputKind, probe_poses};
-use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile};
+use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile, STATION_EXTRA_CAPTURES};
 use crate::roi::Pose;
 use crate::template::Template;
 
@@ -353,17 +353,10 @@ type Row = (Vec<u32>, Vec<f64>);
 /// references.) Keyed `(reference, probe)`.
 fn late_references(
     samples: &[&[Template]],
-    identities: usize,
+    references: &[usize],
     keys: &[SampleKey],
     threads: usize,
 ) -> HashMap<(usize, usize), u32> {
-    let roles = protocol::EnrolmentRoles::new(
-        identities,
-        keys,
-        MAX_ENROLLED_TEMPLATES,
-        MAX_ENROLLED_TEMPLATES,
-    );
-    let references: Vec<usize> = roles.references.concat();
     let probes: Vec<usize> = (0..keys.len().min(samples.len())).collect();
     let late = Mutex::new(HashMap::new());
     let chunk = probes.len().div_ceil(threads.max(1)).max(1);
@@ -500,6 +493,23 @@ pub struct SetEvaluation {
     /// other at the pose found, as `palmgate enrol` compares a hand's captures before it writes
     /// them (`None`: two of them could not be compared at all).
     pub station: Vec<Option<Vec<Comparison>>>,
+    /// Per profile ([`Profile::ALL`] order), enrolment with [`MAX_ENROLLED_TEMPLATES`] templates
+    /// as the enrolment station chooses them (`station_roles`).
+    pub station_enrolment: [StationEnrolment; 3],
+}
+
+/// Enrolment as the station chooses it under one profile.
+#[derive(Debug, Clone)]
+pub struct StationEnrolment {
+    /// Hands it refused: no [`MAX_ENROLLED_TEMPLATES`] captures that all match each other among
+    /// the first ones and the extra captures the set holds.
+    pub refused: usize,
+    /// Of those, hands with fewer captures in the set than the station would have asked for
+    /// (a station would have asked for another capture).
+    pub refused_short_of_captures: usize,
+    /// The trials: its enrolled captures are the references, the captures after the last one
+    /// it took the genuine probes, every capture an impostor probe.
+    pub trials: Trials,
 }
 
 /// Extracts every sample (on `threads` threads) and makes every genuine and impostor comparison.
@@ -625,7 +635,23 @@ pub fn evaluate_set(
     // The probe at every pose against the reference as found, as the card compares them: the
     // matrix holds that for a reference captured before the probe, `late` the other order (an
     // impostor's references may come after the probe).
-    let late = late_references(&refs, identities.len(), &keys, threads);
+    let first = protocol::EnrolmentRoles::new(
+        identities.len(),
+        &keys,
+        MAX_ENROLLED_TEMPLATES,
+        MAX_ENROLLED_TEMPLATES,
+    );
+    let station_roles = station_roles(identities.len(), &keys, &templates);
+    let mut references: Vec<usize> = first
+        .references
+        .iter()
+        .chain(station_roles.iter().flat_map(|roles| &roles.references))
+        .flatten()
+        .copied()
+        .collect();
+    references.sort_unstable();
+    references.dedup();
+    let late = late_references(&refs, &references, &keys, threads);
     let enrolled_distance = |reference: usize, probe: usize| {
         if reference < probe {
             distances.get(reference, probe)
@@ -645,6 +671,27 @@ pub fn evaluate_set(
         trials
     });
     let station = station_checks(identities.len(), &keys, &templates);
+    let captures_of = |identity: usize| {
+        keys.iter()
+            .filter(|k| k.identity as usize == identity)
+            .count()
+    };
+    let station_enrolment = station_roles.map(|roles| {
+        let mut trials =
+            protocol::enrolment_with_roles(identities.len(), &keys, &roles, enrolled_distance);
+        trials.leave_out_same_hands(&same_hands);
+        StationEnrolment {
+            refused: roles.refused.len(),
+            refused_short_of_captures: roles
+                .refused
+                .iter()
+                .filter(|&&identity| {
+                    captures_of(identity) < MAX_ENROLLED_TEMPLATES + STATION_EXTRA_CAPTURES
+                })
+                .count(),
+            trials,
+        }
+    });
     if all_pairs.genuine.is_empty() {
         return Err(EvalError::NotEnoughData(
             "no identity has two usable images".into(),
@@ -687,6 +734,60 @@ pub fn evaluate_set(
         all_pairs,
         enrolment,
         station,
+        station_enrolment,
+    })
+}
+
+/// Per profile ([`Profile::ALL`] order), whom the enrolment station enrols from which captures:
+/// it compares captures at the pose found with the profile's one-template, one-pose threshold,
+/// enrols the earliest [`MAX_ENROLLED_TEMPLATES`] that all match each other among the first
+/// ones and up to [`STATION_EXTRA_CAPTURES`] more, and refuses a hand with none; a hand's
+/// genuine probes are its captures after the last one the station took.
+fn station_roles(
+    identities: usize,
+    keys: &[SampleKey],
+    templates: &[Vec<Template>],
+) -> [protocol::EnrolmentRoles; 3] {
+    // Each pair among a hand's first captures, at the pose found (`None`: not comparable).
+    let mut found_distances: HashMap<(usize, usize), Option<u32>> = HashMap::new();
+    let mut per_identity: Vec<Vec<usize>> = vec![Vec::new(); identities];
+    for (index, key) in keys.iter().enumerate() {
+        if let Some(list) = per_identity.get_mut(key.identity as usize) {
+            list.push(index);
+        }
+    }
+    for list in &per_identity {
+        let taken = &list[..list
+            .len()
+            .min(MAX_ENROLLED_TEMPLATES + STATION_EXTRA_CAPTURES)];
+        for (i, &a) in taken.iter().enumerate() {
+            for &b in &taken[i + 1..] {
+                let found = |s: usize| templates.get(s).and_then(|t| t.first());
+                let distance = found(a)
+                    .zip(found(b))
+                    .and_then(|(a, b)| compare(a, b).ok())
+                    .map(|c| c.distance_q16());
+                found_distances.insert((a, b), distance);
+            }
+        }
+    }
+    Profile::ALL.map(|profile| {
+        let threshold = profile.threshold(1, 1).q16();
+        protocol::EnrolmentRoles::station(
+            identities,
+            keys,
+            MAX_ENROLLED_TEMPLATES,
+            STATION_EXTRA_CAPTURES,
+            protocol::StationRule::EveryPair,
+            protocol::StationProbes::AfterTaken,
+            |a, b| {
+                found_distances
+                    .get(&(a, b))
+                    .copied()
+                    .flatten()
+                    .is_some_and(|d| d <= threshold)
+            },
+        )
     })
 }
 
@@ -723,10 +824,14 @@ fn station_checks(
 /// How many hands the enrolment station would refuse under each profile: a hand is refused when
 /// any pair of its captures does not match under the profile's one-template, one-pose threshold
 /// (what `palmgate enrol --profile` compares with).
-fn station_outcomes(station: &[Option<Vec<Comparison>>]) -> Vec<StationOutcome> {
+fn station_outcomes(
+    station: &[Option<Vec<Comparison>>],
+    enrolment: &[StationEnrolment; 3],
+) -> Vec<StationOutcome> {
     Profile::ALL
         .iter()
-        .map(|profile| {
+        .zip(enrolment)
+        .map(|(profile, enrolment)| {
             let threshold = profile.threshold(1, 1);
             let refused = station
                 .iter()
@@ -742,6 +847,9 @@ fn station_outcomes(station: &[Option<Vec<Comparison>>]) -> Vec<StationOutcome> 
                 hands: station.len(),
                 refused,
                 rate: rate(refused, station.len()),
+                extra_captures: STATION_EXTRA_CAPTURES,
+                refused_after_extra_captures: enrolment.refused,
+                refused_short_of_captures: enrolment.refused_short_of_captures,
             }
         })
         .collect()
@@ -816,6 +924,13 @@ pub struct SetReport {
     pub profiles_1: Vec<ProfileOutcome>,
     /// The profiles with three enrolled templates.
     pub profiles_3: Vec<ProfileOutcome>,
+    /// The same thresholds (calibrated on the tuning folds of `profiles_3`'s trials) on the
+    /// held-out folds of enrolment as the station chooses it under each profile: the earliest
+    /// three captures that all match among the first three and up to
+    /// [`STATION_EXTRA_CAPTURES`] more, the captures after the last one taken as probes
+    /// ([`SetEvaluation::station_enrolment`]).
+    #[serde(default)]
+    pub profiles_3_station: Vec<ProfileOutcome>,
     /// The shipped [`Profile`] thresholds applied to every trial of the set (all pairs with one
     /// template, enrolment with three).
     pub shipped_profiles: Vec<ProfileOutcome>,
@@ -839,6 +954,17 @@ pub struct StationOutcome {
     pub refused: usize,
     /// `refused / hands`.
     pub rate: f64,
+    /// Extra captures the station asks for before it refuses ([`STATION_EXTRA_CAPTURES`]).
+    #[serde(default)]
+    pub extra_captures: usize,
+    /// Hands refused after them: no three captures that all match each other among the first
+    /// three and the extra ones (as many as the set holds).
+    #[serde(default)]
+    pub refused_after_extra_captures: usize,
+    /// Of those, hands the set holds fewer captures of than the station asks for: a station
+    /// would have asked for another, so they are refused for want of data, not by the station.
+    #[serde(default)]
+    pub refused_short_of_captures: usize,
 }
 
 /// A threshold calibrated on every set of the suite.
@@ -998,6 +1124,19 @@ pub fn evaluate_suite(
     };
     let profiles_1 = validated(&|e| &e.all_pairs);
     let profiles_3 = validated(&|e| &e.enrolment[1]);
+    // The same thresholds at a gate whose hands were enrolled as the station chooses them.
+    let profiles_3_station = {
+        let sets: Vec<(&Trials, &[usize])> = evaluations
+            .iter()
+            .zip(&folds)
+            .map(|(e, f)| (&e.enrolment[1], f.as_slice()))
+            .collect();
+        let measured: Vec<Vec<&Trials>> = evaluations
+            .iter()
+            .map(|e| e.station_enrolment.iter().map(|s| &s.trials).collect())
+            .collect();
+        protocol::validate_calibration_on(&sets, &measured, FOLDS, &targets)
+    };
 
     let mut calibrated = Vec::new();
     for enrolled in [1usize, MAX_ENROLLED_TEMPLATES] {
@@ -1070,8 +1209,9 @@ pub fn evaluate_suite(
             enrolment_3: ci(enrolment_3),
             profiles_1: profiles_1[s].clone(),
             profiles_3: profiles_3[s].clone(),
+            profiles_3_station: profiles_3_station[s].clone(),
             shipped_profiles,
-            enrolment_station: station_outcomes(&e.station),
+            enrolment_station: station_outcomes(&e.station, &e.station_enrolment),
         });
     }
     Ok((SuiteReport { sets, calibrated }, evaluations))
@@ -1116,7 +1256,7 @@ mod tests {
                 session: None,
             })
             .collect();
-        let late = late_references(&samples, 2, &keys, 2);
+        let late = late_references(&samples, &[0, 1, 2, 4, 5, 6], &keys, 2);
         let mut pairs: Vec<_> = late.keys().copied().collect();
         pairs.sort_unstable();
         // Every capture of identity 0 is an impostor probe for identity 1's references, which
@@ -1143,8 +1283,9 @@ mod tests {
     #[test]
     fn the_station_refuses_a_hand_whose_first_captures_disagree_and_checks_only_full_hands() {
         // Identity 0: three captures of one hand (and a fourth, a stranger's, never checked);
-        // identity 1: its third capture a stranger's; identity 2: two captures, not checked;
-        // identity 3: a capture that gave no template at the pose found.
+        // identity 1: its third capture a stranger's, its fourth its own again (last in the
+        // list); identity 2: two captures, not checked; identity 3: a capture that gave no
+        // template at the pose found.
         // A stranger: orientations from a pseudo-random sequence (far from any `template`).
         let stranger = {
             let mut state = 0x2545_f491_u32;
@@ -1168,8 +1309,9 @@ mod tests {
             vec![template(5)],
             vec![template(5)],
             Vec::new(),
+            vec![template(3)],
         ];
-        let identity_of = [0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3];
+        let identity_of = [0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 1];
         let keys: Vec<SampleKey> = identity_of
             .iter()
             .map(|&identity| SampleKey {
@@ -1186,7 +1328,23 @@ mod tests {
         assert_eq!(station.len(), 3, "identity 2 has two captures");
         assert_eq!(station[0].as_ref().map(Vec::len), Some(3));
         assert!(station[2].is_none(), "a missing template is not a pass");
-        let outcomes = station_outcomes(&station);
+        // With an extra capture the station enrols identity 1 from captures 4, 5 and 12 (no
+        // probe left); identity 3 has no fourth capture and stays refused.
+        let roles = station_roles(4, &keys, &templates);
+        for roles in &roles {
+            assert_eq!(roles.refused, [3]);
+            assert_eq!(roles.references[0], [0, 1, 2]);
+            assert_eq!(roles.probes[0], [3]);
+            assert_eq!(roles.references[1], [4, 5, 12]);
+            assert!(roles.probes[1].is_empty());
+            assert!(roles.references[2].is_empty() && roles.references[3].is_empty());
+        }
+        let enrolment = roles.map(|roles| StationEnrolment {
+            refused: roles.refused.len(),
+            refused_short_of_captures: 1,
+            trials: Trials::default(),
+        });
+        let outcomes = station_outcomes(&station, &enrolment);
         assert_eq!(outcomes.len(), Profile::ALL.len());
         for (outcome, profile) in outcomes.iter().zip(Profile::ALL) {
             assert_eq!(outcome.profile, profile.name());
@@ -1199,6 +1357,14 @@ mod tests {
                 outcome.profile
             );
             assert!((outcome.rate - 2.0 / 3.0).abs() < 1e-12);
+            assert_eq!(
+                (
+                    outcome.extra_captures,
+                    outcome.refused_after_extra_captures,
+                    outcome.refused_short_of_captures
+                ),
+                (STATION_EXTRA_CAPTURES, 1, 1)
+            );
         }
     }
 

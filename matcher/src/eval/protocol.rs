@@ -416,6 +416,99 @@ pub struct EnrolmentRoles {
     /// Per identity, its genuine probes: its samples after the first `probes_after` (at least
     /// `enrolled`). Every sample is an impostor probe for the other identities.
     pub probes: Vec<Vec<usize>>,
+    /// Identities the enrolment station refused ([`EnrolmentRoles::station`]): they have no
+    /// references and no genuine probes.
+    pub refused: Vec<usize>,
+}
+
+/// Which of a hand's samples are its genuine probes once the station has enrolled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StationProbes {
+    /// The samples after the last one the station took, as at a gate: the captures it passed
+    /// over were presented at the station.
+    AfterTaken,
+    /// Every sample it did not enrol, the captures it passed over included.
+    NotEnrolled,
+}
+
+/// Per identity, the indices of its samples in `samples` order.
+fn per_identity(identities: usize, samples: &[SampleKey]) -> Vec<Vec<usize>> {
+    let mut per_identity: Vec<Vec<usize>> = vec![Vec::new(); identities];
+    for (index, s) in samples.iter().enumerate() {
+        if let Some(list) = per_identity.get_mut(s.identity as usize) {
+            list.push(index);
+        }
+    }
+    per_identity
+}
+
+/// How the enrolment station decides that captures agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StationRule {
+    /// Every pair matches (the station as built: `daemon/src/enrol/consistency.rs`).
+    EveryPair,
+    /// The matching pairs connect every capture (for three: two of the three pairs match).
+    Connected,
+}
+
+impl StationRule {
+    /// Whether the captures `group` agree by this rule.
+    fn agrees(self, group: &[usize], matches: &impl Fn(usize, usize) -> bool) -> bool {
+        let pairs = || {
+            group
+                .iter()
+                .enumerate()
+                .flat_map(move |(i, &a)| group[i + 1..].iter().map(move |&b| (a, b)))
+        };
+        match self {
+            StationRule::EveryPair => pairs().all(|(a, b)| matches(a, b)),
+            StationRule::Connected => {
+                let mut reached = vec![false; group.len()];
+                let mut stack = vec![0];
+                while let Some(i) = stack.pop() {
+                    if std::mem::replace(&mut reached[i], true) {
+                        continue;
+                    }
+                    for (j, &b) in group.iter().enumerate() {
+                        let a = group[i];
+                        let (first, second) = if a < b { (a, b) } else { (b, a) };
+                        if !reached[j] && j != i && matches(first, second) {
+                            stack.push(j);
+                        }
+                    }
+                }
+                reached.iter().all(|&r| r)
+            }
+        }
+    }
+}
+
+/// The earliest `wanted` of `list` (combinations in lexicographic order of positions) that agree
+/// by `rule`, as the station's search (`daemon/src/enrol/consistency.rs`, `agreeing`) finds them.
+fn earliest_group(
+    list: &[usize],
+    wanted: usize,
+    rule: StationRule,
+    matches: &impl Fn(usize, usize) -> bool,
+) -> Option<Vec<usize>> {
+    if wanted == 0 || wanted > list.len() {
+        return None;
+    }
+    let mut positions: Vec<usize> = (0..wanted).collect();
+    loop {
+        let group: Vec<usize> = positions.iter().map(|&p| list[p]).collect();
+        if rule.agrees(&group, matches) {
+            return Some(group);
+        }
+        // The next combination in lexicographic order, or none.
+        let last = (0..wanted)
+            .rev()
+            .find(|&i| positions[i] < list.len() - wanted + i)?;
+        positions[last] += 1;
+        for i in last + 1..wanted {
+            positions[i] = positions[i - 1] + 1;
+        }
+    }
 }
 
 impl EnrolmentRoles {
@@ -428,12 +521,7 @@ impl EnrolmentRoles {
         probes_after: usize,
     ) -> EnrolmentRoles {
         let enrolled = enrolled.max(1);
-        let mut per_identity: Vec<Vec<usize>> = vec![Vec::new(); identities];
-        for (index, s) in samples.iter().enumerate() {
-            if let Some(list) = per_identity.get_mut(s.identity as usize) {
-                list.push(index);
-            }
-        }
+        let per_identity = per_identity(identities, samples);
         EnrolmentRoles {
             references: per_identity
                 .iter()
@@ -452,7 +540,60 @@ impl EnrolmentRoles {
                         .collect()
                 })
                 .collect(),
+            refused: Vec::new(),
         }
+    }
+
+    /// The roles the enrolment station gives ([`palmgate enrol`'s
+    /// `--extra-captures`](../../../docs/operations.md)): each identity presents its first
+    /// `enrolled` samples; while no `enrolled` of those presented all match each other
+    /// (`matches(a, b)` for every pair, `a` before `b`), it presents one more, up to `extra`
+    /// more; the earliest such group (in the order of the samples) is enrolled. An identity with
+    /// no such group among the samples it has is refused (no references, listed in
+    /// [`EnrolmentRoles::refused`]). Its genuine probes are the samples after the last one the
+    /// station took, or, with `probes: StationProbes::NotEnrolled`, every sample it did not
+    /// enrol (the captures the station passed over included).
+    pub fn station(
+        identities: usize,
+        samples: &[SampleKey],
+        enrolled: usize,
+        extra: usize,
+        rule: StationRule,
+        probes: StationProbes,
+        matches: impl Fn(usize, usize) -> bool,
+    ) -> EnrolmentRoles {
+        let enrolled = enrolled.max(1);
+        let per_identity = per_identity(identities, samples);
+        let mut roles = EnrolmentRoles {
+            references: vec![Vec::new(); identities],
+            probes: vec![Vec::new(); identities],
+            refused: Vec::new(),
+        };
+        for (identity, list) in per_identity.iter().enumerate() {
+            if list.len() < enrolled {
+                continue;
+            }
+            let presented = (enrolled..=(enrolled + extra).min(list.len())).find_map(|taken| {
+                Some((
+                    taken,
+                    earliest_group(&list[..taken], enrolled, rule, &matches)?,
+                ))
+            });
+            let Some((taken, group)) = presented else {
+                roles.refused.push(identity);
+                continue;
+            };
+            roles.probes[identity] = match probes {
+                StationProbes::AfterTaken => list[taken..].to_vec(),
+                StationProbes::NotEnrolled => list
+                    .iter()
+                    .filter(|s| !group.contains(s))
+                    .copied()
+                    .collect(),
+            };
+            roles.references[identity] = group;
+        }
+        roles
     }
 }
 
@@ -474,6 +615,17 @@ pub fn enrolment(
     distance: impl Fn(usize, usize) -> u32,
 ) -> Trials {
     let roles = EnrolmentRoles::new(identities, samples, enrolled, probes_after);
+    enrolment_with_roles(identities, samples, &roles, distance)
+}
+
+/// [`enrolment`] with the references and probes given (for example the station's,
+/// [`EnrolmentRoles::station`]).
+pub fn enrolment_with_roles(
+    identities: usize,
+    samples: &[SampleKey],
+    roles: &EnrolmentRoles,
+    distance: impl Fn(usize, usize) -> u32,
+) -> Trials {
     let mut trials = Trials {
         identities,
         ..Trials::default()
@@ -575,6 +727,22 @@ pub fn validate_calibration(
     k: usize,
     targets: &[(&str, f64)],
 ) -> Vec<Vec<ProfileOutcome>> {
+    let measured: Vec<Vec<&Trials>> = sets
+        .iter()
+        .map(|(trials, _)| vec![*trials; targets.len()])
+        .collect();
+    validate_calibration_on(sets, &measured, k, targets)
+}
+
+/// [`validate_calibration`], the thresholds calibrated on `sets`' tuning folds but applied to the
+/// held-out folds of other trials of the same identities: `measured[set][target]` (for example
+/// enrolment as the station chooses it under that target's profile).
+pub fn validate_calibration_on(
+    sets: &[(&Trials, &[usize])],
+    measured: &[Vec<&Trials>],
+    k: usize,
+    targets: &[(&str, f64)],
+) -> Vec<Vec<ProfileOutcome>> {
     let mut outcomes: Vec<Vec<ProfileOutcome>> = sets
         .iter()
         .map(|_| {
@@ -603,19 +771,18 @@ pub fn validate_calibration(
                     .histogram()
             })
             .collect();
-        let held_out: Vec<Histogram> = sets
-            .iter()
-            .map(|(trials, fold)| {
-                trials
-                    .within(|i| fold.get(i as usize) == Some(&f))
-                    .histogram()
-            })
-            .collect();
         for (t, &(_, target)) in targets.iter().enumerate() {
             let Some(threshold) = calibrate(&tuning, target) else {
                 continue;
             };
-            for (s, h) in held_out.iter().enumerate() {
+            let held_out = sets.iter().zip(measured).map(|((_, fold), trials)| {
+                trials.get(t).map_or_else(Histogram::new, |trials| {
+                    trials
+                        .within(|i| fold.get(i as usize) == Some(&f))
+                        .histogram()
+                })
+            });
+            for (s, h) in held_out.enumerate() {
                 let (fm, imp) = h.false_matches(threshold);
                 let (fnm, genuine) = h.false_non_matches(threshold);
                 let o = &mut outcomes[s][t];
@@ -718,6 +885,68 @@ mod tests {
         }
         assert_eq!(h.false_matches(105), (1, 100));
         assert_eq!(h.false_non_matches(104), (5, 10));
+    }
+
+    #[test]
+    fn the_station_enrols_the_earliest_agreeing_captures_and_refuses_a_hand_with_none() {
+        // Identity 0: captures 0..6, capture 1 agrees with nothing (1, 2 extras: 0, 2, 3 enrolled
+        // after one extra). Identity 1: captures 6..11, 6, 7 and 8 agree with nothing, so no
+        // three agree among its five: refused. Identity 2: captures 11..15, the first three agree.
+        // Identity 3: two captures, not enrolled.
+        let identity_of = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3];
+        let samples: Vec<SampleKey> = identity_of.iter().map(|&i| key(i, None)).collect();
+        let strangers = [1usize, 6, 7, 8];
+        let matches = |a: usize, b: usize| {
+            identity_of[a] == identity_of[b] && !strangers.contains(&a) && !strangers.contains(&b)
+        };
+        let after = EnrolmentRoles::station(
+            4,
+            &samples,
+            3,
+            2,
+            StationRule::EveryPair,
+            StationProbes::AfterTaken,
+            matches,
+        );
+        assert_eq!(
+            after.references,
+            [vec![0, 2, 3], vec![], vec![11, 12, 13], vec![]]
+        );
+        assert_eq!(after.probes, [vec![4, 5], vec![], vec![14], vec![]]);
+        assert_eq!(after.refused, [1]);
+        let every = EnrolmentRoles::station(
+            4,
+            &samples,
+            3,
+            2,
+            StationRule::EveryPair,
+            StationProbes::NotEnrolled,
+            matches,
+        );
+        assert_eq!(every.references, after.references);
+        assert_eq!(every.probes, [vec![1, 4, 5], vec![], vec![14], vec![]]);
+        // No extra capture: identity 0 is refused too, as the station with `--extra-captures 0`.
+        let strict = EnrolmentRoles::station(
+            4,
+            &samples,
+            3,
+            0,
+            StationRule::EveryPair,
+            StationProbes::AfterTaken,
+            matches,
+        );
+        assert_eq!(strict.refused, [0, 1]);
+        assert_eq!(strict.references[2], [11, 12, 13]);
+        // The trials follow the roles: a refused hand is no impostor reference either.
+        let trials = enrolment_with_roles(4, &samples, &after, |r, p| (r * 100 + p) as u32);
+        assert_eq!(trials.genuine.len(), 3);
+        assert!(
+            trials
+                .impostor
+                .iter()
+                .all(|t| t.reference == 0 || t.reference == 2)
+        );
+        assert_eq!(trials.impostor.len(), samples.len() - 6 + samples.len() - 4);
     }
 
     #[test]
@@ -868,6 +1097,67 @@ mod tests {
             "too few impostors for 1e-3"
         );
         assert_eq!(calibrate(&[trials.histogram()], 0.2), Some(99));
+    }
+
+    #[test]
+    fn thresholds_tuned_on_one_set_of_trials_are_measured_on_another_per_target() {
+        // Tuned as above (fold 0 tuned on fold 1: 999; fold 1 tuned on fold 0: 99), measured on
+        // trials of the same identities whose genuine distances differ per target: target "x"
+        // sees genuine 500 (refused at 99, accepted at 999), target "y" genuine 50 (accepted).
+        let mut tuning = trials_from(
+            &[(0, 50), (3, 50)],
+            &[
+                (0, 1, 100),
+                (0, 2, 100),
+                (1, 2, 100),
+                (3, 4, 1000),
+                (3, 5, 1000),
+                (4, 5, 1000),
+            ],
+        );
+        tuning.identities = 6;
+        let mut far = trials_from(&[(0, 500), (1, 500), (3, 500)], &[(0, 1, 2000)]);
+        far.identities = 6;
+        let mut near = trials_from(&[(0, 50)], &[(3, 4, 60)]);
+        near.identities = 6;
+        let fold = [0usize, 0, 0, 1, 1, 1];
+        let targets = [("x", 0.34), ("y", 0.34)];
+        let out =
+            validate_calibration_on(&[(&tuning, &fold[..])], &[vec![&far, &near]], 2, &targets);
+        let [x, y] = [&out[0][0], &out[0][1]];
+        // Fold 0 (threshold 999) accepts identities 0 and 1's 500; fold 1 (99) refuses 3's.
+        assert_eq!((x.false_non_matches, x.genuine), (1, 3));
+        assert_eq!((x.false_matches, x.impostors), (0, 1));
+        assert_eq!((y.false_non_matches, y.genuine), (0, 1));
+        assert_eq!((y.false_matches, y.impostors), (1, 1), "60 <= 99 in fold 1");
+        // The measured trials themselves never tune: the plain validation of `tuning` differs.
+        let plain = validate_calibration(&[(&tuning, &fold[..])], 2, &targets[..1]);
+        assert_eq!((plain[0][0].false_non_matches, plain[0][0].genuine), (0, 2));
+    }
+
+    #[test]
+    fn a_connected_station_enrols_three_of_which_two_pairs_match() {
+        // One hand of five captures: 0 matches 1 only, 2 matches 1 only, 3 and 4 match each
+        // other and 1. Every pair: 1, 3, 4 (the earliest clique); connected: 0, 1, 2.
+        let samples: Vec<SampleKey> = (0..5).map(|_| key(0, None)).collect();
+        let pairs = [(0, 1), (1, 2), (1, 3), (1, 4), (3, 4)];
+        let matches = |a: usize, b: usize| pairs.contains(&(a, b));
+        let roles = |rule| {
+            EnrolmentRoles::station(1, &samples, 3, 2, rule, StationProbes::AfterTaken, matches)
+        };
+        let every = roles(StationRule::EveryPair);
+        assert_eq!(
+            (every.references[0].as_slice(), every.probes[0].as_slice()),
+            (&[1, 3, 4][..], &[][..])
+        );
+        let connected = roles(StationRule::Connected);
+        assert_eq!(
+            (
+                connected.references[0].as_slice(),
+                connected.probes[0].as_slice()
+            ),
+            (&[0, 1, 2][..], &[3, 4][..])
+        );
     }
 
     #[test]
