@@ -371,14 +371,7 @@ fn late_references(
                         .iter()
                         .filter(|&&r| r > probe && keys.get(r).map(|k| k.identity) != identity);
                     for &reference in others {
-                        let as_found = samples.get(reference).and_then(|poses| poses.first());
-                        let distance = as_found
-                            .zip(samples.get(probe))
-                            .and_then(|(reference, poses)| {
-                                compare_posed(poses, std::slice::from_ref(reference)).ok()
-                            })
-                            .map_or(1 << 16, |c| c.distance_q16());
-                        found.push(((reference, probe), distance));
+                        found.push(((reference, probe), as_on_a_card(samples, reference, probe)));
                     }
                 }
                 if let Ok(mut map) = late.lock() {
@@ -389,6 +382,16 @@ fn late_references(
     });
     late.into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sample `probe` at every pose against sample `reference` as found, as a card compares them
+/// (`1 << 16` when they cannot be compared).
+fn as_on_a_card(samples: &[&[Template]], reference: usize, probe: usize) -> u32 {
+    let as_found = samples.get(reference).and_then(|poses| poses.first());
+    as_found
+        .zip(samples.get(probe))
+        .and_then(|(reference, poses)| compare_posed(poses, std::slice::from_ref(reference)).ok())
+        .map_or(1 << 16, |c| c.distance_q16())
 }
 
 impl Distances {
@@ -656,7 +659,11 @@ pub fn evaluate_set(
         if reference < probe {
             distances.get(reference, probe)
         } else {
-            late.get(&(reference, probe)).copied().unwrap_or(1 << 16)
+            // Computed ahead for every reference either protocol enrols; any other is compared
+            // here, so a reference missing from `late` costs time, never a wrong distance.
+            late.get(&(reference, probe))
+                .copied()
+                .unwrap_or_else(|| as_on_a_card(&refs, reference, probe))
         }
     };
     let enrolment = [1, MAX_ENROLLED_TEMPLATES].map(|enrolled| {
@@ -750,13 +757,7 @@ fn station_roles(
 ) -> [protocol::EnrolmentRoles; 3] {
     // Each pair among a hand's first captures, at the pose found (`None`: not comparable).
     let mut found_distances: HashMap<(usize, usize), Option<u32>> = HashMap::new();
-    let mut per_identity: Vec<Vec<usize>> = vec![Vec::new(); identities];
-    for (index, key) in keys.iter().enumerate() {
-        if let Some(list) = per_identity.get_mut(key.identity as usize) {
-            list.push(index);
-        }
-    }
-    for list in &per_identity {
+    for list in &protocol::per_identity(identities, keys) {
         let taken = &list[..list
             .len()
             .min(MAX_ENROLLED_TEMPLATES + STATION_EXTRA_CAPTURES)];
