@@ -463,6 +463,10 @@ fn a_series_that_disagrees_asks_for_extra_captures_and_enrols_three_that_agree()
     );
     assert!(out.contains("(extra capture 1 of 2)"), "{out}");
     assert!(out.contains("(extra capture 2 of 2)"), "{out}");
+    // The extra captures go on with the series' numbers, as the pairs name them.
+    assert!(out.contains("hand capture 4 of 4: accepted"), "{out}");
+    assert!(out.contains("hand capture 5 of 5: accepted"), "{out}");
+    assert!(!out.contains("capture 1 of 1"), "{out}");
     assert!(out.contains("hand: 3 pairs match"), "{out}");
     let info = station.card_info();
     assert!(info.contains("slots: 3 of 4 used"), "{info}");

@@ -72,7 +72,7 @@ pub struct EnrolArgs {
     /// Audit log (JSON lines, created with mode 0600).
     #[arg(long, value_name = "FILE", default_value = DEFAULT_AUDIT_LOG)]
     audit_log: PathBuf,
-    /// Refused captures allowed per hand before giving up.
+    /// Refused captures allowed per hand before giving up (extra captures included).
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_refused: u16,
     /// Seconds to wait for the sensor to connect and for each capture.
@@ -319,11 +319,17 @@ impl Operator for Terminal {
                 palmgate::error_chain(error),
                 retry_in.as_millis()
             ),
-            Notice::SeriesStarted { hand, wanted } => {
-                if hand == Hand::Duress {
+            Notice::SeriesStarted {
+                hand,
+                wanted,
+                already,
+            } => {
+                if hand == Hand::Duress && already == 0 {
                     println!("Now the OTHER hand, for the duress slot.");
                 }
-                let bar = ProgressBar::new(wanted as u64);
+                // An extra capture goes on with the series: the bar and the numbers continue.
+                let bar = ProgressBar::new((already + wanted) as u64);
+                bar.set_position(already as u64);
                 bar.set_style(
                     ProgressStyle::with_template("{prefix} [{bar:24}] {pos}/{len} {wide_msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -65,6 +65,9 @@ pub enum CaptureStep {
 #[derive(Debug)]
 pub struct CaptureLoop {
     wanted: usize,
+    /// Captures of the same series accepted before this loop (an extra capture continues the
+    /// series' numbering).
+    numbered_after: usize,
     max_refused: usize,
     refused: usize,
     last_reason: String,
@@ -77,11 +80,28 @@ impl CaptureLoop {
         let wanted = wanted.max(1);
         Self {
             wanted,
+            numbered_after: 0,
             max_refused,
             refused: 0,
             last_reason: String::new(),
             accepted: Vec::with_capacity(wanted),
         }
+    }
+
+    /// The same loop going on with a series that already has `accepted` captures and `refused`
+    /// refusals (an extra capture): [`CaptureStep::Accepted`] counts the accepted ones in
+    /// `number` and `wanted`, and the refusals count against the same `max_refused`, which is
+    /// an allowance per hand.
+    #[must_use]
+    pub fn continuing(mut self, accepted: usize, refused: usize) -> Self {
+        self.numbered_after = accepted;
+        self.refused = refused;
+        self
+    }
+
+    /// Refused captures so far (those of the series it continues included).
+    pub fn refused(&self) -> usize {
+        self.refused
     }
 
     /// Offers the extraction result of one capture.
@@ -101,16 +121,16 @@ impl CaptureLoop {
                 if self.is_complete() {
                     // More captures than wanted: the series is already complete; keep it as is.
                     return Ok(CaptureStep::Accepted {
-                        number: self.accepted.len(),
-                        wanted: self.wanted,
+                        number: self.numbered_after + self.accepted.len(),
+                        wanted: self.numbered_after + self.wanted,
                         valid_cells: extraction.valid_cells,
                     });
                 }
                 let valid_cells = extraction.valid_cells;
                 self.accepted.push(extraction.template);
                 Ok(CaptureStep::Accepted {
-                    number: self.accepted.len(),
-                    wanted: self.wanted,
+                    number: self.numbered_after + self.accepted.len(),
+                    wanted: self.numbered_after + self.wanted,
                     valid_cells,
                 })
             }
@@ -305,6 +325,29 @@ mod tests {
             CaptureStep::GaveUp { .. }
         ));
         assert!(!captures.is_complete());
+    }
+
+    #[test]
+    fn an_extra_capture_is_numbered_after_the_series_it_continues_and_shares_its_allowance() {
+        let mut captures = CaptureLoop::new(1, 3).continuing(3, 1);
+        assert!(matches!(
+            captures.offer(Err(blurred())).expect("step"),
+            CaptureStep::Refused { refused: 2, .. }
+        ));
+        assert_eq!(
+            captures.offer(Ok(extraction(4))).expect("step"),
+            CaptureStep::Accepted {
+                number: 4,
+                wanted: 4,
+                valid_cells: 576
+            }
+        );
+        assert!(captures.is_complete());
+        assert_eq!(
+            captures.accepted(),
+            1,
+            "the loop itself holds the one capture"
+        );
     }
 
     #[test]

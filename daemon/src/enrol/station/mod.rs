@@ -363,6 +363,15 @@ struct Capturing<'o> {
     profile: Profile,
 }
 
+/// What a hand's series holds before an extra capture is asked for.
+#[derive(Debug, Clone, Copy, Default)]
+struct SeriesSoFar {
+    /// Captures accepted.
+    accepted: usize,
+    /// Captures refused (against `--max-refused`, an allowance per hand).
+    refused: usize,
+}
+
 impl<'o> Capturing<'o> {
     fn start(
         setup: SensorSetup,
@@ -412,7 +421,8 @@ impl<'o> Capturing<'o> {
         hand: Hand,
         threshold: Threshold,
     ) -> Result<(Vec<Template>, MutualReport), EnrolError> {
-        let mut captures = self.series(hand, self.samples)?;
+        let (mut captures, mut refused) =
+            self.series(hand, self.samples, SeriesSoFar::default())?;
         let mut extra = 0;
         loop {
             if let Some(chosen) = agreeing(&captures, self.samples, threshold) {
@@ -435,14 +445,32 @@ impl<'o> Capturing<'o> {
                 extra,
                 allowed: self.extra_captures,
             });
-            captures.extend(self.series(hand, 1)?);
+            let so_far = SeriesSoFar {
+                accepted: captures.len(),
+                refused,
+            };
+            let (more, refused_now) = self.series(hand, 1, so_far)?;
+            captures.extend(more);
+            refused = refused_now;
         }
     }
 
-    /// `wanted` accepted captures of `hand`.
-    fn series(&mut self, hand: Hand, wanted: usize) -> Result<Vec<Template>, EnrolError> {
-        let mut captures = CaptureLoop::new(wanted, self.max_refused);
-        self.operator.notice(Notice::SeriesStarted { hand, wanted });
+    /// `wanted` accepted captures of `hand`, going on with the series `so_far` (an extra
+    /// capture is numbered after its accepted captures, and the refusals allowed are the hand's,
+    /// not the capture's); the templates and the hand's refusals so far.
+    fn series(
+        &mut self,
+        hand: Hand,
+        wanted: usize,
+        so_far: SeriesSoFar,
+    ) -> Result<(Vec<Template>, usize), EnrolError> {
+        let mut captures =
+            CaptureLoop::new(wanted, self.max_refused).continuing(so_far.accepted, so_far.refused);
+        self.operator.notice(Notice::SeriesStarted {
+            hand,
+            wanted,
+            already: so_far.accepted,
+        });
         let ended = loop {
             if captures.is_complete() {
                 break Ok(());
@@ -466,7 +494,8 @@ impl<'o> Capturing<'o> {
             }
         };
         self.operator.notice(Notice::SeriesEnded { hand });
-        ended.map(|()| captures.into_templates())
+        let refused = captures.refused();
+        ended.map(|()| (captures.into_templates(), refused))
     }
 
     /// One accepted capture of `hand` (for the final verification).

@@ -37,12 +37,15 @@ pub enum Notice<'a> {
         /// When the link tries again.
         retry_in: Duration,
     },
-    /// A series of `wanted` captures of `hand` begins.
+    /// A series of `wanted` captures of `hand` begins, or goes on with `wanted` more after
+    /// `already` (an extra capture: its captures are numbered after those).
     SeriesStarted {
         /// The hand.
         hand: Hand,
-        /// Captures wanted.
+        /// Captures wanted now.
         wanted: usize,
+        /// Captures of this series accepted before (0 when it begins).
+        already: usize,
     },
     /// A capture of a series was accepted or refused.
     Capture {

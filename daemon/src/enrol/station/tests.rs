@@ -509,6 +509,28 @@ fn a_capture_that_disagrees_is_replaced_by_an_extra_one_and_the_agreeing_three_a
         .filter(|line| line.starts_with("hand disagrees"))
         .count();
     assert_eq!(extra_asks, 1, "one extra capture was enough");
+    // The extra capture goes on with the series' numbers: it is capture 4, as the agreement
+    // names it, not "capture 1 of 1".
+    let accepted: Vec<&str> = person
+        .heard
+        .iter()
+        .filter(|line| line.starts_with("hand: Accepted"))
+        .map(|line| {
+            let numbers = line.split(", valid_cells").next().unwrap_or(line);
+            numbers.trim_start_matches("hand: Accepted { ")
+        })
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            "number: 1, wanted: 3",
+            "number: 2, wanted: 3",
+            "number: 3, wanted: 3",
+            "number: 4, wanted: 4"
+        ],
+        "{:#?}",
+        person.heard
+    );
     assert!(
         enrolment.events[1]
             .detail
@@ -560,6 +582,50 @@ fn a_series_still_disagreeing_after_the_extra_captures_is_refused_before_anythin
     assert_eq!(person.script.len(), 1);
     assert!(enrolment.events.is_empty());
     assert!(desk.audit_kinds().is_empty());
+    assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
+}
+
+#[test]
+fn the_refused_captures_allowed_are_per_hand_and_extra_captures_draw_on_them() {
+    // Two empty frames in the first series and two at the extra capture: four refusals, one
+    // more than the desk's three, although neither part alone exceeds it.
+    let desk = Desk::new();
+    let mut card = factory_card();
+    let (enrolment, person) = desk.enrol(
+        &mut card,
+        true,
+        &[
+            Some((1, 0)),
+            None,
+            None,
+            Some((2, 0)),
+            Some((1, 1)),
+            None,
+            None,
+            Some((1, 2)),
+            Some((1, 3)),
+        ],
+    );
+    assert!(
+        matches!(
+            enrolment.result,
+            Err(EnrolError::Refused(Refusal::CapturesRefused {
+                refused: 4,
+                ..
+            }))
+        ),
+        "{:?}\n{:#?}",
+        enrolment.result,
+        person.heard
+    );
+    assert!(
+        person
+            .heard
+            .iter()
+            .any(|line| line.starts_with("hand: Refused") && line.contains("refused: 3")),
+        "the extra capture's first refusal is the hand's third: {:#?}",
+        person.heard
+    );
     assert_eq!(slots_used(&mut card), (Lifecycle::Factory, 0));
 }
 
