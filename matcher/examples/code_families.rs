@@ -40,7 +40,9 @@
 //! `--station-enrol after|all` (each hand enrolled as the enrolment station chooses under
 //! `balanced`, up to two extra captures; its genuine probes the captures after the last one the
 //! station took, or every capture it did not enrol) with `--station-rule every|connected` (the
-//! station's rule: every pair matches, the product's, or the matching pairs connect the three).
+//! station's rule: every pair matches, the product's, or the matching pairs connect the three)
+//! and `--station-compare found|posed` (each pair at the pose found, the product's, or the later
+//! capture at its kind's poses with the threshold for that many poses).
 //!
 //! In the enrolment protocol the enrolled capture is always the reference as found and the other
 //! capture the probe at every pose, whichever was taken first (every capture of another hand is
@@ -683,7 +685,7 @@ const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
      [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
-     [--station-enrol after|all] [--station-rule every|connected]";
+     [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -706,6 +708,7 @@ fn main() -> Result<(), String> {
     let mut station = false;
     let mut station_enrol = None;
     let mut station_rule = StationRule::EveryPair;
+    let mut station_posed = false;
     let mut same_hands: Vec<(String, String, String)> = Vec::new();
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -745,6 +748,13 @@ fn main() -> Result<(), String> {
             "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
             "--closest" => closest = usize::from(number()?),
             "--station" => station = value == "1",
+            "--station-compare" => {
+                station_posed = match value.as_str() {
+                    "found" => false,
+                    "posed" => true,
+                    _ => return Err(format!("--station-compare found|posed, not {value}")),
+                }
+            }
             "--station-rule" => {
                 station_rule = match value.as_str() {
                     "every" => StationRule::EveryPair,
@@ -850,7 +860,17 @@ fn main() -> Result<(), String> {
                 ),
                 Some(probes) => {
                     // The station's choice under `balanced`: captures compared at the pose found.
-                    let threshold = palmgate_matcher::Profile::Balanced.threshold(1, 1).q16();
+                    // `--station-compare posed`: the later capture at its kind's poses against
+                    // the earlier as found, with the threshold for that many poses (as a gate
+                    // holding the earlier capture alone would compare them).
+                    let poses = if station_posed {
+                        codes.first().map_or(1, Vec::len).max(1)
+                    } else {
+                        1
+                    };
+                    let threshold = palmgate_matcher::Profile::Balanced
+                        .threshold(1, poses)
+                        .q16();
                     let roles = EnrolmentRoles::station(
                         set.identities,
                         &set.keys,
@@ -858,7 +878,14 @@ fn main() -> Result<(), String> {
                         2,
                         station_rule,
                         probes,
-                        |a, b| codes[b][0].distance(&codes[a][0], &variant) <= threshold,
+                        |a, b| {
+                            codes[b]
+                                .iter()
+                                .take(poses)
+                                .map(|probe| probe.distance(&codes[a][0], &variant))
+                                .min()
+                                .is_some_and(|d| d <= threshold)
+                        },
                     );
                     eprintln!(
                         "{}: the station refuses {} hands, enrols {} of them from later captures",
