@@ -469,8 +469,8 @@ impl StationRule {
                     if std::mem::replace(&mut reached[i], true) {
                         continue;
                     }
+                    let a = group[i];
                     for (j, &b) in group.iter().enumerate() {
-                        let a = group[i];
                         let (first, second) = if a < b { (a, b) } else { (b, a) };
                         if !reached[j] && j != i && matches(first, second) {
                             stack.push(j);
@@ -544,11 +544,11 @@ impl EnrolmentRoles {
         }
     }
 
-    /// The roles the enrolment station gives ([`palmgate enrol`'s
-    /// `--extra-captures`](../../../docs/operations.md)): each identity presents its first
-    /// `enrolled` samples; while no `enrolled` of those presented all match each other
-    /// (`matches(a, b)` for every pair, `a` before `b`), it presents one more, up to `extra`
-    /// more; the earliest such group (in the order of the samples) is enrolled. An identity with
+    /// The roles the enrolment station gives (`palmgate enrol --extra-captures`,
+    /// docs/operations.md): each identity presents its first `enrolled` samples; while no
+    /// `enrolled` of those presented agree by `rule` (`matches(a, b)` on pairs, `a` before `b`),
+    /// it presents one more, up to `extra` more; the earliest such group (in the order of the
+    /// samples) is enrolled. An identity with
     /// no such group among the samples it has is refused (no references, listed in
     /// [`EnrolmentRoles::refused`]). Its genuine probes are the samples after the last one the
     /// station took, or, with `probes: StationProbes::NotEnrolled`, every sample it did not
