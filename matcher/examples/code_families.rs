@@ -50,6 +50,7 @@
 
 use std::path::{Path, PathBuf};
 
+use palmgate_matcher::agreement::earliest_group;
 use palmgate_matcher::compare::{MAX_SHIFT, MIN_OVERLAP_CELLS};
 use palmgate_matcher::eval::protocol::{
     EnrolmentRoles, SampleKey, StationProbes, StationRule, Trials, enrolment, enrolment_with_roles,
@@ -391,15 +392,10 @@ fn print_station(set: &Set, codes: &[Vec<Code>], variant: &Variant) {
                 let refused = full
                     .iter()
                     .filter(|hand| {
-                        !(0..k).any(|a| {
-                            (a + 1..k).any(|b| {
-                                (b + 1..k).any(|c| {
-                                    matches(hand[a], hand[b])
-                                        && matches(hand[a], hand[c])
-                                        && matches(hand[b], hand[c])
-                                })
-                            })
+                        earliest_group(k, 3, StationRule::EveryPair, |a, b| {
+                            matches(hand[a], hand[b])
                         })
+                        .is_none()
                     })
                     .count();
                 retry.push(format!("{k} captures: {refused} of {}", full.len()));

@@ -8,12 +8,16 @@
 //!   copy every crate's tests use.
 //! - `std` feature (default): `roi` (whole hand or ROI image → normalised palm ROI), `quality`
 //!   (refusal reasons), `features` (the ONNX filter bank run with tract), `extract` (image →
-//!   template pipeline), `eval` (genuine/impostor evaluation) and `synth` (synthetic palms).
+//!   template pipeline), `agreement` (which captures of an enrolment series agree: the station's
+//!   search, which `eval` models), `eval` (genuine/impostor evaluation) and `synth` (synthetic
+//!   palms).
 #![cfg_attr(not(feature = "std"), no_std)]
 
 #[cfg(test)]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod agreement;
 pub mod compare;
 #[cfg(feature = "std")]
 pub mod eval;

@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use palmgate_matcher::agreement::{StationRule, earliest_group};
 use palmgate_matcher::compare::{MIN_OVERLAP_CELLS, Threshold, compare};
 use palmgate_matcher::template::Template;
 
@@ -225,35 +226,15 @@ pub fn disagreeing(templates: &[Template], threshold: Threshold) -> Disagreement
 
 /// The earliest `wanted` of `templates` that all match each other under `threshold` (indices,
 /// ascending; the first such set in lexicographic order), or `None` when no such set exists.
-/// What the station enrols when a series needed extra captures.
+/// What the station enrols when a series needed extra captures; the search is
+/// `palmgate_matcher::agreement::earliest_group`, the one `palmgate eval` models the station with.
 pub fn agreeing(templates: &[Template], wanted: usize, threshold: Threshold) -> Option<Vec<usize>> {
     let count = templates.len();
-    if wanted == 0 || wanted > count {
-        return None;
-    }
     let mut matches = vec![vec![false; count]; count];
     for pair in every_pair(templates, &[], threshold) {
-        let (i, j) = (pair.first - 1, pair.second - 1);
-        matches[i][j] = pair.matched;
-        matches[j][i] = pair.matched;
+        matches[pair.first - 1][pair.second - 1] = pair.matched;
     }
-    fn extend(chosen: &mut Vec<usize>, from: usize, wanted: usize, matches: &[Vec<bool>]) -> bool {
-        if chosen.len() == wanted {
-            return true;
-        }
-        for candidate in from..matches.len() {
-            if chosen.iter().all(|&c| matches[c][candidate]) {
-                chosen.push(candidate);
-                if extend(chosen, candidate + 1, wanted, matches) {
-                    return true;
-                }
-                chosen.pop();
-            }
-        }
-        false
-    }
-    let mut chosen = Vec::with_capacity(wanted);
-    extend(&mut chosen, 0, wanted, &matches).then_some(chosen)
+    earliest_group(count, wanted, StationRule::EveryPair, |i, j| matches[i][j])
 }
 
 /// Checks that no duress capture matches a normal capture.

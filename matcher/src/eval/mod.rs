@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::compare::{Comparison, compare, compare_posed};
+use crate::compare::{compare, compare_posed};
 use crate::extract::{ExtractError, Extractor, InputKind, probe_poses};
 use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile, STATION_EXTRA_CAPTURES};
 use crate::roi::Pose;
@@ -491,11 +491,6 @@ pub struct SetEvaluation {
     pub all_pairs: Trials,
     /// Enrolment with one template and with [`MAX_ENROLLED_TEMPLATES`], on the same probes.
     pub enrolment: [Trials; 2],
-    /// The enrolment station's check, per identity with at least [`MAX_ENROLLED_TEMPLATES`]
-    /// captures: its first ones (the templates the enrolment protocol enrols) compared with each
-    /// other at the pose found, as `palmgate enrol` compares a hand's captures before it writes
-    /// them (`None`: two of them could not be compared at all).
-    pub station: Vec<Option<Vec<Comparison>>>,
     /// Per profile ([`Profile::ALL`] order), enrolment with [`MAX_ENROLLED_TEMPLATES`] templates
     /// as the enrolment station chooses them (`station_roles`).
     pub station_enrolment: [StationEnrolment; 3],
@@ -504,6 +499,11 @@ pub struct SetEvaluation {
 /// Enrolment as the station chooses it under one profile.
 #[derive(Debug, Clone)]
 pub struct StationEnrolment {
+    /// Hands with at least [`MAX_ENROLLED_TEMPLATES`] captures (the others are not enrolled).
+    pub hands: usize,
+    /// Hands whose first [`MAX_ENROLLED_TEMPLATES`] captures do not all match each other (a
+    /// capture with no template matches none): the station asks them for extra captures.
+    pub refused_first_series: usize,
     /// Hands it refused: no [`MAX_ENROLLED_TEMPLATES`] captures that all match each other among
     /// the first ones and the extra captures the set holds.
     pub refused: usize,
@@ -648,7 +648,11 @@ pub fn evaluate_set(
     let mut references: Vec<usize> = first
         .references
         .iter()
-        .chain(station_roles.iter().flat_map(|roles| &roles.references))
+        .chain(
+            station_roles
+                .iter()
+                .flat_map(|(_, roles)| &roles.references),
+        )
         .flatten()
         .copied()
         .collect();
@@ -677,27 +681,15 @@ pub fn evaluate_set(
         trials.leave_out_same_hands(&same_hands);
         trials
     });
-    let station = station_checks(identities.len(), &keys, &templates);
-    let captures_of = |identity: usize| {
-        keys.iter()
-            .filter(|k| k.identity as usize == identity)
-            .count()
-    };
-    let station_enrolment = station_roles.map(|roles| {
+    let captures: Vec<usize> = protocol::per_identity(identities.len(), &keys)
+        .iter()
+        .map(Vec::len)
+        .collect();
+    let station_enrolment = station_roles.map(|(first_series, roles)| {
         let mut trials =
             protocol::enrolment_with_roles(identities.len(), &keys, &roles, enrolled_distance);
         trials.leave_out_same_hands(&same_hands);
-        StationEnrolment {
-            refused: roles.refused.len(),
-            refused_short_of_captures: roles
-                .refused
-                .iter()
-                .filter(|&&identity| {
-                    captures_of(identity) < MAX_ENROLLED_TEMPLATES + STATION_EXTRA_CAPTURES
-                })
-                .count(),
-            trials,
-        }
+        StationEnrolment::new(&captures, &first_series, &roles, trials)
     });
     if all_pairs.genuine.is_empty() {
         return Err(EvalError::NotEnoughData(
@@ -740,21 +732,48 @@ pub fn evaluate_set(
         },
         all_pairs,
         enrolment,
-        station,
         station_enrolment,
     })
 }
 
-/// Per profile ([`Profile::ALL`] order), whom the enrolment station enrols from which captures:
-/// it compares captures at the pose found with the profile's one-template, one-pose threshold,
-/// enrols the earliest [`MAX_ENROLLED_TEMPLATES`] that all match each other among the first
-/// ones and up to [`STATION_EXTRA_CAPTURES`] more, and refuses a hand with none; a hand's
-/// genuine probes are its captures after the last one the station took.
+impl StationEnrolment {
+    /// The station's choice under one profile, at the first series and after the extra
+    /// captures, over identities with `captures[identity]` captures each; `trials` its enrolment.
+    fn new(
+        captures: &[usize],
+        first_series: &protocol::EnrolmentRoles,
+        after_extra: &protocol::EnrolmentRoles,
+        trials: Trials,
+    ) -> StationEnrolment {
+        let short = |identity: &&usize| {
+            captures.get(**identity).copied().unwrap_or(0)
+                < MAX_ENROLLED_TEMPLATES + STATION_EXTRA_CAPTURES
+        };
+        StationEnrolment {
+            hands: captures
+                .iter()
+                .filter(|&&n| n >= MAX_ENROLLED_TEMPLATES)
+                .count(),
+            refused_first_series: first_series.refused.len(),
+            refused: after_extra.refused.len(),
+            refused_short_of_captures: after_extra.refused.iter().filter(short).count(),
+            trials,
+        }
+    }
+}
+
+/// Per profile ([`Profile::ALL`] order), whom the enrolment station enrols from which captures,
+/// at the first series and after up to [`STATION_EXTRA_CAPTURES`] extra captures: it compares
+/// captures at the pose found (`templates[i][0]`; a capture with no template matches none) with
+/// the profile's one-template, one-pose threshold (what `palmgate enrol --profile` compares
+/// with), enrols the earliest [`MAX_ENROLLED_TEMPLATES`] that all match each other, and refuses
+/// a hand with none; a hand's genuine probes are its captures after the last one the station
+/// took.
 fn station_roles(
     identities: usize,
     keys: &[SampleKey],
     templates: &[Vec<Template>],
-) -> [protocol::EnrolmentRoles; 3] {
+) -> [(protocol::EnrolmentRoles, protocol::EnrolmentRoles); 3] {
     // Each pair among a hand's first captures, at the pose found (`None`: not comparable).
     let mut found_distances: HashMap<(usize, usize), Option<u32>> = HashMap::new();
     for list in &protocol::per_identity(identities, keys) {
@@ -774,84 +793,41 @@ fn station_roles(
     }
     Profile::ALL.map(|profile| {
         let threshold = profile.threshold(1, 1).q16();
-        protocol::EnrolmentRoles::station(
-            identities,
-            keys,
-            MAX_ENROLLED_TEMPLATES,
-            STATION_EXTRA_CAPTURES,
-            protocol::StationRule::EveryPair,
-            protocol::StationProbes::AfterTaken,
-            |a, b| {
-                found_distances
-                    .get(&(a, b))
-                    .copied()
-                    .flatten()
-                    .is_some_and(|d| d <= threshold)
-            },
-        )
+        let roles = |extra: usize| {
+            protocol::EnrolmentRoles::station(
+                identities,
+                keys,
+                MAX_ENROLLED_TEMPLATES,
+                extra,
+                protocol::StationRule::EveryPair,
+                protocol::StationProbes::AfterTaken,
+                |a, b| {
+                    found_distances
+                        .get(&(a, b))
+                        .copied()
+                        .flatten()
+                        .is_some_and(|d| d <= threshold)
+                },
+            )
+        };
+        (roles(0), roles(STATION_EXTRA_CAPTURES))
     })
 }
 
-/// [`SetEvaluation::station`]: every pair of each identity's first [`MAX_ENROLLED_TEMPLATES`]
-/// captures, each at the pose found (`templates[i][0]`).
-fn station_checks(
-    identities: usize,
-    keys: &[SampleKey],
-    templates: &[Vec<Template>],
-) -> Vec<Option<Vec<Comparison>>> {
-    let roles = protocol::EnrolmentRoles::new(
-        identities,
-        keys,
-        MAX_ENROLLED_TEMPLATES,
-        MAX_ENROLLED_TEMPLATES,
-    );
-    roles
-        .references
-        .iter()
-        .filter(|captures| captures.len() == MAX_ENROLLED_TEMPLATES)
-        .map(|captures| {
-            let found = |i: usize| templates.get(captures[i]).and_then(|t| t.first());
-            let mut pairs = Vec::new();
-            for a in 0..captures.len() {
-                for b in a + 1..captures.len() {
-                    pairs.push(compare(found(a)?, found(b)?).ok()?);
-                }
-            }
-            Some(pairs)
-        })
-        .collect()
-}
-
-/// How many hands the enrolment station would refuse under each profile: a hand is refused when
-/// any pair of its captures does not match under the profile's one-template, one-pose threshold
-/// (what `palmgate enrol --profile` compares with).
-fn station_outcomes(
-    station: &[Option<Vec<Comparison>>],
-    enrolment: &[StationEnrolment; 3],
-) -> Vec<StationOutcome> {
+/// The enrolment station's refusals under each profile ([`StationEnrolment`] per profile).
+fn station_outcomes(enrolment: &[StationEnrolment; 3]) -> Vec<StationOutcome> {
     Profile::ALL
         .iter()
         .zip(enrolment)
-        .map(|(profile, enrolment)| {
-            let threshold = profile.threshold(1, 1);
-            let refused = station
-                .iter()
-                .filter(|pairs| {
-                    pairs
-                        .as_ref()
-                        .is_none_or(|pairs| pairs.iter().any(|c| !c.is_match(threshold)))
-                })
-                .count();
-            StationOutcome {
-                profile: profile.name().to_owned(),
-                threshold_q16: threshold.q16(),
-                hands: station.len(),
-                refused,
-                rate: rate(refused, station.len()),
-                extra_captures: STATION_EXTRA_CAPTURES,
-                refused_after_extra_captures: enrolment.refused,
-                refused_short_of_captures: enrolment.refused_short_of_captures,
-            }
+        .map(|(profile, enrolment)| StationOutcome {
+            profile: profile.name().to_owned(),
+            threshold_q16: profile.threshold(1, 1).q16(),
+            hands: enrolment.hands,
+            refused: enrolment.refused_first_series,
+            rate: rate(enrolment.refused_first_series, enrolment.hands),
+            extra_captures: STATION_EXTRA_CAPTURES,
+            refused_after_extra_captures: enrolment.refused,
+            refused_short_of_captures: enrolment.refused_short_of_captures,
         })
         .collect()
 }
@@ -1212,7 +1188,7 @@ pub fn evaluate_suite(
             profiles_3: profiles_3[s].clone(),
             profiles_3_station: profiles_3_station[s].clone(),
             shipped_profiles,
-            enrolment_station: station_outcomes(&e.station, &e.station_enrolment),
+            enrolment_station: station_outcomes(&e.station_enrolment),
         });
     }
     Ok((SuiteReport { sets, calibrated }, evaluations))
@@ -1320,32 +1296,33 @@ mod tests {
                 session: None,
             })
             .collect();
-        let station = station_checks(4, &keys, &templates);
-        let far = station[1].as_ref().map(|pairs| pairs[1].distance_q16());
+        // The stranger's capture is far from identity 1's, under every profile.
+        let far = compare(&templates[4][0], &templates[6][0]).expect("comparable");
         assert!(
-            far > Some(Profile::Convenience.threshold(1, 1).q16()),
+            !far.is_match(Profile::Convenience.threshold(1, 1)),
             "{far:?}"
         );
-        assert_eq!(station.len(), 3, "identity 2 has two captures");
-        assert_eq!(station[0].as_ref().map(Vec::len), Some(3));
-        assert!(station[2].is_none(), "a missing template is not a pass");
-        // With an extra capture the station enrols identity 1 from captures 4, 5 and 12 (no
-        // probe left); identity 3 has no fourth capture and stays refused.
         let roles = station_roles(4, &keys, &templates);
-        for roles in &roles {
-            assert_eq!(roles.refused, [3]);
-            assert_eq!(roles.references[0], [0, 1, 2]);
-            assert_eq!(roles.probes[0], [3]);
-            assert_eq!(roles.references[1], [4, 5, 12]);
-            assert!(roles.probes[1].is_empty());
-            assert!(roles.references[2].is_empty() && roles.references[3].is_empty());
+        for (first_series, after_extra) in &roles {
+            // First series: identity 0 enrolled from its first three, identity 1 (a stranger's
+            // capture) and identity 3 (a capture with no template: not a pass) refused,
+            // identity 2 (two captures) not a hand.
+            assert_eq!(first_series.refused, [1, 3]);
+            assert_eq!(first_series.references[0], [0, 1, 2]);
+            // With an extra capture the station enrols identity 1 from captures 4, 5 and 12 (no
+            // probe left); identity 3 has no fourth capture and stays refused.
+            assert_eq!(after_extra.refused, [3]);
+            assert_eq!(after_extra.references[0], [0, 1, 2]);
+            assert_eq!(after_extra.probes[0], [3]);
+            assert_eq!(after_extra.references[1], [4, 5, 12]);
+            assert!(after_extra.probes[1].is_empty());
+            assert!(after_extra.references[2].is_empty() && after_extra.references[3].is_empty());
         }
-        let enrolment = roles.map(|roles| StationEnrolment {
-            refused: roles.refused.len(),
-            refused_short_of_captures: 1,
-            trials: Trials::default(),
+        let captures = [4, 4, 2, 3];
+        let enrolment = roles.map(|(first_series, after_extra)| {
+            StationEnrolment::new(&captures, &first_series, &after_extra, Trials::default())
         });
-        let outcomes = station_outcomes(&station, &enrolment);
+        let outcomes = station_outcomes(&enrolment);
         assert_eq!(outcomes.len(), Profile::ALL.len());
         for (outcome, profile) in outcomes.iter().zip(Profile::ALL) {
             assert_eq!(outcome.profile, profile.name());

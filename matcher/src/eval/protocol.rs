@@ -13,6 +13,8 @@
 //!   probes; a probe's distance to an identity is the minimum over that identity's templates, as
 //!   the card computes it.
 
+pub use crate::agreement::StationRule;
+use crate::agreement::earliest_group;
 use crate::synth::Rng;
 
 /// Distances are Q16: `0..=65536`.
@@ -442,75 +444,6 @@ pub(crate) fn per_identity(identities: usize, samples: &[SampleKey]) -> Vec<Vec<
     per_identity
 }
 
-/// How the enrolment station decides that captures agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StationRule {
-    /// Every pair matches (the station as built: `daemon/src/enrol/consistency.rs`).
-    EveryPair,
-    /// The matching pairs connect every capture (for three: two of the three pairs match).
-    Connected,
-}
-
-impl StationRule {
-    /// Whether the captures `group` agree by this rule.
-    fn agrees(self, group: &[usize], matches: &impl Fn(usize, usize) -> bool) -> bool {
-        let pairs = || {
-            group
-                .iter()
-                .enumerate()
-                .flat_map(move |(i, &a)| group[i + 1..].iter().map(move |&b| (a, b)))
-        };
-        match self {
-            StationRule::EveryPair => pairs().all(|(a, b)| matches(a, b)),
-            StationRule::Connected => {
-                let mut reached = vec![false; group.len()];
-                let mut stack = vec![0];
-                while let Some(i) = stack.pop() {
-                    if std::mem::replace(&mut reached[i], true) {
-                        continue;
-                    }
-                    let a = group[i];
-                    for (j, &b) in group.iter().enumerate() {
-                        let (first, second) = if a < b { (a, b) } else { (b, a) };
-                        if !reached[j] && j != i && matches(first, second) {
-                            stack.push(j);
-                        }
-                    }
-                }
-                reached.iter().all(|&r| r)
-            }
-        }
-    }
-}
-
-/// The earliest `wanted` of `list` (combinations in lexicographic order of positions) that agree
-/// by `rule`, as the station's search (`daemon/src/enrol/consistency.rs`, `agreeing`) finds them.
-fn earliest_group(
-    list: &[usize],
-    wanted: usize,
-    rule: StationRule,
-    matches: &impl Fn(usize, usize) -> bool,
-) -> Option<Vec<usize>> {
-    if wanted == 0 || wanted > list.len() {
-        return None;
-    }
-    let mut positions: Vec<usize> = (0..wanted).collect();
-    loop {
-        let group: Vec<usize> = positions.iter().map(|&p| list[p]).collect();
-        if rule.agrees(&group, matches) {
-            return Some(group);
-        }
-        // The next combination in lexicographic order, or none.
-        let last = (0..wanted)
-            .rev()
-            .find(|&i| positions[i] < list.len() - wanted + i)?;
-        positions[last] += 1;
-        for i in last + 1..wanted {
-            positions[i] = positions[i - 1] + 1;
-        }
-    }
-}
-
 impl EnrolmentRoles {
     /// The roles of `samples` for `enrolled` references and probes after the first
     /// `probes_after` samples of each of the `identities`.
@@ -574,9 +507,11 @@ impl EnrolmentRoles {
                 continue;
             }
             let presented = (enrolled..=(enrolled + extra).min(list.len())).find_map(|taken| {
+                let group =
+                    earliest_group(taken, enrolled, rule, |i, j| matches(list[i], list[j]))?;
                 Some((
                     taken,
-                    earliest_group(&list[..taken], enrolled, rule, &matches)?,
+                    group.into_iter().map(|i| list[i]).collect::<Vec<_>>(),
                 ))
             });
             let Some((taken, group)) = presented else {
