@@ -42,7 +42,12 @@
 //! station took, or every capture it did not enrol) with `--station-rule every|connected` (the
 //! station's rule: every pair matches, the product's, or the matching pairs connect the three)
 //! and `--station-compare found|posed` (each pair at the pose found, the product's, or the later
-//! capture at its kind's poses with the threshold for that many poses).
+//! capture at its kind's poses with the threshold for that many poses), `--dump PREFIX` (for
+//! the quality-gate study: where the genuine probes refused at the shipped `balanced` threshold
+//! rank among a set's captures by ten reference-free statistics, on stderr, and the statistics
+//! and genuine distances as `PREFIX-SET-captures.csv` and `PREFIX-SET-genuine.csv`),
+//! `--cohort-norm raw|z` (impostor trials only within each half of the identities; `z` turns
+//! each reference's distances into standard scores against its distances to the other half).
 //!
 //! In the enrolment protocol the enrolled capture is always the reference as found and the other
 //! capture the probe at every pose, whichever was taken first (every capture of another hand is
@@ -420,6 +425,15 @@ fn print_station(set: &Set, codes: &[Vec<Code>], variant: &Variant) {
     }
 }
 
+/// `--cohort-norm`: impostor trials only within each half of the identities (odd or even
+/// index), distances as they are (`raw`) or as standard scores against the reference's
+/// distances to the other half (`z`, a per-template score normalisation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CohortNorm {
+    Raw,
+    Z,
+}
+
 /// How the study compares two codes (the product: `max_shift` 2, no normalisation, reach 0).
 #[derive(Debug, Clone, Copy)]
 struct Variant {
@@ -496,6 +510,60 @@ struct Set {
     /// Per capture, its cut at each of the `--enrol-poses` (a sensor's ROI only; `None` where
     /// the pose leaves the image).
     enrol_cuts: Vec<Vec<Option<Cut>>>,
+    /// Per capture, what the found cut measures without a reference (`--dump`).
+    stats: Vec<CaptureStats>,
+    /// Per capture, its file name (`--dump`).
+    files: Vec<String>,
+}
+
+/// One of [`CaptureStats`]' measures, as a number.
+type Statistic = fn(&CaptureStats) -> f64;
+
+/// What a gate could measure on a capture's found cut alone, with no reference to compare.
+#[derive(Debug, Clone, Copy)]
+struct CaptureStats {
+    quality: palmgate_matcher::quality::QualityReport,
+    valid_cells: usize,
+    /// Centroid of the line energy, in cells from the middle (x, y).
+    centroid: [f64; 2],
+    /// Mean line energy (strongest negative response, squared) per valid cell.
+    energy: f64,
+    /// Share of the line energy in the outer ring of cells (4 deep).
+    border_energy: f64,
+    /// Share of valid cells coded with the commonest orientation.
+    dominant: f64,
+}
+
+impl CaptureStats {
+    fn new(quality: palmgate_matcher::quality::QualityReport, cut: &Cut) -> Self {
+        let middle = (GRID as f64 - 1.0) / 2.0;
+        let (mut sx, mut sy, mut sw, mut border) = (0f64, 0f64, 0f64, 0f64);
+        let mut counts = [0usize; ORIENTATIONS];
+        for c in (0..CELLS).filter(|&c| cut.valid[c]) {
+            let (k, strongest) = (0..ORIENTATIONS)
+                .map(|k| (k, cut.responses[k][c]))
+                .fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+            counts[k] += 1;
+            let w = f64::from((-strongest).max(0.0)).powi(2);
+            let (x, y) = (c % GRID, c / GRID);
+            sx += w * x as f64;
+            sy += w * y as f64;
+            sw += w;
+            if x < 4 || y < 4 || x >= GRID - 4 || y >= GRID - 4 {
+                border += w;
+            }
+        }
+        let valid_cells = cut.valid.iter().filter(|v| **v).count();
+        let sw_safe = sw.max(f64::MIN_POSITIVE);
+        Self {
+            quality,
+            valid_cells,
+            centroid: [sx / sw_safe - middle, sy / sw_safe - middle],
+            energy: sw / valid_cells.max(1) as f64,
+            border_energy: border / sw_safe,
+            dominant: counts.iter().copied().max().unwrap_or(0) as f64 / valid_cells.max(1) as f64,
+        }
+    }
 }
 
 /// How every capture is cut and coded.
@@ -534,7 +602,7 @@ fn read_set(
             responses: responses.0.to_vec(),
         })
     };
-    let cut = |image: &image::DynamicImage| -> Option<(Vec<Cut>, Vec<Option<Cut>>)> {
+    let cut = |image: &image::DynamicImage| -> Option<(Vec<Cut>, Vec<Option<Cut>>, CaptureStats)> {
         let probe = probe_poses(kind);
         let extra = if kind == InputKind::Roi {
             enrol_poses
@@ -570,16 +638,26 @@ fn read_set(
         };
         let mut rois = rois.into_iter();
         let mut cuts = Vec::new();
+        let mut stats = None;
         for (pose, roi) in rois.by_ref().take(probe.len()).enumerate() {
             // As `extract_probe`: the found pose's refusal is the capture's, other poses drop out.
-            match roi.ok().and_then(code_cut) {
-                Some(cut) => cuts.push(cut),
+            match roi.ok().and_then(|roi| {
+                let quality = palmgate_matcher::quality::measure(&roi);
+                let cut = code_cut(roi)?;
+                Some((quality, cut))
+            }) {
+                Some((quality, cut)) => {
+                    if pose == 0 {
+                        stats = Some(CaptureStats::new(quality, &cut));
+                    }
+                    cuts.push(cut);
+                }
                 None if pose == 0 => return None,
                 None => {}
             }
         }
         let enrol_cuts = rois.map(|roi| roi.ok().and_then(code_cut)).collect();
-        Some((cuts, enrol_cuts))
+        Some((cuts, enrol_cuts, stats?))
     };
     let mut set = Set {
         name,
@@ -588,12 +666,21 @@ fn read_set(
         keys: Vec::new(),
         cuts: Vec::new(),
         enrol_cuts: Vec::new(),
+        stats: Vec::new(),
+        files: Vec::new(),
     };
     let mut refused = 0;
     for sample in &samples {
         let image = load_file(sample)?;
         match cut(&image) {
-            Some((cuts, enrol_cuts)) => {
+            Some((cuts, enrol_cuts, stats)) => {
+                set.stats.push(stats);
+                set.files.push(
+                    sample
+                        .path
+                        .file_name()
+                        .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+                );
                 let identity = names.iter().position(|n| *n == sample.identity);
                 set.keys.push(SampleKey {
                     identity: identity.unwrap_or(0) as u32,
@@ -611,6 +698,130 @@ fn read_set(
         set.identities
     );
     Ok(set)
+}
+
+/// `--dump PREFIX`: every capture's reference-free statistics (`PREFIX-SET-captures.csv`) and
+/// every genuine probe's distance to its hand's references (`PREFIX-SET-genuine.csv`), for the
+/// quality-gate study in `docs/matcher.md`.
+fn dump_set(
+    prefix: &Path,
+    set: &Set,
+    roles: &EnrolmentRoles,
+    distance: impl Fn(usize, usize) -> u32,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let rank = capture_ranks(&set.keys);
+    let path = |what: &str| {
+        let mut name = prefix.as_os_str().to_owned();
+        name.push(format!("-{}-{what}.csv", set.name));
+        PathBuf::from(name)
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path("captures"))?);
+    writeln!(
+        out,
+        "capture,identity,rank,file,valid,mean,focus,dark,saturated,valid_cells,cx,cy,energy,border_energy,dominant"
+    )?;
+    for (i, stats) in set.stats.iter().enumerate() {
+        let q = stats.quality;
+        writeln!(
+            out,
+            "{i},{},{},{},{:.4},{:.2},{:.2},{:.4},{:.4},{},{:.3},{:.3},{:.5},{:.4},{:.4}",
+            set.names[set.keys[i].identity as usize],
+            rank[i],
+            set.files[i],
+            q.valid,
+            q.raw.mean,
+            q.raw.focus,
+            q.raw.dark,
+            q.raw.saturated,
+            stats.valid_cells,
+            stats.centroid[0],
+            stats.centroid[1],
+            stats.energy,
+            stats.border_energy,
+            stats.dominant
+        )?;
+    }
+    out.flush()?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path("genuine"))?);
+    writeln!(out, "probe,identity,references,distance")?;
+    // The shipped `balanced` threshold for three templates at the kind's poses (the held-out
+    // folds' own thresholds differ from it by a few hundred Q16 at most).
+    let poses = set.cuts.first().map_or(1, Vec::len);
+    let threshold = palmgate_matcher::Profile::Balanced
+        .threshold(3, poses)
+        .q16();
+    let mut refused = Vec::new();
+    for (identity, (references, probes)) in roles.references.iter().zip(&roles.probes).enumerate() {
+        for &probe in probes {
+            let closest = references
+                .iter()
+                .map(|&r| distance(r, probe))
+                .min()
+                .unwrap_or(1 << 16);
+            if closest > threshold {
+                refused.push(probe);
+            }
+            let names: Vec<String> = references.iter().map(usize::to_string).collect();
+            writeln!(
+                out,
+                "{probe},{},{},{:.5}",
+                set.names[identity],
+                names.join(" "),
+                f64::from(closest) / 65536.0
+            )?;
+        }
+    }
+    out.flush()?;
+    // Where the refused probes fall among every capture of the set, statistic by statistic: a
+    // reference-free quality gate could turn them into re-presentations only if they crowd a
+    // tail (at most 2 % of the captures may be refused, FTA).
+    let statistics: [(&str, Statistic); 10] = [
+        ("valid share", |s| f64::from(s.quality.valid)),
+        ("mean level", |s| f64::from(s.quality.raw.mean)),
+        ("focus", |s| f64::from(s.quality.raw.focus)),
+        ("saturated share", |s| f64::from(s.quality.raw.saturated)),
+        ("line-energy centroid x", |s| s.centroid[0]),
+        ("line-energy centroid y", |s| s.centroid[1]),
+        ("line-energy centroid off the middle", |s| {
+            s.centroid[0].hypot(s.centroid[1])
+        }),
+        ("line energy", |s| s.energy),
+        ("line energy in the border cells", |s| s.border_energy),
+        ("commonest orientation's share", |s| s.dominant),
+    ];
+    eprintln!(
+        "{}: {} of {} genuine probes refused at the shipped `balanced` threshold; their ranks among the {} captures (0 lowest, 1 highest):",
+        set.name,
+        refused.len(),
+        roles.probes.iter().map(Vec::len).sum::<usize>(),
+        set.stats.len()
+    );
+    for (name, statistic) in statistics {
+        let mut all: Vec<f64> = set.stats.iter().map(statistic).collect();
+        all.sort_by(f64::total_cmp);
+        // Mid-rank: ties (every capture fully valid, none saturated) sit in the middle.
+        let rank = |value: f64| {
+            let below = all.partition_point(|&v| v < value);
+            let up_to = all.partition_point(|&v| v <= value);
+            (below + up_to) as f64 / 2.0 / all.len() as f64
+        };
+        let mut ranks: Vec<f64> = refused
+            .iter()
+            .map(|&p| rank(statistic(&set.stats[p])))
+            .collect();
+        ranks.sort_by(f64::total_cmp);
+        let in_tails = ranks
+            .iter()
+            .filter(|&&r| !(0.01..0.99).contains(&r))
+            .count();
+        let listed: Vec<String> = ranks.iter().map(|r| format!("{r:.2}")).collect();
+        eprintln!(
+            "  {name}: {} ({in_tails} in the outer 1 % at either end)",
+            listed.join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// Each capture's place among its identity's captures (0 for the first), as `enrolment` counts.
@@ -681,7 +892,7 @@ const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
      [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
-     [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed]";
+     [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -706,6 +917,8 @@ fn main() -> Result<(), String> {
     let mut station_rule = StationRule::EveryPair;
     let mut station_posed = false;
     let mut same_hands: Vec<(String, String, String)> = Vec::new();
+    let mut dump: Option<PathBuf> = None;
+    let mut cohort_norm = None;
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
         let number = || {
@@ -763,6 +976,14 @@ fn main() -> Result<(), String> {
                     "after" => StationProbes::AfterTaken,
                     "all" => StationProbes::NotEnrolled,
                     _ => return Err(format!("--station-enrol after|all, not {value}")),
+                })
+            }
+            "--dump" => dump = Some(PathBuf::from(&value)),
+            "--cohort-norm" => {
+                cohort_norm = Some(match value.as_str() {
+                    "raw" => CohortNorm::Raw,
+                    "z" => CohortNorm::Z,
+                    _ => return Err(format!("--cohort-norm raw|z, not {value}")),
                 })
             }
             "--same-hand" => {
@@ -831,7 +1052,7 @@ fn main() -> Result<(), String> {
             let rank = capture_ranks(&set.keys);
             // The reference (an identity's `rank`-th capture) at the rank's enrol pose, the
             // first as found; the probe at every pose.
-            let distance = |references: usize| {
+            let raw_distance = |references: usize| {
                 let (codes, enrol_codes, rank, variant) = (&codes, &enrol_codes, &rank, &variant);
                 move |reference: usize, probe: usize| {
                     let posed = rank[reference]
@@ -846,14 +1067,45 @@ fn main() -> Result<(), String> {
                         .unwrap_or(1 << 16)
                 }
             };
-            let mut several = match station_enrol {
-                None => enrolment(
-                    set.identities,
-                    &set.keys,
-                    enrolled,
-                    probes_after,
-                    distance(enrolled),
-                ),
+            // `--cohort-norm z`: each reference's distances as standard scores against its
+            // distances to every capture of the other half of the identities (odd against even
+            // index), mapped back to Q16 around the middle (any monotone map serves the EER and
+            // the calibration).
+            let cohort: Vec<(f64, f64)> = match cohort_norm {
+                Some(CohortNorm::Z) => {
+                    let raw = raw_distance(1);
+                    (0..set.keys.len())
+                        .map(|reference| {
+                            let parity = set.keys[reference].identity % 2;
+                            let distances: Vec<f64> = (0..set.keys.len())
+                                .filter(|&k| set.keys[k].identity % 2 != parity)
+                                .map(|k| f64::from(raw(reference, k)))
+                                .collect();
+                            let n = distances.len().max(1) as f64;
+                            let mean = distances.iter().sum::<f64>() / n;
+                            let variance =
+                                distances.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n;
+                            (mean, variance.sqrt().max(1.0))
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let distance = |references: usize| {
+                let (raw, cohort) = (raw_distance(references), &cohort);
+                move |reference: usize, probe: usize| {
+                    let d = raw(reference, probe);
+                    match cohort.get(reference) {
+                        Some(&(mean, deviation)) => {
+                            let z = (f64::from(d) - mean) / deviation;
+                            (32_768.0 + 2_048.0 * z).clamp(0.0, 65_535.0) as u32
+                        }
+                        None => d,
+                    }
+                }
+            };
+            let roles = match station_enrol {
+                None => EnrolmentRoles::new(set.identities, &set.keys, enrolled, probes_after),
                 Some(probes) => {
                     // The station's choice under `balanced`: captures compared at the pose found.
                     // `--station-compare posed`: the later capture at its kind's poses against
@@ -893,10 +1145,19 @@ fn main() -> Result<(), String> {
                             .filter(|r| r.iter().enumerate().any(|(i, &s)| rank[s] != i))
                             .count()
                     );
-                    enrolment_with_roles(set.identities, &set.keys, &roles, distance(enrolled))
+                    roles
                 }
             };
+            let mut several =
+                enrolment_with_roles(set.identities, &set.keys, &roles, distance(enrolled));
+            if let (Some(prefix), Family::Competitive) = (&dump, family) {
+                dump_set(prefix, set, &roles, distance(enrolled)).map_err(|e| e.to_string())?;
+            }
             several.leave_out_same_hands(same_hand);
+            if cohort_norm.is_some() {
+                // Only impostors of the reference's own half: the other half is its cohort.
+                several.impostor.retain(|t| t.probe % 2 == t.reference % 2);
+            }
             if closest > 0 {
                 let mut impostors = several.impostor.clone();
                 impostors.sort_by_key(|t| t.distance);
@@ -912,6 +1173,9 @@ fn main() -> Result<(), String> {
             }
             let mut one = enrolment(set.identities, &set.keys, 1, probes_after, distance(1));
             one.leave_out_same_hands(same_hand);
+            if cohort_norm.is_some() {
+                one.impostor.retain(|t| t.probe % 2 == t.reference % 2);
+            }
             let [several_ci, one_ci] = [&several, &one].map(|t| with_confidence(t, 200, 1, 2));
             let has_probes = !several.genuine.is_empty();
             let cell = |f: &palmgate_matcher::eval::protocol::FiguresCi, fnmr: bool| {
