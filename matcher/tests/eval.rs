@@ -253,7 +253,7 @@ fn a_calibrated_threshold_names_the_set_whose_impostors_bound_it() {
     };
     let specs = [synthetic("few", 2, 2), synthetic("wide", 6, 4)];
     let extractor = Extractor::builtin().expect("model");
-    let (suite, _) = eval::evaluate_suite(
+    let (suite, evaluations) = eval::evaluate_suite(
         &specs,
         &extractor,
         1,
@@ -321,7 +321,22 @@ fn a_calibrated_threshold_names_the_set_whose_impostors_bound_it() {
         assert_eq!(station.calibrated_folds, first.calibrated_folds);
         assert!(station.genuine <= first.genuine, "{station:?} {first:?}");
     }
+    // Its threshold-free figures: the trials of `balanced`'s choice, every probe it leaves and
+    // every impostor trial of its references.
+    let figures = wide
+        .enrolment_3_station
+        .as_ref()
+        .expect("wide has genuine and impostor trials as the station enrols");
+    let balanced = &evaluations[1].station_enrolment[1].trials;
+    assert_eq!(
+        (figures.genuine, figures.impostor),
+        (balanced.genuine.len(), balanced.impostor.len())
+    );
+    assert!(figures.genuine > 0 && figures.impostor > 0);
+    assert_eq!(figures.figures, balanced.histogram().figures());
+    assert!(suite.sets[0].enrolment_3_station.is_none(), "few: no hand");
     let json = serde_json::to_value(wide).expect("serialise");
+    assert!(json["enrolment_3_station"]["figures"]["eer"].is_number());
     assert_eq!(json["enrolment_station"][1]["hands"], 6);
     assert_eq!(json["enrolment_station"][1]["extra_captures"], 2);
     assert!(json["enrolment_station"][1]["refused_after_extra_captures"].is_u64());

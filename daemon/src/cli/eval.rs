@@ -432,6 +432,37 @@ fn print_tables(suite: &SuiteReport) {
             .collect();
         println!("  {}: {}", set.name, cells.join("; "));
     }
+    println!();
+    println!(
+        "Threshold-free figures with 3 templates enrolled as the station chooses them under `balanced` (beside the first three captures'; rates in %, 95 % bootstrap intervals):"
+    );
+    for set in &suite.sets {
+        println!(
+            "  {}: {}",
+            set.name,
+            station_figures(&set.enrolment_3, set.enrolment_3_station.as_ref())
+        );
+    }
+}
+
+/// `EER 1.526 [0.621, 2.411], FNMR @ 1e-3 … on 328 genuine / … impostor trials (first three:
+/// EER …, FNMR @ 1e-3 …)`, or a dash when the station's enrolment left no trials.
+fn station_figures(first_three: &FiguresCi, station: Option<&FiguresCi>) -> String {
+    let first = format!(
+        "first three: EER {}, FNMR @ 1e-3 {}",
+        eer_cell(first_three),
+        fnmr3_cell(first_three)
+    );
+    match station {
+        None => format!("– (no genuine or no impostor trial; {first})"),
+        Some(f) => format!(
+            "EER {}, FNMR @ 1e-3 {} on {} genuine / {} impostor trials ({first})",
+            eer_cell(f),
+            fnmr3_cell(f),
+            f.genuine,
+            f.impostor
+        ),
+    }
 }
 
 /// `convenience (0.4028) 1 of 130 (0.769 %), 0 after 2 extra captures; …`, or a dash when no hand has three captures.
@@ -844,6 +875,31 @@ mod tests {
         assert_eq!(
             station_cells(&[outcome("balanced", 25_400, 0, 0)]),
             "– (no hand with three usable captures)"
+        );
+    }
+
+    #[test]
+    fn the_station_figures_stand_beside_the_first_three_or_a_dash() {
+        let figures = |eer: f64, genuine: usize| FiguresCi {
+            genuine,
+            impostor: 96_000,
+            figures: eval::protocol::Figures {
+                eer,
+                fnmr_at_fmr: [0.01, 0.03, 0.05],
+            },
+            eer_ci95: [eer / 2.0, eer * 2.0],
+            fnmr_at_fmr_ci95: [[0.0, 0.02], [0.015, 0.05], [0.02, 0.08]],
+        };
+        let first = figures(0.0112, 358);
+        assert_eq!(
+            station_figures(&first, Some(&figures(0.01526, 328))),
+            "EER 1.526 [0.763, 3.052], FNMR @ 1e-3 3.000 [1.500, 5.000] on 328 genuine / 96000 \
+             impostor trials (first three: EER 1.120 [0.560, 2.240], FNMR @ 1e-3 3.000 [1.500, 5.000])"
+        );
+        assert_eq!(
+            station_figures(&first, None),
+            "– (no genuine or no impostor trial; first three: EER 1.120 [0.560, 2.240], \
+             FNMR @ 1e-3 3.000 [1.500, 5.000])"
         );
     }
 

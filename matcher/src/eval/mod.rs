@@ -867,6 +867,10 @@ pub struct SetSpec {
     pub same_hands: Vec<[String; 2]>,
 }
 
+/// The profile ([`Profile::ALL`] index) whose station enrolment the threshold-free figures
+/// [`SetReport::enrolment_3_station`] report: `balanced`, the default.
+const STATION_REPORTED: usize = 1;
+
 /// Folds of the identity-disjoint validation.
 pub const FOLDS: usize = 5;
 /// Seed of the fold assignment and of the bootstrap (fixed: the tables are reproducible).
@@ -908,6 +912,12 @@ pub struct SetReport {
     /// ([`SetEvaluation::station_enrolment`]).
     #[serde(default)]
     pub profiles_3_station: Vec<ProfileOutcome>,
+    /// Threshold-free figures of three templates enrolled as the station chooses them under
+    /// `balanced` (the default profile; the other profiles choose alike or refuse a few more
+    /// hands), with 95 % intervals: [`SetReport::enrolment_3`] is the first three captures.
+    /// `None` when the set has no genuine or no impostor trial that way.
+    #[serde(default)]
+    pub enrolment_3_station: Option<FiguresCi>,
     /// The shipped [`Profile`] thresholds applied to every trial of the set (all pairs with one
     /// template, enrolment with three).
     pub shipped_profiles: Vec<ProfileOutcome>,
@@ -1187,6 +1197,9 @@ pub fn evaluate_suite(
             profiles_1: profiles_1[s].clone(),
             profiles_3: profiles_3[s].clone(),
             profiles_3_station: profiles_3_station[s].clone(),
+            enrolment_3_station: Some(&e.station_enrolment[STATION_REPORTED].trials)
+                .filter(|t| !t.genuine.is_empty() && !t.impostor.is_empty())
+                .map(ci),
             shipped_profiles,
             enrolment_station: station_outcomes(&e.station_enrolment),
         });
