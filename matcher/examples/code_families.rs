@@ -47,7 +47,9 @@
 //! rank among a set's captures by ten reference-free statistics, on stderr, and the statistics
 //! and genuine distances as `PREFIX-SET-captures.csv` and `PREFIX-SET-genuine.csv`),
 //! `--cohort-norm raw|z` (impostor trials only within each half of the identities; `z` turns
-//! each reference's distances into standard scores against its distances to the other half).
+//! each reference's distances into standard scores against its distances to the other half),
+//! `--station-choose earliest|spread` (with `--station-enrol`: a hand enrolled from later
+//! captures gets the agreeing three presented that lie furthest apart, not the earliest).
 //!
 //! In the enrolment protocol the enrolled capture is always the reference as found and the other
 //! capture the probe at every pose, whichever was taken first (every capture of another hand is
@@ -824,6 +826,73 @@ fn dump_set(
     Ok(())
 }
 
+/// `--station-choose spread`: a hand the station enrolled from later captures gets, among every
+/// `enrolled` captures presented to it that all match each other, those furthest apart (the
+/// largest sum of their pairwise distances) instead of the earliest; its probes stay the
+/// captures after the last one presented. Returns how many hands' references changed.
+fn spread_out(
+    roles: &mut EnrolmentRoles,
+    keys: &[SampleKey],
+    rank: &[usize],
+    enrolled: usize,
+    matches: &dyn Fn(usize, usize) -> bool,
+    distance: impl Fn(usize, usize) -> u32,
+) -> usize {
+    let mut changed = 0;
+    for (identity, references) in roles.references.iter_mut().enumerate() {
+        if references.iter().enumerate().all(|(i, &s)| rank[s] == i) {
+            continue;
+        }
+        let list: Vec<usize> = (0..keys.len())
+            .filter(|&s| keys[s].identity as usize == identity)
+            .collect();
+        let presented = list.len() - roles.probes[identity].len();
+        let mut best: Option<(u64, Vec<usize>)> = None;
+        let mut group = Vec::with_capacity(enrolled);
+        choose(
+            &list[..presented],
+            enrolled,
+            &mut group,
+            &mut |group: &[usize]| {
+                let agree = group
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &a)| group[i + 1..].iter().all(|&b| matches(a, b)));
+                if !agree {
+                    return;
+                }
+                let spread: u64 = group
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, &a)| group[i + 1..].iter().map(move |&b| (a, b)))
+                    .map(|(a, b)| u64::from(distance(a, b)))
+                    .sum();
+                if best.as_ref().is_none_or(|(s, _)| spread > *s) {
+                    best = Some((spread, group.to_vec()));
+                }
+            },
+        );
+        if let Some((_, group)) = best {
+            changed += usize::from(*references != group);
+            *references = group;
+        }
+    }
+    changed
+}
+
+/// Calls `visit` with every `k` of `items` (in order).
+fn choose(items: &[usize], k: usize, group: &mut Vec<usize>, visit: &mut dyn FnMut(&[usize])) {
+    if group.len() == k {
+        visit(group);
+        return;
+    }
+    for (i, &item) in items.iter().enumerate() {
+        group.push(item);
+        choose(&items[i + 1..], k, group, visit);
+        group.pop();
+    }
+}
+
 /// Each capture's place among its identity's captures (0 for the first), as `enrolment` counts.
 fn capture_ranks(keys: &[SampleKey]) -> Vec<usize> {
     let mut seen = std::collections::HashMap::new();
@@ -892,7 +961,7 @@ const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
      [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
-     [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z]";
+     [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z] [--station-choose earliest|spread]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -919,6 +988,7 @@ fn main() -> Result<(), String> {
     let mut same_hands: Vec<(String, String, String)> = Vec::new();
     let mut dump: Option<PathBuf> = None;
     let mut cohort_norm = None;
+    let mut station_spread = false;
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
         let number = || {
@@ -979,6 +1049,13 @@ fn main() -> Result<(), String> {
                 })
             }
             "--dump" => dump = Some(PathBuf::from(&value)),
+            "--station-choose" => {
+                station_spread = match value.as_str() {
+                    "earliest" => false,
+                    "spread" => true,
+                    _ => return Err(format!("--station-choose earliest|spread, not {value}")),
+                }
+            }
             "--cohort-norm" => {
                 cohort_norm = Some(match value.as_str() {
                     "raw" => CohortNorm::Raw,
@@ -1119,22 +1196,33 @@ fn main() -> Result<(), String> {
                     let threshold = palmgate_matcher::Profile::Balanced
                         .threshold(1, poses)
                         .q16();
-                    let roles = EnrolmentRoles::station(
+                    let matches = |a: usize, b: usize| {
+                        codes[b]
+                            .iter()
+                            .take(poses)
+                            .map(|probe| probe.distance(&codes[a][0], &variant))
+                            .min()
+                            .is_some_and(|d| d <= threshold)
+                    };
+                    let mut roles = EnrolmentRoles::station(
                         set.identities,
                         &set.keys,
                         enrolled,
                         2,
                         station_rule,
                         probes,
-                        |a, b| {
-                            codes[b]
-                                .iter()
-                                .take(poses)
-                                .map(|probe| probe.distance(&codes[a][0], &variant))
-                                .min()
-                                .is_some_and(|d| d <= threshold)
-                        },
+                        matches,
                     );
+                    if station_spread {
+                        let changed =
+                            spread_out(&mut roles, &set.keys, &rank, enrolled, &matches, |a, b| {
+                                codes[b][0].distance(&codes[a][0], &variant)
+                            });
+                        eprintln!(
+                            "{}: the furthest-apart agreeing three differs from the earliest for {changed} hands",
+                            set.name
+                        );
+                    }
                     eprintln!(
                         "{}: the station refuses {} hands, enrols {} of them from later captures",
                         set.name,
