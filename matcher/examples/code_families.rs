@@ -49,7 +49,9 @@
 //! `--cohort-norm raw|z` (impostor trials only within each half of the identities; `z` turns
 //! each reference's distances into standard scores against its distances to the other half),
 //! `--station-choose earliest|spread` (with `--station-enrol`: a hand enrolled from later
-//! captures gets the agreeing three presented that lie furthest apart, not the earliest).
+//! captures gets the agreeing three presented that lie furthest apart, not the earliest),
+//! `--station-profile convenience|balanced|security` (whose one-template threshold the station's
+//! check compares with; default `balanced`, the gates' profile the eval's station rows assume).
 //!
 //! In the enrolment protocol the enrolled capture is always the reference as found and the other
 //! capture the probe at every pose, whichever was taken first (every capture of another hand is
@@ -961,7 +963,7 @@ const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
      [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
-     [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z] [--station-choose earliest|spread]";
+     [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z] [--station-choose earliest|spread] [--station-profile PROFILE]";
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -989,6 +991,7 @@ fn main() -> Result<(), String> {
     let mut dump: Option<PathBuf> = None;
     let mut cohort_norm = None;
     let mut station_spread = false;
+    let mut station_profile = palmgate_matcher::Profile::Balanced;
     while let Some(option) = args.next() {
         let value = args.next().ok_or(USAGE)?;
         let number = || {
@@ -1049,6 +1052,11 @@ fn main() -> Result<(), String> {
                 })
             }
             "--dump" => dump = Some(PathBuf::from(&value)),
+            "--station-profile" => {
+                station_profile = value
+                    .parse()
+                    .map_err(|e| format!("--station-profile {value}: {e}"))?;
+            }
             "--station-choose" => {
                 station_spread = match value.as_str() {
                     "earliest" => false,
@@ -1184,7 +1192,8 @@ fn main() -> Result<(), String> {
             let roles = match station_enrol {
                 None => EnrolmentRoles::new(set.identities, &set.keys, enrolled, probes_after),
                 Some(probes) => {
-                    // The station's choice under `balanced`: captures compared at the pose found.
+                    // The station's choice under `--station-profile` (default `balanced`):
+                    // captures compared at the pose found.
                     // `--station-compare posed`: the later capture at its kind's poses against
                     // the earlier as found, with the threshold for that many poses (as a gate
                     // holding the earlier capture alone would compare them).
@@ -1193,9 +1202,7 @@ fn main() -> Result<(), String> {
                     } else {
                         1
                     };
-                    let threshold = palmgate_matcher::Profile::Balanced
-                        .threshold(1, poses)
-                        .q16();
+                    let threshold = station_profile.threshold(1, poses).q16();
                     let matches = |a: usize, b: usize| {
                         codes[b]
                             .iter()
