@@ -59,11 +59,11 @@
 
 use std::path::{Path, PathBuf};
 
-use palmgate_matcher::agreement::earliest_group;
+use palmgate_matcher::agreement::{agreeing_groups, earliest_group};
 use palmgate_matcher::compare::{MAX_SHIFT, MIN_OVERLAP_CELLS};
 use palmgate_matcher::eval::protocol::{
     EnrolmentRoles, SampleKey, StationProbes, StationRule, Trials, enrolment, enrolment_with_roles,
-    folds, validate_calibration, with_confidence,
+    folds, per_identity, validate_calibration, with_confidence,
 };
 use palmgate_matcher::eval::{SessionRule, load_file, scan};
 use palmgate_matcher::extract::{Extractor, InputKind, probe_poses};
@@ -749,14 +749,14 @@ fn dump_set(
     out.flush()?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path("genuine"))?);
     writeln!(out, "probe,identity,references,distance")?;
-    // The shipped `balanced` threshold for three templates at the kind's poses (the held-out
-    // folds' own thresholds differ from it by a few hundred Q16 at most).
+    // The shipped `balanced` threshold for the hand's templates at the kind's poses (the
+    // held-out folds' own thresholds differ from it by a few hundred Q16 at most).
     let poses = set.cuts.first().map_or(1, Vec::len);
-    let threshold = palmgate_matcher::Profile::Balanced
-        .threshold(3, poses)
-        .q16();
     let mut refused = Vec::new();
     for (identity, (references, probes)) in roles.references.iter().zip(&roles.probes).enumerate() {
+        let threshold = palmgate_matcher::Profile::Balanced
+            .threshold(references.len().max(1), poses)
+            .q16();
         for &probe in probes {
             let closest = references
                 .iter()
@@ -829,70 +829,51 @@ fn dump_set(
 }
 
 /// `--station-choose spread`: a hand the station enrolled from later captures gets, among every
-/// `enrolled` captures presented to it that all match each other, those furthest apart (the
-/// largest sum of their pairwise distances) instead of the earliest; its probes stay the
-/// captures after the last one presented. Returns how many hands' references changed.
+/// `enrolled` captures presented to it that agree by `rule`, those furthest apart (the largest
+/// sum of their pairwise distances) instead of the earliest; its probes stay as they were.
+/// Returns how many hands' references changed.
 fn spread_out(
     roles: &mut EnrolmentRoles,
     keys: &[SampleKey],
-    rank: &[usize],
     enrolled: usize,
+    rule: StationRule,
     matches: &dyn Fn(usize, usize) -> bool,
     distance: impl Fn(usize, usize) -> u32,
 ) -> usize {
     let mut changed = 0;
-    for (identity, references) in roles.references.iter_mut().enumerate() {
-        if references.iter().enumerate().all(|(i, &s)| rank[s] == i) {
+    for (list, references) in per_identity(roles.references.len(), keys)
+        .iter()
+        .zip(roles.references.iter_mut())
+    {
+        // The station stopped at the capture that completed its (earliest) group.
+        let Some(presented) = references
+            .iter()
+            .filter_map(|r| list.iter().position(|s| s == r))
+            .max()
+            .map(|last| last + 1)
+        else {
+            continue;
+        };
+        if presented == enrolled {
             continue;
         }
-        let list: Vec<usize> = (0..keys.len())
-            .filter(|&s| keys[s].identity as usize == identity)
-            .collect();
-        let presented = list.len() - roles.probes[identity].len();
-        let mut best: Option<(u64, Vec<usize>)> = None;
-        let mut group = Vec::with_capacity(enrolled);
-        choose(
-            &list[..presented],
-            enrolled,
-            &mut group,
-            &mut |group: &[usize]| {
-                let agree = group
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &a)| group[i + 1..].iter().all(|&b| matches(a, b)));
-                if !agree {
-                    return;
-                }
-                let spread: u64 = group
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, &a)| group[i + 1..].iter().map(move |&b| (a, b)))
-                    .map(|(a, b)| u64::from(distance(a, b)))
-                    .sum();
-                if best.as_ref().is_none_or(|(s, _)| spread > *s) {
-                    best = Some((spread, group.to_vec()));
-                }
-            },
-        );
-        if let Some((_, group)) = best {
+        let spread = |group: &Vec<usize>| -> u64 {
+            group
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &a)| group[i + 1..].iter().map(move |&b| (list[a], list[b])))
+                .map(|(a, b)| u64::from(distance(a, b)))
+                .sum()
+        };
+        let furthest = agreeing_groups(presented, enrolled, rule, |i, j| matches(list[i], list[j]))
+            .max_by_key(|group| (spread(group), std::cmp::Reverse(group.clone())));
+        if let Some(group) = furthest {
+            let group: Vec<usize> = group.into_iter().map(|i| list[i]).collect();
             changed += usize::from(*references != group);
             *references = group;
         }
     }
     changed
-}
-
-/// Calls `visit` with every `k` of `items` (in order).
-fn choose(items: &[usize], k: usize, group: &mut Vec<usize>, visit: &mut dyn FnMut(&[usize])) {
-    if group.len() == k {
-        visit(group);
-        return;
-    }
-    for (i, &item) in items.iter().enumerate() {
-        group.push(item);
-        choose(&items[i + 1..], k, group, visit);
-        group.pop();
-    }
 }
 
 /// Each capture's place among its identity's captures (0 for the first), as `enrolment` counts.
@@ -1221,10 +1202,14 @@ fn main() -> Result<(), String> {
                         matches,
                     );
                     if station_spread {
-                        let changed =
-                            spread_out(&mut roles, &set.keys, &rank, enrolled, &matches, |a, b| {
-                                codes[b][0].distance(&codes[a][0], &variant)
-                            });
+                        let changed = spread_out(
+                            &mut roles,
+                            &set.keys,
+                            enrolled,
+                            station_rule,
+                            &matches,
+                            |a, b| codes[b][0].distance(&codes[a][0], &variant),
+                        );
                         eprintln!(
                             "{}: the furthest-apart agreeing three differs from the earliest for {changed} hands",
                             set.name

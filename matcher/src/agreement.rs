@@ -48,19 +48,61 @@ pub fn earliest_group(
     rule: StationRule,
     matches: impl Fn(usize, usize) -> bool,
 ) -> Option<Vec<usize>> {
-    if wanted == 0 || wanted > count {
-        return None;
-    }
-    let mut group: Vec<usize> = (0..wanted).collect();
-    loop {
-        if rule.agrees(&group, &matches) {
-            return Some(group);
-        }
+    agreeing_groups(count, wanted, rule, matches).next()
+}
+
+/// Every `wanted` of `count` captures that agree by `rule`, in lexicographic order (the first is
+/// [`earliest_group`]'s); none when `wanted` is 0 or above `count`.
+pub fn agreeing_groups(
+    count: usize,
+    wanted: usize,
+    rule: StationRule,
+    matches: impl Fn(usize, usize) -> bool,
+) -> impl Iterator<Item = Vec<usize>> {
+    let first = (wanted > 0 && wanted <= count).then(|| (0..wanted).collect::<Vec<usize>>());
+    std::iter::successors(first, move |group| {
         // The next combination in lexicographic order, or none.
         let last = (0..wanted).rev().find(|&k| group[k] < count - wanted + k)?;
-        group[last] += 1;
+        let mut next = group.clone();
+        next[last] += 1;
         for k in last + 1..wanted {
-            group[k] = group[k - 1] + 1;
+            next[k] = next[k - 1] + 1;
         }
+        Some(next)
+    })
+    .filter(move |group| rule.agrees(group, &matches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agreeing_groups_come_in_order_and_the_earliest_is_the_first() {
+        // Five captures: 0 matches nothing; 1, 2, 3 all match each other; 4 matches 2 and 3.
+        let pairs = [(1, 2), (1, 3), (2, 3), (2, 4), (3, 4)];
+        let matches = |i: usize, j: usize| pairs.contains(&(i, j));
+        let every: Vec<Vec<usize>> =
+            agreeing_groups(5, 3, StationRule::EveryPair, matches).collect();
+        assert_eq!(every, [vec![1, 2, 3], vec![2, 3, 4]]);
+        assert_eq!(
+            earliest_group(5, 3, StationRule::EveryPair, matches),
+            Some(vec![1, 2, 3])
+        );
+        let connected: Vec<Vec<usize>> =
+            agreeing_groups(5, 3, StationRule::Connected, matches).collect();
+        assert_eq!(
+            connected,
+            [vec![1, 2, 3], vec![1, 2, 4], vec![1, 3, 4], vec![2, 3, 4]]
+        );
+        assert_eq!(earliest_group(3, 3, StationRule::EveryPair, matches), None);
+        assert_eq!(
+            agreeing_groups(2, 3, StationRule::EveryPair, matches).count(),
+            0
+        );
+        assert_eq!(
+            agreeing_groups(5, 0, StationRule::EveryPair, matches).count(),
+            0
+        );
     }
 }

@@ -434,7 +434,7 @@ pub enum StationProbes {
 }
 
 /// Per identity, the indices of its samples in `samples` order.
-pub(crate) fn per_identity(identities: usize, samples: &[SampleKey]) -> Vec<Vec<usize>> {
+pub fn per_identity(identities: usize, samples: &[SampleKey]) -> Vec<Vec<usize>> {
     let mut per_identity: Vec<Vec<usize>> = vec![Vec::new(); identities];
     for (index, s) in samples.iter().enumerate() {
         if let Some(list) = per_identity.get_mut(s.identity as usize) {
