@@ -377,6 +377,39 @@ impl Subscriber {
         }
     }
 
+    /// Waits until a line whose topic ends with each of `topic_suffixes` has been received, in any
+    /// order, counting what earlier waits already took: events from independent tasks (the reader
+    /// and the doors at start-up) arrive in whichever order those tasks ran.
+    pub fn wait_for_each(&mut self, topic_suffixes: &[&str], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing: Vec<&str> = topic_suffixes
+                .iter()
+                .copied()
+                .filter(|suffix| {
+                    !self.seen.iter().any(|line| {
+                        line.split_once(' ')
+                            .is_some_and(|(topic, _)| topic.ends_with(suffix))
+                    })
+                })
+                .collect();
+            if missing.is_empty() {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    crate::schema::assert_valid_line(&line);
+                    self.seen.push(line);
+                }
+                Err(_) => panic!(
+                    "no message on {missing:?} within {timeout:?}; seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
     /// Every line received so far (after draining what is waiting).
     pub fn all(&mut self) -> &[String] {
         while let Ok(line) = self.lines.try_recv() {
