@@ -309,10 +309,16 @@ impl Subscriber {
 
     /// Subscribes on `broker` (`host:port`); with `session`, as a persistent session of that client
     /// id, so that QoS 1 messages published while it is away are delivered when it is back.
+    ///
+    /// Returns once the broker has acknowledged the subscription (`mosquitto_sub -d` prints its
+    /// SUBACK), not after a guessed pause: a message published from then on is delivered.
     pub fn start_on(broker: &str, filter: &str, session: Option<&str>) -> Self {
         let (host, port) = broker.rsplit_once(':').expect("host:port");
-        let mut command = Command::new("mosquitto_sub");
-        command.args(["-h", host, "-p", port, "-v", "-q", "1", "-t", filter]);
+        // Line-buffered: into a pipe, mosquitto_sub's C library would hold the SUBACK's line
+        // back until its buffer filled (stdbuf execs it: the child is mosquitto_sub itself).
+        let mut command = Command::new("stdbuf");
+        command.args(["-oL", "mosquitto_sub"]);
+        command.args(["-h", host, "-p", port, "-d", "-v", "-q", "1", "-t", filter]);
         if let Some(client_id) = session {
             command.args(["-c", "-i", client_id]);
         }
@@ -327,15 +333,27 @@ impl Subscriber {
             .and_then(|child| child.stdout.take())
             .expect("stdout");
         let (sender, lines) = mpsc::channel();
+        let (subscribed_sender, subscribed) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
+                match SubscriberOutput::of(&line) {
+                    SubscriberOutput::Subscribed => {
+                        let _ = subscribed_sender.send(());
+                    }
+                    SubscriberOutput::Debug => {}
+                    SubscriberOutput::Message => {
+                        if sender.send(line).is_err() {
+                            break;
+                        }
+                    }
                 }
             }
         });
-        // mosquitto_sub has subscribed once it is connected; give it that moment.
-        std::thread::sleep(Duration::from_millis(300));
+        let timeout = Duration::from_secs(30);
+        assert!(
+            subscribed.recv_timeout(timeout).is_ok(),
+            "mosquitto_sub on {broker} did not subscribe to {filter} within {timeout:?}"
+        );
         Self {
             _guard: guard,
             lines,
@@ -417,6 +435,30 @@ impl Subscriber {
             self.seen.push(line);
         }
         &self.seen
+    }
+}
+
+/// What a line of `mosquitto_sub -d -v` is: its debug lines (`Client … sending CONNECT`,
+/// `Subscribed (mid: 1): 1`) interleave with the `topic payload` lines of the messages.
+#[derive(Debug, PartialEq, Eq)]
+enum SubscriberOutput {
+    /// The broker acknowledged the subscription.
+    Subscribed,
+    /// Another line of the client's own protocol trace.
+    Debug,
+    /// A message received.
+    Message,
+}
+
+impl SubscriberOutput {
+    fn of(line: &str) -> Self {
+        if line.starts_with("Subscribed (mid: ") {
+            Self::Subscribed
+        } else if line.starts_with("Client ") {
+            Self::Debug
+        } else {
+            Self::Message
+        }
     }
 }
 
@@ -964,4 +1006,30 @@ pub fn field(payload: &str, name: &str) -> Option<String> {
             .as_str()
             .map_or_else(|| value.to_string(), str::to_string)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubscriberOutput;
+
+    #[test]
+    fn the_subscribers_trace_is_told_from_its_messages() {
+        let cases = [
+            ("Client null sending CONNECT", SubscriberOutput::Debug),
+            ("Client tst received SUBACK", SubscriberOutput::Debug),
+            ("Subscribed (mid: 1): 1", SubscriberOutput::Subscribed),
+            (
+                "Client tst received PUBLISH (d0, q1, r0, m1, 'a/b', ... (7 bytes))",
+                SubscriberOutput::Debug,
+            ),
+            (
+                r#"palmgate/g/event/doors.ready {"id":2}"#,
+                SubscriberOutput::Message,
+            ),
+            ("palmgate/g/status ", SubscriberOutput::Message),
+        ];
+        for (line, kind) in cases {
+            assert_eq!(SubscriberOutput::of(line), kind, "{line}");
+        }
+    }
 }
