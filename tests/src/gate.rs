@@ -1010,7 +1010,51 @@ pub fn field(payload: &str, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::SubscriberOutput;
+    use super::{ChildGuard, Subscriber, SubscriberOutput};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// The start-up's two events as CI's failing run received them: the reader's first.
+    const START_UP: [&str; 2] = [
+        r#"palmgate/e2e-outage/event/reader.available {"id":1,"gate":"e2e-outage","time":"2026-12-07T12:14:33.177Z","kind":"reader.available","severity":"info","result":"info","detail":"Virtual PCD 00 00"}"#,
+        r#"palmgate/e2e-outage/event/doors.ready {"id":2,"gate":"e2e-outage","time":"2026-12-07T12:14:33.178Z","kind":"doors.ready","severity":"info","result":"info"}"#,
+    ];
+
+    fn subscriber_receiving(lines: &[&str]) -> Subscriber {
+        let (sender, receiver) = mpsc::channel();
+        for line in lines {
+            sender.send((*line).to_owned()).expect("queued");
+        }
+        Subscriber {
+            _guard: ChildGuard {
+                name: "none".to_owned(),
+                child: None,
+            },
+            lines: receiver,
+            seen: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn events_waited_for_together_may_come_in_either_order() {
+        let mut mqtt = subscriber_receiving(&START_UP);
+        mqtt.wait_for("/event/doors.ready", Duration::from_millis(100));
+        // `reader.available` was taken by the first wait; waiting for it alone would time out.
+        mqtt.wait_for_each(
+            &["/event/doors.ready", "/event/reader.available"],
+            Duration::from_millis(100),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "no message on [\"/event/door.forced\"]")]
+    fn an_event_never_received_is_named_when_waiting_for_several() {
+        let mut mqtt = subscriber_receiving(&START_UP);
+        mqtt.wait_for_each(
+            &["/event/reader.available", "/event/door.forced"],
+            Duration::from_millis(100),
+        );
+    }
 
     #[test]
     fn the_subscribers_trace_is_told_from_its_messages() {
