@@ -52,6 +52,12 @@
 //! captures gets the agreeing three presented that lie furthest apart, not the earliest),
 //! `--station-profile convenience|balanced|security` (whose one-template threshold the station's
 //! check compares with; default `balanced`, the gates' profile the eval's station rows assume).
+//! `--codes hist` (the competitive code fused with block orientation histograms, a descriptor
+//! that tolerates shifts within a block: `1 − w` of the code's distance plus `w` of the
+//! histograms' at their own best block shift) with `--hist-weight PERCENT` (`w`, default 50),
+//! `--hist-reach STEPS` (block steps of 2 cells searched each way, default 2) and
+//! `--hist-vote hard|soft` (a cell votes for its strongest orientation, or spreads its vote by
+//! how negative each response is).
 //!
 //! In the enrolment protocol the enrolled capture is always the reference as found and the other
 //! capture the probe at every pose, whichever was taken first (every capture of another hand is
@@ -96,6 +102,9 @@ enum Family {
     Signs,
     /// Both: 9 bits a cell.
     Fused,
+    /// `hist`: the competitive code fused with block orientation histograms (a shift-tolerant
+    /// descriptor: each block of 4 × 4 cells, every 2 cells, counts its cells' orientations).
+    Histograms,
 }
 
 impl Family {
@@ -104,6 +113,7 @@ impl Family {
             Family::Competitive => "competitive code (v1, 3 bits)",
             Family::Signs => "signs of the 6 responses (6 bits)",
             Family::Fused => "both (9 bits)",
+            Family::Histograms => "competitive code + block orientation histograms",
         }
     }
 }
@@ -123,6 +133,100 @@ struct Code {
     /// as three bit planes of 12-bit rows, and its mask.
     coarse_planes: [[u32; COARSE]; 3],
     coarse_mask: [u32; COARSE],
+    /// `hist`: each block's orientation histogram (summing to 1), `None` where under half of
+    /// its cells are valid; row by row over `BLOCKS` × `BLOCKS` blocks. Empty for other codes.
+    histograms: Vec<Option<[f32; ORIENTATIONS]>>,
+}
+
+/// `hist`: a block is `BLOCK` × `BLOCK` cells, one starts every `BLOCK_STEP` cells.
+const BLOCK: usize = 4;
+const BLOCK_STEP: usize = 2;
+/// Blocks on a side.
+const BLOCKS: usize = (GRID - BLOCK) / BLOCK_STEP + 1;
+/// The least blocks compared at a shift (a third, as the coarse grid's).
+const MIN_BLOCKS_COMPARED: usize = BLOCKS * BLOCKS / 3;
+
+/// `--hist-vote`: each valid cell votes for its strongest orientation (`hard`), or spreads its
+/// vote over the orientations by how negative each response is (`soft`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vote {
+    Hard,
+    Soft,
+}
+
+/// The orientation histograms of `cut`'s blocks over the `kept` cells.
+fn block_histograms(cut: &Cut, kept: &[bool], vote: Vote) -> Vec<Option<[f32; ORIENTATIONS]>> {
+    let votes = |c: usize| {
+        let mut v = [0f32; ORIENTATIONS];
+        match vote {
+            Vote::Hard => {
+                let strongest = (0..ORIENTATIONS)
+                    .min_by(|&a, &b| cut.responses[a][c].total_cmp(&cut.responses[b][c]))
+                    .unwrap_or(0);
+                v[strongest] = 1.0;
+            }
+            Vote::Soft => {
+                for (k, slot) in v.iter_mut().enumerate() {
+                    *slot = (-cut.responses[k][c]).max(0.0);
+                }
+                let sum: f32 = v.iter().sum();
+                if sum > 0.0 {
+                    v.iter_mut().for_each(|x| *x /= sum);
+                }
+            }
+        }
+        v
+    };
+    (0..BLOCKS * BLOCKS)
+        .map(|b| {
+            let (top, left) = ((b / BLOCKS) * BLOCK_STEP, (b % BLOCKS) * BLOCK_STEP);
+            let cells: Vec<usize> = (0..BLOCK * BLOCK)
+                .map(|i| (top + i / BLOCK) * GRID + left + i % BLOCK)
+                .filter(|&c| kept[c])
+                .collect();
+            if cells.len() * 2 < BLOCK * BLOCK {
+                return None;
+            }
+            let mut h = [0f32; ORIENTATIONS];
+            for c in cells {
+                h.iter_mut().zip(votes(c)).for_each(|(a, v)| *a += v);
+            }
+            let sum: f32 = h.iter().sum();
+            (sum > 0.0).then(|| h.map(|x| x / sum))
+        })
+        .collect()
+}
+
+/// Half the L1 distance between the blocks' histograms (0 alike, 1 disjoint), averaged over the
+/// blocks valid in both, at the block shift (within ±`reach` steps) where it is least with at
+/// least `MIN_BLOCKS_COMPARED` blocks compared; 1 if no shift has enough.
+fn histogram_distance(
+    probe: &[Option<[f32; ORIENTATIONS]>],
+    reference: &[Option<[f32; ORIENTATIONS]>],
+    reach: i32,
+) -> f64 {
+    let mut best = 1f64;
+    for dy in -reach..=reach {
+        for dx in -reach..=reach {
+            let (mut compared, mut total) = (0usize, 0f64);
+            for (b, p) in probe.iter().enumerate() {
+                let Some(p) = p else { continue };
+                let (x, y) = ((b % BLOCKS) as i32 + dx, (b / BLOCKS) as i32 + dy);
+                if !(0..BLOCKS as i32).contains(&x) || !(0..BLOCKS as i32).contains(&y) {
+                    continue;
+                }
+                let Some(r) = &reference[y as usize * BLOCKS + x as usize] else {
+                    continue;
+                };
+                compared += 1;
+                total += f64::from(p.iter().zip(r).map(|(a, b)| (a - b).abs()).sum::<f32>()) / 2.0;
+            }
+            if compared >= MIN_BLOCKS_COMPARED {
+                best = best.min(total / compared as f64);
+            }
+        }
+    }
+    best
 }
 
 /// Cells on a side of the coarse grid (`--coarse`).
@@ -174,7 +278,7 @@ fn rows(bit: impl Fn(usize) -> bool) -> [u32; GRID] {
 impl Code {
     /// The code of `cut`; `fragile` (per mille) of its valid cells, those whose two strongest
     /// orientations respond most alike, are left out (masked) as unreliable.
-    fn new(cut: &Cut, family: Family, fragile: u16) -> Code {
+    fn new(cut: &Cut, family: Family, fragile: u16, vote: Vote) -> Code {
         let margin = |c: usize| {
             let mut sorted: Vec<f32> = (0..ORIENTATIONS).map(|k| cut.responses[k][c]).collect();
             sorted.sort_by(f32::total_cmp);
@@ -205,6 +309,11 @@ impl Code {
             Family::Competitive => competitive.collect(),
             Family::Signs => signs.collect(),
             Family::Fused => competitive.chain(signs).collect(),
+            Family::Histograms => competitive.collect(),
+        };
+        let histograms = match family {
+            Family::Histograms => block_histograms(cut, &kept, vote),
+            _ => Vec::new(),
         };
         let mut coarse_planes = [[0u32; COARSE]; 3];
         let mut coarse_mask = [0u32; COARSE];
@@ -236,6 +345,7 @@ impl Code {
             mask: rows(valid),
             coarse_planes,
             coarse_mask,
+            histograms,
         }
     }
 
@@ -300,7 +410,14 @@ impl Code {
                 }
             }
         }
-        best
+        if self.histograms.is_empty() {
+            return best;
+        }
+        // `hist`: the weighted sum of the two distances, each at its own best shift.
+        let histogram =
+            histogram_distance(&self.histograms, &reference.histograms, variant.hist_reach);
+        let w = variant.hist_weight;
+        ((1.0 - w) * f64::from(best) + w * histogram * 65536.0).min(65535.0) as u32
     }
 
     /// The code of cell (x, y), `None` outside the grid or where the cell is not valid.
@@ -448,6 +565,10 @@ struct Variant {
     area_reach: i32,
     /// `--coarse R`: the fine search also runs around the best coarse shift within ±R blocks.
     coarse: i32,
+    /// `hist`: the histogram distance's weight in the fused distance (`--hist-weight PERCENT`).
+    hist_weight: f64,
+    /// `hist`: block steps searched each way (`--hist-reach N`).
+    hist_reach: i32,
 }
 
 impl Variant {
@@ -941,7 +1062,7 @@ fn percent(rate: f64) -> String {
 }
 
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
-     [--codes competitive,signs,both] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
+     [--codes competitive,signs,both,hist] [--hist-weight PERCENT] [--hist-reach STEPS] [--hist-vote hard|soft] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
      [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
      [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z] [--station-choose earliest|spread] [--station-profile PROFILE]";
@@ -957,7 +1078,10 @@ fn main() -> Result<(), String> {
         overlap_norm: None,
         area_reach: 0,
         coarse: 0,
+        hist_weight: 0.5,
+        hist_reach: 2,
     };
+    let mut vote = Vote::Hard;
     let mut enrolled = 3usize;
     let mut fragile = 0u16;
     let mut register = 0f32;
@@ -988,6 +1112,7 @@ fn main() -> Result<(), String> {
                         "competitive" => Ok(Family::Competitive),
                         "signs" => Ok(Family::Signs),
                         "both" => Ok(Family::Fused),
+                        "hist" => Ok(Family::Histograms),
                         other => Err(format!("unknown code {other:?}; {USAGE}")),
                     })
                     .collect::<Result<_, _>>()?;
@@ -998,6 +1123,15 @@ fn main() -> Result<(), String> {
             "--overlap-norm" => variant.overlap_norm = Some(f64::from(number()?)),
             "--area-reach" => variant.area_reach = i32::from(number()?),
             "--coarse" => variant.coarse = i32::from(number()?).min(5),
+            "--hist-weight" => variant.hist_weight = f64::from(number()?.min(100)) / 100.0,
+            "--hist-reach" => variant.hist_reach = i32::from(number()?).min(5),
+            "--hist-vote" => {
+                vote = match value.as_str() {
+                    "hard" => Vote::Hard,
+                    "soft" => Vote::Soft,
+                    _ => return Err(format!("--hist-vote hard|soft, not {value}")),
+                }
+            }
             "--enrolled" => enrolled = usize::from(number()?).max(1),
             "--fragile" => fragile = number()?.min(900),
             "--register" => {
@@ -1099,7 +1233,7 @@ fn main() -> Result<(), String> {
                 .iter()
                 .map(|cuts| {
                     cuts.iter()
-                        .map(|cut| Code::new(cut, family, fragile))
+                        .map(|cut| Code::new(cut, family, fragile, vote))
                         .collect()
                 })
                 .collect();
@@ -1108,7 +1242,10 @@ fn main() -> Result<(), String> {
                 .iter()
                 .map(|cuts| {
                     cuts.iter()
-                        .map(|cut| cut.as_ref().map(|cut| Code::new(cut, family, fragile)))
+                        .map(|cut| {
+                            cut.as_ref()
+                                .map(|cut| Code::new(cut, family, fragile, vote))
+                        })
                         .collect()
                 })
                 .collect();
