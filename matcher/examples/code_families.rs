@@ -33,6 +33,8 @@
 //! every probe pose are cut relative to that),
 //! `--enrol-poses x8|y8|r5` (a sensor's ROI: the second and third enrolled captures cut slid left
 //! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found),
+//! `--enrol-scale PERCENT` (a sensor's ROI: the second enrolled capture as if the hand had been
+//! that much further from the sensor, the third as if that much closer),
 //! `--coarse BLOCKS` (the fine ±2-cell search also run around the shift, within ±BLOCKS blocks of
 //! 2 × 2 cells, where the blocks' majority orientations agree best), `--closest N` (the N closest
 //! impostor trials of each set with three templates, named, on stderr), `--same-hand SET:ID=ID`
@@ -699,6 +701,33 @@ struct Cutting<'a> {
     register: f32,
     /// `--enrol-poses`: where a sensor's ROI is cut for the second, third, … enrolled capture.
     enrol_poses: &'a [Pose],
+    /// `--enrol-scale`: the zoom of a sensor's ROI for the second, third, … enrolled capture
+    /// (above 1: closer; after any `--enrol-poses`).
+    enrol_scales: &'a [f32],
+}
+
+/// A given ROI as if the hand had been `zoom` times closer (above 1: the middle cropped and
+/// enlarged) or further (below 1: shrunk into a square of the database's flat dark padding, which
+/// the ROI's padding rule masks), the same size.
+fn zoomed(roi: &image::GrayImage, zoom: f32) -> image::GrayImage {
+    use image::imageops::{self, FilterType};
+    let (w, h) = roi.dimensions();
+    if zoom >= 1.0 {
+        let (cw, ch) = ((w as f32 / zoom) as u32, (h as f32 / zoom) as u32);
+        let crop = imageops::crop_imm(roi, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+        imageops::resize(&crop, w, h, FilterType::Triangle)
+    } else {
+        let (sw, sh) = ((w as f32 * zoom) as u32, (h as f32 * zoom) as u32);
+        let small = imageops::resize(roi, sw, sh, FilterType::Triangle);
+        let mut canvas = image::GrayImage::from_pixel(w, h, image::Luma([4]));
+        imageops::replace(
+            &mut canvas,
+            &small,
+            i64::from((w - sw) / 2),
+            i64::from((h - sh) / 2),
+        );
+        canvas
+    }
 }
 
 fn read_set(
@@ -713,6 +742,7 @@ fn read_set(
         model,
         register,
         enrol_poses,
+        enrol_scales,
     } = *cutting;
     let samples = scan(folder).map_err(|e| e.to_string())?;
     let mut names: Vec<&str> = samples.iter().map(|s| s.identity.as_str()).collect();
@@ -754,11 +784,19 @@ fn read_set(
                     })
                     .collect();
                 // As the product: the sensor's padding found once for every pose.
-                Roi::from_roi_image_poses(&gray, &moved)
+                let mut rois: Vec<_> = Roi::from_roi_image_poses(&gray, &moved)
                     .ok()?
                     .into_iter()
                     .map(Ok)
-                    .collect()
+                    .collect();
+                for &zoom in enrol_scales {
+                    let found = Pose {
+                        rotation: 0.0,
+                        offset: centre,
+                    };
+                    rois.push(Roi::from_roi_image_posed(&zoomed(&gray, zoom), found));
+                }
+                rois
             }
         };
         let mut rois = rois.into_iter();
@@ -1064,7 +1102,7 @@ fn percent(rate: f64) -> String {
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both,hist] [--hist-weight PERCENT] [--hist-reach STEPS] [--hist-vote hard|soft] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
-     [--enrol-poses x8|y8|r5] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
+     [--enrol-poses x8|y8|r5] [--enrol-scale PERCENT] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
      [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z] [--station-choose earliest|spread] [--station-profile PROFILE]";
 
 fn main() -> Result<(), String> {
@@ -1087,6 +1125,7 @@ fn main() -> Result<(), String> {
     let mut register = 0f32;
     let mut probes_after = 3usize;
     let mut enrol_poses: Vec<Pose> = Vec::new();
+    let mut enrol_scales: Vec<f32> = Vec::new();
     let mut closest = 0usize;
     let mut station = false;
     let mut station_enrol = None;
@@ -1143,6 +1182,10 @@ fn main() -> Result<(), String> {
             }
             "--probes-after" => probes_after = usize::from(number()?),
             "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
+            "--enrol-scale" => {
+                let step = 1.0 + f32::from(number()?.min(50)) / 100.0;
+                enrol_scales = vec![1.0 / step, step];
+            }
             "--closest" => closest = usize::from(number()?),
             "--station" => station = value == "1",
             "--station-compare" => {
@@ -1203,6 +1246,7 @@ fn main() -> Result<(), String> {
         model: &model,
         register,
         enrol_poses: &enrol_poses,
+        enrol_scales: &enrol_scales,
     };
     let mut sets = Vec::new();
     let wanted = |name: &str| {
