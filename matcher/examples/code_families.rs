@@ -126,6 +126,15 @@ struct Cut {
     responses: Vec<[f32; CELLS]>,
 }
 
+impl Cut {
+    /// Cell `c`'s strongest orientation: the most negative response (dark lines).
+    fn strongest(&self, c: usize) -> usize {
+        (0..ORIENTATIONS)
+            .min_by(|&a, &b| self.responses[a][c].total_cmp(&self.responses[b][c]))
+            .unwrap_or(0)
+    }
+}
+
 /// A code as bit planes of 24-bit rows (bit x = cell x), and the mask.
 struct Code {
     planes: Vec<[u32; GRID]>,
@@ -161,12 +170,7 @@ fn block_histograms(cut: &Cut, kept: &[bool], vote: Vote) -> Vec<Option<[f32; OR
     let votes = |c: usize| {
         let mut v = [0f32; ORIENTATIONS];
         match vote {
-            Vote::Hard => {
-                let strongest = (0..ORIENTATIONS)
-                    .min_by(|&a, &b| cut.responses[a][c].total_cmp(&cut.responses[b][c]))
-                    .unwrap_or(0);
-                v[strongest] = 1.0;
-            }
+            Vote::Hard => v[cut.strongest(c)] = 1.0,
             Vote::Soft => {
                 for (k, slot) in v.iter_mut().enumerate() {
                     *slot = (-cut.responses[k][c]).max(0.0);
@@ -299,11 +303,7 @@ impl Code {
             }
         }
         let valid = |c: usize| kept[c];
-        let strongest = |c: usize| {
-            (0..ORIENTATIONS)
-                .min_by(|&a, &b| cut.responses[a][c].total_cmp(&cut.responses[b][c]))
-                .unwrap_or(0)
-        };
+        let strongest = |c: usize| cut.strongest(c);
         let competitive =
             (0..3).map(|b| rows(|c| valid(c) && (GRAY_CODES[strongest(c)] >> b) & 1 == 1));
         let signs = (0..ORIENTATIONS).map(|k| rows(|c| valid(c) && cut.responses[k][c] < 0.0));

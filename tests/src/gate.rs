@@ -375,22 +375,16 @@ impl Subscriber {
     ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    crate::schema::assert_valid_line(&line);
-                    self.seen.push(line.clone());
-                    if let Some((topic, payload)) = line.split_once(' ')
-                        && topic.ends_with(topic_suffix)
-                        && wanted(payload)
-                    {
-                        return payload.to_string();
-                    }
-                }
-                Err(_) => panic!(
+            let Some(line) = self.receive(deadline) else {
+                panic!(
                     "no message on …{topic_suffix} within {timeout:?}; seen:\n{}",
                     self.seen.join("\n")
-                ),
+                )
+            };
+            if let Some(payload) = payload_on(line, topic_suffix)
+                && wanted(payload)
+            {
+                return payload.to_string();
             }
         }
     }
@@ -405,27 +399,31 @@ impl Subscriber {
                 .iter()
                 .copied()
                 .filter(|suffix| {
-                    !self.seen.iter().any(|line| {
-                        line.split_once(' ')
-                            .is_some_and(|(topic, _)| topic.ends_with(suffix))
-                    })
+                    !self
+                        .seen
+                        .iter()
+                        .any(|line| payload_on(line, suffix).is_some())
                 })
                 .collect();
             if missing.is_empty() {
                 return;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    crate::schema::assert_valid_line(&line);
-                    self.seen.push(line);
-                }
-                Err(_) => panic!(
+            if self.receive(deadline).is_none() {
+                panic!(
                     "no message on {missing:?} within {timeout:?}; seen:\n{}",
                     self.seen.join("\n")
-                ),
+                );
             }
         }
+    }
+
+    /// The next line received before `deadline`, checked against the schema and kept in `seen`.
+    fn receive(&mut self, deadline: Instant) -> Option<&str> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = self.lines.recv_timeout(left).ok()?;
+        crate::schema::assert_valid_line(&line);
+        self.seen.push(line);
+        self.seen.last().map(String::as_str)
     }
 
     /// Every line received so far (after draining what is waiting).
@@ -436,6 +434,13 @@ impl Subscriber {
         }
         &self.seen
     }
+}
+
+/// The payload of a `topic payload` line whose topic ends with `topic_suffix`.
+fn payload_on<'a>(line: &'a str, topic_suffix: &str) -> Option<&'a str> {
+    line.split_once(' ')
+        .filter(|(topic, _)| topic.ends_with(topic_suffix))
+        .map(|(_, payload)| payload)
 }
 
 /// What a line of `mosquitto_sub -d -v` is: its debug lines (`Client … sending CONNECT`,
