@@ -1,6 +1,6 @@
 //! Card hardening (issue 13): a torn ERASE keeps its receipt (GET RECEIPT), chained parts only for
 //! instructions that take data, every answer to a secure command encrypted (over-long data too),
-//! and state files of applets 1.0 to 1.4 still load.
+//! and state files of applets 1.0 to 1.7 still load.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -8,7 +8,9 @@
 mod common;
 
 use common::{Issuer, Tamper, capture, enrolled_card, factory_transport, template};
-use palmgate_card::applet::{STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, STATE_V3_LEN, StateError};
+use palmgate_card::applet::{
+    STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, STATE_V3_LEN, STATE_V4_LEN, StateError,
+};
 use palmgate_card::host::apdu::LengthMode;
 use palmgate_card::host::commands::SecureCommand;
 use palmgate_card::host::issuer::IssuerPublicKey;
@@ -20,6 +22,8 @@ use palmgate_card::protocol::{AID, SlotKind, StatusWord, TAG_LEN, ins};
 use zeroize::Zeroizing;
 
 const TIMESTAMP: u64 = 1_764_000_000;
+/// The profile floor's byte: the last of layout 4's body, where layout 5 keeps it.
+const FLOOR: usize = STATE_V4_LEN - 33;
 
 /// A state file written by applet 1.0 (`STATE_V1_LEN` bytes, layout version 1): a personalised
 /// card with `template(11)` in a normal slot, `template(12)` in a duress slot, max tries 4.
@@ -63,7 +67,7 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_in_the_current_layout
     ));
     let transport = card.into_transport();
     let stored = transport.applet().storage().stored().unwrap();
-    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 4));
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 5));
     assert_eq!(identity_of_state(stored).unwrap(), identity);
 
     // A damaged version 1 file is still refused.
@@ -141,7 +145,7 @@ fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
         .stored()
         .copied()
         .unwrap();
-    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 4));
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 5));
     let record = meal_entitlement_of_state(&stored).unwrap().unwrap();
     assert_eq!(
         (record.period, record.count, record.receipt_counter),
@@ -158,8 +162,9 @@ fn state_files_of_applet_1_1_still_load_without_an_entitlement_record() {
 fn an_inconsistent_entitlement_record_is_refused() {
     let applet = applet_of_state(STATE_V2).unwrap();
     let current = applet.state_bytes();
-    // The record: 10 bytes before the profile floor (1) and the checksum (32).
-    let record = STATE_LEN - 32 - 1 - 10;
+    // The record: 10 bytes before the profile floor (1), which ends layout 4's body (slots 4
+    // and 5 follow it in layout 5).
+    let record = STATE_V4_LEN - 32 - 1 - 10;
     let body = STATE_LEN - 32;
     let with_record = |present: u8, count: u8, counter: u32| {
         let mut state = *current;
@@ -220,8 +225,8 @@ fn a_state_file_of_applet_1_4_still_loads_with_no_profile_floor() {
         }
     ));
     let stored = *card.into_transport().applet().storage().stored().unwrap();
-    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 4));
-    assert_eq!(stored[STATE_LEN - 33], 0x00, "no floor written");
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 5));
+    assert_eq!(stored[FLOOR], 0x00, "no floor written");
     assert_eq!(identity_of_state(&stored).unwrap(), identity);
     assert_eq!(
         meal_entitlement_of_state(&stored).unwrap(),
@@ -240,7 +245,7 @@ fn a_state_file_of_applet_1_4_still_loads_with_no_profile_floor() {
     let body = STATE_LEN - 32;
     let with_floor = |byte: u8| {
         let mut state = stored;
-        state[body - 1] = byte;
+        state[FLOOR] = byte;
         let digest = <sha2::Sha256 as sha2::Digest>::digest(&state[..body]);
         state[body..].copy_from_slice(&digest);
         state
@@ -251,6 +256,70 @@ fn a_state_file_of_applet_1_4_still_loads_with_no_profile_floor() {
     assert_eq!(
         error.to_string(),
         "card state is inconsistent: profile floor"
+    );
+}
+
+/// A state file written by applet 1.7 (layout version 4, four slots): a personalised card with
+/// `template(11)`, `template(13)` and `template(14)` in normal slots 0–2, `template(12)` in the
+/// duress slot 3, max tries 4 and a `balanced` profile floor.
+const STATE_V4: &[u8] = include_bytes!("fixtures/state-v4.bin");
+
+#[test]
+fn a_state_file_of_applet_1_7_keeps_its_four_slots_and_gains_two_empty_ones() {
+    use palmgate_matcher::Profile;
+    assert_eq!((STATE_V4.len(), STATE_V4[4]), (STATE_V4_LEN, 4));
+    let identity = identity_of_state(STATE_V4).unwrap();
+    assert_eq!(
+        (
+            identity.slots_used,
+            identity.slot_capacity,
+            identity.max_tries
+        ),
+        (4, 6, 4)
+    );
+    let applet = applet_of_state(STATE_V4).unwrap();
+    assert_eq!(applet.profile_floor(), Some(Profile::Balanced));
+
+    // Every template kept its slot kind; the first verification writes layout 5.
+    let issuer = IssuerPublicKey::from_bytes(&STATE_V4[54..54 + 65]).unwrap();
+    let mut card = Card::open(InProcessTransport::new(applet)).unwrap();
+    let verified = card.verify_certificate(&[issuer]).unwrap();
+    for (seed, kind) in [
+        (11, SlotKind::Normal),
+        (13, SlotKind::Normal),
+        (14, SlotKind::Normal),
+        (12, SlotKind::Duress),
+    ] {
+        let outcome = card
+            .open_session(&verified)
+            .unwrap()
+            .verify_palm(&capture(seed, 10))
+            .unwrap();
+        assert!(
+            matches!(outcome, VerifyOutcome::Match { slot_kind, tries_left: 4 } if slot_kind == kind),
+            "template({seed}): {outcome:?}"
+        );
+    }
+    let stored = *card.into_transport().applet().storage().stored().unwrap();
+    assert_eq!((stored.len(), stored[4]), (STATE_LEN, 5));
+    // Layout 4's fields keep their offsets and values (the floor and the four slots are where
+    // 1.7 put them), and slots 4 and 5 follow them empty.
+    assert!(stored[5..STATE_V4_LEN - 32] == STATE_V4[5..STATE_V4_LEN - 32]);
+    assert!(
+        stored[STATE_V4_LEN - 32..STATE_LEN - 32]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert_eq!(identity_of_state(&stored).unwrap(), identity);
+
+    // A layout 5 file whose later slot is damaged is refused with a clear error.
+    let mut damaged = stored;
+    damaged[STATE_V4_LEN - 32] = 2;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&damaged[..STATE_LEN - 32]);
+    damaged[STATE_LEN - 32..].copy_from_slice(&digest);
+    assert_eq!(
+        identity_of_state(&damaged).unwrap_err().to_string(),
+        "card state is inconsistent: slot used flag"
     );
 }
 

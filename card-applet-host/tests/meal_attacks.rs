@@ -747,8 +747,9 @@ fn an_exhausted_receipt_counter_never_wraps() {
     // The stored state with the counter set to its maximum (and the checksum fixed).
     let mut state = *card.transport_mut().applet().state_bytes();
     let body = state.len() - 32;
-    // The counter ends the entitlement record, before the profile floor (1 byte).
-    let counter = body - 1 - 4;
+    // The counter ends the entitlement record, before the profile floor (1 byte) that ends
+    // layout 4's body (slots 4 and 5 follow it in layout 5).
+    let counter = palmgate_card::applet::STATE_V4_LEN - 32 - 1 - 4;
     assert_eq!(state[counter..counter + 4], 1u32.to_be_bytes());
     state[counter..counter + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     let digest = <sha2::Sha256 as sha2::Digest>::digest(&state[..body]);

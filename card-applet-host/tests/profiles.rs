@@ -294,6 +294,58 @@ fn a_duress_slot_is_a_hand_of_its_own() {
 }
 
 #[test]
+fn a_duress_hand_of_three_templates_uses_the_three_template_thresholds() {
+    let issuer = Issuer::new();
+    // Six slots (applet 1.8): three captures of each hand, the duress hand in slots 3 to 5.
+    let normal = [template(46), template(146), template(246)];
+    let duress = [template(47), template(147), template(247)];
+    let slots: Vec<(SlotKind, &Template)> = normal
+        .iter()
+        .map(|t| (SlotKind::Normal, t))
+        .chain(duress.iter().map(|t| (SlotKind::Duress, t)))
+        .collect();
+    let (mut card, verified) = card_with(&issuer, &slots);
+    assert_eq!(
+        (
+            card.identity().slots_used,
+            usize::from(card.identity().slot_capacity)
+        ),
+        (6, palmgate_card::protocol::SLOT_COUNT)
+    );
+    let limit = most_accepted_bits(Profile::Balanced, 3);
+    assert!(limit < most_accepted_bits(Profile::Balanced, 1));
+    let mut session = card.open_session(&verified).unwrap();
+    for (seed, kind) in [(46, SlotKind::Normal), (47, SlotKind::Duress)] {
+        assert_eq!(
+            session
+                .verify_palm_under(Profile::Balanced, &probe_at(seed, limit))
+                .unwrap(),
+            VerifyOutcome::Match {
+                slot_kind: kind,
+                tries_left: 10
+            },
+            "{kind:?}"
+        );
+        // One bit beyond: refused, as the one-template threshold would not.
+        assert_eq!(
+            session
+                .verify_palm_under(Profile::Balanced, &probe_at(seed, limit + 1))
+                .unwrap(),
+            VerifyOutcome::NoMatch { tries_left: 9 },
+            "{kind:?}"
+        );
+        drop(session);
+        session = card.open_session(&verified).unwrap();
+        assert!(matches!(
+            session
+                .verify_palm_under(Profile::Balanced, &probe_at(seed, 0))
+                .unwrap(),
+            VerifyOutcome::Match { .. }
+        ));
+    }
+}
+
+#[test]
 fn an_unknown_profile_code_is_refused_without_spending_a_try() {
     let issuer = Issuer::new();
     let reference = template(46);

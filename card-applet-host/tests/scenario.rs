@@ -323,3 +323,42 @@ fn get_response_serves_long_answers_in_parts() {
     whole.extend_from_slice(&second[..58]);
     assert_eq!(card.certificate().unwrap().as_bytes()[..], whole[..]);
 }
+
+#[test]
+fn templates_go_only_into_the_cards_six_slots() {
+    use palmgate_card::protocol::SLOT_COUNT;
+    let issuer = Issuer::new();
+    let enrolled = template(50);
+    let slots: Vec<(SlotKind, &_)> = (0..SLOT_COUNT)
+        .map(|slot| {
+            let kind = if slot < 3 {
+                SlotKind::Normal
+            } else {
+                SlotKind::Duress
+            };
+            (kind, &enrolled)
+        })
+        .collect();
+    let mut card = enrolled_card(factory_transport(), &issuer, &slots, None);
+    let identity = card.identity();
+    assert_eq!((identity.slots_used, identity.slot_capacity), (6, 6));
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    {
+        let session = card.open_session(&verified).unwrap();
+        let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
+        // The host refuses a slot past the card's capacity before sending anything ...
+        assert!(matches!(
+            enrolment.enrol(6, SlotKind::Normal, &enrolled),
+            Err(CardError::InvalidArgument(_))
+        ));
+        // ... and the card refuses it when sent anyway.
+        assert!(matches!(
+            enrolment.enrol_encoded(6, SlotKind::Normal, &enrolled.encode()),
+            Err(CardError::Status {
+                status: StatusWord::WrongData,
+                ..
+            })
+        ));
+    }
+    assert_eq!(card.refresh_identity().unwrap().slots_used, 6);
+}

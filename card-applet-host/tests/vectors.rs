@@ -66,7 +66,7 @@ fn compute() -> BTreeMap<&'static str, String> {
         lifecycle: Lifecycle::Personalised,
         algorithm: 1,
         slots_used: 1,
-        slot_capacity: 4,
+        slot_capacity: palmgate_card::protocol::SLOT_COUNT as u8,
         tries_left: 5,
         max_tries: 5,
     };

@@ -137,6 +137,8 @@ fn card_commands_end_to_end() {
     write_template(Path::new(&p("left.tpl")), 2, false);
     write_template(Path::new(&p("right-probe.tpl")), 1, true);
     write_template(Path::new(&p("left-probe.tpl")), 2, true);
+    write_template(Path::new(&p("left-other.tpl")), 4, false);
+    write_template(Path::new(&p("left-other-probe.tpl")), 4, true);
     write_template(Path::new(&p("stranger.tpl")), 3, false);
 
     let _vcard = VirtualCard::start(&dir.path().join("card.state"));
@@ -155,8 +157,11 @@ fn card_commands_end_to_end() {
             "--template",
             &p("right.tpl"),
             &p("left.tpl"),
+            &p("left-other.tpl"),
             "--duress-slot",
             "1",
+            "--duress-slot",
+            "2",
             "--tries",
             "3",
         ],
@@ -166,7 +171,7 @@ fn card_commands_end_to_end() {
     assert!(
         info.contains("state: personalised")
             && info.contains("threshold table: this release's")
-            && info.contains("slots: 2 of 4 used")
+            && info.contains("slots: 3 of 6 used")
             && info.contains("tries left: 3 of 3"),
         "{info}"
     );
@@ -177,11 +182,15 @@ fn card_commands_end_to_end() {
         (matched.status.code(), stdout(&matched).trim()),
         (Some(0), "match")
     );
-    let duress = verify("left-probe.tpl");
-    assert_eq!(
-        (duress.status.code(), stdout(&duress).trim()),
-        (Some(0), "match (duress)")
-    );
+    // Both duress slots are duress slots (`--duress-slot` repeated).
+    for probe in ["left-probe.tpl", "left-other-probe.tpl"] {
+        let duress = verify(probe);
+        assert_eq!(
+            (duress.status.code(), stdout(&duress).trim()),
+            (Some(0), "match (duress)"),
+            "{probe}"
+        );
+    }
     for left in [2, 1, 0] {
         let miss = verify("stranger.tpl");
         assert_eq!(
@@ -225,7 +234,7 @@ fn card_commands_end_to_end() {
         &p("receipt.bin"),
     ]);
     assert!(erase.status.success());
-    assert!(stdout(&erase).starts_with("erased 2 slot(s)"));
+    assert!(stdout(&erase).starts_with("erased 3 slot(s)"));
     let receipt = palmgate(&[
         "card",
         "verify-receipt",
@@ -236,7 +245,7 @@ fn card_commands_end_to_end() {
     ]);
     assert!(receipt.status.success());
     assert!(
-        stdout(&receipt).contains("receipt valid") && stdout(&receipt).contains("slots erased: 2")
+        stdout(&receipt).contains("receipt valid") && stdout(&receipt).contains("slots erased: 3")
     );
     assert!(
         !palmgate(&[
@@ -266,7 +275,7 @@ fn card_commands_end_to_end() {
         .success()
     );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
-    assert!(info.contains("slots: 0 of 4 used"), "{info}");
+    assert!(info.contains("slots: 0 of 6 used"), "{info}");
 }
 
 /// The `verify name=value …` line of `palmgate card bench`, as (name, value) pairs.
@@ -290,7 +299,8 @@ fn bench_fields(bench: &Output) -> Vec<(String, u64)> {
 
 /// A card issued before the profile floor (applet 1.4) through pcscd + vpcd: `card info` says it
 /// keeps none, `card enrol --profile-floor` is refused before anything is written (no slot used),
-/// and without a floor it enrols and verifies as before.
+/// so are more templates than its four slots, and without a floor it enrols and verifies as
+/// before.
 #[test]
 fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     let _lock = reader_lock();
@@ -333,6 +343,18 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
         stderr.contains("no template was written")
             && stderr.contains("needs applet 1.5")
             && stderr.contains("runs applet 1.4"),
+        "{stderr}"
+    );
+    let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
+    assert!(info.contains("slots: 0 of 4 used"), "{info}");
+    // It has the four slots of applets before 1.8: five templates are refused before any is
+    // written.
+    let five = [template.as_str(); 5];
+    let refused = enrol_with(&five[1..]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the card has 4 slots; 5 templates given (nothing was written)"),
         "{stderr}"
     );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
@@ -405,9 +427,9 @@ fn card_bench_sends_a_gates_poses_against_several_templates() {
         "1476 bytes still go as one extended APDU"
     );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
-    assert!(info.contains("slots: 3 of 4 used"), "{info}");
+    assert!(info.contains("slots: 3 of 6 used"), "{info}");
     // Out of range: refused by the command line, nothing sent.
-    for (flag, value) in [("--poses", "6"), ("--poses", "0"), ("--templates", "5")] {
+    for (flag, value) in [("--poses", "6"), ("--poses", "0"), ("--templates", "7")] {
         let refused = palmgate(&["card", "bench", "--reader", READER, flag, value]);
         assert_eq!(refused.status.code(), Some(2), "{flag} {value}");
     }

@@ -250,7 +250,7 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert!(out.contains("enrolled and verified"), "{out}");
     let info = station.card_info();
     assert!(info.contains("state: personalised"), "{info}");
-    assert!(info.contains("slots: 3 of 4 used"), "{info}");
+    assert!(info.contains("slots: 3 of 6 used"), "{info}");
     let card_id = info
         .lines()
         .find_map(|line| line.strip_prefix("card id: "))
@@ -328,7 +328,7 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert!(err.contains("already has 3 enrolled template(s)"), "{err}");
     assert!(err.contains("--re-enrol"), "{err}");
     assert_eq!(station.audit_lines().len(), 2);
-    assert!(station.card_info().contains("slots: 3 of 4 used"));
+    assert!(station.card_info().contains("slots: 3 of 6 used"));
 
     // With --re-enrol: erased first (receipt next to the audit log), then enrolled again, this
     // time with a profile floor (the gates' own profile: a stricter floor's effect on a probe is
@@ -405,7 +405,7 @@ fn factory_card_is_personalised_enrolled_verified_and_reenrolled_only_on_request
     assert_eq!(lines[4]["personalised"], false);
     assert_eq!(lines[4]["profile_floor"], "balanced");
     let info = station.card_info();
-    assert!(info.contains("slots: 3 of 4 used"), "{info}");
+    assert!(info.contains("slots: 3 of 6 used"), "{info}");
     assert!(info.contains("profile floor: balanced"), "{info}");
     assert_eq!(text(&station.card_verify(0, 21).stdout).trim(), "match");
     drop(sim);
@@ -469,7 +469,7 @@ fn a_series_that_disagrees_asks_for_extra_captures_and_enrols_three_that_agree()
     assert!(!out.contains("capture 1 of 1"), "{out}");
     assert!(out.contains("hand: 3 pairs match"), "{out}");
     let info = station.card_info();
-    assert!(info.contains("slots: 3 of 4 used"), "{info}");
+    assert!(info.contains("slots: 3 of 6 used"), "{info}");
     let completed = station
         .audit_lines()
         .into_iter()
@@ -546,13 +546,24 @@ fn duress_hand_goes_to_a_duress_slot_with_feedback_for_a_refused_capture() {
         out.contains("duress hand capture 3 of 3: accepted"),
         "{out}"
     );
-    // Three captures of the hand, the duress hand in the card's last slot.
-    assert!(out.contains("slot 0: enrolled (normal)"), "{out}");
-    assert!(out.contains("slot 2: enrolled (normal)"), "{out}");
-    assert!(out.contains("slot 3: enrolled (duress)"), "{out}");
+    // Three captures of each hand (six slots since applet 1.8): the duress hand's in the card's
+    // last three slots.
+    for (slot, kind) in [
+        (0, "normal"),
+        (1, "normal"),
+        (2, "normal"),
+        (3, "duress"),
+        (4, "duress"),
+        (5, "duress"),
+    ] {
+        assert!(
+            out.contains(&format!("slot {slot}: enrolled ({kind})")),
+            "{out}"
+        );
+    }
     assert!(out.contains("verification (hand): match"), "{out}");
     assert!(out.contains("verification (duress hand): match"), "{out}");
-    assert!(station.card_info().contains("slots: 4 of 4 used"));
+    assert!(station.card_info().contains("slots: 6 of 6 used"));
     let verify = station.card_verify(4, 9);
     assert_eq!(text(&verify.stdout).trim(), "match (duress)");
     let verify = station.card_verify(3, 9);
@@ -560,8 +571,16 @@ fn duress_hand_goes_to_a_duress_slot_with_feedback_for_a_refused_capture() {
     let lines = station.audit_lines();
     assert_eq!(lines[0]["duress_hand"], true);
     assert_eq!(lines[0]["method"], "prompt");
-    assert_eq!(lines[1]["slots"][2]["kind"], "normal");
-    assert_eq!(lines[1]["slots"][3]["kind"], "duress");
+    let kinds: Vec<&str> = lines[1]["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .map(|slot| slot["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["normal", "normal", "normal", "duress", "duress", "duress"]
+    );
 }
 
 #[test]
@@ -645,7 +664,7 @@ fn an_enrolment_that_fails_after_writing_still_records_and_publishes_what_happen
         "{err}"
     );
     // The card was written: the audit log and the dashboards both know it, unverified.
-    assert!(station.card_info().contains("slots: 3 of 4 used"));
+    assert!(station.card_info().contains("slots: 3 of 6 used"));
     let lines = station.audit_lines();
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["enrol.consent", "enrol.completed"]);

@@ -343,7 +343,7 @@ fn card_info_then_erase_publishes_a_receipt_that_verifies() {
         format!("card id: {card_id}"),
         "state: personalised".to_string(),
         "certificate check: valid".to_string(),
-        "slots: 1 of 4 used (enrolled)".to_string(),
+        "slots: 1 of 6 used (enrolled)".to_string(),
         "revoked: no (list".to_string(),
         "ready for use: yes".to_string(),
     ] {
@@ -426,7 +426,7 @@ fn card_info_then_erase_publishes_a_receipt_that_verifies() {
     assert!(!refused.status.success());
 
     let info = palmgate(&["card", "info", "--reader", "Virtual PCD"]);
-    assert!(info.contains("slots: 0 of 4 used (not enrolled)"), "{info}");
+    assert!(info.contains("slots: 0 of 6 used (not enrolled)"), "{info}");
     assert!(
         info.contains("ready for use: no (no template enrolled)"),
         "{info}"

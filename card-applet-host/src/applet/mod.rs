@@ -20,7 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 use state::PersistentState;
 pub use state::{
     MealEntitlement, RECEIPT_CAPACITY, STATE_LEN, STATE_V1_LEN, STATE_V2_LEN, STATE_V3_LEN,
-    StateError,
+    STATE_V4_LEN, StateError,
 };
 
 use crate::protocol::cert::{

@@ -1,19 +1,22 @@
 //! The card's persistent state and its fixed byte layout (what a secure element keeps in flash and
 //! `palmgate-vcard` keeps in its `--state` file).
 //!
-//! Layout, version 4 (`STATE_LEN` bytes): `"PGST" | version 04 | lifecycle | card_id(16) |
+//! Layout, version 5 (`STATE_LEN` bytes): `"PGST" | version 05 | lifecycle | card_id(16) |
 //! card secret(32) | issuer public key(65) | card certificate(158) | max_tries | tries_left |
-//! erase_counter(u32 BE) | 4 × slot(used | kind | template(292)) | last receipt(instruction |
-//! permission | length(u16 BE) | bytes(256, zero padded)) | entitlement(present | period(u32 BE) |
-//! count | receipt counter(u32 BE)) | profile floor(1: `00` none, `01`–`03` a profile) | SHA-256
-//! of everything before(32)`.
+//! erase_counter(u32 BE) | 4 × slot(used | kind | template(292)) (slots 0–3) | last
+//! receipt(instruction | permission | length(u16 BE) | bytes(256, zero padded)) |
+//! entitlement(present | period(u32 BE) | count | receipt counter(u32 BE)) | profile floor(1: `00`
+//! none, `01`–`03` a profile) | 2 × slot (slots 4 and 5) | SHA-256 of everything before(32)`.
+//! Slots 4 and 5 (applet 1.8) come after what the earlier layouts hold so that every earlier field
+//! keeps its offset.
 //!
-//! Older layouts still load and are rewritten as version 4 at the next change: version 3
-//! (`STATE_V3_LEN` bytes, applets 1.3 and 1.4) is the same without the profile floor (loads as "no
-//! floor": the card applies what the gate asks, as those applets did), version 2 (`STATE_V2_LEN`
-//! bytes, applet 1.1) also without the entitlement record (loads as "no entitlement record":
-//! nothing served yet), version 1 (`STATE_V1_LEN` bytes, applet 1.0) also without the
-//! last-receipt record (loads as "no receipt kept").
+//! Older layouts still load and are rewritten as version 5 at the next change: version 4
+//! (`STATE_V4_LEN` bytes, applets 1.5 to 1.7) is the same with four slots (slots 4 and 5 load
+//! empty), version 3 (`STATE_V3_LEN` bytes, applets 1.3 and 1.4) also without the profile floor
+//! (loads as "no floor": the card applies what the gate asks, as those applets did), version 2
+//! (`STATE_V2_LEN` bytes, applet 1.1) also without the entitlement record (loads as "no
+//! entitlement record": nothing served yet), version 1 (`STATE_V1_LEN` bytes, applet 1.0) also
+//! without the last-receipt record (loads as "no receipt kept").
 
 use p256::ecdsa::SigningKey;
 use palmgate_matcher::Profile;
@@ -23,19 +26,21 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::protocol::cert::{CARD_CERT_LEN, CardCertificate, decode_public_key};
 use crate::protocol::{
     CARD_ID_LEN, DEFAULT_MAX_TRIES, Lifecycle, MAX_TRIES_LIMIT, PUBLIC_KEY_LEN, SLOT_COUNT,
-    SlotKind, TEMPLATE_LEN, profile_floor,
+    SLOT_COUNT_BEFORE_1_8, SlotKind, TEMPLATE_LEN, profile_floor,
 };
 
 /// State magic.
 pub const STATE_MAGIC: [u8; 4] = *b"PGST";
 /// State layout version written by this applet.
-pub const STATE_VERSION: u8 = 4;
+pub const STATE_VERSION: u8 = 5;
 /// The first layout (applet 1.0): no last-receipt record.
 const STATE_VERSION_1: u8 = 1;
 /// Applet 1.1's layout: no entitlement record.
 const STATE_VERSION_2: u8 = 2;
 /// Applets 1.3 and 1.4: no profile floor.
 const STATE_VERSION_3: u8 = 3;
+/// Applets 1.5 to 1.7: four slots.
+const STATE_VERSION_4: u8 = 4;
 const SLOT_LEN: usize = 2 + TEMPLATE_LEN;
 /// Largest receipt the card keeps for GET RECEIPT.
 pub const RECEIPT_CAPACITY: usize = 256;
@@ -50,13 +55,14 @@ const BODY_V1_LEN: usize = 4
     + 1
     + 1
     + 4
-    + SLOT_COUNT * SLOT_LEN;
+    + SLOT_COUNT_BEFORE_1_8 * SLOT_LEN;
 const BODY_V2_LEN: usize = BODY_V1_LEN + RECEIPT_RECORD_LEN;
 const ENTITLEMENT_RECORD_LEN: usize = 1 + 4 + 1 + 4;
 const BODY_V3_LEN: usize = BODY_V2_LEN + ENTITLEMENT_RECORD_LEN;
 const PROFILE_FLOOR_LEN: usize = 1;
-const BODY_LEN: usize = BODY_V3_LEN + PROFILE_FLOOR_LEN;
-/// Encoded state length (version 4).
+const BODY_V4_LEN: usize = BODY_V3_LEN + PROFILE_FLOOR_LEN;
+const BODY_LEN: usize = BODY_V4_LEN + (SLOT_COUNT - SLOT_COUNT_BEFORE_1_8) * SLOT_LEN;
+/// Encoded state length (version 5).
 pub const STATE_LEN: usize = BODY_LEN + 32;
 /// Encoded length of a version 1 state (still accepted by [`PersistentState::decode`]).
 pub const STATE_V1_LEN: usize = BODY_V1_LEN + 32;
@@ -64,6 +70,8 @@ pub const STATE_V1_LEN: usize = BODY_V1_LEN + 32;
 pub const STATE_V2_LEN: usize = BODY_V2_LEN + 32;
 /// Encoded length of a version 3 state (still accepted by [`PersistentState::decode`]).
 pub const STATE_V3_LEN: usize = BODY_V3_LEN + 32;
+/// Encoded length of a version 4 state (still accepted by [`PersistentState::decode`]).
+pub const STATE_V4_LEN: usize = BODY_V4_LEN + 32;
 
 /// Why stored state was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,9 +238,9 @@ impl PersistentState {
         w.put(&self.certificate);
         w.put(&[self.max_tries, self.tries_left]);
         w.put(&self.erase_counter.to_be_bytes());
-        for slot in &self.slots {
-            w.put(&[u8::from(slot.used), slot.kind]);
-            w.put(&slot.template);
+        let (first_slots, later_slots) = self.slots.split_at(SLOT_COUNT_BEFORE_1_8);
+        for slot in first_slots {
+            w.put_slot(slot);
         }
         let receipt = &self.last_receipt;
         w.put(&[receipt.instruction, receipt.permission]);
@@ -244,17 +252,21 @@ impl PersistentState {
         w.put(&[entitlement.count]);
         w.put(&entitlement.receipt_counter.to_be_bytes());
         w.put(&[profile_floor::encode(self.profile_floor)]);
+        for slot in later_slots {
+            w.put_slot(slot);
+        }
         let digest: [u8; 32] = Sha256::digest(&out[..BODY_LEN]).into();
         out[BODY_LEN..].copy_from_slice(&digest);
         out
     }
 
-    /// Parses and validates stored state (version 4, or an older layout: version 3 without a
-    /// profile floor, version 2 also without an entitlement record, version 1 also without a
-    /// kept receipt).
+    /// Parses and validates stored state (version 5, or an older layout: version 4 with four
+    /// slots, version 3 also without a profile floor, version 2 also without an entitlement
+    /// record, version 1 also without a kept receipt).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StateError> {
         let body_len = match (bytes.len(), bytes.get(..5)) {
             (STATE_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION])) => BODY_LEN,
+            (STATE_V4_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_4])) => BODY_V4_LEN,
             (STATE_V3_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_3])) => BODY_V3_LEN,
             (STATE_V2_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_2])) => BODY_V2_LEN,
             (STATE_V1_LEN, Some([b'P', b'G', b'S', b'T', STATE_VERSION_1])) => BODY_V1_LEN,
@@ -276,20 +288,9 @@ impl PersistentState {
         let mut counter = [0u8; 4];
         r.take(&mut counter);
         state.erase_counter = u32::from_be_bytes(counter);
-        for slot in &mut state.slots {
-            slot.used = match r.byte() {
-                0 => false,
-                1 => true,
-                _ => return Err(StateError::Inconsistent("slot used flag")),
-            };
-            slot.kind = r.byte();
-            r.take(&mut slot.template);
-            if SlotKind::from_byte(slot.kind).is_none() {
-                return Err(StateError::Inconsistent("slot kind"));
-            }
-            if slot.used && palmgate_matcher::template::Template::decode(&slot.template).is_err() {
-                return Err(StateError::Inconsistent("slot template"));
-            }
+        let (first_slots, later_slots) = state.slots.split_at_mut(SLOT_COUNT_BEFORE_1_8);
+        for slot in first_slots {
+            r.slot(slot)?;
         }
         if body_len >= BODY_V2_LEN {
             let receipt = &mut state.last_receipt;
@@ -324,9 +325,15 @@ impl PersistentState {
                 _ => return Err(StateError::Inconsistent("entitlement record")),
             };
         }
-        if body_len >= BODY_LEN {
+        if body_len >= BODY_V4_LEN {
             state.profile_floor = profile_floor::decode(r.byte())
                 .map_err(|_| StateError::Inconsistent("profile floor"))?;
+        }
+        // An older layout's card had four slots: the others stay empty.
+        if body_len >= BODY_LEN {
+            for slot in later_slots {
+                r.slot(slot)?;
+            }
         }
         let lifecycle =
             Lifecycle::from_byte(state.lifecycle).ok_or(StateError::Inconsistent("lifecycle"))?;
@@ -360,6 +367,11 @@ impl Writer<'_> {
         self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
         self.pos += bytes.len();
     }
+
+    fn put_slot(&mut self, slot: &Slot) {
+        self.put(&[u8::from(slot.used), slot.kind]);
+        self.put(&slot.template);
+    }
 }
 
 struct Reader<'a> {
@@ -377,5 +389,23 @@ impl Reader<'_> {
     fn take(&mut self, out: &mut [u8]) {
         out.copy_from_slice(&self.buf[self.pos..self.pos + out.len()]);
         self.pos += out.len();
+    }
+
+    /// Reads and checks one slot.
+    fn slot(&mut self, slot: &mut Slot) -> Result<(), StateError> {
+        slot.used = match self.byte() {
+            0 => false,
+            1 => true,
+            _ => return Err(StateError::Inconsistent("slot used flag")),
+        };
+        slot.kind = self.byte();
+        self.take(&mut slot.template);
+        if SlotKind::from_byte(slot.kind).is_none() {
+            return Err(StateError::Inconsistent("slot kind"));
+        }
+        if slot.used && palmgate_matcher::template::Template::decode(&slot.template).is_err() {
+            return Err(StateError::Inconsistent("slot template"));
+        }
+        Ok(())
     }
 }

@@ -43,8 +43,8 @@ use crate::protocol::receipt::DeletionReceipt;
 use crate::protocol::session::{SecureChannel, SessionKeys, ecdh, transcript_hash};
 use crate::protocol::{
     CARD_ID_LEN, Lifecycle, MAX_PROBE_POSES, MAX_TRIES_LIMIT, MEAL_APPLET_VERSION, NONCE_LEN,
-    POSED_VERIFY_APPLET_VERSION, PROFILE_FLOOR_APPLET_VERSION, SLOT_COUNT, SlotKind, StatusWord,
-    TAG_LEN, TEMPLATE_LEN, cla, ins, verify_profile,
+    POSED_VERIFY_APPLET_VERSION, PROFILE_FLOOR_APPLET_VERSION, SlotKind, StatusWord, TAG_LEN,
+    TEMPLATE_LEN, cla, ins, verify_profile,
 };
 
 /// A selected palmgate card.
@@ -512,15 +512,18 @@ pub struct EnrolmentSession<'c, T> {
 }
 
 impl<'c, T: CardTransport> EnrolmentSession<'c, T> {
-    /// Enrols `template` into `slot`.
+    /// Enrols `template` into `slot` (below the card's `slot_capacity`: six since applet 1.8,
+    /// four before).
     pub fn enrol(
         &mut self,
         slot: u8,
         kind: SlotKind,
         template: &Template,
     ) -> Result<(), CardError> {
-        if usize::from(slot) >= SLOT_COUNT {
-            return Err(CardError::InvalidArgument("slot index out of range"));
+        if slot >= self.session.card.identity.slot_capacity {
+            return Err(CardError::InvalidArgument(
+                "slot index beyond the card's slots",
+            ));
         }
         self.enrol_encoded(slot, kind, &Zeroizing::new(template.encode()))
     }

@@ -2,13 +2,15 @@
 //! --applet-version 1.4`, so that what the host does with a card issued before a feature is
 //! tested through the real PC/SC stack, not only in process.
 //!
-//! It reports 1.4 in its identity (SELECT and GET DATA identity), answers `6D00` to SET PROFILE
-//! FLOOR and `6A86` to GET DATA profile floor, as an applet 1.4 does
-//! ([`crate::protocol::PROFILE_FLOOR_APPLET_VERSION`]); everything else is the applet's own answer.
+//! It reports 1.4 in its identity (SELECT and GET DATA identity) with the four slots of applets
+//! before 1.8 ([`SLOT_COUNT_BEFORE_1_8`]), answers `6D00` to SET PROFILE FLOOR and `6A86` to GET
+//! DATA profile floor, as an applet 1.4 does ([`crate::protocol::PROFILE_FLOOR_APPLET_VERSION`]);
+//! everything else is the applet's own answer. (ENROL travels encrypted, so the slot it names is
+//! not seen here; palmgate's host enrols only below the capacity the identity reports.)
 
 use super::vpcd::VirtualCard;
 use crate::protocol::identity::{CardIdentity, IDENTITY_LEN};
-use crate::protocol::{StatusWord, data, ins};
+use crate::protocol::{SLOT_COUNT_BEFORE_1_8, StatusWord, data, ins};
 
 /// The version reported.
 pub const VERSION: (u8, u8) = (1, 4);
@@ -57,6 +59,7 @@ impl<V: VirtualCard> VirtualCard for AppletBeforeProfileFloor<V> {
             && let Some(mut identity) = CardIdentity::decode(&body[..IDENTITY_LEN])
         {
             identity.applet_version = VERSION;
+            identity.slot_capacity = SLOT_COUNT_BEFORE_1_8 as u8;
             body[..IDENTITY_LEN].copy_from_slice(&identity.encode());
         }
     }
@@ -84,7 +87,7 @@ mod tests {
     }
 
     #[test]
-    fn it_reports_applet_1_4_and_refuses_the_floor_as_1_4_did() {
+    fn it_reports_applet_1_4_with_its_four_slots_and_refuses_the_floor_as_1_4_did() {
         let mut card = card();
         let select = [
             &[0x00, ins::SELECT, 0x04, 0x00, AID.len() as u8][..],
@@ -95,7 +98,10 @@ mod tests {
         let selected = answer(&mut card, &select);
         assert_eq!(selected[IDENTITY_LEN..], [0x90, 0x00], "{selected:02x?}");
         let identity = CardIdentity::decode(&selected[..IDENTITY_LEN]).expect("identity");
-        assert_eq!(identity.applet_version, (1, 4));
+        assert_eq!(
+            (identity.applet_version, identity.slot_capacity),
+            ((1, 4), 4)
+        );
         let get_identity = [
             0x80,
             ins::GET_DATA,
@@ -127,6 +133,9 @@ mod tests {
         assert_eq!(answer(&mut current, &floor)[1..], [0x90, 0x00]);
         let own = answer(&mut current, &select);
         let own = CardIdentity::decode(&own[..IDENTITY_LEN]).expect("identity");
-        assert_eq!(own.applet_version, crate::protocol::APPLET_VERSION);
+        assert_eq!(
+            (own.applet_version, usize::from(own.slot_capacity)),
+            (crate::protocol::APPLET_VERSION, crate::protocol::SLOT_COUNT)
+        );
     }
 }

@@ -22,8 +22,10 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 /// new command: the threshold table recalibrated (`palmgate_matcher::Profile`; stricter for two
 /// or three templates), so that a card says which table it applies; 1.7 no new command: the
 /// table recalibrated again without the comparisons of a hand filed under two names in the
-/// development data (looser for `balanced` and most for `security`).
-pub const APPLET_VERSION: (u8, u8) = (1, 7);
+/// development data (looser for `balanced` and most for `security`); 1.8 six template slots
+/// instead of four (state layout 5), so that a duress hand is enrolled with three templates as the
+/// normal hand is.
+pub const APPLET_VERSION: (u8, u8) = (1, 8);
 /// The first applet version that compares with this release's threshold table
 /// (`palmgate_matcher::Profile`); earlier applets apply an earlier table, stricter for
 /// `balanced` and most for `security` (`docs/applet-protocol.md`, "VERIFY PALM profile"). Raised
@@ -50,8 +52,12 @@ pub const NONCE_LEN: usize = 16;
 pub const TAG_LEN: usize = 16;
 /// Encoded template length (matcher format v1).
 pub const TEMPLATE_LEN: usize = palmgate_matcher::template::ENCODED_LEN;
-/// Number of template slots on the card.
-pub const SLOT_COUNT: usize = 4;
+/// Number of template slots on the card (applet 1.8; earlier applets have
+/// [`SLOT_COUNT_BEFORE_1_8`] and answer `6A80` to ENROL in a slot beyond them). A host reads a
+/// card's own count from its identity (`slot_capacity`).
+pub const SLOT_COUNT: usize = 6;
+/// Number of template slots of applets 1.0 to 1.7 (state layouts 1 to 4).
+pub const SLOT_COUNT_BEFORE_1_8: usize = 4;
 /// Retry counter used when the enrolment station sets none.
 pub const DEFAULT_MAX_TRIES: u8 = 5;
 /// Highest retry counter an enrolment station may set (as PIV on-card comparison).

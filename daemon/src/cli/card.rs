@@ -99,9 +99,10 @@ pub struct EnrolArgs {
     /// Template files (292 bytes each), enrolled into slots 0, 1, … in order.
     #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
     template: Vec<PathBuf>,
-    /// Mark slot N as a duress slot (a match opens and raises a silent alarm).
+    /// Mark slot N as a duress slot (a match opens and raises a silent alarm); repeat it for
+    /// each template of the duress hand.
     #[arg(long, value_name = "N")]
-    duress_slot: Option<u8>,
+    duress_slot: Vec<u8>,
     /// Retry counter limit (1 to 10; the card's default is 5).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_TRIES_LIMIT)))]
     tries: Option<u8>,
@@ -399,12 +400,14 @@ fn verified_card(
 fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
     if args.template.len() > SLOT_COUNT {
         bail!(
-            "the card has {SLOT_COUNT} slots; {} templates given",
+            "a card has at most {SLOT_COUNT} slots; {} templates given",
             args.template.len()
         );
     }
-    if let Some(slot) = args.duress_slot
-        && usize::from(slot) >= args.template.len()
+    if let Some(slot) = args
+        .duress_slot
+        .iter()
+        .find(|slot| usize::from(**slot) >= args.template.len())
     {
         bail!(
             "--duress-slot {slot}: only {} templates are enrolled (slots 0..{})",
@@ -419,6 +422,14 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let authority = load_authority(&args.issuer)?;
     let mut card = connect(&args.reader)?;
+    // A card before applet 1.8 has four slots: refused before anything is written.
+    let capacity = card.identity().slot_capacity;
+    if args.template.len() > usize::from(capacity) {
+        bail!(
+            "the card has {capacity} slots; {} templates given (nothing was written)",
+            args.template.len()
+        );
+    }
     let verified = verified_card(&mut card, &args.issuer)?;
     let session = card
         .open_session(&verified)
@@ -436,7 +447,7 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
     }
     for (slot, template) in templates.iter().enumerate() {
         let slot = slot as u8;
-        let kind = if args.duress_slot == Some(slot) {
+        let kind = if args.duress_slot.contains(&slot) {
             SlotKind::Duress
         } else {
             SlotKind::Normal

@@ -682,7 +682,7 @@ fn an_enrolled_card_is_refused_unless_re_enrolment_erases_it_with_a_kept_receipt
 }
 
 #[test]
-fn a_duress_hand_goes_to_the_last_slot_after_a_refused_capture_gets_advice() {
+fn a_duress_hand_goes_to_the_last_three_slots_after_a_refused_capture_gets_advice() {
     let mut desk = Desk::new();
     desk.options.duress_hand = true;
     let mut card = factory_card();
@@ -710,12 +710,14 @@ fn a_duress_hand_goes_to_the_last_slot_after_a_refused_capture_gets_advice() {
         "{:#?}",
         person.heard
     );
-    // Three captures of the hand, and the duress hand in the card's last slot.
+    // Three captures of each hand: the duress hand's in the card's last three slots.
     for expected in [
         "enrolled 0 normal",
         "enrolled 1 normal",
         "enrolled 2 normal",
         "enrolled 3 duress",
+        "enrolled 4 duress",
+        "enrolled 5 duress",
         "verified hand Match",
         "verified duress hand Match",
     ] {
@@ -724,7 +726,7 @@ fn a_duress_hand_goes_to_the_last_slot_after_a_refused_capture_gets_advice() {
             "{expected}"
         );
     }
-    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 4));
+    assert_eq!(slots_used(&mut card), (Lifecycle::Personalised, 6));
 }
 
 #[test]
@@ -844,7 +846,7 @@ fn the_wrong_hand_at_verification_leaves_an_enrolled_unverified_card_on_record()
             .detail
             .as_deref()
             .unwrap()
-            .contains("slots=normal,normal,normal,duress verified=false"),
+            .contains("slots=normal,normal,normal,duress,duress,duress verified=false"),
         "{completed:?}"
     );
 }
@@ -894,8 +896,13 @@ fn a_sensor_that_never_answers_is_an_error_after_consent_and_before_any_write() 
 
 #[test]
 fn each_hand_gets_up_to_three_slots_and_the_duress_hand_at_least_one() {
-    // (card slots, normal captures, duress captures) → (normal slots, duress slots)
+    // (card slots, normal captures, duress captures) → (normal slots, duress slots): six slots
+    // since applet 1.8, four before.
     for (capacity, normal, duress, expected) in [
+        (6, 3, Some(3), (3, 3)),
+        (6, 5, Some(5), (3, 3)),
+        (6, 3, None, (3, 0)),
+        (6, 2, Some(3), (2, 3)),
         (4, 3, None, (3, 0)),
         (4, 5, None, (3, 0)),
         (4, 2, None, (2, 0)),
