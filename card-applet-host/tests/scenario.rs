@@ -362,3 +362,37 @@ fn templates_go_only_into_the_cards_six_slots() {
     }
     assert_eq!(card.refresh_identity().unwrap().slots_used, 6);
 }
+
+#[test]
+fn a_hand_holds_at_most_three_templates() {
+    let issuer = Issuer::new();
+    let enrolled = template(51);
+    let mut card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &enrolled); 3],
+        None,
+    );
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    {
+        let session = card.open_session(&verified).unwrap();
+        let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
+        // A fourth normal template would be compared at the three-template threshold, looser
+        // than four templates need: refused, nothing written.
+        assert!(matches!(
+            enrolment.enrol(3, SlotKind::Normal, &enrolled),
+            Err(CardError::Status {
+                status: StatusWord::NotEnoughMemory,
+                ..
+            })
+        ));
+    }
+    assert_eq!(card.refresh_identity().unwrap().slots_used, 3);
+    let session = card.open_session(&verified).unwrap();
+    let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
+    // Replacing one of the three, and a duress hand's three beside them, are accepted.
+    enrolment.enrol(0, SlotKind::Normal, &template(52)).unwrap();
+    for slot in 3..6 {
+        enrolment.enrol(slot, SlotKind::Duress, &enrolled).unwrap();
+    }
+}

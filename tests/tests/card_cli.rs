@@ -299,8 +299,8 @@ fn bench_fields(bench: &Output) -> Vec<(String, u64)> {
 
 /// A card issued before the profile floor (applet 1.4) through pcscd + vpcd: `card info` says it
 /// keeps none, `card enrol --profile-floor` is refused before anything is written (no slot used),
-/// so are more templates than its four slots, and without a floor it enrols and verifies as
-/// before.
+/// so are more templates than its four slots (and more than three of one hand), and without a
+/// floor it enrols and verifies as before.
 #[test]
 fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     let _lock = reader_lock();
@@ -347,14 +347,22 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(info.contains("slots: 0 of 4 used"), "{info}");
-    // It has the four slots of applets before 1.8: five templates are refused before any is
-    // written.
-    let five = [template.as_str(); 5];
-    let refused = enrol_with(&five[1..]);
+    // It has the four slots of applets before 1.8: five templates (three of the hand, two of
+    // the duress hand) are refused before any is written; so are four of one hand, on any card.
+    let t = template.as_str();
+    let refused = enrol_with(&[t, t, t, t, "--duress-slot", "3", "--duress-slot", "4"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
     assert!(
         stderr.contains("the card has 4 slots; 5 templates given (nothing was written)"),
+        "{stderr}"
+    );
+    let refused = enrol_with(&[t, t, t]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("a hand holds at most 3 templates")
+            && stderr.contains("4 normal and 0 duress given"),
         "{stderr}"
     );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));

@@ -12,6 +12,7 @@ use p256::ecdsa::SigningKey;
 use p256::elliptic_curve::Generate;
 use palmgate_matcher::Profile;
 use palmgate_matcher::compare::{Threshold, compare};
+use palmgate_matcher::profile::MAX_ENROLLED_TEMPLATES;
 use palmgate_matcher::template::{ALGORITHM_COMPCODE_V1, Template};
 use rand_core::CryptoRng;
 use subtle::ConditionallySelectable;
@@ -822,6 +823,17 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         next.slots[slot].used = true;
         next.slots[slot].kind = kind;
         next.slots[slot].template.copy_from_slice(template);
+        // A hand holds at most as many templates as the thresholds are calibrated for: a minimum
+        // over more would bring impostors closer than its profile's target (applet 1.8, whose
+        // six slots would otherwise take six templates of one hand).
+        let of_kind = next
+            .slots
+            .iter()
+            .filter(|slot| slot.used && slot.kind == kind)
+            .count();
+        if of_kind > MAX_ENROLLED_TEMPLATES {
+            return StatusWord::NotEnoughMemory;
+        }
         match self.commit(next) {
             Ok(()) => StatusWord::Success,
             Err(sw) => sw,

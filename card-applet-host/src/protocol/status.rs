@@ -39,7 +39,8 @@ pub enum StatusWord {
     FunctionNotSupported,
     /// `6A82`: application not found (SELECT with another AID).
     ApplicationNotFound,
-    /// `6A84`: not enough memory space (REDEEM MEAL: the receipt counter is exhausted).
+    /// `6A84`: not enough memory space (REDEEM MEAL: the receipt counter is exhausted; ENROL: the
+    /// hand already holds three templates, applet 1.8).
     NotEnoughMemory,
     /// `6A86`: incorrect P1/P2.
     IncorrectP1P2,

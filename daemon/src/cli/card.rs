@@ -20,6 +20,7 @@ use palmgate_card::protocol::{
 use palmgate_matcher::Profile;
 use palmgate_matcher::compare::MAX_PROBE_POSES;
 use palmgate_matcher::extract::probe_poses;
+use palmgate_matcher::profile::MAX_ENROLLED_TEMPLATES;
 use palmgate_matcher::template::{CELLS, Template};
 use zeroize::Zeroizing;
 
@@ -203,7 +204,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_PROBE_POSES as i64))]
     poses: u8,
     /// Templates enrolled for the hand (normal slots), as enrolment stores three.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=SLOT_COUNT as i64))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_ENROLLED_TEMPLATES as i64))]
     templates: u8,
 }
 
@@ -413,6 +414,18 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
             "--duress-slot {slot}: only {} templates are enrolled (slots 0..{})",
             args.template.len(),
             args.template.len()
+        );
+    }
+    // The card refuses a fourth template of a hand (applet 1.8): refused here before any is
+    // written.
+    let duress = (0..args.template.len())
+        .filter(|slot| args.duress_slot.iter().any(|d| usize::from(*d) == *slot))
+        .count();
+    let normal = args.template.len() - duress;
+    if normal.max(duress) > MAX_ENROLLED_TEMPLATES {
+        bail!(
+            "a hand holds at most {MAX_ENROLLED_TEMPLATES} templates (the thresholds are \
+             calibrated for up to that many); {normal} normal and {duress} duress given"
         );
     }
     let templates = args
