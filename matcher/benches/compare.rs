@@ -51,6 +51,16 @@ fn bench_compare(c: &mut Criterion) {
             },
         );
     }
+    // A card with a duress hand (applet 1.8): the normal hand's three templates and the duress
+    // hand's three, each compared with every pose of a sensor ROI's probe.
+    let both_hands = [2, 4, 6, 8, 10, 12].map(pseudo_random_template);
+    c.bench_function("compare_posed (5 poses x 6 templates)", |b| {
+        b.iter(|| {
+            let result =
+                compare_posed(black_box(&poses), black_box(&both_hands)).expect("same algorithm");
+            black_box(result.is_match(Threshold::DEFAULT))
+        })
+    });
 }
 
 criterion_group!(benches, bench_compare);
