@@ -45,7 +45,8 @@ fn a_state_file_of_applet_1_0_still_loads_and_is_rewritten_in_the_current_layout
     assert_eq!(STATE_V1.len(), STATE_V1_LEN);
     assert_eq!(STATE_V1[4], 1, "fixture is a version 1 state");
     let identity = identity_of_state(STATE_V1).unwrap();
-    assert_eq!((identity.slots_used, identity.max_tries), (2, 4));
+    // The hand's template counted, not the duress one (applet 1.8).
+    assert_eq!((identity.slots_used, identity.max_tries), (1, 4));
 
     // Its card still works (same key, certificate, templates), and its next change writes the
     // current layout: a verification spends and restores a try, two writes.
@@ -202,7 +203,8 @@ fn a_state_file_of_applet_1_4_still_loads_with_no_profile_floor() {
     use palmgate_matcher::Profile;
     assert_eq!((STATE_V3.len(), STATE_V3[4]), (STATE_V3_LEN, 3));
     let identity = identity_of_state(STATE_V3).unwrap();
-    assert_eq!((identity.slots_used, identity.max_tries), (2, 4));
+    // The hand's template counted, not the duress one (applet 1.8).
+    assert_eq!((identity.slots_used, identity.max_tries), (1, 4));
     let entitlement = meal_entitlement_of_state(STATE_V3).unwrap().unwrap();
     assert_eq!((entitlement.period, entitlement.count), (7, 1));
 
@@ -275,7 +277,8 @@ fn a_state_file_of_applet_1_7_keeps_its_four_slots_and_gains_two_empty_ones() {
             identity.slot_capacity,
             identity.max_tries
         ),
-        (4, 6, 4)
+        (3, 6, 4),
+        "the hand's three templates counted, not the duress one"
     );
     let applet = applet_of_state(STATE_V4).unwrap();
     assert_eq!(applet.profile_floor(), Some(Profile::Balanced));

@@ -340,8 +340,7 @@ fn templates_go_only_into_the_cards_six_slots() {
         })
         .collect();
     let mut card = enrolled_card(factory_transport(), &issuer, &slots, None);
-    let identity = card.identity();
-    assert_eq!((identity.slots_used, identity.slot_capacity), (6, 6));
+    assert_eq!(card.identity().slot_capacity, 6);
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     {
         let session = card.open_session(&verified).unwrap();
@@ -360,7 +359,74 @@ fn templates_go_only_into_the_cards_six_slots() {
             })
         ));
     }
-    assert_eq!(card.refresh_identity().unwrap().slots_used, 6);
+    // Nothing was written: the six templates are still there, and the duress one still matches.
+    let mut session = card.open_session(&verified).unwrap();
+    assert!(matches!(
+        session.verify_palm(&capture(50, 10)).unwrap(),
+        VerifyOutcome::Match {
+            slot_kind: SlotKind::Duress,
+            ..
+        }
+    ));
+}
+
+/// Whoever reads a card's identity (SELECT, no session) learns how many templates the hand has,
+/// not whether a duress hand is enrolled beside it; and a card never holds duress templates
+/// without the hand's, which would then read as not enrolled.
+#[test]
+fn the_identity_does_not_tell_a_duress_hand() {
+    let issuer = Issuer::new();
+    let (hand, duress) = (template(53), template(54));
+    let without = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &hand); 3],
+        None,
+    );
+    let with = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[
+            (SlotKind::Normal, &hand),
+            (SlotKind::Normal, &hand),
+            (SlotKind::Normal, &hand),
+            (SlotKind::Duress, &duress),
+            (SlotKind::Duress, &duress),
+            (SlotKind::Duress, &duress),
+        ],
+        None,
+    );
+    let shown = |card: &Card<_>| {
+        let identity = card.identity();
+        (identity.slots_used, identity.slot_capacity)
+    };
+    assert_eq!(shown(&without), (3, 6));
+    assert_eq!(shown(&with), shown(&without));
+
+    let mut card = Card::open(factory_transport()).unwrap();
+    card.personalise(&issuer.key).unwrap();
+    let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
+    let session = card.open_session(&verified).unwrap();
+    let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
+    assert!(matches!(
+        enrolment.enrol(3, SlotKind::Duress, &duress),
+        Err(CardError::Status {
+            status: StatusWord::ConditionsNotSatisfied,
+            ..
+        })
+    ));
+    enrolment.enrol(0, SlotKind::Normal, &hand).unwrap();
+    enrolment.enrol(3, SlotKind::Duress, &duress).unwrap();
+    // Nor may the hand's last template give way to a duress one.
+    assert!(matches!(
+        enrolment.enrol(0, SlotKind::Duress, &duress),
+        Err(CardError::Status {
+            status: StatusWord::ConditionsNotSatisfied,
+            ..
+        })
+    ));
+    drop(enrolment);
+    assert_eq!(card.refresh_identity().unwrap().slots_used, 1);
 }
 
 #[test]

@@ -171,7 +171,8 @@ fn card_commands_end_to_end() {
     assert!(
         info.contains("state: personalised")
             && info.contains("threshold table: this release's")
-            && info.contains("slots: 3 of 6 used")
+            && info.contains("slots: 1 of 6 used")
+            && info.contains("the slots counted are the hand's")
             && info.contains("tries left: 3 of 3"),
         "{info}"
     );
@@ -299,8 +300,8 @@ fn bench_fields(bench: &Output) -> Vec<(String, u64)> {
 
 /// A card issued before the profile floor (applet 1.4) through pcscd + vpcd: `card info` says it
 /// keeps none, `card enrol --profile-floor` is refused before anything is written (no slot used),
-/// so are more templates than its four slots (and more than three of one hand), and without a
-/// floor it enrols and verifies as before.
+/// so are more templates than its four slots (and more than three of one hand, or a duress hand
+/// alone), and without a floor it enrols and verifies as before.
 #[test]
 fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     let _lock = reader_lock();
@@ -321,6 +322,10 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     assert!(personalise.status.success());
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(info.contains("applet version: 1.4"), "{info}");
+    assert!(
+        info.contains("this applet counts a duress slot among the slots used"),
+        "{info}"
+    );
     assert!(
         info.contains("threshold table: an earlier release's (applet 1.4: stricter"),
         "{info}"
@@ -363,6 +368,13 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
     assert!(
         stderr.contains("a hand holds at most 3 templates")
             && stderr.contains("4 normal and 0 duress given"),
+        "{stderr}"
+    );
+    // A duress hand alone is refused too: it is enrolled beside the hand.
+    let refused = enrol_with(&["--duress-slot", "0"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("every template is a duress slot"),
         "{stderr}"
     );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));

@@ -231,7 +231,15 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
             applet_version: APPLET_VERSION,
             lifecycle: self.state.lifecycle(),
             algorithm: ALGORITHM_COMPCODE_V1,
-            slots_used: self.state.slots_used(),
+            // The hand's templates only: whoever reads the identity (no session needed) must
+            // not learn that a duress hand exists (applet 1.8; earlier applets counted every
+            // used slot, so a duress hand showed as one slot more than the hand's). A card with
+            // duress templates and none of the hand (which applet 1.8 never writes, an earlier
+            // one could) counts them all, so that it never reads as not enrolled.
+            slots_used: match self.state.slots_of(SlotKind::Normal) {
+                0 => self.state.slots_used(),
+                hand => hand,
+            },
             slot_capacity: SLOT_COUNT as u8,
             tries_left: self.state.tries_left,
             max_tries: self.state.max_tries,
@@ -809,10 +817,10 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         if plain.len() != 2 + TEMPLATE_LEN {
             return StatusWord::WrongLength;
         }
-        let (slot, kind, template) = (usize::from(plain[0]), plain[1], &plain[2..]);
-        if slot >= SLOT_COUNT || SlotKind::from_byte(kind).is_none() {
+        let (slot, template) = (usize::from(plain[0]), &plain[2..]);
+        let Some(kind) = SlotKind::from_byte(plain[1]).filter(|_| slot < SLOT_COUNT) else {
             return StatusWord::WrongData;
-        }
+        };
         if template[1] != ALGORITHM_COMPCODE_V1 {
             return StatusWord::FunctionNotSupported;
         }
@@ -821,18 +829,18 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         }
         let mut next = self.state.clone();
         next.slots[slot].used = true;
-        next.slots[slot].kind = kind;
+        next.slots[slot].kind = kind.to_byte();
         next.slots[slot].template.copy_from_slice(template);
         // A hand holds at most as many templates as the thresholds are calibrated for: a minimum
         // over more would bring impostors closer than its profile's target (applet 1.8, whose
         // six slots would otherwise take six templates of one hand).
-        let of_kind = next
-            .slots
-            .iter()
-            .filter(|slot| slot.used && slot.kind == kind)
-            .count();
-        if of_kind > MAX_ENROLLED_TEMPLATES {
+        if usize::from(next.slots_of(kind)) > MAX_ENROLLED_TEMPLATES {
             return StatusWord::NotEnoughMemory;
+        }
+        // A duress hand only beside the hand: the identity counts the hand's templates alone, so
+        // a card holding duress templates and none of the hand would read as not enrolled.
+        if next.slots_of(SlotKind::Normal) == 0 && next.slots_used() > 0 {
+            return StatusWord::ConditionsNotSatisfied;
         }
         match self.commit(next) {
             Ok(()) => StatusWord::Success,

@@ -215,6 +215,14 @@ impl PersistentState {
         self.slots.iter().filter(|slot| slot.used).count() as u8
     }
 
+    /// Used slots of one kind.
+    pub(crate) fn slots_of(&self, kind: SlotKind) -> u8 {
+        self.slots
+            .iter()
+            .filter(|slot| slot.used && slot.kind == kind.to_byte())
+            .count() as u8
+    }
+
     /// The card signing key (keyed and personalised states).
     pub(crate) fn card_key(&self) -> Option<SigningKey> {
         if self.lifecycle() == Lifecycle::Factory {

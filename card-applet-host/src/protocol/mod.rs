@@ -24,13 +24,17 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 /// table recalibrated again without the comparisons of a hand filed under two names in the
 /// development data (looser for `balanced` and most for `security`); 1.8 six template slots
 /// instead of four (state layout 5), so that a duress hand is enrolled with three templates as the
-/// normal hand is.
+/// normal hand is ([`SIX_SLOT_APPLET_VERSION`]).
 pub const APPLET_VERSION: (u8, u8) = (1, 8);
 /// The first applet version that compares with this release's threshold table
 /// (`palmgate_matcher::Profile`); earlier applets apply an earlier table, stricter for
 /// `balanced` and most for `security` (`docs/applet-protocol.md`, "VERIFY PALM profile"). Raised
 /// with every recalibration of the table.
 pub const THRESHOLD_TABLE_APPLET_VERSION: (u8, u8) = (1, 7);
+/// The first applet version with [`SLOT_COUNT`] slots, at most three templates of a hand, and an
+/// identity whose slots-used count is the hand's templates alone (a duress hand's are not
+/// counted, so that whoever reads the identity cannot learn that one exists).
+pub const SIX_SLOT_APPLET_VERSION: (u8, u8) = (1, 8);
 /// The first applet version that has REDEEM MEAL.
 pub const MEAL_APPLET_VERSION: (u8, u8) = (1, 3);
 /// The first applet version whose VERIFY PALM takes more than one probe pose (earlier ones take

@@ -15,7 +15,8 @@ use palmgate_card::host::{
 };
 use palmgate_card::protocol::meal::MEAL_RECEIPT_MAGIC;
 use palmgate_card::protocol::{
-    Lifecycle, MAX_TRIES_LIMIT, SLOT_COUNT, SlotKind, THRESHOLD_TABLE_APPLET_VERSION, permission,
+    Lifecycle, MAX_TRIES_LIMIT, SIX_SLOT_APPLET_VERSION, SLOT_COUNT, SlotKind,
+    THRESHOLD_TABLE_APPLET_VERSION, permission,
 };
 use palmgate_matcher::Profile;
 use palmgate_matcher::compare::MAX_PROBE_POSES;
@@ -318,7 +319,16 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     );
     // The card tells its slot kinds only inside a secure session, in a verification answer: an
     // unauthenticated reader (someone holding the card) must not learn that a duress slot exists.
-    println!("slot kinds: not shown (the card reveals a duress slot to no one but the gate)");
+    // Since applet 1.8 the count above is the hand's templates alone; before, it counted a
+    // duress slot too.
+    println!(
+        "slot kinds: not shown (the card reveals a duress slot to no one but the gate{})",
+        if identity.applet_version >= SIX_SLOT_APPLET_VERSION {
+            "; the slots counted are the hand's"
+        } else {
+            "; this applet counts a duress slot among the slots used"
+        }
+    );
     println!(
         "tries left: {} of {}{}",
         identity.tries_left,
@@ -428,6 +438,11 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
              calibrated for up to that many); {normal} normal and {duress} duress given"
         );
     }
+    // The card keeps a duress hand only beside the hand (applet 1.8), so the hand's templates
+    // are written first.
+    if normal == 0 {
+        bail!("every template is a duress slot: a duress hand is enrolled beside the hand");
+    }
     let templates = args
         .template
         .iter()
@@ -458,13 +473,17 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
             .context("setting the profile floor (no template was written)")?;
         println!("profile floor: {floor}");
     }
-    for (slot, template) in templates.iter().enumerate() {
-        let slot = slot as u8;
-        let kind = if args.duress_slot.contains(&slot) {
+    let kind_of = |slot: u8| {
+        if args.duress_slot.contains(&slot) {
             SlotKind::Duress
         } else {
             SlotKind::Normal
-        };
+        }
+    };
+    let mut slots: Vec<(u8, &Template)> = (0u8..).zip(&templates).collect();
+    slots.sort_by_key(|(slot, _)| kind_of(*slot) == SlotKind::Duress);
+    for (slot, template) in slots {
+        let kind = kind_of(slot);
         enrolment
             .enrol(slot, kind, template)
             .with_context(|| format!("enrolling slot {slot}"))?;
