@@ -326,6 +326,30 @@ fn a_state_file_of_applet_1_7_keeps_its_four_slots_and_gains_two_empty_ones() {
     );
 }
 
+/// A card whose only templates are duress ones (applet 1.8 never writes one; `palmgate card
+/// enrol --duress-slot 0` could on an earlier applet) still reads as enrolled: its identity then
+/// counts every used slot, not the hand's none.
+#[test]
+fn a_card_holding_only_duress_templates_never_reads_as_not_enrolled() {
+    let issuer = Issuer::new();
+    let card = enrolled_card(
+        factory_transport(),
+        &issuer,
+        &[(SlotKind::Normal, &template(15))],
+        None,
+    );
+    let mut state = *card.into_transport().applet().state_bytes();
+    // Slot 0's kind byte: after magic and version (5), life-cycle (1), card id (16), card key
+    // (32), issuer key (65), certificate (158), tries (2), erase counter (4) and its used flag.
+    let kind = 5 + 1 + 16 + 32 + 65 + 158 + 2 + 4 + 1;
+    assert_eq!(state[kind - 1..=kind], [1, SlotKind::Normal.to_byte()]);
+    state[kind] = SlotKind::Duress.to_byte();
+    let body = STATE_LEN - 32;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&state[..body]);
+    state[body..].copy_from_slice(&digest);
+    assert_eq!(identity_of_state(&state).unwrap().slots_used, 1);
+}
+
 /// The card stores the erase (with its receipt) and is pulled before its answer arrives: the
 /// gate reads the receipt again in a new session.
 #[test]

@@ -155,18 +155,29 @@ fn card_commands_end_to_end() {
         &issuer,
         &[
             "--template",
-            &p("right.tpl"),
             &p("left.tpl"),
+            &p("right.tpl"),
             &p("left-other.tpl"),
             "--duress-slot",
-            "1",
+            "0",
             "--duress-slot",
             "2",
             "--tries",
             "3",
         ],
     );
-    assert!(enrolled.status.success());
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    // The hand's template goes first although it is slot 1: the card keeps a duress hand only
+    // beside the hand's.
+    assert!(
+        stdout(&enrolled).starts_with("slot 1: enrolled (normal)\nslot 0: enrolled (duress)\n"),
+        "{}",
+        stdout(&enrolled)
+    );
     let info = stdout(&palmgate(&["card", "info", "--reader", READER]));
     assert!(
         info.contains("state: personalised")

@@ -723,13 +723,7 @@ impl<S: Storage, R: CryptoRng, C: Clock> Applet<S, R, C> {
         // The probe's distance to a hand is the minimum over that hand's templates and the
         // probe's poses, so the profile's threshold depends on how many of each there are: one
         // hand per slot kind.
-        let enrolled = |kind: SlotKind| {
-            self.state
-                .slots
-                .iter()
-                .filter(|slot| slot.used && slot.kind == kind.to_byte())
-                .count()
-        };
+        let enrolled = |kind| usize::from(self.state.slots_of(kind));
         let threshold_normal = profile.threshold(enrolled(SlotKind::Normal), poses);
         let threshold_duress = profile.threshold(enrolled(SlotKind::Duress), poses);
         // Every pose is compared with every slot; the result is accumulated without

@@ -426,10 +426,19 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
             args.template.len()
         );
     }
+    let kind_of = |slot: u8| {
+        if args.duress_slot.contains(&slot) {
+            SlotKind::Duress
+        } else {
+            SlotKind::Normal
+        }
+    };
+    // Slots 0, 1, … in order (at most SLOT_COUNT, checked above).
+    let slots = || (0u8..).take(args.template.len());
     // The card refuses a fourth template of a hand (applet 1.8): refused here before any is
     // written.
-    let duress = (0..args.template.len())
-        .filter(|slot| args.duress_slot.iter().any(|d| usize::from(*d) == *slot))
+    let duress = slots()
+        .filter(|slot| kind_of(*slot) == SlotKind::Duress)
         .count();
     let normal = args.template.len() - duress;
     if normal.max(duress) > MAX_ENROLLED_TEMPLATES {
@@ -473,16 +482,9 @@ fn enrol(args: &EnrolArgs) -> anyhow::Result<ExitCode> {
             .context("setting the profile floor (no template was written)")?;
         println!("profile floor: {floor}");
     }
-    let kind_of = |slot: u8| {
-        if args.duress_slot.contains(&slot) {
-            SlotKind::Duress
-        } else {
-            SlotKind::Normal
-        }
-    };
-    let mut slots: Vec<(u8, &Template)> = (0u8..).zip(&templates).collect();
-    slots.sort_by_key(|(slot, _)| kind_of(*slot) == SlotKind::Duress);
-    for (slot, template) in slots {
+    let mut written: Vec<(u8, &Template)> = slots().zip(&templates).collect();
+    written.sort_by_key(|(slot, _)| kind_of(*slot) == SlotKind::Duress);
+    for (slot, template) in written {
         let kind = kind_of(slot);
         enrolment
             .enrol(slot, kind, template)
