@@ -33,6 +33,8 @@
 //! every probe pose are cut relative to that),
 //! `--enrol-poses x8|y8|r5` (a sensor's ROI: the second and third enrolled captures cut slid left
 //! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found),
+//! `--enrol-extra x8|y8|r5` (a sensor's ROI: every enrolled capture also enrolled at one more
+//! pose, the first and third at the first of the pair, the second at the other: six templates),
 //! `--enrol-scale PERCENT` (a sensor's ROI: the second enrolled capture as if the hand had been
 //! that much further from the sensor, the third as if that much closer),
 //! `--coarse BLOCKS` (the fine ±2-cell search also run around the shift, within ±BLOCKS blocks of
@@ -1126,6 +1128,7 @@ fn main() -> Result<(), String> {
     let mut probes_after = 3usize;
     let mut enrol_poses: Vec<Pose> = Vec::new();
     let mut enrol_scales: Vec<f32> = Vec::new();
+    let mut enrol_extra = false;
     let mut closest = 0usize;
     let mut station = false;
     let mut station_enrol = None;
@@ -1182,6 +1185,10 @@ fn main() -> Result<(), String> {
             }
             "--probes-after" => probes_after = usize::from(number()?),
             "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
+            "--enrol-extra" => {
+                enrol_poses = parse_enrol_poses(&value)?;
+                enrol_extra = true;
+            }
             "--enrol-scale" => {
                 let step = 1.0 + f32::from(number()?.min(50)) / 100.0;
                 enrol_scales = vec![1.0 / step, step];
@@ -1302,16 +1309,28 @@ fn main() -> Result<(), String> {
             let raw_distance = |references: usize| {
                 let (codes, enrol_codes, rank, variant) = (&codes, &enrol_codes, &rank, &variant);
                 move |reference: usize, probe: usize| {
+                    let closest = |reference: &Code| {
+                        codes[probe]
+                            .iter()
+                            .map(|probe| probe.distance(reference, variant))
+                            .min()
+                            .unwrap_or(1 << 16)
+                    };
+                    if enrol_extra {
+                        // `--enrol-extra`: the capture as found and at its rank's extra pose,
+                        // two templates for each enrolled capture.
+                        let extra = enrol_codes[reference]
+                            .get(rank[reference] % 2)
+                            .and_then(Option::as_ref)
+                            .filter(|_| references > 1);
+                        let found = closest(&codes[reference][0]);
+                        return extra.map_or(found, |extra| found.min(closest(extra)));
+                    }
                     let posed = rank[reference]
                         .checked_sub(1)
                         .filter(|_| references > 1)
                         .and_then(|pose| enrol_codes[reference].get(pose)?.as_ref());
-                    let reference = posed.unwrap_or(&codes[reference][0]);
-                    codes[probe]
-                        .iter()
-                        .map(|probe| probe.distance(reference, variant))
-                        .min()
-                        .unwrap_or(1 << 16)
+                    closest(posed.unwrap_or(&codes[reference][0]))
                 }
             };
             // `--cohort-norm z`: each reference's distances as standard scores against its
