@@ -32,7 +32,7 @@ pub const BUILTIN_MODEL: &[u8] = include_bytes!("../models/compcode_v1.onnx");
 #[non_exhaustive]
 pub enum FeatureError {
     /// The model file could not be read.
-    #[error("cannot read feature model {path}: {source}")]
+    #[error("cannot read feature model {path}")]
     Read {
         /// File that was read.
         path: String,
@@ -172,6 +172,28 @@ impl FeatureModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error chain as the binary prints it (`anyhow`'s `{:#}`).
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_missing_model_file_says_why_once() {
+        let path = std::env::temp_dir().join("palmgate-no-such-model.onnx");
+        let error = FeatureModel::from_file(&path).expect_err("no such file");
+        let text = chain(&error);
+        assert!(text.starts_with("cannot read feature model "), "{text}");
+        // The io error is the source; the message does not repeat it (it did: "…: No such file
+        // or directory (os error 2): No such file or directory (os error 2)").
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+    }
 
     // Parameters of models/gen_compcode_v1.py, restated to recompute the filters independently.
     const GABOR_SIZE: i32 = 41;

@@ -38,7 +38,7 @@ pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
 #[non_exhaustive]
 pub enum EvalError {
     /// The data folder or one of its sub-folders could not be listed.
-    #[error("cannot list {path}: {source}")]
+    #[error("cannot list {path}")]
     List {
         /// Folder.
         path: PathBuf,
@@ -1221,6 +1221,21 @@ pub fn median(values: &mut [f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::template::CELLS;
+
+    #[test]
+    fn a_missing_folder_says_why_once() {
+        let path = std::env::temp_dir().join("palmgate-no-such-palm-folder");
+        let error = scan(&path).expect_err("no such folder");
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        // As the binary prints the chain: the io error once, as the source (it was repeated).
+        assert!(text.starts_with("cannot list "), "{text}");
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+    }
 
     /// A template whose cells follow `seed` (different seeds compare like strangers).
     fn template(seed: usize) -> Template {
