@@ -291,11 +291,9 @@ pub fn eval(extra: &[String]) -> Result<(), String> {
                 .join("data")
                 .join("palm")
         });
-    if !data.is_dir() {
-        return Err(format!(
-            "{} is missing: the evaluation sets live in ../shared/data/palm (or set PALMGATE_PALM_DATA)",
-            data.display()
-        ));
+    let plan = eval_plan(&data)?;
+    for line in &plan.left_out {
+        eprintln!("xtask eval: {line}");
     }
     let mut command = cargo();
     command.args([
@@ -309,17 +307,94 @@ pub fn eval(extra: &[String]) -> Result<(), String> {
         "--",
         "eval",
     ]);
-    for set in EVAL_SETS {
-        let (kind, name) = set.split_once(':').unwrap_or(("hand", set));
-        command
-            .arg("--set")
-            .arg(format!("{kind}:{}", data.join(name).display()));
-    }
-    for pair in EVAL_SAME_HANDS {
-        command.arg("--same-hand").arg(pair);
-    }
+    command.args(&plan.arguments);
     command.args(["--synthetic", EVAL_SYNTHETIC_IDENTITIES]);
     run(command.args(palmgate_arguments(extra)))
+}
+
+/// What `palmgate eval` is given for a data folder, and what is left out of it and why.
+#[derive(Debug, PartialEq, Eq)]
+struct EvalPlan {
+    /// `--set` for each known set the folder holds, `--same-hand` for each pair whose two
+    /// identities are both there.
+    arguments: Vec<String>,
+    /// One line for each known set missing, each pair not passed, each folder not read: a data
+    /// folder of other identities (the unseen ones) or fewer sets runs, and says what it read.
+    left_out: Vec<String>,
+}
+
+/// The evaluation of `data`: every known set it holds; none is an error.
+fn eval_plan(data: &Path) -> Result<EvalPlan, String> {
+    if !data.is_dir() {
+        return Err(format!(
+            "{} is missing: the evaluation sets live in ../shared/data/palm (or set PALMGATE_PALM_DATA)",
+            data.display()
+        ));
+    }
+    let mut arguments = Vec::new();
+    let mut left_out = Vec::new();
+    let mut read = Vec::new();
+    for set in EVAL_SETS {
+        let (kind, name) = set.split_once(':').unwrap_or(("hand", set));
+        let folder = data.join(name);
+        if folder.is_dir() {
+            arguments.push("--set".to_owned());
+            arguments.push(format!("{kind}:{}", folder.display()));
+            read.push(name);
+        } else {
+            left_out.push(format!("{name}: not in {}, left out", data.display()));
+        }
+    }
+    if read.is_empty() {
+        return Err(format!(
+            "{} holds none of the evaluation sets ({})",
+            data.display(),
+            EVAL_SETS
+                .map(|set| set.rsplit(':').next().unwrap_or(set))
+                .join(", ")
+        ));
+    }
+    for pair in EVAL_SAME_HANDS {
+        let Some((name, (a, b))) = pair
+            .split_once(':')
+            .and_then(|(name, ids)| Some((name, ids.split_once('=')?)))
+        else {
+            return Err(format!("EVAL_SAME_HANDS: {pair:?} is not SET:ID=ID"));
+        };
+        let missing: Vec<&str> = [a, b]
+            .into_iter()
+            .filter(|id| !data.join(name).join(id).is_dir())
+            .collect();
+        if read.contains(&name) && missing.is_empty() {
+            arguments.push("--same-hand".to_owned());
+            arguments.push(pair.to_owned());
+        } else if read.contains(&name) {
+            // Not there, so there are no trials to leave out: passing it would be an error.
+            left_out.push(format!(
+                "--same-hand {pair} not passed: {name} has no identity {}",
+                missing.join(" or ")
+            ));
+        }
+    }
+    let mut unknown: Vec<String> = std::fs::read_dir(data)
+        .map_err(|e| format!("cannot list {}: {e}", data.display()))?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|folder| !read.contains(&folder.as_str()))
+        .filter(|folder| !folder.starts_with('.'))
+        .collect();
+    unknown.sort();
+    for folder in unknown {
+        left_out.push(format!(
+            "{folder}: not one of the evaluation sets, not read (palmgate eval --set KIND:{} reads it)",
+            data.join(&folder).display()
+        ));
+    }
+    Ok(EvalPlan {
+        arguments,
+        left_out,
+    })
 }
 
 /// The arguments after `cargo xtask eval` that go to `palmgate eval`: a leading `--` (as in
@@ -333,7 +408,115 @@ fn palmgate_arguments(extra: &[String]) -> &[String] {
 
 #[cfg(test)]
 mod tests {
-    use super::palmgate_arguments;
+    use super::{EvalPlan, eval_plan, palmgate_arguments};
+
+    /// A data folder holding `folders` (each `SET/IDENTITY` or `SET`), removed on drop.
+    struct DataFolder(std::path::PathBuf);
+
+    impl DataFolder {
+        fn new(test: &str, folders: &[&str]) -> DataFolder {
+            let root = std::env::temp_dir().join(format!("xtask-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            for folder in folders {
+                std::fs::create_dir_all(root.join(folder)).expect("create folder");
+            }
+            DataFolder(root)
+        }
+    }
+
+    impl Drop for DataFolder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_development_folder_gets_every_set_and_pair() {
+        let data = DataFolder::new(
+            "every-set",
+            &[
+                "tongji-roi/1",
+                "tongji-roi-dev/1",
+                "iitd-roi-dev/R025",
+                "iitd-roi-dev/R115",
+                "casia940-small/1",
+                "casia940-dev/1",
+                "coep-dev/xhand078",
+                "coep-dev/xhand160",
+                "coep-dev/xhand079",
+                "coep-dev/xhand159",
+                "coep-dev/xhand084",
+                "coep-dev/xhand164",
+            ],
+        );
+        let plan = eval_plan(&data.0).expect("plan");
+        assert_eq!(plan.left_out, Vec::<String>::new());
+        let sets = plan.arguments.iter().filter(|a| *a == "--set").count();
+        let pairs = plan
+            .arguments
+            .iter()
+            .filter(|a| *a == "--same-hand")
+            .count();
+        assert_eq!((sets, pairs), (6, 4));
+        let iitd = format!("roi:{}", data.0.join("iitd-roi-dev").display());
+        assert!(plan.arguments.contains(&iitd), "{:?}", plan.arguments);
+        assert!(
+            plan.arguments
+                .contains(&"iitd-roi-dev:R025=R115".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_folder_of_other_identities_runs_and_says_what_it_left_out() {
+        // The unseen identities: other people under the same set names, some sets missing, a
+        // set palmgate does not know.
+        let data = DataFolder::new(
+            "other-identities",
+            &["iitd-roi-dev/L500", "coep-dev/hand900", "iitd-roi-test/L1"],
+        );
+        let EvalPlan {
+            arguments,
+            left_out,
+        } = eval_plan(&data.0).expect("plan");
+        assert_eq!(
+            arguments,
+            vec![
+                "--set".to_owned(),
+                format!("roi:{}", data.0.join("iitd-roi-dev").display()),
+                "--set".to_owned(),
+                format!("hand:{}", data.0.join("coep-dev").display()),
+            ]
+        );
+        let said = |needle: &str| left_out.iter().filter(|l| l.contains(needle)).count();
+        assert_eq!(said("left out"), 4, "{left_out:?}");
+        assert_eq!(said("tongji-roi-dev: not in"), 1, "{left_out:?}");
+        assert_eq!(said("not passed"), 4, "{left_out:?}");
+        assert_eq!(
+            said("iitd-roi-dev:R025=R115 not passed: iitd-roi-dev has no identity R025 or R115"),
+            1
+        );
+        assert_eq!(
+            said("iitd-roi-test: not one of the evaluation sets"),
+            1,
+            "{left_out:?}"
+        );
+    }
+
+    #[test]
+    fn a_folder_of_no_known_set_is_an_error() {
+        let data = DataFolder::new("no-set", &["palms/1"]);
+        let error = eval_plan(&data.0).expect_err("no set");
+        assert!(
+            error.contains("holds none of the evaluation sets"),
+            "{error}"
+        );
+        let missing = data.0.join("absent");
+        assert!(
+            eval_plan(&missing)
+                .expect_err("no folder")
+                .contains("is missing")
+        );
+    }
 
     #[test]
     fn a_leading_double_dash_is_not_passed_to_palmgate() {
