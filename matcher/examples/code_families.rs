@@ -35,6 +35,9 @@
 //! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found),
 //! `--enrol-extra x8|y8|r5` (a sensor's ROI: every enrolled capture also enrolled at one more
 //! pose, the first and third at the first of the pair, the second at the other: six templates),
+//! `--consistent one|near` (each enrolled capture's template keeps only the cells whose
+//! orientation equals at least one of the hand's other enrolled captures', or is within one step
+//! of every other's, each at its best shift: the station masks what varies between presentations),
 //! `--enrol-scale PERCENT` (a sensor's ROI: the second enrolled capture as if the hand had been
 //! that much further from the sensor, the third as if that much closer),
 //! `--coarse BLOCKS` (the fine ±2-cell search also run around the shift, within ±BLOCKS blocks of
@@ -138,6 +141,7 @@ impl Cut {
 }
 
 /// A code as bit planes of 24-bit rows (bit x = cell x), and the mask.
+#[derive(Clone)]
 struct Code {
     planes: Vec<[u32; GRID]>,
     mask: [u32; GRID],
@@ -401,14 +405,7 @@ impl Code {
         for (cx, cy) in centres {
             for dy in cy - shift_y..=cy + shift_y {
                 for dx in cx - shift..=cx + shift {
-                    let (compared, mismatched) = shifted(
-                        (&self.planes, &self.mask),
-                        (&reference.planes, &reference.mask),
-                        GRID,
-                        dx,
-                        dy,
-                    );
-                    if compared >= u64::from(MIN_OVERLAP_CELLS) {
+                    if let Some((compared, mismatched)) = self.at_shift(reference, dx, dy) {
                         best = best.min(variant.q16(mismatched, compared, self.planes.len()));
                     }
                 }
@@ -422,6 +419,51 @@ impl Code {
             histogram_distance(&self.histograms, &reference.histograms, variant.hist_reach);
         let w = variant.hist_weight;
         ((1.0 - w) * f64::from(best) + w * histogram * 65536.0).min(65535.0) as u32
+    }
+
+    /// Cells compared and bits mismatched at shift (dx, dy), if enough cells are compared.
+    fn at_shift(&self, reference: &Code, dx: i32, dy: i32) -> Option<(u64, u64)> {
+        let (compared, mismatched) = shifted(
+            (&self.planes, &self.mask),
+            (&reference.planes, &reference.mask),
+            GRID,
+            dx,
+            dy,
+        );
+        (compared >= u64::from(MIN_OVERLAP_CELLS)).then_some((compared, mismatched))
+    }
+
+    /// The shift (dx, dy) within ±`MAX_SHIFT` at which this code compares best with
+    /// `reference` (probe cell (x, y) against reference cell (x + dx, y + dy)).
+    fn best_shift(&self, reference: &Code) -> Option<(i32, i32)> {
+        let mut best: Option<((i32, i32), u32)> = None;
+        for dy in -MAX_SHIFT..=MAX_SHIFT {
+            for dx in -MAX_SHIFT..=MAX_SHIFT {
+                if let Some((compared, mismatched)) = self.at_shift(reference, dx, dy) {
+                    let d = (mismatched * 65536 / (compared * self.planes.len() as u64)) as u32;
+                    if best.is_none_or(|(_, b)| d < b) {
+                        best = Some(((dx, dy), d));
+                    }
+                }
+            }
+        }
+        best.map(|(shift, _)| shift)
+    }
+
+    /// This code with only the cells `keep` says valid.
+    fn masked(&self, keep: impl Fn(usize, usize) -> bool) -> Code {
+        let mut code = self.clone();
+        for y in 0..GRID {
+            for x in 0..GRID {
+                if !keep(x, y) {
+                    code.mask[y] &= !(1 << x);
+                    for plane in &mut code.planes {
+                        plane[y] &= !(1 << x);
+                    }
+                }
+            }
+        }
+        code
     }
 
     /// The code of cell (x, y), `None` outside the grid or where the cell is not valid.
@@ -1049,6 +1091,67 @@ fn capture_ranks(keys: &[SampleKey]) -> Vec<usize> {
         .collect()
 }
 
+/// `--consistent`: which cells of an enrolled capture's template are kept, judged against the
+/// hand's other enrolled captures each at its best shift (as the station holds them).
+#[derive(Debug, Clone, Copy)]
+enum Consistency {
+    /// Kept where its orientation equals at least one other capture's.
+    One,
+    /// Kept where its orientation is within one step of every other capture's.
+    NearAll,
+}
+
+/// `--consistent`: each enrolled capture's template with the cells that disagree with the hand's
+/// other enrolled captures left out (a cell with no valid counterpart in any is kept).
+fn consistent_references(
+    codes: &[Vec<Code>],
+    references: &[Vec<usize>],
+    rule: Consistency,
+) -> Vec<Option<Code>> {
+    let mut out: Vec<Option<Code>> = vec![None; codes.len()];
+    for hand in references {
+        for &r in hand {
+            let own = &codes[r][0];
+            let others: Vec<(&Code, (i32, i32))> = hand
+                .iter()
+                .filter(|&&o| o != r)
+                .filter_map(|&o| Some((&codes[o][0], own.best_shift(&codes[o][0])?)))
+                .collect();
+            out[r] = Some(own.masked(|x, y| {
+                let Some(mine) = own.cell(x as isize, y as isize) else {
+                    return true;
+                };
+                let theirs: Vec<u32> = others
+                    .iter()
+                    .filter_map(|(other, (dx, dy))| {
+                        other.cell(x as isize + *dx as isize, y as isize + *dy as isize)
+                    })
+                    .collect();
+                if theirs.is_empty() {
+                    return true;
+                }
+                match rule {
+                    Consistency::One => theirs.contains(&mine),
+                    Consistency::NearAll => theirs.iter().all(|t| (t ^ mine).count_ones() <= 1),
+                }
+            }));
+        }
+    }
+    let valid = |code: &Code| code.mask.iter().map(|row| row.count_ones()).sum::<u32>();
+    let (kept, before) = references
+        .iter()
+        .flatten()
+        .filter_map(|&r| Some((valid(out[r].as_ref()?), valid(&codes[r][0]))))
+        .fold((0u64, 0u64), |(k, b), (kept, before)| {
+            (k + u64::from(kept), b + u64::from(before))
+        });
+    eprintln!(
+        "--consistent {rule:?}: {kept} of {before} valid cells of the enrolled templates kept ({:.1} %)",
+        100.0 * kept as f64 / before.max(1) as f64
+    );
+    out
+}
+
 /// `--enrol-poses AXIS AMOUNT` as `x8` (the second and third enrolled captures of a sensor's ROI
 /// slid left and right by 8 % of the side), `y8` (up and down) or `r5` (turned by ∓5°).
 fn parse_enrol_poses(value: &str) -> Result<Vec<Pose>, String> {
@@ -1129,6 +1232,7 @@ fn main() -> Result<(), String> {
     let mut enrol_poses: Vec<Pose> = Vec::new();
     let mut enrol_scales: Vec<f32> = Vec::new();
     let mut enrol_extra = false;
+    let mut consistent: Option<Consistency> = None;
     let mut closest = 0usize;
     let mut station = false;
     let mut station_enrol = None;
@@ -1185,6 +1289,13 @@ fn main() -> Result<(), String> {
             }
             "--probes-after" => probes_after = usize::from(number()?),
             "--enrol-poses" => enrol_poses = parse_enrol_poses(&value)?,
+            "--consistent" => {
+                consistent = Some(match value.as_str() {
+                    "one" => Consistency::One,
+                    "near" => Consistency::NearAll,
+                    _ => return Err(format!("--consistent one|near, not {value}")),
+                });
+            }
             "--enrol-extra" => {
                 enrol_poses = parse_enrol_poses(&value)?;
                 enrol_extra = true;
@@ -1304,72 +1415,6 @@ fn main() -> Result<(), String> {
                 print_station(set, &codes, &variant);
             }
             let rank = capture_ranks(&set.keys);
-            // The reference (an identity's `rank`-th capture) at the rank's enrol pose, the
-            // first as found; the probe at every pose.
-            let raw_distance = |references: usize| {
-                let (codes, enrol_codes, rank, variant) = (&codes, &enrol_codes, &rank, &variant);
-                move |reference: usize, probe: usize| {
-                    let closest = |reference: &Code| {
-                        codes[probe]
-                            .iter()
-                            .map(|probe| probe.distance(reference, variant))
-                            .min()
-                            .unwrap_or(1 << 16)
-                    };
-                    if enrol_extra {
-                        // `--enrol-extra`: the capture as found and at its rank's extra pose,
-                        // two templates for each enrolled capture.
-                        let extra = enrol_codes[reference]
-                            .get(rank[reference] % 2)
-                            .and_then(Option::as_ref)
-                            .filter(|_| references > 1);
-                        let found = closest(&codes[reference][0]);
-                        return extra.map_or(found, |extra| found.min(closest(extra)));
-                    }
-                    let posed = rank[reference]
-                        .checked_sub(1)
-                        .filter(|_| references > 1)
-                        .and_then(|pose| enrol_codes[reference].get(pose)?.as_ref());
-                    closest(posed.unwrap_or(&codes[reference][0]))
-                }
-            };
-            // `--cohort-norm z`: each reference's distances as standard scores against its
-            // distances to every capture of the other half of the identities (odd against even
-            // index), mapped back to Q16 around the middle (any monotone map serves the EER and
-            // the calibration).
-            let cohort: Vec<(f64, f64)> = match cohort_norm {
-                Some(CohortNorm::Z) => {
-                    let raw = raw_distance(1);
-                    (0..set.keys.len())
-                        .map(|reference| {
-                            let parity = set.keys[reference].identity % 2;
-                            let distances: Vec<f64> = (0..set.keys.len())
-                                .filter(|&k| set.keys[k].identity % 2 != parity)
-                                .map(|k| f64::from(raw(reference, k)))
-                                .collect();
-                            let n = distances.len().max(1) as f64;
-                            let mean = distances.iter().sum::<f64>() / n;
-                            let variance =
-                                distances.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n;
-                            (mean, variance.sqrt().max(1.0))
-                        })
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
-            let distance = |references: usize| {
-                let (raw, cohort) = (raw_distance(references), &cohort);
-                move |reference: usize, probe: usize| {
-                    let d = raw(reference, probe);
-                    match cohort.get(reference) {
-                        Some(&(mean, deviation)) => {
-                            let z = (f64::from(d) - mean) / deviation;
-                            (32_768.0 + 2_048.0 * z).clamp(0.0, 65_535.0) as u32
-                        }
-                        None => d,
-                    }
-                }
-            };
             let roles = match station_enrol {
                 None => EnrolmentRoles::new(set.identities, &set.keys, enrolled, probes_after),
                 Some(probes) => {
@@ -1426,6 +1471,82 @@ fn main() -> Result<(), String> {
                             .count()
                     );
                     roles
+                }
+            };
+            let consistent_codes = match consistent {
+                Some(rule) => consistent_references(&codes, &roles.references, rule),
+                None => Vec::new(),
+            };
+            // The reference (an identity's `rank`-th capture) at the rank's enrol pose, the
+            // first as found; the probe at every pose.
+            let raw_distance = |references: usize| {
+                let (codes, enrol_codes, rank, variant) = (&codes, &enrol_codes, &rank, &variant);
+                let consistent_codes = &consistent_codes;
+                move |reference: usize, probe: usize| {
+                    let closest = |reference: &Code| {
+                        codes[probe]
+                            .iter()
+                            .map(|probe| probe.distance(reference, variant))
+                            .min()
+                            .unwrap_or(1 << 16)
+                    };
+                    if enrol_extra {
+                        // `--enrol-extra`: the capture as found and at its rank's extra pose,
+                        // two templates for each enrolled capture.
+                        let extra = enrol_codes[reference]
+                            .get(rank[reference] % 2)
+                            .and_then(Option::as_ref)
+                            .filter(|_| references > 1);
+                        let found = closest(&codes[reference][0]);
+                        return extra.map_or(found, |extra| found.min(closest(extra)));
+                    }
+                    let posed = rank[reference]
+                        .checked_sub(1)
+                        .filter(|_| references > 1)
+                        .and_then(|pose| enrol_codes[reference].get(pose)?.as_ref());
+                    let found = consistent_codes
+                        .get(reference)
+                        .and_then(Option::as_ref)
+                        .filter(|_| references > 1)
+                        .unwrap_or(&codes[reference][0]);
+                    closest(posed.unwrap_or(found))
+                }
+            };
+            // `--cohort-norm z`: each reference's distances as standard scores against its
+            // distances to every capture of the other half of the identities (odd against even
+            // index), mapped back to Q16 around the middle (any monotone map serves the EER and
+            // the calibration).
+            let cohort: Vec<(f64, f64)> = match cohort_norm {
+                Some(CohortNorm::Z) => {
+                    let raw = raw_distance(1);
+                    (0..set.keys.len())
+                        .map(|reference| {
+                            let parity = set.keys[reference].identity % 2;
+                            let distances: Vec<f64> = (0..set.keys.len())
+                                .filter(|&k| set.keys[k].identity % 2 != parity)
+                                .map(|k| f64::from(raw(reference, k)))
+                                .collect();
+                            let n = distances.len().max(1) as f64;
+                            let mean = distances.iter().sum::<f64>() / n;
+                            let variance =
+                                distances.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n;
+                            (mean, variance.sqrt().max(1.0))
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let distance = |references: usize| {
+                let (raw, cohort) = (raw_distance(references), &cohort);
+                move |reference: usize, probe: usize| {
+                    let d = raw(reference, probe);
+                    match cohort.get(reference) {
+                        Some(&(mean, deviation)) => {
+                            let z = (f64::from(d) - mean) / deviation;
+                            (32_768.0 + 2_048.0 * z).clamp(0.0, 65_535.0) as u32
+                        }
+                        None => d,
+                    }
                 }
             };
             let mut several =
