@@ -1490,6 +1490,12 @@ fn main() -> Result<(), String> {
                             .min()
                             .unwrap_or(1 << 16)
                     };
+                    // As found (`--consistent`: with the cells that vary left out).
+                    let found = consistent_codes
+                        .get(reference)
+                        .and_then(Option::as_ref)
+                        .filter(|_| references > 1)
+                        .unwrap_or(&codes[reference][0]);
                     if enrol_extra {
                         // `--enrol-extra`: the capture as found and at its rank's extra pose,
                         // two templates for each enrolled capture.
@@ -1497,18 +1503,13 @@ fn main() -> Result<(), String> {
                             .get(rank[reference] % 2)
                             .and_then(Option::as_ref)
                             .filter(|_| references > 1);
-                        let found = closest(&codes[reference][0]);
+                        let found = closest(found);
                         return extra.map_or(found, |extra| found.min(closest(extra)));
                     }
                     let posed = rank[reference]
                         .checked_sub(1)
                         .filter(|_| references > 1)
                         .and_then(|pose| enrol_codes[reference].get(pose)?.as_ref());
-                    let found = consistent_codes
-                        .get(reference)
-                        .and_then(Option::as_ref)
-                        .filter(|_| references > 1)
-                        .unwrap_or(&codes[reference][0]);
                     closest(posed.unwrap_or(found))
                 }
             };

@@ -257,23 +257,23 @@ pub fn bench() -> Result<(), String> {
 
 /// The evaluation sets in `../shared/data/palm` and how `palmgate eval --set` reads them
 /// (what the images show, and which sample numbers make the first session).
-const EVAL_SETS: [&str; 6] = [
-    "roi:tongji-roi",
-    "roi:tongji-roi-dev",
-    "roi:iitd-roi-dev",
-    "hand,sessions=3:casia940-small",
-    "hand,sessions=3:casia940-dev",
-    "hand:coep-dev",
+const EVAL_SETS: [(&str, &str); 6] = [
+    ("roi", "tongji-roi"),
+    ("roi", "tongji-roi-dev"),
+    ("roi", "iitd-roi-dev"),
+    ("hand,sessions=3", "casia940-small"),
+    ("hand,sessions=3", "casia940-dev"),
+    ("hand", "coep-dev"),
 ];
 
 /// Identity pairs of those sets that are one hand filed under two names (`palmgate eval
 /// --same-hand`): their comparisons are not impostor trials. How they were found and checked:
 /// docs/matcher.md, "One hand under two names".
-const EVAL_SAME_HANDS: [&str; 4] = [
-    "iitd-roi-dev:R025=R115",
-    "coep-dev:xhand078=xhand160",
-    "coep-dev:xhand079=xhand159",
-    "coep-dev:xhand084=xhand164",
+const EVAL_SAME_HANDS: [(&str, &str, &str); 4] = [
+    ("iitd-roi-dev", "R025", "R115"),
+    ("coep-dev", "xhand078", "xhand160"),
+    ("coep-dev", "xhand079", "xhand159"),
+    ("coep-dev", "xhand084", "xhand164"),
 ];
 
 /// Synthetic hands added to the calibration pool of the profiles.
@@ -334,8 +334,7 @@ fn eval_plan(data: &Path) -> Result<EvalPlan, String> {
     let mut arguments = Vec::new();
     let mut left_out = Vec::new();
     let mut read = Vec::new();
-    for set in EVAL_SETS {
-        let (kind, name) = set.split_once(':').unwrap_or(("hand", set));
+    for (kind, name) in EVAL_SETS {
         let folder = data.join(name);
         if folder.is_dir() {
             arguments.push("--set".to_owned());
@@ -349,25 +348,18 @@ fn eval_plan(data: &Path) -> Result<EvalPlan, String> {
         return Err(format!(
             "{} holds none of the evaluation sets ({})",
             data.display(),
-            EVAL_SETS
-                .map(|set| set.rsplit(':').next().unwrap_or(set))
-                .join(", ")
+            EVAL_SETS.map(|(_, name)| name).join(", ")
         ));
     }
-    for pair in EVAL_SAME_HANDS {
-        let Some((name, (a, b))) = pair
-            .split_once(':')
-            .and_then(|(name, ids)| Some((name, ids.split_once('=')?)))
-        else {
-            return Err(format!("EVAL_SAME_HANDS: {pair:?} is not SET:ID=ID"));
-        };
+    for (name, a, b) in EVAL_SAME_HANDS {
+        let pair = format!("{name}:{a}={b}");
         let missing: Vec<&str> = [a, b]
             .into_iter()
             .filter(|id| !data.join(name).join(id).is_dir())
             .collect();
         if read.contains(&name) && missing.is_empty() {
             arguments.push("--same-hand".to_owned());
-            arguments.push(pair.to_owned());
+            arguments.push(pair);
         } else if read.contains(&name) {
             // Not there, so there are no trials to leave out: passing it would be an error.
             left_out.push(format!(
