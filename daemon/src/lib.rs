@@ -31,14 +31,14 @@ pub mod notify;
 pub mod outbox;
 pub mod station;
 
-/// An error and its sources, on one line (for logs and event reasons).
+#[cfg(test)]
+mod error_chain_tests;
+
+/// An error and its sources, `error: cause: cause`, on one line: how every log line, event
+/// reason and message prints an error (docs/architecture.md, "Errors").
 pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    std::iter::successors(Some(error), |error| error.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -10,6 +10,7 @@
 //! worker thread, the MQTT link's reconnection timers included. A notification that does not fit
 //! is dropped and logged instead.
 
+use crate::error_chain;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io;
@@ -82,7 +83,9 @@ impl Notifier {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 tracing::warn!("the service manager is not reading notifications: one dropped");
             }
-            Err(error) => tracing::warn!(%error, "could not notify the service manager"),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "could not notify the service manager")
+            }
         }
     }
 

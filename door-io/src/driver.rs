@@ -25,9 +25,10 @@ use crate::status::StatusWatch;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DriverError {
-    /// The configuration cannot run.
+    /// The configuration cannot run (said in the text, so not also a `source()`: a printed
+    /// chain says it once).
     #[error("invalid door configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// A pin could not be claimed, driven or read.
     #[error("{what} (GPIO {pin})")]
     Pin {
@@ -42,9 +43,10 @@ pub enum DriverError {
     /// No door of that name.
     #[error("no door named {0:?}")]
     UnknownDoor(String),
-    /// The state machine refused the grant (also reported as a `grant.refused` event).
+    /// The state machine refused the grant (also reported as a `grant.refused` event; the
+    /// reason is said in the text, so it is not also a `source()`).
     #[error("grant refused: {0}")]
-    Refused(#[from] Refusal),
+    Refused(Refusal),
     /// The outputs were halted in their safe state (panic hook or shutdown).
     #[error("the door outputs are halted in their safe state")]
     Halted,
@@ -57,6 +59,18 @@ pub enum DriverError {
     /// The driver thread panicked (its outputs were driven safe while unwinding).
     #[error("the door driver thread panicked; outputs were driven to their safe state")]
     Panicked,
+}
+
+impl From<ConfigError> for DriverError {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(error)
+    }
+}
+
+impl From<Refusal> for DriverError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
 }
 
 struct OutputSlot {

@@ -5,9 +5,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use palmgate_door::{
-    Backend, DoorConfig, DriverError, EventKind, FailMode, FeedbackConfig, FireConfig, GateConfig,
-    GateDriver, GpioError, InputConfig, Level, LockConfig, OutputChange, Refusal, SimulatedGpio,
-    drive_outputs_safe, spawn,
+    Backend, ConfigError, DoorConfig, DriverError, EventKind, FailMode, FeedbackConfig, FireConfig,
+    GateConfig, GateDriver, GpioError, InputConfig, Level, LockConfig, OutputChange, Refusal,
+    SimulatedGpio, drive_outputs_safe, spawn,
 };
 
 const LOCK: u8 = 17;
@@ -530,4 +530,20 @@ fn the_status_watch_is_at_least_as_new_as_each_delivered_event() {
     handle.set_lockdown(Some("main"), true).expect("lockdown");
     assert!(main(wait("lockdown.on")).lockdown);
     handle.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_refusal_or_a_bad_configuration_is_said_once() {
+    // In the text, not also the source: a printed chain (`error: cause: …`) says it once.
+    let error = DriverError::from(Refusal::Lockdown);
+    assert_eq!(error.to_string(), "grant refused: lockdown");
+    assert!(std::error::Error::source(&error).is_none());
+    let error = DriverError::from(ConfigError::NoDoors);
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid door configuration: "),
+        "{error}"
+    );
+    assert!(std::error::Error::source(&error).is_none());
 }

@@ -40,9 +40,10 @@ pub const MIN_VALID_CELLS: u16 = crate::compare::MIN_OVERLAP_CELLS + 64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExtractError {
-    /// No palm ROI could be cut (no hand, valleys not found, ROI outside the frame, …).
+    /// No palm ROI could be cut (no hand, valleys not found, ROI outside the frame, …). The
+    /// reason is said in the text, so it is not also a `source()`: a printed chain says it once.
     #[error("no palm ROI: {0}")]
-    Roi(#[from] RoiError),
+    Roi(RoiError),
     /// The ROI was cut but the capture is below the quality bar (exposure, focus, coverage).
     #[error("capture refused: {0}")]
     Quality(QualityError),
@@ -57,6 +58,12 @@ pub enum ExtractError {
     /// The feature model failed.
     #[error(transparent)]
     Features(#[from] FeatureError),
+}
+
+impl From<RoiError> for ExtractError {
+    fn from(error: RoiError) -> Self {
+        Self::Roi(error)
+    }
 }
 
 /// A template with what was measured on the way (for logs and the CLI; no biometric data but the

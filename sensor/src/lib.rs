@@ -39,5 +39,14 @@ pub mod device;
 pub mod image;
 pub mod sim;
 
+/// An error and its sources, `error: cause: cause`, on one line, for this crate's log lines and
+/// messages (as the daemon's `palmgate::error_chain`; docs/architecture.md, "Errors").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |error| error.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The image types of the public API (from the `image` crate), so that users need not depend on it.
 pub use ::image::{GrayImage, Luma};

@@ -161,12 +161,12 @@ impl Policy for SitePolicy {
 #[non_exhaustive]
 pub enum PolicyError {
     /// The file could not be read.
-    #[error("access policy {path}: {source}")]
+    #[error("access policy {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: std::io::Error,
     },
     /// TOML syntax or an unknown / mistyped key.
     #[error("access policy {path}: {key}: {reason}")]
@@ -397,7 +397,7 @@ impl PolicyRules {
         let text = read_bounded_to_string(path, MAX_POLICY_FILE_BYTES).map_err(|error| {
             PolicyError::Io {
                 path: path.to_owned(),
-                source: std::io::Error::other(error),
+                error: std::io::Error::other(error),
             }
         })?;
         Self::parse(&text, path, doors)

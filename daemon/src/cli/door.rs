@@ -118,7 +118,10 @@ fn check_raspberry_pi(suggestion: &str) -> Result<(), ExitCode> {
 }
 
 fn gpio_unavailable(error: &GpioError, suggestion: &str) -> ExitCode {
-    eprintln!("palmgate: GPIO not available: {error}");
+    eprintln!(
+        "palmgate: GPIO not available: {}",
+        palmgate::error_chain(error)
+    );
     eprintln!("Run `{suggestion} --simulate` to use the simulated GPIO backend instead.");
     ExitCode::from(GPIO_UNAVAILABLE)
 }
@@ -145,7 +148,7 @@ fn open(
 fn start_failure(error: DriverError, suggestion: &str) -> anyhow::Result<ExitCode> {
     match &error {
         DriverError::Pin { source, .. } => {
-            eprintln!("palmgate: {error}: {source}");
+            eprintln!("palmgate: {}", palmgate::error_chain(&error));
             if matches!(source, GpioError::PinUsed(_)) {
                 eprintln!(
                     "Is the palmgate daemon running? Stop it first (systemctl stop palmgate)."

@@ -104,7 +104,7 @@ pub fn run(args: EnrolArgs) -> anyhow::Result<ExitCode> {
     Ok(match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Stop::Refused(reason)) => {
-            eprintln!("palmgate: refused: {reason}");
+            eprintln!("palmgate: refused: {}", palmgate::error_chain(&reason));
             ExitCode::from(1)
         }
         Err(Stop::Error(error)) => {

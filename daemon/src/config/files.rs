@@ -30,12 +30,12 @@ pub const MAX_MODEL_FILE_BYTES: u64 = 256 * 1024 * 1024;
 #[non_exhaustive]
 pub enum BoundedFileError {
     /// It cannot be opened (missing, permissions…).
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: std::io::Error,
     },
     /// It is a FIFO, a device, a socket or a directory.
     #[error("{} is {kind}, not a regular file", path.display())]
@@ -56,19 +56,19 @@ pub enum BoundedFileError {
         limit: u64,
     },
     /// Reading failed.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: std::io::Error,
     },
 }
 
 impl BoundedFileError {
     /// Whether the file does not exist (some files are optional until the gate writes them).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        matches!(self, Self::Open { error, .. } if error.kind() == std::io::ErrorKind::NotFound)
     }
 }
 
@@ -79,13 +79,13 @@ pub fn open_bounded(path: &Path, limit: u64) -> Result<(File, u64), BoundedFileE
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|source| BoundedFileError::Open {
+        .map_err(|error| BoundedFileError::Open {
             path: path.to_owned(),
-            source,
+            error,
         })?;
-    let meta = file.metadata().map_err(|source| BoundedFileError::Read {
+    let meta = file.metadata().map_err(|error| BoundedFileError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let file_type = meta.file_type();
     if !file_type.is_file() {
@@ -123,9 +123,9 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BoundedFileError
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|source| BoundedFileError::Read {
+        .map_err(|error| BoundedFileError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
     let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if read > limit {
@@ -143,6 +143,6 @@ pub fn read_bounded_to_string(path: &Path, limit: u64) -> Result<String, Bounded
     let bytes = read_bounded(path, limit)?;
     String::from_utf8(bytes).map_err(|error| BoundedFileError::Read {
         path: path.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
     })
 }

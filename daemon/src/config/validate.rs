@@ -193,8 +193,8 @@ impl Checker<'_, '_> {
             Err(error) if error.is_not_found() => return Some(path),
             Err(error) => error,
         };
-        let denied = matches!(&error, BoundedFileError::Open { source, .. }
-            if source.kind() == std::io::ErrorKind::PermissionDenied);
+        let denied = matches!(&error, BoundedFileError::Open { error: cause, .. }
+            if cause.kind() == std::io::ErrorKind::PermissionDenied);
         let error = match std::fs::metadata(&path) {
             Ok(meta) if denied && !meta.is_file() => BoundedFileError::NotRegular {
                 path: path.clone(),

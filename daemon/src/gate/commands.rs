@@ -73,7 +73,7 @@ impl Loop {
                     // The broker's retained copy of a list this gate already has (or of an older
                     // one, which cannot un-revoke a card): nothing happened, nothing to report.
                     Err(error @ RevocationError::NotNewer { .. }) if retained_state => {
-                        tracing::debug!(%error, "retained revocation list already applied");
+                        tracing::debug!(error = %error_chain(&error), "retained revocation list already applied");
                     }
                     Err(error) => self.publish(refused_command(
                         "revocation_list",
@@ -82,7 +82,7 @@ impl Loop {
                         } else {
                             Reason::NOT_STORED
                         },
-                        &error.to_string(),
+                        &error_chain(&error),
                     )),
                 }
             }

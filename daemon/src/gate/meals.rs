@@ -288,7 +288,7 @@ impl MealTally {
         match serde_json::from_str(&text) {
             Ok(counts) => Some(counts),
             Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "meal counts damaged: counting again from 0");
+                tracing::warn!(path = %path.display(), error = %error_chain(&error), "meal counts damaged: counting again from 0");
                 None
             }
         }

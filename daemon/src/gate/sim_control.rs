@@ -15,6 +15,7 @@
 //! Levels are electrical, as on the real pins: whether `low` means "door open" depends on the
 //! door's configured `active` levels. A line longer than [`MAX_LINE`] bytes ends the connection.
 
+use crate::error_chain;
 use std::future::Future;
 use std::path::Path;
 
@@ -101,7 +102,7 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     tokio::spawn(connection(stream, gpio.clone()));
                 }
-                Err(error) => tracing::warn!(%error, "simulated GPIO control socket"),
+                Err(error) => tracing::warn!(error = %error_chain(&error), "simulated GPIO control socket"),
             },
         }
     }

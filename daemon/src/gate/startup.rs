@@ -193,7 +193,7 @@ pub(super) async fn start<R: CardReader>(
             let (path, gpio, stop) = (path.clone(), gpio.clone(), stop.clone());
             tokio::spawn(async move {
                 if let Err(error) = sim_control::serve(&path, gpio, stop.wait()).await {
-                    tracing::error!(%error, path = %path.display(), "simulated GPIO control socket");
+                    tracing::error!(error = %error_chain(&error), path = %path.display(), "simulated GPIO control socket");
                 }
             })
         }

@@ -23,6 +23,7 @@
 //! [`super::command::MAX_COMMAND_BYTES`] as `too_large`. Reconnect back-off ([`Backoff`]) only
 //! resets after a connection that stayed up, and refusals are rate-limited ([`RefusalLimiter`]).
 
+use crate::error_chain;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
@@ -396,7 +397,7 @@ impl Link {
             .client
             .try_subscribe(self.topics.command_filter(), QoS::AtLeastOnce)
         {
-            tracing::warn!(%error, "cannot subscribe to commands");
+            tracing::warn!(error = %error_chain(&error), "cannot subscribe to commands");
         }
         let online = status_payload(&self.options.gate, Availability::Online, Timestamp::now());
         publish_other(session, self.topics.status(), online, true);
@@ -445,7 +446,7 @@ impl Link {
         };
         if let Err(error) = stored {
             // Only the clean-up at the next start depends on it; say what would be left behind.
-            tracing::warn!(%error, path = %path.display(), "cannot record what was published for Home Assistant: a door removed later may stay in Home Assistant");
+            tracing::warn!(error = %error_chain(&error), path = %path.display(), "cannot record what was published for Home Assistant: a door removed later may stay in Home Assistant");
         }
     }
 
@@ -466,7 +467,7 @@ impl Link {
             let events = match self.outbox.pending(session.last_event, room) {
                 Ok(events) => events,
                 Err(error) => {
-                    tracing::error!(%error, "cannot read the outbox");
+                    tracing::error!(error = %error_chain(&error), "cannot read the outbox");
                     return;
                 }
             };
@@ -505,7 +506,7 @@ impl Link {
                 Some(Tag::Event(id)) => {
                     session.events_in_flight = session.events_in_flight.saturating_sub(1);
                     if let Err(error) = self.outbox.ack(id) {
-                        tracing::error!(%error, id, "cannot delete an acknowledged event");
+                        tracing::error!(error = %error_chain(&error), id, "cannot delete an acknowledged event");
                     }
                 }
                 Some(Tag::Other) => {}
@@ -574,7 +575,7 @@ impl Link {
             Verdict::AlreadyHandled => return,
         };
         if let Err(error) = self.outbox.append(event) {
-            tracing::error!(%error, "cannot record a command event");
+            tracing::error!(error = %error_chain(&error), "cannot record a command event");
         }
     }
 }
@@ -592,7 +593,7 @@ impl Link {
             .reason(Reason::REFUSALS_SUPPRESSED)
             .detail(summary.reason());
         if let Err(error) = self.outbox.append(event) {
-            tracing::error!(%error, "cannot record the summary of refused commands");
+            tracing::error!(error = %error_chain(&error), "cannot record the summary of refused commands");
         }
     }
 }
@@ -625,7 +626,9 @@ fn publish_other(session: &mut Session, topic: String, payload: Vec<u8>, retain:
         .try_publish(topic, QoS::AtLeastOnce, retain, payload)
     {
         Ok(()) => session.unsent.push_back(Tag::Other),
-        Err(error) => tracing::warn!(%error, "MQTT request queue full; message dropped"),
+        Err(error) => {
+            tracing::warn!(error = %error_chain(&error), "MQTT request queue full; message dropped")
+        }
     }
 }
 
@@ -668,12 +671,12 @@ fn read_discovery_record(path: &std::path::Path) -> Option<DiscoveryRecord> {
     match read_bounded(path, MAX_CONFIG_FILE_BYTES) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|error| {
-                tracing::warn!(%error, path = %path.display(), "discovery record unreadable: entities of doors removed since the last start are not cleared");
+                tracing::warn!(error = %error_chain(&error), path = %path.display(), "discovery record unreadable: entities of doors removed since the last start are not cleared");
             })
             .ok(),
         Err(error) if error.is_not_found() => None,
         Err(error) => {
-            tracing::warn!(%error, "discovery record unreadable: entities of doors removed since the last start are not cleared");
+            tracing::warn!(error = %error_chain(&error), "discovery record unreadable: entities of doors removed since the last start are not cleared");
             None
         }
     }

@@ -36,9 +36,10 @@ pub enum OneShotError {
     /// TLS set-up (CA, client certificate and key).
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// The private directory for the TLS bridge socket.
+    /// The private directory for the TLS bridge socket (the I/O error is said in the text, so
+    /// it is not also a `source()`: a printed chain says it once).
     #[error("cannot create a private directory for the TLS bridge: {0}")]
-    BridgeDir(#[source] std::io::Error),
+    BridgeDir(std::io::Error),
     /// The broker could not be reached or refused the connection.
     #[error("cannot connect to {broker}: {reason}")]
     Connect {

@@ -10,6 +10,7 @@
 //! closes the Unix side, which rumqttc sees as a connection error and retries with back-off.
 
 use crate::config::files::{MAX_KEY_FILE_BYTES, read_bounded};
+use crate::error_chain;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -40,20 +41,27 @@ pub enum TlsError {
         /// What is wrong.
         reason: String,
     },
-    /// rustls refused the configuration.
+    /// rustls refused the configuration (said in the text, so not also a `source()`: a printed
+    /// chain says it once).
     #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
+    Rustls(rustls::Error),
     /// The broker host is not a valid DNS name or IP address.
     #[error("mqtt.url host {0:?} is not a valid server name")]
     ServerName(String),
     /// The bridge socket could not be set up.
-    #[error("MQTT TLS bridge socket {path}: {source}")]
+    #[error("MQTT TLS bridge socket {path}: {error}")]
     Socket {
         /// The socket path.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: io::Error,
     },
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(error: rustls::Error) -> Self {
+        Self::Rustls(error)
+    }
 }
 
 fn pem_error(path: &Path, reason: impl ToString) -> TlsError {
@@ -137,9 +145,9 @@ impl TlsBridge {
         let server_name = pki_types::ServerName::try_from(host.to_owned())
             .map_err(|_| TlsError::ServerName(host.to_owned()))?;
         let socket_path = dir.join("mqtt-tls.sock");
-        let socket_error = |source| TlsError::Socket {
+        let socket_error = |error| TlsError::Socket {
             path: socket_path.clone(),
-            source,
+            error,
         };
         std::fs::create_dir_all(dir).map_err(socket_error)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -171,7 +179,7 @@ impl TlsBridge {
                 let address = address.clone();
                 tokio::spawn(async move {
                     if let Err(error) = bridge(unix, &address, connector, server_name).await {
-                        tracing::warn!(%error, broker = %address, "MQTT TLS connection failed");
+                        tracing::warn!(error = %error_chain(&error), broker = %address, "MQTT TLS connection failed");
                     }
                 });
             }

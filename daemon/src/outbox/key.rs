@@ -21,12 +21,12 @@ pub const DEVICE_KEY_LEN: usize = 32;
 #[non_exhaustive]
 pub enum KeyError {
     /// The file could not be read or created.
-    #[error("device key file {path}: {source}")]
+    #[error("device key file {path}: {error}")]
     Io {
         /// The key file.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: io::Error,
     },
     /// Group or other users have access to the file.
     #[error(
@@ -68,25 +68,23 @@ impl DeviceKey {
             Ok(_) => Self::load(path),
             Err(error) if error.kind() == io::ErrorKind::NotFound => match Self::create(path) {
                 // Another process created it between our check and our create: use theirs.
-                Err(KeyError::Io { source, .. })
-                    if source.kind() == io::ErrorKind::AlreadyExists =>
-                {
+                Err(KeyError::Io { error, .. }) if error.kind() == io::ErrorKind::AlreadyExists => {
                     Self::load(path)
                 }
                 other => other,
             },
-            Err(source) => Err(KeyError::Io {
+            Err(error) => Err(KeyError::Io {
                 path: path.to_owned(),
-                source,
+                error,
             }),
         }
     }
 
     /// Loads an existing key file, checking its permissions and length.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io_error = |source| KeyError::Io {
+        let io_error = |error| KeyError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let meta = fs::symlink_metadata(path).map_err(io_error)?;
         if !meta.file_type().is_file() {
@@ -122,9 +120,9 @@ impl DeviceKey {
     }
 
     fn create(path: &Path) -> Result<Self, KeyError> {
-        let io_error = |source| KeyError::Io {
+        let io_error = |error| KeyError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut key = Zeroizing::new([0u8; DEVICE_KEY_LEN]);
         getrandom::fill(key.as_mut()).map_err(KeyError::Random)?;

@@ -37,12 +37,12 @@ const SLOT_LEN: usize = BODY_LEN + 8;
 #[non_exhaustive]
 pub enum MarkError {
     /// Reading or writing the file failed.
-    #[error("event-id mark {path}: {source}")]
+    #[error("event-id mark {path}: {error}")]
     Io {
         /// The mark file.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: io::Error,
     },
     /// Neither slot passes its checksum: the gate cannot know which ids were used.
     #[error(
@@ -85,9 +85,9 @@ impl IdMark {
 
     /// Opens the mark, creating it (all zero) when missing. `Ok((mark, existed))`.
     pub fn open(path: &Path) -> Result<(Self, bool), MarkError> {
-        let io_error = |source| MarkError::Io {
+        let io_error = |error| MarkError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -138,9 +138,9 @@ impl IdMark {
 
     /// Writes new values into the older slot and fsyncs it.
     pub fn write(&mut self, values: MarkValues) -> Result<(), MarkError> {
-        let io_error = |source| MarkError::Io {
+        let io_error = |error| MarkError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         let sequence = self.sequence + 1;
         let slot = encode_slot(sequence, values);

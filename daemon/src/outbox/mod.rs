@@ -54,6 +54,7 @@ mod seal;
 mod sled_store;
 pub mod store;
 
+use crate::error_chain;
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -122,12 +123,12 @@ pub enum OutboxError {
     #[error(transparent)]
     Mark(#[from] MarkError),
     /// The database failed.
-    #[error("outbox database {dir}: {source}")]
+    #[error("outbox database {dir}: {error}")]
     Database {
         /// The database directory.
         dir: PathBuf,
-        /// The underlying error.
-        source: StoreError,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: StoreError,
     },
     /// The outbox is full: the event was not stored (it is counted and reported).
     #[error("outbox full ({max} events): event not stored; is the broker reachable?")]
@@ -162,12 +163,12 @@ pub enum OutboxError {
         configured: String,
     },
     /// The damaged database could not be set aside.
-    #[error("outbox database {path} is damaged and could not be moved aside: {source}")]
+    #[error("outbox database {path} is damaged and could not be moved aside: {error}")]
     SetAside {
         /// The damaged file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// Why (said in the text, so not also a `source()`: a printed chain says it once).
+        error: std::io::Error,
     },
     /// Invalid options.
     #[error("outbox options: {0}")]
@@ -303,9 +304,9 @@ impl Outbox {
     /// integrity check is moved aside and replaced; its events are reported lost.
     pub fn open_with_key(options: &OutboxOptions, key: &DeviceKey) -> Result<Self, OutboxError> {
         let dir = options.dir.clone();
-        let db_error = |source| OutboxError::Database {
+        let db_error = |error| OutboxError::Database {
             dir: dir.clone(),
-            source,
+            error,
         };
         create_private_dir(&dir).map_err(|e| db_error(StoreError::Io(e)))?;
         let path = dir.join(DB_FILE);
@@ -339,9 +340,9 @@ impl Outbox {
             return Err(OutboxError::Options("alarm_percent must be 1 to 100"));
         }
         let dir = options.dir.clone();
-        let db_error = |source| OutboxError::Database {
+        let db_error = |error| OutboxError::Database {
             dir: dir.clone(),
-            source,
+            error,
         };
         let (mark, _) = IdMark::open(&IdMark::path_beside(&options.device_key_file))?;
         let marks = mark.values();
@@ -479,10 +480,10 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn db_error(&self, source: StoreError) -> OutboxError {
+    fn db_error(&self, error: StoreError) -> OutboxError {
         OutboxError::Database {
             dir: self.dir.clone(),
-            source,
+            error,
         }
     }
 
@@ -666,9 +667,9 @@ impl Outbox {
                     let (attempts, failing_s) =
                         (failing.attempts, failing.since.elapsed().as_secs());
                     if failing.logged {
-                        tracing::error!(%error, attempts, failing_s, held, "outbox still cannot write");
+                        tracing::error!(error = %error_chain(&error), attempts, failing_s, held, "outbox still cannot write");
                     } else {
-                        tracing::error!(%error, held, "outbox cannot write; events wait in memory, retrying");
+                        tracing::error!(error = %error_chain(&error), held, "outbox cannot write; events wait in memory, retrying");
                     }
                     failing.logged = true;
                 }
@@ -766,7 +767,7 @@ impl Outbox {
             };
         }
         if let Err(error) = self.flush_async().await {
-            tracing::error!(%error, "final outbox flush failed");
+            tracing::error!(error = %error_chain(&error), "final outbox flush failed");
         }
     }
 
@@ -956,9 +957,9 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Moves a damaged database file aside (`<file>.damaged-<unix seconds>`), keeping only the most
 /// recent damaged copy so that repeated damage cannot fill the disk.
 fn set_aside(path: &Path) -> Result<PathBuf, OutboxError> {
-    let error = |source| OutboxError::SetAside {
+    let set_aside_error = |error| OutboxError::SetAside {
         path: path.to_owned(),
-        source,
+        error,
     };
     let name = path
         .file_name()
@@ -976,7 +977,7 @@ fn set_aside(path: &Path) -> Result<PathBuf, OutboxError> {
     }
     let seconds = Timestamp::now().unix_ms().div_euclid(1000);
     let aside = path.with_file_name(format!("{prefix}{seconds}"));
-    std::fs::rename(path, &aside).map_err(error)?;
+    std::fs::rename(path, &aside).map_err(set_aside_error)?;
     Ok(aside)
 }
 

@@ -50,9 +50,10 @@ pub enum StoreError {
     #[error("database damaged: {0}")]
     Damaged(String),
     /// Reading or writing failed (a full disk, an I/O error). The outbox keeps what it could not
-    /// write in memory and retries.
+    /// write in memory and retries. (The I/O error is said in the text, so it is not also a
+    /// `source()`: a printed chain says it once.)
     #[error("storage I/O: {0}")]
-    Io(#[source] io::Error),
+    Io(io::Error),
     /// Another process holds the database.
     #[error("database is in use by another process")]
     Locked,

@@ -267,7 +267,7 @@ async fn serve(settings: PanelSettings, map: CredentialMap, simulate: bool) -> a
                                 }));
                             }
                             Ok(None) => emit(json!({"event": "nothing_sent", "verdict": command})),
-                            Err(error) => emit(json!({"event": "refused", "verdict": command, "reason": error.to_string()})),
+                            Err(error) => emit(json!({"event": "refused", "verdict": command, "reason": format!("{:#}", anyhow::Error::new(error))})),
                         }
                     }
                     "tamper" => {

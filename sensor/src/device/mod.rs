@@ -18,6 +18,7 @@ mod connector;
 mod requests;
 mod scripted;
 
+use crate::error_chain;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::pin;
@@ -366,7 +367,7 @@ pub async fn run_with(
             failures.saturating_add(1)
         };
         let retry_in = config.reconnect_backoff.delay(failures);
-        tracing::debug!(error = %error, ?retry_in, "sensor disconnected");
+        tracing::debug!(error = %error_chain(&error), ?retry_in, "sensor disconnected");
         tokio::select! {
             () = &mut shutdown => return,
             sent = events.send(SensorEvent::Disconnected { error, retry_in }) => if sent.is_err() {

@@ -4,6 +4,7 @@
 //! [`StreamConnector`](super::StreamConnector) the real codec and device task run on it without a
 //! pty; dropping (or [`ScriptedSensor::unplug`]ging) it is a USB unplug.
 
+use crate::error_chain;
 use bytes::BytesMut;
 use futures::StreamExt as _;
 use image::GrayImage;
@@ -99,7 +100,7 @@ async fn serve(link: DuplexStream, info: SensorInfo, mut outgoing: mpsc::Receive
                 None | Some(Err(_)) => return,
                 Some(Ok(Err(error))) => Envelope::new(0, SensorMessage::Error {
                     code: SensorErrorCode::BadRequest,
-                    message: error.to_string(),
+                    message: error_chain(&error),
                 }),
                 Some(Ok(Ok(Envelope { seq, message }))) => Envelope::new(seq, answer(message, &info)),
             },

@@ -26,6 +26,7 @@ mod hand;
 pub mod pty;
 pub mod source;
 
+use crate::error_chain;
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
@@ -378,10 +379,11 @@ impl Simulator {
                     None => return Ok(Served::Unplugged(Duration::ZERO)),
                     Some(Err(error)) => return Err(error.into()),
                     Some(Ok(Err(error))) => {
-                        tracing::warn!(%error, "simulator: bad request");
+                        let why = error_chain(&error);
+                        tracing::warn!(error = %why, "simulator: bad request");
                         let reply = SensorMessage::Error {
                             code: SensorErrorCode::BadRequest,
-                            message: short(&error.to_string()),
+                            message: short(&why),
                         };
                         self.encode(Envelope::new(0, reply), &mut out);
                     }
@@ -696,7 +698,7 @@ impl Simulator {
     fn encode(&self, envelope: Envelope<SensorMessage>, out: &mut BytesMut) {
         if let Err(error) = encode_sensor_message(&envelope, out) {
             // Only an over-long string or a frame over 4 GiB can get here.
-            tracing::error!(%error, "simulator: cannot encode a message");
+            tracing::error!(error = %error_chain(&error), "simulator: cannot encode a message");
         }
     }
 
@@ -840,8 +842,9 @@ impl Simulator {
     }
 
     fn encode_error(&self, error: &ImageEncodeError, out: &mut BytesMut) {
-        tracing::warn!(%error, "simulator: cannot encode an image");
-        let message = short(&error.to_string());
+        let why = error_chain(error);
+        tracing::warn!(error = %why, "simulator: cannot encode an image");
+        let message = short(&why);
         let report = SensorMessage::Error {
             code: SensorErrorCode::Hardware,
             message,

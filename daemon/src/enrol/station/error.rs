@@ -17,14 +17,14 @@ use crate::event::CardId;
 pub enum Refusal {
     /// The card's certificate is not of this issuer.
     #[error(
-        "the card's certificate does not verify against the issuer in {} ({source}): a card of \
-         another site, or a forged one",
+        "the card's certificate does not verify against the issuer in {}: a card of another \
+         site, or a forged one",
         .issuer.display()
     )]
     ForeignCard {
         /// The issuer's directory.
         issuer: PathBuf,
-        /// Why the certificate was refused.
+        /// Why the certificate was refused (the `source()`; a printed chain says it).
         #[source]
         source: CardError,
     },

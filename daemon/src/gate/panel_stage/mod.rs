@@ -206,7 +206,7 @@ impl PanelStage {
         self.output
             .resolve(Verdict::Granted, number.as_ref())
             .err()
-            .map(|error| error.to_string())
+            .map(|error| error_chain(&error))
     }
 
     /// Sends a presentation's outcome to the panel and returns the actions the gate still
