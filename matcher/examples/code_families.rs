@@ -33,8 +33,12 @@
 //! every probe pose are cut relative to that),
 //! `--enrol-poses x8|y8|r5` (a sensor's ROI: the second and third enrolled captures cut slid left
 //! and right, up and down by 8 % of the side, or turned by ∓5°, the first as found),
-//! `--enrol-extra x8|y8|r5` (a sensor's ROI: every enrolled capture also enrolled at one more
-//! pose, the first and third at the first of the pair, the second at the other: six templates),
+//! `--enrol-extra x8|y8|r5|d1.95` (a sensor's ROI: every enrolled capture also enrolled at one
+//! more pose, the first and third at the first of the pair, the second at the other: six
+//! templates; `d` slides diagonally, up-left and down-right, `d1.95` by half a cell: the
+//! comparison shifts by whole cells only),
+//! `--probe-extra x|y|d|r AMOUNT` (a sensor's ROI: one more probe pose, slid right, down or both
+//! or turned clockwise by that much: `y1.95` is half a cell down),
 //! `--consistent one|near` (each enrolled capture's template keeps only the cells whose
 //! orientation equals at least one of the hand's other enrolled captures', or is within one step
 //! of every other's, each at its best shift: the station masks what varies between presentations),
@@ -748,6 +752,8 @@ struct Cutting<'a> {
     /// `--enrol-scale`: the zoom of a sensor's ROI for the second, third, … enrolled capture
     /// (above 1: closer; after any `--enrol-poses`).
     enrol_scales: &'a [f32],
+    /// `--probe-extra`: one more probe pose for a sensor's ROI, after the product's.
+    probe_extra: &'a [Pose],
 }
 
 /// A given ROI as if the hand had been `zoom` times closer (above 1: the middle cropped and
@@ -787,6 +793,7 @@ fn read_set(
         register,
         enrol_poses,
         enrol_scales,
+        probe_extra,
     } = *cutting;
     let samples = scan(folder).map_err(|e| e.to_string())?;
     let mut names: Vec<&str> = samples.iter().map(|s| s.identity.as_str()).collect();
@@ -802,7 +809,15 @@ fn read_set(
         })
     };
     let cut = |image: &image::DynamicImage| -> Option<(Vec<Cut>, Vec<Option<Cut>>, CaptureStats)> {
-        let probe = probe_poses(kind);
+        let probe: Vec<Pose> = probe_poses(kind)
+            .iter()
+            .chain(if kind == InputKind::Roi {
+                probe_extra
+            } else {
+                &[]
+            })
+            .copied()
+            .collect();
         let extra = if kind == InputKind::Roi {
             enrol_poses
         } else {
@@ -1155,7 +1170,7 @@ fn consistent_references(
 /// `--enrol-poses AXIS AMOUNT` as `x8` (the second and third enrolled captures of a sensor's ROI
 /// slid left and right by 8 % of the side), `y8` (up and down) or `r5` (turned by ∓5°).
 fn parse_enrol_poses(value: &str) -> Result<Vec<Pose>, String> {
-    let bad = || format!("--enrol-poses {value}: x, y or r and a number (x8, y8, r5)");
+    let bad = || format!("--enrol-poses {value}: x, y, r or d and a number (x8, y8, r5, d1.95)");
     let (axis, amount) = value.split_at_checked(1).ok_or_else(bad)?;
     let amount: f32 = amount.parse().map_err(|_| bad())?;
     let pose = |rotation: f32, offset: [f32; 2]| Pose { rotation, offset };
@@ -1170,6 +1185,11 @@ fn parse_enrol_poses(value: &str) -> Result<Vec<Pose>, String> {
             pose(0.0, [0.0, fraction]),
         ]),
         "r" => Ok(vec![pose(-radians, [0.0, 0.0]), pose(radians, [0.0, 0.0])]),
+        // Diagonally, up-left and down-right: `d1.95` is half a cell (5 px of a 128-px cut).
+        "d" => Ok(vec![
+            pose(0.0, [-fraction, -fraction]),
+            pose(0.0, [fraction, fraction]),
+        ]),
         _ => Err(bad()),
     }
 }
@@ -1207,7 +1227,7 @@ fn percent(rate: f64) -> String {
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both,hist] [--hist-weight PERCENT] [--hist-reach STEPS] [--hist-vote hard|soft] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
      [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
-     [--enrol-poses x8|y8|r5] [--enrol-scale PERCENT] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
+     [--enrol-poses x8|y8|r5|d1.95] [--enrol-extra x8|y8|r5|d1.95] [--probe-extra y1.95] [--enrol-scale PERCENT] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
      [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z] [--station-choose earliest|spread] [--station-profile PROFILE]";
 
 fn main() -> Result<(), String> {
@@ -1232,6 +1252,7 @@ fn main() -> Result<(), String> {
     let mut enrol_poses: Vec<Pose> = Vec::new();
     let mut enrol_scales: Vec<f32> = Vec::new();
     let mut enrol_extra = false;
+    let mut probe_extra: Vec<Pose> = Vec::new();
     let mut consistent: Option<Consistency> = None;
     let mut closest = 0usize;
     let mut station = false;
@@ -1300,6 +1321,11 @@ fn main() -> Result<(), String> {
                 enrol_poses = parse_enrol_poses(&value)?;
                 enrol_extra = true;
             }
+            "--probe-extra" => {
+                // The second of the pair: slid down, right or both, or turned clockwise (half a
+                // cell either way reaches the same sampling phase: the shifts cover a cell).
+                probe_extra = parse_enrol_poses(&value)?.split_off(1);
+            }
             "--enrol-scale" => {
                 let step = 1.0 + f32::from(number()?.min(50)) / 100.0;
                 enrol_scales = vec![1.0 / step, step];
@@ -1365,6 +1391,7 @@ fn main() -> Result<(), String> {
         register,
         enrol_poses: &enrol_poses,
         enrol_scales: &enrol_scales,
+        probe_extra: &probe_extra,
     };
     let mut sets = Vec::new();
     let wanted = |name: &str| {
