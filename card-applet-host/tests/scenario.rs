@@ -408,22 +408,23 @@ fn the_identity_does_not_tell_a_duress_hand() {
     let verified = card.verify_certificate(&[issuer.key.public_key()]).unwrap();
     let session = card.open_session(&verified).unwrap();
     let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
-    assert!(matches!(
-        enrolment.enrol(3, SlotKind::Duress, &duress),
-        Err(CardError::Status {
-            status: StatusWord::ConditionsNotSatisfied,
-            ..
-        })
-    ));
+    let refused = enrolment
+        .enrol(3, SlotKind::Duress, &duress)
+        .expect_err("a duress template alone");
+    assert!(
+        matches!(refused, CardError::DuressWithoutHand),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("needs the hand's templates"),
+        "{refused}"
+    );
     enrolment.enrol(0, SlotKind::Normal, &hand).unwrap();
     enrolment.enrol(3, SlotKind::Duress, &duress).unwrap();
     // Nor may the hand's last template give way to a duress one.
     assert!(matches!(
         enrolment.enrol(0, SlotKind::Duress, &duress),
-        Err(CardError::Status {
-            status: StatusWord::ConditionsNotSatisfied,
-            ..
-        })
+        Err(CardError::DuressWithoutHand)
     ));
     drop(enrolment);
     assert_eq!(card.refresh_identity().unwrap().slots_used, 1);
@@ -445,13 +446,17 @@ fn a_hand_holds_at_most_three_templates() {
         let mut enrolment = session.prove_authority(&issuer.authority).unwrap();
         // A fourth normal template would be compared at the three-template threshold, looser
         // than four templates need: refused, nothing written.
-        assert!(matches!(
-            enrolment.enrol(3, SlotKind::Normal, &enrolled),
-            Err(CardError::Status {
-                status: StatusWord::NotEnoughMemory,
-                ..
-            })
-        ));
+        let refused = enrolment
+            .enrol(3, SlotKind::Normal, &enrolled)
+            .expect_err("a fourth template");
+        assert!(
+            matches!(refused, CardError::TooManyTemplates),
+            "{refused:?}"
+        );
+        assert!(
+            refused.to_string().contains("at most three templates"),
+            "{refused}"
+        );
     }
     assert_eq!(card.refresh_identity().unwrap().slots_used, 3);
     let session = card.open_session(&verified).unwrap();

@@ -111,6 +111,20 @@ pub enum CardError {
         /// The number of poses given.
         given: usize,
     },
+    /// ENROL would give a hand (or the duress hand) a fourth template (`6A84`, applet 1.8): the
+    /// thresholds are calibrated for one to three. Nothing was written.
+    #[error(
+        "ENROL refused by the card (6A84): a hand holds at most three templates, the most its \
+         thresholds are calibrated for; nothing was written"
+    )]
+    TooManyTemplates,
+    /// ENROL of a duress template on a card holding no template of the hand (`6985`, applet
+    /// 1.8). Nothing was written.
+    #[error(
+        "ENROL refused by the card (6985): a duress template needs the hand's templates beside \
+         it (or the card is not in a state that takes templates); nothing was written"
+    )]
+    DuressWithoutHand,
     /// The card refused REDEEM MEAL (an allowance used up is an outcome, not an error).
     #[error("meal refused by the card")]
     MealRefused(#[from] MealRefusal),

@@ -1,4 +1,6 @@
 //! ENROL (secure, INS `E2`, needs authority): plaintext = slot | kind | template(292); empty answer.
+//! The two refusals applet 1.8 added are typed: `6A84` a fourth template of a hand, `6985` a
+//! duress template without the hand's.
 
 use zeroize::Zeroizing;
 
@@ -40,6 +42,10 @@ impl SecureCommand for Enrol {
     }
 
     fn decode(status: StatusWord, plaintext: &[u8]) -> Result<(), CardError> {
-        expect_empty(Self::NAME, status, plaintext)
+        match status {
+            StatusWord::NotEnoughMemory => Err(CardError::TooManyTemplates),
+            StatusWord::ConditionsNotSatisfied => Err(CardError::DuressWithoutHand),
+            status => expect_empty(Self::NAME, status, plaintext),
+        }
     }
 }
