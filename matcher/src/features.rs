@@ -173,22 +173,11 @@ impl FeatureModel {
 mod tests {
     use super::*;
 
-    /// The error chain as the binary prints it (`anyhow`'s `{:#}`).
-    fn chain(error: &dyn std::error::Error) -> String {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            text = format!("{text}: {cause}");
-            source = cause.source();
-        }
-        text
-    }
-
     #[test]
     fn a_missing_model_file_says_why_once() {
         let path = std::env::temp_dir().join("palmgate-no-such-model.onnx");
         let error = FeatureModel::from_file(&path).expect_err("no such file");
-        let text = chain(&error);
+        let text = crate::error_chain(&error);
         assert!(text.starts_with("cannot read feature model "), "{text}");
         // The io error is the source; the message does not repeat it (it did: "…: No such file
         // or directory (os error 2): No such file or directory (os error 2)").

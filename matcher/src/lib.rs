@@ -44,3 +44,13 @@ pub use compare::{
 };
 pub use profile::Profile;
 pub use template::{ENCODED_LEN, Template, TemplateError};
+
+/// An error and its sources as the binary prints them (`anyhow`'s `{:#}`), for the tests that
+/// check a cause is said once.
+#[cfg(all(test, feature = "std"))]
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> std::string::String {
+    std::iter::successors(Some(error), |error| error.source())
+        .map(std::string::ToString::to_string)
+        .collect::<std::vec::Vec<_>>()
+        .join(": ")
+}

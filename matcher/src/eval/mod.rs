@@ -1226,12 +1226,7 @@ mod tests {
     fn a_missing_folder_says_why_once() {
         let path = std::env::temp_dir().join("palmgate-no-such-palm-folder");
         let error = scan(&path).expect_err("no such folder");
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            text = format!("{text}: {cause}");
-            source = cause.source();
-        }
+        let text = crate::error_chain(&error);
         // As the binary prints the chain: the io error once, as the source (it was repeated).
         assert!(text.starts_with("cannot list "), "{text}");
         assert_eq!(text.matches("os error 2").count(), 1, "{text}");
