@@ -20,7 +20,7 @@ use palmgate_card::protocol::{
     permission, verify_profile,
 };
 use palmgate_matcher::compare::compare;
-use palmgate_matcher::template::{CELLS, Template};
+use palmgate_matcher::template::{CELLS, GRID, Template};
 use palmgate_matcher::{MIN_OVERLAP_CELLS, Profile};
 use zeroize::Zeroizing;
 
@@ -29,15 +29,21 @@ const ALL_BITS: u64 = 3 * CELLS as u64;
 
 /// A probe of identity `seed` whose aligned comparison with `template(seed)` mismatches exactly
 /// `bits` code bits: `bits / 3` cells at the opposite orientation (3 bits each), one more cell
-/// `bits % 3` orientations away.
+/// `bits % 3` orientations away. The cells are dealt to the four quarters of the grid in turn
+/// (every 7th cell of a quarter; 7 is prime to its 144), so that every quarter gets the same
+/// share: the comparison lets a quarter move on its own (applet 1.9), and a quarter with more
+/// than its share would move to a neighbouring shift, where a random template's cells mismatch
+/// half their bits.
 fn probe_at(seed: u64, bits: u32) -> Template {
     let mut orientations = cells(seed);
     let (opposite, rest) = ((bits / 3) as usize, (bits % 3) as u8);
     assert!(opposite < CELLS, "{bits} bits cannot be placed");
-    for orientation in &mut orientations[..opposite] {
-        *orientation = (*orientation + 3) % 6;
+    for k in 0..opposite {
+        let cell = dealt_cell(k);
+        orientations[cell] = (orientations[cell] + 3) % 6;
     }
-    orientations[opposite] = (orientations[opposite] + rest) % 6;
+    let last = dealt_cell(opposite);
+    orientations[last] = (orientations[last] + rest) % 6;
     let probe = Template::from_cells(&orientations, &[true; CELLS]).unwrap();
     // The premise of every test here: the host-side comparison (the same code as the card's) finds
     // exactly these bits at the aligned shift, and no other shift comes closer.
@@ -46,6 +52,17 @@ fn probe_at(seed: u64, bits: u32) -> Template {
     assert_eq!(u64::from(comparison.compared_bits()), ALL_BITS);
     assert!(comparison.overlap_cells() >= MIN_OVERLAP_CELLS);
     probe
+}
+
+/// The `k`-th cell dealt by [`probe_at`]: quarter `k % 4`, its `(k / 4) · 7 mod 144`-th cell.
+fn dealt_cell(k: usize) -> usize {
+    const SIDE: usize = GRID / 2;
+    let (quarter, within) = (k % 4, (k / 4) * 7 % (SIDE * SIDE));
+    let (row, column) = (
+        (quarter / 2) * SIDE + within / SIDE,
+        (quarter % 2) * SIDE + within % SIDE,
+    );
+    row * GRID + column
 }
 
 /// The most mismatched bits `profile` accepts for a hand of `enrolled` templates and a probe of

@@ -1,5 +1,6 @@
-//! One template comparison (25 shifts), the operation the card runs, and a whole presentation
-//! (every probe pose against every enrolled template).
+//! One template comparison (elastic: 25 common shifts, each quarter of the probe ±1 cell more),
+//! the operation the card runs, and a whole presentation (every probe pose against every enrolled
+//! template).
 //!
 //! `cargo bench -p palmgate-matcher --bench compare`
 
@@ -29,7 +30,7 @@ fn pseudo_random_template(seed: u64) -> Template {
 fn bench_compare(c: &mut Criterion) {
     let probe = pseudo_random_template(1);
     let reference = pseudo_random_template(2);
-    c.bench_function("compare (25 shifts)", |b| {
+    c.bench_function("compare (elastic)", |b| {
         b.iter(|| {
             let result = compare(black_box(&probe), black_box(&reference)).expect("same algorithm");
             black_box(result.is_match(Threshold::DEFAULT))

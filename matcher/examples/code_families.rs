@@ -11,9 +11,13 @@
 //! templates enrolled at the pose found, every later capture a probe cut at its kind's poses,
 //! the closest pair kept; figures with 95 % intervals over identities, and the profile
 //! calibration validated on 5 held-out identity folds, as `palmgate eval` does. The comparison is
-//! a plain re-implementation of `compare` (±2 cells, at least `MIN_OVERLAP_CELLS` cells compared,
-//! mismatched bits over compared bits) for any number of bit planes: its `cc` rows reproduce
-//! `palmgate eval`'s enrolment rows, which checks it.
+//! a plain re-implementation of `compare` (±2 cells, each of 2 × 2 regions within ±1 more, at
+//! least `MIN_OVERLAP_CELLS` cells compared, mismatched bits over compared bits) for any number of
+//! bit planes: its `cc` rows reproduce `palmgate eval`'s enrolment rows, which checks it.
+//! `--regions N` (regions on a side, default the card's 2) and `--region-reach R` (cells each
+//! region moves on its own, default 1): the elastic comparison of applet 1.9; `--regions 0` is
+//! the comparison before it, one common shift for every cell (the studies below were measured
+//! with it, before 1.9).
 //!
 //! Options (for the IITD alignment study in `docs/matcher.md`, "IITD: what else was tried"):
 //! `--sets NAME,…` (default every set above; the profile calibration pools the sets read),
@@ -398,6 +402,24 @@ impl Code {
         if variant.area_reach > 0 {
             return self.distance_to_area(reference, variant);
         }
+        let best = if variant.regions > 0 {
+            self.distance_elastic(reference, variant)
+        } else {
+            self.distance_rigid(reference, variant)
+        };
+        if self.histograms.is_empty() {
+            return best;
+        }
+        // `hist`: the weighted sum of the two distances, each at its own best shift.
+        let histogram =
+            histogram_distance(&self.histograms, &reference.histograms, variant.hist_reach);
+        let w = variant.hist_weight;
+        ((1.0 - w) * f64::from(best) + w * histogram * 65536.0).min(65535.0) as u32
+    }
+
+    /// One common shift for every cell (the card's comparison before applet 1.9), around no
+    /// shift and, with `--coarse`, around the coarse grid's best shift too.
+    fn distance_rigid(&self, reference: &Code, variant: &Variant) -> u32 {
         let shift = variant.max_shift;
         let shift_y = variant.max_shift_y.unwrap_or(shift);
         let mut centres = vec![(0, 0)];
@@ -415,14 +437,7 @@ impl Code {
                 }
             }
         }
-        if self.histograms.is_empty() {
-            return best;
-        }
-        // `hist`: the weighted sum of the two distances, each at its own best shift.
-        let histogram =
-            histogram_distance(&self.histograms, &reference.histograms, variant.hist_reach);
-        let w = variant.hist_weight;
-        ((1.0 - w) * f64::from(best) + w * histogram * 65536.0).min(65535.0) as u32
+        best
     }
 
     /// Cells compared and bits mismatched at shift (dx, dy), if enough cells are compared.
@@ -482,6 +497,93 @@ impl Code {
                 .enumerate()
                 .fold(0, |code, (b, plane)| code | ((plane[y] >> x) & 1) << b),
         )
+    }
+
+    /// Elastic: as [`Code::distance`], but at each shift searched every one of `regions` ×
+    /// `regions` regions of the probe may move by up to `region_reach` cells more on its own, to
+    /// where it compares best (a region keeps the common shift unless another compares at least
+    /// three quarters as many cells); mismatched bits over compared bits of the regions summed.
+    fn distance_elastic(&self, reference: &Code, variant: &Variant) -> u32 {
+        let (n, reach) = (variant.regions, variant.region_reach);
+        let shift = variant.max_shift;
+        let shift_y = variant.max_shift_y.unwrap_or(shift);
+        let (wide_x, wide_y) = (shift + reach, shift_y + reach);
+        let side_x = (2 * wide_x + 1) as usize;
+        // Per shift, per region: (compared, mismatched).
+        let table: Vec<Vec<(u64, u64)>> = (-wide_y..=wide_y)
+            .flat_map(|dy| (-wide_x..=wide_x).map(move |dx| (dx, dy)))
+            .map(|(dx, dy)| self.regions_at_shift(reference, n, dx, dy))
+            .collect();
+        let at =
+            |dx: i32, dy: i32| &table[(dy + wide_y) as usize * side_x + (dx + wide_x) as usize];
+        let mut best = 1u32 << 16;
+        for dy in -shift_y..=shift_y {
+            for dx in -shift..=shift {
+                let (mut compared, mut mismatched) = (0u64, 0u64);
+                for r in 0..n * n {
+                    let (c0, m0) = at(dx, dy)[r];
+                    let mut chosen = (c0, m0);
+                    for oy in -reach..=reach {
+                        for ox in -reach..=reach {
+                            let (c, m) = at(dx + ox, dy + oy)[r];
+                            // m / c < chosen.1 / chosen.0, with enough cells compared.
+                            if c * 4 >= c0 * 3
+                                && c > 0
+                                && u128::from(m) * u128::from(chosen.0.max(1))
+                                    < u128::from(chosen.1) * u128::from(c)
+                            {
+                                chosen = (c, m);
+                            }
+                        }
+                    }
+                    compared += chosen.0;
+                    mismatched += chosen.1;
+                }
+                if compared >= u64::from(MIN_OVERLAP_CELLS) {
+                    best = best.min(variant.q16(mismatched, compared, self.planes.len()));
+                }
+            }
+        }
+        best
+    }
+
+    /// Cells compared and bits mismatched at shift (dx, dy), per region of the probe (`n` × `n`
+    /// regions, row by row).
+    fn regions_at_shift(&self, reference: &Code, n: usize, dx: i32, dy: i32) -> Vec<(u64, u64)> {
+        let full = (1u32 << GRID) - 1;
+        let moved = |row: u32| {
+            if dx >= 0 {
+                row >> dx
+            } else {
+                (row << -dx) & full
+            }
+        };
+        let bands: Vec<u32> = (0..n)
+            .map(|b| {
+                let (from, to) = (b * GRID / n, (b + 1) * GRID / n);
+                ((1u32 << to) - 1) & !((1u32 << from) - 1)
+            })
+            .collect();
+        let mut out = vec![(0u64, 0u64); n * n];
+        for y in 0..GRID {
+            let Some(ry) = y.checked_add_signed(dy as isize).filter(|&r| r < GRID) else {
+                continue;
+            };
+            let mask = self.mask[y] & moved(reference.mask[ry]);
+            let mut counts = vec![0u64; n];
+            for (p, r) in self.planes.iter().zip(&reference.planes) {
+                let differ = (p[y] ^ moved(r[ry])) & mask;
+                for (count, band) in counts.iter_mut().zip(&bands) {
+                    *count += u64::from((differ & band).count_ones());
+                }
+            }
+            let row = y * n / GRID;
+            for (b, band) in bands.iter().enumerate() {
+                out[row * n + b].0 += u64::from((mask & band).count_ones());
+                out[row * n + b].1 += counts[b];
+            }
+        }
+        out
     }
 
     /// Pixel-to-area: as [`Code::distance`], each probe cell against the closest code among the
@@ -613,6 +715,11 @@ struct Variant {
     max_shift_y: Option<i32>,
     overlap_norm: Option<f64>,
     area_reach: i32,
+    /// `--regions N`: the elastic comparison's regions on a side (default the card's 2; 0 or
+    /// `--regions 1 --region-reach 0`: one common shift for every cell, the card's before 1.9).
+    regions: usize,
+    /// `--region-reach R`: how far each region may move on its own, in cells.
+    region_reach: i32,
     /// `--coarse R`: the fine search also runs around the best coarse shift within ±R blocks.
     coarse: i32,
     /// `hist`: the histogram distance's weight in the fused distance (`--hist-weight PERCENT`).
@@ -1226,7 +1333,7 @@ fn percent(rate: f64) -> String {
 
 const USAGE: &str = "usage: code_families DATA_DIR [--sets NAME,...] \
      [--codes competitive,signs,both,hist] [--hist-weight PERCENT] [--hist-reach STEPS] [--hist-vote hard|soft] [--max-shift CELLS] [--max-shift-y CELLS] [--overlap-norm CELLS] \
-     [--area-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
+     [--area-reach CELLS] [--regions N] [--region-reach CELLS] [--enrolled N] [--probes-after M] [--fragile PER_MILLE] [--register ALPHA] \
      [--enrol-poses x8|y8|r5|d1.95] [--enrol-extra x8|y8|r5|d1.95] [--probe-extra y1.95] [--enrol-scale PERCENT] [--coarse BLOCKS] [--closest N] [--same-hand SET:ID=ID] [--station 1] \
      [--station-enrol after|all] [--station-rule every|connected] [--station-compare found|posed] [--dump PREFIX] [--cohort-norm raw|z] [--station-choose earliest|spread] [--station-profile PROFILE]";
 
@@ -1240,6 +1347,8 @@ fn main() -> Result<(), String> {
         max_shift_y: None,
         overlap_norm: None,
         area_reach: 0,
+        regions: palmgate_matcher::compare::REGIONS,
+        region_reach: palmgate_matcher::compare::REGION_REACH,
         coarse: 0,
         hist_weight: 0.5,
         hist_reach: 2,
@@ -1289,6 +1398,8 @@ fn main() -> Result<(), String> {
             "--max-shift-y" => variant.max_shift_y = Some(i32::from(number()?)),
             "--overlap-norm" => variant.overlap_norm = Some(f64::from(number()?)),
             "--area-reach" => variant.area_reach = i32::from(number()?),
+            "--regions" => variant.regions = usize::from(number()?).min(6),
+            "--region-reach" => variant.region_reach = i32::from(number()?).min(3),
             "--coarse" => variant.coarse = i32::from(number()?).min(5),
             "--hist-weight" => variant.hist_weight = f64::from(number()?.min(100)) / 100.0,
             "--hist-reach" => variant.hist_reach = i32::from(number()?).min(5),
@@ -1381,6 +1492,9 @@ fn main() -> Result<(), String> {
             }
             _ => return Err(format!("unknown option {option:?}; {USAGE}")),
         }
+    }
+    if variant.regions > 0 && variant.coarse > 0 {
+        return Err("--coarse searches one common shift: add --regions 0".into());
     }
     eprintln!("comparison: {variant:?}");
     let extractor = Extractor::builtin().map_err(|e| e.to_string())?;

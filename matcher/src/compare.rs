@@ -1,9 +1,16 @@
 //! Template comparison shared by the gate and the card.
 //!
-//! Distance: for every grid shift `(dx, dy)` with `|dx|, |dy| ≤ MAX_SHIFT`, probe cell `(x, y)` is
-//! compared with reference cell `(x + dx, y + dy)` over the cells valid in both; the normalised Hamming
-//! distance is `mismatched code bits / (3 · overlap cells)`. The result is the minimum over the shifts
-//! whose overlap reaches [`MIN_OVERLAP_CELLS`].
+//! Distance (elastic, applet 1.9): the probe grid is cut into [`REGIONS`] × [`REGIONS`] regions
+//! of 12 × 12 cells. For every common grid shift `(dx, dy)` with `|dx|, |dy| ≤ MAX_SHIFT`, each
+//! region may move by up to [`REGION_REACH`] cells more on its own, to the shift where it compares
+//! best, provided it still compares at least three quarters of the cells it compares at the
+//! common shift (ties: the common shift, then the first visited, rows before columns); probe
+//! cell `(x, y)` is compared with reference cell `(x + dx', y + dy')` over the cells valid in
+//! both. The normalised Hamming distance is `mismatched code bits / (3 · compared cells)` summed
+//! over the four regions; the result is the minimum over the common shifts whose compared cells
+//! reach [`MIN_OVERLAP_CELLS`]. A palm is not a rigid plate: a hand placed flatter or with the
+//! fingers spread moves one part of the palm's lines against another, which one common shift
+//! cannot follow (`docs/matcher.md`, "Elastic comparison").
 //!
 //! Integer arithmetic only; constant time with respect to the templates: every shift and every word
 //! is visited, fractions are compared by cross-multiplication and the minimum is selected with
@@ -15,8 +22,20 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeGreater, ConstantTimeL
 
 use crate::template::{CELLS, CODE_BITS, GRID, ROW_MASK, Template, WORDS};
 
-/// Largest shift in cells, in x and in y: 5 × 5 = 25 positions.
+/// Largest common shift in cells, in x and in y: 5 × 5 = 25 positions.
 pub const MAX_SHIFT: i32 = 2;
+
+/// Regions of the probe on a side, each moved on its own: 2 × 2 regions of 12 × 12 cells.
+pub const REGIONS: usize = 2;
+
+/// How far a region may move on its own beyond the common shift, in cells (3 × 3 positions).
+pub const REGION_REACH: i32 = 1;
+
+/// Largest shift any region is compared at: the table of region counts spans 7 × 7 shifts.
+const REACH: i32 = MAX_SHIFT + REGION_REACH;
+
+/// Shifts on a side of the table of region counts.
+const TABLE_SIDE: usize = (2 * REACH + 1) as usize;
 
 /// Smallest number of cells valid in both templates (at the chosen shift) for a decision: half the
 /// grid. Fewer cells widen the impostor distribution (its spread grows as `1/√cells`), so a
@@ -152,7 +171,7 @@ impl CtZero for u32 {
 }
 
 /// Number of rows of padding on each side of the reference rows, so every y-shift reads in range.
-const PAD: usize = MAX_SHIFT as usize;
+const PAD: usize = REACH as usize;
 
 /// The reference planes re-packed for one y-shift: word `k` holds reference rows `2k + dy` and
 /// `2k + 1 + dy` (zero outside the grid).
@@ -188,26 +207,72 @@ fn full_add(a: u64, b: u64, c: u64) -> (u64, u64) {
     (u ^ c, (a & b) | (u & c))
 }
 
-/// Total number of set bits in 12 words, with a carry-save adder tree (Harley–Seal) so that only
-/// four popcounts are needed: the target has no popcount instruction by default, and a software
-/// popcount costs about as much as the rest of the comparison.
+/// The cells of one region of the probe in a word of two rows: the left region holds cells
+/// 0–11 of each row, the right one cells 12–23 (the top regions are words 0–5, rows 0–11).
+const REGION_COLUMNS: [u64; REGIONS] = [0x0000_0FFF_0000_0FFF, 0x00FF_F000_00FF_F000];
+
+/// Words of one region's rows (12 rows, two a word).
+const REGION_WORDS: usize = WORDS / REGIONS;
+
+/// Cells compared and code bits mismatched in one region at one shift.
+#[derive(Debug, Clone, Copy, Default)]
+struct RegionCount {
+    compared: u32,
+    mismatched: u32,
+}
+
+/// Set bits of six words within `columns`, with a carry-save adder tree (Harley–Seal) so that
+/// only three popcounts are needed: the target has no popcount instruction by default, and a
+/// software popcount costs about as much as the rest of the comparison.
 #[inline(always)]
-fn count_ones(w: &[u64; WORDS]) -> u32 {
-    let (s1, c1) = full_add(w[0], w[1], w[2]);
-    let (s2, c2) = full_add(w[3], w[4], w[5]);
-    let (s3, c3) = full_add(w[6], w[7], w[8]);
-    let (s4, c4) = full_add(w[9], w[10], w[11]);
-    let (s5, c5) = full_add(s1, s2, s3);
-    let (ones, c6) = (s5 ^ s4, s5 & s4);
-    let (t1, f1) = full_add(c1, c2, c3);
-    let (t2, f2) = full_add(c4, c5, c6);
-    let (twos, f3) = (t1 ^ t2, t1 & t2);
-    let (fours, eights) = full_add(f1, f2, f3);
-    ones.count_ones() + 2 * twos.count_ones() + 4 * fours.count_ones() + 8 * eights.count_ones()
+fn count_region(w: &[u64], columns: u64) -> u32 {
+    let m = |i: usize| w[i] & columns;
+    let (s1, c1) = full_add(m(0), m(1), m(2));
+    let (s2, c2) = full_add(m(3), m(4), m(5));
+    let (ones, c3) = (s1 ^ s2, s1 & s2);
+    let (twos, fours) = full_add(c1, c2, c3);
+    ones.count_ones() + 2 * twos.count_ones() + 4 * fours.count_ones()
+}
+
+/// Each region's counts at shift `dx` of the reference rows `r` (already moved by the y-shift).
+#[inline(always)]
+fn region_counts(
+    probe: &[[u64; WORDS]; CODE_BITS + 1],
+    r: &[[u64; WORDS]; CODE_BITS + 1],
+    dx: i32,
+) -> [RegionCount; REGIONS * REGIONS] {
+    let [p0, p1, p2, pm] = probe;
+    let [r0, r1, r2, rm] = r;
+    let mut ones = [0u64; WORDS];
+    let mut twos = [0u64; WORDS];
+    let mut both = [0u64; WORDS];
+    for w in 0..WORDS {
+        let m = pm[w] & shift_x(rm[w], dx);
+        let x0 = p0[w] ^ shift_x(r0[w], dx);
+        let x1 = p1[w] ^ shift_x(r1[w], dx);
+        let x2 = p2[w] ^ shift_x(r2[w], dx);
+        // Per cell, the mismatch count x0 + x1 + x2 (0–3) as two bit planes (full adder).
+        let (sum, carry) = full_add(x0, x1, x2);
+        ones[w] = sum & m;
+        twos[w] = carry & m;
+        both[w] = m;
+    }
+    let mut counts = [RegionCount::default(); REGIONS * REGIONS];
+    for (region, count) in counts.iter_mut().enumerate() {
+        let words = (region / REGIONS) * REGION_WORDS..(region / REGIONS + 1) * REGION_WORDS;
+        let columns = REGION_COLUMNS[region % REGIONS];
+        *count = RegionCount {
+            compared: count_region(&both[words.clone()], columns),
+            mismatched: count_region(&ones[words.clone()], columns)
+                + 2 * count_region(&twos[words], columns),
+        };
+    }
+    counts
 }
 
 /// Compares a probe with a reference: the minimum masked normalised Hamming distance over the
-/// ±[`MAX_SHIFT`] grid shifts with at least [`MIN_OVERLAP_CELLS`] cells of overlap.
+/// ±[`MAX_SHIFT`] common shifts, each region of the probe at its best shift within
+/// ±[`REGION_REACH`] of the common one, with at least [`MIN_OVERLAP_CELLS`] cells compared.
 pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, CompareError> {
     if probe.algorithm() != reference.algorithm() {
         return Err(CompareError::AlgorithmMismatch {
@@ -215,32 +280,47 @@ pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, Com
             reference: reference.algorithm(),
         });
     }
-    let [p0, p1, p2, pm] = &probe.planes;
+    // Every region's counts at every shift a region can take.
+    let mut table = [[RegionCount::default(); REGIONS * REGIONS]; TABLE_SIDE * TABLE_SIDE];
+    for dy in -REACH..=REACH {
+        // dy + REACH is in 0..=2·PAD: public loop index.
+        let rows = shifted_rows(&reference.planes, (dy + REACH) as usize);
+        for dx in -REACH..=REACH {
+            table[(dy + REACH) as usize * TABLE_SIDE + (dx + REACH) as usize] =
+                region_counts(&probe.planes, &rows, dx);
+        }
+    }
+    let at = |dx: i32, dy: i32| &table[(dy + REACH) as usize * TABLE_SIDE + (dx + REACH) as usize];
     // Start above any real distance (2/1), so the first eligible shift always wins.
     let mut best_num = 2u32;
     let mut best_den = 1u32;
     let mut best_overlap = 0u32;
     let mut max_overlap = 0u32;
     for dy in -MAX_SHIFT..=MAX_SHIFT {
-        // dy + PAD is in 0..=2·PAD: public loop index.
-        let [r0, r1, r2, rm] = shifted_rows(&reference.planes, (dy + MAX_SHIFT) as usize);
         for dx in -MAX_SHIFT..=MAX_SHIFT {
-            let mut ones = [0u64; WORDS];
-            let mut twos = [0u64; WORDS];
-            let mut both = [0u64; WORDS];
-            for w in 0..WORDS {
-                let m = pm[w] & shift_x(rm[w], dx);
-                let x0 = p0[w] ^ shift_x(r0[w], dx);
-                let x1 = p1[w] ^ shift_x(r1[w], dx);
-                let x2 = p2[w] ^ shift_x(r2[w], dx);
-                // Per cell, the mismatch count x0 + x1 + x2 (0–3) as two bit planes (full adder).
-                let (sum, carry) = full_add(x0, x1, x2);
-                ones[w] = sum & m;
-                twos[w] = carry & m;
-                both[w] = m;
+            let (mut overlap, mut mismatched) = (0u32, 0u32);
+            for region in 0..REGIONS * REGIONS {
+                let own = at(dx, dy)[region];
+                let (mut cells, mut bits) = (own.compared, own.mismatched);
+                for oy in -REGION_REACH..=REGION_REACH {
+                    for ox in -REGION_REACH..=REGION_REACH {
+                        let other = at(dx + ox, dy + oy)[region];
+                        // Enough cells: 4·other ≥ 3·own; closer: other's bits/cells < bits/cells
+                        // (cross-multiplied; a region with no cells keeps its 0/0 and moves
+                        // nowhere). Both sides are at most 432 · 432 · 3.
+                        let enough = !lt_mask(4 * other.compared, 3 * own.compared);
+                        let closer = lt_mask(
+                            other.mismatched * select(lt_mask(cells, 1), 1, cells),
+                            bits * other.compared,
+                        );
+                        let take = enough & closer;
+                        cells = select(take, other.compared, cells);
+                        bits = select(take, other.mismatched, bits);
+                    }
+                }
+                overlap += cells;
+                mismatched += bits;
             }
-            let (ones, twos, overlap) = (count_ones(&ones), count_ones(&twos), count_ones(&both));
-            let mismatched = ones + 2 * twos;
             let compared = 3 * overlap;
             let eligible = !lt_mask(overlap, u32::from(MIN_OVERLAP_CELLS));
             let num = select(eligible, mismatched, 2);
@@ -340,31 +420,71 @@ mod tests {
     use super::*;
     use crate::template::{ALGORITHM_COMPCODE_V1, ENCODED_LEN, HEADER_LEN};
 
-    /// Naive per-cell reference implementation (floating point, branches, early outs).
+    /// (Cells compared, code bits mismatched) of the probe's cells in `rows` × `columns` at shift
+    /// `(dx, dy)`, cell by cell.
+    fn cells_compared(
+        probe: &Template,
+        reference: &Template,
+        rows: core::ops::Range<usize>,
+        columns: core::ops::Range<usize>,
+        dx: i32,
+        dy: i32,
+    ) -> (u32, u32) {
+        let (mut compared, mut mismatched) = (0u32, 0u32);
+        for y in rows {
+            for x in columns.clone() {
+                let (rx, ry) = (x as i32 + dx, y as i32 + dy);
+                if !(0..GRID as i32).contains(&rx) || !(0..GRID as i32).contains(&ry) {
+                    continue;
+                }
+                let (Some(a), Some(b)) = (
+                    probe.orientation(x, y),
+                    reference.orientation(rx as usize, ry as usize),
+                ) else {
+                    continue;
+                };
+                let diff = a.abs_diff(b);
+                mismatched += u32::from(diff.min(6 - diff));
+                compared += 1;
+            }
+        }
+        (compared, mismatched)
+    }
+
+    /// Naive per-cell reference implementation (floating point for the distance, branches, early
+    /// outs): the elastic rule written plainly.
     fn naive(probe: &Template, reference: &Template) -> (f64, u32, u16) {
+        const SIDE: usize = GRID / REGIONS;
+        // (compared cells, mismatched bits) of one region at one shift.
+        let region = |r: usize, dx: i32, dy: i32| {
+            let rows = (r / REGIONS) * SIDE..(r / REGIONS + 1) * SIDE;
+            let columns = (r % REGIONS) * SIDE..(r % REGIONS + 1) * SIDE;
+            cells_compared(probe, reference, rows, columns, dx, dy)
+        };
         let mut best: Option<(f64, u32, u16)> = None;
         let mut max_overlap = 0u16;
         for dy in -MAX_SHIFT..=MAX_SHIFT {
             for dx in -MAX_SHIFT..=MAX_SHIFT {
-                let mut mismatched = 0u32;
-                let mut overlap = 0u16;
-                for y in 0..GRID as i32 {
-                    for x in 0..GRID as i32 {
-                        let (rx, ry) = (x + dx, y + dy);
-                        if !(0..GRID as i32).contains(&rx) || !(0..GRID as i32).contains(&ry) {
-                            continue;
+                let (mut overlap, mut mismatched) = (0u32, 0u32);
+                for r in 0..REGIONS * REGIONS {
+                    let own = region(r, dx, dy);
+                    let mut chosen = own;
+                    for oy in -REGION_REACH..=REGION_REACH {
+                        for ox in -REGION_REACH..=REGION_REACH {
+                            let other = region(r, dx + ox, dy + oy);
+                            if chosen.0 == 0 || 4 * other.0 < 3 * own.0 {
+                                continue;
+                            }
+                            let ratio = |(c, m): (u32, u32)| f64::from(m) / f64::from(c);
+                            if other.0 > 0 && ratio(other) < ratio(chosen) {
+                                chosen = other;
+                            }
                         }
-                        let (Some(a), Some(b)) = (
-                            probe.orientation(x as usize, y as usize),
-                            reference.orientation(rx as usize, ry as usize),
-                        ) else {
-                            continue;
-                        };
-                        let diff = a.abs_diff(b);
-                        mismatched += u32::from(diff.min(6 - diff));
-                        overlap += 1;
                     }
+                    overlap += chosen.0;
+                    mismatched += chosen.1;
                 }
+                let overlap = overlap as u16;
                 max_overlap = max_overlap.max(overlap);
                 if overlap < MIN_OVERLAP_CELLS {
                     continue;
@@ -426,6 +546,48 @@ mod tests {
         let c = compare(&probe, &reference).unwrap();
         assert_eq!(c.distance_q16(), 0);
         assert_eq!(c.overlap_cells(), 22 * 23);
+    }
+
+    #[test]
+    fn a_region_moved_on_its_own_is_followed() {
+        // Reference = probe with its top half moved one cell further right than its bottom half
+        // (a palm that is not a rigid plate): no common shift lines up both halves, each region
+        // on its own shift does.
+        let probe = template_from(41, 1000);
+        let mut o = [0u8; CELLS];
+        let mut v = [false; CELLS];
+        for y in 0..GRID {
+            let moved = if y < GRID / 2 { 1 } else { 0 };
+            for x in 0..GRID {
+                if let Some(orientation) =
+                    x.checked_sub(moved).and_then(|px| probe.orientation(px, y))
+                {
+                    o[y * GRID + x] = orientation;
+                    v[y * GRID + x] = true;
+                }
+            }
+        }
+        let reference = Template::from_cells(&o, &v).unwrap();
+        let c = compare(&probe, &reference).unwrap();
+        assert_eq!(c.distance_q16(), 0);
+        // One common shift for both halves leaves half the grid at a random template's distance.
+        let rigid = naive_rigid(&probe, &reference);
+        assert!(rigid > 0.2, "{rigid}");
+    }
+
+    /// The distance of one common shift for every cell (the comparison before applet 1.9).
+    fn naive_rigid(probe: &Template, reference: &Template) -> f64 {
+        let mut best = 1f64;
+        for dy in -MAX_SHIFT..=MAX_SHIFT {
+            for dx in -MAX_SHIFT..=MAX_SHIFT {
+                let (compared, mismatched) =
+                    cells_compared(probe, reference, 0..GRID, 0..GRID, dx, dy);
+                if compared >= u32::from(MIN_OVERLAP_CELLS) {
+                    best = best.min(f64::from(mismatched) / (3.0 * f64::from(compared)));
+                }
+            }
+        }
+        best
     }
 
     #[test]
@@ -528,9 +690,13 @@ mod tests {
     #[test]
     fn byte_vector_comparison() {
         // Probe: every cell valid, orientation 0 (all code bits zero). Reference: every cell valid,
-        // row 0 orientation 1 (code 001), the rest orientation 0. A shift dy ≥ 1 keeps row 0 of the
-        // reference out of the overlap: the first zero-distance shift visited is (dx, dy) = (-2, 1),
-        // over 22·23 cells.
+        // row 0 orientation 1 (code 001), the rest orientation 0. Only a region shifted by dy ≥ 1
+        // keeps row 0 of the reference out of what it compares: the first common shift with a
+        // distance of zero is (dx, dy) = (-2, 0), where both top regions move down a row. The
+        // top-left one moves to (-3, 1) (the first of its neighbours visited with a smaller
+        // distance, and 9 · 12 cells ≥ ¾ of its 10 · 12), the top-right one to (-3, 1) too
+        // (12 · 12 cells); the bottom regions stay at (-2, 0) with nothing closer than zero:
+        // 108 + 144 + 120 + 144 cells.
         let mut probe = [0u8; ENCODED_LEN];
         probe[..HEADER_LEN].copy_from_slice(&[1, 1, 0, 0]);
         probe[HEADER_LEN + 216..].fill(0xff);
@@ -539,11 +705,19 @@ mod tests {
         let probe = Template::decode(&probe).unwrap();
         let reference = Template::decode(&reference).unwrap();
         let c = compare(&probe, &reference).unwrap();
-        assert_eq!((c.mismatched_bits(), c.overlap_cells()), (0, 22 * 23));
+        assert_eq!(
+            (c.mismatched_bits(), c.overlap_cells()),
+            (0, 108 + 144 + 120 + 144)
+        );
         assert_eq!(c.distance_q16(), 0);
-        // Against itself the first zero-distance shift visited is (dx, dy) = (-2, 0): rows align.
+        // Against itself the first common shift at zero is (-2, -1): both top regions move down a
+        // row to (-3, 0), the first neighbour visited at zero (9 · 12 and 12 · 12 cells); the
+        // bottom ones stay, already at zero (10 · 12 and 12 · 12).
         let c = compare(&reference, &reference).unwrap();
-        assert_eq!((c.mismatched_bits(), c.overlap_cells()), (0, 22 * 24));
+        assert_eq!(
+            (c.mismatched_bits(), c.overlap_cells()),
+            (0, 108 + 144 + 120 + 144)
+        );
     }
 
     #[test]

@@ -338,7 +338,7 @@ fn a_card_before_applet_1_5_is_refused_a_floor_and_nothing_is_written() {
         "{info}"
     );
     assert!(
-        info.contains("threshold table: an earlier release's (applet 1.4: stricter"),
+        info.contains("threshold table: an earlier release's (applet 1.4: one common shift"),
         "{info}"
     );
     assert!(

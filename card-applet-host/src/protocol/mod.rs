@@ -24,13 +24,16 @@ pub const AID: [u8; 10] = [0xF0, b'p', b'a', b'l', b'm', b'g', b'a', b't', b'e',
 /// table recalibrated again without the comparisons of a hand filed under two names in the
 /// development data (looser for `balanced` and most for `security`); 1.8 six template slots
 /// instead of four (state layout 5), so that a duress hand is enrolled with three templates as the
-/// normal hand is ([`SIX_SLOT_APPLET_VERSION`]).
-pub const APPLET_VERSION: (u8, u8) = (1, 8);
-/// The first applet version that compares with this release's threshold table
-/// (`palmgate_matcher::Profile`); earlier applets apply an earlier table, stricter for
-/// `balanced` and most for `security` (`docs/applet-protocol.md`, "VERIFY PALM profile"). Raised
-/// with every recalibration of the table.
-pub const THRESHOLD_TABLE_APPLET_VERSION: (u8, u8) = (1, 7);
+/// normal hand is ([`SIX_SLOT_APPLET_VERSION`]); 1.9 no new command: the elastic comparison
+/// (each quarter of the probe also moved by up to a cell on its own,
+/// `palmgate_matcher::compare`) with the threshold table calibrated for it.
+pub const APPLET_VERSION: (u8, u8) = (1, 9);
+/// The first applet version that compares as this release does, with its threshold table
+/// (`palmgate_matcher::compare`, `palmgate_matcher::Profile`); earlier applets compare at one
+/// common shift with an earlier table, which refuses more genuine hands
+/// (`docs/applet-protocol.md`, "VERIFY PALM profile"). Raised with every change of the
+/// comparison or recalibration of the table.
+pub const THRESHOLD_TABLE_APPLET_VERSION: (u8, u8) = (1, 9);
 /// The first applet version with [`SLOT_COUNT`] slots, at most three templates of a hand, and an
 /// identity whose slots-used count is the hand's templates alone (a duress hand's are not
 /// counted, so that whoever reads the identity cannot learn that one exists).

@@ -257,11 +257,12 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         identity.applet_version.0, identity.applet_version.1
     );
     if identity.applet_version >= THRESHOLD_TABLE_APPLET_VERSION {
-        println!("threshold table: this release's");
+        println!("comparison and threshold table: this release's");
     } else {
         println!(
-            "threshold table: an earlier release's (applet {}.{}: stricter, most for security, \
-             so it refuses more genuine hands; docs/applet-protocol.md, \"VERIFY PALM profile\")",
+            "comparison and threshold table: an earlier release's (applet {}.{}: one common shift \
+             for the whole palm, so it refuses more genuine hands; docs/applet-protocol.md, \
+             \"VERIFY PALM profile\")",
             identity.applet_version.0, identity.applet_version.1
         );
     }
