@@ -221,17 +221,26 @@ struct RegionCount {
     mismatched: u32,
 }
 
-/// Set bits of six words within `columns`, with a carry-save adder tree (Harley–Seal) so that
-/// only three popcounts are needed: the target has no popcount instruction by default, and a
-/// software popcount costs about as much as the rest of the comparison.
+/// Per-nibble set-bit counts of `x` (each nibble 0–4): the first two steps of a SWAR popcount.
+/// A region's twelve columns are three whole nibbles of a row, so the left and right regions
+/// share these counts and are told apart by masking nibbles: the target has no popcount
+/// instruction by default, and 36 software popcounts a shift cost more than the rest.
 #[inline(always)]
-fn count_region(w: &[u64], columns: u64) -> u32 {
-    let m = |i: usize| w[i] & columns;
-    let (s1, c1) = full_add(m(0), m(1), m(2));
-    let (s2, c2) = full_add(m(3), m(4), m(5));
-    let (ones, c3) = (s1 ^ s2, s1 & s2);
-    let (twos, fours) = full_add(c1, c2, c3);
-    ones.count_ones() + 2 * twos.count_ones() + 4 * fours.count_ones()
+fn nibble_counts(x: u64) -> u64 {
+    let pairs = x - ((x >> 1) & 0x5555_5555_5555_5555);
+    (pairs & 0x3333_3333_3333_3333) + ((pairs >> 2) & 0x3333_3333_3333_3333)
+}
+
+/// The set bits of one region's six words within `columns`, from their nibble counts: three
+/// words' counts add within a nibble (at most 12), the two sums widen to bytes (at most 48) and
+/// the bytes add by one multiplication (at most 144 < 256, so the top byte holds the total).
+#[inline(always)]
+fn count_region(nibbles: &[u64], columns: u64) -> u32 {
+    const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    let widen = |x: u64| (x & LOW_NIBBLES) + ((x >> 4) & LOW_NIBBLES);
+    let first = (nibbles[0] + nibbles[1] + nibbles[2]) & columns;
+    let second = (nibbles[3] + nibbles[4] + nibbles[5]) & columns;
+    ((widen(first) + widen(second)).wrapping_mul(0x0101_0101_0101_0101) >> 56) as u32
 }
 
 /// Each region's counts at shift `dx` of the reference rows `r` (already moved by the y-shift).
@@ -243,6 +252,8 @@ fn region_counts(
 ) -> [RegionCount; REGIONS * REGIONS] {
     let [p0, p1, p2, pm] = probe;
     let [r0, r1, r2, rm] = r;
+    // Per word, the nibble counts of the full adder's sum bits (an odd mismatch, 1 or 3), of its
+    // carry bits (2 or 3, counted twice below) and of the cells compared.
     let mut ones = [0u64; WORDS];
     let mut twos = [0u64; WORDS];
     let mut both = [0u64; WORDS];
@@ -253,9 +264,9 @@ fn region_counts(
         let x2 = p2[w] ^ shift_x(r2[w], dx);
         // Per cell, the mismatch count x0 + x1 + x2 (0–3) as two bit planes (full adder).
         let (sum, carry) = full_add(x0, x1, x2);
-        ones[w] = sum & m;
-        twos[w] = carry & m;
-        both[w] = m;
+        ones[w] = nibble_counts(sum & m);
+        twos[w] = nibble_counts(carry & m);
+        both[w] = nibble_counts(m);
     }
     let mut counts = [RegionCount::default(); REGIONS * REGIONS];
     for (region, count) in counts.iter_mut().enumerate() {
