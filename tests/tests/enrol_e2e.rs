@@ -428,8 +428,14 @@ fn captures_that_do_not_match_each_other_are_refused_and_nothing_is_written() {
         err.contains("the captures do not match each other: capture 1 and capture 2: distance 0."),
         "{err}"
     );
-    // The station's default: `balanced`, one pose against one template (as it compares captures).
-    let threshold = f64::from(palmgate_matcher::Profile::Balanced.threshold(1, 1).q16()) / 65536.0;
+    // The station's default: `balanced`, one template, the later capture at a whole hand's poses
+    // (`--input hand`, the default), as a card compares a probe.
+    let poses = palmgate_matcher::extract::probe_poses(InputKind::Hand);
+    let threshold = f64::from(
+        palmgate_matcher::Profile::Balanced
+            .threshold(1, poses.len())
+            .q16(),
+    ) / 65536.0;
     assert!(
         err.contains(&format!("> threshold {threshold:.3}")),
         "{err}"

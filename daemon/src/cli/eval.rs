@@ -407,7 +407,7 @@ fn print_tables(suite: &SuiteReport) {
     }
     println!();
     println!(
-        "Enrolment station: hands whose first three captures do not all match each other (one-template, one-pose threshold), and hands with no three that do among the extra captures `palmgate enrol --profile P` asks for (as many as the set holds):"
+        "Enrolment station: hands whose first three captures do not all match each other (each later capture at its kind's poses against the earlier as found, one-template threshold for that many poses), and hands with no three that do among the extra captures `palmgate enrol --profile P` asks for (as many as the set holds):"
     );
     for set in &suite.sets {
         println!("  {}: {}", set.name, station_cells(&set.enrolment_station));

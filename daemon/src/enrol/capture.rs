@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use palmgate_matcher::extract::{ExtractError, Extraction};
+use palmgate_matcher::extract::{ExtractError, Probe};
 use palmgate_matcher::quality::QualityError;
 use palmgate_matcher::roi::RoiError;
 use palmgate_matcher::template::Template;
@@ -71,7 +71,8 @@ pub struct CaptureLoop {
     max_refused: usize,
     refused: usize,
     last_reason: String,
-    accepted: Vec<Template>,
+    /// Each accepted capture at its kind's poses, the pose found first.
+    accepted: Vec<Vec<Template>>,
 }
 
 impl CaptureLoop {
@@ -104,20 +105,21 @@ impl CaptureLoop {
         self.refused
     }
 
-    /// Offers the extraction result of one capture.
+    /// Offers the extraction result of one capture (cut at its kind's poses, as a gate cuts a
+    /// probe: the station compares captures as a card compares a probe).
     ///
     /// # Errors
     /// An extraction failure that is not the capture's fault (the feature model failed): the
     /// station cannot go on.
     pub fn offer(
         &mut self,
-        result: Result<Extraction, ExtractError>,
+        result: Result<Probe, ExtractError>,
     ) -> Result<CaptureStep, ExtractError> {
         if self.gave_up() {
             return Ok(self.gave_up_step());
         }
         match result {
-            Ok(extraction) => {
+            Ok(Probe { extraction, poses }) => {
                 if self.is_complete() {
                     // More captures than wanted: the series is already complete; keep it as is.
                     return Ok(CaptureStep::Accepted {
@@ -127,7 +129,7 @@ impl CaptureLoop {
                     });
                 }
                 let valid_cells = extraction.valid_cells;
-                self.accepted.push(extraction.template);
+                self.accepted.push(poses);
                 Ok(CaptureStep::Accepted {
                     number: self.numbered_after + self.accepted.len(),
                     wanted: self.numbered_after + self.wanted,
@@ -166,8 +168,8 @@ impl CaptureLoop {
         self.accepted.len()
     }
 
-    /// The accepted templates, in capture order.
-    pub fn into_templates(self) -> Vec<Template> {
+    /// The accepted captures, in capture order, each at its poses (the pose found first).
+    pub fn into_captures(self) -> Vec<Vec<Template>> {
         self.accepted
     }
 
@@ -228,7 +230,7 @@ mod tests {
     use palmgate_matcher::extract::Extractor;
     use palmgate_matcher::template::CELLS;
 
-    fn extraction(seed: u8) -> Extraction {
+    fn extraction(seed: u8) -> Probe {
         let orientations: [u8; CELLS] = core::array::from_fn(|i| ((i as u8) ^ seed) % 6);
         let template = Template::from_cells(&orientations, &[true; CELLS]).expect("template");
         let roi = palmgate_matcher::roi::Roi::from_roi_image(&image::GrayImage::from_fn(
@@ -237,11 +239,14 @@ mod tests {
             |x, y| image::Luma([((x * 7 + y * 3) % 200 + 20) as u8]),
         ))
         .expect("roi");
-        Extraction {
-            template,
-            roi_method: palmgate_matcher::roi::RoiMethod::Given,
-            valid_cells: CELLS as u16,
-            quality: palmgate_matcher::quality::measure(&roi),
+        Probe {
+            poses: vec![template.clone()],
+            extraction: palmgate_matcher::extract::Extraction {
+                template,
+                roi_method: palmgate_matcher::roi::RoiMethod::Given,
+                valid_cells: CELLS as u16,
+                quality: palmgate_matcher::quality::measure(&roi),
+            },
         }
     }
 
@@ -297,7 +302,7 @@ mod tests {
             }
         );
         assert!(captures.is_complete());
-        assert_eq!(captures.into_templates().len(), 3);
+        assert_eq!(captures.into_captures().len(), 3);
     }
 
     #[test]
@@ -406,7 +411,7 @@ mod tests {
         let black = image::GrayImage::new(640, 480);
         let mut captures = CaptureLoop::new(1, 1);
         let step = captures
-            .offer(extractor.extract_detailed(&black, palmgate_matcher::extract::InputKind::Hand))
+            .offer(extractor.extract_probe(&black, palmgate_matcher::extract::InputKind::Hand))
             .expect("step");
         match step {
             CaptureStep::Refused { reason, advice, .. } => {

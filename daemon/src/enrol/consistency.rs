@@ -1,9 +1,12 @@
 //! Do the captures of one hand agree, and which one is enrolled?
 //!
-//! Every pair of captures of a hand is compared with the matcher's comparison (the one the card
-//! runs, same shifts) and must match under the card's threshold: a series that does not agree
-//! with itself (two people, a hand turned over, a smudged sensor) is refused before anything is
-//! written to the card. The enrolled template is the *medoid* capture: the one whose largest
+//! Every pair of captures of a hand is compared as a card compares a probe with an enrolled
+//! template — the later capture at its kind's poses against the earlier as found, with the
+//! matcher's comparison (the one the card runs) — and must match under the card's threshold for
+//! that many poses: a series that does not agree with itself (two people, a hand turned over, a
+//! smudged sensor) is refused before anything is written to the card. (Until applet 1.9 the
+//! station compared both as found; a hand turned a little between two captures then sent the
+//! series back although a gate would have let it in: `docs/matcher.md`, "Not done".) The enrolled template is the *medoid* capture: the one whose largest
 //! distance to the other captures is smallest (ties: smallest sum, then the earlier capture).
 //! Fusing the captures into one template would need registering them against each other first
 //! (their best shifts differ); the medoid needs no new template logic and is, by construction, a
@@ -15,7 +18,7 @@
 use std::fmt;
 
 use palmgate_matcher::agreement::{StationRule, earliest_group};
-use palmgate_matcher::compare::{MIN_OVERLAP_CELLS, Threshold, compare};
+use palmgate_matcher::compare::{MIN_OVERLAP_CELLS, Threshold, compare_posed};
 use palmgate_matcher::template::Template;
 
 /// The comparison of two captures (1-based capture numbers, as shown to the operator).
@@ -34,8 +37,16 @@ pub struct PairDistance {
 }
 
 impl PairDistance {
-    fn of(first: usize, second: usize, a: &Template, b: &Template, threshold: Threshold) -> Self {
-        match compare(a, b) {
+    /// Capture `second` at its poses against capture `first` as found (`earlier[0]`), as a card
+    /// compares a probe with an enrolled template.
+    fn of(
+        first: usize,
+        second: usize,
+        earlier: &[Template],
+        later: &[Template],
+        threshold: Threshold,
+    ) -> Self {
+        match compare_posed(later, &earlier[..earlier.len().min(1)]) {
             Ok(comparison) => Self {
                 first,
                 second,
@@ -133,37 +144,38 @@ fn describe_pairs(
     format!("{headline}: {}", details.join("; "))
 }
 
-/// Checks that every pair of `templates` matches under `threshold` and picks the medoid.
+/// Checks that every pair of `captures` (each at its poses, the pose found first) matches under
+/// `threshold` and picks the medoid.
 ///
 /// # Errors
 /// [`Disagreement::TooFewCaptures`] below two captures; [`Disagreement::NotMutual`] naming every
 /// pair that does not match, with its distance and the threshold.
 pub fn check_mutual(
-    templates: &[Template],
+    captures: &[Vec<Template>],
     threshold: Threshold,
 ) -> Result<MutualReport, Disagreement> {
-    let numbers: Vec<usize> = (1..=templates.len()).collect();
-    check_mutual_numbered(templates, &numbers, threshold)
+    let numbers: Vec<usize> = (1..=captures.len()).collect();
+    check_mutual_numbered(captures, &numbers, threshold)
 }
 
 /// [`check_mutual`] for captures that carry their own numbers in the series (`numbers[i]` is
-/// `templates[i]`'s), as when some captures of a longer series are checked.
+/// `captures[i]`'s), as when some captures of a longer series are checked.
 ///
 /// # Errors
 /// As [`check_mutual`]; the pairs are named by `numbers`.
 pub fn check_mutual_numbered(
-    templates: &[Template],
+    captures: &[Vec<Template>],
     numbers: &[usize],
     threshold: Threshold,
 ) -> Result<MutualReport, Disagreement> {
-    if templates.len() < 2 {
+    if captures.len() < 2 {
         return Err(Disagreement::TooFewCaptures {
-            got: templates.len(),
+            got: captures.len(),
         });
     }
-    let count = templates.len();
+    let count = captures.len();
     let number = |i: usize| numbers.get(i).copied().unwrap_or(i + 1);
-    let pairs = every_pair(templates, numbers, threshold);
+    let pairs = every_pair(captures, numbers, threshold);
     let failing: Vec<PairDistance> = pairs.iter().filter(|p| !p.matched).copied().collect();
     if !failing.is_empty() {
         return Err(Disagreement::NotMutual {
@@ -190,23 +202,24 @@ pub fn check_mutual_numbered(
     })
 }
 
-/// Every pair of `templates` compared, in order (1,2), (1,3), …, (2,3), …, each named by
-/// `numbers` (`numbers[i]` is `templates[i]`'s; 1-based positions where it is short).
+/// Every pair of `captures` compared (the later at its poses against the earlier as found), in
+/// order (1,2), (1,3), …, (2,3), …, each named by `numbers` (`numbers[i]` is `captures[i]`'s;
+/// 1-based positions where it is short).
 fn every_pair(
-    templates: &[Template],
+    captures: &[Vec<Template>],
     numbers: &[usize],
     threshold: Threshold,
 ) -> Vec<PairDistance> {
     let number = |i: usize| numbers.get(i).copied().unwrap_or(i + 1);
-    let count = templates.len();
+    let count = captures.len();
     let mut pairs = Vec::with_capacity(count * count.saturating_sub(1) / 2);
     for i in 0..count {
         for j in i + 1..count {
             pairs.push(PairDistance::of(
                 number(i),
                 number(j),
-                &templates[i],
-                &templates[j],
+                &captures[i],
+                &captures[j],
                 threshold,
             ));
         }
@@ -214,42 +227,59 @@ fn every_pair(
     pairs
 }
 
-/// Every pair of `templates` (numbered 1..n) that does not match under `threshold`, as the
+/// Every pair of `captures` (numbered 1..n) that does not match under `threshold`, as the
 /// refusal names them.
-pub fn disagreeing(templates: &[Template], threshold: Threshold) -> Disagreement {
-    let pairs = every_pair(templates, &[], threshold)
+pub fn disagreeing(captures: &[Vec<Template>], threshold: Threshold) -> Disagreement {
+    let pairs = every_pair(captures, &[], threshold)
         .into_iter()
         .filter(|pair| !pair.matched)
         .collect();
     Disagreement::NotMutual { pairs, threshold }
 }
 
-/// The earliest `wanted` of `templates` that all match each other under `threshold` (indices,
+/// The earliest `wanted` of `captures` that all match each other under `threshold` (indices,
 /// ascending; the first such set in lexicographic order), or `None` when no such set exists.
 /// What the station enrols when a series needed extra captures; the search is
 /// `palmgate_matcher::agreement::earliest_group`, the one `palmgate eval` models the station with.
-pub fn agreeing(templates: &[Template], wanted: usize, threshold: Threshold) -> Option<Vec<usize>> {
-    let count = templates.len();
+pub fn agreeing(
+    captures: &[Vec<Template>],
+    wanted: usize,
+    threshold: Threshold,
+) -> Option<Vec<usize>> {
+    let count = captures.len();
     let mut matches = vec![vec![false; count]; count];
-    for pair in every_pair(templates, &[], threshold) {
+    for pair in every_pair(captures, &[], threshold) {
         matches[pair.first - 1][pair.second - 1] = pair.matched;
     }
     earliest_group(count, wanted, StationRule::EveryPair, |i, j| matches[i][j])
 }
 
-/// Checks that no duress capture matches a normal capture.
+/// Checks that no duress capture matches a normal capture, either way round: a normal capture at
+/// its poses against a duress capture as found (at a gate the normal hand would raise the silent
+/// alarm), and a duress capture at its poses against a normal capture as found.
 ///
 /// # Errors
-/// [`Disagreement::DuressMatchesNormal`] with every (normal, duress) pair that matches.
+/// [`Disagreement::DuressMatchesNormal`] with every (normal, duress) pair that matches (the
+/// closer way round).
 pub fn check_distinct(
-    normal: &[Template],
-    duress: &[Template],
+    normal: &[Vec<Template>],
+    duress: &[Vec<Template>],
     threshold: Threshold,
 ) -> Result<(), Disagreement> {
     let mut matching = Vec::new();
     for (i, a) in normal.iter().enumerate() {
         for (j, b) in duress.iter().enumerate() {
-            let pair = PairDistance::of(i + 1, j + 1, a, b, threshold);
+            let duress_as_probe = PairDistance::of(i + 1, j + 1, a, b, threshold);
+            let normal_as_probe = PairDistance {
+                first: i + 1,
+                second: j + 1,
+                ..PairDistance::of(j + 1, i + 1, b, a, threshold)
+            };
+            let pair = if normal_as_probe.distance_q16 < duress_as_probe.distance_q16 {
+                normal_as_probe
+            } else {
+                duress_as_probe
+            };
             if pair.matched {
                 matching.push(pair);
             }
@@ -287,10 +317,49 @@ mod tests {
 
     use palmgate_matcher::fixtures::{capture_every as noisy, cells as pattern};
 
+    /// A capture at one pose (the pose found alone).
+    fn one(template: Template) -> Vec<Template> {
+        vec![template]
+    }
+
+    #[test]
+    fn a_later_capture_is_compared_at_its_poses_against_the_earlier_as_found() {
+        // Capture 2 as found is another palm; its second pose is capture 1's palm: the pair
+        // matches through that pose, as a card compares a probe. The other way round (capture
+        // 1's poses against capture 2 as found) it would not.
+        let earlier = one(noisy(7, 0, 0));
+        let later = vec![noisy(8, 0, 0), noisy(7, 5, 0)];
+        let report = check_mutual(&[earlier.clone(), later.clone()], Threshold::DEFAULT)
+            .expect("matches at the second pose");
+        assert!(report.pairs[0].matched);
+        let found_alone = check_mutual(
+            &[earlier.clone(), one(later[0].clone())],
+            Threshold::DEFAULT,
+        );
+        assert!(found_alone.is_err(), "{found_alone:?}");
+        // A duress capture whose second pose is the normal hand is refused, and so is a normal
+        // capture whose second pose is the duress hand's.
+        let duress = vec![noisy(8, 0, 0), noisy(7, 9, 0)];
+        assert!(
+            check_distinct(
+                std::slice::from_ref(&earlier),
+                &[duress],
+                Threshold::DEFAULT
+            )
+            .is_err()
+        );
+        let normal = vec![noisy(9, 0, 0), noisy(7, 9, 0)];
+        assert!(check_distinct(&[normal], &[earlier], Threshold::DEFAULT).is_err());
+    }
+
     #[test]
     fn captures_of_one_palm_agree_and_the_medoid_is_enrolled() {
         // Capture 2 is the clean one; 1 and 3 each differ from it in their own cells.
-        let templates = [noisy(7, 5, 0), noisy(7, 0, 0), noisy(7, 5, 2)];
+        let templates = [
+            one(noisy(7, 5, 0)),
+            one(noisy(7, 0, 0)),
+            one(noisy(7, 5, 2)),
+        ];
         let report = check_mutual(&templates, Threshold::DEFAULT).expect("mutual");
         assert_eq!(report.pairs.len(), 3);
         assert!(report.pairs.iter().all(|p| p.matched));
@@ -309,7 +378,11 @@ mod tests {
 
     #[test]
     fn a_foreign_capture_is_named_with_its_distances() {
-        let templates = [noisy(7, 0, 0), noisy(7, 9, 0), noisy(8, 0, 0)];
+        let templates = [
+            one(noisy(7, 0, 0)),
+            one(noisy(7, 9, 0)),
+            one(noisy(8, 0, 0)),
+        ];
         let error = check_mutual(&templates, Threshold::DEFAULT).expect_err("not mutual");
         let Disagreement::NotMutual { pairs, threshold } = &error else {
             panic!("unexpected {error:?}");
@@ -333,11 +406,11 @@ mod tests {
     fn the_earliest_captures_that_all_agree_are_found_past_a_foreign_one() {
         // Captures 2 and 4 are other palms; 1, 3 and 5 are one palm.
         let series = [
-            noisy(7, 0, 0),
-            noisy(8, 0, 0),
-            noisy(7, 5, 0),
-            noisy(9, 0, 0),
-            noisy(7, 5, 2),
+            one(noisy(7, 0, 0)),
+            one(noisy(8, 0, 0)),
+            one(noisy(7, 5, 0)),
+            one(noisy(9, 0, 0)),
+            one(noisy(7, 5, 2)),
         ];
         let threshold = Threshold::DEFAULT;
         assert_eq!(agreeing(&series, 3, threshold), Some(vec![0, 2, 4]));
@@ -370,7 +443,7 @@ mod tests {
     #[test]
     fn one_capture_is_not_enough() {
         assert_eq!(
-            check_mutual(&[noisy(1, 0, 0)], Threshold::DEFAULT),
+            check_mutual(&[one(noisy(1, 0, 0))], Threshold::DEFAULT),
             Err(Disagreement::TooFewCaptures { got: 1 })
         );
     }
@@ -380,17 +453,17 @@ mod tests {
         let mut valid = [false; CELLS];
         valid[..100].fill(true);
         let sparse = Template::from_cells(&pattern(3), &valid).expect("template");
-        let error =
-            check_mutual(&[noisy(3, 0, 0), sparse], Threshold::DEFAULT).expect_err("refused");
+        let error = check_mutual(&[one(noisy(3, 0, 0)), one(sparse)], Threshold::DEFAULT)
+            .expect_err("refused");
         assert!(error.to_string().contains("cells overlap"), "{error}");
     }
 
     #[test]
     fn a_duress_hand_must_differ_from_the_normal_hand() {
-        let normal = [noisy(1, 0, 0), noisy(1, 7, 0)];
-        let other = [noisy(2, 0, 0), noisy(2, 7, 0)];
+        let normal = [one(noisy(1, 0, 0)), one(noisy(1, 7, 0))];
+        let other = [one(noisy(2, 0, 0)), one(noisy(2, 7, 0))];
         assert_eq!(check_distinct(&normal, &other, Threshold::DEFAULT), Ok(()));
-        let same = [noisy(2, 0, 0), noisy(1, 11, 0)];
+        let same = [one(noisy(2, 0, 0)), one(noisy(1, 11, 0))];
         let error = check_distinct(&normal, &same, Threshold::DEFAULT).expect_err("same hand");
         let Disagreement::DuressMatchesNormal { pairs, .. } = &error else {
             panic!("unexpected {error:?}");

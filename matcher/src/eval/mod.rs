@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::compare::{compare, compare_posed};
+use crate::compare::compare_posed;
 use crate::extract::{ExtractError, Extractor, InputKind, probe_poses};
 use crate::profile::{MAX_ENROLLED_TEMPLATES, Profile, STATION_EXTRA_CAPTURES};
 use crate::roi::Pose;
@@ -494,6 +494,8 @@ pub struct SetEvaluation {
     /// Per profile ([`Profile::ALL`] order), enrolment with [`MAX_ENROLLED_TEMPLATES`] templates
     /// as the enrolment station chooses them (`station_roles`).
     pub station_enrolment: [StationEnrolment; 3],
+    /// The poses the station compared each later capture at (`station_poses`).
+    pub station_poses: usize,
 }
 
 /// Enrolment as the station chooses it under one profile.
@@ -733,6 +735,7 @@ pub fn evaluate_set(
         all_pairs,
         enrolment,
         station_enrolment,
+        station_poses: station_poses(&templates),
     })
 }
 
@@ -764,35 +767,38 @@ impl StationEnrolment {
 
 /// Per profile ([`Profile::ALL`] order), whom the enrolment station enrols from which captures,
 /// at the first series and after up to [`STATION_EXTRA_CAPTURES`] extra captures: it compares
-/// captures at the pose found (`templates[i][0]`; a capture with no template matches none) with
-/// the profile's one-template, one-pose threshold (what `palmgate enrol --profile` compares
-/// with), enrols the earliest [`MAX_ENROLLED_TEMPLATES`] that all match each other, and refuses
-/// a hand with none; a hand's genuine probes are its captures after the last one the station
-/// took.
+/// captures as a card compares a probe — the later capture at its poses (`templates[j]`) against
+/// the earlier as found (`templates[i][0]`; a capture with no template matches none) — with the
+/// profile's one-template threshold for [`station_poses`] poses (what `palmgate enrol --profile`
+/// compares with), enrols the earliest [`MAX_ENROLLED_TEMPLATES`] that all match each other, and
+/// refuses a hand with none; a hand's genuine probes are its captures after the last one the
+/// station took.
 fn station_roles(
     identities: usize,
     keys: &[SampleKey],
     templates: &[Vec<Template>],
 ) -> [(protocol::EnrolmentRoles, protocol::EnrolmentRoles); 3] {
-    // Each pair among a hand's first captures, at the pose found (`None`: not comparable).
-    let mut found_distances: HashMap<(usize, usize), Option<u32>> = HashMap::new();
+    // Each pair among a hand's first captures, the later at its poses (`None`: not comparable).
+    let mut posed_distances: HashMap<(usize, usize), Option<u32>> = HashMap::new();
     for list in &protocol::per_identity(identities, keys) {
         let taken = &list[..list
             .len()
             .min(MAX_ENROLLED_TEMPLATES + STATION_EXTRA_CAPTURES)];
         for (i, &a) in taken.iter().enumerate() {
             for &b in &taken[i + 1..] {
-                let found = |s: usize| templates.get(s).and_then(|t| t.first());
-                let distance = found(a)
-                    .zip(found(b))
-                    .and_then(|(a, b)| compare(a, b).ok())
+                let found = templates.get(a).and_then(|t| t.first());
+                let poses = templates.get(b).filter(|t| !t.is_empty());
+                let distance = found
+                    .zip(poses)
+                    .and_then(|(a, b)| compare_posed(b, core::slice::from_ref(a)).ok())
                     .map(|c| c.distance_q16());
-                found_distances.insert((a, b), distance);
+                posed_distances.insert((a, b), distance);
             }
         }
     }
+    let poses = station_poses(templates);
     Profile::ALL.map(|profile| {
-        let threshold = profile.threshold(1, 1).q16();
+        let threshold = profile.threshold(1, poses).q16();
         let roles = |extra: usize| {
             protocol::EnrolmentRoles::station(
                 identities,
@@ -802,7 +808,7 @@ fn station_roles(
                 protocol::StationRule::EveryPair,
                 protocol::StationProbes::AfterTaken,
                 |a, b| {
-                    found_distances
+                    posed_distances
                         .get(&(a, b))
                         .copied()
                         .flatten()
@@ -814,14 +820,20 @@ fn station_roles(
     })
 }
 
+/// The poses the station cuts a capture at: the set's kind's (the most any capture has; one when
+/// the evaluation cuts one pose).
+fn station_poses(templates: &[Vec<Template>]) -> usize {
+    templates.iter().map(Vec::len).max().unwrap_or(1).max(1)
+}
+
 /// The enrolment station's refusals under each profile ([`StationEnrolment`] per profile).
-fn station_outcomes(enrolment: &[StationEnrolment; 3]) -> Vec<StationOutcome> {
+fn station_outcomes(enrolment: &[StationEnrolment; 3], poses: usize) -> Vec<StationOutcome> {
     Profile::ALL
         .iter()
         .zip(enrolment)
         .map(|(profile, enrolment)| StationOutcome {
             profile: profile.name().to_owned(),
-            threshold_q16: profile.threshold(1, 1).q16(),
+            threshold_q16: profile.threshold(1, poses).q16(),
             hands: enrolment.hands,
             refused: enrolment.refused_first_series,
             rate: rate(enrolment.refused_first_series, enrolment.hands),
@@ -1201,7 +1213,7 @@ pub fn evaluate_suite(
                 .filter(|t| !t.genuine.is_empty() && !t.impostor.is_empty())
                 .map(ci),
             shipped_profiles,
-            enrolment_station: station_outcomes(&e.station_enrolment),
+            enrolment_station: station_outcomes(&e.station_enrolment, e.station_poses),
         });
     }
     Ok((SuiteReport { sets, calibrated }, evaluations))
@@ -1220,6 +1232,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::compare;
     use crate::template::CELLS;
 
     #[test]
@@ -1345,7 +1358,7 @@ mod tests {
         let enrolment = roles.map(|(first_series, after_extra)| {
             StationEnrolment::new(&captures, &first_series, &after_extra, Trials::default())
         });
-        let outcomes = station_outcomes(&enrolment);
+        let outcomes = station_outcomes(&enrolment, station_poses(&templates));
         assert_eq!(outcomes.len(), Profile::ALL.len());
         for (outcome, profile) in outcomes.iter().zip(Profile::ALL) {
             assert_eq!(outcome.profile, profile.name());

@@ -5,8 +5,9 @@
 //! Order of work, chosen so that a refusal at any step leaves the card as it was:
 //! 1. read the card (refuse an enrolled card without `re_enrol`, or one of another issuer);
 //! 2. get the person's consent ([`Operator::consent`]) before any capture;
-//! 3. capture the hand(s) with live feedback; check the captures match each other (and that a
-//!    duress hand differs from the normal one);
+//! 3. capture the hand(s) with live feedback, each capture at its kind's poses; check the
+//!    captures match each other as a card compares a probe (and that a duress hand differs from
+//!    the normal one);
 //! 4. only then write: personalise a factory card, record consent, erase (with `re_enrol`,
 //!    keeping the signed receipt), enrol, reset the retry counter;
 //! 5. verify each enrolled hand on the card with a fresh capture.
@@ -32,7 +33,7 @@ use palmgate_card::host::{Card, CardError, CardTransport};
 use palmgate_card::protocol::{Lifecycle, SlotKind};
 use palmgate_matcher::Profile;
 use palmgate_matcher::compare::Threshold;
-use palmgate_matcher::extract::Extractor;
+use palmgate_matcher::extract::{Extractor, probe_poses};
 use palmgate_matcher::profile::MAX_ENROLLED_TEMPLATES;
 use palmgate_matcher::template::Template;
 
@@ -207,8 +208,11 @@ fn run<T: CardTransport>(
     let method = operator.consent(&options.consent_text, &consent_sha256)?;
     let consent_time = Timestamp::now();
 
-    // 3. Captures, compared one to one: the profile's one-template threshold.
-    let threshold = options.profile.threshold(1, 1);
+    // 3. Captures, compared as a card compares a probe (the later capture at its kind's poses
+    // against the earlier as found): the profile's one-template threshold for that many poses.
+    let threshold = options
+        .profile
+        .threshold(1, probe_poses(sensor.options.input).len());
     let mut station = Capturing::start(sensor, options, operator)?;
     let (normal, normal_report) = station.agreeing_series(Hand::Normal, threshold)?;
     station.operator.notice(Notice::SeriesAgree {
@@ -336,7 +340,7 @@ fn slot_counts(capacity: usize, normal: usize, duress: Option<usize>) -> (usize,
 /// The `count` captures of a hand to enrol: the medoid (`reference`) first, then the others in the
 /// order they were taken.
 fn enrolled_captures(
-    captures: &[Template],
+    captures: &[Vec<Template>],
     reference: usize,
     count: usize,
 ) -> impl Iterator<Item = &Template> {
@@ -348,8 +352,9 @@ fn enrolled_captures(
                 .iter()
                 .enumerate()
                 .filter(move |(index, _)| *index != reference)
-                .map(|(_, template)| template),
+                .map(|(_, capture)| capture),
         )
+        .filter_map(|capture| capture.first())
         .take(count)
 }
 
@@ -420,18 +425,18 @@ impl<'o> Capturing<'o> {
         &mut self,
         hand: Hand,
         threshold: Threshold,
-    ) -> Result<(Vec<Template>, MutualReport), EnrolError> {
+    ) -> Result<(Vec<Vec<Template>>, MutualReport), EnrolError> {
         let (mut captures, mut refused) =
             self.series(hand, self.samples, SeriesSoFar::default())?;
         let mut extra = 0;
         loop {
             if let Some(chosen) = agreeing(&captures, self.samples, threshold) {
                 let numbers: Vec<usize> = chosen.iter().map(|&i| i + 1).collect();
-                let templates: Vec<Template> =
+                let chosen: Vec<Vec<Template>> =
                     chosen.iter().map(|&i| captures[i].clone()).collect();
-                let report = check_mutual_numbered(&templates, &numbers, threshold)
-                    .map_err(Refusal::from)?;
-                return Ok((templates, report));
+                let report =
+                    check_mutual_numbered(&chosen, &numbers, threshold).map_err(Refusal::from)?;
+                return Ok((chosen, report));
             }
             // No `samples` of them agree: name every pair that does not match.
             let disagreement = disagreeing(&captures, threshold);
@@ -463,7 +468,7 @@ impl<'o> Capturing<'o> {
         hand: Hand,
         wanted: usize,
         so_far: SeriesSoFar,
-    ) -> Result<(Vec<Template>, usize), EnrolError> {
+    ) -> Result<(Vec<Vec<Template>>, usize), EnrolError> {
         let mut captures =
             CaptureLoop::new(wanted, self.max_refused).continuing(so_far.accepted, so_far.refused);
         self.operator.notice(Notice::SeriesStarted {
@@ -495,7 +500,7 @@ impl<'o> Capturing<'o> {
         };
         self.operator.notice(Notice::SeriesEnded { hand });
         let refused = captures.refused();
-        ended.map(|()| (captures.into_templates(), refused))
+        ended.map(|()| (captures.into_captures(), refused))
     }
 
     /// One accepted capture of `hand` (for the final verification).
@@ -516,9 +521,11 @@ impl<'o> Capturing<'o> {
                 }
             }
         }
+        // The pose found: the verification sends one template (`card_steps::Writer::verify`).
         captures
-            .into_templates()
+            .into_captures()
             .pop()
+            .and_then(|poses| poses.into_iter().next())
             .ok_or(EnrolError::Sensor(SensorError::TaskStopped))
     }
 

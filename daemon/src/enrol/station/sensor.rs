@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use palmgate_matcher::extract::{ExtractError, Extraction, Extractor, InputKind};
+use palmgate_matcher::extract::{ExtractError, Extractor, InputKind, Probe};
 use palmgate_sensor::codec::{FrameFormat, SensorInfo};
 use palmgate_sensor::device::{CaptureRequest, DeviceCommand, DeviceError, SensorEvent};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -80,11 +80,12 @@ pub struct SensorOptions {
     pub input: InputKind,
 }
 
-/// One frame the presentation filter admitted, extracted; refusals are results, not errors.
+/// One frame the presentation filter admitted, extracted at its kind's poses (as a gate cuts a
+/// probe); refusals are results, not errors.
 #[derive(Debug)]
 pub(super) struct Capture {
     pub(super) received: Instant,
-    pub(super) extraction: Result<Extraction, ExtractError>,
+    pub(super) extraction: Result<Probe, ExtractError>,
 }
 
 /// What the sensor told the station that the person at the station should hear.
@@ -319,7 +320,7 @@ impl StationSensor {
                             continue;
                         }
                         let extraction = tokio::task::spawn_blocking(move || {
-                            extractor.extract_detailed(frame.image.as_gray(), input)
+                            extractor.extract_probe(frame.image.as_gray(), input)
                         })
                         .await
                         .map_err(|_| SensorError::ExtractionCrashed)?;
