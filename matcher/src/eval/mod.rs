@@ -1246,6 +1246,16 @@ mod tests {
     }
 
     /// A template whose cells follow `seed` (different seeds compare like strangers).
+    /// A stranger: orientations from a pseudo-random sequence (far from any [`template`]).
+    fn stranger() -> Template {
+        let mut state = 0x2545_f491_u32;
+        let orientations: [u8; CELLS] = std::array::from_fn(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((state >> 24) % 6) as u8
+        });
+        Template::from_cells(&orientations, &[true; CELLS]).expect("template")
+    }
+
     fn template(seed: usize) -> Template {
         let orientations: [u8; CELLS] =
             std::array::from_fn(|i| ((i * 7 + seed * 13 + (i * i * seed) % 11) % 6) as u8);
@@ -1294,20 +1304,69 @@ mod tests {
     }
 
     #[test]
+    fn the_station_compares_the_later_capture_at_its_poses_as_a_card_does() {
+        // Identity 0: its second capture, as found, is another hand's template; its second pose
+        // is the hand's own. The station compares it at its poses against the first as found
+        // (and the third at its one pose against the second's found pose: a stranger's): with
+        // three poses in the set, the hand's first series is refused only because capture 3
+        // does not match capture 2 as found — the earlier is always taken as found.
+        let stranger = stranger();
+        let templates: Vec<Vec<Template>> = vec![
+            vec![template(1)],
+            vec![stranger.clone(), template(1)],
+            vec![template(1), template(1), template(1)],
+            vec![template(5)],
+            vec![template(5)],
+            vec![template(5)],
+        ];
+        let keys: Vec<SampleKey> = [0, 0, 0, 1, 1, 1]
+            .iter()
+            .map(|&identity| SampleKey {
+                identity,
+                session: None,
+            })
+            .collect();
+        assert_eq!(station_poses(&templates), 3);
+        let far = compare(&templates[1][0], &templates[0][0]).expect("comparable");
+        assert!(
+            !far.is_match(Profile::Convenience.threshold(1, 1)),
+            "{far:?}"
+        );
+        for (first_series, _) in &station_roles(2, &keys, &templates) {
+            // Capture 2 matches capture 1 through its second pose; capture 3 does not match
+            // capture 2 as found: identity 0 refused, identity 1 enrolled.
+            assert_eq!(first_series.refused, [0]);
+            assert_eq!(first_series.references[1], [3, 4, 5]);
+        }
+        // The same series with capture 2's own pose found first: every pair matches.
+        let mut reordered = templates.clone();
+        reordered[1] = vec![template(1), stranger.clone()];
+        for (first_series, _) in &station_roles(2, &keys, &reordered) {
+            assert!(
+                first_series.refused.is_empty(),
+                "{:?}",
+                first_series.refused
+            );
+            assert_eq!(first_series.references[0], [0, 1, 2]);
+        }
+        // Without its second pose, capture 2 does not match capture 1: at one pose (a set cut
+        // at one pose), the pair is compared as found.
+        let mut found_only = templates;
+        found_only[1] = vec![stranger];
+        found_only[2] = vec![template(1)];
+        assert_eq!(station_poses(&found_only), 1);
+        for (first_series, _) in &station_roles(2, &keys, &found_only) {
+            assert_eq!(first_series.refused, [0]);
+        }
+    }
+
+    #[test]
     fn the_station_refuses_a_hand_whose_first_captures_disagree_and_checks_only_full_hands() {
         // Identity 0: three captures of one hand (and a fourth, a stranger's, never checked);
         // identity 1: its third capture a stranger's, its fourth its own again (last in the
         // list); identity 2: two captures, not checked; identity 3: a capture that gave no
         // template at the pose found.
-        // A stranger: orientations from a pseudo-random sequence (far from any `template`).
-        let stranger = {
-            let mut state = 0x2545_f491_u32;
-            let orientations: [u8; CELLS] = std::array::from_fn(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((state >> 24) % 6) as u8
-            });
-            Template::from_cells(&orientations, &[true; CELLS]).expect("template")
-        };
+        let stranger = stranger();
         let same = || vec![template(1)];
         let templates: Vec<Vec<Template>> = vec![
             same(),
