@@ -4,9 +4,12 @@
 //! template — the later capture at its kind's poses against the earlier as found, with the
 //! matcher's comparison (the one the card runs) — and must match under the card's threshold for
 //! that many poses: a series that does not agree with itself (two people, a hand turned over, a
-//! smudged sensor) is refused before anything is written to the card. (Until applet 1.9 the
+//! smudged sensor) is refused before anything is written to the card. (Until 2026-12-07 the
 //! station compared both as found; a hand turned a little between two captures then sent the
-//! series back although a gate would have let it in: `docs/matcher.md`, "Not done".) The enrolled template is the *medoid* capture: the one whose largest
+//! series back although a gate would have let it in: `docs/matcher.md`, "The station compares as
+//! a card does".)
+//!
+//! The enrolled template is the *medoid* capture (at its pose found): the one whose largest
 //! distance to the other captures is smallest (ties: smallest sum, then the earlier capture).
 //! Fusing the captures into one template would need registering them against each other first
 //! (their best shifts differ); the medoid needs no new template logic and is, by construction, a
