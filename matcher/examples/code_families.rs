@@ -256,6 +256,16 @@ const COARSE: usize = GRID / 2;
 /// the fine search still needs `MIN_OVERLAP_CELLS`).
 const MIN_COARSE_OVERLAP: u32 = (COARSE * COARSE / 3) as u32;
 
+/// A row of `n` cells moved so that cell `x + dx` lands on cell `x` (cells moved off the row are
+/// dropped).
+fn moved_row(row: u32, dx: i32, n: usize) -> u32 {
+    if dx >= 0 {
+        row >> dx
+    } else {
+        (row << -dx) & ((1u32 << n) - 1)
+    }
+}
+
 /// Cells compared and bits mismatched between two codes of `n`-bit rows at shift (dx, dy): probe
 /// cell (x, y) against reference cell (x + dx, y + dy).
 fn shifted(
@@ -265,14 +275,7 @@ fn shifted(
     dx: i32,
     dy: i32,
 ) -> (u64, u64) {
-    let full = (1u32 << n) - 1;
-    let moved = |row: u32| {
-        if dx >= 0 {
-            row >> dx
-        } else {
-            (row << -dx) & full
-        }
-    };
+    let moved = |row: u32| moved_row(row, dx, n);
     let (mut compared, mut mismatched) = (0u64, 0u64);
     for y in 0..n {
         let Some(ry) = y.checked_add_signed(dy as isize).filter(|&r| r < n) else {
@@ -550,14 +553,7 @@ impl Code {
     /// Cells compared and bits mismatched at shift (dx, dy), per region of the probe (`n` × `n`
     /// regions, row by row).
     fn regions_at_shift(&self, reference: &Code, n: usize, dx: i32, dy: i32) -> Vec<(u64, u64)> {
-        let full = (1u32 << GRID) - 1;
-        let moved = |row: u32| {
-            if dx >= 0 {
-                row >> dx
-            } else {
-                (row << -dx) & full
-            }
-        };
+        let moved = |row: u32| moved_row(row, dx, GRID);
         let bands: Vec<u32> = (0..n)
             .map(|b| {
                 let (from, to) = (b * GRID / n, (b + 1) * GRID / n);

@@ -214,6 +214,9 @@ const REGION_COLUMNS: [u64; REGIONS] = [0x0000_0FFF_0000_0FFF, 0x00FF_F000_00FF_
 /// Words of one region's rows (12 rows, two a word).
 const REGION_WORDS: usize = WORDS / REGIONS;
 
+// `count_region` sums six words and `REGION_COLUMNS` holds two regions of twelve columns.
+const _: () = assert!(REGIONS == 2 && REGION_WORDS == 6);
+
 /// Cells compared and code bits mismatched in one region at one shift.
 #[derive(Debug, Clone, Copy, Default)]
 struct RegionCount {
@@ -318,7 +321,7 @@ pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, Com
                         let other = at(dx + ox, dy + oy)[region];
                         // Enough cells: 4·other ≥ 3·own; closer: other's bits/cells < bits/cells
                         // (cross-multiplied; a region with no cells keeps its 0/0 and moves
-                        // nowhere). Both sides are at most 432 · 432 · 3.
+                        // nowhere). Both sides are at most 432 bits · 144 cells.
                         let enough = !lt_mask(4 * other.compared, 3 * own.compared);
                         let closer = lt_mask(
                             other.mismatched * select(lt_mask(cells, 1), 1, cells),

@@ -494,7 +494,7 @@ pub struct SetEvaluation {
     /// Per profile ([`Profile::ALL`] order), enrolment with [`MAX_ENROLLED_TEMPLATES`] templates
     /// as the enrolment station chooses them (`station_roles`).
     pub station_enrolment: [StationEnrolment; 3],
-    /// The poses the station compared each later capture at (`station_poses`).
+    /// The poses the station compared each later capture at (the set's cut: its kind's poses).
     pub station_poses: usize,
 }
 
@@ -646,7 +646,8 @@ pub fn evaluate_set(
         MAX_ENROLLED_TEMPLATES,
         MAX_ENROLLED_TEMPLATES,
     );
-    let station_roles = station_roles(identities.len(), &keys, &templates);
+    let station_poses = poses.len().max(1);
+    let station_roles = station_roles(identities.len(), &keys, &templates, station_poses);
     let mut references: Vec<usize> = first
         .references
         .iter()
@@ -735,7 +736,7 @@ pub fn evaluate_set(
         all_pairs,
         enrolment,
         station_enrolment,
-        station_poses: station_poses(&templates),
+        station_poses,
     })
 }
 
@@ -769,7 +770,7 @@ impl StationEnrolment {
 /// at the first series and after up to [`STATION_EXTRA_CAPTURES`] extra captures: it compares
 /// captures as a card compares a probe — the later capture at its poses (`templates[j]`) against
 /// the earlier as found (`templates[i][0]`; a capture with no template matches none) — with the
-/// profile's one-template threshold for [`station_poses`] poses (what `palmgate enrol --profile`
+/// profile's one-template threshold for `poses` poses, the set's kind's (what `palmgate enrol --profile`
 /// compares with), enrols the earliest [`MAX_ENROLLED_TEMPLATES`] that all match each other, and
 /// refuses a hand with none; a hand's genuine probes are its captures after the last one the
 /// station took.
@@ -777,6 +778,7 @@ fn station_roles(
     identities: usize,
     keys: &[SampleKey],
     templates: &[Vec<Template>],
+    poses: usize,
 ) -> [(protocol::EnrolmentRoles, protocol::EnrolmentRoles); 3] {
     // Each pair among a hand's first captures, the later at its poses (`None`: not comparable).
     let mut posed_distances: HashMap<(usize, usize), Option<u32>> = HashMap::new();
@@ -796,7 +798,6 @@ fn station_roles(
             }
         }
     }
-    let poses = station_poses(templates);
     Profile::ALL.map(|profile| {
         let threshold = profile.threshold(1, poses).q16();
         let roles = |extra: usize| {
@@ -818,12 +819,6 @@ fn station_roles(
         };
         (roles(0), roles(STATION_EXTRA_CAPTURES))
     })
-}
-
-/// The poses the station cuts a capture at: the set's kind's (the most any capture has; one when
-/// the evaluation cuts one pose).
-fn station_poses(templates: &[Vec<Template>]) -> usize {
-    templates.iter().map(Vec::len).max().unwrap_or(1).max(1)
 }
 
 /// The enrolment station's refusals under each profile ([`StationEnrolment`] per profile).
@@ -1245,7 +1240,6 @@ mod tests {
         assert_eq!(text.matches("os error 2").count(), 1, "{text}");
     }
 
-    /// A template whose cells follow `seed` (different seeds compare like strangers).
     /// A stranger: orientations from a pseudo-random sequence (far from any [`template`]).
     fn stranger() -> Template {
         let mut state = 0x2545_f491_u32;
@@ -1256,6 +1250,7 @@ mod tests {
         Template::from_cells(&orientations, &[true; CELLS]).expect("template")
     }
 
+    /// A template whose cells follow `seed` (different seeds compare like strangers).
     fn template(seed: usize) -> Template {
         let orientations: [u8; CELLS] =
             std::array::from_fn(|i| ((i * 7 + seed * 13 + (i * i * seed) % 11) % 6) as u8);
@@ -1305,16 +1300,15 @@ mod tests {
 
     #[test]
     fn the_station_compares_the_later_capture_at_its_poses_as_a_card_does() {
-        // Identity 0: its second capture, as found, is another hand's template; its second pose
-        // is the hand's own. The station compares it at its poses against the first as found
-        // (and the third at its one pose against the second's found pose: a stranger's): with
-        // three poses in the set, the hand's first series is refused only because capture 3
-        // does not match capture 2 as found — the earlier is always taken as found.
+        // Identity 0: capture 2 as found is a stranger's template and its second pose the hand's
+        // own; capture 3 as found is the hand's own and its second pose the stranger's. Each
+        // later capture at its poses matches every earlier one as found, so the station enrols
+        // the first three; compared as found only, captures 1 and 2 do not match.
         let stranger = stranger();
         let templates: Vec<Vec<Template>> = vec![
             vec![template(1)],
             vec![stranger.clone(), template(1)],
-            vec![template(1), template(1), template(1)],
+            vec![template(1), stranger.clone()],
             vec![template(5)],
             vec![template(5)],
             vec![template(5)],
@@ -1326,37 +1320,27 @@ mod tests {
                 session: None,
             })
             .collect();
-        assert_eq!(station_poses(&templates), 3);
         let far = compare(&templates[1][0], &templates[0][0]).expect("comparable");
         assert!(
             !far.is_match(Profile::Convenience.threshold(1, 1)),
             "{far:?}"
         );
-        for (first_series, _) in &station_roles(2, &keys, &templates) {
-            // Capture 2 matches capture 1 through its second pose; capture 3 does not match
-            // capture 2 as found: identity 0 refused, identity 1 enrolled.
-            assert_eq!(first_series.refused, [0]);
-            assert_eq!(first_series.references[1], [3, 4, 5]);
-        }
-        // The same series with capture 2's own pose found first: every pair matches.
-        let mut reordered = templates.clone();
-        reordered[1] = vec![template(1), stranger.clone()];
-        for (first_series, _) in &station_roles(2, &keys, &reordered) {
+        for (first_series, _) in &station_roles(2, &keys, &templates, 2) {
             assert!(
                 first_series.refused.is_empty(),
                 "{:?}",
                 first_series.refused
             );
             assert_eq!(first_series.references[0], [0, 1, 2]);
+            assert_eq!(first_series.references[1], [3, 4, 5]);
         }
-        // Without its second pose, capture 2 does not match capture 1: at one pose (a set cut
-        // at one pose), the pair is compared as found.
-        let mut found_only = templates;
-        found_only[1] = vec![stranger];
-        found_only[2] = vec![template(1)];
-        assert_eq!(station_poses(&found_only), 1);
-        for (first_series, _) in &station_roles(2, &keys, &found_only) {
+        // The same captures cut at one pose (as found only): captures 1 and 2 do not match, and
+        // the hand is refused.
+        let found_only: Vec<Vec<Template>> =
+            templates.iter().map(|poses| poses[..1].to_vec()).collect();
+        for (first_series, _) in &station_roles(2, &keys, &found_only, 1) {
             assert_eq!(first_series.refused, [0]);
+            assert_eq!(first_series.references[1], [3, 4, 5]);
         }
     }
 
@@ -1397,7 +1381,7 @@ mod tests {
             !far.is_match(Profile::Convenience.threshold(1, 1)),
             "{far:?}"
         );
-        let roles = station_roles(4, &keys, &templates);
+        let roles = station_roles(4, &keys, &templates, 1);
         for (first_series, after_extra) in &roles {
             // First series: identity 0 enrolled from its first three, identity 1 (a stranger's
             // capture) and identity 3 (a capture with no template: not a pass) refused,
@@ -1417,7 +1401,7 @@ mod tests {
         let enrolment = roles.map(|(first_series, after_extra)| {
             StationEnrolment::new(&captures, &first_series, &after_extra, Trials::default())
         });
-        let outcomes = station_outcomes(&enrolment, station_poses(&templates));
+        let outcomes = station_outcomes(&enrolment, 1);
         assert_eq!(outcomes.len(), Profile::ALL.len());
         for (outcome, profile) in outcomes.iter().zip(Profile::ALL) {
             assert_eq!(outcome.profile, profile.name());
