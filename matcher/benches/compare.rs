@@ -7,25 +7,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use palmgate_matcher::template::{CELLS, Template};
 use palmgate_matcher::{Threshold, compare, compare_posed};
 
-fn pseudo_random_template(seed: u64) -> Template {
-    let mut state = seed | 1;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut orientations = [0u8; CELLS];
-    let mut valid = [false; CELLS];
-    for (o, v) in orientations.iter_mut().zip(valid.iter_mut()) {
-        *o = (next() % 6) as u8;
-        *v = next() % 16 != 0;
-    }
-    Template::from_cells(&orientations, &valid).expect("orientations are in range")
-}
+mod support;
+use support::pseudo_random_template;
 
 fn bench_compare(c: &mut Criterion) {
     let probe = pseudo_random_template(1);

@@ -173,28 +173,53 @@ impl CtZero for u32 {
 /// Number of rows of padding on each side of the reference rows, so every y-shift reads in range.
 const PAD: usize = REACH as usize;
 
-/// The reference planes re-packed for one y-shift: word `k` holds reference rows `2k + dy` and
-/// `2k + 1 + dy` (zero outside the grid).
-fn shifted_rows(
-    planes: &[[u64; WORDS]; CODE_BITS + 1],
-    dy: usize,
-) -> [[u64; WORDS]; CODE_BITS + 1] {
-    let mut out = [[0u64; WORDS]; CODE_BITS + 1];
-    for (plane, out_plane) in planes.iter().zip(out.iter_mut()) {
-        let mut rows = [0u64; GRID + 2 * PAD];
+/// Where a row starts in its 32-bit lane while the table is counted: four bits up, so the left
+/// region (cells 0–11) fills the lane's low two bytes and the right region (cells 12–23) its
+/// high two. Byte counts then never mix the two regions and need no masking; shifts of up to
+/// [`REACH`] cells keep every bit in its lane, and bits moved into the lane's padding are
+/// cleared by the probe mask (zero there).
+const ROW_OFFSET: u32 = 4;
+
+// A row moved by ROW_OFFSET and shifted by REACH either way stays inside its 32-bit lane.
+const _: () = assert!(ROW_OFFSET >= REACH as u32 && ROW_OFFSET + GRID as u32 + REACH as u32 <= 32);
+
+/// The probe planes with each row at [`ROW_OFFSET`] in its lane.
+fn offset_rows(planes: &[[u64; WORDS]; CODE_BITS + 1]) -> [[u64; WORDS]; CODE_BITS + 1] {
+    let mut out = *planes;
+    for word in out.iter_mut().flatten() {
+        *word <<= ROW_OFFSET;
+    }
+    out
+}
+
+/// Words of a reference plane packed for every y-shift: [`PAD`] empty rows above and below the
+/// grid, rows at [`ROW_OFFSET`], packed two to a word starting at an even row (parity 0) and at
+/// an odd row (parity 1). The rows of shift `dy` (0 ..= 2 · PAD, the padded row index of the
+/// first row compared) are the [`WORDS`] words of parity `dy % 2` from word `dy / 2`: no
+/// re-packing per shift.
+type PackedRows = [[[u64; WORDS + PAD]; CODE_BITS + 1]; 2];
+
+/// The reference planes packed as [`PackedRows`].
+fn packed_rows(planes: &[[u64; WORDS]; CODE_BITS + 1]) -> PackedRows {
+    // One more empty row than the padding needs, so the odd packing's last word reads in range.
+    let mut padded = [[0u64; GRID + 2 * PAD + 1]; CODE_BITS + 1];
+    for (plane, rows) in planes.iter().zip(padded.iter_mut()) {
         for y in 0..GRID {
-            rows[y + PAD] = (plane[y / 2] >> ((y % 2) * 32)) & ROW_MASK;
+            rows[y + PAD] = ((plane[y / 2] >> ((y % 2) * 32)) & ROW_MASK) << ROW_OFFSET;
         }
-        for (k, word) in out_plane.iter_mut().enumerate() {
-            *word = rows[2 * k + dy] | (rows[2 * k + 1 + dy] << 32);
+    }
+    let mut out = [[[0u64; WORDS + PAD]; CODE_BITS + 1]; 2];
+    for (parity, packed) in out.iter_mut().enumerate() {
+        for (rows, words) in padded.iter().zip(packed.iter_mut()) {
+            for (j, word) in words.iter_mut().enumerate() {
+                *word = rows[2 * j + parity] | (rows[2 * j + 1 + parity] << 32);
+            }
         }
     }
     out
 }
 
 /// Shifts both row lanes of a word so that reference cell `x + dx` lines up with probe cell `x`.
-/// Bits that leave a lane land in the 8 padding bits between lanes or fall off the word; they are
-/// cleared by the probe mask (whose padding is zero).
 #[inline(always)]
 fn shift_x(word: u64, dx: i32) -> u64 {
     if dx >= 0 { word >> dx } else { word << (-dx) }
@@ -207,59 +232,68 @@ fn full_add(a: u64, b: u64, c: u64) -> (u64, u64) {
     (u ^ c, (a & b) | (u & c))
 }
 
-/// The cells of one region of the probe in a word of two rows: the left region holds cells
-/// 0–11 of each row, the right one cells 12–23 (the top regions are words 0–5, rows 0–11).
-const REGION_COLUMNS: [u64; REGIONS] = [0x0000_0FFF_0000_0FFF, 0x00FF_F000_00FF_F000];
-
 /// Words of one region's rows (12 rows, two a word).
 const REGION_WORDS: usize = WORDS / REGIONS;
 
-// `count_region` sums six words and `REGION_COLUMNS` holds two regions of twelve columns.
-const _: () = assert!(REGIONS == 2 && REGION_WORDS == 6);
-
-/// Cells compared and code bits mismatched in one region at one shift.
-#[derive(Debug, Clone, Copy, Default)]
-struct RegionCount {
-    compared: u32,
-    mismatched: u32,
-}
+// `count_regions` sums a half's six words, and ROW_OFFSET puts the two regions' twelve columns
+// in a lane's two 16-bit halves.
+const _: () = assert!(REGIONS == 2 && REGION_WORDS == 6 && GRID == 24);
 
 /// Per-nibble set-bit counts of `x` (each nibble 0–4): the first two steps of a SWAR popcount.
-/// A region's twelve columns are three whole nibbles of a row, so the left and right regions
-/// share these counts and are told apart by masking nibbles: the target has no popcount
-/// instruction by default, and 36 software popcounts a shift cost more than the rest.
+/// The target has no popcount instruction by default; counted this way, a half's words add up
+/// in bytes and its two regions are told apart by byte position.
 #[inline(always)]
 fn nibble_counts(x: u64) -> u64 {
     let pairs = x - ((x >> 1) & 0x5555_5555_5555_5555);
     (pairs & 0x3333_3333_3333_3333) + ((pairs >> 2) & 0x3333_3333_3333_3333)
 }
 
-/// The set bits of one region's six words within `columns`, from their nibble counts: three
-/// words' counts add within a nibble (at most 12), the two sums widen to bytes (at most 48) and
-/// the bytes add by one multiplication (at most 144 < 256, so the top byte holds the total).
+/// Nibble counts widened to byte counts (each byte the sum of its two nibbles).
 #[inline(always)]
-fn count_region(nibbles: &[u64], columns: u64) -> u32 {
+fn widen(nibbles: u64) -> u64 {
     const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
-    let widen = |x: u64| (x & LOW_NIBBLES) + ((x >> 4) & LOW_NIBBLES);
-    let first = (nibbles[0] + nibbles[1] + nibbles[2]) & columns;
-    let second = (nibbles[3] + nibbles[4] + nibbles[5]) & columns;
-    ((widen(first) + widen(second)).wrapping_mul(0x0101_0101_0101_0101) >> 56) as u32
+    (nibbles & LOW_NIBBLES) + ((nibbles >> 4) & LOW_NIBBLES)
 }
 
-/// Each region's counts at shift `dx` of the reference rows `r` (already moved by the y-shift).
+/// The left and right regions' totals of a half's byte counts, in the low and high 16 bits:
+/// the two bytes of each region in a row add into 16-bit lanes (at most 2 · 144), then the
+/// word's two rows add (at most 432 bits a region).
 #[inline(always)]
-fn region_counts(
+fn region_totals(bytes: u64) -> u32 {
+    const LOW_BYTES: u64 = 0x00FF_00FF_00FF_00FF;
+    let lanes = (bytes & LOW_BYTES) + ((bytes >> 8) & LOW_BYTES);
+    (lanes + (lanes >> 32)) as u32
+}
+
+/// Cells compared and code bits mismatched by each region at each shift of the table, the
+/// shift `(dx, dy)` at index `(dy + REACH) · TABLE_SIDE + dx + REACH`. A region compares at most
+/// 144 cells and 432 bits, so `u16` holds them and the products the selection forms (at most
+/// 432 · 144 = 62 208).
+struct RegionTable {
+    compared: [[u16; TABLE_SIDE * TABLE_SIDE]; REGIONS * REGIONS],
+    mismatched: [[u16; TABLE_SIDE * TABLE_SIDE]; REGIONS * REGIONS],
+}
+
+/// Fills the table's entries at index `at`: the probe against the reference words from
+/// `first_word` (the y-shift's packing) moved by `dx`; probe and reference rows at
+/// [`ROW_OFFSET`].
+#[inline(always)]
+fn count_regions(
     probe: &[[u64; WORDS]; CODE_BITS + 1],
-    r: &[[u64; WORDS]; CODE_BITS + 1],
+    reference: &[[u64; WORDS + PAD]; CODE_BITS + 1],
+    first_word: usize,
     dx: i32,
-) -> [RegionCount; REGIONS * REGIONS] {
+    table: &mut RegionTable,
+    at: usize,
+) {
     let [p0, p1, p2, pm] = probe;
-    let [r0, r1, r2, rm] = r;
-    // Per word, the nibble counts of the full adder's sum bits (an odd mismatch, 1 or 3), of its
-    // carry bits (2 or 3, counted twice below) and of the cells compared.
-    let mut ones = [0u64; WORDS];
-    let mut twos = [0u64; WORDS];
-    let mut both = [0u64; WORDS];
+    let [r0, r1, r2, rm] = reference
+        .each_ref()
+        .map(|words| &words[first_word..first_word + WORDS]);
+    // Per word, byte counts of the code bits mismatched (the full adder's sum bits count once,
+    // its carry bits twice: at most 4 + 2 · 4 = 12 a nibble, 24 a byte) and of the cells compared.
+    let mut mismatched = [0u64; WORDS];
+    let mut compared = [0u64; WORDS];
     for w in 0..WORDS {
         let m = pm[w] & shift_x(rm[w], dx);
         let x0 = p0[w] ^ shift_x(r0[w], dx);
@@ -267,21 +301,92 @@ fn region_counts(
         let x2 = p2[w] ^ shift_x(r2[w], dx);
         // Per cell, the mismatch count x0 + x1 + x2 (0–3) as two bit planes (full adder).
         let (sum, carry) = full_add(x0, x1, x2);
-        ones[w] = nibble_counts(sum & m);
-        twos[w] = nibble_counts(carry & m);
-        both[w] = nibble_counts(m);
+        mismatched[w] = widen(nibble_counts(sum & m) + 2 * nibble_counts(carry & m));
+        compared[w] = widen(nibble_counts(m));
     }
-    let mut counts = [RegionCount::default(); REGIONS * REGIONS];
-    for (region, count) in counts.iter_mut().enumerate() {
-        let words = (region / REGIONS) * REGION_WORDS..(region / REGIONS + 1) * REGION_WORDS;
-        let columns = REGION_COLUMNS[region % REGIONS];
-        *count = RegionCount {
-            compared: count_region(&both[words.clone()], columns),
-            mismatched: count_region(&ones[words.clone()], columns)
-                + 2 * count_region(&twos[words], columns),
-        };
+    for half in 0..REGIONS {
+        let words = half * REGION_WORDS..(half + 1) * REGION_WORDS;
+        // Six words: at most 6 · 24 = 144 bits and 48 cells a byte.
+        let compared = region_totals(compared[words.clone()].iter().sum());
+        let mismatched = region_totals(mismatched[words].iter().sum());
+        for side in 0..REGIONS {
+            let region = half * REGIONS + side;
+            table.compared[region][at] = (compared >> (16 * side)) as u16;
+            table.mismatched[region][at] = (mismatched >> (16 * side)) as u16;
+        }
     }
-    counts
+}
+
+/// Lanes of the selection: the common shift `(dx, dy)` is lane `(dy + MAX_SHIFT) · TABLE_SIDE +
+/// dx + MAX_SHIFT`, so the shifts a region may move to are, for every lane at once, one
+/// contiguous run of the table (lanes whose column lies past `2 · MAX_SHIFT` are not common
+/// shifts: they are computed with the rest and never read).
+const LANES: usize = 2 * MAX_SHIFT as usize * TABLE_SIDE + 2 * MAX_SHIFT as usize + 1;
+
+/// Table index of lane 0's common shift, `(-MAX_SHIFT, -MAX_SHIFT)`.
+const FIRST_COMMON: usize = REGION_REACH as usize * (TABLE_SIDE + 1);
+
+/// All ones when `a < b`, else zero, per lane: `b - a` saturating at zero is non-zero exactly
+/// when `a < b` (a vector of `u16` has a saturating subtraction but no unsigned comparison).
+#[inline(always)]
+fn lt_mask16(a: u16, b: u16) -> u16 {
+    0u16.wrapping_sub(u16::from(b.saturating_sub(a) != 0))
+}
+
+/// `if_true` where `mask` is all ones, `if_false` where it is zero.
+#[inline(always)]
+fn select16(mask: u16, if_true: u16, if_false: u16) -> u16 {
+    (if_true & mask) | (if_false & !mask)
+}
+
+/// Each region's cells and bits at every common shift after it moved to its best neighbour,
+/// summed over the regions: `(cells, bits)` per lane. Written lane by lane over contiguous runs
+/// so the compiler can vectorise it: the choice for every region and common shift is the same
+/// sequence of masks as one written shift by shift.
+fn moved_region_sums(table: &RegionTable) -> ([u16; LANES], [u16; LANES]) {
+    let mut overlap = [0u16; LANES];
+    let mut mismatched = [0u16; LANES];
+    for region in 0..REGIONS * REGIONS {
+        let compared = &table.compared[region];
+        let bits_at = &table.mismatched[region];
+        let own_cells = &compared[FIRST_COMMON..FIRST_COMMON + LANES];
+        let mut cells = [0u16; LANES];
+        let mut bits = [0u16; LANES];
+        cells.copy_from_slice(own_cells);
+        bits.copy_from_slice(&bits_at[FIRST_COMMON..FIRST_COMMON + LANES]);
+        for oy in -REGION_REACH..=REGION_REACH {
+            for ox in -REGION_REACH..=REGION_REACH {
+                // The common shift itself is never strictly closer than the best so far (which
+                // starts there and only gets closer): skipping it changes nothing.
+                if ox == 0 && oy == 0 {
+                    continue;
+                }
+                // In 0..=2 · FIRST_COMMON: public loop index.
+                let start = (FIRST_COMMON as i32 + oy * TABLE_SIDE as i32 + ox) as usize;
+                let other_cells = &compared[start..start + LANES];
+                let other_bits = &bits_at[start..start + LANES];
+                for lane in 0..LANES {
+                    // Enough cells: 4·other ≥ 3·own; closer: other's bits/cells < bits/cells,
+                    // cross-multiplied (a region with no cells has no bits either: 0 < 0 fails
+                    // and it moves nowhere). Both sides are at most 432 bits · 144 cells < 2^16.
+                    let enough = !lt_mask16(4 * other_cells[lane], 3 * own_cells[lane]);
+                    let closer = lt_mask16(
+                        other_bits[lane].wrapping_mul(cells[lane]),
+                        bits[lane].wrapping_mul(other_cells[lane]),
+                    );
+                    let take = enough & closer;
+                    cells[lane] = select16(take, other_cells[lane], cells[lane]);
+                    bits[lane] = select16(take, other_bits[lane], bits[lane]);
+                }
+            }
+        }
+        for lane in 0..LANES {
+            // At most 576 cells and 1728 bits over the four regions.
+            overlap[lane] += cells[lane];
+            mismatched[lane] += bits[lane];
+        }
+    }
+    (overlap, mismatched)
 }
 
 /// Compares a probe with a reference: the minimum masked normalised Hamming distance over the
@@ -295,46 +400,32 @@ pub fn compare(probe: &Template, reference: &Template) -> Result<Comparison, Com
         });
     }
     // Every region's counts at every shift a region can take.
-    let mut table = [[RegionCount::default(); REGIONS * REGIONS]; TABLE_SIDE * TABLE_SIDE];
+    let mut table = RegionTable {
+        compared: [[0; TABLE_SIDE * TABLE_SIDE]; REGIONS * REGIONS],
+        mismatched: [[0; TABLE_SIDE * TABLE_SIDE]; REGIONS * REGIONS],
+    };
+    let probe_rows = offset_rows(&probe.planes);
+    let reference_rows = packed_rows(&reference.planes);
     for dy in -REACH..=REACH {
         // dy + REACH is in 0..=2·PAD: public loop index.
-        let rows = shifted_rows(&reference.planes, (dy + REACH) as usize);
+        let first_row = (dy + REACH) as usize;
+        let rows = &reference_rows[first_row % 2];
         for dx in -REACH..=REACH {
-            table[(dy + REACH) as usize * TABLE_SIDE + (dx + REACH) as usize] =
-                region_counts(&probe.planes, &rows, dx);
+            let at = first_row * TABLE_SIDE + (dx + REACH) as usize;
+            count_regions(&probe_rows, rows, first_row / 2, dx, &mut table, at);
         }
     }
-    let at = |dx: i32, dy: i32| &table[(dy + REACH) as usize * TABLE_SIDE + (dx + REACH) as usize];
+    let (overlaps, mismatches) = moved_region_sums(&table);
     // Start above any real distance (2/1), so the first eligible shift always wins.
     let mut best_num = 2u32;
     let mut best_den = 1u32;
     let mut best_overlap = 0u32;
     let mut max_overlap = 0u32;
-    for dy in -MAX_SHIFT..=MAX_SHIFT {
-        for dx in -MAX_SHIFT..=MAX_SHIFT {
-            let (mut overlap, mut mismatched) = (0u32, 0u32);
-            for region in 0..REGIONS * REGIONS {
-                let own = at(dx, dy)[region];
-                let (mut cells, mut bits) = (own.compared, own.mismatched);
-                for oy in -REGION_REACH..=REGION_REACH {
-                    for ox in -REGION_REACH..=REGION_REACH {
-                        let other = at(dx + ox, dy + oy)[region];
-                        // Enough cells: 4·other ≥ 3·own; closer: other's bits/cells < bits/cells
-                        // (cross-multiplied; a region with no cells keeps its 0/0 and moves
-                        // nowhere). Both sides are at most 432 bits · 144 cells.
-                        let enough = !lt_mask(4 * other.compared, 3 * own.compared);
-                        let closer = lt_mask(
-                            other.mismatched * select(lt_mask(cells, 1), 1, cells),
-                            bits * other.compared,
-                        );
-                        let take = enough & closer;
-                        cells = select(take, other.compared, cells);
-                        bits = select(take, other.mismatched, bits);
-                    }
-                }
-                overlap += cells;
-                mismatched += bits;
-            }
+    for dy in 0..=2 * MAX_SHIFT as usize {
+        for dx in 0..=2 * MAX_SHIFT as usize {
+            let lane = dy * TABLE_SIDE + dx;
+            let overlap = u32::from(overlaps[lane]);
+            let mismatched = u32::from(mismatches[lane]);
             let compared = 3 * overlap;
             let eligible = !lt_mask(overlap, u32::from(MIN_OVERLAP_CELLS));
             let num = select(eligible, mismatched, 2);
