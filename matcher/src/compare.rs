@@ -897,6 +897,34 @@ mod tests {
                 })
         }
 
+        /// A probe whose quarters are valid unevenly — none, only a strip along the grid's edge
+        /// (so a quarter compares no cells at some shifts and some at its neighbours), a
+        /// sparse scatter or all — so regions with no cells, few cells and the three-quarters
+        /// rule are exercised at once.
+        fn patchy_template() -> impl Strategy<Value = Template> {
+            (
+                proptest::collection::vec(0u8..6, CELLS),
+                proptest::array::uniform4(0u8..4),
+                proptest::collection::vec(0u32..1000, CELLS),
+            )
+                .prop_map(|(o, kinds, rolls)| {
+                    const SIDE: usize = GRID / REGIONS;
+                    let o: [u8; CELLS] = o.try_into().unwrap();
+                    let mut v = [false; CELLS];
+                    for (i, slot) in v.iter_mut().enumerate() {
+                        let (x, y) = (i % GRID, i / GRID);
+                        let quarter = (y / SIDE) * REGIONS + x / SIDE;
+                        *slot = match kinds[quarter] {
+                            0 => false,
+                            1 => y == 0 || y == GRID - 1 || x == 0 || x == GRID - 1,
+                            2 => rolls[i] < 150,
+                            _ => true,
+                        };
+                    }
+                    Template::from_cells(&o, &v).unwrap()
+                })
+        }
+
         fn check(probe: &Template, reference: &Template) -> Result<(), TestCaseError> {
             let c = compare(probe, reference).unwrap();
             let (d, mismatched, overlap) = naive(probe, reference);
@@ -930,6 +958,16 @@ mod tests {
             #[test]
             fn related_pairs_match_naive((probe, reference) in related_pair()) {
                 check(&probe, &reference)?;
+            }
+
+            #[test]
+            fn patchy_probes_match_naive(
+                probe in patchy_template(),
+                reference in arbitrary_template(),
+                same in any::<bool>(),
+            ) {
+                // Against a stranger, and against itself (every region's best is its own shift).
+                check(&probe, if same { &probe } else { &reference })?;
             }
 
             #[test]
