@@ -118,11 +118,29 @@ fn check_raspberry_pi(suggestion: &str) -> Result<(), ExitCode> {
 }
 
 fn gpio_unavailable(error: &GpioError, suggestion: &str) -> ExitCode {
-    eprintln!(
-        "palmgate: GPIO not available: {}",
-        palmgate::error_chain(error)
-    );
-    eprintln!("Run `{suggestion} --simulate` to use the simulated GPIO backend instead.");
+    print_lines(&gpio_unavailable_lines(
+        &palmgate::error_chain(error),
+        None,
+        suggestion,
+    ))
+}
+
+/// What `palmgate door` prints when it has no GPIO: the cause once, a hint if there is one, and
+/// how to run on the simulated backend instead.
+fn gpio_unavailable_lines(cause: &str, hint: Option<&str>, suggestion: &str) -> Vec<String> {
+    let mut lines = vec![format!("palmgate: GPIO not available: {cause}")];
+    lines.extend(hint.map(str::to_owned));
+    lines.push(format!(
+        "Run `{suggestion} --simulate` to use the simulated GPIO backend instead."
+    ));
+    lines
+}
+
+/// Prints `lines` to standard error; GPIO not available.
+fn print_lines(lines: &[String]) -> ExitCode {
+    for line in lines {
+        eprintln!("{line}");
+    }
     ExitCode::from(GPIO_UNAVAILABLE)
 }
 
@@ -146,18 +164,25 @@ fn open(
 
 /// A driver error at start-up: pins that cannot be claimed mean no GPIO for us.
 fn start_failure(error: DriverError, suggestion: &str) -> anyhow::Result<ExitCode> {
-    match &error {
-        DriverError::Pin { source, .. } => {
-            eprintln!("palmgate: {}", palmgate::error_chain(&error));
-            if matches!(source, GpioError::PinUsed(_)) {
-                eprintln!(
-                    "Is the palmgate daemon running? Stop it first (systemctl stop palmgate)."
-                );
-            }
-            Ok(gpio_unavailable(source, suggestion))
-        }
-        _ => Err(anyhow::Error::new(error).context("cannot start the door driver")),
+    match start_failure_lines(&error, suggestion) {
+        Some(lines) => Ok(print_lines(&lines)),
+        None => Err(anyhow::Error::new(error).context("cannot start the door driver")),
     }
+}
+
+/// The lines for a pin that could not be claimed (the pin, its role and the GPIO cause, said
+/// once), or `None` for any other failure.
+fn start_failure_lines(error: &DriverError, suggestion: &str) -> Option<Vec<String>> {
+    let DriverError::Pin { source, .. } = error else {
+        return None;
+    };
+    let hint = matches!(source, GpioError::PinUsed(_))
+        .then_some("Is the palmgate daemon running? Stop it first (systemctl stop palmgate).");
+    Some(gpio_unavailable_lines(
+        &palmgate::error_chain(error),
+        hint,
+        suggestion,
+    ))
 }
 
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
@@ -458,4 +483,45 @@ fn safe(args: SafeArgs) -> anyhow::Result<ExitCode> {
         config.doors.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_in_use_is_said_once_with_its_role_and_what_to_do() {
+        let error = DriverError::Pin {
+            what: "door main lock".into(),
+            pin: 17,
+            source: GpioError::PinUsed(17),
+        };
+        let lines = start_failure_lines(&error, "palmgate door test main").expect("a pin failure");
+        assert_eq!(
+            lines,
+            [
+                "palmgate: GPIO not available: door main lock (GPIO 17): GPIO 17 is already in use",
+                "Is the palmgate daemon running? Stop it first (systemctl stop palmgate).",
+                "Run `palmgate door test main --simulate` to use the simulated GPIO backend instead.",
+            ]
+        );
+        let text = lines.join("\n");
+        assert_eq!(text.matches("already in use").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn other_pin_failures_have_no_daemon_hint_and_other_failures_no_gpio_text() {
+        let denied = DriverError::Pin {
+            what: "fire input".into(),
+            pin: 4,
+            source: GpioError::PermissionDenied("/dev/gpiomem".into()),
+        };
+        let lines = start_failure_lines(&denied, "palmgate door safe").expect("a pin failure");
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("fire input (GPIO 4): permission denied"),
+            "{lines:?}"
+        );
+        assert!(start_failure_lines(&DriverError::UnknownDoor("x".into()), "s").is_none());
+    }
 }
